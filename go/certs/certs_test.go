@@ -1,0 +1,169 @@
+package certs
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestEnsureDevCreatesVerifiableSet(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	files, err := EnsureDev(dir, []string{"proglog.internal", "10.1.2.3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := LoadAuthority(files.CACert, files.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ReadCertificate(files.ServerCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"localhost", "127.0.0.1", "::1", "proglog.internal", "10.1.2.3"} {
+		if _, err := srv.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: h, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+			t.Errorf("server cert for %s: %v", h, err)
+		}
+	}
+	for _, name := range DevClients {
+		c, err := ReadCertificate(files.ClientCert(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Subject.CommonName != name {
+			t.Errorf("client CN = %q, want %q", c.Subject.CommonName, name)
+		}
+		if _, err := c.Verify(x509.VerifyOptions{Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			t.Errorf("client %s: %v", name, err)
+		}
+		if _, err := tls.LoadX509KeyPair(files.ClientCert(name), files.ClientKey(name)); err != nil {
+			t.Errorf("client %s key pair: %v", name, err)
+		}
+	}
+	for _, key := range []string{files.CAKey, files.ServerKey, files.ClientKey("root"), files.ClientKey("nobody")} {
+		st, err := os.Stat(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode = %v, want 0600", key, st.Mode().Perm())
+		}
+	}
+	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
+		t.Errorf("dir mode = %v, want 0700", st.Mode().Perm())
+	}
+}
+
+func TestEnsureDevKeepsValidFilesAndRepairsMissing(t *testing.T) {
+	dir := t.TempDir()
+	files, err := EnsureDev(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	caBefore, srvBefore, rootBefore := read(files.CACert), read(files.ServerCert), read(files.ClientCert("root"))
+
+	// Second run with the same hosts: nothing changes.
+	if _, err := EnsureDev(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if read(files.CACert) != caBefore || read(files.ServerCert) != srvBefore || read(files.ClientCert("root")) != rootBefore {
+		t.Fatal("EnsureDev rewrote valid files")
+	}
+
+	// A missing client is reissued by the same CA; a new host reissues the server only.
+	if err := os.Remove(files.ClientCert("nobody")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureDev(dir, []string{"new.example"}); err != nil {
+		t.Fatal(err)
+	}
+	if read(files.CACert) != caBefore || read(files.ClientCert("root")) != rootBefore {
+		t.Fatal("EnsureDev replaced the CA or a valid client")
+	}
+	if read(files.ServerCert) == srvBefore {
+		t.Fatal("server certificate not reissued for a new host")
+	}
+	srv, _ := ReadCertificate(files.ServerCert)
+	if err := srv.VerifyHostname("new.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(files.ClientCert("nobody")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Losing the CA key replaces the CA and therefore every leaf.
+	if err := os.Remove(files.CAKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureDev(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if read(files.CACert) == caBefore || read(files.ClientCert("root")) == rootBefore {
+		t.Fatal("leaves of a replaced CA were kept")
+	}
+}
+
+func TestIssueExpiredAndForeign(t *testing.T) {
+	ca, err := NewAuthority("a", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewAuthority("b", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-48 * time.Hour)
+	expired, err := ca.Issue(Request{CommonName: "root", Client: true, NotBefore: past, NotAfter: past.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var invalid x509.CertificateInvalidError
+	_, err = expired.Cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if !errors.As(err, &invalid) || invalid.Reason != x509.Expired {
+		t.Fatalf("expired cert verify = %v, want Expired", err)
+	}
+	foreign, err := other.IssueClient("root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unknown x509.UnknownAuthorityError
+	if _, err := foreign.Cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); !errors.As(err, &unknown) {
+		t.Fatalf("foreign cert verify = %v, want UnknownAuthorityError", err)
+	}
+	if _, err := ca.IssueClient(" "); !errors.Is(err, ErrNoCommonName) {
+		t.Fatalf("empty CN: %v", err)
+	}
+}
+
+func TestLoadAuthorityRejectsMismatchedKey(t *testing.T) {
+	dir := t.TempDir()
+	a, _ := NewAuthority("a", 0)
+	b, _ := NewAuthority("b", 0)
+	if err := a.Write(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca-key.pem"), b.KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadAuthority(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")); !errors.Is(err, ErrKeyMismatch) {
+		t.Fatalf("err = %v, want ErrKeyMismatch", err)
+	}
+	leaf, _ := a.IssueClient("x")
+	if err := leaf.Write(filepath.Join(dir, "x.pem"), filepath.Join(dir, "x-key.pem")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadAuthority(filepath.Join(dir, "x.pem"), filepath.Join(dir, "x-key.pem")); !errors.Is(err, ErrNotCA) {
+		t.Fatalf("err = %v, want ErrNotCA", err)
+	}
+}

@@ -1,0 +1,117 @@
+package certs
+
+import (
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// DevClients are the client identities EnsureDev issues: "root" is allowed
+// everything by the default ACL and "nobody" nothing.
+var DevClients = []string{"root", "nobody"}
+
+// renewBefore makes EnsureDev replace certificates about to expire, so a dev
+// server restarted weekly never starts with a certificate that dies mid-run.
+const renewBefore = 7 * 24 * time.Hour
+
+// DevFiles names the files of a development certificate directory.
+type DevFiles struct {
+	Dir                   string
+	CACert, CAKey         string
+	ServerCert, ServerKey string
+}
+
+// DevFilesIn returns the file names EnsureDev uses in dir.
+func DevFilesIn(dir string) DevFiles {
+	return DevFiles{
+		Dir:        dir,
+		CACert:     filepath.Join(dir, "ca.pem"),
+		CAKey:      filepath.Join(dir, "ca-key.pem"),
+		ServerCert: filepath.Join(dir, "server.pem"),
+		ServerKey:  filepath.Join(dir, "server-key.pem"),
+	}
+}
+
+// ClientCert is the certificate file of client name.
+func (f DevFiles) ClientCert(name string) string { return filepath.Join(f.Dir, name+".pem") }
+
+// ClientKey is the key file of client name.
+func (f DevFiles) ClientKey(name string) string { return filepath.Join(f.Dir, name+"-key.pem") }
+
+// EnsureDev makes dir hold a usable development PKI and returns its file
+// names. It keeps every valid file and (re)creates only what is missing: a
+// new CA (and then every leaf) if the CA is absent, unreadable or expiring;
+// a server certificate if absent, not from the CA, expiring, or not valid for
+// one of hosts or the loopback names; a client certificate for each of
+// DevClients if absent, not from the CA or expiring.
+func EnsureDev(dir string, hosts []string) (DevFiles, error) {
+	files := DevFilesIn(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return files, fmt.Errorf("certs: create %s: %w", dir, err)
+	}
+	// An unreadable CA is replaced rather than reported: it is dev material
+	// that EnsureDev itself owns, and the leaves it signed go with it.
+	ca, err := LoadAuthority(files.CACert, files.CAKey)
+	if err != nil || expiring(ca.Cert) {
+		ca, err = NewAuthority("proglog dev CA", 0)
+		if err != nil {
+			return files, err
+		}
+		if err := ca.Write(files.CACert, files.CAKey); err != nil {
+			return files, err
+		}
+	}
+	all := withLoopback(hosts)
+	if !leafOK(ca, files.ServerCert, files.ServerKey, x509.ExtKeyUsageServerAuth, all) {
+		kp, err := ca.IssueServer(all...)
+		if err != nil {
+			return files, err
+		}
+		if err := kp.Write(files.ServerCert, files.ServerKey); err != nil {
+			return files, err
+		}
+	}
+	for _, name := range DevClients {
+		certFile, keyFile := files.ClientCert(name), files.ClientKey(name)
+		if leafOK(ca, certFile, keyFile, x509.ExtKeyUsageClientAuth, nil) {
+			continue
+		}
+		kp, err := ca.IssueClient(name)
+		if err != nil {
+			return files, err
+		}
+		if err := kp.Write(certFile, keyFile); err != nil {
+			return files, err
+		}
+	}
+	return files, nil
+}
+
+// leafOK reports whether certFile/keyFile form a pair signed by ca, valid for
+// usage, not expiring, and valid for every host.
+func leafOK(ca *Authority, certFile, keyFile string, usage x509.ExtKeyUsage, hosts []string) bool {
+	cert, err := ReadCertificate(certFile)
+	if err != nil || expiring(cert) {
+		return false
+	}
+	key, err := ReadKey(keyFile)
+	if err != nil || !key.PublicKey.Equal(cert.PublicKey) {
+		return false
+	}
+	opts := x509.VerifyOptions{Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{usage}}
+	if _, err := cert.Verify(opts); err != nil {
+		return false
+	}
+	for _, h := range hosts {
+		if cert.VerifyHostname(h) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func expiring(cert *x509.Certificate) bool {
+	return time.Now().Add(renewBefore).After(cert.NotAfter)
+}

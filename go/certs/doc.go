@@ -1,0 +1,14 @@
+// Package certs issues X.509 certificates for proglog with the standard
+// library only: a self-signed certificate authority and leaf certificates for
+// servers (with DNS/IP subject alternative names) and for clients (whose
+// subject common name is the principal that proglog authorizes).
+//
+// All keys are ECDSA P-256, written as PKCS#8 PEM files with mode 0600;
+// certificates are PEM with mode 0644.
+//
+// EnsureDev lays out a development directory — ca.pem, ca-key.pem, server.pem,
+// server-key.pem and one NAME.pem/NAME-key.pem pair per client in DevClients —
+// creating only what is missing, expired, not signed by the directory's CA, or
+// (for the server) not covering every requested host. It is meant for
+// `proglog serve --dev` and tests; production deployments bring their own PKI.
+package certs
