@@ -1,0 +1,76 @@
+package auth
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDefaultPolicy(t *testing.T) {
+	a, err := NewAuthorizer("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, act := range []string{ActionProduce, ActionConsume, ActionServers} {
+		for _, obj := range []string{"log", "other-log"} {
+			if err := a.Authorize("root", obj, act); err != nil {
+				t.Errorf("root %s %s: %v", act, obj, err)
+			}
+			for _, sub := range []string{"nobody", "", "Root", "root2", "*"} {
+				if err := a.Authorize(sub, obj, act); !errors.Is(err, ErrPermissionDenied) {
+					t.Errorf("%q %s %s: err = %v, want denied", sub, act, obj, err)
+				}
+			}
+		}
+	}
+}
+
+func TestPolicyFromFilesWithRolesAndObjects(t *testing.T) {
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.csv")
+	os.WriteFile(policy, []byte(strings.Join([]string{
+		"# comment",
+		"p, producer, log, produce",
+		"p, reader, log, consume",
+		"p, reader, audit-*, consume",
+		"g, alice, producer",
+		"g, bob, reader",
+		"",
+	}, "\n")), 0o644)
+	a, err := NewAuthorizer("", policy) // default model from the embedded file
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow := [][3]string{{"alice", "log", ActionProduce}, {"bob", "log", ActionConsume}, {"bob", "audit-2025", ActionConsume}}
+	deny := [][3]string{
+		{"alice", "log", ActionConsume}, {"alice", "other", ActionProduce},
+		{"bob", "log", ActionProduce}, {"bob", "other", ActionConsume},
+		{"producer", "log", ActionServers}, {"root", "log", ActionProduce},
+	}
+	for _, r := range allow {
+		if err := a.Authorize(r[0], r[1], r[2]); err != nil {
+			t.Errorf("%v: %v", r, err)
+		}
+	}
+	for _, r := range deny {
+		if err := a.Authorize(r[0], r[1], r[2]); !errors.Is(err, ErrPermissionDenied) {
+			t.Errorf("%v: err = %v, want denied", r, err)
+		}
+	}
+}
+
+func TestMalformedPolicyIsAnError(t *testing.T) {
+	for _, bad := range []string{"p, root, *", "x, root, *, *", "p, root, *, *, extra"} {
+		if _, err := NewAuthorizerFromText(defaultModel, []byte(bad)); err == nil {
+			t.Errorf("policy %q accepted", bad)
+		}
+	}
+	if _, err := NewAuthorizer(filepath.Join(t.TempDir(), "missing.conf"), ""); err == nil {
+		t.Error("missing model file accepted")
+	}
+	if _, err := NewAuthorizerFromText("[request_definition]\n", defaultPolicy); err == nil {
+		t.Error("broken model accepted")
+	}
+}

@@ -1,0 +1,23 @@
+// Package auth secures proglog's gRPC API: TLS configuration, authentication
+// of clients by certificate, and authorization by access-control list.
+//
+// TLS. TLSConfig builds server and client *tls.Config values: TLS 1.2 at
+// least (only forward-secret AEAD suites), TLS 1.3 preferred (Go negotiates
+// it whenever both sides support it). A server given a CA verifies client
+// certificates against it (mutual TLS).
+//
+// Authentication. The principal of a call is the subject common name of the
+// client certificate verified during the TLS handshake. The interceptors of
+// UnaryServerInterceptor and StreamServerInterceptor put it in the context
+// (read it with Subject) and reject calls without one with
+// codes.Unauthenticated: no peer, a non-TLS connection, no verified chain or
+// an empty common name. They never panic on missing connection state.
+//
+// Authorization. Authorizer evaluates a casbin model and policy: the request
+// is (subject, object, action), where object is the resource — the log's
+// name, such as "log" — and action is one of ActionProduce, ActionConsume and
+// ActionServers. Anything not explicitly allowed is denied. The defaults
+// (model.conf and policy.csv in this directory, embedded in the binary) allow
+// "root" everything on every resource and nobody else anything; operators
+// pass their own files to NewAuthorizer.
+package auth
