@@ -164,7 +164,7 @@ func (c *logClient) GetServers(ctx context.Context, in *GetServersRequest, opts 
 }
 
 // LogServer is the server API for Log service.
-// All implementations must embed UnimplementedLogServer
+// All implementations should embed UnimplementedLogServer
 // for forward compatibility.
 //
 // Log is a single commit log.
@@ -217,10 +217,9 @@ type LogServer interface {
 	// GetServers lists the servers serving this log. A single node lists only
 	// itself, as leader.
 	GetServers(context.Context, *GetServersRequest) (*GetServersResponse, error)
-	mustEmbedUnimplementedLogServer()
 }
 
-// UnimplementedLogServer must be embedded to have
+// UnimplementedLogServer should be embedded to have
 // forward compatible implementations.
 //
 // NOTE: this should be embedded by value instead of pointer to avoid a nil
@@ -245,8 +244,7 @@ func (UnimplementedLogServer) ConsumeStream(*ConsumeRequest, grpc.ServerStreamin
 func (UnimplementedLogServer) GetServers(context.Context, *GetServersRequest) (*GetServersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetServers not implemented")
 }
-func (UnimplementedLogServer) mustEmbedUnimplementedLogServer() {}
-func (UnimplementedLogServer) testEmbeddedByValue()             {}
+func (UnimplementedLogServer) testEmbeddedByValue() {}
 
 // UnsafeLogServer may be embedded to opt out of forward compatibility for this service.
 // Use of this interface is not recommended, as added methods to LogServer will
