@@ -47,6 +47,10 @@ var (
 	// log files.
 	ErrNotEmpty = errors.New("log: directory not empty")
 
+	// ErrLocked: another Log (in this or another process) has the
+	// directory open.
+	ErrLocked = errors.New("log: directory is locked by another Log")
+
 	// ErrUnknownFiles: Open found files in the log directory whose names it
 	// does not recognise. The concrete error lists them.
 	ErrUnknownFiles = errors.New("log: unrecognised files in log directory")

@@ -1,0 +1,67 @@
+package segment
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// File is the part of *os.File that stores and indexes use. It exists so
+// tests can interpose on file operations (to record the order of writes and
+// syncs, or inject failures); production code uses *os.File.
+//
+// The index memory-maps its file, which needs a real *os.File: a File used
+// for an index must be an *os.File or implement OSFile() *os.File.
+type File interface {
+	io.ReaderAt
+	io.WriterAt
+	Sync() error
+	Truncate(size int64) error
+	Stat() (os.FileInfo, error)
+	Close() error
+	Name() string
+}
+
+// OpenFileFunc opens a file like os.OpenFile.
+type OpenFileFunc func(name string, flag int, perm os.FileMode) (File, error)
+
+// osOpenFile is the default OpenFileFunc.
+func osOpenFile(name string, flag int, perm os.FileMode) (File, error) {
+	f, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err // not a typed nil in an interface
+	}
+	return f, nil
+}
+
+// osFile returns the *os.File behind f, for memory mapping.
+func osFile(f File) (*os.File, error) {
+	switch v := f.(type) {
+	case *os.File:
+		return v, nil
+	case interface{ OSFile() *os.File }:
+		return v.OSFile(), nil
+	}
+	return nil, fmt.Errorf("segment: %s: file type %T cannot be memory-mapped (needs *os.File or OSFile())", f.Name(), f)
+}
+
+// syncDir fsyncs a directory so that file creations, renames and removals
+// in it are durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("segment: open dir for sync: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("segment: sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// SyncDir fsyncs the directory dir (after creating or removing segment
+// files).
+func SyncDir(dir string) error { return syncDir(dir) }

@@ -1,0 +1,57 @@
+package segment
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// File name suffixes. Segment files are named by their zero-padded base
+// offset: "%020d.store" and "%020d.index".
+const (
+	StoreSuffix = ".store"
+	IndexSuffix = ".index"
+	nameDigits  = 20
+)
+
+// StoreName returns the file name of the store of the segment with base
+// offset base, e.g. "00000000000000000042.store".
+func StoreName(base uint64) string { return fmt.Sprintf("%020d%s", base, StoreSuffix) }
+
+// IndexName returns the file name of the index of the segment with base
+// offset base.
+func IndexName(base uint64) string { return fmt.Sprintf("%020d%s", base, IndexSuffix) }
+
+// StorePath is filepath.Join(dir, StoreName(base)).
+func StorePath(dir string, base uint64) string { return filepath.Join(dir, StoreName(base)) }
+
+// IndexPath is filepath.Join(dir, IndexName(base)).
+func IndexPath(dir string, base uint64) string { return filepath.Join(dir, IndexName(base)) }
+
+// ParseName parses a segment file name. It accepts exactly the names
+// StoreName and IndexName produce and reports which kind it is.
+func ParseName(name string) (base uint64, isStore bool, ok bool) {
+	var stem string
+	switch {
+	case strings.HasSuffix(name, StoreSuffix):
+		stem, isStore = strings.TrimSuffix(name, StoreSuffix), true
+	case strings.HasSuffix(name, IndexSuffix):
+		stem = strings.TrimSuffix(name, IndexSuffix)
+	default:
+		return 0, false, false
+	}
+	if len(stem) != nameDigits {
+		return 0, false, false
+	}
+	for _, c := range stem {
+		if c < '0' || c > '9' {
+			return 0, false, false
+		}
+	}
+	base, err := strconv.ParseUint(stem, 10, 64)
+	if err != nil {
+		return 0, false, false // above MaxUint64
+	}
+	return base, isStore, true
+}
