@@ -14,6 +14,14 @@ load("@rules_shell//shell:sh_binary.bzl", "sh_binary")
 load("@rules_shell//shell:sh_test.bzl", "sh_test")
 
 def generated_files(name, srcs, outs, **kwargs):
+    """Declares <name>_test and <name>.update for checked-in copies of generated files.
+
+    Args:
+      name: prefix of the two targets.
+      srcs: targets whose output files are the generated code.
+      outs: the checked-in copies in this package, matched to srcs' files by base name.
+      **kwargs: passed to both targets (e.g. tags, visibility).
+    """
     pairs = []
     for out in outs:
         pairs.append("$(rlocationpath %s)" % out)

@@ -1,12 +1,26 @@
-"""A `buildozer_binary` extension that creates an empty repository of the expected name."""
+"""`buildozer_binary` extension: @buildozer_binary//:buildozer.exe, as `bazel mod tidy` expects.
 
-def _empty_repo_impl(rctx):
-    rctx.file("BUILD.bazel", "")
+The real module downloads a prebuilt binary; offline, the script builds buildozer from the Go
+module proxy with the Go toolchain on PATH (cached by Go after the first run).
+"""
 
-_empty_repo = repository_rule(implementation = _empty_repo_impl)
+# Same buildtools version as the repository's go.mod (buildifier).
+BUILDTOOLS_VERSION = "v0.0.0-20250602201422-b1e23f1025b8"
+
+_SCRIPT = """#!/bin/sh
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local GOPATH="${{GOPATH:-${{HOME:-/tmp}}/go}}"
+export GOCACHE="${{GOCACHE:-$GOPATH/cache}}"
+exec go run github.com/bazelbuild/buildtools/buildozer@{version} "$@"
+"""
+
+def _buildozer_repo_impl(rctx):
+    rctx.file("buildozer.exe", _SCRIPT.format(version = BUILDTOOLS_VERSION), executable = True)
+    rctx.file("BUILD.bazel", 'exports_files(["buildozer.exe"])\n')
+
+_buildozer_repo = repository_rule(implementation = _buildozer_repo_impl)
 
 def _buildozer_binary_impl(_mctx):
-    _empty_repo(name = "buildozer_binary")
+    _buildozer_repo(name = "buildozer_binary")
 
 buildozer_binary = module_extension(
     implementation = _buildozer_binary_impl,
