@@ -208,6 +208,8 @@ func (s *Segment) rebuildIndex() error {
 		s.recovery.TruncateReason = fmt.Sprintf("%s at %d", bad, validEnd)
 		s.lastWrite.Store(time.Now().UnixNano())
 	}
+	// Growing may have mapped more than configured; accept no more.
+	x.capacity = max(x.n, indexCapacity(s.c.MaxIndexBytes))
 	if !s.writable {
 		// Persist the rebuilt index as clean and reopen it read-only.
 		x.writable = true

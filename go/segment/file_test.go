@@ -1,0 +1,106 @@
+package segment
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// recorder is an OpenFileFunc whose files log every mutating operation.
+type recorder struct {
+	mu  sync.Mutex
+	ops []string // "write <name>", "sync <name>", "truncate <name>"
+}
+
+type recordingFile struct {
+	*os.File
+	r *recorder
+}
+
+func (r *recorder) open(name string, flag int, perm os.FileMode) (File, error) {
+	f, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &recordingFile{File: f, r: r}, nil
+}
+
+func (r *recorder) log(op, name string) {
+	r.mu.Lock()
+	r.ops = append(r.ops, op+" "+filepath.Base(name))
+	r.mu.Unlock()
+}
+
+// take returns and clears the operations recorded so far.
+func (r *recorder) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ops := r.ops
+	r.ops = nil
+	return ops
+}
+
+func (f *recordingFile) OSFile() *os.File { return f.File }
+func (f *recordingFile) WriteAt(b []byte, off int64) (int, error) {
+	f.r.log("write", f.Name())
+	return f.File.WriteAt(b, off)
+}
+func (f *recordingFile) Sync() error { f.r.log("sync", f.Name()); return f.File.Sync() }
+func (f *recordingFile) Truncate(n int64) error {
+	f.r.log("truncate", f.Name())
+	return f.File.Truncate(n)
+}
+
+func TestFileOperationOrder(t *testing.T) {
+	rec := &recorder{}
+	c := testConfig()
+	c.OpenFile = rec.open
+	dir := t.TempDir()
+	s := mustCreate(t, dir, 0, c)
+	store, index := StoreName(0), IndexName(0)
+	if got, want := rec.take(), []string{
+		"truncate " + store, "write " + store, "sync " + store, // header, durable before the index exists
+		"write " + index, "truncate " + index, // dirty header, preallocation
+	}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Create ops = %q, want %q", got, want)
+	}
+	tests := []struct {
+		name  string
+		batch int
+		sync  bool
+		want  []string
+	}{
+		{"synced append: one write, then fsync of the store", 1, true, []string{"write " + store, "sync " + store}},
+		{"synced batch: still one write and one fsync", 10, true, []string{"write " + store, "sync " + store}},
+		{"unsynced append: no fsync", 1, false, []string{"write " + store}},
+		{"unsynced batch", 5, false, []string{"write " + store}},
+	}
+	for _, tt := range tests {
+		if _, err := s.Append(records(s.NextOffset(), tt.batch), tt.sync); err != nil {
+			t.Fatal(err)
+		}
+		if got := rec.take(); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: ops %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Clean close: store durable first, then the index is trimmed and
+	// synced before it is marked clean and synced again.
+	want := []string{"sync " + store, "truncate " + index, "sync " + index, "write " + index, "sync " + index}
+	if got := rec.take(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Close ops = %q, want %q", got, want)
+	}
+	// Reopening for writing marks the index dirty durably before anything
+	// is appended.
+	s = mustOpen(t, dir, 0, c, true)
+	defer s.Close()
+	got := strings.Join(rec.take(), ",")
+	if want := "write " + index + ",sync " + index + ",truncate " + index; !strings.HasPrefix(got, want) {
+		t.Fatalf("Open ops = %q, want prefix %q", got, want)
+	}
+}
