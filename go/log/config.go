@@ -104,10 +104,6 @@ type Config struct {
 		// negative.
 		MaxAge time.Duration
 	}
-
-	// openFile, if set, replaces os.OpenFile for store and index files.
-	// Tests use it to record or fail file operations.
-	openFile segment.OpenFileFunc
 }
 
 // DefaultConfig returns the documented defaults: 64 MiB stores, 1 MiB

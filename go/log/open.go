@@ -23,7 +23,11 @@ import (
 // the last segment is cut off; corruption anywhere else fails Open with a
 // *CorruptionError. Segments must be contiguous (each starts where the
 // previous ends). What recovery repaired is available from Recovery.
-func Open(dir string, c Config) (*Log, error) {
+func Open(dir string, c Config) (*Log, error) { return open(dir, c, nil) }
+
+// open is Open with openFile (nil: os.OpenFile) used for store and index
+// files; tests use it to record or fail file operations.
+func open(dir string, c Config, openFile segment.OpenFileFunc) (*Log, error) {
 	c = c.withDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -38,7 +42,7 @@ func Open(dir string, c Config) (*Log, error) {
 			MaxStoreBytes:  c.Segment.MaxStoreBytes,
 			MaxIndexBytes:  c.Segment.MaxIndexBytes,
 			MaxRecordBytes: c.MaxRecordBytes,
-			OpenFile:       c.openFile,
+			OpenFile:       openFile,
 		},
 	}
 	if err := l.lock.acquire(dir); err != nil {
