@@ -1,0 +1,188 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+)
+
+// latencyBuckets span 100µs (a cached read) to 10s (a slow fsync or a long
+// batch); streams that outlive them land in +Inf.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// Metrics holds proglog's Prometheus collectors. Its methods are safe for
+// concurrent use.
+type Metrics struct {
+	reg             prometheus.Registerer
+	requests        *prometheus.CounterVec
+	latency         *prometheus.HistogramVec
+	appendedRecords prometheus.Counter
+	appendedBytes   prometheus.Counter
+}
+
+// NewMetrics creates the RPC and append collectors and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "proglog_rpc_requests_total",
+			Help: "RPCs completed, by full method and gRPC status code.",
+		}, []string{"method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "proglog_rpc_duration_seconds",
+			Help:    "RPC latency (whole stream for streaming RPCs), by full method.",
+			Buckets: latencyBuckets,
+		}, []string{"method"}),
+		appendedRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "proglog_appended_records_total",
+			Help: "Records appended to the log.",
+		}),
+		appendedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "proglog_appended_bytes_total",
+			Help: "Encoded record bytes appended to the log.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.appendedRecords, m.appendedBytes} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("telemetry: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// ObserveAppend counts records and their encoded bytes written to the log.
+func (m *Metrics) ObserveAppend(records, bytes int) {
+	m.appendedRecords.Add(float64(records))
+	m.appendedBytes.Add(float64(bytes))
+}
+
+// LogStats is a snapshot of the log for gauges.
+type LogStats struct {
+	SizeBytes    uint64 // store bytes on disk
+	Segments     int
+	LowestOffset uint64
+	NextOffset   uint64
+}
+
+// RegisterLogStats registers gauges read from stats at every scrape, so they
+// are never stale and cost nothing between scrapes.
+func (m *Metrics) RegisterLogStats(stats func() LogStats) error {
+	if err := m.reg.Register(&logCollector{stats: stats}); err != nil {
+		return fmt.Errorf("telemetry: register log gauges: %w", err)
+	}
+	return nil
+}
+
+var (
+	descSize     = prometheus.NewDesc("proglog_log_size_bytes", "Bytes of the log's store files.", nil, nil)
+	descSegments = prometheus.NewDesc("proglog_log_segments", "Segments in the log.", nil, nil)
+	descLowest   = prometheus.NewDesc("proglog_log_lowest_offset", "Lowest readable offset.", nil, nil)
+	descNext     = prometheus.NewDesc("proglog_log_next_offset", "Offset the next append gets.", nil, nil)
+)
+
+type logCollector struct{ stats func() LogStats }
+
+func (c *logCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descSize
+	ch <- descSegments
+	ch <- descLowest
+	ch <- descNext
+}
+
+func (c *logCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	ch <- prometheus.MustNewConstMetric(descSize, prometheus.GaugeValue, float64(s.SizeBytes))
+	ch <- prometheus.MustNewConstMetric(descSegments, prometheus.GaugeValue, float64(s.Segments))
+	ch <- prometheus.MustNewConstMetric(descLowest, prometheus.GaugeValue, float64(s.LowestOffset))
+	ch <- prometheus.MustNewConstMetric(descNext, prometheus.GaugeValue, float64(s.NextOffset))
+}
+
+// UnaryServerInterceptor counts and times unary RPCs.
+func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		m.observe(info.FullMethod, start, err)
+		return resp, err
+	}
+}
+
+// StreamServerInterceptor counts and times streaming RPCs.
+func (m *Metrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		start := time.Now()
+		err := handler(srv, ss)
+		m.observe(info.FullMethod, start, err)
+		return err
+	}
+}
+
+func (m *Metrics) observe(method string, start time.Time, err error) {
+	m.requests.WithLabelValues(method, status.Code(err).String()).Inc()
+	m.latency.WithLabelValues(method).Observe(time.Since(start).Seconds())
+}
+
+// NewRegistry returns a registry with the Go runtime and process collectors,
+// ready for NewMetrics.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// MetricsServer serves /metrics over plain HTTP on its own listener.
+type MetricsServer struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+
+	once    sync.Once
+	stopErr error
+}
+
+// ListenMetrics listens on addr (use port 0 for any) and serves g at /metrics
+// in the background until Shutdown.
+func ListenMetrics(addr string, g prometheus.Gatherer) (*MetricsServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: listen for metrics on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	s := &MetricsServer{
+		// Timeouts keep slow or idle scrapers from pinning goroutines.
+		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute},
+		ln:   ln,
+		done: make(chan error, 1),
+	}
+	go func() { s.done <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *MetricsServer) Addr() string { return s.ln.Addr().String() }
+
+// Shutdown stops accepting scrapes and waits for running ones until ctx
+// ends. Later calls return the first call's result.
+func (s *MetricsServer) Shutdown(ctx context.Context) error {
+	s.once.Do(func() {
+		err := s.srv.Shutdown(ctx)
+		if serveErr := <-s.done; !errors.Is(serveErr, http.ErrServerClosed) {
+			err = errors.Join(err, serveErr)
+		}
+		if err != nil {
+			s.stopErr = fmt.Errorf("telemetry: shut down metrics server: %w", err)
+		}
+	})
+	return s.stopErr
+}
