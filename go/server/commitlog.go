@@ -1,0 +1,123 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/proglog/proglog/go/log"
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+)
+
+// CommitLog is the log the server serves. Implementations must be safe for
+// concurrent use and report failures with the go/log errors (wrapped is
+// fine) so the server maps them to status codes: *log.OffsetOutOfRangeError,
+// log.ErrRecordTooLarge, log.ErrClosed, log.ErrFailed, log.ErrCorrupt, or a
+// context error.
+type CommitLog interface {
+	// Append stores rec and returns its offset. The server has already set
+	// the timestamp, cleared the offset and checked the size.
+	Append(ctx context.Context, rec *logv1.Record) (uint64, error)
+	// AppendBatch stores recs at consecutive offsets, all or none, and
+	// returns the first offset.
+	AppendBatch(ctx context.Context, recs []*logv1.Record) (uint64, error)
+	// Read returns the record at offset, with Offset set.
+	Read(ctx context.Context, offset uint64) (*logv1.Record, error)
+	// LowestOffset is the oldest readable offset.
+	LowestOffset() uint64
+	// NextOffset is the offset the next append gets.
+	NextOffset() uint64
+	// Wait blocks until NextOffset() > offset (returning nil), ctx is done
+	// (returning ctx.Err()) or the log closes (log.ErrClosed).
+	Wait(ctx context.Context, offset uint64) error
+}
+
+// ServerLister reports the servers of the cluster for GetServers.
+type ServerLister interface {
+	GetServers(ctx context.Context) ([]*logv1.Server, error)
+}
+
+// StorageLog adapts the local storage engine to CommitLog: each record is
+// stored as its protobuf encoding (Offset left zero, so it costs nothing) and
+// the engine's offset is the record's offset.
+type StorageLog struct {
+	log *log.Log
+}
+
+var _ CommitLog = (*StorageLog)(nil)
+
+// NewStorageLog wraps l. The engine's Config.MaxRecordBytes should be at
+// least the server's, or valid records fail with ResourceExhausted there.
+func NewStorageLog(l *log.Log) *StorageLog { return &StorageLog{log: l} }
+
+// Append implements CommitLog.
+func (s *StorageLog) Append(ctx context.Context, rec *logv1.Record) (uint64, error) {
+	// A caller that already gave up must not get a write it cannot see.
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	b, err := proto.Marshal(rec)
+	if err != nil {
+		return 0, fmt.Errorf("encode record: %w", err)
+	}
+	off, err := s.log.Append(b)
+	if err != nil {
+		return 0, fmt.Errorf("append: %w", err)
+	}
+	return off, nil
+}
+
+// AppendBatch implements CommitLog.
+func (s *StorageLog) AppendBatch(ctx context.Context, recs []*logv1.Record) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	bufs := make([][]byte, len(recs))
+	for i, r := range recs {
+		b, err := proto.Marshal(r)
+		if err != nil {
+			return 0, fmt.Errorf("encode records[%d]: %w", i, err)
+		}
+		bufs[i] = b
+	}
+	first, err := s.log.AppendBatch(bufs)
+	if err != nil {
+		return 0, fmt.Errorf("append batch of %d: %w", len(recs), err)
+	}
+	return first, nil
+}
+
+// Read implements CommitLog.
+func (s *StorageLog) Read(_ context.Context, offset uint64) (*logv1.Record, error) {
+	b, err := s.log.Read(offset)
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	rec := &logv1.Record{}
+	if err := proto.Unmarshal(b, rec); err != nil {
+		return nil, fmt.Errorf("decode record %d: %w", offset, err)
+	}
+	rec.Offset = offset
+	return rec, nil
+}
+
+// LowestOffset implements CommitLog.
+func (s *StorageLog) LowestOffset() uint64 { return s.log.LowestOffset() }
+
+// NextOffset implements CommitLog.
+func (s *StorageLog) NextOffset() uint64 { return s.log.NextOffset() }
+
+// Wait implements CommitLog.
+func (s *StorageLog) Wait(ctx context.Context, offset uint64) error { return s.log.Wait(ctx, offset) }
+
+// selfLister lists this node alone, as leader: a single node is always the
+// leader of its log.
+type selfLister struct {
+	id   string
+	addr func() string
+}
+
+func (l selfLister) GetServers(context.Context) ([]*logv1.Server, error) {
+	return []*logv1.Server{{Id: l.id, RpcAddr: l.addr(), IsLeader: true}}, nil
+}

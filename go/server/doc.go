@@ -1,0 +1,40 @@
+// Package server implements proglog's gRPC API (log.v1.Log) on one node.
+//
+// The server is storage-agnostic: it serves any CommitLog — the local
+// storage engine through NewStorageLog today, a Raft-replicated log later —
+// and asks a ServerLister for cluster membership (by default it lists only
+// itself, as leader).
+//
+// Contract:
+//   - Security. TLS is mandatory. Every RPC, health checks included, needs a
+//     client certificate verified by the handshake; its subject CN is the
+//     principal (go/auth). Each Log method is then authorized for the action
+//     "produce", "consume" or "servers" on the resource Config.LogName. A
+//     missing identity is codes.Unauthenticated, a refused one
+//     codes.PermissionDenied; in both cases nothing is read or written.
+//   - Validation before writing. A produce request is checked whole before
+//     the CommitLog sees it: a missing record or an empty or over-long batch
+//     is codes.InvalidArgument, a record whose encoded size exceeds
+//     Config.MaxRecordBytes is codes.ResourceExhausted with an ErrorInfo
+//     (reason RECORD_TOO_LARGE). A batch is all or nothing.
+//   - Records. The server assigns offsets, ignoring any sent, and stamps
+//     records without a timestamp with its clock.
+//   - Offsets outside [lowest, next) are codes.OutOfRange with
+//     google.rpc.ErrorInfo (reason OFFSET_OUT_OF_RANGE, metadata offset,
+//     lowest, next) and google.rpc.LocalizedMessage details.
+//   - ConsumeStream sends from the requested offset and then blocks in
+//     CommitLog.Wait for new records — no polling. It ends when the client
+//     cancels, or with codes.Unavailable when the server shuts down or the
+//     log closes.
+//   - Shutdown marks the health service NOT_SERVING, ends open streams,
+//     then GracefulStop drains unary calls until the deadline, after which
+//     Stop closes whatever remains.
+//   - Other failures: a closed or failed log is codes.Unavailable, on-disk
+//     corruption codes.DataLoss, anything unexpected codes.Internal with the
+//     error logged, never sent.
+//
+// Limits (Config): record size, batch length, gRPC message sizes,
+// concurrent streams per connection, handshake timeout, and keepalive
+// enforcement (clients pinging more often than KeepaliveMinTime are
+// disconnected).
+package server

@@ -1,0 +1,142 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"go.uber.org/zap"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/log"
+)
+
+// Sentinel errors, returned wrapped; test with errors.Is.
+var (
+	// ErrInvalidConfig: Config.Validate found a problem; the message names it.
+	ErrInvalidConfig = errors.New("server: invalid config")
+	// ErrNilCommitLog: New was given no CommitLog.
+	ErrNilCommitLog = errors.New("server: nil CommitLog")
+	// ErrForcedStop: Shutdown's deadline passed before every call finished,
+	// so the remaining ones were cut off.
+	ErrForcedStop = errors.New("server: graceful shutdown timed out; remaining calls were cut off")
+)
+
+// Error detail vocabulary shared with clients (see log.proto).
+const (
+	errorDomain          = "proglog"
+	reasonOutOfRange     = "OFFSET_OUT_OF_RANGE"
+	reasonRecordTooLarge = "RECORD_TOO_LARGE"
+	detailLocale         = "en-US"
+)
+
+// outOfRange builds the OUT_OF_RANGE status with its machine-readable and
+// human-readable details.
+func outOfRange(offset, lowest, next uint64) error {
+	var msg string
+	switch {
+	case lowest >= next:
+		msg = fmt.Sprintf("Offset %d is out of range: the log is empty; the next record will get offset %d.", offset, next)
+	default:
+		msg = fmt.Sprintf("Offset %d is out of range: the log holds offsets %d to %d.", offset, lowest, next-1)
+	}
+	st := status.Newf(codes.OutOfRange, "offset %d out of range [%d, %d)", offset, lowest, next)
+	return withDetails(st,
+		&errdetails.ErrorInfo{
+			Reason: reasonOutOfRange,
+			Domain: errorDomain,
+			Metadata: map[string]string{
+				"offset": strconv.FormatUint(offset, 10),
+				"lowest": strconv.FormatUint(lowest, 10),
+				"next":   strconv.FormatUint(next, 10),
+			},
+		},
+		&errdetails.LocalizedMessage{Locale: detailLocale, Message: msg},
+	)
+}
+
+// recordTooLarge builds the RESOURCE_EXHAUSTED status of an oversized record;
+// index is its position in a batch, -1 for a single record.
+func recordTooLarge(index, size, limit int) error {
+	where := "record"
+	if index >= 0 {
+		where = fmt.Sprintf("records[%d]", index)
+	}
+	st := status.Newf(codes.ResourceExhausted, "%s is %d bytes encoded, the limit is %d; nothing was written", where, size, limit)
+	md := map[string]string{"size": strconv.Itoa(size), "limit": strconv.Itoa(limit)}
+	if index >= 0 {
+		md["index"] = strconv.Itoa(index)
+	}
+	return withDetails(st,
+		&errdetails.ErrorInfo{Reason: reasonRecordTooLarge, Domain: errorDomain, Metadata: md},
+		&errdetails.LocalizedMessage{Locale: detailLocale, Message: fmt.Sprintf("The %s is too large (%d bytes; at most %d allowed).", where, size, limit)},
+	)
+}
+
+func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
+	withD, err := st.WithDetails(details...)
+	if err != nil {
+		// Only fails for unmarshalable details, which ours are not; the
+		// bare status still carries the code.
+		return st.Err()
+	}
+	return withD.Err()
+}
+
+// statusError maps an error from the CommitLog or the authorizer to a gRPC
+// status. Unexpected errors are logged with the method and principal and
+// returned as a bare Internal, so storage details never reach clients.
+func (s *Server) statusError(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
+		return err
+	}
+	var oor *log.OffsetOutOfRangeError
+	switch {
+	case errors.As(err, &oor):
+		return outOfRange(oor.Offset, oor.Lowest, oor.Next)
+	case errors.Is(err, log.ErrOffsetOutOfRange):
+		// Without the concrete error the offset is unknown: no details.
+		return status.Error(codes.OutOfRange, err.Error())
+	case errors.Is(err, log.ErrRecordTooLarge):
+		return status.Error(codes.ResourceExhausted, "record too large for the log; nothing was written")
+	case errors.Is(err, auth.ErrPermissionDenied):
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "call canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, log.ErrClosed), errors.Is(err, log.ErrFailed):
+		s.logUnavailable(ctx, err)
+		return status.Error(codes.Unavailable, "log unavailable; retry later or on another server")
+	case errors.Is(err, log.ErrCorrupt):
+		s.logFailure(ctx, "log corruption", err)
+		return status.Error(codes.DataLoss, "stored data is corrupt")
+	default:
+		s.logFailure(ctx, "internal error", err)
+		return status.Error(codes.Internal, "internal error")
+	}
+}
+
+func (s *Server) logFailure(ctx context.Context, msg string, err error) {
+	method, _ := grpc.Method(ctx)
+	principal, _ := auth.Subject(ctx)
+	s.cfg.Logger.Error(msg, zap.String("method", method), zap.String("principal", principal), zap.Error(err))
+}
+
+// logUnavailable records that the log can no longer serve and flips health
+// to NOT_SERVING, so load balancers stop sending traffic here.
+func (s *Server) logUnavailable(ctx context.Context, err error) {
+	if s.unavailable.CompareAndSwap(false, true) {
+		s.logFailure(ctx, "log unavailable; health set to NOT_SERVING", err)
+		s.setServing(false)
+	}
+}

@@ -1,0 +1,424 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/telemetry"
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+)
+
+// Server serves log.v1.Log and grpc.health.v1.Health over one CommitLog.
+type Server struct {
+	logv1.UnimplementedLogServer
+
+	cfg    Config
+	log    CommitLog
+	grpc   *grpc.Server
+	health *health.Server
+	lister ServerLister
+
+	// stopping is cancelled by Shutdown to end long-lived streams, which
+	// GracefulStop would otherwise wait on for ever.
+	stopping context.Context
+	stop     context.CancelFunc
+
+	addr        atomic.Pointer[string]
+	unavailable atomic.Bool
+	shutdown    sync.Once
+	shutdownErr error
+}
+
+var _ logv1.LogServer = (*Server)(nil)
+
+// New builds a Server for clog; call Serve to accept connections. clog must
+// be open: the health service starts as SERVING.
+func New(cfg Config, clog CommitLog) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if clog == nil {
+		return nil, ErrNilCommitLog
+	}
+	s := &Server{cfg: cfg, log: clog, health: health.NewServer()}
+	s.stopping, s.stop = context.WithCancel(context.Background())
+	s.lister = cfg.Servers
+	if s.lister == nil {
+		s.lister = selfLister{id: cfg.ID, addr: s.advertised}
+	}
+
+	// Order matters: logging and metrics outermost so they see calls the
+	// inner interceptors reject; recovery before authn so a panic anywhere
+	// below becomes Internal instead of killing the process.
+	var unary []grpc.UnaryServerInterceptor
+	var stream []grpc.StreamServerInterceptor
+	lu, ls := telemetry.LoggingInterceptors(cfg.Logger, peerSubject)
+	unary, stream = append(unary, lu), append(stream, ls)
+	if cfg.Metrics != nil {
+		unary = append(unary, cfg.Metrics.UnaryServerInterceptor())
+		stream = append(stream, cfg.Metrics.StreamServerInterceptor())
+	}
+	unary = append(unary, s.recoverUnary, auth.UnaryServerInterceptor())
+	stream = append(stream, s.recoverStream, auth.StreamServerInterceptor())
+
+	opts := []grpc.ServerOption{
+		grpc.Creds(credentials.NewTLS(cfg.TLS)),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
+		grpc.MaxSendMsgSize(cfg.MaxSendMsgBytes),
+		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+		grpc.ConnectionTimeout(cfg.HandshakeTimeout),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime: cfg.KeepaliveMinTime,
+			// ConsumeStream clients may idle between records; their pings
+			// are legitimate.
+			PermitWithoutStream: true,
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:    cfg.KeepaliveTime,
+			Timeout: cfg.KeepaliveTimeout,
+		}),
+	}
+	if cfg.TracerProvider != nil {
+		opts = append(opts, grpc.StatsHandler(telemetry.ServerStatsHandler(cfg.TracerProvider)))
+	}
+	s.grpc = grpc.NewServer(opts...)
+	logv1.RegisterLogServer(s.grpc, s)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	s.setServing(true)
+	return s, nil
+}
+
+// peerSubject names the caller for logs from the connection itself, since
+// the logging interceptor runs before authentication.
+func peerSubject(ctx context.Context) string {
+	sub, err := auth.SubjectFromPeer(ctx)
+	if err != nil {
+		return ""
+	}
+	return sub
+}
+
+func (s *Server) setServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(logv1.Log_ServiceDesc.ServiceName, st)
+}
+
+// GRPCServer exposes the underlying server so other services (e.g. Raft
+// transport, reflection) can be registered before Serve.
+func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
+
+// Serve accepts connections on lis until Shutdown or Stop; it returns nil
+// after a shutdown.
+func (s *Server) Serve(lis net.Listener) error {
+	addr := lis.Addr().String()
+	s.addr.CompareAndSwap(nil, &addr)
+	if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("server: serve on %s: %w", addr, err)
+	}
+	return nil
+}
+
+func (s *Server) advertised() string {
+	if s.cfg.AdvertiseAddr != "" {
+		return s.cfg.AdvertiseAddr
+	}
+	if a := s.addr.Load(); a != nil {
+		return *a
+	}
+	return ""
+}
+
+// Shutdown stops the server gracefully: health goes NOT_SERVING, streams
+// end with Unavailable, new calls are refused, and running unary calls may
+// finish until ctx is done or Config.ShutdownTimeout passes, whichever is
+// first; then the remaining connections are closed and ErrForcedStop is
+// returned. It does not close the CommitLog. Later calls return the first
+// call's result.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdown.Do(func() {
+		s.health.Shutdown()
+		s.stop()
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
+		defer cancel()
+		done := make(chan struct{})
+		go func() {
+			s.grpc.GracefulStop()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.grpc.Stop()
+			<-done
+			s.shutdownErr = fmt.Errorf("%w (%v)", ErrForcedStop, context.Cause(ctx))
+		}
+	})
+	return s.shutdownErr
+}
+
+// Stop closes every connection at once.
+func (s *Server) Stop() {
+	s.health.Shutdown()
+	s.stop()
+	s.grpc.Stop()
+}
+
+func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer s.recoverPanic(info.FullMethod, &err)
+	return handler(ctx, req)
+}
+
+func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	defer s.recoverPanic(info.FullMethod, &err)
+	return handler(srv, ss)
+}
+
+func (s *Server) recoverPanic(method string, err *error) {
+	if r := recover(); r != nil {
+		s.cfg.Logger.Error("panic in handler", zap.String("method", method), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+		*err = status.Error(codes.Internal, "internal error")
+	}
+}
+
+// authorize checks the caller may perform action on the log.
+func (s *Server) authorize(ctx context.Context, action string) error {
+	subject, ok := auth.Subject(ctx)
+	if !ok {
+		// Only reachable if the authn interceptor was bypassed; deny.
+		return status.Error(codes.Unauthenticated, "no authenticated principal")
+	}
+	if err := s.cfg.Authorizer.Authorize(subject, s.cfg.LogName, action); err != nil {
+		return status.Errorf(codes.PermissionDenied, "%s may not %s on %q", subject, action, s.cfg.LogName)
+	}
+	return nil
+}
+
+// prepare normalizes rec for storage — server-assigned offset, timestamp if
+// unset — and checks its encoded size. index is its position in a batch or -1.
+func (s *Server) prepare(rec *logv1.Record, index int, now *timestamppb.Timestamp) (int, error) {
+	if rec == nil {
+		if index >= 0 {
+			return 0, status.Errorf(codes.InvalidArgument, "records[%d] is missing", index)
+		}
+		return 0, status.Error(codes.InvalidArgument, "record is required")
+	}
+	rec.Offset = 0
+	if rec.Timestamp == nil {
+		rec.Timestamp = now
+	}
+	size := proto.Size(rec)
+	if size > s.cfg.MaxRecordBytes {
+		return 0, recordTooLarge(index, size, s.cfg.MaxRecordBytes)
+	}
+	return size, nil
+}
+
+func (s *Server) observeAppend(records, bytes int) {
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.ObserveAppend(records, bytes)
+	}
+}
+
+// Produce implements logv1.LogServer.
+func (s *Server) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
+	if err := s.authorize(ctx, auth.ActionProduce); err != nil {
+		return nil, err
+	}
+	off, err := s.produce(ctx, req.GetRecord())
+	if err != nil {
+		return nil, err
+	}
+	return &logv1.ProduceResponse{Offset: off}, nil
+}
+
+func (s *Server) produce(ctx context.Context, rec *logv1.Record) (uint64, error) {
+	size, err := s.prepare(rec, -1, timestamppb.Now())
+	if err != nil {
+		return 0, err
+	}
+	off, err := s.log.Append(ctx, rec)
+	if err != nil {
+		return 0, s.statusError(ctx, err)
+	}
+	s.observeAppend(1, size)
+	return off, nil
+}
+
+// ProduceBatch implements logv1.LogServer.
+func (s *Server) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchRequest) (*logv1.ProduceBatchResponse, error) {
+	if err := s.authorize(ctx, auth.ActionProduce); err != nil {
+		return nil, err
+	}
+	recs := req.GetRecords()
+	switch {
+	case len(recs) == 0:
+		return nil, status.Error(codes.InvalidArgument, "records is empty")
+	case len(recs) > s.cfg.MaxBatchRecords:
+		return nil, status.Errorf(codes.InvalidArgument, "batch has %d records, the limit is %d; nothing was written", len(recs), s.cfg.MaxBatchRecords)
+	}
+	// Check every record before writing any: a batch is all or nothing.
+	now := timestamppb.Now()
+	total := 0
+	for i, rec := range recs {
+		size, err := s.prepare(rec, i, now)
+		if err != nil {
+			return nil, err
+		}
+		total += size
+	}
+	first, err := s.log.AppendBatch(ctx, recs)
+	if err != nil {
+		return nil, s.statusError(ctx, err)
+	}
+	s.observeAppend(len(recs), total)
+	return &logv1.ProduceBatchResponse{FirstOffset: first, Count: uint64(len(recs))}, nil
+}
+
+// Consume implements logv1.LogServer.
+func (s *Server) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1.ConsumeResponse, error) {
+	if err := s.authorize(ctx, auth.ActionConsume); err != nil {
+		return nil, err
+	}
+	rec, err := s.log.Read(ctx, req.GetOffset())
+	if err != nil {
+		return nil, s.statusError(ctx, err)
+	}
+	return &logv1.ConsumeResponse{Record: rec}, nil
+}
+
+// streamContext returns a context for a stream handler that also ends when
+// the server shuts down.
+func (s *Server) streamContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stopAfter := context.AfterFunc(s.stopping, func() { cancel(errShuttingDown) })
+	return ctx, func() {
+		stopAfter()
+		cancel(nil)
+	}
+}
+
+// errShuttingDown is the cancellation cause of streams ended by Shutdown.
+var errShuttingDown = status.Error(codes.Unavailable, "server shutting down")
+
+// streamEnd maps the error that ended a stream, telling a shutdown apart
+// from a client that went away.
+func (s *Server) streamEnd(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(context.Cause(ctx), errShuttingDown) {
+		return errShuttingDown
+	}
+	return s.statusError(ctx, err)
+}
+
+// ProduceStream implements logv1.LogServer.
+func (s *Server) ProduceStream(stream logv1.Log_ProduceStreamServer) error {
+	ctx, cancel := s.streamContext(stream.Context())
+	defer cancel()
+	if err := s.authorize(ctx, auth.ActionProduce); err != nil {
+		return err
+	}
+	// Recv blocks without watching our context, so it runs in its own
+	// goroutine and the handler can return on shutdown. It exits when the
+	// stream ends: gRPC cancels the stream once this handler returns.
+	type received struct {
+		req *logv1.ProduceRequest
+		err error
+	}
+	reqs := make(chan received)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			select {
+			case reqs <- received{req, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		var r received
+		select {
+		case <-ctx.Done():
+			return s.streamEnd(ctx, ctx.Err())
+		case r = <-reqs:
+		}
+		if errors.Is(r.err, io.EOF) {
+			return nil
+		}
+		if r.err != nil {
+			return r.err
+		}
+		off, err := s.produce(ctx, r.req.GetRecord())
+		if err != nil {
+			return s.streamEnd(ctx, err)
+		}
+		if err := stream.Send(&logv1.ProduceResponse{Offset: off}); err != nil {
+			return err
+		}
+	}
+}
+
+// ConsumeStream implements logv1.LogServer.
+func (s *Server) ConsumeStream(req *logv1.ConsumeRequest, stream logv1.Log_ConsumeStreamServer) error {
+	ctx, cancel := s.streamContext(stream.Context())
+	defer cancel()
+	if err := s.authorize(ctx, auth.ActionConsume); err != nil {
+		return err
+	}
+	off := req.GetOffset()
+	if lowest := s.log.LowestOffset(); off < lowest {
+		return outOfRange(off, lowest, s.log.NextOffset())
+	}
+	for ; ; off++ {
+		if err := s.log.Wait(ctx, off); err != nil {
+			return s.streamEnd(ctx, err)
+		}
+		rec, err := s.log.Read(ctx, off)
+		if err != nil {
+			// Typically retention removed records this consumer lagged
+			// behind on: OutOfRange tells it where the log now starts.
+			return s.streamEnd(ctx, err)
+		}
+		if err := stream.Send(&logv1.ConsumeResponse{Record: rec}); err != nil {
+			return err
+		}
+	}
+}
+
+// GetServers implements logv1.LogServer.
+func (s *Server) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*logv1.GetServersResponse, error) {
+	if err := s.authorize(ctx, auth.ActionServers); err != nil {
+		return nil, err
+	}
+	servers, err := s.lister.GetServers(ctx)
+	if err != nil {
+		return nil, s.statusError(ctx, err)
+	}
+	return &logv1.GetServersResponse{Servers: servers}, nil
+}
