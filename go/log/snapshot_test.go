@@ -82,7 +82,7 @@ func TestReaderIsASnapshot(t *testing.T) {
 	if _, err := io.ReadFull(r, head); err != nil {
 		t.Fatal(err)
 	}
-	appendN(t, l, 50) // not included
+	appendN(t, l, 50)                       // not included
 	if err := l.Truncate(150); err != nil { // removed segments stay readable
 		t.Fatal(err)
 	}

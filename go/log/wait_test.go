@@ -20,7 +20,11 @@ func TestWait(t *testing.T) {
 		{"woken by AppendBatch, several records later", 6,
 			func(l *Log, _ context.CancelFunc) { l.AppendBatch([][]byte{{}, {}, {}, {}, {}}) }, nil},
 		{"not woken by an append below the offset, then cancelled", 10,
-			func(l *Log, cancel context.CancelFunc) { l.Append([]byte("x")); time.Sleep(10 * time.Millisecond); cancel() },
+			func(l *Log, cancel context.CancelFunc) {
+				l.Append([]byte("x"))
+				time.Sleep(10 * time.Millisecond)
+				cancel()
+			},
 			context.Canceled},
 		{"log closed", 5, func(l *Log, _ context.CancelFunc) { l.Close() }, ErrClosed},
 	}
