@@ -1,0 +1,195 @@
+package server_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/certs"
+	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/server"
+	"github.com/proglog/proglog/go/telemetry"
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+)
+
+// fixture is one server over real TLS on loopback, with a dev PKI in a
+// temporary directory.
+type fixture struct {
+	t       *testing.T
+	certs   certs.DevFiles
+	ca      *certs.Authority
+	storage *log.Log
+	clog    *countingLog
+	srv     *server.Server
+	addr    string
+	reg     *prometheus.Registry
+	served  chan error
+}
+
+type fixtureOpts struct {
+	server  func(*server.Config)
+	storage func(*log.Config)
+	tls     auth.TLSConfig // CertFile etc. are filled in; flags are kept
+}
+
+func newFixture(t *testing.T, opts fixtureOpts) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	files, err := certs.EnsureDev(filepath.Join(dir, "certs"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := certs.LoadAuthority(files.CACert, files.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsFiles := opts.tls
+	tlsFiles.CertFile, tlsFiles.KeyFile, tlsFiles.CAFile = files.ServerCert, files.ServerKey, files.CACert
+	tlsCfg, err := tlsFiles.Server()
+	if err != nil {
+		t.Fatal(err)
+	}
+	authz, err := auth.NewAuthorizer("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	metrics, err := telemetry.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := server.DefaultConfig()
+	cfg.TLS = tlsCfg
+	cfg.Authorizer = authz
+	cfg.Metrics = metrics
+	cfg.ShutdownTimeout = 5 * time.Second
+	if opts.server != nil {
+		opts.server(&cfg)
+	}
+
+	lcfg := log.DefaultConfig()
+	lcfg.Sync = log.SyncNever // durability is the engine's tests' business
+	lcfg.MaxRecordBytes = uint64(cfg.MaxRecordBytes)
+	if opts.storage != nil {
+		opts.storage(&lcfg)
+	}
+	storage, err := log.Open(filepath.Join(dir, "log"), lcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := metrics.RegisterLogStats(func() telemetry.LogStats {
+		size, segs := storage.Size()
+		return telemetry.LogStats{SizeBytes: size, Segments: segs, LowestOffset: storage.LowestOffset(), NextOffset: storage.NextOffset()}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clog := &countingLog{CommitLog: server.NewStorageLog(storage)}
+	srv, err := server.New(cfg, clog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, certs: files, ca: ca, storage: storage, clog: clog, srv: srv, addr: lis.Addr().String(), reg: reg, served: make(chan error, 1)}
+	go func() { f.served <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-f.served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		if err := storage.Close(); err != nil && !errors.Is(err, log.ErrClosed) {
+			t.Errorf("close log: %v", err)
+		}
+	})
+	return f
+}
+
+// clientTLS is a client configuration trusting the fixture's CA and
+// presenting the dev certificate of name ("" for none).
+func (f *fixture) clientTLS(name string) *tls.Config {
+	f.t.Helper()
+	c := auth.TLSConfig{CAFile: f.certs.CACert, ServerName: "localhost"}
+	if name != "" {
+		c.CertFile, c.KeyFile = f.certs.ClientCert(name), f.certs.ClientKey(name)
+	}
+	cfg, err := c.Client()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return cfg
+}
+
+// tlsWithPair is clientTLS presenting an arbitrary key pair.
+func (f *fixture) tlsWithPair(kp *certs.KeyPair) *tls.Config {
+	f.t.Helper()
+	cfg := f.clientTLS("")
+	pair, err := tls.X509KeyPair(kp.CertPEM, kp.KeyPEM)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	cfg.Certificates = []tls.Certificate{pair}
+	return cfg
+}
+
+func (f *fixture) conn(cfg *tls.Config, opts ...grpc.DialOption) *grpc.ClientConn {
+	f.t.Helper()
+	conn, err := grpc.NewClient(f.addr, append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(cfg))}, opts...)...)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// client returns a Log client authenticated as the dev identity name.
+func (f *fixture) client(name string) logv1.LogClient {
+	return logv1.NewLogClient(f.conn(f.clientTLS(name)))
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// countingLog tracks Wait calls in flight so tests can see a stream handler
+// leave the server.
+type countingLog struct {
+	server.CommitLog
+	waiting atomic.Int64
+}
+
+func (c *countingLog) Wait(ctx context.Context, off uint64) error {
+	c.waiting.Add(1)
+	defer c.waiting.Add(-1)
+	return c.CommitLog.Wait(ctx, off)
+}
+
+// eventually polls cond every few milliseconds for up to d.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
