@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -136,7 +137,9 @@ func (f *fixture) clientTLS(name string) *tls.Config {
 	return cfg
 }
 
-// tlsWithPair is clientTLS presenting an arbitrary key pair.
+// tlsWithPair is clientTLS presenting an arbitrary key pair — always, as a
+// hostile client would; a plain Certificates list would be withheld when its
+// issuer is not among the CAs the server asks for.
 func (f *fixture) tlsWithPair(kp *certs.KeyPair) *tls.Config {
 	f.t.Helper()
 	cfg := f.clientTLS("")
@@ -144,7 +147,7 @@ func (f *fixture) tlsWithPair(kp *certs.KeyPair) *tls.Config {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	cfg.Certificates = []tls.Certificate{pair}
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil }
 	return cfg
 }
 
@@ -192,4 +195,37 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+type serverConfig = server.Config
+
+// defaultModelText reads the ACL model shipped in go/auth.
+func defaultModelText(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../auth/model.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// handshakeAlert connects with cfg as gRPC would (ALPN h2) and returns the
+// error that ends the connection: under TLS 1.3 the server's verdict on the
+// client certificate arrives after the client's handshake, on first read.
+func (f *fixture) handshakeAlert(cfg *tls.Config) error {
+	f.t.Helper()
+	cfg = cfg.Clone()
+	cfg.NextProtos = []string{"h2"}
+	conn, err := tls.Dial("tcp", f.addr, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	// The HTTP/2 preface makes the server read, and so finish verifying.
+	if _, err := conn.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")); err != nil {
+		return err
+	}
+	_, err = conn.Read(make([]byte, 1))
+	return err
 }
