@@ -1,0 +1,43 @@
+// Command proglog runs a proglog commit-log server.
+//
+//	proglog serve --dev                  # dev certificates in ./proglog-data/certs
+//	proglog serve --tls-cert s.pem --tls-key s-key.pem --tls-ca ca.pem
+//	proglog certs --dir ./certs --hosts log.internal,10.0.0.5
+//	proglog --version
+//
+// Running proglog with no subcommand is the same as "proglog serve". Every
+// serve flag may also come from the environment as PROGLOG_<FLAG> (upper
+// case, dashes as underscores, e.g. PROGLOG_DATA_DIR); a flag given on the
+// command line wins. SIGINT or SIGTERM shut the server down gracefully and
+// the process exits 0.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at link time: -ldflags "-X main.version=v1.2.3" (Bazel:
+// x_defs = {"main.version": "..."}).
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the command line and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := newRootCmd(stdout, stderr)
+	cmd.SetArgs(args)
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "proglog:", err)
+		return 1
+	}
+	return 0
+}
