@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# check_generated.sh check|update PACKAGE --outs RLOCATION... --generated RLOCATION...
+# check_generated.sh check|update --outs RLOCATION... --generated RLOCATION...
 #
 # check:  every checked-in file (--outs) equals the Bazel-generated file of the same base name
 #         (--generated), ignoring lines that only name the protoc version. Exit 1 with a diff if not.
@@ -17,11 +17,6 @@ source "${RUNFILES_DIR:-/dev/null}/$f" 2>/dev/null || \
 
 mode="$1"
 shift
-package=""
-if [[ "$mode" == update ]]; then
-  package="$1"
-  shift
-fi
 outs=()
 generated=()
 list=""
@@ -66,9 +61,10 @@ for out in "${outs[@]}"; do
     fi
     ;;
   update)
-    dest="${BUILD_WORKSPACE_DIRECTORY:?run with bazel run}/$package/$name"
+    # Runfiles paths of main-repository files are "_main/<workspace path>".
+    dest="${BUILD_WORKSPACE_DIRECTORY:?run with bazel run}/${out#*/}"
     install -m 0644 "$gen" "$dest"
-    echo "updated $package/$name"
+    echo "updated ${out#*/}"
     ;;
   *)
     echo "unknown mode $mode" >&2
@@ -77,6 +73,6 @@ for out in "${outs[@]}"; do
   esac
 done
 if [[ "$status" != 0 ]]; then
-  echo "Checked-in generated files are stale: bazel run //$(dirname "${outs[0]#*/}"):<name>.update" >&2
+  echo "Checked-in generated files are stale; regenerate them with: bazel run ${TEST_TARGET%_test}.update" >&2
 fi
 exit "$status"

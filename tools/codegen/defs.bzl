@@ -1,7 +1,7 @@
 """Checked-in generated code, kept in sync by tests.
 
 generated_files(name, srcs, outs) declares, for files that Bazel generates (`srcs`, targets) and
-their checked-in copies in this package (`outs`), matched by base name:
+their checked-in copies (`outs`, files of this package), matched by base name:
   - `<name>_test`: fails when a checked-in copy differs from what Bazel generates;
   - `<name>.update`: `bazel run` it to copy the generated files over the checked-in ones.
 
@@ -19,7 +19,7 @@ def generated_files(name, srcs, outs, **kwargs):
     Args:
       name: prefix of the two targets.
       srcs: targets whose output files are the generated code.
-      outs: the checked-in copies in this package, matched to srcs' files by base name.
+      outs: the checked-in copies (files of this package), matched to srcs' files by base name.
       **kwargs: passed to both targets (e.g. tags, visibility).
     """
     pairs = []
@@ -41,7 +41,7 @@ def generated_files(name, srcs, outs, **kwargs):
     sh_binary(
         name = name + ".update",
         srcs = ["//tools/codegen:check_generated.sh"],
-        args = ["update", native.package_name()] + args,
+        args = ["update"] + args,
         data = srcs + outs,
         deps = ["@bazel_tools//tools/bash/runfiles"],
         **kwargs

@@ -5,7 +5,7 @@ module proxy with the Go toolchain on PATH (cached by Go after the first run).
 """
 
 # Same buildtools version as the repository's go.mod (buildifier).
-BUILDTOOLS_VERSION = "v0.0.0-20250602201422-b1e23f1025b8"
+BUILDTOOLS_VERSION = "v0.0.0-20250930140053-2eb4fccefb52"
 
 _SCRIPT = """#!/bin/sh
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local GOPATH="${{GOPATH:-${{HOME:-/tmp}}/go}}"
