@@ -130,13 +130,14 @@ type opRecorder struct {
 	failSync error // returned by Sync of store files when set
 }
 
+// recordingFile wraps the production File (with vectored writes).
 type recordingFile struct {
-	*os.File
+	segment.File
 	r *opRecorder
 }
 
 func (r *opRecorder) open(name string, flag int, perm os.FileMode) (segment.File, error) {
-	f, err := os.OpenFile(name, flag, perm)
+	f, err := segment.OpenOSFile(name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
@@ -157,10 +158,16 @@ func (r *opRecorder) take() []string {
 	return ops
 }
 
-func (f *recordingFile) OSFile() *os.File { return f.File }
+func (f *recordingFile) OSFile() *os.File {
+	return f.File.(interface{ OSFile() *os.File }).OSFile()
+}
 func (f *recordingFile) WriteAt(b []byte, off int64) (int, error) {
 	f.r.log("write", f.Name())
 	return f.File.WriteAt(b, off)
+}
+func (f *recordingFile) WritevAt(b [][]byte, off int64) (int, error) {
+	f.r.log("write", f.Name())
+	return f.File.(segment.VectorWriter).WritevAt(b, off)
 }
 func (f *recordingFile) Sync() error {
 	f.r.log("sync", f.Name())
@@ -181,15 +188,18 @@ func TestSyncPolicyFileOperations(t *testing.T) {
 	tests := []struct {
 		policy SyncPolicy
 		batch  int
+		size   int    // extra bytes per record (large records take the vectored path)
 		want   string // store operations of each append call
 	}{
-		{SyncAlways, 1, "write .store,sync .store"},
-		{SyncAlways, 100, "write .store,sync .store"},
-		{SyncNever, 1, "write .store"},
-		{SyncNever, 100, "write .store"},
+		{SyncAlways, 1, 0, "write .store,sync .store"},
+		{SyncAlways, 100, 0, "write .store,sync .store"},
+		{SyncAlways, 10, 10000, "write .store,sync .store"},
+		{SyncNever, 1, 0, "write .store"},
+		{SyncNever, 100, 0, "write .store"},
+		{SyncNever, 10, 10000, "write .store"},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%v/batch%d", tt.policy, tt.batch), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%v/batch%d/size+%d", tt.policy, tt.batch, tt.size), func(t *testing.T) {
 			rec := &opRecorder{}
 			c := DefaultConfig() // big segments: no rollover here
 			c.Sync = tt.policy
@@ -202,7 +212,7 @@ func TestSyncPolicyFileOperations(t *testing.T) {
 			for i := 0; i < 20; i++ {
 				batch := make([][]byte, tt.batch)
 				for j := range batch {
-					batch[j] = payload(uint64(i*tt.batch + j))
+					batch[j] = append(payload(uint64(i*tt.batch+j)), make([]byte, tt.size)...)
 				}
 				if _, err := l.AppendBatch(batch); err != nil {
 					t.Fatal(err)

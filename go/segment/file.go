@@ -22,20 +22,42 @@ type File interface {
 	Name() string
 }
 
+// VectorWriter is implemented by Files that can write several buffers at an
+// offset with one system call (pwritev). The store then frames records
+// without copying large ones: headers and small records are packed into
+// one buffer, large records are written from the caller's slices.
+type VectorWriter interface {
+	// WritevAt writes the concatenation of bufs at offset off, like
+	// WriteAt: it returns a non-nil error if it wrote fewer bytes.
+	WritevAt(bufs [][]byte, off int64) (int, error)
+}
+
 // OpenFileFunc opens a file like os.OpenFile.
 type OpenFileFunc func(name string, flag int, perm os.FileMode) (File, error)
 
-// osOpenFile is the default OpenFileFunc.
-func osOpenFile(name string, flag int, perm os.FileMode) (File, error) {
+// osFile is the production File: an *os.File with WritevAt (on Linux).
+type osFile struct {
+	*os.File
+	iovecs []iovec // WritevAt's scratch; the store has one writer
+}
+
+// OSFile returns the underlying *os.File.
+func (f *osFile) OSFile() *os.File { return f.File }
+
+// OpenOSFile is the default OpenFileFunc: os.OpenFile, plus VectorWriter
+// where the platform supports it. Test wrappers can embed its result.
+func OpenOSFile(name string, flag int, perm os.FileMode) (File, error) {
 	f, err := os.OpenFile(name, flag, perm)
 	if err != nil {
 		return nil, err // not a typed nil in an interface
 	}
-	return f, nil
+	return &osFile{File: f}, nil
 }
 
-// osFile returns the *os.File behind f, for memory mapping.
-func osFile(f File) (*os.File, error) {
+var osOpenFile OpenFileFunc = OpenOSFile
+
+// fileOf returns the *os.File behind f, for memory mapping.
+func fileOf(f File) (*os.File, error) {
 	switch v := f.(type) {
 	case *os.File:
 		return v, nil

@@ -15,13 +15,14 @@ type recorder struct {
 	ops []string // "write <name>", "sync <name>", "truncate <name>"
 }
 
+// recordingFile wraps the production File (with vectored writes).
 type recordingFile struct {
-	*os.File
+	File
 	r *recorder
 }
 
 func (r *recorder) open(name string, flag int, perm os.FileMode) (File, error) {
-	f, err := os.OpenFile(name, flag, perm)
+	f, err := OpenOSFile(name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
@@ -43,10 +44,14 @@ func (r *recorder) take() []string {
 	return ops
 }
 
-func (f *recordingFile) OSFile() *os.File { return f.File }
+func (f *recordingFile) OSFile() *os.File { return f.File.(*osFile).File }
 func (f *recordingFile) WriteAt(b []byte, off int64) (int, error) {
 	f.r.log("write", f.Name())
 	return f.File.WriteAt(b, off)
+}
+func (f *recordingFile) WritevAt(b [][]byte, off int64) (int, error) {
+	f.r.log("write", f.Name())
+	return f.File.(VectorWriter).WritevAt(b, off)
 }
 func (f *recordingFile) Sync() error { f.r.log("sync", f.Name()); return f.File.Sync() }
 func (f *recordingFile) Truncate(n int64) error {
@@ -77,9 +82,14 @@ func TestFileOperationOrder(t *testing.T) {
 		{"synced batch: still one write and one fsync", 10, true, []string{"write " + store, "sync " + store}},
 		{"unsynced append: no fsync", 1, false, []string{"write " + store}},
 		{"unsynced batch", 5, false, []string{"write " + store}},
+		{"synced batch of large records (vectored write)", -3, true, []string{"write " + store, "sync " + store}},
 	}
 	for _, tt := range tests {
-		if _, err := s.Append(records(s.NextOffset(), tt.batch), tt.sync); err != nil {
+		recs := records(s.NextOffset(), max(tt.batch, 1))
+		if tt.batch < 0 {
+			recs = [][]byte{make([]byte, 5000), make([]byte, 10), make([]byte, 6000)}
+		}
+		if _, err := s.Append(recs, tt.sync); err != nil {
 			t.Fatal(err)
 		}
 		if got := rec.take(); fmt.Sprint(got) != fmt.Sprint(tt.want) {

@@ -115,7 +115,7 @@ func (x *index) writeHeader(flags uint16) error {
 
 // mapFile sizes the file for capacity entries (writable) and maps it.
 func (x *index) mapFile(capacity uint64) error {
-	osf, err := osFile(x.f)
+	osf, err := fileOf(x.f)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ type store struct {
 	path string
 	size atomic.Uint64 // bytes in the file; only the writer stores it
 	buf  []byte        // writer's framing buffer, reused across appends
+	iov  [][]byte      // writer's vectored-write scratch
 }
 
 // maxRetainedBuf caps the framing buffer kept between appends, so one huge
@@ -119,28 +120,68 @@ func frameLen(records [][]byte) uint64 {
 }
 
 // append frames records and writes them at the end of the file with a
-// single WriteAt call. It returns the position of the first record. On a
-// failed or short write it truncates the file back to its previous size (if
-// that fails too the store is in an unknown state; the caller must stop
-// using it).
+// single write system call. It returns the position of the first record.
+//
+// If the file is a VectorWriter (pwritev), headers and records of at most
+// inlineMax bytes are packed into the reused framing buffer and larger
+// records are written straight from the caller's slices, so big records
+// are never copied. Otherwise everything is framed into one buffer and
+// written with WriteAt.
+//
+// On a failed or short write it truncates the file back to its previous
+// size (if that fails too the store is in an unknown state; the caller
+// must stop using it).
 func (s *store) append(records [][]byte) (pos uint64, err error) {
 	pos = s.size.Load()
 	total := frameLen(records)
-	if uint64(cap(s.buf)) < total {
-		s.buf = make([]byte, 0, total)
+	vw, vector := s.f.(VectorWriter)
+	packed := total // bytes that go through s.buf
+	if vector {
+		packed = 0
+		for _, r := range records {
+			packed += RecordHeaderSize
+			if len(r) <= inlineMax {
+				packed += uint64(len(r))
+			}
+		}
+		vector = packed < total // anything to gain?
 	}
-	buf := s.buf[:total]
-	o := 0
+	if uint64(cap(s.buf)) < packed {
+		s.buf = make([]byte, 0, packed)
+	}
+	buf := s.buf[:0] // never reallocated below: capacity is exact
+	iov := s.iov[:0]
+	run := 0 // start of the packed bytes not yet in iov
 	for _, r := range records {
+		o := len(buf)
+		buf = buf[:o+RecordHeaderSize]
 		enc.PutUint32(buf[o:], uint32(len(r)))
-		copy(buf[o+RecordHeaderSize:], r)
+		if !vector || len(r) <= inlineMax {
+			buf = append(buf, r...)
+			// One checksum call over the contiguous length and data.
+			crc := crc32.Checksum(buf[o:o+lenWidth], castagnoli)
+			crc = crc32.Update(crc, castagnoli, buf[o+RecordHeaderSize:])
+			enc.PutUint32(buf[o+lenWidth:], crc)
+			continue
+		}
 		enc.PutUint32(buf[o+lenWidth:], recordCRC(buf[o:o+lenWidth], r))
-		o += RecordHeaderSize + len(r)
+		iov = append(iov, buf[run:], r)
+		run = len(buf)
+	}
+	if vector {
+		if run < len(buf) {
+			iov = append(iov, buf[run:])
+		}
+		_, err = vw.WritevAt(iov, int64(pos))
+		clear(iov) // do not pin the caller's records
+		s.iov = iov[:0]
+	} else {
+		_, err = s.f.WriteAt(buf, int64(pos))
 	}
 	if cap(s.buf) > maxRetainedBuf {
 		s.buf = nil
 	}
-	if _, err := s.f.WriteAt(buf, int64(pos)); err != nil {
+	if err != nil {
 		werr := fmt.Errorf("segment: write %d bytes to %s at %d: %w", total, s.path, pos, err)
 		if terr := s.f.Truncate(int64(pos)); terr != nil {
 			return 0, errors.Join(werr, fmt.Errorf("segment: undo partial write to %s: %w", s.path, terr))
@@ -150,6 +191,10 @@ func (s *store) append(records [][]byte) (pos uint64, err error) {
 	s.size.Store(pos + total)
 	return pos, nil
 }
+
+// inlineMax is the largest record append copies into its framing buffer
+// when the file supports vectored writes; larger ones are written in place.
+const inlineMax = 4 << 10
 
 // read returns the data of the record at pos. If end is non-zero it is the
 // known end position of the record (the next record's position), allowing

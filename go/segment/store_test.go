@@ -196,40 +196,94 @@ func TestStoreReadOutsideFile(t *testing.T) {
 	}
 }
 
-// failingFile fails WriteAt after writing half of the buffer.
-type failingFile struct {
-	*os.File
-	failWrites bool
-}
+// failingFile fails writes after writing half of the data.
+type failingFile struct{ File }
 
 func (f *failingFile) WriteAt(b []byte, off int64) (int, error) {
-	if f.failWrites {
-		n, _ := f.File.WriteAt(b[:len(b)/2], off)
-		return n, errors.New("injected write failure")
-	}
-	return f.File.WriteAt(b, off)
+	n, _ := f.File.WriteAt(b[:len(b)/2], off)
+	return n, errors.New("injected write failure")
+}
+
+type failingVectorFile struct{ failingFile }
+
+func (f *failingVectorFile) WritevAt(bufs [][]byte, off int64) (int, error) {
+	n, _ := f.File.WriteAt(bufs[0][:len(bufs[0])/2], off)
+	return n, errors.New("injected write failure")
 }
 
 func TestStoreAppendFailureRollsBack(t *testing.T) {
-	s := newStore(t)
-	if _, err := s.append([][]byte{[]byte("kept")}); err != nil {
-		t.Fatal(err)
-	}
-	size := s.size.Load()
-	s.f = &failingFile{File: s.f.(*os.File), failWrites: true}
-	if _, err := s.append([][]byte{rec(1, 100)}); err == nil {
-		t.Fatal("append succeeded despite the write failure")
-	}
-	if got := s.size.Load(); got != size {
-		t.Fatalf("size = %d after failed append, want %d", got, size)
-	}
-	if got := fileSize(t, s.path); got != int64(size) {
-		t.Fatalf("file size = %d after failed append, want %d (partial write not undone)", got, size)
+	for _, vector := range []bool{false, true} {
+		s := newStore(t)
+		if _, err := s.append([][]byte{[]byte("kept")}); err != nil {
+			t.Fatal(err)
+		}
+		size := s.size.Load()
+		if vector {
+			s.f = &failingVectorFile{failingFile{s.f}}
+		} else {
+			s.f = &failingFile{s.f}
+		}
+		if _, err := s.append([][]byte{rec(1, 100), rec(2, 2*inlineMax)}); err == nil {
+			t.Fatal("append succeeded despite the write failure")
+		}
+		if got := s.size.Load(); got != size {
+			t.Fatalf("vector=%v: size = %d after failed append, want %d", vector, got, size)
+		}
+		if got := fileSize(t, s.path); got != int64(size) {
+			t.Fatalf("vector=%v: file size = %d after failed append, want %d (partial write not undone)", vector, got, size)
+		}
 	}
 }
 
-func TestStoreFramingBufferNotRetainedWhenHuge(t *testing.T) {
+// plainFile hides WritevAt, forcing the copying write path.
+type plainFile struct{ File }
+
+func TestStoreWritePaths(t *testing.T) {
+	big := make([][]byte, 1500) // more buffers than one pwritev takes
+	for i := range big {
+		big[i] = rec(uint64(i), inlineMax+1+i%3)
+	}
+	mixed := [][]byte{{}, rec(1, 10), rec(2, inlineMax), rec(3, inlineMax+1), {}, rec(4, 3*inlineMax), rec(5, 7)}
+	for _, batch := range [][][]byte{mixed, big, {rec(9, 5*inlineMax)}} {
+		var files [][]byte
+		for _, vector := range []bool{true, false} {
+			s := newStore(t)
+			if !vector {
+				s.f = plainFile{s.f}
+			}
+			if _, ok := s.f.(VectorWriter); ok != vector {
+				t.Fatalf("VectorWriter = %v, want %v", ok, vector)
+			}
+			if _, err := s.append(batch); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.append([][]byte{[]byte("tail")}); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(s.path)
+			files = append(files, b)
+			pos := uint64(FileHeaderSize)
+			for i, r := range batch {
+				got, err := s.read(pos, 0)
+				if err != nil || !bytes.Equal(got, r) {
+					t.Fatalf("vector=%v: record %d: %v", vector, i, err)
+				}
+				pos += RecordHeaderSize + uint64(len(r))
+			}
+			if len(s.iov) != 0 || cap(s.iov) > 0 && s.iov[:cap(s.iov)][0] != nil {
+				t.Fatal("vectored write scratch still references records")
+			}
+		}
+		if !bytes.Equal(files[0], files[1]) {
+			t.Fatal("vectored and copying writes produced different files")
+		}
+	}
+}
+
+func TestStoreFramingBuffer(t *testing.T) {
+	// Copying path: a huge framing buffer is not kept.
 	s := newStore(t)
+	s.f = plainFile{s.f}
 	if _, err := s.append([][]byte{make([]byte, maxRetainedBuf+1)}); err != nil {
 		t.Fatal(err)
 	}
@@ -241,5 +295,13 @@ func TestStoreFramingBufferNotRetainedWhenHuge(t *testing.T) {
 	}
 	if cap(s.buf) == 0 || cap(s.buf) > 1024 {
 		t.Fatalf("small append left a buffer of capacity %d", cap(s.buf))
+	}
+	// Vectored path: a large record is not copied at all.
+	s = newStore(t)
+	if _, err := s.append([][]byte{make([]byte, maxRetainedBuf+1)}); err != nil {
+		t.Fatal(err)
+	}
+	if cap(s.buf) != RecordHeaderSize {
+		t.Fatalf("vectored append of a large record used a %d-byte buffer", cap(s.buf))
 	}
 }
