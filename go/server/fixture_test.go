@@ -26,7 +26,7 @@ import (
 // fixture is one server over real TLS on loopback, with a dev PKI in a
 // temporary directory.
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	certs   certs.DevFiles
 	ca      *certs.Authority
 	storage *log.Log
@@ -43,7 +43,7 @@ type fixtureOpts struct {
 	tls     auth.TLSConfig // CertFile etc. are filled in; flags are kept
 }
 
-func newFixture(t *testing.T, opts fixtureOpts) *fixture {
+func newFixture(t testing.TB, opts fixtureOpts) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	files, err := certs.EnsureDev(filepath.Join(dir, "certs"), nil)
@@ -166,7 +166,7 @@ func (f *fixture) client(name string) logv1.LogClient {
 	return logv1.NewLogClient(f.conn(f.clientTLS(name)))
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
