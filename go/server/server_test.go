@@ -359,4 +359,3 @@ func TestGetServersAndHealth(t *testing.T) {
 		t.Fatalf("health after close: %v %v", h, err)
 	}
 }
-
