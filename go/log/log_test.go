@@ -139,20 +139,6 @@ func TestOpenUnknownFiles(t *testing.T) {
 	}
 }
 
-func TestOpenLocksDirectory(t *testing.T) {
-	dir := t.TempDir()
-	l := openLog(t, dir, testConfig())
-	if _, err := Open(dir, testConfig()); !errors.Is(err, ErrLocked) {
-		t.Fatalf("second Open = %v, want ErrLocked", err)
-	}
-	l.Close()
-	l2, err := Open(dir, testConfig())
-	if err != nil {
-		t.Fatalf("Open after Close: %v", err)
-	}
-	l2.Close()
-}
-
 func TestOpenDetectsGap(t *testing.T) {
 	dir := t.TempDir()
 	l := openLog(t, dir, testConfig())

@@ -148,10 +148,12 @@ func (s *Segment) Remove() error {
 
 // Unlink deletes the segment's files but leaves them open: on POSIX
 // systems reads keep working until Close. The log uses it to remove a
-// segment an open snapshot Reader still reads.
+// segment an open snapshot Reader still reads. The index goes first: a
+// crash in between leaves a store without an index, which Open rebuilds,
+// never an index without its store, which Open reports as corruption.
 func (s *Segment) Unlink() error {
 	var errs []error
-	for _, p := range []string{s.store.path, s.IndexPath()} {
+	for _, p := range []string{s.IndexPath(), s.store.path} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("segment: remove: %w", err))
 		}
