@@ -103,7 +103,7 @@ func New(cfg Config, clog CommitLog) (*Server, error) {
 	}
 	s.grpc = grpc.NewServer(opts...)
 	logv1.RegisterLogServer(s.grpc, s)
-	healthpb.RegisterHealthServer(s.grpc, s.health)
+	healthpb.RegisterHealthServer(s.grpc, &healthService{Server: s.health, srv: s})
 	s.setServing(true)
 	return s, nil
 }
@@ -410,6 +410,30 @@ func (s *Server) ConsumeStream(req *logv1.ConsumeRequest, stream logv1.Log_Consu
 		}
 	}
 }
+
+// healthService ends Watch streams on shutdown, like the Log streams;
+// grpc's health server would hold GracefulStop until the deadline.
+type healthService struct {
+	*health.Server
+	srv *Server
+}
+
+func (h *healthService) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
+	ctx, cancel := h.srv.streamContext(stream.Context())
+	defer cancel()
+	err := h.Server.Watch(req, &watchStream{Health_WatchServer: stream, ctx: ctx})
+	if errors.Is(context.Cause(ctx), errShuttingDown) {
+		return errShuttingDown
+	}
+	return err
+}
+
+type watchStream struct {
+	healthpb.Health_WatchServer
+	ctx context.Context
+}
+
+func (w *watchStream) Context() context.Context { return w.ctx }
 
 // GetServers implements logv1.LogServer.
 func (s *Server) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*logv1.GetServersResponse, error) {

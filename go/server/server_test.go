@@ -271,6 +271,61 @@ func TestShutdownEndsStreams(t *testing.T) {
 	}
 }
 
+// Health Watch streams (what gRPC client-side health checking uses) must not
+// hold shutdown up either.
+func TestShutdownEndsHealthWatch(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	watch, err := healthpb.NewHealthClient(f.conn(f.clientTLS("root"))).Watch(ctxT(t), &healthpb.HealthCheckRequest{Service: "log.v1.Log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := watch.Recv(); err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("watch: %v %v", h, err)
+	}
+	start := time.Now()
+	if err := f.srv.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("shutdown took %v", d)
+	}
+	for {
+		h, err := watch.Recv()
+		if err != nil {
+			if status.Code(err) != codes.Unavailable {
+				t.Fatalf("watch ended with %v, want Unavailable", err)
+			}
+			break
+		}
+		if h.Status != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Fatalf("watch update %v", h.Status)
+		}
+	}
+}
+
+// MaxConcurrentStreams bounds the calls one connection may have open: the
+// next one waits for a slot.
+func TestMaxConcurrentStreams(t *testing.T) {
+	f := newFixture(t, fixtureOpts{server: func(c *server.Config) { c.MaxConcurrentStreams = 2 }})
+	c := f.client("root")
+	ctx := ctxT(t)
+	for range 2 {
+		if _, err := c.ConsumeStream(ctx, &logv1.ConsumeRequest{Offset: 0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "two consumers waiting", func() bool { return f.clog.waiting.Load() == 2 })
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := c.GetServers(short, &logv1.GetServersRequest{}); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("third call on a full connection: %v, want DeadlineExceeded", err)
+	}
+	// Another connection has its own quota.
+	if _, err := f.client("root").GetServers(ctx, &logv1.GetServersRequest{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // outOfRangeDetails asserts err is OutOfRange with the documented details.
 func outOfRangeDetails(t *testing.T, err error, offset, lowest, next string) {
 	t.Helper()
