@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -198,16 +197,6 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 type serverConfig = server.Config
-
-// defaultModelText reads the ACL model shipped in go/auth.
-func defaultModelText(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile("../auth/model.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
 
 // handshakeAlert connects with cfg as gRPC would (ALPN h2) and returns the
 // error that ends the connection: under TLS 1.3 the server's verdict on the
