@@ -60,6 +60,12 @@ func (l *Log) appendLocked(records [][]byte, sync bool) (first uint64, err error
 	for rest := records; len(rest) > 0; {
 		s := l.active()
 		k := s.Fits(rest)
+		if k == 0 && s.Len() == 0 {
+			// Cannot happen with a valid Config (a record always fits in
+			// an empty segment); do not roll over forever.
+			return 0, fmt.Errorf("log: append: a %d-byte record does not fit in the empty segment %s",
+				len(rest[0]), s.StorePath())
+		}
 		if k < len(rest) && s.Len() > 0 || k == 0 {
 			if err := l.roll(); err != nil {
 				return 0, err

@@ -1,13 +1,16 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -240,4 +243,107 @@ func TestRecoveryReport(t *testing.T) {
 		t.Fatalf("Recovery = %+v, want the last segment's index rebuilt", r)
 	}
 	checkLog(t, l, 0, 100)
+}
+
+// TestConcurrentEverything runs appends, reads, waits, snapshots,
+// truncation and retention at the same time (run with -race). Readers may
+// see offsets disappear below LowestOffset, but never wrong data.
+func TestConcurrentEverything(t *testing.T) {
+	c := testConfig()
+	c.Retention.MaxBytes = 16 << 10
+	l := openLog(t, t.TempDir(), c)
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	errc := make(chan error, 16)
+	var wg sync.WaitGroup
+	run := func(f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if err := f(); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	appends := 0
+	run(func() error { // writer; now and then it removes a suffix and rewrites it with the same content
+		appends++
+		if next := l.NextOffset(); appends%50 == 0 && next > l.LowestOffset()+3 {
+			if err := l.TruncateAfter(next - 3); err != nil {
+				return err
+			}
+		}
+		next := l.NextOffset()
+		_, err := l.AppendBatch([][]byte{payload(next), payload(next + 1)})
+		return err
+	})
+	for i := 0; i < 2; i++ {
+		run(func() error { // readers
+			lo, next := l.LowestOffset(), l.NextOffset()
+			if next == lo {
+				return nil
+			}
+			off := lo + uint64(time.Now().UnixNano())%(next-lo)
+			got, err := l.Read(off)
+			if errors.Is(err, ErrOffsetOutOfRange) {
+				return nil // truncated meanwhile
+			}
+			if err != nil || !bytes.Equal(got, payload(off)) {
+				return fmt.Errorf("Read(%d) = %q, %v", off, got, err)
+			}
+			return nil
+		})
+	}
+	run(func() error { // tailer
+		wctx, wcancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer wcancel()
+		if err := l.Wait(wctx, l.NextOffset()); err != nil && wctx.Err() == nil {
+			return err
+		}
+		return nil
+	})
+	run(func() error { // compaction and retention
+		time.Sleep(5 * time.Millisecond)
+		if err := l.Truncate(l.NextOffset() / 2); err != nil {
+			return err
+		}
+		_, err := l.ApplyRetention(time.Now())
+		return err
+	})
+
+	run(func() error { // snapshots
+		r := l.Reader()
+		defer r.Close()
+		b, err := io.ReadAll(r)
+		if errors.Is(err, ErrSnapshotInvalidated) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		first, count := enc.Uint64(b[16:24]), enc.Uint64(b[24:32])
+		p := snapshotHeaderSize
+		for off := first; off < first+count; off++ {
+			n := int(enc.Uint32(b[p+8:]))
+			if enc.Uint64(b[p:]) != off || !bytes.Equal(b[p+16:p+16+n], payload(off)) {
+				return fmt.Errorf("snapshot frame %d wrong", off)
+			}
+			p += 16 + n
+		}
+		return nil
+	})
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	if l.NextOffset() == 0 || l.LowestOffset() == 0 {
+		t.Fatalf("nothing happened: [%d, %d)", l.LowestOffset(), l.NextOffset())
+	}
+	if len(l.zombies) != 0 || len(l.pins) != 0 || len(l.snapshots) != 0 {
+		t.Fatalf("leaked: %d zombies, %d pins, %d snapshots", len(l.zombies), len(l.pins), len(l.snapshots))
+	}
 }
