@@ -8,9 +8,15 @@ module proxy with the Go toolchain on PATH (cached by Go after the first run).
 BUILDTOOLS_VERSION = "v0.0.0-20250930140053-2eb4fccefb52"
 
 _SCRIPT = """#!/bin/sh
+set -e
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local GOPATH="${{GOPATH:-${{HOME:-/tmp}}/go}}"
 export GOCACHE="${{GOCACHE:-$GOPATH/cache}}"
-exec go run github.com/bazelbuild/buildtools/buildozer@{version} "$@"
+# go install, not go run: `go run` turns buildozer's exit code 3 ("no changes") into 1.
+bin="$GOPATH/proglog-buildozer/{version}"
+if [ ! -x "$bin/buildozer" ]; then
+  GOBIN="$bin" go install github.com/bazelbuild/buildtools/buildozer@{version}
+fi
+exec "$bin/buildozer" "$@"
 """
 
 def _buildozer_repo_impl(rctx):
