@@ -22,6 +22,9 @@
 //   - Offsets outside [lowest, next) are codes.OutOfRange with
 //     google.rpc.ErrorInfo (reason OFFSET_OUT_OF_RANGE, metadata offset,
 //     lowest, next) and google.rpc.LocalizedMessage details.
+//   - ProduceStream group-commits: requests that queue up while an append
+//     runs are written together with one AppendBatch (one fsync), then
+//     acknowledged one by one, in order. An acknowledgement means written.
 //   - ConsumeStream sends from the requested offset and then blocks in
 //     CommitLog.Wait for new records — no polling. It ends when the client
 //     cancels, or with codes.Unavailable when the server shuts down or the

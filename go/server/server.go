@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"runtime/debug"
 	"sync"
@@ -331,57 +330,6 @@ func (s *Server) streamEnd(ctx context.Context, err error) error {
 		return errShuttingDown
 	}
 	return s.statusError(ctx, err)
-}
-
-// ProduceStream implements logv1.LogServer.
-func (s *Server) ProduceStream(stream logv1.Log_ProduceStreamServer) error {
-	ctx, cancel := s.streamContext(stream.Context())
-	defer cancel()
-	if err := s.authorize(ctx, auth.ActionProduce); err != nil {
-		return err
-	}
-	// Recv blocks without watching our context, so it runs in its own
-	// goroutine and the handler can return on shutdown. It exits when the
-	// stream ends: gRPC cancels the stream once this handler returns.
-	type received struct {
-		req *logv1.ProduceRequest
-		err error
-	}
-	reqs := make(chan received)
-	go func() {
-		for {
-			req, err := stream.Recv()
-			select {
-			case reqs <- received{req, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	for {
-		var r received
-		select {
-		case <-ctx.Done():
-			return s.streamEnd(ctx, ctx.Err())
-		case r = <-reqs:
-		}
-		if errors.Is(r.err, io.EOF) {
-			return nil
-		}
-		if r.err != nil {
-			return r.err
-		}
-		off, err := s.produce(ctx, r.req.GetRecord())
-		if err != nil {
-			return s.streamEnd(ctx, err)
-		}
-		if err := stream.Send(&logv1.ProduceResponse{Offset: off}); err != nil {
-			return err
-		}
-	}
 }
 
 // ConsumeStream implements logv1.LogServer.

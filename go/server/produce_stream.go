@@ -1,0 +1,173 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/proglog/proglog/go/auth"
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+)
+
+// ProduceStream implements logv1.LogServer.
+//
+// Group commit: a receiver goroutine queues requests while the handler
+// appends, and the handler writes everything queued with one AppendBatch —
+// one write and at most one fsync for many records — before acknowledging
+// each in order. An acknowledged record is written; on any error the stream
+// ends and nothing after the last acknowledgement was written (a failing
+// record's valid predecessors in its group are written and acknowledged
+// first).
+func (s *Server) ProduceStream(stream logv1.Log_ProduceStreamServer) error {
+	ctx, cancel := s.streamContext(stream.Context())
+	defer cancel()
+	if err := s.authorize(ctx, auth.ActionProduce); err != nil {
+		return err
+	}
+	q := newProduceQueue(s.cfg.MaxRecvMsgBytes)
+	stopWake := context.AfterFunc(ctx, q.close)
+	defer stopWake()
+	defer q.close()
+	// Recv does not watch our context (shutdown), so it runs apart; it
+	// returns once gRPC ends the stream after this handler returns.
+	go q.receive(stream)
+
+	for {
+		reqs, recvErr, closed := q.take(s.cfg.MaxBatchRecords)
+		if closed {
+			return s.streamEnd(ctx, ctx.Err())
+		}
+		if len(reqs) > 0 {
+			if err := s.produceGroup(ctx, stream, reqs); err != nil {
+				return err
+			}
+			continue
+		}
+		if errors.Is(recvErr, io.EOF) {
+			return nil
+		}
+		return recvErr
+	}
+}
+
+// produceGroup validates reqs in order, appends the valid prefix in one
+// batch, acknowledges it, and returns the first validation error if any.
+func (s *Server) produceGroup(ctx context.Context, stream logv1.Log_ProduceStreamServer, reqs []*logv1.ProduceRequest) error {
+	now := timestamppb.Now()
+	recs := make([]*logv1.Record, 0, len(reqs))
+	total := 0
+	var invalid error
+	for _, req := range reqs {
+		size, err := s.prepare(req.GetRecord(), -1, now)
+		if err != nil {
+			invalid = err
+			break
+		}
+		recs = append(recs, req.GetRecord())
+		total += size
+	}
+	if len(recs) > 0 {
+		var first uint64
+		var err error
+		if len(recs) == 1 {
+			first, err = s.log.Append(ctx, recs[0])
+		} else {
+			first, err = s.log.AppendBatch(ctx, recs)
+		}
+		if err != nil {
+			return s.streamEnd(ctx, s.statusError(ctx, err))
+		}
+		s.observeAppend(len(recs), total)
+		for i := range recs {
+			if err := stream.Send(&logv1.ProduceResponse{Offset: first + uint64(i)}); err != nil {
+				return err
+			}
+		}
+	}
+	return invalid
+}
+
+// produceQueue hands requests from the receiving goroutine to the handler.
+// It holds at most about maxBytes of requests (plus one), so a fast producer
+// cannot make the server buffer without bound.
+type produceQueue struct {
+	mu       sync.Mutex
+	cond     *sync.Cond
+	maxBytes int
+	items    []*logv1.ProduceRequest
+	sizes    []int // encoded size of each item
+	bytes    int   // sum of sizes
+	recvErr  error // io.EOF or the error that ended receiving
+	closed   bool  // the handler is gone or the stream's context ended
+}
+
+func newProduceQueue(maxBytes int) *produceQueue {
+	q := &produceQueue{maxBytes: maxBytes}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *produceQueue) receive(stream logv1.Log_ProduceStreamServer) {
+	for {
+		req, err := stream.Recv()
+		q.mu.Lock()
+		for q.bytes >= q.maxBytes && !q.closed {
+			q.cond.Wait()
+		}
+		if q.closed {
+			q.mu.Unlock()
+			return
+		}
+		if err != nil {
+			q.recvErr = err
+		} else {
+			size := proto.Size(req)
+			q.items = append(q.items, req)
+			q.sizes = append(q.sizes, size)
+			q.bytes += size
+		}
+		q.cond.Broadcast()
+		q.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// take waits for requests and returns up to max of them; with none queued
+// it returns the receive error that ended the stream, or closed.
+func (q *produceQueue) take(max int) (reqs []*logv1.ProduceRequest, recvErr error, closed bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 && q.recvErr == nil && !q.closed {
+		q.cond.Wait()
+	}
+	if q.closed {
+		return nil, nil, true
+	}
+	if len(q.items) == 0 {
+		return nil, q.recvErr, false
+	}
+	n := min(len(q.items), max)
+	reqs = q.items[:n:n]
+	for _, size := range q.sizes[:n] {
+		q.bytes -= size
+	}
+	q.items, q.sizes = q.items[n:], q.sizes[n:]
+	if len(q.items) == 0 {
+		q.items, q.sizes = nil, nil // let the backing arrays go
+	}
+	q.cond.Broadcast()
+	return reqs, nil, false
+}
+
+func (q *produceQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.cond.Broadcast()
+	q.mu.Unlock()
+}
