@@ -37,6 +37,7 @@ type fixture struct {
 }
 
 type fixtureOpts struct {
+	gate    chan struct{} // see countingLog.gate
 	server  func(*server.Config)
 	storage func(*log.Config)
 	tls     auth.TLSConfig // CertFile etc. are filled in; flags are kept
@@ -94,7 +95,7 @@ func newFixture(t testing.TB, opts fixtureOpts) *fixture {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	clog := &countingLog{CommitLog: server.NewStorageLog(storage)}
+	clog := &countingLog{CommitLog: server.NewStorageLog(storage), gate: opts.gate}
 	srv, err := server.New(cfg, clog)
 	if err != nil {
 		t.Fatal(err)
@@ -176,6 +177,26 @@ func ctxT(t testing.TB) context.Context {
 type countingLog struct {
 	server.CommitLog
 	waiting atomic.Int64
+	writes  atomic.Int64 // Append and AppendBatch calls
+	// gate, if set, is received from before each write: tests hold writes
+	// back to let requests queue up.
+	gate chan struct{}
+}
+
+func (c *countingLog) Append(ctx context.Context, r *logv1.Record) (uint64, error) {
+	c.writes.Add(1)
+	if c.gate != nil {
+		<-c.gate
+	}
+	return c.CommitLog.Append(ctx, r)
+}
+
+func (c *countingLog) AppendBatch(ctx context.Context, rs []*logv1.Record) (uint64, error) {
+	c.writes.Add(1)
+	if c.gate != nil {
+		<-c.gate
+	}
+	return c.CommitLog.AppendBatch(ctx, rs)
 }
 
 func (c *countingLog) Wait(ctx context.Context, off uint64) error {

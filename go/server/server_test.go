@@ -137,6 +137,47 @@ func TestProduceStream(t *testing.T) {
 	}
 }
 
+// Requests that queue while an append runs are written as one group, and
+// still acknowledged one by one, in order.
+func TestProduceStreamGroupCommit(t *testing.T) {
+	gate := make(chan struct{})
+	f := newFixture(t, fixtureOpts{gate: gate})
+	stream, err := f.client("root").ProduceStream(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 51
+	for i := range n {
+		if err := stream.Send(&logv1.ProduceRequest{Record: rec(fmt.Sprint("g", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first append is held at the gate while the other 50 arrive.
+	eventually(t, 5*time.Second, "first write", func() bool { return f.clog.writes.Load() == 1 })
+	time.Sleep(200 * time.Millisecond)
+	close(gate)
+	for i := range n {
+		resp, err := stream.Recv()
+		if err != nil || resp.Offset != uint64(i) {
+			t.Fatalf("ack %d: %v %v", i, resp, err)
+		}
+	}
+	if w := f.clog.writes.Load(); w > 3 {
+		t.Fatalf("%d writes for %d pipelined records; want them grouped", w, n)
+	}
+	stream.CloseSend()
+	if _, err := stream.Recv(); err != io.EOF {
+		t.Fatalf("end: %v", err)
+	}
+	c := f.client("root")
+	for i := range n {
+		got, err := c.Consume(ctxT(t), &logv1.ConsumeRequest{Offset: uint64(i)})
+		if err != nil || string(got.Record.Value) != fmt.Sprint("g", i) {
+			t.Fatalf("offset %d: %v %v", i, got, err)
+		}
+	}
+}
+
 func recvValues(t *testing.T, s logv1.Log_ConsumeStreamClient, n int, firstOffset uint64, prefix string) {
 	t.Helper()
 	for i := range n {
