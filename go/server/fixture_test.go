@@ -181,12 +181,20 @@ type countingLog struct {
 	// gate, if set, is received from before each write: tests hold writes
 	// back to let requests queue up.
 	gate chan struct{}
+	// fail, if set, is called by Append; a non-nil result is returned
+	// instead of appending. It may panic.
+	fail atomic.Pointer[func() error]
 }
 
 func (c *countingLog) Append(ctx context.Context, r *logv1.Record) (uint64, error) {
 	c.writes.Add(1)
 	if c.gate != nil {
 		<-c.gate
+	}
+	if fail := c.fail.Load(); fail != nil {
+		if err := (*fail)(); err != nil {
+			return 0, err
+		}
 	}
 	return c.CommitLog.Append(ctx, r)
 }

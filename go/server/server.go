@@ -187,18 +187,19 @@ func (s *Server) Stop() {
 }
 
 func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-	defer s.recoverPanic(info.FullMethod, &err)
+	defer s.recoverPanic(ctx, info.FullMethod, &err)
 	return handler(ctx, req)
 }
 
 func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-	defer s.recoverPanic(info.FullMethod, &err)
+	defer s.recoverPanic(ss.Context(), info.FullMethod, &err)
 	return handler(srv, ss)
 }
 
-func (s *Server) recoverPanic(method string, err *error) {
+func (s *Server) recoverPanic(ctx context.Context, method string, err *error) {
 	if r := recover(); r != nil {
-		s.cfg.Logger.Error("panic in handler", zap.String("method", method), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+		s.cfg.Logger.Error("panic in handler", zap.String("method", method), zap.String("principal", peerSubject(ctx)),
+			zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
 		*err = status.Error(codes.Internal, "internal error")
 	}
 }

@@ -1,0 +1,72 @@
+package server_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/proglog/proglog/go/log"
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+)
+
+// Storage failures map to status codes; unexpected ones are logged with
+// their context and reach the client only as a bare Internal.
+func TestStorageErrorsMapToCodes(t *testing.T) {
+	core, logs := observer.New(zapcore.ErrorLevel)
+	f := newFixture(t, fixtureOpts{server: func(c *serverConfig) { c.Logger = zap.New(core) }})
+	c := f.client("root")
+	cases := []struct {
+		name    string
+		fail    func() error
+		code    codes.Code
+		logged  string // substring of the logged error, "" if nothing is logged
+		leakFor string // must not appear in the client's message
+	}{
+		{"unexpected", func() error { return errors.New("disk on fire at /secret/path") }, codes.Internal, "disk on fire", "/secret/path"},
+		{"panic", func() error { panic("storage bug") }, codes.Internal, "storage bug", "storage bug"},
+		{"corrupt", func() error { return fmt.Errorf("append: %w", log.ErrCorrupt) }, codes.DataLoss, "corrupt", ""},
+		{"failed", func() error { return fmt.Errorf("append: %w", log.ErrFailed) }, codes.Unavailable, "failed", ""},
+		{"too large", func() error { return fmt.Errorf("append: %w", log.ErrRecordTooLarge) }, codes.ResourceExhausted, "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			logs.TakeAll()
+			f.clog.fail.Store(&tc.fail)
+			_, err := c.Produce(ctxT(t), &logv1.ProduceRequest{Record: rec("x")})
+			f.clog.fail.Store(nil)
+			if status.Code(err) != tc.code {
+				t.Fatalf("err = %v, want %v", err, tc.code)
+			}
+			if tc.leakFor != "" && strings.Contains(err.Error(), tc.leakFor) {
+				t.Fatalf("client sees internals: %v", err)
+			}
+			if tc.logged == "" {
+				return
+			}
+			// Besides the per-RPC line, a failure line with the cause
+			// and where it happened.
+			for _, e := range logs.All() {
+				m := e.ContextMap()
+				if e.Message == "rpc" || !strings.Contains(fmt.Sprint(m["error"], m["panic"]), tc.logged) {
+					continue
+				}
+				if m["method"] != "/log.v1.Log/Produce" || m["principal"] != "root" {
+					t.Errorf("failure logged without method and principal: %v %v", e.Message, m)
+				}
+				return
+			}
+			t.Fatalf("no failure log mentioning %q in %v", tc.logged, logs.All())
+		})
+	}
+	// The server survived all of that.
+	if _, err := c.Produce(ctxT(t), &logv1.ProduceRequest{Record: rec("fine")}); err != nil {
+		t.Fatal(err)
+	}
+}
