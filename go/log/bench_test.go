@@ -21,30 +21,32 @@ import (
 // Both report MB/s of record data (b.SetBytes). Because the machine is
 // noisy, ".../log" also reports "x-raw" = raw time / log time (1.0 = as
 // fast as raw, 0.8 = 80% of raw throughput) from a second, paired phase
-// run after its timed loop with the timer stopped: b.N raw and b.N log
-// operations in alternating chunks, so both see the same background load.
+// run after its timed loop with the timer stopped: raw and log operations
+// in alternating chunks of 16, so both see the same background load, at
+// least b.N of each and at least 100 ms of log time.
 // See README.md for results.
 
 var benchSizes = []int{100, 1 << 10, 64 << 10}
 
-// pairedRatio runs n raw and n log operations in alternating chunks
+// pairedRatio runs raw and log operations in alternating chunks
 // (alternating which goes first) and returns total raw time / total log
-// time.
+// time. It runs at least n of each and enough for pairedMin of log time,
+// so that short operations are not judged on a few hundred samples.
 func pairedRatio(n int, raw, log func()) float64 {
-	const chunk = 8
+	const chunk = 16
+	const pairedMin = 100 * time.Millisecond
 	var tr, tl time.Duration
-	for i := 0; i < n; i += chunk {
-		k := min(chunk, n-i)
+	for i := 0; i < n || tl < pairedMin; i += chunk {
 		first, second, tf, ts := raw, log, &tr, &tl
 		if (i/chunk)%2 == 1 {
 			first, second, tf, ts = log, raw, &tl, &tr
 		}
 		t0 := time.Now()
-		for j := 0; j < k; j++ {
+		for j := 0; j < chunk; j++ {
 			first()
 		}
 		t1 := time.Now()
-		for j := 0; j < k; j++ {
+		for j := 0; j < chunk; j++ {
 			second()
 		}
 		*tf += t1.Sub(t0)

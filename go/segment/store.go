@@ -133,18 +133,18 @@ func frameLen(records [][]byte) uint64 {
 // must stop using it).
 func (s *store) append(records [][]byte) (pos uint64, err error) {
 	pos = s.size.Load()
-	total := frameLen(records)
 	vw, vector := s.f.(VectorWriter)
-	packed := total // bytes that go through s.buf
-	if vector {
-		packed = 0
-		for _, r := range records {
-			packed += RecordHeaderSize
-			if len(r) <= inlineMax {
-				packed += uint64(len(r))
-			}
+	var total, large uint64 // all framed bytes; bytes of records written in place
+	for _, r := range records {
+		total += RecordHeaderSize + uint64(len(r))
+		if len(r) > inlineMax {
+			large += uint64(len(r))
 		}
-		vector = packed < total // anything to gain?
+	}
+	vector = vector && large > 0 // anything to gain?
+	packed := total - large      // bytes that go through s.buf
+	if !vector {
+		packed = total
 	}
 	if uint64(cap(s.buf)) < packed {
 		s.buf = make([]byte, 0, packed)
