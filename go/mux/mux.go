@@ -1,0 +1,166 @@
+package mux
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/soheilhy/cmux"
+)
+
+// Mux shares one listener between Raft and gRPC.
+type Mux struct {
+	cfg        Config
+	root       net.Listener
+	cm         cmux.CMux
+	raft       *subListener
+	grpc       *subListener
+	streamOnce sync.Once
+	stream     *StreamLayer
+
+	serving   atomic.Bool
+	mu        sync.Mutex // orders served.Add against Close
+	isClosed  bool
+	served    sync.WaitGroup
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// New multiplexes ln. Call Serve (usually in a goroutine) to start routing
+// connections, hand GRPCListener to grpc.Server.Serve and StreamLayer to the
+// Raft transport. The Mux owns ln: Close closes it.
+func New(ln net.Listener, cfg Config) (*Mux, error) {
+	if ln == nil {
+		return nil, ErrNilListener
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.logger()
+	cm := cmux.New(ln)
+	cm.SetReadTimeout(cfg.ReadTimeout)
+	cm.HandleError(func(err error) bool {
+		var nm cmux.ErrNotMatched
+		switch {
+		case errors.Is(err, net.ErrClosed):
+			log.Debug("listener closed", "error", err)
+		case errors.As(err, &nm):
+			// Silent past ReadTimeout, or closed before its first byte.
+			log.Debug("connection closed before it could be routed", "error", err)
+		default:
+			log.Warn("mux error", "error", err)
+		}
+		return true
+	})
+	// Fail now, not in StreamLayer, on an address peers cannot dial.
+	if _, err := streamAddr(ln.Addr(), cfg.AdvertiseAddr); err != nil {
+		return nil, err
+	}
+	m := &Mux{
+		cfg:    cfg,
+		root:   ln,
+		cm:     cm,
+		closed: make(chan struct{}),
+	}
+	// Order matters: cmux tries matchers in registration order.
+	m.raft = newSubListener(cm.Match(firstByteIs(RaftRPC)))
+	m.grpc = newSubListener(cm.Match(firstByteIsNot(RaftRPC)))
+	return m, nil
+}
+
+// firstByteIs matches connections whose first byte is b.
+func firstByteIs(b byte) cmux.Matcher {
+	return func(r io.Reader) bool {
+		var p [1]byte
+		n, _ := io.ReadFull(r, p[:])
+		return n == 1 && p[0] == b
+	}
+}
+
+// firstByteIsNot matches connections that send a first byte other than b.
+// A connection that sends nothing (within ReadTimeout) matches nothing and
+// is closed.
+func firstByteIsNot(b byte) cmux.Matcher {
+	return func(r io.Reader) bool {
+		var p [1]byte
+		n, _ := io.ReadFull(r, p[:])
+		return n == 1 && p[0] != b
+	}
+}
+
+// RaftListener returns the listener of Raft connections, their first byte
+// (RaftRPC) still unread. Most callers want StreamLayer instead; use one or
+// the other, since both take connections from the same queue.
+func (m *Mux) RaftListener() net.Listener { return m.raft }
+
+// GRPCListener returns the listener of every connection that is not Raft.
+// Closing it does not close the port.
+func (m *Mux) GRPCListener() net.Listener { return m.grpc }
+
+// StreamLayer returns the Raft stream layer over RaftListener, made on the
+// first call (and then the same one). From then on it accepts, and
+// handshakes, every Raft connection.
+func (m *Mux) StreamLayer() *StreamLayer {
+	m.streamOnce.Do(func() {
+		// The configuration was validated by New and the listener is
+		// non-nil, so this cannot fail except for AdvertiseAddr, which
+		// New checked too.
+		s, err := NewStreamLayer(m.raft, m.cfg)
+		if err != nil {
+			panic(fmt.Sprintf("mux: stream layer for a validated config: %v", err))
+		}
+		m.stream = s
+	})
+	return m.stream
+}
+
+// Addr returns the address of the shared listener.
+func (m *Mux) Addr() net.Addr { return m.root.Addr() }
+
+// Serve routes connections until Close, then returns nil; it returns the
+// listener's error if the listener fails first. It may be called once.
+func (m *Mux) Serve() error {
+	if !m.serving.CompareAndSwap(false, true) {
+		return ErrServing
+	}
+	m.mu.Lock()
+	if m.isClosed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.served.Add(1)
+	m.mu.Unlock()
+	defer m.served.Done()
+	err := m.cm.Serve()
+	select {
+	case <-m.closed:
+		return nil
+	default:
+		return fmt.Errorf("mux: serve: %w", err)
+	}
+}
+
+// Close stops routing, closes the listener and the sub-listeners (their
+// Accept fails with net.ErrClosed) and waits for Serve to return.
+// Connections already handed out are not closed. Close is idempotent.
+func (m *Mux) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		m.mu.Lock()
+		m.isClosed = true
+		m.mu.Unlock()
+		close(m.closed)
+		m.cm.Close()
+		if cerr := m.root.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+			err = fmt.Errorf("mux: close listener: %w", cerr)
+		}
+		m.raft.Close()
+		m.grpc.Close()
+		m.StreamLayer().Close() // made if need be, so it too reports closed
+		m.served.Wait()
+	})
+	return err
+}
