@@ -26,6 +26,15 @@ import (
 var version = "dev"
 
 func main() {
+	// Under `bazel run` the process starts in its runfiles tree; relative paths
+	// (--data-dir, --dir, certificate files) mean the directory the user ran
+	// the command from.
+	if dir := os.Getenv("BUILD_WORKING_DIRECTORY"); dir != "" {
+		if err := os.Chdir(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "proglog:", err)
+			os.Exit(1)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
