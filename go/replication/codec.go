@@ -1,0 +1,291 @@
+package replication
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Encodings. Every encoded form starts with a version (or type) byte so
+// that it can evolve; decoders reject what they do not know with
+// ErrBadEncoding. Integers are unsigned varints (encoding/binary) unless
+// noted.
+//
+// Raft entry, stored in the Raft log store at offset == index:
+//
+//	byte     entryVersion (1)
+//	uvarint  index
+//	uvarint  term
+//	byte     type (raft.LogType)
+//	uvarint  len(data), data
+//	uvarint  len(extensions), extensions
+//	varint   appended_at, Unix nanoseconds (0 = zero time)
+//
+// Command, the data of a raft.LogCommand entry:
+//
+//	byte     command type: cmdAppend (1)
+//	uvarint  n, the number of records (at least 1)
+//	n times: uvarint len(record), record
+//
+// Data record envelope, each record of the data log:
+//
+//	byte     envelopeVersion (1)
+//	uvarint  raft index of the entry that produced the record
+//	uvarint  position of the record in that entry's batch
+//	uvarint  number of records in that batch
+//	rest     the record as the client sent it
+//
+// Snapshot header, before the data log's snapshot stream (big-endian):
+//
+//	[0:8)   magic "PLREPSNP"
+//	[8:10)  snapshotVersion (1)
+//	[10:12) reserved, zero
+//	[12:16) CRC32C of [0:12) and [16:32)
+//	[16:24) applied: the last raft index the FSM had applied
+//	[24:32) last command: the raft index of the last command in the data
+const (
+	entryVersion    = 1
+	cmdAppend       = 1
+	envelopeVersion = 1
+	snapshotVersion = 1
+
+	snapshotHeaderSize = 32
+	// maxEnvelopeOverhead bounds the bytes an envelope adds to a record.
+	maxEnvelopeOverhead = 1 + 3*binary.MaxVarintLen64
+	// maxEntryOverhead bounds the bytes an entry encoding adds to its data
+	// (with empty extensions).
+	maxEntryOverhead = 2 + 6*binary.MaxVarintLen64
+)
+
+var (
+	snapshotMagic = [8]byte{'P', 'L', 'R', 'E', 'P', 'S', 'N', 'P'}
+	castagnoli    = crc32.MakeTable(crc32.Castagnoli)
+)
+
+// encodeEntry encodes a raft entry.
+func encodeEntry(l *raft.Log) []byte {
+	b := make([]byte, 0, maxEntryOverhead+len(l.Data)+len(l.Extensions))
+	b = append(b, entryVersion)
+	b = binary.AppendUvarint(b, l.Index)
+	b = binary.AppendUvarint(b, l.Term)
+	b = append(b, byte(l.Type))
+	b = binary.AppendUvarint(b, uint64(len(l.Data)))
+	b = append(b, l.Data...)
+	b = binary.AppendUvarint(b, uint64(len(l.Extensions)))
+	b = append(b, l.Extensions...)
+	var at int64
+	if !l.AppendedAt.IsZero() {
+		at = l.AppendedAt.UnixNano()
+	}
+	b = binary.AppendVarint(b, at)
+	return b
+}
+
+// decoder reads the fields of an encoding, remembering the first error.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", ErrBadEncoding, what)
+	}
+}
+
+func (d *decoder) byte(what string) byte {
+	if d.err != nil || len(d.b) < 1 {
+		d.fail(what)
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint(what string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// bytes returns a length-prefixed field, aliasing the input (nil if empty).
+func (d *decoder) bytes(what string) []byte {
+	n := d.uvarint(what + " length")
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(what + " longer than the encoding")
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	if n == 0 {
+		return nil
+	}
+	return v
+}
+
+func (d *decoder) end(what string) {
+	if d.err == nil && len(d.b) != 0 {
+		d.fail(fmt.Sprintf("%d trailing bytes after %s", len(d.b), what))
+	}
+}
+
+// decodeEntry decodes a raft entry into l; Data and Extensions alias b.
+func decodeEntry(b []byte, l *raft.Log) error {
+	d := decoder{b: b}
+	if v := d.byte("entry version"); d.err == nil && v != entryVersion {
+		return fmt.Errorf("%w: raft entry version %d, want %d", ErrBadEncoding, v, entryVersion)
+	}
+	l.Index = d.uvarint("index")
+	l.Term = d.uvarint("term")
+	l.Type = raft.LogType(d.byte("type"))
+	l.Data = d.bytes("data")
+	l.Extensions = d.bytes("extensions")
+	at := d.varint("appended_at")
+	d.end("raft entry")
+	if d.err != nil {
+		return d.err
+	}
+	l.AppendedAt = time.Time{}
+	if at != 0 {
+		l.AppendedAt = time.Unix(0, at)
+	}
+	return nil
+}
+
+// encodeAppend encodes an append command of records.
+func encodeAppend(records [][]byte) []byte {
+	n := 1 + binary.MaxVarintLen64
+	for _, r := range records {
+		n += binary.MaxVarintLen64 + len(r)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, cmdAppend)
+	b = binary.AppendUvarint(b, uint64(len(records)))
+	for _, r := range records {
+		b = binary.AppendUvarint(b, uint64(len(r)))
+		b = append(b, r...)
+	}
+	return b
+}
+
+// decodeCommand decodes a command; the records alias b.
+func decodeCommand(b []byte) ([][]byte, error) {
+	d := decoder{b: b}
+	t := d.byte("command type")
+	if d.err == nil && t != cmdAppend {
+		return nil, fmt.Errorf("%w: unknown command type %d", ErrBadEncoding, t)
+	}
+	n := d.uvarint("record count")
+	if d.err == nil && (n == 0 || n > uint64(len(d.b))) {
+		d.fail(fmt.Sprintf("record count %d", n))
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	recs := make([][]byte, n)
+	for i := range recs {
+		recs[i] = d.bytes("record")
+		if recs[i] == nil {
+			recs[i] = []byte{}
+		}
+	}
+	d.end("command")
+	if d.err != nil {
+		return nil, d.err
+	}
+	return recs, nil
+}
+
+// envelope is the provenance of a data record.
+type envelope struct {
+	index, pos, count uint64
+}
+
+// encodeEnvelope returns the data record for payload.
+func encodeEnvelope(e envelope, payload []byte) []byte {
+	b := make([]byte, 0, maxEnvelopeOverhead+len(payload))
+	b = append(b, envelopeVersion)
+	b = binary.AppendUvarint(b, e.index)
+	b = binary.AppendUvarint(b, e.pos)
+	b = binary.AppendUvarint(b, e.count)
+	return append(b, payload...)
+}
+
+// decodeEnvelope splits a data record; the payload aliases b.
+func decodeEnvelope(b []byte) (envelope, []byte, error) {
+	d := decoder{b: b}
+	if v := d.byte("envelope version"); d.err == nil && v != envelopeVersion {
+		return envelope{}, nil, fmt.Errorf("%w: data envelope version %d, want %d", ErrBadEncoding, v, envelopeVersion)
+	}
+	e := envelope{index: d.uvarint("raft index"), pos: d.uvarint("position"), count: d.uvarint("count")}
+	if d.err == nil && (e.count == 0 || e.pos >= e.count) {
+		d.fail(fmt.Sprintf("position %d of %d", e.pos, e.count))
+	}
+	if d.err != nil {
+		return envelope{}, nil, d.err
+	}
+	return e, d.b, nil
+}
+
+// snapshotHeader is what an FSM snapshot records before the data.
+type snapshotHeader struct {
+	applied     uint64
+	lastCommand uint64
+}
+
+func encodeSnapshotHeader(h snapshotHeader) []byte {
+	b := make([]byte, snapshotHeaderSize)
+	copy(b[0:8], snapshotMagic[:])
+	binary.BigEndian.PutUint16(b[8:10], snapshotVersion)
+	binary.BigEndian.PutUint64(b[16:24], h.applied)
+	binary.BigEndian.PutUint64(b[24:32], h.lastCommand)
+	binary.BigEndian.PutUint32(b[12:16], snapshotHeaderCRC(b))
+	return b
+}
+
+func snapshotHeaderCRC(b []byte) uint32 {
+	return crc32.Update(crc32.Checksum(b[0:12], castagnoli), castagnoli, b[16:32])
+}
+
+func decodeSnapshotHeader(b []byte) (snapshotHeader, error) {
+	if len(b) != snapshotHeaderSize || [8]byte(b[0:8]) != snapshotMagic {
+		return snapshotHeader{}, fmt.Errorf("%w: not a replication snapshot", ErrBadEncoding)
+	}
+	if v := binary.BigEndian.Uint16(b[8:10]); v != snapshotVersion {
+		return snapshotHeader{}, fmt.Errorf("%w: snapshot version %d, want %d", ErrBadEncoding, v, snapshotVersion)
+	}
+	if binary.BigEndian.Uint32(b[12:16]) != snapshotHeaderCRC(b) {
+		return snapshotHeader{}, fmt.Errorf("%w: snapshot header checksum mismatch", ErrBadEncoding)
+	}
+	return snapshotHeader{
+		applied:     binary.BigEndian.Uint64(b[16:24]),
+		lastCommand: binary.BigEndian.Uint64(b[24:32]),
+	}, nil
+}

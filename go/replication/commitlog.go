@@ -1,0 +1,151 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+)
+
+// CommitLog adapts a Log to the gRPC server: it implements go/server's
+// CommitLog (records are stored as their protobuf encoding, as the
+// single-node StorageLog does) and ServerLister. Errors the server cannot
+// know are returned as gRPC statuses (the server passes those through):
+//
+//   - *NotLeaderError with a known leader: FailedPrecondition with an
+//     ErrorInfo (domain "proglog", reason "NOT_LEADER", metadata leader_id
+//     and leader_addr): retry at the leader, not here;
+//   - *NotLeaderError during an election: Unavailable (retry later);
+//   - ErrLeadershipLost, ErrTimeout, ErrClosed, ErrFailed: Unavailable.
+//
+// go/log errors (out of range, too large, corruption) and context errors are
+// returned as they are, for the server's own mapping.
+type CommitLog struct {
+	l *Log
+}
+
+// NewCommitLog wraps l.
+func NewCommitLog(l *Log) *CommitLog { return &CommitLog{l: l} }
+
+// Error detail vocabulary, shared with the server's (see log.proto).
+const (
+	errorDomain     = "proglog"
+	reasonNotLeader = "NOT_LEADER"
+)
+
+type consistencyKey struct{}
+
+// WithConsistency returns a context that makes CommitLog.Read use c instead
+// of Config.ReadConsistency.
+func WithConsistency(ctx context.Context, c Consistency) context.Context {
+	return context.WithValue(ctx, consistencyKey{}, c)
+}
+
+func (c *CommitLog) consistency(ctx context.Context) Consistency {
+	if v, ok := ctx.Value(consistencyKey{}).(Consistency); ok {
+		return v
+	}
+	return c.l.cfg.ReadConsistency
+}
+
+// Append stores rec (its Offset ignored) and returns its offset.
+func (c *CommitLog) Append(ctx context.Context, rec *logv1.Record) (uint64, error) {
+	return c.AppendBatch(ctx, []*logv1.Record{rec})
+}
+
+// AppendBatch stores recs at consecutive offsets, all or none, and returns
+// the first offset.
+func (c *CommitLog) AppendBatch(ctx context.Context, recs []*logv1.Record) (uint64, error) {
+	bufs := make([][]byte, len(recs))
+	for i, r := range recs {
+		b, err := proto.Marshal(r)
+		if err != nil {
+			return 0, fmt.Errorf("encode records[%d]: %w", i, err)
+		}
+		bufs[i] = b
+	}
+	first, err := c.l.AppendBatch(ctx, bufs)
+	return first, statusOf(err)
+}
+
+// Read returns the record at offset with the context's consistency (see
+// WithConsistency), Config.ReadConsistency by default.
+func (c *CommitLog) Read(ctx context.Context, offset uint64) (*logv1.Record, error) {
+	b, err := c.l.Read(ctx, offset, c.consistency(ctx))
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	rec := &logv1.Record{}
+	if err := proto.Unmarshal(b, rec); err != nil {
+		return nil, fmt.Errorf("decode record %d: %w", offset, err)
+	}
+	rec.Offset = offset
+	return rec, nil
+}
+
+// LowestOffset is this node's oldest record.
+func (c *CommitLog) LowestOffset() uint64 { return c.l.LowestOffset() }
+
+// NextOffset is the offset of the next record applied on this node.
+func (c *CommitLog) NextOffset() uint64 { return c.l.NextOffset() }
+
+// Wait blocks until the record at offset exists on this node.
+func (c *CommitLog) Wait(ctx context.Context, offset uint64) error { return c.l.Wait(ctx, offset) }
+
+// GetServers lists the Raft configuration, marking the leader.
+func (c *CommitLog) GetServers(context.Context) ([]*logv1.Server, error) {
+	servers, err := c.l.GetServers()
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	out := make([]*logv1.Server, len(servers))
+	for i, s := range servers {
+		out[i] = &logv1.Server{Id: s.ID, RpcAddr: s.RPCAddr, IsLeader: s.IsLeader}
+	}
+	return out, nil
+}
+
+// statusError carries a gRPC status for an error of this package.
+type statusError struct {
+	err error
+	st  *status.Status
+}
+
+func (e *statusError) Error() string              { return e.err.Error() }
+func (e *statusError) Unwrap() error              { return e.err }
+func (e *statusError) GRPCStatus() *status.Status { return e.st }
+
+// statusOf gives this package's errors a gRPC status; others are returned
+// unchanged.
+func statusOf(err error) error {
+	var nl *NotLeaderError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &nl):
+		if nl.LeaderAddr == "" {
+			return &statusError{err, status.New(codes.Unavailable, "no leader elected yet; retry shortly")}
+		}
+		st := status.Newf(codes.FailedPrecondition, "not the leader: send this request to %s (%s)", nl.LeaderAddr, nl.LeaderID)
+		if d, derr := st.WithDetails(&errdetails.ErrorInfo{
+			Reason:   reasonNotLeader,
+			Domain:   errorDomain,
+			Metadata: map[string]string{"leader_id": nl.LeaderID, "leader_addr": nl.LeaderAddr},
+		}); derr == nil {
+			st = d
+		}
+		return &statusError{err, st}
+	case errors.Is(err, ErrLeadershipLost):
+		return &statusError{err, status.New(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")}
+	case errors.Is(err, ErrTimeout), errors.Is(err, ErrClosed), errors.Is(err, ErrFailed):
+		return &statusError{err, status.New(codes.Unavailable, "log unavailable on this node; retry later or on another server")}
+	default:
+		return err
+	}
+}

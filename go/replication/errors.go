@@ -1,0 +1,62 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors, returned wrapped; test with errors.Is.
+var (
+	// ErrInvalidConfig: Config.Validate found a problem; the message names it.
+	ErrInvalidConfig = errors.New("replication: invalid config")
+	// ErrNotLeader: the call needs the Raft leader and this node is not it.
+	// The concrete error is *NotLeaderError, which names the leader if one is
+	// known. Appends are not forwarded: the client retries at the leader.
+	ErrNotLeader = errors.New("replication: not the leader")
+	// ErrLeadershipLost: leadership was lost while an append was in flight;
+	// it may or may not have been committed.
+	ErrLeadershipLost = errors.New("replication: leadership lost; the append may or may not have been committed")
+	// ErrTimeout: Raft did not accept or commit the request in time.
+	ErrTimeout = errors.New("replication: timed out waiting for raft")
+	// ErrClosed: the Log was closed.
+	ErrClosed = errors.New("replication: closed")
+	// ErrFailed: applying committed entries to the data log failed (an I/O
+	// error); this node stops applying and serving until it is restarted,
+	// when the entries are applied again from the Raft log.
+	ErrFailed = errors.New("replication: state machine failed; restart the node")
+	// ErrBadEncoding: a stored Raft entry, command, data record envelope or
+	// snapshot could not be decoded (corruption, or a newer format).
+	ErrBadEncoding = errors.New("replication: bad encoding")
+	// ErrNonContiguous: LogStore.StoreLogs was given entries that do not
+	// follow the last stored one.
+	ErrNonContiguous = errors.New("replication: raft entries not contiguous")
+	// ErrDeleteRange: LogStore.DeleteRange was asked to delete a range that
+	// is neither a prefix nor a suffix of the log.
+	ErrDeleteRange = errors.New("replication: can only delete a prefix or a suffix of the raft log")
+	// ErrKeyNotFound: StableStore.Get found no value. Its text is exactly
+	// "not found", which is how hashicorp/raft recognises a missing key.
+	ErrKeyNotFound = errors.New("not found")
+)
+
+// NotLeaderError is returned by calls that need the leader on another node.
+// errors.Is(err, ErrNotLeader) is true. LeaderID and LeaderAddr are empty
+// while no leader is known (an election is under way). LeaderAddr is the
+// leader's gRPC (and Raft) address.
+type NotLeaderError struct {
+	LeaderID   string
+	LeaderAddr string
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderAddr == "" {
+		return "replication: not the leader, and no leader is known yet"
+	}
+	return fmt.Sprintf("replication: not the leader; the leader is %s at %s", e.LeaderID, e.LeaderAddr)
+}
+
+// Is reports whether target is ErrNotLeader.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// NotLeader reports true: discovery logs handler errors that say so at
+// debug level, since they are expected on every node but the leader.
+func (e *NotLeaderError) NotLeader() bool { return true }

@@ -1,0 +1,391 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/proglog/proglog/go/log"
+)
+
+// Data log directory names under Config.DataDir.
+const (
+	dataDir        = "data"
+	dataRestoreDir = "data.restore" // a snapshot being restored
+	dataOldDir     = "data.old"     // the data log a restore replaced
+	dataCorruptDir = "data.corrupt" // prefix: set aside by open
+)
+
+// applyResult is the response of an applied append command.
+type applyResult struct {
+	first   uint64 // offset of the command's first record
+	skipped bool   // already in the data log (replay after a restart)
+}
+
+// fsm applies committed commands to the data log. See the package
+// documentation for its idempotency and snapshot rules.
+//
+// Apply, ApplyBatch, Snapshot and Restore run on Raft's FSM goroutine, one
+// at a time; the idempotency state (last) is only touched there (and by
+// openFSM before Raft starts). Readers run concurrently: l is swapped by
+// Restore under mu.
+type fsm struct {
+	dir string // Config.DataDir
+	cfg log.Config
+	lg  hclog.Logger
+
+	mu sync.RWMutex
+	l  *log.Log
+
+	last envelope // of the last record in the data log; zero if none
+
+	applied   atomic.Uint64 // last raft index applied (or restored)
+	appliedMu sync.Mutex
+	appliedCh chan struct{} // closed and replaced when applied advances
+
+	failed atomic.Pointer[error]
+}
+
+var (
+	_ raft.FSM         = (*fsm)(nil)
+	_ raft.BatchingFSM = (*fsm)(nil)
+)
+
+// openFSM opens the data log under dir, cleaning up after an interrupted
+// restore. It reports lost if the data log had to be started afresh
+// (missing, or corrupt and set aside), in which case Raft must restore it
+// from the latest snapshot and replay the log.
+func openFSM(dir string, cfg log.Config, lg hclog.Logger) (f *fsm, lost bool, err error) {
+	data := filepath.Join(dir, dataDir)
+	restore, old := filepath.Join(dir, dataRestoreDir), filepath.Join(dir, dataOldDir)
+	if _, err := os.Stat(data); errors.Is(err, os.ErrNotExist) {
+		lost = true
+	}
+	if err := errors.Join(os.RemoveAll(restore), os.RemoveAll(old)); err != nil {
+		return nil, false, fmt.Errorf("replication: clean up data dirs: %w", err)
+	}
+	l, err := log.Open(data, cfg)
+	if errors.Is(err, log.ErrCorrupt) {
+		aside := fmt.Sprintf("%s.%d", filepath.Join(dir, dataCorruptDir), time.Now().UnixNano())
+		lg.Error("data log is corrupt; setting it aside and rebuilding it from the snapshot and the raft log", "error", err, "moved_to", aside)
+		if rerr := os.Rename(data, aside); rerr != nil {
+			return nil, false, fmt.Errorf("replication: set aside corrupt data log: %w (after %v)", rerr, err)
+		}
+		lost = true
+		l, err = log.Open(data, cfg)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("replication: open data log: %w", err)
+	}
+	f = &fsm{dir: dir, cfg: l.Config(), lg: lg, l: l, appliedCh: make(chan struct{})}
+	if err := f.loadState(); err != nil {
+		_ = l.Close()
+		return nil, false, err
+	}
+	f.applied.Store(f.last.index)
+	return f, lost, nil
+}
+
+// loadState reads the envelope of the last data record.
+func (f *fsm) loadState() error {
+	f.last = envelope{}
+	if f.l.LowestOffset() == f.l.NextOffset() {
+		return nil
+	}
+	b, err := f.l.Read(f.l.HighestOffset())
+	if err != nil {
+		return fmt.Errorf("replication: read last data record: %w", err)
+	}
+	e, _, err := decodeEnvelope(b)
+	if err != nil {
+		return fmt.Errorf("replication: last data record %d: %w", f.l.HighestOffset(), err)
+	}
+	f.last = e
+	return nil
+}
+
+func (f *fsm) current() *log.Log {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.l
+}
+
+// Apply implements raft.FSM.
+func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch implements raft.BatchingFSM: the records of every command in
+// the batch are appended with one AppendBatch, each command's at
+// consecutive offsets. The response of a command is an applyResult or an
+// error; other entry types (configuration) get nil.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	resps := make([]any, len(logs))
+	if errp := f.failed.Load(); errp != nil {
+		for i := range resps {
+			resps[i] = *errp
+		}
+		return resps
+	}
+	l := f.current()
+	next := l.NextOffset()
+	var bufs [][]byte
+	last := f.last
+	maxRecord := f.cfg.MaxRecordBytes
+	for i, e := range logs {
+		if e.Type != raft.LogCommand {
+			continue
+		}
+		recs, err := decodeCommand(e.Data)
+		if err != nil {
+			resps[i] = fmt.Errorf("raft entry %d: %w", e.Index, err)
+			continue
+		}
+		n := uint64(len(recs))
+		var from uint64 // records of this entry already in the data log
+		switch {
+		case e.Index < last.index || (e.Index == last.index && last.pos+1 >= n):
+			resps[i] = applyResult{skipped: true}
+			continue
+		case e.Index == last.index:
+			from = last.pos + 1 // a partial batch survived a crash
+		}
+		tooLarge := false
+		start := len(bufs)
+		for j := from; j < n; j++ {
+			b := encodeEnvelope(envelope{index: e.Index, pos: j, count: n}, recs[j])
+			if uint64(len(b)) > maxRecord {
+				tooLarge = true
+				break
+			}
+			bufs = append(bufs, b)
+		}
+		if tooLarge {
+			// Deterministic on every node with the same configuration.
+			bufs = bufs[:start]
+			resps[i] = fmt.Errorf("raft entry %d: %w", e.Index, log.ErrRecordTooLarge)
+			continue
+		}
+		resps[i] = applyResult{first: next + uint64(start) - from}
+		last = envelope{index: e.Index, pos: n - 1, count: n}
+	}
+	if len(bufs) > 0 {
+		got, err := l.AppendBatch(bufs)
+		if err == nil && got != next {
+			err = fmt.Errorf("data log appended at %d, expected %d", got, next)
+		}
+		if err != nil {
+			err = fmt.Errorf("%w: apply raft entries %d-%d: %v", ErrFailed, logs[0].Index, logs[len(logs)-1].Index, err)
+			f.lg.Error("applying committed entries failed; this node stops applying until restarted", "error", err)
+			f.failed.Store(&err)
+			for i := range resps {
+				if _, ok := resps[i].(applyResult); ok {
+					resps[i] = err
+				}
+			}
+			return resps
+		}
+	}
+	f.last = last
+	f.setApplied(logs[len(logs)-1].Index)
+	return resps
+}
+
+func (f *fsm) setApplied(index uint64) {
+	f.appliedMu.Lock()
+	f.applied.Store(index)
+	close(f.appliedCh)
+	f.appliedCh = make(chan struct{})
+	f.appliedMu.Unlock()
+}
+
+// appliedChanged returns a channel closed when the applied index changes.
+func (f *fsm) appliedChanged() <-chan struct{} {
+	f.appliedMu.Lock()
+	defer f.appliedMu.Unlock()
+	return f.appliedCh
+}
+
+// Snapshot implements raft.FSM. It fsyncs the data log first: once Raft
+// has the snapshot it may remove the entries it covers, and after a
+// restart (NoSnapshotRestoreOnStart) the data log is trusted to hold them.
+// The stream is taken now, so it holds exactly the entries applied so far.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if errp := f.failed.Load(); errp != nil {
+		return nil, *errp
+	}
+	l := f.current()
+	if err := syncActiveSegment(l.Dir()); err != nil {
+		return nil, fmt.Errorf("replication: snapshot: %w", err)
+	}
+	h := snapshotHeader{applied: f.applied.Load(), lastCommand: f.last.index}
+	return &fsmSnapshot{header: h, r: l.Reader()}, nil
+}
+
+// syncActiveSegment fsyncs the newest store file of the go/log directory.
+// Older segments were fsynced when they were sealed; the active one is not
+// under SyncNever/SyncInterval. fsync through another descriptor flushes
+// the file's data all the same.
+func syncActiveSegment(dir string) error {
+	names, err := filepath.Glob(filepath.Join(dir, "*.store"))
+	if err != nil || len(names) == 0 {
+		return fmt.Errorf("find active segment in %s: %v", dir, err)
+	}
+	slices.Sort(names) // zero-padded base offsets: the newest sorts last
+	fh, err := os.Open(names[len(names)-1])
+	if err != nil {
+		return err
+	}
+	err = fh.Sync()
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+type fsmSnapshot struct {
+	header snapshotHeader
+	r      io.ReadCloser
+}
+
+// Persist implements raft.FSMSnapshot: it streams the header and the data
+// log's snapshot into sink without holding the log in memory.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	_, err := sink.Write(encodeSnapshotHeader(s.header))
+	if err == nil {
+		_, err = io.CopyBuffer(sink, s.r, make([]byte, 256<<10))
+	}
+	if err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("replication: persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+// Release implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Release() { _ = s.r.Close() }
+
+// Restore implements raft.FSM: it rebuilds the data log from a snapshot
+// stream in a side directory, then swaps it in (rename the old one aside,
+// rename the new one in, fsync the parent, remove the old one). Readers
+// blocked in Wait on the old log move to the new one.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	hb := make([]byte, snapshotHeaderSize)
+	if _, err := io.ReadFull(rc, hb); err != nil {
+		return fmt.Errorf("replication: restore: read header: %w", err)
+	}
+	h, err := decodeSnapshotHeader(hb)
+	if err != nil {
+		return fmt.Errorf("replication: restore: %w", err)
+	}
+	data := filepath.Join(f.dir, dataDir)
+	restore, old := filepath.Join(f.dir, dataRestoreDir), filepath.Join(f.dir, dataOldDir)
+	if err := errors.Join(os.RemoveAll(restore), os.RemoveAll(old)); err != nil {
+		return fmt.Errorf("replication: restore: %w", err)
+	}
+	cfg := f.cfg
+	nl, err := log.Restore(restore, cfg, rc)
+	if err != nil {
+		return fmt.Errorf("replication: restore data log: %w", err)
+	}
+	if err := nl.Close(); err != nil {
+		return fmt.Errorf("replication: restore data log: %w", err)
+	}
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.l.Close(); err != nil {
+		f.lg.Warn("closing the replaced data log", "error", err)
+	}
+	swap := func() error {
+		if err := os.Rename(data, old); err != nil {
+			return err
+		}
+		if err := os.Rename(restore, data); err != nil {
+			return err
+		}
+		if err := syncDir(f.dir); err != nil {
+			return err
+		}
+		return os.RemoveAll(old)
+	}
+	serr := swap()
+	l, err := log.Open(data, cfg)
+	if err != nil || serr != nil {
+		err = fmt.Errorf("%w: swap in restored data log: %v", ErrFailed, errors.Join(serr, err))
+		f.failed.Store(&err)
+		if l != nil {
+			f.l = l
+		}
+		return err
+	}
+	f.l = l
+	if err := f.loadState(); err != nil {
+		err = fmt.Errorf("%w: %v", ErrFailed, err)
+		f.failed.Store(&err)
+		return err
+	}
+	f.failed.Store(nil)
+	f.setApplied(max(h.applied, f.last.index))
+	f.lg.Info("restored data log from snapshot", "records", l.NextOffset()-l.LowestOffset(), "applied", h.applied)
+	return nil
+}
+
+// withLog runs fn on the current data log, again on the new one if a
+// Restore replaced it meanwhile (fn then saw ErrClosed).
+func (f *fsm) withLog(fn func(*log.Log) error) error {
+	for {
+		l := f.current()
+		err := fn(l)
+		if errors.Is(err, log.ErrClosed) && f.current() != l {
+			continue
+		}
+		return err
+	}
+}
+
+// read returns the client record at offset.
+func (f *fsm) read(offset uint64) ([]byte, error) {
+	if errp := f.failed.Load(); errp != nil {
+		return nil, *errp
+	}
+	var rec []byte
+	err := f.withLog(func(l *log.Log) error {
+		b, err := l.Read(offset)
+		if err != nil {
+			return err
+		}
+		_, payload, err := decodeEnvelope(b)
+		if err != nil {
+			return fmt.Errorf("data record %d: %w", offset, err)
+		}
+		rec = payload
+		return nil
+	})
+	return rec, err
+}
+
+func (f *fsm) wait(ctx context.Context, offset uint64) error {
+	return f.withLog(func(l *log.Log) error { return l.Wait(ctx, offset) })
+}
+
+func (f *fsm) lowestOffset() uint64 { return f.current().LowestOffset() }
+func (f *fsm) nextOffset() uint64   { return f.current().NextOffset() }
+
+func (f *fsm) close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.l.Close(); err != nil && !errors.Is(err, log.ErrClosed) {
+		return fmt.Errorf("replication: close data log: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,300 @@
+package replication
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/proglog/proglog/go/log"
+)
+
+// LogStore is Raft's log on a go/log Log: the entry with Raft index i is the
+// record at offset i (the log starts at offset 1), encoded as described in
+// codec.go. It implements raft.LogStore and raft.MonotonicLogStore.
+//
+// Its directory holds the go/log directory "segments" and the file
+// "first_index", the logical first index: compaction removes whole
+// segments only, so entries below the first index may still be on disk;
+// they are invisible (FirstIndex, GetLog) and removed by later compactions.
+//
+// DeleteRange(min, max) accepts what Raft asks for:
+//
+//   - a suffix (max >= LastIndex): conflicting entries a new leader
+//     overwrites, removed with TruncateAfter(min-1), durably;
+//   - a prefix (min <= FirstIndex): compaction after a snapshot; the new
+//     first index max+1 is written to first_index (atomically: temporary
+//     file, fsync, rename, directory fsync) before the segments below it
+//     are removed;
+//   - both (everything): the log becomes empty, and the next StoreLogs may
+//     start at any index (Raft continues after a snapshot it installed or
+//     restored): the segments are then replaced by an empty log starting
+//     at that index. LogStore is monotonic (IsMonotonic), so Raft deletes
+//     everything after installing a snapshot rather than leaving a gap;
+//   - anything else (a range strictly inside the log) fails with
+//     ErrDeleteRange; ranges outside the stored entries are no-ops.
+//
+// StoreLogs appends its entries with one AppendBatch (one write, one fsync:
+// the Raft log always syncs) and requires them to follow LastIndex
+// (ErrNonContiguous otherwise). FirstIndex and LastIndex are 0 when the log
+// is empty; GetLog returns raft.ErrLogNotFound outside them.
+type LogStore struct {
+	dir string
+	cfg log.Config
+
+	wmu   sync.Mutex   // serialises StoreLogs and DeleteRange
+	mu    sync.RWMutex // guards l, replaced when the log is reset
+	l     *log.Log
+	first atomic.Uint64 // logical first index
+}
+
+var (
+	_ raft.LogStore          = (*LogStore)(nil)
+	_ raft.MonotonicLogStore = (*LogStore)(nil)
+)
+
+const (
+	segmentsDir    = "segments"
+	firstIndexFile = "first_index"
+)
+
+// OpenLogStore opens (or creates) the Raft log store in dir. cfg configures
+// the underlying log; its InitialOffset and Sync are overridden (1 and
+// SyncAlways: Raft's log must be durable before it acknowledges entries).
+// Its MaxRecordBytes bounds an encoded entry, so it must exceed the largest
+// command (a batch) by maxEntryOverhead.
+func OpenLogStore(dir string, cfg log.Config) (*LogStore, error) {
+	cfg.InitialOffset = 1
+	cfg.Sync = log.SyncAlways
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("replication: raft log dir: %w", err)
+	}
+	s := &LogStore{dir: dir, cfg: cfg}
+	removeTemps(s.firstIndexPath())
+	l, err := log.Open(filepath.Join(dir, segmentsDir), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("replication: open raft log: %w", err)
+	}
+	s.l = l
+	first, ok, err := readFirstIndex(s.firstIndexPath())
+	if err != nil {
+		_ = l.Close()
+		return nil, err
+	}
+	if !ok || first < l.LowestOffset() {
+		first = l.LowestOffset()
+	}
+	s.first.Store(first)
+	// Finish a compaction a crash interrupted.
+	if first > l.LowestOffset() && first <= l.NextOffset() {
+		if err := l.Truncate(first); err != nil {
+			_ = l.Close()
+			return nil, fmt.Errorf("replication: compact raft log below %d: %w", first, err)
+		}
+	}
+	return s, nil
+}
+
+func (s *LogStore) firstIndexPath() string { return filepath.Join(s.dir, firstIndexFile) }
+
+// first_index format: 8 bytes big-endian index, 4 bytes CRC32C of them.
+func readFirstIndex(path string) (uint64, bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("replication: read %s: %w", path, err)
+	}
+	if len(b) != 12 || crc32.Checksum(b[:8], castagnoli) != binary.BigEndian.Uint32(b[8:]) {
+		return 0, false, fmt.Errorf("%w: %s is damaged", ErrBadEncoding, path)
+	}
+	return binary.BigEndian.Uint64(b[:8]), true, nil
+}
+
+func (s *LogStore) setFirst(first uint64) error {
+	if s.first.Load() == first {
+		return nil
+	}
+	b := make([]byte, 12)
+	binary.BigEndian.PutUint64(b, first)
+	binary.BigEndian.PutUint32(b[8:], crc32.Checksum(b[:8], castagnoli))
+	if err := writeFileAtomic(s.firstIndexPath(), b); err != nil {
+		return fmt.Errorf("replication: persist first index %d: %w", first, err)
+	}
+	s.first.Store(first)
+	return nil
+}
+
+// bounds returns the stored range [first, next); empty when first >= next.
+func (s *LogStore) bounds() (l *log.Log, first, next uint64) {
+	s.mu.RLock()
+	l = s.l
+	s.mu.RUnlock()
+	return l, s.first.Load(), l.NextOffset()
+}
+
+// maxRecordBytes is the largest encoded entry the log accepts.
+func (s *LogStore) maxRecordBytes() uint64 {
+	l, _, _ := s.bounds()
+	return l.Config().MaxRecordBytes
+}
+
+// FirstIndex implements raft.LogStore: the first stored index, 0 if none.
+func (s *LogStore) FirstIndex() (uint64, error) {
+	_, first, next := s.bounds()
+	if first >= next {
+		return 0, nil
+	}
+	return first, nil
+}
+
+// LastIndex implements raft.LogStore: the last stored index, 0 if none.
+func (s *LogStore) LastIndex() (uint64, error) {
+	_, first, next := s.bounds()
+	if first >= next {
+		return 0, nil
+	}
+	return next - 1, nil
+}
+
+// GetLog implements raft.LogStore.
+func (s *LogStore) GetLog(index uint64, out *raft.Log) error {
+	l, first, next := s.bounds()
+	if index < first || index >= next {
+		return raft.ErrLogNotFound
+	}
+	b, err := l.Read(index)
+	if err != nil {
+		if errors.Is(err, log.ErrOffsetOutOfRange) {
+			return raft.ErrLogNotFound // removed concurrently
+		}
+		return fmt.Errorf("replication: read raft entry %d: %w", index, err)
+	}
+	if err := decodeEntry(b, out); err != nil {
+		return fmt.Errorf("raft entry %d: %w", index, err)
+	}
+	if out.Index != index {
+		return fmt.Errorf("%w: raft entry at offset %d says index %d", ErrBadEncoding, index, out.Index)
+	}
+	return nil
+}
+
+// StoreLog implements raft.LogStore.
+func (s *LogStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
+
+// StoreLogs implements raft.LogStore: one AppendBatch, so one fsync.
+func (s *LogStore) StoreLogs(logs []*raft.Log) error {
+	if len(logs) == 0 {
+		return nil
+	}
+	start := logs[0].Index
+	for i, e := range logs {
+		if e.Index != start+uint64(i) {
+			return fmt.Errorf("%w: entry %d of the batch has index %d, want %d", ErrNonContiguous, i, e.Index, start+uint64(i))
+		}
+	}
+	bufs := make([][]byte, len(logs))
+	for i, e := range logs {
+		bufs[i] = encodeEntry(e)
+	}
+
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	l, first, next := s.bounds()
+	if first >= next { // empty: may start anywhere
+		if start != next {
+			var err error
+			if l, err = s.reset(start); err != nil {
+				return err
+			}
+		}
+		if err := s.setFirst(start); err != nil {
+			return err
+		}
+	} else if start != next {
+		return fmt.Errorf("%w: got index %d, the last stored is %d", ErrNonContiguous, start, next-1)
+	}
+	got, err := l.AppendBatch(bufs)
+	if err != nil {
+		return fmt.Errorf("replication: store raft entries %d-%d: %w", start, start+uint64(len(logs))-1, err)
+	}
+	if got != start {
+		return fmt.Errorf("replication: raft entries %d-%d stored at offset %d", start, start+uint64(len(logs))-1, got)
+	}
+	return nil
+}
+
+// reset replaces the (logically empty) log with an empty one starting at
+// index. The new log exists before first_index names index, so a crash in
+// between leaves a log that is still logically empty.
+func (s *LogStore) reset(index uint64) (*log.Log, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.l.Remove(); err != nil {
+		return nil, fmt.Errorf("replication: reset raft log: %w", err)
+	}
+	cfg := s.cfg
+	cfg.InitialOffset = index
+	l, err := log.Open(filepath.Join(s.dir, segmentsDir), cfg)
+	if err != nil {
+		// Leave a closed log behind: every call fails with ErrClosed.
+		return nil, fmt.Errorf("replication: reset raft log at %d: %w", index, err)
+	}
+	s.l = l
+	return l, nil
+}
+
+// DeleteRange implements raft.LogStore; see the type's documentation.
+func (s *LogStore) DeleteRange(min, max uint64) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	l, first, next := s.bounds()
+	if first >= next || min > max || max < first || min >= next {
+		return nil // nothing stored in the range
+	}
+	last := next - 1
+	switch {
+	case min <= first && max >= last: // everything
+		if err := s.setFirst(next); err != nil {
+			return err
+		}
+		if err := l.Truncate(next); err != nil {
+			return fmt.Errorf("replication: delete raft entries %d-%d: %w", first, last, err)
+		}
+	case max >= last: // suffix: conflicting entries
+		if err := l.TruncateAfter(min - 1); err != nil {
+			return fmt.Errorf("replication: delete raft entries %d-%d: %w", min, last, err)
+		}
+	case min <= first: // prefix: compaction
+		if err := s.setFirst(max + 1); err != nil {
+			return err
+		}
+		if err := l.Truncate(max + 1); err != nil {
+			return fmt.Errorf("replication: compact raft entries below %d: %w", max+1, err)
+		}
+	default:
+		return fmt.Errorf("%w: asked for %d-%d of %d-%d", ErrDeleteRange, min, max, first, last)
+	}
+	return nil
+}
+
+// IsMonotonic implements raft.MonotonicLogStore: entries never have gaps.
+func (s *LogStore) IsMonotonic() bool { return true }
+
+// Close closes the underlying log.
+func (s *LogStore) Close() error {
+	s.mu.RLock()
+	l := s.l
+	s.mu.RUnlock()
+	if err := l.Close(); err != nil {
+		return fmt.Errorf("replication: close raft log: %w", err)
+	}
+	return nil
+}

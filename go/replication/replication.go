@@ -1,0 +1,578 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"io"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/proglog/proglog/go/log"
+)
+
+// Log is a replicated log: one node's Raft replica and its data log. Its
+// methods are safe for concurrent use.
+type Log struct {
+	cfg    Config
+	lg     hclog.Logger
+	raft   *raft.Raft
+	fsm    *fsm
+	store  *LogStore
+	stable *StableStore
+	trans  *raft.NetworkTransport
+
+	leaderMu sync.Mutex
+	lost     chan struct{} // closed when this node's current leadership ends; nil if not leader
+
+	done      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Server is a member of the Raft configuration.
+type Server struct {
+	ID string
+	// RPCAddr is the server's Raft address, which is also its gRPC address.
+	RPCAddr  string
+	IsLeader bool
+	Voter    bool
+}
+
+// New opens (or creates) the replica in cfg.DataDir and starts Raft. With
+// cfg.Bootstrap and no existing state it starts a one-node cluster; other
+// nodes are added by the leader's Join.
+func New(cfg Config) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	lg := cfg.logger()
+	raftDir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(raftDir, 0o755); err != nil {
+		return nil, fmt.Errorf("replication: %w", err)
+	}
+	l := &Log{cfg: cfg, lg: lg, done: make(chan struct{})}
+	ok := false
+	var closers []func() error
+	defer func() {
+		if !ok {
+			for i := len(closers) - 1; i >= 0; i-- {
+				_ = closers[i]()
+			}
+		}
+	}()
+
+	var err error
+	if l.store, err = OpenLogStore(filepath.Join(raftDir, "log"), cfg.RaftLog); err != nil {
+		return nil, err
+	}
+	closers = append(closers, l.store.Close)
+	if l.stable, err = OpenStableStore(filepath.Join(raftDir, "stable")); err != nil {
+		return nil, err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, cfg.SnapshotRetain, lg.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("replication: snapshot store: %w", err)
+	}
+	fsm, lost, err := openFSM(cfg.DataDir, cfg.DataLog, lg.Named("fsm"))
+	if err != nil {
+		return nil, err
+	}
+	l.fsm = fsm
+	closers = append(closers, fsm.close)
+
+	rc := cfg.raftConfig()
+	rc.Logger = lg.Named("raft")
+	notify := make(chan bool, 16)
+	rc.NotifyCh = notify
+	behind, err := fsm.behindSnapshot(snaps)
+	if err != nil {
+		return nil, err
+	}
+	if lost || behind {
+		// The data log lost records that only the snapshot still has
+		// (compacted from the Raft log): rebuild it from the snapshot.
+		lg.Warn("data log is missing records; restoring it from the latest snapshot", "data_log_lost", lost, "behind_snapshot", behind)
+		rc.NoSnapshotRestoreOnStart = false
+	}
+	l.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  cfg.StreamLayer,
+		MaxPool: cfg.MaxPool,
+		Timeout: cfg.TransportTimeout,
+		Logger:  lg.Named("transport"),
+	})
+	closers = append(closers, l.trans.Close)
+	hasState, err := raft.HasExistingState(l.store, l.stable, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("replication: inspect raft state: %w", err)
+	}
+	cache, err := raft.NewLogCache(512, l.store)
+	if err != nil {
+		return nil, fmt.Errorf("replication: raft log cache: %w", err)
+	}
+	r, err := raft.NewRaft(rc, fsm, cache, l.stable, snaps, l.trans)
+	if err != nil {
+		return nil, fmt.Errorf("replication: start raft: %w", err)
+	}
+	l.raft = r
+	closers = append(closers, func() error { return r.Shutdown().Error() })
+	if cfg.Bootstrap && !hasState {
+		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+			ID: rc.LocalID, Address: l.trans.LocalAddr(), Suffrage: raft.Voter,
+		}}})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return nil, fmt.Errorf("replication: bootstrap: %w", err)
+		}
+	}
+	l.wg.Add(1)
+	go l.watchLeadership(notify)
+	ok = true
+	return l, nil
+}
+
+// behindSnapshot reports whether the latest snapshot holds commands the data
+// log lacks (a crash between Raft saving an installed snapshot and the FSM
+// restoring it).
+func (f *fsm) behindSnapshot(snaps raft.SnapshotStore) (bool, error) {
+	metas, err := snaps.List()
+	if err != nil {
+		return false, fmt.Errorf("replication: list snapshots: %w", err)
+	}
+	if len(metas) == 0 {
+		return false, nil
+	}
+	_, rc, err := snaps.Open(metas[0].ID)
+	if err != nil {
+		return false, fmt.Errorf("replication: open snapshot %s: %w", metas[0].ID, err)
+	}
+	defer rc.Close()
+	hb := make([]byte, snapshotHeaderSize)
+	if _, err := io.ReadFull(rc, hb); err != nil {
+		return false, fmt.Errorf("replication: snapshot %s: %w", metas[0].ID, err)
+	}
+	h, err := decodeSnapshotHeader(hb)
+	if err != nil {
+		return false, fmt.Errorf("replication: snapshot %s: %w", metas[0].ID, err)
+	}
+	return f.last.index < h.lastCommand, nil
+}
+
+// watchLeadership tracks this node's leadership for reads and reports it.
+func (l *Log) watchLeadership(notify <-chan bool) {
+	defer l.wg.Done()
+	for {
+		select {
+		case <-l.done:
+			return
+		case isLeader := <-notify:
+			l.leaderMu.Lock()
+			if isLeader && l.lost == nil {
+				l.lost = make(chan struct{})
+			} else if !isLeader && l.lost != nil {
+				close(l.lost)
+				l.lost = nil
+			}
+			l.leaderMu.Unlock()
+			l.lg.Info("leadership changed", "leader", isLeader)
+			if l.cfg.OnLeadershipChange != nil {
+				l.cfg.OnLeadershipChange(isLeader)
+			}
+		}
+	}
+}
+
+// leadership returns a channel closed when the current leadership ends, or
+// nil if this node is not (known to be) the leader.
+func (l *Log) leadership() <-chan struct{} {
+	l.leaderMu.Lock()
+	defer l.leaderMu.Unlock()
+	return l.lost
+}
+
+func (l *Log) notLeader() error {
+	addr, id := l.raft.LeaderWithID()
+	return &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
+}
+
+// mapRaftErr translates Raft's errors to this package's.
+func (l *Log) mapRaftErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrNotVoter):
+		return l.notLeader()
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w (%v)", ErrLeadershipLost, err)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %v", ErrTimeout, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrClosed
+	default:
+		return fmt.Errorf("replication: raft: %w", err)
+	}
+}
+
+// await waits for a Raft future, giving up when ctx is done (the operation
+// may still complete).
+func await(ctx context.Context, f raft.Future) error {
+	errc := make(chan error, 1)
+	go func() { errc <- f.Error() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *Log) timeout(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return max(time.Until(d), time.Millisecond)
+	}
+	return l.cfg.ApplyTimeout
+}
+
+// Append replicates record and returns its offset once a quorum stored it
+// and this node applied it. See AppendBatch.
+func (l *Log) Append(ctx context.Context, record []byte) (uint64, error) {
+	return l.AppendBatch(ctx, [][]byte{record})
+}
+
+// AppendBatch replicates records as one Raft entry: they get consecutive
+// offsets, all or none, and the first is returned. Only the leader accepts
+// appends; elsewhere it fails with *NotLeaderError naming the leader (appends
+// are not forwarded). A record longer than the data log allows fails with
+// log.ErrRecordTooLarge (wrapped) before anything is replicated. If ctx ends
+// first the call returns ctx.Err(), but the append may still be committed;
+// so may one that fails with ErrLeadershipLost.
+func (l *Log) AppendBatch(ctx context.Context, records [][]byte) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if l.closed() {
+		return 0, ErrClosed
+	}
+	if len(records) == 0 {
+		return l.fsm.nextOffset(), nil
+	}
+	limit := l.fsm.cfg.MaxRecordBytes - maxEnvelopeOverhead
+	for i, r := range records {
+		if uint64(len(r)) > limit {
+			return 0, fmt.Errorf("replication: records[%d] is %d bytes, at most %d fit: %w", i, len(r), limit, log.ErrRecordTooLarge)
+		}
+	}
+	cmd := encodeAppend(records)
+	if max := l.store.maxRecordBytes(); uint64(len(cmd)+maxEntryOverhead) > max {
+		return 0, fmt.Errorf("replication: batch of %d records is %d bytes encoded, at most %d fit in a raft entry: %w",
+			len(records), len(cmd), max-maxEntryOverhead, log.ErrRecordTooLarge)
+	}
+	if l.raft.State() != raft.Leader {
+		return 0, l.notLeader()
+	}
+	f := l.raft.Apply(cmd, l.timeout(ctx))
+	if err := await(ctx, f); err != nil {
+		if ctx.Err() != nil {
+			return 0, err
+		}
+		return 0, l.mapRaftErr(err)
+	}
+	switch r := f.Response().(type) {
+	case applyResult:
+		return r.first, nil
+	case error:
+		return 0, r
+	default:
+		return 0, fmt.Errorf("replication: unexpected apply response %T", r)
+	}
+}
+
+// Read returns the record at offset with consistency c (see Consistency).
+// Offsets outside the data log fail with *log.OffsetOutOfRangeError.
+func (l *Log) Read(ctx context.Context, offset uint64, c Consistency) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if l.closed() {
+		return nil, ErrClosed
+	}
+	switch c {
+	case ReadFollower:
+	case ReadLinearizable:
+		if err := l.readBarrier(ctx); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("replication: unknown consistency %d", c)
+	}
+	return l.fsm.read(offset)
+}
+
+// readBarrier makes a linearizable read safe: it records the leader's last
+// index (every acknowledged append is in a leader's log, and entries are
+// only ever acknowledged by the leader of their term), confirms with a
+// quorum that this node is still the leader of the same term, then waits
+// until every command up to that index is applied. The last index is used
+// rather than the commit index because a newly elected leader's commit
+// index lags until the first entry of its term commits.
+func (l *Log) readBarrier(ctx context.Context) error {
+	lost := l.leadership()
+	if lost == nil || l.raft.State() != raft.Leader {
+		return l.notLeader()
+	}
+	term := l.raft.CurrentTerm()
+	target := l.raft.LastIndex()
+	if err := await(ctx, l.raft.VerifyLeader()); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return l.mapRaftErr(err)
+	}
+	if l.raft.State() != raft.Leader || l.raft.CurrentTerm() != term {
+		return l.notLeader()
+	}
+	return l.waitApplied(ctx, target, lost)
+}
+
+// waitApplied waits until every command with an index <= target is applied.
+// Entries the FSM never sees (no-ops, barriers) do not count: it waits for
+// the newest command at or below target.
+func (l *Log) waitApplied(ctx context.Context, target uint64, lost <-chan struct{}) error {
+	for {
+		changed := l.fsm.appliedChanged()
+		applied := l.fsm.applied.Load()
+		if applied >= target {
+			return nil
+		}
+		need := uint64(0)
+		var e raft.Log
+		for i := target; i > applied; i-- {
+			if err := l.store.GetLog(i, &e); err != nil {
+				break // compacted: covered by a snapshot, hence applied
+			}
+			if e.Type == raft.LogCommand {
+				need = i
+				break
+			}
+		}
+		if need == 0 {
+			return nil
+		}
+		target = need
+		select {
+		case <-changed:
+		case <-lost:
+			return l.notLeader()
+		case <-l.done:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Wait blocks until the record at offset exists on this node (nil), ctx is
+// done (ctx.Err()) or the log closes (log.ErrClosed).
+func (l *Log) Wait(ctx context.Context, offset uint64) error { return l.fsm.wait(ctx, offset) }
+
+// LowestOffset is the oldest record of this node's data log.
+func (l *Log) LowestOffset() uint64 { return l.fsm.lowestOffset() }
+
+// NextOffset is the offset the next record applied on this node gets.
+func (l *Log) NextOffset() uint64 { return l.fsm.nextOffset() }
+
+// Join adds server id at addr (its Raft and gRPC address) to the cluster, as
+// a voter or not. It is idempotent: a server already there with the same
+// address and role is left alone; a changed address or role is updated.
+// Only the leader can do it (*NotLeaderError elsewhere). Join implements
+// discovery.Handler.
+func (l *Log) Join(id, addr string, voter bool) error {
+	if l.closed() {
+		return ErrClosed
+	}
+	if l.raft.State() != raft.Leader {
+		return l.notLeader()
+	}
+	cf := l.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return l.mapRaftErr(err)
+	}
+	sid, saddr := raft.ServerID(id), raft.ServerAddress(addr)
+	for _, s := range cf.Configuration().Servers {
+		switch {
+		case s.ID == sid && s.Address == saddr && (s.Suffrage == raft.Voter) == voter:
+			return nil // already there
+		case s.ID == sid && !voter && s.Suffrage == raft.Voter:
+			// A voter becoming a non-voter: demote first (AddNonvoter
+			// does not demote); the address is updated below.
+			if err := l.raft.DemoteVoter(sid, 0, l.cfg.ApplyTimeout).Error(); err != nil {
+				return l.mapRaftErr(err)
+			}
+		case s.ID != sid && s.Address == saddr:
+			// Another ID at this address: a node that came back renamed.
+			if err := l.raft.RemoveServer(s.ID, 0, l.cfg.ApplyTimeout).Error(); err != nil {
+				return l.mapRaftErr(err)
+			}
+		}
+	}
+	var f raft.IndexFuture
+	if voter {
+		f = l.raft.AddVoter(sid, saddr, 0, l.cfg.ApplyTimeout)
+	} else {
+		f = l.raft.AddNonvoter(sid, saddr, 0, l.cfg.ApplyTimeout)
+	}
+	if err := f.Error(); err != nil {
+		return l.mapRaftErr(err)
+	}
+	l.lg.Info("server joined", "id", id, "addr", addr, "voter", voter)
+	return nil
+}
+
+// Leave removes server id from the cluster; removing one that is not there
+// succeeds. Only the leader can do it (*NotLeaderError elsewhere). Leave
+// implements discovery.Handler.
+func (l *Log) Leave(id string) error {
+	if l.closed() {
+		return ErrClosed
+	}
+	if l.raft.State() != raft.Leader {
+		return l.notLeader()
+	}
+	cf := l.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return l.mapRaftErr(err)
+	}
+	found := false
+	for _, s := range cf.Configuration().Servers {
+		found = found || s.ID == raft.ServerID(id)
+	}
+	if !found {
+		return nil
+	}
+	if err := l.raft.RemoveServer(raft.ServerID(id), 0, l.cfg.ApplyTimeout).Error(); err != nil {
+		return l.mapRaftErr(err)
+	}
+	l.lg.Info("server left", "id", id)
+	return nil
+}
+
+// GetServers returns the servers of the latest Raft configuration as this
+// node knows it, marking the leader.
+func (l *Log) GetServers() ([]Server, error) {
+	cf := l.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return nil, l.mapRaftErr(err)
+	}
+	_, leader := l.raft.LeaderWithID()
+	var out []Server
+	for _, s := range cf.Configuration().Servers {
+		out = append(out, Server{
+			ID:       string(s.ID),
+			RPCAddr:  string(s.Address),
+			IsLeader: s.ID == leader,
+			Voter:    s.Suffrage == raft.Voter,
+		})
+	}
+	return out, nil
+}
+
+// Leader returns the leader's ID and address, empty if none is known.
+func (l *Log) Leader() (id, addr string) {
+	a, i := l.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// IsLeader reports whether this node is the leader.
+func (l *Log) IsLeader() bool { return l.raft.State() == raft.Leader }
+
+// Addr is this node's Raft (and gRPC) address.
+func (l *Log) Addr() string { return string(l.trans.LocalAddr()) }
+
+// WaitForLeader blocks until a leader is known (returning its ID and
+// address) or ctx is done. It polls Raft's leader every 10ms.
+func (l *Log) WaitForLeader(ctx context.Context) (id, addr string, err error) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if id, addr = l.Leader(); id != "" {
+			return id, addr, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", "", ctx.Err()
+		case <-l.done:
+			return "", "", ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+// Snapshot takes a Raft snapshot now (compacting the Raft log down to
+// TrailingLogs entries), as Raft does by itself every SnapshotThreshold
+// entries.
+func (l *Log) Snapshot() error {
+	if err := l.raft.Snapshot().Error(); err != nil {
+		return l.mapRaftErr(err)
+	}
+	return nil
+}
+
+// Stats returns Raft's statistics (state, term, indexes, ...).
+func (l *Log) Stats() map[string]string { return l.raft.Stats() }
+
+func (l *Log) closed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops this replica: if it is the leader of a cluster with other
+// voters it first hands leadership over (so the cluster does not wait an
+// election timeout), then shuts Raft down, closes the transport (and the
+// stream layer) and the logs. It does not remove the node from the cluster:
+// call the leader's Leave (discovery does, on a graceful leave). Close is
+// idempotent.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() {
+		if l.raft.State() == raft.Leader && l.otherVoters() {
+			if err := l.raft.LeadershipTransfer().Error(); err != nil {
+				l.lg.Warn("leadership transfer before close failed", "error", err)
+			}
+		}
+		close(l.done)
+		var errs []error
+		if err := l.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown raft: %w", err))
+		}
+		if err := l.trans.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close transport: %w", err))
+		}
+		l.wg.Wait()
+		errs = append(errs, l.fsm.close(), l.store.Close(), l.stable.Close())
+		if err := errors.Join(errs...); err != nil {
+			l.closeErr = fmt.Errorf("replication: close: %w", err)
+		}
+	})
+	return l.closeErr
+}
+
+func (l *Log) otherVoters() bool {
+	cf := l.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return false
+	}
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage == raft.Voter && s.ID != raft.ServerID(l.cfg.LocalID) {
+			return true
+		}
+	}
+	return false
+}
