@@ -3,8 +3,8 @@ package replication
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -95,7 +95,11 @@ func New(cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	if lost || behind {
+	hasState, err := raft.HasExistingState(l.store, l.stable, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("replication: inspect raft state: %w", err)
+	}
+	if (lost && hasState) || behind {
 		// The data log lost records that only the snapshot still has
 		// (compacted from the Raft log): rebuild it from the snapshot.
 		lg.Warn("data log is missing records; restoring it from the latest snapshot", "data_log_lost", lost, "behind_snapshot", behind)
@@ -108,10 +112,6 @@ func New(cfg Config) (*Log, error) {
 		Logger:  lg.Named("transport"),
 	})
 	closers = append(closers, l.trans.Close)
-	hasState, err := raft.HasExistingState(l.store, l.stable, snaps)
-	if err != nil {
-		return nil, fmt.Errorf("replication: inspect raft state: %w", err)
-	}
 	cache, err := raft.NewLogCache(512, l.store)
 	if err != nil {
 		return nil, fmt.Errorf("replication: raft log cache: %w", err)
