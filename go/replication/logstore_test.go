@@ -101,8 +101,8 @@ func TestLogStoreStore(t *testing.T) {
 	}
 	checkRange(t, s, 1, 20)
 	for name, batch := range map[string][]*raft.Log{
-		"gap":         entries(22, 23),
-		"overlap":     entries(20, 21),
+		"gap":          entries(22, 23),
+		"overlap":      entries(20, 21),
 		"not in order": {entry(21), entry(23)},
 	} {
 		if err := s.StoreLogs(batch); !errors.Is(err, ErrNonContiguous) {
@@ -300,4 +300,22 @@ func TestLogStoreUnderRaft(t *testing.T) {
 		t.Fatalf("oversized entry: %v", err)
 	}
 	checkRange(t, s, 0, 0)
+}
+
+// corruptFile flips a byte of a file.
+func corruptFile(t *testing.T, path string, at int64) {
+	t.Helper()
+	fh, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	b := make([]byte, 1)
+	if _, err := fh.ReadAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := fh.WriteAt(b, at); err != nil {
+		t.Fatal(err)
+	}
 }

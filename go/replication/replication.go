@@ -29,6 +29,7 @@ type Log struct {
 
 	leaderMu sync.Mutex
 	lost     chan struct{} // closed when this node's current leadership ends; nil if not leader
+	changed  chan struct{} // closed and replaced when lost is set or cleared
 
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -57,7 +58,7 @@ func New(cfg Config) (*Log, error) {
 	if err := os.MkdirAll(raftDir, 0o755); err != nil {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
-	l := &Log{cfg: cfg, lg: lg, done: make(chan struct{})}
+	l := &Log{cfg: cfg, lg: lg, done: make(chan struct{}), changed: make(chan struct{})}
 	ok := false
 	var closers []func() error
 	defer func() {
@@ -178,6 +179,8 @@ func (l *Log) watchLeadership(notify <-chan bool) {
 				close(l.lost)
 				l.lost = nil
 			}
+			close(l.changed)
+			l.changed = make(chan struct{})
 			l.leaderMu.Unlock()
 			l.lg.Info("leadership changed", "leader", isLeader)
 			if l.cfg.OnLeadershipChange != nil {
@@ -188,11 +191,28 @@ func (l *Log) watchLeadership(notify <-chan bool) {
 }
 
 // leadership returns a channel closed when the current leadership ends, or
-// nil if this node is not (known to be) the leader.
-func (l *Log) leadership() <-chan struct{} {
-	l.leaderMu.Lock()
-	defer l.leaderMu.Unlock()
-	return l.lost
+// nil if this node is not the leader. Raft reports a new leadership on
+// NotifyCh just after its state turns to Leader; in that window this waits
+// for the report rather than call the leader a follower.
+func (l *Log) leadership(ctx context.Context) <-chan struct{} {
+	for {
+		l.leaderMu.Lock()
+		lost, changed := l.lost, l.changed
+		l.leaderMu.Unlock()
+		if lost != nil {
+			return lost
+		}
+		if l.raft.State() != raft.Leader {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		case <-l.done:
+			return nil
+		}
+	}
 }
 
 func (l *Log) notLeader() error {
@@ -321,7 +341,10 @@ func (l *Log) Read(ctx context.Context, offset uint64, c Consistency) ([]byte, e
 // rather than the commit index because a newly elected leader's commit
 // index lags until the first entry of its term commits.
 func (l *Log) readBarrier(ctx context.Context) error {
-	lost := l.leadership()
+	lost := l.leadership(ctx)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if lost == nil || l.raft.State() != raft.Leader {
 		return l.notLeader()
 	}

@@ -66,12 +66,13 @@ func ctxT(t *testing.T) context.Context {
 
 // node is one replica with its own mux on a loopback port.
 type node struct {
-	t    *testing.T
-	id   string
-	dir  string
-	addr string
-	mod  func(*Config)
-	mux  *mux.Mux
+	t      *testing.T
+	id     string
+	dir    string
+	addr   string
+	mod    func(*Config)
+	muxMod func(*mux.Config)
+	mux    *mux.Mux
 	*Log
 }
 
@@ -124,6 +125,9 @@ func (n *node) start() {
 	mc := mux.DefaultConfig()
 	mc.InsecurePlaintext = true
 	mc.Logger = testLogger(t, n.id+".mux")
+	if n.muxMod != nil {
+		n.muxMod(&mc)
+	}
 	m, err := mux.New(ln, mc)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,77 @@
+package replication
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/proglog/proglog/go/log"
+)
+
+// nopStream satisfies raft.StreamLayer for config checks.
+type nopStream struct{ net.Listener }
+
+func (nopStream) Dial(raft.ServerAddress, time.Duration) (net.Conn, error) {
+	return nil, errors.New("no")
+}
+
+func TestDefaultConfig(t *testing.T) {
+	c := DefaultConfig()
+	if c.ReadConsistency != ReadLinearizable || c.DataLog.Sync != log.SyncInterval || c.RaftLog.MaxRecordBytes != DefaultRaftMaxRecordBytes ||
+		c.SnapshotRetain != DefaultSnapshotRetain || c.HeartbeatTimeout != DefaultHeartbeatTimeout {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("DefaultConfig without DataDir, LocalID, StreamLayer: %v", err)
+	}
+	c.DataDir, c.LocalID, c.StreamLayer = t.TempDir(), "n1", nopStream{}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rc := c.raftConfig()
+	if !rc.NoSnapshotRestoreOnStart || rc.LocalID != "n1" || rc.TrailingLogs != DefaultTrailingLogs {
+		t.Fatalf("raft config %+v", rc)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := func() Config {
+		c := DefaultConfig()
+		c.DataDir, c.LocalID, c.StreamLayer = "/tmp/x", "n1", nopStream{}
+		return c
+	}
+	for name, mod := range map[string]func(*Config){
+		"no data dir":         func(c *Config) { c.DataDir = "" },
+		"no id":               func(c *Config) { c.LocalID = "" },
+		"no stream layer":     func(c *Config) { c.StreamLayer = nil },
+		"no snapshots kept":   func(c *Config) { c.SnapshotRetain = 0 },
+		"zero apply timeout":  func(c *Config) { c.ApplyTimeout = 0 },
+		"no pool":             func(c *Config) { c.MaxPool = 0 },
+		"zero transport":      func(c *Config) { c.TransportTimeout = 0 },
+		"unknown consistency": func(c *Config) { c.ReadConsistency = 5 },
+		"tiny data records":   func(c *Config) { c.DataLog.MaxRecordBytes = 10 },
+		"tiny raft records":   func(c *Config) { c.RaftLog.MaxRecordBytes = 10 },
+		"bad data log":        func(c *Config) { c.DataLog.SyncInterval = -1 },
+		"bad raft log":        func(c *Config) { c.RaftLog.Segment.MaxStoreBytes = 100 },
+		"lease > heartbeat":   func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
+		"tiny heartbeat":      func(c *Config) { c.HeartbeatTimeout = time.Millisecond },
+	} {
+		c := good()
+		mod(&c)
+		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: Validate = %v, want ErrInvalidConfig", name, err)
+		}
+	}
+	if _, err := New(Config{}); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("New with an empty config: %v", err)
+	}
+}
+
+func TestConsistencyString(t *testing.T) {
+	if ReadLinearizable.String() != "linearizable" || ReadFollower.String() != "follower" || Consistency(7).String() != "Consistency(7)" {
+		t.Fatal("Consistency.String")
+	}
+}
