@@ -92,7 +92,7 @@ func New(cfg Config) (*Log, error) {
 	rc.Logger = lg.Named("raft")
 	notify := make(chan bool, 16)
 	rc.NotifyCh = notify
-	behind, err := fsm.behindSnapshot(snaps)
+	behind, err := fsm.behindSnapshot(snaps, raftDir)
 	if err != nil {
 		return nil, err
 	}
@@ -139,8 +139,9 @@ func New(cfg Config) (*Log, error) {
 
 // behindSnapshot reports whether the latest snapshot holds commands the data
 // log lacks (a crash between Raft saving an installed snapshot and the FSM
-// restoring it).
-func (f *fsm) behindSnapshot(snaps raft.SnapshotStore) (bool, error) {
+// restoring it). It reads the snapshot's header from raft.FileSnapshotStore's
+// state file directly: the store's Open would checksum the whole snapshot.
+func (f *fsm) behindSnapshot(snaps raft.SnapshotStore, raftDir string) (bool, error) {
 	metas, err := snaps.List()
 	if err != nil {
 		return false, fmt.Errorf("replication: list snapshots: %w", err)
@@ -148,18 +149,21 @@ func (f *fsm) behindSnapshot(snaps raft.SnapshotStore) (bool, error) {
 	if len(metas) == 0 {
 		return false, nil
 	}
-	_, rc, err := snaps.Open(metas[0].ID)
-	if err != nil {
-		return false, fmt.Errorf("replication: open snapshot %s: %w", metas[0].ID, err)
+	id := metas[0].ID
+	var rc io.ReadCloser
+	if fh, err := os.Open(filepath.Join(raftDir, "snapshots", id, "state.bin")); err == nil {
+		rc = fh
+	} else if _, rc, err = snaps.Open(id); err != nil {
+		return false, fmt.Errorf("replication: open snapshot %s: %w", id, err)
 	}
 	defer rc.Close()
 	hb := make([]byte, snapshotHeaderSize)
 	if _, err := io.ReadFull(rc, hb); err != nil {
-		return false, fmt.Errorf("replication: snapshot %s: %w", metas[0].ID, err)
+		return false, fmt.Errorf("replication: snapshot %s: %w", id, err)
 	}
 	h, err := decodeSnapshotHeader(hb)
 	if err != nil {
-		return false, fmt.Errorf("replication: snapshot %s: %w", metas[0].ID, err)
+		return false, fmt.Errorf("replication: snapshot %s: %w", id, err)
 	}
 	return f.last.index < h.lastCommand, nil
 }

@@ -22,9 +22,9 @@ import (
 // It replaces raft-boltdb/v2, which the design called for: v2.3.1 (the
 // latest) imports github.com/hashicorp/go-metrics/compat, a package that
 // go-metrics v0.7.0 — required by raft v1.8.0 and serf v0.11.0 — no longer
-// has, so the two cannot be built together; the older raft-boltdb (v1) uses
-// boltdb/bolt, whose unsafe pointer arithmetic fails Go's checkptr under
-// -race.
+// has, so the two cannot be built together; the older raft-boltdb (v1)
+// depends on the unmaintained boltdb/bolt. Raft needs three small values,
+// which a checksummed file holds as durably.
 //
 // File format (big-endian): magic "PLSTABLE", version uint16 (1), count
 // uint32, then count times (key length uint32, key, value length uint32,
