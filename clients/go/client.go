@@ -1,0 +1,334 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+)
+
+// Client is a connection to a proglog cluster. It is safe for concurrent
+// use; create one per cluster and share it.
+type Client struct {
+	cfg    config
+	target string
+	conn   *grpc.ClientConn
+	log    logv1.LogClient
+	rb     *resolverBuilder
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New connects to the cluster that target's servers belong to. target is
+// "host:port", a comma-separated list of them, or the same with the
+// "proglog://" prefix; one reachable server suffices, the others are
+// discovered. New returns once a server has answered, or fails after the
+// dial timeout (WithDialTimeout) or when ctx ends, with the last error seen
+// (a TLS failure, say), matching ErrUnavailable.
+//
+// Without TLS options the client verifies servers against the system roots
+// and presents no certificate; proglog servers normally require one
+// (WithTLSFiles, WithTLS).
+func New(ctx context.Context, target string, opts ...Option) (*Client, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.err != nil {
+		return nil, cfg.err
+	}
+	seeds, err := ParseTarget(target)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg := cfg.tls
+	if tlsCfg == nil {
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	creds := credentials.NewTLS(tlsCfg)
+	rb := newResolverBuilder(creds, cfg.dialOptions, cfg.discoveryInterval, cfg.logger)
+	dialOpts := append(slices.Clone(cfg.dialOptions),
+		grpc.WithTransportCredentials(creds),
+		grpc.WithResolvers(rb),
+		grpc.WithDefaultServiceConfig(serviceConfig),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(DefaultMaxRecvMsgBytes)),
+		// Finds dead servers under idle streams; servers accept pings every 10s.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	)
+	conn, err := grpc.NewClient(Scheme+":///"+strings.Join(seeds, ","), dialOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("proglog: %w", err)
+	}
+	conn.Connect()
+	wctx, cancel := context.WithTimeout(ctx, cfg.dialTimeout)
+	defer cancel()
+	if err := rb.waitResolved(wctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%w: no server of %s answered: %w", ErrUnavailable, target, err)
+	}
+	return &Client{cfg: cfg, target: target, conn: conn, log: logv1.NewLogClient(conn), rb: rb}, nil
+}
+
+// Close closes the client's connections. Calls in progress fail with
+// ErrClosed, and so do later calls.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		c.closeErr = c.conn.Close()
+	})
+	return c.closeErr
+}
+
+// Produce appends rec to the log and returns its offset. It is sent to the
+// leader; see WithProduceRetries for when a retried produce may be written
+// twice.
+func (c *Client) Produce(ctx context.Context, rec *Record) (uint64, error) {
+	if rec == nil {
+		return 0, fmt.Errorf("%w: Produce of a nil record", ErrInvalidArgument)
+	}
+	req := &logv1.ProduceRequest{Record: rec.toProto()}
+	var off uint64
+	err := c.do(ctx, opProduce, func(ctx context.Context) error {
+		resp, err := c.log.Produce(ctx, req)
+		if err == nil {
+			off = resp.GetOffset()
+		}
+		return err
+	})
+	return off, err
+}
+
+// ProduceValue appends a record holding value and returns its offset.
+func (c *Client) ProduceValue(ctx context.Context, value []byte) (uint64, error) {
+	return c.Produce(ctx, &Record{Value: value})
+}
+
+// ProduceBatch appends recs atomically, at consecutive offsets, and returns
+// the first one: recs[i] gets first+i. Either all are written or none
+// (a retried batch may be written twice as a whole; see
+// WithProduceRetries).
+func (c *Client) ProduceBatch(ctx context.Context, recs []*Record) (first uint64, err error) {
+	if len(recs) == 0 {
+		return 0, fmt.Errorf("%w: ProduceBatch of no records", ErrInvalidArgument)
+	}
+	req := &logv1.ProduceBatchRequest{Records: make([]*logv1.Record, len(recs))}
+	for i, r := range recs {
+		if r == nil {
+			return 0, fmt.Errorf("%w: ProduceBatch: records[%d] is nil", ErrInvalidArgument, i)
+		}
+		req.Records[i] = r.toProto()
+	}
+	err = c.do(ctx, opProduce, func(ctx context.Context) error {
+		resp, err := c.log.ProduceBatch(ctx, req)
+		if err == nil {
+			first = resp.GetFirstOffset()
+		}
+		return err
+	})
+	return first, err
+}
+
+// Consume reads the record at offset. An offset outside the log fails with
+// an *OffsetOutOfRangeError telling the log's bounds.
+func (c *Client) Consume(ctx context.Context, offset uint64) (*Record, error) {
+	req := &logv1.ConsumeRequest{Offset: offset}
+	var rec *Record
+	err := c.do(ctx, opRead, func(ctx context.Context) error {
+		resp, err := c.log.Consume(c.readContext(ctx), req)
+		if err == nil {
+			rec = recordFromProto(resp.GetRecord())
+		}
+		return err
+	})
+	return rec, err
+}
+
+// Servers asks the cluster for its servers, the leader marked.
+func (c *Client) Servers(ctx context.Context) ([]Server, error) {
+	var servers []Server
+	err := c.do(ctx, opServers, func(ctx context.Context) error {
+		resp, err := c.log.GetServers(ctx, &logv1.GetServersRequest{})
+		if err == nil {
+			servers = serversFromProto(resp.GetServers())
+		}
+		return err
+	})
+	return servers, err
+}
+
+// readContext announces the read consistency to the server.
+func (c *Client) readContext(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, ConsistencyHeader, c.cfg.consistency.String())
+}
+
+type op int
+
+const (
+	opProduce op = iota
+	opRead
+	opServers
+)
+
+func (c *Client) routeFor(o op) route {
+	switch o {
+	case opProduce:
+		return routeLeader
+	case opRead:
+		if c.cfg.consistency == ReadLinearizable {
+			return routeLeader
+		}
+		return routeFollower
+	default:
+		return routeAny
+	}
+}
+
+// do runs one call with the client's routing and retries.
+func (c *Client) do(ctx context.Context, o op, attempt func(context.Context) error) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if c.cfg.callTimeout > 0 {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, c.cfg.callTimeout)
+			defer cancel()
+		}
+	}
+	r := retrier{c: c, op: o, route: c.routeFor(o)}
+	for {
+		ci := &callInfo{route: r.route}
+		err := attempt(withCallInfo(ctx, ci))
+		if err == nil {
+			return nil
+		}
+		if err := r.next(ctx, err, ci); err != nil {
+			return err
+		}
+	}
+}
+
+// retrier decides, failure after failure, whether and when a call is
+// retried, and where.
+type retrier struct {
+	c         *Client
+	op        op
+	route     route
+	retries   int  // retries made
+	ambiguous int  // produce retries that may duplicate
+	toLeader  bool // a lagging follower's OUT_OF_RANGE sent the read to the leader
+}
+
+// next returns nil after waiting when the call should be retried, or the
+// error to return.
+func (r *retrier) next(ctx context.Context, err error, ci *callInfo) error {
+	c := r.c
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if ctx.Err() != nil {
+		return errFromStatus(ctx, err)
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	addr, ro, sent := ci.result()
+	var hinted <-chan struct{}
+	switch nl, isNL := notLeader(st); {
+	case isNL:
+		// Refused before anything was written: always safe to retry.
+		hinted = c.rb.hint(nl.LeaderAddr)
+		if r.op == opRead {
+			r.route = routeLeader // this server serves reads from the leader only
+		}
+	case st.Code() == codes.Unavailable:
+		c.rb.refresh()
+		if r.op == opProduce && sent {
+			if max := c.produceRetries(); max >= 0 && r.ambiguous >= max {
+				return errFromStatus(ctx, err)
+			}
+			r.ambiguous++
+		}
+	case st.Code() == codes.OutOfRange && r.op == opRead && ro == roleFollower && !r.toLeader && pastEnd(st):
+		// The follower may lag behind an acknowledged record: ask the leader
+		// once, at once.
+		r.toLeader, r.route = true, routeLeader
+		c.cfg.logger.Debug("proglog: offset past a follower's end; reading from the leader", "server", addr)
+		return nil
+	default:
+		return errFromStatus(ctx, err)
+	}
+	if c.cfg.retries >= 0 && r.retries >= c.cfg.retries {
+		return errFromStatus(ctx, err)
+	}
+	r.retries++
+	c.cfg.logger.Debug("proglog: retrying", "server", addr, "attempt", r.retries, "error", err)
+	if err := c.pause(ctx, r.retries, hinted); err != nil {
+		return errFromStatus(ctx, st.Err())
+	}
+	return nil
+}
+
+func (c *Client) produceRetries() int {
+	if c.cfg.produceRetries < 0 {
+		return c.cfg.retries
+	}
+	return c.cfg.produceRetries
+}
+
+// pastEnd reports whether an OUT_OF_RANGE status is for an offset at or
+// after the end of the log (rather than before its start).
+func pastEnd(st *status.Status) bool {
+	info := errorInfo(st)
+	if info == nil || info.GetReason() != reasonOutOfRange {
+		return false
+	}
+	return parseUint(info.GetMetadata()["offset"]) >= parseUint(info.GetMetadata()["next"])
+}
+
+// pause waits before retry n: until a leader hint took effect if there is
+// one (retrying at once), otherwise for the jittered backoff.
+func (c *Client) pause(ctx context.Context, n int, hinted <-chan struct{}) error {
+	d := c.backoff(n)
+	if hinted != nil && n == 1 {
+		d = c.cfg.backoffMax
+	} else {
+		hinted = nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-hinted:
+		return nil
+	case <-t.C:
+		return nil
+	}
+}
+
+func (c *Client) backoff(n int) time.Duration {
+	d := c.cfg.backoffMax
+	if n < 30 {
+		d = min(c.cfg.backoffMin<<(n-1), c.cfg.backoffMax)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+

@@ -1,0 +1,446 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	client "github.com/proglog/proglog/clients/go"
+	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/server"
+)
+
+func TestProduceConsume(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	cl := c.client()
+	ctx := ctxT(t)
+
+	for i := range 3 {
+		off, err := cl.ProduceValue(ctx, fmt.Appendf(nil, "v%d", i))
+		if err != nil || off != uint64(i) {
+			t.Fatalf("ProduceValue %d: offset %d, %v", i, off, err)
+		}
+	}
+	ts := time.Date(2024, 5, 6, 7, 8, 9, 10, time.UTC)
+	in := &client.Record{Value: []byte("full"), Key: []byte("k"), Headers: []client.Header{{Key: "a", Value: []byte("1")}, {Key: "a", Value: []byte("2")}}, Timestamp: ts}
+	off, err := cl.Produce(ctx, in)
+	if err != nil || off != 3 {
+		t.Fatalf("Produce: %d, %v", off, err)
+	}
+	got, err := cl.Consume(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Offset != 3 || string(got.Value) != "full" || string(got.Key) != "k" || !got.Timestamp.Equal(ts) ||
+		len(got.Headers) != 2 || got.Headers[1].Key != "a" || string(got.Headers[1].Value) != "2" {
+		t.Fatalf("Consume(3) = %+v", got)
+	}
+	first, err := cl.Consume(ctx, 0)
+	if err != nil || string(first.Value) != "v0" || first.Timestamp.IsZero() {
+		t.Fatalf("Consume(0) = %+v, %v (want v0 with a server timestamp)", first, err)
+	}
+	if _, err := cl.Produce(ctx, nil); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("Produce(nil): %v", err)
+	}
+}
+
+func TestProduceBatch(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	cl := c.client()
+	ctx := ctxT(t)
+	if _, err := cl.ProduceValue(ctx, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	batch := []*client.Record{{Value: []byte("a")}, {Value: []byte("b")}, {Value: []byte("c")}}
+	first, err := cl.ProduceBatch(ctx, batch)
+	if err != nil || first != 1 {
+		t.Fatalf("ProduceBatch: first %d, %v", first, err)
+	}
+	for i, want := range []string{"a", "b", "c"} {
+		rec, err := cl.Consume(ctx, first+uint64(i))
+		if err != nil || string(rec.Value) != want {
+			t.Fatalf("Consume(%d) = %v, %v; want %q", first+uint64(i), rec, err, want)
+		}
+	}
+	if _, err := cl.ProduceBatch(ctx, nil); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("empty batch: %v", err)
+	}
+}
+
+func TestRecordsFollowsTheLog(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	cl := c.client()
+	ctx := ctxT(t)
+	for i := range 5 {
+		if _, err := cl.ProduceValue(ctx, fmt.Appendf(nil, "r%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Records after the last one are produced while the consumer waits.
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		for i := 5; i < 8; i++ {
+			if _, err := cl.ProduceValue(ctx, fmt.Appendf(nil, "r%d", i)); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	var got []string
+	for rec, err := range cl.Records(ctx, 2) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := uint64(2 + len(got)); rec.Offset != want {
+			t.Fatalf("offset %d, want %d", rec.Offset, want)
+		}
+		got = append(got, string(rec.Value))
+		if len(got) == 6 {
+			break
+		}
+	}
+	if want := []string{"r2", "r3", "r4", "r5", "r6", "r7"}; !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+
+	// Cancelling the context ends the sequence with the context's error.
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n := 0
+	var last error
+	for rec, err := range cl.Records(cctx, 0) {
+		if err != nil {
+			last = err
+			continue // the sequence must end by itself
+		}
+		if n++; rec.Offset == 7 {
+			cancel()
+		}
+	}
+	if n != 8 || !errors.Is(last, context.Canceled) {
+		t.Fatalf("after cancel: %d records, last error %v", n, last)
+	}
+}
+
+func TestTypedErrors(t *testing.T) {
+	c := newCluster(t, clusterOpts{server: func(cfg *server.Config) { cfg.MaxRecordBytes = 1024 }})
+	cl := c.client()
+	ctx := ctxT(t)
+	for range 2 {
+		if _, err := cl.ProduceValue(ctx, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("offset out of range", func(t *testing.T) {
+		_, err := cl.Consume(ctx, 42)
+		var oor *client.OffsetOutOfRangeError
+		if !errors.As(err, &oor) || !errors.Is(err, client.ErrOffsetOutOfRange) {
+			t.Fatalf("Consume(42): %v (%T)", err, err)
+		}
+		if oor.Offset != 42 || oor.Lowest != 0 || oor.Next != 2 {
+			t.Fatalf("fields %+v, want offset 42 in [0, 2)", oor)
+		}
+		if status.Code(err) != codes.OutOfRange {
+			t.Fatalf("status code %v", status.Code(err))
+		}
+	})
+	t.Run("record too large", func(t *testing.T) {
+		_, err := cl.ProduceValue(ctx, make([]byte, 2000))
+		var tl *client.RecordTooLargeError
+		if !errors.As(err, &tl) || !errors.Is(err, client.ErrRecordTooLarge) {
+			t.Fatalf("large produce: %v (%T)", err, err)
+		}
+		if tl.Limit != 1024 || tl.Size <= 2000 || tl.Index != -1 {
+			t.Fatalf("fields %+v", tl)
+		}
+		_, err = cl.ProduceBatch(ctx, []*client.Record{{Value: []byte("ok")}, {Value: make([]byte, 2000)}})
+		if !errors.As(err, &tl) || tl.Index != 1 {
+			t.Fatalf("large batch record: %v (%+v)", err, tl)
+		}
+		if rec, err := cl.Consume(ctx, 2); !errors.Is(err, client.ErrOffsetOutOfRange) {
+			t.Fatalf("the refused batch was written in part: %v %v", rec, err)
+		}
+	})
+	t.Run("permission denied", func(t *testing.T) {
+		// nobody may not even list the servers: the client routes to the
+		// seeds instead, and the calls themselves are refused.
+		nobody := c.client(c.tls("nobody"))
+		_, err := nobody.ProduceValue(ctx, []byte("no"))
+		mustErr(t, err, client.ErrPermissionDenied)
+		_, err = nobody.Consume(ctx, 0)
+		mustErr(t, err, client.ErrPermissionDenied)
+		_, err = nobody.Servers(ctx)
+		mustErr(t, err, client.ErrPermissionDenied)
+		for _, err := range nobody.Records(ctx, 0) {
+			mustErr(t, err, client.ErrPermissionDenied)
+		}
+	})
+	t.Run("unknown CA", func(t *testing.T) {
+		other := newCluster(t, clusterOpts{})
+		_, err := client.New(ctx, c.target(), other.tls("root"), client.WithDialTimeout(300*time.Millisecond))
+		mustErr(t, err, client.ErrUnavailable)
+	})
+	t.Run("deadline", func(t *testing.T) {
+		dctx, cancel := context.WithCancel(ctx)
+		cancel()
+		_, err := cl.ProduceValue(dctx, []byte("late"))
+		mustErr(t, err, context.Canceled)
+	})
+}
+
+func TestUnauthenticated(t *testing.T) {
+	c := newCluster(t, clusterOpts{tls: auth.TLSConfig{OptionalClientCert: true}})
+	cl := c.client(client.WithTLSFiles(c.certs.CACert, "", ""))
+	_, err := cl.ProduceValue(ctxT(t), []byte("anonymous"))
+	mustErr(t, err, client.ErrUnauthenticated)
+}
+
+func TestServersAndClose(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	cl := c.client()
+	ctx := ctxT(t)
+	servers, err := cl.Servers(ctx)
+	if err != nil || len(servers) != 1 || !servers[0].IsLeader || servers[0].RPCAddr != c.nodes[0].addr {
+		t.Fatalf("Servers = %+v, %v", servers, err)
+	}
+	if err := cl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	_, err = cl.ProduceValue(ctx, []byte("x"))
+	mustErr(t, err, client.ErrClosed)
+	for _, err := range cl.Records(ctx, 0) {
+		mustErr(t, err, client.ErrClosed)
+	}
+}
+
+func TestNewRejectsBadTargetsAndOptions(t *testing.T) {
+	ctx := ctxT(t)
+	for _, target := range []string{"", "proglog://", "nohost", "a:1,:2"} {
+		if _, err := client.New(ctx, target); err == nil {
+			t.Errorf("New(%q) succeeded", target)
+		}
+	}
+	if _, err := client.New(ctx, "127.0.0.1:1", client.WithTLSFiles("/nonexistent/ca.pem", "", "")); err == nil {
+		t.Error("missing CA file accepted")
+	}
+	if _, err := client.New(ctx, "127.0.0.1:1", client.WithBackoff(time.Second, time.Millisecond)); err == nil {
+		t.Error("backoff max < initial accepted")
+	}
+}
+
+// The cluster tests below use the shared-log stand-in of a Raft cluster
+// (see cluster); cluster_test.go runs the same scenarios on real Raft.
+
+func TestRoutingLeaderAndFollowers(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 3})
+	// Seeded with one node only: the others are discovered.
+	cl, err := client.New(ctxT(t), c.nodes[2].addr, c.tls("root"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := ctxT(t)
+	for i := range 30 {
+		if _, err := cl.ProduceValue(ctx, fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait until both followers are connected, so that round-robin is even.
+	waitRouting(t, cl, c, 1, 2)
+	for _, n := range c.nodes {
+		n.reads.Store(0)
+	}
+	for i := range 40 {
+		if _, err := cl.Consume(ctx, uint64(i%30)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, r := counts(c)
+	if a[0] != 30 || a[1] != 0 || a[2] != 0 {
+		t.Errorf("appends per node %v, want all 30 on the leader n0", a)
+	}
+	if r[0] != 0 || r[1] != 20 || r[2] != 20 {
+		t.Errorf("reads per node %v, want 0 on the leader and 20 on each follower", r)
+	}
+
+	lin := c.client(client.WithConsistency(client.ReadLinearizable))
+	if _, err := lin.Consume(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, r := counts(c); r[0] != 1 {
+		t.Errorf("linearizable read: reads per node %v, want one on the leader", r)
+	}
+}
+
+// waitRouting consumes until each of the nodes idx has served a read.
+func waitRouting(t *testing.T, cl *client.Client, c *cluster, idx ...int) {
+	t.Helper()
+	eventually(t, "reads to reach every follower", 10*time.Second, func() bool {
+		if _, err := cl.Consume(ctxT(t), 0); err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range idx {
+			if c.nodes[i].reads.Load() == 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func counts(c *cluster) (appends, reads []int64) {
+	for _, n := range c.nodes {
+		appends = append(appends, n.appends.Load())
+		reads = append(reads, n.reads.Load())
+	}
+	return appends, reads
+}
+
+func TestLeaderChangeRedirects(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 3})
+	cl := c.client(client.WithDiscoveryInterval(time.Hour)) // only errors refresh
+	ctx := ctxT(t)
+	if _, err := cl.ProduceValue(ctx, []byte("to n0")); err != nil {
+		t.Fatal(err)
+	}
+	c.setLeader(1)
+	off, err := cl.ProduceValue(ctx, []byte("to n1"))
+	if err != nil || off != 1 {
+		t.Fatalf("produce after the leader change: %d, %v", off, err)
+	}
+	if a, _ := counts(c); a[0] != 1 || a[1] != 1 {
+		t.Fatalf("appends per node %v, want one on n0 then one on n1", a)
+	}
+	servers, err := cl.Servers(ctx)
+	if err != nil || !servers[1].IsLeader {
+		t.Fatalf("Servers = %+v, %v", servers, err)
+	}
+
+	// An election: no leader for a while. Produce waits and retries.
+	c.setLeader(-1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		c.setLeader(2)
+	}()
+	if off, err := cl.ProduceValue(ctx, []byte("to n2")); err != nil || off != 2 {
+		t.Fatalf("produce across an election: %d, %v", off, err)
+	}
+
+	// The leader dies and another takes over.
+	c.nodes[2].stop()
+	c.setLeader(0)
+	if off, err := cl.ProduceValue(ctx, []byte("to n0 again")); err != nil || off != 3 {
+		t.Fatalf("produce after the leader died: %d, %v", off, err)
+	}
+
+	// Only the leader is left: reads fall back to it.
+	c.nodes[1].stop()
+	eventually(t, "reads to reach the leader", 10*time.Second, func() bool {
+		rec, err := cl.Consume(ctx, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(rec.Value) == "to n0 again" && c.nodes[0].reads.Load() > 0
+	})
+}
+
+func TestRecordsSurviveServerShutdown(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 3})
+	cl := c.client()
+	ctx := ctxT(t)
+	for i := range 10 {
+		if _, err := cl.ProduceValue(ctx, fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []uint64
+	stoppedOne := false
+	for rec, err := range cl.Records(ctx, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, rec.Offset)
+		if rec.Offset == 4 && !stoppedOne {
+			// Stop the follower serving the stream; it resumes elsewhere.
+			stoppedOne = true
+			stopped := 0
+			for _, n := range c.nodes[1:] {
+				if n.streams.Load() > 0 {
+					n.stop()
+					stopped++
+				}
+			}
+			if stopped != 1 {
+				t.Fatalf("%d followers served the stream, want 1", stopped)
+			}
+			go func() {
+				for i := 10; i < 12; i++ {
+					if _, err := cl.ProduceValue(ctx, fmt.Appendf(nil, "%d", i)); err != nil {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+		if rec.Offset == 11 {
+			break
+		}
+	}
+	for i, off := range got {
+		if off != uint64(i) {
+			t.Fatalf("offsets %v: want 0..11 without gaps or repeats", got)
+		}
+	}
+}
+
+func TestProduceRetriesAndDuplicates(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 3})
+	ctx := ctxT(t)
+
+	// By default a produce whose outcome is unknown is retried: the record
+	// is written twice (at-least-once).
+	cl := c.client()
+	c.nodes[0].failAfterAppend.Store(true)
+	off, err := cl.ProduceValue(ctx, []byte("twice"))
+	if err != nil || off != 1 {
+		t.Fatalf("retried produce: %d, %v", off, err)
+	}
+	for i := range uint64(2) {
+		if rec, err := cl.Consume(ctx, i); err != nil || !bytes.Equal(rec.Value, []byte("twice")) {
+			t.Fatalf("offset %d: %v %v; want the duplicated record", i, rec, err)
+		}
+	}
+
+	// WithProduceRetries(0): the failure is returned instead (at-most-once).
+	once := c.client(client.WithProduceRetries(0))
+	c.nodes[0].failAfterAppend.Store(true)
+	_, err = once.ProduceValue(ctx, []byte("once"))
+	mustErr(t, err, client.ErrUnavailable)
+	if next := c.storage.NextOffset(); next != 3 {
+		t.Fatalf("next offset %d, want 3: the record written once", next)
+	}
+
+	// NOT_LEADER redirects are still made: they cannot duplicate.
+	c.setLeader(1)
+	if off, err := once.ProduceValue(ctx, []byte("redirected")); err != nil || off != 3 {
+		t.Fatalf("redirect with WithProduceRetries(0): %d, %v", off, err)
+	}
+
+	// WithRetries(0): no retries at all.
+	none := c.client(client.WithRetries(0))
+	c.setLeader(2)
+	_, err = none.ProduceValue(ctx, []byte("refused"))
+	var nl *client.NotLeaderError
+	if !errors.As(err, &nl) || nl.LeaderAddr != c.nodes[2].addr || nl.LeaderID != "n2" {
+		t.Fatalf("WithRetries(0) after a leader change: %v", err)
+	}
+}

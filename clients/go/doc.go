@@ -1,0 +1,73 @@
+// Package client is the Go client of proglog, a replicated commit log.
+//
+//	c, err := client.New(ctx, "proglog://10.0.0.1:8400,10.0.0.2:8400",
+//		client.WithTLSFiles("ca.pem", "app.pem", "app-key.pem"))
+//	if err != nil { ... }
+//	defer c.Close()
+//	off, err := c.ProduceValue(ctx, []byte("hello"))
+//	rec, err := c.Consume(ctx, off)
+//	for rec, err := range c.Records(ctx, 0) { ... }
+//
+// # Discovery
+//
+// The target names one or more seed servers. The client asks any of them
+// for the cluster's servers (GetServers) and keeps the list current: every
+// WithDiscoveryInterval, and at once when a connection fails, a server
+// answers that it is not the leader, or no leader is known — then it polls
+// quickly until a leader appears. It asks the leader first, then the other
+// known servers, then the seeds, so the seeds only matter at start. The
+// discovery is a gRPC resolver (scheme "proglog") and routing a gRPC
+// load-balancing policy, so every call benefits from gRPC's connection
+// management: one connection per server, reconnection with backoff.
+//
+// If the servers refuse GetServers (an ACL that grants produce or consume
+// but not "servers"), the client routes to the seeds and learns the leader
+// from NOT_LEADER answers.
+//
+// # Routing
+//
+// Produce and ProduceBatch go to the leader. Consume and Records go
+// round-robin to the followers, or to the leader when there are none; with
+// WithConsistency(ReadLinearizable) they go to the leader. A follower may
+// lag behind the leader: a Consume that a follower answers with "offset
+// past the end" is retried at the leader, so a record whose produce was
+// acknowledged is always readable. Reads carry their consistency in the
+// ConsistencyHeader metadata; a server that serves reads from its leader
+// only answers NOT_LEADER and the read is retried there. Servers goes to
+// any server.
+//
+// # Retries and duplicates
+//
+// A call that fails because its server is not the leader (FAILED_PRECONDITION
+// with a NOT_LEADER ErrorInfo naming the leader), is unreachable or
+// shutting down, or because no leader is elected yet (UNAVAILABLE), is
+// retried up to WithRetries times with jittered exponential backoff
+// (WithBackoff), within the call's context and WithCallTimeout. A
+// NOT_LEADER answer moves the call to the named leader at once. Other
+// failures — out of range, permission denied, too large, invalid — are
+// returned immediately.
+//
+// Retrying Consume, Records and Servers is always safe. Retrying a produce
+// is safe when it cannot have been written: the server refused it as not
+// the leader, or it was never sent (no server was reachable). It may
+// DUPLICATE records when the request reached a server and then the
+// connection broke, or the server answered UNAVAILABLE because its
+// leadership changed or the cluster did not commit in time: the records
+// may have been committed, and the retry writes them again — a Produce
+// appears twice, a ProduceBatch twice as a whole, at new offsets. So by
+// default delivery is at-least-once; WithProduceRetries(0) makes it
+// at-most-once by returning those failures (matching ErrUnavailable)
+// instead, leaving the decision to the caller. A produce that fails with
+// any error, including a cancelled context, may still have been written;
+// only an acknowledged produce is known to be written.
+//
+// # Errors
+//
+// Failures are typed: errors.Is matches ErrOffsetOutOfRange,
+// ErrRecordTooLarge, ErrPermissionDenied, ErrUnauthenticated, ErrNotLeader,
+// ErrUnavailable, ErrInvalidArgument, ErrDataLoss, ErrInternal, ErrClosed, or
+// context.Canceled / context.DeadlineExceeded; errors.As gives the details
+// of *OffsetOutOfRangeError (Offset, Lowest, Next), *RecordTooLargeError
+// (Size, Limit, Index) and *NotLeaderError (LeaderID, LeaderAddr); and
+// status.FromError still gives the gRPC status.
+package client

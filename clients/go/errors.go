@@ -1,0 +1,240 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Sentinel errors. Every error a Client method returns for a failed call
+// matches one of them with errors.Is (when the failure has a meaning of its
+// own), and carries the gRPC status (status.FromError works on it).
+var (
+	// ErrOffsetOutOfRange: the offset is not in the log's [lowest, next)
+	// range. The concrete error is *OffsetOutOfRangeError.
+	ErrOffsetOutOfRange = errors.New("proglog: offset out of range")
+	// ErrRecordTooLarge: a record is larger than the server accepts; nothing
+	// of the request was written. The concrete error is *RecordTooLargeError
+	// when the server said how large (always, for proglog servers).
+	ErrRecordTooLarge = errors.New("proglog: record too large")
+	// ErrPermissionDenied: the client certificate's subject may not perform
+	// the call (produce, consume or servers) on this log.
+	ErrPermissionDenied = errors.New("proglog: permission denied")
+	// ErrUnauthenticated: the server saw no verified client certificate.
+	ErrUnauthenticated = errors.New("proglog: unauthenticated")
+	// ErrNotLeader: the server that got the call is not the leader. The
+	// client retries at the leader itself, so callers only see this when
+	// retries ran out. The concrete error is *NotLeaderError.
+	ErrNotLeader = errors.New("proglog: not the leader")
+	// ErrUnavailable: no server could serve the call (down, shutting down,
+	// no leader elected, or no connection), and retries ran out.
+	ErrUnavailable = errors.New("proglog: unavailable")
+	// ErrInvalidArgument: the server rejected the request as malformed (an
+	// empty batch, or more records than it accepts in one batch).
+	ErrInvalidArgument = errors.New("proglog: invalid argument")
+	// ErrDataLoss: the server found its stored data corrupt.
+	ErrDataLoss = errors.New("proglog: data loss on the server")
+	// ErrInternal: the server failed; details are in its log, not here.
+	ErrInternal = errors.New("proglog: internal server error")
+	// ErrClosed: the Client was closed.
+	ErrClosed = errors.New("proglog: client closed")
+)
+
+// Error detail vocabulary of proglog servers (see log.proto).
+const (
+	errorDomain          = "proglog"
+	reasonOutOfRange     = "OFFSET_OUT_OF_RANGE"
+	reasonRecordTooLarge = "RECORD_TOO_LARGE"
+	reasonNotLeader      = "NOT_LEADER"
+)
+
+// Error is a failed call that has no more specific type: its gRPC code and
+// message, matching the sentinel of its code (ErrPermissionDenied, ...) or,
+// for a call cut short by its context, context.Canceled or
+// context.DeadlineExceeded.
+type Error struct {
+	Code    codes.Code
+	Message string
+	kind    error
+	st      *status.Status
+}
+
+func (e *Error) Error() string {
+	if e.kind != nil && e.kind.Error() != "" {
+		return fmt.Sprintf("%v: %s", e.kind, e.Message)
+	}
+	return fmt.Sprintf("proglog: %s: %s", e.Code, e.Message)
+}
+
+// Is reports whether target is the sentinel of e's code.
+func (e *Error) Is(target error) bool { return e.kind != nil && target == e.kind }
+
+// GRPCStatus returns the status the server (or gRPC) reported.
+func (e *Error) GRPCStatus() *status.Status { return e.st }
+
+// OffsetOutOfRangeError: Offset is outside [Lowest, Next). Lowest and Next
+// are the server's bounds when it reported them (proglog servers always
+// do); a consumer that fell behind retention resumes at Lowest, one that is
+// ahead waits for Next.
+type OffsetOutOfRangeError struct {
+	Offset, Lowest, Next uint64
+	st                   *status.Status
+}
+
+func (e *OffsetOutOfRangeError) Error() string {
+	if e.Lowest >= e.Next {
+		return fmt.Sprintf("proglog: offset %d out of range: the log is empty (next offset %d)", e.Offset, e.Next)
+	}
+	return fmt.Sprintf("proglog: offset %d out of range [%d, %d)", e.Offset, e.Lowest, e.Next)
+}
+
+// Is reports whether target is ErrOffsetOutOfRange.
+func (e *OffsetOutOfRangeError) Is(target error) bool { return target == ErrOffsetOutOfRange }
+
+// GRPCStatus returns the server's OUT_OF_RANGE status.
+func (e *OffsetOutOfRangeError) GRPCStatus() *status.Status { return e.st }
+
+// RecordTooLargeError: a record's encoded size exceeds the server's limit.
+// Index is the record's position in a batch, -1 for a single record.
+// Nothing of the request was written.
+type RecordTooLargeError struct {
+	Size, Limit, Index int
+	st                 *status.Status
+}
+
+func (e *RecordTooLargeError) Error() string {
+	where := "record"
+	if e.Index >= 0 {
+		where = fmt.Sprintf("records[%d]", e.Index)
+	}
+	if e.Limit == 0 {
+		return fmt.Sprintf("proglog: %s too large: %s", where, e.st.Message())
+	}
+	return fmt.Sprintf("proglog: %s too large: %d bytes encoded, the limit is %d", where, e.Size, e.Limit)
+}
+
+// Is reports whether target is ErrRecordTooLarge.
+func (e *RecordTooLargeError) Is(target error) bool { return target == ErrRecordTooLarge }
+
+// GRPCStatus returns the server's RESOURCE_EXHAUSTED status.
+func (e *RecordTooLargeError) GRPCStatus() *status.Status { return e.st }
+
+// NotLeaderError: the server is not the leader; LeaderID and LeaderAddr
+// name the leader it knows of (empty during an election).
+type NotLeaderError struct {
+	LeaderID, LeaderAddr string
+	st                   *status.Status
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderAddr == "" {
+		return "proglog: not the leader, and no leader is known yet"
+	}
+	return fmt.Sprintf("proglog: not the leader; the leader is %s at %s", e.LeaderID, e.LeaderAddr)
+}
+
+// Is reports whether target is ErrNotLeader.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// GRPCStatus returns the server's FAILED_PRECONDITION status.
+func (e *NotLeaderError) GRPCStatus() *status.Status { return e.st }
+
+// errorInfo returns the proglog ErrorInfo detail of st, if any.
+func errorInfo(st *status.Status) *errdetails.ErrorInfo {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == errorDomain {
+			return info
+		}
+	}
+	return nil
+}
+
+// notLeader returns the leader hint of a NOT_LEADER status.
+func notLeader(st *status.Status) (*NotLeaderError, bool) {
+	if st.Code() != codes.FailedPrecondition {
+		return nil, false
+	}
+	info := errorInfo(st)
+	if info == nil || info.GetReason() != reasonNotLeader {
+		return nil, false
+	}
+	md := info.GetMetadata()
+	return &NotLeaderError{LeaderID: md["leader_id"], LeaderAddr: md["leader_addr"], st: st}, true
+}
+
+func parseUint(s string) uint64 {
+	v, _ := strconv.ParseUint(s, 10, 64)
+	return v
+}
+
+func parseInt(s string, def int) int {
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return def
+	}
+	return v
+}
+
+// errFromStatus turns a call's error into this package's errors; ctx is the
+// caller's context, whose error wins when it is done. Errors without a gRPC
+// status are returned unchanged.
+func errFromStatus(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var own interface{ ownError() }
+	if errors.As(err, &own) {
+		return err
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return &Error{Code: st.Code(), Message: st.Message(), kind: cerr, st: st}
+	}
+	switch st.Code() {
+	case codes.OK:
+		return nil
+	case codes.OutOfRange:
+		e := &OffsetOutOfRangeError{st: st}
+		if info := errorInfo(st); info != nil && info.GetReason() == reasonOutOfRange {
+			md := info.GetMetadata()
+			e.Offset, e.Lowest, e.Next = parseUint(md["offset"]), parseUint(md["lowest"]), parseUint(md["next"])
+		}
+		return e
+	case codes.ResourceExhausted:
+		if info := errorInfo(st); info != nil && info.GetReason() == reasonRecordTooLarge {
+			md := info.GetMetadata()
+			return &RecordTooLargeError{Size: parseInt(md["size"], 0), Limit: parseInt(md["limit"], 0), Index: parseInt(md["index"], -1), st: st}
+		}
+		// A message over gRPC's size limit (a batch too large in total, or a
+		// record larger than the client may receive).
+		return &Error{Code: st.Code(), Message: st.Message(), kind: ErrRecordTooLarge, st: st}
+	case codes.FailedPrecondition:
+		if nl, ok := notLeader(st); ok {
+			return nl
+		}
+	}
+	kind := map[codes.Code]error{
+		codes.PermissionDenied: ErrPermissionDenied,
+		codes.Unauthenticated:  ErrUnauthenticated,
+		codes.Unavailable:      ErrUnavailable,
+		codes.InvalidArgument:  ErrInvalidArgument,
+		codes.DataLoss:         ErrDataLoss,
+		codes.Internal:         ErrInternal,
+		codes.DeadlineExceeded: context.DeadlineExceeded,
+		codes.Canceled:         context.Canceled,
+	}[st.Code()]
+	return &Error{Code: st.Code(), Message: st.Message(), kind: kind, st: st}
+}
+
+func (*Error) ownError()                 {}
+func (*OffsetOutOfRangeError) ownError() {}
+func (*RecordTooLargeError) ownError()   {}
+func (*NotLeaderError) ownError()        {}

@@ -1,0 +1,271 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	client "github.com/proglog/proglog/clients/go"
+	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/certs"
+	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/server"
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+)
+
+// cluster is n real go/server nodes over mutual TLS on loopback. With one
+// node it is a plain single-node server (StorageLog, the server's own
+// GetServers). With more, the nodes share one storage log and play a Raft
+// cluster's roles the way go/replication's CommitLog does: only the leader
+// appends (others answer FAILED_PRECONDITION with a NOT_LEADER ErrorInfo
+// naming it), every node reads, GetServers marks the leader — so routing,
+// redirects and failover can be tested without consensus.
+type cluster struct {
+	t       *testing.T
+	certs   certs.DevFiles
+	storage *log.Log
+	shared  *server.StorageLog
+	nodes   []*node
+
+	mu     sync.Mutex
+	leader int // -1: none (an election)
+}
+
+type node struct {
+	c    *cluster
+	idx  int
+	id   string
+	addr string
+	srv  *server.Server
+	done chan error
+
+	appends, reads, streams atomic.Int64
+	// failAfterAppend makes the next append succeed and then fail with
+	// UNAVAILABLE, as a leader that lost leadership after committing does.
+	failAfterAppend atomic.Bool
+	stopped         atomic.Bool
+}
+
+type clusterOpts struct {
+	nodes  int
+	server func(*server.Config)
+	tls    auth.TLSConfig // flags; files are filled in
+}
+
+func newCluster(t *testing.T, o clusterOpts) *cluster {
+	t.Helper()
+	if o.nodes == 0 {
+		o.nodes = 1
+	}
+	dir := t.TempDir()
+	files, err := certs.EnsureDev(filepath.Join(dir, "certs"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lcfg := log.DefaultConfig()
+	lcfg.Sync = log.SyncNever
+	storage, err := log.Open(filepath.Join(dir, "log"), lcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, certs: files, storage: storage, shared: server.NewStorageLog(storage)}
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			n.stop()
+		}
+		storage.Close()
+	})
+	for i := range o.nodes {
+		c.nodes = append(c.nodes, c.start(i, o))
+	}
+	return c
+}
+
+func (c *cluster) start(i int, o clusterOpts) *node {
+	t := c.t
+	tlsFiles := o.tls
+	tlsFiles.CertFile, tlsFiles.KeyFile, tlsFiles.CAFile = c.certs.ServerCert, c.certs.ServerKey, c.certs.CACert
+	tlsCfg, err := tlsFiles.Server()
+	if err != nil {
+		t.Fatal(err)
+	}
+	authz, err := auth.NewAuthorizer("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{c: c, idx: i, id: fmt.Sprintf("n%d", i), done: make(chan error, 1)}
+	cfg := server.DefaultConfig()
+	cfg.ID = n.id
+	cfg.TLS = tlsCfg
+	cfg.Authorizer = authz
+	cfg.ShutdownTimeout = 2 * time.Second
+	if o.server != nil {
+		o.server(&cfg)
+	}
+	var clog server.CommitLog = c.shared
+	if o.nodes > 1 {
+		clog, cfg.Servers = n, n
+	}
+	srv, err := server.New(cfg, clog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.addr, n.srv = lis.Addr().String(), srv
+	go func() { n.done <- srv.Serve(lis) }()
+	return n
+}
+
+// stop shuts the node's server down (idempotent).
+func (n *node) stop() {
+	if n.stopped.Swap(true) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	n.srv.Shutdown(ctx)
+	<-n.done
+}
+
+// target lists every node, comma-separated.
+func (c *cluster) target() string {
+	s := "proglog://"
+	for i, n := range c.nodes {
+		if i > 0 {
+			s += ","
+		}
+		s += n.addr
+	}
+	return s
+}
+
+func (c *cluster) setLeader(i int) {
+	c.mu.Lock()
+	c.leader = i
+	c.mu.Unlock()
+}
+
+func (c *cluster) leaderNode() *node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leader < 0 {
+		return nil
+	}
+	return c.nodes[c.leader]
+}
+
+// tls returns client options with the dev certificate of name.
+func (c *cluster) tls(name string) client.Option {
+	return client.WithTLSFiles(c.certs.CACert, c.certs.ClientCert(name), c.certs.ClientKey(name))
+}
+
+// client connects as name ("root" unless given) with fast test timings.
+func (c *cluster) client(opts ...client.Option) *client.Client {
+	c.t.Helper()
+	all := append([]client.Option{c.tls("root"), client.WithDialTimeout(5 * time.Second), client.WithBackoff(10*time.Millisecond, 200*time.Millisecond)}, opts...)
+	cl, err := client.New(ctxT(c.t), c.target(), all...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+func (n *node) notLeader() error {
+	l := n.c.leaderNode()
+	if l == nil {
+		return status.Error(codes.Unavailable, "no leader elected yet; retry shortly")
+	}
+	st := status.Newf(codes.FailedPrecondition, "not the leader: send this request to %s (%s)", l.addr, l.id)
+	st, _ = st.WithDetails(&errdetails.ErrorInfo{
+		Reason: "NOT_LEADER", Domain: "proglog",
+		Metadata: map[string]string{"leader_id": l.id, "leader_addr": l.addr},
+	})
+	return st.Err()
+}
+
+func (n *node) append(ctx context.Context, recs []*logv1.Record) (uint64, error) {
+	if n.c.leaderNode() != n {
+		return 0, n.notLeader()
+	}
+	n.appends.Add(1)
+	off, err := n.c.shared.AppendBatch(ctx, recs)
+	if err == nil && n.failAfterAppend.Swap(false) {
+		return 0, status.Error(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")
+	}
+	return off, err
+}
+
+// Append implements server.CommitLog.
+func (n *node) Append(ctx context.Context, rec *logv1.Record) (uint64, error) {
+	return n.append(ctx, []*logv1.Record{rec})
+}
+
+// AppendBatch implements server.CommitLog.
+func (n *node) AppendBatch(ctx context.Context, recs []*logv1.Record) (uint64, error) {
+	return n.append(ctx, recs)
+}
+
+// Read implements server.CommitLog.
+func (n *node) Read(ctx context.Context, off uint64) (*logv1.Record, error) {
+	n.reads.Add(1)
+	return n.c.shared.Read(ctx, off)
+}
+
+func (n *node) LowestOffset() uint64 { return n.c.shared.LowestOffset() }
+func (n *node) NextOffset() uint64   { return n.c.shared.NextOffset() }
+
+// Wait implements server.CommitLog; it counts streams (one Wait per stream
+// start is enough to tell which node serves it).
+func (n *node) Wait(ctx context.Context, off uint64) error {
+	n.streams.Add(1)
+	return n.c.shared.Wait(ctx, off)
+}
+
+// GetServers implements server.ServerLister: every node, leader marked.
+func (n *node) GetServers(context.Context) ([]*logv1.Server, error) {
+	l := n.c.leaderNode()
+	var out []*logv1.Server
+	for _, m := range n.c.nodes {
+		out = append(out, &logv1.Server{Id: m.id, RpcAddr: m.addr, IsLeader: m == l})
+	}
+	return out, nil
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// eventually polls cond until it holds or d passes.
+func eventually(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func mustErr(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("error %v (%T), want one matching %v", err, err, target)
+	}
+}

@@ -1,0 +1,258 @@
+package client
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+)
+
+// Consistency chooses which servers Consume and Records read from.
+type Consistency int
+
+const (
+	// ReadFollower (the default) spreads reads round-robin over the
+	// followers, and reads from the leader when there are none. A follower
+	// may lag: Consume retries at the leader when a follower says the offset
+	// is past its end, so a record whose produce was acknowledged is always
+	// found; a Records stream on a follower simply waits for it.
+	ReadFollower Consistency = iota
+	// ReadLinearizable sends every read to the leader.
+	ReadLinearizable
+)
+
+func (c Consistency) String() string {
+	switch c {
+	case ReadFollower:
+		return "follower"
+	case ReadLinearizable:
+		return "linearizable"
+	default:
+		return fmt.Sprintf("Consistency(%d)", int(c))
+	}
+}
+
+// ConsistencyHeader is the gRPC metadata key under which reads announce
+// their Consistency ("follower" or "linearizable"), so that a server may
+// answer a follower read from its local copy instead of refusing it as not
+// the leader.
+const ConsistencyHeader = "proglog-read-consistency"
+
+// Defaults of the options below.
+const (
+	DefaultDialTimeout       = 10 * time.Second
+	DefaultCallTimeout       = 30 * time.Second
+	DefaultRetries           = 8
+	DefaultBackoffMin        = 50 * time.Millisecond
+	DefaultBackoffMax        = time.Second
+	DefaultDiscoveryInterval = 10 * time.Second
+	// DefaultMaxRecvMsgBytes is the largest response the client accepts;
+	// it holds any record a server with a 1 MiB record limit returns many
+	// times over.
+	DefaultMaxRecvMsgBytes = 64 << 20
+)
+
+// An Option configures New.
+type Option func(*config)
+
+type config struct {
+	tls               *tls.Config
+	dialTimeout       time.Duration
+	callTimeout       time.Duration
+	retries           int
+	produceRetries    int // -1: same as retries
+	backoffMin        time.Duration
+	backoffMax        time.Duration
+	consistency       Consistency
+	discoveryInterval time.Duration
+	logger            *slog.Logger
+	dialOptions       []grpc.DialOption
+	onPick            func(method, addr string) // tests
+	err               error
+}
+
+func defaultConfig() config {
+	return config{
+		dialTimeout:       DefaultDialTimeout,
+		callTimeout:       DefaultCallTimeout,
+		retries:           DefaultRetries,
+		produceRetries:    -1,
+		backoffMin:        DefaultBackoffMin,
+		backoffMax:        DefaultBackoffMax,
+		consistency:       ReadFollower,
+		discoveryInterval: DefaultDiscoveryInterval,
+		logger:            slog.New(slog.DiscardHandler),
+	}
+}
+
+func (c *config) fail(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+// WithTLS sets the TLS configuration: RootCAs verify the servers,
+// Certificates (or GetClientCertificate) authenticate the client. It is
+// cloned. Without WithTLS or WithTLSFiles the client verifies servers
+// against the system roots and presents no certificate.
+func WithTLS(cfg *tls.Config) Option {
+	return func(c *config) {
+		if cfg == nil {
+			c.fail(errors.New("proglog: WithTLS(nil)"))
+			return
+		}
+		c.tls = cfg.Clone()
+	}
+}
+
+// WithTLSFiles loads the TLS configuration from PEM files: caFile verifies
+// the servers (empty: the system roots), certFile and keyFile are the
+// client's certificate and key (both empty: none). Errors are returned by
+// New.
+func WithTLSFiles(caFile, certFile, keyFile string) Option {
+	return func(c *config) {
+		cfg, err := loadTLS(caFile, certFile, keyFile)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.tls = cfg
+	}
+}
+
+func loadTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("proglog: read CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("proglog: no PEM certificates in CA file %s", caFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if certFile != "" || keyFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("proglog: load client key pair %s, %s: %w", certFile, keyFile, err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
+// WithDialTimeout bounds how long New waits for a first answer from the
+// cluster (default 10s). New fails after it, with the last error seen.
+func WithDialTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail(fmt.Errorf("proglog: WithDialTimeout(%v): must be positive", d))
+			return
+		}
+		c.dialTimeout = d
+	}
+}
+
+// WithCallTimeout bounds each Produce, ProduceBatch, Consume and Servers
+// call, retries included, when its context has no earlier deadline
+// (default 30s; 0 means no bound). Records streams are not bounded.
+func WithCallTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.fail(fmt.Errorf("proglog: WithCallTimeout(%v): must not be negative", d))
+			return
+		}
+		c.callTimeout = d
+	}
+}
+
+// WithRetries sets how many times a failed call is retried when retrying
+// can help — the server is not the leader, unreachable, shutting down, or no
+// leader is elected yet — with exponential backoff in between (default 8;
+// 0 disables retries; negative retries until the call's context ends). For
+// Records it bounds consecutive reconnections without a record in between.
+// Produce calls are further limited by WithProduceRetries.
+func WithRetries(n int) Option {
+	return func(c *config) { c.retries = n }
+}
+
+// WithProduceRetries limits the retries of Produce and ProduceBatch after a
+// failure that leaves it unknown whether the server wrote the records: the
+// request reached a server, and the connection broke or the server answered
+// UNAVAILABLE (its leadership changed or it timed out waiting for the
+// cluster, possibly after committing). Retrying such a call may write its
+// records twice. By default these are retried like any other failure
+// (at-least-once delivery); WithProduceRetries(0) turns them into errors
+// (at-most-once). Retries that cannot duplicate — a NOT_LEADER refusal, or
+// a request that was never sent — are always made, within WithRetries.
+func WithProduceRetries(n int) Option {
+	return func(c *config) {
+		if n < 0 {
+			n = -1
+		}
+		c.produceRetries = n
+	}
+}
+
+// WithBackoff sets the delay before the first retry (default 50ms), doubled
+// for each further retry up to max (default 1s). Each delay is jittered
+// between half and all of it.
+func WithBackoff(initial, max time.Duration) Option {
+	return func(c *config) {
+		if initial <= 0 || max < initial {
+			c.fail(fmt.Errorf("proglog: WithBackoff(%v, %v): need 0 < initial <= max", initial, max))
+			return
+		}
+		c.backoffMin, c.backoffMax = initial, max
+	}
+}
+
+// WithConsistency chooses where reads go (default ReadFollower).
+func WithConsistency(cons Consistency) Option {
+	return func(c *config) {
+		if cons != ReadFollower && cons != ReadLinearizable {
+			c.fail(fmt.Errorf("proglog: unknown consistency %d", int(cons)))
+			return
+		}
+		c.consistency = cons
+	}
+}
+
+// WithDiscoveryInterval sets how often the client asks the cluster for its
+// servers when nothing goes wrong (default 10s). Errors, connection
+// failures and NOT_LEADER answers trigger a refresh at once.
+func WithDiscoveryInterval(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail(fmt.Errorf("proglog: WithDiscoveryInterval(%v): must be positive", d))
+			return
+		}
+		c.discoveryInterval = d
+	}
+}
+
+// WithLogger sets where the client logs discovery changes and retries
+// (default: nowhere). Retries log at debug level, leader changes at info.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l == nil {
+			l = slog.New(slog.DiscardHandler)
+		}
+		c.logger = l
+	}
+}
+
+// WithDialOptions adds gRPC dial options (interceptors, stats handlers,
+// a custom dialer, ...) to the client's connections. Options that replace
+// the transport credentials, the resolver or the load-balancing policy
+// break discovery and routing; use WithTLS for credentials.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(c *config) { c.dialOptions = append(c.dialOptions, opts...) }
+}

@@ -1,0 +1,78 @@
+package client
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+)
+
+// Record is one entry of the log.
+type Record struct {
+	// Offset is the record's position, set by the server: ignored when
+	// producing, filled in when consuming.
+	Offset uint64
+	// Value is the payload.
+	Value []byte
+	// Key is an optional application key; the server does not interpret it.
+	Key []byte
+	// Headers are optional application key/value pairs, kept in order.
+	Headers []Header
+	// Timestamp is the record's time. Left zero when producing, the server
+	// sets it to its clock when it accepts the record.
+	Timestamp time.Time
+}
+
+// Header is an application-defined key/value pair of a Record. Keys need not
+// be unique.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Server is one member of the cluster serving the log.
+type Server struct {
+	// ID is the node's stable identifier.
+	ID string
+	// RPCAddr is the host:port clients reach it at.
+	RPCAddr string
+	// IsLeader is true for the server that accepts appends.
+	IsLeader bool
+}
+
+func (r *Record) toProto() *logv1.Record {
+	p := &logv1.Record{Value: r.Value, Key: r.Key}
+	if len(r.Headers) > 0 {
+		p.Headers = make([]*logv1.Header, len(r.Headers))
+		for i, h := range r.Headers {
+			p.Headers[i] = &logv1.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	if !r.Timestamp.IsZero() {
+		p.Timestamp = timestamppb.New(r.Timestamp)
+	}
+	return p
+}
+
+func recordFromProto(p *logv1.Record) *Record {
+	r := &Record{Offset: p.GetOffset(), Value: p.GetValue(), Key: p.GetKey()}
+	if hs := p.GetHeaders(); len(hs) > 0 {
+		r.Headers = make([]Header, len(hs))
+		for i, h := range hs {
+			r.Headers[i] = Header{Key: h.GetKey(), Value: h.GetValue()}
+		}
+	}
+	if ts := p.GetTimestamp(); ts != nil {
+		r.Timestamp = ts.AsTime()
+	}
+	return r
+}
+
+func serversFromProto(ps []*logv1.Server) []Server {
+	out := make([]Server, len(ps))
+	for i, p := range ps {
+		out[i] = Server{ID: p.GetId(), RPCAddr: p.GetRpcAddr(), IsLeader: p.GetIsLeader()}
+	}
+	return out
+}

@@ -1,0 +1,73 @@
+package client
+
+import (
+	"context"
+	"iter"
+
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+)
+
+// Records streams the log from offset from on, in order, and then follows
+// it: after the last record it waits for new ones, until ctx ends.
+//
+//	for rec, err := range c.Records(ctx, 0) {
+//		if err != nil {
+//			return err // ctx's error once ctx is done
+//		}
+//		process(rec)
+//	}
+//
+// Breaking out of the loop ends the stream. The sequence ends after
+// yielding an error: ctx's error (errors.Is(err, context.Canceled) or
+// context.DeadlineExceeded) when ctx is done, or a failure that retrying
+// cannot fix — an *OffsetOutOfRangeError when from is below the oldest
+// retained record, ErrPermissionDenied, ... When a server goes away, loses
+// leadership or shuts down, the stream resumes on another server after the
+// last record yielded, so no record is skipped or repeated; WithRetries
+// bounds the reconnections made without receiving a record in between.
+// Reads follow WithConsistency.
+func (c *Client) Records(ctx context.Context, from uint64) iter.Seq2[*Record, error] {
+	return func(yield func(*Record, error) bool) {
+		if c.closed.Load() {
+			yield(nil, ErrClosed)
+			return
+		}
+		next := from
+		r := retrier{c: c, op: opRead, route: c.routeFor(opRead)}
+		for {
+			ci := &callInfo{route: r.route}
+			sctx, cancel := context.WithCancel(ctx)
+			err := c.stream(withCallInfo(sctx, ci), next, func(rec *Record) bool {
+				next = rec.Offset + 1
+				r.retries = 0 // progress: the retry budget starts again
+				return yield(rec, nil)
+			})
+			cancel()
+			if err == nil {
+				return // the consumer stopped
+			}
+			if err := r.next(ctx, err, ci); err != nil {
+				yield(nil, err)
+				return
+			}
+		}
+	}
+}
+
+// stream runs one ConsumeStream from offset, handing records to yield. It
+// returns nil when yield returns false, or the error that ended the stream.
+func (c *Client) stream(ctx context.Context, offset uint64, yield func(*Record) bool) error {
+	s, err := c.log.ConsumeStream(c.readContext(ctx), &logv1.ConsumeRequest{Offset: offset})
+	if err != nil {
+		return err
+	}
+	for {
+		resp, err := s.Recv()
+		if err != nil {
+			return err
+		}
+		if !yield(recordFromProto(resp.GetRecord())) {
+			return nil
+		}
+	}
+}
