@@ -22,6 +22,69 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Consistency chooses what a Consume may return in a replicated cluster.
+type Consistency int32
+
+const (
+	// The server's default: CONSISTENCY_LINEARIZABLE unless the server is
+	// configured otherwise (proglog serve --read-consistency).
+	Consistency_CONSISTENCY_UNSPECIFIED Consistency = 0
+	// Served by the leader only, after it has confirmed with a quorum that it is
+	// still the leader and has applied every record appended before the call
+	// started: a record whose produce was acknowledged before the Consume began
+	// is always returned, and an offset past the end is OUT_OF_RANGE only if no
+	// record had been acknowledged there when the call started. Other servers
+	// answer FAILED_PRECONDITION (reason NOT_LEADER, with the leader's address),
+	// or UNAVAILABLE while there is no leader.
+	Consistency_CONSISTENCY_LINEARIZABLE Consistency = 1
+	// Served by whichever server is asked, from the records it has committed:
+	// never an uncommitted record (one that could still be lost), but it may lag
+	// behind the leader, so a record acknowledged a moment ago may still be
+	// OUT_OF_RANGE there. Cheaper, and available during an election.
+	Consistency_CONSISTENCY_FOLLOWER Consistency = 2
+)
+
+// Enum value maps for Consistency.
+var (
+	Consistency_name = map[int32]string{
+		0: "CONSISTENCY_UNSPECIFIED",
+		1: "CONSISTENCY_LINEARIZABLE",
+		2: "CONSISTENCY_FOLLOWER",
+	}
+	Consistency_value = map[string]int32{
+		"CONSISTENCY_UNSPECIFIED":  0,
+		"CONSISTENCY_LINEARIZABLE": 1,
+		"CONSISTENCY_FOLLOWER":     2,
+	}
+)
+
+func (x Consistency) Enum() *Consistency {
+	p := new(Consistency)
+	*p = x
+	return p
+}
+
+func (x Consistency) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Consistency) Descriptor() protoreflect.EnumDescriptor {
+	return file_log_v1_log_proto_enumTypes[0].Descriptor()
+}
+
+func (Consistency) Type() protoreflect.EnumType {
+	return &file_log_v1_log_proto_enumTypes[0]
+}
+
+func (x Consistency) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Consistency.Descriptor instead.
+func (Consistency) EnumDescriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{0}
+}
+
 // Header is an application-defined key/value pair carried with a record.
 // Keys need not be unique; order is preserved.
 type Header struct {
@@ -358,7 +421,10 @@ func (x *ProduceBatchResponse) GetCount() uint64 {
 type ConsumeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Offset to read (Consume) or to start from (ConsumeStream).
-	Offset        uint64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Offset uint64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	// Read consistency of a Consume; ConsumeStream ignores it (see there).
+	// Values this server does not know are INVALID_ARGUMENT.
+	Consistency   Consistency `protobuf:"varint,2,opt,name=consistency,proto3,enum=log.v1.Consistency" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -398,6 +464,13 @@ func (x *ConsumeRequest) GetOffset() uint64 {
 		return x.Offset
 	}
 	return 0
+}
+
+func (x *ConsumeRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_CONSISTENCY_UNSPECIFIED
 }
 
 type ConsumeResponse struct {
@@ -532,8 +605,8 @@ type Server struct {
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// host:port clients use for this API.
 	RpcAddr string `protobuf:"bytes,2,opt,name=rpc_addr,json=rpcAddr,proto3" json:"rpc_addr,omitempty"`
-	// Whether this server accepts appends (the Raft leader; a single node is
-	// always leader).
+	// Whether this server accepts appends and linearizable reads (the Raft
+	// leader; a single node is always the leader once it has started).
 	IsLeader      bool `protobuf:"varint,3,opt,name=is_leader,json=isLeader,proto3" json:"is_leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -612,9 +685,10 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\arecords\x18\x01 \x03(\v2\x0e.log.v1.RecordR\arecords\"O\n" +
 	"\x14ProduceBatchResponse\x12!\n" +
 	"\ffirst_offset\x18\x01 \x01(\x04R\vfirstOffset\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x04R\x05count\"(\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\"_\n" +
 	"\x0eConsumeRequest\x12\x16\n" +
-	"\x06offset\x18\x01 \x01(\x04R\x06offset\"9\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x125\n" +
+	"\vconsistency\x18\x02 \x01(\x0e2\x13.log.v1.ConsistencyR\vconsistency\"9\n" +
 	"\x0fConsumeResponse\x12&\n" +
 	"\x06record\x18\x01 \x01(\v2\x0e.log.v1.RecordR\x06record\"\x13\n" +
 	"\x11GetServersRequest\">\n" +
@@ -623,7 +697,11 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\brpc_addr\x18\x02 \x01(\tR\arpcAddr\x12\x1b\n" +
-	"\tis_leader\x18\x03 \x01(\bR\bisLeader2\x97\x03\n" +
+	"\tis_leader\x18\x03 \x01(\bR\bisLeader*b\n" +
+	"\vConsistency\x12\x1b\n" +
+	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x18\n" +
+	"\x14CONSISTENCY_FOLLOWER\x10\x022\x97\x03\n" +
 	"\x03Log\x12:\n" +
 	"\aProduce\x12\x16.log.v1.ProduceRequest\x1a\x17.log.v1.ProduceResponse\x12I\n" +
 	"\fProduceBatch\x12\x1b.log.v1.ProduceBatchRequest\x1a\x1c.log.v1.ProduceBatchResponse\x12:\n" +
@@ -645,45 +723,48 @@ func file_log_v1_log_proto_rawDescGZIP() []byte {
 	return file_log_v1_log_proto_rawDescData
 }
 
+var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_log_v1_log_proto_goTypes = []any{
-	(*Header)(nil),                // 0: log.v1.Header
-	(*Record)(nil),                // 1: log.v1.Record
-	(*ProduceRequest)(nil),        // 2: log.v1.ProduceRequest
-	(*ProduceResponse)(nil),       // 3: log.v1.ProduceResponse
-	(*ProduceBatchRequest)(nil),   // 4: log.v1.ProduceBatchRequest
-	(*ProduceBatchResponse)(nil),  // 5: log.v1.ProduceBatchResponse
-	(*ConsumeRequest)(nil),        // 6: log.v1.ConsumeRequest
-	(*ConsumeResponse)(nil),       // 7: log.v1.ConsumeResponse
-	(*GetServersRequest)(nil),     // 8: log.v1.GetServersRequest
-	(*GetServersResponse)(nil),    // 9: log.v1.GetServersResponse
-	(*Server)(nil),                // 10: log.v1.Server
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(Consistency)(0),              // 0: log.v1.Consistency
+	(*Header)(nil),                // 1: log.v1.Header
+	(*Record)(nil),                // 2: log.v1.Record
+	(*ProduceRequest)(nil),        // 3: log.v1.ProduceRequest
+	(*ProduceResponse)(nil),       // 4: log.v1.ProduceResponse
+	(*ProduceBatchRequest)(nil),   // 5: log.v1.ProduceBatchRequest
+	(*ProduceBatchResponse)(nil),  // 6: log.v1.ProduceBatchResponse
+	(*ConsumeRequest)(nil),        // 7: log.v1.ConsumeRequest
+	(*ConsumeResponse)(nil),       // 8: log.v1.ConsumeResponse
+	(*GetServersRequest)(nil),     // 9: log.v1.GetServersRequest
+	(*GetServersResponse)(nil),    // 10: log.v1.GetServersResponse
+	(*Server)(nil),                // 11: log.v1.Server
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_log_v1_log_proto_depIdxs = []int32{
-	0,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
-	11, // 1: log.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
-	1,  // 2: log.v1.ProduceRequest.record:type_name -> log.v1.Record
-	1,  // 3: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
-	1,  // 4: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
-	10, // 5: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
-	2,  // 6: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
-	4,  // 7: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
-	6,  // 8: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
-	2,  // 9: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
-	6,  // 10: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
-	8,  // 11: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
-	3,  // 12: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
-	5,  // 13: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
-	7,  // 14: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
-	3,  // 15: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
-	7,  // 16: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
-	9,  // 17: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
-	12, // [12:18] is the sub-list for method output_type
-	6,  // [6:12] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	1,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
+	12, // 1: log.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
+	2,  // 2: log.v1.ProduceRequest.record:type_name -> log.v1.Record
+	2,  // 3: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
+	0,  // 4: log.v1.ConsumeRequest.consistency:type_name -> log.v1.Consistency
+	2,  // 5: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
+	11, // 6: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
+	3,  // 7: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
+	5,  // 8: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
+	7,  // 9: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
+	3,  // 10: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
+	7,  // 11: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
+	9,  // 12: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
+	4,  // 13: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
+	6,  // 14: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
+	8,  // 15: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
+	4,  // 16: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
+	8,  // 17: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
+	10, // 18: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
+	13, // [13:19] is the sub-list for method output_type
+	7,  // [7:13] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_log_v1_log_proto_init() }
@@ -696,13 +777,14 @@ func file_log_v1_log_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_v1_log_proto_rawDesc), len(file_log_v1_log_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_log_v1_log_proto_goTypes,
 		DependencyIndexes: file_log_v1_log_proto_depIdxs,
+		EnumInfos:         file_log_v1_log_proto_enumTypes,
 		MessageInfos:      file_log_v1_log_proto_msgTypes,
 	}.Build()
 	File_log_v1_log_proto = out.File

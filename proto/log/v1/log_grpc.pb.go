@@ -54,8 +54,17 @@ const (
 //	UNAUTHENTICATED     the client presented no verified certificate.
 //	PERMISSION_DENIED   the certificate's subject may not perform the action
 //	                    ("produce", "consume" or "servers") on this log.
-//	UNAVAILABLE         the log is closed or the server is shutting down; retry
-//	                    elsewhere or later.
+//	FAILED_PRECONDITION this server is not the leader of the cluster, which a
+//	                    Produce, ProduceBatch, ProduceStream or linearizable
+//	                    Consume needs. The status carries an ErrorInfo with
+//	                    reason "NOT_LEADER", domain "proglog" and metadata
+//	                    "leader_id" and "leader_addr" (the leader's host:port for
+//	                    this API): send the request there. Nothing was written.
+//	UNAVAILABLE         the log is closed, the server is shutting down, or the
+//	                    cluster has no leader at the moment (an election); retry
+//	                    elsewhere or later. A produce that fails with UNAVAILABLE
+//	                    because leadership changed while it was replicated may or
+//	                    may not have been written.
 //	INTERNAL            a server-side failure; details are logged by the server,
 //	                    not returned.
 type LogClient interface {
@@ -65,7 +74,8 @@ type LogClient interface {
 	// at consecutive offsets starting at first_offset, or none is (e.g. when one
 	// record is too large).
 	ProduceBatch(ctx context.Context, in *ProduceBatchRequest, opts ...grpc.CallOption) (*ProduceBatchResponse, error)
-	// Consume reads the record at an offset.
+	// Consume reads the record at an offset, with the read consistency the
+	// request asks for (see Consistency; the server's default when unset).
 	Consume(ctx context.Context, in *ConsumeRequest, opts ...grpc.CallOption) (*ConsumeResponse, error)
 	// ProduceStream appends each request's record in the order received and
 	// answers each with one response, in the same order. The first failing
@@ -77,9 +87,14 @@ type LogClient interface {
 	// appended, until the client cancels or the server shuts down (UNAVAILABLE).
 	// An offset at or after the log's end is allowed: the stream waits for it.
 	// An offset below the lowest retained offset fails with OUT_OF_RANGE.
+	//
+	// Any server of a cluster serves streams, leader or not: a stream sends the
+	// records this server has committed (CONSISTENCY_FOLLOWER), so it never sends
+	// an uncommitted record, never skips one, and may run behind the leader by
+	// the replication delay. The request's consistency field is not used.
 	ConsumeStream(ctx context.Context, in *ConsumeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ConsumeResponse], error)
-	// GetServers lists the servers serving this log. A single node lists only
-	// itself, as leader.
+	// GetServers lists the servers of the cluster (the Raft configuration as this
+	// server knows it), marking the leader. A single node lists only itself.
 	GetServers(ctx context.Context, in *GetServersRequest, opts ...grpc.CallOption) (*GetServersResponse, error)
 }
 
@@ -190,8 +205,17 @@ func (c *logClient) GetServers(ctx context.Context, in *GetServersRequest, opts 
 //	UNAUTHENTICATED     the client presented no verified certificate.
 //	PERMISSION_DENIED   the certificate's subject may not perform the action
 //	                    ("produce", "consume" or "servers") on this log.
-//	UNAVAILABLE         the log is closed or the server is shutting down; retry
-//	                    elsewhere or later.
+//	FAILED_PRECONDITION this server is not the leader of the cluster, which a
+//	                    Produce, ProduceBatch, ProduceStream or linearizable
+//	                    Consume needs. The status carries an ErrorInfo with
+//	                    reason "NOT_LEADER", domain "proglog" and metadata
+//	                    "leader_id" and "leader_addr" (the leader's host:port for
+//	                    this API): send the request there. Nothing was written.
+//	UNAVAILABLE         the log is closed, the server is shutting down, or the
+//	                    cluster has no leader at the moment (an election); retry
+//	                    elsewhere or later. A produce that fails with UNAVAILABLE
+//	                    because leadership changed while it was replicated may or
+//	                    may not have been written.
 //	INTERNAL            a server-side failure; details are logged by the server,
 //	                    not returned.
 type LogServer interface {
@@ -201,7 +225,8 @@ type LogServer interface {
 	// at consecutive offsets starting at first_offset, or none is (e.g. when one
 	// record is too large).
 	ProduceBatch(context.Context, *ProduceBatchRequest) (*ProduceBatchResponse, error)
-	// Consume reads the record at an offset.
+	// Consume reads the record at an offset, with the read consistency the
+	// request asks for (see Consistency; the server's default when unset).
 	Consume(context.Context, *ConsumeRequest) (*ConsumeResponse, error)
 	// ProduceStream appends each request's record in the order received and
 	// answers each with one response, in the same order. The first failing
@@ -213,9 +238,14 @@ type LogServer interface {
 	// appended, until the client cancels or the server shuts down (UNAVAILABLE).
 	// An offset at or after the log's end is allowed: the stream waits for it.
 	// An offset below the lowest retained offset fails with OUT_OF_RANGE.
+	//
+	// Any server of a cluster serves streams, leader or not: a stream sends the
+	// records this server has committed (CONSISTENCY_FOLLOWER), so it never sends
+	// an uncommitted record, never skips one, and may run behind the leader by
+	// the replication delay. The request's consistency field is not used.
 	ConsumeStream(*ConsumeRequest, grpc.ServerStreamingServer[ConsumeResponse]) error
-	// GetServers lists the servers serving this log. A single node lists only
-	// itself, as leader.
+	// GetServers lists the servers of the cluster (the Raft configuration as this
+	// server knows it), marking the leader. A single node lists only itself.
 	GetServers(context.Context, *GetServersRequest) (*GetServersResponse, error)
 }
 

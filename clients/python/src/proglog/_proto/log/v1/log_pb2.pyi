@@ -2,12 +2,22 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class Consistency(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONSISTENCY_UNSPECIFIED: _ClassVar[Consistency]
+    CONSISTENCY_LINEARIZABLE: _ClassVar[Consistency]
+    CONSISTENCY_FOLLOWER: _ClassVar[Consistency]
+CONSISTENCY_UNSPECIFIED: Consistency
+CONSISTENCY_LINEARIZABLE: Consistency
+CONSISTENCY_FOLLOWER: Consistency
 
 class Header(_message.Message):
     __slots__ = ("key", "value")
@@ -58,10 +68,12 @@ class ProduceBatchResponse(_message.Message):
     def __init__(self, first_offset: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class ConsumeRequest(_message.Message):
-    __slots__ = ("offset",)
+    __slots__ = ("offset", "consistency")
     OFFSET_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
     offset: int
-    def __init__(self, offset: _Optional[int] = ...) -> None: ...
+    consistency: Consistency
+    def __init__(self, offset: _Optional[int] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
 
 class ConsumeResponse(_message.Message):
     __slots__ = ("record",)

@@ -48,8 +48,17 @@ class LogStub:
     UNAUTHENTICATED     the client presented no verified certificate.
     PERMISSION_DENIED   the certificate's subject may not perform the action
     ("produce", "consume" or "servers") on this log.
-    UNAVAILABLE         the log is closed or the server is shutting down; retry
-    elsewhere or later.
+    FAILED_PRECONDITION this server is not the leader of the cluster, which a
+    Produce, ProduceBatch, ProduceStream or linearizable
+    Consume needs. The status carries an ErrorInfo with
+    reason "NOT_LEADER", domain "proglog" and metadata
+    "leader_id" and "leader_addr" (the leader's host:port for
+    this API): send the request there. Nothing was written.
+    UNAVAILABLE         the log is closed, the server is shutting down, or the
+    cluster has no leader at the moment (an election); retry
+    elsewhere or later. A produce that fails with UNAVAILABLE
+    because leadership changed while it was replicated may or
+    may not have been written.
     INTERNAL            a server-side failure; details are logged by the server,
     not returned.
     """
@@ -115,8 +124,17 @@ class LogServicer:
     UNAUTHENTICATED     the client presented no verified certificate.
     PERMISSION_DENIED   the certificate's subject may not perform the action
     ("produce", "consume" or "servers") on this log.
-    UNAVAILABLE         the log is closed or the server is shutting down; retry
-    elsewhere or later.
+    FAILED_PRECONDITION this server is not the leader of the cluster, which a
+    Produce, ProduceBatch, ProduceStream or linearizable
+    Consume needs. The status carries an ErrorInfo with
+    reason "NOT_LEADER", domain "proglog" and metadata
+    "leader_id" and "leader_addr" (the leader's host:port for
+    this API): send the request there. Nothing was written.
+    UNAVAILABLE         the log is closed, the server is shutting down, or the
+    cluster has no leader at the moment (an election); retry
+    elsewhere or later. A produce that fails with UNAVAILABLE
+    because leadership changed while it was replicated may or
+    may not have been written.
     INTERNAL            a server-side failure; details are logged by the server,
     not returned.
     """
@@ -138,7 +156,8 @@ class LogServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Consume(self, request, context):
-        """Consume reads the record at an offset.
+        """Consume reads the record at an offset, with the read consistency the
+        request asks for (see Consistency; the server's default when unset).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -160,14 +179,19 @@ class LogServicer:
         appended, until the client cancels or the server shuts down (UNAVAILABLE).
         An offset at or after the log's end is allowed: the stream waits for it.
         An offset below the lowest retained offset fails with OUT_OF_RANGE.
+
+        Any server of a cluster serves streams, leader or not: a stream sends the
+        records this server has committed (CONSISTENCY_FOLLOWER), so it never sends
+        an uncommitted record, never skips one, and may run behind the leader by
+        the replication delay. The request's consistency field is not used.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetServers(self, request, context):
-        """GetServers lists the servers serving this log. A single node lists only
-        itself, as leader.
+        """GetServers lists the servers of the cluster (the Raft configuration as this
+        server knows it), marking the leader. A single node lists only itself.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -237,8 +261,17 @@ class Log:
     UNAUTHENTICATED     the client presented no verified certificate.
     PERMISSION_DENIED   the certificate's subject may not perform the action
     ("produce", "consume" or "servers") on this log.
-    UNAVAILABLE         the log is closed or the server is shutting down; retry
-    elsewhere or later.
+    FAILED_PRECONDITION this server is not the leader of the cluster, which a
+    Produce, ProduceBatch, ProduceStream or linearizable
+    Consume needs. The status carries an ErrorInfo with
+    reason "NOT_LEADER", domain "proglog" and metadata
+    "leader_id" and "leader_addr" (the leader's host:port for
+    this API): send the request there. Nothing was written.
+    UNAVAILABLE         the log is closed, the server is shutting down, or the
+    cluster has no leader at the moment (an election); retry
+    elsewhere or later. A produce that fails with UNAVAILABLE
+    because leadership changed while it was replicated may or
+    may not have been written.
     INTERNAL            a server-side failure; details are logged by the server,
     not returned.
     """
