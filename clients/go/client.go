@@ -331,4 +331,3 @@ func (c *Client) backoff(n int) time.Duration {
 	}
 	return d/2 + rand.N(d/2+1)
 }
-
