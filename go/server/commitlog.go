@@ -22,8 +22,9 @@ type CommitLog interface {
 	// AppendBatch stores recs at consecutive offsets, all or none, and
 	// returns the first offset.
 	AppendBatch(ctx context.Context, recs []*logv1.Record) (uint64, error)
-	// Read returns the record at offset, with Offset set.
-	Read(ctx context.Context, offset uint64) (*logv1.Record, error)
+	// Read returns the record at offset, with Offset set, read with
+	// consistency c (see Consistency).
+	Read(ctx context.Context, offset uint64, c Consistency) (*logv1.Record, error)
 	// LowestOffset is the oldest readable offset.
 	LowestOffset() uint64
 	// NextOffset is the offset the next append gets.
@@ -88,8 +89,9 @@ func (s *StorageLog) AppendBatch(ctx context.Context, recs []*logv1.Record) (uin
 	return first, nil
 }
 
-// Read implements CommitLog.
-func (s *StorageLog) Read(_ context.Context, offset uint64) (*logv1.Record, error) {
+// Read implements CommitLog. A single node's log is the whole log: every
+// record is committed once appended, so both consistencies read the same.
+func (s *StorageLog) Read(_ context.Context, offset uint64, _ Consistency) (*logv1.Record, error) {
 	b, err := s.log.Read(offset)
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", err)

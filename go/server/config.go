@@ -58,6 +58,10 @@ type Config struct {
 	Authorizer Authorizer
 	// Servers answers GetServers; nil lists this node alone, as leader.
 	Servers ServerLister
+	// DefaultConsistency is the read consistency of a Consume that does not
+	// ask for one (CONSISTENCY_UNSPECIFIED). Default (zero value)
+	// ConsistencyLinearizable.
+	DefaultConsistency Consistency
 
 	// MaxRecordBytes caps a record's encoded size (value, key, headers and
 	// timestamp with their framing). Larger records get ResourceExhausted.
@@ -131,6 +135,9 @@ func (c Config) Validate() error {
 		bad("TLS is nil; the server has no plaintext mode")
 	} else if len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil && c.TLS.GetConfigForClient == nil {
 		bad("TLS has no server certificate")
+	}
+	if !c.DefaultConsistency.valid() {
+		bad("DefaultConsistency is %v, want linearizable or follower", c.DefaultConsistency)
 	}
 	if c.Authorizer == nil {
 		bad("Authorizer is nil; without it every call would be denied")

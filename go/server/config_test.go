@@ -46,6 +46,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *server.Config) { c.KeepaliveMinTime = 0 }, "KeepaliveMinTime"},
 		{func(c *server.Config) { c.ShutdownTimeout = -1 }, "ShutdownTimeout"},
 		{func(c *server.Config) { c.Logger = nil }, "Logger is nil"},
+		{func(c *server.Config) { c.DefaultConsistency = 7 }, "DefaultConsistency is Consistency(7)"},
 	}
 	for _, tc := range cases {
 		c := validConfig(t)

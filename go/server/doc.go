@@ -1,9 +1,11 @@
 // Package server implements proglog's gRPC API (log.v1.Log) on one node.
 //
 // The server is storage-agnostic: it serves any CommitLog — the local
-// storage engine through NewStorageLog today, a Raft-replicated log later —
-// and asks a ServerLister for cluster membership (by default it lists only
-// itself, as leader).
+// storage engine through NewStorageLog, or a Raft-replicated log
+// (go/replication's CommitLog) — and asks a ServerLister for cluster
+// membership (by default it lists only itself, as leader). Dependencies
+// point one way: implementations import this package for CommitLog and
+// Consistency; this package imports none of them and knows nothing of Raft.
 //
 // Contract:
 //   - Security. TLS is mandatory. Every RPC, health checks included, needs a
@@ -25,10 +27,24 @@
 //   - ProduceStream group-commits: requests that queue up while an append
 //     runs are written together with one AppendBatch (one fsync), then
 //     acknowledged one by one, in order. An acknowledgement means written.
+//   - Read consistency. Consume passes the request's consistency to
+//     CommitLog.Read: CONSISTENCY_LINEARIZABLE as ConsistencyLinearizable,
+//     CONSISTENCY_FOLLOWER as ConsistencyFollower, CONSISTENCY_UNSPECIFIED
+//     as Config.DefaultConsistency (linearizable unless configured), and an
+//     unknown value is codes.InvalidArgument. What a consistency means is the
+//     CommitLog's business (see Consistency); a single node's StorageLog
+//     serves both alike.
 //   - ConsumeStream sends from the requested offset and then blocks in
-//     CommitLog.Wait for new records — no polling. It ends when the client
-//     cancels, or with codes.Unavailable when the server shuts down or the
-//     log closes.
+//     CommitLog.Wait for new records — no polling — reading each with
+//     ConsistencyFollower: Wait reports records this node holds, which a
+//     replicated log only ever fills with committed ones, so any node can
+//     serve a stream and it never sends an uncommitted record (it may lag
+//     behind the leader). The request's consistency is validated, not
+//     used. A stream ends when the client cancels, or with
+//     codes.Unavailable when the server shuts down or the log closes.
+//   - Health. grpc.health.v1 reports SERVING (overall and for log.v1.Log)
+//     while the node is ready — SetServing, which a cluster member drives
+//     from whether it knows a leader — and its log has not failed.
 //   - Shutdown marks the health service NOT_SERVING, ends open streams,
 //     then GracefulStop drains unary calls until the deadline, after which
 //     Stop closes whatever remains.

@@ -137,6 +137,8 @@ func (s *Server) logFailure(ctx context.Context, msg string, err error) {
 func (s *Server) logUnavailable(ctx context.Context, err error) {
 	if s.unavailable.CompareAndSwap(false, true) {
 		s.logFailure(ctx, "log unavailable; health set to NOT_SERVING", err)
-		s.setServing(false)
+		s.healthMu.Lock()
+		s.updateHealth()
+		s.healthMu.Unlock()
 	}
 }

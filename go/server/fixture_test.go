@@ -38,6 +38,7 @@ type fixture struct {
 
 type fixtureOpts struct {
 	gate    chan struct{} // see countingLog.gate
+	reads   chan server.Consistency // see countingLog.reads
 	server  func(*server.Config)
 	storage func(*log.Config)
 	tls     auth.TLSConfig // CertFile etc. are filled in; flags are kept
@@ -95,7 +96,7 @@ func newFixture(t testing.TB, opts fixtureOpts) *fixture {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	clog := &countingLog{CommitLog: server.NewStorageLog(storage), gate: opts.gate}
+	clog := &countingLog{CommitLog: server.NewStorageLog(storage), gate: opts.gate, reads: opts.reads}
 	srv, err := server.New(cfg, clog)
 	if err != nil {
 		t.Fatal(err)
@@ -184,6 +185,15 @@ type countingLog struct {
 	// fail, if set, is called by Append; a non-nil result is returned
 	// instead of appending. It may panic.
 	fail atomic.Pointer[func() error]
+	// reads receives the consistency of every Read, if set.
+	reads chan server.Consistency
+}
+
+func (c *countingLog) Read(ctx context.Context, off uint64, cons server.Consistency) (*logv1.Record, error) {
+	if c.reads != nil {
+		c.reads <- cons
+	}
+	return c.CommitLog.Read(ctx, off, cons)
 }
 
 func (c *countingLog) Append(ctx context.Context, r *logv1.Record) (uint64, error) {

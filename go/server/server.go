@@ -41,6 +41,8 @@ type Server struct {
 	stop     context.CancelFunc
 
 	addr        atomic.Pointer[string]
+	healthMu    sync.Mutex // orders health updates
+	notReady    bool       // SetServing(false) is in force; under healthMu
 	unavailable atomic.Bool
 	shutdown    sync.Once
 	shutdownErr error
@@ -103,7 +105,7 @@ func New(cfg Config, clog CommitLog) (*Server, error) {
 	s.grpc = grpc.NewServer(opts...)
 	logv1.RegisterLogServer(s.grpc, s)
 	healthpb.RegisterHealthServer(s.grpc, &healthService{Server: s.health, srv: s})
-	s.setServing(true)
+	s.SetServing(true)
 	return s, nil
 }
 
@@ -117,9 +119,23 @@ func peerSubject(ctx context.Context) string {
 	return sub
 }
 
-func (s *Server) setServing(ok bool) {
+// SetServing reports whether the node is ready to serve — for a cluster
+// member, whether it knows a leader. The health service (overall and
+// log.v1.Log) is SERVING while the node is ready and its log has not
+// failed (a failed log keeps it NOT_SERVING for good, as does Shutdown).
+// A new Server is ready; call SetServing(false) before Serve to start
+// NOT_SERVING.
+func (s *Server) SetServing(ready bool) {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	s.notReady = !ready
+	s.updateHealth()
+}
+
+// updateHealth publishes the health status; healthMu must be held.
+func (s *Server) updateHealth() {
 	st := healthpb.HealthCheckResponse_NOT_SERVING
-	if ok {
+	if !s.notReady && !s.unavailable.Load() {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
 	s.health.SetServingStatus("", st)
@@ -303,7 +319,11 @@ func (s *Server) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1
 	if err := s.authorize(ctx, auth.ActionConsume); err != nil {
 		return nil, err
 	}
-	rec, err := s.log.Read(ctx, req.GetOffset())
+	c, err := s.consistency(req.GetConsistency())
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.log.Read(ctx, req.GetOffset(), c)
 	if err != nil {
 		return nil, s.statusError(ctx, err)
 	}
@@ -340,6 +360,11 @@ func (s *Server) ConsumeStream(req *logv1.ConsumeRequest, stream logv1.Log_Consu
 	if err := s.authorize(ctx, auth.ActionConsume); err != nil {
 		return err
 	}
+	// Checked for a clear error, then not used: a stream waits for each
+	// record in this node's log and reads it there (see the package doc).
+	if _, err := s.consistency(req.GetConsistency()); err != nil {
+		return err
+	}
 	off := req.GetOffset()
 	if lowest := s.log.LowestOffset(); off < lowest {
 		return outOfRange(off, lowest, s.log.NextOffset())
@@ -348,7 +373,7 @@ func (s *Server) ConsumeStream(req *logv1.ConsumeRequest, stream logv1.Log_Consu
 		if err := s.log.Wait(ctx, off); err != nil {
 			return s.streamEnd(ctx, err)
 		}
-		rec, err := s.log.Read(ctx, off)
+		rec, err := s.log.Read(ctx, off, ConsistencyFollower)
 		if err != nil {
 			// Typically retention removed records this consumer lagged
 			// behind on: OutOfRange tells it where the log now starts.
