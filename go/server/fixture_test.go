@@ -37,7 +37,7 @@ type fixture struct {
 }
 
 type fixtureOpts struct {
-	gate    chan struct{} // see countingLog.gate
+	gate    chan struct{}           // see countingLog.gate
 	reads   chan server.Consistency // see countingLog.reads
 	server  func(*server.Config)
 	storage func(*log.Config)
