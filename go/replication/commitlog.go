@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
@@ -26,6 +27,9 @@ import (
 //
 // go/log errors (out of range, too large, corruption) and context errors are
 // returned as they are, for the server's own mapping.
+//
+// This package imports go/server for the interface's vocabulary
+// (server.Consistency); go/server never imports this one.
 type CommitLog struct {
 	l *Log
 }
@@ -38,21 +42,6 @@ const (
 	errorDomain     = "proglog"
 	reasonNotLeader = "NOT_LEADER"
 )
-
-type consistencyKey struct{}
-
-// WithConsistency returns a context that makes CommitLog.Read use c instead
-// of Config.ReadConsistency.
-func WithConsistency(ctx context.Context, c Consistency) context.Context {
-	return context.WithValue(ctx, consistencyKey{}, c)
-}
-
-func (c *CommitLog) consistency(ctx context.Context) Consistency {
-	if v, ok := ctx.Value(consistencyKey{}).(Consistency); ok {
-		return v
-	}
-	return c.l.cfg.ReadConsistency
-}
 
 // Append stores rec (its Offset ignored) and returns its offset.
 func (c *CommitLog) Append(ctx context.Context, rec *logv1.Record) (uint64, error) {
@@ -74,10 +63,21 @@ func (c *CommitLog) AppendBatch(ctx context.Context, recs []*logv1.Record) (uint
 	return first, statusOf(err)
 }
 
-// Read returns the record at offset with the context's consistency (see
-// WithConsistency), Config.ReadConsistency by default.
-func (c *CommitLog) Read(ctx context.Context, offset uint64) (*logv1.Record, error) {
-	b, err := c.l.Read(ctx, offset, c.consistency(ctx))
+// Read returns the record at offset with consistency cons:
+// server.ConsistencyLinearizable is ReadLinearizable (leader only),
+// server.ConsistencyFollower is ReadFollower (this node's committed
+// records).
+func (c *CommitLog) Read(ctx context.Context, offset uint64, cons server.Consistency) (*logv1.Record, error) {
+	var rc Consistency
+	switch cons {
+	case server.ConsistencyLinearizable:
+		rc = ReadLinearizable
+	case server.ConsistencyFollower:
+		rc = ReadFollower
+	default:
+		return nil, fmt.Errorf("replication: unknown consistency %v", cons)
+	}
+	b, err := c.l.Read(ctx, offset, rc)
 	if err != nil {
 		return nil, statusOf(err)
 	}

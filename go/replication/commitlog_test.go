@@ -34,7 +34,7 @@ func TestCommitLogOverACluster(t *testing.T) {
 	if err != nil || first != 1 {
 		t.Fatalf("AppendBatch = %d, %v", first, err)
 	}
-	got, err := leader.Read(ctx, 0) // linearizable by default
+	got, err := leader.Read(ctx, 0, server.ConsistencyLinearizable)
 	if err != nil || string(got.Value) != "v" || string(got.Key) != "k" || got.Offset != 0 {
 		t.Fatalf("Read = %v, %v", got, err)
 	}
@@ -46,7 +46,7 @@ func TestCommitLogOverACluster(t *testing.T) {
 	}
 	// Follower: linearizable is refused with the leader's address; a
 	// follower read is served.
-	_, err = follower.Read(ctx, 2)
+	_, err = follower.Read(ctx, 2, server.ConsistencyLinearizable)
 	st, ok := status.FromError(err)
 	if !ok || st.Code() != codes.FailedPrecondition || !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("follower linearizable read: %v", err)
@@ -60,16 +60,19 @@ func TestCommitLogOverACluster(t *testing.T) {
 	if info == nil || info.Reason != "NOT_LEADER" || info.Metadata["leader_addr"] != nodes[0].addr || info.Metadata["leader_id"] != "n0" {
 		t.Fatalf("details %v", st.Details())
 	}
-	got, err = follower.Read(WithConsistency(ctx, ReadFollower), 2)
+	got, err = follower.Read(ctx, 2, server.ConsistencyFollower)
 	if err != nil || string(got.Value) != "b2" || got.Offset != 2 {
 		t.Fatalf("follower read = %v, %v", got, err)
+	}
+	if _, err := follower.Read(ctx, 2, server.Consistency(9)); err == nil {
+		t.Fatal("unknown consistency accepted")
 	}
 	if _, err := follower.Append(ctx, in); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("follower append: %v", err)
 	}
 	// Out of range stays a go/log error for the server's own mapping.
 	var oor *log.OffsetOutOfRangeError
-	if _, err := leader.Read(ctx, 3); !errors.As(err, &oor) {
+	if _, err := leader.Read(ctx, 3, server.ConsistencyLinearizable); !errors.As(err, &oor) {
 		t.Fatalf("out of range: %v", err)
 	}
 	servers, err := follower.GetServers(ctx)

@@ -36,6 +36,11 @@ func (c Consistency) String() string {
 	}
 }
 
+// MaxEnvelopeOverhead is the most bytes the data log adds to a record (its
+// envelope): DataLog.MaxRecordBytes should be the largest record the
+// server accepts plus this.
+const MaxEnvelopeOverhead = maxEnvelopeOverhead
+
 // Defaults used by DefaultConfig.
 const (
 	DefaultHeartbeatTimeout   = time.Second
@@ -93,9 +98,6 @@ type Config struct {
 	// ApplyTimeout bounds an append whose context has no deadline, and
 	// membership changes. Default 10s.
 	ApplyTimeout time.Duration
-	// ReadConsistency is the consistency of CommitLog.Read when the context
-	// does not choose one (WithConsistency). Default ReadLinearizable.
-	ReadConsistency Consistency
 
 	// MaxPool is the number of pooled connections per peer; TransportTimeout
 	// bounds Raft RPC I/O. Defaults 5, 10s.
@@ -121,6 +123,14 @@ type Config struct {
 	// goroutine. Use it to reconcile membership (discovery's Reconcile);
 	// do slow work in a goroutine of your own.
 	OnLeadershipChange func(isLeader bool)
+	// OnLeaderChange, if set, is called whenever the leader this node knows
+	// of changes — any node's, not only this one's leadership — with its ID
+	// and address, both empty while none is known (an election, or a node
+	// not yet in a cluster). Calls come in order from one goroutine, each
+	// with the state current when it is made (quick successive changes may
+	// be reported once), starting with the first known leader. Use it for
+	// readiness; do not block in it.
+	OnLeaderChange func(id, addr string)
 
 	// Logger receives Raft's and this package's logs. Default:
 	// hclog.Default() named "replication".
@@ -144,7 +154,6 @@ func DefaultConfig() Config {
 		TrailingLogs:       DefaultTrailingLogs,
 		SnapshotRetain:     DefaultSnapshotRetain,
 		ApplyTimeout:       DefaultApplyTimeout,
-		ReadConsistency:    ReadLinearizable,
 		MaxPool:            DefaultMaxPool,
 		TransportTimeout:   DefaultTransportTimeout,
 		DataLog:            dl,
@@ -173,8 +182,6 @@ func (c Config) Validate() error {
 		return bad("MaxPool must be at least 1, got %d", c.MaxPool)
 	case c.TransportTimeout <= 0:
 		return bad("TransportTimeout must be positive, got %v", c.TransportTimeout)
-	case c.ReadConsistency != ReadLinearizable && c.ReadConsistency != ReadFollower:
-		return bad("unknown ReadConsistency %d", c.ReadConsistency)
 	case c.DataLog.MaxRecordBytes != 0 && c.DataLog.MaxRecordBytes <= maxEnvelopeOverhead:
 		return bad("DataLog.MaxRecordBytes %d leaves no room for records", c.DataLog.MaxRecordBytes)
 	case c.RaftLog.MaxRecordBytes != 0 && c.RaftLog.MaxRecordBytes <= maxEntryOverhead:

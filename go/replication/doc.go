@@ -60,15 +60,17 @@
 //
 // # Reads
 //
-// Read takes a Consistency. ReadLinearizable (the default, and what
-// CommitLog.Read does unless the context or Config says otherwise) runs on
-// the leader only: it notes the leader's last index, confirms leadership
+// Read takes a Consistency; CommitLog.Read maps go/server's
+// (server.ConsistencyLinearizable, server.ConsistencyFollower) to it, the
+// server having resolved the request's (or its default) consistency.
+// ReadLinearizable runs on the leader only: it notes the leader's last index, confirms leadership
 // with a quorum (VerifyLeader, no disk write) and waits until the FSM has
 // applied every command up to that index — so a record whose append was
 // acknowledged before the read started is always returned. On a follower it
 // fails with *NotLeaderError. ReadFollower reads the local data log as it
 // is: it never holds an uncommitted record (only applied ones), but may lag.
-// Wait (for streams) waits on the local data log.
+// Wait (for streams) waits on the local data log, so a stream served with
+// follower reads, on any node, only ever sees committed records.
 //
 // # Leadership, membership and errors
 //
@@ -78,7 +80,8 @@
 // not forwarded to the leader; clients retry there. Join and Leave are
 // idempotent and make Log a discovery.Handler: wire discovery's events to
 // it and call discovery's Reconcile from Config.OnLeadershipChange when
-// this node becomes the leader. Close hands leadership over before
+// this node becomes the leader. Config.OnLeaderChange reports which leader
+// this node knows of (for readiness). Close hands leadership over before
 // stopping.
 //
 // # Stable store

@@ -26,6 +26,8 @@ type Log struct {
 	store  *LogStore
 	stable *StableStore
 	trans  *raft.NetworkTransport
+	// observer feeds watchLeader; nil without Config.OnLeaderChange.
+	observer *raft.Observer
 
 	leaderMu sync.Mutex
 	lost     chan struct{} // closed when this node's current leadership ends; nil if not leader
@@ -133,8 +135,44 @@ func New(cfg Config) (*Log, error) {
 	}
 	l.wg.Add(1)
 	go l.watchLeadership(notify)
+	if cfg.OnLeaderChange != nil {
+		// Not blocking: Raft drops an observation rather than wait for us;
+		// watchLeader reads the current leader on every one it gets, so it
+		// still ends up reporting the latest state.
+		obs := make(chan raft.Observation, 16)
+		l.observer = raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+			_, ok := o.Data.(raft.LeaderObservation)
+			return ok
+		})
+		r.RegisterObserver(l.observer)
+		l.wg.Add(1)
+		go l.watchLeader(obs)
+	}
 	ok = true
 	return l, nil
+}
+
+// watchLeader reports the leader this node knows of to
+// Config.OnLeaderChange whenever it changes.
+func (l *Log) watchLeader(obs <-chan raft.Observation) {
+	defer l.wg.Done()
+	last := "\x00" // nothing reported yet; an unknown leader is not news
+	report := func() {
+		id, addr := l.Leader()
+		if key := id + "\x00" + addr; key != last {
+			last = key
+			l.cfg.OnLeaderChange(id, addr)
+		}
+	}
+	report()
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-obs:
+			report()
+		}
+	}
 }
 
 // behindSnapshot reports whether the latest snapshot holds commands the data
@@ -573,6 +611,9 @@ func (l *Log) Close() error {
 			if err := l.raft.LeadershipTransfer().Error(); err != nil {
 				l.lg.Warn("leadership transfer before close failed", "error", err)
 			}
+		}
+		if l.observer != nil {
+			l.raft.DeregisterObserver(l.observer)
 		}
 		close(l.done)
 		var errs []error

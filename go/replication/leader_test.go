@@ -1,0 +1,83 @@
+package replication
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+// leaderLog records what Config.OnLeaderChange reports.
+type leaderLog struct {
+	mu      sync.Mutex
+	reports [][2]string
+}
+
+func (l *leaderLog) report(id, addr string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reports = append(l.reports, [2]string{id, addr})
+}
+
+func (l *leaderLog) last() (id, addr string, n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.reports) == 0 {
+		return "", "", 0
+	}
+	r := l.reports[len(l.reports)-1]
+	return r[0], r[1], len(l.reports)
+}
+
+func (l *leaderLog) all() [][2]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([][2]string(nil), l.reports...)
+}
+
+func TestOnLeaderChange(t *testing.T) {
+	logs := map[string]*leaderLog{}
+	var mu sync.Mutex
+	nodes := cluster(t, 3, func(c *Config) {
+		ll := &leaderLog{}
+		mu.Lock()
+		logs[c.LocalID] = ll
+		mu.Unlock()
+		c.OnLeaderChange = ll.report
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	old := nodes[0]
+	for _, n := range nodes {
+		eventually(t, n.id+" to report the leader", 20*time.Second, func() bool {
+			id, addr, _ := logs[n.id].last()
+			return id == old.id && addr == old.addr
+		})
+		// The first report is the first known leader, never "no leader",
+		// and a report is made only on a change.
+		all := logs[n.id].all()
+		if all[0][0] == "" {
+			t.Errorf("%s: first report is an unknown leader: %v", n.id, all)
+		}
+		for i := 1; i < len(all); i++ {
+			if all[i] == all[i-1] {
+				t.Errorf("%s: repeated report: %v", n.id, all)
+			}
+		}
+	}
+	old.stop()
+	nl := leaderOf(t, nodes[1:])
+	for _, n := range nodes[1:] {
+		eventually(t, n.id+" to report the new leader", 20*time.Second, func() bool {
+			id, addr, _ := logs[n.id].last()
+			return id == nl.id && addr == nl.addr
+		})
+	}
+	// The stopped node reports nothing more.
+	_, _, before := logs[old.id].last()
+	if _, err := nl.Append(ctxT(t), rec(0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, after := logs[old.id].last(); after != before {
+		t.Errorf("a closed node reported a leader change")
+	}
+}
