@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	logv1 "github.com/proglog/proglog/proto/log/v1"
@@ -147,10 +146,10 @@ func (c *Client) ProduceBatch(ctx context.Context, recs []*Record) (first uint64
 // Consume reads the record at offset. An offset outside the log fails with
 // an *OffsetOutOfRangeError telling the log's bounds.
 func (c *Client) Consume(ctx context.Context, offset uint64) (*Record, error) {
-	req := &logv1.ConsumeRequest{Offset: offset}
+	req := &logv1.ConsumeRequest{Offset: offset, Consistency: c.cfg.consistency.proto()}
 	var rec *Record
 	err := c.do(ctx, opRead, func(ctx context.Context) error {
-		resp, err := c.log.Consume(c.readContext(ctx), req)
+		resp, err := c.log.Consume(ctx, req)
 		if err == nil {
 			rec = recordFromProto(resp.GetRecord())
 		}
@@ -172,16 +171,12 @@ func (c *Client) Servers(ctx context.Context) ([]Server, error) {
 	return servers, err
 }
 
-// readContext announces the read consistency to the server.
-func (c *Client) readContext(ctx context.Context) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, ConsistencyHeader, c.cfg.consistency.String())
-}
-
 type op int
 
 const (
 	opProduce op = iota
-	opRead
+	opRead       // Consume
+	opStream     // Records
 	opServers
 )
 
@@ -193,6 +188,8 @@ func (c *Client) routeFor(o op) route {
 		if c.cfg.consistency == ReadLinearizable {
 			return routeLeader
 		}
+		return routeFollower
+	case opStream:
 		return routeFollower
 	default:
 		return routeAny
@@ -255,7 +252,7 @@ func (r *retrier) next(ctx context.Context, err error, ci *callInfo) error {
 	case isNL:
 		// Refused before anything was written: always safe to retry.
 		hinted = c.rb.hint(nl.LeaderAddr)
-		if r.op == opRead {
+		if r.op == opRead || r.op == opStream {
 			r.route = routeLeader // this server serves reads from the leader only
 		}
 	case st.Code() == codes.Unavailable:

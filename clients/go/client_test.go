@@ -282,6 +282,31 @@ func TestRoutingLeaderAndFollowers(t *testing.T) {
 	}
 }
 
+func TestConsumeFromLaggingFollower(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 2})
+	cl := c.client()
+	ctx := ctxT(t)
+	c.nodes[1].lagging.Store(true)
+	off, err := cl.ProduceValue(ctx, []byte("just written"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The follower has not applied it yet: the client asks the leader.
+	rec, err := cl.Consume(ctx, off)
+	if err != nil || string(rec.Value) != "just written" {
+		t.Fatalf("Consume(%d) = %v, %v", off, rec, err)
+	}
+	if _, r := counts(c); r[0] != 1 || r[1] != 1 {
+		t.Fatalf("reads per node %v, want the follower then the leader", r)
+	}
+	// Past the end everywhere: OUT_OF_RANGE with the leader's bounds.
+	_, err = cl.Consume(ctx, off+1)
+	var oor *client.OffsetOutOfRangeError
+	if !errors.As(err, &oor) || oor.Next != off+1 {
+		t.Fatalf("Consume past the end: %v", err)
+	}
+}
+
 // waitRouting consumes until each of the nodes idx has served a read.
 func waitRouting(t *testing.T, cl *client.Client, c *cluster, idx ...int) {
 	t.Helper()

@@ -27,14 +27,15 @@
 // # Routing
 //
 // Produce and ProduceBatch go to the leader. Consume and Records go
-// round-robin to the followers, or to the leader when there are none; with
-// WithConsistency(ReadLinearizable) they go to the leader. A follower may
-// lag behind the leader: a Consume that a follower answers with "offset
-// past the end" is retried at the leader, so a record whose produce was
-// acknowledged is always readable. Reads carry their consistency in the
-// ConsistencyHeader metadata; a server that serves reads from its leader
-// only answers NOT_LEADER and the read is retried there. Servers goes to
-// any server.
+// round-robin to the followers, or to the leader when there are none.
+// Consume asks for follower consistency (log.v1 CONSISTENCY_FOLLOWER): the
+// server answers from the records it has committed, which may lag behind
+// the leader, so a Consume that a follower answers with "offset past the
+// end" is retried at the leader — a record whose produce was acknowledged
+// is always readable. With WithConsistency(ReadLinearizable) Consume goes
+// to the leader and asks for CONSISTENCY_LINEARIZABLE. A read that a server
+// refuses as not the leader is retried at the leader. Servers goes to any
+// server.
 //
 // # Retries and duplicates
 //

@@ -28,7 +28,8 @@ import (
 // GetServers). With more, the nodes share one storage log and play a Raft
 // cluster's roles the way go/replication's CommitLog does: only the leader
 // appends (others answer FAILED_PRECONDITION with a NOT_LEADER ErrorInfo
-// naming it), every node reads, GetServers marks the leader — so routing,
+// naming it), every node serves follower reads and streams, only the leader
+// linearizable reads, GetServers marks the leader — so routing,
 // redirects and failover can be tested without consensus.
 type cluster struct {
 	t       *testing.T
@@ -53,7 +54,9 @@ type node struct {
 	// failAfterAppend makes the next append succeed and then fail with
 	// UNAVAILABLE, as a leader that lost leadership after committing does.
 	failAfterAppend atomic.Bool
-	stopped         atomic.Bool
+	// lagging makes follower reads miss the newest record.
+	lagging atomic.Bool
+	stopped atomic.Bool
 }
 
 type clusterOpts struct {
@@ -219,10 +222,16 @@ func (n *node) AppendBatch(ctx context.Context, recs []*logv1.Record) (uint64, e
 	return n.append(ctx, recs)
 }
 
-// Read implements server.CommitLog.
-func (n *node) Read(ctx context.Context, off uint64) (*logv1.Record, error) {
+// Read implements server.CommitLog: linearizable reads on the leader only.
+func (n *node) Read(ctx context.Context, off uint64, c server.Consistency) (*logv1.Record, error) {
+	if c == server.ConsistencyLinearizable && n.c.leaderNode() != n {
+		return nil, n.notLeader()
+	}
 	n.reads.Add(1)
-	return n.c.shared.Read(ctx, off)
+	if next := n.c.shared.NextOffset(); n.lagging.Load() && next > 0 && off >= next-1 {
+		return nil, &log.OffsetOutOfRangeError{Offset: off, Lowest: n.c.shared.LowestOffset(), Next: next - 1}
+	}
+	return n.c.shared.Read(ctx, off, c)
 }
 
 func (n *node) LowestOffset() uint64 { return n.c.shared.LowestOffset() }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
 // Consistency chooses which servers Consume and Records read from.
@@ -22,9 +24,20 @@ const (
 	// is past its end, so a record whose produce was acknowledged is always
 	// found; a Records stream on a follower simply waits for it.
 	ReadFollower Consistency = iota
-	// ReadLinearizable sends every read to the leader.
+	// ReadLinearizable sends every Consume to the leader, which confirms its
+	// leadership with a quorum before answering: a record whose produce was
+	// acknowledged before the Consume started is always returned. Records
+	// streams still go to followers: servers stream committed records from
+	// their own copy whatever the consistency.
 	ReadLinearizable
 )
+
+func (c Consistency) proto() logv1.Consistency {
+	if c == ReadLinearizable {
+		return logv1.Consistency_CONSISTENCY_LINEARIZABLE
+	}
+	return logv1.Consistency_CONSISTENCY_FOLLOWER
+}
 
 func (c Consistency) String() string {
 	switch c {
@@ -36,12 +49,6 @@ func (c Consistency) String() string {
 		return fmt.Sprintf("Consistency(%d)", int(c))
 	}
 }
-
-// ConsistencyHeader is the gRPC metadata key under which reads announce
-// their Consistency ("follower" or "linearizable"), so that a server may
-// answer a follower read from its local copy instead of refusing it as not
-// the leader.
-const ConsistencyHeader = "proglog-read-consistency"
 
 // Defaults of the options below.
 const (

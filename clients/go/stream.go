@@ -25,7 +25,10 @@ import (
 // leadership or shuts down, the stream resumes on another server after the
 // last record yielded, so no record is skipped or repeated; WithRetries
 // bounds the reconnections made without receiving a record in between.
-// Reads follow WithConsistency.
+// Streams go round-robin to the followers (the leader when there are
+// none): every server streams the records it has committed, so a stream
+// never yields an uncommitted record, and may run slightly behind the
+// leader.
 func (c *Client) Records(ctx context.Context, from uint64) iter.Seq2[*Record, error] {
 	return func(yield func(*Record, error) bool) {
 		if c.closed.Load() {
@@ -33,7 +36,7 @@ func (c *Client) Records(ctx context.Context, from uint64) iter.Seq2[*Record, er
 			return
 		}
 		next := from
-		r := retrier{c: c, op: opRead, route: c.routeFor(opRead)}
+		r := retrier{c: c, op: opStream, route: c.routeFor(opStream)}
 		for {
 			ci := &callInfo{route: r.route}
 			sctx, cancel := context.WithCancel(ctx)
@@ -57,7 +60,7 @@ func (c *Client) Records(ctx context.Context, from uint64) iter.Seq2[*Record, er
 // stream runs one ConsumeStream from offset, handing records to yield. It
 // returns nil when yield returns false, or the error that ended the stream.
 func (c *Client) stream(ctx context.Context, offset uint64, yield func(*Record) bool) error {
-	s, err := c.log.ConsumeStream(c.readContext(ctx), &logv1.ConsumeRequest{Offset: offset})
+	s, err := c.log.ConsumeStream(ctx, &logv1.ConsumeRequest{Offset: offset})
 	if err != nil {
 		return err
 	}

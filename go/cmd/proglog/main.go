@@ -4,6 +4,9 @@
 //	proglog serve --tls-cert s.pem --tls-key s-key.pem --tls-ca ca.pem
 //	proglog certs --dir ./certs --hosts log.internal,10.0.0.5
 //	proglog --version
+//	proglog produce --dev ./proglog-data hello world   # or one record per stdin line
+//	proglog consume --dev ./proglog-data --from 0 --follow --json
+//	proglog servers --dev ./proglog-data
 //
 // Running proglog with no subcommand is the same as "proglog serve". Every
 // serve flag may also come from the environment as PROGLOG_<FLAG> (upper

@@ -33,7 +33,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetVersionTemplate("proglog {{.Version}}\n")
 	rootOpts.addFlags(root.Flags())
 
-	root.AddCommand(newServeCmd(stdout), newCertsCmd(stdout))
+	root.AddCommand(newServeCmd(stdout), newCertsCmd(stdout),
+		newProduceCmd(stdout), newConsumeCmd(stdout), newServersCmd(stdout))
 	return root
 }
 

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	client "github.com/proglog/proglog/clients/go"
+)
+
+func newConsumeCmd(stdout io.Writer) *cobra.Command {
+	opts := defaultClientOptions()
+	var (
+		from   uint64
+		follow bool
+	)
+	cmd := &cobra.Command{
+		Use:   "consume",
+		Short: "Print records from an offset on",
+		Long: "consume prints the value of every record from --from to the end of the log, one per line.\n" +
+			"With --follow it then waits for new records until interrupted. With --json each record is a\n" +
+			"JSON object: offset, value (a string; value_base64 instead when it is not UTF-8), key\n" +
+			"(likewise), timestamp (RFC 3339) and headers.",
+		Example: "  proglog consume --dev ./proglog-data --from 10\n" +
+			"  proglog consume --dev ./proglog-data --follow --json",
+		Args:    cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return clientEnv(cmd.Flags()) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, err := opts.connect(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			end := uint64(math.MaxUint64)
+			if !follow {
+				// The end of the log now: an offset past any end tells it.
+				_, err := c.Consume(ctx, math.MaxUint64)
+				var oor *client.OffsetOutOfRangeError
+				if !errors.As(err, &oor) {
+					return fmt.Errorf("find the end of the log: %w", err)
+				}
+				if end = oor.Next; from >= end {
+					return nil
+				}
+			}
+			out := bufio.NewWriter(stdout)
+			defer out.Flush()
+			for rec, err := range c.Records(ctx, from) {
+				if err != nil {
+					if follow && ctx.Err() != nil {
+						return nil // interrupted
+					}
+					return err
+				}
+				if err := printRecord(out, rec, opts.json); err != nil {
+					return err
+				}
+				if rec.Offset+1 >= end {
+					return nil
+				}
+				if follow {
+					if err := out.Flush(); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		},
+	}
+	opts.addFlags(cmd.Flags())
+	cmd.Flags().Uint64Var(&from, "from", 0, "offset of the first record")
+	cmd.Flags().BoolVar(&follow, "follow", false, "after the last record, wait for new ones until interrupted")
+	return cmd
+}
+
+// jsonRecord is the --json form of a record.
+type jsonRecord struct {
+	Offset      uint64       `json:"offset"`
+	Value       *string      `json:"value,omitempty"`
+	ValueBase64 *string      `json:"value_base64,omitempty"`
+	Key         *string      `json:"key,omitempty"`
+	KeyBase64   *string      `json:"key_base64,omitempty"`
+	Timestamp   string       `json:"timestamp,omitempty"`
+	Headers     []jsonHeader `json:"headers,omitempty"`
+}
+
+type jsonHeader struct {
+	Key         string  `json:"key"`
+	Value       *string `json:"value,omitempty"`
+	ValueBase64 *string `json:"value_base64,omitempty"`
+}
+
+// text returns b as a string if it is UTF-8, else as base64 in the second
+// result; nil both for an absent key.
+func text(b []byte, always bool) (s, b64 *string) {
+	if len(b) == 0 && !always {
+		return nil, nil
+	}
+	if utf8.Valid(b) {
+		v := string(b)
+		return &v, nil
+	}
+	v := base64.StdEncoding.EncodeToString(b)
+	return nil, &v
+}
+
+func printRecord(w io.Writer, rec *client.Record, asJSON bool) error {
+	if !asJSON {
+		_, err := fmt.Fprintf(w, "%s\n", rec.Value)
+		return err
+	}
+	j := jsonRecord{Offset: rec.Offset}
+	j.Value, j.ValueBase64 = text(rec.Value, true)
+	j.Key, j.KeyBase64 = text(rec.Key, false)
+	if !rec.Timestamp.IsZero() {
+		j.Timestamp = rec.Timestamp.UTC().Format(time.RFC3339Nano)
+	}
+	for _, h := range rec.Headers {
+		jh := jsonHeader{Key: h.Key}
+		jh.Value, jh.ValueBase64 = text(h.Value, true)
+		j.Headers = append(j.Headers, jh)
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
