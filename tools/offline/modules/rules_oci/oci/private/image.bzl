@@ -1,6 +1,6 @@
 """oci_image_rule: an OCI image layout directory built from tar layers, without a base image."""
 
-def _json_or_file(ctx, args, inputs, flag, value, file):
+def _json_or_file(args, inputs, flag, value, file):
     """Passes `value` (JSON-encoded) or `file` (key=value / comma-separated text) to image.py."""
     if file:
         args.add("--%s-file" % flag, file)
@@ -28,13 +28,13 @@ def _oci_image_impl(ctx):
         args.add("--user", ctx.attr.user)
     if ctx.attr.workdir:
         args.add("--workdir", ctx.attr.workdir)
-    _json_or_file(ctx, args, inputs, "entrypoint", ctx.attr.entrypoint_list, ctx.file.entrypoint)
-    _json_or_file(ctx, args, inputs, "cmd", ctx.attr.cmd_list, ctx.file.cmd)
-    _json_or_file(ctx, args, inputs, "env", ctx.attr.env_dict, ctx.file.env)
-    _json_or_file(ctx, args, inputs, "labels", ctx.attr.labels_dict, ctx.file.labels)
-    _json_or_file(ctx, args, inputs, "annotations", ctx.attr.annotations_dict, ctx.file.annotations)
-    _json_or_file(ctx, args, inputs, "exposed-ports", ctx.attr.exposed_ports_list, ctx.file.exposed_ports)
-    _json_or_file(ctx, args, inputs, "volumes", ctx.attr.volumes_list, ctx.file.volumes)
+    _json_or_file(args, inputs, "entrypoint", ctx.attr.entrypoint_list, ctx.file.entrypoint)
+    _json_or_file(args, inputs, "cmd", ctx.attr.cmd_list, ctx.file.cmd)
+    _json_or_file(args, inputs, "env", ctx.attr.env_dict, ctx.file.env)
+    _json_or_file(args, inputs, "labels", ctx.attr.labels_dict, ctx.file.labels)
+    _json_or_file(args, inputs, "annotations", ctx.attr.annotations_dict, ctx.file.annotations)
+    _json_or_file(args, inputs, "exposed-ports", ctx.attr.exposed_ports_list, ctx.file.exposed_ports)
+    _json_or_file(args, inputs, "volumes", ctx.attr.volumes_list, ctx.file.volumes)
     for t in ctx.files.tars:
         args.add("--layer", t)
 
