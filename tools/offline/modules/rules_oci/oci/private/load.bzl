@@ -47,7 +47,7 @@ if ! "$loader" load --input "$tarball" "$@"; then
   exit 1
 fi
 """.format(
-        label = str(ctx.label),
+        label = "%s//%s:%s" % ("@" + ctx.label.repo_name if ctx.label.repo_name else "", ctx.label.package, ctx.label.name),
         find_runfiles = FIND_RUNFILES,
         tarball = rlocation_path(ctx, tarball),
         loader = rlocation_path(ctx, loader) if loader else "",

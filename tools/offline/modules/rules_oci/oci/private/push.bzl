@@ -28,7 +28,7 @@ args=(--layout "$runfiles/{layout}" {fixed})
 {lines}
 exec python3 "$runfiles/{push_py}" "${{args[@]}}" "$@"
 """.format(
-        label = str(ctx.label),
+        label = "%s//%s:%s" % ("@" + ctx.label.repo_name if ctx.label.repo_name else "", ctx.label.package, ctx.label.name),
         find_runfiles = FIND_RUNFILES,
         layout = rlocation_path(ctx, ctx.file.image),
         push_py = rlocation_path(ctx, ctx.file._push_py),
