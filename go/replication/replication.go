@@ -451,6 +451,10 @@ func (l *Log) LowestOffset() uint64 { return l.fsm.lowestOffset() }
 // NextOffset is the offset the next record applied on this node gets.
 func (l *Log) NextOffset() uint64 { return l.fsm.nextOffset() }
 
+// DataSize is the size of this node's data log: bytes of its store files
+// and number of segments (for metrics).
+func (l *Log) DataSize() (bytes uint64, segments int) { return l.fsm.current().Size() }
+
 // Join adds server id at addr (its Raft and gRPC address) to the cluster, as
 // a voter or not. It is idempotent: a server already there with the same
 // address and role is left alone; a changed address or role is updated.

@@ -1,0 +1,474 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/discovery"
+	"github.com/proglog/proglog/go/mux"
+	"github.com/proglog/proglog/go/replication"
+	"github.com/proglog/proglog/go/server"
+	"github.com/proglog/proglog/go/telemetry"
+)
+
+// Retry delays of a background join (see the package documentation).
+const (
+	joinRetryMin = time.Second
+	joinRetryMax = 30 * time.Second
+)
+
+// Agent is one running proglog node. Its methods are safe for concurrent
+// use.
+type Agent struct {
+	cfg Config
+	log *zap.Logger
+
+	tracing    *telemetry.Tracing
+	metricsSrv *telemetry.MetricsServer
+	mux        *mux.Mux
+	replica    *replication.Log
+	srv        *server.Server
+	membership *discovery.Membership
+
+	// Readiness (see the package documentation), under healthMu.
+	healthMu sync.Mutex
+	ready    bool
+	closing  bool
+	changed  chan struct{} // closed and replaced when ready changes
+
+	failOnce sync.Once
+	failed   chan struct{} // closed when a serving goroutine fails
+	failErr  error
+
+	stopping     chan struct{} // closed by Shutdown: ends the join retries
+	wg           sync.WaitGroup
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New starts a node as described in the package documentation. On error
+// everything started so far is stopped again.
+func New(cfg Config) (a *Agent, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	gossipKey, err := DecodeGossipKey(cfg.GossipKey)
+	if err != nil {
+		return nil, err // checked by Validate
+	}
+	a = &Agent{
+		cfg:      cfg,
+		log:      cfg.Logger.With(zap.String("node", cfg.NodeName)),
+		changed:  make(chan struct{}),
+		failed:   make(chan struct{}),
+		stopping: make(chan struct{}),
+	}
+	// On failure, undo what was started, in reverse.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			close(a.stopping)
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+			a.wg.Wait()
+		}
+	}()
+
+	// 1. Telemetry.
+	tcfg := cfg.Tracing
+	if tcfg.ServiceName == "" {
+		tcfg.ServiceName = "proglog"
+	}
+	if a.tracing, err = telemetry.NewTracing(context.Background(), tcfg); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { a.shutdownTracing() })
+	reg := telemetry.NewRegistry()
+	metrics, err := telemetry.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MetricsAddr != "" {
+		if a.metricsSrv, err = telemetry.ListenMetrics(cfg.MetricsAddr, reg); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { a.shutdownMetrics() })
+	}
+
+	// 2. TLS and authorization.
+	serverTLS, err := cfg.TLS.Server()
+	if err != nil {
+		return nil, fmt.Errorf("agent: server TLS: %w", err)
+	}
+	peerFiles := cfg.TLS
+	peerFiles.ServerName = "" // the host of each dialed peer address
+	peerTLS, err := peerFiles.Client()
+	if err != nil {
+		return nil, fmt.Errorf("agent: peer TLS: %w", err)
+	}
+	authz, err := auth.NewAuthorizer(cfg.ACLModelFile, cfg.ACLPolicyFile)
+	if err != nil {
+		return nil, err
+	}
+
+	// 3. The shared port.
+	ln, err := net.Listen("tcp", cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("agent: listen on %s: %w", cfg.BindAddr, err)
+	}
+	mc := mux.DefaultConfig()
+	mc.ServerTLS = serverTLS
+	mc.PeerTLS = peerTLS
+	mc.AdvertiseAddr = cfg.AdvertiseAddr
+	mc.Logger = hclogToZap(a.log, "mux")
+	if a.mux, err = mux.New(ln, mc); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	undo = append(undo, func() { a.mux.Close() })
+
+	// 4. The replicated log.
+	sz := cfg.sizes()
+	rc := replication.DefaultConfig()
+	rc.DataDir = cfg.DataDir
+	rc.LocalID = cfg.NodeName
+	rc.StreamLayer = a.mux.StreamLayer()
+	rc.Bootstrap = cfg.Bootstrap
+	setIf(&rc.HeartbeatTimeout, cfg.Raft.HeartbeatTimeout)
+	setIf(&rc.ElectionTimeout, cfg.Raft.ElectionTimeout)
+	setIf(&rc.LeaderLeaseTimeout, cfg.Raft.LeaderLeaseTimeout)
+	setIf(&rc.CommitTimeout, cfg.Raft.CommitTimeout)
+	setIf(&rc.SnapshotInterval, cfg.Raft.SnapshotInterval)
+	setIf(&rc.SnapshotThreshold, cfg.Raft.SnapshotThreshold)
+	setIf(&rc.TrailingLogs, cfg.Raft.TrailingLogs)
+	rc.DataLog.MaxRecordBytes = sz.dataRecord
+	rc.DataLog.Segment.MaxStoreBytes = max(rc.DataLog.Segment.MaxStoreBytes, 2*sz.dataRecord)
+	rc.RaftLog.MaxRecordBytes = sz.raftEntry
+	rc.RaftLog.Segment.MaxStoreBytes = max(rc.RaftLog.Segment.MaxStoreBytes, 2*sz.raftEntry)
+	rc.OnLeadershipChange = a.leadershipChanged
+	rc.OnLeaderChange = func(id, addr string) {
+		a.log.Info("leader", zap.String("leader_id", id), zap.String("leader_addr", addr))
+		a.updateHealth()
+	}
+	rc.Logger = hclogToZap(a.log, "replication")
+	replica, err := replication.New(rc)
+	if err != nil {
+		return nil, err
+	}
+	a.healthMu.Lock()
+	a.replica = replica
+	a.healthMu.Unlock()
+	undo = append(undo, func() { a.replica.Close() })
+	if err := metrics.RegisterLogStats(func() telemetry.LogStats {
+		size, segs := replica.DataSize()
+		return telemetry.LogStats{SizeBytes: size, Segments: segs, LowestOffset: replica.LowestOffset(), NextOffset: replica.NextOffset()}
+	}); err != nil {
+		return nil, err
+	}
+
+	// 5. The gRPC API.
+	clog := replication.NewCommitLog(replica)
+	scfg := server.DefaultConfig()
+	scfg.ID = cfg.NodeName
+	scfg.AdvertiseAddr = replica.Addr()
+	scfg.LogName = cfg.LogName
+	scfg.TLS = serverTLS
+	scfg.Authorizer = authz
+	scfg.Servers = clog
+	scfg.DefaultConsistency = cfg.ReadConsistency
+	scfg.MaxRecordBytes = cfg.MaxRecordBytes
+	scfg.MaxRecvMsgBytes = int(sz.recvMsg)
+	scfg.MaxSendMsgBytes = int(sz.recvMsg)
+	scfg.ShutdownTimeout = cfg.ShutdownTimeout
+	scfg.Logger = a.log
+	scfg.Metrics = metrics
+	if cfg.Tracing.Exporter != "" && cfg.Tracing.Exporter != telemetry.ExporterNone {
+		scfg.TracerProvider = a.tracing.Provider
+	}
+	srv, err := server.New(scfg, clog)
+	if err != nil {
+		return nil, err
+	}
+	srv.SetServing(false)
+	a.healthMu.Lock()
+	a.srv = srv
+	a.healthMu.Unlock()
+	a.updateHealth()
+	a.goServe("grpc", func() error { return srv.Serve(a.mux.GRPCListener()) })
+	undo = append(undo, func() { srv.Stop() })
+
+	// 6. Membership.
+	dc := discovery.DefaultConfig()
+	dc.NodeName = cfg.NodeName
+	dc.BindAddr = cfg.SerfBindAddr
+	dc.AdvertiseAddr = cfg.SerfAdvertiseAddr
+	dc.EncryptKey = gossipKey
+	dc.Profile = cfg.GossipProfile
+	dc.Tags = map[string]string{discovery.TagRPCAddr: replica.Addr(), discovery.TagVoter: fmt.Sprint(cfg.Voter)}
+	dc.Logger = hclogToZap(a.log, "discovery")
+	membership, err := discovery.New(dc, replica)
+	if err != nil {
+		return nil, err
+	}
+	a.healthMu.Lock()
+	a.membership = membership
+	a.healthMu.Unlock()
+	undo = append(undo, func() { membership.Close() })
+	if replica.IsLeader() {
+		// Became leader before membership existed: reconcile now.
+		a.leadershipChanged(true)
+	}
+	if join := a.joinAddrs(); len(join) > 0 {
+		if _, jerr := membership.Join(join...); jerr != nil {
+			a.log.Warn("could not join the cluster yet; retrying in the background", zap.Strings("join", join), zap.Error(jerr))
+			a.wg.Add(1)
+			go a.retryJoin(join)
+		}
+	}
+
+	// 7. Route connections.
+	a.goServe("mux", a.mux.Serve)
+
+	a.log.Info("agent started", zap.String("addr", replica.Addr()), zap.String("serf_addr", membership.Addr()),
+		zap.Bool("bootstrap", cfg.Bootstrap), zap.Bool("voter", cfg.Voter), zap.Strings("join", cfg.StartJoinAddrs))
+	return a, nil
+}
+
+func setIf[T comparable](dst *T, v T) {
+	var zero T
+	if v != zero {
+		*dst = v
+	}
+}
+
+// joinAddrs is StartJoinAddrs without this node's own gossip address.
+func (a *Agent) joinAddrs() []string {
+	self := map[string]bool{a.membership.Addr(): true, a.cfg.SerfBindAddr: true}
+	if a.cfg.SerfAdvertiseAddr != "" {
+		self[a.cfg.SerfAdvertiseAddr] = true
+	}
+	var out []string
+	for _, addr := range a.cfg.StartJoinAddrs {
+		if !self[strings.TrimSpace(addr)] {
+			out = append(out, strings.TrimSpace(addr))
+		}
+	}
+	return out
+}
+
+// retryJoin retries joining until it succeeds or Shutdown starts.
+func (a *Agent) retryJoin(addrs []string) {
+	defer a.wg.Done()
+	delay := joinRetryMin
+	for attempt := 2; ; attempt++ {
+		t := time.NewTimer(delay)
+		select {
+		case <-a.stopping:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		_, err := a.membership.Join(addrs...)
+		if err == nil {
+			a.log.Info("joined the cluster", zap.Strings("join", addrs), zap.Int("attempt", attempt))
+			return
+		}
+		delay = min(2*delay, joinRetryMax)
+		a.log.Warn("join failed; retrying", zap.Strings("join", addrs), zap.Duration("in", delay), zap.Error(err))
+	}
+}
+
+// goServe runs a serving loop; an error from it (other than after
+// Shutdown) marks the agent failed.
+func (a *Agent) goServe(what string, serve func() error) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := serve(); err != nil {
+			select {
+			case <-a.stopping:
+				return
+			default:
+			}
+			a.log.Error("serving failed", zap.String("what", what), zap.Error(err))
+			a.failOnce.Do(func() {
+				a.failErr = fmt.Errorf("agent: %s: %w", what, err)
+				close(a.failed)
+			})
+		}
+	}()
+}
+
+// leadershipChanged reconciles membership when this node becomes leader.
+func (a *Agent) leadershipChanged(isLeader bool) {
+	a.log.Info("leadership changed", zap.Bool("leader", isLeader))
+	if !isLeader {
+		return
+	}
+	a.healthMu.Lock()
+	m := a.membership
+	a.healthMu.Unlock()
+	if m == nil {
+		return // New reconciles once membership exists
+	}
+	go func() {
+		if err := m.Reconcile(); err != nil && !errors.Is(err, discovery.ErrClosed) {
+			a.log.Warn("reconciling membership", zap.Error(err))
+		}
+	}()
+}
+
+// updateHealth recomputes readiness from the current leader.
+func (a *Agent) updateHealth() {
+	a.healthMu.Lock()
+	defer a.healthMu.Unlock()
+	if a.replica == nil || a.srv == nil {
+		return
+	}
+	id, _ := a.replica.Leader()
+	ready := id != "" && !a.closing
+	a.srv.SetServing(ready)
+	if ready != a.ready {
+		a.ready = ready
+		close(a.changed)
+		a.changed = make(chan struct{})
+	}
+}
+
+// Ready reports whether the node knows a leader and serves (health
+// SERVING).
+func (a *Agent) Ready() bool {
+	a.healthMu.Lock()
+	defer a.healthMu.Unlock()
+	return a.ready
+}
+
+// WaitReady blocks until the node is ready (nil), ctx is done (ctx.Err()),
+// the agent fails (its error) or shuts down (ErrShutdown).
+func (a *Agent) WaitReady(ctx context.Context) error {
+	for {
+		a.healthMu.Lock()
+		ready, closing, changed := a.ready, a.closing, a.changed
+		a.healthMu.Unlock()
+		switch {
+		case ready:
+			return nil
+		case closing:
+			return ErrShutdown
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-a.failed:
+			return a.failErr
+		case <-a.stopping:
+			return ErrShutdown
+		}
+	}
+}
+
+// Failed is closed if a serving loop (gRPC, the mux) fails; Err then says
+// why. The node should be shut down.
+func (a *Agent) Failed() <-chan struct{} { return a.failed }
+
+// Err is the failure that closed Failed, nil before.
+func (a *Agent) Err() error {
+	select {
+	case <-a.failed:
+		return a.failErr
+	default:
+		return nil
+	}
+}
+
+// NodeName is the node's name (Raft ID, Serf name).
+func (a *Agent) NodeName() string { return a.cfg.NodeName }
+
+// Addr is the advertised address of the gRPC API and Raft.
+func (a *Agent) Addr() string { return a.replica.Addr() }
+
+// SerfAddr is the gossip address other nodes join through.
+func (a *Agent) SerfAddr() string { return a.membership.Addr() }
+
+// MetricsAddr is the address of the /metrics endpoint, empty if none.
+func (a *Agent) MetricsAddr() string {
+	if a.metricsSrv == nil {
+		return ""
+	}
+	return a.metricsSrv.Addr()
+}
+
+// Leader returns the ID and address of the leader this node knows of,
+// empty if none.
+func (a *Agent) Leader() (id, addr string) { return a.replica.Leader() }
+
+// IsLeader reports whether this node is the Raft leader.
+func (a *Agent) IsLeader() bool { return a.replica.IsLeader() }
+
+// Members returns the cluster as gossip sees it.
+func (a *Agent) Members() []discovery.Member { return a.membership.Members() }
+
+// Replica is the node's replicated log, for inspection and operations
+// (GetServers, Snapshot, Stats) beyond the gRPC API.
+func (a *Agent) Replica() *replication.Log { return a.replica }
+
+// Shutdown stops the node as described in the package documentation,
+// within ctx (and Config.ShutdownTimeout for running calls). It returns
+// the first call's result on later calls.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	a.shutdownOnce.Do(func() {
+		a.healthMu.Lock()
+		a.closing = true
+		a.healthMu.Unlock()
+		a.updateHealth()
+		close(a.stopping)
+		var errs []error
+		add := func(what string, err error) {
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", what, err))
+			}
+		}
+		// Leave first: the leader removes this node from Raft while it
+		// still answers, and no new member events reach this replica.
+		if err := a.membership.Leave(); err != nil {
+			a.log.Warn("leaving the cluster", zap.Error(err))
+		}
+		add("close membership", a.membership.Close())
+		if err := a.srv.Shutdown(ctx); err != nil {
+			a.log.Warn("gRPC shutdown", zap.Error(err))
+		}
+		add("close replicated log", a.replica.Close())
+		add("close mux", a.mux.Close())
+		a.wg.Wait()
+		add("metrics", a.shutdownMetrics())
+		add("tracing", a.shutdownTracing())
+		a.shutdownErr = errors.Join(errs...)
+		a.log.Info("agent stopped", zap.Error(a.shutdownErr))
+	})
+	return a.shutdownErr
+}
+
+func (a *Agent) shutdownMetrics() error {
+	if a.metricsSrv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return a.metricsSrv.Shutdown(ctx)
+}
+
+func (a *Agent) shutdownTracing() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return a.tracing.Shutdown(ctx)
+}

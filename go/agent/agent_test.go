@@ -1,0 +1,368 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/proglog/proglog/go/agent"
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+)
+
+func TestSingleNode(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t, time.Minute)
+	cfg := e.config("solo")
+	cfg.Bootstrap = true
+	n := e.start(cfg)
+	n.waitReady()
+	if !n.a.Ready() || !n.a.IsLeader() {
+		t.Fatal("a bootstrapped single node must lead")
+	}
+	if st := n.health(ctx); st != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health %v", st)
+	}
+	if off := n.produce(ctx, 0); off != 0 {
+		t.Fatalf("first offset %d", off)
+	}
+	for _, c := range []logv1.Consistency{logv1.Consistency_CONSISTENCY_UNSPECIFIED, logv1.Consistency_CONSISTENCY_LINEARIZABLE, logv1.Consistency_CONSISTENCY_FOLLOWER} {
+		got, err := n.log.Consume(ctx, &logv1.ConsumeRequest{Offset: 0, Consistency: c})
+		if err != nil || string(got.Record.Value) != string(value(0)) {
+			t.Fatalf("consume %v: %v, %v", c, got, err)
+		}
+	}
+	servers, err := n.log.GetServers(ctx, &logv1.GetServersRequest{})
+	if err != nil || len(servers.Servers) != 1 {
+		t.Fatalf("GetServers: %v, %v", servers, err)
+	}
+	if s := servers.Servers[0]; s.Id != "solo" || s.RpcAddr != n.a.Addr() || !s.IsLeader {
+		t.Fatalf("server %v", s)
+	}
+	resp, err := http.Get("http://" + n.a.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`proglog_rpc_requests_total{code="OK",method="/log.v1.Log/Produce"} 1`, "proglog_log_next_offset 1"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
+	// Shutdown is idempotent, and the record survives a restart.
+	a := n.a
+	n.stop()
+	if err := a.Shutdown(ctx); err != nil {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+	if err := a.WaitReady(ctx); !errors.Is(err, agent.ErrShutdown) {
+		t.Fatalf("WaitReady after Shutdown: %v", err)
+	}
+	n = e.restart(n)
+	n.waitReady()
+	got, err := n.log.Consume(ctx, &logv1.ConsumeRequest{Offset: 0})
+	if err != nil || string(got.Record.Value) != string(value(0)) {
+		t.Fatalf("after restart: %v, %v", got, err)
+	}
+}
+
+// TestNotReadyWithoutLeader: a node that neither bootstraps nor joins has
+// no leader: NOT_SERVING, appends Unavailable.
+func TestNotReadyWithoutLeader(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t, time.Minute)
+	n := e.start(e.config("lonely"))
+	if st := n.health(ctx); st != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health %v, want NOT_SERVING", st)
+	}
+	_, err := n.log.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: value(0)}})
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("produce without a leader: %v, want Unavailable", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := n.a.WaitReady(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitReady: %v", err)
+	}
+}
+
+// cluster3 starts n0 (bootstrapping) and n1, n2 joining it by gossip, and
+// waits until all three are voters and ready.
+func cluster3(t *testing.T, e *env) []*node {
+	t.Helper()
+	c0 := e.config("n0")
+	c0.Bootstrap = true
+	n0 := e.start(c0)
+	n0.waitReady()
+	nodes := []*node{n0}
+	for _, name := range []string{"n1", "n2"} {
+		c := e.config(name)
+		// n0's own address is in the list too: a node skips itself, so
+		// every node can be given the same list.
+		c.StartJoinAddrs = []string{n0.a.SerfAddr()}
+		nodes = append(nodes, e.start(c))
+	}
+	eventually(t, "three voters", 30*time.Second, func() bool {
+		s := n0.servers()
+		return len(s) == 3 && s["n0"] && s["n1"] && s["n2"]
+	})
+	for _, n := range nodes {
+		n.waitReady()
+	}
+	return nodes
+}
+
+func TestClusterReplicatesAndReads(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t, 2*time.Minute)
+	nodes := cluster3(t, e)
+	leader, f1, f2 := nodes[0], nodes[1], nodes[2]
+	if !leader.a.IsLeader() {
+		t.Fatal("n0 lost leadership while nodes joined")
+	}
+	for _, n := range nodes {
+		if st := n.health(ctx); st != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("%s health %v", n.name(), st)
+		}
+		if id, addr := n.a.Leader(); id != "n0" || addr != leader.a.Addr() {
+			t.Fatalf("%s knows leader %s at %s", n.name(), id, addr)
+		}
+	}
+
+	// Records produced over the API reach every node, identical.
+	const first = 50
+	var want []*logv1.Record
+	for i := range first {
+		if off := leader.produce(ctx, i); off != uint64(i) {
+			t.Fatalf("offset %d for record %d", off, i)
+		}
+	}
+	want = leader.readAll(ctx, first)
+	sameRecords(t, ctx, want, f1, f2)
+
+	// Appends and linearizable reads need the leader; followers say where
+	// it is. Follower reads are served.
+	for _, f := range []*node{f1, f2} {
+		_, err := f.log.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}})
+		info := notLeaderInfo(t, err)
+		if info.Metadata["leader_addr"] != leader.a.Addr() || info.Metadata["leader_id"] != "n0" {
+			t.Fatalf("NOT_LEADER points to %v", info.Metadata)
+		}
+		for _, c := range []logv1.Consistency{logv1.Consistency_CONSISTENCY_UNSPECIFIED, logv1.Consistency_CONSISTENCY_LINEARIZABLE} {
+			_, err := f.log.Consume(ctx, &logv1.ConsumeRequest{Offset: 0, Consistency: c})
+			if info := notLeaderInfo(t, err); info.Metadata["leader_addr"] != leader.a.Addr() {
+				t.Fatalf("NOT_LEADER points to %v", info.Metadata)
+			}
+		}
+		got, err := f.log.Consume(ctx, &logv1.ConsumeRequest{Offset: 3, Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER})
+		if err != nil || string(got.Record.Value) != string(value(3)) {
+			t.Fatalf("follower read on %s: %v, %v", f.name(), got, err)
+		}
+	}
+
+	// Linearizable reads on the leader never miss an acknowledged record:
+	// a reader running alongside the producer asks for the newest offset
+	// acknowledged before each of its calls started. Follower reads never
+	// see a record before its produce was even issued (nothing
+	// uncommitted), and eventually see every one.
+	const more = 150
+	var acked atomic.Int64  // offsets [0, acked) were acknowledged
+	var issued atomic.Int64 // offsets >= issued were not produced yet
+	acked.Store(first)
+	issued.Store(first)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var reads, streamed atomic.Int64
+	errc := make(chan error, 4)
+	wg.Add(2)
+	go func() { // linearizable reader on the leader, own connection
+		defer wg.Done()
+		lc := logv1.NewLogClient(e.dial(leader.a.Addr(), "root"))
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			off := acked.Load() - 1
+			got, err := lc.Consume(ctx, &logv1.ConsumeRequest{Offset: uint64(off), Consistency: logv1.Consistency_CONSISTENCY_LINEARIZABLE})
+			if err != nil {
+				errc <- err
+				return
+			}
+			if string(got.Record.Value) != string(value(int(off))) {
+				errc <- errors.New("linearizable read returned the wrong record")
+				return
+			}
+			reads.Add(1)
+		}
+	}()
+	go func() { // follower stream: in order, never ahead of the producer
+		defer wg.Done()
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stream, err := f1.log.ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: first, Consistency: logv1.Consistency_CONSISTENCY_LINEARIZABLE})
+		if err != nil {
+			errc <- err
+			return
+		}
+		for want := int64(first); want < first+more; want++ {
+			resp, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			off := int64(resp.Record.Offset)
+			if off != want || off >= issued.Load() || string(resp.Record.Value) != string(value(int(off))) {
+				errc <- errors.New("follower stream sent a record out of order, before it was produced, or wrong")
+				return
+			}
+			streamed.Add(1)
+		}
+	}()
+	for i := first; i < first+more; i++ {
+		check := i%10 == 0
+		if check {
+			// Not produced yet, so not committed: a follower cannot have it.
+			_, err := f2.log.Consume(ctx, &logv1.ConsumeRequest{Offset: uint64(i), Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER})
+			if !isOutOfRange(err) {
+				t.Fatalf("follower read of offset %d before its produce: %v", i, err)
+			}
+		}
+		issued.Store(int64(i) + 1)
+		if off := leader.produce(ctx, i); off != uint64(i) {
+			t.Fatalf("offset %d for record %d", off, i)
+		}
+		acked.Store(int64(i) + 1)
+		got, err := leader.log.Consume(ctx, &logv1.ConsumeRequest{Offset: uint64(i)}) // default: linearizable
+		if err != nil || string(got.Record.Value) != string(value(i)) {
+			t.Fatalf("read-your-write at %d: %v, %v", i, got, err)
+		}
+		if check {
+			eventually(t, "the follower to apply the record", 10*time.Second, func() bool {
+				got, err := f2.log.Consume(ctx, &logv1.ConsumeRequest{Offset: uint64(i), Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER})
+				if err != nil && !isOutOfRange(err) {
+					t.Fatalf("follower read: %v", err)
+				}
+				return err == nil && string(got.Record.Value) == string(value(i))
+			})
+		}
+	}
+	close(done)
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	if streamed.Load() != more || reads.Load() == 0 {
+		t.Fatalf("streamed %d of %d, %d concurrent linearizable reads", streamed.Load(), more, reads.Load())
+	}
+	t.Logf("%d concurrent linearizable reads", reads.Load())
+	want = leader.readAll(ctx, first+more)
+	sameRecords(t, ctx, want, f1, f2)
+}
+
+func TestMembership(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t, 3*time.Minute)
+	nodes := cluster3(t, e)
+	n0, n1, n2 := nodes[0], nodes[1], nodes[2]
+	count := 0
+	produce := func(leader *node, k int) {
+		for range k {
+			if off := leader.produce(ctx, count); off != uint64(count) {
+				t.Fatalf("offset %d for record %d", off, count)
+			}
+			count++
+		}
+	}
+	produce(n0, 10)
+
+	// A node with another gossip key is not admitted, though its TLS
+	// certificate is valid: it never joins, never becomes a Raft server.
+	other, err := agent.GenerateGossipKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci := e.config("intruder")
+	ci.GossipKey = other
+	ci.StartJoinAddrs = []string{n0.a.SerfAddr()}
+	intruder := e.start(ci)
+	// A legitimate node joining after it is admitted; by then the intruder
+	// would have been too.
+	c3 := e.config("n3")
+	c3.StartJoinAddrs = []string{n1.a.SerfAddr()}
+	n3 := e.start(c3)
+	eventually(t, "n3 to be added", 30*time.Second, func() bool { return n0.servers()["n3"] })
+	n3.waitReady()
+	if _, in := n0.servers()["intruder"]; in {
+		t.Fatal("the intruder is a Raft server")
+	}
+	for _, m := range n0.a.Members() {
+		if m.Name == "intruder" {
+			t.Fatalf("the intruder is a gossip member: %+v", m)
+		}
+	}
+	if len(intruder.a.Members()) != 1 || intruder.a.Ready() {
+		t.Fatalf("the intruder joined someone: %+v, ready %v", intruder.a.Members(), intruder.a.Ready())
+	}
+	if st := intruder.health(ctx); st != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("intruder health %v", st)
+	}
+	intruder.stop()
+
+	// A node that leaves is removed from Raft.
+	produce(n0, 5)
+	want := n0.readAll(ctx, count)
+	sameRecords(t, ctx, want, n3)
+	n3.stop()
+	eventually(t, "n3 to be removed", 30*time.Second, func() bool { _, in := n0.servers()["n3"]; return !in })
+
+	// A node restarted after the leader compacted its log past what the
+	// node has catches up from a snapshot.
+	n2.stop()
+	eventually(t, "n2 to be removed", 30*time.Second, func() bool { _, in := n0.servers()["n2"]; return !in })
+	produce(n0, 100)
+	if err := n0.a.Replica().Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	n2 = e.restart(n2, n0.a.SerfAddr(), n1.a.SerfAddr())
+	eventually(t, "n2 to be added again", 30*time.Second, func() bool { return n0.servers()["n2"] })
+	n2.waitReady()
+	want = n0.readAll(ctx, count)
+	sameRecords(t, ctx, want, n1, n2)
+	if snap := n2.a.Replica().Stats()["last_snapshot_index"]; snap == "" || snap == "0" {
+		t.Errorf("n2 caught up without a snapshot (last_snapshot_index %q)", snap)
+	}
+
+	// The leader leaves: it hands leadership over and its successor
+	// removes it.
+	n0.stop()
+	var leader *node
+	eventually(t, "a new leader", 30*time.Second, func() bool {
+		for _, n := range []*node{n1, n2} {
+			if n.a.IsLeader() {
+				leader = n
+				return true
+			}
+		}
+		return false
+	})
+	eventually(t, "n0 to be removed", 30*time.Second, func() bool { _, in := leader.servers()["n0"]; return !in })
+	n1.waitReady()
+	n2.waitReady()
+	produce(leader, 5)
+	want = leader.readAll(ctx, count)
+	sameRecords(t, ctx, want, n1, n2)
+}

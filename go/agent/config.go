@@ -1,0 +1,236 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/discovery"
+	"github.com/proglog/proglog/go/replication"
+	"github.com/proglog/proglog/go/server"
+	"github.com/proglog/proglog/go/telemetry"
+)
+
+// Defaults used by DefaultConfig.
+const (
+	DefaultBindAddr     = "127.0.0.1:8400"
+	DefaultSerfBindAddr = "127.0.0.1:8402"
+)
+
+// RaftConfig holds the Raft timings and snapshot policy; see
+// replication.Config for each field. Zero fields mean replication's
+// defaults.
+type RaftConfig struct {
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	SnapshotInterval   time.Duration
+	SnapshotThreshold  uint64
+	TrailingLogs       uint64
+}
+
+// Config configures an Agent. Start from DefaultConfig and set DataDir,
+// GossipKey and TLS.
+type Config struct {
+	// DataDir holds the node's state: raft/ (Raft log, term and vote,
+	// snapshots) and data/ (the records). Required.
+	DataDir string
+	// NodeName identifies the node: its Raft server ID, Serf member name
+	// and id in GetServers. Unique in the cluster and stable across
+	// restarts. Default: the host name.
+	NodeName string
+
+	// BindAddr is the host:port of the node's one TCP port, which serves
+	// the gRPC API and Raft (go/mux). Port 0 picks a free port. Default
+	// 127.0.0.1:8400.
+	BindAddr string
+	// AdvertiseAddr is the host:port the others reach that port at: Raft
+	// peers dial it, GetServers lists it, NOT_LEADER errors point clients
+	// to it. Default: the bound address; required when BindAddr is a
+	// wildcard (0.0.0.0, [::]). The TLS certificate must be valid for its
+	// host.
+	AdvertiseAddr string
+
+	// SerfBindAddr is the host:port of gossip (TCP and UDP). Port 0 picks a
+	// free port. Default 127.0.0.1:8402.
+	SerfBindAddr string
+	// SerfAdvertiseAddr is the gossip address the others reach, if not
+	// SerfBindAddr. Optional.
+	SerfAdvertiseAddr string
+	// StartJoinAddrs are gossip addresses of cluster members to join
+	// through (this node's own is skipped). Empty for a first node.
+	StartJoinAddrs []string
+	// GossipKey is the base64 encoding of the 16, 24 or 32-byte key that
+	// encrypts and authenticates gossip; the same on every node. Required.
+	// See LoadOrCreateGossipKey for development.
+	GossipKey string
+	// GossipProfile chooses gossip timings: discovery.ProfileLAN (default)
+	// or discovery.ProfileLocal for clusters on one host.
+	GossipProfile discovery.Profile
+
+	// Bootstrap makes a node without Raft state start a new cluster of
+	// itself. Set it on one node of a new cluster only: two bootstrapped
+	// nodes are two clusters. Ignored once the node has Raft state.
+	Bootstrap bool
+	// Voter makes the node a Raft voter (default); a non-voter replicates
+	// and serves reads but takes no part in elections or quorums.
+	Voter bool
+
+	// TLS names the node's certificate and key and the CA file. The
+	// certificate serves gRPC and authenticates the node to Raft peers, so
+	// it must be valid for the server-auth usage and for AdvertiseAddr's
+	// host; the CA verifies client certificates and peer nodes. Required:
+	// the node has no plaintext mode.
+	TLS auth.TLSConfig
+	// ACLModelFile and ACLPolicyFile are casbin files; empty means the
+	// built-in ones (root may do everything, nobody else anything).
+	ACLModelFile, ACLPolicyFile string
+
+	// LogName is the name of the log, the ACL object. Default "log".
+	LogName string
+	// MaxRecordBytes caps a record's encoded size; gRPC message limits and
+	// the replicated log's record and entry limits follow from it. It must
+	// be the same on every node. Default 1 MiB.
+	MaxRecordBytes int
+	// ReadConsistency is the consistency of a Consume that does not ask for
+	// one. Default server.ConsistencyLinearizable.
+	ReadConsistency server.Consistency
+	// ShutdownTimeout bounds how long Shutdown lets running calls finish.
+	// Default server.DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+
+	// Raft tunes Raft; zero fields keep replication's defaults.
+	Raft RaftConfig
+
+	// MetricsAddr is the host:port of the Prometheus /metrics endpoint;
+	// empty serves no endpoint (the metrics are still collected).
+	MetricsAddr string
+	// Tracing says where spans go. Default: nowhere.
+	Tracing telemetry.TraceConfig
+	// Logger receives the node's logs, Raft's, Serf's and the mux's
+	// included. Default: discard.
+	Logger *zap.Logger
+}
+
+// DefaultConfig returns a Config with the defaults above: the host name
+// as NodeName, loopback addresses, a voter that does not bootstrap.
+func DefaultConfig() Config {
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		name = "proglog"
+	}
+	return Config{
+		NodeName:        name,
+		BindAddr:        DefaultBindAddr,
+		SerfBindAddr:    DefaultSerfBindAddr,
+		GossipProfile:   discovery.ProfileLAN,
+		Voter:           true,
+		LogName:         server.DefaultLogName,
+		MaxRecordBytes:  server.DefaultMaxRecordBytes,
+		ReadConsistency: server.ConsistencyLinearizable,
+		ShutdownTimeout: server.DefaultShutdownTimeout,
+		Tracing:         telemetry.DefaultTraceConfig(),
+		Logger:          zap.NewNop(),
+	}
+}
+
+// Validate reports every problem with c, each wrapping ErrInvalidConfig.
+// The packages the agent wires check their own settings again in New.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	if c.DataDir == "" {
+		bad("DataDir is empty")
+	}
+	if c.NodeName == "" {
+		bad("NodeName is empty")
+	}
+	checkAddr := func(field, addr string, required bool) {
+		if addr == "" {
+			if required {
+				bad("%s is empty", field)
+			}
+			return
+		}
+		if err := hostPort(addr); err != nil {
+			bad("%s %q: %v", field, addr, err)
+		}
+	}
+	checkAddr("BindAddr", c.BindAddr, true)
+	checkAddr("AdvertiseAddr", c.AdvertiseAddr, false)
+	checkAddr("SerfBindAddr", c.SerfBindAddr, true)
+	checkAddr("SerfAdvertiseAddr", c.SerfAdvertiseAddr, false)
+	checkAddr("MetricsAddr", c.MetricsAddr, false)
+	for _, a := range c.StartJoinAddrs {
+		checkAddr("StartJoinAddrs entry", a, true)
+	}
+	if _, err := DecodeGossipKey(c.GossipKey); err != nil {
+		bad("GossipKey: %v", err)
+	}
+	if c.GossipProfile != discovery.ProfileLAN && c.GossipProfile != discovery.ProfileLocal {
+		bad("unknown GossipProfile %d", c.GossipProfile)
+	}
+	if c.TLS.CertFile == "" || c.TLS.KeyFile == "" || c.TLS.CAFile == "" {
+		bad("TLS needs CertFile, KeyFile and CAFile: the node serves mutual TLS only and its CA verifies clients and peers")
+	}
+	if c.LogName == "" {
+		bad("LogName is empty")
+	}
+	if c.MaxRecordBytes <= 0 {
+		bad("MaxRecordBytes is %d, must be positive", c.MaxRecordBytes)
+	}
+	if c.ReadConsistency != server.ConsistencyLinearizable && c.ReadConsistency != server.ConsistencyFollower {
+		bad("unknown ReadConsistency %v", c.ReadConsistency)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("ShutdownTimeout is %v, must be positive", c.ShutdownTimeout)
+	}
+	if err := c.Tracing.Validate(); err != nil {
+		bad("Tracing: %v", err)
+	}
+	if c.Logger == nil {
+		bad("Logger is nil; use zap.NewNop() to discard")
+	}
+	return errors.Join(errs...)
+}
+
+// hostPort checks that addr is host:port with a numeric port.
+func hostPort(addr string) error {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("bad port %q", p)
+	}
+	return nil
+}
+
+// sizes are the message and storage limits that follow from
+// MaxRecordBytes.
+type sizes struct {
+	recvMsg, dataRecord, raftEntry uint64
+}
+
+func (c Config) sizes() sizes {
+	rec := uint64(c.MaxRecordBytes)
+	// Room for a maximal record plus framing, and at least the default.
+	msg := max(uint64(server.DefaultMaxRecvMsgBytes), rec+1<<16)
+	return sizes{
+		recvMsg:    msg,
+		dataRecord: rec + replication.MaxEnvelopeOverhead,
+		// One Raft entry holds one append: a ProduceBatch (one message) or
+		// a ProduceStream group, which queues up to about two messages'
+		// worth of records; the extra MiB covers per-record framing.
+		raftEntry: max(replication.DefaultRaftMaxRecordBytes, 2*msg+1<<20),
+	}
+}

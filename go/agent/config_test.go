@@ -1,0 +1,112 @@
+package agent_test
+
+import (
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/proglog/proglog/go/agent"
+	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/server"
+)
+
+func TestConfigValidate(t *testing.T) {
+	good := func() agent.Config {
+		c := agent.DefaultConfig()
+		c.DataDir = "/tmp/x"
+		c.GossipKey = base64.StdEncoding.EncodeToString(make([]byte, 16))
+		c.TLS = auth.TLSConfig{CertFile: "c.pem", KeyFile: "k.pem", CAFile: "ca.pem"}
+		return c
+	}
+	if err := good().Validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	d := agent.DefaultConfig()
+	if d.NodeName == "" || !d.Voter || d.Bootstrap || d.BindAddr != "127.0.0.1:8400" || d.SerfBindAddr != "127.0.0.1:8402" ||
+		d.ReadConsistency != server.ConsistencyLinearizable || d.MaxRecordBytes != server.DefaultMaxRecordBytes {
+		t.Fatalf("defaults: %+v", d)
+	}
+	for want, mod := range map[string]func(*agent.Config){
+		"DataDir is empty":         func(c *agent.Config) { c.DataDir = "" },
+		"NodeName is empty":        func(c *agent.Config) { c.NodeName = "" },
+		"BindAddr is empty":        func(c *agent.Config) { c.BindAddr = "" },
+		`BindAddr "localhost"`:     func(c *agent.Config) { c.BindAddr = "localhost" },
+		`SerfAdvertiseAddr "a:b"`:  func(c *agent.Config) { c.SerfAdvertiseAddr = "a:b" },
+		"StartJoinAddrs entry":     func(c *agent.Config) { c.StartJoinAddrs = []string{"x"} },
+		"GossipKey: no gossip key": func(c *agent.Config) { c.GossipKey = "" },
+		"GossipKey: gossip key is 8 bytes": func(c *agent.Config) {
+			c.GossipKey = base64.StdEncoding.EncodeToString(make([]byte, 8))
+		},
+		"not base64":                   func(c *agent.Config) { c.GossipKey = "!!!" },
+		"TLS needs CertFile":           func(c *agent.Config) { c.TLS.CAFile = "" },
+		"MaxRecordBytes is 0":          func(c *agent.Config) { c.MaxRecordBytes = 0 },
+		"unknown ReadConsistency":      func(c *agent.Config) { c.ReadConsistency = 3 },
+		"unknown GossipProfile":        func(c *agent.Config) { c.GossipProfile = 9 },
+		"ShutdownTimeout is 0s":        func(c *agent.Config) { c.ShutdownTimeout = 0 },
+		"unknown trace exporter":       func(c *agent.Config) { c.Tracing.Exporter = "jaeger" },
+		"Logger is nil":                func(c *agent.Config) { c.Logger = nil },
+		`MetricsAddr "127.0.0.1:x"`:    func(c *agent.Config) { c.MetricsAddr = "127.0.0.1:x" },
+		`AdvertiseAddr "[::1]:1:2"`:    func(c *agent.Config) { c.AdvertiseAddr = "[::1]:1:2" },
+		`SerfBindAddr "0.0.0.0:99999"`: func(c *agent.Config) { c.SerfBindAddr = "0.0.0.0:99999" },
+	} {
+		c := good()
+		mod(&c)
+		err := c.Validate()
+		if !errors.Is(err, agent.ErrInvalidConfig) || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want ErrInvalidConfig mentioning %q", err, want)
+		}
+	}
+	// Every problem is reported.
+	c := good()
+	c.DataDir, c.NodeName = "", ""
+	if err := c.Validate(); !strings.Contains(err.Error(), "DataDir") || !strings.Contains(err.Error(), "NodeName") {
+		t.Errorf("not every problem reported: %v", err)
+	}
+}
+
+func TestGossipKeys(t *testing.T) {
+	for _, n := range []int{16, 24, 32} {
+		raw := make([]byte, n)
+		raw[0] = 0xfb // '+' / '-' in the first character, per alphabet
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+			got, err := agent.DecodeGossipKey(" " + enc.EncodeToString(raw) + "\n")
+			if err != nil || len(got) != n || got[0] != 0xfb {
+				t.Errorf("DecodeGossipKey(%d bytes): %v, %v", n, got, err)
+			}
+		}
+	}
+	k1, err := agent.GenerateGossipKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, _ := agent.GenerateGossipKey()
+	if b, err := agent.DecodeGossipKey(k1); err != nil || len(b) != 32 || k1 == k2 {
+		t.Fatalf("generated keys %q %q: %v", k1, k2, err)
+	}
+
+	dir := filepath.Join(t.TempDir(), "data")
+	key, created, err := agent.LoadOrCreateGossipKey(dir)
+	if err != nil || !created {
+		t.Fatalf("first LoadOrCreateGossipKey: %v, created %v", err, created)
+	}
+	path := filepath.Join(dir, agent.GossipKeyFile)
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	again, created, err := agent.LoadOrCreateGossipKey(dir)
+	if err != nil || created || again != key {
+		t.Fatalf("second call: %q (created %v), %v; want the stored %q", again, created, err, key)
+	}
+	if got, err := agent.ReadGossipKeyFile(path); err != nil || got != key {
+		t.Fatalf("ReadGossipKeyFile: %q, %v", got, err)
+	}
+	if err := os.WriteFile(path, []byte("c2hvcnQ=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := agent.LoadOrCreateGossipKey(dir); err == nil || !strings.Contains(err.Error(), "5 bytes") {
+		t.Fatalf("a bad key file must be reported, not replaced: %v", err)
+	}
+}

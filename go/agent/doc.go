@@ -1,0 +1,64 @@
+// Package agent runs one proglog node: the replicated log, the gRPC API,
+// cluster membership and telemetry, wired together.
+//
+// # Wiring
+//
+// New starts, in order:
+//
+//  1. telemetry: the tracer provider, the Prometheus registry and (if
+//     Config.MetricsAddr is set) its HTTP endpoint, and the bridge that
+//     sends Raft's, Serf's and the mux's logs to Config.Logger;
+//  2. TLS: the server configuration (Config.TLS: node certificate, key and
+//     the CA that verifies clients and peers), the peer configuration Raft
+//     dials with (the same certificate and CA), and the ACL authorizer;
+//  3. the listener on Config.BindAddr and go/mux over it: one port carries
+//     both gRPC and Raft;
+//  4. go/replication's Log in Config.DataDir (raft/ and data/), with the
+//     mux's Raft stream layer; with Config.Bootstrap and no Raft state it
+//     starts a cluster of itself;
+//  5. go/server's gRPC server over replication.CommitLog (which also
+//     answers GetServers), on the mux's gRPC listener, NOT_SERVING until
+//     the node knows a leader;
+//  6. go/discovery's Serf membership, encrypted with Config.GossipKey,
+//     with the replicated Log as its Handler (the leader adds joining
+//     nodes to Raft and removes leaving ones), then the join through
+//     Config.StartJoinAddrs;
+//  7. the mux, which from then on routes connections.
+//
+// A single node (Bootstrap, no StartJoinAddrs) is a one-node Raft cluster:
+// the same code path as a cluster, which other nodes can join later.
+//
+// # Joining
+//
+// StartJoinAddrs are Serf addresses of other nodes; the node's own address
+// is skipped, so every node can be given the same list. If none answers,
+// New does not fail: the node keeps retrying in the background (with
+// backoff up to 30s) and stays NOT_SERVING until it knows a leader — this
+// is what lets a whole cluster restart in any order. A node whose gossip
+// key differs is never admitted: its joins fail, it never becomes a Raft
+// server.
+//
+// # Leadership
+//
+// When this node becomes the Raft leader it reconciles membership
+// (discovery.Membership.Reconcile) in a goroutine, so joins and leaves
+// that happened while there was no leader are applied. Appends and
+// linearizable reads go to the leader only (FAILED_PRECONDITION with the
+// leader's address elsewhere, see go/replication's CommitLog); follower
+// reads and streams are served by every node.
+//
+// # Health
+//
+// The gRPC health service is SERVING while the node knows a leader (itself
+// or another) and its log is open, NOT_SERVING otherwise: during an
+// election, before a new node has been added, and from the start of
+// Shutdown. WaitReady waits for it.
+//
+// # Shutdown
+//
+// Shutdown undoes New in reverse: it leaves the Serf cluster (so the
+// leader removes this node from Raft; a leader's own removal is done by
+// its successor's reconciliation), stops gRPC gracefully, closes the
+// replicated log (a leader hands leadership over first), closes the mux
+// and the listener, then flushes telemetry. It is idempotent.
+package agent

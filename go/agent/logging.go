@@ -1,0 +1,60 @@
+package agent
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/go-hclog"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// hclogToZap returns an hclog.Logger (what Raft, Serf, memberlist and the
+// mux log to) that sends every message to z, with the hclog name as the
+// "component" field and the key/value pairs as fields. z's level filters.
+func hclogToZap(z *zap.Logger, name string) hclog.Logger {
+	level := hclog.Error
+	switch {
+	case z.Core().Enabled(zapcore.DebugLevel):
+		level = hclog.Debug
+	case z.Core().Enabled(zapcore.InfoLevel):
+		level = hclog.Info
+	case z.Core().Enabled(zapcore.WarnLevel):
+		level = hclog.Warn
+	}
+	// The intercept logger itself writes nowhere; its sink gets every
+	// message, formatted by zap only if z wants it. Its level still tells
+	// callers (IsDebug and friends) what is worth logging.
+	l := hclog.NewInterceptLogger(&hclog.LoggerOptions{Name: name, Level: level, Output: io.Discard})
+	l.RegisterSink(zapSink{z: z})
+	return l
+}
+
+type zapSink struct{ z *zap.Logger }
+
+func (s zapSink) Accept(name string, level hclog.Level, msg string, args ...any) {
+	var lvl zapcore.Level
+	switch {
+	case level <= hclog.Debug:
+		lvl = zapcore.DebugLevel
+	case level == hclog.Info:
+		lvl = zapcore.InfoLevel
+	case level == hclog.Warn:
+		lvl = zapcore.WarnLevel
+	default:
+		lvl = zapcore.ErrorLevel
+	}
+	ce := s.z.Check(lvl, msg)
+	if ce == nil {
+		return
+	}
+	fields := make([]zap.Field, 0, 1+len(args)/2)
+	fields = append(fields, zap.String("component", name))
+	for i := 0; i+1 < len(args); i += 2 {
+		fields = append(fields, zap.Any(fmt.Sprint(args[i]), args[i+1]))
+	}
+	if len(args)%2 == 1 {
+		fields = append(fields, zap.Any("EXTRA_VALUE", args[len(args)-1]))
+	}
+	ce.Write(fields...)
+}
