@@ -1,0 +1,262 @@
+"""What the synchronous and asyncio clients share: TLS, targets, routing state and retry policy."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import grpc
+
+from proglog.errors import NotLeaderError, OffsetOutOfRangeError, ProglogError, UnavailableError
+from proglog.records import Server
+
+# Where reads go: "follower" spreads Consume and stream calls over the followers (the leader when
+# there are none) and asks for follower consistency; "linearizable" sends Consume to the leader.
+Consistency = Literal["follower", "linearizable"]
+
+# A PEM source: bytes are the PEM itself, a str or path names a file.
+PEM = bytes | str | os.PathLike[str]
+
+Route = Literal["leader", "follower", "any"]
+
+MAX_RECEIVE_BYTES = 64 << 20
+DISCOVERY_TIMEOUT = 5.0
+
+
+def read_pem(source: PEM | None) -> bytes | None:
+    if source is None:
+        return None
+    if isinstance(source, bytes):
+        return source
+    with open(source, "rb") as f:
+        return f.read()
+
+
+def credentials(ca: PEM | None, cert: PEM | None, key: PEM | None) -> grpc.ChannelCredentials:
+    if (cert is None) != (key is None):
+        raise ValueError("cert and key go together: give both or neither")
+    return grpc.ssl_channel_credentials(root_certificates=read_pem(ca), private_key=read_pem(key), certificate_chain=read_pem(cert))
+
+
+def channel_options(server_name: str | None) -> list[tuple[str, str | int]]:
+    options: list[tuple[str, str | int]] = [
+        ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+        # Finds dead servers under idle streams; servers accept pings every 10s.
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+    ]
+    if server_name:
+        options.append(("grpc.ssl_target_name_override", server_name))
+    return options
+
+
+def parse_target(target: str | Sequence[str]) -> list[str]:
+    """Returns the seed addresses of "host:port", "h1:p1,h2:p2", "proglog://..." or a list of them."""
+    parts = [target] if isinstance(target, str) else list(target)
+    seeds: list[str] = []
+    for part in parts:
+        for prefix in ("proglog:///", "proglog://"):
+            if part.startswith(prefix):
+                part = part[len(prefix) :]
+                break
+        for addr in (a.strip() for a in part.split(",")):
+            if not addr:
+                continue
+            host, sep, port = addr.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"bad server address {addr!r}: want host:port")
+            if addr not in seeds:
+                seeds.append(addr)
+    if not seeds:
+        raise ValueError(f"target {target!r} names no server")
+    return seeds
+
+
+@dataclass
+class Settings:
+    """The knobs both clients take (see Client for their meaning)."""
+
+    timeout: float | None
+    retries: int
+    produce_retries: int | None
+    backoff: tuple[float, float]
+    consistency: Consistency
+    discovery_interval: float
+
+    def __post_init__(self) -> None:
+        low, high = self.backoff
+        if not 0 < low <= high:
+            raise ValueError(f"backoff {self.backoff}: need 0 < initial <= maximum")
+        if self.consistency not in ("follower", "linearizable"):
+            raise ValueError(f"consistency must be 'follower' or 'linearizable', not {self.consistency!r}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError("timeout must be positive or None")
+        if self.discovery_interval <= 0:
+            raise ValueError("discovery_interval must be positive")
+
+
+class Router:
+    """The discovered servers and their roles, and round-robin choice among them.
+
+    Discovery asks the hinted leader, the leader, the other servers, then the seeds. If GetServers is
+    refused (an ACL without "servers"), the router is static: the seeds, roles unknown, the leader
+    learned from NOT_LEADER hints.
+    """
+
+    def __init__(self, seeds: list[str], interval: float) -> None:
+        self.seeds = seeds
+        self.interval = interval
+        self.servers: list[Server] = []
+        self.static = False
+        self.refreshed_at = float("-inf")
+        self.stale = True
+        self._rr = itertools.count()
+        self._lock = threading.Lock()
+
+    def leader(self) -> str | None:
+        with self._lock:
+            return next((s.rpc_addr for s in self.servers if s.is_leader), None)
+
+    def needs_refresh(self) -> bool:
+        with self._lock:
+            if self.stale or not self.servers or time.monotonic() - self.refreshed_at > self.interval:
+                return True
+            return not self.static and not any(s.is_leader for s in self.servers)
+
+    def candidates(self, prefer: str | None = None) -> list[str]:
+        with self._lock:
+            order = [prefer] if prefer else []
+            order += [s.rpc_addr for s in self.servers if s.is_leader]
+            order += [s.rpc_addr for s in self.servers]
+            order += self.seeds
+        return list(dict.fromkeys(a for a in order if a))
+
+    def update(self, servers: list[Server]) -> None:
+        with self._lock:
+            self.servers = sorted({s.rpc_addr: s for s in servers if s.rpc_addr}.values(), key=lambda s: s.rpc_addr)
+            self.static = False
+            self._refreshed()
+
+    def set_static(self) -> None:
+        with self._lock:
+            leader = next((s.rpc_addr for s in self.servers if s.is_leader), None)
+            addrs = dict.fromkeys(self.seeds + ([leader] if leader else []))
+            self.servers = [Server(id="", rpc_addr=a, is_leader=a == leader) for a in sorted(addrs)]
+            self.static = True
+            self._refreshed()
+
+    def _refreshed(self) -> None:
+        self.refreshed_at = time.monotonic()
+        self.stale = False
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self.stale = True
+
+    def hint(self, leader_addr: str) -> None:
+        """Marks leader_addr as the leader at once (discovery confirms it later)."""
+        with self._lock:
+            if leader_addr:
+                servers = [Server(s.id, s.rpc_addr, s.rpc_addr == leader_addr) for s in self.servers]
+                if not any(s.is_leader for s in servers):
+                    servers.append(Server("", leader_addr, True))
+                self.servers = sorted(servers, key=lambda s: s.rpc_addr)
+            self.stale = True
+
+    def pick(self, route: Route) -> tuple[str, str] | None:
+        """Returns (address, role) for a call, or None when it needs a leader and none is known."""
+        with self._lock:
+            leader = next((s.rpc_addr for s in self.servers if s.is_leader), None)
+            unknown_role = [s.rpc_addr for s in self.servers if not s.is_leader] if self.static else []
+            followers = [] if self.static else [s.rpc_addr for s in self.servers if not s.is_leader]
+            n = next(self._rr)
+            if route == "leader":
+                if leader:
+                    return leader, "leader"
+                return (unknown_role[n % len(unknown_role)], "unknown") if unknown_role else None
+            if route == "follower":
+                if followers:
+                    return followers[n % len(followers)], "follower"
+                if unknown_role:
+                    return unknown_role[n % len(unknown_role)], "unknown"
+                return (leader, "leader") if leader else None
+            everyone = [s.rpc_addr for s in self.servers]
+            return (everyone[n % len(everyone)], "any") if everyone else None
+
+
+def discovery_refused(err: ProglogError) -> bool:
+    """A refusal of GetServers that every server would repeat: route to the seeds instead."""
+    return err.code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNIMPLEMENTED)
+
+
+class Attempts:
+    """The retry policy of one call: whether, when and where to retry after each failure.
+
+    Retried: NOT_LEADER (moved to the named leader at once), UNAVAILABLE (servers down or shutting
+    down, no leader), and for a follower read an OUT_OF_RANGE past a lagging follower's end (asked
+    again of the leader). A produce that failed with UNAVAILABLE may have been written: those retries
+    are bounded by produce_retries, and may write the records twice.
+    """
+
+    def __init__(self, settings: Settings, router: Router, op: Literal["produce", "read", "stream", "servers"]) -> None:
+        self.settings = settings
+        self.router = router
+        self.op = op
+        self.route: Route = {"produce": "leader", "read": "follower", "stream": "follower", "servers": "any"}[op]  # type: ignore[assignment]
+        if op == "read" and settings.consistency == "linearizable":
+            self.route = "leader"
+        self.retries = 0
+        self.ambiguous = 0
+        self.to_leader = False
+
+    def progress(self) -> None:
+        """A stream received a record: its retry budget starts again."""
+        self.retries = 0
+
+    def on_error(self, err: ProglogError, role: str | None) -> float | None:
+        """Returns the delay before the next attempt, or None when err is final."""
+        immediate = False
+        if isinstance(err, NotLeaderError):
+            self.router.hint(err.leader_addr)
+            if self.op in ("read", "stream"):
+                self.route = "leader"
+            immediate = bool(err.leader_addr) and self.retries == 0
+        elif isinstance(err, UnavailableError):
+            self.router.invalidate()
+            if self.op == "produce" and role is not None:
+                limit = self.settings.retries if self.settings.produce_retries is None else self.settings.produce_retries
+                if limit >= 0 and self.ambiguous >= limit:
+                    return None
+                self.ambiguous += 1
+        elif isinstance(err, OffsetOutOfRangeError) and self.op == "read" and role == "follower" and not self.to_leader and err.offset >= err.next:
+            self.to_leader, self.route = True, "leader"
+            return 0.0
+        else:
+            return None
+        if 0 <= self.settings.retries <= self.retries:
+            return None
+        self.retries += 1
+        if immediate:
+            return 0.0
+        low, high = self.settings.backoff
+        delay = min(low * 2.0 ** (self.retries - 1), high)
+        return delay / 2 + random.uniform(0, delay / 2)
+
+
+def deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def remaining(deadline_at: float | None) -> float | None:
+    return None if deadline_at is None else deadline_at - time.monotonic()
+
+
+def no_server(route: Route) -> UnavailableError:
+    what = "leader" if route == "leader" else "server"
+    return UnavailableError(f"no {what} is known (an election, or no server answered)", grpc.StatusCode.UNAVAILABLE)

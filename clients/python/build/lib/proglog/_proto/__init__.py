@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC modules (see tools/python/grpc_codegen.py)."""

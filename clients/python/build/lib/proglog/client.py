@@ -1,0 +1,290 @@
+"""The synchronous client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import Callable, Literal, TypeVar
+
+import grpc
+
+from proglog import _core
+from proglog._core import PEM, Attempts, Consistency, Router, Settings
+from proglog._proto.log.v1 import log_pb2
+from proglog.errors import (
+    ClientClosedError,
+    DeadlineExceededError,
+    OffsetOutOfRangeError,
+    ProglogError,
+    UnavailableError,
+    from_rpc_error,
+)
+from proglog.records import Record, Server, Value, _as_record
+
+__all__ = ["Client"]
+
+_T = TypeVar("_T")
+_SERVICE = "/log.v1.Log/"
+_CONSISTENCY = {"follower": log_pb2.CONSISTENCY_FOLLOWER, "linearizable": log_pb2.CONSISTENCY_LINEARIZABLE}
+
+
+class _Stub:
+    """Typed method handles of log.v1.Log on one channel."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.produce = channel.unary_unary(
+            _SERVICE + "Produce", log_pb2.ProduceRequest.SerializeToString, log_pb2.ProduceResponse.FromString
+        )
+        self.produce_batch = channel.unary_unary(
+            _SERVICE + "ProduceBatch", log_pb2.ProduceBatchRequest.SerializeToString, log_pb2.ProduceBatchResponse.FromString
+        )
+        self.consume = channel.unary_unary(
+            _SERVICE + "Consume", log_pb2.ConsumeRequest.SerializeToString, log_pb2.ConsumeResponse.FromString
+        )
+        self.consume_stream = channel.unary_stream(
+            _SERVICE + "ConsumeStream", log_pb2.ConsumeRequest.SerializeToString, log_pb2.ConsumeResponse.FromString
+        )
+        self.get_servers = channel.unary_unary(
+            _SERVICE + "GetServers", log_pb2.GetServersRequest.SerializeToString, log_pb2.GetServersResponse.FromString
+        )
+
+
+class Client:
+    """A connection to a proglog cluster. Thread-safe; create one per cluster and share it.
+
+    ``target`` names one or more servers ("host:port", "h1:p1,h2:p2", "proglog://h1:p1,h2:p2" or a
+    list); the rest of the cluster is discovered with GetServers, which is asked again every
+    ``discovery_interval`` seconds and whenever a server fails or says it is not the leader.
+    Produce calls go to the leader; consume and stream calls go round-robin to the followers (the
+    leader when there are none), or with ``consistency="linearizable"`` consume calls go to the
+    leader. Connections are made lazily, at the first call.
+
+    Args:
+        target: the seed servers.
+        ca: CA certificates that verify the servers: PEM bytes, or a path (None: system roots).
+        cert: the client certificate (PEM bytes or a path); its common name is the identity the
+            server's ACL checks.
+        key: the client's private key (PEM bytes or a path).
+        server_name: the TLS name to verify servers as, when it differs from their address host.
+        timeout: default bound, in seconds, of each call including its retries (None: none).
+            Streams are not bounded.
+        retries: how many times a call is retried after a retriable failure (the server is not
+            the leader, unreachable or shutting down, or no leader is elected): 8 by default, 0
+            never, negative until the timeout.
+        produce_retries: bounds the retries of a produce after an UNAVAILABLE answer or a broken
+            connection, which leave it unknown whether the records were written: retrying them may
+            write them twice. None (default) retries those like any failure (at-least-once);
+            0 raises UnavailableError instead (at-most-once). NOT_LEADER redirects, which cannot
+            duplicate, are always retried.
+        backoff: (initial, maximum) delay between retries, in seconds; doubled each retry, jittered.
+        consistency: "follower" (default) or "linearizable" (see above).
+        discovery_interval: seconds between refreshes of the server list when nothing fails.
+    """
+
+    def __init__(
+        self,
+        target: str | Sequence[str],
+        *,
+        ca: PEM | None = None,
+        cert: PEM | None = None,
+        key: PEM | None = None,
+        server_name: str | None = None,
+        timeout: float | None = 30.0,
+        retries: int = 8,
+        produce_retries: int | None = None,
+        backoff: tuple[float, float] = (0.05, 1.0),
+        consistency: Consistency = "follower",
+        discovery_interval: float = 10.0,
+    ) -> None:
+        self._settings = Settings(timeout, retries, produce_retries, backoff, consistency, discovery_interval)
+        self._router = Router(_core.parse_target(target), discovery_interval)
+        self._credentials = _core.credentials(ca, cert, key)
+        self._options = _core.channel_options(server_name)
+        self._channels: dict[str, tuple[grpc.Channel, _Stub]] = {}
+        self._lock = threading.Lock()
+        self._discovery = threading.Lock()
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes every connection. Calls in progress and later calls raise ClientClosedError."""
+        with self._lock:
+            self._closed = True
+            channels, self._channels = list(self._channels.values()), {}
+        for channel, _ in channels:
+            channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- the API --------------------------------------------------------------------------------
+
+    def produce(
+        self,
+        value: Value,
+        *,
+        key: bytes | str | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        timeout: float | None | Literal["default"] = "default",
+    ) -> int:
+        """Appends one record and returns its offset.
+
+        ``value`` is bytes, a str (encoded as UTF-8) or a Record (then ``key`` and ``headers`` are
+        taken from it).
+        """
+        request = log_pb2.ProduceRequest(record=_as_record(value, key, headers)._to_proto())
+        return self._call("produce", timeout, lambda stub, t: stub.produce(request, timeout=t).offset)
+
+    def produce_batch(self, values: Iterable[Value], *, timeout: float | None | Literal["default"] = "default") -> range:
+        """Appends records atomically at consecutive offsets, and returns those offsets.
+
+        Either every record is written or none is (a retried batch may be written twice as a
+        whole; see ``produce_retries``).
+        """
+        records = [_as_record(v)._to_proto() for v in values]
+        if not records:
+            raise ValueError("produce_batch needs at least one record")
+        request = log_pb2.ProduceBatchRequest(records=records)
+
+        def call(stub: _Stub, t: float | None) -> range:
+            resp = stub.produce_batch(request, timeout=t)
+            return range(resp.first_offset, resp.first_offset + resp.count)
+
+        return self._call("produce", timeout, call)
+
+    def consume(self, offset: int, *, timeout: float | None | Literal["default"] = "default") -> Record:
+        """Reads the record at ``offset``; raises OffsetOutOfRangeError (with the log's bounds) if
+        there is none."""
+        request = log_pb2.ConsumeRequest(offset=offset, consistency=_CONSISTENCY[self._settings.consistency])
+        return self._call("read", timeout, lambda stub, t: Record._from_proto(stub.consume(request, timeout=t).record))
+
+    def servers(self, *, timeout: float | None | Literal["default"] = "default") -> list[Server]:
+        """Lists the cluster's servers, the leader marked."""
+        request = log_pb2.GetServersRequest()
+        return self._call("servers", timeout, lambda stub, t: [Server._from_proto(s) for s in stub.get_servers(request, timeout=t).servers])
+
+    def stream(self, offset: int = 0, *, follow: bool = True) -> Iterator[Record]:
+        """Yields the records from ``offset`` on, in order.
+
+        With ``follow`` (the default) it then waits for new records for ever: stop by breaking out
+        of the loop (or closing the generator). With ``follow=False`` it stops at the end of the log
+        as it was when the stream started. If the server goes away the stream resumes on another
+        one after the last record yielded, so nothing is skipped or repeated.
+        """
+        end: int | None = None
+        if not follow:
+            end = self._log_end()
+            if offset >= end:
+                return
+        attempts = Attempts(self._settings, self._router, "stream")
+        request = log_pb2.ConsumeRequest(offset=offset)
+        while True:
+            role: str | None = None
+            call = None
+            try:
+                addr, role, stub = self._pick(attempts)
+                call = stub.consume_stream(request)
+                for resp in call:
+                    record = Record._from_proto(resp.record)
+                    attempts.progress()
+                    request = log_pb2.ConsumeRequest(offset=record.offset + 1)
+                    yield record
+                    if end is not None and record.offset + 1 >= end:
+                        return
+                raise UnavailableError("the stream ended", grpc.StatusCode.UNAVAILABLE)
+            except grpc.RpcError as rpc_err:
+                err = self._error(rpc_err)
+            except ProglogError as perr:
+                err = perr
+            finally:
+                if call is not None:
+                    call.cancel()
+            delay = attempts.on_error(err, role)
+            if delay is None:
+                raise err
+            time.sleep(delay)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _log_end(self) -> int:
+        """The log's next offset now (an out-of-range read past any end tells it)."""
+        try:
+            self.consume(2**64 - 1)
+        except OffsetOutOfRangeError as e:
+            return e.next
+        raise ProglogError("a read past the end of the log succeeded")
+
+    def _error(self, err: grpc.RpcError) -> ProglogError:
+        if self._closed:
+            return ClientClosedError("the client is closed")
+        return from_rpc_error(err)
+
+    def _stub(self, addr: str) -> _Stub:
+        with self._lock:
+            if self._closed:
+                raise ClientClosedError("the client is closed")
+            if addr not in self._channels:
+                channel = grpc.secure_channel(addr, self._credentials, self._options)
+                self._channels[addr] = (channel, _Stub(channel))
+            return self._channels[addr][1]
+
+    def _discover(self, prefer: str | None = None) -> None:
+        """Refreshes the router from the first server that answers GetServers."""
+        with self._discovery:
+            if prefer is None and not self._router.needs_refresh():
+                return  # another thread just did
+            errors: list[str] = []
+            for addr in self._router.candidates(prefer):
+                try:
+                    resp = self._stub(addr).get_servers(log_pb2.GetServersRequest(), timeout=_core.DISCOVERY_TIMEOUT)
+                except grpc.RpcError as rpc_err:
+                    err = self._error(rpc_err)
+                    if isinstance(err, ClientClosedError):
+                        raise err from None
+                    if _core.discovery_refused(err):
+                        self._router.set_static()
+                        return
+                    errors.append(f"{addr}: {err}")
+                    continue
+                servers = [Server._from_proto(s) for s in resp.servers]
+                if servers:
+                    self._router.update(servers)
+                    return
+                errors.append(f"{addr}: listed no servers")
+            raise UnavailableError("no server answered: " + "; ".join(errors), grpc.StatusCode.UNAVAILABLE)
+
+    def _pick(self, attempts: Attempts) -> tuple[str, str, _Stub]:
+        if self._router.needs_refresh():
+            self._discover()
+        picked = self._router.pick(attempts.route)
+        if picked is None:
+            raise _core.no_server(attempts.route)
+        addr, role = picked
+        return addr, role, self._stub(addr)
+
+    def _call(self, op: Literal["produce", "read", "servers"], timeout: float | None | Literal["default"], fn: Callable[[_Stub, float | None], _T]) -> _T:
+        deadline_at = _core.deadline(self._settings.timeout if timeout == "default" else timeout)
+        attempts = Attempts(self._settings, self._router, op)
+        while True:
+            role: str | None = None
+            try:
+                _addr, role, stub = self._pick(attempts)
+                left = _core.remaining(deadline_at)
+                if left is not None and left <= 0:
+                    raise DeadlineExceededError("timed out", grpc.StatusCode.DEADLINE_EXCEEDED)
+                return fn(stub, left)
+            except grpc.RpcError as rpc_err:
+                err = self._error(rpc_err)
+            except UnavailableError as unavailable:  # discovery failed, or no leader yet
+                err, role = unavailable, None
+            delay = attempts.on_error(err, role)
+            left = _core.remaining(deadline_at)
+            if delay is None or (left is not None and left <= delay):
+                raise err
+            time.sleep(delay)

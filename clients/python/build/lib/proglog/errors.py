@@ -1,0 +1,165 @@
+"""Exceptions raised by proglog clients.
+
+Every failed call raises a :class:`ProglogError` subclass chosen by the gRPC status code and the
+proglog ``google.rpc.ErrorInfo`` detail the server attached, so callers catch what they mean::
+
+    try:
+        record = client.consume(offset)
+    except proglog.OffsetOutOfRangeError as e:
+        offset = e.lowest if e.offset < e.lowest else e.next
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
+
+__all__ = [
+    "ProglogError",
+    "OffsetOutOfRangeError",
+    "RecordTooLargeError",
+    "PermissionDeniedError",
+    "UnauthenticatedError",
+    "NotLeaderError",
+    "UnavailableError",
+    "InvalidArgumentError",
+    "DeadlineExceededError",
+    "ClientClosedError",
+]
+
+_DOMAIN = "proglog"
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+class ProglogError(Exception):
+    """Base class of every proglog client error.
+
+    Attributes:
+        code: the gRPC status code of the failed call (None for errors raised by the client itself).
+        message: the server's (or gRPC's) message.
+    """
+
+    def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+    def __str__(self) -> str:
+        if self.code is None:
+            return self.message
+        return f"{self.code.name}: {self.message}"
+
+
+class OffsetOutOfRangeError(ProglogError):
+    """The offset is not in the log's readable range ``[lowest, next)``.
+
+    A consumer that fell behind retention resumes at ``lowest``; one that is ahead waits for
+    ``next``.
+    """
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, offset: int, lowest: int, next: int) -> None:
+        super().__init__(message, code)
+        self.offset = offset
+        self.lowest = lowest
+        self.next = next
+
+
+class RecordTooLargeError(ProglogError):
+    """A record's encoded size exceeds the server's limit; nothing of the request was written.
+
+    ``index`` is the record's position in a batch, -1 for a single record; ``size`` and ``limit``
+    are 0 when the server did not say (a message over gRPC's size limit).
+    """
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, size: int = 0, limit: int = 0, index: int = -1) -> None:
+        super().__init__(message, code)
+        self.size = size
+        self.limit = limit
+        self.index = index
+
+
+class PermissionDeniedError(ProglogError):
+    """The client certificate's subject may not perform the call on this log."""
+
+
+class UnauthenticatedError(ProglogError):
+    """The server saw no verified client certificate."""
+
+
+class NotLeaderError(ProglogError):
+    """The server is not the leader; ``leader_addr`` names the one it knows ("" during an election).
+
+    The client retries at the leader itself: this is only raised when retries ran out.
+    """
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, leader_id: str = "", leader_addr: str = "") -> None:
+        super().__init__(message, code)
+        self.leader_id = leader_id
+        self.leader_addr = leader_addr
+
+
+class UnavailableError(ProglogError):
+    """No server could serve the call (down, shutting down, no leader, unreachable) and retries ran out."""
+
+
+class InvalidArgumentError(ProglogError, ValueError):
+    """The request is malformed (an empty batch, too many records in one batch, ...)."""
+
+
+class DeadlineExceededError(ProglogError, TimeoutError):
+    """The call's timeout passed, retries included."""
+
+
+class ClientClosedError(ProglogError):
+    """The client was closed."""
+
+
+def _error_info(metadata: Iterable[Any] | None) -> tuple[str, dict[str, str]] | None:
+    """Returns the reason and metadata of the proglog ErrorInfo in a call's trailing metadata: an
+    iterable of (key, value) pairs, as both grpc and grpc.aio give it."""
+    for key, value in metadata or ():
+        if key != _STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        status: Any = status_pb2.Status.FromString(value)
+        for detail in status.details:
+            info: Any = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info) and str(info.domain) == _DOMAIN:
+                return str(info.reason), {str(k): str(v) for k, v in info.metadata.items()}
+    return None
+
+
+def _int(metadata: dict[str, str], key: str, default: int = 0) -> int:
+    try:
+        return int(metadata[key])
+    except (KeyError, ValueError):
+        return default
+
+
+def from_status(code: grpc.StatusCode, message: str, metadata: Iterable[Any] | None) -> ProglogError:
+    """Maps a gRPC status (code, message, trailing metadata) to the matching ProglogError."""
+    info = _error_info(metadata)
+    reason, md = info if info is not None else ("", {})
+    if code == grpc.StatusCode.OUT_OF_RANGE:
+        return OffsetOutOfRangeError(message, code, _int(md, "offset"), _int(md, "lowest"), _int(md, "next"))
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        if reason == "RECORD_TOO_LARGE":
+            return RecordTooLargeError(message, code, _int(md, "size"), _int(md, "limit"), _int(md, "index", -1))
+        return RecordTooLargeError(message, code)
+    if code == grpc.StatusCode.FAILED_PRECONDITION and reason == "NOT_LEADER":
+        return NotLeaderError(message, code, md.get("leader_id", ""), md.get("leader_addr", ""))
+    cls = {
+        grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+        grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+        grpc.StatusCode.UNAVAILABLE: UnavailableError,
+        grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+        grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    }.get(code, ProglogError)
+    return cls(message, code)
+
+
+def from_rpc_error(err: grpc.RpcError) -> ProglogError:
+    """Maps a failed synchronous call's exception to the matching ProglogError."""
+    return from_status(err.code(), err.details() or "", err.trailing_metadata())

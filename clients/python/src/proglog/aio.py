@@ -1,0 +1,263 @@
+"""The asyncio client, on grpc.aio."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Literal, TypeVar
+
+import grpc
+import grpc.aio
+
+from proglog import _core
+from proglog._core import PEM, Attempts, Consistency, Router, Settings
+from proglog._proto.log.v1 import log_pb2
+from proglog.errors import (
+    ClientClosedError,
+    DeadlineExceededError,
+    OffsetOutOfRangeError,
+    ProglogError,
+    UnavailableError,
+    from_status,
+)
+from proglog.records import Record, Server, Value, _as_record
+
+__all__ = ["AsyncClient"]
+
+_T = TypeVar("_T")
+_SERVICE = "/log.v1.Log/"
+_CONSISTENCY = {"follower": log_pb2.CONSISTENCY_FOLLOWER, "linearizable": log_pb2.CONSISTENCY_LINEARIZABLE}
+
+
+class _Stub:
+    """Typed method handles of log.v1.Log on one aio channel."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.produce = channel.unary_unary(
+            _SERVICE + "Produce", log_pb2.ProduceRequest.SerializeToString, log_pb2.ProduceResponse.FromString
+        )
+        self.produce_batch = channel.unary_unary(
+            _SERVICE + "ProduceBatch", log_pb2.ProduceBatchRequest.SerializeToString, log_pb2.ProduceBatchResponse.FromString
+        )
+        self.consume = channel.unary_unary(
+            _SERVICE + "Consume", log_pb2.ConsumeRequest.SerializeToString, log_pb2.ConsumeResponse.FromString
+        )
+        self.consume_stream = channel.unary_stream(
+            _SERVICE + "ConsumeStream", log_pb2.ConsumeRequest.SerializeToString, log_pb2.ConsumeResponse.FromString
+        )
+        self.get_servers = channel.unary_unary(
+            _SERVICE + "GetServers", log_pb2.GetServersRequest.SerializeToString, log_pb2.GetServersResponse.FromString
+        )
+
+
+class AsyncClient:
+    """The asyncio twin of :class:`proglog.Client`: the same arguments, routing, retries and errors,
+    with coroutine methods and an async iterator for streams::
+
+        async with AsyncClient("localhost:8400", ca=..., cert=..., key=...) as client:
+            offset = await client.produce(b"hello")
+            async for record in client.stream(offset):
+                ...
+
+    Use it from one event loop.
+    """
+
+    def __init__(
+        self,
+        target: str | Sequence[str],
+        *,
+        ca: PEM | None = None,
+        cert: PEM | None = None,
+        key: PEM | None = None,
+        server_name: str | None = None,
+        timeout: float | None = 30.0,
+        retries: int = 8,
+        produce_retries: int | None = None,
+        backoff: tuple[float, float] = (0.05, 1.0),
+        consistency: Consistency = "follower",
+        discovery_interval: float = 10.0,
+    ) -> None:
+        self._settings = Settings(timeout, retries, produce_retries, backoff, consistency, discovery_interval)
+        self._router = Router(_core.parse_target(target), discovery_interval)
+        self._credentials = _core.credentials(ca, cert, key)
+        self._options = _core.channel_options(server_name)
+        self._channels: dict[str, tuple[grpc.aio.Channel, _Stub]] = {}
+        self._discovery: asyncio.Lock | None = None
+        self._closed = False
+
+    async def close(self) -> None:
+        """Closes every connection. Calls in progress and later calls raise ClientClosedError."""
+        self._closed = True
+        channels, self._channels = list(self._channels.values()), {}
+        for channel, _ in channels:
+            await channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def produce(
+        self,
+        value: Value,
+        *,
+        key: bytes | str | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        timeout: float | None | Literal["default"] = "default",
+    ) -> int:
+        """Appends one record and returns its offset (see Client.produce)."""
+        request = log_pb2.ProduceRequest(record=_as_record(value, key, headers)._to_proto())
+
+        async def call(stub: _Stub, t: float | None) -> int:
+            return (await stub.produce(request, timeout=t)).offset
+
+        return await self._call("produce", timeout, call)
+
+    async def produce_batch(self, values: Iterable[Value], *, timeout: float | None | Literal["default"] = "default") -> range:
+        """Appends records atomically and returns their offsets (see Client.produce_batch)."""
+        records = [_as_record(v)._to_proto() for v in values]
+        if not records:
+            raise ValueError("produce_batch needs at least one record")
+        request = log_pb2.ProduceBatchRequest(records=records)
+
+        async def call(stub: _Stub, t: float | None) -> range:
+            resp = await stub.produce_batch(request, timeout=t)
+            return range(resp.first_offset, resp.first_offset + resp.count)
+
+        return await self._call("produce", timeout, call)
+
+    async def consume(self, offset: int, *, timeout: float | None | Literal["default"] = "default") -> Record:
+        """Reads the record at ``offset`` (see Client.consume)."""
+        request = log_pb2.ConsumeRequest(offset=offset, consistency=_CONSISTENCY[self._settings.consistency])
+
+        async def call(stub: _Stub, t: float | None) -> Record:
+            return Record._from_proto((await stub.consume(request, timeout=t)).record)
+
+        return await self._call("read", timeout, call)
+
+    async def servers(self, *, timeout: float | None | Literal["default"] = "default") -> list[Server]:
+        """Lists the cluster's servers, the leader marked."""
+
+        async def call(stub: _Stub, t: float | None) -> list[Server]:
+            resp = await stub.get_servers(log_pb2.GetServersRequest(), timeout=t)
+            return [Server._from_proto(s) for s in resp.servers]
+
+        return await self._call("servers", timeout, call)
+
+    async def stream(self, offset: int = 0, *, follow: bool = True) -> AsyncIterator[Record]:
+        """Yields the records from ``offset`` on (see Client.stream)."""
+        end: int | None = None
+        if not follow:
+            end = await self._log_end()
+            if offset >= end:
+                return
+        attempts = Attempts(self._settings, self._router, "stream")
+        request = log_pb2.ConsumeRequest(offset=offset)
+        while True:
+            role: str | None = None
+            call = None
+            try:
+                _addr, role, stub = await self._pick(attempts)
+                call = stub.consume_stream(request)
+                async for resp in call:
+                    record = Record._from_proto(resp.record)
+                    attempts.progress()
+                    request = log_pb2.ConsumeRequest(offset=record.offset + 1)
+                    yield record
+                    if end is not None and record.offset + 1 >= end:
+                        return
+                raise UnavailableError("the stream ended", grpc.StatusCode.UNAVAILABLE)
+            except grpc.aio.AioRpcError as rpc_err:
+                err = self._error(rpc_err)
+            except ProglogError as perr:
+                err = perr
+            finally:
+                if call is not None:
+                    call.cancel()
+            delay = attempts.on_error(err, role)
+            if delay is None:
+                raise err
+            await asyncio.sleep(delay)
+
+    async def _log_end(self) -> int:
+        try:
+            await self.consume(2**64 - 1)
+        except OffsetOutOfRangeError as e:
+            return e.next
+        raise ProglogError("a read past the end of the log succeeded")
+
+    def _error(self, err: grpc.aio.AioRpcError) -> ProglogError:
+        if self._closed:
+            return ClientClosedError("the client is closed")
+        return from_status(err.code(), err.details() or "", err.trailing_metadata())
+
+    def _stub(self, addr: str) -> _Stub:
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        if addr not in self._channels:
+            channel = grpc.aio.secure_channel(addr, self._credentials, self._options)
+            self._channels[addr] = (channel, _Stub(channel))
+        return self._channels[addr][1]
+
+    async def _discover(self) -> None:
+        if self._discovery is None:
+            self._discovery = asyncio.Lock()
+        async with self._discovery:
+            if not self._router.needs_refresh():
+                return
+            errors: list[str] = []
+            for addr in self._router.candidates():
+                try:
+                    resp = await self._stub(addr).get_servers(log_pb2.GetServersRequest(), timeout=_core.DISCOVERY_TIMEOUT)
+                except grpc.aio.AioRpcError as rpc_err:
+                    err = self._error(rpc_err)
+                    if isinstance(err, ClientClosedError):
+                        raise err from None
+                    if _core.discovery_refused(err):
+                        self._router.set_static()
+                        return
+                    errors.append(f"{addr}: {err}")
+                    continue
+                servers = [Server._from_proto(s) for s in resp.servers]
+                if servers:
+                    self._router.update(servers)
+                    return
+                errors.append(f"{addr}: listed no servers")
+            raise UnavailableError("no server answered: " + "; ".join(errors), grpc.StatusCode.UNAVAILABLE)
+
+    async def _pick(self, attempts: Attempts) -> tuple[str, str, _Stub]:
+        if self._router.needs_refresh():
+            await self._discover()
+        picked = self._router.pick(attempts.route)
+        if picked is None:
+            raise _core.no_server(attempts.route)
+        addr, role = picked
+        return addr, role, self._stub(addr)
+
+    async def _call(
+        self,
+        op: Literal["produce", "read", "servers"],
+        timeout: float | None | Literal["default"],
+        fn: Callable[[_Stub, float | None], Awaitable[_T]],
+    ) -> _T:
+        deadline_at = _core.deadline(self._settings.timeout if timeout == "default" else timeout)
+        attempts = Attempts(self._settings, self._router, op)
+        while True:
+            role: str | None = None
+            try:
+                _addr, role, stub = await self._pick(attempts)
+                left = _core.remaining(deadline_at)
+                if left is not None and left <= 0:
+                    raise DeadlineExceededError("timed out", grpc.StatusCode.DEADLINE_EXCEEDED)
+                return await fn(stub, left)
+            except grpc.aio.AioRpcError as rpc_err:
+                err = self._error(rpc_err)
+            except UnavailableError as unavailable:
+                err, role = unavailable, None
+            delay = attempts.on_error(err, role)
+            left = _core.remaining(deadline_at)
+            if delay is None or (left is not None and left <= delay):
+                raise err
+            await asyncio.sleep(delay)

@@ -1,0 +1,223 @@
+"""Discovery, routing and retries, on a fake three-node cluster of in-process gRPC servers.
+
+The fake nodes speak TLS with the dev server certificate, list each other in GetServers, and act
+the roles of a Raft cluster as go/replication does: only the leader appends; the others answer
+FAILED_PRECONDITION with a NOT_LEADER ErrorInfo naming it. Reads are served by every node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from concurrent import futures
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
+
+import proglog
+from proglog import AsyncClient, Client
+from proglog._core import Attempts, Router, Settings
+from proglog._proto.log.v1 import log_pb2, log_pb2_grpc
+from proglog.records import Server
+
+from conftest import ServerProcess
+
+
+class FakeCluster:
+    def __init__(self, server: ServerProcess, size: int = 3) -> None:
+        certs = server.certs
+        creds = grpc.ssl_server_credentials([((certs / "server-key.pem").read_bytes(), (certs / "server.pem").read_bytes())])
+        self.lock = threading.Lock()
+        self.records: list[log_pb2.Record] = []
+        self.leader = 0
+        self.appends: Counter[int] = Counter()
+        self.reads: Counter[int] = Counter()
+        self.fail_after_append = False
+        self.addrs: list[str] = []
+        self.servers: list[grpc.Server] = []
+        for i in range(size):
+            s = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+            log_pb2_grpc.add_LogServicer_to_server(_Node(self, i), s)
+            port = s.add_secure_port("127.0.0.1:0", creds)
+            s.start()
+            self.servers.append(s)
+            self.addrs.append(f"127.0.0.1:{port}")
+
+    def stop(self) -> None:
+        for s in self.servers:
+            s.stop(grace=None)
+
+
+class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
+    def __init__(self, cluster: FakeCluster, index: int) -> None:
+        self.c = cluster
+        self.i = index
+
+    def _not_leader(self, context: Any) -> None:
+        leader = self.c.addrs[self.c.leader]
+        info = error_details_pb2.ErrorInfo(reason="NOT_LEADER", domain="proglog", metadata={"leader_id": f"n{self.c.leader}", "leader_addr": leader})
+        detail = any_pb2.Any()
+        detail.Pack(info)
+        st = status_pb2.Status(code=grpc.StatusCode.FAILED_PRECONDITION.value[0], message="not the leader", details=[detail])
+        context.set_trailing_metadata((("grpc-status-details-bin", st.SerializeToString()),))
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"not the leader: send this request to {leader}")
+
+    def Produce(self, request: log_pb2.ProduceRequest, context: Any) -> log_pb2.ProduceResponse:
+        with self.c.lock:
+            if self.i != self.c.leader:
+                self._not_leader(context)
+            self.c.appends[self.i] += 1
+            rec = log_pb2.Record()
+            rec.CopyFrom(request.record)
+            rec.offset = len(self.c.records)
+            self.c.records.append(rec)
+            if self.c.fail_after_append:
+                self.c.fail_after_append = False
+                context.abort(grpc.StatusCode.UNAVAILABLE, "leadership changed during the request")
+            return log_pb2.ProduceResponse(offset=rec.offset)
+
+    def Consume(self, request: log_pb2.ConsumeRequest, context: Any) -> log_pb2.ConsumeResponse:
+        with self.c.lock:
+            if request.consistency == log_pb2.CONSISTENCY_LINEARIZABLE and self.i != self.c.leader:
+                self._not_leader(context)
+            self.c.reads[self.i] += 1
+            if request.offset >= len(self.c.records):
+                context.abort(grpc.StatusCode.OUT_OF_RANGE, "out of range")
+            return log_pb2.ConsumeResponse(record=self.c.records[request.offset])
+
+    def GetServers(self, request: log_pb2.GetServersRequest, context: Any) -> log_pb2.GetServersResponse:
+        with self.c.lock:
+            return log_pb2.GetServersResponse(
+                servers=[log_pb2.Server(id=f"n{i}", rpc_addr=a, is_leader=i == self.c.leader) for i, a in enumerate(self.c.addrs)]
+            )
+
+
+@pytest.fixture
+def cluster(server: ServerProcess) -> Iterator[FakeCluster]:
+    c = FakeCluster(server)
+    yield c
+    c.stop()
+
+
+def test_produce_goes_to_the_leader_and_reads_to_followers(cluster: FakeCluster, server: ServerProcess) -> None:
+    # Seeded with one follower only: the rest is discovered.
+    with Client(cluster.addrs[2], **server.tls()) as c:
+        for i in range(10):
+            assert c.produce(f"{i}".encode()) == i
+        for i in range(20):
+            assert c.consume(i % 10).value == f"{i % 10}".encode()
+        assert c.servers()[0].is_leader
+    assert cluster.appends == Counter({0: 10})
+    assert cluster.reads == Counter({1: 10, 2: 10})
+
+    with Client(cluster.addrs[2], **server.tls(), consistency="linearizable") as c:
+        c.consume(0)
+    assert cluster.reads[0] == 1
+
+
+def test_leader_change_is_followed(cluster: FakeCluster, server: ServerProcess) -> None:
+    with Client(cluster.addrs, **server.tls(), backoff=(0.01, 0.1)) as c:
+        assert c.produce(b"a") == 0
+        cluster.leader = 1
+        assert c.produce(b"b") == 1  # NOT_LEADER from n0, retried at n1
+        assert cluster.appends == Counter({0: 1, 1: 1})
+        # The leader dies; another is elected.
+        cluster.servers[1].stop(grace=None)
+        cluster.leader = 2
+        assert c.produce(b"c") == 2
+        assert cluster.appends[2] == 1
+
+    async def main() -> None:
+        async with AsyncClient(cluster.addrs, **server.tls(), backoff=(0.01, 0.1)) as ac:
+            assert await ac.produce(b"d") == 3
+            cluster.leader = 0
+            assert await ac.produce(b"e") == 4
+            assert (await ac.consume(4)).value == b"e"
+
+    asyncio.run(main())
+    assert cluster.appends[0] == 2 and cluster.appends[2] == 2
+
+
+def test_ambiguous_produce_retries(cluster: FakeCluster, server: ServerProcess) -> None:
+    # Default: at-least-once; the record is written twice.
+    with Client(cluster.addrs[0], **server.tls(), backoff=(0.01, 0.1)) as c:
+        cluster.fail_after_append = True
+        assert c.produce(b"twice") == 1
+        assert [r.value for r in cluster.records] == [b"twice", b"twice"]
+    # produce_retries=0: at-most-once; the failure is raised.
+    with Client(cluster.addrs[0], **server.tls(), produce_retries=0) as c:
+        cluster.fail_after_append = True
+        with pytest.raises(proglog.UnavailableError):
+            c.produce(b"once")
+        assert len(cluster.records) == 3
+        # A NOT_LEADER redirect cannot duplicate: still made.
+        cluster.leader = 1
+        assert c.produce(b"redirected") == 3
+    # retries=0: nothing is retried.
+    with Client(cluster.addrs[0], **server.tls(), retries=0) as c:
+        c.servers()
+        cluster.leader = 2
+        with pytest.raises(proglog.NotLeaderError) as caught:
+            c.produce(b"refused")
+        assert caught.value.leader_addr == cluster.addrs[2] and caught.value.leader_id == "n2"
+
+
+def _servers(leader: str | None, *others: str) -> list[Server]:
+    return [Server(id=a, rpc_addr=a, is_leader=a == leader) for a in ([leader] if leader else []) + list(others)]
+
+
+def test_router_round_robin_and_fallbacks() -> None:
+    r = Router(["seed:1"], interval=60)
+    assert r.needs_refresh()
+    r.update(_servers("l:1", "f:1", "f:2"))
+    assert not r.needs_refresh()
+    assert {r.pick("leader") for _ in range(5)} == {("l:1", "leader")}
+    assert Counter(r.pick("follower") for _ in range(10)) == Counter({("f:1", "follower"): 5, ("f:2", "follower"): 5})
+    assert Counter(a for a, _ in (r.pick("any") or ("", "") for _ in range(9))) == Counter({"l:1": 3, "f:1": 3, "f:2": 3})
+    r.update(_servers("l:1"))
+    assert r.pick("follower") == ("l:1", "leader")
+    # No leader (an election): appends have nowhere to go, discovery is due.
+    r.update(_servers(None, "f:1"))
+    assert r.pick("leader") is None and r.needs_refresh()
+    # A NOT_LEADER hint takes effect at once.
+    r.hint("f:1")
+    assert r.pick("leader") == ("f:1", "leader")
+    assert r.candidates()[0] == "f:1"
+
+
+def test_router_static_when_discovery_is_refused() -> None:
+    r = Router(["a:1", "b:1"], interval=60)
+    r.set_static()
+    assert {r.pick("leader") for _ in range(4)} == {("a:1", "unknown"), ("b:1", "unknown")}
+    r.hint("b:1")
+    r.set_static()
+    assert r.pick("leader") == ("b:1", "leader")
+    assert r.pick("follower") == ("a:1", "unknown")
+
+
+def test_retry_policy() -> None:
+    settings = Settings(timeout=None, retries=2, produce_retries=0, backoff=(0.01, 0.1), consistency="follower", discovery_interval=60)
+    r = Router(["a:1"], 60)
+    unavailable = proglog.UnavailableError("down", grpc.StatusCode.UNAVAILABLE)
+    # A produce that reached a server and failed with UNAVAILABLE may be written: not retried here.
+    assert Attempts(settings, r, "produce").on_error(unavailable, "leader") is None
+    # One that never reached a server is.
+    assert Attempts(settings, r, "produce").on_error(unavailable, None) is not None
+    # NOT_LEADER with a leader: retried at once, there; reads move to the leader.
+    a = Attempts(settings, r, "read")
+    assert a.on_error(proglog.NotLeaderError("no", None, "n2", "c:1"), "follower") == 0.0
+    assert a.route == "leader" and r.leader() == "c:1"
+    # The budget runs out.
+    a.on_error(unavailable, "leader")
+    assert a.on_error(unavailable, "leader") is None
+    # A lagging follower's OUT_OF_RANGE past its end: asked again of the leader.
+    b = Attempts(settings, r, "read")
+    assert b.on_error(proglog.OffsetOutOfRangeError("past", None, 5, 0, 5), "follower") == 0.0 and b.route == "leader"
+    assert b.on_error(proglog.OffsetOutOfRangeError("past", None, 5, 0, 5), "leader") is None
+    # Other errors are final.
+    assert Attempts(settings, r, "read").on_error(proglog.PermissionDeniedError("no"), "follower") is None
