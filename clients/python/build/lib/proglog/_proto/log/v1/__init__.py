@@ -1,1 +1,0 @@
-"""Generated protobuf and gRPC modules (see tools/python/grpc_codegen.py)."""
