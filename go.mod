@@ -20,7 +20,10 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
-require gotest.tools/v3 v3.5.2 // indirect
+require (
+	go.yaml.in/yaml/v3 v3.0.5
+	gotest.tools/v3 v3.5.2 // indirect
+)
 
 require (
 	github.com/bazelbuild/buildtools v0.0.0-20250930140053-2eb4fccefb52 // indirect

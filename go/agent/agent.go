@@ -56,7 +56,7 @@ type Agent struct {
 
 // New starts a node as described in the package documentation. On error
 // everything started so far is stopped again.
-func New(cfg Config) (a *Agent, err error) {
+func New(cfg Config) (_ *Agent, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func New(cfg Config) (a *Agent, err error) {
 	if err != nil {
 		return nil, err // checked by Validate
 	}
-	a = &Agent{
+	a := &Agent{
 		cfg:      cfg,
 		log:      cfg.Logger.With(zap.String("node", cfg.NodeName)),
 		changed:  make(chan struct{}),

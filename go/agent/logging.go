@@ -26,7 +26,9 @@ func hclogToZap(z *zap.Logger, name string) hclog.Logger {
 	// message, formatted by zap only if z wants it. Its level still tells
 	// callers (IsDebug and friends) what is worth logging.
 	l := hclog.NewInterceptLogger(&hclog.LoggerOptions{Name: name, Level: level, Output: io.Discard})
-	l.RegisterSink(zapSink{z: z})
+	// The caller and stack zap would record are this sink's, which say
+	// nothing about the message.
+	l.RegisterSink(zapSink{z: z.WithOptions(zap.WithCaller(false), zap.AddStacktrace(zapcore.FatalLevel))})
 	return l
 }
 

@@ -15,12 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
+	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
@@ -69,6 +72,18 @@ func TestServeRejectsBadSettings(t *testing.T) {
 		{[]string{"serve", "--dev", "--data-dir", dir}, map[string]string{"PROGLOG_MAX_RECORD_BYTES": "lots"}, "PROGLOG_MAX_RECORD_BYTES"},
 		{[]string{"serve", "--dev", "--data-dir", dir, "--acl-policy", filepath.Join(dir, "missing.csv")}, nil, "read ACL policy"},
 		{[]string{"serve", "extra-arg"}, nil, "unknown command"},
+		{[]string{"serve", "--tls-cert", "c", "--tls-key", "k", "--tls-ca", "ca", "--data-dir", dir}, nil, "a gossip key is required"},
+		{[]string{"serve", "--dev", "--data-dir", dir, "--gossip-key", "a2V5", "--gossip-key-file", "k"}, nil, "exclusive"},
+		{[]string{"serve", "--dev", "--data-dir", dir, "--gossip-key", "c2hvcnQ="}, nil, "gossip key is 5 bytes"},
+		{[]string{"serve", "--dev", "--data-dir", dir, "--gossip-key-file", filepath.Join(dir, "missing.key")}, nil, "read gossip key"},
+		{[]string{"serve", "--dev", "--data-dir", dir, "--read-consistency", "eventual"}, nil, "--read-consistency"},
+		{[]string{"serve", "--dev", "--data-dir", dir, "--id", "a", "--node-name", "b"}, nil, "disagree"},
+		{[]string{"serve", "--dev", "--data-dir", dir, "--join", "nohost"}, nil, "StartJoinAddrs"},
+		{[]string{"serve", "--dev", "--data-dir", dir, "--config", filepath.Join(dir, "missing.yaml")}, nil, "config file"},
+		{[]string{"serve", "--dev", "--data-dir", dir}, map[string]string{"PROGLOG_CONFIG": writeFile(t, dir, "bad.yaml", "dev: true\nport: 5\n")}, "bad.yaml:2: port: unknown setting"},
+		{[]string{"serve", "--dev", "--data-dir", dir}, map[string]string{"PROGLOG_CONFIG": writeFile(t, dir, "nested.yaml", "join:\n  a: b\n")}, "want a value or a list"},
+		{[]string{"serve", "--dev", "--data-dir", dir}, map[string]string{"PROGLOG_CONFIG": writeFile(t, dir, "type.yaml", "voter: maybe\n")}, "voter: invalid argument"},
+		{[]string{"serve", "--dev", "--data-dir", dir}, map[string]string{"PROGLOG_CONFIG": writeFile(t, dir, "list.yaml", "- a\n")}, "want a mapping"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -80,6 +95,90 @@ func TestServeRejectsBadSettings(t *testing.T) {
 				t.Fatalf("code %d, stderr %q, want 1 and %q", code, errOut, tc.want)
 			}
 		})
+	}
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestServeSettingsPrecedence: flags > PROGLOG_* > --config file >
+// defaults, and what --dev and --join imply.
+func TestServeSettingsPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	conf := writeFile(t, dir, "proglog.yaml", `# settings
+data-dir: /from/file
+addr: 127.0.0.9:7000
+log-level: debug
+join: [10.0.0.1:8402, "10.0.0.2:8402"]
+raft-heartbeat-timeout: 2s
+voter: false
+`)
+	t.Setenv("PROGLOG_CONFIG", conf)
+	t.Setenv("PROGLOG_LOG_LEVEL", "warn")
+	t.Setenv("PROGLOG_ADDR", "127.0.0.8:7000")
+	o := defaultServeOptions()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	o.addFlags(fs)
+	if err := fs.Parse([]string{"--addr", "127.0.0.7:7000"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyEnv(fs); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.applyConfigFile(); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case o.addr != "127.0.0.7:7000":
+		t.Errorf("addr %q: the flag must win", o.addr)
+	case o.logLevel != "warn":
+		t.Errorf("log-level %q: the environment must beat the file", o.logLevel)
+	case o.dataDir != "/from/file" || o.voter || o.raftHeartbeat != 2*time.Second:
+		t.Errorf("file settings not applied: %+v", o)
+	case strings.Join(o.join, " ") != "10.0.0.1:8402 10.0.0.2:8402":
+		t.Errorf("join %q", o.join)
+	case o.shutdownTimeout != server.DefaultShutdownTimeout:
+		t.Errorf("default lost: %v", o.shutdownTimeout)
+	}
+	if got := o.serfBindAddr(); got != "127.0.0.7:8402" {
+		t.Errorf("default serf address %q, want the --addr host with port 8402", got)
+	}
+	o.addr = "127.0.0.1:0"
+	if got := o.serfBindAddr(); got != "127.0.0.1:0" {
+		t.Errorf("default serf address for port 0: %q", got)
+	}
+
+	// Bootstrap: explicit wins; otherwise only --dev without --join.
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"--dev"}, true},
+		{[]string{"--dev", "--join", "127.0.0.1:9"}, false},
+		{[]string{"--dev", "--bootstrap=false"}, false},
+		{[]string{"--gossip-key", "x"}, false},
+		{[]string{"--gossip-key", "x", "--bootstrap"}, true},
+		{[]string{"--dev", "--join", "127.0.0.1:9", "--bootstrap"}, true},
+	} {
+		o := defaultServeOptions()
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		o.addFlags(fs)
+		if err := fs.Parse(append(tc.args, "--data-dir", t.TempDir())); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.agentConfig(io.Discard, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Bootstrap != tc.want {
+			t.Errorf("%v: bootstrap %v, want %v", tc.args, cfg.Bootstrap, tc.want)
+		}
 	}
 }
 
@@ -104,7 +203,9 @@ func TestCertsCommand(t *testing.T) {
 	}
 }
 
-var servingLine = regexp.MustCompile(`serving on (\S+) \(metrics: (http://\S+/metrics)\)`)
+// servingLine matches what serve prints once the node knows a leader: the
+// API address, the metrics URL (or "off"), the gossip address.
+var servingLine = regexp.MustCompile(`serving on (\S+) \(metrics: (\S+)\)\nnode \S+, gossip on (\S+), leader \S+\n`)
 
 // outputWatcher collects a child's stdout (exec copies into it from its
 // own goroutine, hence the lock) and reports the serving line once.
@@ -134,11 +235,12 @@ func (w *outputWatcher) String() string {
 	return w.buf.String()
 }
 
-// child is a running "proglog serve --dev" process.
+// child is a running "proglog serve" process.
 type child struct {
 	cmd              *exec.Cmd
 	addr, metricsURL string
-	stdout           *outputWatcher
+	serfAddr         string
+	stdout, stderr   *outputWatcher
 	exited           chan error
 }
 
@@ -154,14 +256,21 @@ func (c *child) wait(d time.Duration) (err error, ok bool) {
 }
 
 // startBinary runs "proglog serve --dev" as a child process and waits for
-// the line with the addresses it serves on.
+// the lines with the addresses it serves on.
 func startBinary(t *testing.T, dataDir string) *child {
+	t.Helper()
+	return startServe(t, "--dev", "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--log-level", "warn")
+}
+
+// startServe runs "proglog serve args..." as a child process and waits
+// until it serves (it knows a leader).
+func startServe(t *testing.T, args ...string) *child {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, "serve", "--dev", "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--log-level", "warn")
+	cmd := exec.Command(exe, append([]string{"serve"}, args...)...)
 	cmd.Env = append(os.Environ(), runMainEnv+"=1")
 	stdout := &outputWatcher{serving: make(chan []string, 1)}
 	cmd.Stdout = stdout
@@ -174,11 +283,12 @@ func startBinary(t *testing.T, dataDir string) *child {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		<-exited
+		err := <-exited
+		exited <- err
 	})
 	select {
 	case m := <-stdout.serving:
-		return &child{cmd: cmd, addr: m[1], metricsURL: m[2], stdout: stdout, exited: exited}
+		return &child{cmd: cmd, addr: m[1], metricsURL: m[2], serfAddr: m[3], stdout: stdout, stderr: stderr, exited: exited}
 	case err := <-exited:
 		t.Fatalf("server exited before serving (%v); stderr:\n%s", err, stderr)
 	case <-time.After(30 * time.Second):
@@ -207,12 +317,32 @@ func TestServeDevSmoke(t *testing.T) {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// Serving means ready: a one-node cluster with itself as leader.
 	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health: %v %v", h, err)
 	}
-	if _, err := logv1.NewLogClient(conn).Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("persisted")}}); err != nil {
-		t.Fatal(err)
+	lc := logv1.NewLogClient(conn)
+	if resp, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("persisted")}}); err != nil || resp.Offset != 0 {
+		t.Fatalf("produce: %v, %v", resp, err)
+	}
+	for _, c := range []logv1.Consistency{logv1.Consistency_CONSISTENCY_LINEARIZABLE, logv1.Consistency_CONSISTENCY_FOLLOWER} {
+		got, err := lc.Consume(ctx, &logv1.ConsumeRequest{Offset: 0, Consistency: c})
+		if err != nil || string(got.Record.Value) != "persisted" {
+			t.Fatalf("consume %v: %v, %v", c, got, err)
+		}
+	}
+	servers, err := lc.GetServers(ctx, &logv1.GetServersRequest{})
+	if err != nil || len(servers.Servers) != 1 || !servers.Servers[0].IsLeader || servers.Servers[0].RpcAddr != c.addr {
+		t.Fatalf("GetServers: %v, %v", servers, err)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "gossip.key")); err != nil {
+		t.Errorf("--dev did not store a gossip key: %v", err)
+	}
+	for _, sub := range []string{"raft", "data"} {
+		if _, err := os.Stat(filepath.Join(dataDir, sub)); err != nil {
+			t.Errorf("no %s directory: %v", sub, err)
+		}
 	}
 	resp, err := http.Get(c.metricsURL)
 	if err != nil {
@@ -236,12 +366,15 @@ func TestServeDevSmoke(t *testing.T) {
 		t.Errorf("no clean-stop line:\n%s", stdout)
 	}
 
-	// A restart reuses the certificates and finds the record on disk.
+	// A restart reuses the certificates and the gossip key and finds the
+	// record on disk.
 	caBefore, _ := os.ReadFile(files.CACert)
+	keyBefore, _ := os.ReadFile(filepath.Join(dataDir, "gossip.key"))
 	c2 := startBinary(t, dataDir)
 	caAfter, _ := os.ReadFile(files.CACert)
-	if !bytes.Equal(caBefore, caAfter) {
-		t.Error("restart regenerated the dev CA")
+	keyAfter, _ := os.ReadFile(filepath.Join(dataDir, "gossip.key"))
+	if !bytes.Equal(caBefore, caAfter) || !bytes.Equal(keyBefore, keyAfter) {
+		t.Error("restart regenerated the dev CA or gossip key")
 	}
 	conn2, err := grpc.NewClient(c2.addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
 	if err != nil {

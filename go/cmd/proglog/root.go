@@ -43,6 +43,7 @@ func newServeCmd(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "serve",
 		Short:   "Run the server until SIGINT or SIGTERM",
+		Long:    serveLong,
 		Args:    cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return applyEnv(cmd.Flags()) },
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -8,65 +8,197 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
+	"go.yaml.in/yaml/v3"
 
+	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/discovery"
+	"github.com/proglog/proglog/go/replication"
 	"github.com/proglog/proglog/go/server"
 	"github.com/proglog/proglog/go/telemetry"
 )
 
+// serveLong is the help text of serve (and of the bare root command).
+const serveLong = `serve runs one node of a proglog cluster until SIGINT or SIGTERM: the gRPC API and Raft on one
+port (--addr), Serf gossip for membership (--serf-addr), Prometheus metrics (--metrics-addr).
+
+A new cluster starts with one node that bootstraps it (--bootstrap); every other node joins
+through the gossip address of any member (--join). The leader adds joining nodes to Raft and
+removes those that leave (SIGINT/SIGTERM leave the cluster gracefully). Every node needs the
+same gossip key (--gossip-key or --gossip-key-file, base64 of 16, 24 or 32 bytes) and a
+certificate from the same CA (--tls-cert, --tls-key, --tls-ca), valid for the host of its
+--advertise-addr: nodes authenticate each other with it.
+
+--dev is a single-node development server in one command: certificates in <data-dir>/certs and
+a gossip key in <data-dir>/gossip.key are created if missing, and the node bootstraps unless
+--join is given (or --bootstrap=false).
+
+Settings come from, in order of precedence: command-line flags, PROGLOG_<FLAG> environment
+variables (upper case, dashes as underscores: PROGLOG_DATA_DIR), the YAML file of --config
+(keys are flag names, e.g. "data-dir: /var/lib/proglog", "join: [a:8402, b:8402]"), defaults.`
+
+// Defaults of serve's own settings.
+const (
+	defaultAddr     = "127.0.0.1:8400"
+	defaultSerfPort = "8402"
+)
+
 // serveOptions are the flags of serve (and of the bare root command).
 type serveOptions struct {
-	dataDir, addr, metricsAddr string
-	id, advertiseAddr          string
-	dev                        bool
-	tlsCert, tlsKey, tlsCA     string
-	aclModel, aclPolicy        string
-	logName                    string
-	maxRecordBytes             int
-	traceExporter              string
-	traceEndpoint, traceFile   string
-	logLevel                   string
-	shutdownTimeout            time.Duration
+	fs         *pflag.FlagSet // the flags, to see which were set
+	configFile string
+
+	dataDir, addr, metricsAddr  string
+	nodeName, id, advertiseAddr string
+	serfAddr, serfAdvertiseAddr string
+	join                        []string
+	bootstrap, voter            bool
+	gossipKey, gossipKeyFile    string
+	readConsistency             string
+	dev                         bool
+	tlsCert, tlsKey, tlsCA      string
+	aclModel, aclPolicy         string
+	logName                     string
+	maxRecordBytes              int
+	raftHeartbeat, raftElection time.Duration
+	raftLeaderLease, raftCommit time.Duration
+	raftSnapshotInterval        time.Duration
+	raftSnapshotThreshold       uint64
+	raftTrailingLogs            uint64
+	traceExporter               string
+	traceEndpoint, traceFile    string
+	logLevel                    string
+	shutdownTimeout             time.Duration
 }
 
 func defaultServeOptions() *serveOptions {
 	return &serveOptions{
-		dataDir:         "./proglog-data",
-		addr:            "127.0.0.1:8400",
-		metricsAddr:     "127.0.0.1:8401",
-		logName:         server.DefaultLogName,
-		maxRecordBytes:  server.DefaultMaxRecordBytes,
-		traceExporter:   telemetry.ExporterNone,
-		logLevel:        "info",
-		shutdownTimeout: server.DefaultShutdownTimeout,
+		dataDir:               "./proglog-data",
+		addr:                  defaultAddr,
+		metricsAddr:           "127.0.0.1:8401",
+		nodeName:              agent.DefaultConfig().NodeName,
+		voter:                 true,
+		readConsistency:       server.ConsistencyLinearizable.String(),
+		logName:               server.DefaultLogName,
+		maxRecordBytes:        server.DefaultMaxRecordBytes,
+		raftHeartbeat:         replication.DefaultHeartbeatTimeout,
+		raftElection:          replication.DefaultElectionTimeout,
+		raftLeaderLease:       replication.DefaultLeaderLeaseTimeout,
+		raftCommit:            replication.DefaultCommitTimeout,
+		raftSnapshotInterval:  replication.DefaultSnapshotInterval,
+		raftSnapshotThreshold: replication.DefaultSnapshotThreshold,
+		raftTrailingLogs:      replication.DefaultTrailingLogs,
+		traceExporter:         telemetry.ExporterNone,
+		logLevel:              "info",
+		shutdownTimeout:       server.DefaultShutdownTimeout,
 	}
 }
 
 func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.dataDir, "data-dir", o.dataDir, "directory for the log (<data-dir>/log) and, with --dev, certificates (<data-dir>/certs)")
-	fs.StringVar(&o.addr, "addr", o.addr, "gRPC listen address (port 0 picks one)")
-	fs.StringVar(&o.metricsAddr, "metrics-addr", o.metricsAddr, "HTTP listen address for Prometheus /metrics")
-	fs.StringVar(&o.id, "id", "", "node ID reported by GetServers (default: host name)")
-	fs.StringVar(&o.advertiseAddr, "advertise-addr", "", "rpc_addr reported by GetServers (default: the listen address)")
-	fs.BoolVar(&o.dev, "dev", false, "create development certificates in <data-dir>/certs if missing and use them")
-	fs.StringVar(&o.tlsCert, "tls-cert", "", "server certificate (PEM)")
-	fs.StringVar(&o.tlsKey, "tls-key", "", "server private key (PEM)")
-	fs.StringVar(&o.tlsCA, "tls-ca", "", "CA certificates that verify client certificates (PEM)")
+	o.fs = fs
+	fs.StringVar(&o.configFile, "config", "", "YAML file of settings, keys = flag names (flags and PROGLOG_* variables override it)")
+	fs.StringVar(&o.dataDir, "data-dir", o.dataDir, "directory of the node's state: raft/ and data/ (and, with --dev, certs/ and gossip.key)")
+	fs.StringVar(&o.addr, "addr", o.addr, "listen address of the gRPC API and Raft, one port (port 0 picks one)")
+	fs.StringVar(&o.advertiseAddr, "advertise-addr", "", "address clients and peers reach --addr at: the Raft address, rpc_addr in GetServers, leader_addr in NOT_LEADER errors (default: the listen address; required if --addr is a wildcard)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", o.metricsAddr, "HTTP listen address for Prometheus /metrics (empty: none)")
+	fs.StringVar(&o.nodeName, "node-name", o.nodeName, "unique, stable name of the node: its Raft ID, gossip name and id in GetServers")
+	fs.StringVar(&o.id, "id", "", "old name of --node-name")
+	_ = fs.MarkDeprecated("id", "use --node-name")
+	fs.StringVar(&o.serfAddr, "serf-addr", "", "gossip (Serf) listen address, TCP and UDP (default: the host of --addr, port "+defaultSerfPort+", or port 0 if --addr's port is 0)")
+	fs.StringVar(&o.serfAdvertiseAddr, "serf-advertise-addr", "", "gossip address other nodes reach this one at (default: the listen address)")
+	fs.StringSliceVar(&o.join, "join", nil, "gossip addresses of cluster members to join through, comma-separated (this node's own is skipped); retried in the background until one answers")
+	fs.BoolVar(&o.bootstrap, "bootstrap", false, "start a new cluster of this node if it has no Raft state; on one node of a new cluster only (default: true with --dev and no --join, false otherwise)")
+	fs.BoolVar(&o.voter, "voter", o.voter, "take part in Raft elections and quorums (false: a non-voter that replicates and serves reads)")
+	fs.StringVar(&o.gossipKey, "gossip-key", "", "gossip encryption key, base64 of 16, 24 or 32 bytes, the same on every node")
+	fs.StringVar(&o.gossipKeyFile, "gossip-key-file", "", "file holding the gossip key (base64)")
+	fs.StringVar(&o.readConsistency, "read-consistency", o.readConsistency, "consistency of a Consume that does not ask for one: linearizable (leader only, sees every acknowledged record) or follower (any node, may lag)")
+	fs.BoolVar(&o.dev, "dev", false, "development mode: create certificates in <data-dir>/certs and a gossip key in <data-dir>/gossip.key if missing and use them; bootstrap unless --join")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "node certificate (PEM), for gRPC and Raft: valid for the server-auth usage and the host of --advertise-addr")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "node private key (PEM)")
+	fs.StringVar(&o.tlsCA, "tls-ca", "", "CA certificates that verify client and peer certificates (PEM)")
 	fs.StringVar(&o.aclModel, "acl-model", "", "casbin model file (default: built-in)")
 	fs.StringVar(&o.aclPolicy, "acl-policy", "", "casbin policy file (default: built-in, root may do everything)")
 	fs.StringVar(&o.logName, "log-name", o.logName, "name of the log, the ACL object")
-	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", o.maxRecordBytes, "largest accepted record, encoded (value, key, headers, timestamp)")
+	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", o.maxRecordBytes, "largest accepted record, encoded (value, key, headers, timestamp); the same on every node")
+	fs.DurationVar(&o.raftHeartbeat, "raft-heartbeat-timeout", o.raftHeartbeat, "how long a follower waits for the leader before starting an election")
+	fs.DurationVar(&o.raftElection, "raft-election-timeout", o.raftElection, "how long a candidate waits for votes")
+	fs.DurationVar(&o.raftLeaderLease, "raft-leader-lease-timeout", o.raftLeaderLease, "how long a leader stays leader without hearing from a quorum (at most --raft-heartbeat-timeout)")
+	fs.DurationVar(&o.raftCommit, "raft-commit-timeout", o.raftCommit, "longest delay before the leader tells followers the commit index without new entries")
+	fs.DurationVar(&o.raftSnapshotInterval, "raft-snapshot-interval", o.raftSnapshotInterval, "how often Raft checks whether to snapshot (and compact its log)")
+	fs.Uint64Var(&o.raftSnapshotThreshold, "raft-snapshot-threshold", o.raftSnapshotThreshold, "Raft entries since the last snapshot that trigger a new one")
+	fs.Uint64Var(&o.raftTrailingLogs, "raft-trailing-logs", o.raftTrailingLogs, "Raft entries kept after a snapshot, so lagging followers catch up without one")
 	fs.StringVar(&o.traceExporter, "trace-exporter", o.traceExporter, "where spans go: none, otlp or file")
 	fs.StringVar(&o.traceEndpoint, "trace-endpoint", "", "OTLP/gRPC collector for --trace-exporter=otlp (host:port, http:// or https:// URL)")
 	fs.StringVar(&o.traceFile, "trace-file", "", "JSON-lines span file for --trace-exporter=file")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", o.shutdownTimeout, "how long running calls may finish after SIGINT/SIGTERM")
+}
+
+// applyConfigFile sets every flag that neither the command line nor the
+// environment set from the YAML file of --config. Keys are flag names;
+// values are scalars or, for list flags, sequences of scalars.
+func (o *serveOptions) applyConfigFile() error {
+	if o.configFile == "" {
+		return nil
+	}
+	data, err := os.ReadFile(o.configFile)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("config file %s: %w", o.configFile, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil // empty file
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return fmt.Errorf("config file %s: want a mapping of flag names to values", o.configFile)
+	}
+	var errs []error
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		bad := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("%s:%d: %s: %s", o.configFile, k.Line, k.Value, fmt.Sprintf(format, args...)))
+		}
+		f := o.fs.Lookup(k.Value)
+		if f == nil || k.Value == "config" || k.Value == "help" || f.Deprecated != "" {
+			bad("unknown setting (keys are the flags of proglog serve)")
+			continue
+		}
+		var val string
+		switch v.Kind {
+		case yaml.ScalarNode:
+			val = v.Value
+		case yaml.SequenceNode:
+			var items []string
+			for _, it := range v.Content {
+				if it.Kind != yaml.ScalarNode {
+					bad("list items must be scalars")
+					continue
+				}
+				items = append(items, it.Value)
+			}
+			val = strings.Join(items, ",")
+		default:
+			bad("want a value or a list of values")
+			continue
+		}
+		if f.Changed {
+			continue // the command line or the environment wins
+		}
+		if err := o.fs.Set(f.Name, val); err != nil {
+			bad("%v", err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // validate checks flag combinations that the packages' own Validate methods
@@ -80,25 +212,133 @@ func (o *serveOptions) validate() error {
 	case !o.dev && (o.tlsCert == "" || o.tlsKey == "" || o.tlsCA == ""):
 		errs = append(errs, errors.New("TLS is required: give --tls-cert, --tls-key and --tls-ca, or --dev for generated development certificates"))
 	}
+	switch {
+	case o.gossipKey != "" && o.gossipKeyFile != "":
+		errs = append(errs, errors.New("--gossip-key and --gossip-key-file are exclusive"))
+	case !o.dev && o.gossipKey == "" && o.gossipKeyFile == "":
+		errs = append(errs, errors.New("a gossip key is required: give --gossip-key or --gossip-key-file (base64 of 16, 24 or 32 bytes, e.g. from `head -c 32 /dev/urandom | base64`), or --dev to generate one"))
+	}
+	if o.id != "" && o.fs.Changed("node-name") && o.id != o.nodeName {
+		errs = append(errs, fmt.Errorf("--id %q and --node-name %q disagree (--id is the old name of --node-name)", o.id, o.nodeName))
+	}
 	if o.dataDir == "" {
 		errs = append(errs, errors.New("--data-dir is empty"))
 	}
 	if o.maxRecordBytes <= 0 {
 		errs = append(errs, fmt.Errorf("--max-record-bytes is %d, must be positive", o.maxRecordBytes))
 	}
+	if _, err := server.ParseConsistency(o.readConsistency); err != nil {
+		errs = append(errs, fmt.Errorf("--read-consistency %q: want linearizable or follower", o.readConsistency))
+	}
 	return errors.Join(errs...)
 }
 
-// serve runs the server until ctx is done, then shuts it down.
-func serve(ctx context.Context, o *serveOptions, stdout io.Writer) (err error) {
-	if err := o.validate(); err != nil {
-		return err
+// agentConfig turns the options into the agent's configuration; in dev
+// mode it creates what is missing first (certificates, gossip key).
+func (o *serveOptions) agentConfig(stdout io.Writer, logger *zap.Logger) (agent.Config, error) {
+	cfg := agent.DefaultConfig()
+	cfg.DataDir = o.dataDir
+	cfg.NodeName = o.nodeName
+	if o.id != "" && !o.fs.Changed("node-name") {
+		cfg.NodeName = o.id
 	}
-	traceCfg := telemetry.TraceConfig{
+	cfg.BindAddr = o.addr
+	cfg.AdvertiseAddr = o.advertiseAddr
+	cfg.SerfBindAddr = o.serfBindAddr()
+	cfg.SerfAdvertiseAddr = o.serfAdvertiseAddr
+	cfg.StartJoinAddrs = o.join
+	if isLoopback(cfg.SerfBindAddr) {
+		// One host: memberlist's LAN timings would detect failures in
+		// seconds for no reason.
+		cfg.GossipProfile = discovery.ProfileLocal
+	}
+	cfg.Bootstrap = o.bootstrap
+	if !o.fs.Changed("bootstrap") {
+		cfg.Bootstrap = o.dev && len(o.join) == 0
+	}
+	cfg.Voter = o.voter
+	cfg.ACLModelFile, cfg.ACLPolicyFile = o.aclModel, o.aclPolicy
+	cfg.LogName = o.logName
+	cfg.MaxRecordBytes = o.maxRecordBytes
+	cfg.ReadConsistency, _ = server.ParseConsistency(o.readConsistency)
+	cfg.ShutdownTimeout = o.shutdownTimeout
+	cfg.Raft = agent.RaftConfig{
+		HeartbeatTimeout: o.raftHeartbeat, ElectionTimeout: o.raftElection,
+		LeaderLeaseTimeout: o.raftLeaderLease, CommitTimeout: o.raftCommit,
+		SnapshotInterval: o.raftSnapshotInterval, SnapshotThreshold: o.raftSnapshotThreshold,
+		TrailingLogs: o.raftTrailingLogs,
+	}
+	cfg.MetricsAddr = o.metricsAddr
+	cfg.Tracing = telemetry.TraceConfig{
 		Exporter: o.traceExporter, Endpoint: o.traceEndpoint, File: o.traceFile,
 		ServiceName: "proglog", ServiceVersion: version,
 	}
-	if err := traceCfg.Validate(); err != nil {
+	cfg.Logger = logger
+
+	cfg.TLS = auth.TLSConfig{CertFile: o.tlsCert, KeyFile: o.tlsKey, CAFile: o.tlsCA}
+	if o.dev {
+		files, err := certs.EnsureDev(filepath.Join(o.dataDir, "certs"), devHosts(o.addr, o.advertiseAddr))
+		if err != nil {
+			return cfg, fmt.Errorf("dev certificates: %w", err)
+		}
+		printDevFiles(stdout, files)
+		cfg.TLS = auth.TLSConfig{CertFile: files.ServerCert, KeyFile: files.ServerKey, CAFile: files.CACert}
+	}
+	switch {
+	case o.gossipKey != "":
+		cfg.GossipKey = o.gossipKey
+	case o.gossipKeyFile != "":
+		key, err := agent.ReadGossipKeyFile(o.gossipKeyFile)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.GossipKey = key
+	default: // --dev, checked by validate
+		key, created, err := agent.LoadOrCreateGossipKey(o.dataDir)
+		if err != nil {
+			return cfg, err
+		}
+		if created {
+			logger.Info("created a gossip key", zap.String("file", filepath.Join(o.dataDir, agent.GossipKeyFile)))
+		}
+		cfg.GossipKey = key
+	}
+	return cfg, nil
+}
+
+// serfBindAddr is --serf-addr, or its default derived from --addr.
+func (o *serveOptions) serfBindAddr() string {
+	if o.serfAddr != "" {
+		return o.serfAddr
+	}
+	host, port, err := net.SplitHostPort(o.addr)
+	if err != nil {
+		return net.JoinHostPort("127.0.0.1", defaultSerfPort) // --addr is reported by the agent
+	}
+	if port == "0" {
+		return net.JoinHostPort(host, "0")
+	}
+	return net.JoinHostPort(host, defaultSerfPort)
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serve runs a node until ctx is done, then shuts it down.
+func serve(ctx context.Context, o *serveOptions, stdout io.Writer) (err error) {
+	if err := o.applyConfigFile(); err != nil {
+		return err
+	}
+	if err := o.validate(); err != nil {
 		return err
 	}
 	logger, err := telemetry.NewLogger(o.logLevel)
@@ -107,137 +347,72 @@ func serve(ctx context.Context, o *serveOptions, stdout io.Writer) (err error) {
 	}
 	defer logger.Sync() //nolint:errcheck // stderr sync fails on terminals
 
-	tlsFiles := auth.TLSConfig{CertFile: o.tlsCert, KeyFile: o.tlsKey, CAFile: o.tlsCA}
-	if o.dev {
-		files, err := certs.EnsureDev(filepath.Join(o.dataDir, "certs"), devHosts(o.addr))
-		if err != nil {
-			return fmt.Errorf("dev certificates: %w", err)
-		}
-		printDevFiles(stdout, files)
-		tlsFiles = auth.TLSConfig{CertFile: files.ServerCert, KeyFile: files.ServerKey, CAFile: files.CACert}
+	if fi, err := os.Stat(filepath.Join(o.dataDir, "log")); err == nil && fi.IsDir() {
+		logger.Warn("found a single-node log from before replication; it is not served (the replicated log is in data/ and raft/)",
+			zap.String("dir", filepath.Join(o.dataDir, "log")))
 	}
-	tlsCfg, err := tlsFiles.Server()
+	cfg, err := o.agentConfig(stdout, logger)
 	if err != nil {
 		return err
 	}
-	authz, err := auth.NewAuthorizer(o.aclModel, o.aclPolicy)
+	a, err := agent.New(cfg)
 	if err != nil {
 		return err
-	}
-
-	scfg := server.DefaultConfig()
-	if o.id != "" {
-		scfg.ID = o.id
-	}
-	scfg.AdvertiseAddr = o.advertiseAddr
-	scfg.LogName = o.logName
-	scfg.TLS = tlsCfg
-	scfg.Authorizer = authz
-	scfg.MaxRecordBytes = o.maxRecordBytes
-	// Room for a maximal record plus framing, and at least the default.
-	scfg.MaxRecvMsgBytes = max(server.DefaultMaxRecvMsgBytes, o.maxRecordBytes+1<<16)
-	scfg.MaxSendMsgBytes = scfg.MaxRecvMsgBytes
-	scfg.ShutdownTimeout = o.shutdownTimeout
-	scfg.Logger = logger
-
-	lcfg := log.DefaultConfig()
-	// The server checks the same bound on the same encoded bytes first, so
-	// the engine's own check never fires for a valid request.
-	lcfg.MaxRecordBytes = uint64(o.maxRecordBytes)
-	lcfg.Segment.MaxStoreBytes = max(lcfg.Segment.MaxStoreBytes, 2*lcfg.MaxRecordBytes)
-	logDir := filepath.Join(o.dataDir, "log")
-	storage, err := log.Open(logDir, lcfg)
-	if err != nil {
-		return fmt.Errorf("open log %s: %w", logDir, err)
 	}
 	defer func() {
-		if cerr := storage.Close(); cerr != nil && !errors.Is(cerr, log.ErrClosed) {
-			err = errors.Join(err, fmt.Errorf("close log: %w", cerr))
+		logger.Info("shutting down", zap.Duration("timeout", o.shutdownTimeout))
+		sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+		defer cancel()
+		if serr := a.Shutdown(sctx); serr != nil {
+			err = errors.Join(err, serr)
+		}
+		if err == nil {
+			fmt.Fprintln(stdout, "proglog stopped")
 		}
 	}()
+	logger.Info("started; waiting for a leader", zap.String("node", cfg.NodeName), zap.String("addr", a.Addr()),
+		zap.String("serf_addr", a.SerfAddr()), zap.String("data_dir", o.dataDir), zap.String("version", version))
 
-	tracing, err := telemetry.NewTracing(ctx, traceCfg)
-	if err != nil {
+	// "serving" once the node knows a leader: health is SERVING from then on.
+	switch err := a.WaitReady(ctx); {
+	case err == nil:
+		metrics := "off"
+		if m := a.MetricsAddr(); m != "" {
+			metrics = "http://" + m + "/metrics"
+		}
+		leader, _ := a.Leader()
+		fmt.Fprintf(stdout, "proglog %s serving on %s (metrics: %s)\n", version, a.Addr(), metrics)
+		fmt.Fprintf(stdout, "node %s, gossip on %s, leader %s\n", cfg.NodeName, a.SerfAddr(), leader)
+		logger.Info("serving", zap.String("leader", leader), zap.Uint64("next_offset", a.Replica().NextOffset()))
+	case ctx.Err() != nil:
+		return nil // stopped before it was ready
+	default:
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err = errors.Join(err, tracing.Shutdown(sctx))
-	}()
-	if o.traceExporter != telemetry.ExporterNone {
-		scfg.TracerProvider = tracing.Provider
-	}
-
-	reg := telemetry.NewRegistry()
-	metrics, err := telemetry.NewMetrics(reg)
-	if err != nil {
-		return err
-	}
-	if err := metrics.RegisterLogStats(func() telemetry.LogStats {
-		size, segs := storage.Size()
-		return telemetry.LogStats{SizeBytes: size, Segments: segs, LowestOffset: storage.LowestOffset(), NextOffset: storage.NextOffset()}
-	}); err != nil {
-		return err
-	}
-	scfg.Metrics = metrics
-
-	srv, err := server.New(scfg, server.NewStorageLog(storage))
-	if err != nil {
-		return err
-	}
-	lis, err := net.Listen("tcp", o.addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", o.addr, err)
-	}
-	ms, err := telemetry.ListenMetrics(o.metricsAddr, reg)
-	if err != nil {
-		lis.Close()
-		return err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err = errors.Join(err, ms.Shutdown(sctx))
-	}()
-
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	logger.Info("serving", zap.String("addr", lis.Addr().String()), zap.String("metrics", ms.Addr()),
-		zap.String("data_dir", o.dataDir), zap.String("version", version), zap.Uint64("next_offset", storage.NextOffset()))
-	fmt.Fprintf(stdout, "proglog %s serving on %s (metrics: http://%s/metrics)\n", version, lis.Addr(), ms.Addr())
-
 	select {
-	case err := <-served:
-		// Serve only returns early on a listener failure.
-		return err
+	case <-a.Failed():
+		return a.Err()
 	case <-ctx.Done():
+		return nil
 	}
-	logger.Info("shutting down", zap.Duration("timeout", o.shutdownTimeout))
-	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		logger.Warn("forced shutdown", zap.Error(err))
-	}
-	if err := <-served; err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, "proglog stopped")
-	return nil
 }
 
-// devHosts returns the extra names the dev server certificate needs for
-// addr: its host if specific, the machine's name if it listens everywhere.
-func devHosts(addr string) []string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		if name, err := os.Hostname(); err == nil {
-			return []string{name}
+// devHosts returns the extra names the dev server certificate needs: the
+// hosts of addr (the machine's name if it listens everywhere) and of the
+// advertised address.
+func devHosts(addr, advertise string) []string {
+	var hosts []string
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			if name, err := os.Hostname(); err == nil {
+				hosts = append(hosts, name)
+			}
+		} else {
+			hosts = append(hosts, host)
 		}
-		return nil
 	}
-	return []string{host}
+	if host, _, err := net.SplitHostPort(advertise); err == nil && host != "" {
+		hosts = append(hosts, host)
+	}
+	return hosts
 }
