@@ -7,11 +7,13 @@ with `go build ./go/cmd/proglog` from the repository root.
 from __future__ import annotations
 
 import os
+import queue
 import re
 import shutil
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,9 @@ import pytest
 
 from proglog import Client
 
-_SERVING = re.compile(r"serving on (\S+) \(metrics")
+_SERVING = re.compile(r"serving on (\S+) \(metrics: (\S+)\)")
+_CALLS = re.compile(r'proglog_rpc_requests_total\{code="OK",method="/log\.v1\.Log/(\w+)"\} (\S+)')
+_GOSSIP = re.compile(r"gossip on (\S+),")
 
 
 @pytest.fixture(scope="session")
@@ -43,10 +47,22 @@ class ServerProcess:
     addr: str
     data_dir: Path
     process: subprocess.Popen[str]
+    metrics_url: str = ""
+    certs_dir: Path | None = None
+    gossip_addr: str = ""
 
     @property
     def certs(self) -> Path:
-        return self.data_dir / "certs"
+        return self.certs_dir or self.data_dir / "certs"
+
+    def calls(self) -> dict[str, int]:
+        """Successful calls served, per log.v1.Log method, from the node's metrics."""
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
+            text = resp.read().decode()
+        out: dict[str, int] = {}
+        for m in _CALLS.finditer(text):
+            out[m.group(1)] = out.get(m.group(1), 0) + int(float(m.group(2)))
+        return out
 
     def tls(self, name: str = "root") -> dict[str, str]:
         """Client TLS arguments with the dev certificate of `name` (root or nobody)."""
@@ -74,35 +90,43 @@ def _health_check(server: ServerProcess) -> bool:
             return False
 
 
-def start_server(binary: str, data_dir: Path, *extra: str) -> ServerProcess:
-    """Starts a dev server on a free loopback port and waits until its health check passes."""
-    process = subprocess.Popen(
-        [binary, "serve", "--dev", "--data-dir", str(data_dir), "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--log-level", "warn", *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    addr = ""
+def start_server(binary: str, data_dir: Path, *extra: str, dev: bool = True, certs: Path | None = None) -> ServerProcess:
+    """Starts `proglog serve` (with --dev unless dev=False; then `extra` must give TLS and gossip
+    settings and `certs` the directory with the client certificates) on free loopback ports, and
+    waits until its health check passes."""
+    args = [binary, "serve", "--data-dir", str(data_dir), "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--log-level", "warn"]
+    process = subprocess.Popen([*args, *(["--dev"] if dev else []), *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def drain() -> None:  # also keeps the server from blocking on a full pipe
+        for line in process.stdout or ():
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=drain, daemon=True).start()
+    seen: list[str] = []
+    server: ServerProcess | None = None
     deadline = time.monotonic() + 30
-    for line in process.stdout:
-        lines.append(line)
-        if m := _SERVING.search(line):
-            addr = m.group(1)
+    while server is None or server.gossip_addr == "":
+        wait = deadline - time.monotonic() if server is None else 2.0
+        try:
+            line = lines.get(timeout=max(wait, 0.01))
+        except queue.Empty:
             break
-        if time.monotonic() > deadline:
+        if line is None:
             break
-    if not addr:
+        seen.append(line)
+        if server is None and (m := _SERVING.search(line)):
+            server = ServerProcess(addr=m.group(1), data_dir=data_dir, process=process, metrics_url=m.group(2), certs_dir=certs)
+        elif server is not None and (g := _GOSSIP.search(line)):
+            server.gossip_addr = g.group(1)
+    if server is None:
         process.kill()
-        raise RuntimeError("proglog did not start:\n" + "".join(lines))
-    # Keep draining the output so the server never blocks on a full pipe.
-    threading.Thread(target=lambda: [None for _ in process.stdout or ()], daemon=True).start()
-    server = ServerProcess(addr=addr, data_dir=data_dir, process=process)
+        raise RuntimeError("proglog did not start:\n" + "".join(seen))
     while not _health_check(server):
         if time.monotonic() > deadline or process.poll() is not None:
             server.stop()
-            raise RuntimeError("proglog never became healthy:\n" + "".join(lines))
+            raise RuntimeError("proglog never became healthy:\n" + "".join(seen))
         time.sleep(0.05)
     return server
 
