@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -304,13 +305,16 @@ func TestApplyAgainstAPIServer(t *testing.T) {
 	first := objects(t, kubectl, kubeconfig)
 	var kinds []string
 	for k := range first {
-		if strings.HasPrefix(k, "ConfigMap/proglog-config-") {
-			k = "ConfigMap/proglog-config" // the generator appends a content hash
+		// Generated ConfigMaps' names end in a hash of their content.
+		for _, cm := range []string{"ConfigMap/proglog-config-", "ConfigMap/proglog-node-"} {
+			if strings.HasPrefix(k, cm) {
+				k = strings.TrimSuffix(cm, "-")
+			}
 		}
 		kinds = append(kinds, k)
 	}
 	slices.Sort(kinds)
-	want := []string{"ConfigMap/proglog-config", "Namespace/proglog-test", "PodDisruptionBudget/proglog", "Service/proglog", "Service/proglog-headless", "StatefulSet/proglog"}
+	want := []string{"ConfigMap/proglog-config", "ConfigMap/proglog-node", "Namespace/proglog-test", "PodDisruptionBudget/proglog", "Service/proglog", "Service/proglog-headless", "StatefulSet/proglog"}
 	if !slices.Equal(kinds, want) {
 		t.Fatalf("objects after apply: %v, want %v", first, want)
 	}
@@ -321,6 +325,9 @@ func TestApplyAgainstAPIServer(t *testing.T) {
 	if got := jsonpath(t, kubectl, kubeconfig, "statefulset/proglog", "{.metadata.managedFields[*].manager}"); got != "proglog-apply" {
 		t.Errorf("StatefulSet field managers %q, want proglog-apply (server-side apply)", got)
 	}
+
+	// Every setting the manifests give proglog names a flag of the image's `proglog serve`.
+	checkSettings(t, runfile(t, "PROGLOG"), kubectl, kubeconfig)
 
 	// 2. //k8s:diff sees nothing to change, and a second apply changes nothing.
 	r = runCmd(t, diff, common...)
@@ -359,6 +366,95 @@ func TestApplyAgainstAPIServer(t *testing.T) {
 		t.Errorf("replicas after the rejected apply: %s, want 3", got)
 	}
 	t.Logf("total %s", time.Since(total).Round(100*time.Millisecond))
+}
+
+var (
+	helpFlag   = regexp.MustCompile(`--([a-z][a-z0-9-]*)`)
+	argFlag    = regexp.MustCompile(`^--([a-z][a-z0-9-]*)(=|$)`)
+	configKey  = regexp.MustCompile(`(?m)^([a-z][a-z0-9-]*):`)
+	envSetting = "PROGLOG_"
+)
+
+// checkSettings compares the PROGLOG_* variables, arguments and --config
+// keys of the applied StatefulSet and ConfigMaps with the flags `serve
+// --help` of the binary in the image lists: a renamed flag fails here
+// instead of being silently ignored in the cluster.
+func checkSettings(t *testing.T, proglog, kubectl, kubeconfig string) {
+	t.Helper()
+	r := runCmd(t, proglog, "serve", "--help")
+	if r.code != 0 {
+		t.Fatalf("proglog serve --help: exit %d\n%s", r.code, r.stderr)
+	}
+	flags := map[string]bool{}
+	for _, m := range helpFlag.FindAllStringSubmatch(r.stdout, -1) {
+		flags[m[1]] = true
+	}
+	var used []string
+	var sts struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					Containers []struct {
+						Args []string
+						Env  []struct{ Name string }
+					}
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(jsonpath(t, kubectl, kubeconfig, "statefulset/proglog", "{}")), &sts); err != nil {
+		t.Fatal(err)
+	}
+	c := sts.Spec.Template.Spec.Containers[0]
+	for _, a := range c.Args[1:] { // after "serve"
+		if m := argFlag.FindStringSubmatch(a); m != nil {
+			used = append(used, "argument "+a+"|"+m[1])
+		} else {
+			t.Errorf("argument %q is not a --flag", a)
+		}
+	}
+	for _, e := range c.Env {
+		if strings.HasPrefix(e.Name, envSetting) {
+			used = append(used, "variable "+e.Name+"|"+envToFlag(e.Name))
+		}
+	}
+	var cms struct {
+		Items []struct {
+			Metadata struct{ Name string }
+			Data     map[string]string
+		}
+	}
+	r = runCmd(t, kubectl, "--kubeconfig", kubeconfig, "--namespace", namespace, "get", "configmaps",
+		"-l", "app.kubernetes.io/part-of=proglog", "-o", "json")
+	if err := json.Unmarshal([]byte(r.stdout), &cms); err != nil {
+		t.Fatal(err)
+	}
+	for _, cm := range cms.Items {
+		for k, v := range cm.Data {
+			switch {
+			case strings.HasPrefix(k, envSetting):
+				used = append(used, "ConfigMap "+cm.Metadata.Name+" "+k+"|"+envToFlag(k))
+			case strings.HasSuffix(k, ".yaml"):
+				for _, m := range configKey.FindAllStringSubmatch(v, -1) {
+					used = append(used, "ConfigMap "+cm.Metadata.Name+" "+k+" key "+m[1]+"|"+m[1])
+				}
+			}
+		}
+	}
+	if len(used) < 15 {
+		t.Errorf("only %d settings found: %v", len(used), used)
+	}
+	for _, u := range used {
+		what, flag, _ := strings.Cut(u, "|")
+		if !flags[flag] {
+			t.Errorf("%s: proglog serve has no --%s", what, flag)
+		}
+	}
+	t.Logf("%d settings in the manifests checked against proglog serve --help", len(used))
+}
+
+func envToFlag(name string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, envSetting)), "_", "-")
 }
 
 func mapsEqual(a, b map[string]string) bool {
