@@ -79,7 +79,6 @@ type config struct {
 	discoveryInterval time.Duration
 	logger            *slog.Logger
 	dialOptions       []grpc.DialOption
-	onPick            func(method, addr string) // tests
 	err               error
 }
 
