@@ -112,9 +112,17 @@ type Config struct {
 	// is taken. Default: go/log's defaults with SyncInterval (1s) and
 	// MaxRecordBytes DefaultDataMaxRecordBytes.
 	DataLog log.Config
-	// RaftLog configures the Raft log (InitialOffset and Sync are forced to
-	// 1 and SyncAlways). Its MaxRecordBytes bounds an encoded entry, hence a
-	// batch. Default: go/log's defaults with MaxRecordBytes
+	// RaftLog configures the Raft log (InitialOffset is forced to 1). Its
+	// MaxRecordBytes bounds an encoded entry, hence a batch. Its Sync is
+	// SyncAlways by default: every entry is fsynced before the node
+	// acknowledges it, so an append the leader acknowledged survives the
+	// loss of any minority of machines. SyncInterval or SyncNever relax
+	// that for throughput: a process crash still loses nothing, but a
+	// machine crash or power loss may lose the last acknowledged entries of
+	// that node (of every node, if all go down together), and a node that
+	// lost entries it had voted for can break Raft's guarantees. Set the
+	// data log's Sync to match (DataLog), or it keeps fsyncing on its own
+	// interval. Default: go/log's defaults (SyncAlways) with MaxRecordBytes
 	// DefaultRaftMaxRecordBytes.
 	RaftLog log.Config
 
@@ -191,7 +199,7 @@ func (c Config) Validate() error {
 		return bad("DataLog: %v", err)
 	}
 	rl := c.RaftLog
-	rl.InitialOffset, rl.Sync = 1, log.SyncAlways
+	rl.InitialOffset = 1
 	if err := rl.Validate(); err != nil {
 		return bad("RaftLog: %v", err)
 	}

@@ -35,8 +35,8 @@
 // snapshot and may compact the entries it covers, and a snapshot installed
 // from the leader is restored durably (go/log's Restore fsyncs) before Raft
 // records it as applied. Between snapshots the data log may be fsynced
-// lazily (Config.DataLog.Sync) since the Raft log, always fsynced, holds
-// those entries. If the data log is nevertheless missing, corrupt (set
+// lazily (Config.DataLog.Sync) since the Raft log, fsynced before every
+// acknowledgement by default (Config.RaftLog.Sync), holds those entries. If the data log is nevertheless missing, corrupt (set
 // aside as data.corrupt.<time>) or behind the latest snapshot (a crash
 // while installing one), New rebuilds it: Raft restores the snapshot and
 // replays the log.

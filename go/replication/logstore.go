@@ -40,8 +40,8 @@ import (
 //   - anything else (a range strictly inside the log) fails with
 //     ErrDeleteRange; ranges outside the stored entries are no-ops.
 //
-// StoreLogs appends its entries with one AppendBatch (one write, one fsync:
-// the Raft log always syncs) and requires them to follow LastIndex
+// StoreLogs appends its entries with one AppendBatch (one write, and one
+// fsync under SyncAlways) and requires them to follow LastIndex
 // (ErrNonContiguous otherwise). FirstIndex and LastIndex are 0 when the log
 // is empty; GetLog returns raft.ErrLogNotFound outside them.
 type LogStore struct {
@@ -65,13 +65,16 @@ const (
 )
 
 // OpenLogStore opens (or creates) the Raft log store in dir. cfg configures
-// the underlying log; its InitialOffset and Sync are overridden (1 and
-// SyncAlways: Raft's log must be durable before it acknowledges entries).
+// the underlying log; its InitialOffset is overridden (1). Its Sync should be
+// SyncAlways (the zero value and go/log's default): Raft assumes an entry
+// is durable once stored, before it acknowledges it. SyncInterval and
+// SyncNever trade that for throughput: entries still survive a crash of
+// the process (they are written before StoreLogs returns), but a crash of
+// the machine may lose entries the node acknowledged (see Config.RaftLog).
 // Its MaxRecordBytes bounds an encoded entry, so it must exceed the largest
 // command (a batch) by maxEntryOverhead.
 func OpenLogStore(dir string, cfg log.Config) (*LogStore, error) {
 	cfg.InitialOffset = 1
-	cfg.Sync = log.SyncAlways
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("replication: raft log dir: %w", err)
 	}
@@ -189,7 +192,7 @@ func (s *LogStore) GetLog(index uint64, out *raft.Log) error {
 // StoreLog implements raft.LogStore.
 func (s *LogStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
 
-// StoreLogs implements raft.LogStore: one AppendBatch, so one fsync.
+// StoreLogs implements raft.LogStore: one AppendBatch, so at most one fsync.
 func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil

@@ -112,6 +112,41 @@ func TestLogStoreStore(t *testing.T) {
 	checkRange(t, s, 1, 20)
 }
 
+// The Raft log syncs always by default; a relaxed policy is kept, and the
+// entries are readable and survive a reopen (a process restart) all the same.
+func TestLogStoreSyncPolicy(t *testing.T) {
+	for _, p := range []log.SyncPolicy{log.SyncAlways, log.SyncInterval, log.SyncNever} {
+		t.Run(p.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := smallLog()
+			cfg.Sync = p
+			s, err := OpenLogStore(dir, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.l.Config().Sync; got != p {
+				t.Fatalf("raft log Sync = %v, want %v", got, p)
+			}
+			if err := s.StoreLogs(entries(1, 10)); err != nil {
+				t.Fatal(err)
+			}
+			checkRange(t, s, 1, 10)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s, err = OpenLogStore(dir, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			checkRange(t, s, 1, 10)
+		})
+	}
+	if s := openStore(t, t.TempDir()); s.l.Config().Sync != log.SyncAlways {
+		t.Fatalf("default raft log Sync = %v, want SyncAlways", s.l.Config().Sync)
+	}
+}
+
 func TestLogStoreDeleteSuffix(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	s.StoreLogs(entries(1, 20))
