@@ -13,6 +13,7 @@ import (
 
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/discovery"
+	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/mux"
 	"github.com/proglog/proglog/go/replication"
 	"github.com/proglog/proglog/go/server"
@@ -153,6 +154,12 @@ func New(cfg Config) (_ *Agent, err error) {
 	rc.DataLog.MaxRecordBytes = sz.dataRecord
 	rc.DataLog.Segment.MaxStoreBytes = max(rc.DataLog.Segment.MaxStoreBytes, 2*sz.dataRecord)
 	rc.RaftLog.MaxRecordBytes = sz.raftEntry
+	rc.RaftLog.Sync = cfg.Sync
+	if cfg.Sync != log.SyncAlways {
+		rc.DataLog.Sync = cfg.Sync
+		setIf(&rc.RaftLog.SyncInterval, cfg.SyncInterval)
+		setIf(&rc.DataLog.SyncInterval, cfg.SyncInterval)
+	}
 	rc.RaftLog.Segment.MaxStoreBytes = max(rc.RaftLog.Segment.MaxStoreBytes, 2*sz.raftEntry)
 	rc.OnLeadershipChange = a.leadershipChanged
 	rc.OnLeaderChange = func(id, addr string) {
@@ -239,7 +246,8 @@ func New(cfg Config) (_ *Agent, err error) {
 	a.goServe("mux", a.mux.Serve)
 
 	a.log.Info("agent started", zap.String("addr", replica.Addr()), zap.String("serf_addr", membership.Addr()),
-		zap.Bool("bootstrap", cfg.Bootstrap), zap.Bool("voter", cfg.Voter), zap.Strings("join", cfg.StartJoinAddrs))
+		zap.Bool("bootstrap", cfg.Bootstrap), zap.Bool("voter", cfg.Voter), zap.Strings("join", cfg.StartJoinAddrs),
+		zap.Stringer("sync", cfg.Sync))
 	return a, nil
 }
 

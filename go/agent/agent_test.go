@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/proglog/proglog/go/agent"
+	"github.com/proglog/proglog/go/log"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
@@ -74,6 +75,34 @@ func TestSingleNode(t *testing.T) {
 	got, err := n.log.Consume(ctx, &logv1.ConsumeRequest{Offset: 0})
 	if err != nil || string(got.Record.Value) != string(value(0)) {
 		t.Fatalf("after restart: %v, %v", got, err)
+	}
+}
+
+// TestRelaxedSync: a node with a relaxed fsync policy serves appends and
+// reads like the default one and keeps its records across a restart (a
+// clean stop closes, hence flushes, both logs).
+func TestRelaxedSync(t *testing.T) {
+	for _, p := range []log.SyncPolicy{log.SyncInterval, log.SyncNever} {
+		t.Run(p.String(), func(t *testing.T) {
+			e := newEnv(t)
+			ctx := ctxT(t, time.Minute)
+			cfg := e.config("relaxed")
+			cfg.Bootstrap = true
+			cfg.Sync = p
+			cfg.SyncInterval = 20 * time.Millisecond
+			n := e.start(cfg)
+			n.waitReady()
+			for i := range 5 {
+				if off := n.produce(ctx, i); off != uint64(i) {
+					t.Fatalf("produce %d: offset %d", i, off)
+				}
+			}
+			want := n.readAll(ctx, 5)
+			n.stop()
+			n = e.restart(n)
+			n.waitReady()
+			sameRecords(t, ctx, want, n)
+		})
 	}
 }
 

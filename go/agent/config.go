@@ -12,6 +12,7 @@ import (
 
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/discovery"
+	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/replication"
 	"github.com/proglog/proglog/go/server"
 	"github.com/proglog/proglog/go/telemetry"
@@ -109,6 +110,27 @@ type Config struct {
 	// Raft tunes Raft; zero fields keep replication's defaults.
 	Raft RaftConfig
 
+	// Sync chooses when the node fsyncs what it stores:
+	//
+	//   - log.SyncAlways (the default): the Raft log is fsynced before the
+	//     node acknowledges an entry (one fsync per batch of entries), so an
+	//     acknowledged append survives losing any minority of machines; the
+	//     data log, rebuilt from the Raft log if need be, is fsynced every
+	//     second and at every snapshot;
+	//   - log.SyncInterval: both logs are fsynced every SyncInterval by a
+	//     background goroutine;
+	//   - log.SyncNever: neither is fsynced on the append path (the kernel
+	//     writes the pages back; sealed segments and snapshots are still
+	//     fsynced).
+	//
+	// The relaxed policies lose nothing when the process crashes, but a
+	// crash or power loss of the machine may lose the last appends it
+	// acknowledged (see replication.Config.RaftLog). Use the same policy on
+	// every node.
+	Sync log.SyncPolicy
+	// SyncInterval is the fsync period under log.SyncInterval. Default 1s.
+	SyncInterval time.Duration
+
 	// MetricsAddr is the host:port of the Prometheus /metrics endpoint;
 	// empty serves no endpoint (the metrics are still collected).
 	MetricsAddr string
@@ -191,6 +213,14 @@ func (c Config) Validate() error {
 	if c.ReadConsistency != server.ConsistencyLinearizable && c.ReadConsistency != server.ConsistencyFollower {
 		bad("unknown ReadConsistency %v", c.ReadConsistency)
 	}
+	switch c.Sync {
+	case log.SyncAlways, log.SyncInterval, log.SyncNever:
+	default:
+		bad("unknown Sync policy %v", c.Sync)
+	}
+	if c.SyncInterval < 0 {
+		bad("SyncInterval is %v, must not be negative", c.SyncInterval)
+	}
 	if c.ShutdownTimeout <= 0 {
 		bad("ShutdownTimeout is %v, must be positive", c.ShutdownTimeout)
 	}
@@ -201,6 +231,20 @@ func (c Config) Validate() error {
 		bad("Logger is nil; use zap.NewNop() to discard")
 	}
 	return errors.Join(errs...)
+}
+
+// ParseSyncPolicy parses a Config.Sync policy by its flag name: "always",
+// "interval" or "never".
+func ParseSyncPolicy(s string) (log.SyncPolicy, error) {
+	switch s {
+	case "always":
+		return log.SyncAlways, nil
+	case "interval":
+		return log.SyncInterval, nil
+	case "never":
+		return log.SyncNever, nil
+	}
+	return 0, fmt.Errorf("%w: unknown sync policy %q: want always, interval or never", ErrInvalidConfig, s)
 }
 
 // hostPort checks that addr is host:port with a numeric port.

@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/server"
 )
 
@@ -51,6 +53,8 @@ func TestConfigValidate(t *testing.T) {
 		`MetricsAddr "127.0.0.1:x"`:    func(c *agent.Config) { c.MetricsAddr = "127.0.0.1:x" },
 		`AdvertiseAddr "[::1]:1:2"`:    func(c *agent.Config) { c.AdvertiseAddr = "[::1]:1:2" },
 		`SerfBindAddr "0.0.0.0:99999"`: func(c *agent.Config) { c.SerfBindAddr = "0.0.0.0:99999" },
+		"unknown Sync policy":          func(c *agent.Config) { c.Sync = 7 },
+		"SyncInterval is -1s":          func(c *agent.Config) { c.SyncInterval = -time.Second },
 	} {
 		c := good()
 		mod(&c)
@@ -64,6 +68,20 @@ func TestConfigValidate(t *testing.T) {
 	c.DataDir, c.NodeName = "", ""
 	if err := c.Validate(); !strings.Contains(err.Error(), "DataDir") || !strings.Contains(err.Error(), "NodeName") {
 		t.Errorf("not every problem reported: %v", err)
+	}
+}
+
+func TestParseSyncPolicy(t *testing.T) {
+	if d := agent.DefaultConfig(); d.Sync != log.SyncAlways {
+		t.Fatalf("default Sync %v, want SyncAlways", d.Sync)
+	}
+	for s, want := range map[string]log.SyncPolicy{"always": log.SyncAlways, "interval": log.SyncInterval, "never": log.SyncNever} {
+		if got, err := agent.ParseSyncPolicy(s); err != nil || got != want {
+			t.Errorf("ParseSyncPolicy(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+	if _, err := agent.ParseSyncPolicy("sometimes"); !errors.Is(err, agent.ErrInvalidConfig) {
+		t.Errorf("ParseSyncPolicy(sometimes): %v", err)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
+	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -78,6 +79,8 @@ func TestServeRejectsBadSettings(t *testing.T) {
 		{[]string{"serve", "--dev", "--data-dir", dir, "--gossip-key-file", filepath.Join(dir, "missing.key")}, nil, "read gossip key"},
 		{[]string{"serve", "--dev", "--data-dir", dir, "--read-consistency", "eventual"}, nil, "--read-consistency"},
 		{[]string{"serve", "--dev", "--data-dir", dir, "--id", "a", "--node-name", "b"}, nil, "disagree"},
+		{[]string{"serve", "--dev", "--data-dir", dir, "--sync", "sometimes"}, nil, "--sync \"sometimes\""},
+		{[]string{"serve", "--dev", "--data-dir", dir, "--sync", "interval", "--sync-interval", "0s"}, nil, "--sync-interval is 0s"},
 		{[]string{"serve", "--dev", "--data-dir", dir, "--join", "nohost"}, nil, "StartJoinAddrs"},
 		{[]string{"serve", "--dev", "--data-dir", dir, "--config", filepath.Join(dir, "missing.yaml")}, nil, "config file"},
 		{[]string{"serve", "--dev", "--data-dir", dir}, map[string]string{"PROGLOG_CONFIG": writeFile(t, dir, "bad.yaml", "dev: true\nport: 5\n")}, "bad.yaml:2: port: unknown setting"},
@@ -178,6 +181,34 @@ voter: false
 		}
 		if cfg.Bootstrap != tc.want {
 			t.Errorf("%v: bootstrap %v, want %v", tc.args, cfg.Bootstrap, tc.want)
+		}
+	}
+
+	// --sync and --sync-interval reach the agent; the default is durable.
+	for _, tc := range []struct {
+		args     []string
+		want     log.SyncPolicy
+		interval time.Duration
+	}{
+		{nil, log.SyncAlways, log.DefaultSyncInterval},
+		{[]string{"--sync", "interval", "--sync-interval", "2m"}, log.SyncInterval, 2 * time.Minute},
+		{[]string{"--sync", "never"}, log.SyncNever, log.DefaultSyncInterval},
+	} {
+		o := defaultServeOptions()
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		o.addFlags(fs)
+		if err := fs.Parse(append(tc.args, "--dev", "--data-dir", t.TempDir())); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.validate(); err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		cfg, err := o.agentConfig(io.Discard, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Sync != tc.want || cfg.SyncInterval != tc.interval {
+			t.Errorf("%v: Sync %v every %v, want %v every %v", tc.args, cfg.Sync, cfg.SyncInterval, tc.want, tc.interval)
 		}
 	}
 }

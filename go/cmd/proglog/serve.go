@@ -19,6 +19,7 @@ import (
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/discovery"
+	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/replication"
 	"github.com/proglog/proglog/go/server"
 	"github.com/proglog/proglog/go/telemetry"
@@ -71,6 +72,8 @@ type serveOptions struct {
 	raftSnapshotInterval        time.Duration
 	raftSnapshotThreshold       uint64
 	raftTrailingLogs            uint64
+	sync                        string
+	syncInterval                time.Duration
 	traceExporter               string
 	traceEndpoint, traceFile    string
 	logLevel                    string
@@ -94,6 +97,8 @@ func defaultServeOptions() *serveOptions {
 		raftSnapshotInterval:  replication.DefaultSnapshotInterval,
 		raftSnapshotThreshold: replication.DefaultSnapshotThreshold,
 		raftTrailingLogs:      replication.DefaultTrailingLogs,
+		sync:                  "always",
+		syncInterval:          log.DefaultSyncInterval,
 		traceExporter:         telemetry.ExporterNone,
 		logLevel:              "info",
 		shutdownTimeout:       server.DefaultShutdownTimeout,
@@ -133,6 +138,8 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.raftSnapshotInterval, "raft-snapshot-interval", o.raftSnapshotInterval, "how often Raft checks whether to snapshot (and compact its log)")
 	fs.Uint64Var(&o.raftSnapshotThreshold, "raft-snapshot-threshold", o.raftSnapshotThreshold, "Raft entries since the last snapshot that trigger a new one")
 	fs.Uint64Var(&o.raftTrailingLogs, "raft-trailing-logs", o.raftTrailingLogs, "Raft entries kept after a snapshot, so lagging followers catch up without one")
+	fs.StringVar(&o.sync, "sync", o.sync, "when stored records are fsynced: always (the Raft log before every acknowledgement; the durable default), interval (both logs every --sync-interval) or never (left to the kernel); interval and never survive a process crash but a machine crash may lose acknowledged records")
+	fs.DurationVar(&o.syncInterval, "sync-interval", o.syncInterval, "fsync period with --sync interval")
 	fs.StringVar(&o.traceExporter, "trace-exporter", o.traceExporter, "where spans go: none, otlp or file")
 	fs.StringVar(&o.traceEndpoint, "trace-endpoint", "", "OTLP/gRPC collector for --trace-exporter=otlp (host:port, http:// or https:// URL)")
 	fs.StringVar(&o.traceFile, "trace-file", "", "JSON-lines span file for --trace-exporter=file")
@@ -230,6 +237,12 @@ func (o *serveOptions) validate() error {
 	if _, err := server.ParseConsistency(o.readConsistency); err != nil {
 		errs = append(errs, fmt.Errorf("--read-consistency %q: want linearizable or follower", o.readConsistency))
 	}
+	if _, err := agent.ParseSyncPolicy(o.sync); err != nil {
+		errs = append(errs, fmt.Errorf("--sync %q: want always, interval or never", o.sync))
+	}
+	if o.syncInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--sync-interval is %v, must be positive", o.syncInterval))
+	}
 	return errors.Join(errs...)
 }
 
@@ -268,6 +281,8 @@ func (o *serveOptions) agentConfig(stdout io.Writer, logger *zap.Logger) (agent.
 		SnapshotInterval: o.raftSnapshotInterval, SnapshotThreshold: o.raftSnapshotThreshold,
 		TrailingLogs: o.raftTrailingLogs,
 	}
+	cfg.Sync, _ = agent.ParseSyncPolicy(o.sync)
+	cfg.SyncInterval = o.syncInterval
 	cfg.MetricsAddr = o.metricsAddr
 	cfg.Tracing = telemetry.TraceConfig{
 		Exporter: o.traceExporter, Endpoint: o.traceEndpoint, File: o.traceFile,
