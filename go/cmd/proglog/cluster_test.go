@@ -220,15 +220,27 @@ func TestClusterSurvivesLeaderKills(t *testing.T) {
 	}
 	leaders = append(leaders, cc.leader(ctx, nil).name)
 
-	// The last record: every node must hold exactly up to it.
-	last, _, err := cc.produce(ctx, nodes[0].addr, "final")
-	for errors.Is(err, errNotWritten) {
-		last, _, err = cc.produce(ctx, cc.leader(ctx, nil).addr, "final")
+	// The last record: every node must hold exactly up to it. Raft
+	// appends in order, so nothing a producer sent before can follow it.
+	var last uint64
+	addr := cc.leader(ctx, nil).addr
+	for attempt := 0; ; attempt++ {
+		val := fmt.Sprintf("final-%d", attempt)
+		off, next, err := cc.produce(ctx, addr, val)
+		if err == nil {
+			last = off
+			acked[last] = val
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("final record: %v", err)
+		}
+		if !errors.Is(err, errNotWritten) {
+			maybe[val] = true
+			time.Sleep(20 * time.Millisecond) // rate limit, as the producers do
+		}
+		addr = next
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	acked[last] = "final"
 
 	// Every node, read with follower consistency (which waits for it to
 	// converge): the same records, each acknowledged one at its offset,
@@ -237,7 +249,7 @@ func TestClusterSurvivesLeaderKills(t *testing.T) {
 	for _, n := range nodes {
 		recs := cc.readAll(ctx, n, last+1)
 		logs = append(logs, recs)
-		_, err := cc.client(n.addr).Consume(ctx, &logv1.ConsumeRequest{Offset: last + 1, Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER})
+		_, err := cc.client(n.addr).Consume(ctx, &logv1.ConsumeRequest{Offset: last + 1, Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER}, grpc.WaitForReady(true))
 		if status.Code(err) != codes.OutOfRange {
 			t.Errorf("%s has a record after the last one: %v", n.name, err)
 		}
@@ -410,7 +422,9 @@ func (cc *clusterClient) readAll(ctx context.Context, n *clusterNode, count uint
 	cc.t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	stream, err := cc.client(n.addr).ConsumeStream(ctx, &logv1.ConsumeRequest{Offset: 0})
+	// Wait for ready: the connection may still be backing off from the
+	// node's last restart.
+	stream, err := cc.client(n.addr).ConsumeStream(ctx, &logv1.ConsumeRequest{Offset: 0}, grpc.WaitForReady(true))
 	if err != nil {
 		cc.t.Fatal(err)
 	}
