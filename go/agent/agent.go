@@ -20,10 +20,12 @@ import (
 	"github.com/proglog/proglog/go/telemetry"
 )
 
-// Retry delays of a background join (see the package documentation).
+// Retry delays of a background join (see the package documentation), and
+// how often readiness is recomputed without an event.
 const (
-	joinRetryMin = time.Second
-	joinRetryMax = 30 * time.Second
+	joinRetryMin        = time.Second
+	joinRetryMax        = 30 * time.Second
+	healthCheckInterval = time.Second
 )
 
 // Agent is one running proglog node. Its methods are safe for concurrent
@@ -244,6 +246,10 @@ func New(cfg Config) (_ *Agent, err error) {
 
 	// 7. Route connections.
 	a.goServe("mux", a.mux.Serve)
+	// Leader changes update health as they happen; this catches what
+	// has no event, a state machine that stopped (replication.Log.Failed).
+	a.wg.Add(1)
+	go a.checkHealth(healthCheckInterval)
 
 	a.log.Info("agent started", zap.String("addr", replica.Addr()), zap.String("serf_addr", membership.Addr()),
 		zap.Bool("bootstrap", cfg.Bootstrap), zap.Bool("voter", cfg.Voter), zap.Strings("join", cfg.StartJoinAddrs),
@@ -316,6 +322,21 @@ func (a *Agent) goServe(what string, serve func() error) {
 	}()
 }
 
+// checkHealth recomputes readiness every interval until Shutdown.
+func (a *Agent) checkHealth(interval time.Duration) {
+	defer a.wg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stopping:
+			return
+		case <-t.C:
+			a.updateHealth()
+		}
+	}
+}
+
 // leadershipChanged reconciles membership when this node becomes leader.
 func (a *Agent) leadershipChanged(isLeader bool) {
 	a.log.Info("leadership changed", zap.Bool("leader", isLeader))
@@ -343,9 +364,11 @@ func (a *Agent) updateHealth() {
 		return
 	}
 	id, _ := a.replica.Leader()
-	ready := id != "" && !a.closing
+	failed := a.replica.Failed()
+	ready := id != "" && !a.closing && failed == nil
 	a.srv.SetServing(ready)
 	if ready != a.ready {
+		a.log.Info("readiness changed", zap.Bool("ready", ready), zap.String("leader", id), zap.Bool("closing", a.closing), zap.Error(failed))
 		a.ready = ready
 		close(a.changed)
 		a.changed = make(chan struct{})

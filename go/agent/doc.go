@@ -50,9 +50,10 @@
 // # Health
 //
 // The gRPC health service is SERVING while the node knows a leader (itself
-// or another) and its log is open, NOT_SERVING otherwise: during an
-// election, before a new node has been added, and from the start of
-// Shutdown. WaitReady waits for it.
+// or another) and its log is open and working, NOT_SERVING otherwise:
+// during an election, before a new node has been added, after its state
+// machine stopped on a write failure (replication.Log.Failed; checked every
+// second), and from the start of Shutdown. WaitReady waits for it.
 //
 // # Shutdown
 //

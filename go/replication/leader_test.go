@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -79,5 +80,24 @@ func TestOnLeaderChange(t *testing.T) {
 	}
 	if _, _, after := logs[old.id].last(); after != before {
 		t.Errorf("a closed node reported a leader change")
+	}
+}
+
+func TestFailedReportsAStoppedStateMachine(t *testing.T) {
+	n := newNode(t, "solo", true, nil)
+	waitLeader(t, n)
+	ctx := ctxT(t)
+	if _, err := n.Append(ctx, rec(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Failed(); err != nil {
+		t.Fatalf("Failed() = %v on a working node", err)
+	}
+	n.fsm.current().Close() // the data log's writes now fail
+	if _, err := n.Append(ctx, rec(1)); !errors.Is(err, ErrFailed) {
+		t.Fatalf("append on a broken data log: %v", err)
+	}
+	if err := n.Failed(); !errors.Is(err, ErrFailed) {
+		t.Fatalf("Failed() = %v, want ErrFailed", err)
 	}
 }

@@ -451,6 +451,17 @@ func (l *Log) LowestOffset() uint64 { return l.fsm.lowestOffset() }
 // NextOffset is the offset the next record applied on this node gets.
 func (l *Log) NextOffset() uint64 { return l.fsm.nextOffset() }
 
+// Failed returns the error that stopped this node's state machine, nil
+// while it works: after failing to write its data log it applies nothing
+// more and serves no reads (ErrFailed) until the node is restarted, which
+// replays the entries it missed.
+func (l *Log) Failed() error {
+	if p := l.fsm.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // DataSize is the size of this node's data log: bytes of its store files
 // and number of segments (for metrics).
 func (l *Log) DataSize() (bytes uint64, segments int) { return l.fsm.current().Size() }
