@@ -1,7 +1,8 @@
 // Command proglog runs a proglog commit-log server.
 //
-//	proglog serve --dev                  # dev certificates in ./proglog-data/certs
-//	proglog serve --tls-cert s.pem --tls-key s-key.pem --tls-ca ca.pem
+//	proglog serve --dev                  # single node; dev certificates and gossip key in ./proglog-data
+//	proglog serve --tls-cert s.pem --tls-key s-key.pem --tls-ca ca.pem --gossip-key-file g.key --bootstrap
+//	proglog serve ... --node-name n2 --join n1.internal:8402   # another node of the cluster
 //	proglog certs --dir ./certs --hosts log.internal,10.0.0.5
 //	proglog --version
 //	proglog produce --dev ./proglog-data hello world   # or one record per stdin line
@@ -10,9 +11,11 @@
 //
 // Running proglog with no subcommand is the same as "proglog serve". Every
 // serve flag may also come from the environment as PROGLOG_<FLAG> (upper
-// case, dashes as underscores, e.g. PROGLOG_DATA_DIR); a flag given on the
-// command line wins. SIGINT or SIGTERM shut the server down gracefully and
-// the process exits 0.
+// case, dashes as underscores, e.g. PROGLOG_DATA_DIR) or from the YAML file
+// of --config; a flag given on the command line wins over the environment,
+// which wins over the file. SIGINT or SIGTERM make the node leave its
+// cluster and shut down gracefully, and the process exits 0. README.md
+// documents every serve setting.
 package main
 
 import (
