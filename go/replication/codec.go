@@ -67,7 +67,11 @@ var (
 
 // encodeEntry encodes a raft entry.
 func encodeEntry(l *raft.Log) []byte {
-	b := make([]byte, 0, maxEntryOverhead+len(l.Data)+len(l.Extensions))
+	return appendEntry(make([]byte, 0, maxEntryOverhead+len(l.Data)+len(l.Extensions)), l)
+}
+
+// appendEntry appends the encoding of a raft entry to b.
+func appendEntry(b []byte, l *raft.Log) []byte {
 	b = append(b, entryVersion)
 	b = binary.AppendUvarint(b, l.Index)
 	b = binary.AppendUvarint(b, l.Term)
@@ -134,10 +138,15 @@ func (d *decoder) varint(what string) int64 {
 
 // bytes returns a length-prefixed field, aliasing the input (nil if empty).
 func (d *decoder) bytes(what string) []byte {
-	n := d.uvarint(what + " length")
 	if d.err != nil {
 		return nil
 	}
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 {
+		d.fail(what + " length") // built only on failure: this is the hot path
+		return nil
+	}
+	d.b = d.b[k:]
 	if n > uint64(len(d.b)) {
 		d.fail(what + " longer than the encoding")
 		return nil
@@ -196,7 +205,10 @@ func encodeAppend(records [][]byte) []byte {
 }
 
 // decodeCommand decodes a command; the records alias b.
-func decodeCommand(b []byte) ([][]byte, error) {
+func decodeCommand(b []byte) ([][]byte, error) { return decodeCommandInto(nil, b) }
+
+// decodeCommandInto is decodeCommand reusing recs' storage for the result.
+func decodeCommandInto(recs [][]byte, b []byte) ([][]byte, error) {
 	d := decoder{b: b}
 	t := d.byte("command type")
 	if d.err == nil && t != cmdAppend {
@@ -209,7 +221,11 @@ func decodeCommand(b []byte) ([][]byte, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	recs := make([][]byte, n)
+	if uint64(cap(recs)) >= n {
+		recs = recs[:n]
+	} else {
+		recs = make([][]byte, n)
+	}
 	for i := range recs {
 		recs[i] = d.bytes("record")
 		if recs[i] == nil {
@@ -230,7 +246,11 @@ type envelope struct {
 
 // encodeEnvelope returns the data record for payload.
 func encodeEnvelope(e envelope, payload []byte) []byte {
-	b := make([]byte, 0, maxEnvelopeOverhead+len(payload))
+	return appendEnvelope(make([]byte, 0, maxEnvelopeOverhead+len(payload)), e, payload)
+}
+
+// appendEnvelope appends the data record for payload to b.
+func appendEnvelope(b []byte, e envelope, payload []byte) []byte {
 	b = append(b, envelopeVersion)
 	b = binary.AppendUvarint(b, e.index)
 	b = binary.AppendUvarint(b, e.pos)

@@ -54,6 +54,10 @@ type fsm struct {
 	appliedCh chan struct{} // closed and replaced when applied advances
 
 	failed atomic.Pointer[error]
+
+	// Scratch space of ApplyBatch (Raft's FSM goroutine only).
+	envelopes arena
+	recs      [][]byte
 }
 
 var (
@@ -137,14 +141,17 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	l := f.current()
 	next := l.NextOffset()
-	var bufs [][]byte
+	a := &f.envelopes
+	a.reset()
+	defer a.reset()
 	last := f.last
 	maxRecord := f.cfg.MaxRecordBytes
 	for i, e := range logs {
 		if e.Type != raft.LogCommand {
 			continue
 		}
-		recs, err := decodeCommand(e.Data)
+		recs, err := decodeCommandInto(f.recs, e.Data)
+		f.recs = recs
 		if err != nil {
 			resps[i] = fmt.Errorf("raft entry %d: %w", e.Index, err)
 			continue
@@ -159,26 +166,27 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			from = last.pos + 1 // a partial batch survived a crash
 		}
 		tooLarge := false
-		start := len(bufs)
+		start := a.len()
 		for j := from; j < n; j++ {
-			b := encodeEnvelope(envelope{index: e.Index, pos: j, count: n}, recs[j])
-			if uint64(len(b)) > maxRecord {
+			a.buf = appendEnvelope(a.buf, envelope{index: e.Index, pos: j, count: n}, recs[j])
+			a.add()
+			if uint64(a.lastSize()) > maxRecord {
 				tooLarge = true
 				break
 			}
-			bufs = append(bufs, b)
 		}
 		if tooLarge {
 			// Deterministic on every node with the same configuration.
-			bufs = bufs[:start]
+			a.truncate(start)
 			resps[i] = fmt.Errorf("raft entry %d: %w", e.Index, log.ErrRecordTooLarge)
 			continue
 		}
 		resps[i] = applyResult{first: next + uint64(start) - from}
 		last = envelope{index: e.Index, pos: n - 1, count: n}
 	}
-	if len(bufs) > 0 {
-		got, err := l.AppendBatch(bufs)
+	clear(f.recs[:cap(f.recs)]) // the records alias Raft's entries: do not keep them
+	if a.len() > 0 {
+		got, err := l.AppendBatch(a.slices())
 		if err == nil && got != next {
 			err = fmt.Errorf("data log appended at %d, expected %d", got, next)
 		}

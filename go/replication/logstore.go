@@ -48,10 +48,11 @@ type LogStore struct {
 	dir string
 	cfg log.Config
 
-	wmu   sync.Mutex   // serialises StoreLogs and DeleteRange
-	mu    sync.RWMutex // guards l, replaced when the log is reset
-	l     *log.Log
-	first atomic.Uint64 // logical first index
+	wmu     sync.Mutex   // serialises StoreLogs and DeleteRange
+	entries arena        // StoreLogs' encodings, under wmu
+	mu      sync.RWMutex // guards l, replaced when the log is reset
+	l       *log.Log
+	first   atomic.Uint64 // logical first index
 }
 
 var (
@@ -203,13 +204,16 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 			return fmt.Errorf("%w: entry %d of the batch has index %d, want %d", ErrNonContiguous, i, e.Index, start+uint64(i))
 		}
 	}
-	bufs := make([][]byte, len(logs))
-	for i, e := range logs {
-		bufs[i] = encodeEntry(e)
-	}
-
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	a := &s.entries
+	a.reset()
+	defer a.reset()
+	for _, e := range logs {
+		a.buf = appendEntry(a.buf, e)
+		a.add()
+	}
+	bufs := a.slices()
 	l, first, next := s.bounds()
 	if first >= next { // empty: may start anywhere
 		if start != next {
