@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/discovery"
@@ -28,6 +29,13 @@ const (
 	healthCheckInterval = time.Second
 )
 
+// Limits of the plaintext health port: its requests are a service name,
+// and probes open one stream per connection.
+const (
+	healthMaxRecvMsgBytes = 4 << 10
+	healthMaxStreams      = 16
+)
+
 // Agent is one running proglog node. Its methods are safe for concurrent
 // use.
 type Agent struct {
@@ -39,6 +47,8 @@ type Agent struct {
 	mux        *mux.Mux
 	replica    *replication.Log
 	srv        *server.Server
+	healthLn   net.Listener // Config.HealthAddr; nil if none
+	healthSrv  *grpc.Server // serves only grpc.health.v1.Health on healthLn
 	membership *discovery.Membership
 
 	// Readiness (see the package documentation), under healthMu.
@@ -138,6 +148,14 @@ func New(cfg Config) (_ *Agent, err error) {
 		return nil, err
 	}
 	undo = append(undo, func() { a.mux.Close() })
+	// The plaintext health port, bound now so that a taken port fails New
+	// before the log is opened; served once the gRPC server exists.
+	if cfg.HealthAddr != "" {
+		if a.healthLn, err = net.Listen("tcp", cfg.HealthAddr); err != nil {
+			return nil, fmt.Errorf("agent: listen on %s (health): %w", cfg.HealthAddr, err)
+		}
+		undo = append(undo, func() { a.healthLn.Close() })
+	}
 
 	// 4. The replicated log.
 	sz := cfg.sizes()
@@ -214,6 +232,14 @@ func New(cfg Config) (_ *Agent, err error) {
 	a.updateHealth()
 	a.goServe("grpc", func() error { return srv.Serve(a.mux.GRPCListener()) })
 	undo = append(undo, func() { srv.Stop() })
+	if a.healthLn != nil {
+		// No credentials, no interceptors, nothing but the health service
+		// (see Config.HealthAddr).
+		a.healthSrv = grpc.NewServer(grpc.MaxRecvMsgSize(healthMaxRecvMsgBytes), grpc.MaxConcurrentStreams(healthMaxStreams))
+		srv.RegisterHealthService(a.healthSrv)
+		a.goServe("health", func() error { return a.healthSrv.Serve(a.healthLn) })
+		undo = append(undo, func() { a.healthSrv.Stop() })
+	}
 
 	// 6. Membership.
 	dc := discovery.DefaultConfig()
@@ -252,6 +278,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	go a.checkHealth(healthCheckInterval)
 
 	a.log.Info("agent started", zap.String("addr", replica.Addr()), zap.String("serf_addr", membership.Addr()),
+		zap.String("health_addr", a.HealthAddr()),
 		zap.Bool("bootstrap", cfg.Bootstrap), zap.Bool("voter", cfg.Voter), zap.Strings("join", cfg.StartJoinAddrs),
 		zap.Stringer("sync", cfg.Sync))
 	return a, nil
@@ -408,8 +435,8 @@ func (a *Agent) WaitReady(ctx context.Context) error {
 	}
 }
 
-// Failed is closed if a serving loop (gRPC, the mux) fails; Err then says
-// why. The node should be shut down.
+// Failed is closed if a serving loop (gRPC, the mux, the health port)
+// fails; Err then says why. The node should be shut down.
 func (a *Agent) Failed() <-chan struct{} { return a.failed }
 
 // Err is the failure that closed Failed, nil before.
@@ -437,6 +464,14 @@ func (a *Agent) MetricsAddr() string {
 		return ""
 	}
 	return a.metricsSrv.Addr()
+}
+
+// HealthAddr is the address of the plaintext health port, empty if none.
+func (a *Agent) HealthAddr() string {
+	if a.healthLn == nil {
+		return ""
+	}
+	return a.healthLn.Addr().String()
 }
 
 // Leader returns the ID and address of the leader this node knows of,
@@ -475,6 +510,11 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 			a.log.Warn("leaving the cluster", zap.Error(err))
 		}
 		add("close membership", a.membership.Close())
+		// The health port reported NOT_SERVING from the start of Shutdown;
+		// now it closes, Watch streams and all.
+		if a.healthSrv != nil {
+			a.healthSrv.Stop()
+		}
 		if err := a.srv.Shutdown(ctx); err != nil {
 			a.log.Warn("gRPC shutdown", zap.Error(err))
 		}

@@ -134,6 +134,16 @@ type Config struct {
 	// MetricsAddr is the host:port of the Prometheus /metrics endpoint;
 	// empty serves no endpoint (the metrics are still collected).
 	MetricsAddr string
+	// HealthAddr is the host:port of a plaintext gRPC port for probes that
+	// cannot present a client certificate (Kubernetes' grpc probe); empty
+	// (the default) serves none. It serves only grpc.health.v1.Health —
+	// the main server's own health service, the same statuses: SERVING
+	// once the node knows a leader, NOT_SERVING from Shutdown on, and
+	// server.LivenessService SERVING until Shutdown. No log.v1.Log (calls
+	// are Unimplemented), no reflection, no Raft: it tells a caller
+	// without credentials nothing but whether the node is up and ready.
+	// Port 0 picks a free port (see Agent.HealthAddr).
+	HealthAddr string
 	// Tracing says where spans go. Default: nowhere.
 	Tracing telemetry.TraceConfig
 	// Logger receives the node's logs, Raft's, Serf's and the mux's
@@ -192,6 +202,7 @@ func (c Config) Validate() error {
 	checkAddr("SerfBindAddr", c.SerfBindAddr, true)
 	checkAddr("SerfAdvertiseAddr", c.SerfAdvertiseAddr, false)
 	checkAddr("MetricsAddr", c.MetricsAddr, false)
+	checkAddr("HealthAddr", c.HealthAddr, false)
 	for _, a := range c.StartJoinAddrs {
 		checkAddr("StartJoinAddrs entry", a, true)
 	}

@@ -28,8 +28,13 @@ func TestConfigValidate(t *testing.T) {
 	}
 	d := agent.DefaultConfig()
 	if d.NodeName == "" || !d.Voter || d.Bootstrap || d.BindAddr != "127.0.0.1:8400" || d.SerfBindAddr != "127.0.0.1:8402" ||
-		d.ReadConsistency != server.ConsistencyLinearizable || d.MaxRecordBytes != server.DefaultMaxRecordBytes {
+		d.ReadConsistency != server.ConsistencyLinearizable || d.MaxRecordBytes != server.DefaultMaxRecordBytes || d.HealthAddr != "" {
 		t.Fatalf("defaults: %+v", d)
+	}
+	withHealth := good()
+	withHealth.HealthAddr = ":8403"
+	if err := withHealth.Validate(); err != nil {
+		t.Fatalf("HealthAddr %q: %v", withHealth.HealthAddr, err)
 	}
 	for want, mod := range map[string]func(*agent.Config){
 		"DataDir is empty":         func(c *agent.Config) { c.DataDir = "" },
@@ -51,6 +56,8 @@ func TestConfigValidate(t *testing.T) {
 		"unknown trace exporter":       func(c *agent.Config) { c.Tracing.Exporter = "jaeger" },
 		"Logger is nil":                func(c *agent.Config) { c.Logger = nil },
 		`MetricsAddr "127.0.0.1:x"`:    func(c *agent.Config) { c.MetricsAddr = "127.0.0.1:x" },
+		`HealthAddr ":8403x"`:          func(c *agent.Config) { c.HealthAddr = ":8403x" },
+		`HealthAddr "8403"`:            func(c *agent.Config) { c.HealthAddr = "8403" },
 		`AdvertiseAddr "[::1]:1:2"`:    func(c *agent.Config) { c.AdvertiseAddr = "[::1]:1:2" },
 		`SerfBindAddr "0.0.0.0:99999"`: func(c *agent.Config) { c.SerfBindAddr = "0.0.0.0:99999" },
 		"unknown Sync policy":          func(c *agent.Config) { c.Sync = 7 },

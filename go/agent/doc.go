@@ -12,13 +12,14 @@
 //     the CA that verifies clients and peers), the peer configuration Raft
 //     dials with (the same certificate and CA), and the ACL authorizer;
 //  3. the listener on Config.BindAddr and go/mux over it: one port carries
-//     both gRPC and Raft;
+//     both gRPC and Raft; and the listener on Config.HealthAddr, if set;
 //  4. go/replication's Log in Config.DataDir (raft/ and data/), with the
 //     mux's Raft stream layer; with Config.Bootstrap and no Raft state it
 //     starts a cluster of itself;
 //  5. go/server's gRPC server over replication.CommitLog (which also
 //     answers GetServers), on the mux's gRPC listener, NOT_SERVING until
-//     the node knows a leader;
+//     the node knows a leader; then, with Config.HealthAddr, a plaintext
+//     gRPC server with nothing but that server's health service;
 //  6. go/discovery's Serf membership, encrypted with Config.GossipKey,
 //     with the replicated Log as its Handler (the leader adds joining
 //     nodes to Raft and removes leaving ones), then the join through
@@ -54,12 +55,21 @@
 // during an election, before a new node has been added, after its state
 // machine stopped on a write failure (replication.Log.Failed; checked every
 // second), and from the start of Shutdown. WaitReady waits for it.
+// server.LivenessService does not depend on leadership: it is SERVING from
+// New until Shutdown, for liveness checks that must not restart a node
+// waiting for a leader.
+//
+// Config.HealthAddr serves the same health service, and only it, without
+// TLS, for probes that cannot present a client certificate (Kubernetes'
+// grpc probe: readiness on the overall service, liveness on
+// server.LivenessService). It reveals no more than those statuses.
 //
 // # Shutdown
 //
 // Shutdown undoes New in reverse: it leaves the Serf cluster (so the
 // leader removes this node from Raft; a leader's own removal is done by
-// its successor's reconciliation), stops gRPC gracefully, closes the
+// its successor's reconciliation), closes the health port (NOT_SERVING
+// since the start of Shutdown), stops gRPC gracefully, closes the
 // replicated log (a leader hands leadership over first), closes the mux
 // and the listener, then flushes telemetry. It is idempotent.
 package agent

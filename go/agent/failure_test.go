@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/proglog/proglog/go/agent"
@@ -13,7 +14,7 @@ import (
 // TestNewFailureReleasesEverything: when New fails late (here, Serf cannot
 // bind its port, after the listener, the replicated log and the gRPC
 // server have started), what it started is stopped again: the same data
-// directory and API port can be used at once.
+// directory, API port and health port can be used at once.
 func TestNewFailureReleasesEverything(t *testing.T) {
 	e := newEnv(t)
 	taken, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -21,16 +22,20 @@ func TestNewFailureReleasesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	freeAddr := func() string {
+		free, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer free.Close()
+		return free.Addr().String()
 	}
-	apiAddr := free.Addr().String()
-	free.Close()
+	apiAddr, healthAddr := freeAddr(), freeAddr()
 
 	cfg := e.config("n0")
 	cfg.Bootstrap = true
 	cfg.BindAddr = apiAddr
+	cfg.HealthAddr = healthAddr
 	cfg.SerfBindAddr = taken.LocalAddr().String()
 	if a, err := agent.New(cfg); err == nil {
 		a.Shutdown(context.Background())
@@ -41,14 +46,39 @@ func TestNewFailureReleasesEverything(t *testing.T) {
 	}
 
 	cfg.SerfBindAddr = "127.0.0.1:0"
-	n := e.start(cfg) // same data directory, same API port
+	n := e.start(cfg) // same data directory, same API and health ports
 	n.waitReady()
-	if n.a.Addr() != apiAddr {
-		t.Fatalf("serving on %s, want %s", n.a.Addr(), apiAddr)
+	if n.a.Addr() != apiAddr || n.a.HealthAddr() != healthAddr {
+		t.Fatalf("serving on %s, health on %s, want %s and %s", n.a.Addr(), n.a.HealthAddr(), apiAddr, healthAddr)
 	}
 	select {
 	case <-n.a.Failed():
 		t.Fatalf("agent failed: %v", n.a.Err())
 	default:
+	}
+}
+
+// TestHealthPortTaken: a taken Config.HealthAddr fails New before the
+// replicated log is opened.
+func TestHealthPortTaken(t *testing.T) {
+	e := newEnv(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := e.config("n0")
+	cfg.Bootstrap = true
+	cfg.HealthAddr = taken.Addr().String()
+	a, err := agent.New(cfg)
+	if err == nil {
+		a.Shutdown(context.Background())
+		t.Fatal("New succeeded with the health port taken")
+	}
+	if !strings.Contains(err.Error(), "health") {
+		t.Errorf("error does not say which port: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft")); !os.IsNotExist(err) {
+		t.Fatalf("the replicated log was opened: %v", err)
 	}
 }

@@ -45,6 +45,10 @@
 //   - Health. grpc.health.v1 reports SERVING (overall and for log.v1.Log)
 //     while the node is ready — SetServing, which a cluster member drives
 //     from whether it knows a leader — and its log has not failed.
+//     LivenessService is SERVING until Shutdown regardless: a liveness
+//     check that does not depend on leadership. RegisterHealthService
+//     serves the same statuses on another gRPC server (the agent's
+//     plaintext health port).
 //   - Shutdown marks the health service NOT_SERVING, ends open streams,
 //     then GracefulStop drains unary calls until the deadline, after which
 //     Stop closes whatever remains.

@@ -25,6 +25,13 @@ import (
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
+// LivenessService is a grpc.health.v1 service name that is SERVING from New
+// until Shutdown or Stop, whatever SetServing and the log say: a liveness
+// check (the process answers gRPC) that a node waiting for a leader, or one
+// whose log failed, still passes. Readiness is the overall service ("") or
+// log.v1.Log.
+const LivenessService = "liveness"
+
 // Server serves log.v1.Log and grpc.health.v1.Health over one CommitLog.
 type Server struct {
 	logv1.UnimplementedLogServer
@@ -104,9 +111,19 @@ func New(cfg Config, clog CommitLog) (*Server, error) {
 	}
 	s.grpc = grpc.NewServer(opts...)
 	logv1.RegisterLogServer(s.grpc, s)
-	healthpb.RegisterHealthServer(s.grpc, &healthService{Server: s.health, srv: s})
+	s.RegisterHealthService(s.grpc)
+	s.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	s.SetServing(true)
 	return s, nil
+}
+
+// RegisterHealthService registers this server's grpc.health.v1.Health
+// service on r too: the same statuses (SetServing, LivenessService, NOT_SERVING
+// from Shutdown on) and Watch streams that Shutdown ends. New registers it
+// on the server's own gRPC server; the agent also registers it, alone, on a
+// plaintext server for probes that cannot do mutual TLS.
+func (s *Server) RegisterHealthService(r grpc.ServiceRegistrar) {
+	healthpb.RegisterHealthServer(r, &healthService{Server: s.health, srv: s})
 }
 
 // peerSubject names the caller for logs from the connection itself, since
@@ -124,7 +141,7 @@ func peerSubject(ctx context.Context) string {
 // log.v1.Log) is SERVING while the node is ready and its log has not
 // failed (a failed log keeps it NOT_SERVING for good, as does Shutdown).
 // A new Server is ready; call SetServing(false) before Serve to start
-// NOT_SERVING.
+// NOT_SERVING. LivenessService does not follow SetServing.
 func (s *Server) SetServing(ready bool) {
 	s.healthMu.Lock()
 	defer s.healthMu.Unlock()

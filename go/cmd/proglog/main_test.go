@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,8 +19,11 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
@@ -82,6 +86,7 @@ func TestServeRejectsBadSettings(t *testing.T) {
 		{[]string{"serve", "--dev", "--data-dir", dir, "--sync", "sometimes"}, nil, "--sync \"sometimes\""},
 		{[]string{"serve", "--dev", "--data-dir", dir, "--sync", "interval", "--sync-interval", "0s"}, nil, "--sync-interval is 0s"},
 		{[]string{"serve", "--dev", "--data-dir", dir, "--join", "nohost"}, nil, "StartJoinAddrs"},
+		{[]string{"serve", "--dev", "--data-dir", dir}, map[string]string{"PROGLOG_HEALTH_ADDR": "8403"}, `HealthAddr "8403"`},
 		{[]string{"serve", "--dev", "--data-dir", dir, "--config", filepath.Join(dir, "missing.yaml")}, nil, "config file"},
 		{[]string{"serve", "--dev", "--data-dir", dir}, map[string]string{"PROGLOG_CONFIG": writeFile(t, dir, "bad.yaml", "dev: true\nport: 5\n")}, "bad.yaml:2: port: unknown setting"},
 		{[]string{"serve", "--dev", "--data-dir", dir}, map[string]string{"PROGLOG_CONFIG": writeFile(t, dir, "nested.yaml", "join:\n  a: b\n")}, "want a value or a list"},
@@ -330,7 +335,14 @@ func startServe(t *testing.T, args ...string) *child {
 
 func TestServeDevSmoke(t *testing.T) {
 	dataDir := t.TempDir()
-	c := startBinary(t, dataDir)
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	healthAddr := free.Addr().String()
+	free.Close()
+	c := startServe(t, "--dev", "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
+		"--health-addr", healthAddr, "--log-level", "warn")
 	stdout := c.stdout
 
 	files := certs.DevFilesIn(filepath.Join(dataDir, "certs"))
@@ -352,6 +364,21 @@ func TestServeDevSmoke(t *testing.T) {
 	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health: %v %v", h, err)
+	}
+	// --health-addr: the same, without TLS, and nothing else.
+	plain, err := grpc.NewClient(healthAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	for _, svc := range []string{"", server.LivenessService} {
+		h, err := healthpb.NewHealthClient(plain).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("plaintext health %q on --health-addr: %v %v", svc, h, err)
+		}
+	}
+	if _, err := logv1.NewLogClient(plain).Consume(ctx, &logv1.ConsumeRequest{Offset: 0}); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("Consume on --health-addr: %v, want Unimplemented", err)
 	}
 	lc := logv1.NewLogClient(conn)
 	if resp, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("persisted")}}); err != nil || resp.Offset != 0 {

@@ -27,7 +27,8 @@ import (
 
 // serveLong is the help text of serve (and of the bare root command).
 const serveLong = `serve runs one node of a proglog cluster until SIGINT or SIGTERM: the gRPC API and Raft on one
-port (--addr), Serf gossip for membership (--serf-addr), Prometheus metrics (--metrics-addr).
+port (--addr), Serf gossip for membership (--serf-addr), Prometheus metrics (--metrics-addr),
+optionally the gRPC health service alone in plaintext for probes (--health-addr).
 
 A new cluster starts with one node that bootstraps it (--bootstrap); every other node joins
 through the gossip address of any member (--join). The leader adds joining nodes to Raft and
@@ -56,6 +57,7 @@ type serveOptions struct {
 	configFile string
 
 	dataDir, addr, metricsAddr  string
+	healthAddr                  string
 	nodeName, id, advertiseAddr string
 	serfAddr, serfAdvertiseAddr string
 	join                        []string
@@ -112,6 +114,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.addr, "addr", o.addr, "listen address of the gRPC API and Raft, one port (port 0 picks one)")
 	fs.StringVar(&o.advertiseAddr, "advertise-addr", "", "address clients and peers reach --addr at: the Raft address, rpc_addr in GetServers, leader_addr in NOT_LEADER errors (default: the listen address; required if --addr is a wildcard)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", o.metricsAddr, "HTTP listen address for Prometheus /metrics (empty: none)")
+	fs.StringVar(&o.healthAddr, "health-addr", "", "plaintext gRPC listen address serving only grpc.health.v1.Health, for probes without a client certificate such as Kubernetes' grpc probe: overall status SERVING once the node knows a leader, service \""+server.LivenessService+"\" SERVING until shutdown (empty: none)")
 	fs.StringVar(&o.nodeName, "node-name", o.nodeName, "unique, stable name of the node: its Raft ID, gossip name and id in GetServers")
 	fs.StringVar(&o.id, "id", "", "old name of --node-name")
 	_ = fs.MarkDeprecated("id", "use --node-name")
@@ -284,6 +287,7 @@ func (o *serveOptions) agentConfig(stdout io.Writer, logger *zap.Logger) (agent.
 	cfg.Sync, _ = agent.ParseSyncPolicy(o.sync)
 	cfg.SyncInterval = o.syncInterval
 	cfg.MetricsAddr = o.metricsAddr
+	cfg.HealthAddr = o.healthAddr
 	cfg.Tracing = telemetry.TraceConfig{
 		Exporter: o.traceExporter, Endpoint: o.traceEndpoint, File: o.traceFile,
 		ServiceName: "proglog", ServiceVersion: version,
@@ -386,7 +390,8 @@ func serve(ctx context.Context, o *serveOptions, stdout io.Writer) (err error) {
 		}
 	}()
 	logger.Info("started; waiting for a leader", zap.String("node", cfg.NodeName), zap.String("addr", a.Addr()),
-		zap.String("serf_addr", a.SerfAddr()), zap.String("data_dir", o.dataDir), zap.String("version", version))
+		zap.String("serf_addr", a.SerfAddr()), zap.String("health_addr", a.HealthAddr()), zap.String("data_dir", o.dataDir),
+		zap.String("version", version))
 
 	// "serving" once the node knows a leader: health is SERVING from then on.
 	switch err := a.WaitReady(ctx); {
