@@ -45,6 +45,7 @@ def proglog_image(name, binary, layer, **kwargs):
             "8401/tcp",  # Prometheus /metrics
             "8402/tcp",  # Serf gossip (TCP and UDP)
             "8402/udp",
+            "8403/tcp",  # plaintext gRPC health only (--health-addr), for probes
         ],
         labels = {
             "org.opencontainers.image.source": "https://github.com/proglog/proglog",

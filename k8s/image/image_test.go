@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"log"
+	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -32,6 +33,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/proglog/proglog/go/auth"
@@ -130,7 +132,7 @@ func TestConfig(t *testing.T) {
 		ports = append(ports, p)
 	}
 	slices.Sort(ports)
-	if want := []string{"8400/tcp", "8401/tcp", "8402/tcp", "8402/udp"}; !slices.Equal(ports, want) {
+	if want := []string{"8400/tcp", "8401/tcp", "8402/tcp", "8402/udp", "8403/tcp"}; !slices.Equal(ports, want) {
 		t.Errorf("exposed ports %v, want %v", ports, want)
 	}
 	for k, v := range map[string]string{
@@ -240,7 +242,8 @@ var servingLine = regexp.MustCompile(`serving on (\S+) \(metrics`)
 
 // TestBinaryServes runs the image's /proglog the way the image does (in its
 // working directory, as its user when the test can switch to it) with
-// `serve --dev`, and asks its gRPC health service over mutual TLS.
+// `serve --dev`, and asks its gRPC health service over mutual TLS, and in
+// plaintext on --health-addr as kubelet's grpc probes of k8s/base do.
 func TestBinaryServes(t *testing.T) {
 	img, _ := loadImage(t, runfile(t, "IMAGE"))
 	// Not under TEST_TMPDIR: its parents (the output base) may not be
@@ -271,7 +274,14 @@ func TestBinaryServes(t *testing.T) {
 		t.Fatalf("/proglog --version: %q, %v; want %q", out, err, "proglog "+wantVersion)
 	}
 
-	cmd := exec.Command(bin, "serve", "--dev", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--log-level", "warn")
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	healthAddr := free.Addr().String()
+	free.Close()
+	cmd := exec.Command(bin, "serve", "--dev", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
+		"--health-addr", healthAddr, "--log-level", "warn")
 	cmd.Dir = workdir
 	cmd.Env = []string{"HOME=/nonexistent"} // like the image: no environment to lean on
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -323,6 +333,17 @@ func TestBinaryServes(t *testing.T) {
 	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health check: %v, %v; want SERVING", h, err)
+	}
+	plain, err := grpc.NewClient(healthAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	for _, svc := range []string{"", "liveness"} { // the readiness and liveness probes
+		h, err := healthpb.NewHealthClient(plain).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("plaintext health check %q on --health-addr: %v, %v; want SERVING", svc, h, err)
+		}
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
