@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
@@ -29,9 +31,22 @@ var (
 
 // Authorizer decides whether a subject may perform an action on an object.
 // It is safe for concurrent use.
+//
+// The policy is read-only once loaded, so the model's decision for a
+// (subject, object, action) never changes: decisions are cached (up to
+// maxCachedDecisions of them), which spares every RPC a casbin evaluation.
 type Authorizer struct {
 	enforcer *casbin.SyncedEnforcer
+
+	decisions sync.Map // decisionKey -> bool
+	cached    atomic.Int64
 }
+
+// maxCachedDecisions bounds the decision cache; past it, decisions are
+// evaluated every time (subjects are certificate names, not a closed set).
+const maxCachedDecisions = 4096
+
+type decisionKey struct{ subject, object, action string }
 
 // NewAuthorizer loads the casbin model and policy from files; an empty path
 // selects the embedded default for that file.
@@ -72,9 +87,21 @@ func NewAuthorizerFromText(modelText string, policy []byte) (*Authorizer, error)
 // error wrapping ErrPermissionDenied otherwise (or if the model fails to
 // evaluate: deny by default).
 func (a *Authorizer) Authorize(subject, object, action string) error {
-	ok, err := a.enforcer.Enforce(subject, object, action)
-	if err != nil {
-		return fmt.Errorf("%w: %s may not %s %s: evaluating ACL: %v", ErrPermissionDenied, subject, action, object, err)
+	key := decisionKey{subject, object, action}
+	var ok bool
+	if v, hit := a.decisions.Load(key); hit {
+		ok = v.(bool)
+	} else {
+		var err error
+		ok, err = a.enforcer.Enforce(subject, object, action)
+		if err != nil {
+			return fmt.Errorf("%w: %s may not %s %s: evaluating ACL: %v", ErrPermissionDenied, subject, action, object, err)
+		}
+		if a.cached.Load() < maxCachedDecisions {
+			if _, loaded := a.decisions.LoadOrStore(key, ok); !loaded {
+				a.cached.Add(1)
+			}
+		}
 	}
 	if !ok {
 		return fmt.Errorf("%w: %s may not %s %s", ErrPermissionDenied, subject, action, object)

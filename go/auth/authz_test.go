@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,5 +73,49 @@ func TestMalformedPolicyIsAnError(t *testing.T) {
 	}
 	if _, err := NewAuthorizerFromText("[request_definition]\n", defaultPolicy); err == nil {
 		t.Error("broken model accepted")
+	}
+}
+
+// Cached decisions are the model's: asking twice gives the same answer,
+// the cache stays bounded, and past the bound decisions are still right.
+func TestDecisionCache(t *testing.T) {
+	a, err := NewAuthorizer("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := a.Authorize("root", "log", ActionProduce); err != nil {
+			t.Fatalf("pass %d: root produce: %v", i, err)
+		}
+		if err := a.Authorize("nobody", "log", ActionProduce); !errors.Is(err, ErrPermissionDenied) {
+			t.Fatalf("pass %d: nobody produce: %v", i, err)
+		}
+	}
+	if n := a.cached.Load(); n != 2 {
+		t.Fatalf("%d cached decisions, want 2", n)
+	}
+	for i := 0; i < maxCachedDecisions+10; i++ {
+		if err := a.Authorize(fmt.Sprintf("client-%d", i), "log", ActionConsume); !errors.Is(err, ErrPermissionDenied) {
+			t.Fatalf("client-%d: %v", i, err)
+		}
+	}
+	if n := a.cached.Load(); n != maxCachedDecisions {
+		t.Fatalf("%d cached decisions, want the bound %d", n, maxCachedDecisions)
+	}
+	if err := a.Authorize("root", "log", ActionConsume); err != nil {
+		t.Fatalf("root consume past the bound: %v", err)
+	}
+}
+
+func BenchmarkAuthorize(b *testing.B) {
+	a, err := NewAuthorizer("", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := a.Authorize("root", "log", ActionProduce); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
