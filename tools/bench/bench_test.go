@@ -42,14 +42,14 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.out != "" || o.duration != time.Second || len(o.sizes) != 1 || len(o.producers) != 2 || len(o.durabilities) != 1 {
+	if o.out != "" || o.duration != time.Second || len(o.sizes) != 1 || len(o.producers) != 2 || len(o.durabilities) != 1 || o.repeat != 1 {
 		t.Fatalf("quick: %+v", o)
 	}
 	o, err = parseFlags([]string{"--full"}, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.out != "/work/docs" || len(o.sizes) != 2 || len(o.producers) != 3 || len(o.durabilities) != 2 || len(o.nodes) != 2 {
+	if o.out != "/work/docs" || len(o.sizes) != 2 || len(o.producers) != 3 || len(o.durabilities) != 2 || len(o.nodes) != 2 || o.repeat != 2 {
 		t.Fatalf("full: %+v", o)
 	}
 	for _, bad := range [][]string{{"--quick", "--full"}, {"--systems", "kafka"}, {"--sizes", "8"}, {"--durability", "maybe"}, {"--producers", "0"}, {"extra"}} {

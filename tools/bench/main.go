@@ -100,10 +100,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	var out, systems, nodes, sizes, producers, batches, durabilities string
 	fs.BoolVar(&o.quick, "quick", false, "CI smoke run (< 2 min): 100 B, 1 and 4 producers, batch 1 and 100, durable, R1 and R3, 1 s per row; prints the table, writes nothing unless --out")
-	fs.BoolVar(&o.full, "full", false, "the full matrix (~15 min): 100 B and 1 KiB, 1/4/16 producers, batch 1 and 100, durable and relaxed, R1 and R3, 3 s per row; writes --out (default docs/)")
+	fs.BoolVar(&o.full, "full", false, "the full matrix (~10-15 min): 100 B and 1 KiB, 1/4/16 producers, batch 1 and 100, durable and relaxed, R1 and R3, each row pair twice for 2 s; writes --out (default docs/)")
 	fs.StringVar(&out, "out", "", "directory to write benchmarks.md and benchmarks.png to, relative to the directory bazel run was started in")
 	fs.StringVar(&o.dataDir, "data-dir", "", "where the temporary data directories go (default $TMPDIR); the disk under it is what is measured")
-	fs.DurationVar(&o.duration, "duration", 0, "produce time per row (default 1s with --quick, 3s otherwise)")
+	fs.DurationVar(&o.duration, "duration", 0, "produce time per row (default 1s with --quick, 2s with --full, 3s otherwise)")
 	fs.IntVar(&o.records, "records", 0, "at most this many records per row (default 20000 with --quick, 150000 otherwise)")
 	fs.StringVar(&systems, "systems", "proglog,jetstream", "systems to run")
 	fs.StringVar(&nodes, "nodes", "", "cluster sizes (replication factors), comma-separated (default 1,3)")
@@ -111,7 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&producers, "producers", "", "concurrent producers (default 1,4 with --quick, 1,4,16 otherwise)")
 	fs.StringVar(&batches, "batch", "", "records per produce call: 1 (unbatched) and/or 100 (default 1,100)")
 	fs.StringVar(&durabilities, "durability", "", "sync (fsync before ack) and/or relaxed (default sync with --quick, sync,relaxed otherwise)")
-	fs.IntVar(&o.repeat, "repeat", 1, "run each row pair this many times, alternating which system goes first; figures are medians over the runs")
+	fs.IntVar(&o.repeat, "repeat", 0, "run each row pair this many times, alternating which system goes first; figures are medians over the runs (default 2 with --full, else 1)")
 	fs.BoolVar(&o.ceilings, "ceilings", true, "also measure the ceilings: go/log append rate and a gRPC no-op round trip (and a core NATS one)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof -top FILE)")
 	fs.DurationVar(&o.rowTimeout, "row-timeout", 2*time.Minute, "give up on a row after this long")
@@ -139,8 +139,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.duration == 0 {
 		o.duration = 3 * time.Second
-		if o.quick {
+		switch {
+		case o.quick:
 			o.duration = time.Second
+		case o.full:
+			o.duration = 2 * time.Second
+		}
+	}
+	if o.repeat == 0 {
+		o.repeat = 1
+		if o.full {
+			o.repeat = 2
 		}
 	}
 	if o.records == 0 {
