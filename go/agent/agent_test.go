@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/proglog/proglog/go/agent"
+	"github.com/proglog/proglog/go/internal/testutil"
 	"github.com/proglog/proglog/go/log"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -142,7 +143,7 @@ func cluster3(t *testing.T, e *env) []*node {
 		c.StartJoinAddrs = []string{n0.a.SerfAddr()}
 		nodes = append(nodes, e.start(c))
 	}
-	eventually(t, "three voters", 30*time.Second, func() bool {
+	testutil.Eventually(t, "three voters", 30*time.Second, func() bool {
 		s := n0.servers()
 		return len(s) == 3 && s["n0"] && s["n1"] && s["n2"]
 	})
@@ -279,7 +280,7 @@ func TestClusterReplicatesAndReads(t *testing.T) {
 			t.Fatalf("read-your-write at %d: %v, %v", i, got, err)
 		}
 		if check {
-			eventually(t, "the follower to apply the record", 10*time.Second, func() bool {
+			testutil.Eventually(t, "the follower to apply the record", 10*time.Second, func() bool {
 				got, err := f2.log.Consume(ctx, &logv1.ConsumeRequest{Offset: uint64(i), Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER})
 				if err != nil && !isOutOfRange(err) {
 					t.Fatalf("follower read: %v", err)
@@ -333,7 +334,7 @@ func TestMembership(t *testing.T) {
 	c3 := e.config("n3")
 	c3.StartJoinAddrs = []string{n1.a.SerfAddr()}
 	n3 := e.start(c3)
-	eventually(t, "n3 to be added", 30*time.Second, func() bool { return n0.servers()["n3"] })
+	testutil.Eventually(t, "n3 to be added", 30*time.Second, func() bool { return n0.servers()["n3"] })
 	n3.waitReady()
 	if _, in := n0.servers()["intruder"]; in {
 		t.Fatal("the intruder is a Raft server")
@@ -356,18 +357,18 @@ func TestMembership(t *testing.T) {
 	want := n0.readAll(ctx, count)
 	sameRecords(t, ctx, want, n3)
 	n3.stop()
-	eventually(t, "n3 to be removed", 30*time.Second, func() bool { _, in := n0.servers()["n3"]; return !in })
+	testutil.Eventually(t, "n3 to be removed", 30*time.Second, func() bool { _, in := n0.servers()["n3"]; return !in })
 
 	// A node restarted after the leader compacted its log past what the
 	// node has catches up from a snapshot.
 	n2.stop()
-	eventually(t, "n2 to be removed", 30*time.Second, func() bool { _, in := n0.servers()["n2"]; return !in })
+	testutil.Eventually(t, "n2 to be removed", 30*time.Second, func() bool { _, in := n0.servers()["n2"]; return !in })
 	produce(n0, 100)
 	if err := n0.a.Replica().Snapshot(); err != nil {
 		t.Fatal(err)
 	}
 	n2 = e.restart(n2, n0.a.SerfAddr(), n1.a.SerfAddr())
-	eventually(t, "n2 to be added again", 30*time.Second, func() bool { return n0.servers()["n2"] })
+	testutil.Eventually(t, "n2 to be added again", 30*time.Second, func() bool { return n0.servers()["n2"] })
 	n2.waitReady()
 	want = n0.readAll(ctx, count)
 	sameRecords(t, ctx, want, n1, n2)
@@ -379,7 +380,7 @@ func TestMembership(t *testing.T) {
 	// removes it.
 	n0.stop()
 	var leader *node
-	eventually(t, "a new leader", 30*time.Second, func() bool {
+	testutil.Eventually(t, "a new leader", 30*time.Second, func() bool {
 		for _, n := range []*node{n1, n2} {
 			if n.a.IsLeader() {
 				leader = n
@@ -388,7 +389,7 @@ func TestMembership(t *testing.T) {
 		}
 		return false
 	})
-	eventually(t, "n0 to be removed", 30*time.Second, func() bool { _, in := leader.servers()["n0"]; return !in })
+	testutil.Eventually(t, "n0 to be removed", 30*time.Second, func() bool { _, in := leader.servers()["n0"]; return !in })
 	n1.waitReady()
 	n2.waitReady()
 	produce(leader, 5)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/proglog/proglog/go/internal/testutil"
 )
 
 // call is one Handler call.
@@ -58,18 +59,6 @@ func (r *recorder) about(id string) []call {
 	return out
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
 var (
 	keyA = []byte("0123456789abcdef")
 	keyB = []byte("fedcba9876543210")
@@ -77,24 +66,8 @@ var (
 
 // testLogger sends logs to the test log until the test ends.
 func testLogger(t *testing.T) hclog.Logger {
-	w := &tWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
+	w := testutil.LogWriter(t)
 	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Info, Output: w})
-}
-
-type tWriter struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSpace(string(p)))
-	}
-	return len(p), nil
 }
 
 func testConfig(t *testing.T, name string, key []byte, join ...string) Config {
@@ -144,7 +117,7 @@ func cluster(t *testing.T) ([]*Membership, []*recorder) {
 	m3 := start(t, testConfig(t, "n3", keyA, m1.Addr()), hs[2])
 	ms := []*Membership{m1, m2, m3}
 	for _, m := range ms {
-		eventually(t, m.LocalMember().Name+" to see 3 alive members", 20*time.Second, func() bool { return alive(m) == 3 })
+		testutil.Eventually(t, m.LocalMember().Name+" to see 3 alive members", 20*time.Second, func() bool { return alive(m) == 3 })
 	}
 	return ms, hs
 }
@@ -159,7 +132,7 @@ func TestThreeMembersSeeEachOther(t *testing.T) {
 				continue
 			}
 			want := call{"join", o.Name, o.Tags[TagRPCAddr], o.Name != "n3"}
-			eventually(t, fmt.Sprintf("%s's handler to get %+v", self, want), 20*time.Second, func() bool { return hs[i].has(want) })
+			testutil.Eventually(t, fmt.Sprintf("%s's handler to get %+v", self, want), 20*time.Second, func() bool { return hs[i].has(want) })
 		}
 		if got := hs[i].about(self); len(got) != 0 {
 			t.Errorf("%s's handler was called about itself: %v", self, got)
@@ -186,9 +159,9 @@ func TestLeaveIsHandedToHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		eventually(t, fmt.Sprintf("n%d's handler to get Leave(n3)", i+1), 20*time.Second, func() bool { return hs[i].has(call{op: "leave", id: "n3"}) })
+		testutil.Eventually(t, fmt.Sprintf("n%d's handler to get Leave(n3)", i+1), 20*time.Second, func() bool { return hs[i].has(call{op: "leave", id: "n3"}) })
 	}
-	eventually(t, "n1 to see n3 as left", 10*time.Second, func() bool {
+	testutil.Eventually(t, "n1 to see n3 as left", 10*time.Second, func() bool {
 		for _, m := range ms[0].Members() {
 			if m.Name == "n3" {
 				return m.Status == StatusLeft
@@ -207,7 +180,7 @@ func TestLeaveIsHandedToHandler(t *testing.T) {
 func TestFailedMemberIsReapedToLeave(t *testing.T) {
 	ms, hs := cluster(t)
 	ms[2].Close() // no Leave: a crash, as far as the others can tell
-	eventually(t, "n1 to see n3 failed or reaped", 30*time.Second, func() bool {
+	testutil.Eventually(t, "n1 to see n3 failed or reaped", 30*time.Second, func() bool {
 		for _, m := range ms[0].Members() {
 			if m.Name == "n3" {
 				return m.Status == StatusFailed
@@ -216,8 +189,8 @@ func TestFailedMemberIsReapedToLeave(t *testing.T) {
 		return true // already reaped
 	})
 	// Failure alone is not a Leave; the reap after ReconnectTimeout is.
-	eventually(t, "n1's handler to get Leave(n3) after the reap", 30*time.Second, func() bool { return hs[0].has(call{op: "leave", id: "n3"}) })
-	eventually(t, "n3 to be reaped from n1's members", 10*time.Second, func() bool {
+	testutil.Eventually(t, "n1's handler to get Leave(n3) after the reap", 30*time.Second, func() bool { return hs[0].has(call{op: "leave", id: "n3"}) })
+	testutil.Eventually(t, "n3 to be reaped from n1's members", 10*time.Second, func() bool {
 		for _, m := range ms[0].Members() {
 			if m.Name == "n3" {
 				return false
@@ -231,7 +204,7 @@ func TestNodeWithoutTheKeyStaysOutside(t *testing.T) {
 	h1, h2 := &recorder{}, &recorder{}
 	m1 := start(t, testConfig(t, "n1", keyA), h1)
 	m2 := start(t, testConfig(t, "n2", keyA, m1.Addr()), h2)
-	eventually(t, "the keyed pair to form", 20*time.Second, func() bool { return alive(m1) == 2 && alive(m2) == 2 })
+	testutil.Eventually(t, "the keyed pair to form", 20*time.Second, func() bool { return alive(m1) == 2 && alive(m2) == 2 })
 
 	for _, tc := range []struct {
 		name string
@@ -256,7 +229,7 @@ func TestNodeWithoutTheKeyStaysOutside(t *testing.T) {
 	}
 	// A legitimate join afterwards is seen; by then the intruders would have been too.
 	m3 := start(t, testConfig(t, "n3", keyA, m2.Addr()), &recorder{})
-	eventually(t, "n1's handler to see n3", 20*time.Second, func() bool { return h1.has(call{"join", "n3", m3.LocalMember().RPCAddr, false}) })
+	testutil.Eventually(t, "n1's handler to see n3", 20*time.Second, func() bool { return h1.has(call{"join", "n3", m3.LocalMember().RPCAddr, false}) })
 	for _, m := range []*Membership{m1, m2} {
 		if n := len(m.Members()); n != 3 {
 			t.Errorf("%s has %d members, want 3: %v", m.LocalMember().Name, n, m.Members())
@@ -273,7 +246,7 @@ func TestNodeWithoutTheKeyStaysOutside(t *testing.T) {
 
 func TestReconcile(t *testing.T) {
 	ms, hs := cluster(t)
-	eventually(t, "initial joins", 20*time.Second, func() bool { return len(hs[0].snapshot()) >= 2 })
+	testutil.Eventually(t, "initial joins", 20*time.Second, func() bool { return len(hs[0].snapshot()) >= 2 })
 	before := len(hs[0].snapshot())
 	if err := ms[0].Reconcile(); err != nil {
 		t.Fatal(err)
@@ -290,7 +263,7 @@ func TestReconcile(t *testing.T) {
 
 	ms[2].Leave()
 	ms[2].Close()
-	eventually(t, "n1 to see n3 left", 20*time.Second, func() bool { return hs[0].has(call{op: "leave", id: "n3"}) })
+	testutil.Eventually(t, "n1 to see n3 left", 20*time.Second, func() bool { return hs[0].has(call{op: "leave", id: "n3"}) })
 	before = len(hs[0].snapshot())
 	hs[0].mu.Lock()
 	hs[0].err = errors.New("boom")
@@ -335,7 +308,7 @@ func TestHandlerErrorLogLevels(t *testing.T) {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: &buf})
 		m1 := start(t, cfg, levelHandler{tc.err})
 		start(t, testConfig(t, "n2", keyA, m1.Addr()), &recorder{})
-		eventually(t, "the handler error to be logged", 20*time.Second, func() bool { return strings.Contains(buf.String(), tc.err.Error()) })
+		testutil.Eventually(t, "the handler error to be logged", 20*time.Second, func() bool { return strings.Contains(buf.String(), tc.err.Error()) })
 		for _, line := range strings.Split(buf.String(), "\n") {
 			if strings.Contains(line, tc.err.Error()) && !strings.Contains(line, tc.level) {
 				t.Errorf("%s: logged as %q, want level %s", tc.name, line, tc.level)

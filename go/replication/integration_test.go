@@ -10,6 +10,7 @@ import (
 
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/discovery"
+	"github.com/proglog/proglog/go/internal/testutil"
 	"github.com/proglog/proglog/go/mux"
 )
 
@@ -124,7 +125,7 @@ func TestClusterFormsByGossip(t *testing.T) {
 		}
 		nodes = append(nodes, g)
 	}
-	eventually(t, "the leader to add both nodes by gossip", 30*time.Second, func() bool {
+	testutil.Eventually(t, "the leader to add both nodes by gossip", 30*time.Second, func() bool {
 		ids := serverIDs(t, g0.Log)
 		return len(ids) == 3 && ids["g1"] && ids["g2"]
 	})
@@ -155,7 +156,7 @@ func TestClusterFormsByGossip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "g3 to be added", 30*time.Second, func() bool { return len(serverIDs(t, g0.Log)) == 4 })
+	testutil.Eventually(t, "g3 to be added", 30*time.Second, func() bool { return len(serverIDs(t, g0.Log)) == 4 })
 	ids := serverIDs(t, g0.Log)
 	if _, in := ids["intruder"]; in {
 		t.Fatalf("intruder admitted: %v", ids)
@@ -166,7 +167,7 @@ func TestClusterFormsByGossip(t *testing.T) {
 	if err := g3.membership.Load().Leave(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "g3 to be removed after leaving", 30*time.Second, func() bool {
+	testutil.Eventually(t, "g3 to be removed after leaving", 30*time.Second, func() bool {
 		_, in := serverIDs(t, g0.Log)["g3"]
 		return !in
 	})
@@ -192,7 +193,7 @@ func TestNewLeaderReconcilesMissedJoins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "three servers", 30*time.Second, func() bool { return len(serverIDs(t, g0.Log)) == 3 })
+	testutil.Eventually(t, "three servers", 30*time.Second, func() bool { return len(serverIDs(t, g0.Log)) == 3 })
 	// g3's join event is lost everywhere (no one handles it)...
 	for _, g := range []*gossipNode{g0, g1, g2} {
 		g.deaf.Store(true)
@@ -201,7 +202,7 @@ func TestNewLeaderReconcilesMissedJoins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "everyone to see g3 alive", 30*time.Second, func() bool {
+	testutil.Eventually(t, "everyone to see g3 alive", 30*time.Second, func() bool {
 		for _, g := range []*gossipNode{g0, g1, g2} {
 			found := false
 			for _, m := range g.membership.Load().Members() {
@@ -223,7 +224,7 @@ func TestNewLeaderReconcilesMissedJoins(t *testing.T) {
 	start := time.Now()
 	nl := leaderOf(t, []*node{g1.node, g2.node})
 	t.Logf("new leader %s after %v", nl.id, time.Since(start))
-	eventually(t, "the new leader to add g3", 30*time.Second, func() bool { _, in := serverIDs(t, nl.Log)["g3"]; return in })
+	testutil.Eventually(t, "the new leader to add g3", 30*time.Second, func() bool { _, in := serverIDs(t, nl.Log)["g3"]; return in })
 	t.Logf("g3 added %v after g0 stopped", time.Since(start))
 	if _, err := nl.Append(ctxT(t), rec(0)); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/proglog/proglog/go/internal/testutil"
 )
 
 // leaderLog records what Config.OnLeaderChange reports.
@@ -49,7 +51,7 @@ func TestOnLeaderChange(t *testing.T) {
 	defer mu.Unlock()
 	old := nodes[0]
 	for _, n := range nodes {
-		eventually(t, n.id+" to report the leader", 20*time.Second, func() bool {
+		testutil.Eventually(t, n.id+" to report the leader", 20*time.Second, func() bool {
 			id, addr, _ := logs[n.id].last()
 			return id == old.id && addr == old.addr
 		})
@@ -68,7 +70,7 @@ func TestOnLeaderChange(t *testing.T) {
 	old.stop()
 	nl := leaderOf(t, nodes[1:])
 	for _, n := range nodes[1:] {
-		eventually(t, n.id+" to report the new leader", 20*time.Second, func() bool {
+		testutil.Eventually(t, n.id+" to report the new leader", 20*time.Second, func() bool {
 			id, addr, _ := logs[n.id].last()
 			return id == nl.id && addr == nl.addr
 		})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/proglog/proglog/go/internal/testutil"
 	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/mux"
 )
@@ -22,40 +23,12 @@ import (
 // testLogger sends logs to the test log (warnings and up unless -v) and
 // drops what goroutines log after the test ended.
 func testLogger(t *testing.T, name string) hclog.Logger {
-	w := &tWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
+	w := testutil.LogWriter(t)
 	level := hclog.Warn
 	if testing.Verbose() {
 		level = hclog.Info
 	}
 	return hclog.New(&hclog.LoggerOptions{Name: name, Level: level, Output: w})
-}
-
-type tWriter struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSpace(string(p)))
-	}
-	return len(p), nil
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -109,7 +82,7 @@ func listen(t *testing.T, addr string) net.Listener {
 		addr = "127.0.0.1:0"
 	}
 	var ln net.Listener
-	eventually(t, "to listen on "+addr, 10*time.Second, func() bool {
+	testutil.Eventually(t, "to listen on "+addr, 10*time.Second, func() bool {
 		var err error
 		ln, err = net.Listen("tcp", addr)
 		return err == nil
@@ -172,7 +145,7 @@ func cluster(t *testing.T, count int, mod func(*Config)) []*node {
 		nodes = append(nodes, n)
 	}
 	for _, n := range nodes {
-		eventually(t, n.id+" to know the leader", 20*time.Second, func() bool { id, _ := n.Leader(); return id != "" })
+		testutil.Eventually(t, n.id+" to know the leader", 20*time.Second, func() bool { id, _ := n.Leader(); return id != "" })
 	}
 	return nodes
 }
@@ -188,7 +161,7 @@ func waitLeader(t *testing.T, n *node) {
 func leaderOf(t *testing.T, nodes []*node) *node {
 	t.Helper()
 	var l *node
-	eventually(t, "a leader", 20*time.Second, func() bool {
+	testutil.Eventually(t, "a leader", 20*time.Second, func() bool {
 		for _, n := range nodes {
 			if n.Log != nil && n.IsLeader() {
 				l = n
@@ -205,7 +178,7 @@ func rec(i int) []byte { return []byte(fmt.Sprintf("record-%03d", i)) }
 // waitData waits until n's data log holds next records and returns them.
 func waitData(t *testing.T, n *node, next uint64) [][]byte {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%s to apply %d records", n.id, next), 30*time.Second, func() bool { return n.NextOffset() >= next })
+	testutil.Eventually(t, fmt.Sprintf("%s to apply %d records", n.id, next), 30*time.Second, func() bool { return n.NextOffset() >= next })
 	if got := n.NextOffset(); got != next {
 		t.Fatalf("%s has %d records, want %d (duplicates?)", n.id, got, next)
 	}
@@ -341,7 +314,7 @@ func TestLinearizableReadAfterProduce(t *testing.T) {
 	leader.stop()
 	rest := []*node{nodes[1], nodes[2]}
 	nl := leaderOf(t, rest)
-	eventually(t, "a linearizable read on the new leader", 20*time.Second, func() bool {
+	testutil.Eventually(t, "a linearizable read on the new leader", 20*time.Second, func() bool {
 		b, err := nl.Read(ctx, last, ReadLinearizable)
 		if err != nil {
 			if !errors.Is(err, ErrNotLeader) {
@@ -492,7 +465,7 @@ func TestCatchUpFromSnapshot(t *testing.T) {
 	lagging.start()
 	sameData(t, leader, lagging, 60)
 	// Raft records the installed snapshot just after the FSM restored it.
-	eventually(t, "the lagging node to record an installed snapshot", 10*time.Second, func() bool {
+	testutil.Eventually(t, "the lagging node to record an installed snapshot", 10*time.Second, func() bool {
 		s := lagging.Stats()["last_snapshot_index"]
 		return s != "0" && s != ""
 	})
@@ -688,7 +661,7 @@ func TestLeadershipCallbackAndTransferOnClose(t *testing.T) {
 	nodes[0].stop() // hands leadership over
 	nl := leaderOf(t, nodes[1:])
 	t.Logf("new leader %s after %v", nl.id, time.Since(start))
-	eventually(t, "the new leader's callback", 10*time.Second, func() bool {
+	testutil.Eventually(t, "the new leader's callback", 10*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		got := events[nl.id]
