@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -139,6 +140,18 @@ func (pc *proglogCluster) Follow(ctx context.Context, from uint64, fn func([]byt
 		}
 	}
 	return nil
+}
+
+// snapshotIndex is the highest last_snapshot_index of the nodes: it moves
+// when any node takes a Raft snapshot.
+func (pc *proglogCluster) snapshotIndex() uint64 {
+	var hi uint64
+	for _, a := range pc.agents {
+		if n, err := strconv.ParseUint(a.Replica().Stats()["last_snapshot_index"], 10, 64); err == nil && n > hi {
+			hi = n
+		}
+	}
+	return hi
 }
 
 func (pc *proglogCluster) Close() error {

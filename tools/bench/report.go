@@ -121,6 +121,21 @@ func renderMarkdown(res *results) string {
 			fmtRate(r.consumePerSec()), ratioRate, ratioP99, ratioCons)
 	}
 	b.WriteString("\n")
+	var snaps []string
+	for _, r := range res.rows {
+		n := 0
+		for _, x := range r.runs {
+			if x.snapshot {
+				n++
+			}
+		}
+		if n > 0 {
+			snaps = append(snaps, fmt.Sprintf("%s (%d of %d runs)", r.w, n, len(r.runs)))
+		}
+	}
+	if len(snaps) > 0 {
+		fmt.Fprintf(&b, "proglog took a Raft snapshot during these rows (by default every 8192 entries, checked every 2–4 minutes; a snapshot fsyncs the data log and copies it, whole, into the snapshot store): %s.\n\n", strings.Join(snaps, "; "))
+	}
 	if len(failed) > 0 {
 		fmt.Fprintf(&b, "Problems during the run:\n\n")
 		for _, f := range failed {

@@ -133,7 +133,7 @@ func runGroup(ctx context.Context, base string, pki certs.DevFiles, jsTLS *jsTLS
 					continue
 				}
 				rctx, cancel := context.WithTimeout(ctx, o.rowTimeout)
-				r := runWorkload(rctx, clusters[sys], w, o.duration, o.records, logw)
+				r := runWorkload(rctx, clusters[sys].(*dirCluster).cluster, w, o.duration, o.records, logw)
 				cancel()
 				rows[sys].runs = append(rows[sys].runs, r)
 				if r.failed != nil {
@@ -144,6 +144,9 @@ func runGroup(ctx context.Context, base string, pki certs.DevFiles, jsTLS *jsTLS
 					sys, w, r.recordsPerSec(), fmtDur(r.lat.p50()), fmtDur(r.lat.p99()), r.consumePerSec(), r.produced, r.produceErrors)
 				if r.firstErr != nil {
 					fmt.Fprintf(logw, "    first error: %v\n", r.firstErr)
+				}
+				if r.snapshot {
+					fmt.Fprintf(logw, "    (a Raft snapshot was taken during this run)\n")
 				}
 			}
 		}

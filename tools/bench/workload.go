@@ -58,6 +58,8 @@ type runResult struct {
 	consumed    int
 	consumeTime time.Duration
 
+	snapshot bool // proglog took a Raft snapshot during the run
+
 	failed error // the run could not be made
 }
 
@@ -162,6 +164,10 @@ func stampOf(b []byte) time.Duration {
 	return time.Duration(binary.LittleEndian.Uint64(b))
 }
 
+// snapshotter is a cluster that takes snapshots the run should know of
+// (proglog's copy its whole data log).
+type snapshotter interface{ snapshotIndex() uint64 }
+
 // warmupCalls is how many produce calls precede the measured phase.
 const warmupCalls = 3
 
@@ -173,6 +179,10 @@ const warmupCalls = 3
 // records back.
 func runWorkload(ctx context.Context, c cluster, w workload, duration time.Duration, maxRecords int, logw io.Writer) runResult {
 	var res runResult
+	if sn, ok := c.(snapshotter); ok {
+		before := sn.snapshotIndex()
+		defer func() { res.snapshot = sn.snapshotIndex() != before }()
+	}
 	start, err := c.Position(ctx)
 	if err != nil {
 		res.failed = fmt.Errorf("position: %w", err)
