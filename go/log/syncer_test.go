@@ -2,6 +2,7 @@ package log
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -75,5 +76,46 @@ func TestSyncerStopsOnClose(t *testing.T) {
 	case <-done:
 	default:
 		t.Fatal("sync goroutine still running after Close")
+	}
+}
+
+// The background fsync does not hold the write lock: appends and reads go
+// on while it runs.
+func TestBackgroundSyncDoesNotBlockAppends(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	beforeBackgroundSync = func() {
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	}
+	c := testConfig()
+	c.Sync = SyncInterval
+	c.SyncInterval = time.Millisecond
+	l := openLog(t, t.TempDir(), c)
+	beforeBackgroundSync = nil // the sync goroutine took its copy at Open
+	defer close(release)
+	appendN(t, l, 1)
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no background sync")
+	}
+	done := make(chan error, 1)
+	go func() {
+		off, err := l.Append([]byte("during the sync"))
+		if err == nil {
+			_, err = l.Read(off)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("append blocked while the background sync ran")
 	}
 }
