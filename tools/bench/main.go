@@ -71,11 +71,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	md := renderMarkdown(res)
 	fmt.Fprintln(stdout, md)
+	var incomplete error
 	if missing := res.missingCells(); missing > 0 {
-		return fmt.Errorf("%d table cells are empty (failed rows; see the notes)", missing)
+		incomplete = fmt.Errorf("%d rows are not filled (failed runs; see the notes under the table)", missing)
 	}
 	if o.out == "" {
-		return nil
+		return incomplete
 	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
@@ -91,7 +92,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stderr, "wrote %s and %s\n", filepath.Join(o.out, "benchmarks.md"), filepath.Join(o.out, "benchmarks.png"))
-	return nil
+	return incomplete
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {

@@ -111,6 +111,11 @@ func renderMarkdown(res *results) string {
 			fmt.Fprintf(&b, "| %s | %d | %d B | %d | %d | %s | failed | | | | | | | | |\n", sysLabel(r.system), r.w.nodes, r.w.size, r.w.producers, r.w.batch, r.w.durability)
 			continue
 		}
+		for _, x := range r.runs {
+			if x.failed != nil {
+				failed = append(failed, fmt.Sprintf("%s %s: one run failed (the row shows the others): %v", sysLabel(r.system), r.w, x.failed))
+			}
+		}
 		if _, _, errs, first := r.totals(); errs > 0 {
 			failed = append(failed, fmt.Sprintf("%s %s: %d produce calls failed, first: %v", sysLabel(r.system), r.w, errs, first))
 		}
