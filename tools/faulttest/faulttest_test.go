@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/proglog/proglog/tools/faulttest/nemesis"
+)
+
+// binaries returns the proglog executable and its unsafe variant: from
+// Bazel (PROGLOG_BIN, PROGLOG_UNSAFE_BIN: runfiles paths) or built with the
+// go command from the module root.
+func binaries(t *testing.T) (safe, unsafe string) {
+	t.Helper()
+	safe, unsafe = runfile(os.Getenv("PROGLOG_BIN")), runfile(os.Getenv("PROGLOG_UNSAFE_BIN"))
+	var err error
+	if safe == "" {
+		if safe, err = goBuild("../..", t.TempDir(), "proglog", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if unsafe == "" {
+		if unsafe, err = goBuild("../..", t.TempDir(), "proglog-unsafe", unsafeTag); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []*string{&safe, &unsafe} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return safe, unsafe
+}
+
+// TestShortMode runs the short mode, as `faulttest --mode short` does: every
+// fault on 3 nodes and six on 5 nodes must leave a history the checker
+// passes, each fault followed by acknowledged writes; and both negative
+// controls — lost disks of 2 of 3 nodes, a build that acknowledges before
+// Raft commits — must be caught. The report goes to the test's outputs.
+func TestShortMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs clusters of real processes for about two minutes")
+	}
+	safe, unsafe := binaries(t)
+	o := options{mode: "short", net: "auto", binary: safe, unsafeBinary: unsafe, hold: 2 * time.Second, seed: uint64(time.Now().UnixNano() % 1e6), negative: true}
+	plans, err := o.plans()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("seed %d", o.seed)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	var runs []*RunResult
+	for _, pl := range plans {
+		cfg := pl.cfg
+		cfg.Dir = t.TempDir()
+		cfg.Logf = t.Logf
+		res, err := Run(ctx, cfg)
+		runs = append(runs, res)
+		c := res.Check
+		t.Logf("%s: %s", cfg.Name, c)
+		if err != nil {
+			t.Errorf("%s: %v", cfg.Name, err)
+			logTails(t, cfg.Dir)
+			continue
+		}
+		if pl.expectFail {
+			if c.OK() {
+				t.Errorf("%s: the checker found nothing wrong", cfg.Name)
+			}
+			if strings.Contains(cfg.Name, "disks") && c.Lost == 0 {
+				t.Errorf("%s: no lost records reported", cfg.Name)
+			}
+			continue
+		}
+		if !res.Passed() {
+			t.Errorf("%s: failed: %s\n%s", cfg.Name, c, strings.Join(c.Problems, "\n"))
+		}
+		want := len(cfg.Faults)
+		if res.Mode.String() == "loopback" {
+			want -= len(res.Skipped)
+			t.Logf("%s: loopback network (%s): not run: %v", cfg.Name, res.FallbackReason, res.Skipped)
+		}
+		if len(res.Faults) != want {
+			t.Errorf("%s: %d faults injected, want %d", cfg.Name, len(res.Faults), want)
+		}
+		for _, f := range res.Faults {
+			if f.Err != "" || f.RecoveryFromHeal < 0 {
+				t.Errorf("%s: %s: error %q, writes again %v after the heal", cfg.Name, f.Fault, f.Err, f.RecoveryFromHeal)
+			}
+		}
+		if c.Acked < 1000 {
+			t.Errorf("%s: only %d records acknowledged", cfg.Name, c.Acked)
+		}
+	}
+	var report strings.Builder
+	writeReport(&report, "proglog reliability: fault tests (short mode)", "go test ./tools/faulttest", runs)
+	t.Logf("report:\n%s", report.String())
+}
+
+// logTails shows the end of every node log of a failed run.
+func logTails(t *testing.T, dir string) {
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		from := max(0, len(lines)-15)
+		for i, line := range lines {
+			if strings.HasPrefix(line, "panic:") || strings.HasPrefix(line, "fatal error:") {
+				from = min(from, i) // a crash: show it whole
+				break
+			}
+		}
+		t.Logf("%s (tail):\n%s", filepath.Base(l), strings.Join(lines[from:], "\n"))
+	}
+}
+
+func TestPlans(t *testing.T) {
+	o := options{mode: "short", net: "auto", binary: "/bin/proglog", unsafeBinary: "/bin/unsafe", hold: time.Second, negative: true}
+	plans, err := o.plans()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every standard fault runs in short mode; the destructive one only in
+	// the negative control, against the safe binary; the unsafe binary only
+	// in its own control.
+	seen := map[string]bool{}
+	for _, pl := range plans {
+		pl.cfg.Dir = "/run-dir" // set per run by the caller
+		if err := pl.cfg.Validate(); err != nil {
+			t.Errorf("%s: %v", pl.cfg.Name, err)
+		}
+		for _, f := range pl.cfg.Faults {
+			seen[f] = true
+		}
+		if (pl.cfg.Binary == "/bin/unsafe") != (pl.expectFail && strings.Contains(pl.cfg.Name, "acknowledges")) {
+			t.Errorf("%s runs %s", pl.cfg.Name, pl.cfg.Binary)
+		}
+	}
+	for _, f := range nemesis.All {
+		if !seen[f.Name] {
+			t.Errorf("fault %s is not in short mode", f.Name)
+		}
+	}
+	o.mode = "bogus"
+	if _, err := o.plans(); err == nil {
+		t.Error("unknown mode accepted")
+	}
+	o.mode, o.net = "short", "wires"
+	if _, err := o.plans(); err == nil {
+		t.Error("unknown network accepted")
+	}
+}

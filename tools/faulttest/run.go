@@ -1,0 +1,495 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+	"github.com/proglog/proglog/tools/faulttest/cluster"
+	"github.com/proglog/proglog/tools/faulttest/history"
+	"github.com/proglog/proglog/tools/faulttest/nemesis"
+	"github.com/proglog/proglog/tools/faulttest/netlab"
+	"github.com/proglog/proglog/tools/faulttest/workload"
+)
+
+// RunConfig is one fault-test run: a cluster, a workload, a fault schedule.
+type RunConfig struct {
+	Name   string // shown in the report
+	Binary string // proglog executable
+	Dir    string // run directory (node data, logs, certs); kept after the run
+	Net    netlab.Mode
+	Nodes  int
+	// Faults are run in order, Rounds times; with Duration > 0, faults are
+	// instead drawn at random from the list until Duration has passed.
+	Faults   []string
+	Rounds   int
+	Duration time.Duration
+	// Hold is how long each fault lasts; Quiet the fault-free time between
+	// two faults.
+	Hold, Quiet time.Duration
+	Workload    workload.Config
+	Seed        uint64
+	Logf        func(format string, args ...any)
+}
+
+// DefaultRunConfig is a short run of every standard fault on 3 nodes.
+func DefaultRunConfig() RunConfig {
+	return RunConfig{
+		Name: "3 nodes, every fault", Nodes: 3, Faults: nemesis.Standard(), Rounds: 1,
+		Hold: 2 * time.Second, Quiet: time.Second, Workload: workload.DefaultConfig(), Seed: 1,
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c RunConfig) Validate() error {
+	switch {
+	case c.Binary == "":
+		return errors.New("faulttest: the proglog binary is required")
+	case c.Dir == "":
+		return errors.New("faulttest: a run directory is required")
+	case c.Nodes < 3:
+		return fmt.Errorf("faulttest: %d nodes: faults need at least 3", c.Nodes)
+	case len(c.Faults) == 0:
+		return errors.New("faulttest: no faults to run")
+	case c.Rounds < 1 && c.Duration <= 0:
+		return errors.New("faulttest: need Rounds >= 1 or a Duration")
+	case c.Hold <= 0:
+		return errors.New("faulttest: Hold must be positive")
+	}
+	if _, err := nemesis.ByName(c.Faults); err != nil {
+		return err
+	}
+	return c.Workload.Validate()
+}
+
+// FaultResult is an injected fault and how long the cluster took to take
+// writes again.
+type FaultResult struct {
+	nemesis.Event
+	Err string // the nemesis could not complete the fault
+	// First acknowledged produce sent after the injection / after the
+	// heal, measured from that moment (-1: none).
+	RecoveryFromInject, RecoveryFromHeal time.Duration
+}
+
+// RunResult is what a run did and what the checker found.
+type RunResult struct {
+	Config         RunConfig
+	Mode           netlab.Mode
+	FallbackReason string
+	Skipped        []string // faults not run (no partitions in loopback mode)
+	Started        time.Time
+	Elapsed        time.Duration
+	Faults         []FaultResult
+	LeaderChanges  int
+	Leaders        []string
+	Check          history.Result
+	FinalRecords   int
+	Err            string // the run could not complete (the check may still have run)
+}
+
+// Passed says whether the run completed and the checker found nothing.
+func (r *RunResult) Passed() bool { return r.Err == "" && r.Check.OK() }
+
+// Run runs one fault test. The returned result is filled as far as the run
+// got; err says why it stopped early.
+func Run(ctx context.Context, cfg RunConfig) (res *RunResult, err error) {
+	res = &RunResult{Config: cfg, Started: time.Now()}
+	defer func() {
+		res.Elapsed = time.Since(res.Started)
+		if err != nil {
+			res.Err = err.Error()
+		}
+	}()
+	if err := cfg.Validate(); err != nil {
+		return res, err
+	}
+	logf := cfg.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	faults, _ := nemesis.ByName(cfg.Faults)
+
+	lab, err := netlab.New(netlab.Config{Hosts: cfg.Nodes + 1, Mode: cfg.Net, Subnet: netlab.DefaultConfig().Subnet})
+	if err != nil {
+		return res, err
+	}
+	defer lab.Close()
+	res.Mode, res.FallbackReason = lab.Mode(), lab.FallbackReason()
+	if !lab.CanPartition() {
+		kept := faults[:0]
+		for _, f := range faults {
+			if f.NeedsPartitions {
+				res.Skipped = append(res.Skipped, f.Name)
+			} else {
+				kept = append(kept, f)
+			}
+		}
+		faults = kept
+		if len(faults) == 0 {
+			return res, fmt.Errorf("faulttest: every fault needs partitions, which %s mode cannot do", lab.Mode())
+		}
+	}
+
+	ccfg := cluster.DefaultConfig()
+	ccfg.Binary, ccfg.Dir, ccfg.Lab, ccfg.Nodes, ccfg.Logf = cfg.Binary, cfg.Dir, lab, cfg.Nodes, logf
+	c, err := cluster.New(ccfg)
+	if err != nil {
+		return res, err
+	}
+	defer c.Close()
+	if err := c.Start(ctx); err != nil {
+		return res, fmt.Errorf("faulttest: start cluster: %w", err)
+	}
+	logf("cluster of %d up in %v (%s network)", cfg.Nodes, time.Since(res.Started).Round(time.Millisecond), lab.Mode())
+
+	var rec history.Recorder
+	w, err := workload.Start(c, &rec, cfg.Workload)
+	if err != nil {
+		return res, err
+	}
+	stopped := false
+	stopWorkload := func() {
+		if !stopped {
+			stopped = true
+			w.Stop()
+		}
+	}
+	defer stopWorkload()
+	leaders := watchLeaders(ctx, c)
+	defer leaders.stop()
+
+	runErr := injectAll(ctx, cfg, faults, c, lab, w, res, logf)
+	stopWorkload()
+	leaders.stop()
+	res.Leaders, res.LeaderChanges = leaders.result()
+
+	// The end state: every member up, a final record acknowledged, and each
+	// member's whole log read back (follower reads wait until it caught up).
+	finals, ferr := collectFinals(ctx, c, &rec, logf)
+	if len(finals) > 0 {
+		res.FinalRecords = len(finals[0].Values)
+	}
+	ops := rec.Ops()
+	if err := writeHistory(filepath.Join(cfg.Dir, "history.jsonl"), ops, rec.Sessions()); err != nil {
+		logf("history not saved: %v", err)
+	}
+	res.Check = history.Check(ops, rec.Sessions(), finals, history.Options{
+		LinearizabilityTimeout: 2 * time.Minute,
+		VisualizePath:          filepath.Join(cfg.Dir, "linearizability.html"),
+	})
+	for i := range res.Faults {
+		f := &res.Faults[i]
+		f.RecoveryFromInject = firstAckAfter(ops, f.Injected)
+		f.RecoveryFromHeal = firstAckAfter(ops, f.Healed)
+	}
+	return res, errors.Join(runErr, ferr)
+}
+
+// injectAll runs the fault schedule against the loaded cluster.
+func injectAll(ctx context.Context, cfg RunConfig, faults []nemesis.Fault, c *cluster.Cluster, lab *netlab.Lab, w *workload.Workload, res *RunResult, logf func(string, ...any)) error {
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6e656d))
+	env := &nemesis.Env{Cluster: c, Lab: lab, Rng: rng, Hold: cfg.Hold, OnLeader: w.SetLeader, Logf: logf}
+	if err := w.WaitAcked(ctx, 50, 30*time.Second); err != nil {
+		return fmt.Errorf("faulttest: before the first fault: %w", err)
+	}
+	var schedule func(i int) (nemesis.Fault, bool)
+	if cfg.Duration > 0 {
+		end := time.Now().Add(cfg.Duration)
+		schedule = func(int) (nemesis.Fault, bool) { return faults[rng.IntN(len(faults))], time.Now().Before(end) }
+	} else {
+		schedule = func(i int) (nemesis.Fault, bool) { return faults[i%len(faults)], i < cfg.Rounds*len(faults) }
+	}
+	for i := 0; ; i++ {
+		f, more := schedule(i)
+		if !more || ctx.Err() != nil {
+			return ctx.Err()
+		}
+		logf("fault %d: %s", i+1, f.Name)
+		ev, err := f.Run(ctx, env)
+		fr := FaultResult{Event: ev}
+		if err != nil {
+			fr.Err = err.Error()
+		}
+		res.Faults = append(res.Faults, fr)
+		logf("fault %d: %s on %v: %s %s", i+1, f.Name, ev.Targets, ev.Detail, ev.Outcome)
+		if err != nil {
+			return err
+		}
+		if err := settle(ctx, c, w, cfg.Quiet); err != nil {
+			return fmt.Errorf("faulttest: after %s: %w", f.Name, err)
+		}
+	}
+}
+
+// settle waits until the cluster takes writes again, every member is back
+// and has caught up with what was acknowledged so far, then for the quiet
+// time. Without it, faults would pile onto a cluster still repairing the
+// last one — a test of its own, and one Raft makes no promise about for
+// damaged disks (see docs/reliability.md).
+func settle(ctx context.Context, c *cluster.Cluster, w *workload.Workload, quiet time.Duration) error {
+	if err := w.WaitAcked(ctx, 5, 30*time.Second); err != nil {
+		return err
+	}
+	if err := c.WaitMembers(ctx, c.Members(), 30*time.Second); err != nil {
+		return err
+	}
+	leader, err := c.Leader(ctx, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	next, err := nextOffset(ctx, c, leader)
+	if err != nil {
+		return err
+	}
+	for _, n := range c.Members() {
+		if next == 0 {
+			break
+		}
+		if err := waitHas(ctx, c, n, next-1, 30*time.Second); err != nil {
+			return err
+		}
+	}
+	return sleepCtx(ctx, quiet)
+}
+
+// nextOffset asks n (the leader) where its log ends: a linearizable read
+// past any acknowledged offset answers OUT_OF_RANGE with the bounds.
+func nextOffset(ctx context.Context, c *cluster.Cluster, n *cluster.Node) (uint64, error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := c.Client(n).Consume(cctx, &logv1.ConsumeRequest{Offset: 1 << 62, Consistency: logv1.Consistency_CONSISTENCY_LINEARIZABLE})
+	st, _ := status.FromError(err)
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			var next uint64
+			if _, serr := fmt.Sscan(info.Metadata["next"], &next); serr == nil {
+				return next, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("faulttest: log end on %s: %v", n.Name, err)
+}
+
+// waitHas waits until n holds the record at offset (a follower read).
+func waitHas(ctx context.Context, c *cluster.Cluster, n *cluster.Node, offset uint64, timeout time.Duration) error {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	stream, err := c.Client(n).ConsumeStream(cctx, &logv1.ConsumeRequest{Offset: offset, Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER}, grpc.WaitForReady(true))
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if err != nil {
+		return fmt.Errorf("faulttest: %s did not catch up to offset %d within %v: %w", n.Name, offset, timeout, err)
+	}
+	return nil
+}
+
+// collectFinals brings every member back, acknowledges one last record
+// (nothing sent before it can come after it) and reads every member's log
+// up to it.
+func collectFinals(ctx context.Context, c *cluster.Cluster, rec *history.Recorder, logf func(string, ...any)) ([]history.Final, error) {
+	var errs []error
+	for _, n := range c.Members() {
+		if !n.Running() {
+			errs = append(errs, n.Restart())
+		} else if n.Paused() {
+			errs = append(errs, n.Resume())
+		}
+	}
+	if err := c.WaitMembers(ctx, c.Members(), 60*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	last, err := finalRecord(ctx, c, rec)
+	if err != nil {
+		return nil, errors.Join(append(errs, err)...)
+	}
+	var (
+		mu     sync.Mutex
+		finals []history.Final
+		wg     sync.WaitGroup
+	)
+	for _, n := range c.Members() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			vals, err := readLog(ctx, c, n, last+1)
+			mu.Lock()
+			defer mu.Unlock()
+			finals = append(finals, history.Final{Node: n.Name, Values: vals})
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}()
+	}
+	wg.Wait()
+	logf("final log: %d records on each of %d members", last+1, len(finals))
+	return finals, errors.Join(errs...)
+}
+
+// finalProcess is the history process id of the final record's producer.
+const finalProcess = 1 << 20
+
+// finalRecord produces one record at the leader, retrying with new values
+// until one is acknowledged, and records every attempt.
+func finalRecord(ctx context.Context, c *cluster.Cluster, rec *history.Recorder) (uint64, error) {
+	deadline := time.Now().Add(60 * time.Second)
+	for attempt := 0; time.Now().Before(deadline); attempt++ {
+		leader, err := c.Leader(ctx, time.Until(deadline))
+		if err != nil {
+			return 0, err
+		}
+		op := history.Op{Process: finalProcess, Node: leader.Name, Kind: history.Append, Values: []string{fmt.Sprintf("final-%d", attempt)}}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		op.Call = time.Now()
+		resp, err := c.Client(leader).Produce(cctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte(op.Values[0])}})
+		op.Return = time.Now()
+		cancel()
+		if err == nil {
+			op.Outcome, op.Offset = history.OK, resp.Offset
+			rec.Add(op)
+			return resp.Offset, nil
+		}
+		op.Outcome, op.Err = history.Unknown, err.Error()
+		rec.Add(op)
+		time.Sleep(100 * time.Millisecond) // let an election finish
+	}
+	return 0, errors.New("faulttest: no final record acknowledged within 60s")
+}
+
+// readLog reads offsets [0, count) of n's log.
+func readLog(ctx context.Context, c *cluster.Cluster, n *cluster.Node, count uint64) ([]string, error) {
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	stream, err := c.Client(n).ConsumeStream(cctx, &logv1.ConsumeRequest{Offset: 0, Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER}, grpc.WaitForReady(true))
+	vals := make([]string, 0, count)
+	for err == nil && uint64(len(vals)) < count {
+		var resp *logv1.ConsumeResponse
+		if resp, err = stream.Recv(); err == nil {
+			if resp.Record.Offset != uint64(len(vals)) {
+				return vals, fmt.Errorf("faulttest: %s sent offset %d where %d was due", n.Name, resp.Record.Offset, len(vals))
+			}
+			vals = append(vals, string(resp.Record.Value))
+		}
+	}
+	if err != nil {
+		return vals, fmt.Errorf("faulttest: read %s's log: %d of %d records: %w", n.Name, len(vals), count, err)
+	}
+	return vals, nil
+}
+
+// firstAckAfter is how long after t the first produce sent at or after t
+// was acknowledged, or -1.
+func firstAckAfter(ops []history.Op, t time.Time) time.Duration {
+	if t.IsZero() {
+		return -1
+	}
+	best := time.Duration(-1)
+	for _, op := range ops {
+		if op.Kind == history.Append && op.Outcome == history.OK && !op.Call.Before(t) {
+			if d := op.Return.Sub(t); best < 0 || d < best {
+				best = d
+			}
+		}
+	}
+	return best
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// leaderWatch samples who leads every 100 ms.
+type leaderWatch struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	seq    []string
+}
+
+func watchLeaders(ctx context.Context, c *cluster.Cluster) *leaderWatch {
+	ctx, cancel := context.WithCancel(ctx)
+	lw := &leaderWatch{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(lw.done)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if n, err := c.Leader(ctx, 0); err == nil {
+				lw.mu.Lock()
+				if len(lw.seq) == 0 || lw.seq[len(lw.seq)-1] != n.Name {
+					lw.seq = append(lw.seq, n.Name)
+				}
+				lw.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return lw
+}
+
+func (lw *leaderWatch) stop() {
+	lw.cancel()
+	<-lw.done
+}
+
+// result returns the sequence of leaders seen and the number of changes.
+func (lw *leaderWatch) result() ([]string, int) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	return append([]string(nil), lw.seq...), max(len(lw.seq)-1, 0)
+}
+
+// mkRunDir creates a fresh run directory under parent.
+func mkRunDir(parent, name string) (string, error) {
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(parent, strings.NewReplacer(" ", "-", ",", "").Replace(name)+"-")
+}
+
+// writeHistory saves the operations and consumer sessions of a run as JSON
+// lines, for looking into a failure after the fact.
+func writeHistory(path string, ops []history.Op, sessions []history.Session) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(f)
+	enc := json.NewEncoder(bw)
+	for _, op := range ops {
+		if err := enc.Encode(op); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	for _, s := range sessions {
+		if err := enc.Encode(s); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return errors.Join(bw.Flush(), f.Close())
+}
