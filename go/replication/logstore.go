@@ -17,7 +17,7 @@ import (
 
 // LogStore is Raft's log on a go/log Log: the entry with Raft index i is the
 // record at offset i (the log starts at offset 1), encoded as described in
-// codec.go. It implements raft.LogStore and raft.MonotonicLogStore.
+// codec.go. It implements raft.LogStore.
 //
 // Its directory holds the go/log directory "segments" and the file
 // "first_index", the logical first index: compaction removes whole
@@ -32,18 +32,29 @@ import (
 //     first index max+1 is written to first_index (atomically: temporary
 //     file, fsync, rename, directory fsync) before the segments below it
 //     are removed;
-//   - both (everything): the log becomes empty, and the next StoreLogs may
-//     start at any index (Raft continues after a snapshot it installed or
-//     restored): the segments are then replaced by an empty log starting
-//     at that index. LogStore is monotonic (IsMonotonic), so Raft deletes
-//     everything after installing a snapshot rather than leaving a gap;
+//   - both (everything): the log becomes empty;
 //   - anything else (a range strictly inside the log) fails with
 //     ErrDeleteRange; ranges outside the stored entries are no-ops.
 //
 // StoreLogs appends its entries with one AppendBatch (one write, and one
-// fsync under SyncAlways) and requires them to follow LastIndex
-// (ErrNonContiguous otherwise). FirstIndex and LastIndex are 0 when the log
-// is empty; GetLog returns raft.ErrLogNotFound outside them.
+// fsync under SyncAlways). They must follow LastIndex, or start anywhere
+// after it: after installing a snapshot past its last entry, Raft appends
+// from the snapshot's index on, and every entry stored before is covered
+// by the snapshot. The log is then replaced by an empty one starting at
+// the new entries (as raft-boltdb, which allows gaps, would leave the old
+// entries unreachable). Entries overlapping stored ones fail with
+// ErrNonContiguous: Raft deletes a conflicting suffix first. FirstIndex and
+// LastIndex are 0 when the log is empty; GetLog returns raft.ErrLogNotFound
+// outside them.
+//
+// LogStore is deliberately not a raft.MonotonicLogStore: for those,
+// hashicorp/raft deletes every stored entry after installing a snapshot,
+// including entries newer than the snapshot when a stale InstallSnapshot
+// arrives after them (a retried RPC, or two replication streams to one
+// address while a node is replaced), without forgetting them; it then fails
+// to find the next entry to apply and panics ("log not found"). The fault
+// tests (tools/faulttest) hit this; the gap handling above is what makes
+// the ordinary, non-monotonic path work.
 type LogStore struct {
 	dir string
 	cfg log.Config
@@ -55,10 +66,7 @@ type LogStore struct {
 	first   atomic.Uint64 // logical first index
 }
 
-var (
-	_ raft.LogStore          = (*LogStore)(nil)
-	_ raft.MonotonicLogStore = (*LogStore)(nil)
-)
+var _ raft.LogStore = (*LogStore)(nil)
 
 const (
 	segmentsDir    = "segments"
@@ -215,7 +223,10 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	}
 	bufs := a.slices()
 	l, first, next := s.bounds()
-	if first >= next { // empty: may start anywhere
+	switch {
+	case first >= next || start > next:
+		// Empty, or entries after a gap: Raft installed a snapshot
+		// covering everything stored (see LogStore). Start afresh there.
 		if start != next {
 			var err error
 			if l, err = s.reset(start); err != nil {
@@ -225,7 +236,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		if err := s.setFirst(start); err != nil {
 			return err
 		}
-	} else if start != next {
+	case start < next:
 		return fmt.Errorf("%w: got index %d, the last stored is %d", ErrNonContiguous, start, next-1)
 	}
 	got, err := l.AppendBatch(bufs)
@@ -291,9 +302,6 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	}
 	return nil
 }
-
-// IsMonotonic implements raft.MonotonicLogStore: entries never have gaps.
-func (s *LogStore) IsMonotonic() bool { return true }
 
 // Close closes the underlying log.
 func (s *LogStore) Close() error {

@@ -78,8 +78,8 @@ func checkRange(t *testing.T, s *LogStore, first, last uint64) {
 func TestLogStoreEmpty(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	checkRange(t, s, 0, 0)
-	if !s.IsMonotonic() {
-		t.Fatal("not monotonic")
+	if _, ok := any(s).(raft.MonotonicLogStore); ok {
+		t.Fatal("LogStore claims to be monotonic: hashicorp/raft would then delete entries newer than a stale installed snapshot")
 	}
 	if err := s.StoreLogs(nil); err != nil {
 		t.Fatal(err)
@@ -101,8 +101,8 @@ func TestLogStoreStore(t *testing.T) {
 	}
 	checkRange(t, s, 1, 20)
 	for name, batch := range map[string][]*raft.Log{
-		"gap":          entries(22, 23),
 		"overlap":      entries(20, 21),
+		"rewrite":      entries(5, 6),
 		"not in order": {entry(21), entry(23)},
 	} {
 		if err := s.StoreLogs(batch); !errors.Is(err, ErrNonContiguous) {
@@ -110,6 +110,33 @@ func TestLogStoreStore(t *testing.T) {
 		}
 	}
 	checkRange(t, s, 1, 20)
+}
+
+// After Raft installs a snapshot past the last stored entry, it appends from
+// the snapshot on: the entries before the gap are dropped, and the store
+// continues from the new ones, also across a reopen.
+func TestLogStoreGapAfterSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	if err := s.StoreLogs(entries(1, 20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StoreLogs(entries(31, 40)); err != nil {
+		t.Fatalf("entries after a snapshot's gap: %v", err)
+	}
+	checkRange(t, s, 31, 40)
+	var e raft.Log
+	if err := s.GetLog(20, &e); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("entry before the gap: %v, want ErrLogNotFound", err)
+	}
+	if err := s.StoreLogs(entries(41, 42)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir)
+	checkRange(t, s, 31, 42)
 }
 
 // The Raft log syncs always by default; a relaxed policy is kept, and the
