@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -47,6 +48,9 @@ variables (upper case, dashes as underscores: PROGLOG_DATA_DIR), the YAML file o
 
 // Defaults of serve's own settings.
 const (
+	// shutdownGrace is how long after --shutdown-timeout a stopping node
+	// may still take to leave the cluster and close Raft and its logs.
+	shutdownGrace   = 10 * time.Second
 	defaultAddr     = "127.0.0.1:8400"
 	defaultSerfPort = "8402"
 )
@@ -382,8 +386,21 @@ func serve(ctx context.Context, o *serveOptions, stdout io.Writer) (err error) {
 		logger.Info("shutting down", zap.Duration("timeout", o.shutdownTimeout))
 		sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 		defer cancel()
-		if serr := a.Shutdown(sctx); serr != nil {
+		// The timeout bounds running calls; leaving the cluster and
+		// closing Raft and the logs get a grace period on top. A node that
+		// still has not stopped then exits anyway, leaving every
+		// goroutine's stack as evidence: SIGTERM must end the process.
+		done := make(chan error, 1)
+		go func() { done <- a.Shutdown(sctx) }()
+		select {
+		case serr := <-done:
 			err = errors.Join(err, serr)
+		case <-time.After(o.shutdownTimeout + shutdownGrace):
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			logger.Error("shutdown did not finish; exiting anyway", zap.Duration("after", o.shutdownTimeout+shutdownGrace))
+			fmt.Fprintf(os.Stderr, "goroutines when shutdown was abandoned:\n%s\n", buf)
+			err = errors.Join(err, fmt.Errorf("shutdown did not finish within %v", o.shutdownTimeout+shutdownGrace))
 		}
 		if err == nil {
 			fmt.Fprintln(stdout, "proglog stopped")

@@ -184,8 +184,16 @@ func (n *Node) Terminate(timeout time.Duration) error {
 		}
 		return nil
 	case <-time.After(timeout):
+		// SIGQUIT makes the Go runtime write every goroutine's stack to
+		// the node's log before it exits: the evidence of the hang.
+		if _, err := n.signal(syscall.SIGQUIT); err == nil {
+			select {
+			case <-exited:
+			case <-time.After(5 * time.Second):
+			}
+		}
 		_ = n.Kill()
-		return fmt.Errorf("cluster: %s did not exit within %v of SIGTERM", n.Name, timeout)
+		return fmt.Errorf("cluster: %s did not exit within %v of SIGTERM (goroutine dump in %s)", n.Name, timeout, n.LogPath())
 	}
 }
 
