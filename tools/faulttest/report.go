@@ -62,7 +62,7 @@ func writeRun(w io.Writer, r *RunResult) {
 	}
 	p("; started %s, %v\n", r.Started.UTC().Format("2006-01-02 15:04:05 MST"), r.Elapsed.Round(time.Second))
 	if cfg.Duration > 0 {
-		p("- faults drawn at random for %v from: %s\n", cfg.Duration, strings.Join(cfg.Faults, ", "))
+		p("- each fault once in order, then faults drawn at random, for %v in all, from: %s\n", cfg.Duration, strings.Join(cfg.Faults, ", "))
 	} else {
 		p("- faults in order, %d round(s): %s\n", cfg.Rounds, strings.Join(cfg.Faults, ", "))
 	}

@@ -32,8 +32,9 @@ type RunConfig struct {
 	Dir    string // run directory (node data, logs, certs); kept after the run
 	Net    netlab.Mode
 	Nodes  int
-	// Faults are run in order, Rounds times; with Duration > 0, faults are
-	// instead drawn at random from the list until Duration has passed.
+	// Faults are run in order, Rounds times; with Duration > 0, once in
+	// order and then drawn at random from the list until Duration has
+	// passed.
 	Faults   []string
 	Rounds   int
 	Duration time.Duration
@@ -209,7 +210,14 @@ func injectAll(ctx context.Context, cfg RunConfig, faults []nemesis.Fault, c *cl
 	var schedule func(i int) (nemesis.Fault, bool)
 	if cfg.Duration > 0 {
 		end := time.Now().Add(cfg.Duration)
-		schedule = func(int) (nemesis.Fault, bool) { return faults[rng.IntN(len(faults))], time.Now().Before(end) }
+		// One round in order, so that every fault runs at least once,
+		// then random draws.
+		schedule = func(i int) (nemesis.Fault, bool) {
+			if i < len(faults) {
+				return faults[i], true
+			}
+			return faults[rng.IntN(len(faults))], time.Now().Before(end)
+		}
 	} else {
 		schedule = func(i int) (nemesis.Fault, bool) { return faults[i%len(faults)], i < cfg.Rounds*len(faults) }
 	}
