@@ -36,6 +36,8 @@ const (
 	DefaultReconnectTimeout = 24 * time.Hour
 	DefaultReapInterval     = 15 * time.Second
 	DefaultTombstoneTimeout = 24 * time.Hour
+	// DefaultReconcileInterval: see Config.ReconcileInterval.
+	DefaultReconcileInterval = 10 * time.Second
 )
 
 // Config configures a Membership. Start from DefaultConfig; NodeName, Tags
@@ -76,6 +78,11 @@ type Config struct {
 	// ReapInterval is how often failed and left members are checked
 	// against those timeouts. Default 15s.
 	ReapInterval time.Duration
+	// ReconcileInterval is how often every member is handed to the
+	// handler again (Reconcile), so that a change the handler could not
+	// make when its event came (no quorum, leadership lost midway, two
+	// members briefly sharing an address) is made later. Default 10s.
+	ReconcileInterval time.Duration
 
 	// Logger receives Serf's, memberlist's and the handler's messages.
 	// Default: hclog.Default() named "discovery".
@@ -85,11 +92,12 @@ type Config struct {
 // DefaultConfig returns a Config with the default address and timings.
 func DefaultConfig() Config {
 	return Config{
-		BindAddr:         DefaultBindAddr,
-		Profile:          ProfileLAN,
-		ReconnectTimeout: DefaultReconnectTimeout,
-		ReapInterval:     DefaultReapInterval,
-		TombstoneTimeout: DefaultTombstoneTimeout,
+		BindAddr:          DefaultBindAddr,
+		Profile:           ProfileLAN,
+		ReconnectTimeout:  DefaultReconnectTimeout,
+		ReapInterval:      DefaultReapInterval,
+		TombstoneTimeout:  DefaultTombstoneTimeout,
+		ReconcileInterval: DefaultReconcileInterval,
 	}
 }
 
@@ -125,8 +133,8 @@ func (c Config) Validate() error {
 	if c.Profile != ProfileLAN && c.Profile != ProfileLocal {
 		return bad("unknown Profile %d", c.Profile)
 	}
-	if c.ReconnectTimeout <= 0 || c.TombstoneTimeout <= 0 || c.ReapInterval <= 0 {
-		return bad("ReconnectTimeout, TombstoneTimeout and ReapInterval must be positive")
+	if c.ReconnectTimeout <= 0 || c.TombstoneTimeout <= 0 || c.ReapInterval <= 0 || c.ReconcileInterval <= 0 {
+		return bad("ReconnectTimeout, TombstoneTimeout, ReapInterval and ReconcileInterval must be positive")
 	}
 	if v, ok := c.Tags[TagVoter]; ok && v != "true" && v != "false" {
 		return bad("tag %s must be \"true\" or \"false\", got %q", TagVoter, v)

@@ -106,8 +106,9 @@ func New(cfg Config, handler Handler) (*Membership, error) {
 		return nil, fmt.Errorf("discovery: start serf on %s: %w", cfg.BindAddr, err)
 	}
 	m.serf = s
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go m.eventLoop()
+	go m.reconcileLoop()
 	if len(cfg.StartJoinAddrs) > 0 {
 		if _, err := m.Join(cfg.StartJoinAddrs...); err != nil {
 			_ = m.Close()
@@ -208,9 +209,11 @@ func member(s serf.Member) Member {
 }
 
 // Reconcile hands every other known member to the handler again: alive
-// ones to Join, left ones to Leave (failed and leaving ones are skipped).
-// Call it when this node becomes the Raft leader. It returns the handler's
-// errors, joined.
+// ones to Join, left ones to Leave (failed and leaving ones are skipped, and
+// so are alive members sharing an RPC address, see sharedAddr). Call it
+// when this node becomes the Raft leader; it also runs every
+// ReconcileInterval. It returns the handler's errors, joined, or nil at
+// once if the handler says this node is not the leader.
 func (m *Membership) Reconcile() error {
 	select {
 	case <-m.done:
@@ -220,25 +223,68 @@ func (m *Membership) Reconcile() error {
 	m.reconcileMu.Lock()
 	defer m.reconcileMu.Unlock()
 	local := m.cfg.NodeName
+	members := m.Members()
 	var errs []error
-	for _, mem := range m.Members() {
+	for _, mem := range members {
 		if mem.Name == local {
 			continue
 		}
 		var err error
-		switch mem.Status {
-		case StatusAlive:
+		switch {
+		case mem.Status == StatusAlive && sharedAddr(members, mem) != "":
+			continue
+		case mem.Status == StatusAlive:
 			err = m.handler.Join(mem.Name, mem.RPCAddr, mem.Voter)
-		case StatusLeft:
+		case mem.Status == StatusLeft:
 			err = m.handler.Leave(mem.Name)
 		default:
 			continue
+		}
+		if isNotLeader(err) {
+			return nil // the leader reconciles
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("reconcile %s (%s): %w", mem.Name, mem.Status, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// sharedAddr returns the name of another alive member with mem's RPC
+// address, or "". That happens when a node is replaced at the same address
+// (a new name, an empty disk) before gossip has noticed that the old one
+// died: handing either to the handler would make it swap the other out,
+// and back. Both wait until gossip marks the old one failed; the periodic
+// Reconcile then adds the new one.
+func sharedAddr(members []Member, mem Member) string {
+	for _, o := range members {
+		if o.Name != mem.Name && o.Status == StatusAlive && o.RPCAddr == mem.RPCAddr {
+			return o.Name
+		}
+	}
+	return ""
+}
+
+func isNotLeader(err error) bool {
+	var nl interface{ NotLeader() bool }
+	return errors.As(err, &nl) && nl.NotLeader()
+}
+
+// reconcileLoop runs Reconcile every ReconcileInterval until Close.
+func (m *Membership) reconcileLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.done:
+			return
+		case <-t.C:
+			if err := m.Reconcile(); err != nil && !errors.Is(err, ErrClosed) {
+				m.log.Warn("periodic reconcile", "error", err)
+			}
+		}
+	}
 }
 
 func (m *Membership) eventLoop() {
@@ -268,6 +314,11 @@ func (m *Membership) handle(e serf.MemberEvent) {
 		var err error
 		switch e.Type {
 		case serf.EventMemberJoin, serf.EventMemberUpdate:
+			if other := sharedAddr(m.Members(), mem); other != "" {
+				m.log.Info("member shares its RPC address with another alive member; waiting for gossip to mark one failed",
+					"member", mem.Name, "other", other, "rpc_addr", mem.RPCAddr)
+				continue
+			}
 			err = m.handler.Join(mem.Name, mem.RPCAddr, mem.Voter)
 		case serf.EventMemberLeave, serf.EventMemberReap:
 			err = m.handler.Leave(mem.Name)
@@ -288,8 +339,7 @@ func (m *Membership) logHandlerError(event, member string, err error) {
 		m.log.Debug("handled member event", "event", event, "member", member)
 		return
 	}
-	var nl interface{ NotLeader() bool }
-	if errors.As(err, &nl) && nl.NotLeader() {
+	if isNotLeader(err) {
 		m.log.Debug("member event left to the leader", "event", event, "member", member, "error", err)
 		return
 	}
