@@ -68,7 +68,7 @@ func TestShortMode(t *testing.T) {
 			logTails(t, cfg.Dir)
 			continue
 		}
-		if pl.expectFail {
+		if cfg.NegativeControl {
 			if c.OK() {
 				t.Errorf("%s: the checker found nothing wrong", cfg.Name)
 			}
@@ -137,7 +137,7 @@ func TestPlans(t *testing.T) {
 		for _, f := range pl.cfg.Faults {
 			seen[f] = true
 		}
-		if (pl.cfg.Binary == "/bin/unsafe") != (pl.expectFail && strings.Contains(pl.cfg.Name, "acknowledges")) {
+		if (pl.cfg.Binary == "/bin/unsafe") != (pl.cfg.NegativeControl && strings.Contains(pl.cfg.Name, "acknowledges")) {
 			t.Errorf("%s runs %s", pl.cfg.Name, pl.cfg.Binary)
 		}
 	}

@@ -43,7 +43,10 @@ type RunConfig struct {
 	Hold, Quiet time.Duration
 	Workload    workload.Config
 	Seed        uint64
-	Logf        func(format string, args ...any)
+	// NegativeControl: the run is meant to lose data (a destructive fault
+	// or a broken build); it passes when the checker catches it.
+	NegativeControl bool
+	Logf            func(format string, args ...any)
 }
 
 // DefaultRunConfig is a short run of every standard fault on 3 nodes.
@@ -102,8 +105,11 @@ type RunResult struct {
 	Err            string // the run could not complete (the check may still have run)
 }
 
-// Passed says whether the run completed and the checker found nothing.
-func (r *RunResult) Passed() bool { return r.Err == "" && r.Check.OK() }
+// Passed says whether the run completed and the checker found nothing —
+// or, for a negative control, found something.
+func (r *RunResult) Passed() bool {
+	return r.Err == "" && r.Check.OK() != r.Config.NegativeControl
+}
 
 // Run runs one fault test. The returned result is filled as far as the run
 // got; err says why it stopped early.
