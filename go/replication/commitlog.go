@@ -8,7 +8,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
@@ -37,11 +36,8 @@ type CommitLog struct {
 // NewCommitLog wraps l.
 func NewCommitLog(l *Log) *CommitLog { return &CommitLog{l: l} }
 
-// Error detail vocabulary, shared with the server's (see log.proto).
-const (
-	errorDomain     = "proglog"
-	reasonNotLeader = "NOT_LEADER"
-)
+// reasonNotLeader is the ErrorInfo reason of a refused write (see log.proto).
+const reasonNotLeader = "NOT_LEADER"
 
 // Append stores rec (its Offset ignored) and returns its offset.
 func (c *CommitLog) Append(ctx context.Context, rec *logv1.Record) (uint64, error) {
@@ -51,13 +47,9 @@ func (c *CommitLog) Append(ctx context.Context, rec *logv1.Record) (uint64, erro
 // AppendBatch stores recs at consecutive offsets, all or none, and returns
 // the first offset.
 func (c *CommitLog) AppendBatch(ctx context.Context, recs []*logv1.Record) (uint64, error) {
-	bufs := make([][]byte, len(recs))
-	for i, r := range recs {
-		b, err := proto.Marshal(r)
-		if err != nil {
-			return 0, fmt.Errorf("encode records[%d]: %w", i, err)
-		}
-		bufs[i] = b
+	bufs, err := server.EncodeRecords(recs)
+	if err != nil {
+		return 0, err
 	}
 	first, err := c.l.AppendBatch(ctx, bufs)
 	return first, statusOf(err)
@@ -81,12 +73,7 @@ func (c *CommitLog) Read(ctx context.Context, offset uint64, cons server.Consist
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	rec := &logv1.Record{}
-	if err := proto.Unmarshal(b, rec); err != nil {
-		return nil, fmt.Errorf("decode record %d: %w", offset, err)
-	}
-	rec.Offset = offset
-	return rec, nil
+	return server.DecodeRecord(offset, b)
 }
 
 // LowestOffset is this node's oldest record.
@@ -135,7 +122,7 @@ func statusOf(err error) error {
 		st := status.Newf(codes.FailedPrecondition, "not the leader: send this request to %s (%s)", nl.LeaderAddr, nl.LeaderID)
 		if d, derr := st.WithDetails(&errdetails.ErrorInfo{
 			Reason:   reasonNotLeader,
-			Domain:   errorDomain,
+			Domain:   server.ErrorDomain,
 			Metadata: map[string]string{"leader_id": nl.LeaderID, "leader_addr": nl.LeaderAddr},
 		}); derr == nil {
 			st = d

@@ -58,11 +58,11 @@ func (s *StorageLog) Append(ctx context.Context, rec *logv1.Record) (uint64, err
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	b, err := proto.Marshal(rec)
+	bufs, err := EncodeRecords([]*logv1.Record{rec})
 	if err != nil {
-		return 0, fmt.Errorf("encode record: %w", err)
+		return 0, err
 	}
-	off, err := s.log.Append(b)
+	off, err := s.log.Append(bufs[0])
 	if err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
@@ -74,13 +74,9 @@ func (s *StorageLog) AppendBatch(ctx context.Context, recs []*logv1.Record) (uin
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	bufs := make([][]byte, len(recs))
-	for i, r := range recs {
-		b, err := proto.Marshal(r)
-		if err != nil {
-			return 0, fmt.Errorf("encode records[%d]: %w", i, err)
-		}
-		bufs[i] = b
+	bufs, err := EncodeRecords(recs)
+	if err != nil {
+		return 0, err
 	}
 	first, err := s.log.AppendBatch(bufs)
 	if err != nil {
@@ -96,6 +92,25 @@ func (s *StorageLog) Read(_ context.Context, offset uint64, _ Consistency) (*log
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", err)
 	}
+	return DecodeRecord(offset, b)
+}
+
+// EncodeRecords returns the stored form of recs, the bytes every CommitLog
+// keeps for a record: its protobuf encoding.
+func EncodeRecords(recs []*logv1.Record) ([][]byte, error) {
+	bufs := make([][]byte, len(recs))
+	for i, r := range recs {
+		b, err := proto.Marshal(r)
+		if err != nil {
+			return nil, fmt.Errorf("encode records[%d]: %w", i, err)
+		}
+		bufs[i] = b
+	}
+	return bufs, nil
+}
+
+// DecodeRecord is the record stored as b (see EncodeRecords) at offset.
+func DecodeRecord(offset uint64, b []byte) (*logv1.Record, error) {
 	rec := &logv1.Record{}
 	if err := proto.Unmarshal(b, rec); err != nil {
 		return nil, fmt.Errorf("decode record %d: %w", offset, err)

@@ -28,9 +28,12 @@ var (
 	ErrForcedStop = errors.New("server: graceful shutdown timed out; remaining calls were cut off")
 )
 
+// ErrorDomain is the domain of every google.rpc.ErrorInfo proglog sends,
+// also by the CommitLog implementations of other packages (see log.proto).
+const ErrorDomain = "proglog"
+
 // Error detail vocabulary shared with clients (see log.proto).
 const (
-	errorDomain          = "proglog"
 	reasonOutOfRange     = "OFFSET_OUT_OF_RANGE"
 	reasonRecordTooLarge = "RECORD_TOO_LARGE"
 	detailLocale         = "en-US"
@@ -50,7 +53,7 @@ func outOfRange(offset, lowest, next uint64) error {
 	return withDetails(st,
 		&errdetails.ErrorInfo{
 			Reason: reasonOutOfRange,
-			Domain: errorDomain,
+			Domain: ErrorDomain,
 			Metadata: map[string]string{
 				"offset": strconv.FormatUint(offset, 10),
 				"lowest": strconv.FormatUint(lowest, 10),
@@ -74,7 +77,7 @@ func recordTooLarge(index, size, limit int) error {
 		md["index"] = strconv.Itoa(index)
 	}
 	return withDetails(st,
-		&errdetails.ErrorInfo{Reason: reasonRecordTooLarge, Domain: errorDomain, Metadata: md},
+		&errdetails.ErrorInfo{Reason: reasonRecordTooLarge, Domain: ErrorDomain, Metadata: md},
 		&errdetails.LocalizedMessage{Locale: detailLocale, Message: fmt.Sprintf("The %s is too large (%d bytes; at most %d allowed).", where, size, limit)},
 	)
 }

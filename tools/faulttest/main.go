@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&o.seed, "seed", uint64(time.Now().UnixNano()%1e6), "random seed (targets, splits, workload)")
 	fs.BoolVar(&o.negative, "negative", true, "also run the negative controls: lost disks of 2 of 3 nodes, and a build that acknowledges before commit; each must be caught")
 	fs.IntVar(&o.nodes, "nodes", 3, "custom mode: cluster size")
-	fs.StringSliceVar(&o.faults, "faults", nemesis.Standard(), "custom mode: faults, in order ("+strings.Join(faultNames(), ", ")+")")
+	fs.StringSliceVar(&o.faults, "faults", nemesis.Standard(), "custom mode: faults, in order ("+strings.Join(nemesis.Names(), ", ")+")")
 	fs.IntVar(&o.rounds, "rounds", 1, "custom mode: times through --faults")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -136,14 +136,6 @@ func userArgs(args []string) []string {
 		if !strings.HasPrefix(a, "--binary=") && !strings.HasPrefix(a, "--unsafe-binary=") {
 			out = append(out, a)
 		}
-	}
-	return out
-}
-
-func faultNames() []string {
-	var out []string
-	for _, f := range nemesis.All {
-		out = append(out, f.Name)
 	}
 	return out
 }

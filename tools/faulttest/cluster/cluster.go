@@ -227,16 +227,6 @@ func (c *Cluster) ByAddr(addr string) *Node {
 	return nil
 }
 
-// ByName returns the node named name, or nil.
-func (c *Cluster) ByName(name string) *Node {
-	for _, n := range c.Nodes() {
-		if n.Name == name {
-			return n
-		}
-	}
-	return nil
-}
-
 // Client returns the root client of node n (one connection per address,
 // kept across restarts, reconnecting quickly).
 func (c *Cluster) Client(n *Node) logv1.LogClient {

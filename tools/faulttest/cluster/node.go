@@ -109,14 +109,16 @@ func (n *Node) start(bootstrap bool, join []string) error {
 	n.cmd, n.paused, n.exited, n.exitErr, n.logFile = cmd, false, exited, nil, logFile
 	go func() {
 		err := cmd.Wait()
+		// Logged before the node counts as down, so that a restart's
+		// lines follow this one in the shared file.
+		fmt.Fprintf(logFile, "=== %s exit: %v\n", time.Now().Format(time.RFC3339Nano), err)
+		logFile.Close()
 		n.mu.Lock()
 		n.exitErr = err
 		if n.cmd == cmd {
 			n.cmd, n.paused = nil, false
 		}
 		n.mu.Unlock()
-		fmt.Fprintf(logFile, "=== %s exit: %v\n", time.Now().Format(time.RFC3339Nano), err)
-		logFile.Close()
 		close(exited)
 	}()
 	cfg.Logf("%s started on %s (pid %d)", n.Name, n.Addr(), cmd.Process.Pid)
@@ -226,17 +228,4 @@ func (n *Node) Wipe() error {
 		return fmt.Errorf("cluster: wipe %s: %w", n.Name, err)
 	}
 	return nil
-}
-
-// LogTail returns the last lines of the node's output file.
-func (n *Node) LogTail(lines int) string {
-	b, err := os.ReadFile(n.LogPath())
-	if err != nil {
-		return ""
-	}
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
 }

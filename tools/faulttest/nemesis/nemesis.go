@@ -97,14 +97,15 @@ func ByName(names []string) ([]Fault, error) {
 	for _, name := range names {
 		i := slices.IndexFunc(All, func(f Fault) bool { return f.Name == name })
 		if i < 0 {
-			return nil, fmt.Errorf("nemesis: unknown fault %q (known: %s)", name, strings.Join(names0(), ", "))
+			return nil, fmt.Errorf("nemesis: unknown fault %q (known: %s)", name, strings.Join(Names(), ", "))
 		}
 		out = append(out, All[i])
 	}
 	return out, nil
 }
 
-func names0() []string {
+// Names lists every fault's name, in the order of All.
+func Names() []string {
 	var out []string
 	for _, f := range All {
 		out = append(out, f.Name)

@@ -112,9 +112,6 @@ func (w *Workload) Stop() {
 	w.wg.Wait()
 }
 
-// Acked is the number of produce calls acknowledged so far.
-func (w *Workload) Acked() int64 { return w.acked.Load() }
-
 // WaitAcked waits until n more produce calls than now are acknowledged.
 func (w *Workload) WaitAcked(ctx context.Context, n int64, timeout time.Duration) error {
 	target := w.acked.Load() + n
