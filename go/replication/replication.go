@@ -87,7 +87,7 @@ func New(cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replication: snapshot store: %w", err)
 	}
-	fsm, lost, err := openFSM(cfg.DataDir, cfg.DataLog, lg.Named("fsm"))
+	fsm, lost, err := checkedFSM(cfg.DataDir, cfg.DataLog, lg.Named("fsm"), l.store, snaps)
 	if err != nil {
 		return nil, err
 	}
@@ -353,6 +353,12 @@ func (l *Log) AppendBatch(ctx context.Context, records [][]byte) (uint64, error)
 	}
 	switch r := f.Response().(type) {
 	case applyResult:
+		if r.skipped {
+			// Raft hands this leader's entries to its FSM once, in a term
+			// it won in this process: a data log that already has a record
+			// at that index holds another entry.
+			return 0, fmt.Errorf("%w: raft entry %d was committed, but this node's data log already held an entry at its index, so it was not applied here", ErrDiverged, f.Index())
+		}
 		return r.first, nil
 	case error:
 		return 0, r
