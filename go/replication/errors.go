@@ -31,6 +31,10 @@ var (
 	// (returned with ErrFailed); a restart sets the data log aside and
 	// rebuilds it from the snapshot and the Raft log (see New).
 	ErrDiverged = errors.New("replication: data log diverged from the raft log")
+	// ErrNotCaughtUp: a read past the end of this node's data log waited
+	// for the node to learn the commit index and apply up to it, in vain
+	// (see Log.Read): the records may exist; retry, or ask another node.
+	ErrNotCaughtUp = errors.New("replication: this node has not caught up with the cluster's commit index yet")
 	// ErrBadEncoding: a stored Raft entry, command, data record envelope or
 	// snapshot could not be decoded (corruption, or a newer format).
 	ErrBadEncoding = errors.New("replication: bad encoding")

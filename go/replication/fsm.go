@@ -60,6 +60,8 @@ type fsm struct {
 
 	failed atomic.Pointer[error]
 
+	beforeApply func() // Config.beforeApply
+
 	// Scratch space of ApplyBatch (Raft's FSM goroutine only).
 	envelopes arena
 	recs      [][]byte
@@ -137,6 +139,9 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 // consecutive offsets. The response of a command is an applyResult or an
 // error; other entry types (configuration) get nil.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	if f.beforeApply != nil {
+		f.beforeApply()
+	}
 	resps := make([]any, len(logs))
 	if errp := f.failed.Load(); errp != nil {
 		for i := range resps {

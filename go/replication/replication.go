@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -32,6 +33,10 @@ type Log struct {
 	leaderMu sync.Mutex
 	lost     chan struct{} // closed when this node's current leadership ends; nil if not leader
 	changed  chan struct{} // closed and replaced when lost is set or cleared
+
+	// readyTerm is the last term in which this node knew a commit index
+	// covering an entry of that term (catchup.go).
+	readyTerm atomic.Uint64
 
 	// guessNext is the next offset guessOffset hands out (ack.go).
 	guessMu   sync.Mutex
@@ -92,6 +97,7 @@ func New(cfg Config) (*Log, error) {
 		return nil, err
 	}
 	l.fsm = fsm
+	fsm.beforeApply = cfg.beforeApply
 	closers = append(closers, fsm.close)
 
 	rc := cfg.raftConfig()
@@ -379,7 +385,9 @@ func (l *Log) guessOffset(n int) uint64 {
 }
 
 // Read returns the record at offset with consistency c (see Consistency).
-// Offsets outside the data log fail with *log.OffsetOutOfRangeError.
+// Offsets outside the data log fail with *log.OffsetOutOfRangeError; one
+// past its end only once this node has caught up (see readCaughtUp), so an
+// acknowledged record is never reported past the end.
 func (l *Log) Read(ctx context.Context, offset uint64, c Consistency) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -389,14 +397,15 @@ func (l *Log) Read(ctx context.Context, offset uint64, c Consistency) ([]byte, e
 	}
 	switch c {
 	case ReadFollower:
+		return l.readCaughtUp(ctx, offset)
 	case ReadLinearizable:
 		if err := l.readBarrier(ctx); err != nil {
 			return nil, err
 		}
+		return l.fsm.read(offset)
 	default:
 		return nil, fmt.Errorf("replication: unknown consistency %d", c)
 	}
-	return l.fsm.read(offset)
 }
 
 // readBarrier makes a linearizable read safe: it records the leader's last
