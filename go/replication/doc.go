@@ -85,8 +85,16 @@
 // acknowledged before the read started is always returned. On a follower it
 // fails with *NotLeaderError. ReadFollower reads the local data log as it
 // is: it never holds an uncommitted record (only applied ones), but may lag.
-// Wait (for streams) waits on the local data log, so a stream served with
-// follower reads, on any node, only ever sees committed records.
+// It answers "past the end" (*log.OffsetOutOfRangeError) only once the node
+// has caught up: it knows a commit index covering an entry of the current
+// term (none after a restart until a leader sends one; a new leader's only
+// once the first entry of its term is committed) and has applied every
+// command up to it. Until then such a read waits, checking every 10ms, at
+// most until the call's deadline or Config.ApplyTimeout, then fails with
+// ErrNotCaughtUp (gRPC Unavailable): an acknowledged record is never
+// reported as not existing. Wait (for streams) waits on the local data log,
+// so a stream served with follower reads, on any node, only ever sees
+// committed records, and never reports an end.
 //
 // # Leadership, membership and errors
 //
