@@ -189,3 +189,22 @@ func setAsideDataLog(dir, prefix string) (string, error) {
 	}
 	return aside, syncDir(dir)
 }
+
+// appendResponse is AppendBatch's result for the FSM's response to its
+// command, Raft entry index. A skipped command is never acknowledged: Raft
+// hands a leader's new entry to the FSM once, in a term the leader won in
+// this process, so a data log that already had a record at its index holds
+// another entry (one the FSM could not check: a version 1 envelope).
+func appendResponse(resp any, index uint64) (uint64, error) {
+	switch r := resp.(type) {
+	case applyResult:
+		if r.skipped {
+			return 0, fmt.Errorf("%w: raft entry %d was committed, but this node's data log already held an entry at its index, so it was not applied here", ErrDiverged, index)
+		}
+		return r.first, nil
+	case error:
+		return 0, r
+	default:
+		return 0, fmt.Errorf("replication: unexpected apply response %T", r)
+	}
+}

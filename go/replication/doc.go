@@ -14,6 +14,8 @@
 //	DataDir/raft/stable         current term and vote (StableStore)
 //	DataDir/raft/snapshots/     Raft snapshots (raft.FileSnapshotStore)
 //	DataDir/data/               the data log: the records clients read
+//	DataDir/data.diverged.<t>/  a data log set aside because the Raft log
+//	                            lost its entries (see below)
 //
 // Entry, command, envelope and snapshot encodings are documented in
 // codec.go; every one carries a version or type byte.

@@ -21,8 +21,8 @@ var (
 	// ErrClosed: the Log was closed.
 	ErrClosed = errors.New("replication: closed")
 	// ErrFailed: applying committed entries to the data log failed (an I/O
-	// error); this node stops applying and serving until it is restarted,
-	// when the entries are applied again from the Raft log.
+	// error, or ErrDiverged); this node stops applying and serving until it
+	// is restarted, when the entries are applied again from the Raft log.
 	ErrFailed = errors.New("replication: state machine failed; restart the node")
 	// ErrDiverged: this node's data log disagrees with its Raft log: it holds
 	// a different entry (another term) at an index Raft applies again, or

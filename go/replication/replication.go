@@ -357,20 +357,7 @@ func (l *Log) AppendBatch(ctx context.Context, records [][]byte) (uint64, error)
 		}
 		return 0, l.mapRaftErr(err)
 	}
-	switch r := f.Response().(type) {
-	case applyResult:
-		if r.skipped {
-			// Raft hands this leader's entries to its FSM once, in a term
-			// it won in this process: a data log that already has a record
-			// at that index holds another entry.
-			return 0, fmt.Errorf("%w: raft entry %d was committed, but this node's data log already held an entry at its index, so it was not applied here", ErrDiverged, f.Index())
-		}
-		return r.first, nil
-	case error:
-		return 0, r
-	default:
-		return 0, fmt.Errorf("replication: unexpected apply response %T", r)
-	}
+	return appendResponse(f.Response(), f.Index())
 }
 
 // guessOffset is the offset the first of n records handed to Raft now would
@@ -485,9 +472,10 @@ func (l *Log) LowestOffset() uint64 { return l.fsm.lowestOffset() }
 func (l *Log) NextOffset() uint64 { return l.fsm.nextOffset() }
 
 // Failed returns the error that stopped this node's state machine, nil
-// while it works: after failing to write its data log it applies nothing
-// more and serves no reads (ErrFailed) until the node is restarted, which
-// replays the entries it missed.
+// while it works: after failing to write its data log, or finding it
+// diverged from the Raft log (ErrDiverged, saying which entry), it applies
+// nothing more and serves no reads (ErrFailed) until the node is restarted,
+// which replays the entries it missed (or rebuilds a diverged data log).
 func (l *Log) Failed() error {
 	if p := l.fsm.failed.Load(); p != nil {
 		return *p
