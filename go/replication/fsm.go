@@ -169,7 +169,8 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		n := uint64(len(recs))
 		var from uint64 // records of this entry already in the data log
 		if e.Index <= last.index {
-			// Only entries the data log had before any of this batch's.
+			// Raft replays an entry the data log had before this batch
+			// (this batch's own are above it): it must be the same entry.
 			if err := f.checkSkip(l, e, recs); err != nil {
 				resps[i] = fmt.Errorf("%w: %w", ErrFailed, err)
 				return f.stop(resps, resps[i].(error))
