@@ -32,11 +32,17 @@ import (
 //
 // Data record envelope, each record of the data log:
 //
-//	byte     envelopeVersion (1)
+//	byte     envelopeVersion (2)
 //	uvarint  raft index of the entry that produced the record
+//	uvarint  raft term of that entry
 //	uvarint  position of the record in that entry's batch
 //	uvarint  number of records in that batch
 //	rest     the record as the client sent it
+//
+// Version 1 envelopes (written before the term was recorded) lack the term
+// field; they still decode, with term 0 ("unknown"), so existing data logs
+// keep working. The FSM cannot check such a record's entry against the Raft
+// log beyond its index (see fsm.checkSkip).
 //
 // Snapshot header, before the data log's snapshot stream (big-endian):
 //
@@ -49,12 +55,14 @@ import (
 const (
 	entryVersion    = 1
 	cmdAppend       = 1
-	envelopeVersion = 1
+	envelopeVersion = 2
+	// envelopeV1 is the envelope version without a term: decoded only.
+	envelopeV1      = 1
 	snapshotVersion = 1
 
 	snapshotHeaderSize = 32
 	// maxEnvelopeOverhead bounds the bytes an envelope adds to a record.
-	maxEnvelopeOverhead = 1 + 3*binary.MaxVarintLen64
+	maxEnvelopeOverhead = 1 + 4*binary.MaxVarintLen64
 	// maxEntryOverhead bounds the bytes an entry encoding adds to its data
 	// (with empty extensions).
 	maxEntryOverhead = 2 + 6*binary.MaxVarintLen64
@@ -239,9 +247,11 @@ func decodeCommandInto(recs [][]byte, b []byte) ([][]byte, error) {
 	return recs, nil
 }
 
-// envelope is the provenance of a data record.
+// envelope is the provenance of a data record: the Raft entry (index and
+// term; term 0 if unknown, from a version 1 envelope) and the record's
+// position in the entry's batch of count records.
 type envelope struct {
-	index, pos, count uint64
+	index, term, pos, count uint64
 }
 
 // encodeEnvelope returns the data record for payload.
@@ -253,6 +263,7 @@ func encodeEnvelope(e envelope, payload []byte) []byte {
 func appendEnvelope(b []byte, e envelope, payload []byte) []byte {
 	b = append(b, envelopeVersion)
 	b = binary.AppendUvarint(b, e.index)
+	b = binary.AppendUvarint(b, e.term)
 	b = binary.AppendUvarint(b, e.pos)
 	b = binary.AppendUvarint(b, e.count)
 	return append(b, payload...)
@@ -261,10 +272,16 @@ func appendEnvelope(b []byte, e envelope, payload []byte) []byte {
 // decodeEnvelope splits a data record; the payload aliases b.
 func decodeEnvelope(b []byte) (envelope, []byte, error) {
 	d := decoder{b: b}
-	if v := d.byte("envelope version"); d.err == nil && v != envelopeVersion {
-		return envelope{}, nil, fmt.Errorf("%w: data envelope version %d, want %d", ErrBadEncoding, v, envelopeVersion)
+	v := d.byte("envelope version")
+	if d.err == nil && v != envelopeVersion && v != envelopeV1 {
+		return envelope{}, nil, fmt.Errorf("%w: data envelope version %d, want %d or %d", ErrBadEncoding, v, envelopeV1, envelopeVersion)
 	}
-	e := envelope{index: d.uvarint("raft index"), pos: d.uvarint("position"), count: d.uvarint("count")}
+	var e envelope
+	e.index = d.uvarint("raft index")
+	if v == envelopeVersion {
+		e.term = d.uvarint("raft term")
+	}
+	e.pos, e.count = d.uvarint("position"), d.uvarint("count")
 	if d.err == nil && (e.count == 0 || e.pos >= e.count) {
 		d.fail(fmt.Sprintf("position %d of %d", e.pos, e.count))
 	}

@@ -78,7 +78,7 @@ func TestCommandRoundTrip(t *testing.T) {
 }
 
 func TestEnvelopeRoundTrip(t *testing.T) {
-	e := envelope{index: 42, pos: 2, count: 3}
+	e := envelope{index: 42, term: 7, pos: 2, count: 3}
 	b := encodeEnvelope(e, []byte("payload"))
 	if len(b) > maxEnvelopeOverhead+len("payload") {
 		t.Fatalf("envelope overhead %d > %d", len(b)-7, maxEnvelopeOverhead)
@@ -87,13 +87,23 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	if err != nil || got != e || string(p) != "payload" {
 		t.Fatalf("got %+v %q %v", got, p, err)
 	}
+	max := envelope{index: ^uint64(0), term: ^uint64(0), pos: ^uint64(0) - 1, count: ^uint64(0)}
+	if n := len(encodeEnvelope(max, nil)); n != maxEnvelopeOverhead {
+		t.Fatalf("largest envelope %d bytes, maxEnvelopeOverhead %d", n, maxEnvelopeOverhead)
+	}
+	// Version 1, written before envelopes held the term: term unknown (0).
+	got, p, err = decodeEnvelope([]byte{envelopeV1, 42, 2, 3, 'p'})
+	if err != nil || got != (envelope{index: 42, pos: 2, count: 3}) || string(p) != "p" {
+		t.Fatalf("version 1: got %+v %q %v", got, p, err)
+	}
 	for name, b := range map[string][]byte{
 		"empty":         {},
-		"version":       {2, 1, 0, 1},
+		"version":       {3, 1, 0, 0, 1},
 		"pos >= count":  encodeEnvelope(envelope{index: 1, pos: 3, count: 3}, nil),
 		"zero count":    encodeEnvelope(envelope{index: 1}, nil),
 		"cut varint":    {envelopeVersion, 0x80},
-		"missing count": {envelopeVersion, 1, 0},
+		"missing count": {envelopeVersion, 1, 1, 0},
+		"v1 cut":        {envelopeV1, 1, 0},
 	} {
 		if _, _, err := decodeEnvelope(b); !errors.Is(err, ErrBadEncoding) {
 			t.Errorf("%s: %v, want ErrBadEncoding", name, err)

@@ -22,7 +22,8 @@ import (
 //     ErrorInfo (domain "proglog", reason "NOT_LEADER", metadata leader_id
 //     and leader_addr): retry at the leader, not here;
 //   - *NotLeaderError during an election: Unavailable (retry later);
-//   - ErrLeadershipLost, ErrTimeout, ErrClosed, ErrFailed: Unavailable.
+//   - ErrLeadershipLost, ErrTimeout, ErrClosed, ErrFailed, ErrDiverged,
+//     ErrNotCaughtUp: Unavailable.
 //
 // go/log errors (out of range, too large, corruption) and context errors are
 // returned as they are, for the server's own mapping.
@@ -130,7 +131,8 @@ func statusOf(err error) error {
 		return &statusError{err, st}
 	case errors.Is(err, ErrLeadershipLost):
 		return &statusError{err, status.New(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")}
-	case errors.Is(err, ErrTimeout), errors.Is(err, ErrClosed), errors.Is(err, ErrFailed):
+	case errors.Is(err, ErrTimeout), errors.Is(err, ErrClosed), errors.Is(err, ErrFailed), errors.Is(err, ErrDiverged),
+		errors.Is(err, ErrNotCaughtUp):
 		return &statusError{err, status.New(codes.Unavailable, "log unavailable on this node; retry later or on another server")}
 	default:
 		return err

@@ -103,8 +103,9 @@ type Config struct {
 	// SnapshotRetain is how many snapshots are kept. Default 2.
 	SnapshotRetain int
 
-	// ApplyTimeout bounds an append whose context has no deadline, and
-	// membership changes. Default 10s.
+	// ApplyTimeout bounds an append whose context has no deadline,
+	// membership changes, and a read's wait for this node to catch up (see
+	// Log.Read). Default 10s.
 	ApplyTimeout time.Duration
 
 	// MaxPool is the number of pooled connections per peer; TransportTimeout
@@ -151,6 +152,11 @@ type Config struct {
 	// Logger receives Raft's and this package's logs. Default:
 	// hclog.Default() named "replication".
 	Logger hclog.Logger
+
+	// beforeApply, if set (by tests), is called on Raft's FSM goroutine
+	// before each batch of entries is applied: blocking in it holds the
+	// state machine back.
+	beforeApply func()
 }
 
 // DefaultConfig returns a Config with the defaults above.

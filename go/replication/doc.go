@@ -14,6 +14,8 @@
 //	DataDir/raft/stable         current term and vote (StableStore)
 //	DataDir/raft/snapshots/     Raft snapshots (raft.FileSnapshotStore)
 //	DataDir/data/               the data log: the records clients read
+//	DataDir/data.diverged.<t>/  a data log set aside because the Raft log
+//	                            lost its entries (see below)
 //
 // Entry, command, envelope and snapshot encodings are documented in
 // codec.go; every one carries a version or type byte.
@@ -21,11 +23,13 @@
 // # Idempotent state machine
 //
 // Every data record is stored in an envelope naming the Raft entry that
-// produced it, its position in that entry's batch and the batch's size.
-// On start the FSM reads the last record's envelope and from then on skips
-// entries at or below that index — and, for that entry, the records
-// already present (a batch torn by a crash). So Raft may replay entries the
-// data log already has, which it does after every restart: with
+// produced it (index and term), its position in that entry's batch and the
+// batch's size. On start the FSM reads the last record's envelope and from
+// then on skips entries at or below that index — and, for that entry, the
+// records already present (a batch torn by a crash) — after checking that
+// the data log holds each skipped entry with the same term (Raft's Log
+// Matching: an index and term name one entry). So Raft may replay entries
+// the data log already has, which it does after every restart: with
 // raft.Config.NoSnapshotRestoreOnStart the data log is not rebuilt from the
 // snapshot on start (that would copy the whole log each time); Raft
 // replays the entries after the snapshot and the FSM skips those it has.
@@ -40,6 +44,20 @@
 // aside as data.corrupt.<time>) or behind the latest snapshot (a crash
 // while installing one), New rebuilds it: Raft restores the snapshot and
 // replays the log.
+//
+// The data log must never be ahead of the Raft log, yet with relaxed sync
+// a power loss can cut the Raft log's tail while the data log kept it; new
+// entries would then reuse those indexes. New checks that the Raft log or
+// the latest snapshot holds the data log's last entry (index and term);
+// if not, it sets the data log aside as DataDir/data.diverged.<time> (kept
+// for the operator: it may hold records the cluster lost) and rebuilds it
+// from the snapshot and the Raft log, logging why at ERROR. A replayed
+// entry whose term differs from the data log's, or a command missing from
+// it, is divergence: the FSM stops (ErrFailed wrapping ErrDiverged, in the
+// log and in Failed) instead of skipping it, and the restart rebuilds the
+// data log. An append is never acknowledged for a command the FSM skipped.
+// Records written before envelopes held the term (version 1) are checked
+// by index only.
 //
 // Commands are applied in batches (raft.BatchingFSM): the records of all
 // commands Raft hands over together are written with one AppendBatch, each
@@ -69,8 +87,16 @@
 // acknowledged before the read started is always returned. On a follower it
 // fails with *NotLeaderError. ReadFollower reads the local data log as it
 // is: it never holds an uncommitted record (only applied ones), but may lag.
-// Wait (for streams) waits on the local data log, so a stream served with
-// follower reads, on any node, only ever sees committed records.
+// It answers "past the end" (*log.OffsetOutOfRangeError) only once the node
+// has caught up: it knows a commit index covering an entry of the current
+// term (none after a restart until a leader sends one; a new leader's only
+// once the first entry of its term is committed) and has applied every
+// command up to it. Until then such a read waits, checking every 10ms, at
+// most until the call's deadline or Config.ApplyTimeout, then fails with
+// ErrNotCaughtUp (gRPC Unavailable): an acknowledged record is never
+// reported as not existing. Wait (for streams) waits on the local data log,
+// so a stream served with follower reads, on any node, only ever sees
+// committed records, and never reports an end.
 //
 // # Leadership, membership and errors
 //

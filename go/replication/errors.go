@@ -21,9 +21,20 @@ var (
 	// ErrClosed: the Log was closed.
 	ErrClosed = errors.New("replication: closed")
 	// ErrFailed: applying committed entries to the data log failed (an I/O
-	// error); this node stops applying and serving until it is restarted,
-	// when the entries are applied again from the Raft log.
+	// error, or ErrDiverged); this node stops applying and serving until it
+	// is restarted, when the entries are applied again from the Raft log.
 	ErrFailed = errors.New("replication: state machine failed; restart the node")
+	// ErrDiverged: this node's data log disagrees with its Raft log: it holds
+	// a different entry (another term) at an index Raft applies again, or
+	// lacks one, which happens only when the Raft log lost entries the data
+	// log kept (relaxed sync and a power loss). The state machine stops
+	// (returned with ErrFailed); a restart sets the data log aside and
+	// rebuilds it from the snapshot and the Raft log (see New).
+	ErrDiverged = errors.New("replication: data log diverged from the raft log")
+	// ErrNotCaughtUp: a read past the end of this node's data log waited
+	// for the node to learn the commit index and apply up to it, in vain
+	// (see Log.Read): the records may exist; retry, or ask another node.
+	ErrNotCaughtUp = errors.New("replication: this node has not caught up with the cluster's commit index yet")
 	// ErrBadEncoding: a stored Raft entry, command, data record envelope or
 	// snapshot could not be decoded (corruption, or a newer format).
 	ErrBadEncoding = errors.New("replication: bad encoding")

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -24,6 +23,9 @@ const (
 	dataRestoreDir = "data.restore" // a snapshot being restored
 	dataOldDir     = "data.old"     // the data log a restore replaced
 	dataCorruptDir = "data.corrupt" // prefix: set aside by open
+	// dataDivergedDir is the prefix of a data log set aside by New because
+	// the Raft log and snapshot do not hold its entries (see checkedFSM).
+	dataDivergedDir = "data.diverged"
 )
 
 // applyResult is the response of an applied append command.
@@ -48,12 +50,17 @@ type fsm struct {
 	l  *log.Log
 
 	last envelope // of the last record in the data log; zero if none
+	// scan is where checkSkip looks for the next replayed entry's records:
+	// just past the records of the last entry it found.
+	scan uint64
 
 	applied   atomic.Uint64 // last raft index applied (or restored)
 	appliedMu sync.Mutex
 	appliedCh chan struct{} // closed and replaced when applied advances
 
 	failed atomic.Pointer[error]
+
+	beforeApply func() // Config.beforeApply
 
 	// Scratch space of ApplyBatch (Raft's FSM goroutine only).
 	envelopes arena
@@ -80,11 +87,11 @@ func openFSM(dir string, cfg log.Config, lg hclog.Logger) (f *fsm, lost bool, er
 	}
 	l, err := log.Open(data, cfg)
 	if errors.Is(err, log.ErrCorrupt) {
-		aside := fmt.Sprintf("%s.%d", filepath.Join(dir, dataCorruptDir), time.Now().UnixNano())
-		lg.Error("data log is corrupt; setting it aside and rebuilding it from the snapshot and the raft log", "error", err, "moved_to", aside)
-		if rerr := os.Rename(data, aside); rerr != nil {
+		aside, rerr := setAsideDataLog(dir, dataCorruptDir)
+		if rerr != nil {
 			return nil, false, fmt.Errorf("replication: set aside corrupt data log: %w (after %v)", rerr, err)
 		}
+		lg.Error("data log is corrupt; set it aside, rebuilding it from the snapshot and the raft log", "error", err, "moved_to", aside)
 		lost = true
 		l, err = log.Open(data, cfg)
 	}
@@ -132,6 +139,9 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 // consecutive offsets. The response of a command is an applyResult or an
 // error; other entry types (configuration) get nil.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	if f.beforeApply != nil {
+		f.beforeApply()
+	}
 	resps := make([]any, len(logs))
 	if errp := f.failed.Load(); errp != nil {
 		for i := range resps {
@@ -158,6 +168,14 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		n := uint64(len(recs))
 		var from uint64 // records of this entry already in the data log
+		if e.Index <= last.index {
+			// Raft replays an entry the data log had before this batch
+			// (this batch's own are above it): it must be the same entry.
+			if err := f.checkSkip(l, e, recs); err != nil {
+				resps[i] = fmt.Errorf("%w: %w", ErrFailed, err)
+				return f.stop(resps, resps[i].(error))
+			}
+		}
 		switch {
 		case e.Index < last.index || (e.Index == last.index && last.pos+1 >= n):
 			resps[i] = applyResult{skipped: true}
@@ -168,7 +186,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		tooLarge := false
 		start := a.len()
 		for j := from; j < n; j++ {
-			a.buf = appendEnvelope(a.buf, envelope{index: e.Index, pos: j, count: n}, recs[j])
+			a.buf = appendEnvelope(a.buf, envelope{index: e.Index, term: e.Term, pos: j, count: n}, recs[j])
 			a.add()
 			if uint64(a.lastSize()) > maxRecord {
 				tooLarge = true
@@ -182,7 +200,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			continue
 		}
 		resps[i] = applyResult{first: next + uint64(start) - from}
-		last = envelope{index: e.Index, pos: n - 1, count: n}
+		last = envelope{index: e.Index, term: e.Term, pos: n - 1, count: n}
 	}
 	clear(f.recs[:cap(f.recs)]) // the records alias Raft's entries: do not keep them
 	if a.len() > 0 {
@@ -191,19 +209,26 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			err = fmt.Errorf("data log appended at %d, expected %d", got, next)
 		}
 		if err != nil {
-			err = fmt.Errorf("%w: apply raft entries %d-%d: %v", ErrFailed, logs[0].Index, logs[len(logs)-1].Index, err)
-			f.lg.Error("applying committed entries failed; this node stops applying until restarted", "error", err)
-			f.failed.Store(&err)
-			for i := range resps {
-				if _, ok := resps[i].(applyResult); ok {
-					resps[i] = err
-				}
-			}
-			return resps
+			return f.stop(resps, fmt.Errorf("%w: apply raft entries %d-%d: %v", ErrFailed, logs[0].Index, logs[len(logs)-1].Index, err))
 		}
 	}
 	f.last = last
 	f.setApplied(logs[len(logs)-1].Index)
+	return resps
+}
+
+// stop makes err (wrapping ErrFailed) the state machine's failure: it
+// applies nothing more until the node restarts. The batch's responses that
+// were to report success report err.
+func (f *fsm) stop(resps []any, err error) []any {
+	f.lg.Error("applying committed entries failed; this node stops applying until restarted", "error", err)
+	f.failed.Store(&err)
+	clear(f.recs[:cap(f.recs)])
+	for i := range resps {
+		if _, ok := resps[i].(applyResult); ok {
+			resps[i] = err
+		}
+	}
 	return resps
 }
 
@@ -337,6 +362,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.l = l
+	f.scan = 0
 	if err := f.loadState(); err != nil {
 		err = fmt.Errorf("%w: %v", ErrFailed, err)
 		f.failed.Store(&err)

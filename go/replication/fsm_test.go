@@ -119,7 +119,7 @@ func TestFSMCompletesPartialBatch(t *testing.T) {
 		t.Fatalf("responses %v", resps)
 	}
 	equal(t, dataOf(t, f), "a", "b", "c", "d", "e")
-	for off, want := range []envelope{{1, 0, 1}, {2, 0, 3}, {2, 1, 3}, {2, 2, 3}, {3, 0, 1}} {
+	for off, want := range []envelope{{1, 1, 0, 1}, {2, 1, 0, 3}, {2, 1, 1, 3}, {2, 1, 2, 3}, {3, 1, 0, 1}} {
 		b, _ := f.current().Read(uint64(off))
 		e, _, err := decodeEnvelope(b)
 		if err != nil || e != want {
@@ -200,7 +200,7 @@ func TestFSMSnapshotRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	equal(t, dataOf(t, dst), "a", "b", "c")
-	if dst.applied.Load() != 3 || dst.last != (envelope{2, 1, 2}) {
+	if dst.applied.Load() != 3 || dst.last != (envelope{2, 1, 1, 2}) {
 		t.Fatalf("after restore applied %d last %+v", dst.applied.Load(), dst.last)
 	}
 	// Raft replays what follows the snapshot.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -32,6 +33,10 @@ type Log struct {
 	leaderMu sync.Mutex
 	lost     chan struct{} // closed when this node's current leadership ends; nil if not leader
 	changed  chan struct{} // closed and replaced when lost is set or cleared
+
+	// readyTerm is the last term in which this node knew a commit index
+	// covering an entry of that term (catchup.go).
+	readyTerm atomic.Uint64
 
 	// guessNext is the next offset guessOffset hands out (ack.go).
 	guessMu   sync.Mutex
@@ -87,11 +92,12 @@ func New(cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replication: snapshot store: %w", err)
 	}
-	fsm, lost, err := openFSM(cfg.DataDir, cfg.DataLog, lg.Named("fsm"))
+	fsm, lost, err := checkedFSM(cfg.DataDir, cfg.DataLog, lg.Named("fsm"), l.store, snaps)
 	if err != nil {
 		return nil, err
 	}
 	l.fsm = fsm
+	fsm.beforeApply = cfg.beforeApply
 	closers = append(closers, fsm.close)
 
 	rc := cfg.raftConfig()
@@ -351,14 +357,7 @@ func (l *Log) AppendBatch(ctx context.Context, records [][]byte) (uint64, error)
 		}
 		return 0, l.mapRaftErr(err)
 	}
-	switch r := f.Response().(type) {
-	case applyResult:
-		return r.first, nil
-	case error:
-		return 0, r
-	default:
-		return 0, fmt.Errorf("replication: unexpected apply response %T", r)
-	}
+	return appendResponse(f.Response(), f.Index())
 }
 
 // guessOffset is the offset the first of n records handed to Raft now would
@@ -373,7 +372,9 @@ func (l *Log) guessOffset(n int) uint64 {
 }
 
 // Read returns the record at offset with consistency c (see Consistency).
-// Offsets outside the data log fail with *log.OffsetOutOfRangeError.
+// Offsets outside the data log fail with *log.OffsetOutOfRangeError; one
+// past its end only once this node has caught up (see readCaughtUp), so an
+// acknowledged record is never reported past the end.
 func (l *Log) Read(ctx context.Context, offset uint64, c Consistency) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -383,14 +384,15 @@ func (l *Log) Read(ctx context.Context, offset uint64, c Consistency) ([]byte, e
 	}
 	switch c {
 	case ReadFollower:
+		return l.readCaughtUp(ctx, offset)
 	case ReadLinearizable:
 		if err := l.readBarrier(ctx); err != nil {
 			return nil, err
 		}
+		return l.fsm.read(offset)
 	default:
 		return nil, fmt.Errorf("replication: unknown consistency %d", c)
 	}
-	return l.fsm.read(offset)
 }
 
 // readBarrier makes a linearizable read safe: it records the leader's last
@@ -470,9 +472,10 @@ func (l *Log) LowestOffset() uint64 { return l.fsm.lowestOffset() }
 func (l *Log) NextOffset() uint64 { return l.fsm.nextOffset() }
 
 // Failed returns the error that stopped this node's state machine, nil
-// while it works: after failing to write its data log it applies nothing
-// more and serves no reads (ErrFailed) until the node is restarted, which
-// replays the entries it missed.
+// while it works: after failing to write its data log, or finding it
+// diverged from the Raft log (ErrDiverged, saying which entry), it applies
+// nothing more and serves no reads (ErrFailed) until the node is restarted,
+// which replays the entries it missed (or rebuilds a diverged data log).
 func (l *Log) Failed() error {
 	if p := l.fsm.failed.Load(); p != nil {
 		return *p
