@@ -30,6 +30,14 @@
 // its TLS handshake within Config.HandshakeTimeout; the handshake runs in its
 // own goroutine, so a slow peer never delays Accept for the others.
 //
+// # Accept errors
+//
+// Out of file descriptors (EMFILE, ENFILE) or on another temporary Accept
+// error, the port backs off like net/http, 5ms doubling to 1s and reset by
+// the next successful Accept, instead of retrying at once; the failure is
+// logged at most once every 10s with the number of lines suppressed (see
+// go/internal/netlimit).
+//
 // # Closing
 //
 // The listeners returned by RaftListener and GRPCListener, and the

@@ -7,9 +7,15 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/soheilhy/cmux"
+
+	"github.com/proglog/proglog/go/internal/netlimit"
 )
+
+// acceptLogInterval rate-limits the log line of failed Accepts.
+const acceptLogInterval = 10 * time.Second
 
 // Mux shares one listener between Raft and gRPC.
 type Mux struct {
@@ -40,7 +46,15 @@ func New(ln net.Listener, cfg Config) (*Mux, error) {
 		return nil, err
 	}
 	log := cfg.logger()
-	cm := cmux.New(ln)
+	// Temporary Accept errors (out of file descriptors) are retried with a
+	// backoff inside root, so cmux, which retries at once, never sees them.
+	acceptLog := &netlimit.Sometimes{Interval: acceptLogInterval}
+	root := netlimit.NewListener(ln, netlimit.Config{OnAcceptError: func(err error, retry time.Duration) {
+		if ok, suppressed := acceptLog.Allow(); ok {
+			log.Warn("accept failed; backing off", "error", err, "retry_in", retry, "suppressed", suppressed)
+		}
+	}})
+	cm := cmux.New(root)
 	cm.SetReadTimeout(cfg.ReadTimeout)
 	cm.HandleError(func(err error) bool {
 		var nm cmux.ErrNotMatched
@@ -61,7 +75,7 @@ func New(ln net.Listener, cfg Config) (*Mux, error) {
 	}
 	m := &Mux{
 		cfg:    cfg,
-		root:   ln,
+		root:   root,
 		cm:     cm,
 		closed: make(chan struct{}),
 	}
