@@ -28,6 +28,7 @@ type Metrics struct {
 	latency         *prometheus.HistogramVec
 	appendedRecords prometheus.Counter
 	appendedBytes   prometheus.Counter
+	limits          limitCounters
 }
 
 // NewMetrics creates the RPC and append collectors and registers them with reg.
@@ -51,8 +52,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "proglog_appended_bytes_total",
 			Help: "Encoded record bytes appended to the log.",
 		}),
+		limits: newLimitCounters(),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.appendedRecords, m.appendedBytes} {
+	for _, c := range append([]prometheus.Collector{m.requests, m.latency, m.appendedRecords, m.appendedBytes}, m.limits.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("telemetry: register metrics: %w", err)
 		}
