@@ -216,6 +216,8 @@ func New(cfg Config) (_ *Agent, err error) {
 	scfg.MaxRecvMsgBytes = int(sz.recvMsg)
 	scfg.MaxSendMsgBytes = int(sz.recvMsg)
 	scfg.ShutdownTimeout = cfg.ShutdownTimeout
+	scfg.MaxConnections = cfg.MaxConnections
+	scfg.MaxStreams = cfg.MaxStreams
 	scfg.Logger = a.log
 	scfg.Metrics = metrics
 	if cfg.Tracing.Exporter != "" && cfg.Tracing.Exporter != telemetry.ExporterNone {
@@ -235,9 +237,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	if a.healthLn != nil {
 		// No credentials, no interceptors, nothing but the health service
 		// (see Config.HealthAddr).
-		a.healthSrv = grpc.NewServer(grpc.MaxRecvMsgSize(healthMaxRecvMsgBytes), grpc.MaxConcurrentStreams(healthMaxStreams))
-		srv.RegisterHealthService(a.healthSrv)
-		a.goServe("health", func() error { return a.healthSrv.Serve(a.healthLn) })
+		a.serveHealth(srv, metrics)
 		undo = append(undo, func() { a.healthSrv.Stop() })
 	}
 
