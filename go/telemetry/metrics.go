@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
+
+	"github.com/proglog/proglog/go/internal/netlimit"
 )
 
 // latencyBuckets span 100µs (a cached read) to 10s (a slow fsync or a long
@@ -142,6 +144,13 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
+// Bounds of the metrics port: scrapers are few and send small requests.
+// Connections over MetricsMaxConns are closed at once.
+const (
+	MetricsMaxConns       = 16
+	MetricsMaxHeaderBytes = 8 << 10
+)
+
 // MetricsServer serves /metrics over plain HTTP on its own listener.
 type MetricsServer struct {
 	srv  *http.Server
@@ -163,11 +172,18 @@ func ListenMetrics(addr string, g prometheus.Gatherer) (*MetricsServer, error) {
 	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	s := &MetricsServer{
 		// Timeouts keep slow or idle scrapers from pinning goroutines.
-		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute},
+		srv: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 5 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       time.Minute,
+			MaxHeaderBytes:    MetricsMaxHeaderBytes,
+		},
 		ln:   ln,
 		done: make(chan error, 1),
 	}
-	go func() { s.done <- s.srv.Serve(ln) }()
+	limited := netlimit.NewListener(ln, netlimit.Config{MaxConns: MetricsMaxConns})
+	go func() { s.done <- s.srv.Serve(limited) }()
 	return s, nil
 }
 
