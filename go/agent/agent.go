@@ -142,6 +142,9 @@ func New(cfg Config) (_ *Agent, err error) {
 	mc.ServerTLS = serverTLS
 	mc.PeerTLS = peerTLS
 	mc.AdvertiseAddr = cfg.AdvertiseAddr
+	// The port's cap stays well above the API's, leaving room for Raft
+	// and for connections not routed yet.
+	mc.MaxConns = max(mc.MaxConns, 2*cfg.MaxConnections)
 	mc.Logger = hclogToZap(a.log, "mux")
 	if a.mux, err = mux.New(ln, mc); err != nil {
 		ln.Close()

@@ -2,12 +2,14 @@ package mux
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"os"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -81,4 +83,70 @@ func TestAcceptErrorsAreRateLimited(t *testing.T) {
 	if !strings.Contains(logs.String(), "accept failed; backing off") {
 		t.Fatalf("no backoff log line:\n%s", logs.String())
 	}
+}
+
+// At most MaxConns connections are open on the port, silent ones included;
+// closing one makes room.
+func TestMaxConns(t *testing.T) {
+	cfg := plainConfig(t)
+	cfg.MaxConns = 2
+	m := startMux(t, cfg)
+	startHealth(t, m)
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", m.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// Two Raft connections, known to be open once each is accepted.
+	raftOf := func() net.Conn {
+		t.Helper()
+		c := dial()
+		if _, err := c.Write([]byte{RaftRPC}); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	accepted := make(chan net.Conn)
+	go func() {
+		for {
+			c, err := m.RaftListener().Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	raftOf()
+	first := <-accepted
+	raftOf()
+	<-accepted
+	// A third is closed, not routed.
+	over := raftOf()
+	over.SetReadDeadline(time.Now().Add(10 * time.Second))
+	closed := make(chan error, 1)
+	go func() {
+		_, err := over.Read(make([]byte, 1))
+		closed <- err
+	}()
+	select {
+	case <-accepted:
+		t.Fatal("a connection over the cap was routed")
+	case err := <-closed:
+		if isTimeout(err) {
+			t.Fatalf("connection over the cap: read %v, want it closed by the server", err)
+		}
+	}
+	// Closing one (on the server's side) makes room for a gRPC client.
+	first.Close()
+	checkHealth(t, m.Addr().String())
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
