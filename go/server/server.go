@@ -61,14 +61,11 @@ type Server struct {
 	stopping context.Context
 	stop     context.CancelFunc
 
-	// streams is Config.MaxStreams' semaphore; the codec checks requests
-	// before they are decoded; the Sometimes rate-limit the logs of what
-	// was refused.
-	streams      streamLimit
-	codec        *codec
-	rejectLog    netlimit.Sometimes
-	connLog      netlimit.Sometimes
-	handshakeLog netlimit.Sometimes
+	streams streamLimit // Config.MaxStreams' semaphore; nil without a cap
+	codec   *codec      // checks requests before decoding them
+	// rejectLog, connLog and handshakeLog rate-limit the logs of refused
+	// requests, connections and TLS handshakes.
+	rejectLog, connLog, handshakeLog netlimit.Sometimes
 
 	addr        atomic.Pointer[string]
 	healthMu    sync.Mutex // orders health updates
