@@ -29,13 +29,6 @@ const (
 	healthCheckInterval = time.Second
 )
 
-// Limits of the plaintext health port: its requests are a service name,
-// and probes open one stream per connection.
-const (
-	healthMaxRecvMsgBytes = 4 << 10
-	healthMaxStreams      = 16
-)
-
 // Agent is one running proglog node. Its methods are safe for concurrent
 // use.
 type Agent struct {

@@ -19,8 +19,11 @@ const HealthMaxConns = 64
 
 // Bounds of the plaintext health port (see Config.HealthAddr): anyone who
 // can reach it can connect, so every connection is bounded in number, in
-// set-up time, in idle time and in age.
+// set-up time, in idle time and in age. Its requests are a service name,
+// and probes open one stream per connection.
 const (
+	healthMaxRecvMsgBytes     = 4 << 10
+	healthMaxStreams          = 16
 	healthHandshakeTimeout    = 5 * time.Second
 	healthMaxConnectionIdle   = time.Minute
 	healthMaxConnectionAge    = 5 * time.Minute
