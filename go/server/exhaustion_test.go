@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
@@ -315,5 +316,21 @@ func TestTLSHandshakeFailuresCounted(t *testing.T) {
 	}
 	if m := entries[0].ContextMap(); !strings.HasPrefix(m["peer"].(string), "127.0.0.1:") || m["reason"] != "no_certificate" {
 		t.Fatalf("log line %v, want the peer's address and the reason", m)
+	}
+}
+
+// A connection without calls for MaxConnectionIdle is sent away (GOAWAY):
+// the client's channel leaves READY.
+func TestIdleConnectionClosed(t *testing.T) {
+	f := newFixture(t, fixtureOpts{server: func(c *serverConfig) { c.MaxConnectionIdle = 50 * time.Millisecond }})
+	conn := f.conn(f.clientTLS("root"))
+	ctx := ctxT(t)
+	if _, err := logv1.NewLogClient(conn).GetServers(ctx, &logv1.GetServersRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	for st := conn.GetState(); st == connectivity.Ready; st = conn.GetState() {
+		if !conn.WaitForStateChange(ctx, st) {
+			t.Fatalf("connection still %v: idle connections are not closed", st)
+		}
 	}
 }
