@@ -29,13 +29,6 @@ const (
 	healthCheckInterval = time.Second
 )
 
-// Limits of the plaintext health port: its requests are a service name,
-// and probes open one stream per connection.
-const (
-	healthMaxRecvMsgBytes = 4 << 10
-	healthMaxStreams      = 16
-)
-
 // Agent is one running proglog node. Its methods are safe for concurrent
 // use.
 type Agent struct {
@@ -142,6 +135,9 @@ func New(cfg Config) (_ *Agent, err error) {
 	mc.ServerTLS = serverTLS
 	mc.PeerTLS = peerTLS
 	mc.AdvertiseAddr = cfg.AdvertiseAddr
+	// The port's cap stays well above the API's, leaving room for Raft
+	// and for connections not routed yet.
+	mc.MaxConns = max(mc.MaxConns, 2*cfg.MaxConnections)
 	mc.Logger = hclogToZap(a.log, "mux")
 	if a.mux, err = mux.New(ln, mc); err != nil {
 		ln.Close()
@@ -216,6 +212,8 @@ func New(cfg Config) (_ *Agent, err error) {
 	scfg.MaxRecvMsgBytes = int(sz.recvMsg)
 	scfg.MaxSendMsgBytes = int(sz.recvMsg)
 	scfg.ShutdownTimeout = cfg.ShutdownTimeout
+	scfg.MaxConnections = cfg.MaxConnections
+	scfg.MaxStreams = cfg.MaxStreams
 	scfg.Logger = a.log
 	scfg.Metrics = metrics
 	if cfg.Tracing.Exporter != "" && cfg.Tracing.Exporter != telemetry.ExporterNone {
@@ -235,9 +233,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	if a.healthLn != nil {
 		// No credentials, no interceptors, nothing but the health service
 		// (see Config.HealthAddr).
-		a.healthSrv = grpc.NewServer(grpc.MaxRecvMsgSize(healthMaxRecvMsgBytes), grpc.MaxConcurrentStreams(healthMaxStreams))
-		srv.RegisterHealthService(a.healthSrv)
-		a.goServe("health", func() error { return a.healthSrv.Serve(a.healthLn) })
+		a.serveHealth(srv, metrics)
 		undo = append(undo, func() { a.healthSrv.Stop() })
 	}
 

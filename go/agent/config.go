@@ -106,6 +106,11 @@ type Config struct {
 	// ShutdownTimeout bounds how long Shutdown lets running calls finish.
 	// Default server.DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// MaxConnections caps the client connections open at once on the API
+	// port, and MaxStreams the calls running at once over all of them (see
+	// server.Config); 0 means no cap. Defaults server.DefaultMaxConnections
+	// and server.DefaultMaxStreams.
+	MaxConnections, MaxStreams int
 
 	// Raft tunes Raft; zero fields keep replication's defaults.
 	Raft RaftConfig
@@ -168,6 +173,8 @@ func DefaultConfig() Config {
 		MaxRecordBytes:  server.DefaultMaxRecordBytes,
 		ReadConsistency: server.ConsistencyLinearizable,
 		ShutdownTimeout: server.DefaultShutdownTimeout,
+		MaxConnections:  server.DefaultMaxConnections,
+		MaxStreams:      server.DefaultMaxStreams,
 		Tracing:         telemetry.DefaultTraceConfig(),
 		Logger:          zap.NewNop(),
 	}
@@ -220,6 +227,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRecordBytes <= 0 {
 		bad("MaxRecordBytes is %d, must be positive", c.MaxRecordBytes)
+	}
+	if c.MaxConnections < 0 || c.MaxStreams < 0 {
+		bad("MaxConnections (%d) and MaxStreams (%d) must be 0 (no cap) or positive", c.MaxConnections, c.MaxStreams)
 	}
 	if c.ReadConsistency != server.ConsistencyLinearizable && c.ReadConsistency != server.ConsistencyFollower {
 		bad("unknown ReadConsistency %v", c.ReadConsistency)

@@ -28,7 +28,8 @@ func TestConfigValidate(t *testing.T) {
 	}
 	d := agent.DefaultConfig()
 	if d.NodeName == "" || !d.Voter || d.Bootstrap || d.BindAddr != "127.0.0.1:8400" || d.SerfBindAddr != "127.0.0.1:8402" ||
-		d.ReadConsistency != server.ConsistencyLinearizable || d.MaxRecordBytes != server.DefaultMaxRecordBytes || d.HealthAddr != "" {
+		d.ReadConsistency != server.ConsistencyLinearizable || d.MaxRecordBytes != server.DefaultMaxRecordBytes || d.HealthAddr != "" ||
+		d.MaxConnections != server.DefaultMaxConnections || d.MaxStreams != server.DefaultMaxStreams {
 		t.Fatalf("defaults: %+v", d)
 	}
 	withHealth := good()
@@ -50,6 +51,7 @@ func TestConfigValidate(t *testing.T) {
 		"not base64":                   func(c *agent.Config) { c.GossipKey = "!!!" },
 		"TLS needs CertFile":           func(c *agent.Config) { c.TLS.CAFile = "" },
 		"MaxRecordBytes is 0":          func(c *agent.Config) { c.MaxRecordBytes = 0 },
+		"MaxStreams (-2) must be 0":    func(c *agent.Config) { c.MaxStreams = -2 },
 		"unknown ReadConsistency":      func(c *agent.Config) { c.ReadConsistency = 3 },
 		"unknown GossipProfile":        func(c *agent.Config) { c.GossipProfile = 9 },
 		"ShutdownTimeout is 0s":        func(c *agent.Config) { c.ShutdownTimeout = 0 },

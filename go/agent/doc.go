@@ -62,7 +62,13 @@
 // Config.HealthAddr serves the same health service, and only it, without
 // TLS, for probes that cannot present a client certificate (Kubernetes'
 // grpc probe: readiness on the overall service, liveness on
-// server.LivenessService). It reveals no more than those statuses.
+// server.LivenessService). It reveals no more than those statuses. Anyone
+// who can reach it can connect, so it is bounded: HealthMaxConns
+// connections open at once (more are closed at once, counted in
+// proglog_rejected_connections_total{listener="health"}), 16 streams and
+// 4 KiB requests per connection, 5s to set up, closed after 1 minute idle
+// or 5 minutes of age (10s grace), and clients pinging more often than
+// every 10s, or without a call, are sent away.
 //
 // # Shutdown
 //

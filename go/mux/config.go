@@ -18,6 +18,7 @@ const RaftALPN = "proglog-raft/1"
 const (
 	DefaultReadTimeout      = 5 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxConns         = 4096
 )
 
 // Config configures a Mux and its StreamLayer. Start from DefaultConfig and
@@ -30,6 +31,12 @@ type Config struct {
 	// the TLS handshake, on both the accepting and the dialing side (Dial
 	// uses the smaller of this and the timeout Raft passes). Default 10s.
 	HandshakeTimeout time.Duration
+	// MaxConns caps the connections open at once on the port: Raft, gRPC
+	// and those not routed yet. One over the cap is closed at once. It
+	// bounds the file descriptors strangers can take, even with silent
+	// connections; keep it above the gRPC server's own cap, so that Raft
+	// peers find room. 0: no cap. Default 4096.
+	MaxConns int
 
 	// ServerTLS is the TLS configuration Raft connections are accepted with:
 	// this node's certificate and, in ClientCAs, the CA that signs the
@@ -67,6 +74,7 @@ func DefaultConfig() Config {
 	return Config{
 		ReadTimeout:      DefaultReadTimeout,
 		HandshakeTimeout: DefaultHandshakeTimeout,
+		MaxConns:         DefaultMaxConns,
 	}
 }
 
@@ -81,6 +89,9 @@ func (c Config) Validate() error {
 	}
 	if c.HandshakeTimeout <= 0 {
 		return bad("HandshakeTimeout must be positive, got %v", c.HandshakeTimeout)
+	}
+	if c.MaxConns < 0 {
+		return bad("MaxConns must be 0 (no cap) or positive, got %d", c.MaxConns)
 	}
 	if c.InsecurePlaintext {
 		if c.ServerTLS != nil || c.PeerTLS != nil {

@@ -10,7 +10,7 @@ import (
 
 func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig()
-	if c.ReadTimeout != DefaultReadTimeout || c.HandshakeTimeout != DefaultHandshakeTimeout {
+	if c.ReadTimeout != DefaultReadTimeout || c.HandshakeTimeout != DefaultHandshakeTimeout || c.MaxConns != DefaultMaxConns {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
@@ -37,6 +37,7 @@ func TestConfigValidate(t *testing.T) {
 	for name, mod := range map[string]func(*Config){
 		"zero read timeout":      func(c *Config) { c.ReadTimeout = 0 },
 		"negative handshake":     func(c *Config) { c.HandshakeTimeout = -time.Second },
+		"negative MaxConns":      func(c *Config) { c.MaxConns = -1 },
 		"no server TLS":          func(c *Config) { c.ServerTLS = nil },
 		"no peer TLS":            func(c *Config) { c.PeerTLS = nil },
 		"insecure with TLS":      func(c *Config) { c.InsecurePlaintext = true },

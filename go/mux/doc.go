@@ -30,6 +30,19 @@
 // its TLS handshake within Config.HandshakeTimeout; the handshake runs in its
 // own goroutine, so a slow peer never delays Accept for the others.
 //
+// # Connections
+//
+// At most Config.MaxConns connections are open on the port at once, Raft,
+// gRPC and not yet routed together: one over the cap is closed at once
+// (logged at most every 10s). With the first-byte deadline this bounds
+// the file descriptors a stranger can hold.
+//
+// Out of file descriptors (EMFILE, ENFILE) or on another temporary Accept
+// error, the port backs off like net/http, 5ms doubling to 1s and reset by
+// the next successful Accept, instead of retrying at once; the failure is
+// logged at most once every 10s with the number of lines suppressed (see
+// go/internal/netlimit).
+//
 // # Closing
 //
 // The listeners returned by RaftListener and GRPCListener, and the

@@ -7,9 +7,16 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/soheilhy/cmux"
+
+	"github.com/proglog/proglog/go/internal/netlimit"
 )
+
+// acceptLogInterval rate-limits the log lines of failed and refused
+// Accepts.
+const acceptLogInterval = 10 * time.Second
 
 // Mux shares one listener between Raft and gRPC.
 type Mux struct {
@@ -40,7 +47,24 @@ func New(ln net.Listener, cfg Config) (*Mux, error) {
 		return nil, err
 	}
 	log := cfg.logger()
-	cm := cmux.New(ln)
+	// Temporary Accept errors (out of file descriptors) are retried with a
+	// backoff inside root, so cmux, which retries at once, never sees them.
+	acceptLog := &netlimit.Sometimes{Interval: acceptLogInterval}
+	rejectLog := &netlimit.Sometimes{Interval: acceptLogInterval}
+	root := netlimit.NewListener(ln, netlimit.Config{
+		MaxConns: cfg.MaxConns,
+		OnReject: func(c net.Conn) {
+			if ok, suppressed := rejectLog.Allow(); ok {
+				log.Warn("connection refused: connection limit reached", "remote", c.RemoteAddr(), "limit", cfg.MaxConns, "suppressed", suppressed)
+			}
+		},
+		OnAcceptError: func(err error, retry time.Duration) {
+			if ok, suppressed := acceptLog.Allow(); ok {
+				log.Warn("accept failed; backing off", "error", err, "retry_in", retry, "suppressed", suppressed)
+			}
+		},
+	})
+	cm := cmux.New(root)
 	cm.SetReadTimeout(cfg.ReadTimeout)
 	cm.HandleError(func(err error) bool {
 		var nm cmux.ErrNotMatched
@@ -61,7 +85,7 @@ func New(ln net.Listener, cfg Config) (*Mux, error) {
 	}
 	m := &Mux{
 		cfg:    cfg,
-		root:   ln,
+		root:   root,
 		cm:     cm,
 		closed: make(chan struct{}),
 	}

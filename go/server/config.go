@@ -21,6 +21,11 @@ const (
 	DefaultMaxRecvMsgBytes      = 4 << 20 // holds a batch of four maximal records
 	DefaultMaxSendMsgBytes      = 4 << 20
 	DefaultMaxConcurrentStreams = 256
+	DefaultMaxConnections       = 1024
+	DefaultMaxStreams           = 4096
+	DefaultMaxRecordHeaders     = 64
+	DefaultMaxRecordHeaderBytes = 64 << 10
+	DefaultMaxConnectionIdle    = 5 * time.Minute
 	DefaultHandshakeTimeout     = 10 * time.Second
 	DefaultKeepaliveMinTime     = 10 * time.Second
 	DefaultKeepaliveTime        = time.Minute
@@ -73,6 +78,24 @@ type Config struct {
 	MaxRecvMsgBytes, MaxSendMsgBytes int
 	// MaxConcurrentStreams caps concurrent calls per client connection.
 	MaxConcurrentStreams uint32
+	// MaxConnections caps the connections open at once on the listener
+	// given to Serve; one over the cap is closed at once. 0: no cap.
+	MaxConnections int
+	// MaxStreams caps the calls running at once over all connections;
+	// calls over the cap get ResourceExhausted. 0: no cap.
+	MaxStreams int
+	// MaxRecordHeaders caps the headers of one record, and
+	// MaxRecordHeaderBytes the sum of their keys' and values' lengths;
+	// both are checked on the wire, before the request is decoded, and a
+	// record over either gets InvalidArgument.
+	MaxRecordHeaders, MaxRecordHeaderBytes int
+	// MaxConnectionIdle closes a connection that had no call for that long
+	// (with a GOAWAY, so clients reconnect cleanly). 0: never.
+	MaxConnectionIdle time.Duration
+	// MaxConnectionAge closes every connection after that long, and
+	// MaxConnectionAgeGrace bounds how long its running calls (and
+	// ConsumeStreams) may go on after that. 0: no maximum age.
+	MaxConnectionAge, MaxConnectionAgeGrace time.Duration
 	// HandshakeTimeout bounds connection setup, TLS handshake included.
 	HandshakeTimeout time.Duration
 	// KeepaliveMinTime is the shortest ping interval clients may use;
@@ -110,6 +133,11 @@ func DefaultConfig() Config {
 		MaxRecvMsgBytes:      DefaultMaxRecvMsgBytes,
 		MaxSendMsgBytes:      DefaultMaxSendMsgBytes,
 		MaxConcurrentStreams: DefaultMaxConcurrentStreams,
+		MaxConnections:       DefaultMaxConnections,
+		MaxStreams:           DefaultMaxStreams,
+		MaxRecordHeaders:     DefaultMaxRecordHeaders,
+		MaxRecordHeaderBytes: DefaultMaxRecordHeaderBytes,
+		MaxConnectionIdle:    DefaultMaxConnectionIdle,
 		HandshakeTimeout:     DefaultHandshakeTimeout,
 		KeepaliveMinTime:     DefaultKeepaliveMinTime,
 		KeepaliveTime:        DefaultKeepaliveTime,
@@ -159,6 +187,15 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConcurrentStreams == 0 {
 		bad("MaxConcurrentStreams is 0, must be positive")
+	}
+	if c.MaxConnections < 0 || c.MaxStreams < 0 {
+		bad("MaxConnections (%d) and MaxStreams (%d) must be 0 (no cap) or positive", c.MaxConnections, c.MaxStreams)
+	}
+	if c.MaxRecordHeaders <= 0 || c.MaxRecordHeaderBytes <= 0 {
+		bad("MaxRecordHeaders (%d) and MaxRecordHeaderBytes (%d) must be positive", c.MaxRecordHeaders, c.MaxRecordHeaderBytes)
+	}
+	if c.MaxConnectionIdle < 0 || c.MaxConnectionAge < 0 || c.MaxConnectionAgeGrace < 0 {
+		bad("MaxConnectionIdle (%v), MaxConnectionAge (%v) and MaxConnectionAgeGrace (%v) must be 0 (off) or positive", c.MaxConnectionIdle, c.MaxConnectionAge, c.MaxConnectionAgeGrace)
 	}
 	if c.HandshakeTimeout <= 0 {
 		bad("HandshakeTimeout is %v, must be positive", c.HandshakeTimeout)

@@ -11,12 +11,21 @@
 //   - Security. TLS is mandatory. Every RPC, health checks included, needs a
 //     client certificate verified by the handshake; its subject CN is the
 //     principal (go/auth). Each Log method is then authorized for the action
-//     "produce", "consume" or "servers" on the resource Config.LogName. A
-//     missing identity is codes.Unauthenticated, a refused one
-//     codes.PermissionDenied; in both cases nothing is read or written.
+//     "produce", "consume" or "servers" on the resource Config.LogName,
+//     when the call's headers arrive (a tap handle), before its message is
+//     read. A missing identity is codes.Unauthenticated, a refused one
+//     codes.PermissionDenied; in both cases nothing is decoded, read or
+//     written.
+//   - Validation before decoding. The server's codec counts a produce
+//     request's records, each record's headers and their keys' and values'
+//     bytes on the wire and refuses one over Config.MaxBatchRecords,
+//     MaxRecordHeaders or MaxRecordHeaderBytes with codes.InvalidArgument
+//     before unmarshalling it, so a request never decodes to more than its
+//     limits; a malformed message is codes.InvalidArgument too, not
+//     Internal.
 //   - Validation before writing. A produce request is checked whole before
-//     the CommitLog sees it: a missing record or an empty or over-long batch
-//     is codes.InvalidArgument, a record whose encoded size exceeds
+//     the CommitLog sees it: a missing record or an empty batch is
+//     codes.InvalidArgument, a record whose encoded size exceeds
 //     Config.MaxRecordBytes is codes.ResourceExhausted with an ErrorInfo
 //     (reason RECORD_TOO_LARGE). A batch is all or nothing.
 //   - Records. The server assigns offsets, ignoring any sent, and stamps
@@ -56,8 +65,16 @@
 //     corruption codes.DataLoss, anything unexpected codes.Internal with the
 //     error logged, never sent.
 //
-// Limits (Config): record size, batch length, gRPC message sizes,
-// concurrent streams per connection, handshake timeout, and keepalive
-// enforcement (clients pinging more often than KeepaliveMinTime are
-// disconnected).
+// Limits (Config; the README's "Limits" gives defaults and rationale):
+// record size, batch length, headers per record and their bytes, gRPC
+// message sizes, connections open at once on the listener given to Serve
+// (more are closed at once), calls running at once over all connections
+// (more get codes.ResourceExhausted) and per connection, handshake timeout,
+// idle and maximum connection age, and keepalive enforcement (clients
+// pinging more often than KeepaliveMinTime are disconnected). What is
+// refused before a call starts — connections over the cap, failed TLS
+// handshakes, calls refused by the tap handle or the codec — is logged at
+// most every 10s with the peer's address and counted
+// (proglog_rejected_connections_total, proglog_tls_handshake_failures_total,
+// proglog_rejected_requests_total), not in the per-RPC metrics or traces.
 package server

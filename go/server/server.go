@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/internal/netlimit"
 	"github.com/proglog/proglog/go/telemetry"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -39,6 +41,11 @@ const LivenessService = "liveness"
 // calls get a goroutine of their own, as without a pool.
 const streamWorkersPerCPU = 16
 
+// refusedLogInterval rate-limits the logs of refused connections, TLS
+// handshakes and requests: one line per kind per interval, with the number
+// suppressed.
+const refusedLogInterval = 10 * time.Second
+
 // Server serves log.v1.Log and grpc.health.v1.Health over one CommitLog.
 type Server struct {
 	logv1.UnimplementedLogServer
@@ -53,6 +60,12 @@ type Server struct {
 	// GracefulStop would otherwise wait on for ever.
 	stopping context.Context
 	stop     context.CancelFunc
+
+	streams streamLimit // Config.MaxStreams' semaphore; nil without a cap
+	codec   *codec      // checks requests before decoding them
+	// rejectLog, connLog and handshakeLog rate-limit the logs of refused
+	// requests, connections and TLS handshakes.
+	rejectLog, connLog, handshakeLog netlimit.Sometimes
 
 	addr        atomic.Pointer[string]
 	healthMu    sync.Mutex // orders health updates
@@ -73,7 +86,10 @@ func New(cfg Config, clog CommitLog) (*Server, error) {
 	if clog == nil {
 		return nil, ErrNilCommitLog
 	}
-	s := &Server{cfg: cfg, log: clog, health: health.NewServer()}
+	s := &Server{cfg: cfg, log: clog, health: health.NewServer(), codec: newCodec(cfg)}
+	s.rejectLog.Interval = refusedLogInterval
+	s.connLog.Interval = refusedLogInterval
+	s.handshakeLog.Interval = refusedLogInterval
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.lister = cfg.Servers
 	if s.lister == nil {
@@ -91,11 +107,17 @@ func New(cfg Config, clog CommitLog) (*Server, error) {
 		unary = append(unary, cfg.Metrics.UnaryServerInterceptor())
 		stream = append(stream, cfg.Metrics.StreamServerInterceptor())
 	}
+	if cfg.MaxStreams > 0 {
+		s.streams = make(streamLimit, cfg.MaxStreams)
+		unary, stream = append(unary, s.limitUnary), append(stream, s.limitStream)
+	}
 	unary = append(unary, s.recoverUnary, auth.UnaryServerInterceptor())
-	stream = append(stream, s.recoverStream, auth.StreamServerInterceptor())
+	stream = append(stream, s.decodeStream, s.recoverStream, auth.StreamServerInterceptor())
 
 	opts := []grpc.ServerOption{
-		grpc.Creds(credentials.NewTLS(cfg.TLS)),
+		grpc.Creds(handshakeCreds{TransportCredentials: credentials.NewTLS(cfg.TLS), failed: s.handshakeFailed}),
+		grpc.InTapHandle(s.admit),
+		grpc.ForceServerCodecV2(s.codec),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
@@ -109,8 +131,11 @@ func New(cfg Config, clog CommitLog) (*Server, error) {
 			PermitWithoutStream: true,
 		}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
-			Time:    cfg.KeepaliveTime,
-			Timeout: cfg.KeepaliveTimeout,
+			Time:                  cfg.KeepaliveTime,
+			Timeout:               cfg.KeepaliveTimeout,
+			MaxConnectionIdle:     cfg.MaxConnectionIdle,
+			MaxConnectionAge:      cfg.MaxConnectionAge,
+			MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace,
 		}),
 		// Calls run on long-lived worker goroutines (a new goroutine only
 		// when all are busy): a fresh goroutine per call grew its stack
@@ -122,8 +147,8 @@ func New(cfg Config, clog CommitLog) (*Server, error) {
 		opts = append(opts, grpc.StatsHandler(telemetry.ServerStatsHandler(cfg.TracerProvider)))
 	}
 	s.grpc = grpc.NewServer(opts...)
-	logv1.RegisterLogServer(s.grpc, s)
-	s.RegisterHealthService(s.grpc)
+	logv1.RegisterLogServer(decodingRegistrar{s}, s)
+	s.RegisterHealthService(decodingRegistrar{s})
 	s.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	s.SetServing(true)
 	return s, nil
@@ -180,7 +205,7 @@ func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 func (s *Server) Serve(lis net.Listener) error {
 	addr := lis.Addr().String()
 	s.addr.CompareAndSwap(nil, &addr)
-	if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+	if err := s.grpc.Serve(s.limitListener(lis)); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return fmt.Errorf("server: serve on %s: %w", addr, err)
 	}
 	return nil
@@ -319,11 +344,9 @@ func (s *Server) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchReques
 		return nil, err
 	}
 	recs := req.GetRecords()
-	switch {
-	case len(recs) == 0:
+	// The codec refused batches over MaxBatchRecords before decoding them.
+	if len(recs) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "records is empty")
-	case len(recs) > s.cfg.MaxBatchRecords:
-		return nil, status.Errorf(codes.InvalidArgument, "batch has %d records, the limit is %d; nothing was written", len(recs), s.cfg.MaxBatchRecords)
 	}
 	// Check every record before writing any: a batch is all or nothing.
 	now := timestamppb.Now()

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
+
+	"github.com/proglog/proglog/go/internal/netlimit"
 )
 
 // latencyBuckets span 100µs (a cached read) to 10s (a slow fsync or a long
@@ -28,6 +30,7 @@ type Metrics struct {
 	latency         *prometheus.HistogramVec
 	appendedRecords prometheus.Counter
 	appendedBytes   prometheus.Counter
+	limits          limitCounters
 }
 
 // NewMetrics creates the RPC and append collectors and registers them with reg.
@@ -51,8 +54,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "proglog_appended_bytes_total",
 			Help: "Encoded record bytes appended to the log.",
 		}),
+		limits: newLimitCounters(),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.appendedRecords, m.appendedBytes} {
+	for _, c := range append([]prometheus.Collector{m.requests, m.latency, m.appendedRecords, m.appendedBytes}, m.limits.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("telemetry: register metrics: %w", err)
 		}
@@ -140,6 +144,13 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
+// Bounds of the metrics port: scrapers are few and send small requests.
+// Connections over MetricsMaxConns are closed at once.
+const (
+	MetricsMaxConns       = 16
+	MetricsMaxHeaderBytes = 8 << 10
+)
+
 // MetricsServer serves /metrics over plain HTTP on its own listener.
 type MetricsServer struct {
 	srv  *http.Server
@@ -161,11 +172,18 @@ func ListenMetrics(addr string, g prometheus.Gatherer) (*MetricsServer, error) {
 	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	s := &MetricsServer{
 		// Timeouts keep slow or idle scrapers from pinning goroutines.
-		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute},
+		srv: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 5 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       time.Minute,
+			MaxHeaderBytes:    MetricsMaxHeaderBytes,
+		},
 		ln:   ln,
 		done: make(chan error, 1),
 	}
-	go func() { s.done <- s.srv.Serve(ln) }()
+	limited := netlimit.NewListener(ln, netlimit.Config{MaxConns: MetricsMaxConns})
+	go func() { s.done <- s.srv.Serve(limited) }()
 	return s, nil
 }
 

@@ -73,6 +73,7 @@ func TestServeRejectsBadSettings(t *testing.T) {
 		{[]string{"serve", "--dev", "--data-dir", dir, "--trace-exporter", "jaeger"}, nil, "unknown trace exporter"},
 		{[]string{"serve", "--dev", "--data-dir", dir, "--trace-exporter", "file"}, nil, "needs a file"},
 		{[]string{"serve", "--dev", "--data-dir", dir}, map[string]string{"PROGLOG_MAX_RECORD_BYTES": "-5"}, "--max-record-bytes is -5"},
+		{[]string{"serve", "--dev", "--data-dir", dir, "--max-streams", "-1"}, nil, "--max-streams (-1) must be 0 (no cap) or positive"},
 		{[]string{"serve", "--dev", "--data-dir", dir}, map[string]string{"PROGLOG_LOG_LEVEL": "loud"}, "unknown log level"},
 		{[]string{"serve", "--dev", "--data-dir", dir}, map[string]string{"PROGLOG_MAX_RECORD_BYTES": "lots"}, "PROGLOG_MAX_RECORD_BYTES"},
 		{[]string{"serve", "--dev", "--data-dir", dir, "--acl-policy", filepath.Join(dir, "missing.csv")}, nil, "read ACL policy"},

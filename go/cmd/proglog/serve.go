@@ -73,6 +73,7 @@ type serveOptions struct {
 	aclModel, aclPolicy         string
 	logName                     string
 	maxRecordBytes              int
+	maxConnections, maxStreams  int
 	raftHeartbeat, raftElection time.Duration
 	raftLeaderLease, raftCommit time.Duration
 	raftSnapshotInterval        time.Duration
@@ -96,6 +97,8 @@ func defaultServeOptions() *serveOptions {
 		readConsistency:       server.ConsistencyLinearizable.String(),
 		logName:               server.DefaultLogName,
 		maxRecordBytes:        server.DefaultMaxRecordBytes,
+		maxConnections:        server.DefaultMaxConnections,
+		maxStreams:            server.DefaultMaxStreams,
 		raftHeartbeat:         replication.DefaultHeartbeatTimeout,
 		raftElection:          replication.DefaultElectionTimeout,
 		raftLeaderLease:       replication.DefaultLeaderLeaseTimeout,
@@ -138,6 +141,8 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.aclPolicy, "acl-policy", "", "casbin policy file (default: built-in, root may do everything)")
 	fs.StringVar(&o.logName, "log-name", o.logName, "name of the log, the ACL object")
 	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", o.maxRecordBytes, "largest accepted record, encoded (value, key, headers, timestamp); the same on every node")
+	fs.IntVar(&o.maxConnections, "max-connections", o.maxConnections, "client connections open at once on --addr; more are closed at once (0: no cap)")
+	fs.IntVar(&o.maxStreams, "max-streams", o.maxStreams, "calls running at once over all client connections; more get RESOURCE_EXHAUSTED (0: no cap)")
 	fs.DurationVar(&o.raftHeartbeat, "raft-heartbeat-timeout", o.raftHeartbeat, "how long a follower waits for the leader before starting an election")
 	fs.DurationVar(&o.raftElection, "raft-election-timeout", o.raftElection, "how long a candidate waits for votes")
 	fs.DurationVar(&o.raftLeaderLease, "raft-leader-lease-timeout", o.raftLeaderLease, "how long a leader stays leader without hearing from a quorum (at most --raft-heartbeat-timeout)")
@@ -241,6 +246,9 @@ func (o *serveOptions) validate() error {
 	if o.maxRecordBytes <= 0 {
 		errs = append(errs, fmt.Errorf("--max-record-bytes is %d, must be positive", o.maxRecordBytes))
 	}
+	if o.maxConnections < 0 || o.maxStreams < 0 {
+		errs = append(errs, fmt.Errorf("--max-connections (%d) and --max-streams (%d) must be 0 (no cap) or positive", o.maxConnections, o.maxStreams))
+	}
 	if _, err := server.ParseConsistency(o.readConsistency); err != nil {
 		errs = append(errs, fmt.Errorf("--read-consistency %q: want linearizable or follower", o.readConsistency))
 	}
@@ -282,6 +290,7 @@ func (o *serveOptions) agentConfig(stdout io.Writer, logger *zap.Logger) (agent.
 	cfg.MaxRecordBytes = o.maxRecordBytes
 	cfg.ReadConsistency, _ = server.ParseConsistency(o.readConsistency)
 	cfg.ShutdownTimeout = o.shutdownTimeout
+	cfg.MaxConnections, cfg.MaxStreams = o.maxConnections, o.maxStreams
 	cfg.Raft = agent.RaftConfig{
 		HeartbeatTimeout: o.raftHeartbeat, ElectionTimeout: o.raftElection,
 		LeaderLeaseTimeout: o.raftLeaderLease, CommitTimeout: o.raftCommit,

@@ -1,0 +1,169 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"strings"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
+
+	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/internal/netlimit"
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+)
+
+// methodActions maps each log.v1.Log method to the ACL action it needs.
+var methodActions = map[string]string{
+	logv1.Log_Produce_FullMethodName:       auth.ActionProduce,
+	logv1.Log_ProduceBatch_FullMethodName:  auth.ActionProduce,
+	logv1.Log_ProduceStream_FullMethodName: auth.ActionProduce,
+	logv1.Log_Consume_FullMethodName:       auth.ActionConsume,
+	logv1.Log_ConsumeStream_FullMethodName: auth.ActionConsume,
+	logv1.Log_GetServers_FullMethodName:    auth.ActionServers,
+}
+
+// admit is the server's tap handle: it runs when a call's headers arrive,
+// before its message is read, and refuses log.v1.Log calls the caller may
+// not make, so an unauthorized request costs no decoding. The handlers
+// authorize again (the same, cached, decision). It runs on the
+// connection's reading goroutine, so it only does what is cheap.
+func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
+	action, ok := methodActions[info.FullMethodName]
+	if !ok {
+		return ctx, nil
+	}
+	subject, err := auth.SubjectFromPeer(ctx)
+	if err != nil {
+		return nil, s.rejected(ctx, info.FullMethodName, rejectUnauthenticated, status.Error(codes.Unauthenticated, err.Error()))
+	}
+	if err := s.cfg.Authorizer.Authorize(subject, s.cfg.LogName, action); err != nil {
+		return nil, s.rejected(ctx, info.FullMethodName, rejectPermissionDenied,
+			status.Errorf(codes.PermissionDenied, "%s may not %s on %q", subject, action, s.cfg.LogName))
+	}
+	return ctx, nil
+}
+
+// streamLimit caps the calls running at once (Config.MaxStreams).
+type streamLimit chan struct{}
+
+func (l streamLimit) acquire() bool {
+	select {
+	case l <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (l streamLimit) release() { <-l }
+
+func (s *Server) tooManyStreams(ctx context.Context, method string) error {
+	return s.rejected(ctx, method, rejectTooManyStreams,
+		status.Errorf(codes.ResourceExhausted, "server is running %d calls, its limit; retry later", cap(s.streams)))
+}
+
+func (s *Server) limitUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if !s.streams.acquire() {
+		return nil, s.tooManyStreams(ctx, info.FullMethod)
+	}
+	defer s.streams.release()
+	return handler(ctx, req)
+}
+
+func (s *Server) limitStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if !s.streams.acquire() {
+		return s.tooManyStreams(ss.Context(), info.FullMethod)
+	}
+	defer s.streams.release()
+	return handler(srv, ss)
+}
+
+// limitListener applies Config.MaxConnections to lis.
+func (s *Server) limitListener(lis net.Listener) net.Listener {
+	if s.cfg.MaxConnections == 0 {
+		return lis
+	}
+	return netlimit.NewListener(lis, netlimit.Config{
+		MaxConns: s.cfg.MaxConnections,
+		OnReject: func(c net.Conn) {
+			if s.cfg.Metrics != nil {
+				s.cfg.Metrics.ConnectionRejected("api")
+			}
+			if ok, suppressed := s.connLog.Allow(); ok {
+				s.cfg.Logger.Warn("connection refused: connection limit reached", zap.Stringer("peer", c.RemoteAddr()),
+					zap.Int("limit", s.cfg.MaxConnections), zap.Int("suppressed", suppressed))
+			}
+		},
+	})
+}
+
+// handshakeCreds reports failed TLS handshakes, which grpc drops silently.
+type handshakeCreds struct {
+	credentials.TransportCredentials
+	failed func(peer net.Addr, err error)
+}
+
+func (c handshakeCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	out, info, err := c.TransportCredentials.ServerHandshake(conn)
+	if err != nil {
+		c.failed(conn.RemoteAddr(), err)
+	}
+	return out, info, err
+}
+
+func (c handshakeCreds) Clone() credentials.TransportCredentials {
+	return handshakeCreds{TransportCredentials: c.TransportCredentials.Clone(), failed: c.failed}
+}
+
+func (s *Server) handshakeFailed(peer net.Addr, err error) {
+	reason := handshakeFailure(err)
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.TLSHandshakeFailed(reason)
+	}
+	if ok, suppressed := s.handshakeLog.Allow(); ok {
+		s.cfg.Logger.Warn("TLS handshake failed", zap.Stringer("peer", peer), zap.String("reason", reason),
+			zap.Error(err), zap.Int("suppressed", suppressed))
+	}
+}
+
+// handshakeFailure classifies a failed server handshake for the metric's
+// reason label.
+func handshakeFailure(err error) string {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		invalid   x509.CertificateInvalidError
+		record    tls.RecordHeaderError
+		netErr    net.Error
+		alert     tls.AlertError
+	)
+	switch {
+	case errors.As(err, &unknownCA):
+		return "unknown_authority"
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return "expired"
+	case errors.As(err, &invalid):
+		return "bad_certificate"
+	case errors.As(err, &record):
+		return "not_tls"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "timeout"
+	case errors.As(err, &alert):
+		return "peer_alert"
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		return "closed"
+	case strings.Contains(err.Error(), "didn't provide a certificate"):
+		// crypto/tls has no typed error for a client without a certificate.
+		return "no_certificate"
+	default:
+		return "other"
+	}
+}
