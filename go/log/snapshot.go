@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 
 	"github.com/proglog/proglog/go/segment"
 )
@@ -85,7 +86,7 @@ const snapshotChunk = 256 << 10
 // records [LowestOffset(), NextOffset()) at this moment), in the snapshot
 // format documented in snapshot.go: a 32-byte header with the first offset
 // and the count, then one frame (offset, length, CRC32C, data) per record.
-// Restore rebuilds a log from it.
+// Restore rebuilds a log from it. It is ReaderFrom(0).
 //
 // The stream reads segments sequentially in large chunks and never holds
 // the whole log in memory; appends continue concurrently and are not
@@ -95,7 +96,14 @@ const snapshotChunk = 256 << 10
 // closing the Log makes it fail with ErrClosed. Every record's checksum is
 // verified as it is read (*CorruptionError). Close the stream to release
 // the segments.
-func (l *Log) Reader() io.ReadCloser {
+func (l *Log) Reader() io.ReadCloser { return l.ReaderFrom(0) }
+
+// ReaderFrom is Reader for the records [first, NextOffset()) only: first
+// is raised to LowestOffset() and lowered to NextOffset() if outside the
+// log. A log whose owner refuses reads below some offset that Truncate
+// could not remove (it removes whole segments) snapshots from there, so a
+// log restored from the stream starts exactly at it.
+func (l *Log) ReaderFrom(first uint64) io.ReadCloser {
 	l.wmu.Lock() // a consistent [lowest, next) with the segment list
 	defer l.wmu.Unlock()
 	l.mu.Lock()
@@ -105,8 +113,14 @@ func (l *Log) Reader() io.ReadCloser {
 		r.err = ErrClosed
 		return r
 	}
-	r.first, r.end, r.next = l.segments[0].BaseOffset(), l.next.Load(), l.segments[0].BaseOffset()
-	r.segs = append(r.segs, l.segments...)
+	r.end = l.next.Load()
+	first = min(max(first, l.segments[0].BaseOffset()), r.end)
+	r.first, r.next = first, first
+	i := len(l.segments) - 1
+	if first < r.end {
+		i = slices.Index(l.segments, l.segmentFor(first))
+	}
+	r.segs = append(r.segs, l.segments[i:]...)
 	if l.pins == nil {
 		l.pins = make(map[*segment.Segment]int)
 	}

@@ -72,6 +72,40 @@ func TestReaderRestoreRoundTrip(t *testing.T) {
 	}
 }
 
+func TestReaderFrom(t *testing.T) {
+	c := testConfig()
+	c.InitialOffset = 10
+	l := openLog(t, t.TempDir(), c)
+	bases := fillSegments(t, l, 3)
+	next := l.NextOffset()
+	tests := []struct {
+		name      string
+		from      uint64
+		wantFirst uint64
+	}{
+		{"below the log: from the lowest", 0, 10},
+		{"inside the first segment", bases[1] - 1, bases[1] - 1},
+		{"a segment boundary", bases[1], bases[1]},
+		{"inside the active segment", next - 1, next - 1},
+		{"past the end: empty at next", next + 5, next},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := l.ReaderFrom(tt.from)
+			stream := readAll(t, r)
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			rl, err := Restore(filepath.Join(t.TempDir(), "restored"), testConfig(), bytes.NewReader(stream))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rl.Close()
+			checkLog(t, rl, tt.wantFirst, next)
+		})
+	}
+}
+
 func TestReaderIsASnapshot(t *testing.T) {
 	l := openLog(t, t.TempDir(), testConfig())
 	appendN(t, l, 200)
