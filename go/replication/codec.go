@@ -30,6 +30,11 @@ import (
 //	uvarint  n, the number of records (at least 1)
 //	n times: uvarint len(record), record
 //
+// or a retention command (the new lowest offset agreed by the cluster):
+//
+//	byte     command type: cmdRetain (2)
+//	uvarint  lowest: every replica drops the records below it
+//
 // Data record envelope, each record of the data log:
 //
 //	byte     envelopeVersion (1)
@@ -49,6 +54,7 @@ import (
 const (
 	entryVersion    = 1
 	cmdAppend       = 1
+	cmdRetain       = 2
 	envelopeVersion = 1
 	snapshotVersion = 1
 
@@ -237,6 +243,25 @@ func decodeCommandInto(recs [][]byte, b []byte) ([][]byte, error) {
 		return nil, d.err
 	}
 	return recs, nil
+}
+
+// encodeRetain encodes a retention command.
+func encodeRetain(lowest uint64) []byte {
+	return binary.AppendUvarint([]byte{cmdRetain}, lowest)
+}
+
+// isRetain reports whether command b is a retention command.
+func isRetain(b []byte) bool { return len(b) > 0 && b[0] == cmdRetain }
+
+// decodeRetain decodes a retention command.
+func decodeRetain(b []byte) (lowest uint64, err error) {
+	d := decoder{b: b}
+	if t := d.byte("command type"); d.err == nil && t != cmdRetain {
+		return 0, fmt.Errorf("%w: command type %d is not a retention command", ErrBadEncoding, t)
+	}
+	lowest = d.uvarint("lowest offset")
+	d.end("retention command")
+	return lowest, d.err
 }
 
 // envelope is the provenance of a data record.

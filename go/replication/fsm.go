@@ -55,6 +55,11 @@ type fsm struct {
 
 	failed atomic.Pointer[error]
 
+	// lowest is the agreed lowest offset (retention.go); removed counts
+	// the records retention removed since start.
+	lowest  atomic.Uint64
+	removed atomic.Uint64
+
 	// Scratch space of ApplyBatch (Raft's FSM goroutine only).
 	envelopes arena
 	recs      [][]byte
@@ -92,7 +97,7 @@ func openFSM(dir string, cfg log.Config, lg hclog.Logger) (f *fsm, lost bool, er
 		return nil, false, fmt.Errorf("replication: open data log: %w", err)
 	}
 	f = &fsm{dir: dir, cfg: l.Config(), lg: lg, l: l, appliedCh: make(chan struct{})}
-	if err := f.loadState(); err != nil {
+	if err := errors.Join(f.loadState(), f.loadLowest()); err != nil {
 		_ = l.Close()
 		return nil, false, err
 	}
@@ -146,8 +151,13 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	defer a.reset()
 	last := f.last
 	maxRecord := f.cfg.MaxRecordBytes
+	var retain uint64 // the highest retention command's offset
 	for i, e := range logs {
 		if e.Type != raft.LogCommand {
+			continue
+		}
+		if isRetain(e.Data) {
+			resps[i] = noteRetain(e, next+uint64(a.len()), &retain)
 			continue
 		}
 		recs, err := decodeCommandInto(f.recs, e.Data)
@@ -185,22 +195,28 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		last = envelope{index: e.Index, pos: n - 1, count: n}
 	}
 	clear(f.recs[:cap(f.recs)]) // the records alias Raft's entries: do not keep them
+	var err error
 	if a.len() > 0 {
-		got, err := l.AppendBatch(a.slices())
+		var got uint64
+		got, err = l.AppendBatch(a.slices())
 		if err == nil && got != next {
 			err = fmt.Errorf("data log appended at %d, expected %d", got, next)
 		}
-		if err != nil {
-			err = fmt.Errorf("%w: apply raft entries %d-%d: %v", ErrFailed, logs[0].Index, logs[len(logs)-1].Index, err)
-			f.lg.Error("applying committed entries failed; this node stops applying until restarted", "error", err)
-			f.failed.Store(&err)
-			for i := range resps {
-				if _, ok := resps[i].(applyResult); ok {
-					resps[i] = err
-				}
+	}
+	if err == nil {
+		err = f.retain(l, retain)
+	}
+	if err != nil {
+		err = fmt.Errorf("%w: apply raft entries %d-%d: %v", ErrFailed, logs[0].Index, logs[len(logs)-1].Index, err)
+		f.lg.Error("applying committed entries failed; this node stops applying until restarted", "error", err)
+		f.failed.Store(&err)
+		for i := range resps {
+			switch resps[i].(type) {
+			case applyResult, retentionResult:
+				resps[i] = err
 			}
-			return resps
 		}
+		return resps
 	}
 	f.last = last
 	f.setApplied(logs[len(logs)-1].Index)
@@ -235,7 +251,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, fmt.Errorf("replication: snapshot: %w", err)
 	}
 	h := snapshotHeader{applied: f.applied.Load(), lastCommand: f.last.index}
-	return &fsmSnapshot{header: h, r: l.Reader()}, nil
+	return &fsmSnapshot{header: h, r: l.ReaderFrom(f.lowest.Load())}, nil
 }
 
 // syncActiveSegment fsyncs the newest store file of the go/log directory.
@@ -337,7 +353,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.l = l
-	if err := f.loadState(); err != nil {
+	if err := errors.Join(f.loadState(), f.setLowest(l.LowestOffset())); err != nil {
 		err = fmt.Errorf("%w: %v", ErrFailed, err)
 		f.failed.Store(&err)
 		return err
@@ -368,6 +384,9 @@ func (f *fsm) read(offset uint64) ([]byte, error) {
 	}
 	var rec []byte
 	err := f.withLog(func(l *log.Log) error {
+		if err := f.checkLowest(l, offset); err != nil {
+			return err
+		}
 		b, err := l.Read(offset)
 		if err != nil {
 			return err
@@ -386,7 +405,10 @@ func (f *fsm) wait(ctx context.Context, offset uint64) error {
 	return f.withLog(func(l *log.Log) error { return l.Wait(ctx, offset) })
 }
 
-func (f *fsm) lowestOffset() uint64 { return f.current().LowestOffset() }
+func (f *fsm) lowestOffset() uint64 {
+	l := f.current()
+	return max(l.LowestOffset(), min(f.lowest.Load(), l.NextOffset()))
+}
 func (f *fsm) nextOffset() uint64   { return f.current().NextOffset() }
 
 func (f *fsm) close() error {

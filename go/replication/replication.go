@@ -139,6 +139,14 @@ func New(cfg Config) (*Log, error) {
 	}
 	l.wg.Add(1)
 	go l.watchLeadership(notify)
+	if cfg.retains() {
+		l.wg.Add(1)
+		go l.retentionLoop()
+	}
+	if cfg.SnapshotThresholdBytes > 0 {
+		l.wg.Add(1)
+		go l.compactionLoop()
+	}
 	if cfg.OnLeaderChange != nil {
 		// Not blocking: Raft drops an observation rather than wait for us;
 		// watchLeader reads the current leader on every one it gets, so it
