@@ -14,6 +14,7 @@
 //	DataDir/raft/stable         current term and vote (StableStore)
 //	DataDir/raft/snapshots/     Raft snapshots (raft.FileSnapshotStore)
 //	DataDir/data/               the data log: the records clients read
+//	DataDir/data.lowest         its agreed lowest offset (see Retention)
 //
 // Entry, command, envelope and snapshot encodings are documented in
 // codec.go; every one carries a version or type byte.
@@ -51,12 +52,65 @@
 // # Snapshots
 //
 // A snapshot is a 32-byte header followed by the data log's snapshot
-// stream (go/log Reader), taken at the moment Raft asks for it and copied
-// to the snapshot sink without holding the log in memory. Restore rebuilds
-// the data log from the stream in DataDir/data.restore, then swaps it in.
+// stream (go/log ReaderFrom) from the agreed lowest offset on, taken at the
+// moment Raft asks for it and copied to the snapshot sink without holding
+// the log in memory. Restore rebuilds the data log from the stream in
+// DataDir/data.restore, then swaps it in; the restored log starts exactly
+// at the leader's lowest offset, which becomes this node's.
+//
 // Raft snapshots every Config.SnapshotThreshold entries (checked every
 // SnapshotInterval) and keeps Config.TrailingLogs entries behind it for
-// followers that lag a little; Snapshot forces one.
+// followers that lag a little; Snapshot forces one. Entry counts do not
+// bound bytes (8192 entries of 100 KiB batches are 800 MiB), so the node
+// also checks the Raft log's size after every write to it: above
+// TrailingBytes + SnapshotThresholdBytes it takes a snapshot and has Raft
+// compact down to the newest whole segments within TrailingBytes (it
+// lowers Raft's TrailingLogs, through ReloadConfig, to the number of
+// entries in them for that snapshot). An attempt that frees nothing is
+// retried only after another SnapshotThresholdBytes of growth.
+//
+// # Retention
+//
+// Config.DataLog.Retention (MaxBytes, MaxAge) is applied by the cluster,
+// not by each node: the leader computes from its own data log the lowest
+// offset retention allows at segment granularity (go/log RetentionOffset:
+// the base of the oldest segment kept) whenever its data log gains a
+// segment and every RetentionInterval (ApplyRetention does it on demand),
+// and if it is above the current lowest offset proposes it as a retention
+// command. Every replica applies it at the same point of the log: it
+// writes the new lowest offset to DataDir/data.lowest (atomically,
+// fsynced), from then on refuses reads below it (*log.OffsetOutOfRangeError
+// with the bounds, OUT_OF_RANGE at the API) and removes the whole segments
+// below it (go/log Truncate). A follower whose segment boundaries differ
+// (another segment size, or a log restored from a snapshot) keeps the
+// segment that straddles the offset on disk until a later retention
+// removes it, but never serves, snapshots or counts its records below the
+// offset: every replica's LowestOffset is the agreed one. The command is
+// idempotent: replaying it (after a restart) or an older one changes
+// nothing, and a crash between the file and the removal is finished on the
+// next start. The leader only proposes offsets below its next offset, and
+// a replica refuses (as that command's error) one at or past its own.
+//
+// # Disk use
+//
+// With R = DataLog.Retention.MaxBytes, S = DataLog.Segment.MaxStoreBytes,
+// S_r = RaftLog.Segment.MaxStoreBytes, T = TrailingBytes, Th =
+// SnapshotThresholdBytes and K = SnapshotRetain, a node's files stay below:
+//
+//	data log   R + 2·S      R after a retention, one segment written
+//	                        before the leader checks again, and one that
+//	                        straddles the agreed offset on a follower
+//	Raft log   T + Th + 2·S_r
+//	snapshots  (K+1)·(R + 2·S)   K kept plus one being written, each a
+//	                        copy of the retained data log
+//	indexes    12 bytes a record, plus MaxIndexBytes for each log's active
+//	           segment (preallocated)
+//
+// plus what is appended while a retention command or a snapshot is in
+// flight, and a few small files (stable store, first_index, data.lowest,
+// snapshot metadata). TestRetentionRunsOnEveryReplica checks this bound on
+// a 3-node cluster sent many times its retention. Without retention the
+// data log and snapshots grow with the log. DiskUsage reports the sizes.
 //
 // # Reads
 //
