@@ -409,7 +409,7 @@ func (f *fsm) lowestOffset() uint64 {
 	l := f.current()
 	return max(l.LowestOffset(), min(f.lowest.Load(), l.NextOffset()))
 }
-func (f *fsm) nextOffset() uint64   { return f.current().NextOffset() }
+func (f *fsm) nextOffset() uint64 { return f.current().NextOffset() }
 
 func (f *fsm) close() error {
 	f.mu.Lock()
