@@ -97,8 +97,10 @@
 // # Snapshots, truncation and retention
 //
 // Reader streams a consistent snapshot of every record (format in
-// snapshot.go) without loading the log into memory, ReaderFrom of the
-// records from an offset on; Restore rebuilds a log from either. Truncate
+// snapshot.go) without loading the log into memory, ReaderRange of a range
+// of records with the stream's length computed up front (for a snapshot
+// that references the log rather than copies it); Restore rebuilds a log
+// from either. Truncate
 // removes whole segments below an offset (compaction); TruncateAfter
 // removes a suffix (Raft log conflict resolution); ApplyRetention removes
 // old segments by total size and age, only when called by the owner, and

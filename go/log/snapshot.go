@@ -86,7 +86,7 @@ const snapshotChunk = 256 << 10
 // records [LowestOffset(), NextOffset()) at this moment), in the snapshot
 // format documented in snapshot.go: a 32-byte header with the first offset
 // and the count, then one frame (offset, length, CRC32C, data) per record.
-// Restore rebuilds a log from it. It is ReaderFrom(0).
+// Restore rebuilds a log from it.
 //
 // The stream reads segments sequentially in large chunks and never holds
 // the whole log in memory; appends continue concurrently and are not
@@ -96,28 +96,61 @@ const snapshotChunk = 256 << 10
 // closing the Log makes it fail with ErrClosed. Every record's checksum is
 // verified as it is read (*CorruptionError). Close the stream to release
 // the segments.
-func (l *Log) Reader() io.ReadCloser { return l.ReaderFrom(0) }
-
-// ReaderFrom is Reader for the records [first, NextOffset()) only: first
-// is raised to LowestOffset() and lowered to NextOffset() if outside the
-// log. A log whose owner refuses reads below some offset that Truncate
-// could not remove (it removes whole segments) snapshots from there, so a
-// log restored from the stream starts exactly at it.
-func (l *Log) ReaderFrom(first uint64) io.ReadCloser {
+func (l *Log) Reader() io.ReadCloser {
 	l.wmu.Lock() // a consistent [lowest, next) with the segment list
 	defer l.wmu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := &snapshotReader{l: l}
 	if l.closed {
-		r.err = ErrClosed
-		return r
+		return &snapshotReader{l: l, err: ErrClosed}
 	}
-	r.end = l.next.Load()
-	first = min(max(first, l.segments[0].BaseOffset()), r.end)
-	r.first, r.next = first, first
+	return l.reader(l.segments[0].BaseOffset(), l.next.Load())
+}
+
+// ReaderRange is Reader for the records [first, end) only, first raised to
+// LowestOffset(), and also returns the exact length of the stream in
+// bytes (its header and frames), computed from the segments' positions
+// without reading them. It fails with ErrOffsetOutOfRange (wrapped) if end
+// is past NextOffset() or below the raised first, and with ErrClosed. A
+// log restored from the stream starts exactly at first.
+func (l *Log) ReaderRange(first, end uint64) (io.ReadCloser, int64, error) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.check(); err != nil {
+		return nil, 0, err
+	}
+	lowest, next := l.segments[0].BaseOffset(), l.next.Load()
+	if first = max(first, lowest); end > next || end < first {
+		return nil, 0, fmt.Errorf("%w: records [%d, %d) asked for, the log holds [%d, %d)", ErrOffsetOutOfRange, first, end, lowest, next)
+	}
+	size := int64(snapshotHeaderSize)
+	for _, s := range l.segments {
+		from, to := max(first, s.BaseOffset()), min(end, s.NextOffset())
+		if from >= to {
+			continue
+		}
+		p0, err := s.Position(from)
+		p1 := s.Size()
+		if err == nil && to < s.NextOffset() {
+			p1, err = s.Position(to)
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("log: snapshot range: %w", err)
+		}
+		// A frame is a store record (header and data) plus its offset.
+		size += int64(p1-p0) + int64(to-from)*(frameHeaderSize-segment.RecordHeaderSize)
+	}
+	return l.reader(first, end), size, nil
+}
+
+// reader returns a stream of the records [first, end), which the log
+// holds, pinning their segments. Callers hold wmu and mu.
+func (l *Log) reader(first, end uint64) *snapshotReader {
+	r := &snapshotReader{l: l, first: first, end: end, next: first}
 	i := len(l.segments) - 1
-	if first < r.end {
+	if first < end {
 		i = slices.Index(l.segments, l.segmentFor(first))
 	}
 	r.segs = append(r.segs, l.segments[i:]...)
