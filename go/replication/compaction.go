@@ -10,11 +10,12 @@ import (
 	"github.com/proglog/proglog/go/log"
 )
 
-// compactionLoop snapshots and compacts the Raft log when its store files
-// exceed TrailingBytes + SnapshotThresholdBytes (Config), checked after
-// every write to it. After an attempt that left the log large (nothing new
-// to snapshot, or no whole segment to remove), the next one waits until the
-// log has grown by SnapshotThresholdBytes again.
+// compactionLoop takes the snapshots Raft does not take by itself: when
+// the Raft log's store files exceed TrailingBytes + SnapshotThresholdBytes
+// (Config; checked after every write to it, unless the threshold is 0),
+// and when snapshotSoon asks. After an attempt that left the log large
+// (nothing new to snapshot, or no whole segment to remove), the next one by
+// size waits until the log has grown by SnapshotThresholdBytes again.
 func (l *Log) compactionLoop() {
 	defer l.wg.Done()
 	threshold, keep := l.cfg.SnapshotThresholdBytes, l.cfg.TrailingBytes
@@ -23,15 +24,28 @@ func (l *Log) compactionLoop() {
 		select {
 		case <-l.done:
 			return
+		case <-l.snapshotNow:
+			if err := l.Snapshot(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) && !errors.Is(err, ErrClosed) {
+				l.lg.Warn("snapshot to replace a stale one failed", "error", err)
+			}
+			continue
 		case <-l.store.stored:
 		}
-		if l.store.size() <= trigger {
+		if threshold == 0 || l.store.size() <= trigger {
 			continue
 		}
 		if err := l.compactRaftLog(); err != nil && !errors.Is(err, ErrClosed) {
 			l.lg.Warn("snapshot by raft log size failed", "error", err)
 		}
 		trigger = max(keep+threshold, l.store.size()+threshold)
+	}
+}
+
+// snapshotSoon asks compactionLoop for a snapshot, without waiting.
+func (l *Log) snapshotSoon() {
+	select {
+	case l.snapshotNow <- struct{}{}:
+	default:
 	}
 }
 

@@ -37,10 +37,9 @@
 // from the leader is restored durably (go/log's Restore fsyncs) before Raft
 // records it as applied. Between snapshots the data log may be fsynced
 // lazily (Config.DataLog.Sync) since the Raft log, fsynced before every
-// acknowledgement by default (Config.RaftLog.Sync), holds those entries. If the data log is nevertheless missing, corrupt (set
-// aside as data.corrupt.<time>) or behind the latest snapshot (a crash
-// while installing one), New rebuilds it: Raft restores the snapshot and
-// replays the log.
+// acknowledgement by default (Config.RaftLog.Sync), holds those entries.
+// If the data log is nevertheless missing, corrupt or behind the latest
+// snapshot, see Snapshots for what New does.
 //
 // Commands are applied in batches (raft.BatchingFSM): the records of all
 // commands Raft hands over together are written with one AppendBatch, each
@@ -51,12 +50,38 @@
 //
 // # Snapshots
 //
-// A snapshot is a 32-byte header followed by the data log's snapshot
-// stream (go/log ReaderFrom) from the agreed lowest offset on, taken at the
-// moment Raft asks for it and copied to the snapshot sink without holding
-// the log in memory. Restore rebuilds the data log from the stream in
-// DataDir/data.restore, then swaps it in; the restored log starts exactly
-// at the leader's lowest offset, which becomes this node's.
+// The data log already holds, durably, everything a snapshot would: so a
+// snapshot the FSM takes does not copy it. FSM.Snapshot fsyncs the data
+// log and persists only a reference, a 48-byte header (version 2, see
+// codec.go): the applied index, the last command's index, and the range of
+// offsets [lowest, next) the data log held. The snapshot store (a
+// raft.FileSnapshotStore wrapped by snapshotStore) turns a reference into
+// a full snapshot only when Raft opens it, which it does to send it to a
+// follower that lags behind the leader's compacted log (InstallSnapshot):
+// Open streams a 32-byte header (version 1) and the data log's records
+// [max(lowest, the current agreed lowest), next) from the live data log
+// (go/log ReaderRange, which also gives the exact size Raft announces), so
+// the leader writes no copy at all. Records appended after the snapshot
+// are not sent: the follower replays them from the Raft log. If retention
+// has meanwhile removed records up to next, the reference can no longer
+// be served: Open fails (Raft retries) and asks for a new snapshot, which
+// the next attempt uses.
+//
+// A follower receives full snapshots (version 1) into its store, and
+// Restore rebuilds the data log from the stream in DataDir/data.restore,
+// then swaps it in; the restored log starts exactly at the leader's lowest
+// offset, which becomes this node's. That full copy stays in the store
+// until SnapshotRetain newer snapshots (references) replace it.
+//
+// On start the data log is not rebuilt from a snapshot
+// (NoSnapshotRestoreOnStart) unless it is missing, corrupt (set aside as
+// data.corrupt.<time>) or behind the latest snapshot. If that snapshot is a
+// full one (a crash while installing it) it is restored as before. If it
+// is a reference, the records exist nowhere else on this node: New fails
+// with ErrDataLogLost, saying so, rather than start with a hole. Remove
+// the node's DataDir and start it again: it rejoins empty and the leader
+// sends it a full snapshot. (A node whose Raft log was never compacted has
+// no snapshot and rebuilds its data log by replaying the Raft log.)
 //
 // Raft snapshots every Config.SnapshotThreshold entries (checked every
 // SnapshotInterval) and keeps Config.TrailingLogs entries behind it for
@@ -101,8 +126,9 @@
 //	                        before the leader checks again, and one that
 //	                        straddles the agreed offset on a follower
 //	Raft log   T + Th + 2·S_r
-//	snapshots  (K+1)·(R + 2·S)   K kept plus one being written, each a
-//	                        copy of the retained data log
+//	snapshots  K references of 48 bytes; after catching up by
+//	           InstallSnapshot, up to (K+1)·(R + 2·S) until K newer
+//	           snapshots replace the full copies
 //	indexes    12 bytes a record, plus MaxIndexBytes for each log's active
 //	           segment (preallocated)
 //

@@ -241,7 +241,8 @@ func (f *fsm) appliedChanged() <-chan struct{} {
 // Snapshot implements raft.FSM. It fsyncs the data log first: once Raft
 // has the snapshot it may remove the entries it covers, and after a
 // restart (NoSnapshotRestoreOnStart) the data log is trusted to hold them.
-// The stream is taken now, so it holds exactly the entries applied so far.
+// The snapshot is a reference to the data log's records as of now
+// (snapshots.go): exactly the entries applied so far.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if errp := f.failed.Load(); errp != nil {
 		return nil, *errp
@@ -250,8 +251,8 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err := syncActiveSegment(l.Dir()); err != nil {
 		return nil, fmt.Errorf("replication: snapshot: %w", err)
 	}
-	h := snapshotHeader{applied: f.applied.Load(), lastCommand: f.last.index}
-	return &fsmSnapshot{header: h, r: l.ReaderFrom(f.lowest.Load())}, nil
+	h := snapshotHeader{applied: f.applied.Load(), lastCommand: f.last.index, lowest: f.lowestOffset(), next: l.NextOffset()}
+	return fsmSnapshot(encodeRefSnapshot(h)), nil
 }
 
 // syncActiveSegment fsyncs the newest store file of the go/log directory.
@@ -275,19 +276,12 @@ func syncActiveSegment(dir string) error {
 	return err
 }
 
-type fsmSnapshot struct {
-	header snapshotHeader
-	r      io.ReadCloser
-}
+// fsmSnapshot is an encoded reference snapshot.
+type fsmSnapshot []byte
 
-// Persist implements raft.FSMSnapshot: it streams the header and the data
-// log's snapshot into sink without holding the log in memory.
-func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	_, err := sink.Write(encodeSnapshotHeader(s.header))
-	if err == nil {
-		_, err = io.CopyBuffer(sink, s.r, make([]byte, 256<<10))
-	}
-	if err != nil {
+// Persist implements raft.FSMSnapshot.
+func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("replication: persist snapshot: %w", err)
 	}
@@ -295,7 +289,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 // Release implements raft.FSMSnapshot.
-func (s *fsmSnapshot) Release() { _ = s.r.Close() }
+func (fsmSnapshot) Release() {}
 
 // Restore implements raft.FSM: it rebuilds the data log from a snapshot
 // stream in a side directory, then swaps it in (rename the old one aside,
