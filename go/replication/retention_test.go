@@ -272,6 +272,15 @@ func TestRetentionRunsOnEveryReplica(t *testing.T) {
 			} else {
 				peak = max(peak, got)
 			}
+			if n.Log == nil {
+				continue
+			}
+			// The Raft log alone: TrailingBytes + SnapshotThresholdBytes +
+			// 2 segments, plus its active index.
+			raftBound := cfg.TrailingBytes + cfg.SnapshotThresholdBytes + 2*cfg.RaftLog.Segment.MaxStoreBytes + cfg.RaftLog.Segment.MaxIndexBytes + 1024
+			if u := n.DiskUsage(); u.RaftLog > raftBound {
+				t.Fatalf("after %d batches %s's Raft log holds %d bytes, above %d", b+1, n.id, u.RaftLog, raftBound)
+			}
 		}
 	}
 	t.Logf("sent %d bytes; peak disk use of a node %d, bound %d", sent, peak, bound)
