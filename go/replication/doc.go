@@ -12,7 +12,9 @@
 //	DataDir/raft/log/segments/  Raft's log: go/log, entry index = offset
 //	DataDir/raft/log/first_index  its logical first index (see LogStore)
 //	DataDir/raft/stable         current term and vote (StableStore)
-//	DataDir/raft/snapshots/     Raft snapshots (raft.FileSnapshotStore)
+//	DataDir/raft/snapshots/     Raft snapshots (raft.FileSnapshotStore):
+//	                            references to the data log, or full
+//	                            snapshots received from a leader
 //	DataDir/data/               the data log: the records clients read
 //	DataDir/data.lowest         its agreed lowest offset (see Retention)
 //
@@ -136,7 +138,8 @@
 // flight, and a few small files (stable store, first_index, data.lowest,
 // snapshot metadata). TestRetentionRunsOnEveryReplica checks this bound on
 // a 3-node cluster sent many times its retention. Without retention the
-// data log and snapshots grow with the log. DiskUsage reports the sizes.
+// data log grows with the log (and so do the full snapshots a node
+// receives). DiskUsage reports the sizes.
 //
 // # Reads
 //

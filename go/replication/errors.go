@@ -24,6 +24,12 @@ var (
 	// error); this node stops applying and serving until it is restarted,
 	// when the entries are applied again from the Raft log.
 	ErrFailed = errors.New("replication: state machine failed; restart the node")
+	// ErrDataLogLost: New found the data log missing, corrupt or behind
+	// the latest snapshot, and that snapshot is a reference to the data
+	// log (it holds no records), so this node cannot rebuild it. Remove the
+	// node's DataDir and start it again: it rejoins empty and receives a
+	// full snapshot from the leader.
+	ErrDataLogLost = errors.New("replication: the data log lost records that only it held")
 	// ErrBadEncoding: a stored Raft entry, command, data record envelope or
 	// snapshot could not be decoded (corruption, or a newer format).
 	ErrBadEncoding = errors.New("replication: bad encoding")

@@ -11,12 +11,6 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// ErrDataLogLost: the data log is missing, corrupt or behind the latest
-// snapshot, and that snapshot is a reference to it (holds no records), so
-// this node cannot rebuild it. Remove the node's DataDir and start it
-// again: it rejoins empty and receives a full snapshot from the leader.
-var ErrDataLogLost = errors.New("replication: the data log lost records that only it held")
-
 // snapshotStore is a raft.FileSnapshotStore whose Open turns a reference
 // snapshot into a full one, streamed from the live data log (see the
 // package documentation, Snapshots). Create and List are the file store's.
