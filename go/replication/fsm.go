@@ -86,7 +86,7 @@ func openFSM(dir string, cfg log.Config, lg hclog.Logger) (f *fsm, lost bool, er
 	l, err := log.Open(data, cfg)
 	if errors.Is(err, log.ErrCorrupt) {
 		aside := fmt.Sprintf("%s.%d", filepath.Join(dir, dataCorruptDir), time.Now().UnixNano())
-		lg.Error("data log is corrupt; setting it aside and rebuilding it from the snapshot and the raft log", "error", err, "moved_to", aside)
+		lg.Error("data log is corrupt; setting it aside to rebuild it from a full snapshot and the raft log (a node whose snapshot only references the data log refuses to start)", "error", err, "moved_to", aside)
 		if rerr := os.Rename(data, aside); rerr != nil {
 			return nil, false, fmt.Errorf("replication: set aside corrupt data log: %w (after %v)", rerr, err)
 		}
