@@ -167,6 +167,11 @@ func New(cfg Config) (_ *Agent, err error) {
 	setIf(&rc.SnapshotInterval, cfg.Raft.SnapshotInterval)
 	setIf(&rc.SnapshotThreshold, cfg.Raft.SnapshotThreshold)
 	setIf(&rc.TrailingLogs, cfg.Raft.TrailingLogs)
+	setIf(&rc.SnapshotThresholdBytes, cfg.Raft.SnapshotThresholdBytes)
+	setIf(&rc.TrailingBytes, cfg.Raft.TrailingBytes)
+	rc.DataLog.Retention = cfg.Retention
+	setIf(&rc.DataLog.Segment.MaxStoreBytes, cfg.SegmentBytes)
+	setIf(&rc.RaftLog.Segment.MaxStoreBytes, cfg.SegmentBytes)
 	rc.DataLog.MaxRecordBytes = sz.dataRecord
 	rc.DataLog.Segment.MaxStoreBytes = max(rc.DataLog.Segment.MaxStoreBytes, 2*sz.dataRecord)
 	rc.RaftLog.MaxRecordBytes = sz.raftEntry
@@ -193,7 +198,12 @@ func New(cfg Config) (_ *Agent, err error) {
 	undo = append(undo, func() { a.replica.Close() })
 	if err := metrics.RegisterLogStats(func() telemetry.LogStats {
 		size, segs := replica.DataSize()
-		return telemetry.LogStats{SizeBytes: size, Segments: segs, LowestOffset: replica.LowestOffset(), NextOffset: replica.NextOffset()}
+		u := replica.DiskUsage()
+		return telemetry.LogStats{
+			SizeBytes: size, Segments: segs, LowestOffset: replica.LowestOffset(), NextOffset: replica.NextOffset(),
+			Disk:                    map[string]uint64{"data_log": u.DataLog, "raft_log": u.RaftLog, "snapshots": u.Snapshots, "other": u.Other},
+			RetentionRemovedRecords: replica.RetentionRemoved(),
+		}
 	}); err != nil {
 		return nil, err
 	}

@@ -35,6 +35,10 @@ type RaftConfig struct {
 	SnapshotInterval   time.Duration
 	SnapshotThreshold  uint64
 	TrailingLogs       uint64
+	// SnapshotThresholdBytes and TrailingBytes bound the Raft log by
+	// bytes (replication.Config).
+	SnapshotThresholdBytes uint64
+	TrailingBytes          uint64
 }
 
 // Config configures an Agent. Start from DefaultConfig and set DataDir,
@@ -114,6 +118,20 @@ type Config struct {
 
 	// Raft tunes Raft; zero fields keep replication's defaults.
 	Raft RaftConfig
+
+	// Retention bounds the records the cluster keeps: the leader drops the
+	// oldest whole data segments while the data log holds more than
+	// Retention.MaxBytes or their last record is older than
+	// Retention.MaxAge, and every replica drops the same prefix (reads
+	// below it fail with OUT_OF_RANGE). Zero values keep everything (the
+	// default). Use the same values on every node: the leader's apply.
+	Retention log.Retention
+	// SegmentBytes is the size of the segments of the data log (the unit
+	// retention removes) and of the Raft log (which is also at least twice
+	// its largest entry). 0 means go/log's default, 64 MiB; otherwise at
+	// least twice the largest data record (MaxRecordBytes plus
+	// replication.MaxEnvelopeOverhead).
+	SegmentBytes uint64
 
 	// Sync chooses when the node fsyncs what it stores:
 	//
@@ -241,6 +259,12 @@ func (c Config) Validate() error {
 	}
 	if c.SyncInterval < 0 {
 		bad("SyncInterval is %v, must not be negative", c.SyncInterval)
+	}
+	if c.Retention.MaxAge < 0 {
+		bad("Retention.MaxAge is %v, must not be negative", c.Retention.MaxAge)
+	}
+	if min := 2 * c.sizes().dataRecord; c.SegmentBytes != 0 && c.MaxRecordBytes > 0 && c.SegmentBytes < min {
+		bad("SegmentBytes is %d, must be at least %d (twice MaxRecordBytes %d plus the envelope) or 0 for the default", c.SegmentBytes, min, c.MaxRecordBytes)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("ShutdownTimeout is %v, must be positive", c.ShutdownTimeout)

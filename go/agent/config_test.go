@@ -28,8 +28,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	d := agent.DefaultConfig()
 	if d.NodeName == "" || !d.Voter || d.Bootstrap || d.BindAddr != "127.0.0.1:8400" || d.SerfBindAddr != "127.0.0.1:8402" ||
-		d.ReadConsistency != server.ConsistencyLinearizable || d.MaxRecordBytes != server.DefaultMaxRecordBytes || d.HealthAddr != "" ||
-		d.MaxConnections != server.DefaultMaxConnections || d.MaxStreams != server.DefaultMaxStreams {
+		d.ReadConsistency != server.ConsistencyLinearizable || d.MaxRecordBytes != server.DefaultMaxRecordBytes || d.HealthAddr != "" {
 		t.Fatalf("defaults: %+v", d)
 	}
 	withHealth := good()
@@ -48,22 +47,23 @@ func TestConfigValidate(t *testing.T) {
 		"GossipKey: gossip key is 8 bytes": func(c *agent.Config) {
 			c.GossipKey = base64.StdEncoding.EncodeToString(make([]byte, 8))
 		},
-		"not base64":                   func(c *agent.Config) { c.GossipKey = "!!!" },
-		"TLS needs CertFile":           func(c *agent.Config) { c.TLS.CAFile = "" },
-		"MaxRecordBytes is 0":          func(c *agent.Config) { c.MaxRecordBytes = 0 },
-		"MaxStreams (-2) must be 0":    func(c *agent.Config) { c.MaxStreams = -2 },
-		"unknown ReadConsistency":      func(c *agent.Config) { c.ReadConsistency = 3 },
-		"unknown GossipProfile":        func(c *agent.Config) { c.GossipProfile = 9 },
-		"ShutdownTimeout is 0s":        func(c *agent.Config) { c.ShutdownTimeout = 0 },
-		"unknown trace exporter":       func(c *agent.Config) { c.Tracing.Exporter = "jaeger" },
-		"Logger is nil":                func(c *agent.Config) { c.Logger = nil },
-		`MetricsAddr "127.0.0.1:x"`:    func(c *agent.Config) { c.MetricsAddr = "127.0.0.1:x" },
-		`HealthAddr ":8403x"`:          func(c *agent.Config) { c.HealthAddr = ":8403x" },
-		`HealthAddr "8403"`:            func(c *agent.Config) { c.HealthAddr = "8403" },
-		`AdvertiseAddr "[::1]:1:2"`:    func(c *agent.Config) { c.AdvertiseAddr = "[::1]:1:2" },
-		`SerfBindAddr "0.0.0.0:99999"`: func(c *agent.Config) { c.SerfBindAddr = "0.0.0.0:99999" },
-		"unknown Sync policy":          func(c *agent.Config) { c.Sync = 7 },
-		"SyncInterval is -1s":          func(c *agent.Config) { c.SyncInterval = -time.Second },
+		"not base64":                                     func(c *agent.Config) { c.GossipKey = "!!!" },
+		"TLS needs CertFile":                             func(c *agent.Config) { c.TLS.CAFile = "" },
+		"MaxRecordBytes is 0":                            func(c *agent.Config) { c.MaxRecordBytes = 0 },
+		"unknown ReadConsistency":                        func(c *agent.Config) { c.ReadConsistency = 3 },
+		"unknown GossipProfile":                          func(c *agent.Config) { c.GossipProfile = 9 },
+		"ShutdownTimeout is 0s":                          func(c *agent.Config) { c.ShutdownTimeout = 0 },
+		"unknown trace exporter":                         func(c *agent.Config) { c.Tracing.Exporter = "jaeger" },
+		"Logger is nil":                                  func(c *agent.Config) { c.Logger = nil },
+		`MetricsAddr "127.0.0.1:x"`:                      func(c *agent.Config) { c.MetricsAddr = "127.0.0.1:x" },
+		`HealthAddr ":8403x"`:                            func(c *agent.Config) { c.HealthAddr = ":8403x" },
+		`HealthAddr "8403"`:                              func(c *agent.Config) { c.HealthAddr = "8403" },
+		`AdvertiseAddr "[::1]:1:2"`:                      func(c *agent.Config) { c.AdvertiseAddr = "[::1]:1:2" },
+		`SerfBindAddr "0.0.0.0:99999"`:                   func(c *agent.Config) { c.SerfBindAddr = "0.0.0.0:99999" },
+		"unknown Sync policy":                            func(c *agent.Config) { c.Sync = 7 },
+		"SyncInterval is -1s":                            func(c *agent.Config) { c.SyncInterval = -time.Second },
+		"Retention.MaxAge is -1h0m0s":                    func(c *agent.Config) { c.Retention.MaxAge = -time.Hour },
+		"SegmentBytes is 1000, must be at least 2097214": func(c *agent.Config) { c.SegmentBytes = 1000 },
 	} {
 		c := good()
 		mod(&c)

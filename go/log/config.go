@@ -91,19 +91,23 @@ type Config struct {
 	// At most 4 GiB - 1 (the record length field is 32 bits).
 	MaxRecordBytes uint64
 
-	// Retention bounds what ApplyRetention keeps. It removes whole,
-	// sealed segments from the front of the log only; the active segment
-	// is never removed. Zero values mean unlimited. Retention is applied
-	// only when the owner calls ApplyRetention.
-	Retention struct {
-		// MaxBytes: remove the oldest segments while the total store size
-		// (see Size) exceeds MaxBytes.
-		MaxBytes uint64
-		// MaxAge: remove the oldest segments whose last append (store file
-		// modification time) is older than now - MaxAge. Must not be
-		// negative.
-		MaxAge time.Duration
-	}
+	// Retention bounds what ApplyRetention keeps (and what RetentionOffset
+	// computes). It removes whole, sealed segments from the front of the
+	// log only; the active segment is never removed. Zero values mean
+	// unlimited. Retention is applied only when the owner calls
+	// ApplyRetention.
+	Retention Retention
+}
+
+// Retention limits what a log keeps; zero values mean unlimited.
+type Retention struct {
+	// MaxBytes: remove the oldest segments while the total store size
+	// (see Size) exceeds MaxBytes.
+	MaxBytes uint64
+	// MaxAge: remove the oldest segments whose last append (store file
+	// modification time) is older than now - MaxAge. Must not be
+	// negative.
+	MaxAge time.Duration
 }
 
 // DefaultConfig returns the documented defaults: 64 MiB stores, 1 MiB

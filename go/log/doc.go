@@ -97,9 +97,13 @@
 // # Snapshots, truncation and retention
 //
 // Reader streams a consistent snapshot of every record (format in
-// snapshot.go) without loading the log into memory; Restore rebuilds a log
-// from it. Truncate removes whole segments below an offset (compaction);
-// TruncateAfter removes a suffix (Raft log conflict resolution);
-// ApplyRetention removes old segments by total size and age, only when
-// called by the owner.
+// snapshot.go) without loading the log into memory, ReaderRange of a range
+// of records with the stream's length computed up front (for a snapshot
+// that references the log rather than copies it); Restore rebuilds a log
+// from either. Truncate
+// removes whole segments below an offset (compaction); TruncateAfter
+// removes a suffix (Raft log conflict resolution); ApplyRetention removes
+// old segments by total size and age, only when called by the owner, and
+// RetentionOffset computes where it would cut without removing anything
+// (a replicated owner agrees on that offset first, then Truncates there).
 package log

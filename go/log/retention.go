@@ -21,7 +21,31 @@ func (l *Log) ApplyRetention(now time.Time) (removed int, err error) {
 	if err := l.check(); err != nil {
 		return 0, err
 	}
-	r := l.config.Retention
+	n := l.expired(l.config.Retention, now)
+	if err := l.removeFront(n); err != nil {
+		return 0, fmt.Errorf("log: apply retention: %w", err)
+	}
+	return n, nil
+}
+
+// RetentionOffset returns the lowest offset that retention r keeps, at
+// segment granularity, without removing anything: the base offset of the
+// oldest segment that ApplyRetention with r would keep (the rules are
+// ApplyRetention's), at most the active segment's base offset. A
+// replicated log computes it on its leader and has every replica Truncate
+// at it. It fails with ErrClosed or ErrFailed as appends do.
+func (l *Log) RetentionOffset(r Retention, now time.Time) (uint64, error) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if err := l.check(); err != nil {
+		return 0, err
+	}
+	return l.segments[l.expired(r, now)].BaseOffset(), nil
+}
+
+// expired returns how many segments from the front retention r removes.
+// Callers hold wmu.
+func (l *Log) expired(r Retention, now time.Time) int {
 	var total uint64
 	for _, s := range l.segments {
 		total += s.Size()
@@ -36,8 +60,5 @@ func (l *Log) ApplyRetention(now time.Time) (removed int, err error) {
 		}
 		total -= s.Size()
 	}
-	if err := l.removeFront(n); err != nil {
-		return 0, fmt.Errorf("log: apply retention: %w", err)
-	}
-	return n, nil
+	return n
 }

@@ -51,6 +51,12 @@ func TestApplyRetention(t *testing.T) {
 			next := l.NextOffset()
 			l.Close()
 			l = openLog(t, dir, c)
+			if got, err := l.RetentionOffset(c.Retention, now); err != nil || got != bases[tt.want] {
+				t.Fatalf("RetentionOffset = %d, %v; want %d", got, err, bases[tt.want])
+			}
+			if got := segmentBases(t, dir); len(got) != 5 {
+				t.Fatalf("RetentionOffset removed segments: %d left", len(got))
+			}
 			removed, err := l.ApplyRetention(now)
 			if err != nil || removed != tt.want {
 				t.Fatalf("ApplyRetention = %d, %v; want %d", removed, err, tt.want)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 
 	"github.com/proglog/proglog/go/segment"
 )
@@ -100,13 +101,59 @@ func (l *Log) Reader() io.ReadCloser {
 	defer l.wmu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := &snapshotReader{l: l}
 	if l.closed {
-		r.err = ErrClosed
-		return r
+		return &snapshotReader{l: l, err: ErrClosed}
 	}
-	r.first, r.end, r.next = l.segments[0].BaseOffset(), l.next.Load(), l.segments[0].BaseOffset()
-	r.segs = append(r.segs, l.segments...)
+	return l.reader(l.segments[0].BaseOffset(), l.next.Load())
+}
+
+// ReaderRange is Reader for the records [first, end) only, first raised to
+// LowestOffset(), and also returns the exact length of the stream in
+// bytes (its header and frames), computed from the segments' positions
+// without reading them. It fails with ErrOffsetOutOfRange (wrapped) if end
+// is past NextOffset() or below the raised first, and with ErrClosed. A
+// log restored from the stream starts exactly at first.
+func (l *Log) ReaderRange(first, end uint64) (io.ReadCloser, int64, error) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.check(); err != nil {
+		return nil, 0, err
+	}
+	lowest, next := l.segments[0].BaseOffset(), l.next.Load()
+	if first = max(first, lowest); end > next || end < first {
+		return nil, 0, fmt.Errorf("%w: records [%d, %d) asked for, the log holds [%d, %d)", ErrOffsetOutOfRange, first, end, lowest, next)
+	}
+	size := int64(snapshotHeaderSize)
+	for _, s := range l.segments {
+		from, to := max(first, s.BaseOffset()), min(end, s.NextOffset())
+		if from >= to {
+			continue
+		}
+		p0, err := s.Position(from)
+		p1 := s.Size()
+		if err == nil && to < s.NextOffset() {
+			p1, err = s.Position(to)
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("log: snapshot range: %w", err)
+		}
+		// A frame is a store record (header and data) plus its offset.
+		size += int64(p1-p0) + int64(to-from)*(frameHeaderSize-segment.RecordHeaderSize)
+	}
+	return l.reader(first, end), size, nil
+}
+
+// reader returns a stream of the records [first, end), which the log
+// holds, pinning their segments. Callers hold wmu and mu.
+func (l *Log) reader(first, end uint64) *snapshotReader {
+	r := &snapshotReader{l: l, first: first, end: end, next: first}
+	i := len(l.segments) - 1
+	if first < end {
+		i = slices.Index(l.segments, l.segmentFor(first))
+	}
+	r.segs = append(r.segs, l.segments[i:]...)
 	if l.pins == nil {
 		l.pins = make(map[*segment.Segment]int)
 	}

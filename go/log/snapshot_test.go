@@ -72,6 +72,62 @@ func TestReaderRestoreRoundTrip(t *testing.T) {
 	}
 }
 
+func TestReaderRange(t *testing.T) {
+	c := testConfig()
+	c.InitialOffset = 10
+	l := openLog(t, t.TempDir(), c)
+	bases := fillSegments(t, l, 3)
+	next := l.NextOffset()
+	tests := []struct {
+		name       string
+		first, end uint64
+		wantFirst  uint64
+		outOfRange bool
+	}{
+		{"everything", 0, next, 10, false},
+		{"below the log: from the lowest", 3, bases[1], 10, false},
+		{"inside the first segment", bases[1] - 1, bases[2] + 1, bases[1] - 1, false},
+		{"segment boundaries", bases[1], bases[2], bases[1], false},
+		{"inside the active segment", next - 1, next, next - 1, false},
+		{"empty at the end", next, next, next, false},
+		{"empty at the start", 0, 10, 10, false},
+		{"past the end", bases[1], next + 1, 0, true},
+		{"end below the log", 0, 9, 0, true},
+		{"end below first", bases[2], bases[1], 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, size, err := l.ReaderRange(tt.first, tt.end)
+			if tt.outOfRange {
+				if !errors.Is(err, ErrOffsetOutOfRange) {
+					t.Fatalf("ReaderRange(%d, %d) error %v, want ErrOffsetOutOfRange", tt.first, tt.end, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			stream := readAll(t, r)
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if size != int64(len(stream)) {
+				t.Fatalf("size %d, stream %d bytes", size, len(stream))
+			}
+			rl, err := Restore(filepath.Join(t.TempDir(), "restored"), testConfig(), bytes.NewReader(stream))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rl.Close()
+			checkLog(t, rl, tt.wantFirst, tt.end)
+		})
+	}
+	l.Close()
+	if _, _, err := l.ReaderRange(0, next); !errors.Is(err, ErrClosed) {
+		t.Fatalf("ReaderRange after Close: %v", err)
+	}
+}
+
 func TestReaderIsASnapshot(t *testing.T) {
 	l := openLog(t, t.TempDir(), testConfig())
 	appendN(t, l, 200)

@@ -30,6 +30,11 @@ import (
 //	uvarint  n, the number of records (at least 1)
 //	n times: uvarint len(record), record
 //
+// or a retention command (the new lowest offset agreed by the cluster):
+//
+//	byte     command type: cmdRetain (2)
+//	uvarint  lowest: every replica drops the records below it
+//
 // Data record envelope, each record of the data log:
 //
 //	byte     envelopeVersion (2)
@@ -44,7 +49,8 @@ import (
 // keep working. The FSM cannot check such a record's entry against the Raft
 // log beyond its index (see fsm.checkSkip).
 //
-// Snapshot header, before the data log's snapshot stream (big-endian):
+// Snapshot header, before the data log's snapshot stream (big-endian) in a
+// full snapshot (sent to a follower, and kept by it):
 //
 //	[0:8)   magic "PLREPSNP"
 //	[8:10)  snapshotVersion (1)
@@ -52,15 +58,31 @@ import (
 //	[12:16) CRC32C of [0:12) and [16:32)
 //	[16:24) applied: the last raft index the FSM had applied
 //	[24:32) last command: the raft index of the last command in the data
+//
+// A reference snapshot (what FSM.Snapshot persists; see the package
+// documentation) is a header alone, refSnapshotSize = 48 bytes:
+//
+//	[0:8)   magic "PLREPSNP"
+//	[8:10)  refSnapshotVersion (2)
+//	[10:12) reserved, zero
+//	[12:16) CRC32C of [0:12) and [16:48)
+//	[16:24) applied
+//	[24:32) last command
+//	[32:40) lowest: the data log's agreed lowest offset
+//	[40:48) next: the data log's next offset (the records end there)
 const (
 	entryVersion    = 1
 	cmdAppend       = 1
+	cmdRetain       = 2
 	envelopeVersion = 2
 	// envelopeV1 is the envelope version without a term: decoded only.
 	envelopeV1      = 1
 	snapshotVersion = 1
+	// refSnapshotVersion marks a reference snapshot.
+	refSnapshotVersion = 2
 
 	snapshotHeaderSize = 32
+	refSnapshotSize    = 48
 	// maxEnvelopeOverhead bounds the bytes an envelope adds to a record.
 	maxEnvelopeOverhead = 1 + 4*binary.MaxVarintLen64
 	// maxEntryOverhead bounds the bytes an entry encoding adds to its data
@@ -247,6 +269,25 @@ func decodeCommandInto(recs [][]byte, b []byte) ([][]byte, error) {
 	return recs, nil
 }
 
+// encodeRetain encodes a retention command.
+func encodeRetain(lowest uint64) []byte {
+	return binary.AppendUvarint([]byte{cmdRetain}, lowest)
+}
+
+// isRetain reports whether command b is a retention command.
+func isRetain(b []byte) bool { return len(b) > 0 && b[0] == cmdRetain }
+
+// decodeRetain decodes a retention command.
+func decodeRetain(b []byte) (lowest uint64, err error) {
+	d := decoder{b: b}
+	if t := d.byte("command type"); d.err == nil && t != cmdRetain {
+		return 0, fmt.Errorf("%w: command type %d is not a retention command", ErrBadEncoding, t)
+	}
+	lowest = d.uvarint("lowest offset")
+	d.end("retention command")
+	return lowest, d.err
+}
+
 // envelope is the provenance of a data record: the Raft entry (index and
 // term; term 0 if unknown, from a version 1 envelope) and the record's
 // position in the entry's batch of count records.
@@ -291,10 +332,13 @@ func decodeEnvelope(b []byte) (envelope, []byte, error) {
 	return e, d.b, nil
 }
 
-// snapshotHeader is what an FSM snapshot records before the data.
+// snapshotHeader is what an FSM snapshot records before the data (lowest
+// and next only in a reference snapshot).
 type snapshotHeader struct {
 	applied     uint64
 	lastCommand uint64
+	lowest      uint64
+	next        uint64
 }
 
 func encodeSnapshotHeader(h snapshotHeader) []byte {
@@ -308,7 +352,46 @@ func encodeSnapshotHeader(h snapshotHeader) []byte {
 }
 
 func snapshotHeaderCRC(b []byte) uint32 {
-	return crc32.Update(crc32.Checksum(b[0:12], castagnoli), castagnoli, b[16:32])
+	return crc32.Update(crc32.Checksum(b[0:12], castagnoli), castagnoli, b[16:])
+}
+
+// encodeRefSnapshot encodes a reference snapshot.
+func encodeRefSnapshot(h snapshotHeader) []byte {
+	b := make([]byte, refSnapshotSize)
+	copy(b[0:8], snapshotMagic[:])
+	binary.BigEndian.PutUint16(b[8:10], refSnapshotVersion)
+	binary.BigEndian.PutUint64(b[16:24], h.applied)
+	binary.BigEndian.PutUint64(b[24:32], h.lastCommand)
+	binary.BigEndian.PutUint64(b[32:40], h.lowest)
+	binary.BigEndian.PutUint64(b[40:48], h.next)
+	binary.BigEndian.PutUint32(b[12:16], snapshotHeaderCRC(b))
+	return b
+}
+
+// isRefSnapshot reports whether b, the first snapshotHeaderSize bytes of a
+// snapshot, starts a reference snapshot (decodeRefSnapshot checks it).
+func isRefSnapshot(b []byte) bool {
+	return len(b) >= 10 && [8]byte(b[0:8]) == snapshotMagic && binary.BigEndian.Uint16(b[8:10]) == refSnapshotVersion
+}
+
+// decodeRefSnapshot decodes a reference snapshot.
+func decodeRefSnapshot(b []byte) (snapshotHeader, error) {
+	switch {
+	case len(b) != refSnapshotSize || !isRefSnapshot(b):
+		return snapshotHeader{}, fmt.Errorf("%w: not a reference snapshot", ErrBadEncoding)
+	case binary.BigEndian.Uint32(b[12:16]) != snapshotHeaderCRC(b):
+		return snapshotHeader{}, fmt.Errorf("%w: snapshot header checksum mismatch", ErrBadEncoding)
+	}
+	h := snapshotHeader{
+		applied:     binary.BigEndian.Uint64(b[16:24]),
+		lastCommand: binary.BigEndian.Uint64(b[24:32]),
+		lowest:      binary.BigEndian.Uint64(b[32:40]),
+		next:        binary.BigEndian.Uint64(b[40:48]),
+	}
+	if h.lowest > h.next {
+		return snapshotHeader{}, fmt.Errorf("%w: reference snapshot of offsets [%d, %d)", ErrBadEncoding, h.lowest, h.next)
+	}
+	return h, nil
 }
 
 func decodeSnapshotHeader(b []byte) (snapshotHeader, error) {

@@ -59,9 +59,14 @@ const (
 	DefaultSnapshotThreshold = 8192
 	DefaultTrailingLogs      = 10240
 	DefaultSnapshotRetain    = 2
-	DefaultApplyTimeout      = 10 * time.Second
-	DefaultMaxPool           = 5
-	DefaultTransportTimeout  = 10 * time.Second
+	// DefaultSnapshotThresholdBytes and DefaultTrailingBytes bound the
+	// Raft log on disk by bytes (see Config.SnapshotThresholdBytes).
+	DefaultSnapshotThresholdBytes = 256 << 20
+	DefaultTrailingBytes          = 64 << 20
+	DefaultRetentionInterval      = 10 * time.Second
+	DefaultApplyTimeout           = 10 * time.Second
+	DefaultMaxPool                = 5
+	DefaultTransportTimeout       = 10 * time.Second
 	// DefaultRaftMaxRecordBytes bounds one encoded Raft entry, hence one
 	// batch: it holds a 4 MiB gRPC request with room to spare.
 	DefaultRaftMaxRecordBytes = 8 << 20
@@ -102,6 +107,29 @@ type Config struct {
 	TrailingLogs uint64
 	// SnapshotRetain is how many snapshots are kept. Default 2.
 	SnapshotRetain int
+	// SnapshotThresholdBytes bounds the Raft log by bytes as
+	// SnapshotThreshold does by entries: after every write to the Raft
+	// log, if its store files hold more than TrailingBytes +
+	// SnapshotThresholdBytes, the node takes a snapshot and compacts the
+	// log down to at most TrailingBytes behind it (whole segments). 0
+	// disables it. Default 256 MiB; if set, at least the Raft log's
+	// segment size (RaftLog.Segment.MaxStoreBytes), since compaction
+	// removes whole segments.
+	SnapshotThresholdBytes uint64
+	// TrailingBytes bounds by bytes what a compaction triggered by
+	// SnapshotThresholdBytes keeps behind the snapshot: the fewest of
+	// TrailingLogs entries and the newest whole segments that fit in
+	// TrailingBytes (the segment being written is always kept). Default
+	// 64 MiB.
+	TrailingBytes uint64
+
+	// RetentionInterval is how often the leader checks DataLog.Retention
+	// (it also checks whenever its data log gains a segment). When
+	// retention allows dropping the oldest segments, the leader proposes
+	// the new lowest offset through Raft and every replica drops the same
+	// prefix (see the package documentation). Default 10s; must be
+	// positive when DataLog.Retention sets a limit.
+	RetentionInterval time.Duration
 
 	// ApplyTimeout bounds an append whose context has no deadline,
 	// membership changes, and a read's wait for this node to catch up (see
@@ -113,7 +141,9 @@ type Config struct {
 	MaxPool          int
 	TransportTimeout time.Duration
 
-	// DataLog configures the data log. Its MaxRecordBytes bounds a record
+	// DataLog configures the data log. Its Retention is applied by the
+	// leader for the whole cluster (see RetentionInterval); its
+	// Segment.MaxStoreBytes is the granularity of retention. Its MaxRecordBytes bounds a record
 	// plus its envelope (maxEnvelopeOverhead bytes at most); it must be the
 	// same on every node, since a command that does not fit is rejected by
 	// every node that applies it. Its sync policy may be relaxed: the Raft
@@ -167,19 +197,22 @@ func DefaultConfig() Config {
 	rl := log.DefaultConfig()
 	rl.MaxRecordBytes = DefaultRaftMaxRecordBytes
 	return Config{
-		HeartbeatTimeout:   DefaultHeartbeatTimeout,
-		ElectionTimeout:    DefaultElectionTimeout,
-		LeaderLeaseTimeout: DefaultLeaderLeaseTimeout,
-		CommitTimeout:      DefaultCommitTimeout,
-		SnapshotInterval:   DefaultSnapshotInterval,
-		SnapshotThreshold:  DefaultSnapshotThreshold,
-		TrailingLogs:       DefaultTrailingLogs,
-		SnapshotRetain:     DefaultSnapshotRetain,
-		ApplyTimeout:       DefaultApplyTimeout,
-		MaxPool:            DefaultMaxPool,
-		TransportTimeout:   DefaultTransportTimeout,
-		DataLog:            dl,
-		RaftLog:            rl,
+		HeartbeatTimeout:       DefaultHeartbeatTimeout,
+		ElectionTimeout:        DefaultElectionTimeout,
+		LeaderLeaseTimeout:     DefaultLeaderLeaseTimeout,
+		CommitTimeout:          DefaultCommitTimeout,
+		SnapshotInterval:       DefaultSnapshotInterval,
+		SnapshotThreshold:      DefaultSnapshotThreshold,
+		TrailingLogs:           DefaultTrailingLogs,
+		SnapshotRetain:         DefaultSnapshotRetain,
+		SnapshotThresholdBytes: DefaultSnapshotThresholdBytes,
+		TrailingBytes:          DefaultTrailingBytes,
+		RetentionInterval:      DefaultRetentionInterval,
+		ApplyTimeout:           DefaultApplyTimeout,
+		MaxPool:                DefaultMaxPool,
+		TransportTimeout:       DefaultTransportTimeout,
+		DataLog:                dl,
+		RaftLog:                rl,
 	}
 }
 
@@ -208,6 +241,13 @@ func (c Config) Validate() error {
 		return bad("DataLog.MaxRecordBytes %d leaves no room for records", c.DataLog.MaxRecordBytes)
 	case c.RaftLog.MaxRecordBytes != 0 && c.RaftLog.MaxRecordBytes <= maxEntryOverhead:
 		return bad("RaftLog.MaxRecordBytes %d leaves no room for entries", c.RaftLog.MaxRecordBytes)
+	case c.RetentionInterval < 0:
+		return bad("RetentionInterval must not be negative, got %v", c.RetentionInterval)
+	case c.RetentionInterval == 0 && c.retains():
+		return bad("RetentionInterval must be positive when DataLog.Retention sets a limit")
+	}
+	if seg := c.raftSegmentBytes(); c.SnapshotThresholdBytes != 0 && c.SnapshotThresholdBytes < seg {
+		return bad("SnapshotThresholdBytes %d is below the Raft log's segment size %d: compaction removes whole segments", c.SnapshotThresholdBytes, seg)
 	}
 	if err := c.DataLog.Validate(); err != nil {
 		return bad("DataLog: %v", err)
@@ -221,6 +261,19 @@ func (c Config) Validate() error {
 		return bad("raft: %v", err)
 	}
 	return nil
+}
+
+// retains reports whether the data log has a retention limit.
+func (c Config) retains() bool {
+	return c.DataLog.Retention.MaxBytes > 0 || c.DataLog.Retention.MaxAge > 0
+}
+
+// raftSegmentBytes is the Raft log's segment size, default substituted.
+func (c Config) raftSegmentBytes() uint64 {
+	if c.RaftLog.Segment.MaxStoreBytes == 0 {
+		return log.DefaultMaxStoreBytes
+	}
+	return c.RaftLog.Segment.MaxStoreBytes
 }
 
 // raftConfig is the raft.Config for c (without NotifyCh and logger).

@@ -44,25 +44,37 @@ func TestConfigValidate(t *testing.T) {
 		return c
 	}
 	for name, mod := range map[string]func(*Config){
-		"no data dir":        func(c *Config) { c.DataDir = "" },
-		"no id":              func(c *Config) { c.LocalID = "" },
-		"no stream layer":    func(c *Config) { c.StreamLayer = nil },
-		"no snapshots kept":  func(c *Config) { c.SnapshotRetain = 0 },
-		"zero apply timeout": func(c *Config) { c.ApplyTimeout = 0 },
-		"no pool":            func(c *Config) { c.MaxPool = 0 },
-		"zero transport":     func(c *Config) { c.TransportTimeout = 0 },
-		"tiny data records":  func(c *Config) { c.DataLog.MaxRecordBytes = 10 },
-		"tiny raft records":  func(c *Config) { c.RaftLog.MaxRecordBytes = 10 },
-		"bad data log":       func(c *Config) { c.DataLog.SyncInterval = -1 },
-		"bad raft log":       func(c *Config) { c.RaftLog.Segment.MaxStoreBytes = 100 },
-		"lease > heartbeat":  func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
-		"tiny heartbeat":     func(c *Config) { c.HeartbeatTimeout = time.Millisecond },
+		"no data dir":                 func(c *Config) { c.DataDir = "" },
+		"no id":                       func(c *Config) { c.LocalID = "" },
+		"no stream layer":             func(c *Config) { c.StreamLayer = nil },
+		"no snapshots kept":           func(c *Config) { c.SnapshotRetain = 0 },
+		"zero apply timeout":          func(c *Config) { c.ApplyTimeout = 0 },
+		"no pool":                     func(c *Config) { c.MaxPool = 0 },
+		"zero transport":              func(c *Config) { c.TransportTimeout = 0 },
+		"tiny data records":           func(c *Config) { c.DataLog.MaxRecordBytes = 10 },
+		"tiny raft records":           func(c *Config) { c.RaftLog.MaxRecordBytes = 10 },
+		"bad data log":                func(c *Config) { c.DataLog.SyncInterval = -1 },
+		"bad raft log":                func(c *Config) { c.RaftLog.Segment.MaxStoreBytes = 100 },
+		"lease > heartbeat":           func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
+		"tiny heartbeat":              func(c *Config) { c.HeartbeatTimeout = time.Millisecond },
+		"negative retention interval": func(c *Config) { c.RetentionInterval = -1 },
+		"retention without interval": func(c *Config) {
+			c.DataLog.Retention.MaxAge = time.Hour
+			c.RetentionInterval = 0
+		},
+		"negative retention age":         func(c *Config) { c.DataLog.Retention.MaxAge = -1 },
+		"byte threshold below a segment": func(c *Config) { c.SnapshotThresholdBytes = c.RaftLog.Segment.MaxStoreBytes - 1 },
 	} {
 		c := good()
 		mod(&c)
 		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: Validate = %v, want ErrInvalidConfig", name, err)
 		}
+	}
+	c := good()
+	c.RetentionInterval, c.SnapshotThresholdBytes = 0, 0 // no retention, no byte threshold
+	if err := c.Validate(); err != nil {
+		t.Errorf("retention and byte threshold off: %v", err)
 	}
 	if _, err := New(Config{}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("New with an empty config: %v", err)

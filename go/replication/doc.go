@@ -12,10 +12,13 @@
 //	DataDir/raft/log/segments/  Raft's log: go/log, entry index = offset
 //	DataDir/raft/log/first_index  its logical first index (see LogStore)
 //	DataDir/raft/stable         current term and vote (StableStore)
-//	DataDir/raft/snapshots/     Raft snapshots (raft.FileSnapshotStore)
+//	DataDir/raft/snapshots/     Raft snapshots (raft.FileSnapshotStore):
+//	                            references to the data log, or full
+//	                            snapshots received from a leader
 //	DataDir/data/               the data log: the records clients read
 //	DataDir/data.diverged.<t>/  a data log set aside because the Raft log
 //	                            lost its entries (see below)
+//	DataDir/data.lowest         its agreed lowest offset (see Retention)
 //
 // Entry, command, envelope and snapshot encodings are documented in
 // codec.go; every one carries a version or type byte.
@@ -40,10 +43,9 @@
 // from the leader is restored durably (go/log's Restore fsyncs) before Raft
 // records it as applied. Between snapshots the data log may be fsynced
 // lazily (Config.DataLog.Sync) since the Raft log, fsynced before every
-// acknowledgement by default (Config.RaftLog.Sync), holds those entries. If the data log is nevertheless missing, corrupt (set
-// aside as data.corrupt.<time>) or behind the latest snapshot (a crash
-// while installing one), New rebuilds it: Raft restores the snapshot and
-// replays the log.
+// acknowledgement by default (Config.RaftLog.Sync), holds those entries.
+// If the data log is nevertheless missing, corrupt or behind the latest
+// snapshot, see Snapshots for what New does.
 //
 // The data log must never be ahead of the Raft log, yet with relaxed sync
 // a power loss can cut the Raft log's tail while the data log kept it; new
@@ -51,7 +53,9 @@
 // the latest snapshot holds the data log's last entry (index and term);
 // if not, it sets the data log aside as DataDir/data.diverged.<time> (kept
 // for the operator: it may hold records the cluster lost) and rebuilds it
-// from the snapshot and the Raft log, logging why at ERROR. A replayed
+// from the Raft log, logging why at ERROR — or, when the latest snapshot
+// only references the data log, refuses to start with ErrDataLogLost (see
+// Snapshots). A replayed
 // entry whose term differs from the data log's, or a command missing from
 // it, is divergence: the FSM stops (ErrFailed wrapping ErrDiverged, in the
 // log and in Failed) instead of skipping it, and the restart rebuilds the
@@ -68,13 +72,94 @@
 //
 // # Snapshots
 //
-// A snapshot is a 32-byte header followed by the data log's snapshot
-// stream (go/log Reader), taken at the moment Raft asks for it and copied
-// to the snapshot sink without holding the log in memory. Restore rebuilds
-// the data log from the stream in DataDir/data.restore, then swaps it in.
+// The data log already holds, durably, everything a snapshot would: so a
+// snapshot the FSM takes does not copy it. FSM.Snapshot fsyncs the data
+// log and persists only a reference, a 48-byte header (version 2, see
+// codec.go): the applied index, the last command's index, and the range of
+// offsets [lowest, next) the data log held. The snapshot store (a
+// raft.FileSnapshotStore wrapped by snapshotStore) turns a reference into
+// a full snapshot only when Raft opens it, which it does to send it to a
+// follower that lags behind the leader's compacted log (InstallSnapshot):
+// Open streams a 32-byte header (version 1) and the data log's records
+// [max(lowest, the current agreed lowest), next) from the live data log
+// (go/log ReaderRange, which also gives the exact size Raft announces), so
+// the leader writes no copy at all. Records appended after the snapshot
+// are not sent: the follower replays them from the Raft log. If retention
+// has meanwhile removed records up to next, the reference can no longer
+// be served: Open fails (Raft retries) and asks for a new snapshot, which
+// the next attempt uses.
+//
+// A follower receives full snapshots (version 1) into its store, and
+// Restore rebuilds the data log from the stream in DataDir/data.restore,
+// then swaps it in; the restored log starts exactly at the leader's lowest
+// offset, which becomes this node's. That full copy stays in the store
+// until SnapshotRetain newer snapshots (references) replace it.
+//
+// On start the data log is not rebuilt from a snapshot
+// (NoSnapshotRestoreOnStart) unless it is missing, corrupt (set aside as
+// data.corrupt.<time>) or behind the latest snapshot. If that snapshot is a
+// full one (a crash while installing it) it is restored as before. If it
+// is a reference, the records exist nowhere else on this node: New fails
+// with ErrDataLogLost, saying so, rather than start with a hole. Remove
+// the node's DataDir and start it again: it rejoins empty and the leader
+// sends it a full snapshot. (A node whose Raft log was never compacted has
+// no snapshot and rebuilds its data log by replaying the Raft log.)
+//
 // Raft snapshots every Config.SnapshotThreshold entries (checked every
 // SnapshotInterval) and keeps Config.TrailingLogs entries behind it for
-// followers that lag a little; Snapshot forces one.
+// followers that lag a little; Snapshot forces one. Entry counts do not
+// bound bytes (8192 entries of 100 KiB batches are 800 MiB), so the node
+// also checks the Raft log's size after every write to it: above
+// TrailingBytes + SnapshotThresholdBytes it takes a snapshot and has Raft
+// compact down to the newest whole segments within TrailingBytes (it
+// lowers Raft's TrailingLogs, through ReloadConfig, to the number of
+// entries in them for that snapshot). An attempt that frees nothing is
+// retried only after another SnapshotThresholdBytes of growth.
+//
+// # Retention
+//
+// Config.DataLog.Retention (MaxBytes, MaxAge) is applied by the cluster,
+// not by each node: the leader computes from its own data log the lowest
+// offset retention allows at segment granularity (go/log RetentionOffset:
+// the base of the oldest segment kept) whenever its data log gains a
+// segment and every RetentionInterval (ApplyRetention does it on demand),
+// and if it is above the current lowest offset proposes it as a retention
+// command. Every replica applies it at the same point of the log: it
+// writes the new lowest offset to DataDir/data.lowest (atomically,
+// fsynced), from then on refuses reads below it (*log.OffsetOutOfRangeError
+// with the bounds, OUT_OF_RANGE at the API) and removes the whole segments
+// below it (go/log Truncate). A follower whose segment boundaries differ
+// (another segment size, or a log restored from a snapshot) keeps the
+// segment that straddles the offset on disk until a later retention
+// removes it, but never serves, snapshots or counts its records below the
+// offset: every replica's LowestOffset is the agreed one. The command is
+// idempotent: replaying it (after a restart) or an older one changes
+// nothing, and a crash between the file and the removal is finished on the
+// next start. The leader only proposes offsets below its next offset, and
+// a replica refuses (as that command's error) one at or past its own.
+//
+// # Disk use
+//
+// With R = DataLog.Retention.MaxBytes, S = DataLog.Segment.MaxStoreBytes,
+// S_r = RaftLog.Segment.MaxStoreBytes, T = TrailingBytes, Th =
+// SnapshotThresholdBytes and K = SnapshotRetain, a node's files stay below:
+//
+//	data log   R + 2·S      R after a retention, one segment written
+//	                        before the leader checks again, and one that
+//	                        straddles the agreed offset on a follower
+//	Raft log   T + Th + 2·S_r
+//	snapshots  K references of 48 bytes; after catching up by
+//	           InstallSnapshot, up to (K+1)·(R + 2·S) until K newer
+//	           snapshots replace the full copies
+//	indexes    12 bytes a record, plus MaxIndexBytes for each log's active
+//	           segment (preallocated)
+//
+// plus what is appended while a retention command or a snapshot is in
+// flight, and a few small files (stable store, first_index, data.lowest,
+// snapshot metadata). TestRetentionRunsOnEveryReplica checks this bound on
+// a 3-node cluster sent many times its retention. Without retention the
+// data log grows with the log (and so do the full snapshots a node
+// receives). DiskUsage reports the sizes.
 //
 // # Reads
 //

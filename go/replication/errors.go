@@ -35,6 +35,12 @@ var (
 	// for the node to learn the commit index and apply up to it, in vain
 	// (see Log.Read): the records may exist; retry, or ask another node.
 	ErrNotCaughtUp = errors.New("replication: this node has not caught up with the cluster's commit index yet")
+	// ErrDataLogLost: New found the data log missing, corrupt or behind
+	// the latest snapshot, and that snapshot is a reference to the data
+	// log (it holds no records), so this node cannot rebuild it. Remove the
+	// node's DataDir and start it again: it rejoins empty and receives a
+	// full snapshot from the leader.
+	ErrDataLogLost = errors.New("replication: the data log lost records that only it held")
 	// ErrBadEncoding: a stored Raft entry, command, data record envelope or
 	// snapshot could not be decoded (corruption, or a newer format).
 	ErrBadEncoding = errors.New("replication: bad encoding")

@@ -9,7 +9,7 @@ import (
 
 func TestSentinelsAreDistinct(t *testing.T) {
 	all := []error{ErrInvalidConfig, ErrNotLeader, ErrLeadershipLost, ErrTimeout, ErrClosed, ErrFailed,
-		ErrDiverged, ErrNotCaughtUp, ErrBadEncoding, ErrNonContiguous, ErrDeleteRange, ErrKeyNotFound}
+		ErrDiverged, ErrNotCaughtUp, ErrBadEncoding, ErrNonContiguous, ErrDeleteRange, ErrKeyNotFound, ErrDataLogLost}
 	for i, a := range all {
 		if a != ErrKeyNotFound && !strings.HasPrefix(a.Error(), "replication: ") {
 			t.Errorf("%q lacks the package prefix", a)

@@ -62,6 +62,11 @@ type fsm struct {
 
 	beforeApply func() // Config.beforeApply
 
+	// lowest is the agreed lowest offset (retention.go); removed counts
+	// the records retention removed since start.
+	lowest  atomic.Uint64
+	removed atomic.Uint64
+
 	// Scratch space of ApplyBatch (Raft's FSM goroutine only).
 	envelopes arena
 	recs      [][]byte
@@ -91,7 +96,7 @@ func openFSM(dir string, cfg log.Config, lg hclog.Logger) (f *fsm, lost bool, er
 		if rerr != nil {
 			return nil, false, fmt.Errorf("replication: set aside corrupt data log: %w (after %v)", rerr, err)
 		}
-		lg.Error("data log is corrupt; set it aside, rebuilding it from the snapshot and the raft log", "error", err, "moved_to", aside)
+		lg.Error("data log is corrupt; set it aside to rebuild it from a full snapshot and the raft log (a node whose snapshot only references the data log refuses to start)", "error", err, "moved_to", aside)
 		lost = true
 		l, err = log.Open(data, cfg)
 	}
@@ -99,7 +104,7 @@ func openFSM(dir string, cfg log.Config, lg hclog.Logger) (f *fsm, lost bool, er
 		return nil, false, fmt.Errorf("replication: open data log: %w", err)
 	}
 	f = &fsm{dir: dir, cfg: l.Config(), lg: lg, l: l, appliedCh: make(chan struct{})}
-	if err := f.loadState(); err != nil {
+	if err := errors.Join(f.loadState(), f.loadLowest()); err != nil {
 		_ = l.Close()
 		return nil, false, err
 	}
@@ -156,8 +161,13 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	defer a.reset()
 	last := f.last
 	maxRecord := f.cfg.MaxRecordBytes
+	var retain uint64 // the highest retention command's offset
 	for i, e := range logs {
 		if e.Type != raft.LogCommand {
+			continue
+		}
+		if isRetain(e.Data) {
+			resps[i] = noteRetain(e, next+uint64(a.len()), &retain)
 			continue
 		}
 		recs, err := decodeCommandInto(f.recs, e.Data)
@@ -203,14 +213,19 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		last = envelope{index: e.Index, term: e.Term, pos: n - 1, count: n}
 	}
 	clear(f.recs[:cap(f.recs)]) // the records alias Raft's entries: do not keep them
+	var err error
 	if a.len() > 0 {
-		got, err := l.AppendBatch(a.slices())
+		var got uint64
+		got, err = l.AppendBatch(a.slices())
 		if err == nil && got != next {
 			err = fmt.Errorf("data log appended at %d, expected %d", got, next)
 		}
-		if err != nil {
-			return f.stop(resps, fmt.Errorf("%w: apply raft entries %d-%d: %v", ErrFailed, logs[0].Index, logs[len(logs)-1].Index, err))
-		}
+	}
+	if err == nil {
+		err = f.retain(l, retain)
+	}
+	if err != nil {
+		return f.stop(resps, fmt.Errorf("%w: apply raft entries %d-%d: %v", ErrFailed, logs[0].Index, logs[len(logs)-1].Index, err))
 	}
 	f.last = last
 	f.setApplied(logs[len(logs)-1].Index)
@@ -225,7 +240,8 @@ func (f *fsm) stop(resps []any, err error) []any {
 	f.failed.Store(&err)
 	clear(f.recs[:cap(f.recs)])
 	for i := range resps {
-		if _, ok := resps[i].(applyResult); ok {
+		switch resps[i].(type) {
+		case applyResult, retentionResult:
 			resps[i] = err
 		}
 	}
@@ -250,7 +266,8 @@ func (f *fsm) appliedChanged() <-chan struct{} {
 // Snapshot implements raft.FSM. It fsyncs the data log first: once Raft
 // has the snapshot it may remove the entries it covers, and after a
 // restart (NoSnapshotRestoreOnStart) the data log is trusted to hold them.
-// The stream is taken now, so it holds exactly the entries applied so far.
+// The snapshot is a reference to the data log's records as of now
+// (snapshots.go): exactly the entries applied so far.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if errp := f.failed.Load(); errp != nil {
 		return nil, *errp
@@ -259,8 +276,8 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err := syncActiveSegment(l.Dir()); err != nil {
 		return nil, fmt.Errorf("replication: snapshot: %w", err)
 	}
-	h := snapshotHeader{applied: f.applied.Load(), lastCommand: f.last.index}
-	return &fsmSnapshot{header: h, r: l.Reader()}, nil
+	h := snapshotHeader{applied: f.applied.Load(), lastCommand: f.last.index, lowest: f.lowestOffset(), next: l.NextOffset()}
+	return fsmSnapshot(encodeRefSnapshot(h)), nil
 }
 
 // syncActiveSegment fsyncs the newest store file of the go/log directory.
@@ -284,19 +301,12 @@ func syncActiveSegment(dir string) error {
 	return err
 }
 
-type fsmSnapshot struct {
-	header snapshotHeader
-	r      io.ReadCloser
-}
+// fsmSnapshot is an encoded reference snapshot.
+type fsmSnapshot []byte
 
-// Persist implements raft.FSMSnapshot: it streams the header and the data
-// log's snapshot into sink without holding the log in memory.
-func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	_, err := sink.Write(encodeSnapshotHeader(s.header))
-	if err == nil {
-		_, err = io.CopyBuffer(sink, s.r, make([]byte, 256<<10))
-	}
-	if err != nil {
+// Persist implements raft.FSMSnapshot.
+func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("replication: persist snapshot: %w", err)
 	}
@@ -304,7 +314,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 // Release implements raft.FSMSnapshot.
-func (s *fsmSnapshot) Release() { _ = s.r.Close() }
+func (fsmSnapshot) Release() {}
 
 // Restore implements raft.FSM: it rebuilds the data log from a snapshot
 // stream in a side directory, then swaps it in (rename the old one aside,
@@ -363,7 +373,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.l = l
 	f.scan = 0
-	if err := f.loadState(); err != nil {
+	if err := errors.Join(f.loadState(), f.setLowest(l.LowestOffset())); err != nil {
 		err = fmt.Errorf("%w: %v", ErrFailed, err)
 		f.failed.Store(&err)
 		return err
@@ -394,6 +404,9 @@ func (f *fsm) read(offset uint64) ([]byte, error) {
 	}
 	var rec []byte
 	err := f.withLog(func(l *log.Log) error {
+		if err := f.checkLowest(l, offset); err != nil {
+			return err
+		}
 		b, err := l.Read(offset)
 		if err != nil {
 			return err
@@ -412,8 +425,11 @@ func (f *fsm) wait(ctx context.Context, offset uint64) error {
 	return f.withLog(func(l *log.Log) error { return l.Wait(ctx, offset) })
 }
 
-func (f *fsm) lowestOffset() uint64 { return f.current().LowestOffset() }
-func (f *fsm) nextOffset() uint64   { return f.current().NextOffset() }
+func (f *fsm) lowestOffset() uint64 {
+	l := f.current()
+	return max(l.LowestOffset(), min(f.lowest.Load(), l.NextOffset()))
+}
+func (f *fsm) nextOffset() uint64 { return f.current().NextOffset() }
 
 func (f *fsm) close() error {
 	f.mu.Lock()

@@ -163,16 +163,6 @@ func TestFSMStopsAfterAWriteFailure(t *testing.T) {
 	}
 }
 
-// memSink is a raft.SnapshotSink in memory.
-type memSink struct {
-	bytes.Buffer
-	closed, canceled bool
-}
-
-func (s *memSink) ID() string    { return "mem" }
-func (s *memSink) Close() error  { s.closed = true; return nil }
-func (s *memSink) Cancel() error { s.canceled = true; return nil }
-
 func TestFSMSnapshotRestore(t *testing.T) {
 	src := openTestFSM(t, t.TempDir())
 	src.ApplyBatch([]*raft.Log{cmd(1, "a"), cmd(2, "b", "c"), {Index: 3, Type: raft.LogConfiguration}})
@@ -180,17 +170,14 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	store, _ := testSnapshotStore(t, src)
+	id := persist(t, store, snap, 3)
 	// Applied after the snapshot was taken: not in it.
 	src.ApplyBatch([]*raft.Log{cmd(4, "d")})
-	var sink memSink
-	if err := snap.Persist(&sink); err != nil {
+	stream, err := open(t, store, id)
+	if err != nil {
 		t.Fatal(err)
 	}
-	snap.Release()
-	if !sink.closed || sink.canceled {
-		t.Fatalf("sink closed %v canceled %v", sink.closed, sink.canceled)
-	}
-	stream := sink.Bytes()
 
 	dst := openTestFSM(t, t.TempDir())
 	dst.ApplyBatch([]*raft.Log{cmd(1, "stale")})

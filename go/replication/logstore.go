@@ -64,6 +64,9 @@ type LogStore struct {
 	mu      sync.RWMutex // guards l, replaced when the log is reset
 	l       *log.Log
 	first   atomic.Uint64 // logical first index
+	// stored receives a token (without blocking) after every StoreLogs,
+	// for the byte-threshold compaction (compaction.go).
+	stored chan struct{}
 }
 
 var _ raft.LogStore = (*LogStore)(nil)
@@ -87,14 +90,14 @@ func OpenLogStore(dir string, cfg log.Config) (*LogStore, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("replication: raft log dir: %w", err)
 	}
-	s := &LogStore{dir: dir, cfg: cfg}
+	s := &LogStore{dir: dir, cfg: cfg, stored: make(chan struct{}, 1)}
 	removeTemps(s.firstIndexPath())
 	l, err := log.Open(filepath.Join(dir, segmentsDir), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("replication: open raft log: %w", err)
 	}
 	s.l = l
-	first, ok, err := readFirstIndex(s.firstIndexPath())
+	first, ok, err := readUint64File(s.firstIndexPath())
 	if err != nil {
 		_ = l.Close()
 		return nil, err
@@ -115,8 +118,10 @@ func OpenLogStore(dir string, cfg log.Config) (*LogStore, error) {
 
 func (s *LogStore) firstIndexPath() string { return filepath.Join(s.dir, firstIndexFile) }
 
-// first_index format: 8 bytes big-endian index, 4 bytes CRC32C of them.
-func readFirstIndex(path string) (uint64, bool, error) {
+// readUint64File reads a file written by writeUint64File (first_index and
+// the FSM's lowest offset): 8 bytes big-endian, 4 bytes CRC32C of them.
+// ok is false if the file does not exist.
+func readUint64File(path string) (v uint64, ok bool, err error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, false, nil
@@ -134,14 +139,20 @@ func (s *LogStore) setFirst(first uint64) error {
 	if s.first.Load() == first {
 		return nil
 	}
-	b := make([]byte, 12)
-	binary.BigEndian.PutUint64(b, first)
-	binary.BigEndian.PutUint32(b[8:], crc32.Checksum(b[:8], castagnoli))
-	if err := writeFileAtomic(s.firstIndexPath(), b); err != nil {
+	if err := writeUint64File(s.firstIndexPath(), first); err != nil {
 		return fmt.Errorf("replication: persist first index %d: %w", first, err)
 	}
 	s.first.Store(first)
 	return nil
+}
+
+// writeUint64File replaces path with v and its checksum, atomically (see
+// readUint64File).
+func writeUint64File(path string, v uint64) error {
+	b := make([]byte, 12)
+	binary.BigEndian.PutUint64(b, v)
+	binary.BigEndian.PutUint32(b[8:], crc32.Checksum(b[:8], castagnoli))
+	return writeFileAtomic(path, b)
 }
 
 // bounds returns the stored range [first, next); empty when first >= next.
@@ -245,6 +256,10 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	}
 	if got != start {
 		return fmt.Errorf("replication: raft entries %d-%d stored at offset %d", start, start+uint64(len(logs))-1, got)
+	}
+	select {
+	case s.stored <- struct{}{}:
+	default:
 	}
 	return nil
 }

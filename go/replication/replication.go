@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -37,6 +36,8 @@ type Log struct {
 	// readyTerm is the last term in which this node knew a commit index
 	// covering an entry of that term (catchup.go).
 	readyTerm atomic.Uint64
+	// snapshotNow asks compactionLoop for a snapshot (snapshotSoon).
+	snapshotNow chan struct{}
 
 	// guessNext is the next offset guessOffset hands out (ack.go).
 	guessMu   sync.Mutex
@@ -69,7 +70,7 @@ func New(cfg Config) (*Log, error) {
 	if err := os.MkdirAll(raftDir, 0o755); err != nil {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
-	l := &Log{cfg: cfg, lg: lg, done: make(chan struct{}), changed: make(chan struct{})}
+	l := &Log{cfg: cfg, lg: lg, done: make(chan struct{}), changed: make(chan struct{}), snapshotNow: make(chan struct{}, 1)}
 	ok := false
 	var closers []func() error
 	defer func() {
@@ -88,25 +89,32 @@ func New(cfg Config) (*Log, error) {
 	if l.stable, err = OpenStableStore(filepath.Join(raftDir, "stable")); err != nil {
 		return nil, err
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, cfg.SnapshotRetain, lg.Named("snapshots"))
+	fss, err := raft.NewFileSnapshotStoreWithLogger(raftDir, cfg.SnapshotRetain, lg.Named("snapshots"))
 	if err != nil {
 		return nil, fmt.Errorf("replication: snapshot store: %w", err)
 	}
+	snaps := &snapshotStore{FileSnapshotStore: fss, dir: raftDir, stale: l.snapshotSoon}
 	fsm, lost, err := checkedFSM(cfg.DataDir, cfg.DataLog, lg.Named("fsm"), l.store, snaps)
 	if err != nil {
 		return nil, err
 	}
 	l.fsm = fsm
 	fsm.beforeApply = cfg.beforeApply
+	snaps.fsm = fsm
 	closers = append(closers, fsm.close)
 
 	rc := cfg.raftConfig()
 	rc.Logger = lg.Named("raft")
 	notify := make(chan bool, 16)
 	rc.NotifyCh = notify
-	behind, err := fsm.behindSnapshot(snaps, raftDir)
+	snap, ref, hasSnap, err := snaps.latest()
 	if err != nil {
 		return nil, err
+	}
+	behind := hasSnap && fsm.last.index < snap.lastCommand
+	if ref && (lost || behind) {
+		return nil, fmt.Errorf("%w: the data log in %s is missing, corrupt or behind the latest snapshot (command %d), which references it: remove %s and start the node again to have it rejoin and receive the log from the leader",
+			ErrDataLogLost, filepath.Join(cfg.DataDir, dataDir), snap.lastCommand, cfg.DataDir)
 	}
 	hasState, err := raft.HasExistingState(l.store, l.stable, snaps)
 	if err != nil {
@@ -145,6 +153,12 @@ func New(cfg Config) (*Log, error) {
 	}
 	l.wg.Add(1)
 	go l.watchLeadership(notify)
+	if cfg.retains() {
+		l.wg.Add(1)
+		go l.retentionLoop()
+	}
+	l.wg.Add(1)
+	go l.compactionLoop()
 	if cfg.OnLeaderChange != nil {
 		// Not blocking: Raft drops an observation rather than wait for us;
 		// watchLeader reads the current leader on every one it gets, so it
@@ -183,37 +197,6 @@ func (l *Log) watchLeader(obs <-chan raft.Observation) {
 			report()
 		}
 	}
-}
-
-// behindSnapshot reports whether the latest snapshot holds commands the data
-// log lacks (a crash between Raft saving an installed snapshot and the FSM
-// restoring it). It reads the snapshot's header from raft.FileSnapshotStore's
-// state file directly: the store's Open would checksum the whole snapshot.
-func (f *fsm) behindSnapshot(snaps raft.SnapshotStore, raftDir string) (bool, error) {
-	metas, err := snaps.List()
-	if err != nil {
-		return false, fmt.Errorf("replication: list snapshots: %w", err)
-	}
-	if len(metas) == 0 {
-		return false, nil
-	}
-	id := metas[0].ID
-	var rc io.ReadCloser
-	if fh, err := os.Open(filepath.Join(raftDir, "snapshots", id, "state.bin")); err == nil {
-		rc = fh
-	} else if _, rc, err = snaps.Open(id); err != nil {
-		return false, fmt.Errorf("replication: open snapshot %s: %w", id, err)
-	}
-	defer rc.Close()
-	hb := make([]byte, snapshotHeaderSize)
-	if _, err := io.ReadFull(rc, hb); err != nil {
-		return false, fmt.Errorf("replication: snapshot %s: %w", id, err)
-	}
-	h, err := decodeSnapshotHeader(hb)
-	if err != nil {
-		return false, fmt.Errorf("replication: snapshot %s: %w", id, err)
-	}
-	return f.last.index < h.lastCommand, nil
 }
 
 // watchLeadership tracks this node's leadership for reads and reports it.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/internal/testutil"
 	"github.com/proglog/proglog/go/log"
@@ -91,6 +93,14 @@ func listen(t *testing.T, addr string) net.Listener {
 }
 
 func (n *node) start() {
+	n.t.Helper()
+	if err := n.startErr(); err != nil {
+		n.t.Fatalf("New(%s): %v", n.id, err)
+	}
+}
+
+// startErr is start returning New's error.
+func (n *node) startErr() error {
 	t := n.t
 	t.Helper()
 	ln := listen(t, n.addr)
@@ -111,9 +121,10 @@ func (n *node) start() {
 	l, err := New(cfg)
 	if err != nil {
 		m.Close()
-		t.Fatalf("New(%s): %v", n.id, err)
+		return err
 	}
 	n.mux, n.Log = m, l
+	return nil
 }
 
 func (n *node) stop() {
@@ -522,13 +533,57 @@ func TestSingleNodeRestartIsIdempotent(t *testing.T) {
 	n.restart()
 	check(15)
 
-	// Losing the data log: rebuilt from the snapshot and the raft log.
+	// Losing the data log: the snapshot references it, so the node
+	// refuses to start rather than serve a log with a hole.
 	n.stop()
 	if err := os.RemoveAll(filepath.Join(n.dir, dataDir)); err != nil {
 		t.Fatal(err)
 	}
-	n.start()
-	check(15)
+	if err := n.startErr(); !errors.Is(err, ErrDataLogLost) {
+		t.Fatalf("start without the data log: %v, want ErrDataLogLost", err)
+	}
+}
+
+// A node whose data log is lost refuses to start; started again empty (its
+// DataDir removed, as ErrDataLogLost says) it gets the log from the leader.
+func TestLostDataLogRecoversByRejoining(t *testing.T) {
+	nodes := cluster(t, 3, func(c *Config) { c.SnapshotInterval = time.Hour; c.TrailingLogs = 1 })
+	leader := leaderOf(t, nodes)
+	var lost *node
+	for _, n := range nodes {
+		if n != leader {
+			lost = n
+		}
+	}
+	ctx := ctxT(t)
+	for i := range 20 {
+		if _, err := leader.Append(ctx, rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitData(t, lost, 20)
+	if err := lost.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	lost.stop()
+	if err := os.RemoveAll(filepath.Join(lost.dir, dataDir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := lost.startErr(); !errors.Is(err, ErrDataLogLost) {
+		t.Fatalf("start without the data log: %v, want ErrDataLogLost", err)
+	}
+	if err := os.RemoveAll(lost.dir); err != nil {
+		t.Fatal(err)
+	}
+	lost.start()
+	sameData(t, leader, lost, 20)
+	if _, err := leader.Append(ctx, rec(20)); err != nil {
+		t.Fatal(err)
+	}
+	sameData(t, leader, lost, 21)
 }
 
 func TestDataLogBehindSnapshotIsRestored(t *testing.T) {
@@ -538,8 +593,6 @@ func TestDataLogBehindSnapshotIsRestored(t *testing.T) {
 	for i := range 8 {
 		n.Append(ctx, rec(i))
 	}
-	// Then cut the data log back to 3 records, as a crash while a snapshot
-	// with more was being installed would leave it.
 	n.restart()
 	waitLeader(t, n)
 	// A snapshot needs something applied since the restart: the barrier
@@ -552,6 +605,37 @@ func TestDataLogBehindSnapshotIsRestored(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.stop()
+	// A full snapshot in the store, as InstallSnapshot saves one before the
+	// FSM restores it (the leader's stream, made here from this node's
+	// reference); then the data log cut back to 3 records, as a crash
+	// between the two leaves it.
+	raftDir := filepath.Join(n.dir, "raft")
+	fss, err := raft.NewFileSnapshotStoreWithLogger(raftDir, DefaultSnapshotRetain, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := openTestFSM(t, n.dir)
+	s := &snapshotStore{FileSnapshotStore: fss, dir: raftDir, fsm: f, stale: func() {}}
+	metas, err := s.List()
+	if err != nil || len(metas) == 0 {
+		t.Fatalf("snapshots %v, %v", metas, err)
+	}
+	meta, rc, err := s.Open(metas[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, trans := raft.NewInmemTransport("")
+	sink, err := fss.Create(meta.Version, meta.Index, meta.Term, meta.Configuration, meta.ConfigurationIndex, trans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(sink, rc); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	if err := errors.Join(sink.Close(), f.close()); err != nil {
+		t.Fatal(err)
+	}
 	data := filepath.Join(n.dir, dataDir)
 	l, err := log.Open(data, log.Config{})
 	if err != nil {

@@ -76,6 +76,12 @@ type LogStats struct {
 	Segments     int
 	LowestOffset uint64
 	NextOffset   uint64
+	// Disk is the node's bytes on disk by component (data_log, raft_log,
+	// snapshots, other).
+	Disk map[string]uint64
+	// RetentionRemovedRecords counts the records retention removed since
+	// the node started.
+	RetentionRemovedRecords uint64
 }
 
 // RegisterLogStats registers gauges read from stats at every scrape, so they
@@ -92,6 +98,8 @@ var (
 	descSegments = prometheus.NewDesc("proglog_log_segments", "Segments in the log.", nil, nil)
 	descLowest   = prometheus.NewDesc("proglog_log_lowest_offset", "Lowest readable offset.", nil, nil)
 	descNext     = prometheus.NewDesc("proglog_log_next_offset", "Offset the next append gets.", nil, nil)
+	descDisk     = prometheus.NewDesc("proglog_disk_bytes", "Bytes of the node's files on disk, by component.", []string{"component"}, nil)
+	descRemoved  = prometheus.NewDesc("proglog_retention_removed_records_total", "Records removed by retention since the node started.", nil, nil)
 )
 
 type logCollector struct{ stats func() LogStats }
@@ -101,6 +109,8 @@ func (c *logCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descSegments
 	ch <- descLowest
 	ch <- descNext
+	ch <- descDisk
+	ch <- descRemoved
 }
 
 func (c *logCollector) Collect(ch chan<- prometheus.Metric) {
@@ -109,6 +119,10 @@ func (c *logCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSegments, prometheus.GaugeValue, float64(s.Segments))
 	ch <- prometheus.MustNewConstMetric(descLowest, prometheus.GaugeValue, float64(s.LowestOffset))
 	ch <- prometheus.MustNewConstMetric(descNext, prometheus.GaugeValue, float64(s.NextOffset))
+	for component, n := range s.Disk {
+		ch <- prometheus.MustNewConstMetric(descDisk, prometheus.GaugeValue, float64(n), component)
+	}
+	ch <- prometheus.MustNewConstMetric(descRemoved, prometheus.CounterValue, float64(s.RetentionRemovedRecords))
 }
 
 // UnaryServerInterceptor counts and times unary RPCs.

@@ -73,7 +73,10 @@ func TestMetricsAndEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.RegisterLogStats(func() LogStats { return LogStats{SizeBytes: 4096, Segments: 2, LowestOffset: 3, NextOffset: 10} }); err != nil {
+	if err := m.RegisterLogStats(func() LogStats {
+		return LogStats{SizeBytes: 4096, Segments: 2, LowestOffset: 3, NextOffset: 10,
+			Disk: map[string]uint64{"data_log": 5000, "raft_log": 7000}, RetentionRemovedRecords: 3}
+	}); err != nil {
 		t.Fatal(err)
 	}
 	info := &grpc.UnaryServerInfo{FullMethod: "/log.v1.Log/Produce"}
@@ -105,6 +108,9 @@ func TestMetricsAndEndpoint(t *testing.T) {
 		`proglog_log_size_bytes 4096`,
 		`proglog_log_segments 2`,
 		`proglog_log_next_offset 10`,
+		`proglog_disk_bytes{component="data_log"} 5000`,
+		`proglog_disk_bytes{component="raft_log"} 7000`,
+		`proglog_retention_removed_records_total 3`,
 	} {
 		if !strings.Contains(string(body), line+"\n") {
 			t.Errorf("/metrics lacks %q", line)

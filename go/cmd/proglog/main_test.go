@@ -28,6 +28,7 @@ import (
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/replication"
 	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -215,6 +216,34 @@ voter: false
 		}
 		if cfg.Sync != tc.want || cfg.SyncInterval != tc.interval {
 			t.Errorf("%v: Sync %v every %v, want %v every %v", tc.args, cfg.Sync, cfg.SyncInterval, tc.want, tc.interval)
+		}
+	}
+
+	// Retention, segment size and the Raft log's byte thresholds reach
+	// the agent; by default everything is kept.
+	for _, tc := range []struct {
+		args            []string
+		retention       log.Retention
+		segment, th, tr uint64
+	}{
+		{nil, log.Retention{}, log.DefaultMaxStoreBytes, replication.DefaultSnapshotThresholdBytes, replication.DefaultTrailingBytes},
+		{[]string{"--retention-bytes", "1000000000", "--retention-age", "168h", "--segment-bytes", "8388608",
+			"--raft-snapshot-threshold-bytes", "99000000", "--raft-trailing-bytes", "7000000"},
+			log.Retention{MaxBytes: 1e9, MaxAge: 168 * time.Hour}, 8 << 20, 99e6, 7e6},
+	} {
+		o := defaultServeOptions()
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		o.addFlags(fs)
+		if err := fs.Parse(append(tc.args, "--dev", "--data-dir", t.TempDir())); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.agentConfig(io.Discard, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Retention != tc.retention || cfg.SegmentBytes != tc.segment ||
+			cfg.Raft.SnapshotThresholdBytes != tc.th || cfg.Raft.TrailingBytes != tc.tr {
+			t.Errorf("%v: retention %+v, segment %d, raft %+v", tc.args, cfg.Retention, cfg.SegmentBytes, cfg.Raft)
 		}
 	}
 }

@@ -79,6 +79,11 @@ type serveOptions struct {
 	raftSnapshotInterval        time.Duration
 	raftSnapshotThreshold       uint64
 	raftTrailingLogs            uint64
+	raftSnapshotThresholdBytes  uint64
+	raftTrailingBytes           uint64
+	retentionBytes              uint64
+	retentionAge                time.Duration
+	segmentBytes                uint64
 	sync                        string
 	syncInterval                time.Duration
 	traceExporter               string
@@ -89,28 +94,31 @@ type serveOptions struct {
 
 func defaultServeOptions() *serveOptions {
 	return &serveOptions{
-		dataDir:               "./proglog-data",
-		addr:                  defaultAddr,
-		metricsAddr:           "127.0.0.1:8401",
-		nodeName:              agent.DefaultConfig().NodeName,
-		voter:                 true,
-		readConsistency:       server.ConsistencyLinearizable.String(),
-		logName:               server.DefaultLogName,
-		maxRecordBytes:        server.DefaultMaxRecordBytes,
-		maxConnections:        server.DefaultMaxConnections,
-		maxStreams:            server.DefaultMaxStreams,
-		raftHeartbeat:         replication.DefaultHeartbeatTimeout,
-		raftElection:          replication.DefaultElectionTimeout,
-		raftLeaderLease:       replication.DefaultLeaderLeaseTimeout,
-		raftCommit:            replication.DefaultCommitTimeout,
-		raftSnapshotInterval:  replication.DefaultSnapshotInterval,
-		raftSnapshotThreshold: replication.DefaultSnapshotThreshold,
-		raftTrailingLogs:      replication.DefaultTrailingLogs,
-		sync:                  "always",
-		syncInterval:          log.DefaultSyncInterval,
-		traceExporter:         telemetry.ExporterNone,
-		logLevel:              "info",
-		shutdownTimeout:       server.DefaultShutdownTimeout,
+		dataDir:                    "./proglog-data",
+		addr:                       defaultAddr,
+		metricsAddr:                "127.0.0.1:8401",
+		nodeName:                   agent.DefaultConfig().NodeName,
+		voter:                      true,
+		readConsistency:            server.ConsistencyLinearizable.String(),
+		logName:                    server.DefaultLogName,
+		maxRecordBytes:             server.DefaultMaxRecordBytes,
+		maxConnections:             server.DefaultMaxConnections,
+		maxStreams:                 server.DefaultMaxStreams,
+		raftHeartbeat:              replication.DefaultHeartbeatTimeout,
+		raftElection:               replication.DefaultElectionTimeout,
+		raftLeaderLease:            replication.DefaultLeaderLeaseTimeout,
+		raftCommit:                 replication.DefaultCommitTimeout,
+		raftSnapshotInterval:       replication.DefaultSnapshotInterval,
+		raftSnapshotThreshold:      replication.DefaultSnapshotThreshold,
+		raftTrailingLogs:           replication.DefaultTrailingLogs,
+		raftSnapshotThresholdBytes: replication.DefaultSnapshotThresholdBytes,
+		raftTrailingBytes:          replication.DefaultTrailingBytes,
+		segmentBytes:               log.DefaultMaxStoreBytes,
+		sync:                       "always",
+		syncInterval:               log.DefaultSyncInterval,
+		traceExporter:              telemetry.ExporterNone,
+		logLevel:                   "info",
+		shutdownTimeout:            server.DefaultShutdownTimeout,
 	}
 }
 
@@ -150,6 +158,11 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.raftSnapshotInterval, "raft-snapshot-interval", o.raftSnapshotInterval, "how often Raft checks whether to snapshot (and compact its log)")
 	fs.Uint64Var(&o.raftSnapshotThreshold, "raft-snapshot-threshold", o.raftSnapshotThreshold, "Raft entries since the last snapshot that trigger a new one")
 	fs.Uint64Var(&o.raftTrailingLogs, "raft-trailing-logs", o.raftTrailingLogs, "Raft entries kept after a snapshot, so lagging followers catch up without one")
+	fs.Uint64Var(&o.raftSnapshotThresholdBytes, "raft-snapshot-threshold-bytes", o.raftSnapshotThresholdBytes, "Raft log bytes beyond --raft-trailing-bytes that trigger a snapshot and compaction (0: by entries only)")
+	fs.Uint64Var(&o.raftTrailingBytes, "raft-trailing-bytes", o.raftTrailingBytes, "at most this many bytes of Raft log (whole segments) kept after a snapshot taken by size")
+	fs.Uint64Var(&o.retentionBytes, "retention-bytes", 0, "drop the oldest records (whole segments, the same on every replica) while the log holds more than this many bytes (0: keep everything)")
+	fs.DurationVar(&o.retentionAge, "retention-age", 0, "drop the oldest records (whole segments) once the newest record of their segment is older than this (0: keep everything)")
+	fs.Uint64Var(&o.segmentBytes, "segment-bytes", o.segmentBytes, "segment size of the data log, the unit retention drops, and of the Raft log (at least twice its largest entry)")
 	fs.StringVar(&o.sync, "sync", o.sync, "when stored records are fsynced: always (the Raft log before every acknowledgement; the durable default), interval (both logs every --sync-interval) or never (left to the kernel); interval and never survive a process crash but a machine crash may lose acknowledged records")
 	fs.DurationVar(&o.syncInterval, "sync-interval", o.syncInterval, "fsync period with --sync interval")
 	fs.StringVar(&o.traceExporter, "trace-exporter", o.traceExporter, "where spans go: none, otlp or file")
@@ -295,8 +308,11 @@ func (o *serveOptions) agentConfig(stdout io.Writer, logger *zap.Logger) (agent.
 		HeartbeatTimeout: o.raftHeartbeat, ElectionTimeout: o.raftElection,
 		LeaderLeaseTimeout: o.raftLeaderLease, CommitTimeout: o.raftCommit,
 		SnapshotInterval: o.raftSnapshotInterval, SnapshotThreshold: o.raftSnapshotThreshold,
-		TrailingLogs: o.raftTrailingLogs,
+		TrailingLogs:           o.raftTrailingLogs,
+		SnapshotThresholdBytes: o.raftSnapshotThresholdBytes, TrailingBytes: o.raftTrailingBytes,
 	}
+	cfg.Retention = log.Retention{MaxBytes: o.retentionBytes, MaxAge: o.retentionAge}
+	cfg.SegmentBytes = o.segmentBytes
 	cfg.Sync, _ = agent.ParseSyncPolicy(o.sync)
 	cfg.SyncInterval = o.syncInterval
 	cfg.MetricsAddr = o.metricsAddr

@@ -1,0 +1,71 @@
+package agent_test
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/status"
+
+	"github.com/proglog/proglog/go/internal/testutil"
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+)
+
+// TestRetentionThroughTheAPI: a node configured with retention drops old
+// records by itself, and consuming below them answers OUT_OF_RANGE with the
+// log's bounds.
+func TestRetentionThroughTheAPI(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t, time.Minute)
+	cfg := e.config("solo")
+	cfg.Bootstrap = true
+	cfg.MaxRecordBytes = 1024
+	cfg.SegmentBytes = 4096
+	cfg.Retention.MaxBytes = 8192
+	n := e.start(cfg)
+	n.waitReady()
+	const count = 1000 // ~40 KB of data records: five times the retention
+	for i := range count {
+		n.produce(ctx, i)
+	}
+	var info *errdetails.ErrorInfo
+	testutil.Eventually(t, "offset 0 to be out of range", 20*time.Second, func() bool {
+		_, err := n.log.Consume(ctx, &logv1.ConsumeRequest{Offset: 0, Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER})
+		if !isOutOfRange(err) {
+			return false
+		}
+		st, _ := status.FromError(err)
+		for _, d := range st.Details() {
+			if i, ok := d.(*errdetails.ErrorInfo); ok {
+				info = i
+			}
+		}
+		return true
+	})
+	if info == nil || info.Reason != "OFFSET_OUT_OF_RANGE" || info.Metadata["next"] != strconv.Itoa(count) {
+		t.Fatalf("OUT_OF_RANGE details %v", info)
+	}
+	lowest, err := strconv.Atoi(info.Metadata["lowest"])
+	if err != nil || lowest <= 0 || lowest >= count {
+		t.Fatalf("lowest offset %q", info.Metadata["lowest"])
+	}
+	got, err := n.log.Consume(ctx, &logv1.ConsumeRequest{Offset: uint64(lowest)})
+	if err != nil || string(got.Record.Value) != string(value(lowest)) {
+		t.Fatalf("consume the lowest offset %d: %v, %v", lowest, got, err)
+	}
+	resp, err := http.Get("http://" + n.a.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"proglog_log_lowest_offset " + info.Metadata["lowest"], "proglog_retention_removed_records_total " + info.Metadata["lowest"]} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
