@@ -135,7 +135,7 @@ func (l *Log) Remove() error {
 	}
 	var errs []error
 	for _, e := range entries {
-		if _, _, ok := segment.ParseName(e.Name()); ok || e.Name() == lockFileName {
+		if _, _, ok := segment.ParseName(e.Name()); ok || e.Name() == lockFileName || segment.IsTornName(e.Name()) {
 			if err := os.Remove(filepath.Join(l.dir, e.Name())); err != nil {
 				errs = append(errs, fmt.Errorf("log: remove: %w", err))
 			}
