@@ -39,7 +39,12 @@
 // acknowledgement by default (Config.RaftLog.Sync), holds those entries. If the data log is nevertheless missing, corrupt (set
 // aside as data.corrupt.<time>) or behind the latest snapshot (a crash
 // while installing one), New rebuilds it: Raft restores the snapshot and
-// replays the log.
+// replays the log. A corrupt Raft log is not repaired: New fails with an
+// error wrapping log.ErrCorrupt, because dropping entries this node
+// acknowledged could let Raft lose committed entries or elect a leader that
+// lacks them; the operator must remove the node's data and re-add it. What
+// New did repair (rebuilt indexes, torn tails cut and kept in side files,
+// a data log set aside) is logged at WARN and returned by Log.Recovery.
 //
 // Commands are applied in batches (raft.BatchingFSM): the records of all
 // commands Raft hands over together are written with one AppendBatch, each

@@ -55,6 +55,9 @@ type fsm struct {
 
 	failed atomic.Pointer[error]
 
+	// setAside is where openFSM moved a corrupt data log ("" if it did not).
+	setAside string
+
 	// Scratch space of ApplyBatch (Raft's FSM goroutine only).
 	envelopes arena
 	recs      [][]byte
@@ -79,8 +82,9 @@ func openFSM(dir string, cfg log.Config, lg hclog.Logger) (f *fsm, lost bool, er
 		return nil, false, fmt.Errorf("replication: clean up data dirs: %w", err)
 	}
 	l, err := log.Open(data, cfg)
+	var aside string
 	if errors.Is(err, log.ErrCorrupt) {
-		aside := fmt.Sprintf("%s.%d", filepath.Join(dir, dataCorruptDir), time.Now().UnixNano())
+		aside = fmt.Sprintf("%s.%d", filepath.Join(dir, dataCorruptDir), time.Now().UnixNano())
 		lg.Error("data log is corrupt; setting it aside and rebuilding it from the snapshot and the raft log", "error", err, "moved_to", aside)
 		if rerr := os.Rename(data, aside); rerr != nil {
 			return nil, false, fmt.Errorf("replication: set aside corrupt data log: %w (after %v)", rerr, err)
@@ -91,7 +95,7 @@ func openFSM(dir string, cfg log.Config, lg hclog.Logger) (f *fsm, lost bool, er
 	if err != nil {
 		return nil, false, fmt.Errorf("replication: open data log: %w", err)
 	}
-	f = &fsm{dir: dir, cfg: l.Config(), lg: lg, l: l, appliedCh: make(chan struct{})}
+	f = &fsm{dir: dir, cfg: l.Config(), lg: lg, l: l, appliedCh: make(chan struct{}), setAside: aside}
 	if err := f.loadState(); err != nil {
 		_ = l.Close()
 		return nil, false, err
