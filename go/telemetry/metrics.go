@@ -28,6 +28,7 @@ type Metrics struct {
 	latency         *prometheus.HistogramVec
 	appendedRecords prometheus.Counter
 	appendedBytes   prometheus.Counter
+	recovery        *prometheus.CounterVec
 }
 
 // NewMetrics creates the RPC and append collectors and registers them with reg.
@@ -51,8 +52,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "proglog_appended_bytes_total",
 			Help: "Encoded record bytes appended to the log.",
 		}),
+		recovery: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "proglog_recovery_actions_total",
+			Help: "Repairs made while opening the logs at start (index rebuilt, torn tail cut, data log set aside), by log (raft, data) and action.",
+		}, []string{"log", "action"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.appendedRecords, m.appendedBytes} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.appendedRecords, m.appendedBytes, m.recovery} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("telemetry: register metrics: %w", err)
 		}
@@ -64,6 +69,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) ObserveAppend(records, bytes int) {
 	m.appendedRecords.Add(float64(records))
 	m.appendedBytes.Add(float64(bytes))
+}
+
+// ObserveRecovery counts one repair made while opening a log at start.
+func (m *Metrics) ObserveRecovery(log, action string) {
+	m.recovery.WithLabelValues(log, action).Inc()
 }
 
 // LogStats is a snapshot of the log for gauges.
