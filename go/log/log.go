@@ -198,7 +198,7 @@ func (l *Log) dispose(s *segment.Segment) error {
 	} else if err := s.Remove(); err != nil {
 		return err
 	}
-	return segment.SyncDir(l.dir)
+	return l.segCfg.SyncDir(l.dir)
 }
 
 // check returns the error a write operation must fail with, if any.

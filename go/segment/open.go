@@ -313,7 +313,7 @@ func (s *Segment) saveTorn(from, to int64) (path string, err error) {
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(s.dir)
+		err = syncDir(s.c.OpenFile, s.dir)
 	}
 	if err != nil {
 		return "", fmt.Errorf("segment: save torn tail of %s to %s: %w", s.store.path, path, err)
