@@ -2,6 +2,7 @@ package replication
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/mux"
 	"github.com/proglog/proglog/go/segment"
 )
 
@@ -113,5 +116,44 @@ func TestNewReportsRecovery(t *testing.T) {
 	acts := n.Recovery().Actions()
 	if len(acts) != 1 || acts[0].Log != "data" || acts[0].Action != RecoveryDataLogSetAside {
 		t.Fatalf("Recovery actions %+v, want the data log set aside", acts)
+	}
+}
+
+func TestNewRefusesCorruptRaftLog(t *testing.T) {
+	n := newNode(t, "solo", true, func(c *Config) { c.SnapshotInterval = time.Hour })
+	waitLeader(t, n)
+	if _, err := n.Append(ctxT(t), rec(0)); err != nil {
+		t.Fatal(err)
+	}
+	n.stop()
+	// Cleanly closed, so its last entry was fsynced: damage there is
+	// corruption, not a torn write to cut.
+	store := lastStore(t, filepath.Join(n.dir, "raft", "log", segmentsDir))
+	fi, err := os.Stat(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corruptFile(t, store, fi.Size()-1)
+	before, _ := os.ReadFile(store)
+	mc := mux.DefaultConfig()
+	mc.InsecurePlaintext = true
+	m, err := mux.New(listen(t, ""), mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	go m.Serve()
+	cfg := fastConfig(t, n.id, n.dir, m.StreamLayer())
+	for range 2 { // and again: the failed start changed nothing
+		l, err := New(cfg)
+		if !errors.Is(err, log.ErrCorrupt) {
+			if l != nil {
+				l.Close()
+			}
+			t.Fatalf("New with a corrupt Raft log: %v, want log.ErrCorrupt", err)
+		}
+		if after, _ := os.ReadFile(store); !bytes.Equal(after, before) {
+			t.Fatal("New changed the corrupt Raft log")
+		}
 	}
 }
