@@ -196,6 +196,9 @@ func New(cfg Config) (_ *Agent, err error) {
 	a.replica = replica
 	a.healthMu.Unlock()
 	undo = append(undo, func() { a.replica.Close() })
+	for _, act := range replica.Recovery().Actions() { // logged at WARN by New
+		metrics.ObserveRecovery(act.Log, act.Action)
+	}
 	if err := metrics.RegisterLogStats(func() telemetry.LogStats {
 		size, segs := replica.DataSize()
 		u := replica.DiskUsage()

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +20,7 @@ import (
 	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/internal/testutil"
 	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/segment"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
@@ -50,16 +53,9 @@ func TestSingleNode(t *testing.T) {
 	if s := servers.Servers[0]; s.Id != "solo" || s.RpcAddr != n.a.Addr() || !s.IsLeader {
 		t.Fatalf("server %v", s)
 	}
-	resp, err := http.Get("http://" + n.a.MetricsAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`proglog_rpc_requests_total{code="OK",method="/log.v1.Log/Produce"} 1`, "proglog_log_next_offset 1", `proglog_disk_bytes{component="raft_log"}`, "proglog_retention_removed_records_total 0"} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q", want)
-		}
+	n.checkMetrics(`proglog_rpc_requests_total{code="OK",method="/log.v1.Log/Produce"} 1`, "proglog_log_next_offset 1", `proglog_disk_bytes{component="raft_log"}`, "proglog_retention_removed_records_total 0")
+	if strings.Contains(n.metrics(), "proglog_recovery_actions_total{") {
+		t.Error("a new node reports recovery actions")
 	}
 
 	// Shutdown is idempotent, and the record survives a restart.
@@ -71,11 +67,43 @@ func TestSingleNode(t *testing.T) {
 	if err := a.WaitReady(ctx); !errors.Is(err, agent.ErrShutdown) {
 		t.Fatalf("WaitReady after Shutdown: %v", err)
 	}
+	// As after a crash: the data log's index is missing. Recovery rebuilds
+	// it and the metrics count it.
+	if err := os.Remove(segment.IndexPath(filepath.Join(n.cfg.DataDir, "data"), 0)); err != nil {
+		t.Fatal(err)
+	}
 	n = e.restart(n)
 	n.waitReady()
 	got, err := n.log.Consume(ctx, &logv1.ConsumeRequest{Offset: 0})
 	if err != nil || string(got.Record.Value) != string(value(0)) {
 		t.Fatalf("after restart: %v, %v", got, err)
+	}
+	n.checkMetrics(`proglog_recovery_actions_total{action="index_rebuilt",log="data"} 1`)
+}
+
+// metrics returns the node's /metrics page.
+func (n *node) metrics() string {
+	n.t.Helper()
+	resp, err := http.Get("http://" + n.a.MetricsAddr() + "/metrics")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return string(body)
+}
+
+// checkMetrics checks that the node's /metrics page has every line.
+func (n *node) checkMetrics(lines ...string) {
+	n.t.Helper()
+	body := n.metrics()
+	for _, want := range lines {
+		if !strings.Contains(body, want+"\n") {
+			n.t.Errorf("metrics lack %q", want)
+		}
 	}
 }
 

@@ -244,8 +244,8 @@ func TestRolloverSyncsOldStoreFirst(t *testing.T) {
 	}
 	got := strings.Join(ops, ",")
 	// The old store is fsynced before the new store is created (and
-	// fsynced), then the old index is sealed.
-	want := "sync .store,truncate .store,write .store,sync .store,write .index,truncate .index," +
+	// fsynced, with the directory), then the old index is sealed.
+	want := "sync .store,truncate .store,write .store,sync .store,sync ,write .index,truncate .index," +
 		"sync .store,truncate .index,sync .index,write .index,sync .index"
 	if !strings.Contains(got, want) {
 		t.Fatalf("rollover ops %q, want them to contain %q", got, want)

@@ -62,17 +62,27 @@
 // the index is rebuilt by reading and checksumming every record of the
 // store. Recovery returns what was repaired.
 //
-// While scanning, the first invalid record (header cut short, length
-// beyond the end of the file, checksum mismatch) at position P is judged
-// as follows. If it is in the last segment and no valid record starts
-// anywhere after P, it is a torn write: the store is truncated to P (and
-// fsynced) and the log continues from the record before it. Otherwise (a
-// valid record follows, or the segment is sealed, whose records were
-// complete and synced before later segments existed) it is corruption:
-// Open fails with a *CorruptionError naming the file and P. Bad records are
-// never skipped silently, and nothing panics. In short: a bad checksum on
-// the last record with nothing after it is a torn write; with valid data
-// after it, it is corruption.
+// A clean index proves that every record it lists was fsynced and that
+// nothing was appended since, so if a clean index is rejected the store
+// must still hold all its records, valid: a bad record or a short store
+// there is corruption (*CorruptionError; the index is left clean, so every
+// later Open says so too), never a torn write.
+//
+// Otherwise (the index was not clean: a crash while the segment was being
+// written), the first invalid record found while scanning (header cut
+// short, length beyond the end of the file, checksum mismatch: what a crash
+// makes of unsynced writes) at position P is judged as follows. If it is in
+// the last segment and no valid record starts anywhere after P, it is a
+// torn write: the bytes from P on are copied to a side file
+// ("<store>.torn.<unix-nanos>", fsynced with the directory; Open ignores
+// it, Remove deletes it), then the store is truncated to P (and fsynced)
+// and the log continues from the record before it. Otherwise (a valid
+// record follows, or the segment is sealed, whose records were complete and
+// synced before later segments existed) it is corruption: Open fails with a
+// *CorruptionError naming the file and P. Bad records are never skipped
+// silently, and nothing panics. In short: a bad checksum on the last record
+// of a segment written when the process died, with nothing after it, is a
+// torn write; anywhere else, it is corruption.
 //
 // After a clean shutdown Open does not checksum every record; a record
 // corrupted at rest (bit rot) is then reported by Read, which verifies the

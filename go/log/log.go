@@ -135,7 +135,7 @@ func (l *Log) Remove() error {
 	}
 	var errs []error
 	for _, e := range entries {
-		if _, _, ok := segment.ParseName(e.Name()); ok || e.Name() == lockFileName {
+		if _, _, ok := segment.ParseName(e.Name()); ok || e.Name() == lockFileName || segment.IsTornName(e.Name()) {
 			if err := os.Remove(filepath.Join(l.dir, e.Name())); err != nil {
 				errs = append(errs, fmt.Errorf("log: remove: %w", err))
 			}
@@ -198,7 +198,7 @@ func (l *Log) dispose(s *segment.Segment) error {
 	} else if err := s.Remove(); err != nil {
 		return err
 	}
-	return segment.SyncDir(l.dir)
+	return l.segCfg.SyncDir(l.dir)
 }
 
 // check returns the error a write operation must fail with, if any.

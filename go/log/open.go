@@ -13,14 +13,17 @@ import (
 // defaults (see Config) and the result must pass Validate.
 //
 // Every file in dir must be a segment file ("%020d.store" or
-// "%020d.index") or the lock file "LOCK"; anything else fails Open with an
-// *UnknownFilesError listing the names. The directory is locked (flock) so
+// "%020d.index"), the lock file "LOCK" or a side file keeping a torn tail
+// recovery cut off ("%020d.store.torn.<unix-nanos>", see
+// segment.TornPath); anything else fails Open with an *UnknownFilesError
+// listing the names. The directory is locked (flock) so
 // that a second Open of it, from this or another process, fails.
 //
 // Open runs crash recovery (see the package documentation): every segment
 // but the last is opened sealed, the last writable; indexes that were not
 // closed cleanly are rebuilt from their stores; a torn record at the end of
-// the last segment is cut off; corruption anywhere else fails Open with a
+// the last segment (if its index was not closed cleanly) is cut off and
+// kept in a side file; corruption anywhere else fails Open with a
 // *CorruptionError. Segments must be contiguous (each starts where the
 // previous ends). What recovery repaired is available from Recovery.
 func Open(dir string, c Config) (*Log, error) { return open(dir, c, nil) }
@@ -73,7 +76,7 @@ func (l *Log) openSegments() error {
 	var unknown []string
 	for _, e := range entries {
 		name := e.Name()
-		if name == lockFileName && e.Type().IsRegular() {
+		if (name == lockFileName || segment.IsTornName(name)) && e.Type().IsRegular() {
 			continue
 		}
 		base, _, ok := segment.ParseName(name)

@@ -302,7 +302,11 @@ func checkEmptyDir(dir string) error {
 // that is then empty). Records are written
 // in large batches without per-batch fsync; the log is fsynced once at the
 // end, so a returned log is durable.
-func Restore(dir string, c Config, r io.Reader) (*Log, error) {
+func Restore(dir string, c Config, r io.Reader) (*Log, error) { return restore(dir, c, r, nil) }
+
+// restore is Restore with openFile used for store and index files (see
+// open).
+func restore(dir string, c Config, r io.Reader, openFile segment.OpenFileFunc) (*Log, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	var hdr [snapshotHeaderSize]byte
 	if _, err := io.ReadFull(br, hdr[:]); err != nil {
@@ -324,7 +328,7 @@ func Restore(dir string, c Config, r io.Reader) (*Log, error) {
 		return nil, err
 	}
 	c.InitialOffset = first
-	l, err := Open(dir, c)
+	l, err := open(dir, c, openFile)
 	if err != nil {
 		return nil, err
 	}

@@ -45,7 +45,13 @@
 // lazily (Config.DataLog.Sync) since the Raft log, fsynced before every
 // acknowledgement by default (Config.RaftLog.Sync), holds those entries.
 // If the data log is nevertheless missing, corrupt or behind the latest
-// snapshot, see Snapshots for what New does.
+// snapshot, see Snapshots for what New does. A corrupt Raft log is not
+// repaired: New fails with an error wrapping log.ErrCorrupt, because
+// dropping entries this node acknowledged could let Raft lose committed
+// entries or elect a leader that lacks them; the operator must remove the
+// node's data and re-add it. What New did repair (rebuilt indexes, torn
+// tails cut and kept in side files, a data log set aside) is logged at WARN
+// and returned by Log.Recovery.
 //
 // The data log must never be ahead of the Raft log, yet with relaxed sync
 // a power loss can cut the Raft log's tail while the data log kept it; new

@@ -67,6 +67,9 @@ type fsm struct {
 	lowest  atomic.Uint64
 	removed atomic.Uint64
 
+	// setAside is where openFSM moved a corrupt data log ("" if it did not).
+	setAside string
+
 	// Scratch space of ApplyBatch (Raft's FSM goroutine only).
 	envelopes arena
 	recs      [][]byte
@@ -91,9 +94,10 @@ func openFSM(dir string, cfg log.Config, lg hclog.Logger) (f *fsm, lost bool, er
 		return nil, false, fmt.Errorf("replication: clean up data dirs: %w", err)
 	}
 	l, err := log.Open(data, cfg)
+	var aside string
 	if errors.Is(err, log.ErrCorrupt) {
-		aside, rerr := setAsideDataLog(dir, dataCorruptDir)
-		if rerr != nil {
+		var rerr error
+		if aside, rerr = setAsideDataLog(dir, dataCorruptDir); rerr != nil {
 			return nil, false, fmt.Errorf("replication: set aside corrupt data log: %w (after %v)", rerr, err)
 		}
 		lg.Error("data log is corrupt; set it aside to rebuild it from a full snapshot and the raft log (a node whose snapshot only references the data log refuses to start)", "error", err, "moved_to", aside)
@@ -103,7 +107,7 @@ func openFSM(dir string, cfg log.Config, lg hclog.Logger) (f *fsm, lost bool, er
 	if err != nil {
 		return nil, false, fmt.Errorf("replication: open data log: %w", err)
 	}
-	f = &fsm{dir: dir, cfg: l.Config(), lg: lg, l: l, appliedCh: make(chan struct{})}
+	f = &fsm{dir: dir, cfg: l.Config(), lg: lg, l: l, appliedCh: make(chan struct{}), setAside: aside}
 	if err := errors.Join(f.loadState(), f.loadLowest()); err != nil {
 		_ = l.Close()
 		return nil, false, err

@@ -93,6 +93,10 @@ func OpenLogStore(dir string, cfg log.Config) (*LogStore, error) {
 	s := &LogStore{dir: dir, cfg: cfg, stored: make(chan struct{}, 1)}
 	removeTemps(s.firstIndexPath())
 	l, err := log.Open(filepath.Join(dir, segmentsDir), cfg)
+	if errors.Is(err, log.ErrCorrupt) {
+		return nil, fmt.Errorf("replication: the raft log is corrupt; refusing to start, since dropping entries this node "+
+			"acknowledged could lose committed records (remove the node's data directory and let it rejoin): %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("replication: open raft log: %w", err)
 	}

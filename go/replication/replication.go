@@ -26,6 +26,8 @@ type Log struct {
 	store  *LogStore
 	stable *StableStore
 	trans  *raft.NetworkTransport
+	// recovery is what opening the logs repaired (immutable after New).
+	recovery Recovery
 	// observer feeds watchLeader; nil without Config.OnLeaderChange.
 	observer *raft.Observer
 
@@ -102,6 +104,8 @@ func New(cfg Config) (*Log, error) {
 	fsm.beforeApply = cfg.beforeApply
 	snaps.fsm = fsm
 	closers = append(closers, fsm.close)
+	l.recovery = Recovery{RaftLog: l.store.l.Recovery(), DataLog: fsm.l.Recovery(), DataLogSetAside: fsm.setAside}
+	l.recovery.log(lg)
 
 	rc := cfg.raftConfig()
 	rc.Logger = lg.Named("raft")

@@ -18,7 +18,11 @@
 // visible to Read. Reads check the record length against the file size
 // before allocating and verify the checksum.
 //
-// Open recovers a segment after a crash: see Open for the rules. Files are
+// Open recovers a segment after a crash: see Open for the rules. A clean
+// index proves the store was fsynced, so damage behind it is corruption; a
+// torn tail of a segment that was being written is cut off and kept in a
+// side file (TornPath). Files, and directories opened to fsync them, are
 // opened through an OpenFileFunc so tests can observe and fail file
-// operations.
+// operations; package powerloss uses it to model what a power cut leaves
+// of unsynced writes.
 package segment

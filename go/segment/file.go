@@ -67,10 +67,10 @@ func fileOf(f File) (*os.File, error) {
 	return nil, fmt.Errorf("segment: %s: file type %T cannot be memory-mapped (needs *os.File or OSFile())", f.Name(), f)
 }
 
-// syncDir fsyncs a directory so that file creations, renames and removals
-// in it are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// syncDir fsyncs a directory, opened with open, so that file creations,
+// renames and removals in it are durable.
+func syncDir(open OpenFileFunc, dir string) error {
+	d, err := open(dir, os.O_RDONLY, 0)
 	if err != nil {
 		return fmt.Errorf("segment: open dir for sync: %w", err)
 	}
@@ -85,5 +85,5 @@ func syncDir(dir string) error {
 }
 
 // SyncDir fsyncs the directory dir (after creating or removing segment
-// files).
-func SyncDir(dir string) error { return syncDir(dir) }
+// files), opening it with c.OpenFile like the segments' files.
+func (c Config) SyncDir(dir string) error { return syncDir(c.withDefaults().OpenFile, dir) }

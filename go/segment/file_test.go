@@ -68,6 +68,7 @@ func TestFileOperationOrder(t *testing.T) {
 	store, index := StoreName(0), IndexName(0)
 	if got, want := rec.take(), []string{
 		"truncate " + store, "write " + store, "sync " + store, // header, durable before the index exists
+		"sync " + filepath.Base(dir),          // and so is its directory entry
 		"write " + index, "truncate " + index, // dirty header, preallocation
 	}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("Create ops = %q, want %q", got, want)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // File name suffixes. Segment files are named by their zero-padded base
@@ -13,6 +14,10 @@ const (
 	StoreSuffix = ".store"
 	IndexSuffix = ".index"
 	nameDigits  = 20
+	// TornInfix joins a store's name and a Unix time in nanoseconds to
+	// name the side file that keeps the bytes recovery cut off that store:
+	// "00000000000000000042.store.torn.1733500000000000000".
+	TornInfix = ".torn."
 )
 
 // StoreName returns the file name of the store of the segment with base
@@ -54,4 +59,21 @@ func ParseName(name string) (base uint64, isStore bool, ok bool) {
 		return 0, false, false // above MaxUint64
 	}
 	return base, isStore, true
+}
+
+// TornPath returns the path of the side file that keeps the bytes cut off
+// the store at storePath at time t (see TornInfix).
+func TornPath(storePath string, t time.Time) string {
+	return storePath + TornInfix + strconv.FormatInt(t.UnixNano(), 10)
+}
+
+// IsTornName reports whether name is the name of a torn-tail side file
+// (TornPath) of a segment store.
+func IsTornName(name string) bool {
+	store, nanos, ok := strings.Cut(name, TornInfix)
+	if !ok || nanos == "" || strings.Trim(nanos, "0123456789") != "" {
+		return false
+	}
+	_, isStore, ok := ParseName(store)
+	return ok && isStore
 }

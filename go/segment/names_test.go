@@ -1,6 +1,10 @@
 package segment
 
-import "testing"
+import (
+	"path/filepath"
+	"testing"
+	"time"
+)
 
 func TestNames(t *testing.T) {
 	if got := StoreName(42); got != "00000000000000000042.store" {
@@ -31,6 +35,25 @@ func TestNames(t *testing.T) {
 		base, isStore, ok := ParseName(tt.name)
 		if base != tt.base || isStore != tt.isStore || ok != tt.ok {
 			t.Errorf("ParseName(%q) = %d, %v, %v; want %d, %v, %v", tt.name, base, isStore, ok, tt.base, tt.isStore, tt.ok)
+		}
+	}
+}
+
+func TestTornNames(t *testing.T) {
+	p := TornPath("/d/00000000000000000042.store", time.Unix(0, 1733500000000000000))
+	if p != "/d/00000000000000000042.store.torn.1733500000000000000" {
+		t.Fatalf("TornPath = %q", p)
+	}
+	for name, want := range map[string]bool{
+		filepath.Base(p):                    true,
+		"00000000000000000042.index.torn.1": false,
+		"00000000000000000042.store.torn.":  false,
+		"00000000000000000042.store.torn.x": false,
+		"42.store.torn.1":                   false,
+		"00000000000000000042.store":        false,
+	} {
+		if got := IsTornName(name); got != want {
+			t.Errorf("IsTornName(%q) = %v, want %v", name, got, want)
 		}
 	}
 }

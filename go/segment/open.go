@@ -3,6 +3,7 @@ package segment
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"time"
@@ -19,6 +20,9 @@ type Recovery struct {
 	// (0 if none); TruncateReason describes the first bad record.
 	TruncatedBytes int64
 	TruncateReason string
+	// TornPath is the side file (see TornPath) holding the bytes that were
+	// cut off, fsynced before the store was truncated; "" if none.
+	TornPath string
 }
 
 // Open opens the existing segment with base offset base in dir, writable
@@ -37,13 +41,26 @@ type Recovery struct {
 //     is verified too). Otherwise (crash, index still at its preallocated
 //     size, entries pointing past the store's end, missing index, ...) the
 //     index is rebuilt by scanning and checksumming every store record.
-//   - While scanning, the first invalid record (short header, length
-//     beyond the end of the file, checksum mismatch) at position P is a
+//   - A clean index proves that the store was fsynced, up to the end of
+//     every record it lists, before the flag was set, and that nothing was
+//     appended since (a writable segment clears the flag, durably, before
+//     its first append). So if the index is clean but fails the checks
+//     above, the store must still hold every record it lists, all valid:
+//     a bad record, or fewer records than the index lists, is corruption
+//     (*CorruptionError), never a torn write, and nothing is cut. The
+//     index file is left untouched (still clean), so the next Open reports
+//     the same corruption instead of cutting it as a torn tail.
+//   - Otherwise (the index was not clean: a crash while the segment was
+//     being written), the first invalid record at position P (short
+//     header, length beyond the end of the file, checksum mismatch: what
+//     unsynced writes cut short or zero-filled by a crash look like) is a
 //     torn write if nothing valid follows it: in a writable segment the
-//     store is truncated to P and fsynced. If a valid record starts
-//     anywhere after P, or the segment is sealed (later segments exist, so
-//     its records were once complete), it is corruption: Open fails with a
-//     *CorruptionError naming the store and P. Bad data is never skipped.
+//     bytes from P on are copied to a side file (TornPath), which is
+//     fsynced with the directory, and then the store is truncated to P and
+//     fsynced. If a valid record starts anywhere after P, or the segment
+//     is sealed (later segments exist, so its records were once complete),
+//     it is corruption: Open fails with a *CorruptionError naming the store
+//     and P. Bad data is never skipped.
 //
 // A missing store is an error wrapping fs.ErrNotExist (a *CorruptionError
 // if the index exists).
@@ -77,50 +94,80 @@ func (s *Segment) recover() error {
 		return fmt.Errorf("segment: stat %s: %w", s.store.path, err)
 	}
 	s.lastWrite.Store(fi.ModTime().UnixNano())
-	reason, err := s.loadIndex()
+	reason, clean, err := s.loadIndex()
 	if err != nil {
 		return err
 	}
 	if reason == "" {
 		return nil
 	}
+	if clean >= 0 {
+		if err := s.checkCleanStore(uint64(clean), reason); err != nil {
+			return err
+		}
+	}
 	s.recovery.IndexRebuilt, s.recovery.IndexReason = true, reason
 	return s.rebuildIndex()
 }
 
 // loadIndex opens and maps the existing index if it can be trusted. It
-// returns a non-empty reason (and leaves s.index nil) if it must be rebuilt.
-func (s *Segment) loadIndex() (reason string, err error) {
+// returns a non-empty reason (and leaves s.index nil) if it must be rebuilt;
+// clean is then the number of entries of an index that was marked clean,
+// or -1 if it was not (or is missing or unreadable). A writable index is
+// marked dirty only once it is trusted, so a rejected clean index stays
+// clean on disk.
+func (s *Segment) loadIndex() (reason string, clean int64, err error) {
 	ip := s.IndexPath()
 	x, _, reason, err := openIndexFile(ip, s.base, s.c.OpenFile, s.writable)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "index file missing", nil
+		return "index file missing", -1, nil
 	}
 	if err != nil {
-		return "", err
+		return "", -1, err
 	}
 	if reason != "" {
-		return reason, x.f.Close()
+		return reason, -1, x.f.Close()
 	}
-	n := x.n
-	capacity := n
-	if s.writable {
-		if err := x.markDirty(); err != nil {
-			x.f.Close()
-			return "", err
-		}
-		capacity = max(n, indexCapacity(s.c.MaxIndexBytes))
-	}
-	if err := x.mapFile(capacity); err != nil {
+	// Validate through a read-only mapping; a writable index is mapped
+	// again with its capacity once trusted and marked dirty.
+	n, writable := x.n, x.writable
+	x.writable = false
+	if err := x.mapFile(n); err != nil {
 		x.f.Close()
-		return "", err
+		return "", -1, err
 	}
 	s.index = x
 	if reason := s.validateIndex(); reason != "" {
 		s.index = nil
-		return reason, x.close(false)
+		return reason, int64(n), x.close(false)
 	}
-	return "", nil
+	if x.writable = writable; writable {
+		if err := x.markDirty(); err != nil {
+			return "", -1, err
+		}
+		if err := x.grow(max(n, indexCapacity(s.c.MaxIndexBytes))); err != nil {
+			return "", -1, err
+		}
+	}
+	return "", -1, nil
+}
+
+// checkCleanStore verifies, before the index is rebuilt, that the store
+// behind a clean index of n entries that failed validation (why) still
+// holds at least n records, all valid: see the rules on Open.
+func (s *Segment) checkCleanStore(n uint64, why string) error {
+	size := int64(s.store.size.Load())
+	var count uint64
+	validEnd, bad, err := s.store.scan(size, func(uint64, uint32) error { count++; return nil })
+	switch {
+	case err != nil:
+		return err
+	case bad != "":
+		return corruptf(s.store.path, validEnd, "%s in a cleanly closed segment, whose records were fsynced (index rejected: %s)", bad, why)
+	case count < n:
+		return corruptf(s.store.path, validEnd, "store holds %d records but its clean index lists %d (index rejected: %s)", count, n, why)
+	}
+	return nil
 }
 
 // validateIndex checks the cheap invariants of a clean index against the
@@ -198,6 +245,10 @@ func (s *Segment) rebuildIndex() error {
 		if found {
 			return corruptf(s.store.path, validEnd, "%s, but a valid record follows at %d", bad, p)
 		}
+		torn, err := s.saveTorn(validEnd, size)
+		if err != nil {
+			return err
+		}
 		if err := s.store.truncate(uint64(validEnd)); err != nil {
 			return err
 		}
@@ -206,6 +257,7 @@ func (s *Segment) rebuildIndex() error {
 		}
 		s.recovery.TruncatedBytes = size - validEnd
 		s.recovery.TruncateReason = fmt.Sprintf("%s at %d", bad, validEnd)
+		s.recovery.TornPath = torn
 		s.lastWrite.Store(time.Now().UnixNano())
 	}
 	// Growing may have mapped more than configured; accept no more.
@@ -242,4 +294,29 @@ func (x *index) grow(capacity uint64) error {
 	}
 	x.mm = nil
 	return x.mapFile(capacity)
+}
+
+// saveTorn copies the store bytes [from, to) to a new side file (TornPath)
+// and makes it durable (file and directory fsync), so that cutting them off
+// the store loses nothing an operator may want to inspect.
+func (s *Segment) saveTorn(from, to int64) (path string, err error) {
+	path = TornPath(s.store.path, time.Now())
+	f, err := s.c.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("segment: save torn tail: %w", err)
+	}
+	_, err = io.Copy(io.NewOffsetWriter(f, 0), io.NewSectionReader(s.store.f, from, to-from))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(s.c.OpenFile, s.dir)
+	}
+	if err != nil {
+		return "", fmt.Errorf("segment: save torn tail of %s to %s: %w", s.store.path, path, err)
+	}
+	return path, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -61,7 +62,10 @@ func TestOpenRecovery(t *testing.T) {
 		{"crash, sealed", false, nil, false, 8, "not cleanly closed", 0, -1, -1},
 		{"index missing", true, func(t *testing.T, dir string) { os.Remove(IndexPath(dir, base)) }, true, 8, "index file missing", 0, -1, -1},
 		{"index header damaged", true, func(t *testing.T, dir string) { flipBit(t, IndexPath(dir, base), 3) }, true, 8, "index header", 0, -1, -1},
-		{"clean index points past the store end", true, truncate(pos[6]), true, 6, "past the end", 0, -1, -1},
+		// A clean index proves its records were fsynced: a store that lost
+		// or damaged any of them is corrupt, never torn, and nothing is cut.
+		{"clean index points past the store end", true, truncate(pos[6]), true, 0, "", 0, pos[6], -1},
+		{"clean index, store cut inside the last record", true, truncate(storeEnd - 3), true, 0, "", 0, pos[7], -1},
 		{"clean index, store has extra records", true, func(t *testing.T, dir string) {
 			f, _ := os.OpenFile(StorePath(dir, base), os.O_WRONLY|os.O_APPEND, 0)
 			defer f.Close()
@@ -78,7 +82,12 @@ func TestOpenRecovery(t *testing.T) {
 		{"crash, bad length mid-segment (huge)", false, flip(pos[3]), true, 0, "", 0, pos[3], -1},
 		{"crash, bad crc field mid-segment", false, flip(pos[3] + 5), true, 0, "", 0, pos[3], -1},
 		{"crash, bad checksum in the last record = torn", false, flip(pos[7] + 9), true, 7, "not cleanly closed", storeEnd - pos[7], -1, -1},
-		{"clean, bad checksum in the last record = torn", true, flip(pos[7] + 9), true, 7, "last record", storeEnd - pos[7], -1, -1},
+		{"clean, bad checksum in the last record = corrupt", true, flip(pos[7] + 9), true, 0, "", 0, pos[7], -1},
+		{"clean, zero-filled tail = corrupt", true, func(t *testing.T, dir string) {
+			f, _ := os.OpenFile(StorePath(dir, base), os.O_WRONLY|os.O_APPEND, 0)
+			defer f.Close()
+			f.Write(make([]byte, 4096))
+		}, true, 0, "", 0, storeEnd, -1},
 		{"clean, bad checksum mid-segment: found by Read", true, flip(pos[3] + 9), true, 8, "", 0, -1, 3},
 		{"clean sealed, bad checksum in the last record: found by Read", true, flip(pos[7] + 9), false, 8, "", 0, -1, 7},
 		{"clean sealed, bad length in the last record", true, flip(pos[7] + 3), false, 0, "", 0, pos[7], -1},
@@ -95,11 +104,20 @@ func TestOpenRecovery(t *testing.T) {
 			if tt.damage != nil {
 				tt.damage(t, dir)
 			}
+			before, _ := os.ReadFile(StorePath(dir, base))
 			s, err := Open(dir, base, testConfig(), tt.writable)
 			if tt.wantCorrupt >= 0 {
-				ce := asCorruption(t, err)
-				if ce.Path != StorePath(dir, base) || ce.Position != tt.wantCorrupt {
-					t.Fatalf("corruption at %s:%d, want %s:%d (%v)", ce.Path, ce.Position, StorePath(dir, base), tt.wantCorrupt, err)
+				// Reported, and again by the next Open: the failed Open
+				// changed nothing (a clean index stays clean, nothing cut).
+				for range 2 {
+					ce := asCorruption(t, err)
+					if ce.Path != StorePath(dir, base) || ce.Position != tt.wantCorrupt {
+						t.Fatalf("corruption at %s:%d, want %s:%d (%v)", ce.Path, ce.Position, StorePath(dir, base), tt.wantCorrupt, err)
+					}
+					if after, _ := os.ReadFile(StorePath(dir, base)); !bytes.Equal(after, before) {
+						t.Fatalf("failed Open changed the store")
+					}
+					_, err = Open(dir, base, testConfig(), tt.writable)
 				}
 				return
 			}
@@ -114,6 +132,7 @@ func TestOpenRecovery(t *testing.T) {
 			if r.TruncatedBytes != tt.wantTrunc {
 				t.Fatalf("TruncatedBytes = %d, want %d (%+v)", r.TruncatedBytes, tt.wantTrunc, r)
 			}
+			checkTornFile(t, r, before)
 			want := append([][]byte{}, recs[:tt.wantRecs]...)
 			if tt.name == "clean index, store has extra records" {
 				want = append(want, []byte("new"))
@@ -144,6 +163,28 @@ func TestOpenRecovery(t *testing.T) {
 				checkRecords(t, s2, append(want, []byte("after recovery")))
 			}
 		})
+	}
+}
+
+// checkTornFile checks that the bytes recovery cut off a store whose
+// content was before are kept in r.TornPath, next to the store.
+func checkTornFile(t *testing.T, r Recovery, before []byte) {
+	t.Helper()
+	if r.TruncatedBytes == 0 {
+		if r.TornPath != "" {
+			t.Fatalf("TornPath %q without a cut", r.TornPath)
+		}
+		return
+	}
+	if !IsTornName(filepath.Base(r.TornPath)) {
+		t.Fatalf("TornPath %q is not a torn-tail file name", r.TornPath)
+	}
+	got, err := os.ReadFile(r.TornPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := before[int64(len(before))-r.TruncatedBytes:]; !bytes.Equal(got, want) {
+		t.Fatalf("torn file holds %d bytes %x, want the %d cut bytes %x", len(got), got, len(want), want)
 	}
 }
 
@@ -204,6 +245,7 @@ func TestOpenRecoveryAtEveryCut(t *testing.T) {
 		if got := s.Recovery().TruncatedBytes; got != cut-pos[3] {
 			t.Fatalf("cut at %d: truncated %d bytes, want %d", cut, got, cut-pos[3])
 		}
+		checkTornFile(t, s.Recovery(), store[:cut])
 		mustAppend(t, s, [][]byte{[]byte("x")})
 		checkRecords(t, s, append(recs[:3:3], []byte("x")))
 		s.Close()

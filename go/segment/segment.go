@@ -71,7 +71,7 @@ func Create(dir string, base uint64, c Config) (*Segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := syncDir(c.OpenFile, dir); err != nil {
 		st.close()
 		os.Remove(sp)
 		return nil, err

@@ -1,12 +1,12 @@
 package segment
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
+	"slices"
 	"sync/atomic"
 )
 
@@ -63,10 +63,12 @@ func (s *store) writeHeader(base uint64) error {
 
 // openStore opens the existing store at path and validates its header.
 //
-// A writable store shorter than its header whose bytes are a prefix of the
-// expected header (including an empty file) is the trace of a crash while
-// the segment was being created: the header is rewritten. Any other header
-// problem is a *CorruptionError.
+// A writable store no longer than its header whose bytes are a prefix of
+// the expected header, possibly followed by zeros (including an empty or
+// all-zero file), is the trace of a crash while the segment was being
+// created, before its header was fsynced (the file size may reach the disk
+// before the data): the header is rewritten. It holds no record, so
+// nothing is lost. Any other header problem is a *CorruptionError.
 func openStore(path string, base uint64, open OpenFileFunc, writable bool) (*store, error) {
 	flag := os.O_RDONLY
 	if writable {
@@ -95,12 +97,12 @@ func (s *store) loadHeader(base uint64, writable bool) error {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("segment: read header of %s: %w", s.path, err)
 	}
+	var want [FileHeaderSize]byte
+	fileHeader{magic: storeMagic, version: FormatVersion, base: base}.encode(want[:])
+	if writable && size <= FileHeaderSize && tornHeader(hdr[:n], want[:]) {
+		return s.writeHeader(base)
+	}
 	if size < FileHeaderSize || n < FileHeaderSize {
-		var want [FileHeaderSize]byte
-		fileHeader{magic: storeMagic, version: FormatVersion, base: base}.encode(want[:])
-		if writable && bytes.Equal(hdr[:n], want[:n]) {
-			return s.writeHeader(base)
-		}
 		return corruptf(s.path, 0, "store file is %d bytes, shorter than its %d-byte header", size, FileHeaderSize)
 	}
 	if _, reason := decodeHeader(hdr[:], storeMagic, base); reason != "" {
@@ -108,6 +110,16 @@ func (s *store) loadHeader(base uint64, writable bool) error {
 	}
 	s.size.Store(uint64(size))
 	return nil
+}
+
+// tornHeader reports whether got is a prefix of want followed by zeros:
+// what a crash can leave of an unsynced header write.
+func tornHeader(got, want []byte) bool {
+	p := 0
+	for p < len(got) && got[p] == want[p] {
+		p++
+	}
+	return !slices.ContainsFunc(got[p:], func(b byte) bool { return b != 0 })
 }
 
 // frameLen returns the number of store bytes records occupy.

@@ -117,6 +117,18 @@ func TestOpenStoreHeaderErrors(t *testing.T) {
 		{"empty, writable: crash during create", func() []byte { return nil }, true, "", FileHeaderSize},
 		{"header prefix, writable: crash during create", func() []byte { return valid()[:10] }, true, "", FileHeaderSize},
 		{"short garbage, writable", func() []byte { return []byte("garbage") }, true, "shorter than its", 0},
+		// The file size reached the disk before (all of) the header.
+		{"header prefix and zeros, writable: crash during create", func() []byte {
+			return append(valid()[:10], make([]byte, FileHeaderSize-10)...)
+		}, true, "", FileHeaderSize},
+		{"zeros, writable: crash during create", func() []byte { return make([]byte, FileHeaderSize) }, true, "", FileHeaderSize},
+		{"header prefix and zeros, read-only", func() []byte {
+			return append(valid()[:10], make([]byte, FileHeaderSize-10)...)
+		}, false, "header checksum", 0},
+		{"header prefix, zeros and garbage, writable", func() []byte {
+			return append(append(valid()[:10], make([]byte, FileHeaderSize-11)...), 1)
+		}, true, "header checksum", 0},
+		{"zeros past the header, writable", func() []byte { return make([]byte, FileHeaderSize+1) }, true, "bad magic", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

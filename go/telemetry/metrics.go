@@ -31,6 +31,7 @@ type Metrics struct {
 	appendedRecords prometheus.Counter
 	appendedBytes   prometheus.Counter
 	limits          limitCounters
+	recovery        *prometheus.CounterVec
 }
 
 // NewMetrics creates the RPC and append collectors and registers them with reg.
@@ -55,8 +56,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Encoded record bytes appended to the log.",
 		}),
 		limits: newLimitCounters(),
+		recovery: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "proglog_recovery_actions_total",
+			Help: "Repairs made while opening the logs at start (index rebuilt, torn tail cut, data log set aside), by log (raft, data) and action.",
+		}, []string{"log", "action"}),
 	}
-	for _, c := range append([]prometheus.Collector{m.requests, m.latency, m.appendedRecords, m.appendedBytes}, m.limits.collectors()...) {
+	for _, c := range append([]prometheus.Collector{m.requests, m.latency, m.appendedRecords, m.appendedBytes, m.recovery}, m.limits.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("telemetry: register metrics: %w", err)
 		}
@@ -68,6 +73,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) ObserveAppend(records, bytes int) {
 	m.appendedRecords.Add(float64(records))
 	m.appendedBytes.Add(float64(bytes))
+}
+
+// ObserveRecovery counts one repair made while opening a log at start.
+func (m *Metrics) ObserveRecovery(log, action string) {
+	m.recovery.WithLabelValues(log, action).Inc()
 }
 
 // LogStats is a snapshot of the log for gauges.

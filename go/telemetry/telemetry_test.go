@@ -87,6 +87,7 @@ func TestMetricsAndEndpoint(t *testing.T) {
 		return status.Error(codes.Canceled, "bye")
 	})
 	m.ObserveAppend(5, 500)
+	m.ObserveRecovery("raft", "torn_tail_cut")
 
 	srv, err := ListenMetrics("127.0.0.1:0", reg)
 	if err != nil {
@@ -105,6 +106,7 @@ func TestMetricsAndEndpoint(t *testing.T) {
 		`proglog_rpc_requests_total{code="Canceled",method="/log.v1.Log/ConsumeStream"} 1`,
 		`proglog_appended_records_total 5`,
 		`proglog_appended_bytes_total 500`,
+		`proglog_recovery_actions_total{action="torn_tail_cut",log="raft"} 1`,
 		`proglog_log_size_bytes 4096`,
 		`proglog_log_segments 2`,
 		`proglog_log_next_offset 10`,

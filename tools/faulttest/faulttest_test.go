@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anishathalye/porcupine"
+
+	"github.com/proglog/proglog/tools/faulttest/history"
 	"github.com/proglog/proglog/tools/faulttest/nemesis"
 )
 
@@ -153,5 +156,25 @@ func TestPlans(t *testing.T) {
 	o.mode, o.net = "short", "wires"
 	if _, err := o.plans(); err == nil {
 		t.Error("unknown network accepted")
+	}
+}
+
+// A negative control is caught by real loss or an illegal history, never
+// by a linearizability check that timed out.
+func TestNegativeControlVerdict(t *testing.T) {
+	control := RunConfig{NegativeControl: true}
+	for _, tt := range []struct {
+		name  string
+		check history.Result
+		want  bool
+	}{
+		{"linearizability timed out", history.Result{Linearizable: porcupine.Unknown}, false},
+		{"nothing found", history.Result{Linearizable: porcupine.Ok}, false},
+		{"records lost", history.Result{Lost: 3, Linearizable: porcupine.Unknown}, true},
+		{"illegal", history.Result{Linearizable: porcupine.Illegal}, true},
+	} {
+		if got := (&RunResult{Config: control, Check: tt.check}).Passed(); got != tt.want {
+			t.Errorf("%s: negative control passed = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -106,9 +106,13 @@ type RunResult struct {
 }
 
 // Passed says whether the run completed and the checker found nothing —
-// or, for a negative control, found something.
+// or, for a negative control, found the contract violated (real loss or
+// an illegal history; a linearizability check that timed out is not that).
 func (r *RunResult) Passed() bool {
-	return r.Err == "" && r.Check.OK() != r.Config.NegativeControl
+	if r.Config.NegativeControl {
+		return r.Err == "" && r.Check.Violated()
+	}
+	return r.Err == "" && r.Check.OK()
 }
 
 // Run runs one fault test. The returned result is filled as far as the run

@@ -562,3 +562,24 @@ func TestCheckScale(t *testing.T) {
 		})
 	}
 }
+
+func TestViolated(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		r        Result
+		ok, viol bool
+	}{
+		{"clean", Result{Linearizable: porcupine.Ok}, true, false},
+		{"linearizability timed out", Result{Linearizable: porcupine.Unknown}, false, false},
+		{"illegal", Result{Linearizable: porcupine.Illegal}, false, true},
+		{"lost, timed out", Result{Lost: 1, Linearizable: porcupine.Unknown}, false, true},
+		{"stale read", Result{StaleReads: 2, Linearizable: porcupine.Ok}, false, true},
+	} {
+		if got := tt.r.OK(); got != tt.ok {
+			t.Errorf("%s: OK() = %v, want %v", tt.name, got, tt.ok)
+		}
+		if got := tt.r.Violated(); got != tt.viol {
+			t.Errorf("%s: Violated() = %v, want %v", tt.name, got, tt.viol)
+		}
+	}
+}
