@@ -53,7 +53,10 @@ func TestSingleNode(t *testing.T) {
 	if s := servers.Servers[0]; s.Id != "solo" || s.RpcAddr != n.a.Addr() || !s.IsLeader {
 		t.Fatalf("server %v", s)
 	}
-	n.checkMetrics(`proglog_rpc_requests_total{code="OK",method="/log.v1.Log/Produce"} 1`, "proglog_log_next_offset 1", `proglog_disk_bytes{component="raft_log"}`, "proglog_retention_removed_records_total 0")
+	n.checkMetrics(`proglog_rpc_requests_total{code="OK",method="/log.v1.Log/Produce"} 1`, "proglog_log_next_offset 1", "proglog_retention_removed_records_total 0")
+	if m := n.metrics(); !strings.Contains(m, `proglog_disk_bytes{component="raft_log"} `) {
+		t.Error(`metrics lack proglog_disk_bytes{component="raft_log"}`)
+	}
 	if strings.Contains(n.metrics(), "proglog_recovery_actions_total{") {
 		t.Error("a new node reports recovery actions")
 	}
