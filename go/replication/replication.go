@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +29,11 @@ type Log struct {
 	trans  *raft.NetworkTransport
 	// observer feeds watchLeader; nil without Config.OnLeaderChange.
 	observer *raft.Observer
+	// guard authorizes Raft peers; nil without Config.PeerName.
+	guard *peerGuard
+	// unverified maps the members Join could not verify to their address.
+	unverifiedMu sync.Mutex
+	unverified   map[string]string
 
 	leaderMu sync.Mutex
 	lost     chan struct{} // closed when this node's current leadership ends; nil if not leader
@@ -112,8 +118,13 @@ func New(cfg Config) (*Log, error) {
 		lg.Warn("data log is missing records; restoring it from the latest snapshot", "data_log_lost", lost, "behind_snapshot", behind)
 		rc.NoSnapshotRestoreOnStart = false
 	}
+	var stream raft.StreamLayer = cfg.StreamLayer
+	if cfg.PeerName != nil {
+		l.guard = &peerGuard{StreamLayer: cfg.StreamLayer, name: cfg.PeerName, onReject: cfg.OnPeerRejected, lg: lg.Named("peers")}
+		stream = l.guard
+	}
 	l.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  cfg.StreamLayer,
+		Stream:  stream,
 		MaxPool: cfg.MaxPool,
 		Timeout: cfg.TransportTimeout,
 		Logger:  lg.Named("transport"),
@@ -128,6 +139,9 @@ func New(cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("replication: start raft: %w", err)
 	}
 	l.raft = r
+	if l.guard != nil {
+		l.guard.raft.Store(r)
+	}
 	closers = append(closers, func() error { return r.Shutdown().Error() })
 	if cfg.Bootstrap && !hasState {
 		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
@@ -489,6 +503,12 @@ func (l *Log) DataSize() (bytes uint64, segments int) { return l.fsm.current().S
 // address and role is left alone; a changed address or role is updated.
 // Only the leader can do it (*NotLeaderError elsewhere). Join implements
 // discovery.Handler.
+//
+// With Config.PeerName, a server not yet in the configuration at addr is
+// added only after it proved to be id (verifyMember): gossip names and
+// addresses are hints. One that does not is not added, Join returns nil,
+// and it is logged once and listed by UnverifiedMembers until it proves
+// itself (a later Join, from discovery's periodic Reconcile) or leaves.
 func (l *Log) Join(id, addr string, voter bool) error {
 	if l.closed() {
 		return ErrClosed
@@ -501,6 +521,10 @@ func (l *Log) Join(id, addr string, voter bool) error {
 		return l.mapRaftErr(err)
 	}
 	sid, saddr := raft.ServerID(id), raft.ServerAddress(addr)
+	known := slices.ContainsFunc(cf.Configuration().Servers, func(s raft.Server) bool { return s.ID == sid && s.Address == saddr })
+	if !known && !l.verifyMember(id, addr) {
+		return nil // logged once and counted; the next Reconcile tries again
+	}
 	for _, s := range cf.Configuration().Servers {
 		switch {
 		case s.ID == sid && s.Address == saddr && (s.Suffrage == raft.Voter) == voter:
@@ -533,11 +557,12 @@ func (l *Log) Join(id, addr string, voter bool) error {
 
 // Leave removes server id from the cluster; removing one that is not there
 // succeeds. Only the leader can do it (*NotLeaderError elsewhere). Leave
-// implements discovery.Handler.
+// implements discovery.Handler. It also forgets id as an unverified member.
 func (l *Log) Leave(id string) error {
 	if l.closed() {
 		return ErrClosed
 	}
+	l.forgetUnverified(id)
 	if l.raft.State() != raft.Leader {
 		return l.notLeader()
 	}
