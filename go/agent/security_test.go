@@ -103,10 +103,21 @@ func TestRogueGossipMembersDoNotJoinRaft(t *testing.T) {
 	ctx := ctxT(t, 2*time.Minute)
 	nodes := cluster3(t, e)
 	n0 := nodes[0]
-	rogues := []string{"rogue-1", "rogue-2", "rogue-3"}
-	for _, name := range rogues {
+	// Three members at addresses where no node answers, and one at the
+	// address of a real node of the CA (another cluster's), whose
+	// certificate names that node, not the member.
+	other, err := agent.GenerateGossipKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cx := e.config("x")
+	cx.GossipKey, cx.Bootstrap = other, true
+	x := e.start(cx)
+	rogues := []string{"rogue-1", "rogue-2", "rogue-3", "rogue-4"}
+	for _, name := range rogues[:3] {
 		rogueMember(t, e, name, refusingListener(t), n0.a.SerfAddr())
 	}
+	rogueMember(t, e, rogues[3], x.a.Addr(), n0.a.SerfAddr())
 	testutil.Eventually(t, "the leader to see the rogue members", 30*time.Second, func() bool {
 		seen := 0
 		for _, m := range n0.a.Members() {

@@ -60,32 +60,35 @@ type peerGuard struct {
 	name     func(net.Conn) (string, error)
 	onReject func(reason string)
 	lg       hclog.Logger
-	raft     atomic.Pointer[raft.Raft] // nil until raft.NewRaft returned
+	// servers returns the latest Raft configuration (including entries
+	// not yet committed), and false before Raft has started.
+	servers func() ([]raft.Server, bool)
 
 	logMu   sync.Mutex
 	logNext time.Time
 	dropped int
 }
 
-// configuration returns the latest Raft configuration (including entries
-// not yet committed), and false before Raft has started.
-func (g *peerGuard) configuration() ([]raft.Server, bool) {
-	r := g.raft.Load()
-	if r == nil {
-		return nil, false
+// latestServers is peerGuard.servers for the Raft instance r will hold.
+func latestServers(r *atomic.Pointer[raft.Raft]) func() ([]raft.Server, bool) {
+	return func() ([]raft.Server, bool) {
+		rr := r.Load()
+		if rr == nil {
+			return nil, false
+		}
+		f := rr.GetConfiguration() // a copy of the latest configuration; never blocks
+		if f.Error() != nil {
+			return nil, false
+		}
+		return f.Configuration().Servers, true
 	}
-	f := r.GetConfiguration() // a copy of the latest configuration; never blocks
-	if f.Error() != nil {
-		return nil, false
-	}
-	return f.Configuration().Servers, true
 }
 
 // member reports whether node may send this node Raft requests: it is in
 // the configuration, or the configuration is empty (a fresh node, which
 // the leader that adds it must be able to reach).
 func (g *peerGuard) member(node string) error {
-	servers, ok := g.configuration()
+	servers, ok := g.servers()
 	if !ok {
 		return fmt.Errorf("%w: raft is not running yet", errPeer)
 	}
@@ -111,7 +114,7 @@ func (g *peerGuard) Dial(address raft.ServerAddress, timeout time.Duration) (net
 	reason := RejectNoIdentity
 	if err == nil {
 		reason = RejectWrongPeer
-		servers, _ := g.configuration()
+		servers, _ := g.servers()
 		err = fmt.Errorf("%w: node %q answered at %s, where the raft configuration has no server of that name", errPeer, node, address)
 		for _, s := range servers {
 			if s.Address == address && string(s.ID) == node {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -29,8 +30,10 @@ type Log struct {
 	trans  *raft.NetworkTransport
 	// observer feeds watchLeader; nil without Config.OnLeaderChange.
 	observer *raft.Observer
-	// guard authorizes Raft peers; nil without Config.PeerName.
-	guard *peerGuard
+	// guard authorizes Raft peers; nil without Config.PeerName. It reads
+	// the configuration of guardRaft, set once Raft has started.
+	guard     *peerGuard
+	guardRaft atomic.Pointer[raft.Raft]
 	// unverified maps the members Join could not verify to their address.
 	unverifiedMu sync.Mutex
 	unverified   map[string]string
@@ -120,7 +123,8 @@ func New(cfg Config) (*Log, error) {
 	}
 	var stream raft.StreamLayer = cfg.StreamLayer
 	if cfg.PeerName != nil {
-		l.guard = &peerGuard{StreamLayer: cfg.StreamLayer, name: cfg.PeerName, onReject: cfg.OnPeerRejected, lg: lg.Named("peers")}
+		l.guard = &peerGuard{StreamLayer: cfg.StreamLayer, name: cfg.PeerName, onReject: cfg.OnPeerRejected,
+			lg: lg.Named("peers"), servers: latestServers(&l.guardRaft)}
 		stream = l.guard
 	}
 	l.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -139,9 +143,7 @@ func New(cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("replication: start raft: %w", err)
 	}
 	l.raft = r
-	if l.guard != nil {
-		l.guard.raft.Store(r)
-	}
+	l.guardRaft.Store(r)
 	closers = append(closers, func() error { return r.Shutdown().Error() })
 	if cfg.Bootstrap && !hasState {
 		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
