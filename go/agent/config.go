@@ -86,9 +86,10 @@ type Config struct {
 
 	// TLS names the node's certificate and key and the CA file. The
 	// certificate serves gRPC and authenticates the node to Raft peers, so
-	// it must be valid for the server-auth usage and for AdvertiseAddr's
-	// host; the CA verifies client certificates and peer nodes. Required:
-	// the node has no plaintext mode.
+	// it must be this node's own (go/auth/nodeid): a URI SAN naming
+	// NodeName, the serverAuth and clientAuth usages, and a SAN for
+	// AdvertiseAddr's host (New checks it); the CA verifies client
+	// certificates and peer nodes. Required: the node has no plaintext mode.
 	TLS auth.TLSConfig
 	// ACLModelFile and ACLPolicyFile are casbin files; empty means the
 	// built-in ones (root may do everything, nobody else anything).
