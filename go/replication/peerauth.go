@@ -314,9 +314,9 @@ func (l *Log) verifyMember(id, addr string) bool {
 		l.lg.Debug("gossip member still unverified", "member", id, "rpc_addr", addr, "error", err)
 	}
 	if l.unverified == nil {
-		l.unverified = map[string]string{}
+		l.unverified = map[string]bool{}
 	}
-	l.unverified[id] = addr
+	l.unverified[id] = true
 	return false
 }
 

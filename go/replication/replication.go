@@ -30,13 +30,12 @@ type Log struct {
 	trans  *raft.NetworkTransport
 	// observer feeds watchLeader; nil without Config.OnLeaderChange.
 	observer *raft.Observer
-	// guard authorizes Raft peers; nil without Config.PeerName. It reads
-	// the configuration of guardRaft, set once Raft has started.
-	guard     *peerGuard
+	// guardRaft is raft, for the peer checks (peerGuard), which start
+	// before raft.NewRaft returns.
 	guardRaft atomic.Pointer[raft.Raft]
-	// unverified maps the members Join could not verify to their address.
+	// unverified holds the members Join could not verify (verifyMember).
 	unverifiedMu sync.Mutex
-	unverified   map[string]string
+	unverified   map[string]bool
 
 	leaderMu sync.Mutex
 	lost     chan struct{} // closed when this node's current leadership ends; nil if not leader
@@ -123,9 +122,8 @@ func New(cfg Config) (*Log, error) {
 	}
 	var stream raft.StreamLayer = cfg.StreamLayer
 	if cfg.PeerName != nil {
-		l.guard = &peerGuard{StreamLayer: cfg.StreamLayer, name: cfg.PeerName, onReject: cfg.OnPeerRejected,
+		stream = &peerGuard{StreamLayer: cfg.StreamLayer, name: cfg.PeerName, onReject: cfg.OnPeerRejected,
 			lg: lg.Named("peers"), servers: latestServers(&l.guardRaft)}
-		stream = l.guard
 	}
 	l.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
