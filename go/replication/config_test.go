@@ -57,6 +57,10 @@ func TestConfigValidate(t *testing.T) {
 		"bad raft log":       func(c *Config) { c.RaftLog.Segment.MaxStoreBytes = 100 },
 		"lease > heartbeat":  func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
 		"tiny heartbeat":     func(c *Config) { c.HeartbeatTimeout = time.Millisecond },
+		"no verify timeout": func(c *Config) {
+			c.PeerName = func(net.Conn) (string, error) { return "", nil }
+			c.JoinVerifyTimeout = 0
+		},
 	} {
 		c := good()
 		mod(&c)
