@@ -50,8 +50,13 @@ const (
 	maxRetainedRequestBytes = 1 << 20
 )
 
-// errPeer marks the errors of a rejected Raft peer.
-var errPeer = errors.New("replication: raft peer rejected")
+var (
+	// errPeer marks the errors of a rejected Raft peer.
+	errPeer = errors.New("replication: raft peer rejected")
+	// errStarting: a request came before Raft started (the node is
+	// opening); the peer retries. Neither logged as a rejection nor counted.
+	errStarting = errors.New("replication: raft is not running yet")
+)
 
 // peerGuard wraps the Raft stream layer to authorize peers by the node their
 // connection proves (Config.PeerName); see the package documentation.
@@ -90,7 +95,7 @@ func latestServers(r *atomic.Pointer[raft.Raft]) func() ([]raft.Server, bool) {
 func (g *peerGuard) member(node string) error {
 	servers, ok := g.servers()
 	if !ok {
-		return fmt.Errorf("%w: raft is not running yet", errPeer)
+		return errStarting
 	}
 	if len(servers) == 0 {
 		return nil
@@ -267,6 +272,11 @@ func (c *checkedConn) next() error {
 		return c.fail(RejectIDMismatch, fmt.Errorf("%w: rpc type %d claims server ID %q, the certificate names node %q", errPeer, typ, id, c.peer))
 	}
 	if err := c.g.member(c.peer); err != nil {
+		if errors.Is(err, errStarting) {
+			c.pending.Reset()
+			_ = c.Conn.Close()
+			return err
+		}
 		return c.fail(RejectNotMember, err)
 	}
 	if s, ok := req.(*raft.InstallSnapshotRequest); ok {

@@ -222,3 +222,17 @@ func TestDialRequiresTheConfiguredServer(t *testing.T) {
 		t.Fatalf("rejections %v", r)
 	}
 }
+
+func TestRequestsBeforeRaftStartsAreNotRejections(t *testing.T) {
+	f := newGuardFixture(t)
+	f.g.servers = func() ([]raft.Server, bool) { return nil, false }
+	client, server := f.accept(t, "n1")
+	go client.Write(encodeRPC(t, rpcAppendEntries, &raft.AppendEntriesRequest{RPCHeader: header("n1"), Term: 1}, nil))
+	got, err := io.ReadAll(server)
+	if !errors.Is(err, errStarting) || len(got) != 0 {
+		t.Fatalf("read %d bytes, %v; want nothing and errStarting", len(got), err)
+	}
+	if r := f.rejections(); len(r) != 0 {
+		t.Fatalf("rejections %v, want none", r)
+	}
+}
