@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/auth/nodeid"
 	"github.com/proglog/proglog/go/discovery"
 	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/replication"
@@ -43,9 +44,10 @@ type Config struct {
 	// DataDir holds the node's state: raft/ (Raft log, term and vote,
 	// snapshots) and data/ (the records). Required.
 	DataDir string
-	// NodeName identifies the node: its Raft server ID, Serf member name
-	// and id in GetServers. Unique in the cluster and stable across
-	// restarts. Default: the host name.
+	// NodeName identifies the node: its Raft server ID, Serf member name,
+	// id in GetServers, and the name its certificate must carry (see TLS).
+	// Unique in the cluster and stable across restarts; letters, digits,
+	// '.', '_' and '-' (go/auth/nodeid). Default: the host name.
 	NodeName string
 
 	// BindAddr is the host:port of the node's one TCP port, which serves
@@ -186,6 +188,8 @@ func (c Config) Validate() error {
 	}
 	if c.NodeName == "" {
 		bad("NodeName is empty")
+	} else if err := nodeid.ValidName(c.NodeName); err != nil {
+		bad("NodeName: %v (it is the node's identity in its certificate)", err)
 	}
 	checkAddr := func(field, addr string, required bool) {
 		if addr == "" {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 
@@ -13,7 +14,14 @@ import (
 // (see go/auth/nodeid): it must name cfg.NodeName, allow serverAuth and
 // clientAuth, and be valid for the host of the advertised address.
 func checkOwnCertificate(cfg Config, serverTLS *tls.Config, advertise string) error {
-	cert := serverTLS.Certificates[0].Leaf // parsed by tls.LoadX509KeyPair
+	// tls.LoadX509KeyPair parses the leaf, unless GODEBUG=x509keypairleaf=0.
+	cert := serverTLS.Certificates[0].Leaf
+	if cert == nil {
+		var err error
+		if cert, err = x509.ParseCertificate(serverTLS.Certificates[0].Certificate[0]); err != nil {
+			return fmt.Errorf("agent: parse %s: %w", cfg.TLS.CertFile, err)
+		}
+	}
 	host, _, err := net.SplitHostPort(advertise)
 	if err != nil {
 		return fmt.Errorf("agent: advertised address %q: %w", advertise, err)
