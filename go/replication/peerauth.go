@@ -175,9 +175,10 @@ func (g *peerGuard) reject(c net.Conn, node, reason string, err error) {
 }
 
 // checkedConn is an accepted Raft connection whose requests are checked
-// before Raft reads them: each is decoded (with Raft's own codec) from the
-// connection, its RPC header's ID must be the peer's node and the peer must
-// be a member (peerGuard.member), or the connection fails. The checked
+// before Raft reads them: the peer must be a member (peerGuard.member; a
+// non-member's request is not decoded at all), and each request is decoded
+// (with Raft's own codec) from the connection and its RPC header's ID must
+// be the peer's node, or the connection fails. The checked
 // bytes are then handed to Raft unchanged; an InstallSnapshot's trailing
 // data passes through unread. Writes (responses) are not touched.
 type checkedConn struct {
@@ -247,6 +248,15 @@ func (c *checkedConn) next() error {
 	if err != nil {
 		return err
 	}
+	// Membership first: a non-member's request is not even decoded.
+	if err := c.g.member(c.peer); err != nil {
+		if errors.Is(err, errStarting) {
+			c.pending.Reset()
+			_ = c.Conn.Close()
+			return err
+		}
+		return c.fail(RejectNotMember, err)
+	}
 	var req raft.WithRPCHeader
 	switch typ {
 	case rpcAppendEntries:
@@ -263,21 +273,14 @@ func (c *checkedConn) next() error {
 		return c.fail(RejectIDMismatch, fmt.Errorf("%w: unknown rpc type %d", errPeer, typ))
 	}
 	if err := c.dec.Decode(req); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
-			return err
+		var ne net.Error
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne) {
+			return err // the connection broke, not the peer's request
 		}
 		return c.fail(RejectIDMismatch, fmt.Errorf("%w: decode rpc type %d: %v", errPeer, typ, err))
 	}
 	if id := string(req.GetRPCHeader().ID); id != c.peer {
 		return c.fail(RejectIDMismatch, fmt.Errorf("%w: rpc type %d claims server ID %q, the certificate names node %q", errPeer, typ, id, c.peer))
-	}
-	if err := c.g.member(c.peer); err != nil {
-		if errors.Is(err, errStarting) {
-			c.pending.Reset()
-			_ = c.Conn.Close()
-			return err
-		}
-		return c.fail(RejectNotMember, err)
 	}
 	if s, ok := req.(*raft.InstallSnapshotRequest); ok {
 		c.passthrough = max(s.Size, 0)

@@ -236,3 +236,17 @@ func TestRequestsBeforeRaftStartsAreNotRejections(t *testing.T) {
 		t.Fatalf("rejections %v, want none", r)
 	}
 }
+
+func TestNonMemberRequestIsNotDecoded(t *testing.T) {
+	f := newGuardFixture(t, raft.Server{ID: "n1", Address: "127.0.0.1:7000"})
+	client, server := f.accept(t, "evil")
+	// A type byte and then bytes that are no request at all: the member
+	// check comes first.
+	go client.Write([]byte{rpcAppendEntries, 0xc1, 0xc1, 0xc1})
+	if got, err := io.ReadAll(server); !errors.Is(err, errPeer) || len(got) != 0 {
+		t.Fatalf("read %d bytes, %v; want a rejection", len(got), err)
+	}
+	if r := f.rejections(); len(r) != 1 || r[0] != RejectNotMember {
+		t.Fatalf("rejections %v, want [%s]", r, RejectNotMember)
+	}
+}
