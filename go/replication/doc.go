@@ -91,10 +91,10 @@
 // the certificate, see go/auth/nodeid), by a wrapper around the stream
 // layer (peerauth.go):
 //
-//   - accepted connections: each request is decoded with Raft's own codec
-//     before Raft reads it; its RPC header's server ID must be the proven
-//     node, and that node must be in the latest Raft configuration (any node
-//     while it is empty: a fresh node the leader is adding). Otherwise the
+//   - accepted connections: before Raft reads a request, the proven node
+//     must be in the latest Raft configuration (any node while it is empty:
+//     a fresh node the leader is adding), and the request, decoded with
+//     Raft's own codec, must carry that node as its RPC header's server ID. Otherwise the
 //     connection is closed and nothing of the request reaches Raft. The
 //     checked bytes reach Raft unchanged, pipelined requests included; an
 //     InstallSnapshot's data passes through unread;
