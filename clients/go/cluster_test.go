@@ -32,7 +32,11 @@ type raftCluster struct {
 func newRaftCluster(t *testing.T, n int) *raftCluster {
 	t.Helper()
 	dir := t.TempDir()
-	files, err := certs.EnsureDev(filepath.Join(dir, "certs"), nil)
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("n%d", i)
+	}
+	files, err := certs.EnsureDev(filepath.Join(dir, "certs"), nil, names...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,12 +47,12 @@ func newRaftCluster(t *testing.T, n int) *raftCluster {
 	c := &raftCluster{t: t, certs: files, down: map[int]bool{}}
 	for i := range n {
 		cfg := agent.DefaultConfig()
-		cfg.NodeName = fmt.Sprintf("n%d", i)
+		cfg.NodeName = names[i]
 		cfg.DataDir = filepath.Join(dir, cfg.NodeName)
 		cfg.BindAddr, cfg.SerfBindAddr, cfg.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		cfg.GossipKey = key
 		cfg.GossipProfile = discovery.ProfileLocal
-		cfg.TLS = auth.TLSConfig{CertFile: files.ServerCert, KeyFile: files.ServerKey, CAFile: files.CACert}
+		cfg.TLS = auth.TLSConfig{CertFile: files.NodeCert(cfg.NodeName), KeyFile: files.NodeKey(cfg.NodeName), CAFile: files.CACert}
 		cfg.ShutdownTimeout = 5 * time.Second
 		cfg.Raft = agent.RaftConfig{
 			HeartbeatTimeout:   300 * time.Millisecond,

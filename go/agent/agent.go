@@ -103,6 +103,10 @@ func New(cfg Config) (_ *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
+	peerMetrics, err := telemetry.NewPeerMetrics(reg, a.unverifiedMembers)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.MetricsAddr != "" {
 		if a.metricsSrv, err = telemetry.ListenMetrics(cfg.MetricsAddr, reg); err != nil {
 			return nil, err
@@ -131,6 +135,14 @@ func New(cfg Config) (_ *Agent, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: listen on %s: %w", cfg.BindAddr, err)
 	}
+	advertise := cfg.AdvertiseAddr
+	if advertise == "" {
+		advertise = ln.Addr().String()
+	}
+	if err := checkOwnCertificate(cfg, serverTLS, advertise); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	mc := mux.DefaultConfig()
 	mc.ServerTLS = serverTLS
 	mc.PeerTLS = peerTLS
@@ -138,6 +150,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	// The port's cap stays well above the API's, leaving room for Raft
 	// and for connections not routed yet.
 	mc.MaxConns = max(mc.MaxConns, 2*cfg.MaxConnections)
+	mc.AuthorizePeer = authorizePeer(peerMetrics.Rejected)
 	mc.Logger = hclogToZap(a.log, "mux")
 	if a.mux, err = mux.New(ln, mc); err != nil {
 		ln.Close()
@@ -159,6 +172,8 @@ func New(cfg Config) (_ *Agent, err error) {
 	rc.DataDir = cfg.DataDir
 	rc.LocalID = cfg.NodeName
 	rc.StreamLayer = a.mux.StreamLayer()
+	rc.PeerName = peerName
+	rc.OnPeerRejected = peerMetrics.Rejected
 	rc.Bootstrap = cfg.Bootstrap
 	setIf(&rc.HeartbeatTimeout, cfg.Raft.HeartbeatTimeout)
 	setIf(&rc.ElectionTimeout, cfg.Raft.ElectionTimeout)
@@ -492,6 +507,17 @@ func (a *Agent) IsLeader() bool { return a.replica.IsLeader() }
 
 // Members returns the cluster as gossip sees it.
 func (a *Agent) Members() []discovery.Member { return a.membership.Members() }
+
+// unverifiedMembers is the proglog_membership_unverified_members gauge.
+func (a *Agent) unverifiedMembers() int {
+	a.healthMu.Lock()
+	r := a.replica
+	a.healthMu.Unlock()
+	if r == nil {
+		return 0
+	}
+	return len(r.UnverifiedMembers())
+}
 
 // Replica is the node's replicated log, for inspection and operations
 // (GetServers, Snapshot, Stats) beyond the gRPC API.

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/auth/nodeid"
 	"github.com/proglog/proglog/go/discovery"
 	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/replication"
@@ -47,9 +48,10 @@ type Config struct {
 	// DataDir holds the node's state: raft/ (Raft log, term and vote,
 	// snapshots) and data/ (the records). Required.
 	DataDir string
-	// NodeName identifies the node: its Raft server ID, Serf member name
-	// and id in GetServers. Unique in the cluster and stable across
-	// restarts. Default: the host name.
+	// NodeName identifies the node: its Raft server ID, Serf member name,
+	// id in GetServers, and the name its certificate must carry (see TLS).
+	// Unique in the cluster and stable across restarts; letters, digits,
+	// '.', '_' and '-' (go/auth/nodeid). Default: the host name.
 	NodeName string
 
 	// BindAddr is the host:port of the node's one TCP port, which serves
@@ -90,9 +92,10 @@ type Config struct {
 
 	// TLS names the node's certificate and key and the CA file. The
 	// certificate serves gRPC and authenticates the node to Raft peers, so
-	// it must be valid for the server-auth usage and for AdvertiseAddr's
-	// host; the CA verifies client certificates and peer nodes. Required:
-	// the node has no plaintext mode.
+	// it must be this node's own (go/auth/nodeid): a URI SAN naming
+	// NodeName, the serverAuth and clientAuth usages, and a SAN for
+	// AdvertiseAddr's host (New checks it); the CA verifies client
+	// certificates and peer nodes. Required: the node has no plaintext mode.
 	TLS auth.TLSConfig
 	// ACLModelFile and ACLPolicyFile are casbin files; empty means the
 	// built-in ones (root may do everything, nobody else anything).
@@ -210,6 +213,8 @@ func (c Config) Validate() error {
 	}
 	if c.NodeName == "" {
 		bad("NodeName is empty")
+	} else if err := nodeid.ValidName(c.NodeName); err != nil {
+		bad("NodeName: %v (it is the node's identity in its certificate)", err)
 	}
 	checkAddr := func(field, addr string, required bool) {
 		if addr == "" {

@@ -37,13 +37,14 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("HealthAddr %q: %v", withHealth.HealthAddr, err)
 	}
 	for want, mod := range map[string]func(*agent.Config){
-		"DataDir is empty":         func(c *agent.Config) { c.DataDir = "" },
-		"NodeName is empty":        func(c *agent.Config) { c.NodeName = "" },
-		"BindAddr is empty":        func(c *agent.Config) { c.BindAddr = "" },
-		`BindAddr "localhost"`:     func(c *agent.Config) { c.BindAddr = "localhost" },
-		`SerfAdvertiseAddr "a:b"`:  func(c *agent.Config) { c.SerfAdvertiseAddr = "a:b" },
-		"StartJoinAddrs entry":     func(c *agent.Config) { c.StartJoinAddrs = []string{"x"} },
-		"GossipKey: no gossip key": func(c *agent.Config) { c.GossipKey = "" },
+		"DataDir is empty":                    func(c *agent.Config) { c.DataDir = "" },
+		"NodeName is empty":                   func(c *agent.Config) { c.NodeName = "" },
+		"NodeName: nodeid: invalid node name": func(c *agent.Config) { c.NodeName = "a/b" },
+		"BindAddr is empty":                   func(c *agent.Config) { c.BindAddr = "" },
+		`BindAddr "localhost"`:                func(c *agent.Config) { c.BindAddr = "localhost" },
+		`SerfAdvertiseAddr "a:b"`:             func(c *agent.Config) { c.SerfAdvertiseAddr = "a:b" },
+		"StartJoinAddrs entry":                func(c *agent.Config) { c.StartJoinAddrs = []string{"x"} },
+		"GossipKey: no gossip key":            func(c *agent.Config) { c.GossipKey = "" },
 		"GossipKey: gossip key is 8 bytes": func(c *agent.Config) {
 			c.GossipKey = base64.StdEncoding.EncodeToString(make([]byte, 8))
 		},

@@ -10,7 +10,10 @@
 //     sends Raft's, Serf's and the mux's logs to Config.Logger;
 //  2. TLS: the server configuration (Config.TLS: node certificate, key and
 //     the CA that verifies clients and peers), the peer configuration Raft
-//     dials with (the same certificate and CA), and the ACL authorizer;
+//     dials with (the same certificate and CA), and the ACL authorizer. The
+//     certificate must be this node's own (go/auth/nodeid): it names
+//     Config.NodeName, has the serverAuth and clientAuth usages and a SAN for
+//     the advertised host; New fails otherwise, naming the fix;
 //  3. the listener on Config.BindAddr and go/mux over it: one port carries
 //     both gRPC and Raft; and the listener on Config.HealthAddr, if set;
 //  4. go/replication's Log in Config.DataDir (raft/ and data/), with the
@@ -25,6 +28,17 @@
 //     nodes to Raft and removes leaving ones), then the join through
 //     Config.StartJoinAddrs;
 //  7. the mux, which from then on routes connections.
+//
+// # Identity
+//
+// Raft runs over mutual TLS with node certificates, and peers are checked
+// for which node they are: go/mux's AuthorizePeer rejects certificates that
+// name no node, and go/replication (Config.PeerName) accepts requests only
+// from members of the Raft configuration under their own server ID, dials
+// only the node configured at an address, and adds a gossip member to Raft
+// only after it proved its name over mutual TLS. Rejections are counted in
+// proglog_raft_peer_rejections_total{reason}, unproven gossip members in
+// proglog_membership_unverified_members. See docs/security.md.
 //
 // A single node (Bootstrap, no StartJoinAddrs) is a one-node Raft cluster:
 // the same code path as a cluster, which other nodes can join later.

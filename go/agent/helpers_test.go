@@ -73,7 +73,7 @@ func (e *env) config(name string) agent.Config {
 	c.SerfBindAddr = "127.0.0.1:0"
 	c.GossipKey = e.key
 	c.GossipProfile = discovery.ProfileLocal
-	c.TLS = auth.TLSConfig{CertFile: e.certs.ServerCert, KeyFile: e.certs.ServerKey, CAFile: e.certs.CACert}
+	c.TLS = e.nodeTLS(name)
 	c.MetricsAddr = "127.0.0.1:0"
 	c.ShutdownTimeout = 5 * time.Second
 	c.Raft = agent.RaftConfig{
@@ -87,6 +87,16 @@ func (e *env) config(name string) agent.Config {
 	}
 	c.Logger = testLogger(e.t).Named(name)
 	return c
+}
+
+// nodeTLS returns the TLS files of node name, issuing its certificate if
+// needed.
+func (e *env) nodeTLS(name string) auth.TLSConfig {
+	e.t.Helper()
+	if _, err := certs.EnsureDev(e.certs.Dir, nil, name); err != nil {
+		e.t.Fatal(err)
+	}
+	return auth.TLSConfig{CertFile: e.certs.NodeCert(name), KeyFile: e.certs.NodeKey(name), CAFile: e.certs.CACert}
 }
 
 // node is a running agent and a client of its API.

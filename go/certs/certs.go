@@ -11,10 +11,13 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/proglog/proglog/go/auth/nodeid"
 )
 
 // DefaultValidity is how long certificates issued without an explicit
@@ -34,6 +37,9 @@ var (
 	ErrKeyMismatch = errors.New("certs: private key does not match certificate")
 	// ErrNoCommonName means a client certificate was requested without a name.
 	ErrNoCommonName = errors.New("certs: common name is required")
+	// ErrReservedName means a node was requested under a name whose files
+	// EnsureDev uses for something else (ca, server, a dev client).
+	ErrReservedName = errors.New("certs: reserved file name")
 )
 
 // Authority is a certificate authority able to issue leaf certificates.
@@ -58,6 +64,9 @@ type Request struct {
 	CommonName string
 	// Hosts become DNS or IP subject alternative names.
 	Hosts []string
+	// URIs become URI subject alternative names (a node's identity, see
+	// go/auth/nodeid).
+	URIs []*url.URL
 	// Server and Client select the extended key usages; at least one should be set.
 	Server, Client bool
 	// NotBefore defaults to now minus a few minutes of clock skew; NotAfter
@@ -161,6 +170,7 @@ func (a *Authority) Issue(req Request) (*KeyPair, error) {
 	if req.Client {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 	}
+	tmpl.URIs = req.URIs
 	for _, h := range req.Hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
@@ -188,6 +198,17 @@ func (a *Authority) Issue(req Request) (*KeyPair, error) {
 func (a *Authority) IssueServer(hosts ...string) (*KeyPair, error) {
 	all := withLoopback(hosts)
 	return a.Issue(Request{CommonName: all[0], Hosts: all, Server: true})
+}
+
+// IssueNode issues node name's certificate (see go/auth/nodeid): its node
+// URI, the serverAuth and clientAuth usages, and SANs for hosts plus the
+// loopback names.
+func (a *Authority) IssueNode(name string, hosts ...string) (*KeyPair, error) {
+	uri, err := nodeid.URI(name)
+	if err != nil {
+		return nil, err
+	}
+	return a.Issue(Request{CommonName: name, Hosts: withLoopback(hosts), URIs: []*url.URL{uri}, Server: true, Client: true})
 }
 
 // IssueClient issues a client certificate whose subject CN is commonName.

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/proglog/proglog/go/auth/nodeid"
 )
 
 func TestEnsureDevCreatesVerifiableSet(t *testing.T) {
@@ -165,5 +167,63 @@ func TestLoadAuthorityRejectsMismatchedKey(t *testing.T) {
 	}
 	if _, err := LoadAuthority(filepath.Join(dir, "x.pem"), filepath.Join(dir, "x-key.pem")); !errors.Is(err, ErrNotCA) {
 		t.Fatalf("err = %v, want ErrNotCA", err)
+	}
+}
+
+func TestEnsureDevIssuesOneCertificatePerNode(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	files, err := EnsureDev(dir, []string{"proglog.internal"}, "n1", "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := LoadAuthority(files.CACert, files.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"n1", "n2"} {
+		c, err := ReadCertificate(files.NodeCert(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nodeid.Verify(c, name, "proglog.internal"); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if _, err := c.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: "127.0.0.1", KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}); err != nil {
+			t.Errorf("%s chain: %v", name, err)
+		}
+		if _, err := tls.LoadX509KeyPair(files.NodeCert(name), files.NodeKey(name)); err != nil {
+			t.Errorf("%s key pair: %v", name, err)
+		}
+	}
+	// The shared server certificate names no node.
+	srv, err := ReadCertificate(files.ServerCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodeid.FromCertificate(srv); !errors.Is(err, nodeid.ErrNoIdentity) {
+		t.Errorf("server.pem identity: %v, want ErrNoIdentity", err)
+	}
+	// A node file holding another node's certificate is replaced.
+	n2, _ := os.ReadFile(files.NodeCert("n2"))
+	n2Key, _ := os.ReadFile(files.NodeKey("n2"))
+	if err := os.WriteFile(files.NodeCert("n1"), n2, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(files.NodeKey("n1"), n2Key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureDev(dir, []string{"proglog.internal"}, "n1", "n2"); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := ReadCertificate(files.NodeCert("n1")); nodeid.Verify(c, "n1", "") != nil {
+		t.Error("EnsureDev kept n2's certificate as n1's")
+	}
+}
+
+func TestEnsureDevRejectsBadNodeNames(t *testing.T) {
+	for _, name := range []string{"root", "ca", "server", "../x", ""} {
+		if _, err := EnsureDev(t.TempDir(), nil, name); err == nil {
+			t.Errorf("EnsureDev(node %q) succeeded", name)
+		}
 	}
 }

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
+
+	"github.com/proglog/proglog/go/auth/nodeid"
 )
 
 // DevClients are the client identities EnsureDev issues: "root" is allowed
@@ -34,6 +37,12 @@ func DevFilesIn(dir string) DevFiles {
 	}
 }
 
+// NodeCert is the certificate file of node name.
+func (f DevFiles) NodeCert(name string) string { return filepath.Join(f.Dir, name+".pem") }
+
+// NodeKey is the key file of node name.
+func (f DevFiles) NodeKey(name string) string { return filepath.Join(f.Dir, name+"-key.pem") }
+
 // ClientCert is the certificate file of client name.
 func (f DevFiles) ClientCert(name string) string { return filepath.Join(f.Dir, name+".pem") }
 
@@ -44,10 +53,23 @@ func (f DevFiles) ClientKey(name string) string { return filepath.Join(f.Dir, na
 // names. It keeps every valid file and (re)creates only what is missing: a
 // new CA (and then every leaf) if the CA is absent, unreadable or expiring;
 // a server certificate if absent, not from the CA, expiring, or not valid for
-// one of hosts or the loopback names; a client certificate for each of
-// DevClients if absent, not from the CA or expiring.
-func EnsureDev(dir string, hosts []string) (DevFiles, error) {
+// one of hosts or the loopback names; a node certificate (IssueNode) for each
+// of nodes under the same conditions or if it does not name its node; a
+// client certificate for each of DevClients if absent, not from the CA or
+// expiring.
+//
+// The server certificate names no node: it serves gRPC for tools and tests,
+// and a proglog node refuses it (see go/auth/nodeid).
+func EnsureDev(dir string, hosts []string, nodes ...string) (DevFiles, error) {
 	files := DevFilesIn(dir)
+	for _, n := range nodes {
+		if n == "ca" || n == "server" || slices.Contains(DevClients, n) {
+			return files, fmt.Errorf("%w: node %q (its files would overwrite %s.pem)", ErrReservedName, n, n)
+		}
+		if err := nodeid.ValidName(n); err != nil {
+			return files, err
+		}
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return files, fmt.Errorf("certs: create %s: %w", dir, err)
 	}
@@ -70,6 +92,19 @@ func EnsureDev(dir string, hosts []string) (DevFiles, error) {
 			return files, err
 		}
 		if err := kp.Write(files.ServerCert, files.ServerKey); err != nil {
+			return files, err
+		}
+	}
+	for _, name := range nodes {
+		certFile, keyFile := files.NodeCert(name), files.NodeKey(name)
+		if leafOK(ca, certFile, keyFile, x509.ExtKeyUsageServerAuth, all) && namesNode(certFile, name) {
+			continue
+		}
+		kp, err := ca.IssueNode(name, all...)
+		if err != nil {
+			return files, err
+		}
+		if err := kp.Write(certFile, keyFile); err != nil {
 			return files, err
 		}
 	}
@@ -110,6 +145,12 @@ func leafOK(ca *Authority, certFile, keyFile string, usage x509.ExtKeyUsage, hos
 		}
 	}
 	return true
+}
+
+// namesNode reports whether certFile is node name's certificate.
+func namesNode(certFile, name string) bool {
+	cert, err := ReadCertificate(certFile)
+	return err == nil && nodeid.Verify(cert, name, "") == nil
 }
 
 func expiring(cert *x509.Certificate) bool {

@@ -6,8 +6,13 @@
 // All keys are ECDSA P-256, written as PKCS#8 PEM files with mode 0600;
 // certificates are PEM with mode 0644.
 //
+// Node certificates (IssueNode) name their node with the URI of
+// go/auth/nodeid, carry both the serverAuth and clientAuth usages, and cover
+// the node's hosts: one per node, never shared.
+//
 // EnsureDev lays out a development directory — ca.pem, ca-key.pem, server.pem,
-// server-key.pem and one NAME.pem/NAME-key.pem pair per client in DevClients —
+// server-key.pem, one NAME.pem/NAME-key.pem pair per requested node and per
+// client in DevClients —
 // creating only what is missing, expired, not signed by the directory's CA, or
 // (for the server) not covering every requested host. It is meant for
 // `proglog serve --dev` and tests; production deployments bring their own PKI.

@@ -42,4 +42,9 @@
 // messages are dropped and its Join fails, so it never reaches the Handler
 // and never becomes a Raft server. Running without a key requires
 // Config.AllowInsecureGossip, for tests.
+//
+// The key only makes a node a gossip member: member names and tags are
+// claims, which the Handler must check before acting on them. The
+// replication layer's Join adds a member to Raft only after it proved its
+// name over mutual TLS at its TagRPCAddr (see go/replication, "Peers").
 package discovery

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -67,6 +68,8 @@ const (
 	DefaultApplyTimeout           = 10 * time.Second
 	DefaultMaxPool                = 5
 	DefaultTransportTimeout       = 10 * time.Second
+	// DefaultJoinVerifyTimeout: see Config.JoinVerifyTimeout.
+	DefaultJoinVerifyTimeout = 3 * time.Second
 	// DefaultRaftMaxRecordBytes bounds one encoded Raft entry, hence one
 	// batch: it holds a 4 MiB gRPC request with room to spare.
 	DefaultRaftMaxRecordBytes = 8 << 20
@@ -88,6 +91,21 @@ type Config struct {
 	// its gRPC address (the port is shared), reported by GetServers. The
 	// Log takes it over: Close closes it.
 	StreamLayer raft.StreamLayer
+	// PeerName, if set, authorizes Raft peers by identity (see the package
+	// documentation, "Peers"): it returns the node a connection of
+	// StreamLayer proved to be (for go/mux's TLS connections, the node its
+	// certificate names), or an error if none. nil trusts every connection
+	// StreamLayer lets through and adds members without checking them: for
+	// tests only.
+	PeerName func(net.Conn) (string, error)
+	// OnPeerRejected, if set, is called with the reason (a Reject*
+	// constant) whenever a Raft peer is rejected, for metrics. It must not
+	// block.
+	OnPeerRejected func(reason string)
+	// JoinVerifyTimeout bounds the connection with which Join checks that a
+	// new member is the node it claims to be (with PeerName). Default 3s.
+	JoinVerifyTimeout time.Duration
+
 	// Bootstrap makes a node with no Raft state start a cluster of itself;
 	// set it on the first node only. Ignored when state exists.
 	Bootstrap bool
@@ -237,6 +255,8 @@ func (c Config) Validate() error {
 		return bad("MaxPool must be at least 1, got %d", c.MaxPool)
 	case c.TransportTimeout <= 0:
 		return bad("TransportTimeout must be positive, got %v", c.TransportTimeout)
+	case c.PeerName != nil && c.JoinVerifyTimeout <= 0:
+		return bad("JoinVerifyTimeout must be positive with PeerName, got %v", c.JoinVerifyTimeout)
 	case c.DataLog.MaxRecordBytes != 0 && c.DataLog.MaxRecordBytes <= maxEnvelopeOverhead:
 		return bad("DataLog.MaxRecordBytes %d leaves no room for records", c.DataLog.MaxRecordBytes)
 	case c.RaftLog.MaxRecordBytes != 0 && c.RaftLog.MaxRecordBytes <= maxEntryOverhead:

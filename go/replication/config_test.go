@@ -64,6 +64,10 @@ func TestConfigValidate(t *testing.T) {
 		},
 		"negative retention age":         func(c *Config) { c.DataLog.Retention.MaxAge = -1 },
 		"byte threshold below a segment": func(c *Config) { c.SnapshotThresholdBytes = c.RaftLog.Segment.MaxStoreBytes - 1 },
+		"no verify timeout": func(c *Config) {
+			c.PeerName = func(net.Conn) (string, error) { return "", nil }
+			c.JoinVerifyTimeout = 0
+		},
 	} {
 		c := good()
 		mod(&c)

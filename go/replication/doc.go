@@ -201,6 +201,34 @@
 // this node knows of (for readiness). Close hands leadership over before
 // stopping.
 //
+// # Peers
+//
+// With Config.PeerName, Raft peers are authorized by the node identity
+// their connection proves (for go/mux's TLS connections, the node URI of
+// the certificate, see go/auth/nodeid), by a wrapper around the stream
+// layer (peerauth.go):
+//
+//   - accepted connections: before Raft reads a request, the proven node
+//     must be in the latest Raft configuration (any node while it is empty:
+//     a fresh node the leader is adding), and the request, decoded with
+//     Raft's own codec, must carry that node as its RPC header's server ID. Otherwise the
+//     connection is closed and nothing of the request reaches Raft. The
+//     checked bytes reach Raft unchanged, pipelined requests included; an
+//     InstallSnapshot's data passes through unread;
+//   - dialed connections: the peer must be the server the configuration has
+//     at the dialed address;
+//   - Join: a server not yet in the configuration at its address is added
+//     only after the leader dialed that address and the peer proved to be
+//     the server (Config.JoinVerifyTimeout); gossip names and addresses are
+//     hints. Members that do not are logged once, listed by
+//     UnverifiedMembers and tried again at the next Join (discovery's
+//     periodic Reconcile).
+//
+// Rejections are logged at most once a second and reported to
+// Config.OnPeerRejected with a Reject* reason. A node whose configuration
+// is stale rejects members added since until it hears of them from a
+// leader it knows (see docs/security.md).
+//
 // # Stable store
 //
 // Raft's term and vote live in StableStore, a small file rewritten

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,12 @@ type Log struct {
 	recovery Recovery
 	// observer feeds watchLeader; nil without Config.OnLeaderChange.
 	observer *raft.Observer
+	// guardRaft is raft, for the peer checks (peerGuard), which start
+	// before raft.NewRaft returns.
+	guardRaft atomic.Pointer[raft.Raft]
+	// unverified holds the members Join could not verify (verifyMember).
+	unverifiedMu sync.Mutex
+	unverified   map[string]bool
 
 	leaderMu sync.Mutex
 	lost     chan struct{} // closed when this node's current leadership ends; nil if not leader
@@ -130,8 +137,13 @@ func New(cfg Config) (*Log, error) {
 		lg.Warn("data log is missing records; restoring it from the latest snapshot", "data_log_lost", lost, "behind_snapshot", behind)
 		rc.NoSnapshotRestoreOnStart = false
 	}
+	var stream raft.StreamLayer = cfg.StreamLayer
+	if cfg.PeerName != nil {
+		stream = &peerGuard{StreamLayer: cfg.StreamLayer, name: cfg.PeerName, onReject: cfg.OnPeerRejected,
+			lg: lg.Named("peers"), servers: latestServers(&l.guardRaft)}
+	}
 	l.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  cfg.StreamLayer,
+		Stream:  stream,
 		MaxPool: cfg.MaxPool,
 		Timeout: cfg.TransportTimeout,
 		Logger:  lg.Named("transport"),
@@ -146,6 +158,7 @@ func New(cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("replication: start raft: %w", err)
 	}
 	l.raft = r
+	l.guardRaft.Store(r)
 	closers = append(closers, func() error { return r.Shutdown().Error() })
 	if cfg.Bootstrap && !hasState {
 		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
@@ -479,6 +492,12 @@ func (l *Log) DataSize() (bytes uint64, segments int) { return l.fsm.current().S
 // address and role is left alone; a changed address or role is updated.
 // Only the leader can do it (*NotLeaderError elsewhere). Join implements
 // discovery.Handler.
+//
+// With Config.PeerName, a server not yet in the configuration at addr is
+// added only after it proved to be id (verifyMember): gossip names and
+// addresses are hints. One that does not is not added, Join returns nil,
+// and it is logged once and listed by UnverifiedMembers until it proves
+// itself (a later Join, from discovery's periodic Reconcile) or leaves.
 func (l *Log) Join(id, addr string, voter bool) error {
 	if l.closed() {
 		return ErrClosed
@@ -491,6 +510,10 @@ func (l *Log) Join(id, addr string, voter bool) error {
 		return l.mapRaftErr(err)
 	}
 	sid, saddr := raft.ServerID(id), raft.ServerAddress(addr)
+	known := slices.ContainsFunc(cf.Configuration().Servers, func(s raft.Server) bool { return s.ID == sid && s.Address == saddr })
+	if !known && !l.verifyMember(id, addr) {
+		return nil // logged once and counted; the next Reconcile tries again
+	}
 	for _, s := range cf.Configuration().Servers {
 		switch {
 		case s.ID == sid && s.Address == saddr && (s.Suffrage == raft.Voter) == voter:
@@ -523,11 +546,12 @@ func (l *Log) Join(id, addr string, voter bool) error {
 
 // Leave removes server id from the cluster; removing one that is not there
 // succeeds. Only the leader can do it (*NotLeaderError elsewhere). Leave
-// implements discovery.Handler.
+// implements discovery.Handler. It also forgets id as an unverified member.
 func (l *Log) Leave(id string) error {
 	if l.closed() {
 		return ErrClosed
 	}
+	l.forgetUnverified(id)
 	if l.raft.State() != raft.Leader {
 		return l.notLeader()
 	}

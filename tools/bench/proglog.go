@@ -51,7 +51,11 @@ func startProglog(ctx context.Context, dir string, pki certs.DevFiles, nodes int
 		cfg.SerfBindAddr = "127.0.0.1:0"
 		cfg.GossipKey = key
 		cfg.GossipProfile = discovery.ProfileLocal // what proglog serve picks on loopback
-		cfg.TLS = auth.TLSConfig{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, CAFile: pki.CACert}
+		// A node needs its own certificate, naming it.
+		if _, err := certs.EnsureDev(pki.Dir, nil, cfg.NodeName); err != nil {
+			return nil, err
+		}
+		cfg.TLS = auth.TLSConfig{CertFile: pki.NodeCert(cfg.NodeName), KeyFile: pki.NodeKey(cfg.NodeName), CAFile: pki.CACert}
 		cfg.Bootstrap = i == 0
 		if i > 0 {
 			cfg.StartJoinAddrs = []string{pc.agents[0].SerfAddr()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,19 +23,25 @@ FAST_RAFT = (
 
 @pytest.fixture
 def cluster(proglog_bin: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    # n0 bootstraps with dev certificates and gossip key; n1 and n2 join it with the same ones.
+    # n0 bootstraps with dev certificates and gossip key; n1 and n2 join it with the same CA and
+    # key, each with its own node certificate (a node refuses one that does not name it).
     n0 = start_server(proglog_bin, tmp_path / "n0", "--node-name", "n0", *FAST_RAFT)
     nodes = [n0]
     try:
         certs = n0.certs
+        subprocess.run(
+            [proglog_bin, "certs", "--dir", str(certs), "--node", "n1", "--node", "n2"],
+            check=True,
+            capture_output=True,
+        )
         for i in (1, 2):
             nodes.append(
                 start_server(
                     proglog_bin,
                     tmp_path / f"n{i}",
                     "--node-name", f"n{i}",
-                    "--tls-cert", str(certs / "server.pem"),
-                    "--tls-key", str(certs / "server-key.pem"),
+                    "--tls-cert", str(certs / f"n{i}.pem"),
+                    "--tls-key", str(certs / f"n{i}-key.pem"),
                     "--tls-ca", str(certs / "ca.pem"),
                     "--gossip-key-file", str(n0.data_dir / "gossip.key"),
                     "--join", n0.gossip_addr,

@@ -13,33 +13,41 @@ func newCertsCmd(stdout io.Writer) *cobra.Command {
 	var (
 		dir   string
 		hosts []string
+		nodes []string
 	)
 	cmd := &cobra.Command{
 		Use:   "certs",
-		Short: "Create a development CA, server and client (root, nobody) certificates",
-		Long: "certs writes ca.pem, ca-key.pem, server.pem, server-key.pem and NAME.pem/NAME-key.pem for the\n" +
-			"clients root and nobody into --dir, keeping files that are still valid. The server certificate\n" +
-			"covers localhost, 127.0.0.1, ::1 and --hosts. For development and tests only.",
+		Short: "Create a development CA, node certificates (one per --node) and client (root, nobody) certificates",
+		Long: "certs writes ca.pem, ca-key.pem, NODE.pem/NODE-key.pem for each --node, server.pem, server-key.pem and\n" +
+			"NAME.pem/NAME-key.pem for the clients root and nobody into --dir, keeping files that are still valid.\n" +
+			"A node certificate names its node (URI SAN spiffe://proglog/node/NODE), has the serverAuth and\n" +
+			"clientAuth usages and covers localhost, 127.0.0.1, ::1 and --hosts: give each node its own\n" +
+			"(serve --node-name NODE --tls-cert NODE.pem --tls-key NODE-key.pem). server.pem names no node: it is\n" +
+			"for gRPC-only tools and tests, and a node refuses to start with it. For development and tests only.",
 		Args:    cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return applyEnv(cmd.Flags()) },
 		RunE: func(*cobra.Command, []string) error {
-			files, err := certs.EnsureDev(dir, hosts)
+			files, err := certs.EnsureDev(dir, hosts, nodes...)
 			if err != nil {
 				return err
 			}
-			printDevFiles(stdout, files)
+			printDevFiles(stdout, files, nodes)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "./proglog-certs", "directory to write the certificates into")
-	cmd.Flags().StringSliceVar(&hosts, "hosts", nil, "extra DNS names or IPs for the server certificate (comma-separated)")
+	cmd.Flags().StringSliceVar(&hosts, "hosts", nil, "extra DNS names or IPs for the node and server certificates (comma-separated)")
+	cmd.Flags().StringSliceVar(&nodes, "node", nil, "node name to issue a node certificate for (repeat or comma-separate for several)")
 	return cmd
 }
 
-func printDevFiles(w io.Writer, f certs.DevFiles) {
+func printDevFiles(w io.Writer, f certs.DevFiles, nodes []string) {
 	fmt.Fprintf(w, "dev certificates in %s\n", f.Dir)
 	fmt.Fprintf(w, "  CA:     %s\n", f.CACert)
-	fmt.Fprintf(w, "  server: %s %s\n", f.ServerCert, f.ServerKey)
+	for _, name := range nodes {
+		fmt.Fprintf(w, "  node %-9s %s %s\n", name+":", f.NodeCert(name), f.NodeKey(name))
+	}
+	fmt.Fprintf(w, "  server: %s %s (names no node)\n", f.ServerCert, f.ServerKey)
 	for _, name := range certs.DevClients {
 		fmt.Fprintf(w, "  client %-7s %s %s\n", name+":", f.ClientCert(name), f.ClientKey(name))
 	}

@@ -59,7 +59,7 @@ func TestClusterSurvivesLeaderKills(t *testing.T) {
 		ln.Close()
 	}
 	dir := t.TempDir()
-	files, err := certs.EnsureDev(filepath.Join(dir, "certs"), hosts)
+	files, err := certs.EnsureDev(filepath.Join(dir, "certs"), hosts, "p0", "p1", "p2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestClusterSurvivesLeaderKills(t *testing.T) {
 		t.Fatal(err)
 	}
 	common := []string{
-		"--tls-cert", files.ServerCert, "--tls-key", files.ServerKey, "--tls-ca", files.CACert,
+		"--tls-ca", files.CACert,
 		"--gossip-key-file", keyFile, "--metrics-addr=",
 		"--log-level", "info", // the snapshot counts below come from the logs
 		"--raft-heartbeat-timeout", "500ms", "--raft-election-timeout", "500ms", "--raft-leader-lease-timeout", "250ms",
@@ -87,7 +87,8 @@ func TestClusterSurvivesLeaderKills(t *testing.T) {
 	}
 	launch := func(n *clusterNode, extra ...string) {
 		t.Helper()
-		args := append([]string{"--node-name", n.name, "--data-dir", n.dataDir, "--addr", n.addr, "--serf-addr", n.serf}, common...)
+		args := append([]string{"--node-name", n.name, "--data-dir", n.dataDir, "--addr", n.addr, "--serf-addr", n.serf,
+			"--tls-cert", files.NodeCert(n.name), "--tls-key", files.NodeKey(n.name)}, common...)
 		n.c = startServe(t, append(args, extra...)...)
 		n.addr, n.serf = n.c.addr, n.c.serfAddr
 	}

@@ -25,7 +25,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/auth/nodeid"
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/replication"
@@ -250,13 +252,28 @@ voter: false
 
 func TestCertsCommand(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pki")
-	code, out, errOut := runInProcess(t, "certs", "--dir", dir, "--hosts", "log.example,10.9.8.7")
+	code, out, errOut := runInProcess(t, "certs", "--dir", dir, "--hosts", "log.example,10.9.8.7", "--node", "n1", "--node", "n2,n3")
 	if code != 0 {
 		t.Fatalf("code %d: %s", code, errOut)
 	}
 	files := certs.DevFilesIn(dir)
 	if !strings.Contains(out, files.ClientCert("root")) || !strings.Contains(out, files.ClientKey("nobody")) {
 		t.Fatalf("output does not name the client files:\n%s", out)
+	}
+	for _, name := range []string{"n1", "n2", "n3"} {
+		if !strings.Contains(out, files.NodeCert(name)) {
+			t.Errorf("output does not name %s's certificate:\n%s", name, out)
+		}
+		c, err := certs.ReadCertificate(files.NodeCert(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nodeid.Verify(c, name, "log.example"); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if code, _, errOut := runInProcess(t, "certs", "--dir", dir, "--node", "root"); code == 0 || !strings.Contains(errOut, "reserved") {
+		t.Errorf("certs --node root: code %d, %s", code, errOut)
 	}
 	srv, err := certs.ReadCertificate(files.ServerCert)
 	if err != nil {
@@ -476,5 +493,27 @@ func TestServeDevSmoke(t *testing.T) {
 	c2.cmd.Process.Signal(syscall.SIGINT)
 	if err, ok := c2.wait(15 * time.Second); !ok || err != nil {
 		t.Fatalf("exit after SIGINT: exited %v, err %v", ok, err)
+	}
+}
+
+// A node started with the shared server.pem of older setups (or another
+// node's certificate) refuses to start and names the fix.
+func TestServeRefusesCertificateNotNamingTheNode(t *testing.T) {
+	dir := t.TempDir()
+	files, err := certs.EnsureDev(filepath.Join(dir, "certs"), nil, "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := agent.GenerateGossipKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pair := range [][2]string{{files.ServerCert, files.ServerKey}, {files.NodeCert("n2"), files.NodeKey("n2")}} {
+		code, _, errOut := runInProcess(t, "serve", "--node-name", "n1", "--data-dir", filepath.Join(dir, "n1"),
+			"--addr", "127.0.0.1:0", "--serf-addr", "127.0.0.1:0", "--metrics-addr=", "--bootstrap",
+			"--tls-cert", pair[0], "--tls-key", pair[1], "--tls-ca", files.CACert, "--gossip-key", key)
+		if code == 0 || !strings.Contains(errOut, "proglog certs --node n1") {
+			t.Errorf("serve with %s: code %d, stderr %s", pair[0], code, errOut)
+		}
 	}
 }

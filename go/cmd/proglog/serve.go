@@ -34,9 +34,12 @@ optionally the gRPC health service alone in plaintext for probes (--health-addr)
 A new cluster starts with one node that bootstraps it (--bootstrap); every other node joins
 through the gossip address of any member (--join). The leader adds joining nodes to Raft and
 removes those that leave (SIGINT/SIGTERM leave the cluster gracefully). Every node needs the
-same gossip key (--gossip-key or --gossip-key-file, base64 of 16, 24 or 32 bytes) and a
-certificate from the same CA (--tls-cert, --tls-key, --tls-ca), valid for the host of its
---advertise-addr: nodes authenticate each other with it.
+same gossip key (--gossip-key or --gossip-key-file, base64 of 16, 24 or 32 bytes) and its own
+certificate from the same CA (--tls-cert, --tls-key, --tls-ca): it names the node in a URI SAN
+spiffe://proglog/node/<node-name>, has the serverAuth and clientAuth usages and is valid for the
+host of its --advertise-addr (` + "`proglog certs --node NAME`" + ` issues one; a node refuses any other).
+Nodes authenticate each other with it: Raft peers must be members of the Raft configuration,
+and the leader adds a gossip member to Raft only once it proved its name over mutual TLS.
 
 --dev is a single-node development server in one command: certificates in <data-dir>/certs and
 a gossip key in <data-dir>/gossip.key are created if missing, and the node bootstraps unless
@@ -142,7 +145,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.gossipKeyFile, "gossip-key-file", "", "file holding the gossip key (base64)")
 	fs.StringVar(&o.readConsistency, "read-consistency", o.readConsistency, "consistency of a Consume that does not ask for one: linearizable (leader only, sees every acknowledged record) or follower (any node, may lag)")
 	fs.BoolVar(&o.dev, "dev", false, "development mode: create certificates in <data-dir>/certs and a gossip key in <data-dir>/gossip.key if missing and use them; bootstrap unless --join")
-	fs.StringVar(&o.tlsCert, "tls-cert", "", "node certificate (PEM), for gRPC and Raft: valid for the server-auth usage and the host of --advertise-addr")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "this node's own certificate (PEM), for gRPC and Raft: names --node-name (URI SAN spiffe://proglog/node/<name>), has the serverAuth and clientAuth usages and is valid for the host of --advertise-addr (see `proglog certs --node`)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "node private key (PEM)")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "CA certificates that verify client and peer certificates (PEM)")
 	fs.StringVar(&o.aclModel, "acl-model", "", "casbin model file (default: built-in)")
@@ -325,12 +328,12 @@ func (o *serveOptions) agentConfig(stdout io.Writer, logger *zap.Logger) (agent.
 
 	cfg.TLS = auth.TLSConfig{CertFile: o.tlsCert, KeyFile: o.tlsKey, CAFile: o.tlsCA}
 	if o.dev {
-		files, err := certs.EnsureDev(filepath.Join(o.dataDir, "certs"), devHosts(o.addr, o.advertiseAddr))
+		files, err := certs.EnsureDev(filepath.Join(o.dataDir, "certs"), devHosts(o.addr, o.advertiseAddr), cfg.NodeName)
 		if err != nil {
 			return cfg, fmt.Errorf("dev certificates: %w", err)
 		}
-		printDevFiles(stdout, files)
-		cfg.TLS = auth.TLSConfig{CertFile: files.ServerCert, KeyFile: files.ServerKey, CAFile: files.CACert}
+		printDevFiles(stdout, files, []string{cfg.NodeName})
+		cfg.TLS = auth.TLSConfig{CertFile: files.NodeCert(cfg.NodeName), KeyFile: files.NodeKey(cfg.NodeName), CAFile: files.CACert}
 	}
 	switch {
 	case o.gossipKey != "":
@@ -459,7 +462,7 @@ func serve(ctx context.Context, o *serveOptions, stdout io.Writer) (err error) {
 	}
 }
 
-// devHosts returns the extra names the dev server certificate needs: the
+// devHosts returns the extra names the dev node certificate needs: the
 // hosts of addr (the machine's name if it listens everywhere) and of the
 // advertised address.
 func devHosts(addr, advertise string) []string {

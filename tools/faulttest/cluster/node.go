@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/proglog/proglog/go/certs"
 )
 
 // Node is one host slot and the proglog node on it. Its process may be
@@ -72,10 +74,15 @@ func (n *Node) start(bootstrap bool, join []string) error {
 		return fmt.Errorf("cluster: %s is already running", n.Name)
 	}
 	cfg := n.c.cfg
+	// Each node has its own certificate naming it (a node refuses any
+	// other); names are fresh per slot assignment, so it is issued here.
+	if _, err := certs.EnsureDev(n.c.files.Dir, []string{n.Host}, n.Name); err != nil {
+		return fmt.Errorf("cluster: %s certificate: %w", n.Name, err)
+	}
 	args := []string{"serve",
 		"--node-name", n.Name, "--data-dir", n.DataDir,
 		"--addr", n.Addr(), "--serf-addr", n.SerfAddr(),
-		"--tls-cert", n.c.files.ServerCert, "--tls-key", n.c.files.ServerKey, "--tls-ca", n.c.files.CACert,
+		"--tls-cert", n.c.files.NodeCert(n.Name), "--tls-key", n.c.files.NodeKey(n.Name), "--tls-ca", n.c.files.CACert,
 		"--gossip-key-file", n.c.keyFile, "--metrics-addr=",
 		"--log-level", "info",
 		"--raft-heartbeat-timeout", cfg.HeartbeatTimeout.String(),
