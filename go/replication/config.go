@@ -229,6 +229,7 @@ func DefaultConfig() Config {
 		ApplyTimeout:           DefaultApplyTimeout,
 		MaxPool:                DefaultMaxPool,
 		TransportTimeout:       DefaultTransportTimeout,
+		JoinVerifyTimeout:      DefaultJoinVerifyTimeout,
 		DataLog:                dl,
 		RaftLog:                rl,
 	}
