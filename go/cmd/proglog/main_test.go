@@ -25,6 +25,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/log"
@@ -446,5 +447,29 @@ func TestServeDevSmoke(t *testing.T) {
 	c2.cmd.Process.Signal(syscall.SIGINT)
 	if err, ok := c2.wait(15 * time.Second); !ok || err != nil {
 		t.Fatalf("exit after SIGINT: exited %v, err %v", ok, err)
+	}
+}
+
+// The serving banner names the mode: only a --dev node calls itself a
+// development server, whatever the build's version string.
+func TestServeBannerNamesTheMode(t *testing.T) {
+	dir := t.TempDir()
+	files, err := certs.EnsureDev(filepath.Join(dir, "certs"), []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := agent.GenerateGossipKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startServe(t, "--node-name", "n1", "--bootstrap", "--data-dir", filepath.Join(dir, "n1"),
+		"--addr", "127.0.0.1:0", "--serf-addr", "127.0.0.1:0", "--metrics-addr=", "--log-level", "warn",
+		"--tls-cert", files.ServerCert, "--tls-key", files.ServerKey, "--tls-ca", files.CACert, "--gossip-key", key)
+	if out := c.stdout.String(); !strings.HasPrefix(out, "proglog serving on ") || strings.Contains(out, "dev") {
+		t.Errorf("non-dev banner:\n%s", out)
+	}
+	d := startBinary(t, filepath.Join(dir, "dev"))
+	if out := d.stdout.String(); !strings.Contains(out, "proglog development server (--dev) serving on ") {
+		t.Errorf("dev banner:\n%s", out)
 	}
 }
