@@ -30,14 +30,14 @@ func TestHclogToZapFormatsHclogValues(t *testing.T) {
 	}
 	got := entries[0].ContextMap()
 	want := map[string]any{
-		"component":       "raft",
-		"servers":         "[{ID:n1 Address:127.0.0.1:1}]",
-		"hex":             "0xff",
-		"octal":           "010",
-		"binary":          "0b101",
-		"quoted":          `a "b"`,
-		"42":              "non-string key",
-		"error":           "boom",
+		"component":      "raft",
+		"servers":        "[{ID:n1 Address:127.0.0.1:1}]",
+		"hex":            "0xff",
+		"octal":          "010",
+		"binary":         "0b101",
+		"quoted":         `a "b"`,
+		"42":             "non-string key",
+		"error":          "boom",
 		hclog.MissingKey: "dangling",
 	}
 	for k, v := range want {
