@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
@@ -128,9 +129,15 @@ func New(cfg Config) (_ *Agent, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: peer TLS: %w", err)
 	}
-	authz, err := auth.NewAuthorizer(cfg.ACLModelFile, cfg.ACLPolicyFile)
+	authz, err := auth.NewAuthorizer(cfg.ACLModelFile, cfg.ACLPolicyFile, auth.WithLogger(a.log.With(zap.String("component", "acl"))))
 	if err != nil {
 		return nil, err
+	}
+	if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "proglog_acl_eval_errors_total",
+		Help: "Requests the ACL model failed to evaluate (each was denied).",
+	}, func() float64 { return float64(authz.EvalErrors()) })); err != nil {
+		return nil, fmt.Errorf("agent: register ACL metrics: %w", err)
 	}
 
 	// 3. The shared port.

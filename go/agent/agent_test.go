@@ -56,7 +56,7 @@ func TestSingleNode(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`proglog_rpc_requests_total{code="OK",method="/log.v1.Log/Produce"} 1`, "proglog_log_next_offset 1"} {
+	for _, want := range []string{`proglog_rpc_requests_total{code="OK",method="/log.v1.Log/Produce"} 1`, "proglog_log_next_offset 1", "proglog_acl_eval_errors_total 0"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -82,3 +82,32 @@ func TestHealthPortTaken(t *testing.T) {
 		t.Fatalf("the replicated log was opened: %v", err)
 	}
 }
+
+// An ACL model that cannot evaluate a request would deny every call: the
+// node refuses to start and says why.
+func TestBrokenACLModelRefusesToStart(t *testing.T) {
+	e := newEnv(t)
+	model := filepath.Join(e.dir, "model.conf")
+	if err := os.WriteFile(model, []byte(`[request_definition]
+r = sub, obj, act
+[policy_definition]
+p = sub, obj, act
+[policy_effect]
+e = some(where (p.eft == allow))
+[matchers]
+m = r.sub == p.sub && noSuchFunction(r.obj, p.obj)
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config("acl")
+	cfg.Bootstrap = true
+	cfg.ACLModelFile = model
+	a, err := agent.New(cfg)
+	if err == nil {
+		a.Shutdown(context.Background())
+		t.Fatal("a node with an ACL model that cannot evaluate started")
+	}
+	if !strings.Contains(err.Error(), "cannot evaluate") {
+		t.Errorf("err = %v, want the model's evaluation error", err)
+	}
+}
