@@ -28,6 +28,7 @@ import (
 	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
+	"github.com/proglog/proglog/go/internal/testutil"
 	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
@@ -471,5 +472,63 @@ func TestServeBannerNamesTheMode(t *testing.T) {
 	d := startBinary(t, filepath.Join(dir, "dev"))
 	if out := d.stdout.String(); !strings.Contains(out, "proglog development server (--dev) serving on ") {
 		t.Errorf("dev banner:\n%s", out)
+	}
+}
+
+// Everything a node writes in its data directory (the Raft log, stable
+// store and snapshots, the data log, the dev gossip key and keys) is
+// private to its user: no group or other permission bit. Only the dev
+// certificates, which are public, may be readable, inside a private
+// directory.
+func TestDataDirIsPrivate(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "node") // created by the node
+	c := startServe(t, "--dev", "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--metrics-addr=", "--log-level", "warn",
+		"--raft-snapshot-interval", "10ms", "--raft-snapshot-threshold", "5")
+	files := certs.DevFilesIn(filepath.Join(dataDir, "certs"))
+	tlsCfg, err := auth.TLSConfig{CertFile: files.ClientCert("root"), KeyFile: files.ClientKey("root"), CAFile: files.CACert}.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lc := logv1.NewLogClient(conn)
+	for i := range 20 {
+		if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte{byte(i)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Raft snapshots on its own schedule: wait for one on disk.
+	snapshots := filepath.Join(dataDir, "raft", "snapshots")
+	testutil.Eventually(t, "a snapshot", 30*time.Second, func() bool {
+		entries, _ := os.ReadDir(snapshots)
+		return len(entries) > 0
+	})
+	var checked int
+	err = filepath.WalkDir(dataDir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dataDir, path)
+		public := filepath.Dir(rel) == "certs" && strings.HasSuffix(rel, ".pem") && !strings.HasSuffix(rel, "-key.pem")
+		if perm := info.Mode().Perm(); perm&0o077 != 0 && !public {
+			t.Errorf("%s has mode %v, want no group or other permission", rel, info.Mode())
+		}
+		checked++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 10 {
+		t.Fatalf("walked only %d entries", checked)
 	}
 }

@@ -364,6 +364,7 @@ func serve(ctx context.Context, o *serveOptions, stdout io.Writer) (err error) {
 	if err := o.validate(); err != nil {
 		return err
 	}
+	restrictUmask()
 	logger, err := telemetry.NewLogger(o.logLevel)
 	if err != nil {
 		return err
