@@ -562,3 +562,23 @@ func TestCheckScale(t *testing.T) {
 		})
 	}
 }
+
+// Violated is proof of a broken contract; an Unknown linearizability verdict
+// is neither OK nor a violation.
+func TestViolated(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		r            Result
+		ok, violated bool
+	}{
+		{"clean", Result{Linearizable: porcupine.Ok}, true, false},
+		{"timed out", Result{Linearizable: porcupine.Unknown}, false, false},
+		{"illegal", Result{Linearizable: porcupine.Illegal}, false, true},
+		{"lost", Result{Lost: 1, Linearizable: porcupine.Ok}, false, true},
+		{"stale read, timed out", Result{StaleReads: 1, Linearizable: porcupine.Unknown}, false, true},
+	} {
+		if tc.r.OK() != tc.ok || tc.r.Violated() != tc.violated {
+			t.Errorf("%s: OK %v Violated %v, want %v %v", tc.name, tc.r.OK(), tc.r.Violated(), tc.ok, tc.violated)
+		}
+	}
+}
