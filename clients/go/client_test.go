@@ -395,8 +395,17 @@ func TestRecordsSurviveServerShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A stream goes to a follower only once the client has a ready
+	// connection to one (until then, to the leader): wait until both
+	// followers have served reads.
+	for c.nodes[1].reads.Load() == 0 || c.nodes[2].reads.Load() == 0 {
+		if _, err := cl.Consume(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var got []uint64
 	stoppedOne := false
+	produced := make(chan error, 1)
 	for rec, err := range cl.Records(ctx, 0) {
 		if err != nil {
 			t.Fatal(err)
@@ -416,16 +425,21 @@ func TestRecordsSurviveServerShutdown(t *testing.T) {
 				t.Fatalf("%d followers served the stream, want 1", stopped)
 			}
 			go func() {
-				for i := 10; i < 12; i++ {
-					if _, err := cl.ProduceValue(ctx, fmt.Appendf(nil, "%d", i)); err != nil {
-						t.Error(err)
-					}
+				var err error
+				for i := 10; i < 12 && err == nil; i++ {
+					_, err = cl.ProduceValue(ctx, fmt.Appendf(nil, "%d", i))
 				}
+				produced <- err
 			}()
 		}
 		if rec.Offset == 11 {
 			break
 		}
+	}
+	// The stream may deliver record 11 before its produce returns: wait
+	// for it before the client is closed.
+	if err := <-produced; err != nil {
+		t.Fatal(err)
 	}
 	for i, off := range got {
 		if off != uint64(i) {
