@@ -11,8 +11,9 @@
 //  2. TLS: the server configuration (Config.TLS: node certificate, key and
 //     the CA that verifies clients and peers), the peer configuration Raft
 //     dials with (the same certificate and CA), and the ACL authorizer;
-//  3. the listener on Config.BindAddr and go/mux over it: one port carries
-//     both gRPC and Raft; and the listener on Config.HealthAddr, if set;
+//  3. the listener on Config.BindAddr (or Config.Listener, already bound)
+//     and go/mux over it: one port carries both gRPC and Raft; and the
+//     listener on Config.HealthAddr (or Config.HealthListener), if set;
 //  4. go/replication's Log in Config.DataDir (raft/ and data/), with the
 //     mux's Raft stream layer; with Config.Bootstrap and no Raft state it
 //     starts a cluster of itself;
