@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +42,7 @@ type node struct {
 	id     string
 	dir    string
 	addr   string
+	port   *testutil.HeldPort // held for the test: a restart gets the same address
 	mod    func(*Config)
 	muxMod func(*mux.Config)
 	mux    *mux.Mux
@@ -76,24 +76,13 @@ func newNode(t *testing.T, id string, bootstrap bool, mod func(*Config)) *node {
 	return n
 }
 
-// listen binds addr (or a fresh port); a restarted node gets its old port.
-func listen(t *testing.T, addr string) net.Listener {
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	var ln net.Listener
-	testutil.Eventually(t, "to listen on "+addr, 10*time.Second, func() bool {
-		var err error
-		ln, err = net.Listen("tcp", addr)
-		return err == nil
-	})
-	return ln
-}
-
 func (n *node) start() {
 	t := n.t
 	t.Helper()
-	ln := listen(t, n.addr)
+	if n.port == nil {
+		n.port = testutil.HoldPort(t)
+	}
+	ln := n.port.Listener()
 	n.addr = ln.Addr().String()
 	mc := mux.DefaultConfig()
 	mc.InsecurePlaintext = true

@@ -11,11 +11,15 @@ import (
 // after a stop races with every other process on the machine, which may
 // have taken it as an ephemeral port meanwhile ("address already in use");
 // a held port is never released until the test ends. Each server gets a
-// Listener of it; closing that ends only that server's Accept calls.
+// Listener of it; closing that ends only that server's Accept calls. While
+// no Listener is open, connections are closed as soon as they arrive, as
+// they would be refused by a port nobody listens on.
 type HeldPort struct {
-	ln    net.Listener
-	conns chan net.Conn
-	stop  chan struct{}
+	ln   net.Listener
+	stop chan struct{}
+
+	mu  sync.Mutex
+	cur *PortListener // the open Listener; nil if none
 }
 
 // HoldPort binds a free loopback port until the end of t.
@@ -25,7 +29,7 @@ func HoldPort(t testing.TB) *HeldPort {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &HeldPort{ln: ln, conns: make(chan net.Conn), stop: make(chan struct{})}
+	p := &HeldPort{ln: ln, stop: make(chan struct{})}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -34,8 +38,17 @@ func HoldPort(t testing.TB) *HeldPort {
 			if err != nil {
 				return
 			}
+			p.mu.Lock()
+			l := p.cur
+			p.mu.Unlock()
+			if l == nil {
+				c.Close()
+				continue
+			}
 			select {
-			case p.conns <- c:
+			case l.conns <- c:
+			case <-l.closed:
+				c.Close()
 			case <-p.stop:
 				c.Close()
 				return
@@ -53,16 +66,21 @@ func HoldPort(t testing.TB) *HeldPort {
 // Addr is the held address.
 func (p *HeldPort) Addr() string { return p.ln.Addr().String() }
 
-// Listener returns a new listener on the held port. Connections go to
-// whichever of its listeners is accepting; after Close, Accept fails with
-// net.ErrClosed, and the port stays bound.
+// Listener returns a new listener on the held port, which from now on gets
+// its connections (a listener opened before gets none). After Close, its
+// Accept fails with net.ErrClosed, and the port stays bound.
 func (p *HeldPort) Listener() *PortListener {
-	return &PortListener{p: p, closed: make(chan struct{})}
+	l := &PortListener{p: p, conns: make(chan net.Conn), closed: make(chan struct{})}
+	p.mu.Lock()
+	p.cur = l
+	p.mu.Unlock()
+	return l
 }
 
 // PortListener is one server's net.Listener on a HeldPort.
 type PortListener struct {
 	p      *HeldPort
+	conns  chan net.Conn
 	once   sync.Once
 	closed chan struct{}
 }
@@ -75,18 +93,23 @@ func (l *PortListener) Accept() (net.Conn, error) {
 	default:
 	}
 	select {
-	case c := <-l.p.conns:
+	case c := <-l.conns:
 		return c, nil
 	case <-l.closed:
-		return nil, net.ErrClosed
-	case <-l.p.stop:
 		return nil, net.ErrClosed
 	}
 }
 
 // Close ends this listener's Accept calls; the port stays bound.
 func (l *PortListener) Close() error {
-	l.once.Do(func() { close(l.closed) })
+	l.once.Do(func() {
+		close(l.closed)
+		l.p.mu.Lock()
+		if l.p.cur == l {
+			l.p.cur = nil
+		}
+		l.p.mu.Unlock()
+	})
 	return nil
 }
 

@@ -95,6 +95,16 @@ func TestHeldPort(t *testing.T) {
 			t.Fatal("not Closed after Close")
 		}
 	}
+	// With no listener open, a connection is closed at once: reading
+	// from it ends instead of hanging.
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read from a connection nobody accepts succeeded")
+	}
 	// Close ends an Accept that is waiting (a server's Shutdown).
 	l := p.Listener()
 	blocked := make(chan error, 1)
