@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -337,15 +337,11 @@ func startServe(t *testing.T, args ...string) *child {
 
 func TestServeDevSmoke(t *testing.T) {
 	dataDir := t.TempDir()
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	healthAddr := free.Addr().String()
-	free.Close()
+	// Port 0 everywhere; the health port is read back from the log.
 	c := startServe(t, "--dev", "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
-		"--health-addr", healthAddr, "--log-level", "warn")
+		"--health-addr", "127.0.0.1:0", "--log-level", "info")
 	stdout := c.stdout
+	healthAddr := logField(t, c.stderr.String(), "started; waiting for a leader", "health_addr")
 
 	files := certs.DevFilesIn(filepath.Join(dataDir, "certs"))
 	if !strings.Contains(stdout.String(), files.ClientCert("root")) {
@@ -449,6 +445,23 @@ func TestServeDevSmoke(t *testing.T) {
 	if err, ok := c2.wait(15 * time.Second); !ok || err != nil {
 		t.Fatalf("exit after SIGINT: exited %v, err %v", ok, err)
 	}
+}
+
+// logField returns field of the first JSON log line with message msg.
+func logField(t *testing.T, logs, msg, field string) string {
+	t.Helper()
+	for _, line := range strings.Split(logs, "\n") {
+		var entry map[string]any
+		if json.Unmarshal([]byte(line), &entry) != nil || entry["msg"] != msg {
+			continue
+		}
+		if v, ok := entry[field].(string); ok && v != "" {
+			return v
+		}
+		t.Fatalf("log line %q has no %s", line, field)
+	}
+	t.Fatalf("no log line %q in:\n%s", msg, logs)
+	return ""
 }
 
 // The serving banner names the mode: only a --dev node calls itself a
