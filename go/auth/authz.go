@@ -84,8 +84,9 @@ type decisionKey struct{ subject, object, action string }
 // selects the embedded default for that file.
 //
 // It fails if the model cannot evaluate a probe request (a made-up subject
-// producing to "log"), such as a matcher calling an unknown function: such a model would deny every call. A policy without a rule
-// is valid (it denies everything) but logged as a warning.
+// producing to "log"), such as a matcher calling an unknown function: such
+// a model would deny every call. A policy without a rule is valid (it
+// denies everything) but logged as a warning.
 func NewAuthorizer(modelFile, policyFile string, opts ...AuthorizerOption) (*Authorizer, error) {
 	modelText := defaultModel
 	if modelFile != "" {
