@@ -83,15 +83,9 @@ func TestRecordsFollowsTheLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Records after the last one are produced while the consumer waits.
-	go func() {
-		time.Sleep(100 * time.Millisecond)
-		for i := 5; i < 8; i++ {
-			if _, err := cl.ProduceValue(ctx, fmt.Appendf(nil, "r%d", i)); err != nil {
-				t.Error(err)
-			}
-		}
-	}()
+	// Records after the last one are produced once the consumer has
+	// it, so it waits for them.
+	produced := make(chan error, 1)
 	var got []string
 	for rec, err := range cl.Records(ctx, 2) {
 		if err != nil {
@@ -101,9 +95,21 @@ func TestRecordsFollowsTheLog(t *testing.T) {
 			t.Fatalf("offset %d, want %d", rec.Offset, want)
 		}
 		got = append(got, string(rec.Value))
+		if rec.Offset == 4 {
+			go func() {
+				var err error
+				for i := 5; i < 8 && err == nil; i++ {
+					_, err = cl.ProduceValue(ctx, fmt.Appendf(nil, "r%d", i))
+				}
+				produced <- err
+			}()
+		}
 		if len(got) == 6 {
 			break
 		}
+	}
+	if err := <-produced; err != nil {
+		t.Fatal(err)
 	}
 	if want := []string{"r2", "r3", "r4", "r5", "r6", "r7"}; !slices.Equal(got, want) {
 		t.Fatalf("got %q, want %q", got, want)
@@ -358,10 +364,15 @@ func TestLeaderChangeRedirects(t *testing.T) {
 		t.Fatalf("Servers = %+v, %v", servers, err)
 	}
 
-	// An election: no leader for a while. Produce waits and retries.
+	// An election: no leader until the client was told so. Produce
+	// waits and retries.
+	select {
+	case <-c.noLeader: // an answer from before this election
+	default:
+	}
 	c.setLeader(-1)
 	go func() {
-		time.Sleep(300 * time.Millisecond)
+		<-c.noLeader
 		c.setLeader(2)
 	}()
 	if off, err := cl.ProduceValue(ctx, []byte("to n2")); err != nil || off != 2 {
