@@ -83,15 +83,9 @@ func TestRecordsFollowsTheLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Records after the last one are produced while the consumer waits.
-	go func() {
-		time.Sleep(100 * time.Millisecond)
-		for i := 5; i < 8; i++ {
-			if _, err := cl.ProduceValue(ctx, fmt.Appendf(nil, "r%d", i)); err != nil {
-				t.Error(err)
-			}
-		}
-	}()
+	// Records after the last one are produced once the consumer has
+	// it, so it waits for them.
+	produced := make(chan error, 1)
 	var got []string
 	for rec, err := range cl.Records(ctx, 2) {
 		if err != nil {
@@ -101,9 +95,21 @@ func TestRecordsFollowsTheLog(t *testing.T) {
 			t.Fatalf("offset %d, want %d", rec.Offset, want)
 		}
 		got = append(got, string(rec.Value))
+		if rec.Offset == 4 {
+			go func() {
+				var err error
+				for i := 5; i < 8 && err == nil; i++ {
+					_, err = cl.ProduceValue(ctx, fmt.Appendf(nil, "r%d", i))
+				}
+				produced <- err
+			}()
+		}
 		if len(got) == 6 {
 			break
 		}
+	}
+	if err := <-produced; err != nil {
+		t.Fatal(err)
 	}
 	if want := []string{"r2", "r3", "r4", "r5", "r6", "r7"}; !slices.Equal(got, want) {
 		t.Fatalf("got %q, want %q", got, want)
@@ -358,10 +364,15 @@ func TestLeaderChangeRedirects(t *testing.T) {
 		t.Fatalf("Servers = %+v, %v", servers, err)
 	}
 
-	// An election: no leader for a while. Produce waits and retries.
+	// An election: no leader until the client was told so. Produce
+	// waits and retries.
+	select {
+	case <-c.noLeader: // an answer from before this election
+	default:
+	}
 	c.setLeader(-1)
 	go func() {
-		time.Sleep(300 * time.Millisecond)
+		<-c.noLeader
 		c.setLeader(2)
 	}()
 	if off, err := cl.ProduceValue(ctx, []byte("to n2")); err != nil || off != 2 {
@@ -395,8 +406,17 @@ func TestRecordsSurviveServerShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A stream goes to a follower only once the client has a ready
+	// connection to one (until then, to the leader): wait until both
+	// followers have served reads.
+	for c.nodes[1].reads.Load() == 0 || c.nodes[2].reads.Load() == 0 {
+		if _, err := cl.Consume(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var got []uint64
 	stoppedOne := false
+	produced := make(chan error, 1)
 	for rec, err := range cl.Records(ctx, 0) {
 		if err != nil {
 			t.Fatal(err)
@@ -416,16 +436,21 @@ func TestRecordsSurviveServerShutdown(t *testing.T) {
 				t.Fatalf("%d followers served the stream, want 1", stopped)
 			}
 			go func() {
-				for i := 10; i < 12; i++ {
-					if _, err := cl.ProduceValue(ctx, fmt.Appendf(nil, "%d", i)); err != nil {
-						t.Error(err)
-					}
+				var err error
+				for i := 10; i < 12 && err == nil; i++ {
+					_, err = cl.ProduceValue(ctx, fmt.Appendf(nil, "%d", i))
 				}
+				produced <- err
 			}()
 		}
 		if rec.Offset == 11 {
 			break
 		}
+	}
+	// The stream may deliver record 11 before its produce returns: wait
+	// for it before the client is closed.
+	if err := <-produced; err != nil {
+		t.Fatal(err)
 	}
 	for i, off := range got {
 		if off != uint64(i) {

@@ -40,6 +40,9 @@ type cluster struct {
 
 	mu     sync.Mutex
 	leader int // -1: none (an election)
+	// noLeader gets a value (if it has room) each time a node answers
+	// that there is no leader.
+	noLeader chan struct{}
 }
 
 type node struct {
@@ -81,7 +84,7 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, certs: files, storage: storage, shared: server.NewStorageLog(storage)}
+	c := &cluster{t: t, certs: files, storage: storage, shared: server.NewStorageLog(storage), noLeader: make(chan struct{}, 1)}
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
 			n.stop()
@@ -190,6 +193,10 @@ func (c *cluster) client(opts ...client.Option) *client.Client {
 func (n *node) notLeader() error {
 	l := n.c.leaderNode()
 	if l == nil {
+		select {
+		case n.c.noLeader <- struct{}{}:
+		default:
+		}
 		return status.Error(codes.Unavailable, "no leader elected yet; retry shortly")
 	}
 	st := status.Newf(codes.FailedPrecondition, "not the leader: send this request to %s (%s)", l.addr, l.id)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
@@ -40,7 +41,7 @@ type Agent struct {
 	mux        *mux.Mux
 	replica    *replication.Log
 	srv        *server.Server
-	healthLn   net.Listener // Config.HealthAddr; nil if none
+	healthLn   net.Listener // Config.HealthAddr or HealthListener; nil if none
 	healthSrv  *grpc.Server // serves only grpc.health.v1.Health on healthLn
 	membership *discovery.Membership
 
@@ -63,6 +64,16 @@ type Agent struct {
 // New starts a node as described in the package documentation. On error
 // everything started so far is stopped again.
 func New(cfg Config) (_ *Agent, err error) {
+	// The listeners given are the agent's from now on, also when New fails.
+	defer func() {
+		if err != nil {
+			for _, ln := range []net.Listener{cfg.Listener, cfg.HealthListener} {
+				if ln != nil {
+					ln.Close()
+				}
+			}
+		}
+	}()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -125,15 +136,23 @@ func New(cfg Config) (_ *Agent, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: peer TLS: %w", err)
 	}
-	authz, err := auth.NewAuthorizer(cfg.ACLModelFile, cfg.ACLPolicyFile)
+	authz, err := auth.NewAuthorizer(cfg.ACLModelFile, cfg.ACLPolicyFile, auth.WithLogger(a.log.With(zap.String("component", "acl"))))
 	if err != nil {
 		return nil, err
 	}
+	if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "proglog_acl_eval_errors_total",
+		Help: "Requests the ACL model failed to evaluate (each was denied).",
+	}, func() float64 { return float64(authz.EvalErrors()) })); err != nil {
+		return nil, fmt.Errorf("agent: register ACL metrics: %w", err)
+	}
 
 	// 3. The shared port.
-	ln, err := net.Listen("tcp", cfg.BindAddr)
-	if err != nil {
-		return nil, fmt.Errorf("agent: listen on %s: %w", cfg.BindAddr, err)
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.BindAddr); err != nil {
+			return nil, fmt.Errorf("agent: listen on %s: %w", cfg.BindAddr, err)
+		}
 	}
 	advertise := cfg.AdvertiseAddr
 	if advertise == "" {
@@ -159,10 +178,13 @@ func New(cfg Config) (_ *Agent, err error) {
 	undo = append(undo, func() { a.mux.Close() })
 	// The plaintext health port, bound now so that a taken port fails New
 	// before the log is opened; served once the gRPC server exists.
+	a.healthLn = cfg.HealthListener
 	if cfg.HealthAddr != "" {
 		if a.healthLn, err = net.Listen("tcp", cfg.HealthAddr); err != nil {
 			return nil, fmt.Errorf("agent: listen on %s (health): %w", cfg.HealthAddr, err)
 		}
+	}
+	if a.healthLn != nil {
 		undo = append(undo, func() { a.healthLn.Close() })
 	}
 

@@ -57,6 +57,7 @@ func TestSingleNode(t *testing.T) {
 	if m := n.metrics(); !strings.Contains(m, `proglog_disk_bytes{component="raft_log"} `) {
 		t.Error(`metrics lack proglog_disk_bytes{component="raft_log"}`)
 	}
+	n.checkMetrics("proglog_acl_eval_errors_total 0")
 	if strings.Contains(n.metrics(), "proglog_recovery_actions_total{") {
 		t.Error("a new node reports recovery actions")
 	}

@@ -58,6 +58,11 @@ type Config struct {
 	// the gRPC API and Raft (go/mux). Port 0 picks a free port. Default
 	// 127.0.0.1:8400.
 	BindAddr string
+	// Listener, if set instead of BindAddr (which must then be empty), is
+	// that port already bound: for embedders and tests that must keep a
+	// port across restarts. The agent owns it from New on and closes it on
+	// Shutdown, or when New fails.
+	Listener net.Listener
 	// AdvertiseAddr is the host:port the others reach that port at: Raft
 	// peers dial it, GetServers lists it, NOT_LEADER errors point clients
 	// to it. Default: the bound address; required when BindAddr is a
@@ -170,6 +175,9 @@ type Config struct {
 	// without credentials nothing but whether the node is up and ready.
 	// Port 0 picks a free port (see Agent.HealthAddr).
 	HealthAddr string
+	// HealthListener, if set instead of HealthAddr (which must then be
+	// empty), is the health port already bound; owned like Listener.
+	HealthListener net.Listener
 	// Tracing says where spans go. Default: nowhere.
 	Tracing telemetry.TraceConfig
 	// Logger receives the node's logs, Raft's, Serf's and the mux's
@@ -227,11 +235,17 @@ func (c Config) Validate() error {
 			bad("%s %q: %v", field, addr, err)
 		}
 	}
-	checkAddr("BindAddr", c.BindAddr, true)
+	if c.Listener != nil && c.BindAddr != "" {
+		bad("BindAddr %q and Listener are exclusive: clear BindAddr to serve on Listener", c.BindAddr)
+	}
+	checkAddr("BindAddr", c.BindAddr, c.Listener == nil)
 	checkAddr("AdvertiseAddr", c.AdvertiseAddr, false)
 	checkAddr("SerfBindAddr", c.SerfBindAddr, true)
 	checkAddr("SerfAdvertiseAddr", c.SerfAdvertiseAddr, false)
 	checkAddr("MetricsAddr", c.MetricsAddr, false)
+	if c.HealthListener != nil && c.HealthAddr != "" {
+		bad("HealthAddr %q and HealthListener are exclusive: clear HealthAddr to serve on HealthListener", c.HealthAddr)
+	}
 	checkAddr("HealthAddr", c.HealthAddr, false)
 	for _, a := range c.StartJoinAddrs {
 		checkAddr("StartJoinAddrs entry", a, true)

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"encoding/base64"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,7 +37,17 @@ func TestConfigValidate(t *testing.T) {
 	if err := withHealth.Validate(); err != nil {
 		t.Fatalf("HealthAddr %q: %v", withHealth.HealthAddr, err)
 	}
+	withListeners := good()
+	withListeners.BindAddr, withListeners.Listener = "", dummyListener{}
+	withListeners.HealthListener = dummyListener{}
+	if err := withListeners.Validate(); err != nil {
+		t.Fatalf("Listener and HealthListener: %v", err)
+	}
 	for want, mod := range map[string]func(*agent.Config){
+		"BindAddr \"127.0.0.1:8400\" and Listener are exclusive": func(c *agent.Config) { c.Listener = dummyListener{} },
+		"HealthAddr \":8403\" and HealthListener are exclusive": func(c *agent.Config) {
+			c.HealthAddr, c.HealthListener = ":8403", dummyListener{}
+		},
 		"DataDir is empty":                    func(c *agent.Config) { c.DataDir = "" },
 		"NodeName is empty":                   func(c *agent.Config) { c.NodeName = "" },
 		"NodeName: nodeid: invalid node name": func(c *agent.Config) { c.NodeName = "a/b" },
@@ -139,3 +150,6 @@ func TestGossipKeys(t *testing.T) {
 		t.Fatalf("a bad key file must be reported, not replaced: %v", err)
 	}
 }
+
+// dummyListener stands for a listener Validate does not use.
+type dummyListener struct{ net.Listener }

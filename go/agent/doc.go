@@ -14,8 +14,9 @@
 //     certificate must be this node's own (go/auth/nodeid): it names
 //     Config.NodeName, has the serverAuth and clientAuth usages and a SAN for
 //     the advertised host; New fails otherwise, naming the fix;
-//  3. the listener on Config.BindAddr and go/mux over it: one port carries
-//     both gRPC and Raft; and the listener on Config.HealthAddr, if set;
+//  3. the listener on Config.BindAddr (or Config.Listener, already bound)
+//     and go/mux over it: one port carries both gRPC and Raft; and the
+//     listener on Config.HealthAddr (or Config.HealthListener), if set;
 //  4. go/replication's Log in Config.DataDir (raft/ and data/), with the
 //     mux's Raft stream layer; with Config.Bootstrap and no Raft state it
 //     starts a cluster of itself;

@@ -9,12 +9,15 @@ import (
 	"testing"
 
 	"github.com/proglog/proglog/go/agent"
+	"github.com/proglog/proglog/go/internal/testutil"
 )
 
 // TestNewFailureReleasesEverything: when New fails late (here, Serf cannot
 // bind its port, after the listener, the replicated log and the gRPC
-// server have started), what it started is stopped again: the same data
-// directory, API port and health port can be used at once.
+// server have started), what it started is stopped again: its listeners
+// are closed, and the same data directory can be used at once (on the same
+// ports, held by the test: binding a port again after it was released
+// races with other processes).
 func TestNewFailureReleasesEverything(t *testing.T) {
 	e := newEnv(t)
 	taken, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -22,20 +25,12 @@ func TestNewFailureReleasesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	freeAddr := func() string {
-		free, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer free.Close()
-		return free.Addr().String()
-	}
-	apiAddr, healthAddr := freeAddr(), freeAddr()
+	health := testutil.HoldPort(t)
 
 	cfg := e.config("n0")
 	cfg.Bootstrap = true
-	cfg.BindAddr = apiAddr
-	cfg.HealthAddr = healthAddr
+	api, healthLn := cfg.Listener.(*testutil.PortListener), health.Listener()
+	cfg.HealthListener = healthLn
 	cfg.SerfBindAddr = taken.LocalAddr().String()
 	if a, err := agent.New(cfg); err == nil {
 		a.Shutdown(context.Background())
@@ -44,12 +39,16 @@ func TestNewFailureReleasesEverything(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft")); err != nil {
 		t.Fatalf("the failed New did not get as far as the replicated log: %v", err)
 	}
+	if !api.Closed() || !healthLn.Closed() {
+		t.Fatalf("the failed New left its listeners open: API closed %v, health closed %v", api.Closed(), healthLn.Closed())
+	}
 
 	cfg.SerfBindAddr = "127.0.0.1:0"
-	n := e.start(cfg) // same data directory, same API and health ports
+	cfg.Listener, cfg.HealthListener = e.listener("n0"), health.Listener()
+	n := e.start(cfg) // same data directory
 	n.waitReady()
-	if n.a.Addr() != apiAddr || n.a.HealthAddr() != healthAddr {
-		t.Fatalf("serving on %s, health on %s, want %s and %s", n.a.Addr(), n.a.HealthAddr(), apiAddr, healthAddr)
+	if n.a.Addr() != api.Addr().String() || n.a.HealthAddr() != health.Addr() {
+		t.Fatalf("serving on %s, health on %s, want %s and %s", n.a.Addr(), n.a.HealthAddr(), api.Addr(), health.Addr())
 	}
 	select {
 	case <-n.a.Failed():
@@ -80,5 +79,34 @@ func TestHealthPortTaken(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft")); !os.IsNotExist(err) {
 		t.Fatalf("the replicated log was opened: %v", err)
+	}
+}
+
+// An ACL model that cannot evaluate a request would deny every call: the
+// node refuses to start and says why.
+func TestBrokenACLModelRefusesToStart(t *testing.T) {
+	e := newEnv(t)
+	model := filepath.Join(e.dir, "model.conf")
+	if err := os.WriteFile(model, []byte(`[request_definition]
+r = sub, obj, act
+[policy_definition]
+p = sub, obj, act
+[policy_effect]
+e = some(where (p.eft == allow))
+[matchers]
+m = r.sub == p.sub && noSuchFunction(r.obj, p.obj)
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config("acl")
+	cfg.Bootstrap = true
+	cfg.ACLModelFile = model
+	a, err := agent.New(cfg)
+	if err == nil {
+		a.Shutdown(context.Background())
+		t.Fatal("a node with an ACL model that cannot evaluate started")
+	}
+	if !strings.Contains(err.Error(), "cannot evaluate") {
+		t.Errorf("err = %v, want the model's evaluation error", err)
 	}
 }

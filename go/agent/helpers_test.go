@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -43,12 +44,15 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// env is what the nodes of one test share: a dev PKI and a gossip key.
+// env is what the nodes of one test share: a dev PKI and a gossip key;
+// and each node's API port, held for the whole test so that a restarted
+// node gets it back without binding it again.
 type env struct {
 	t     *testing.T
 	dir   string
 	certs certs.DevFiles
 	key   string
+	ports map[string]*testutil.HeldPort // by node name
 }
 
 func newEnv(t *testing.T) *env {
@@ -61,7 +65,17 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, dir: dir, certs: files, key: key}
+	return &env{t: t, dir: dir, certs: files, key: key, ports: map[string]*testutil.HeldPort{}}
+}
+
+// listener returns a listener on the API port of the node called name.
+func (e *env) listener(name string) net.Listener {
+	p := e.ports[name]
+	if p == nil {
+		p = testutil.HoldPort(e.t)
+		e.ports[name] = p
+	}
+	return p.Listener()
 }
 
 // config is a loopback node with fast Raft and gossip timings.
@@ -69,7 +83,8 @@ func (e *env) config(name string) agent.Config {
 	c := agent.DefaultConfig()
 	c.NodeName = name
 	c.DataDir = filepath.Join(e.dir, name)
-	c.BindAddr = "127.0.0.1:0"
+	c.BindAddr = ""
+	c.Listener = e.listener(name)
 	c.SerfBindAddr = "127.0.0.1:0"
 	c.GossipKey = e.key
 	c.GossipProfile = discovery.ProfileLocal
@@ -106,8 +121,6 @@ type node struct {
 	a    *agent.Agent
 	conn *grpc.ClientConn
 	log  logv1.LogClient
-	// addr and serf are the addresses the node had when it stopped.
-	addr, serf string
 }
 
 func (e *env) start(cfg agent.Config) *node {
@@ -123,11 +136,13 @@ func (e *env) start(cfg agent.Config) *node {
 	return n
 }
 
-// restart starts the node again on the same data directory and addresses.
+// restart starts the node again on the same data directory and API
+// address (its Raft address). Gossip gets a new port: a member that left
+// may come back at another address.
 func (e *env) restart(n *node, join ...string) *node {
 	e.t.Helper()
 	cfg := n.cfg
-	cfg.BindAddr, cfg.SerfBindAddr = n.addr, n.serf
+	cfg.Listener = e.listener(n.name())
 	cfg.StartJoinAddrs = join
 	cfg.Bootstrap = false
 	return e.start(cfg)
@@ -151,7 +166,6 @@ func (n *node) stop() {
 	if n.a == nil {
 		return
 	}
-	n.addr, n.serf = n.a.Addr(), n.a.SerfAddr()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := n.a.Shutdown(ctx); err != nil {

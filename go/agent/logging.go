@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/zap"
@@ -53,10 +54,37 @@ func (s zapSink) Accept(name string, level hclog.Level, msg string, args ...any)
 	fields := make([]zap.Field, 0, 1+len(args)/2)
 	fields = append(fields, zap.String("component", name))
 	for i := 0; i+1 < len(args); i += 2 {
-		fields = append(fields, zap.Any(fmt.Sprint(args[i]), args[i+1]))
+		fields = append(fields, hclogField(fmt.Sprint(args[i]), args[i+1]))
 	}
 	if len(args)%2 == 1 {
-		fields = append(fields, zap.Any("EXTRA_VALUE", args[len(args)-1]))
+		fields = append(fields, hclogField(hclog.MissingKey, args[len(args)-1]))
 	}
 	ce.Write(fields...)
+}
+
+// hclogField renders one hclog key/value pair as hclog's own formatters
+// would: its wrapper types (hclog.Fmt, Hex, Octal, Binary, Quote,
+// CapturedStacktrace) are instructions, not values to serialize.
+func hclogField(key string, v any) zap.Field {
+	switch v := v.(type) {
+	case hclog.Format:
+		if len(v) == 0 {
+			return zap.String(key, "")
+		}
+		if format, ok := v[0].(string); ok {
+			return zap.String(key, fmt.Sprintf(format, v[1:]...))
+		}
+		return zap.String(key, fmt.Sprint(v...))
+	case hclog.Hex:
+		return zap.String(key, "0x"+strconv.FormatUint(uint64(v), 16))
+	case hclog.Octal:
+		return zap.String(key, "0"+strconv.FormatUint(uint64(v), 8))
+	case hclog.Binary:
+		return zap.String(key, "0b"+strconv.FormatUint(uint64(v), 2))
+	case hclog.Quote:
+		return zap.String(key, string(v))
+	case hclog.CapturedStacktrace:
+		return zap.String(key, string(v))
+	}
+	return zap.Any(key, v)
 }

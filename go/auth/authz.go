@@ -9,10 +9,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
 	"github.com/casbin/casbin/v2/persist"
+	"go.uber.org/zap"
 )
 
 // Actions checked by the server; they are the act field of the ACL.
@@ -35,11 +37,41 @@ var (
 // The policy is read-only once loaded, so the model's decision for a
 // (subject, object, action) never changes: decisions are cached (up to
 // maxCachedDecisions of them), which spares every RPC a casbin evaluation.
+//
+// A request the model fails to evaluate is denied, logged (at most once per
+// evalErrorLogInterval, with the number of errors not logged since) and
+// counted (EvalErrors).
 type Authorizer struct {
 	enforcer *casbin.SyncedEnforcer
+	logger   *zap.Logger
 
 	decisions sync.Map // decisionKey -> bool
 	cached    atomic.Int64
+
+	evalErrors atomic.Uint64
+	logMu      sync.Mutex
+	lastLog    time.Time // of an evaluation error; zero: none yet
+	unlogged   uint64    // evaluation errors since lastLog
+}
+
+// evalErrorLogInterval is the least time between two logged evaluation
+// errors: a broken ACL fails every call, and each would log.
+const evalErrorLogInterval = 10 * time.Second
+
+// The request NewAuthorizer evaluates to prove that the model works (with
+// ActionProduce); its answer does not matter, only that there is one.
+const (
+	probeSubject = "proglog-acl-probe"
+	probeObject  = "log"
+)
+
+// AuthorizerOption configures NewAuthorizer and NewAuthorizerFromText.
+type AuthorizerOption func(*Authorizer)
+
+// WithLogger sets where the Authorizer warns about an empty policy and logs
+// evaluation errors; without it, nowhere.
+func WithLogger(l *zap.Logger) AuthorizerOption {
+	return func(a *Authorizer) { a.logger = l }
 }
 
 // maxCachedDecisions bounds the decision cache; past it, decisions are
@@ -50,7 +82,12 @@ type decisionKey struct{ subject, object, action string }
 
 // NewAuthorizer loads the casbin model and policy from files; an empty path
 // selects the embedded default for that file.
-func NewAuthorizer(modelFile, policyFile string) (*Authorizer, error) {
+//
+// It fails if the model cannot evaluate a probe request (a made-up subject
+// producing to "log"), such as a matcher calling an unknown function: such
+// a model would deny every call. A policy without a rule is valid (it
+// denies everything) but logged as a warning.
+func NewAuthorizer(modelFile, policyFile string, opts ...AuthorizerOption) (*Authorizer, error) {
 	modelText := defaultModel
 	if modelFile != "" {
 		b, err := os.ReadFile(modelFile)
@@ -67,11 +104,11 @@ func NewAuthorizer(modelFile, policyFile string) (*Authorizer, error) {
 		}
 		policy = b
 	}
-	return NewAuthorizerFromText(modelText, policy)
+	return NewAuthorizerFromText(modelText, policy, opts...)
 }
 
 // NewAuthorizerFromText is NewAuthorizer for in-memory model and policy text.
-func NewAuthorizerFromText(modelText string, policy []byte) (*Authorizer, error) {
+func NewAuthorizerFromText(modelText string, policy []byte, opts ...AuthorizerOption) (*Authorizer, error) {
 	m, err := model.NewModelFromString(modelText)
 	if err != nil {
 		return nil, fmt.Errorf("auth: parse ACL model: %w", err)
@@ -80,7 +117,40 @@ func NewAuthorizerFromText(modelText string, policy []byte) (*Authorizer, error)
 	if err != nil {
 		return nil, fmt.Errorf("auth: load ACL policy: %w", err)
 	}
-	return &Authorizer{enforcer: e}, nil
+	a := &Authorizer{enforcer: e, logger: zap.NewNop()}
+	for _, o := range opts {
+		o(a)
+	}
+	if _, err := e.Enforce(probeSubject, probeObject, ActionProduce); err != nil {
+		return nil, fmt.Errorf("auth: the ACL model cannot evaluate a request (%s %s %s): %w", probeSubject, ActionProduce, probeObject, err)
+	}
+	if rules, err := e.GetPolicy(); err == nil && len(rules) == 0 {
+		a.logger.Warn("the ACL policy has no rule: every call will be denied")
+	}
+	return a, nil
+}
+
+// EvalErrors returns how many requests the model failed to evaluate (each
+// was denied).
+func (a *Authorizer) EvalErrors() uint64 { return a.evalErrors.Load() }
+
+// evalFailed counts an evaluation error and logs it unless one was logged
+// less than evalErrorLogInterval ago.
+func (a *Authorizer) evalFailed(subject, object, action string, err error) {
+	a.evalErrors.Add(1)
+	a.logMu.Lock()
+	now := time.Now()
+	if !a.lastLog.IsZero() && now.Sub(a.lastLog) < evalErrorLogInterval {
+		a.unlogged++
+		a.logMu.Unlock()
+		return
+	}
+	suppressed := a.unlogged
+	a.lastLog, a.unlogged = now, 0
+	a.logMu.Unlock()
+	a.logger.Error("ACL evaluation failed; the request is denied",
+		zap.String("subject", subject), zap.String("object", object), zap.String("action", action),
+		zap.Error(err), zap.Uint64("errors_not_logged_since_last", suppressed))
 }
 
 // Authorize returns nil if subject may perform action on object, and an
@@ -95,6 +165,7 @@ func (a *Authorizer) Authorize(subject, object, action string) error {
 		var err error
 		ok, err = a.enforcer.Enforce(subject, object, action)
 		if err != nil {
+			a.evalFailed(subject, object, action, err)
 			return fmt.Errorf("%w: %s may not %s %s: evaluating ACL: %v", ErrPermissionDenied, subject, action, object, err)
 		}
 		if a.cached.Load() < maxCachedDecisions {

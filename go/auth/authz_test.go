@@ -7,6 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestDefaultPolicy(t *testing.T) {
@@ -117,5 +121,69 @@ func BenchmarkAuthorize(b *testing.B) {
 		if err := a.Authorize("root", "log", ActionProduce); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A model that cannot evaluate a request would deny every call: refuse it
+// at start instead.
+func TestModelThatCannotEvaluateIsAnError(t *testing.T) {
+	broken := strings.Replace(defaultModel, "keyMatch(r.obj, p.obj)", "noSuchMatch(r.obj, p.obj)", 1)
+	if broken == defaultModel {
+		t.Fatal("the default model changed; update the test")
+	}
+	_, err := NewAuthorizerFromText(broken, defaultPolicy)
+	if err == nil || !strings.Contains(err.Error(), "cannot evaluate") {
+		t.Fatalf("model with an unknown function: err = %v, want a refusal", err)
+	}
+}
+
+// An evaluation error the probe cannot see (here a rule's invalid regular
+// expression, reached only for its subject) denies the call, is counted
+// and logged, and logging is rate-limited.
+func TestEvalErrorsAreCountedAndLogged(t *testing.T) {
+	regexModel := strings.Replace(defaultModel, "keyMatch(r.obj, p.obj)", "regexMatch(r.obj, p.obj)", 1)
+	core, logs := observer.New(zapcore.DebugLevel)
+	a, err := NewAuthorizerFromText(regexModel, []byte("p, root, .*, *\np, alice, ([, produce\n"), WithLogger(zap.New(core)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Authorize("root", "log", ActionProduce); err != nil {
+		t.Fatalf("root: %v", err)
+	}
+	for range 3 {
+		if err := a.Authorize("alice", "log", ActionProduce); !errors.Is(err, ErrPermissionDenied) {
+			t.Fatalf("alice: err = %v, want denied", err)
+		}
+	}
+	if n := a.EvalErrors(); n != 3 {
+		t.Errorf("EvalErrors = %d, want 3", n)
+	}
+	errs := logs.FilterLevelExact(zapcore.ErrorLevel).All()
+	if len(errs) != 1 {
+		t.Fatalf("%d error lines, want 1 (rate-limited): %v", len(errs), errs)
+	}
+	if got := errs[0].ContextMap()["subject"]; got != "alice" {
+		t.Errorf("logged subject %v, want alice", got)
+	}
+}
+
+func TestEmptyPolicyWarns(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	a, err := NewAuthorizerFromText(defaultModel, []byte("# nothing\n"), WithLogger(zap.New(core)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := logs.FilterLevelExact(zapcore.WarnLevel).FilterMessageSnippet("no rule").Len(); n != 1 {
+		t.Errorf("%d warnings about the empty policy, want 1: %v", n, logs.All())
+	}
+	if err := a.Authorize("root", "log", ActionProduce); !errors.Is(err, ErrPermissionDenied) {
+		t.Errorf("root with an empty policy: %v", err)
+	}
+	core, logs = observer.New(zapcore.DebugLevel)
+	if _, err := NewAuthorizerFromText(defaultModel, defaultPolicy, WithLogger(zap.New(core))); err != nil {
+		t.Fatal(err)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("the default policy logged %v", logs.All())
 	}
 }

@@ -19,5 +19,10 @@
 // ActionServers. Anything not explicitly allowed is denied. The defaults
 // (model.conf and policy.csv in this directory, embedded in the binary) allow
 // "root" everything on every resource and nobody else anything; operators
-// pass their own files to NewAuthorizer.
+// pass their own files to NewAuthorizer. NewAuthorizer refuses a model that
+// cannot evaluate a probe request (a matcher calling an unknown function,
+// say), since it would deny every call, and warns (WithLogger) about a
+// policy without a rule. A request the model still fails to evaluate is
+// denied, logged at error at most once per evalErrorLogInterval, and counted
+// (EvalErrors; the agent exports it as proglog_acl_eval_errors_total).
 package auth

@@ -35,6 +35,9 @@
 //     soon as they are written. A power loss can lose the last interval; a
 //     process crash loses nothing (the data is in the page cache).
 //   - SyncNever: appends are never fsynced; the OS writes them back.
+//   - Log.Sync makes everything appended so far durable under any policy
+//     (it fsyncs the active store, without the write lock), e.g. before a
+//     snapshot of the log is handed on.
 //   - The index is never fsynced on append, under any policy: after a
 //     crash it is not trusted (see below) but validated or rebuilt from the
 //     store, so syncing it would buy nothing but latency.

@@ -17,7 +17,7 @@ const lockFileName = "LOCK"
 type dirLock struct{ f *os.File }
 
 func (d *dirLock) acquire(dir string) error {
-	f, err := os.OpenFile(filepath.Join(dir, lockFileName), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, lockFileName), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("log: lock: %w", err)
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/proglog/proglog/go/segment"
 )
 
-// Open opens the log in dir, creating dir (mode 0755) and an empty log
+// Open opens the log in dir, creating dir (mode 0700) and an empty log
 // starting at c.InitialOffset if there is none. Zero fields of c take their
 // defaults (see Config) and the result must pass Validate.
 //
@@ -35,7 +35,7 @@ func open(dir string, c Config, openFile segment.OpenFileFunc) (*Log, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("log: open: %w", err)
 	}
 	l := &Log{

@@ -10,9 +10,14 @@ import (
 	"github.com/proglog/proglog/go/segment"
 )
 
-// beforeBackgroundSync, when set (by tests) before Open, runs in the sync
-// goroutine just before each background fsync, without the write lock.
-var beforeBackgroundSync func()
+// Test hooks, taken by the sync goroutine at Open: beforeBackgroundSync
+// runs just before each background fsync, without the write lock;
+// backgroundSyncTicks, when not nil, replaces the interval's ticker (each
+// value received is one interval).
+var (
+	beforeBackgroundSync func()
+	backgroundSyncTicks  chan time.Time
+)
 
 // startSyncer starts the background fsync goroutine under SyncInterval.
 func (l *Log) startSyncer() {
@@ -21,7 +26,7 @@ func (l *Log) startSyncer() {
 	}
 	l.stopSync = make(chan struct{})
 	l.syncDone = make(chan struct{})
-	go l.syncLoop(l.config.SyncInterval, l.stopSync, l.syncDone, beforeBackgroundSync)
+	go l.syncLoop(l.config.SyncInterval, backgroundSyncTicks, l.stopSync, l.syncDone, beforeBackgroundSync)
 }
 
 // stopSyncer stops the background goroutine and waits for it to exit.
@@ -43,15 +48,18 @@ func (l *Log) stopSyncer() {
 // stalls once a second on the benchmark machine, in every replicated
 // node's data log.) Appends made during the fsync mark the log dirty again
 // for the next one. A failed fsync puts the Log in the failed state.
-func (l *Log) syncLoop(interval time.Duration, stop <-chan struct{}, done chan<- struct{}, hook func()) {
+func (l *Log) syncLoop(interval time.Duration, ticks <-chan time.Time, stop <-chan struct{}, done chan<- struct{}, hook func()) {
 	defer close(done)
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	if ticks == nil {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		ticks = t.C
+	}
 	for {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
+		case <-ticks:
 			l.wmu.Lock()
 			if !l.dirty || l.failed != nil {
 				l.wmu.Unlock()
@@ -70,6 +78,25 @@ func (l *Log) syncLoop(interval time.Duration, stop <-chan struct{}, done chan<-
 			}
 		}
 	}
+}
+
+// Sync makes every record appended so far durable, whatever the sync
+// policy: it fsyncs the active segment's store (sealed segments were
+// fsynced when they were sealed; indexes are rebuilt from stores). Like the
+// background sync, it runs the fsync without the write lock. An fsync
+// failure is returned, not recorded: the caller decides.
+func (l *Log) Sync() error {
+	l.wmu.Lock()
+	if err := l.check(); err != nil {
+		l.wmu.Unlock()
+		return err
+	}
+	path := l.active().StorePath()
+	l.wmu.Unlock()
+	if err := l.syncStoreFile(path); err != nil {
+		return fmt.Errorf("log: sync %s: %w", path, err)
+	}
+	return nil
 }
 
 // syncStoreFile fsyncs the store file at path through a new descriptor

@@ -1,29 +1,39 @@
 package log
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
+// useSyncTicks makes the background sync of Logs opened from now on tick
+// when the test sends on the returned channel. The channel is unbuffered
+// and the sync goroutine handles one tick at a time, so a send returns only
+// once the previous tick's work is done.
+func useSyncTicks(t *testing.T) chan<- time.Time {
+	ticks := make(chan time.Time)
+	backgroundSyncTicks = ticks
+	t.Cleanup(func() { backgroundSyncTicks = nil })
+	return ticks
+}
+
 func TestSyncIntervalSyncsInBackground(t *testing.T) {
 	tests := []struct {
 		name      string
-		policy    SyncPolicy
 		appends   bool
 		wantSyncs bool
 	}{
-		{"interval, after appends", SyncInterval, true, true},
-		{"interval, idle: no sync", SyncInterval, false, false},
-		{"never", SyncNever, true, false},
+		{"after appends", true, true},
+		{"idle: no sync", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			ticks := useSyncTicks(t)
 			rec := &opRecorder{}
 			c := DefaultConfig()
-			c.Sync = tt.policy
-			c.SyncInterval = 5 * time.Millisecond
+			c.Sync = SyncInterval
 			l, err := open(t.TempDir(), c, rec.open)
 			if err != nil {
 				t.Fatal(err)
@@ -32,33 +42,64 @@ func TestSyncIntervalSyncsInBackground(t *testing.T) {
 			rec.take()
 			if tt.appends {
 				appendN(t, l, 10)
-				// Appends themselves never sync under these policies.
+				// Appends themselves never sync under this policy.
 				if ops := strings.Join(rec.take(), ","); strings.Contains(ops, "sync") {
 					t.Fatalf("append ops %q include a sync", ops)
 				}
 			}
-			deadline := time.Now().Add(2 * time.Second)
-			synced := false
-			for !synced && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-				synced = strings.Contains(strings.Join(rec.take(), ","), "sync .store")
-				if !tt.wantSyncs && time.Now().After(deadline.Add(-1900*time.Millisecond)) {
-					break // 100 ms = 20 intervals without a sync is enough
-				}
-			}
+			ticks <- time.Time{}
+			ticks <- time.Time{} // the first tick's work is done
+			synced := strings.Contains(strings.Join(rec.take(), ","), "sync .store")
 			if synced != tt.wantSyncs {
 				t.Fatalf("background store sync = %v, want %v", synced, tt.wantSyncs)
 			}
 			// After a sync with nothing new appended, the loop stays quiet.
-			if tt.wantSyncs {
-				time.Sleep(30 * time.Millisecond)
-				rec.take()
-				time.Sleep(30 * time.Millisecond)
-				if ops := rec.take(); len(ops) != 0 {
-					t.Fatalf("idle log still syncing: %q", ops)
-				}
+			ticks <- time.Time{} // the second tick's work is done
+			if ops := rec.take(); len(ops) != 0 {
+				t.Fatalf("idle log still syncing: %q", ops)
 			}
 		})
+	}
+}
+
+// SyncNever starts no background sync at all.
+func TestSyncNeverHasNoSyncer(t *testing.T) {
+	c := testConfig()
+	c.Sync = SyncNever
+	l := openLog(t, t.TempDir(), c)
+	if l.syncDone != nil {
+		t.Fatal("a sync goroutine runs under SyncNever")
+	}
+}
+
+// Sync fsyncs the active store whatever the policy, and fails on a closed
+// log.
+func TestSync(t *testing.T) {
+	rec := &opRecorder{}
+	c := testConfig()
+	c.Sync = SyncNever
+	l, err := open(t.TempDir(), c, rec.open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 3)
+	rec.take()
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if ops := strings.Join(rec.take(), ","); ops != "sync .store" {
+		t.Errorf("Sync did %q, want one store fsync", ops)
+	}
+	rec.failSync = errors.New("disk gone")
+	if err := l.Sync(); !errors.Is(err, rec.failSync) {
+		t.Errorf("Sync with a failing fsync: %v", err)
+	}
+	rec.failSync = nil
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Sync after Close: %v, want ErrClosed", err)
 	}
 }
 

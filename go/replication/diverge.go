@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/segment"
 )
 
 // The data log must hold only entries of this node's Raft history. Raft's
@@ -187,7 +188,7 @@ func setAsideDataLog(dir, prefix string) (string, error) {
 	if err := os.Rename(filepath.Join(dir, dataDir), aside); err != nil {
 		return "", err
 	}
-	return aside, syncDir(dir)
+	return aside, segment.SyncDir(dir)
 }
 
 // appendResponse is AppendBatch's result for the FSM's response to its

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/proglog/proglog/go/segment"
 )
 
 // writeFileAtomic replaces path with data so that a crash leaves either the
@@ -30,23 +32,7 @@ func writeFileAtomic(path string, data []byte) error {
 		_ = os.Remove(name)
 		return fmt.Errorf("write %s: %w", path, werr)
 	}
-	return syncDir(dir)
-}
-
-// syncDir fsyncs a directory, making renames and removals in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
+	return segment.SyncDir(dir)
 }
 
 // removeTemps deletes temporary files writeFileAtomic left behind by a

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/segment"
 )
 
 // Data log directory names under Config.DataDir.
@@ -277,32 +277,12 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, *errp
 	}
 	l := f.current()
-	if err := syncActiveSegment(l.Dir()); err != nil {
+	// The active segment is not fsynced under SyncNever/SyncInterval.
+	if err := l.Sync(); err != nil {
 		return nil, fmt.Errorf("replication: snapshot: %w", err)
 	}
 	h := snapshotHeader{applied: f.applied.Load(), lastCommand: f.last.index, lowest: f.lowestOffset(), next: l.NextOffset()}
 	return fsmSnapshot(encodeRefSnapshot(h)), nil
-}
-
-// syncActiveSegment fsyncs the newest store file of the go/log directory.
-// Older segments were fsynced when they were sealed; the active one is not
-// under SyncNever/SyncInterval. fsync through another descriptor flushes
-// the file's data all the same.
-func syncActiveSegment(dir string) error {
-	names, err := filepath.Glob(filepath.Join(dir, "*.store"))
-	if err != nil || len(names) == 0 {
-		return fmt.Errorf("find active segment in %s: %v", dir, err)
-	}
-	slices.Sort(names) // zero-padded base offsets: the newest sorts last
-	fh, err := os.Open(names[len(names)-1])
-	if err != nil {
-		return err
-	}
-	err = fh.Sync()
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // fsmSnapshot is an encoded reference snapshot.
@@ -360,7 +340,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		if err := os.Rename(restore, data); err != nil {
 			return err
 		}
-		if err := syncDir(f.dir); err != nil {
+		if err := segment.SyncDir(f.dir); err != nil {
 			return err
 		}
 		return os.RemoveAll(old)

@@ -87,7 +87,7 @@ const (
 // command (a batch) by maxEntryOverhead.
 func OpenLogStore(dir string, cfg log.Config) (*LogStore, error) {
 	cfg.InitialOffset = 1
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("replication: raft log dir: %w", err)
 	}
 	s := &LogStore{dir: dir, cfg: cfg, stored: make(chan struct{}, 1)}

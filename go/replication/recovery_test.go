@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/proglog/proglog/go/internal/testutil"
 	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/mux"
 	"github.com/proglog/proglog/go/segment"
@@ -137,7 +138,7 @@ func TestNewRefusesCorruptRaftLog(t *testing.T) {
 	before, _ := os.ReadFile(store)
 	mc := mux.DefaultConfig()
 	mc.InsecurePlaintext = true
-	m, err := mux.New(listen(t, ""), mc)
+	m, err := mux.New(testutil.HoldPort(t).Listener(), mc)
 	if err != nil {
 		t.Fatal(err)
 	}

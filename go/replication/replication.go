@@ -76,7 +76,9 @@ func New(cfg Config) (*Log, error) {
 	}
 	lg := cfg.logger()
 	raftDir := filepath.Join(cfg.DataDir, "raft")
-	if err := os.MkdirAll(raftDir, 0o755); err != nil {
+	// Private (0700), snapshots/ too: Raft's snapshot store would create
+	// it, and the snapshots in it, readable by everyone.
+	if err := os.MkdirAll(filepath.Join(raftDir, "snapshots"), 0o700); err != nil {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
 	l := &Log{cfg: cfg, lg: lg, done: make(chan struct{}), changed: make(chan struct{}), snapshotNow: make(chan struct{}, 1)}

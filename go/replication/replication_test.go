@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +44,7 @@ type node struct {
 	id     string
 	dir    string
 	addr   string
+	port   *testutil.HeldPort // held for the test: a restart gets the same address
 	mod    func(*Config)
 	muxMod func(*mux.Config)
 	mux    *mux.Mux
@@ -78,20 +78,6 @@ func newNode(t *testing.T, id string, bootstrap bool, mod func(*Config)) *node {
 	return n
 }
 
-// listen binds addr (or a fresh port); a restarted node gets its old port.
-func listen(t *testing.T, addr string) net.Listener {
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	var ln net.Listener
-	testutil.Eventually(t, "to listen on "+addr, 10*time.Second, func() bool {
-		var err error
-		ln, err = net.Listen("tcp", addr)
-		return err == nil
-	})
-	return ln
-}
-
 func (n *node) start() {
 	n.t.Helper()
 	if err := n.startErr(); err != nil {
@@ -103,7 +89,10 @@ func (n *node) start() {
 func (n *node) startErr() error {
 	t := n.t
 	t.Helper()
-	ln := listen(t, n.addr)
+	if n.port == nil {
+		n.port = testutil.HoldPort(t)
+	}
+	ln := n.port.Listener()
 	n.addr = ln.Addr().String()
 	mc := mux.DefaultConfig()
 	mc.InsecurePlaintext = true

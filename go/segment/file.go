@@ -87,3 +87,7 @@ func syncDir(open OpenFileFunc, dir string) error {
 // SyncDir fsyncs the directory dir (after creating or removing segment
 // files), opening it with c.OpenFile like the segments' files.
 func (c Config) SyncDir(dir string) error { return syncDir(c.withDefaults().OpenFile, dir) }
+
+// SyncDir fsyncs the directory dir through the operating system, for
+// callers without a segment Config (Config{}.SyncDir).
+func SyncDir(dir string) error { return Config{}.SyncDir(dir) }

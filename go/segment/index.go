@@ -46,7 +46,7 @@ func indexFileSize(n uint64) int64 { return FileHeaderSize + int64(n)*IndexEntry
 // createIndex creates (or truncates) the index file at path as an empty,
 // dirty, writable index with room for capacity entries.
 func createIndex(path string, base, capacity uint64, open OpenFileFunc) (*index, error) {
-	f, err := open(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := open(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("segment: create index: %w", err)
 	}

@@ -31,7 +31,7 @@ const maxRetainedBuf = 4 << 20
 // createStore creates a new, empty store file at path (which must not
 // exist), writes its header and fsyncs it. The caller fsyncs the directory.
 func createStore(path string, base uint64, open OpenFileFunc) (*store, error) {
-	f, err := open(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := open(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("segment: create store: %w", err)
 	}

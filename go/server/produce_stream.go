@@ -111,7 +111,12 @@ func newProduceQueue(maxBytes int) *produceQueue {
 	return q
 }
 
+// produceQueuedHook, when set (by tests) before a stream starts, is called
+// by the receiving goroutine each time it has queued a request.
+var produceQueuedHook func()
+
 func (q *produceQueue) receive(stream logv1.Log_ProduceStreamServer) {
+	hook := produceQueuedHook
 	for {
 		req, err := stream.Recv()
 		q.mu.Lock()
@@ -134,6 +139,9 @@ func (q *produceQueue) receive(stream logv1.Log_ProduceStreamServer) {
 		q.mu.Unlock()
 		if err != nil {
 			return
+		}
+		if hook != nil {
+			hook()
 		}
 	}
 }

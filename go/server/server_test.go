@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,21 +141,33 @@ func TestProduceStream(t *testing.T) {
 // Requests that queue while an append runs are written as one group, and
 // still acknowledged one by one, in order.
 func TestProduceStreamGroupCommit(t *testing.T) {
+	const n = 51
 	gate := make(chan struct{})
 	f := newFixture(t, fixtureOpts{gate: gate})
+	// The first append is held at the gate until the other 50 are queued
+	// (or all 51, if the handler had not taken the first one yet: then
+	// they are one group).
+	allQueued := make(chan struct{})
+	var received atomic.Int64
+	t.Cleanup(server.SetProduceQueuedHook(func() {
+		if received.Add(1) == n {
+			close(allQueued)
+		}
+	}))
 	stream, err := f.client("root").ProduceStream(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 51
 	for i := range n {
 		if err := stream.Send(&logv1.ProduceRequest{Record: rec(fmt.Sprint("g", i))}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// The first append is held at the gate while the other 50 arrive.
-	eventually(t, 5*time.Second, "first write", func() bool { return f.clog.writes.Load() == 1 })
-	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-allQueued:
+	case <-ctxT(t).Done():
+		t.Fatalf("%d of %d requests received", received.Load(), n)
+	}
 	close(gate)
 	for i := range n {
 		resp, err := stream.Recv()

@@ -4,7 +4,8 @@
 // RPC once it finishes, with the method, the principal (client certificate
 // CN), the status code, the latency and, for failures, the error. Severity
 // follows the code: server faults at error, authentication and authorization
-// failures at warn, everything else at info.
+// failures at warn, everything else (successful calls included) at debug, so
+// that at the default level info lines are state changes only.
 //
 // Metrics: Metrics registers Prometheus collectors — RPCs by method and code,
 // RPC latency histograms by method, appended records and bytes, repairs made

@@ -23,8 +23,8 @@ func NewLogger(level string) (*zap.Logger, error) {
 	cfg := zap.NewProductionConfig()
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
 	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	// Sampling would drop per-RPC lines under load, which is what an audit
-	// of who did what needs most.
+	// Sampling would drop lines under load, and with them the failures an
+	// audit of who did what needs most (successful calls log at debug).
 	cfg.Sampling = nil
 	l, err := cfg.Build()
 	if err != nil {
@@ -81,6 +81,11 @@ func logRPC(ctx context.Context, l *zap.Logger, principal PrincipalFunc, method 
 	ce.Write(fields...)
 }
 
+// levelFor is the level of a call's log line: server faults at error,
+// refused callers at warn, and everything else — successes and answers such
+// as OUT_OF_RANGE or NOT_LEADER that are part of normal operation — at
+// debug, so that info is left to state changes and a busy node's log does
+// not grow with its call rate.
 func levelFor(code codes.Code) zapcore.Level {
 	switch code {
 	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
@@ -88,6 +93,6 @@ func levelFor(code codes.Code) zapcore.Level {
 	case codes.Unauthenticated, codes.PermissionDenied:
 		return zapcore.WarnLevel
 	default:
-		return zapcore.InfoLevel
+		return zapcore.DebugLevel
 	}
 }

@@ -42,7 +42,7 @@ func TestLoggingInterceptorsRecordEveryRPC(t *testing.T) {
 		method, code string
 		level        zapcore.Level
 	}{
-		{"/log.v1.Log/Produce", "OK", zapcore.InfoLevel},
+		{"/log.v1.Log/Produce", "OK", zapcore.DebugLevel},
 		{"/log.v1.Log/Consume", "PermissionDenied", zapcore.WarnLevel},
 		{"/log.v1.Log/ConsumeStream", "Internal", zapcore.ErrorLevel},
 	}
@@ -54,6 +54,18 @@ func TestLoggingInterceptorsRecordEveryRPC(t *testing.T) {
 		if _, ok := f["latency"]; !ok {
 			t.Errorf("entry %d has no latency", i)
 		}
+	}
+	// At info, the default, a successful call and a normal refusal such as
+	// OUT_OF_RANGE log nothing: per-call lines are debug.
+	core, logs = observer.New(zapcore.InfoLevel)
+	unary, _ = LoggingInterceptors(zap.New(core), nil)
+	for _, err := range []error{nil, status.Error(codes.OutOfRange, "past the end")} {
+		_, _ = unary(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/log.v1.Log/Consume"}, func(context.Context, any) (any, error) {
+			return nil, err
+		})
+	}
+	if n := logs.Len(); n != 0 {
+		t.Errorf("%d lines at info for ordinary calls, want 0: %v", n, logs.All())
 	}
 	if _, err := NewLogger("loud"); !errors.Is(err, ErrBadLogLevel) {
 		t.Errorf("NewLogger(loud) err = %v", err)

@@ -106,8 +106,8 @@ type RunResult struct {
 }
 
 // Passed says whether the run completed and the checker found nothing —
-// or, for a negative control, found the contract violated (real loss or
-// an illegal history; a linearizability check that timed out is not that).
+// or, for a negative control, proved a violation (an inconclusive
+// linearizability check catches nothing).
 func (r *RunResult) Passed() bool {
 	if r.Config.NegativeControl {
 		return r.Err == "" && r.Check.Violated()
@@ -318,7 +318,8 @@ func waitHas(ctx context.Context, c *cluster.Cluster, n *cluster.Node, offset ui
 
 // collectFinals brings every member back, acknowledges one last record
 // (nothing sent before it can come after it) and reads every member's log
-// up to it.
+// up to the end of the committed log, which the leader reports
+// linearizably after that acknowledgement.
 func collectFinals(ctx context.Context, c *cluster.Cluster, rec *history.Recorder, logf func(string, ...any)) ([]history.Final, error) {
 	var errs []error
 	for _, n := range c.Members() {
@@ -331,7 +332,13 @@ func collectFinals(ctx context.Context, c *cluster.Cluster, rec *history.Recorde
 	if err := c.WaitMembers(ctx, c.Members(), 60*time.Second); err != nil {
 		errs = append(errs, err)
 	}
-	last, err := finalRecord(ctx, c, rec)
+	if err := finalRecord(ctx, c, rec); err != nil {
+		return nil, errors.Join(append(errs, err)...)
+	}
+	// Read up to where the committed log ends, not up to the final
+	// record's acknowledged offset: a broken build (the negative control)
+	// acknowledges offsets its log never reaches.
+	count, err := committedEnd(ctx, c)
 	if err != nil {
 		return nil, errors.Join(append(errs, err)...)
 	}
@@ -344,7 +351,7 @@ func collectFinals(ctx context.Context, c *cluster.Cluster, rec *history.Recorde
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			vals, err := readLog(ctx, c, n, last+1)
+			vals, err := readLog(ctx, c, n, count)
 			mu.Lock()
 			defer mu.Unlock()
 			finals = append(finals, history.Final{Node: n.Name, Values: vals})
@@ -354,7 +361,7 @@ func collectFinals(ctx context.Context, c *cluster.Cluster, rec *history.Recorde
 		}()
 	}
 	wg.Wait()
-	logf("final log: %d records on each of %d members", last+1, len(finals))
+	logf("final log: %d records on each of %d members", count, len(finals))
 	return finals, errors.Join(errs...)
 }
 
@@ -363,12 +370,12 @@ const finalProcess = 1 << 20
 
 // finalRecord produces one record at the leader, retrying with new values
 // until one is acknowledged, and records every attempt.
-func finalRecord(ctx context.Context, c *cluster.Cluster, rec *history.Recorder) (uint64, error) {
+func finalRecord(ctx context.Context, c *cluster.Cluster, rec *history.Recorder) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for attempt := 0; time.Now().Before(deadline); attempt++ {
 		leader, err := c.Leader(ctx, time.Until(deadline))
 		if err != nil {
-			return 0, err
+			return err
 		}
 		op := history.Op{Process: finalProcess, Node: leader.Name, Kind: history.Append, Values: []string{fmt.Sprintf("final-%d", attempt)}}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -379,13 +386,31 @@ func finalRecord(ctx context.Context, c *cluster.Cluster, rec *history.Recorder)
 		if err == nil {
 			op.Outcome, op.Offset = history.OK, resp.Offset
 			rec.Add(op)
-			return resp.Offset, nil
+			return nil
 		}
 		op.Outcome, op.Err = history.Unknown, err.Error()
 		rec.Add(op)
 		time.Sleep(100 * time.Millisecond) // let an election finish
 	}
-	return 0, errors.New("faulttest: no final record acknowledged within 60s")
+	return errors.New("faulttest: no final record acknowledged within 60s")
+}
+
+// committedEnd asks the leader, linearizably, where the log ends.
+func committedEnd(ctx context.Context, c *cluster.Cluster) (uint64, error) {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		leader, err := c.Leader(ctx, time.Until(deadline))
+		if err != nil {
+			return 0, err
+		}
+		next, err := nextOffset(ctx, c, leader)
+		if err == nil || time.Now().After(deadline) {
+			return next, err
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil { // let an election finish
+			return 0, err
+		}
+	}
 }
 
 // readLog reads offsets [0, count) of n's log.

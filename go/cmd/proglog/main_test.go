@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,6 +29,7 @@ import (
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/auth/nodeid"
 	"github.com/proglog/proglog/go/certs"
+	"github.com/proglog/proglog/go/internal/testutil"
 	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/replication"
 	"github.com/proglog/proglog/go/server"
@@ -382,15 +383,11 @@ func startServe(t *testing.T, args ...string) *child {
 
 func TestServeDevSmoke(t *testing.T) {
 	dataDir := t.TempDir()
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	healthAddr := free.Addr().String()
-	free.Close()
+	// Port 0 everywhere; the health port is read back from the log.
 	c := startServe(t, "--dev", "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
-		"--health-addr", healthAddr, "--log-level", "warn")
+		"--health-addr", "127.0.0.1:0", "--log-level", "info")
 	stdout := c.stdout
+	healthAddr := logField(t, c.stderr.String(), "started; waiting for a leader", "health_addr")
 
 	files := certs.DevFilesIn(filepath.Join(dataDir, "certs"))
 	if !strings.Contains(stdout.String(), files.ClientCert("root")) {
@@ -515,5 +512,104 @@ func TestServeRefusesCertificateNotNamingTheNode(t *testing.T) {
 		if code == 0 || !strings.Contains(errOut, "proglog certs --node n1") {
 			t.Errorf("serve with %s: code %d, stderr %s", pair[0], code, errOut)
 		}
+	}
+}
+
+// logField returns field of the first JSON log line with message msg.
+func logField(t *testing.T, logs, msg, field string) string {
+	t.Helper()
+	for _, line := range strings.Split(logs, "\n") {
+		var entry map[string]any
+		if json.Unmarshal([]byte(line), &entry) != nil || entry["msg"] != msg {
+			continue
+		}
+		if v, ok := entry[field].(string); ok && v != "" {
+			return v
+		}
+		t.Fatalf("log line %q has no %s", line, field)
+	}
+	t.Fatalf("no log line %q in:\n%s", msg, logs)
+	return ""
+}
+
+// The serving banner names the mode: only a --dev node calls itself a
+// development server, whatever the build's version string.
+func TestServeBannerNamesTheMode(t *testing.T) {
+	dir := t.TempDir()
+	files, err := certs.EnsureDev(filepath.Join(dir, "certs"), []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := agent.GenerateGossipKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startServe(t, "--node-name", "n1", "--bootstrap", "--data-dir", filepath.Join(dir, "n1"),
+		"--addr", "127.0.0.1:0", "--serf-addr", "127.0.0.1:0", "--metrics-addr=", "--log-level", "warn",
+		"--tls-cert", files.ServerCert, "--tls-key", files.ServerKey, "--tls-ca", files.CACert, "--gossip-key", key)
+	if out := c.stdout.String(); !strings.HasPrefix(out, "proglog serving on ") || strings.Contains(out, "dev") {
+		t.Errorf("non-dev banner:\n%s", out)
+	}
+	d := startBinary(t, filepath.Join(dir, "dev"))
+	if out := d.stdout.String(); !strings.Contains(out, "proglog development server (--dev) serving on ") {
+		t.Errorf("dev banner:\n%s", out)
+	}
+}
+
+// Everything a node writes in its data directory (the Raft log, stable
+// store and snapshots, the data log, the dev gossip key and keys) is
+// private to its user: no group or other permission bit. Only the dev
+// certificates, which are public, may be readable, inside a private
+// directory.
+func TestDataDirIsPrivate(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "node") // created by the node
+	c := startServe(t, "--dev", "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--metrics-addr=", "--log-level", "warn",
+		"--raft-snapshot-interval", "10ms", "--raft-snapshot-threshold", "5")
+	files := certs.DevFilesIn(filepath.Join(dataDir, "certs"))
+	tlsCfg, err := auth.TLSConfig{CertFile: files.ClientCert("root"), KeyFile: files.ClientKey("root"), CAFile: files.CACert}.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lc := logv1.NewLogClient(conn)
+	for i := range 20 {
+		if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte{byte(i)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Raft snapshots on its own schedule: wait for one on disk.
+	snapshots := filepath.Join(dataDir, "raft", "snapshots")
+	testutil.Eventually(t, "a snapshot", 30*time.Second, func() bool {
+		entries, _ := os.ReadDir(snapshots)
+		return len(entries) > 0
+	})
+	var checked int
+	err = filepath.WalkDir(dataDir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dataDir, path)
+		public := filepath.Dir(rel) == "certs" && strings.HasSuffix(rel, ".pem") && !strings.HasSuffix(rel, "-key.pem")
+		if perm := info.Mode().Perm(); perm&0o077 != 0 && !public {
+			t.Errorf("%s has mode %v, want no group or other permission", rel, info.Mode())
+		}
+		checked++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 10 {
+		t.Fatalf("walked only %d entries", checked)
 	}
 }

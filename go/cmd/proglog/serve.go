@@ -392,6 +392,7 @@ func serve(ctx context.Context, o *serveOptions, stdout io.Writer) (err error) {
 	if err := o.validate(); err != nil {
 		return err
 	}
+	restrictUmask()
 	logger, err := telemetry.NewLogger(o.logLevel)
 	if err != nil {
 		return err
@@ -446,7 +447,13 @@ func serve(ctx context.Context, o *serveOptions, stdout io.Writer) (err error) {
 			metrics = "http://" + m + "/metrics"
 		}
 		leader, _ := a.Leader()
-		fmt.Fprintf(stdout, "proglog %s serving on %s (metrics: %s)\n", version, a.Addr(), metrics)
+		// The build's version is in the "started" log line and --version;
+		// the banner names the mode, so that only a --dev node says "dev".
+		mode := "proglog"
+		if o.dev {
+			mode = "proglog development server (--dev)"
+		}
+		fmt.Fprintf(stdout, "%s serving on %s (metrics: %s)\n", mode, a.Addr(), metrics)
 		fmt.Fprintf(stdout, "node %s, gossip on %s, leader %s\n", cfg.NodeName, a.SerfAddr(), leader)
 		logger.Info("serving", zap.String("leader", leader), zap.Uint64("next_offset", a.Replica().NextOffset()))
 	case ctx.Err() != nil:

@@ -103,10 +103,11 @@ func (r Result) OK() bool {
 		r.ConsumerDirty == 0 && r.StaleReads == 0 && r.Linearizable == porcupine.Ok
 }
 
-// Violated reports whether the checker found the contract broken: a
-// must-be-0 count is not zero, or porcupine found the history illegal. A
-// porcupine search that timed out (Unknown) is neither a violation nor OK,
-// so a negative control is caught only by Violated.
+// Violated reports whether the check proved the contract broken: some
+// must-be-0 count is not zero, or porcupine found the history Illegal. An
+// Unknown verdict (porcupine's search timed out) proves nothing, so a
+// result can be neither OK nor Violated; a negative control is caught only
+// by a violation.
 func (r Result) Violated() bool {
 	return r.Lost != 0 || r.Duplicated != 0 || r.Torn != 0 || r.Divergent != 0 ||
 		r.Missing != 0 || r.Phantom != 0 || r.ConsumerGaps != 0 || r.ConsumerOrder != 0 ||
