@@ -15,7 +15,7 @@ import (
 type recorder struct {
 	noAllocate bool // Allocate fails with errors.ErrUnsupported
 	mu         sync.Mutex
-	ops []string // "write <name>", "sync <name>", "truncate <name>", "allocate <name>"
+	ops        []string // "write <name>", "sync <name>", "truncate <name>", "allocate <name>"
 }
 
 // recordingFile wraps the production File (with vectored writes).
