@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/log"
 )
 
@@ -64,6 +65,9 @@ type LogStore struct {
 	mu      sync.RWMutex // guards l, replaced when the log is reset
 	l       *log.Log
 	first   atomic.Uint64 // logical first index
+	// disk, if set, makes StoreLogs refuse entries below its reserve
+	// (Config.MinFreeBytes).
+	disk *diskspace.Guard
 }
 
 var _ raft.LogStore = (*LogStore)(nil)
@@ -205,6 +209,11 @@ func (s *LogStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{
 func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
+	}
+	if s.disk != nil {
+		if err := s.disk.CheckReserve(); err != nil {
+			return fmt.Errorf("replication: raft log: refusing entries %d-%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
+		}
 	}
 	start := logs[0].Index
 	for i, e := range logs {
