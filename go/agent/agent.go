@@ -181,6 +181,7 @@ func New(cfg Config) (_ *Agent, err error) {
 		setIf(&rc.DataLog.SyncInterval, cfg.SyncInterval)
 	}
 	rc.RaftLog.Segment.MaxStoreBytes = max(rc.RaftLog.Segment.MaxStoreBytes, 2*sz.raftEntry)
+	rc.MinFreeBytes = cfg.MinFreeBytes
 	rc.OnLeadershipChange = a.leadershipChanged
 	rc.OnLeaderChange = func(id, addr string) {
 		a.log.Info("leader", zap.String("leader_id", id), zap.String("leader_addr", addr))
@@ -198,6 +199,12 @@ func New(cfg Config) (_ *Agent, err error) {
 	if err := metrics.RegisterLogStats(func() telemetry.LogStats {
 		size, segs := replica.DataSize()
 		return telemetry.LogStats{SizeBytes: size, Segments: segs, LowestOffset: replica.LowestOffset(), NextOffset: replica.NextOffset()}
+	}); err != nil {
+		return nil, err
+	}
+	if err := metrics.RegisterDiskStats(func() telemetry.DiskStats {
+		free, refusing := replica.DiskSpace()
+		return telemetry.DiskStats{FreeBytes: free, MinFreeBytes: cfg.MinFreeBytes, RefusingWrites: refusing}
 	}); err != nil {
 		return nil, err
 	}
