@@ -130,6 +130,18 @@ func (g *Guard) refresh() {
 	g.next.Store(now.Add(g.cfg.RefreshInterval).UnixNano())
 }
 
+// Use subtracts n bytes about to be written from the cached free space,
+// until the next measurement replaces it: a fast writer cannot run far
+// past the watermark between two measurements.
+func (g *Guard) Use(n uint64) {
+	for {
+		free := g.free.Load()
+		if g.free.CompareAndSwap(free, free-min(free, n)) {
+			return
+		}
+	}
+}
+
 // Err returns the error of the last measurement, nil if it succeeded.
 func (g *Guard) Err() error {
 	g.mu.Lock()

@@ -153,3 +153,25 @@ func TestStatfsMeasuresARealDirectory(t *testing.T) {
 		t.Fatal("no free space measured in the test's temporary directory")
 	}
 }
+
+// Writes between two measurements count against the cached free space.
+func TestUseCountsWritesUntilTheNextMeasurement(t *testing.T) {
+	fs := &fakeFS{free: 1000}
+	g, now := newGuard(t, fs, 500)
+	g.Use(400)
+	if err := g.Check(); err != nil {
+		t.Fatalf("600 left: %v", err)
+	}
+	g.Use(101)
+	if err := g.Check(); !errors.Is(err, ErrLowSpace) {
+		t.Fatalf("499 left: %v", err)
+	}
+	g.Use(1 << 40)
+	if g.Free() != 0 {
+		t.Fatalf("free %d after using more than there is, want 0", g.Free())
+	}
+	*now = now.Add(DefaultRefreshInterval)
+	if g.Free() != 1000 || g.Check() != nil {
+		t.Fatalf("the next measurement did not replace the estimate: %d", g.Free())
+	}
+}

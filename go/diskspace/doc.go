@@ -15,5 +15,7 @@
 // user may still write; root may dip into the file system's own reserve).
 // It is cached and read again at most once per Config.RefreshInterval, by
 // the first call after the interval, so checking on every append costs an
-// atomic load. If statfs fails after New, the last value is kept.
+// atomic load; in between, writers subtract what they write (Guard.Use),
+// so a fast writer cannot run far past the watermark before the next
+// measurement. If statfs fails after New, the last value is kept.
 package diskspace

@@ -66,7 +66,7 @@ type LogStore struct {
 	l       *log.Log
 	first   atomic.Uint64 // logical first index
 	// disk, if set, makes StoreLogs refuse entries below its reserve
-	// (Config.MinFreeBytes).
+	// (Config.MinFreeBytes) and counts what it writes.
 	disk *diskspace.Guard
 }
 
@@ -231,6 +231,11 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		a.add()
 	}
 	bufs := a.slices()
+	if s.disk != nil {
+		// The entries, and about as much again when their commands reach
+		// the data log.
+		s.disk.Use(2 * uint64(len(a.buf)))
+	}
 	l, first, next := s.bounds()
 	switch {
 	case first >= next || start > next:

@@ -61,6 +61,7 @@ func InTmpfs(t *testing.T, size int64, fn func(dir string)) {
 	if err != nil {
 		t.Fatalf("%s in a private mount namespace: %v; its output:\n%s", t.Name(), err, out)
 	}
+	t.Logf("%s in a private mount namespace:\n%s", t.Name(), out)
 	if m := regexp.MustCompile(`(?m)^--- SKIP: .*\n((?:\s+.*\n)*)`).FindSubmatch(out); m != nil {
 		t.Skipf("skipped in the child: %s", strings.TrimSpace(string(m[1])))
 	}
