@@ -45,6 +45,11 @@ func TestFullDiskIsAnErrorNotASignal(t *testing.T) {
 		if _, err := Create(dir, 1000, c); !errors.Is(err, syscall.ENOSPC) {
 			t.Fatalf("Create on a full disk = %v, want ENOSPC", err)
 		}
+		for _, p := range []string{StorePath(dir, 1000), IndexPath(dir, 1000)} {
+			if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("a failed Create left %s behind: %v", filepath.Base(p), err)
+			}
+		}
 		if err := s.Close(); err != nil { // trims the index: frees its reserve
 			t.Fatal(err)
 		}

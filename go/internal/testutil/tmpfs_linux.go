@@ -44,7 +44,7 @@ func InTmpfs(t *testing.T, size int64, fn func(dir string)) {
 			t.Fatalf("mount tmpfs on %s: %v", dir, err)
 		}
 		t.Cleanup(func() {
-			if err := syscall.Unmount(dir, 0); err != nil {
+			if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
 				t.Errorf("unmount %s: %v", dir, err)
 			}
 		})
