@@ -45,11 +45,27 @@ func TestFullDiskIsAnErrorNotASignal(t *testing.T) {
 		if _, err := Create(dir, 1000, c); !errors.Is(err, syscall.ENOSPC) {
 			t.Fatalf("Create on a full disk = %v, want ENOSPC", err)
 		}
-		for _, p := range []string{StorePath(dir, 1000), IndexPath(dir, 1000)} {
-			if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
-				t.Fatalf("a failed Create left %s behind: %v", filepath.Base(p), err)
+		noFiles := func(base uint64) {
+			t.Helper()
+			for _, p := range []string{StorePath(dir, base), IndexPath(dir, base)} {
+				if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("a failed Create left %s behind: %v", filepath.Base(p), err)
+				}
 			}
 		}
+		noFiles(1000)
+		// Room for the store's header, not for the index's reserve.
+		fi, err := os.Stat(filler)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(filler, fi.Size()-int64(4*os.Getpagesize())); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Create(dir, 2000, c); !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("Create without room for the index = %v, want ENOSPC", err)
+		}
+		noFiles(2000)
 		if err := s.Close(); err != nil { // trims the index: frees its reserve
 			t.Fatal(err)
 		}
