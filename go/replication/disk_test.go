@@ -2,6 +2,8 @@ package replication
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -102,4 +104,42 @@ func TestFollowerBelowTheReserveCatchesUpLater(t *testing.T) {
 	disks.set(low, testMinFree)
 	sameData(t, leader, low, 5)
 	testutil.Eventually(t, "the follower to know the leader", 10*time.Second, func() bool { id, _ := low.Leader(); return id == leader.id })
+}
+
+// A snapshot on a full disk fails with an error (Raft's own snapshots log
+// it and retry later); the node stays up and serves reads, and snapshots
+// work again once space is freed.
+func TestSnapshotOnFullDiskIsAnError(t *testing.T) {
+	testutil.InTmpfs(t, 16<<20, func(dir string) {
+		n := &node{t: t, id: "n0", dir: filepath.Join(dir, "n0"), mod: func(c *Config) {
+			c.Bootstrap = true
+			c.MinFreeBytes = 0 // nothing refused: the disk really fills
+		}}
+		n.start()
+		t.Cleanup(n.stop)
+		waitLeader(t, n)
+		ctx := ctxT(t)
+		for i := range 20 {
+			if _, err := n.Append(ctx, rec(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		filler := filepath.Join(dir, "filler")
+		testutil.FillDisk(t, filler)
+		if err := n.Snapshot(); err == nil {
+			t.Fatal("Snapshot on a full disk succeeded")
+		}
+		if b, err := n.Read(ctx, 19, ReadLinearizable); err != nil || string(b) != string(rec(19)) {
+			t.Fatalf("read after a failed snapshot = %q, %v", b, err)
+		}
+		if err := os.Remove(filler); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Snapshot(); err != nil {
+			t.Fatalf("Snapshot once space is freed: %v", err)
+		}
+		if _, err := n.Append(ctx, rec(20)); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
