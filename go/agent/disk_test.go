@@ -33,7 +33,8 @@ func lowDiskSpace(err error) bool {
 // reaches the watermark, which answers RESOURCE_EXHAUSTED while reads
 // still work; (b) fills the disk to the last byte with another file: still
 // no crash, reads work; (d) restarts the node on the full disk: it starts
-// and serves reads; (c) frees the space: produces succeed again without a
+// (hashicorp/raft used to panic, unable to save the new term) and serves
+// reads; (c) frees the space: produces succeed again without a
 // restart.
 func TestFullDisk(t *testing.T) {
 	testutil.InTmpfs(t, 48<<20, func(dir string) {
@@ -91,13 +92,15 @@ func TestFullDisk(t *testing.T) {
 			t.Fatal("the node lost its leadership on a full disk")
 		}
 
-		// (d) Restart on the full disk.
+		// (d) Restart on the full disk: filled again once the node has
+		// stopped, since a clean stop trims its index files.
 		n.stop()
+		testutil.FillDisk(t, filler+"2")
 		n = e.restart(n)
 		readable(logv1.Consistency_CONSISTENCY_FOLLOWER)
 
 		// (c) Free the space: produces succeed again, no restart.
-		for _, p := range []string{filler, ballast} {
+		for _, p := range []string{filler, filler + "2", ballast} {
 			if err := os.Remove(p); err != nil {
 				t.Fatal(err)
 			}
