@@ -332,9 +332,9 @@ func (l *Log) Append(ctx context.Context, record []byte) (uint64, error) {
 // are not forwarded). A record longer than the data log allows fails with
 // log.ErrRecordTooLarge (wrapped) before anything is replicated, and so
 // does every append while the free disk space is below Config.MinFreeBytes,
-// with *diskspace.LowSpaceError (wrapped). If ctx ends
-// first the call returns ctx.Err(), but the append may still be committed;
-// so may one that fails with ErrLeadershipLost.
+// with *diskspace.LowSpaceError (wrapped). If ctx ends first the call
+// returns ctx.Err(), but the append may still be committed; so may one
+// that fails with ErrLeadershipLost.
 func (l *Log) AppendBatch(ctx context.Context, records [][]byte) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -511,8 +511,8 @@ func (l *Log) Failed() error {
 // and number of segments (for metrics).
 func (l *Log) DataSize() (bytes uint64, segments int) { return l.fsm.current().Size() }
 
-// DiskSpace reports the free bytes of the file system holding DataDir
-// (measured at most a second ago) and whether appends are refused for
+// DiskSpace reports the free bytes of the file system holding DataDir (as
+// last measured, see go/diskspace) and whether appends are refused for
 // lack of it (Config.MinFreeBytes), for metrics.
 func (l *Log) DiskSpace() (free uint64, refusing bool) {
 	return l.disk.Free(), l.disk.Refusing()

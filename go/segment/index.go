@@ -15,9 +15,9 @@ import (
 //
 // While open for writing the file is preallocated to its capacity (from
 // Config.MaxIndexBytes), with its blocks reserved (see reserve), and its
-// header is "dirty" (no FlagClean). A clean
-// close flushes the mapping, trims the file to the used entries, fsyncs,
-// and only then sets FlagClean and fsyncs again, so a set flag guarantees
+// header is "dirty" (no FlagClean). A clean close flushes the mapping,
+// trims the file to the used entries, fsyncs, and only then sets FlagClean
+// and fsyncs again, so a set flag guarantees
 // the entries on disk are complete. Entries are never fsynced while the
 // segment is being written: after a crash the flag is clear and the index
 // is rebuilt from the store (see recover.go), which is the source of truth.
