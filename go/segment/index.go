@@ -17,10 +17,10 @@ import (
 // Config.MaxIndexBytes), with its blocks reserved (see reserve), and its
 // header is "dirty" (no FlagClean). A clean close flushes the mapping,
 // trims the file to the used entries, fsyncs, and only then sets FlagClean
-// and fsyncs again, so a set flag guarantees
-// the entries on disk are complete. Entries are never fsynced while the
-// segment is being written: after a crash the flag is clear and the index
-// is rebuilt from the store (see recover.go), which is the source of truth.
+// and fsyncs again, so a set flag guarantees the entries on disk are
+// complete. Entries are never fsynced while the segment is being written:
+// after a crash the flag is clear and the index is rebuilt from the store
+// (see recover.go), which is the source of truth.
 //
 // Concurrency: one writer (write, truncate); readers read entries below the
 // count the segment has published.
