@@ -52,7 +52,7 @@ func InTmpfs(t *testing.T, size int64, fn func(dir string)) {
 		return
 	}
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), tmpfsTestEnv+"="+t.Name(), tmpfsDirEnv+"="+t.TempDir())
+	cmd.Env = append(childEnv(), tmpfsTestEnv+"="+t.Name(), tmpfsDirEnv+"="+t.TempDir())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
 	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
@@ -68,6 +68,21 @@ func InTmpfs(t *testing.T, size int64, fn func(dir string)) {
 	if !regexp.MustCompile(`(?m)^--- PASS: ` + regexp.QuoteMeta(t.Name()) + ` `).Match(out) {
 		t.Fatalf("%s in a private mount namespace did not pass; its output:\n%s", t.Name(), out)
 	}
+}
+
+// childEnv is the environment without what makes a Bazel test binary
+// report to Bazel (its shard and XML report files belong to the parent).
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "TEST_SHARD_INDEX", "TEST_TOTAL_SHARDS", "TEST_SHARD_STATUS_FILE", "XML_OUTPUT_FILE", "TEST_PREMATURE_EXIT_FILE":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
 }
 
 // FillDisk writes a file at path until the file system holding it is full
