@@ -96,3 +96,54 @@ func TestFullDiskIsAnErrorNotASignal(t *testing.T) {
 		}
 	})
 }
+
+// Rebuilding an index (after a crash, or when it is missing) on a full
+// disk is an error, not a SIGBUS while writing the rebuilt entries, and
+// works once space is freed. A segment killed on a full disk keeps its
+// index's reserved blocks, so its rebuild needs no new space.
+func TestRebuildOnFullDiskIsAnError(t *testing.T) {
+	testutil.InTmpfs(t, 1<<20, func(dir string) {
+		c := Config{MaxStoreBytes: 1 << 16, MaxIndexBytes: 256 << 10, MaxRecordBytes: 4096}
+		s := mustCreate(t, dir, 0, c)
+		recs := records(0, 600) // index entries on two pages
+		mustAppend(t, s, recs)
+		filler := filepath.Join(dir, "filler")
+		testutil.FillDisk(t, filler)
+		if err := s.Abort(); err != nil { // a crash: the index stays dirty
+			t.Fatal(err)
+		}
+		s = mustOpen(t, dir, 0, c, true)
+		if r := s.Recovery(); !r.IndexRebuilt {
+			t.Fatal("the index of a crashed segment was not rebuilt")
+		}
+		if err := s.Abort(); err != nil {
+			t.Fatal(err)
+		}
+
+		if err := os.Remove(IndexPath(dir, 0)); err != nil {
+			t.Fatal(err)
+		}
+		testutil.FillDisk(t, filler+"2") // takes the index's space too
+		fi, err := os.Stat(filler + "2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Room for the new index's first page (its header) only.
+		if err := os.Truncate(filler+"2", fi.Size()-int64(os.Getpagesize())); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Open(dir, 0, c, true); !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("Open rebuilding a missing index on a full disk = %v, want ENOSPC", err)
+		}
+		if err := os.Remove(filler + "2"); err != nil {
+			t.Fatal(err)
+		}
+		s = mustOpen(t, dir, 0, c, true)
+		defer s.Close()
+		for i, want := range recs {
+			if got, err := s.Read(uint64(i)); err != nil || string(got) != string(want) {
+				t.Fatalf("Read(%d) after the rebuild = %v, %v", i, got, err)
+			}
+		}
+	})
+}
