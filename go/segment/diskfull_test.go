@@ -81,6 +81,19 @@ func TestFullDiskIsAnErrorNotASignal(t *testing.T) {
 		if _, err := s.Append(one, false); !errors.Is(err, ErrFull) {
 			t.Fatalf("Append to the reopened segment = %v, want ErrFull", err)
 		}
+		// Killed now, it restarts on the full disk without a rebuild (which
+		// would need the index's whole reserve): an index that cannot take
+		// entries stays marked clean.
+		if err := s.Abort(); err != nil {
+			t.Fatal(err)
+		}
+		s = mustOpen(t, dir, 0, c, true)
+		if r := s.Recovery(); r.IndexRebuilt {
+			t.Fatalf("index rebuilt after a crash on a full disk: %s", r.IndexReason)
+		}
+		if got, err := s.Read(off); err != nil || got[0] != 7 {
+			t.Fatalf("Read(%d) after a crash on a full disk = %v, %v", off, got, err)
+		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}

@@ -30,9 +30,11 @@
 // File is not an Allocator, by writing zeros past the entries. Creating a
 // segment on a full disk then fails with ENOSPC. Reopening a writable
 // segment on a full disk (its clean index was trimmed to its entries)
-// still succeeds: the index is mapped with no room to spare, so the
-// segment is full and the log rolls over, which fails with ENOSPC until
-// space returns; its records stay readable. Store writes use pwrite(v) and
+// still succeeds: the index is mapped with no room to spare and stays
+// marked clean (a crash then needs no rebuild, which would need the
+// space), so the segment is full and the log rolls over, which fails with
+// ENOSPC until space returns; its records stay readable. Rebuilding an
+// index needs its reserve: on a full disk Open then fails with ENOSPC. Store writes use pwrite(v) and
 // report ENOSPC as an error. Writing entries with pwrite and mapping the
 // index read-only would avoid the reservation but costs a system call per
 // append and loses the one-copy mapping; reserving costs nothing per

@@ -124,9 +124,10 @@ func (x *index) writeHeader(flags uint16) error {
 // disk is an error here (wrapping syscall.ENOSPC) rather than a SIGBUS on
 // a later store through the mapping. When they cannot be, the file is
 // trimmed back to its entries; an index reopened from disk (existing) is
-// then mapped with no room to spare, which makes its segment full: the log
-// rolls over to a new segment, whose creation fails with ENOSPC until
-// space returns, while everything already written stays readable.
+// then mapped with no room to spare, and marked clean again, which makes
+// its segment full: the log rolls over to a new segment, whose creation
+// fails with ENOSPC until space returns, while everything already written
+// stays readable, and a crash needs no rebuild.
 func (x *index) mapFile(capacity uint64) error {
 	osf, err := fileOf(x.f)
 	if err != nil {
@@ -140,6 +141,12 @@ func (x *index) mapFile(capacity uint64) error {
 		if err := x.reserve(indexFileSize(x.n), indexFileSize(capacity)); err != nil {
 			if terr := x.f.Truncate(indexFileSize(x.n)); terr != nil || !x.existing || !errors.Is(err, syscall.ENOSPC) {
 				return errors.Join(err, terr)
+			}
+			// Full: it takes no entries, so it is as clean as it was
+			// before it was reopened (rebuilding it after a crash would
+			// need the space it could not get).
+			if err := x.markClean(); err != nil {
+				return err
 			}
 			capacity = x.n
 		}
