@@ -501,3 +501,32 @@ func TestProduceRetriesAndDuplicates(t *testing.T) {
 		t.Fatalf("WithRetries(0) after a leader change: %v", err)
 	}
 }
+
+// A server low on disk space refuses produces with ErrLowDiskSpace (not
+// ErrRecordTooLarge, the other RESOURCE_EXHAUSTED), which is not retried;
+// reads go on.
+func TestLowDiskSpace(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 2})
+	cl := c.client()
+	ctx := ctxT(t)
+	if _, err := cl.ProduceValue(ctx, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	l := c.leaderNode()
+	l.lowDisk.Store(true)
+	before := l.appends.Load()
+	_, err := cl.ProduceValue(ctx, []byte("full"))
+	if !errors.Is(err, client.ErrLowDiskSpace) || errors.Is(err, client.ErrRecordTooLarge) || status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("produce on a server low on disk space: %v (%T), want ErrLowDiskSpace", err, err)
+	}
+	if got := l.appends.Load() - before; got != 1 {
+		t.Fatalf("%d appends, want 1: the refusal is not retried", got)
+	}
+	if rec, err := cl.Consume(ctx, 0); err != nil || string(rec.Value) != "before" {
+		t.Fatalf("read from a server low on disk space: %v, %v", rec, err)
+	}
+	l.lowDisk.Store(false)
+	if _, err := cl.ProduceValue(ctx, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+}

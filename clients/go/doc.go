@@ -65,7 +65,7 @@
 // # Errors
 //
 // Failures are typed: errors.Is matches ErrOffsetOutOfRange,
-// ErrRecordTooLarge, ErrPermissionDenied, ErrUnauthenticated, ErrNotLeader,
+// ErrRecordTooLarge, ErrLowDiskSpace, ErrPermissionDenied, ErrUnauthenticated, ErrNotLeader,
 // ErrUnavailable, ErrInvalidArgument, ErrDataLoss, ErrInternal, ErrClosed, or
 // context.Canceled / context.DeadlineExceeded; errors.As gives the details
 // of *OffsetOutOfRangeError (Offset, Lowest, Next), *RecordTooLargeError

@@ -22,6 +22,11 @@ var (
 	// of the request was written. The concrete error is *RecordTooLargeError
 	// when the server said how large (always, for proglog servers).
 	ErrRecordTooLarge = errors.New("proglog: record too large")
+	// ErrLowDiskSpace: the server's free disk space is below its watermark
+	// (its --min-free-bytes); nothing of the request was written. Reads
+	// still work, and produces succeed again once space is freed on the
+	// server. It is not retried: the caller decides when to try again.
+	ErrLowDiskSpace = errors.New("proglog: the server is low on disk space")
 	// ErrPermissionDenied: the client certificate's subject may not perform
 	// the call (produce, consume or servers) on this log.
 	ErrPermissionDenied = errors.New("proglog: permission denied")
@@ -50,6 +55,7 @@ const (
 	errorDomain          = "proglog"
 	reasonOutOfRange     = "OFFSET_OUT_OF_RANGE"
 	reasonRecordTooLarge = "RECORD_TOO_LARGE"
+	reasonLowDiskSpace   = "LOW_DISK_SPACE"
 	reasonNotLeader      = "NOT_LEADER"
 )
 
@@ -209,9 +215,13 @@ func errFromStatus(ctx context.Context, err error) error {
 		}
 		return e
 	case codes.ResourceExhausted:
-		if info := errorInfo(st); info != nil && info.GetReason() == reasonRecordTooLarge {
+		info := errorInfo(st)
+		if info != nil && info.GetReason() == reasonRecordTooLarge {
 			md := info.GetMetadata()
 			return &RecordTooLargeError{Size: parseInt(md["size"], 0), Limit: parseInt(md["limit"], 0), Index: parseInt(md["index"], -1), st: st}
+		}
+		if info != nil && info.GetReason() == reasonLowDiskSpace {
+			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrLowDiskSpace, st: st}
 		}
 		// A message over gRPC's size limit (a batch too large in total, or a
 		// record larger than the client may receive).

@@ -18,6 +18,7 @@ import (
 	client "github.com/proglog/proglog/clients/go"
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
+	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
@@ -57,6 +58,9 @@ type node struct {
 	// failAfterAppend makes the next append succeed and then fail with
 	// UNAVAILABLE, as a leader that lost leadership after committing does.
 	failAfterAppend atomic.Bool
+	// lowDisk makes appends fail as on a node below its free-space
+	// watermark.
+	lowDisk atomic.Bool
 	// lagging makes follower reads miss the newest record.
 	lagging atomic.Bool
 	stopped atomic.Bool
@@ -212,6 +216,9 @@ func (n *node) append(ctx context.Context, recs []*logv1.Record) (uint64, error)
 		return 0, n.notLeader()
 	}
 	n.appends.Add(1)
+	if n.lowDisk.Load() {
+		return 0, &diskspace.LowSpaceError{Dir: "/data", Free: 1, Required: 2}
+	}
 	off, err := n.c.shared.AppendBatch(ctx, recs)
 	if err == nil && n.failAfterAppend.Swap(false) {
 		return 0, status.Error(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")

@@ -219,6 +219,7 @@ func New(cfg Config) (_ *Agent, err error) {
 		setIf(&rc.DataLog.SyncInterval, cfg.SyncInterval)
 	}
 	rc.RaftLog.Segment.MaxStoreBytes = max(rc.RaftLog.Segment.MaxStoreBytes, 2*sz.raftEntry)
+	rc.MinFreeBytes = cfg.MinFreeBytes
 	rc.OnLeadershipChange = a.leadershipChanged
 	rc.OnLeaderChange = func(id, addr string) {
 		a.log.Info("leader", zap.String("leader_id", id), zap.String("leader_addr", addr))
@@ -244,6 +245,12 @@ func New(cfg Config) (_ *Agent, err error) {
 			Disk:                    map[string]uint64{"data_log": u.DataLog, "raft_log": u.RaftLog, "snapshots": u.Snapshots, "other": u.Other},
 			RetentionRemovedRecords: replica.RetentionRemoved(),
 		}
+	}); err != nil {
+		return nil, err
+	}
+	if err := metrics.RegisterDiskStats(func() telemetry.DiskStats {
+		free, refusing := replica.DiskSpace()
+		return telemetry.DiskStats{FreeBytes: free, MinFreeBytes: cfg.MinFreeBytes, RefusingWrites: refusing}
 	}); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/auth/nodeid"
 	"github.com/proglog/proglog/go/discovery"
+	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/replication"
 	"github.com/proglog/proglog/go/server"
@@ -161,6 +162,14 @@ type Config struct {
 	Sync log.SyncPolicy
 	// SyncInterval is the fsync period under log.SyncInterval. Default 1s.
 	SyncInterval time.Duration
+	// MinFreeBytes is the free-space watermark of the file system holding
+	// DataDir: below it the node refuses produces (RESOURCE_EXHAUSTED,
+	// reason LOW_DISK_SPACE) and keeps serving reads and its part in Raft;
+	// below half of it, it also refuses Raft entries (see
+	// replication.Config.MinFreeBytes). Both resume by themselves once
+	// space is freed. 0 disables refusing. Default
+	// diskspace.DefaultMinFreeBytes (256 MiB).
+	MinFreeBytes uint64
 
 	// MetricsAddr is the host:port of the Prometheus /metrics endpoint;
 	// empty serves no endpoint (the metrics are still collected).
@@ -204,6 +213,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout: server.DefaultShutdownTimeout,
 		MaxConnections:  server.DefaultMaxConnections,
 		MaxStreams:      server.DefaultMaxStreams,
+		MinFreeBytes:    diskspace.DefaultMinFreeBytes,
 		Tracing:         telemetry.DefaultTraceConfig(),
 		Logger:          zap.NewNop(),
 	}

@@ -1,7 +1,9 @@
 package log
 
 import (
+	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/proglog/proglog/go/segment"
 )
@@ -31,7 +33,9 @@ func (l *Log) Append(record []byte) (offset uint64, err error) {
 // and Wait only when AppendBatch is about to return successfully. On an
 // I/O error the Log enters the failed state (ErrFailed); the appended
 // records may or may not survive the next Open, and their offsets are
-// never acknowledged.
+// never acknowledged. The exception is a roll-over that fails because the
+// disk is full (an error wrapping syscall.ENOSPC): nothing was written, so
+// the Log stays usable and a later call rolls over once space is freed.
 func (l *Log) AppendBatch(records [][]byte) (first uint64, err error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
@@ -94,6 +98,11 @@ func (l *Log) roll() error {
 		return l.fail(fmt.Errorf("log: roll over: %w", err))
 	}
 	s, err := segment.Create(l.dir, old.NextOffset(), l.segCfg)
+	if errors.Is(err, syscall.ENOSPC) {
+		// A full disk: Create left nothing behind and the active segment
+		// is untouched, so the log goes on (and retries the roll-over).
+		return fmt.Errorf("log: roll over: %w", err)
+	}
 	if err != nil {
 		return l.fail(fmt.Errorf("log: roll over: %w", err))
 	}

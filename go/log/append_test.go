@@ -183,6 +183,13 @@ func (f *recordingFile) Truncate(n int64) error {
 	f.r.log("truncate", f.Name())
 	return f.File.Truncate(n)
 }
+func (f *recordingFile) Allocate(off, n int64) error {
+	f.r.log("allocate", f.Name())
+	if a, ok := f.File.(segment.Allocator); ok {
+		return a.Allocate(off, n)
+	}
+	return errors.ErrUnsupported
+}
 
 func TestSyncPolicyFileOperations(t *testing.T) {
 	tests := []struct {
@@ -245,7 +252,7 @@ func TestRolloverSyncsOldStoreFirst(t *testing.T) {
 	got := strings.Join(ops, ",")
 	// The old store is fsynced before the new store is created (and
 	// fsynced, with the directory), then the old index is sealed.
-	want := "sync .store,truncate .store,write .store,sync .store,sync ,write .index,truncate .index," +
+	want := "sync .store,truncate .store,write .store,sync .store,sync ,write .index,truncate .index,allocate .index," +
 		"sync .store,truncate .index,sync .index,write .index,sync .index"
 	if !strings.Contains(got, want) {
 		t.Fatalf("rollover ops %q, want them to contain %q", got, want)

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/log"
 )
 
@@ -197,6 +198,24 @@ type Config struct {
 	// readiness; do not block in it.
 	OnLeaderChange func(id, addr string)
 
+	// MinFreeBytes is the free-space watermark of the file system holding
+	// DataDir (see go/diskspace). Below it the leader refuses appends with
+	// an error wrapping diskspace.ErrLowSpace (the server answers
+	// RESOURCE_EXHAUSTED) and every node keeps serving reads, heartbeats
+	// and votes. Below half of it, the reserve, a node also refuses to
+	// store Raft entries (StoreLogs fails, so the leader retries a
+	// follower later and a leader steps down), which keeps the space it
+	// still has for applying the entries it accepted, snapshots and
+	// segment roll-overs, never reaching ENOSPC there. Both resume by
+	// themselves when space is freed. 0 disables both. Default
+	// diskspace.DefaultMinFreeBytes (256 MiB).
+	MinFreeBytes uint64
+
+	// statfs and diskRefresh replace statfs(2) and the free-space refresh
+	// interval in tests (see diskspace.Config).
+	statfs      func(dir string) (uint64, error)
+	diskRefresh time.Duration
+
 	// Logger receives Raft's and this package's logs. Default:
 	// hclog.Default() named "replication".
 	Logger hclog.Logger
@@ -232,6 +251,7 @@ func DefaultConfig() Config {
 		JoinVerifyTimeout:      DefaultJoinVerifyTimeout,
 		DataLog:                dl,
 		RaftLog:                rl,
+		MinFreeBytes:           diskspace.DefaultMinFreeBytes,
 	}
 }
 

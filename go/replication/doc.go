@@ -229,9 +229,25 @@
 // is stale rejects members added since until it hears of them from a
 // leader it knows (see docs/security.md).
 //
+// # Disk space
+//
+// A full disk is an error, never a crash. Config.MinFreeBytes is a
+// watermark on the free space of DataDir's file system (go/diskspace):
+// below it the leader refuses appends (*diskspace.LowSpaceError, before
+// proposing anything), and below half of it every node's LogStore refuses
+// Raft entries, so a follower fails the leader's append RPC (the leader
+// retries it, the others commit without it, and it catches up once space
+// returns) and a leader steps down. The space below half is kept for what
+// the node cannot refuse: applying entries it already stored, snapshots,
+// segment roll-overs. Reads, heartbeats and votes go on throughout, and
+// everything resumes by itself once space is freed. The stable store
+// overwrites preallocated blocks in place, so an election never needs a
+// new block (hashicorp/raft panics if it cannot record a term); snapshot
+// failures are errors Raft logs and retries later.
+//
 // # Stable store
 //
-// Raft's term and vote live in StableStore, a small file rewritten
-// atomically, instead of raft-boltdb/v2, which does not build against the
-// go-metrics version raft v1.8.0 requires (see StableStore).
+// Raft's term and vote live in StableStore, a small file of two slots
+// overwritten in place, instead of raft-boltdb/v2, which does not build
+// against the go-metrics version raft v1.8.0 requires (see StableStore).
 package replication

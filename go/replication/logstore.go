@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/log"
 )
 
@@ -67,6 +68,9 @@ type LogStore struct {
 	// stored receives a token (without blocking) after every StoreLogs,
 	// for the byte-threshold compaction (compaction.go).
 	stored chan struct{}
+	// disk, if set, makes StoreLogs refuse entries below its reserve
+	// (Config.MinFreeBytes) and counts what it writes.
+	disk *diskspace.Guard
 }
 
 var _ raft.LogStore = (*LogStore)(nil)
@@ -221,6 +225,11 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
+	if s.disk != nil {
+		if err := s.disk.CheckReserve(); err != nil {
+			return fmt.Errorf("replication: raft log: refusing entries %d-%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
+		}
+	}
 	start := logs[0].Index
 	for i, e := range logs {
 		if e.Index != start+uint64(i) {
@@ -237,6 +246,11 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		a.add()
 	}
 	bufs := a.slices()
+	if s.disk != nil {
+		// The entries, and about as much again when their commands reach
+		// the data log.
+		s.disk.Use(2 * uint64(len(a.buf)))
+	}
 	l, first, next := s.bounds()
 	switch {
 	case first >= next || start > next:

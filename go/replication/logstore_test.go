@@ -6,11 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/log"
 )
 
@@ -380,4 +382,34 @@ func corruptFile(t *testing.T, path string, at int64) {
 	if _, err := fh.WriteAt(b, at); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Below the free-space reserve StoreLogs refuses entries without writing
+// anything, so the log does not enter its failed state and takes them once
+// space returns (Raft retries).
+func TestLogStoreRefusesEntriesBelowTheReserve(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	var free atomic.Uint64
+	free.Store(1000)
+	dc := diskspace.DefaultConfig()
+	dc.Dir, dc.MinFreeBytes, dc.RefreshInterval = "/data", 1000, time.Nanosecond
+	dc.Statfs = func(string) (uint64, error) { return free.Load(), nil }
+	g, err := diskspace.New(dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.disk = g
+	if err := s.StoreLogs(entries(1, 3)); err != nil {
+		t.Fatal(err)
+	}
+	free.Store(499) // below the reserve, half the watermark
+	if err := s.StoreLogs(entries(4, 5)); !errors.Is(err, diskspace.ErrLowSpace) {
+		t.Fatalf("StoreLogs below the reserve = %v, want ErrLowSpace", err)
+	}
+	checkRange(t, s, 1, 3)
+	free.Store(500) // below the watermark but not the reserve: accepted
+	if err := s.StoreLogs(entries(4, 5)); err != nil {
+		t.Fatalf("StoreLogs once space returned: %v", err)
+	}
+	checkRange(t, s, 1, 5)
 }

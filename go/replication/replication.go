@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/log"
 )
 
@@ -26,7 +27,11 @@ type Log struct {
 	fsm    *fsm
 	store  *LogStore
 	stable *StableStore
-	trans  *raft.NetworkTransport
+	disk   *diskspace.Guard
+	// lowSpace: the last append was refused for lack of disk space (to log
+	// the change only).
+	lowSpace atomic.Bool
+	trans    *raft.NetworkTransport
 	// recovery is what opening the logs repaired (immutable after New).
 	recovery Recovery
 	// observer feeds watchLeader; nil without Config.OnLeaderChange.
@@ -92,10 +97,20 @@ func New(cfg Config) (*Log, error) {
 		}
 	}()
 
-	var err error
+	dc := diskspace.DefaultConfig()
+	dc.Dir, dc.MinFreeBytes, dc.Statfs = cfg.DataDir, cfg.MinFreeBytes, cfg.statfs
+	if cfg.diskRefresh > 0 {
+		dc.RefreshInterval = cfg.diskRefresh
+	}
+	disk, err := diskspace.New(dc)
+	if err != nil {
+		return nil, fmt.Errorf("replication: %w", err)
+	}
+	l.disk = disk
 	if l.store, err = OpenLogStore(filepath.Join(raftDir, "log"), cfg.RaftLog); err != nil {
 		return nil, err
 	}
+	l.store.disk = disk
 	closers = append(closers, l.store.Close)
 	if l.stable, err = OpenStableStore(filepath.Join(raftDir, "stable")); err != nil {
 		return nil, err
@@ -322,9 +337,11 @@ func (l *Log) Append(ctx context.Context, record []byte) (uint64, error) {
 // offsets, all or none, and the first is returned. Only the leader accepts
 // appends; elsewhere it fails with *NotLeaderError naming the leader (appends
 // are not forwarded). A record longer than the data log allows fails with
-// log.ErrRecordTooLarge (wrapped) before anything is replicated. If ctx ends
-// first the call returns ctx.Err(), but the append may still be committed;
-// so may one that fails with ErrLeadershipLost.
+// log.ErrRecordTooLarge (wrapped) before anything is replicated, and so
+// does every append while the free disk space is below Config.MinFreeBytes,
+// with *diskspace.LowSpaceError (wrapped). If ctx ends first the call
+// returns ctx.Err(), but the append may still be committed; so may one
+// that fails with ErrLeadershipLost.
 func (l *Log) AppendBatch(ctx context.Context, records [][]byte) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -348,6 +365,15 @@ func (l *Log) AppendBatch(ctx context.Context, records [][]byte) (uint64, error)
 	}
 	if l.raft.State() != raft.Leader {
 		return 0, l.notLeader()
+	}
+	if err := l.disk.Check(); err != nil {
+		if l.lowSpace.CompareAndSwap(false, true) {
+			l.lg.Warn("refusing appends until disk space is freed", "error", err)
+		}
+		return 0, fmt.Errorf("replication: append refused: %w", err)
+	}
+	if l.lowSpace.CompareAndSwap(true, false) {
+		l.lg.Info("disk space freed; accepting appends again", "free_bytes", l.disk.Free())
 	}
 	f := l.raft.Apply(cmd, l.timeout(ctx))
 	if ackBeforeCommit {
@@ -488,6 +514,13 @@ func (l *Log) Failed() error {
 // DataSize is the size of this node's data log: bytes of its store files
 // and number of segments (for metrics).
 func (l *Log) DataSize() (bytes uint64, segments int) { return l.fsm.current().Size() }
+
+// DiskSpace reports the free bytes of the file system holding DataDir (as
+// last measured, see go/diskspace) and whether appends are refused for
+// lack of it (Config.MinFreeBytes), for metrics.
+func (l *Log) DiskSpace() (free uint64, refusing bool) {
+	return l.disk.Free(), l.disk.Refusing()
+}
 
 // Join adds server id at addr (its Raft and gRPC address) to the cluster, as
 // a voter or not. It is idempotent: a server already there with the same

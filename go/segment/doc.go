@@ -18,6 +18,28 @@
 // visible to Read. Reads check the record length against the file size
 // before allocating and verify the checksum.
 //
+// # A full disk
+//
+// A full disk is an error (wrapping syscall.ENOSPC), never a signal. The
+// index is written through a shared memory mapping, and a store to a page
+// of a sparse file that has no block yet faults (SIGBUS) when the file
+// system cannot allocate one, killing the process. So whenever a writable
+// index is mapped (created, reopened, grown, rebuilt) its whole
+// preallocated size is reserved first with fallocate(2) (mode 0, which
+// writes nothing), or, where the file system cannot (EOPNOTSUPP) or the
+// File is not an Allocator, by writing zeros past the entries. Creating a
+// segment on a full disk then fails with ENOSPC. Reopening a writable
+// segment on a full disk (its clean index was trimmed to its entries)
+// still succeeds: the index is mapped with no room to spare and stays
+// marked clean (a crash then needs no rebuild, which would need the
+// space), so the segment is full and the log rolls over, which fails with
+// ENOSPC until space returns; its records stay readable. Rebuilding an
+// index needs its reserve: on a full disk Open then fails with ENOSPC. Store writes use pwrite(v) and
+// report ENOSPC as an error. Writing entries with pwrite and mapping the
+// index read-only would avoid the reservation but costs a system call per
+// append and loses the one-copy mapping; reserving costs nothing per
+// append.
+//
 // Open recovers a segment after a crash: see Open for the rules. A clean
 // index proves the store was fsynced, so damage behind it is corruption; a
 // torn tail of a segment that was being written is cut off and kept in a

@@ -32,6 +32,21 @@ type VectorWriter interface {
 	WritevAt(bufs [][]byte, off int64) (int, error)
 }
 
+// Allocator is implemented by Files that can reserve disk blocks without
+// writing them (fallocate(2) on Linux; the production File on Linux has
+// it). The index reserves its whole preallocated size so that writes
+// through its memory mapping never need a new block: on a full disk those
+// would kill the process with SIGBUS instead of returning ENOSPC. Files
+// without it (or whose Allocate fails with errors.ErrUnsupported) get the
+// range written with zeros instead.
+type Allocator interface {
+	// Allocate reserves blocks for the n bytes at offset off, extending
+	// the file if needed, without changing its contents. It fails with an
+	// error wrapping syscall.ENOSPC if the disk is full and
+	// errors.ErrUnsupported if the file system cannot allocate.
+	Allocate(off, n int64) error
+}
+
 // OpenFileFunc opens a file like os.OpenFile.
 type OpenFileFunc func(name string, flag int, perm os.FileMode) (File, error)
 

@@ -1,6 +1,8 @@
 package segment
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,8 +13,9 @@ import (
 
 // recorder is an OpenFileFunc whose files log every mutating operation.
 type recorder struct {
-	mu  sync.Mutex
-	ops []string // "write <name>", "sync <name>", "truncate <name>"
+	noAllocate bool // Allocate fails with errors.ErrUnsupported
+	mu         sync.Mutex
+	ops        []string // "write <name>", "sync <name>", "truncate <name>", "allocate <name>"
 }
 
 // recordingFile wraps the production File (with vectored writes).
@@ -54,6 +57,13 @@ func (f *recordingFile) WritevAt(b [][]byte, off int64) (int, error) {
 	return f.File.(VectorWriter).WritevAt(b, off)
 }
 func (f *recordingFile) Sync() error { f.r.log("sync", f.Name()); return f.File.Sync() }
+func (f *recordingFile) Allocate(off, n int64) error {
+	f.r.log("allocate", f.Name())
+	if a, ok := f.File.(Allocator); ok && !f.r.noAllocate {
+		return a.Allocate(off, n)
+	}
+	return errors.ErrUnsupported
+}
 func (f *recordingFile) Truncate(n int64) error {
 	f.r.log("truncate", f.Name())
 	return f.File.Truncate(n)
@@ -68,8 +78,8 @@ func TestFileOperationOrder(t *testing.T) {
 	store, index := StoreName(0), IndexName(0)
 	if got, want := rec.take(), []string{
 		"truncate " + store, "write " + store, "sync " + store, // header, durable before the index exists
-		"sync " + filepath.Base(dir),          // and so is its directory entry
-		"write " + index, "truncate " + index, // dirty header, preallocation
+		"sync " + filepath.Base(dir),                               // and so is its directory entry
+		"write " + index, "truncate " + index, "allocate " + index, // dirty header, preallocation, blocks reserved
 	}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("Create ops = %q, want %q", got, want)
 	}
@@ -111,7 +121,41 @@ func TestFileOperationOrder(t *testing.T) {
 	s = mustOpen(t, dir, 0, c, true)
 	defer s.Close()
 	got := strings.Join(rec.take(), ",")
-	if want := "write " + index + ",sync " + index + ",truncate " + index; !strings.HasPrefix(got, want) {
+	if want := "write " + index + ",sync " + index + ",truncate " + index + ",allocate " + index; !strings.HasPrefix(got, want) {
 		t.Fatalf("Open ops = %q, want prefix %q", got, want)
 	}
+}
+
+// Where the file system cannot allocate, the index reserves its space by
+// writing zeros past its entries, never over them.
+func TestIndexReserveWritesZerosWithoutAllocate(t *testing.T) {
+	rec := &recorder{noAllocate: true}
+	c := testConfig()
+	c.OpenFile = rec.open
+	dir := t.TempDir()
+	s := mustCreate(t, dir, 0, c)
+	index := IndexName(0)
+	got := rec.take()
+	if want := []string{"truncate " + index, "allocate " + index, "write " + index}; fmt.Sprint(got[len(got)-3:]) != fmt.Sprint(want) {
+		t.Fatalf("Create ops = %q, want them to end with %q", got, want)
+	}
+	recs := records(0, 3)
+	mustAppend(t, s, recs)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, dir, 0, c, true) // reserves past the 3 entries
+	defer s.Close()
+	if ops := strings.Join(rec.take(), ","); !strings.HasSuffix(ops, "allocate "+index+",write "+index) {
+		t.Fatalf("Open ops = %q, want zeros written after the failed allocate", ops)
+	}
+	if r := s.Recovery(); r.IndexRebuilt {
+		t.Fatalf("index rebuilt on reopen: %s", r.IndexReason)
+	}
+	for i, want := range recs {
+		if got, err := s.Read(uint64(i)); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("Read(%d) = %x, %v; want %x", i, got, err, want)
+		}
+	}
+	mustAppend(t, s, records(3, 2))
 }

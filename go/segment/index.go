@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	"github.com/edsrzf/mmap-go"
 )
@@ -13,12 +14,13 @@ import (
 // and is memory-mapped whole.
 //
 // While open for writing the file is preallocated to its capacity (from
-// Config.MaxIndexBytes) and its header is "dirty" (no FlagClean). A clean
-// close flushes the mapping, trims the file to the used entries, fsyncs,
-// and only then sets FlagClean and fsyncs again, so a set flag guarantees
-// the entries on disk are complete. Entries are never fsynced while the
-// segment is being written: after a crash the flag is clear and the index
-// is rebuilt from the store (see recover.go), which is the source of truth.
+// Config.MaxIndexBytes), with its blocks reserved (see reserve), and its
+// header is "dirty" (no FlagClean). A clean close flushes the mapping,
+// trims the file to the used entries, fsyncs, and only then sets FlagClean
+// and fsyncs again, so a set flag guarantees the entries on disk are
+// complete. Entries are never fsynced while the segment is being written:
+// after a crash the flag is clear and the index is rebuilt from the store
+// (see recover.go), which is the source of truth.
 //
 // Concurrency: one writer (write, truncate); readers read entries below the
 // count the segment has published.
@@ -30,6 +32,9 @@ type index struct {
 	n        uint64    // entries written; writer-owned
 	capacity uint64    // entries the mapping can hold
 	writable bool
+	// existing: opened by openIndexFile, so a writable mapping may fall
+	// back to the entries it has when its capacity cannot be reserved.
+	existing bool
 }
 
 // indexCapacity returns how many entries fit in a file of maxBytes.
@@ -75,7 +80,7 @@ func openIndexFile(path string, base uint64, open OpenFileFunc, writable bool) (
 	if err != nil {
 		return nil, 0, "", fmt.Errorf("segment: open index: %w", err)
 	}
-	x = &index{f: f, path: path, base: base, writable: writable}
+	x = &index{f: f, path: path, base: base, writable: writable, existing: true}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
@@ -114,6 +119,15 @@ func (x *index) writeHeader(flags uint16) error {
 }
 
 // mapFile sizes the file for capacity entries (writable) and maps it.
+//
+// A writable index's blocks are reserved first (see reserve), so a full
+// disk is an error here (wrapping syscall.ENOSPC) rather than a SIGBUS on
+// a later store through the mapping. When they cannot be, the file is
+// trimmed back to its entries; an index reopened from disk (existing) is
+// then mapped with no room to spare, and marked clean again, which makes
+// its segment full: the log rolls over to a new segment, whose creation
+// fails with ENOSPC until space returns, while everything already written
+// stays readable, and a crash needs no rebuild.
 func (x *index) mapFile(capacity uint64) error {
 	osf, err := fileOf(x.f)
 	if err != nil {
@@ -123,6 +137,18 @@ func (x *index) mapFile(capacity uint64) error {
 	if x.writable {
 		if err := x.f.Truncate(indexFileSize(capacity)); err != nil {
 			return fmt.Errorf("segment: preallocate %s: %w", x.path, err)
+		}
+		if err := x.reserve(indexFileSize(x.n), indexFileSize(capacity)); err != nil {
+			if terr := x.f.Truncate(indexFileSize(x.n)); terr != nil || !x.existing || !errors.Is(err, syscall.ENOSPC) {
+				return errors.Join(err, terr)
+			}
+			// Full: it takes no entries, so it is as clean as it was
+			// before it was reopened (rebuilding it after a crash would
+			// need the space it could not get).
+			if err := x.markClean(); err != nil {
+				return err
+			}
+			capacity = x.n
 		}
 		x.capacity = capacity
 		prot = mmap.RDWR
@@ -134,6 +160,39 @@ func (x *index) mapFile(capacity uint64) error {
 		return fmt.Errorf("segment: mmap %s: %w", x.path, err)
 	}
 	x.mm = mm
+	return nil
+}
+
+// reserveChunk is how many zero bytes reserve writes per call where the
+// file cannot allocate.
+const reserveChunk = 64 << 10
+
+// reserve makes sure disk blocks back the byte range [from, to) of the
+// index file, so that stores through the mapping never touch an
+// unallocated page: on a full disk those fault (SIGBUS) and kill the
+// process. It uses the file's Allocator (fallocate(2), which writes
+// nothing) and, where that is unsupported (or the File has none), writes
+// zeros over the range, which is never in use: entries past x.n are zero.
+func (x *index) reserve(from, to int64) error {
+	if from >= to {
+		return nil
+	}
+	if a, ok := x.f.(Allocator); ok {
+		err := a.Allocate(from, to-from)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return fmt.Errorf("segment: reserve %d bytes for %s: %w", to-from, x.path, err)
+		}
+	}
+	zeros := make([]byte, min(to-from, reserveChunk))
+	for off := from; off < to; off += int64(len(zeros)) {
+		b := zeros[:min(int64(len(zeros)), to-off)]
+		if _, err := x.f.WriteAt(b, off); err != nil {
+			return fmt.Errorf("segment: reserve %d bytes for %s: %w", to-from, x.path, err)
+		}
+	}
 	return nil
 }
 

@@ -78,7 +78,10 @@ func Create(dir string, base uint64, c Config) (*Segment, error) {
 	}
 	x, err := createIndex(IndexPath(dir, base), base, capacity, c.OpenFile)
 	if err != nil {
+		// Index first: never leave an index without its store (a full
+		// disk fails here, and the next Create or Open must work).
 		st.close()
+		os.Remove(IndexPath(dir, base))
 		os.Remove(sp)
 		return nil, err
 	}

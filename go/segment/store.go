@@ -37,7 +37,10 @@ func createStore(path string, base uint64, open OpenFileFunc) (*store, error) {
 	}
 	s := &store{f: f, path: path}
 	if err := s.writeHeader(base); err != nil {
+		// Remove it, or the next Create (O_EXCL) fails: a full disk
+		// fails here.
 		f.Close()
+		os.Remove(path)
 		return nil, err
 	}
 	return s, nil

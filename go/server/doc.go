@@ -30,6 +30,11 @@
 //     (reason RECORD_TOO_LARGE). A batch is all or nothing.
 //   - Records. The server assigns offsets, ignoring any sent, and stamps
 //     records without a timestamp with its clock.
+//   - Low disk space. A CommitLog error wrapping *diskspace.LowSpaceError
+//     (the node's free disk space is below its watermark) is
+//     codes.ResourceExhausted with an ErrorInfo (reason LOW_DISK_SPACE,
+//     metadata free and required, in bytes): nothing was written, reads
+//     still work, and writes resume by themselves once space is freed.
 //   - Offsets outside [lowest, next) are codes.OutOfRange with
 //     google.rpc.ErrorInfo (reason OFFSET_OUT_OF_RANGE, metadata offset,
 //     lowest, next) and google.rpc.LocalizedMessage details.

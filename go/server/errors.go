@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/log"
 )
 
@@ -36,6 +37,7 @@ const ErrorDomain = "proglog"
 const (
 	reasonOutOfRange     = "OFFSET_OUT_OF_RANGE"
 	reasonRecordTooLarge = "RECORD_TOO_LARGE"
+	reasonLowDiskSpace   = "LOW_DISK_SPACE"
 	detailLocale         = "en-US"
 )
 
@@ -82,6 +84,27 @@ func recordTooLarge(index, size, limit int) error {
 	)
 }
 
+// lowDiskSpace builds the RESOURCE_EXHAUSTED status of a write refused
+// because the server's free disk space is below its watermark. The data
+// directory is left out: it is the operator's business, in the server's
+// log and metrics.
+func lowDiskSpace(e *diskspace.LowSpaceError) error {
+	st := status.Newf(codes.ResourceExhausted,
+		"the server's disk is nearly full (%d bytes free, %d required); nothing was written; writes resume once space is freed",
+		e.Free, e.Required)
+	return withDetails(st,
+		&errdetails.ErrorInfo{
+			Reason: reasonLowDiskSpace,
+			Domain: ErrorDomain,
+			Metadata: map[string]string{
+				"free":     strconv.FormatUint(e.Free, 10),
+				"required": strconv.FormatUint(e.Required, 10),
+			},
+		},
+		&errdetails.LocalizedMessage{Locale: detailLocale, Message: "The server is low on disk space and refuses writes until space is freed; reads still work."},
+	)
+}
+
 func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
 	withD, err := st.WithDetails(details...)
 	if err != nil {
@@ -103,12 +126,15 @@ func (s *Server) statusError(ctx context.Context, err error) error {
 		return err
 	}
 	var oor *log.OffsetOutOfRangeError
+	var low *diskspace.LowSpaceError
 	switch {
 	case errors.As(err, &oor):
 		return outOfRange(oor.Offset, oor.Lowest, oor.Next)
 	case errors.Is(err, log.ErrOffsetOutOfRange):
 		// Without the concrete error the offset is unknown: no details.
 		return status.Error(codes.OutOfRange, err.Error())
+	case errors.As(err, &low):
+		return lowDiskSpace(low)
 	case errors.Is(err, log.ErrRecordTooLarge):
 		return status.Error(codes.ResourceExhausted, "record too large for the log; nothing was written")
 	case errors.Is(err, auth.ErrPermissionDenied):

@@ -9,10 +9,13 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
@@ -68,5 +71,33 @@ func TestStorageErrorsMapToCodes(t *testing.T) {
 	// The server survived all of that.
 	if _, err := c.Produce(ctxT(t), &logv1.ProduceRequest{Record: rec("fine")}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A write refused for lack of disk space is RESOURCE_EXHAUSTED with the
+// free and required bytes, and the data directory stays on the server.
+func TestLowDiskSpaceIsResourceExhausted(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	c := f.client("root")
+	fail := func() error {
+		return fmt.Errorf("replication: append refused: %w", &diskspace.LowSpaceError{Dir: "/secret/data", Free: 10, Required: 300})
+	}
+	f.clog.fail.Store(&fail)
+	_, err := c.Produce(ctxT(t), &logv1.ProduceRequest{Record: rec("x")})
+	f.clog.fail.Store(nil)
+	st := status.Convert(err)
+	if st.Code() != codes.ResourceExhausted || strings.Contains(st.Message(), "/secret") ||
+		!strings.Contains(st.Message(), "10 bytes free, 300 required") {
+		t.Fatalf("err = %v, want RESOURCE_EXHAUSTED saying 10 free of 300, without the directory", err)
+	}
+	var info *errdetails.ErrorInfo
+	for _, d := range st.Details() {
+		if i, ok := d.(*errdetails.ErrorInfo); ok {
+			info = i
+		}
+	}
+	if info == nil || info.Reason != "LOW_DISK_SPACE" || info.Domain != server.ErrorDomain ||
+		info.Metadata["free"] != "10" || info.Metadata["required"] != "300" {
+		t.Fatalf("ErrorInfo = %v", info)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/discovery"
+	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/replication"
 	"github.com/proglog/proglog/go/server"
@@ -89,6 +90,7 @@ type serveOptions struct {
 	segmentBytes                uint64
 	sync                        string
 	syncInterval                time.Duration
+	minFreeBytes                uint64
 	traceExporter               string
 	traceEndpoint, traceFile    string
 	logLevel                    string
@@ -119,6 +121,7 @@ func defaultServeOptions() *serveOptions {
 		segmentBytes:               log.DefaultMaxStoreBytes,
 		sync:                       "always",
 		syncInterval:               log.DefaultSyncInterval,
+		minFreeBytes:               diskspace.DefaultMinFreeBytes,
 		traceExporter:              telemetry.ExporterNone,
 		logLevel:                   "info",
 		shutdownTimeout:            server.DefaultShutdownTimeout,
@@ -168,6 +171,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.Uint64Var(&o.segmentBytes, "segment-bytes", o.segmentBytes, "segment size of the data log, the unit retention drops, and of the Raft log (at least twice its largest entry)")
 	fs.StringVar(&o.sync, "sync", o.sync, "when stored records are fsynced: always (the Raft log before every acknowledgement; the durable default), interval (both logs every --sync-interval) or never (left to the kernel); interval and never survive a process crash but a machine crash may lose acknowledged records")
 	fs.DurationVar(&o.syncInterval, "sync-interval", o.syncInterval, "fsync period with --sync interval")
+	fs.Uint64Var(&o.minFreeBytes, "min-free-bytes", o.minFreeBytes, "free-space watermark of the file system of --data-dir, in bytes: below it the node refuses produces (RESOURCE_EXHAUSTED, reason LOW_DISK_SPACE) and keeps serving reads; below half of it, also Raft entries; both resume once space is freed (0: never refuse)")
 	fs.StringVar(&o.traceExporter, "trace-exporter", o.traceExporter, "where spans go: none, otlp or file")
 	fs.StringVar(&o.traceEndpoint, "trace-endpoint", "", "OTLP/gRPC collector for --trace-exporter=otlp (host:port, http:// or https:// URL)")
 	fs.StringVar(&o.traceFile, "trace-file", "", "JSON-lines span file for --trace-exporter=file")
@@ -318,6 +322,7 @@ func (o *serveOptions) agentConfig(stdout io.Writer, logger *zap.Logger) (agent.
 	cfg.SegmentBytes = o.segmentBytes
 	cfg.Sync, _ = agent.ParseSyncPolicy(o.sync)
 	cfg.SyncInterval = o.syncInterval
+	cfg.MinFreeBytes = o.minFreeBytes
 	cfg.MetricsAddr = o.metricsAddr
 	cfg.HealthAddr = o.healthAddr
 	cfg.Tracing = telemetry.TraceConfig{

@@ -47,6 +47,9 @@ const (
 //	                    (ErrorInfo reason "RECORD_TOO_LARGE", metadata "size" and
 //	                    "limit"), or a message exceeds the gRPC message limit.
 //	                    Nothing of the request is written.
+//	                    Also a produce while the node's free disk space is below its
+//	                    watermark (ErrorInfo reason "LOW_DISK_SPACE", metadata "free" and
+//	                    "required", in bytes); produces succeed again once space is freed.
 //	OUT_OF_RANGE        the offset is not in [lowest, next). The status carries a
 //	                    google.rpc.ErrorInfo with reason "OFFSET_OUT_OF_RANGE",
 //	                    domain "proglog", metadata "offset", "lowest" and "next"
@@ -198,6 +201,9 @@ func (c *logClient) GetServers(ctx context.Context, in *GetServersRequest, opts 
 //	                    (ErrorInfo reason "RECORD_TOO_LARGE", metadata "size" and
 //	                    "limit"), or a message exceeds the gRPC message limit.
 //	                    Nothing of the request is written.
+//	                    Also a produce while the node's free disk space is below its
+//	                    watermark (ErrorInfo reason "LOW_DISK_SPACE", metadata "free" and
+//	                    "required", in bytes); produces succeed again once space is freed.
 //	OUT_OF_RANGE        the offset is not in [lowest, next). The status carries a
 //	                    google.rpc.ErrorInfo with reason "OFFSET_OUT_OF_RANGE",
 //	                    domain "proglog", metadata "offset", "lowest" and "next"

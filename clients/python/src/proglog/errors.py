@@ -81,6 +81,20 @@ class RecordTooLargeError(ProglogError):
         self.index = index
 
 
+class LowDiskSpaceError(ProglogError):
+    """The server's free disk space is below its watermark (``--min-free-bytes``); nothing of the
+    request was written. Reads still work, and produces succeed again once space is freed on the
+    server. Not retried: the caller decides when to try again.
+
+    ``free`` and ``required`` are in bytes, 0 when the server did not say.
+    """
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, free: int = 0, required: int = 0) -> None:
+        super().__init__(message, code)
+        self.free = free
+        self.required = required
+
+
 class PermissionDeniedError(ProglogError):
     """The client certificate's subject may not perform the call on this log."""
 
@@ -147,6 +161,8 @@ def from_status(code: grpc.StatusCode, message: str, metadata: Iterable[Any] | N
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         if reason == "RECORD_TOO_LARGE":
             return RecordTooLargeError(message, code, _int(md, "size"), _int(md, "limit"), _int(md, "index", -1))
+        if reason == "LOW_DISK_SPACE":
+            return LowDiskSpaceError(message, code, _int(md, "free"), _int(md, "required"))
         return RecordTooLargeError(message, code)
     if code == grpc.StatusCode.FAILED_PRECONDITION and reason == "NOT_LEADER":
         return NotLeaderError(message, code, md.get("leader_id", ""), md.get("leader_addr", ""))

@@ -41,6 +41,9 @@ class LogStub:
     (ErrorInfo reason "RECORD_TOO_LARGE", metadata "size" and
     "limit"), or a message exceeds the gRPC message limit.
     Nothing of the request is written.
+    Also a produce while the node's free disk space is below its
+    watermark (ErrorInfo reason "LOW_DISK_SPACE", metadata "free" and
+    "required", in bytes); produces succeed again once space is freed.
     OUT_OF_RANGE        the offset is not in [lowest, next). The status carries a
     google.rpc.ErrorInfo with reason "OFFSET_OUT_OF_RANGE",
     domain "proglog", metadata "offset", "lowest" and "next"
@@ -117,6 +120,9 @@ class LogServicer:
     (ErrorInfo reason "RECORD_TOO_LARGE", metadata "size" and
     "limit"), or a message exceeds the gRPC message limit.
     Nothing of the request is written.
+    Also a produce while the node's free disk space is below its
+    watermark (ErrorInfo reason "LOW_DISK_SPACE", metadata "free" and
+    "required", in bytes); produces succeed again once space is freed.
     OUT_OF_RANGE        the offset is not in [lowest, next). The status carries a
     google.rpc.ErrorInfo with reason "OFFSET_OUT_OF_RANGE",
     domain "proglog", metadata "offset", "lowest" and "next"
@@ -254,6 +260,9 @@ class Log:
     (ErrorInfo reason "RECORD_TOO_LARGE", metadata "size" and
     "limit"), or a message exceeds the gRPC message limit.
     Nothing of the request is written.
+    Also a produce while the node's free disk space is below its
+    watermark (ErrorInfo reason "LOW_DISK_SPACE", metadata "free" and
+    "required", in bytes); produces succeed again once space is freed.
     OUT_OF_RANGE        the offset is not in [lowest, next). The status carries a
     google.rpc.ErrorInfo with reason "OFFSET_OUT_OF_RANGE",
     domain "proglog", metadata "offset", "lowest" and "next"

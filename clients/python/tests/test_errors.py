@@ -1,0 +1,33 @@
+"""The mapping of gRPC statuses with proglog's ErrorInfo details to typed errors."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+import proglog
+from proglog.errors import from_status
+
+
+def _details(reason: str, metadata: dict[str, str]) -> list[tuple[str, bytes]]:
+    info = error_details_pb2.ErrorInfo(reason=reason, domain="proglog", metadata=metadata)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], details=[detail])
+    return [("grpc-status-details-bin", status.SerializeToString())]
+
+
+def test_low_disk_space_is_not_record_too_large() -> None:
+    err = from_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "the server's disk is nearly full",
+                      _details("LOW_DISK_SPACE", {"free": "10", "required": "300"}))
+    assert isinstance(err, proglog.LowDiskSpaceError)
+    assert not isinstance(err, proglog.RecordTooLargeError)
+    assert (err.free, err.required, err.code) == (10, 300, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+def test_record_too_large_keeps_its_details() -> None:
+    err = from_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "too large",
+                      _details("RECORD_TOO_LARGE", {"size": "2000", "limit": "1024", "index": "1"}))
+    assert isinstance(err, proglog.RecordTooLargeError)
+    assert (err.size, err.limit, err.index) == (2000, 1024, 1)
