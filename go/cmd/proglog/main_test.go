@@ -374,6 +374,7 @@ func startServe(t *testing.T, args ...string) *child {
 	case m := <-stdout.serving:
 		return &child{cmd: cmd, addr: m[1], metricsURL: m[2], serfAddr: m[3], stdout: stdout, stderr: stderr, exited: exited}
 	case err := <-exited:
+		exited <- err // for the cleanup
 		t.Fatalf("server exited before serving (%v); stderr:\n%s", err, stderr)
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no serving line; stderr:\n%s", stderr)
@@ -536,7 +537,7 @@ func logField(t *testing.T, logs, msg, field string) string {
 // development server, whatever the build's version string.
 func TestServeBannerNamesTheMode(t *testing.T) {
 	dir := t.TempDir()
-	files, err := certs.EnsureDev(filepath.Join(dir, "certs"), []string{"127.0.0.1"})
+	files, err := certs.EnsureDev(filepath.Join(dir, "certs"), []string{"127.0.0.1"}, "n1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,7 +547,7 @@ func TestServeBannerNamesTheMode(t *testing.T) {
 	}
 	c := startServe(t, "--node-name", "n1", "--bootstrap", "--data-dir", filepath.Join(dir, "n1"),
 		"--addr", "127.0.0.1:0", "--serf-addr", "127.0.0.1:0", "--metrics-addr=", "--log-level", "warn",
-		"--tls-cert", files.ServerCert, "--tls-key", files.ServerKey, "--tls-ca", files.CACert, "--gossip-key", key)
+		"--tls-cert", files.NodeCert("n1"), "--tls-key", files.NodeKey("n1"), "--tls-ca", files.CACert, "--gossip-key", key)
 	if out := c.stdout.String(); !strings.HasPrefix(out, "proglog serving on ") || strings.Contains(out, "dev") {
 		t.Errorf("non-dev banner:\n%s", out)
 	}
