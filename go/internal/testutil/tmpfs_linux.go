@@ -37,6 +37,9 @@ func InTmpfs(t *testing.T, size int64, fn func(dir string)) {
 	}
 	if os.Getenv(tmpfsTestEnv) == t.Name() {
 		dir := os.Getenv(tmpfsDirEnv)
+		if err := privateMounts(dir); err != nil {
+			t.Fatalf("make the mounts of the private mount namespace private: %v", err)
+		}
 		if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
 			if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
 				t.Skipf("mounting a tmpfs is not permitted here (needs CAP_SYS_ADMIN): %v", err)
@@ -53,7 +56,11 @@ func InTmpfs(t *testing.T, size int64, fn func(dir string)) {
 	}
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.v", "-test.count=1")
 	cmd.Env = append(childEnv(), tmpfsTestEnv+"="+t.Name(), tmpfsDirEnv+"="+t.TempDir())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
+	// Cloneflags, not Unshareflags: with the latter Go remounts "/" private
+	// in the child, which fails (EINVAL) where "/" is not a mount point,
+	// as in the chroot of the offline Bazel toolchain; the child makes its
+	// mounts private itself (privateMounts).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
 	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
 		t.Skipf("creating a mount namespace is not permitted here (needs CAP_SYS_ADMIN): %v", err)
@@ -68,6 +75,24 @@ func InTmpfs(t *testing.T, size int64, fn func(dir string)) {
 	if !regexp.MustCompile(`(?m)^--- PASS: ` + regexp.QuoteMeta(t.Name()) + ` `).Match(out) {
 		t.Fatalf("%s in a private mount namespace did not pass; its output:\n%s", t.Name(), out)
 	}
+}
+
+// privateMounts stops mount events of this (new) mount namespace from
+// propagating to the parent's: it makes every mount private or, where "/"
+// is not a mount point (a chroot), turns dir into a private bind mount of
+// itself, so the tmpfs mounted on it stays in this namespace.
+func privateMounts(dir string) error {
+	err := syscall.Mount("none", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, "")
+	if !errors.Is(err, syscall.EINVAL) {
+		return err
+	}
+	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", dir, err)
+	}
+	if err := syscall.Mount("none", dir, "", syscall.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make %s private: %w", dir, err)
+	}
+	return nil
 }
 
 // childEnv is the environment without what makes a Bazel test binary
