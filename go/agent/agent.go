@@ -118,12 +118,6 @@ func New(cfg Config) (_ *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.MetricsAddr != "" {
-		if a.metricsSrv, err = telemetry.ListenMetrics(cfg.MetricsAddr, reg); err != nil {
-			return nil, err
-		}
-		undo = append(undo, func() { a.shutdownMetrics() })
-	}
 
 	// 2. TLS and authorization.
 	serverTLS, err := cfg.TLS.Server()
@@ -145,6 +139,14 @@ func New(cfg Config) (_ *Agent, err error) {
 		Help: "Requests the ACL model failed to evaluate (each was denied).",
 	}, func() float64 { return float64(authz.EvalErrors()) })); err != nil {
 		return nil, fmt.Errorf("agent: register ACL metrics: %w", err)
+	}
+	// Ports are bound only once the files above were read: a mistake in
+	// them fails New before anything listens.
+	if cfg.MetricsAddr != "" {
+		if a.metricsSrv, err = telemetry.ListenMetrics(cfg.MetricsAddr, reg); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { a.shutdownMetrics() })
 	}
 
 	// 3. The shared port.
