@@ -1,7 +1,6 @@
 package discovery
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -306,7 +305,7 @@ func TestHandlerErrorLogLevels(t *testing.T) {
 		{"not leader", fmt.Errorf("wrapped: %w", notLeader{}), "[DEBUG]"},
 		{"other", errors.New("disk on fire"), "[ERROR]"},
 	} {
-		var buf syncBuffer
+		var buf testutil.SyncBuffer
 		cfg := testConfig(t, "n1", keyA)
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: &buf})
 		m1 := start(t, cfg, levelHandler{tc.err})
@@ -318,23 +317,6 @@ func TestHandlerErrorLogLevels(t *testing.T) {
 			}
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestNewRejects(t *testing.T) {

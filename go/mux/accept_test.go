@@ -1,7 +1,6 @@
 package mux
 
 import (
-	"bytes"
 	"errors"
 	"net"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/proglog/proglog/go/internal/testutil"
 )
 
 // emfileListener fails its first failures Accepts with EMFILE, as accept4
@@ -33,24 +34,6 @@ func (l *emfileListener) Accept() (net.Conn, error) {
 	return l.Listener.Accept()
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Out of file descriptors, the mux backs off (see go/internal/netlimit for
 // the delays) and logs once, not once per failed Accept, then serves again.
 func TestAcceptErrorsAreRateLimited(t *testing.T) {
@@ -59,7 +42,7 @@ func TestAcceptErrorsAreRateLimited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	cfg := plainConfig(t)
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: &logs})
 	m, err := New(&emfileListener{Listener: ln, failures: failures}, cfg)

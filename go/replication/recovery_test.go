@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,24 +16,6 @@ import (
 	"github.com/proglog/proglog/go/mux"
 	"github.com/proglog/proglog/go/segment"
 )
-
-// lockedBuffer collects log output written from several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // lastStore returns the newest store file of the go/log directory dir.
 func lastStore(t *testing.T, dir string) string {
@@ -67,7 +48,7 @@ func crashTail(t *testing.T, dir string) {
 }
 
 func TestNewReportsRecovery(t *testing.T) {
-	var logs lockedBuffer
+	var logs testutil.SyncBuffer
 	n := newNode(t, "solo", true, func(c *Config) {
 		c.SnapshotInterval = time.Hour
 		c.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: &logs})
