@@ -128,7 +128,21 @@ func decodeSlot(b []byte) (map[string][]byte, uint64, error) {
 	}
 	seq := binary.BigEndian.Uint64(b[len(stableMagic)+2:])
 	n := binary.BigEndian.Uint32(b[hdr-4:])
-	p := b[hdr:]
+	kv, p, ok := decodeEntries(b[hdr:], n)
+	if !ok {
+		return nil, 0, bad("truncated entry")
+	}
+	end := len(b) - len(p)
+	if len(p) < 4 || crc32.Checksum(b[:end], castagnoli) != binary.BigEndian.Uint32(p) {
+		return nil, 0, bad("checksum mismatch")
+	}
+	return kv, seq, nil
+}
+
+// decodeEntries decodes n key/value pairs, each a big-endian uint32 length
+// and the bytes, from the start of p, and returns the rest of p; ok is
+// false if p ends inside an entry.
+func decodeEntries(p []byte, n uint32) (kv map[string][]byte, rest []byte, ok bool) {
 	field := func() ([]byte, bool) {
 		if len(p) < 4 {
 			return nil, false
@@ -141,20 +155,16 @@ func decodeSlot(b []byte) (map[string][]byte, uint64, error) {
 		p = p[4+l:]
 		return v, true
 	}
-	kv := make(map[string][]byte, min(n, StableSlotBytes/8))
+	kv = make(map[string][]byte, min(n, StableSlotBytes/8))
 	for range n {
 		k, ok1 := field()
 		v, ok2 := field()
 		if !ok1 || !ok2 {
-			return nil, 0, bad("truncated entry")
+			return nil, nil, false
 		}
 		kv[string(k)] = v
 	}
-	end := len(b) - len(p)
-	if len(p) < 4 || crc32.Checksum(b[:end], castagnoli) != binary.BigEndian.Uint32(p) {
-		return nil, 0, bad("checksum mismatch")
-	}
-	return kv, seq, nil
+	return kv, p, true
 }
 
 // encodeSlot encodes kv as a slot with sequence number seq, padded to
@@ -193,27 +203,9 @@ func decodeStable(b []byte) (map[string][]byte, error) {
 		return nil, bad(fmt.Sprintf("version %d, want %d", v, stableVersionV1))
 	}
 	n := binary.BigEndian.Uint32(p[2:])
-	p = p[6:]
-	kv := make(map[string][]byte, n)
-	field := func() ([]byte, bool) {
-		if len(p) < 4 {
-			return nil, false
-		}
-		l := binary.BigEndian.Uint32(p)
-		if uint64(l) > uint64(len(p)-4) {
-			return nil, false
-		}
-		v := slices.Clone(p[4 : 4+l])
-		p = p[4+l:]
-		return v, true
-	}
-	for range n {
-		k, ok1 := field()
-		v, ok2 := field()
-		if !ok1 || !ok2 {
-			return nil, bad("truncated entry")
-		}
-		kv[string(k)] = v
+	kv, p, ok := decodeEntries(p[6:], n)
+	if !ok {
+		return nil, bad("truncated entry")
 	}
 	if len(p) != 0 {
 		return nil, bad("trailing bytes")
