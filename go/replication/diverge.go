@@ -96,13 +96,9 @@ func (f *fsm) cutDiverged(store raft.LogStore, snaps raft.SnapshotStore) error {
 	l := f.l
 	lo, next := l.LowestOffset(), l.NextOffset()
 	reason := func(off uint64) (string, error) {
-		b, err := l.Read(off)
-		var e envelope
-		if err == nil {
-			e, _, err = decodeEnvelope(b)
-		}
+		e, err := envelopeAt(l, off)
 		if err != nil {
-			return "", fmt.Errorf("replication: data record %d: %w", off, err)
+			return "", fmt.Errorf("replication: %w", err)
 		}
 		return notInRaft(e, last, snap, store)
 	}
@@ -238,14 +234,8 @@ func (f *fsm) findEntry(l *log.Log, index uint64) (uint64, envelope, error) {
 		if err != nil {
 			return envelope{}
 		}
-		var b []byte
 		var e envelope
-		if b, err = l.Read(off); err == nil {
-			e, _, err = decodeEnvelope(b)
-		}
-		if err != nil {
-			err = fmt.Errorf("data record %d: %w", off, err)
-		}
+		e, err = envelopeAt(l, off)
 		return e
 	}
 	lo, hi := max(f.scan, l.LowestOffset()), l.NextOffset()
@@ -261,6 +251,19 @@ func (f *fsm) findEntry(l *log.Log, index uint64) (uint64, envelope, error) {
 	}
 	e := at(off)
 	return off, e, err
+}
+
+// envelopeAt returns the envelope of data record off.
+func envelopeAt(l *log.Log, off uint64) (envelope, error) {
+	b, err := l.Read(off)
+	var e envelope
+	if err == nil {
+		e, _, err = decodeEnvelope(b)
+	}
+	if err != nil {
+		return envelope{}, fmt.Errorf("data record %d: %w", off, err)
+	}
+	return e, nil
 }
 
 // fits reports whether every record of command e fits in the data log with

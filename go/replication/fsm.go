@@ -136,13 +136,9 @@ func (f *fsm) loadState() error {
 	if f.l.LowestOffset() == f.l.NextOffset() {
 		return nil
 	}
-	b, err := f.l.Read(f.l.HighestOffset())
+	e, err := envelopeAt(f.l, f.l.HighestOffset())
 	if err != nil {
-		return fmt.Errorf("replication: read last data record: %w", err)
-	}
-	e, _, err := decodeEnvelope(b)
-	if err != nil {
-		return fmt.Errorf("replication: last data record %d: %w", f.l.HighestOffset(), err)
+		return fmt.Errorf("replication: last %w", err)
 	}
 	f.last = e
 	return nil
