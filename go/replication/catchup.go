@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,9 +12,15 @@ import (
 	"github.com/proglog/proglog/go/log"
 )
 
-// catchUpPoll is how often a read waiting for this node to catch up checks
-// Raft's commit index, which changes without notice (the FSM's applied
-// index has its own notification).
+// catchUpPoll is how often a read waiting for this node to learn a commit
+// index of the current term checks Raft's commit index. hashicorp/raft
+// (v1.8) reports no commit index change: no observation carries it, and
+// committed no-op and barrier entries are never handed to the FSM. A
+// commit index advance that covers commands or configuration entries is
+// followed by their application, which wakes the read at once
+// (fsm.appliedChanged); the poll only catches an advance over no-ops and
+// barriers alone (a new leader's first entry, right after a snapshot of
+// every earlier one).
 const catchUpPoll = 10 * time.Millisecond
 
 // readCaughtUp reads offset from this node's data log (ReadFollower). A
@@ -44,12 +51,14 @@ func (l *Log) readCaughtUp(ctx context.Context, offset uint64) ([]byte, error) {
 // index covers the entries of earlier terms only once the first entry of
 // its own term (the no-op) is committed. It fails with ErrNotCaughtUp when
 // it has waited Config.ApplyTimeout (or until ctx's deadline), with
-// ctx.Err() if ctx ends otherwise.
+// ctx.Err() if ctx ends otherwise. It checks again whenever the FSM applies
+// an entry, and every catchUpPoll (see there why).
 func (l *Log) caughtUp(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(ctx, l.timeout(ctx))
 	defer cancel()
 	var tick *time.Ticker
 	for {
+		applied := l.fsm.appliedChanged()
 		if commit, ok := l.knownCommit(); ok {
 			err := l.waitApplied(wctx, commit, nil)
 			if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
@@ -58,10 +67,11 @@ func (l *Log) caughtUp(ctx context.Context) error {
 			return fmt.Errorf("%w: applied index %d, commit index %d", ErrNotCaughtUp, l.fsm.applied.Load(), commit)
 		}
 		if tick == nil {
-			tick = time.NewTicker(catchUpPoll)
+			tick = time.NewTicker(cmp.Or(l.cfg.catchUpPoll, catchUpPoll))
 			defer tick.Stop()
 		}
 		select {
+		case <-applied:
 		case <-tick.C:
 		case <-l.done:
 			return ErrClosed

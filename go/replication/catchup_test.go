@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -21,6 +22,20 @@ type gate struct {
 func newGate() *gate  { return &gate{ch: make(chan struct{})} }
 func (g *gate) wait() { <-g.ch }
 func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
+
+// truncateData makes stopped node n's data log lose its records after
+// offset after.
+func truncateData(t *testing.T, n *node, after uint64) {
+	t.Helper()
+	l, err := log.Open(filepath.Join(n.dir, dataDir), log.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.TruncateAfter(after); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // After every node restarts, data logs behind what was acknowledged (their
 // tails lost, as unsynced data log writes in a power loss; the Raft logs
@@ -43,14 +58,7 @@ func TestReadsAfterFullRestartNeverPastTheEnd(t *testing.T) {
 		n.stop()
 	}
 	for _, n := range nodes {
-		l, err := log.Open(filepath.Join(n.dir, dataDir), log.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := l.TruncateAfter(4); err != nil {
-			t.Fatal(err)
-		}
-		l.Close()
+		truncateData(t, n, 4)
 	}
 	held := newGate()
 	defer held.open() // before the nodes stop
@@ -109,5 +117,43 @@ func TestReadPastTheEndWithoutALeader(t *testing.T) {
 	}
 	if b, err := alone.Read(context.Background(), 0, ReadFollower); err != nil || !bytes.Equal(b, rec(0)) {
 		t.Fatalf("read of a record it holds: %q, %v", b, err)
+	}
+}
+
+// A read past the end on a node that knows no leader yet is answered once
+// a leader tells it the commit index and its state machine applies up to
+// it: the apply wakes the read, Raft's commit index is not polled
+// (catchUpPoll of an hour).
+func TestReadWaitingForALeaderWakesOnApply(t *testing.T) {
+	nodes := cluster(t, 3, func(c *Config) { c.SnapshotInterval = time.Hour; c.catchUpPoll = time.Hour })
+	ctx := ctxT(t)
+	leader := leaderOf(t, nodes)
+	for i := range 20 {
+		if _, err := leader.Append(ctx, rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range nodes {
+		waitData(t, n, 20)
+	}
+	for _, n := range nodes {
+		n.stop()
+		truncateData(t, n, 4)
+	}
+	alone := nodes[0]
+	alone.start()
+	got := make(chan error, 1)
+	go func() {
+		b, err := alone.Read(ctx, 10, ReadFollower)
+		if err == nil && !bytes.Equal(b, rec(10)) {
+			err = fmt.Errorf("offset 10 holds %q", b)
+		}
+		got <- err
+	}()
+	for _, n := range nodes[1:] {
+		n.start()
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("read of offset 10 waiting for a leader: %v", err)
 	}
 }

@@ -224,6 +224,8 @@ type Config struct {
 	// before each batch of entries is applied: blocking in it holds the
 	// state machine back.
 	beforeApply func()
+	// catchUpPoll, if set (by tests), replaces catchUpPoll (catchup.go).
+	catchUpPoll time.Duration
 }
 
 // DefaultConfig returns a Config with the defaults above.

@@ -3,7 +3,6 @@ package replication
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"time"
@@ -20,11 +19,15 @@ import (
 // FSM checks both, where the Raft log can lose entries the data log kept
 // (relaxed sync and a power loss):
 //
-//   - at start (checkedFSM), the data log's last entry must not be beyond
-//     the Raft log and the latest snapshot, and must have the term of the
-//     Raft log's (or the snapshot's) entry at its index. Otherwise the data
-//     log is set aside (DataDir/data.diverged.<unix nanoseconds>, kept for
-//     the operator) and rebuilt from the snapshot and the Raft log;
+//   - at start (checkedFSM), the data log is cut back to its last record
+//     whose entry the Raft log or the latest snapshot holds (cutDiverged):
+//     an entry at or below the latest snapshot's index is trusted (the FSM
+//     fsyncs the data log before handing Raft a snapshot); above it, the
+//     Raft log must hold the entry with the record's term. The records cut
+//     off are first copied to DataDir/data.diverged.<unix nanoseconds>, a
+//     data log holding exactly them at their offsets, kept for the
+//     operator; Raft then applies the entries again from its log or the
+//     leader's;
 //   - when Raft replays an entry at or below the data log's last one
 //     (checkSkip), the data log must hold that entry's records with its
 //     term. Otherwise the state machine stops (ErrFailed wrapping
@@ -32,74 +35,163 @@ import (
 //
 // Records of version 1 envelopes carry no term: only their index is checked.
 
-// checkedFSM opens the data log (openFSM) and sets it aside if this node's
-// Raft log and latest snapshot do not hold its last entry; lost is then true
-// and Raft must rebuild the data log.
+// DataLogCut describes the tail New cut off the data log because this
+// node's Raft log and latest snapshot do not hold its entries (see
+// Recovery). Records is 0 if nothing was cut.
+type DataLogCut struct {
+	// From is the first offset cut: the data log's next offset afterwards.
+	From uint64
+	// Records is the number of records cut, [From, From+Records).
+	Records uint64
+	// Reason says why the first record cut is not in the Raft history.
+	Reason string
+	// KeptIn is the directory holding the cut records, a data log (open it
+	// with log.Open) whose offsets are the original ones.
+	KeptIn string
+}
+
+// checkedFSM opens the data log (openFSM) and cuts it back to the entries
+// this node's Raft log and latest snapshot hold (cutDiverged). lost is
+// openFSM's: the data log was missing or corrupt, and Raft must rebuild it.
 func checkedFSM(dir string, cfg log.Config, lg hclog.Logger, store raft.LogStore, snaps raft.SnapshotStore) (*fsm, bool, error) {
 	f, lost, err := openFSM(dir, cfg, lg)
 	if err != nil {
 		return nil, false, err
 	}
-	why, err := f.notInRaft(store, snaps)
-	if err == nil && why == "" {
-		return f, lost, nil
-	}
-	if cerr := f.close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := f.cutDiverged(store, snaps); err != nil {
+		_ = f.close()
 		return nil, false, err
 	}
-	aside, err := setAsideDataLog(dir, dataDivergedDir)
-	if err != nil {
-		return nil, false, fmt.Errorf("replication: set aside diverged data log: %w", err)
-	}
-	lg.Error("the data log holds raft entries this node's raft log and snapshot do not (raft log entries lost by a power loss with relaxed sync?); "+
-		"set it aside, rebuilding it from the snapshot and the raft log; records only it holds stay in the set-aside directory",
-		"reason", why, "moved_to", aside)
-	return openFSM(dir, cfg, lg)
+	return f, lost, nil
 }
 
-// notInRaft explains why the data log's last entry is not the entry the
-// Raft log or the latest snapshot has at its index, "" if it is (or cannot
-// be checked: a version 1 envelope, or an index compacted from the Raft log
-// and not the snapshot's last).
-func (f *fsm) notInRaft(store raft.LogStore, snaps raft.SnapshotStore) (string, error) {
+// cutDiverged cuts off the data log's records from the first one whose
+// entry is not in this node's Raft history (notInRaft), after copying them
+// to a data.diverged directory; f.cut describes it. An agreed lowest offset
+// above the cut is lowered to it: the retention command that raised it is
+// among the entries cut (it was applied after every record below it).
+// Called by checkedFSM only, before Raft starts.
+func (f *fsm) cutDiverged(store raft.LogStore, snaps raft.SnapshotStore) error {
 	if f.last.index == 0 {
-		return "", nil
+		return nil
 	}
 	last, err := store.LastIndex()
 	if err != nil {
-		return "", fmt.Errorf("replication: raft log last index: %w", err)
+		return fmt.Errorf("replication: raft log last index: %w", err)
 	}
 	metas, err := snaps.List()
 	if err != nil {
-		return "", fmt.Errorf("replication: list snapshots: %w", err)
+		return fmt.Errorf("replication: list snapshots: %w", err)
 	}
 	var snap raft.SnapshotMeta
 	if len(metas) > 0 {
 		snap = *metas[0]
 	}
-	if f.last.index > max(last, snap.Index) {
-		return fmt.Sprintf("the data log's last record is of raft entry %d, the raft log ends at %d and the latest snapshot at %d",
-			f.last.index, last, snap.Index), nil
+	why, err := notInRaft(f.last, last, snap, store)
+	if err != nil || why == "" {
+		return err
 	}
-	if f.last.term == 0 {
+	// The records not in the Raft history are a suffix: by Log Matching,
+	// an entry the Raft log holds with the same term has every earlier one.
+	l := f.l
+	lo, next := l.LowestOffset(), l.NextOffset()
+	reason := func(off uint64) (string, error) {
+		e, err := envelopeAt(l, off)
+		if err != nil {
+			return "", fmt.Errorf("replication: %w", err)
+		}
+		return notInRaft(e, last, snap, store)
+	}
+	var serr error
+	from := lo + uint64(sort.Search(int(next-lo), func(i int) bool {
+		w, err := reason(lo + uint64(i))
+		if err != nil && serr == nil {
+			serr = err
+		}
+		return err != nil || w != ""
+	}))
+	if serr != nil {
+		return serr
+	}
+	if why, err = reason(from); err != nil {
+		return err
+	}
+	aside := fmt.Sprintf("%s.%d", filepath.Join(f.dir, dataDivergedDir), time.Now().UnixNano())
+	if err := f.keepRecords(aside, from, next); err != nil {
+		return fmt.Errorf("replication: keep the diverged data log records [%d, %d) in %s: %w", from, next, aside, err)
+	}
+	if f.lowest.Load() > from {
+		if err := f.setLowest(from); err != nil {
+			return err
+		}
+	}
+	if from == 0 {
+		err = l.Reset()
+	} else {
+		err = l.TruncateAfter(from - 1)
+	}
+	if err != nil {
+		return fmt.Errorf("replication: cut the diverged data log records [%d, %d): %w", from, next, err)
+	}
+	if err := f.loadState(); err != nil {
+		return err
+	}
+	f.applied.Store(f.last.index)
+	f.cut = DataLogCut{From: from, Records: next - from, Reason: why, KeptIn: aside}
+	f.lg.Error("the data log held records of raft entries this node's raft log and latest snapshot do not hold "+
+		"(raft log entries lost by a power loss with relaxed sync?); cut them off: raft applies its entries again, "+
+		"and the cut records are kept in a side directory",
+		"reason", why, "from_offset", from, "records", next-from, "next_offset", l.NextOffset(),
+		"last_raft_entry", f.last.index, "kept_in", aside)
+	return nil
+}
+
+// keepRecords copies the data log's records [from, next) to a new data log
+// in dir, durably (log.Restore fsyncs it; the parent directory is fsynced).
+func (f *fsm) keepRecords(dir string, from, next uint64) error {
+	rc, _, err := f.l.ReaderRange(from, next)
+	if err != nil {
+		return err
+	}
+	kept, err := log.Restore(dir, f.cfg, rc)
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := kept.Close(); err != nil {
+		return err
+	}
+	return segment.SyncDir(f.dir)
+}
+
+// notInRaft explains why the entry of a data record with envelope e is not
+// in this node's Raft history, "" if it is: at or below the latest
+// snapshot's index snap (trusted), or held by the Raft log, whose last
+// index is last, with the same term. An entry of a version 1 envelope (no
+// term), or one the Raft log no longer has (compacted), is checked by
+// index only.
+func notInRaft(e envelope, last uint64, snap raft.SnapshotMeta, store raft.LogStore) (string, error) {
+	if e.index <= snap.Index {
 		return "", nil
 	}
-	var e raft.Log
-	switch err := store.GetLog(f.last.index, &e); {
-	case err == nil:
-	case errors.Is(err, raft.ErrLogNotFound) && snap.Index == f.last.index:
-		e.Term = snap.Term
+	if e.index > last {
+		return fmt.Sprintf("the data log holds records of raft entry %d, the raft log ends at %d and the latest snapshot at %d",
+			e.index, last, snap.Index), nil
+	}
+	if e.term == 0 {
+		return "", nil
+	}
+	var r raft.Log
+	switch err := store.GetLog(e.index, &r); {
 	case errors.Is(err, raft.ErrLogNotFound):
 		return "", nil
-	default:
-		return "", fmt.Errorf("replication: raft entry %d: %w", f.last.index, err)
-	}
-	if e.Term != f.last.term {
-		return fmt.Sprintf("the data log's last record is of raft entry %d from term %d, the raft log's entry %d is from term %d",
-			f.last.index, f.last.term, f.last.index, e.Term), nil
+	case err != nil:
+		return "", fmt.Errorf("replication: raft entry %d: %w", e.index, err)
+	case r.Term != e.term:
+		return fmt.Sprintf("the data log holds records of raft entry %d from term %d, the raft log's entry %d is from term %d",
+			e.index, e.term, e.index, r.Term), nil
 	}
 	return "", nil
 }
@@ -115,7 +207,7 @@ func (f *fsm) checkSkip(l *log.Log, e *raft.Log, recs [][]byte) error {
 	if err != nil {
 		return fmt.Errorf("check raft entry %d against the data log: %w", e.Index, err)
 	}
-	const restart = "; restarting the node sets the data log aside and rebuilds it"
+	const restart = "; restarting the node cuts the data log back to the raft log's entries"
 	switch {
 	case env.index == e.Index && env.term != 0 && env.term != e.Term:
 		return fmt.Errorf("%w: raft entry %d is from term %d, the data log's records of entry %d (from offset %d) are from term %d%s",
@@ -142,14 +234,8 @@ func (f *fsm) findEntry(l *log.Log, index uint64) (uint64, envelope, error) {
 		if err != nil {
 			return envelope{}
 		}
-		var b []byte
 		var e envelope
-		if b, err = l.Read(off); err == nil {
-			e, _, err = decodeEnvelope(b)
-		}
-		if err != nil {
-			err = fmt.Errorf("data record %d: %w", off, err)
-		}
+		e, err = envelopeAt(l, off)
 		return e
 	}
 	lo, hi := max(f.scan, l.LowestOffset()), l.NextOffset()
@@ -167,6 +253,19 @@ func (f *fsm) findEntry(l *log.Log, index uint64) (uint64, envelope, error) {
 	return off, e, err
 }
 
+// envelopeAt returns the envelope of data record off.
+func envelopeAt(l *log.Log, off uint64) (envelope, error) {
+	b, err := l.Read(off)
+	var e envelope
+	if err == nil {
+		e, _, err = decodeEnvelope(b)
+	}
+	if err != nil {
+		return envelope{}, fmt.Errorf("data record %d: %w", off, err)
+	}
+	return e, nil
+}
+
 // fits reports whether every record of command e fits in the data log with
 // its envelope (ApplyBatch rejects the command otherwise).
 func (f *fsm) fits(e *raft.Log, recs [][]byte) bool {
@@ -179,16 +278,6 @@ func (f *fsm) fits(e *raft.Log, recs [][]byte) bool {
 		}
 	}
 	return true
-}
-
-// setAsideDataLog renames DataDir/data to <prefix>.<unix nanoseconds> and
-// returns the new path.
-func setAsideDataLog(dir, prefix string) (string, error) {
-	aside := fmt.Sprintf("%s.%d", filepath.Join(dir, prefix), time.Now().UnixNano())
-	if err := os.Rename(filepath.Join(dir, dataDir), aside); err != nil {
-		return "", err
-	}
-	return aside, segment.SyncDir(dir)
 }
 
 // appendResponse is AppendBatch's result for the FSM's response to its

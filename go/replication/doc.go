@@ -16,8 +16,9 @@
 //	                            references to the data log, or full
 //	                            snapshots received from a leader
 //	DataDir/data/               the data log: the records clients read
-//	DataDir/data.diverged.<t>/  a data log set aside because the Raft log
-//	                            lost its entries (see below)
+//	DataDir/data.diverged.<t>/  the records cut off the data log's tail
+//	                            because the Raft log lost their entries
+//	                            (a data log of them, see below)
 //	DataDir/data.lowest         its agreed lowest offset (see Retention)
 //
 // Entry, command, envelope and snapshot encodings are documented in
@@ -50,22 +51,34 @@
 // dropping entries this node acknowledged could let Raft lose committed
 // entries or elect a leader that lacks them; the operator must remove the
 // node's data and re-add it. What New did repair (rebuilt indexes, torn
-// tails cut and kept in side files, a data log set aside) is logged at WARN
-// and returned by Log.Recovery.
+// tails cut and kept in side files, a data log set aside or cut back) is
+// logged (at WARN; a data log set aside or cut back at ERROR) and returned
+// by Log.Recovery.
 //
 // The data log must never be ahead of the Raft log, yet with relaxed sync
 // a power loss can cut the Raft log's tail while the data log kept it; new
-// entries would then reuse those indexes. New checks that the Raft log or
-// the latest snapshot holds the data log's last entry (index and term);
-// if not, it sets the data log aside as DataDir/data.diverged.<time> (kept
-// for the operator: it may hold records the cluster lost) and rebuilds it
-// from the Raft log, logging why at ERROR — or, when the latest snapshot
-// only references the data log, refuses to start with ErrDataLogLost (see
-// Snapshots). A replayed
+// entries would then reuse those indexes. New cuts the data log back to
+// its last record whose entry this node's Raft history holds: an entry at
+// or below the latest snapshot's index is trusted (the snapshot was taken
+// after the data log was fsynced); above it the Raft log must hold the
+// entry with the record's term (by Log Matching the records that fail are
+// a suffix, found by binary search). The records cut off are first copied
+// to DataDir/data.diverged.<time>, a data log holding exactly them at
+// their offsets (kept for the operator: they may be records the cluster
+// lost; delete it once inspected), then removed from the tail (go/log
+// TruncateAfter); an agreed lowest offset above the cut is lowered to it
+// (the retention command that raised it was among the entries cut). New
+// logs the cut at ERROR with its offsets and count and reports it in
+// Log.Recovery (RecoveryDivergedTailCut); Raft then applies the entries
+// again from its log or the leader's, so the records every node holds stay
+// in place, the node starts and serves them, and new appends go to the
+// offsets after them. This needs no snapshot, so it works when the latest
+// snapshot only references the data log, and when every node of the
+// cluster lost its Raft log's tail at once. A replayed
 // entry whose term differs from the data log's, or a command missing from
 // it, is divergence: the FSM stops (ErrFailed wrapping ErrDiverged, in the
-// log and in Failed) instead of skipping it, and the restart rebuilds the
-// data log. An append is never acknowledged for a command the FSM skipped.
+// log and in Failed) instead of skipping it, and the restart cuts the data
+// log back. An append is never acknowledged for a command the FSM skipped.
 // Records written before envelopes held the term (version 1) are checked
 // by index only.
 //
@@ -103,7 +116,8 @@
 //
 // On start the data log is not rebuilt from a snapshot
 // (NoSnapshotRestoreOnStart) unless it is missing, corrupt (set aside as
-// data.corrupt.<time>) or behind the latest snapshot. If that snapshot is a
+// data.corrupt.<time>) or behind the latest snapshot (a data log ahead of
+// the Raft log is cut back instead, see above). If that snapshot is a
 // full one (a crash while installing it) it is restored as before. If it
 // is a reference, the records exist nowhere else on this node: New fails
 // with ErrDataLogLost, saying so, rather than start with a hole. Remove
@@ -182,10 +196,14 @@
 // has caught up: it knows a commit index covering an entry of the current
 // term (none after a restart until a leader sends one; a new leader's only
 // once the first entry of its term is committed) and has applied every
-// command up to it. Until then such a read waits, checking every 10ms, at
-// most until the call's deadline or Config.ApplyTimeout, then fails with
+// command up to it. Until then such a read waits, at most until the call's
+// deadline or Config.ApplyTimeout, then fails with
 // ErrNotCaughtUp (gRPC Unavailable): an acknowledged record is never
-// reported as not existing. Wait (for streams) waits on the local data log,
+// reported as not existing. The wait wakes whenever the FSM applies an
+// entry; since hashicorp/raft reports no commit index change (no
+// observation, and committed no-ops are not handed to the FSM), it also
+// checks the commit index every 10ms until it knows one of the current
+// term, which only a commit over no-ops alone needs. Wait (for streams) waits on the local data log,
 // so a stream served with follower reads, on any node, only ever sees
 // committed records, and never reports an end.
 //

@@ -28,8 +28,8 @@ var (
 	// a different entry (another term) at an index Raft applies again, or
 	// lacks one, which happens only when the Raft log lost entries the data
 	// log kept (relaxed sync and a power loss). The state machine stops
-	// (returned with ErrFailed); a restart sets the data log aside and
-	// rebuilds it from the snapshot and the Raft log (see New).
+	// (returned with ErrFailed); a restart cuts the data log back to the
+	// entries the Raft log holds, keeping the records cut aside (see New).
 	ErrDiverged = errors.New("replication: data log diverged from the raft log")
 	// ErrNotCaughtUp: a read past the end of this node's data log waited
 	// for the node to learn the commit index and apply up to it, in vain

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -23,8 +24,9 @@ const (
 	dataRestoreDir = "data.restore" // a snapshot being restored
 	dataOldDir     = "data.old"     // the data log a restore replaced
 	dataCorruptDir = "data.corrupt" // prefix: set aside by open
-	// dataDivergedDir is the prefix of a data log set aside by New because
-	// the Raft log and snapshot do not hold its entries (see checkedFSM).
+	// dataDivergedDir is the prefix of the data log holding the records
+	// New cut off because the Raft log and snapshot do not hold their
+	// entries (see checkedFSM).
 	dataDivergedDir = "data.diverged"
 )
 
@@ -69,6 +71,8 @@ type fsm struct {
 
 	// setAside is where openFSM moved a corrupt data log ("" if it did not).
 	setAside string
+	// cut is what checkedFSM cut off the data log's tail (diverge.go).
+	cut DataLogCut
 
 	// Scratch space of ApplyBatch (Raft's FSM goroutine only).
 	envelopes arena
@@ -116,19 +120,25 @@ func openFSM(dir string, cfg log.Config, lg hclog.Logger) (f *fsm, lost bool, er
 	return f, lost, nil
 }
 
+// setAsideDataLog renames DataDir/data to <prefix>.<unix nanoseconds> and
+// returns the new path.
+func setAsideDataLog(dir, prefix string) (string, error) {
+	aside := fmt.Sprintf("%s.%d", filepath.Join(dir, prefix), time.Now().UnixNano())
+	if err := os.Rename(filepath.Join(dir, dataDir), aside); err != nil {
+		return "", err
+	}
+	return aside, segment.SyncDir(dir)
+}
+
 // loadState reads the envelope of the last data record.
 func (f *fsm) loadState() error {
 	f.last = envelope{}
 	if f.l.LowestOffset() == f.l.NextOffset() {
 		return nil
 	}
-	b, err := f.l.Read(f.l.HighestOffset())
+	e, err := envelopeAt(f.l, f.l.HighestOffset())
 	if err != nil {
-		return fmt.Errorf("replication: read last data record: %w", err)
-	}
-	e, _, err := decodeEnvelope(b)
-	if err != nil {
-		return fmt.Errorf("replication: last data record %d: %w", f.l.HighestOffset(), err)
+		return fmt.Errorf("replication: last %w", err)
 	}
 	f.last = e
 	return nil

@@ -17,6 +17,10 @@ const (
 	// RecoveryDataLogSetAside: the data log was corrupt, moved aside and
 	// rebuilt from the snapshot and the Raft log.
 	RecoveryDataLogSetAside = "data_log_set_aside"
+	// RecoveryDivergedTailCut: the data log's tail held records of Raft
+	// entries this node's Raft log and latest snapshot do not hold; it
+	// was cut off and kept in a side directory (DataLogCut).
+	RecoveryDivergedTailCut = "diverged_tail_cut"
 )
 
 // Recovery is what New repaired while opening the replica's logs; it is
@@ -30,12 +34,16 @@ type Recovery struct {
 	// DataLogSetAside is the directory the corrupt data log was moved
 	// to, or "".
 	DataLogSetAside string
+	// DataLogCut is the tail cut off the data log (Records 0 if none).
+	DataLogCut DataLogCut
 }
 
 // RecoveryAction is one repair, for logs and metrics.
 type RecoveryAction struct {
-	Log    string // "raft" or "data"
-	Action string // RecoveryIndexRebuilt, RecoveryTornTailCut or RecoveryDataLogSetAside
+	Log string // "raft" or "data"
+	// RecoveryIndexRebuilt, RecoveryTornTailCut, RecoveryDataLogSetAside
+	// or RecoveryDivergedTailCut.
+	Action string
 	// Fields are key-value pairs describing it (segment, reason, bytes
 	// cut, side file...).
 	Fields []any
@@ -62,14 +70,18 @@ func (r Recovery) Actions() []RecoveryAction {
 	if r.DataLogSetAside != "" {
 		out = append(out, RecoveryAction{"data", RecoveryDataLogSetAside, []any{"moved_to", r.DataLogSetAside}})
 	}
+	if c := r.DataLogCut; c.Records > 0 {
+		out = append(out, RecoveryAction{"data", RecoveryDivergedTailCut,
+			[]any{"from_offset", c.From, "records", c.Records, "reason", c.Reason, "kept_in", c.KeptIn}})
+	}
 	return out
 }
 
-// log reports every repair at WARN (openFSM reports a data log it set
-// aside when it does so, at ERROR).
+// log reports every repair at WARN (openFSM and checkedFSM report a data
+// log they set aside or cut when they do so, at ERROR).
 func (r Recovery) log(lg hclog.Logger) {
 	for _, a := range r.Actions() {
-		if a.Action != RecoveryDataLogSetAside {
+		if a.Action != RecoveryDataLogSetAside && a.Action != RecoveryDivergedTailCut {
 			lg.Warn("recovery: "+a.Action, append([]any{"log", a.Log}, a.Fields...)...)
 		}
 	}

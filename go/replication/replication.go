@@ -128,7 +128,7 @@ func New(cfg Config) (*Log, error) {
 	fsm.beforeApply = cfg.beforeApply
 	snaps.fsm = fsm
 	closers = append(closers, fsm.close)
-	l.recovery = Recovery{RaftLog: l.store.l.Recovery(), DataLog: fsm.l.Recovery(), DataLogSetAside: fsm.setAside}
+	l.recovery = Recovery{RaftLog: l.store.l.Recovery(), DataLog: fsm.l.Recovery(), DataLogSetAside: fsm.setAside, DataLogCut: fsm.cut}
 	l.recovery.log(lg)
 
 	rc := cfg.raftConfig()

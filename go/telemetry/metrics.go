@@ -58,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		limits: newLimitCounters(),
 		recovery: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "proglog_recovery_actions_total",
-			Help: "Repairs made while opening the logs at start (index rebuilt, torn tail cut, data log set aside), by log (raft, data) and action.",
+			Help: "Repairs made while opening the logs at start (index rebuilt, torn tail cut, data log set aside or its diverged tail cut), by log (raft, data) and action.",
 		}, []string{"log", "action"}),
 	}
 	for _, c := range append([]prometheus.Collector{m.requests, m.latency, m.appendedRecords, m.appendedBytes, m.recovery}, m.limits.collectors()...) {
