@@ -157,3 +157,45 @@ func TestReadWaitingForALeaderWakesOnApply(t *testing.T) {
 		t.Fatalf("read of offset 10 waiting for a leader: %v", err)
 	}
 }
+
+// A retention command writes no record, so the data log's last envelope
+// does not name it. After a restart that takes the latest snapshot's
+// entries as applied without handing them to the FSM again
+// (NoSnapshotRestoreOnStart), reads must not wait for the FSM to apply a
+// retention command the snapshot covers: Raft never hands it over, and a
+// read past the end (either consistency) used to wait until its deadline,
+// until the next append.
+func TestReadsAfterRestartDoNotWaitForSnapshottedRetention(t *testing.T) {
+	n := newNode(t, "solo", true, func(c *Config) {
+		c.SnapshotInterval = time.Hour
+		c.SnapshotThreshold = 1 << 20
+		c.TrailingLogs = 1 << 20 // the retention command stays in the Raft log
+	})
+	waitLeader(t, n)
+	ctx := ctxT(t)
+	for i := range 10 {
+		if _, err := n.Append(ctx, rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The newest command: retention to offset 1.
+	if err := await(ctx, n.raft.Apply(encodeRetain(1), time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	n.restart()
+	waitLeader(t, n)
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for _, c := range []Consistency{ReadFollower, ReadLinearizable} {
+		var oor *log.OffsetOutOfRangeError
+		if _, err := n.Read(rctx, 10, c); !errors.As(err, &oor) || oor.Lowest != 1 || oor.Next != 10 {
+			t.Fatalf("consistency %d: read past the end after restart: %v, want out of range [1, 10)", c, err)
+		}
+		if b, err := n.Read(rctx, 9, c); err != nil || !bytes.Equal(b, rec(9)) {
+			t.Fatalf("consistency %d: offset 9: %q, %v", c, b, err)
+		}
+	}
+}

@@ -402,6 +402,11 @@ func (f *fsm) read(offset uint64) ([]byte, error) {
 			return err
 		}
 		b, err := l.Read(offset)
+		if oor := (*log.OffsetOutOfRangeError)(nil); errors.As(err, &oor) {
+			// Past the end: the bounds are the agreed ones (a segment
+			// straddling the agreed lowest offset keeps records below it).
+			oor.Lowest = max(oor.Lowest, min(f.lowest.Load(), oor.Next))
+		}
 		if err != nil {
 			return err
 		}

@@ -154,6 +154,14 @@ func New(cfg Config) (*Log, error) {
 		lg.Warn("data log is missing records; restoring it from the latest snapshot", "data_log_lost", lost, "behind_snapshot", behind)
 		rc.NoSnapshotRestoreOnStart = false
 	}
+	if hasSnap && rc.NoSnapshotRestoreOnStart {
+		// Raft takes the snapshot's entries as applied without handing
+		// them to the FSM again. The data log's last envelope names the
+		// last command that wrote records; a later one the snapshot covers
+		// (retention) wrote none, yet is applied: waitApplied must not
+		// wait for it.
+		fsm.applied.Store(max(fsm.applied.Load(), snap.applied))
+	}
 	var stream raft.StreamLayer = cfg.StreamLayer
 	if cfg.PeerName != nil {
 		stream = &peerGuard{StreamLayer: cfg.StreamLayer, name: cfg.PeerName, onReject: cfg.OnPeerRejected,
