@@ -171,7 +171,9 @@ func New(cfg Config) (_ *Agent, err error) {
 	// The port's cap stays well above the API's, leaving room for Raft
 	// and for connections not routed yet.
 	mc.MaxConns = max(mc.MaxConns, 2*cfg.MaxConnections)
-	mc.AuthorizePeer = authorizePeer(peerMetrics.Rejected)
+	mc.AuthorizePeer = authorizePeer
+	mc.OnHandshakeFailed = func(err error) { peerMetrics.Rejected(handshakeRejection(err)) }
+	mc.OnConnLimit = func() { metrics.ConnectionRejected("port") }
 	mc.Logger = hclogToZap(a.log, "mux")
 	if a.mux, err = mux.New(ln, mc); err != nil {
 		ln.Close()

@@ -3,6 +3,7 @@ package agent
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 
@@ -53,16 +54,19 @@ func peerName(c net.Conn) (string, error) {
 
 // authorizePeer is mux.Config.AuthorizePeer: a Raft peer's certificate must
 // name a node; which nodes may take part is replication's check (Config.PeerName).
-func authorizePeer(rejected func(reason string)) func(tls.ConnectionState) error {
-	return func(cs tls.ConnectionState) error {
-		if len(cs.PeerCertificates) == 0 {
-			rejected(replication.RejectNoIdentity)
-			return fmt.Errorf("agent: raft peer sent no certificate")
-		}
-		if _, err := nodeid.FromCertificate(cs.PeerCertificates[0]); err != nil {
-			rejected(replication.RejectNoIdentity)
-			return err
-		}
-		return nil
+func authorizePeer(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return fmt.Errorf("agent: raft peer sent no certificate: %w", nodeid.ErrNoIdentity)
 	}
+	_, err := nodeid.FromCertificate(cs.PeerCertificates[0])
+	return err
+}
+
+// handshakeRejection is the reason a failed Raft connection set-up
+// (mux.Config.OnHandshakeFailed) is counted under.
+func handshakeRejection(err error) string {
+	if errors.Is(err, nodeid.ErrNoIdentity) || errors.Is(err, nodeid.ErrAmbiguous) {
+		return replication.RejectNoIdentity
+	}
+	return replication.RejectHandshake
 }

@@ -54,7 +54,14 @@ func (s zapSink) Accept(name string, level hclog.Level, msg string, args ...any)
 	fields := make([]zap.Field, 0, 1+len(args)/2)
 	fields = append(fields, zap.String("component", name))
 	for i := 0; i+1 < len(args); i += 2 {
-		fields = append(fields, hclogField(fmt.Sprint(args[i]), args[i+1]))
+		key := fmt.Sprint(args[i])
+		if key == "node" || key == "component" {
+			// The zap logger names this node (and the component) already:
+			// a second "node" key (hashicorp/raft's own, a peer's) would be
+			// read by JSON tools as this node's name.
+			key = name + "_" + key
+		}
+		fields = append(fields, hclogField(key, args[i+1]))
 	}
 	if len(args)%2 == 1 {
 		fields = append(fields, hclogField(hclog.MissingKey, args[len(args)-1]))

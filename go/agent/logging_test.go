@@ -69,3 +69,20 @@ func TestHclogToZapLevels(t *testing.T) {
 		t.Errorf("IsInfo = %v, IsWarn = %v; want false, true", l.IsInfo(), l.IsWarn())
 	}
 }
+
+// The zap logger names the node: a "node" key of hashicorp/raft's (or a
+// peer's) must not repeat that key, which JSON tools would read as this
+// node's name.
+func TestHclogToZapRenamesTheNodeKey(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	l := hclogToZap(zap.New(core).With(zap.String("node", "n1")), "raft")
+	l.Info("entering candidate state", "node", "Node at 127.0.0.1:1 [Candidate]", "term", 2)
+	entries := logs.All()
+	if len(entries) != 1 {
+		t.Fatalf("%d entries, want 1", len(entries))
+	}
+	got := entries[0].ContextMap()
+	if got["node"] != "n1" || got["raft_node"] != "Node at 127.0.0.1:1 [Candidate]" {
+		t.Fatalf("fields %v, want node n1 and raft_node", got)
+	}
+}

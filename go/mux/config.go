@@ -52,6 +52,15 @@ type Config struct {
 	// verified, on both sides of a Raft connection; an error rejects the
 	// connection.
 	AuthorizePeer func(tls.ConnectionState) error
+	// OnHandshakeFailed, if set, is called for every accepted Raft
+	// connection whose set-up failed (first byte, TLS handshake, the
+	// certificate, AuthorizePeer; its error is wrapped), for metrics. The
+	// stream layer logs these failures itself, at most once per 10s.
+	OnHandshakeFailed func(error)
+	// OnConnLimit, if set, is called for every connection closed because
+	// MaxConns connections were open, for metrics (logged at most once
+	// per 10s).
+	OnConnLimit func()
 
 	// InsecurePlaintext runs Raft without TLS: no encryption, no
 	// authentication, anyone who can reach the port can take part in

@@ -54,6 +54,9 @@ func New(ln net.Listener, cfg Config) (*Mux, error) {
 	root := netlimit.NewListener(ln, netlimit.Config{
 		MaxConns: cfg.MaxConns,
 		OnReject: func(c net.Conn) {
+			if cfg.OnConnLimit != nil {
+				cfg.OnConnLimit()
+			}
 			if ok, suppressed := rejectLog.Allow(); ok {
 				log.Warn("connection refused: connection limit reached", "remote", c.RemoteAddr(), "limit", cfg.MaxConns, "suppressed", suppressed)
 			}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/proglog/proglog/go/internal/netlimit"
 )
 
 // StreamLayer carries Raft's connections over the shared port; it
@@ -25,6 +27,8 @@ type StreamLayer struct {
 	peerTLS   *tls.Config // nil: plaintext
 	timeout   time.Duration
 	log       hclog.Logger
+	onFailed  func(error) // Config.OnHandshakeFailed; nil if unset
+	failLog   netlimit.Sometimes
 
 	conns     chan net.Conn
 	done      chan struct{}
@@ -44,11 +48,13 @@ func NewStreamLayer(ln net.Listener, cfg Config) (*StreamLayer, error) {
 		return nil, err
 	}
 	s := &StreamLayer{
-		ln:      ln,
-		timeout: cfg.HandshakeTimeout,
-		log:     cfg.logger(),
-		conns:   make(chan net.Conn),
-		done:    make(chan struct{}),
+		ln:       ln,
+		timeout:  cfg.HandshakeTimeout,
+		log:      cfg.logger(),
+		failLog:  netlimit.Sometimes{Interval: acceptLogInterval},
+		onFailed: cfg.OnHandshakeFailed,
+		conns:    make(chan net.Conn),
+		done:     make(chan struct{}),
 	}
 	a, err := streamAddr(ln.Addr(), cfg.AdvertiseAddr)
 	if err != nil {
@@ -99,7 +105,7 @@ func raftTLS(cfg Config) (server, peer *tls.Config) {
 		}
 		if authorize != nil {
 			if err := authorize(cs); err != nil {
-				return fmt.Errorf("%w: %v", ErrPeerRejected, err)
+				return fmt.Errorf("%w: %w", ErrPeerRejected, err)
 			}
 		}
 		return nil
@@ -117,7 +123,7 @@ func raftTLS(cfg Config) (server, peer *tls.Config) {
 			}
 			// crypto/tls verified the chain (server-auth usage) already.
 			if err := authorize(cs); err != nil {
-				return fmt.Errorf("%w: %v", ErrPeerRejected, err)
+				return fmt.Errorf("%w: %w", ErrPeerRejected, err)
 			}
 			return nil
 		}
@@ -221,7 +227,12 @@ func (s *StreamLayer) acceptLoop() {
 func (s *StreamLayer) handshake(c net.Conn) {
 	conn, err := s.serverHandshake(c)
 	if err != nil {
-		s.log.Warn("raft connection rejected", "remote", c.RemoteAddr().String(), "error", err)
+		if s.onFailed != nil {
+			s.onFailed(err)
+		}
+		if ok, suppressed := s.failLog.Allow(); ok {
+			s.log.Warn("raft connection rejected", "remote", c.RemoteAddr().String(), "error", err, "suppressed", suppressed)
+		}
 		_ = c.Close()
 		return
 	}

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/certs"
+	"github.com/proglog/proglog/go/internal/testutil"
 )
 
 // pki is a CA with one node certificate (server-auth only, as
@@ -252,5 +255,41 @@ func TestNewStreamLayerRejects(t *testing.T) {
 	cfg.AdvertiseAddr = "no-port"
 	if _, err := NewStreamLayer(ln, cfg); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("bad AdvertiseAddr: %v", err)
+	}
+}
+
+// Failed Raft handshakes (here: a user certificate, which no node holds)
+// are each reported to OnHandshakeFailed, for metrics, but logged at most
+// once per interval: anyone who can reach the port could otherwise flood
+// the log.
+func TestFailedHandshakesAreCountedAndRateLimited(t *testing.T) {
+	const attempts = 5
+	p := newPKI(t, "cluster")
+	cfg := tlsConfig(t, p.node, p.ca)
+	failed := make(chan error, attempts)
+	cfg.OnHandshakeFailed = func(err error) { failed <- err }
+	var logs testutil.SyncBuffer
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})
+	m := startMux(t, cfg)
+	m.StreamLayer()
+	user := dialer(t, tlsConfig(t, p.user, p.ca))
+	for i := range attempts {
+		if c, err := user.Dial(loop(m.Addr()), 5*time.Second); err == nil {
+			// TLS 1.3: the refusal shows on the first read.
+			var b [1]byte
+			_, _ = c.Read(b[:])
+			c.Close()
+		}
+		select {
+		case err := <-failed:
+			if !errors.Is(err, ErrPeerRejected) {
+				t.Fatalf("attempt %d: OnHandshakeFailed(%v), want ErrPeerRejected", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("attempt %d: OnHandshakeFailed not called", i)
+		}
+	}
+	if n := strings.Count(logs.String(), "raft connection rejected"); n != 1 {
+		t.Fatalf("%d log lines for %d failed handshakes, want 1:\n%s", n, attempts, logs.String())
 	}
 }

@@ -31,6 +31,10 @@ const (
 	// RejectWrongPeer: a dialed peer is not the server the configuration
 	// has at the dialed address.
 	RejectWrongPeer = "wrong_peer"
+	// RejectHandshake: the Raft connection's set-up failed before any
+	// request (TLS handshake, a certificate that is not a node's of the
+	// CA; go/mux), other than for RejectNoIdentity.
+	RejectHandshake = "handshake"
 )
 
 // The rpc type bytes of hashicorp/raft's NetworkTransport (net_transport.go).
@@ -170,7 +174,7 @@ func (g *peerGuard) reject(c net.Conn, node, reason string, err error) {
 	dropped := g.dropped
 	g.logNext, g.dropped = now.Add(peerLogInterval), 0
 	g.logMu.Unlock()
-	g.lg.Warn("raft peer rejected", "remote", c.RemoteAddr().String(), "node", node, "reason", reason,
+	g.lg.Warn("raft peer rejected", "remote", c.RemoteAddr().String(), "peer_node", node, "reason", reason,
 		"error", err, "rejections_not_logged", dropped)
 }
 
@@ -222,6 +226,11 @@ func (r recorder) UnreadByte() error {
 
 func (c *checkedConn) Read(p []byte) (int, error) {
 	for c.pending.Len() == 0 && c.passthrough == 0 {
+		if errors.Is(c.err, errPeer) {
+			// Rejected, logged and counted already: Raft takes the end
+			// of the connection quietly (it logs any other error).
+			return 0, io.EOF
+		}
 		if c.err != nil {
 			return 0, c.err
 		}
@@ -289,7 +298,8 @@ func (c *checkedConn) next() error {
 }
 
 // fail rejects the connection: nothing of the offending request reaches
-// Raft, and Raft's next read gets err (it then closes the connection).
+// Raft, and Raft's next read gets io.EOF (it then closes the connection
+// without logging: reject logged and counted it).
 func (c *checkedConn) fail(reason string, err error) error {
 	c.pending.Reset()
 	_ = c.Conn.Close()
