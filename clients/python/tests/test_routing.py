@@ -44,6 +44,7 @@ class FakeCluster:
         self.refuse_servers = False  # GetServers answers PERMISSION_DENIED (an ACL without "servers")
         self.gate: threading.Event | None = None  # Produce waits for it, after releasing entered
         self.entered = threading.Semaphore(0)
+        self.streaming = threading.Semaphore(0)  # released by each ConsumeStream once it waits for records
         self.metadata: list[dict[str, str]] = []  # of each Produce
         self.changed = threading.Condition(self.lock)
         self.addrs: list[str] = []
@@ -108,6 +109,7 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
 
     def ConsumeStream(self, request: log_pb2.ConsumeRequest, context: Any) -> Iterator[log_pb2.ConsumeResponse]:
         offset = request.offset
+        waiting = False
         while context.is_active():
             with self.c.lock:
                 if self.c.unavailable > 0:
@@ -115,7 +117,9 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
                     context.abort(grpc.StatusCode.UNAVAILABLE, "down for a while")
                 batch = self.c.records[offset:]
                 if not batch:
-                    self.c.entered.release()
+                    if not waiting:
+                        self.c.streaming.release()
+                        waiting = True
                     self.c.changed.wait(0.05)  # and look at context.is_active() again
                     continue
             for rec in batch:
@@ -258,8 +262,9 @@ def test_async_close_raises_client_closed(cluster: FakeCluster, server: ServerPr
 
         produce = asyncio.create_task(c.produce(b"b"))
         stream = asyncio.create_task(follow())
-        for _ in range(2):  # the produce waits at the gate, the stream for a record
-            assert await asyncio.to_thread(cluster.entered.acquire, timeout=30)
+        # In flight: the produce waits at the gate, the stream for a record.
+        assert await asyncio.to_thread(cluster.entered.acquire, timeout=30)
+        assert await asyncio.to_thread(cluster.streaming.acquire, timeout=30)
         await c.close()
         for task in (produce, stream):
             with pytest.raises(proglog.ClientClosedError):

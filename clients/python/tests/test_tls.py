@@ -24,6 +24,13 @@ def test_unusable_material_is_refused_at_construction(server: ServerProcess, sta
         Client(server.addr, ca=b"not a certificate", cert=tls["cert"], key=tls["key"])
     with pytest.raises(proglog.TLSError, match="ca: no PEM certificate"):
         AsyncClient(server.addr, ca=tls["key"], cert=tls["cert"], key=tls["key"])
+    with pytest.raises(proglog.TLSError, match="ca: unreadable certificate"):
+        Client(server.addr, ca=b"-----BEGIN CERTIFICATE-----\nbm90IERFUg==\n-----END CERTIFICATE-----\n", cert=tls["cert"], key=tls["key"])
+    # A bundle with text around its certificates (as system bundles have) is fine.
+    with open(tls["ca"], "rb") as f:
+        ca = "# Certificat racine, éprouvé\n".encode() + f.read()
+    with Client(server.addr, ca=ca, cert=tls["cert"], key=tls["key"]) as c:
+        c.produce(b"bundle with comments")
     with pytest.raises(proglog.TLSError, match="cert: not a PEM certificate"):
         Client(server.addr, ca=tls["ca"], cert=tls["key"], key=tls["key"])
     with pytest.raises(proglog.TLSError, match="key: not a PEM private key"):

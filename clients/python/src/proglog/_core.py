@@ -8,6 +8,7 @@ import itertools
 import logging
 import os
 import random
+import re
 import ssl
 import tempfile
 import threading
@@ -63,17 +64,21 @@ def check_tls(ca: bytes | None, cert: bytes | None, key: bytes | None) -> None:
     is not a PEM certificate, the key not an unencrypted PEM private key, or the key does not match
     the certificate: gRPC would only fail each handshake, with a message that does not say why."""
     if ca is not None:
+        # The blocks alone: bundles may have comments in any encoding between them.
+        blocks = _PEM_CERTIFICATE.findall(ca)
+        if not blocks:
+            raise TLSError("ca: no PEM certificate in it (no BEGIN CERTIFICATE block)")
         try:
-            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=ca.decode("ascii"))
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=b"\n".join(blocks).decode("ascii"))
         except (ssl.SSLError, ValueError) as e:  # UnicodeDecodeError is a ValueError
-            raise TLSError(f"ca: no PEM certificate in it ({e})") from None
+            raise TLSError(f"ca: unreadable certificate ({e})") from None
     if cert is None or key is None:
         return
-    if b"-----BEGIN CERTIFICATE-----" not in cert:
+    if not _PEM_CERTIFICATE.search(cert):
         raise TLSError("cert: not a PEM certificate (no BEGIN CERTIFICATE block)")
     if b"PRIVATE KEY-----" not in key:
         raise TLSError("key: not a PEM private key (no BEGIN ... PRIVATE KEY block)")
-    if b"ENCRYPTED" in key:
+    if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in key or b"Proc-Type: 4,ENCRYPTED" in key:
         raise TLSError("key: the private key is encrypted; gRPC needs it unencrypted")
     # ssl loads a key pair only from files: a private directory, removed at once.
     with tempfile.TemporaryDirectory(prefix="proglog-tls-") as tmp:
@@ -88,6 +93,8 @@ def check_tls(ca: bytes | None, cert: bytes | None, key: bytes | None) -> None:
                 raise TLSError("key: the private key does not match the certificate given as cert") from None
             raise TLSError(f"cert and key: unusable as a key pair ({e})") from None
 
+
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
 # Markers gRPC puts in the message of a call that failed in the TLS handshake.
 _HANDSHAKE = ("handshake failed", "unwrap failed (tsi_", "failed to create security handshaker")
