@@ -41,6 +41,7 @@ class FakeCluster:
         self.reads: Counter[int] = Counter()
         self.fail_after_append = False
         self.unavailable = 0  # the next Consume and ConsumeStream calls fail with UNAVAILABLE
+        self.streams_down = False  # every ConsumeStream fails with UNAVAILABLE
         self.refuse_servers = False  # GetServers answers PERMISSION_DENIED (an ACL without "servers")
         self.gate: threading.Event | None = None  # Produce waits for it, after releasing entered
         self.entered = threading.Semaphore(0)
@@ -67,14 +68,18 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
         self.c = cluster
         self.i = index
 
-    def _not_leader(self, context: Any) -> None:
-        leader = self.c.addrs[self.c.leader]
-        info = error_details_pb2.ErrorInfo(reason="NOT_LEADER", domain="proglog", metadata={"leader_id": f"n{self.c.leader}", "leader_addr": leader})
+    def _abort(self, context: Any, code: grpc.StatusCode, message: str, reason: str, metadata: dict[str, str]) -> None:
+        info = error_details_pb2.ErrorInfo(reason=reason, domain="proglog", metadata=metadata)
         detail = any_pb2.Any()
         detail.Pack(info)
-        st = status_pb2.Status(code=grpc.StatusCode.FAILED_PRECONDITION.value[0], message="not the leader", details=[detail])
+        st = status_pb2.Status(code=code.value[0], message=message, details=[detail])
         context.set_trailing_metadata((("grpc-status-details-bin", st.SerializeToString()),))
-        context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"not the leader: send this request to {leader}")
+        context.abort(code, message)
+
+    def _not_leader(self, context: Any) -> None:
+        leader = self.c.addrs[self.c.leader]
+        metadata = {"leader_id": f"n{self.c.leader}", "leader_addr": leader}
+        self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"not the leader: send this request to {leader}", "NOT_LEADER", metadata)
 
     def Produce(self, request: log_pb2.ProduceRequest, context: Any) -> log_pb2.ProduceResponse:
         if self.c.gate is not None:
@@ -104,7 +109,8 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
                 self.c.unavailable -= 1
                 context.abort(grpc.StatusCode.UNAVAILABLE, "down for a while")
             if request.offset >= len(self.c.records):
-                context.abort(grpc.StatusCode.OUT_OF_RANGE, "out of range")
+                bounds = {"offset": str(request.offset), "lowest": "0", "next": str(len(self.c.records))}
+                self._abort(context, grpc.StatusCode.OUT_OF_RANGE, "out of range", "OFFSET_OUT_OF_RANGE", bounds)
             return log_pb2.ConsumeResponse(record=self.c.records[request.offset])
 
     def ConsumeStream(self, request: log_pb2.ConsumeRequest, context: Any) -> Iterator[log_pb2.ConsumeResponse]:
@@ -112,8 +118,8 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
         waiting = False
         while context.is_active():
             with self.c.lock:
-                if self.c.unavailable > 0:
-                    self.c.unavailable -= 1
+                if self.c.unavailable > 0 or self.c.streams_down:
+                    self.c.unavailable = max(self.c.unavailable - 1, 0)
                     context.abort(grpc.StatusCode.UNAVAILABLE, "down for a while")
                 batch = self.c.records[offset:]
                 if not batch:
@@ -217,7 +223,12 @@ def test_retries_last_until_the_timeout(cluster: FakeCluster, server: ServerProc
         stream = c.stream(0)
         assert [next(stream).value for _ in range(3)] == [b"a", b"b", b"c"]
         stream.close()
-        # An explicit budget still bounds them.
+    # A stream to the end gives up once the timeout passes without a record.
+    with Client(cluster.addrs, **server.tls(), backoff=(0.001, 0.002), timeout=0.5) as c:
+        cluster.streams_down = True
+        with pytest.raises(proglog.UnavailableError, match="down for a while"):
+            list(c.stream(0, follow=False))
+    # An explicit budget still bounds them.
     with Client(cluster.addrs, **server.tls(), backoff=(0.001, 0.002), retries=2) as c:
         cluster.unavailable = 3
         with pytest.raises(proglog.UnavailableError):
