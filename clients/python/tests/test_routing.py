@@ -11,6 +11,7 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent import futures
@@ -23,6 +24,7 @@ from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-unty
 
 import proglog
 from proglog import AsyncClient, Client
+from proglog import _core
 from proglog._core import Attempts, Router, Settings
 from proglog._proto.log.v1 import log_pb2, log_pb2_grpc
 from proglog.records import Server
@@ -379,3 +381,7 @@ def test_retry_policy() -> None:
     assert b.on_error(proglog.OffsetOutOfRangeError("past", None, 5, 0, 5), "leader") is None
     # Other errors are final.
     assert Attempts(settings, r, "read").on_error(proglog.PermissionDeniedError("no"), "follower") is None
+    # Discovery for a call is bounded by the call's deadline too.
+    assert _core.discovery_timeout(None) == _core.DISCOVERY_TIMEOUT
+    assert 0 < _core.discovery_timeout(time.monotonic() + 0.5) <= 0.5
+    assert _core.discovery_timeout(time.monotonic() - 1) > 0

@@ -391,6 +391,12 @@ def remaining(deadline_at: float | None) -> float | None:
     return None if deadline_at is None else deadline_at - time.monotonic()
 
 
+def discovery_timeout(deadline_at: float | None) -> float:
+    """The timeout of one GetServers of a discovery for a call that ends at deadline_at."""
+    left = remaining(deadline_at)
+    return DISCOVERY_TIMEOUT if left is None else max(min(DISCOVERY_TIMEOUT, left), 0.001)
+
+
 def no_server(route: Route) -> UnavailableError:
     what = "leader" if route == "leader" else "server"
     return UnavailableError(f"no {what} is known (an election, or no server answered)", grpc.StatusCode.UNAVAILABLE)

@@ -163,7 +163,7 @@ class AsyncClient:
             addr = ""
             call = None
             try:
-                addr, role, stub = await self._pick(attempts)
+                addr, role, stub = await self._pick(attempts, deadline_at)
                 call = stub.consume_stream(request, metadata=_core.call_metadata())
                 async for resp in call:
                     record = Record._from_proto(resp.record)
@@ -219,7 +219,7 @@ class AsyncClient:
             self._channels[addr] = (channel, _Stub(channel))
         return self._channels[addr][1]
 
-    async def _discover(self) -> None:
+    async def _discover(self, deadline_at: float | None) -> None:
         if self._discovery is None:
             self._discovery = asyncio.Lock()
         async with self._discovery:
@@ -230,7 +230,7 @@ class AsyncClient:
             for addr in self._router.candidates():
                 try:
                     resp = await self._stub(addr).get_servers(
-                        log_pb2.GetServersRequest(), timeout=_core.DISCOVERY_TIMEOUT, metadata=_core.call_metadata()
+                        log_pb2.GetServersRequest(), timeout=_core.discovery_timeout(deadline_at), metadata=_core.call_metadata()
                     )
                 except grpc.aio.AioRpcError as rpc_err:
                     err = self._error(rpc_err, addr)
@@ -251,9 +251,9 @@ class AsyncClient:
                 raise tls
             raise UnavailableError("no server answered: " + "; ".join(errors), grpc.StatusCode.UNAVAILABLE)
 
-    async def _pick(self, attempts: Attempts) -> tuple[str, str, _Stub]:
+    async def _pick(self, attempts: Attempts, deadline_at: float | None) -> tuple[str, str, _Stub]:
         if self._router.needs_refresh():
-            await self._discover()
+            await self._discover(deadline_at)
         picked = self._router.pick(attempts.route)
         if picked is None:
             raise _core.no_server(attempts.route)
@@ -273,7 +273,7 @@ class AsyncClient:
             role: str | None = None
             addr = ""
             try:
-                addr, role, stub = await self._pick(attempts)
+                addr, role, stub = await self._pick(attempts, deadline_at)
                 left = _core.remaining(deadline_at)
                 if left is not None and left <= 0:
                     raise DeadlineExceededError("timed out", grpc.StatusCode.DEADLINE_EXCEEDED)

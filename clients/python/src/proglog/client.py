@@ -199,7 +199,7 @@ class Client:
             addr = ""
             call = None
             try:
-                addr, role, stub = self._pick(attempts)
+                addr, role, stub = self._pick(attempts, deadline_at)
                 call = stub.consume_stream(request, metadata=_core.call_metadata())
                 for resp in call:
                     record = Record._from_proto(resp.record)
@@ -247,7 +247,7 @@ class Client:
                 self._channels[addr] = (channel, _Stub(channel))
             return self._channels[addr][1]
 
-    def _discover(self, prefer: str | None = None) -> None:
+    def _discover(self, deadline_at: float | None, prefer: str | None = None) -> None:
         """Refreshes the router from the first server that answers GetServers."""
         with self._discovery:
             if prefer is None and not self._router.needs_refresh():
@@ -257,7 +257,7 @@ class Client:
             for addr in self._router.candidates(prefer):
                 try:
                     resp = self._stub(addr).get_servers(
-                        log_pb2.GetServersRequest(), timeout=_core.DISCOVERY_TIMEOUT, metadata=_core.call_metadata()
+                        log_pb2.GetServersRequest(), timeout=_core.discovery_timeout(deadline_at), metadata=_core.call_metadata()
                     )
                 except grpc.RpcError as rpc_err:
                     err = self._error(rpc_err, addr)
@@ -278,9 +278,9 @@ class Client:
                 raise tls
             raise UnavailableError("no server answered: " + "; ".join(errors), grpc.StatusCode.UNAVAILABLE)
 
-    def _pick(self, attempts: Attempts) -> tuple[str, str, _Stub]:
+    def _pick(self, attempts: Attempts, deadline_at: float | None) -> tuple[str, str, _Stub]:
         if self._router.needs_refresh():
-            self._discover()
+            self._discover(deadline_at)
         picked = self._router.pick(attempts.route)
         if picked is None:
             raise _core.no_server(attempts.route)
@@ -300,7 +300,7 @@ class Client:
             role: str | None = None
             addr = ""
             try:
-                addr, role, stub = self._pick(attempts)
+                addr, role, stub = self._pick(attempts, deadline_at)
                 left = _core.remaining(deadline_at)
                 if left is not None and left <= 0:
                     raise DeadlineExceededError("timed out", grpc.StatusCode.DEADLINE_EXCEEDED)
