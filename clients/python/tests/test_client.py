@@ -112,11 +112,10 @@ def test_tls_material_as_bytes(server: ServerProcess) -> None:
         assert c.consume(c.produce(b"pem bytes")).value == b"pem bytes"
 
 
-def test_unknown_ca_is_unavailable(server: ServerProcess, start: Callable[..., ServerProcess]) -> None:
-    other = start()
-    with Client(server.addr, **other.tls(), timeout=1, backoff=(0.05, 0.1)) as c:
-        with pytest.raises(proglog.UnavailableError):
-            c.produce(b"x")
+def test_request_over_the_message_limit(client: Client) -> None:
+    with pytest.raises(proglog.RecordTooLargeError) as caught:
+        client.produce(b"x" * (5 << 20))
+    assert caught.value.limit == 4 << 20 and caught.value.size > 5 << 20 and caught.value.index == -1
 
 
 def test_closed_client(server: ServerProcess) -> None:

@@ -31,3 +31,9 @@ def test_record_too_large_keeps_its_details() -> None:
                       _details("RECORD_TOO_LARGE", {"size": "2000", "limit": "1024", "index": "1"}))
     assert isinstance(err, proglog.RecordTooLargeError)
     assert (err.size, err.limit, err.index) == (2000, 1024, 1)
+
+
+def test_message_over_grpc_limit_reports_sizes() -> None:
+    err = from_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "grpc: received message larger than max (5242890 vs. 4194304)", None)
+    assert isinstance(err, proglog.RecordTooLargeError)
+    assert (err.size, err.limit, err.index) == (5242890, 4194304, -1)

@@ -8,7 +8,10 @@ FAILED_PRECONDITION with a NOT_LEADER ErrorInfo naming it. Reads are served by e
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent import futures
@@ -21,6 +24,7 @@ from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-unty
 
 import proglog
 from proglog import AsyncClient, Client
+from proglog import _core
 from proglog._core import Attempts, Router, Settings
 from proglog._proto.log.v1 import log_pb2, log_pb2_grpc
 from proglog.records import Server
@@ -38,6 +42,14 @@ class FakeCluster:
         self.appends: Counter[int] = Counter()
         self.reads: Counter[int] = Counter()
         self.fail_after_append = False
+        self.unavailable = 0  # the next Consume and ConsumeStream calls fail with UNAVAILABLE
+        self.streams_down = False  # every ConsumeStream fails with UNAVAILABLE
+        self.refuse_servers = False  # GetServers answers PERMISSION_DENIED (an ACL without "servers")
+        self.gate: threading.Event | None = None  # Produce waits for it, after releasing entered
+        self.entered = threading.Semaphore(0)
+        self.streaming = threading.Semaphore(0)  # released by each ConsumeStream once it waits for records
+        self.metadata: list[dict[str, str]] = []  # of each Produce
+        self.changed = threading.Condition(self.lock)
         self.addrs: list[str] = []
         self.servers: list[grpc.Server] = []
         for i in range(size):
@@ -58,17 +70,25 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
         self.c = cluster
         self.i = index
 
-    def _not_leader(self, context: Any) -> None:
-        leader = self.c.addrs[self.c.leader]
-        info = error_details_pb2.ErrorInfo(reason="NOT_LEADER", domain="proglog", metadata={"leader_id": f"n{self.c.leader}", "leader_addr": leader})
+    def _abort(self, context: Any, code: grpc.StatusCode, message: str, reason: str, metadata: dict[str, str]) -> None:
+        info = error_details_pb2.ErrorInfo(reason=reason, domain="proglog", metadata=metadata)
         detail = any_pb2.Any()
         detail.Pack(info)
-        st = status_pb2.Status(code=grpc.StatusCode.FAILED_PRECONDITION.value[0], message="not the leader", details=[detail])
+        st = status_pb2.Status(code=code.value[0], message=message, details=[detail])
         context.set_trailing_metadata((("grpc-status-details-bin", st.SerializeToString()),))
-        context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"not the leader: send this request to {leader}")
+        context.abort(code, message)
+
+    def _not_leader(self, context: Any) -> None:
+        leader = self.c.addrs[self.c.leader]
+        metadata = {"leader_id": f"n{self.c.leader}", "leader_addr": leader}
+        self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"not the leader: send this request to {leader}", "NOT_LEADER", metadata)
 
     def Produce(self, request: log_pb2.ProduceRequest, context: Any) -> log_pb2.ProduceResponse:
+        if self.c.gate is not None:
+            self.c.entered.release()
+            self.c.gate.wait()
         with self.c.lock:
+            self.c.metadata.append({k: v for k, v in context.invocation_metadata() if isinstance(v, str)})
             if self.i != self.c.leader:
                 self._not_leader(context)
             self.c.appends[self.i] += 1
@@ -76,6 +96,7 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
             rec.CopyFrom(request.record)
             rec.offset = len(self.c.records)
             self.c.records.append(rec)
+            self.c.changed.notify_all()
             if self.c.fail_after_append:
                 self.c.fail_after_append = False
                 context.abort(grpc.StatusCode.UNAVAILABLE, "leadership changed during the request")
@@ -86,11 +107,36 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
             if request.consistency == log_pb2.CONSISTENCY_LINEARIZABLE and self.i != self.c.leader:
                 self._not_leader(context)
             self.c.reads[self.i] += 1
+            if self.c.unavailable > 0:
+                self.c.unavailable -= 1
+                context.abort(grpc.StatusCode.UNAVAILABLE, "down for a while")
             if request.offset >= len(self.c.records):
-                context.abort(grpc.StatusCode.OUT_OF_RANGE, "out of range")
+                bounds = {"offset": str(request.offset), "lowest": "0", "next": str(len(self.c.records))}
+                self._abort(context, grpc.StatusCode.OUT_OF_RANGE, "out of range", "OFFSET_OUT_OF_RANGE", bounds)
             return log_pb2.ConsumeResponse(record=self.c.records[request.offset])
 
+    def ConsumeStream(self, request: log_pb2.ConsumeRequest, context: Any) -> Iterator[log_pb2.ConsumeResponse]:
+        offset = request.offset
+        waiting = False
+        while context.is_active():
+            with self.c.lock:
+                if self.c.unavailable > 0 or self.c.streams_down:
+                    self.c.unavailable = max(self.c.unavailable - 1, 0)
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "down for a while")
+                batch = self.c.records[offset:]
+                if not batch:
+                    if not waiting:
+                        self.c.streaming.release()
+                        waiting = True
+                    self.c.changed.wait(0.05)  # and look at context.is_active() again
+                    continue
+            for rec in batch:
+                yield log_pb2.ConsumeResponse(record=rec)
+                offset += 1
+
     def GetServers(self, request: log_pb2.GetServersRequest, context: Any) -> log_pb2.GetServersResponse:
+        if self.c.refuse_servers:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "no servers permission")
         with self.c.lock:
             return log_pb2.GetServersResponse(
                 servers=[log_pb2.Server(id=f"n{i}", rpc_addr=a, is_leader=i == self.c.leader) for i, a in enumerate(self.c.addrs)]
@@ -167,6 +213,117 @@ def test_ambiguous_produce_retries(cluster: FakeCluster, server: ServerProcess) 
         assert caught.value.leader_addr == cluster.addrs[2] and caught.value.leader_id == "n2"
 
 
+def test_retries_last_until_the_timeout(cluster: FakeCluster, server: ServerProcess) -> None:
+    # More consecutive failures than the old fixed budget of 8 retries, well within the timeout.
+    with Client(cluster.addrs, **server.tls(), backoff=(0.001, 0.002), timeout=60) as c:
+        for v in (b"a", b"b", b"c"):
+            c.produce(v)
+        cluster.unavailable = 20
+        assert c.consume(1).value == b"b"
+        # A following stream retries until it is closed: nothing is lost or repeated.
+        cluster.unavailable = 20
+        stream = c.stream(0)
+        assert [next(stream).value for _ in range(3)] == [b"a", b"b", b"c"]
+        stream.close()
+    # A stream to the end gives up once the timeout passes without a record.
+    with Client(cluster.addrs, **server.tls(), backoff=(0.001, 0.002), timeout=0.5) as c:
+        cluster.streams_down = True
+        with pytest.raises(proglog.UnavailableError, match="down for a while"):
+            list(c.stream(0, follow=False))
+    # An explicit budget still bounds them.
+    with Client(cluster.addrs, **server.tls(), backoff=(0.001, 0.002), retries=2) as c:
+        cluster.unavailable = 3
+        with pytest.raises(proglog.UnavailableError):
+            c.consume(0)
+
+
+def test_async_stream_retries_until_closed(cluster: FakeCluster, server: ServerProcess) -> None:
+    async def main() -> None:
+        async with AsyncClient(cluster.addrs, **server.tls(), backoff=(0.001, 0.002)) as c:
+            await c.produce(b"a")
+            cluster.unavailable = 20
+            async for record in c.stream(0):
+                assert record.value == b"a"
+                break
+
+    asyncio.run(main())
+
+
+def test_never_sent_produce_is_retried_at_most_once(cluster: FakeCluster, server: ServerProcess) -> None:
+    # A seed that refuses connections (bound, not listening) and a live node, roles unknown (the
+    # router is static): one of two produces is picked to go to the dead seed first. It was never
+    # sent, so produce_retries=0 retries it all the same.
+    cluster.refuse_servers = True
+    with socket.socket() as dead:
+        dead.bind(("127.0.0.1", 0))
+        dead_addr = f"127.0.0.1:{dead.getsockname()[1]}"
+        with Client([dead_addr, cluster.addrs[0]], **server.tls(), produce_retries=0, backoff=(0.001, 0.002)) as c:
+            assert c.produce(b"a") == 0
+            assert c.produce(b"b") == 1
+    assert [r.value for r in cluster.records] == [b"a", b"b"]
+
+
+def test_async_close_raises_client_closed(cluster: FakeCluster, server: ServerProcess) -> None:
+    async def main() -> None:
+        c = AsyncClient(cluster.addrs, **server.tls())
+        await c.produce(b"a")
+        cluster.gate = threading.Event()
+
+        async def follow() -> None:
+            async for _ in c.stream(1):
+                pass
+
+        produce = asyncio.create_task(c.produce(b"b"))
+        stream = asyncio.create_task(follow())
+        # In flight: the produce waits at the gate, the stream for a record.
+        assert await asyncio.to_thread(cluster.entered.acquire, timeout=30)
+        assert await asyncio.to_thread(cluster.streaming.acquire, timeout=30)
+        await c.close()
+        for task in (produce, stream):
+            with pytest.raises(proglog.ClientClosedError):
+                await task
+        # The caller's own cancellation stays a cancellation.
+        c2 = AsyncClient(cluster.addrs, **server.tls())
+        own = asyncio.create_task(c2.produce(b"c"))
+        assert await asyncio.to_thread(cluster.entered.acquire, timeout=30)
+        own.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await own
+        await c2.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        assert cluster.gate is not None
+        cluster.gate.set()
+
+
+def test_logging_and_trace_context(cluster: FakeCluster, server: ServerProcess, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="proglog")
+    with Client(cluster.addrs[2], **server.tls(), backoff=(0.001, 0.002)) as c:
+        c.produce(b"a")
+        cluster.leader = 1
+        c.produce(b"b")
+        cluster.unavailable = 1
+        c.consume(0)
+    messages = [r.getMessage() for r in caplog.records if r.name == "proglog"]
+    assert any(m.startswith("discovered 3 servers") for m in messages), messages
+    assert f"leader is now {cluster.addrs[1]} (was {cluster.addrs[0]})" in messages
+    assert any(m.startswith("read: retry 1 in") and "down for a while" in m for m in messages), messages
+
+    pytest.importorskip("opentelemetry")
+    from opentelemetry import context, trace
+
+    span = trace.NonRecordingSpan(trace.SpanContext(0x1234, 0x5678, is_remote=False, trace_flags=trace.TraceFlags(1)))
+    token = context.attach(trace.set_span_in_context(span))
+    try:
+        with Client(cluster.addrs, **server.tls()) as c:
+            c.produce(b"traced")
+    finally:
+        context.detach(token)
+    assert cluster.metadata[-1]["traceparent"] == f"00-{0x1234:032x}-{0x5678:016x}-01"
+
+
 def _servers(leader: str | None, *others: str) -> list[Server]:
     return [Server(id=a, rpc_addr=a, is_leader=a == leader) for a in ([leader] if leader else []) + list(others)]
 
@@ -212,6 +369,9 @@ def test_retry_policy() -> None:
     a = Attempts(settings, r, "read")
     assert a.on_error(proglog.NotLeaderError("no", None, "n2", "c:1"), "follower") == 0.0
     assert a.route == "leader" and r.leader() == "c:1"
+    # A produce that never reached a server (no connection) is retried even with produce_retries=0.
+    refused = proglog.UnavailableError("failed to connect to all addresses; last error: Connection refused", grpc.StatusCode.UNAVAILABLE)
+    assert Attempts(settings, r, "produce").on_error(refused, "leader") is not None
     # The budget runs out.
     a.on_error(unavailable, "leader")
     assert a.on_error(unavailable, "leader") is None
@@ -221,3 +381,7 @@ def test_retry_policy() -> None:
     assert b.on_error(proglog.OffsetOutOfRangeError("past", None, 5, 0, 5), "leader") is None
     # Other errors are final.
     assert Attempts(settings, r, "read").on_error(proglog.PermissionDeniedError("no"), "follower") is None
+    # Discovery for a call is bounded by the call's deadline too.
+    assert _core.discovery_timeout(None) == _core.DISCOVERY_TIMEOUT
+    assert 0 < _core.discovery_timeout(time.monotonic() + 0.5) <= 0.5
+    assert _core.discovery_timeout(time.monotonic() - 1) > 0

@@ -26,6 +26,7 @@ from proglog.errors import (
     PermissionDeniedError,
     ProglogError,
     RecordTooLargeError,
+    TLSError,
     UnauthenticatedError,
     UnavailableError,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "Record",
     "RecordTooLargeError",
     "Server",
+    "TLSError",
     "UnauthenticatedError",
     "UnavailableError",
 ]

@@ -1,20 +1,29 @@
-"""What the synchronous and asyncio clients share: TLS, targets, routing state and retry policy."""
+"""What the synchronous and asyncio clients share: TLS, targets, routing state and retry policy,
+logging and trace context propagation."""
 
 from __future__ import annotations
 
+import importlib
 import itertools
+import logging
 import os
 import random
+import re
+import ssl
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import grpc
 
-from proglog.errors import NotLeaderError, OffsetOutOfRangeError, ProglogError, UnavailableError
+from proglog.errors import NotLeaderError, OffsetOutOfRangeError, ProglogError, TLSError, UnavailableError
 from proglog.records import Server
+
+# The clients' logger: retries and discovery at DEBUG, leader changes and routing fallbacks at INFO.
+log = logging.getLogger("proglog")
 
 # Where reads go: "follower" spreads Consume and stream calls over the followers (the leader when
 # there are none) and asks for follower consistency; "linearizable" sends Consume to the leader.
@@ -24,6 +33,9 @@ Consistency = Literal["follower", "linearizable"]
 PEM = bytes | str | os.PathLike[str]
 
 Route = Literal["leader", "follower", "any"]
+
+# The metadata the clients send with a call (see call_metadata).
+Metadata = tuple[tuple[str, str], ...] | None
 
 MAX_RECEIVE_BYTES = 64 << 20
 DISCOVERY_TIMEOUT = 5.0
@@ -39,9 +51,103 @@ def read_pem(source: PEM | None) -> bytes | None:
 
 
 def credentials(ca: PEM | None, cert: PEM | None, key: PEM | None) -> grpc.ChannelCredentials:
+    """Reads and checks the TLS material (see check_tls) and returns the channel credentials."""
     if (cert is None) != (key is None):
         raise ValueError("cert and key go together: give both or neither")
-    return grpc.ssl_channel_credentials(root_certificates=read_pem(ca), private_key=read_pem(key), certificate_chain=read_pem(cert))
+    ca_pem, cert_pem, key_pem = read_pem(ca), read_pem(cert), read_pem(key)
+    check_tls(ca_pem, cert_pem, key_pem)
+    return grpc.ssl_channel_credentials(root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem)
+
+
+def check_tls(ca: bytes | None, cert: bytes | None, key: bytes | None) -> None:
+    """Raises TLSError naming the problem if the CA is not PEM certificates, the client certificate
+    is not a PEM certificate, the key not an unencrypted PEM private key, or the key does not match
+    the certificate: gRPC would only fail each handshake, with a message that does not say why."""
+    if ca is not None:
+        # The blocks alone: bundles may have comments in any encoding between them.
+        blocks = _PEM_CERTIFICATE.findall(ca)
+        if not blocks:
+            raise TLSError("ca: no PEM certificate in it (no BEGIN CERTIFICATE block)")
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=b"\n".join(blocks).decode("ascii"))
+        except (ssl.SSLError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+            raise TLSError(f"ca: unreadable certificate ({e})") from None
+    if cert is None or key is None:
+        return
+    if not _PEM_CERTIFICATE.search(cert):
+        raise TLSError("cert: not a PEM certificate (no BEGIN CERTIFICATE block)")
+    if b"PRIVATE KEY-----" not in key:
+        raise TLSError("key: not a PEM private key (no BEGIN ... PRIVATE KEY block)")
+    if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in key or b"Proc-Type: 4,ENCRYPTED" in key:
+        raise TLSError("key: the private key is encrypted; gRPC needs it unencrypted")
+    # ssl loads a key pair only from files: a private directory, removed at once.
+    with tempfile.TemporaryDirectory(prefix="proglog-tls-") as tmp:
+        cert_path, key_path = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        for path, data in ((cert_path, cert), (key_path, key)):
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+                f.write(data)
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(cert_path, key_path, password=lambda: b"")
+        except ssl.SSLError as e:
+            if e.reason == "KEY_VALUES_MISMATCH":
+                raise TLSError("key: the private key does not match the certificate given as cert") from None
+            raise TLSError(f"cert and key: unusable as a key pair ({e})") from None
+
+
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
+
+# Markers gRPC puts in the message of a call that failed in the TLS handshake.
+_HANDSHAKE = ("handshake failed", "unwrap failed (tsi_", "failed to create security handshaker")
+# Markers of a call that failed before it was sent: no connection could be made.
+_NOT_CONNECTED = ("failed to connect to all addresses", "failed to connect to remote host", "dns resolution failed")
+
+
+def handshake_error(err: ProglogError, addr: str, has_cert: bool) -> ProglogError:
+    """Returns err as a TLSError naming the likely cause if it is a failed TLS handshake, else err."""
+    if not isinstance(err, UnavailableError) or isinstance(err, TLSError):
+        return err
+    text = err.message.lower()
+    if not any(m in text for m in _HANDSHAKE):
+        return err
+    if "certificate_verify_failed" in text:
+        cause = f"the certificate of {addr} does not verify against the CA given as ca"
+    elif "unwrap failed" in text and not has_cert:
+        cause = f"{addr} refused the connection: it requires a client certificate (give cert and key)"
+    elif "unwrap failed" in text:
+        cause = f"{addr} refused the client certificate (not signed by a CA it trusts, or expired)"
+    else:
+        cause = f"the TLS handshake with {addr} failed"
+    return TLSError(f"{cause}: {err.message}", err.code)
+
+
+def never_sent(err: ProglogError) -> bool:
+    """Whether a failed call surely never reached a server (no connection), so retrying it cannot
+    write anything twice."""
+    text = err.message.lower()
+    return isinstance(err, UnavailableError) and any(m in text for m in _NOT_CONNECTED)
+
+
+def _find_injector() -> Callable[[dict[str, str]], None] | None:
+    try:
+        propagate: Any = importlib.import_module("opentelemetry.propagate")
+    except ImportError:
+        return None
+    inject: Callable[[dict[str, str]], None] = propagate.inject
+    return inject
+
+
+# opentelemetry's propagate.inject when opentelemetry-api is installed (an optional dependency).
+_inject = _find_injector()
+
+
+def call_metadata() -> Metadata:
+    """The gRPC metadata of a call: the current OpenTelemetry context (W3C traceparent and
+    tracestate, with OpenTelemetry's default propagators) when opentelemetry is installed."""
+    if _inject is None:
+        return None
+    carrier: dict[str, str] = {}
+    _inject(carrier)
+    return tuple((k.lower(), v) for k, v in carrier.items()) or None
 
 
 def channel_options(server_name: str | None) -> list[tuple[str, str | int]]:
@@ -83,7 +189,7 @@ class Settings:
     """The knobs both clients take (see Client for their meaning)."""
 
     timeout: float | None
-    retries: int
+    retries: int | None
     produce_retries: int | None
     backoff: tuple[float, float]
     consistency: Consistency
@@ -99,6 +205,10 @@ class Settings:
             raise ValueError("timeout must be positive or None")
         if self.discovery_interval <= 0:
             raise ValueError("discovery_interval must be positive")
+        if self.retries is not None and self.retries < 0:
+            raise ValueError(f"retries must be >= 0 or None (until the timeout), not {self.retries}")
+        if self.produce_retries is not None and self.produce_retries < 0:
+            raise ValueError(f"produce_retries must be >= 0 or None (like retries), not {self.produce_retries}")
 
 
 class Router:
@@ -121,7 +231,7 @@ class Router:
 
     def leader(self) -> str | None:
         with self._lock:
-            return next((s.rpc_addr for s in self.servers if s.is_leader), None)
+            return self._leader()
 
     def needs_refresh(self) -> bool:
         with self._lock:
@@ -139,17 +249,30 @@ class Router:
 
     def update(self, servers: list[Server]) -> None:
         with self._lock:
+            before = self._leader()
             self.servers = sorted({s.rpc_addr: s for s in servers if s.rpc_addr}.values(), key=lambda s: s.rpc_addr)
             self.static = False
             self._refreshed()
+            log.debug("discovered %d servers: %s", len(self.servers), ", ".join(s.rpc_addr for s in self.servers))
+            self._leader_changed(before)
 
     def set_static(self) -> None:
         with self._lock:
-            leader = next((s.rpc_addr for s in self.servers if s.is_leader), None)
+            leader = self._leader()
             addrs = dict.fromkeys(self.seeds + ([leader] if leader else []))
             self.servers = [Server(id="", rpc_addr=a, is_leader=a == leader) for a in sorted(addrs)]
+            if not self.static:
+                log.info("GetServers refused; routing to the seeds %s, roles learnt from NOT_LEADER", ", ".join(self.seeds))
             self.static = True
             self._refreshed()
+
+    def _leader(self) -> str | None:
+        return next((s.rpc_addr for s in self.servers if s.is_leader), None)
+
+    def _leader_changed(self, before: str | None) -> None:
+        after = self._leader()
+        if after != before:
+            log.info("leader is now %s (was %s)", after or "unknown", before or "unknown")
 
     def _refreshed(self) -> None:
         self.refreshed_at = time.monotonic()
@@ -162,11 +285,13 @@ class Router:
     def hint(self, leader_addr: str) -> None:
         """Marks leader_addr as the leader at once (discovery confirms it later)."""
         with self._lock:
+            before = self._leader()
             if leader_addr:
                 servers = [Server(s.id, s.rpc_addr, s.rpc_addr == leader_addr) for s in self.servers]
                 if not any(s.is_leader for s in servers):
                     servers.append(Server("", leader_addr, True))
                 self.servers = sorted(servers, key=lambda s: s.rpc_addr)
+                self._leader_changed(before)
             self.stale = True
 
     def pick(self, route: Route) -> tuple[str, str] | None:
@@ -200,8 +325,11 @@ class Attempts:
 
     Retried: NOT_LEADER (moved to the named leader at once), UNAVAILABLE (servers down or shutting
     down, no leader), and for a follower read an OUT_OF_RANGE past a lagging follower's end (asked
-    again of the leader). A produce that failed with UNAVAILABLE may have been written: those retries
-    are bounded by produce_retries, and may write the records twice.
+    again of the leader). A produce that failed with UNAVAILABLE after it may have reached a server
+    may have been written: those retries are bounded by produce_retries, and may write the records
+    twice; one that never reached a server (no connection) is always retried. With retries None,
+    the caller's deadline is the only bound (and a following stream, which has none, retries until
+    it is closed).
     """
 
     def __init__(self, settings: Settings, router: Router, op: Literal["produce", "read", "stream", "servers"]) -> None:
@@ -229,9 +357,10 @@ class Attempts:
             immediate = bool(err.leader_addr) and self.retries == 0
         elif isinstance(err, UnavailableError):
             self.router.invalidate()
-            if self.op == "produce" and role is not None:
+            if self.op == "produce" and role is not None and not never_sent(err):
                 limit = self.settings.retries if self.settings.produce_retries is None else self.settings.produce_retries
-                if limit >= 0 and self.ambiguous >= limit:
+                if limit is not None and self.ambiguous >= limit:
+                    log.debug("%s: not retried (produce_retries=%d): %s", self.op, limit, err)
                     return None
                 self.ambiguous += 1
         elif isinstance(err, OffsetOutOfRangeError) and self.op == "read" and role == "follower" and not self.to_leader and err.offset >= err.next:
@@ -239,22 +368,33 @@ class Attempts:
             return 0.0
         else:
             return None
-        if 0 <= self.settings.retries <= self.retries:
+        if self.settings.retries is not None and self.retries >= self.settings.retries:
+            log.debug("%s: retries (%d) ran out: %s", self.op, self.settings.retries, err)
             return None
         self.retries += 1
-        if immediate:
-            return 0.0
-        low, high = self.settings.backoff
-        delay = min(low * 2.0 ** (self.retries - 1), high)
-        return delay / 2 + random.uniform(0, delay / 2)
+        delay = 0.0
+        if not immediate:
+            low, high = self.settings.backoff
+            delay = min(low * 2.0 ** min(self.retries - 1, 64), high)
+            delay = delay / 2 + random.uniform(0, delay / 2)
+        log.debug("%s: retry %d in %.3fs after %s", self.op, self.retries, delay, err)
+        return delay
 
 
 def deadline(timeout: float | None) -> float | None:
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be positive or None, not {timeout}")
     return None if timeout is None else time.monotonic() + timeout
 
 
 def remaining(deadline_at: float | None) -> float | None:
     return None if deadline_at is None else deadline_at - time.monotonic()
+
+
+def discovery_timeout(deadline_at: float | None) -> float:
+    """The timeout of one GetServers of a discovery for a call that ends at deadline_at."""
+    left = remaining(deadline_at)
+    return DISCOVERY_TIMEOUT if left is None else max(min(DISCOVERY_TIMEOUT, left), 0.001)
 
 
 def no_server(route: Route) -> UnavailableError:

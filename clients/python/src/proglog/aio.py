@@ -11,17 +11,18 @@ import grpc
 import grpc.aio
 
 from proglog import _core
-from proglog._core import PEM, Attempts, Consistency, Router, Settings
+from proglog._core import PEM, Attempts, Consistency, Metadata, Router, Settings
 from proglog._proto.log.v1 import log_pb2
 from proglog.errors import (
     ClientClosedError,
     DeadlineExceededError,
     OffsetOutOfRangeError,
     ProglogError,
+    TLSError,
     UnavailableError,
     from_status,
 )
-from proglog.records import Record, Server, Value, _as_record
+from proglog.records import Record, Server, Value, _as_record, _as_records, _check_offset
 
 __all__ = ["AsyncClient"]
 
@@ -60,7 +61,8 @@ class AsyncClient:
             async for record in client.stream(offset):
                 ...
 
-    Use it from one event loop.
+    Use it from one event loop. :meth:`close` makes the calls in progress raise ClientClosedError
+    (a task cancelled by its caller still raises CancelledError).
     """
 
     def __init__(
@@ -72,7 +74,7 @@ class AsyncClient:
         key: PEM | None = None,
         server_name: str | None = None,
         timeout: float | None = 30.0,
-        retries: int = 8,
+        retries: int | None = None,
         produce_retries: int | None = None,
         backoff: tuple[float, float] = (0.05, 1.0),
         consistency: Consistency = "follower",
@@ -81,6 +83,7 @@ class AsyncClient:
         self._settings = Settings(timeout, retries, produce_retries, backoff, consistency, discovery_interval)
         self._router = Router(_core.parse_target(target), discovery_interval)
         self._credentials = _core.credentials(ca, cert, key)
+        self._has_cert = cert is not None
         self._options = _core.channel_options(server_name)
         self._channels: dict[str, tuple[grpc.aio.Channel, _Stub]] = {}
         self._discovery: asyncio.Lock | None = None
@@ -110,74 +113,80 @@ class AsyncClient:
         """Appends one record and returns its offset (see Client.produce)."""
         request = log_pb2.ProduceRequest(record=_as_record(value, key, headers)._to_proto())
 
-        async def call(stub: _Stub, t: float | None) -> int:
-            return (await stub.produce(request, timeout=t)).offset
+        async def call(stub: _Stub, t: float | None, md: Metadata) -> int:
+            return (await stub.produce(request, timeout=t, metadata=md)).offset
 
         return await self._call("produce", timeout, call)
 
     async def produce_batch(self, values: Iterable[Value], *, timeout: float | None | Literal["default"] = "default") -> range:
         """Appends records atomically and returns their offsets (see Client.produce_batch)."""
-        records = [_as_record(v)._to_proto() for v in values]
-        if not records:
-            raise ValueError("produce_batch needs at least one record")
-        request = log_pb2.ProduceBatchRequest(records=records)
+        request = log_pb2.ProduceBatchRequest(records=[r._to_proto() for r in _as_records(values)])
 
-        async def call(stub: _Stub, t: float | None) -> range:
-            resp = await stub.produce_batch(request, timeout=t)
+        async def call(stub: _Stub, t: float | None, md: Metadata) -> range:
+            resp = await stub.produce_batch(request, timeout=t, metadata=md)
             return range(resp.first_offset, resp.first_offset + resp.count)
 
         return await self._call("produce", timeout, call)
 
     async def consume(self, offset: int, *, timeout: float | None | Literal["default"] = "default") -> Record:
         """Reads the record at ``offset`` (see Client.consume)."""
-        request = log_pb2.ConsumeRequest(offset=offset, consistency=_CONSISTENCY[self._settings.consistency])
+        request = log_pb2.ConsumeRequest(offset=_check_offset(offset), consistency=_CONSISTENCY[self._settings.consistency])
 
-        async def call(stub: _Stub, t: float | None) -> Record:
-            return Record._from_proto((await stub.consume(request, timeout=t)).record)
+        async def call(stub: _Stub, t: float | None, md: Metadata) -> Record:
+            return Record._from_proto((await stub.consume(request, timeout=t, metadata=md)).record)
 
         return await self._call("read", timeout, call)
 
     async def servers(self, *, timeout: float | None | Literal["default"] = "default") -> list[Server]:
         """Lists the cluster's servers, the leader marked."""
 
-        async def call(stub: _Stub, t: float | None) -> list[Server]:
-            resp = await stub.get_servers(log_pb2.GetServersRequest(), timeout=t)
+        async def call(stub: _Stub, t: float | None, md: Metadata) -> list[Server]:
+            resp = await stub.get_servers(log_pb2.GetServersRequest(), timeout=t, metadata=md)
             return [Server._from_proto(s) for s in resp.servers]
 
         return await self._call("servers", timeout, call)
 
     async def stream(self, offset: int = 0, *, follow: bool = True) -> AsyncIterator[Record]:
         """Yields the records from ``offset`` on (see Client.stream)."""
+        _check_offset(offset)
         end: int | None = None
         if not follow:
             end = await self._log_end()
             if offset >= end:
                 return
+        timeout = None if follow else self._settings.timeout
+        deadline_at = _core.deadline(timeout)
         attempts = Attempts(self._settings, self._router, "stream")
         request = log_pb2.ConsumeRequest(offset=offset)
         while True:
             role: str | None = None
+            addr = ""
             call = None
             try:
-                _addr, role, stub = await self._pick(attempts)
-                call = stub.consume_stream(request)
+                addr, role, stub = await self._pick(attempts, deadline_at)
+                call = stub.consume_stream(request, metadata=_core.call_metadata())
                 async for resp in call:
                     record = Record._from_proto(resp.record)
                     attempts.progress()
+                    deadline_at = _core.deadline(timeout)
                     request = log_pb2.ConsumeRequest(offset=record.offset + 1)
                     yield record
                     if end is not None and record.offset + 1 >= end:
                         return
                 raise UnavailableError("the stream ended", grpc.StatusCode.UNAVAILABLE)
             except grpc.aio.AioRpcError as rpc_err:
-                err = self._error(rpc_err)
+                err = self._error(rpc_err, addr)
             except ProglogError as perr:
                 err = perr
+            except asyncio.CancelledError:
+                self._raise_if_closed()
+                raise
             finally:
                 if call is not None:
                     call.cancel()
             delay = attempts.on_error(err, role)
-            if delay is None:
+            left = _core.remaining(deadline_at)
+            if delay is None or (left is not None and left <= delay):
                 raise err
             await asyncio.sleep(delay)
 
@@ -188,10 +197,19 @@ class AsyncClient:
             return e.next
         raise ProglogError("a read past the end of the log succeeded")
 
-    def _error(self, err: grpc.aio.AioRpcError) -> ProglogError:
+    def _error(self, err: grpc.aio.AioRpcError, addr: str) -> ProglogError:
         if self._closed:
             return ClientClosedError("the client is closed")
-        return from_status(err.code(), err.details() or "", err.trailing_metadata())
+        return _core.handshake_error(from_status(err.code(), err.details() or "", err.trailing_metadata()), addr, self._has_cert)
+
+    def _raise_if_closed(self) -> None:
+        """Called on CancelledError: grpc.aio cancels the calls of a closed channel. Raises
+        ClientClosedError for those, unless the task itself is being cancelled (then the caller's
+        CancelledError goes on)."""
+        task = asyncio.current_task()
+        cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+        if self._closed and not (cancelling is not None and cancelling()):
+            raise ClientClosedError("the client is closed") from None
 
     def _stub(self, addr: str) -> _Stub:
         if self._closed:
@@ -201,23 +219,27 @@ class AsyncClient:
             self._channels[addr] = (channel, _Stub(channel))
         return self._channels[addr][1]
 
-    async def _discover(self) -> None:
+    async def _discover(self, deadline_at: float | None) -> None:
         if self._discovery is None:
             self._discovery = asyncio.Lock()
         async with self._discovery:
             if not self._router.needs_refresh():
                 return
             errors: list[str] = []
+            tls: TLSError | None = None
             for addr in self._router.candidates():
                 try:
-                    resp = await self._stub(addr).get_servers(log_pb2.GetServersRequest(), timeout=_core.DISCOVERY_TIMEOUT)
+                    resp = await self._stub(addr).get_servers(
+                        log_pb2.GetServersRequest(), timeout=_core.discovery_timeout(deadline_at), metadata=_core.call_metadata()
+                    )
                 except grpc.aio.AioRpcError as rpc_err:
-                    err = self._error(rpc_err)
+                    err = self._error(rpc_err, addr)
                     if isinstance(err, ClientClosedError):
                         raise err from None
                     if _core.discovery_refused(err):
                         self._router.set_static()
                         return
+                    tls = tls or (err if isinstance(err, TLSError) else None)
                     errors.append(f"{addr}: {err}")
                     continue
                 servers = [Server._from_proto(s) for s in resp.servers]
@@ -225,11 +247,13 @@ class AsyncClient:
                     self._router.update(servers)
                     return
                 errors.append(f"{addr}: listed no servers")
+            if tls is not None:  # no server answered, and TLS is why for some: say so
+                raise tls
             raise UnavailableError("no server answered: " + "; ".join(errors), grpc.StatusCode.UNAVAILABLE)
 
-    async def _pick(self, attempts: Attempts) -> tuple[str, str, _Stub]:
+    async def _pick(self, attempts: Attempts, deadline_at: float | None) -> tuple[str, str, _Stub]:
         if self._router.needs_refresh():
-            await self._discover()
+            await self._discover(deadline_at)
         picked = self._router.pick(attempts.route)
         if picked is None:
             raise _core.no_server(attempts.route)
@@ -240,22 +264,27 @@ class AsyncClient:
         self,
         op: Literal["produce", "read", "servers"],
         timeout: float | None | Literal["default"],
-        fn: Callable[[_Stub, float | None], Awaitable[_T]],
+        fn: Callable[[_Stub, float | None, Metadata], Awaitable[_T]],
     ) -> _T:
         deadline_at = _core.deadline(self._settings.timeout if timeout == "default" else timeout)
         attempts = Attempts(self._settings, self._router, op)
+        metadata = _core.call_metadata()
         while True:
             role: str | None = None
+            addr = ""
             try:
-                _addr, role, stub = await self._pick(attempts)
+                addr, role, stub = await self._pick(attempts, deadline_at)
                 left = _core.remaining(deadline_at)
                 if left is not None and left <= 0:
                     raise DeadlineExceededError("timed out", grpc.StatusCode.DEADLINE_EXCEEDED)
-                return await fn(stub, left)
+                return await fn(stub, left, metadata)
             except grpc.aio.AioRpcError as rpc_err:
-                err = self._error(rpc_err)
+                err = self._error(rpc_err, addr)
             except UnavailableError as unavailable:
                 err, role = unavailable, None
+            except asyncio.CancelledError:
+                self._raise_if_closed()
+                raise
             delay = attempts.on_error(err, role)
             left = _core.remaining(deadline_at)
             if delay is None or (left is not None and left <= delay):

@@ -11,17 +11,18 @@ from typing import Callable, Literal, TypeVar
 import grpc
 
 from proglog import _core
-from proglog._core import PEM, Attempts, Consistency, Router, Settings
+from proglog._core import PEM, Attempts, Consistency, Metadata, Router, Settings
 from proglog._proto.log.v1 import log_pb2
 from proglog.errors import (
     ClientClosedError,
     DeadlineExceededError,
     OffsetOutOfRangeError,
     ProglogError,
+    TLSError,
     UnavailableError,
     from_rpc_error,
 )
-from proglog.records import Record, Server, Value, _as_record
+from proglog.records import Record, Server, Value, _as_record, _as_records, _check_offset
 
 __all__ = ["Client"]
 
@@ -66,18 +67,22 @@ class Client:
         ca: CA certificates that verify the servers: PEM bytes, or a path (None: system roots).
         cert: the client certificate (PEM bytes or a path); its common name is the identity the
             server's ACL checks.
-        key: the client's private key (PEM bytes or a path).
+        key: the client's private key (PEM bytes or a path), unencrypted. The constructor raises
+            TLSError if ca, cert or key is not what it should be or the key does not match cert;
+            a call whose TLS handshake fails raises TLSError naming the likely cause, unretried.
         server_name: the TLS name to verify servers as, when it differs from their address host.
         timeout: default bound, in seconds, of each call including its retries (None: none).
-            Streams are not bounded.
+            A ``follow=False`` stream may go this long without a record while it retries; a
+            following stream is not bounded.
         retries: how many times a call is retried after a retriable failure (the server is not
-            the leader, unreachable or shutting down, or no leader is elected): 8 by default, 0
-            never, negative until the timeout.
+            the leader, unreachable or shutting down, or no leader is elected). None (default):
+            with backoff until the call's timeout ends, and for a following stream until it is
+            closed; 0 never.
         produce_retries: bounds the retries of a produce after an UNAVAILABLE answer or a broken
             connection, which leave it unknown whether the records were written: retrying them may
             write them twice. None (default) retries those like any failure (at-least-once);
-            0 raises UnavailableError instead (at-most-once). NOT_LEADER redirects, which cannot
-            duplicate, are always retried.
+            0 raises UnavailableError instead (at-most-once). NOT_LEADER redirects and requests
+            never sent (no connection could be made), which cannot duplicate, are always retried.
         backoff: (initial, maximum) delay between retries, in seconds; doubled each retry, jittered.
         consistency: "follower" (default) or "linearizable" (see above).
         discovery_interval: seconds between refreshes of the server list when nothing fails.
@@ -92,7 +97,7 @@ class Client:
         key: PEM | None = None,
         server_name: str | None = None,
         timeout: float | None = 30.0,
-        retries: int = 8,
+        retries: int | None = None,
         produce_retries: int | None = None,
         backoff: tuple[float, float] = (0.05, 1.0),
         consistency: Consistency = "follower",
@@ -101,6 +106,7 @@ class Client:
         self._settings = Settings(timeout, retries, produce_retries, backoff, consistency, discovery_interval)
         self._router = Router(_core.parse_target(target), discovery_interval)
         self._credentials = _core.credentials(ca, cert, key)
+        self._has_cert = cert is not None
         self._options = _core.channel_options(server_name)
         self._channels: dict[str, tuple[grpc.Channel, _Stub]] = {}
         self._lock = threading.Lock()
@@ -139,7 +145,7 @@ class Client:
         taken from it).
         """
         request = log_pb2.ProduceRequest(record=_as_record(value, key, headers)._to_proto())
-        return self._call("produce", timeout, lambda stub, t: stub.produce(request, timeout=t).offset)
+        return self._call("produce", timeout, lambda stub, t, md: stub.produce(request, timeout=t, metadata=md).offset)
 
     def produce_batch(self, values: Iterable[Value], *, timeout: float | None | Literal["default"] = "default") -> range:
         """Appends records atomically at consecutive offsets, and returns those offsets.
@@ -147,13 +153,10 @@ class Client:
         Either every record is written or none is (a retried batch may be written twice as a
         whole; see ``produce_retries``).
         """
-        records = [_as_record(v)._to_proto() for v in values]
-        if not records:
-            raise ValueError("produce_batch needs at least one record")
-        request = log_pb2.ProduceBatchRequest(records=records)
+        request = log_pb2.ProduceBatchRequest(records=[r._to_proto() for r in _as_records(values)])
 
-        def call(stub: _Stub, t: float | None) -> range:
-            resp = stub.produce_batch(request, timeout=t)
+        def call(stub: _Stub, t: float | None, md: Metadata) -> range:
+            resp = stub.produce_batch(request, timeout=t, metadata=md)
             return range(resp.first_offset, resp.first_offset + resp.count)
 
         return self._call("produce", timeout, call)
@@ -161,13 +164,15 @@ class Client:
     def consume(self, offset: int, *, timeout: float | None | Literal["default"] = "default") -> Record:
         """Reads the record at ``offset``; raises OffsetOutOfRangeError (with the log's bounds) if
         there is none."""
-        request = log_pb2.ConsumeRequest(offset=offset, consistency=_CONSISTENCY[self._settings.consistency])
-        return self._call("read", timeout, lambda stub, t: Record._from_proto(stub.consume(request, timeout=t).record))
+        request = log_pb2.ConsumeRequest(offset=_check_offset(offset), consistency=_CONSISTENCY[self._settings.consistency])
+        return self._call("read", timeout, lambda stub, t, md: Record._from_proto(stub.consume(request, timeout=t, metadata=md).record))
 
     def servers(self, *, timeout: float | None | Literal["default"] = "default") -> list[Server]:
         """Lists the cluster's servers, the leader marked."""
         request = log_pb2.GetServersRequest()
-        return self._call("servers", timeout, lambda stub, t: [Server._from_proto(s) for s in stub.get_servers(request, timeout=t).servers])
+        return self._call(
+            "servers", timeout, lambda stub, t, md: [Server._from_proto(s) for s in stub.get_servers(request, timeout=t, metadata=md).servers]
+        )
 
     def stream(self, offset: int = 0, *, follow: bool = True) -> Iterator[Record]:
         """Yields the records from ``offset`` on, in order.
@@ -175,38 +180,46 @@ class Client:
         With ``follow`` (the default) it then waits for new records for ever: stop by breaking out
         of the loop (or closing the generator). With ``follow=False`` it stops at the end of the log
         as it was when the stream started. If the server goes away the stream resumes on another
-        one after the last record yielded, so nothing is skipped or repeated.
+        one after the last record yielded, so nothing is skipped or repeated: a following stream
+        retries until it is closed, one with ``follow=False`` until ``timeout`` passes without a
+        record (with the default ``retries=None``).
         """
+        _check_offset(offset)
         end: int | None = None
         if not follow:
             end = self._log_end()
             if offset >= end:
                 return
+        timeout = None if follow else self._settings.timeout
+        deadline_at = _core.deadline(timeout)
         attempts = Attempts(self._settings, self._router, "stream")
         request = log_pb2.ConsumeRequest(offset=offset)
         while True:
             role: str | None = None
+            addr = ""
             call = None
             try:
-                addr, role, stub = self._pick(attempts)
-                call = stub.consume_stream(request)
+                addr, role, stub = self._pick(attempts, deadline_at)
+                call = stub.consume_stream(request, metadata=_core.call_metadata())
                 for resp in call:
                     record = Record._from_proto(resp.record)
                     attempts.progress()
+                    deadline_at = _core.deadline(timeout)
                     request = log_pb2.ConsumeRequest(offset=record.offset + 1)
                     yield record
                     if end is not None and record.offset + 1 >= end:
                         return
                 raise UnavailableError("the stream ended", grpc.StatusCode.UNAVAILABLE)
             except grpc.RpcError as rpc_err:
-                err = self._error(rpc_err)
+                err = self._error(rpc_err, addr)
             except ProglogError as perr:
                 err = perr
             finally:
                 if call is not None:
                     call.cancel()
             delay = attempts.on_error(err, role)
-            if delay is None:
+            left = _core.remaining(deadline_at)
+            if delay is None or (left is not None and left <= delay):
                 raise err
             time.sleep(delay)
 
@@ -220,10 +233,10 @@ class Client:
             return e.next
         raise ProglogError("a read past the end of the log succeeded")
 
-    def _error(self, err: grpc.RpcError) -> ProglogError:
+    def _error(self, err: grpc.RpcError, addr: str) -> ProglogError:
         if self._closed:
             return ClientClosedError("the client is closed")
-        return from_rpc_error(err)
+        return _core.handshake_error(from_rpc_error(err), addr, self._has_cert)
 
     def _stub(self, addr: str) -> _Stub:
         with self._lock:
@@ -234,22 +247,26 @@ class Client:
                 self._channels[addr] = (channel, _Stub(channel))
             return self._channels[addr][1]
 
-    def _discover(self, prefer: str | None = None) -> None:
+    def _discover(self, deadline_at: float | None, prefer: str | None = None) -> None:
         """Refreshes the router from the first server that answers GetServers."""
         with self._discovery:
             if prefer is None and not self._router.needs_refresh():
                 return  # another thread just did
             errors: list[str] = []
+            tls: TLSError | None = None
             for addr in self._router.candidates(prefer):
                 try:
-                    resp = self._stub(addr).get_servers(log_pb2.GetServersRequest(), timeout=_core.DISCOVERY_TIMEOUT)
+                    resp = self._stub(addr).get_servers(
+                        log_pb2.GetServersRequest(), timeout=_core.discovery_timeout(deadline_at), metadata=_core.call_metadata()
+                    )
                 except grpc.RpcError as rpc_err:
-                    err = self._error(rpc_err)
+                    err = self._error(rpc_err, addr)
                     if isinstance(err, ClientClosedError):
                         raise err from None
                     if _core.discovery_refused(err):
                         self._router.set_static()
                         return
+                    tls = tls or (err if isinstance(err, TLSError) else None)
                     errors.append(f"{addr}: {err}")
                     continue
                 servers = [Server._from_proto(s) for s in resp.servers]
@@ -257,30 +274,39 @@ class Client:
                     self._router.update(servers)
                     return
                 errors.append(f"{addr}: listed no servers")
+            if tls is not None:  # no server answered, and TLS is why for some: say so
+                raise tls
             raise UnavailableError("no server answered: " + "; ".join(errors), grpc.StatusCode.UNAVAILABLE)
 
-    def _pick(self, attempts: Attempts) -> tuple[str, str, _Stub]:
+    def _pick(self, attempts: Attempts, deadline_at: float | None) -> tuple[str, str, _Stub]:
         if self._router.needs_refresh():
-            self._discover()
+            self._discover(deadline_at)
         picked = self._router.pick(attempts.route)
         if picked is None:
             raise _core.no_server(attempts.route)
         addr, role = picked
         return addr, role, self._stub(addr)
 
-    def _call(self, op: Literal["produce", "read", "servers"], timeout: float | None | Literal["default"], fn: Callable[[_Stub, float | None], _T]) -> _T:
+    def _call(
+        self,
+        op: Literal["produce", "read", "servers"],
+        timeout: float | None | Literal["default"],
+        fn: Callable[[_Stub, float | None, Metadata], _T],
+    ) -> _T:
         deadline_at = _core.deadline(self._settings.timeout if timeout == "default" else timeout)
         attempts = Attempts(self._settings, self._router, op)
+        metadata = _core.call_metadata()
         while True:
             role: str | None = None
+            addr = ""
             try:
-                _addr, role, stub = self._pick(attempts)
+                addr, role, stub = self._pick(attempts, deadline_at)
                 left = _core.remaining(deadline_at)
                 if left is not None and left <= 0:
                     raise DeadlineExceededError("timed out", grpc.StatusCode.DEADLINE_EXCEEDED)
-                return fn(stub, left)
+                return fn(stub, left, metadata)
             except grpc.RpcError as rpc_err:
-                err = self._error(rpc_err)
+                err = self._error(rpc_err, addr)
             except UnavailableError as unavailable:  # discovery failed, or no leader yet
                 err, role = unavailable, None
             delay = attempts.on_error(err, role)

@@ -11,6 +11,7 @@ proglog ``google.rpc.ErrorInfo`` detail the server attached, so callers catch wh
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "RecordTooLargeError",
     "PermissionDeniedError",
     "UnauthenticatedError",
+    "TLSError",
     "NotLeaderError",
     "UnavailableError",
     "InvalidArgumentError",
@@ -70,8 +72,9 @@ class OffsetOutOfRangeError(ProglogError):
 class RecordTooLargeError(ProglogError):
     """A record's encoded size exceeds the server's limit; nothing of the request was written.
 
-    ``index`` is the record's position in a batch, -1 for a single record; ``size`` and ``limit``
-    are 0 when the server did not say (a message over gRPC's size limit).
+    ``index`` is the record's position in a batch, -1 for a single record (or a whole request over
+    gRPC's message size limit, when ``size`` and ``limit`` are the request's and the limit's sizes).
+    ``size`` and ``limit`` are 0 only when neither the server nor gRPC said.
     """
 
     def __init__(self, message: str, code: grpc.StatusCode | None, size: int = 0, limit: int = 0, index: int = -1) -> None:
@@ -101,6 +104,20 @@ class PermissionDeniedError(ProglogError):
 
 class UnauthenticatedError(ProglogError):
     """The server saw no verified client certificate."""
+
+
+class TLSError(UnauthenticatedError):
+    """The TLS material is unusable, or the TLS handshake with a server failed; the message names
+    the cause (a CA that did not sign the server's certificate, a client certificate the server
+    refused or did not get, a key that does not match its certificate, ...).
+
+    Raised by the client constructors (``code`` None) for material that cannot work, and by calls
+    whose handshake failed (``code`` the gRPC status the handshake failure came with, UNAVAILABLE).
+    Not retried: the same material fails the same way again.
+    """
+
+    def __str__(self) -> str:
+        return f"TLS: {self.message}"
 
 
 class NotLeaderError(ProglogError):
@@ -152,6 +169,10 @@ def _int(metadata: dict[str, str], key: str, default: int = 0) -> int:
         return default
 
 
+# gRPC's message for a message over a size limit, on either side: "... larger than max (size vs. limit)".
+_TOO_LARGE = re.compile(r"larger than max \((\d+) vs\. (\d+)\)")
+
+
 def from_status(code: grpc.StatusCode, message: str, metadata: Iterable[Any] | None) -> ProglogError:
     """Maps a gRPC status (code, message, trailing metadata) to the matching ProglogError."""
     info = _error_info(metadata)
@@ -163,6 +184,8 @@ def from_status(code: grpc.StatusCode, message: str, metadata: Iterable[Any] | N
             return RecordTooLargeError(message, code, _int(md, "size"), _int(md, "limit"), _int(md, "index", -1))
         if reason == "LOW_DISK_SPACE":
             return LowDiskSpaceError(message, code, _int(md, "free"), _int(md, "required"))
+        if m := _TOO_LARGE.search(message):
+            return RecordTooLargeError(message, code, int(m.group(1)), int(m.group(2)))
         return RecordTooLargeError(message, code)
     if code == grpc.StatusCode.FAILED_PRECONDITION and reason == "NOT_LEADER":
         return NotLeaderError(message, code, md.get("leader_id", ""), md.get("leader_addr", ""))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -21,8 +21,9 @@ class Record:
         value: the payload.
         key: an optional application key; the server does not interpret it.
         headers: optional application (key, value) pairs, kept in order; keys may repeat.
-        timestamp: the record's time (timezone-aware, UTC). Left None when producing, the server
-            sets it to its clock.
+        timestamp: the record's time, timezone-aware (a naive datetime is refused: it names no
+            instant); records read back carry it in UTC. Left None when producing, the server sets
+            it to its clock.
         offset: the record's position, set by the server (ignored when producing).
     """
 
@@ -32,6 +33,18 @@ class Record:
     timestamp: datetime | None = None
     offset: int = 0
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, bytes):
+            raise TypeError(f"Record value must be bytes, not {type(self.value).__name__}")
+        if not isinstance(self.key, bytes):
+            raise TypeError(f"Record key must be bytes, not {type(self.key).__name__}")
+        object.__setattr__(self, "headers", _headers(self.headers))
+        if self.timestamp is not None:
+            if not isinstance(self.timestamp, datetime):
+                raise TypeError(f"Record timestamp must be a datetime, not {type(self.timestamp).__name__}")
+            if self.timestamp.tzinfo is None or self.timestamp.utcoffset() is None:
+                raise ValueError(f"Record timestamp {self.timestamp} is naive: give it a timezone (e.g. tzinfo=timezone.utc)")
+
     def _to_proto(self) -> log_pb2.Record:
         msg = log_pb2.Record(
             value=self.value,
@@ -40,7 +53,7 @@ class Record:
         )
         if self.timestamp is not None:
             ts = timestamp_pb2.Timestamp()
-            ts.FromDatetime(self.timestamp.astimezone(timezone.utc) if self.timestamp.tzinfo else self.timestamp)
+            ts.FromDatetime(self.timestamp.astimezone(timezone.utc))
             msg.timestamp.CopyFrom(ts)
         return msg
 
@@ -60,6 +73,25 @@ class Record:
 Value = Record | bytes | str
 
 
+def _headers(headers: Sequence[tuple[str, bytes]] | None) -> tuple[tuple[str, bytes], ...]:
+    """Checks headers: a sequence of (str, bytes) pairs."""
+    if headers is None:
+        return ()
+    if isinstance(headers, (str, bytes, Mapping)) or not isinstance(headers, Iterable):
+        raise TypeError(f"headers must be a sequence of (str, bytes) pairs, not {type(headers).__name__}")
+    out: list[tuple[str, bytes]] = []
+    for i, pair in enumerate(headers):
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise TypeError(f"headers[{i}] must be a (str, bytes) pair, not {pair!r}")
+        k, v = pair
+        if not isinstance(k, str):
+            raise TypeError(f"headers[{i}] key must be str, not {type(k).__name__}")
+        if not isinstance(v, bytes):
+            raise TypeError(f"headers[{i}] ({k!r}) value must be bytes, not {type(v).__name__}")
+        out.append((k, v))
+    return tuple(out)
+
+
 def _as_record(value: Value, key: bytes | str | None = None, headers: Sequence[tuple[str, bytes]] | None = None) -> Record:
     if isinstance(value, Record):
         if key is not None or headers is not None:
@@ -71,7 +103,28 @@ def _as_record(value: Value, key: bytes | str | None = None, headers: Sequence[t
         raise TypeError(f"a record value must be bytes, str or Record, not {type(value).__name__}")
     if isinstance(key, str):
         key = key.encode()
-    return Record(value=value, key=key or b"", headers=tuple(headers or ()))
+    if key is not None and not isinstance(key, bytes):
+        raise TypeError(f"key must be bytes, str or None, not {type(key).__name__}")
+    return Record(value=value, key=key or b"", headers=_headers(headers))
+
+
+def _as_records(values: Iterable[Value]) -> list[Record]:
+    """The records of a batch: an iterable of values, not a single value."""
+    if isinstance(values, (str, bytes, bytearray, Record)):
+        raise TypeError(f"produce_batch takes an iterable of records (bytes, str or Record), not a single {type(values).__name__}")
+    records = [_as_record(v) for v in values]
+    if not records:
+        raise ValueError("produce_batch needs at least one record")
+    return records
+
+
+def _check_offset(offset: int) -> int:
+    """Checks an offset argument: an int in [0, 2**64)."""
+    if not isinstance(offset, int) or isinstance(offset, bool):
+        raise TypeError(f"offset must be an int, not {type(offset).__name__}")
+    if not 0 <= offset < 2**64:
+        raise ValueError(f"offset must be in [0, 2**64), not {offset}")
+    return offset
 
 
 @dataclass(frozen=True)
