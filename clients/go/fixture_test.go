@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -64,6 +65,28 @@ type node struct {
 	// lagging makes follower reads miss the newest record.
 	lagging atomic.Bool
 	stopped atomic.Bool
+	// gate, when set, holds each append until the gate is opened.
+	gate atomic.Pointer[gate]
+
+	sizesMu sync.Mutex
+	sizes   []int // records per append, in order
+}
+
+func (n *node) batchSizes() []int {
+	n.sizesMu.Lock()
+	defer n.sizesMu.Unlock()
+	return slices.Clone(n.sizes)
+}
+
+// gate holds appends: each one sends on entered, then waits for release
+// to be closed.
+type gate struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newGate() *gate {
+	return &gate{entered: make(chan struct{}, 64), release: make(chan struct{})}
 }
 
 type clusterOpts struct {
@@ -216,6 +239,13 @@ func (n *node) append(ctx context.Context, recs []*logv1.Record) (uint64, error)
 		return 0, n.notLeader()
 	}
 	n.appends.Add(1)
+	n.sizesMu.Lock()
+	n.sizes = append(n.sizes, len(recs))
+	n.sizesMu.Unlock()
+	if g := n.gate.Load(); g != nil {
+		g.entered <- struct{}{}
+		<-g.release
+	}
 	if n.lowDisk.Load() {
 		return 0, &diskspace.LowSpaceError{Dir: "/data", Free: 1, Required: 2}
 	}
