@@ -530,3 +530,20 @@ func TestLowDiskSpace(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Retries go on until the call's deadline, not for a fixed count: a
+// produce that a leader refuses as unavailable twenty times in a row
+// succeeds.
+func TestRetriesFollowTheDeadline(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 2})
+	cl := c.client(client.WithBackoff(time.Millisecond, 5*time.Millisecond))
+	ctx := ctxT(t)
+	l := c.leaderNode()
+	l.unavailable.Store(20) // more than the eight retries of the old budget
+	if off, err := cl.ProduceValue(ctx, []byte("after")); err != nil || off != 0 {
+		t.Fatalf("produce after 20 refusals: %d, %v", off, err)
+	}
+	if n := l.appends.Load(); n != 21 {
+		t.Fatalf("%d attempts, want 21", n)
+	}
+}

@@ -59,6 +59,9 @@ type node struct {
 	// failAfterAppend makes the next append succeed and then fail with
 	// UNAVAILABLE, as a leader that lost leadership after committing does.
 	failAfterAppend atomic.Bool
+	// unavailable makes that many appends fail with UNAVAILABLE before
+	// writing, as a leader that cannot reach a quorum does.
+	unavailable atomic.Int64
 	// lowDisk makes appends fail as on a node below its free-space
 	// watermark.
 	lowDisk atomic.Bool
@@ -245,6 +248,9 @@ func (n *node) append(ctx context.Context, recs []*logv1.Record) (uint64, error)
 	if g := n.gate.Load(); g != nil {
 		g.entered <- struct{}{}
 		<-g.release
+	}
+	if n.unavailable.Add(-1) >= 0 {
+		return 0, status.Error(codes.Unavailable, "the leader cannot reach a quorum")
 	}
 	if n.lowDisk.Load() {
 		return 0, &diskspace.LowSpaceError{Dir: "/data", Free: 1, Required: 2}
