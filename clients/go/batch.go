@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -60,42 +61,49 @@ func failedFuture(err error) *ProduceFuture {
 
 // batcher coalesces ProduceAsync (and, with batching on, Produce) records
 // into ProduceBatch requests. One goroutine, started by the first record
-// and ended by Close, sends one batch at a time: the records queued while a
-// batch is in flight form the next one, so batches grow with the load and a
-// lone record is sent at once (after the linger, if any).
+// and ended by Close, takes batches off the queue and starts a sender
+// goroutine for each, up to maxInFlight at a time: the records queued while
+// that many are in flight form the next batch, so batches grow with the
+// load and a lone record is sent at once (after the linger, if any).
 type batcher struct {
-	c          *Client
-	maxRecords int
-	maxBytes   int
-	linger     time.Duration
+	c           *Client
+	maxRecords  int
+	maxBytes    int
+	maxInFlight int
+	linger      time.Duration
 
-	wake  chan struct{} // a record was queued (capacity 1)
-	flush chan struct{} // Flush cuts the linger short (capacity 1)
-	stop  chan struct{} // closed by Close
-	done  chan struct{} // closed when the sender ends
+	wake  chan struct{}  // a record was queued (capacity 1)
+	flush chan struct{}  // Flush cuts the linger short (capacity 1)
+	stop  chan struct{}  // closed by Close
+	done  chan struct{}  // closed when the loop and the senders end
+	slots chan struct{}  // one value per batch in flight
+	wg    sync.WaitGroup // senders
 
 	mu       sync.Mutex // never held while sending or completing futures
 	queue    []*ProduceFuture
-	queued   int // bytes in queue
-	inflight []*ProduceFuture
+	queued   int                                 // bytes in queue
+	inflight map[*ProduceFuture][]*ProduceFuture // by first record
 	started  bool
 	closed   bool
 }
 
 func newBatcher(c *Client) *batcher {
 	b := &batcher{
-		c:          c,
-		maxRecords: c.cfg.maxBatchRecords,
-		maxBytes:   c.cfg.maxBatchBytes,
-		linger:     c.cfg.linger,
-		wake:       make(chan struct{}, 1),
-		flush:      make(chan struct{}, 1),
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
+		c:           c,
+		maxRecords:  c.cfg.maxBatchRecords,
+		maxBytes:    c.cfg.maxBatchBytes,
+		maxInFlight: c.cfg.maxInFlight,
+		linger:      c.cfg.linger,
+		inflight:    map[*ProduceFuture][]*ProduceFuture{},
+		wake:        make(chan struct{}, 1),
+		flush:       make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 	if !c.cfg.batching {
 		b.maxRecords = 1
 	}
+	b.slots = make(chan struct{}, b.maxInFlight)
 	return b
 }
 
@@ -138,9 +146,10 @@ func (b *batcher) add(ctx context.Context, rec *logv1.Record) *ProduceFuture {
 	return f
 }
 
-// run is the sender goroutine.
+// run is the batcher's loop.
 func (b *batcher) run() {
 	defer close(b.done)
+	defer b.wg.Wait()
 	for {
 		select {
 		case <-b.stop:
@@ -160,8 +169,24 @@ func (b *batcher) run() {
 			}
 			t.Stop()
 		}
-		for batch := b.take(); len(batch) > 0; batch = b.take() {
-			b.send(batch)
+		for {
+			select {
+			case <-b.stop:
+				b.failQueued()
+				return
+			case b.slots <- struct{}{}:
+			}
+			batch := b.take()
+			if len(batch) == 0 {
+				<-b.slots
+				break
+			}
+			b.wg.Add(1)
+			go func() {
+				defer b.wg.Done()
+				b.send(batch)
+				<-b.slots
+			}()
 		}
 	}
 }
@@ -197,7 +222,9 @@ func (b *batcher) take() []*ProduceFuture {
 	if len(b.queue) == 0 {
 		b.queue = nil // let the backing array go
 	}
-	b.inflight = batch
+	if len(batch) > 0 {
+		b.inflight[batch[0]] = batch
+	}
 	b.mu.Unlock()
 	for _, f := range dropped {
 		f.complete(0, f.ctx.Err())
@@ -209,6 +236,11 @@ func (b *batcher) take() []*ProduceFuture {
 // refuses as too large fails alone and the rest is sent again; any other
 // error fails every record of the batch.
 func (b *batcher) send(batch []*ProduceFuture) {
+	defer func(key *ProduceFuture) {
+		b.mu.Lock()
+		delete(b.inflight, key)
+		b.mu.Unlock()
+	}(batch[0])
 	ctx, cancel := b.batchContext(batch)
 	defer cancel()
 	for len(batch) > 0 {
@@ -232,9 +264,6 @@ func (b *batcher) send(batch []*ProduceFuture) {
 		}
 		break
 	}
-	b.mu.Lock()
-	b.inflight = nil
-	b.mu.Unlock()
 }
 
 // batchContext bounds a batch by the latest deadline of its records (none
@@ -268,8 +297,11 @@ func (b *batcher) failQueued() {
 func (b *batcher) pending() []*ProduceFuture {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make([]*ProduceFuture, 0, len(b.inflight)+len(b.queue))
-	return append(append(out, b.inflight...), b.queue...)
+	out := slices.Clone(b.queue)
+	for _, batch := range b.inflight {
+		out = append(out, batch...)
+	}
+	return out
 }
 
 // close stops the sender (the caller has closed the connection, so a batch

@@ -40,10 +40,10 @@ func open(c *cluster, g *gate) {
 }
 
 // Records queued while a batch is in flight go out together in the next
-// request, each with its own offset, in call order.
+// request, each with its own offset, in call order (one batch in flight).
 func TestProduceAsyncCoalesces(t *testing.T) {
 	c := newCluster(t, clusterOpts{nodes: 2})
-	cl := c.client()
+	cl := c.client(client.WithMaxInFlight(1))
 	ctx := ctxT(t)
 	first, g := holdFirst(t, c, cl)
 
@@ -66,6 +66,34 @@ func TestProduceAsyncCoalesces(t *testing.T) {
 	rec, err := cl.Consume(ctx, 50)
 	if err != nil || string(rec.Value) != "r49" {
 		t.Fatalf("Consume(50) = %v, %v", rec, err)
+	}
+}
+
+// WithMaxInFlight(n) lets n batches be in flight at once; records queue
+// behind them.
+func TestMaxInFlight(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 2})
+	cl := c.client(client.WithMaxInFlight(2))
+	ctx := ctxT(t)
+	first, g := holdFirst(t, c, cl)
+	second := cl.ProduceAsync(ctx, &client.Record{Value: []byte("second")})
+	<-g.entered // the second batch is in flight beside the first
+	var queued []*client.ProduceFuture
+	for range 5 {
+		queued = append(queued, cl.ProduceAsync(ctx, &client.Record{Value: []byte("queued")}))
+	}
+	open(c, g)
+	for _, f := range append([]*client.ProduceFuture{first, second}, queued...) {
+		if _, err := f.Result(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := c.leaderNode().batchSizes()
+	if len(got) < 3 || got[0] != 1 || got[1] != 1 {
+		t.Fatalf("records per request %v, want two single records, then the queued ones", got)
+	}
+	if c.storage.NextOffset() != 7 {
+		t.Fatalf("next offset %d, want 7", c.storage.NextOffset())
 	}
 }
 
@@ -103,7 +131,7 @@ func TestBatchLimits(t *testing.T) {
 	ctx := ctxT(t)
 
 	t.Run("records", func(t *testing.T) {
-		cl := c.client(client.WithMaxBatchRecords(10))
+		cl := c.client(client.WithMaxBatchRecords(10), client.WithMaxInFlight(1))
 		before := len(c.leaderNode().batchSizes())
 		_, g := holdFirst(t, c, cl)
 		var fs []*client.ProduceFuture
@@ -125,7 +153,7 @@ func TestBatchLimits(t *testing.T) {
 	})
 	t.Run("bytes", func(t *testing.T) {
 		// Each 100-byte value takes a few bytes more in the request.
-		cl := c.client(client.WithMaxBatchBytes(350))
+		cl := c.client(client.WithMaxBatchBytes(350), client.WithMaxInFlight(1))
 		before := len(c.leaderNode().batchSizes())
 		_, g := holdFirst(t, c, cl)
 		var fs []*client.ProduceFuture
@@ -149,7 +177,7 @@ func TestBatchLimits(t *testing.T) {
 // batch are written.
 func TestBatchRecordTooLargeFailsAlone(t *testing.T) {
 	c := newCluster(t, clusterOpts{nodes: 2, server: func(cfg *server.Config) { cfg.MaxRecordBytes = 1024 }})
-	cl := c.client()
+	cl := c.client(client.WithMaxInFlight(1))
 	ctx := ctxT(t)
 	_, g := holdFirst(t, c, cl)
 	a := cl.ProduceAsync(ctx, &client.Record{Value: []byte("a")})
@@ -170,7 +198,7 @@ func TestBatchRecordTooLargeFailsAlone(t *testing.T) {
 // A failure of the request fails every record of it.
 func TestBatchErrorGoesToEveryRecord(t *testing.T) {
 	c := newCluster(t, clusterOpts{nodes: 2})
-	cl := c.client()
+	cl := c.client(client.WithMaxInFlight(1))
 	ctx := ctxT(t)
 	first, g := holdFirst(t, c, cl)
 	c.leaderNode().lowDisk.Store(true)
@@ -192,7 +220,7 @@ func TestBatchErrorGoesToEveryRecord(t *testing.T) {
 // A record whose context ends while it is queued is not sent.
 func TestProduceAsyncCancelledWhileQueued(t *testing.T) {
 	c := newCluster(t, clusterOpts{nodes: 2})
-	cl := c.client()
+	cl := c.client(client.WithMaxInFlight(1))
 	ctx := ctxT(t)
 	_, g := holdFirst(t, c, cl)
 	cctx, cancel := context.WithCancel(ctx)
@@ -308,6 +336,7 @@ func TestBatchOptionsValidated(t *testing.T) {
 		"bytes 0":       client.WithMaxBatchBytes(0),
 		"linger":        client.WithLinger(-time.Second),
 		"message 0":     client.WithMaxMessageBytes(0),
+		"in flight 0":   client.WithMaxInFlight(0),
 	} {
 		if _, err := client.New(ctx, "127.0.0.1:1", opt); err == nil {
 			t.Errorf("%s accepted", name)

@@ -76,6 +76,8 @@ const (
 	// records of one ProduceBatch (go/server DefaultMaxBatchRecords);
 	// WithMaxBatchRecords may not exceed it.
 	ServerMaxBatchRecords = 10_000
+	// DefaultMaxInFlight is how many batches may be in flight at once.
+	DefaultMaxInFlight = 4
 )
 
 // An Option configures New.
@@ -98,6 +100,7 @@ type config struct {
 	maxBatchRecords   int
 	maxBatchBytes     int
 	maxMessageBytes   int
+	maxInFlight       int
 	err               error
 }
 
@@ -116,6 +119,7 @@ func defaultConfig() config {
 		maxBatchRecords:   DefaultMaxBatchRecords,
 		maxBatchBytes:     DefaultMaxBatchBytes,
 		maxMessageBytes:   DefaultMaxMessageBytes,
+		maxInFlight:       DefaultMaxInFlight,
 	}
 }
 
@@ -358,5 +362,21 @@ func WithMaxMessageBytes(n int) Option {
 			return
 		}
 		c.maxMessageBytes = n
+	}
+}
+
+// WithMaxInFlight bounds the batches of Produce and ProduceAsync records in
+// flight at once (default 4); records queue up while that many are. With
+// more than one, records of different batches may be written in another
+// order than they were queued in; WithMaxInFlight(1) writes the
+// ProduceAsync records of one goroutine in call order, at the cost of
+// throughput.
+func WithMaxInFlight(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail(fmt.Errorf("proglog: WithMaxInFlight(%d): must be positive", n))
+			return
+		}
+		c.maxInFlight = n
 	}
 }
