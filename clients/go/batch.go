@@ -23,6 +23,7 @@ type ProduceFuture struct {
 	size     int // encoded size inside a ProduceBatchRequest
 	ctx      context.Context
 	deadline time.Time // zero: none
+	queuedAt time.Time
 	done     chan struct{}
 	off      uint64
 	err      error
@@ -121,7 +122,7 @@ func (b *batcher) add(ctx context.Context, rec *logv1.Record) *ProduceFuture {
 	if size > b.c.cfg.maxMessageBytes {
 		return failedFuture(newTooLargeError(size, b.c.cfg.maxMessageBytes, -1, false))
 	}
-	f := &ProduceFuture{rec: rec, size: size, ctx: ctx, done: make(chan struct{})}
+	f := &ProduceFuture{rec: rec, size: size, ctx: ctx, done: make(chan struct{}), queuedAt: time.Now()}
 	if d, ok := ctx.Deadline(); ok {
 		f.deadline = d
 	} else if b.c.cfg.callTimeout > 0 {
@@ -157,24 +158,17 @@ func (b *batcher) run() {
 			return
 		case <-b.wake:
 		}
-		if b.linger > 0 && !b.full() {
-			t := time.NewTimer(b.linger)
-			select {
-			case <-b.stop:
-				t.Stop()
-				b.failQueued()
-				return
-			case <-b.flush:
-			case <-t.C:
-			}
-			t.Stop()
-		}
 		for {
 			select {
 			case <-b.stop:
 				b.failQueued()
 				return
 			case b.slots <- struct{}{}:
+			}
+			if !b.waitLinger() {
+				<-b.slots
+				b.failQueued()
+				return
 			}
 			batch := b.take()
 			if len(batch) == 0 {
@@ -191,10 +185,37 @@ func (b *batcher) run() {
 	}
 }
 
-func (b *batcher) full() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.queue) >= b.maxRecords || b.queued >= b.maxBytes
+// waitLinger waits until the oldest queued record has waited the linger,
+// the queue holds a full batch, or Flush is called. It returns false if the
+// batcher is stopped.
+func (b *batcher) waitLinger() bool {
+	if b.linger <= 0 {
+		return true
+	}
+	for {
+		b.mu.Lock()
+		if len(b.queue) == 0 || len(b.queue) >= b.maxRecords || b.queued >= b.maxBytes {
+			b.mu.Unlock()
+			return true
+		}
+		d := time.Until(b.queue[0].queuedAt.Add(b.linger))
+		b.mu.Unlock()
+		if d <= 0 {
+			return true
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-b.stop:
+			t.Stop()
+			return false
+		case <-b.flush:
+			t.Stop()
+			return true
+		case <-b.wake: // more records: full yet?
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }
 
 // take moves the next batch from the queue to inflight: the oldest records
