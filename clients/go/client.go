@@ -40,8 +40,13 @@ type Client struct {
 // "host:port", a comma-separated list of them, or the same with the
 // "proglog://" prefix; one reachable server suffices, the others are
 // discovered. New returns once a server has answered, or fails after the
-// dial timeout (WithDialTimeout) or when ctx ends, with the last error seen
-// (a TLS failure, say), matching ErrUnavailable.
+// dial timeout (WithDialTimeout) or when ctx ends, with the last error seen,
+// matching ErrUnavailable. A TLS mistake fails New at once, with an error
+// matching ErrTLS that names it: a server certificate the CA does not
+// verify (the wrong CA file), or a client certificate the servers refuse
+// (none, or one signed by another CA). A client key pair that does not
+// match, or a client certificate outside its validity period, fails New
+// before any connection.
 //
 // Without TLS options the client verifies servers against the system roots
 // and presents no certificate; proglog servers normally require one
@@ -79,6 +84,17 @@ func New(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	conn.Connect()
 	wctx, cancel := context.WithTimeout(ctx, cfg.dialTimeout)
 	defer cancel()
+	select {
+	case <-rb.resolved:
+	case <-rb.failed:
+		// The seeds did not answer: tell a TLS mistake from servers that
+		// are down or still starting, and fail at once for the former.
+		if err := diagnoseTLS(wctx, seeds, tlsCfg); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	case <-wctx.Done():
+	}
 	if err := rb.waitResolved(wctx); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("%w: no server of %s answered: %w", ErrUnavailable, target, err)

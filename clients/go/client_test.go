@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,11 +189,6 @@ func TestTypedErrors(t *testing.T) {
 		for _, err := range nobody.Records(ctx, 0) {
 			mustErr(t, err, client.ErrPermissionDenied)
 		}
-	})
-	t.Run("unknown CA", func(t *testing.T) {
-		other := newCluster(t, clusterOpts{})
-		_, err := client.New(ctx, c.target(), other.tls("root"), client.WithDialTimeout(300*time.Millisecond))
-		mustErr(t, err, client.ErrUnavailable)
 	})
 	t.Run("deadline", func(t *testing.T) {
 		dctx, cancel := context.WithCancel(ctx)
@@ -546,4 +543,50 @@ func TestRetriesFollowTheDeadline(t *testing.T) {
 	if n := l.appends.Load(); n != 21 {
 		t.Fatalf("%d attempts, want 21", n)
 	}
+}
+
+// TLS mistakes fail New at once with ErrTLS naming the problem, instead of
+// ErrUnavailable after the dial timeout.
+func TestTLSMistakesFailFast(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	other := newCluster(t, clusterOpts{})
+	for _, tc := range []struct {
+		name, want string
+		opt        client.Option
+	}{
+		{"wrong CA", "is not trusted", other.tls("root")},
+		{"no client certificate", "without a client certificate", client.WithTLSFiles(c.certs.CACert, "", "")},
+		{"client certificate of another CA", "refused the client certificate", client.WithTLSFiles(c.certs.CACert, other.certs.ClientCert("root"), other.certs.ClientKey("root"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The dial timeout is far away: only the diagnosis ends New
+			// before ctx.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err := client.New(ctx, c.target(), tc.opt, client.WithDialTimeout(time.Hour))
+			mustErr(t, err, client.ErrTLS)
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), c.nodes[0].addr) {
+				t.Fatalf("error %q does not say %q about %s", err, tc.want, c.nodes[0].addr)
+			}
+		})
+	}
+	t.Run("mismatched key", func(t *testing.T) {
+		_, err := client.New(ctxT(t), c.target(), client.WithTLSFiles(c.certs.CACert, c.certs.ClientCert("root"), c.certs.ClientKey("nobody")))
+		if err == nil || !strings.Contains(err.Error(), "does not match") {
+			t.Fatalf("mismatched key pair: %v", err)
+		}
+	})
+	// A server that is down is not a TLS mistake: New waits for it.
+	t.Run("server down", func(t *testing.T) {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := lis.Addr().String()
+		lis.Close()
+		_, err = client.New(ctxT(t), addr, c.tls("root"), client.WithDialTimeout(200*time.Millisecond))
+		if !errors.Is(err, client.ErrUnavailable) || errors.Is(err, client.ErrTLS) {
+			t.Fatalf("unreachable server: %v", err)
+		}
+	})
 }

@@ -47,6 +47,11 @@ var (
 	ErrDataLoss = errors.New("proglog: data loss on the server")
 	// ErrInternal: the server failed; details are in its log, not here.
 	ErrInternal = errors.New("proglog: internal server error")
+	// ErrTLS: New found a TLS mistake: the servers' certificates are not
+	// signed by the CA the client trusts, or the servers refused the
+	// client's certificate (missing, or signed by a CA they do not trust).
+	// The error names the server and the problem.
+	ErrTLS = errors.New("proglog: TLS handshake failed")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("proglog: client closed")
 )

@@ -187,6 +187,9 @@ func loadTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("proglog: load client key pair %s, %s: %w", certFile, keyFile, err)
 		}
+		if now := time.Now(); pair.Leaf != nil && (now.Before(pair.Leaf.NotBefore) || now.After(pair.Leaf.NotAfter)) {
+			return nil, fmt.Errorf("proglog: client certificate %s is valid from %v to %v, not now", certFile, pair.Leaf.NotBefore, pair.Leaf.NotAfter)
+		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}
 	return cfg, nil
