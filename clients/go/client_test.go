@@ -590,3 +590,57 @@ func TestTLSMistakesFailFast(t *testing.T) {
 		}
 	})
 }
+
+// A request over the message limit reports the real sizes: the server's
+// limit when it refuses it, the client's (WithMaxMessageBytes) before
+// sending; where the client batches, it splits batches to fit.
+func TestMessageLimit(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 2, server: func(cfg *server.Config) {
+		cfg.MaxRecordBytes = 1024
+		cfg.MaxRecvMsgBytes = 4096
+	}})
+	ctx := ctxT(t)
+	batch := make([]*client.Record, 10)
+	for i := range batch {
+		batch[i] = &client.Record{Value: make([]byte, 1000)}
+	}
+
+	// The server refuses it.
+	cl := c.client()
+	_, err := cl.ProduceBatch(ctx, batch)
+	var tl *client.RecordTooLargeError
+	if !errors.As(err, &tl) || !tl.Request || tl.Limit != 4096 || tl.Size < 10_000 || status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("batch over the server's message limit: %v (%+v)", err, tl)
+	}
+
+	// The client refuses it before sending.
+	limited := c.client(client.WithMaxMessageBytes(4096))
+	before := c.leaderNode().appends.Load()
+	_, err = limited.ProduceBatch(ctx, batch)
+	if !errors.As(err, &tl) || !tl.Request || tl.Limit != 4096 || tl.Size < 10_000 || status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("batch over the client's message limit: %v (%+v)", err, tl)
+	}
+	_, err = limited.ProduceValue(ctx, make([]byte, 5000))
+	if !errors.As(err, &tl) || tl.Request || tl.Index != -1 || tl.Limit != 4096 || tl.Size < 5000 {
+		t.Fatalf("record over the client's message limit: %v (%+v)", err, tl)
+	}
+	if n := c.leaderNode().appends.Load(); n != before {
+		t.Fatalf("%d requests sent, want none", n-before)
+	}
+
+	// Coalesced records are split into requests that fit.
+	_, g := holdFirst(t, c, limited)
+	var fs []*client.ProduceFuture
+	for _, r := range batch {
+		fs = append(fs, limited.ProduceAsync(ctx, r))
+	}
+	open(c, g)
+	for _, f := range fs {
+		if _, err := f.Result(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := c.leaderNode().batchSizes(); !slices.Equal(got[len(got)-4:], []int{1, 4, 4, 2}) {
+		t.Fatalf("records per request %v, want ... 1 4 4 2", got)
+	}
+}

@@ -117,7 +117,7 @@ func defaultConfig() config {
 		logger:            slog.New(slog.DiscardHandler),
 		batching:          true,
 		maxBatchRecords:   DefaultMaxBatchRecords,
-		maxBatchBytes:     DefaultMaxBatchBytes,
+		maxBatchBytes:     0, // DefaultMaxBatchBytes, or the message limit if lower
 		maxMessageBytes:   DefaultMaxMessageBytes,
 		maxInFlight:       DefaultMaxInFlight,
 	}
@@ -127,6 +127,9 @@ func defaultConfig() config {
 func (c *config) validate() error {
 	if c.err != nil {
 		return c.err
+	}
+	if c.maxBatchBytes == 0 {
+		c.maxBatchBytes = min(DefaultMaxBatchBytes, c.maxMessageBytes)
 	}
 	if c.maxBatchBytes > c.maxMessageBytes {
 		return fmt.Errorf("proglog: WithMaxBatchBytes(%d): must be at most the message limit, %d (WithMaxMessageBytes)", c.maxBatchBytes, c.maxMessageBytes)
@@ -341,7 +344,8 @@ func WithMaxBatchRecords(n int) Option {
 }
 
 // WithMaxBatchBytes bounds the encoded bytes of one such batch (default
-// 1 MiB); a record larger than it is sent alone. It may not exceed the
+// 1 MiB, or the message limit if lower); a record larger than it is sent
+// alone. It may not exceed the
 // message limit (WithMaxMessageBytes).
 func WithMaxBatchBytes(n int) Option {
 	return func(c *config) {
