@@ -219,11 +219,12 @@ const (
 	opRead       // Consume
 	opStream     // Records
 	opServers
+	opBounds // Records' StopAtEnd: the leader's next offset
 )
 
 func (c *Client) routeFor(o op) route {
 	switch o {
-	case opProduce:
+	case opProduce, opBounds:
 		return routeLeader
 	case opRead:
 		if c.cfg.consistency == ReadLinearizable {

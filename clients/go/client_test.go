@@ -644,3 +644,36 @@ func TestMessageLimit(t *testing.T) {
 		t.Fatalf("records per request %v, want ... 1 4 4 2", got)
 	}
 }
+
+// StopAtEnd ends Records after the records the log held when it was
+// called, without an error.
+func TestRecordsStopAtEnd(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 2})
+	cl := c.client()
+	ctx := ctxT(t)
+	collect := func(from uint64) []string {
+		t.Helper()
+		var got []string
+		for rec, err := range cl.Records(ctx, from, client.StopAtEnd()) {
+			if err != nil {
+				t.Fatalf("Records(%d, StopAtEnd): %v", from, err)
+			}
+			got = append(got, string(rec.Value))
+		}
+		return got
+	}
+	if got := collect(0); len(got) != 0 {
+		t.Fatalf("empty log: %q", got)
+	}
+	for i := range 5 {
+		if _, err := cl.ProduceValue(ctx, fmt.Appendf(nil, "r%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := collect(2), []string{"r2", "r3", "r4"}; !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if got := collect(5); len(got) != 0 {
+		t.Fatalf("from the end: %q", got)
+	}
+}
