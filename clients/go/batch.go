@@ -75,6 +75,7 @@ type batcher struct {
 
 	wake  chan struct{}  // a record was queued (capacity 1)
 	flush chan struct{}  // Flush cuts the linger short (capacity 1)
+	room  chan struct{}  // records left the queue (capacity 1)
 	stop  chan struct{}  // closed by Close
 	done  chan struct{}  // closed when the loop and the senders end
 	slots chan struct{}  // one value per batch in flight
@@ -98,6 +99,7 @@ func newBatcher(c *Client) *batcher {
 		inflight:    map[*ProduceFuture][]*ProduceFuture{},
 		wake:        make(chan struct{}, 1),
 		flush:       make(chan struct{}, 1),
+		room:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
@@ -129,6 +131,17 @@ func (b *batcher) add(ctx context.Context, rec *logv1.Record) *ProduceFuture {
 		f.deadline = time.Now().Add(b.c.cfg.callTimeout)
 	}
 	b.mu.Lock()
+	for !b.closed && len(b.queue) > 0 && b.queued+size > b.c.cfg.maxQueuedBytes {
+		// Full: wait for the sender to take records, as a bound on memory.
+		b.mu.Unlock()
+		select {
+		case <-b.room:
+		case <-b.stop:
+		case <-ctx.Done():
+			return failedFuture(ctx.Err())
+		}
+		b.mu.Lock()
+	}
 	if b.closed {
 		b.mu.Unlock()
 		return failedFuture(ErrClosed)
@@ -250,6 +263,10 @@ func (b *batcher) take() []*ProduceFuture {
 	for _, f := range dropped {
 		f.complete(0, f.ctx.Err())
 	}
+	select {
+	case b.room <- struct{}{}:
+	default:
+	}
 	return batch
 }
 
@@ -350,8 +367,10 @@ func newTooLargeError(size, limit, index int, request bool) *RecordTooLargeError
 	return &RecordTooLargeError{Size: size, Limit: limit, Index: index, Request: request, st: st}
 }
 
-// ProduceAsync queues rec for producing and returns at once; the future
-// gives its offset or error. Records queued while a batch is in flight are
+// ProduceAsync queues rec for producing and returns; the future gives its
+// offset or error. It returns at once unless WithMaxQueuedBytes of records
+// are already queued: then it waits for room (or for ctx to end, returning
+// a future failed with ctx's error). Records queued while a batch is in flight are
 // sent together in the next ProduceBatch (see WithMaxBatchRecords,
 // WithMaxBatchBytes, WithLinger), one batch at a time, so the records of
 // one goroutine's ProduceAsync calls get increasing offsets in call order.

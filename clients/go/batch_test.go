@@ -337,6 +337,7 @@ func TestBatchOptionsValidated(t *testing.T) {
 		"linger":        client.WithLinger(-time.Second),
 		"message 0":     client.WithMaxMessageBytes(0),
 		"in flight 0":   client.WithMaxInFlight(0),
+		"queued 0":      client.WithMaxQueuedBytes(0),
 	} {
 		if _, err := client.New(ctx, "127.0.0.1:1", opt); err == nil {
 			t.Errorf("%s accepted", name)
@@ -346,4 +347,58 @@ func TestBatchOptionsValidated(t *testing.T) {
 	if err == nil {
 		t.Error("batch bytes over the message limit accepted")
 	}
+}
+
+// WithMaxQueuedBytes bounds the queue: ProduceAsync waits for room, until
+// its context ends.
+func TestQueueBounded(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 2})
+	cl := c.client(client.WithMaxQueuedBytes(250))
+	ctx := ctxT(t)
+	_, g := holdFirst(t, c, cl)
+	var fs []*client.ProduceFuture
+	for range 2 { // about 104 bytes each: two fit
+		fs = append(fs, cl.ProduceAsync(ctx, &client.Record{Value: make([]byte, 100)}))
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	wctx := &watchedCtx{Context: cctx, waiting: make(chan struct{})}
+	returned := make(chan *client.ProduceFuture, 1)
+	go func() { returned <- cl.ProduceAsync(wctx, &client.Record{Value: make([]byte, 100)}) }()
+	var f *client.ProduceFuture
+	select {
+	case <-wctx.waiting: // ProduceAsync waits on its context: cancel it
+		cancel()
+		f = <-returned
+	case f = <-returned:
+		cancel()
+	}
+	select {
+	case <-f.Done(): // refused for want of room, not queued behind the held request
+	default:
+		t.Fatal("ProduceAsync queued a record beyond WithMaxQueuedBytes")
+	}
+	if _, err := f.Result(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ProduceAsync on a full queue: %v", err)
+	}
+	// Once the queue drains there is room again.
+	open(c, g)
+	fs = append(fs, cl.ProduceAsync(ctx, &client.Record{Value: make([]byte, 100)}))
+	for _, f := range fs {
+		if _, err := f.Result(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// watchedCtx closes waiting when Done is first called: when a call starts
+// waiting on the context.
+type watchedCtx struct {
+	context.Context
+	waiting chan struct{}
+	once    sync.Once
+}
+
+func (w *watchedCtx) Done() <-chan struct{} {
+	w.once.Do(func() { close(w.waiting) })
+	return w.Context.Done()
 }

@@ -25,6 +25,8 @@
 // for every record queued before it. With one request in flight, the
 // ProduceAsync records of one goroutine are written in call order.
 // WithBatching(false) sends each Produce as its own request, concurrently.
+// The records waiting to be sent are bounded by WithMaxQueuedBytes
+// (default 32 MiB): beyond it ProduceAsync and Produce wait for room.
 //
 // Each record gets its own offset or error. A request that fails fails
 // every record in it with the same error (retried first as described

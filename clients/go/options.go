@@ -76,6 +76,8 @@ const (
 	// records of one ProduceBatch (go/server DefaultMaxBatchRecords);
 	// WithMaxBatchRecords may not exceed it.
 	ServerMaxBatchRecords = 10_000
+	// DefaultMaxQueuedBytes bounds the records waiting to be sent.
+	DefaultMaxQueuedBytes = 32 << 20
 	// DefaultMaxInFlight is how many batches may be in flight at once.
 	DefaultMaxInFlight = 1
 )
@@ -101,6 +103,7 @@ type config struct {
 	maxBatchBytes     int
 	maxMessageBytes   int
 	maxInFlight       int
+	maxQueuedBytes    int
 	err               error
 }
 
@@ -120,6 +123,7 @@ func defaultConfig() config {
 		maxBatchBytes:     0, // DefaultMaxBatchBytes, or the message limit if lower
 		maxMessageBytes:   DefaultMaxMessageBytes,
 		maxInFlight:       DefaultMaxInFlight,
+		maxQueuedBytes:    DefaultMaxQueuedBytes,
 	}
 }
 
@@ -310,7 +314,7 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 
 // WithBatching turns the coalescing of concurrent Produce calls on (the
 // default) or off. Off, each Produce is its own Produce request, sent at
-// once, and ProduceAsync sends its records one per request, in order.
+// once, and ProduceAsync sends its records one per request.
 func WithBatching(on bool) Option {
 	return func(c *config) { c.batching = on }
 }
@@ -385,5 +389,18 @@ func WithMaxInFlight(n int) Option {
 			return
 		}
 		c.maxInFlight = n
+	}
+}
+
+// WithMaxQueuedBytes bounds the encoded bytes of the records queued and
+// not yet sent (default 32 MiB): ProduceAsync and Produce wait for room
+// beyond it. A record larger than the bound is still queued alone.
+func WithMaxQueuedBytes(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail(fmt.Errorf("proglog: WithMaxQueuedBytes(%d): must be positive", n))
+			return
+		}
+		c.maxQueuedBytes = n
 	}
 }
