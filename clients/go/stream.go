@@ -26,8 +26,9 @@ import (
 // cannot fix — an *OffsetOutOfRangeError when from is below the oldest
 // retained record, ErrPermissionDenied, ... When a server goes away, loses
 // leadership or shuts down, the stream resumes on another server after the
-// last record yielded, so no record is skipped or repeated; WithRetries
-// bounds the reconnections made without receiving a record in between.
+// last record yielded, so no record is skipped or repeated; by default it
+// keeps trying until ctx ends, and WithRetries(n) bounds the reconnections
+// made without receiving a record in between.
 // Streams go round-robin to the followers (the leader when there are
 // none): every server streams the records it has committed, so a stream
 // never yields an uncommitted record, and may run slightly behind the
