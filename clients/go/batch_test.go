@@ -98,7 +98,7 @@ func TestMaxInFlight(t *testing.T) {
 }
 
 // Concurrent Produce calls through the batcher each get their own offset.
-func TestConcurrentProduceShareRequests(t *testing.T) {
+func TestConcurrentProduceOwnOffsets(t *testing.T) {
 	c := newCluster(t, clusterOpts{nodes: 2})
 	cl := c.client()
 	ctx := ctxT(t)
