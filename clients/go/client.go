@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -23,11 +24,12 @@ import (
 // Client is a connection to a proglog cluster. It is safe for concurrent
 // use; create one per cluster and share it.
 type Client struct {
-	cfg    config
-	target string
-	conn   *grpc.ClientConn
-	log    logv1.LogClient
-	rb     *resolverBuilder
+	cfg     config
+	target  string
+	conn    *grpc.ClientConn
+	log     logv1.LogClient
+	rb      *resolverBuilder
+	batcher *batcher
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -38,8 +40,13 @@ type Client struct {
 // "host:port", a comma-separated list of them, or the same with the
 // "proglog://" prefix; one reachable server suffices, the others are
 // discovered. New returns once a server has answered, or fails after the
-// dial timeout (WithDialTimeout) or when ctx ends, with the last error seen
-// (a TLS failure, say), matching ErrUnavailable.
+// dial timeout (WithDialTimeout) or when ctx ends, with the last error seen,
+// matching ErrUnavailable. A TLS mistake fails New at once, with an error
+// matching ErrTLS that names it: a server certificate the CA does not
+// verify (the wrong CA file), or a client certificate the servers refuse
+// (none, or one signed by another CA). A client key pair that does not
+// match, or a client certificate outside its validity period, fails New
+// before any connection.
 //
 // Without TLS options the client verifies servers against the system roots
 // and presents no certificate; proglog servers normally require one
@@ -49,8 +56,8 @@ func New(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.err != nil {
-		return nil, cfg.err
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	seeds, err := ParseTarget(target)
 	if err != nil {
@@ -77,31 +84,56 @@ func New(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	conn.Connect()
 	wctx, cancel := context.WithTimeout(ctx, cfg.dialTimeout)
 	defer cancel()
+	select {
+	case <-rb.resolved:
+	case <-rb.failed:
+		// The seeds did not answer: tell a TLS mistake from servers that
+		// are down or still starting, and fail at once for the former.
+		if err := diagnoseTLS(wctx, seeds, tlsCfg); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	case <-wctx.Done():
+	}
 	if err := rb.waitResolved(wctx); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("%w: no server of %s answered: %w", ErrUnavailable, target, err)
 	}
-	return &Client{cfg: cfg, target: target, conn: conn, log: logv1.NewLogClient(conn), rb: rb}, nil
+	c := &Client{cfg: cfg, target: target, conn: conn, log: logv1.NewLogClient(conn), rb: rb}
+	c.batcher = newBatcher(c)
+	return c, nil
 }
 
 // Close closes the client's connections. Calls in progress fail with
-// ErrClosed, and so do later calls.
+// ErrClosed, and so do later calls and queued ProduceAsync records. Close
+// returns once the client's goroutines have ended.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		c.closeErr = c.conn.Close()
+		c.batcher.close()
 	})
 	return c.closeErr
 }
 
 // Produce appends rec to the log and returns its offset. It is sent to the
 // leader; see WithProduceRetries for when a retried produce may be written
-// twice.
+// twice. With batching on (the default), concurrent Produce calls are sent
+// together in one ProduceBatch request while another is in flight (see
+// ProduceAsync): a failure of the request fails every record of it, except
+// a record the server refuses as too large, which fails alone while the
+// others are sent again.
 func (c *Client) Produce(ctx context.Context, rec *Record) (uint64, error) {
 	if rec == nil {
 		return 0, fmt.Errorf("%w: Produce of a nil record", ErrInvalidArgument)
 	}
+	if c.cfg.batching {
+		return c.ProduceAsync(ctx, rec).Wait(ctx)
+	}
 	req := &logv1.ProduceRequest{Record: rec.toProto()}
+	if size := proto.Size(req); size > c.cfg.maxMessageBytes {
+		return 0, newTooLargeError(size, c.cfg.maxMessageBytes, -1, false)
+	}
 	var off uint64
 	err := c.do(ctx, opProduce, func(ctx context.Context) error {
 		resp, err := c.log.Produce(ctx, req)
@@ -121,7 +153,9 @@ func (c *Client) ProduceValue(ctx context.Context, value []byte) (uint64, error)
 // ProduceBatch appends recs atomically, at consecutive offsets, and returns
 // the first one: recs[i] gets first+i. Either all are written or none
 // (a retried batch may be written twice as a whole; see
-// WithProduceRetries).
+// WithProduceRetries). It is sent as one request, not split: a request
+// over the message limit (WithMaxMessageBytes) fails before sending with a
+// *RecordTooLargeError (Request true) giving its size.
 func (c *Client) ProduceBatch(ctx context.Context, recs []*Record) (first uint64, err error) {
 	if len(recs) == 0 {
 		return 0, fmt.Errorf("%w: ProduceBatch of no records", ErrInvalidArgument)
@@ -133,6 +167,13 @@ func (c *Client) ProduceBatch(ctx context.Context, recs []*Record) (first uint64
 		}
 		req.Records[i] = r.toProto()
 	}
+	if size := proto.Size(req); size > c.cfg.maxMessageBytes {
+		return 0, newTooLargeError(size, c.cfg.maxMessageBytes, -1, true)
+	}
+	return c.produceBatch(ctx, req)
+}
+
+func (c *Client) produceBatch(ctx context.Context, req *logv1.ProduceBatchRequest) (first uint64, err error) {
 	err = c.do(ctx, opProduce, func(ctx context.Context) error {
 		resp, err := c.log.ProduceBatch(ctx, req)
 		if err == nil {
@@ -178,11 +219,12 @@ const (
 	opRead       // Consume
 	opStream     // Records
 	opServers
+	opBounds // Records' StopAtEnd: the leader's next offset
 )
 
 func (c *Client) routeFor(o op) route {
 	switch o {
-	case opProduce:
+	case opProduce, opBounds:
 		return routeLeader
 	case opRead:
 		if c.cfg.consistency == ReadLinearizable {

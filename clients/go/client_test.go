@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,11 +189,6 @@ func TestTypedErrors(t *testing.T) {
 		for _, err := range nobody.Records(ctx, 0) {
 			mustErr(t, err, client.ErrPermissionDenied)
 		}
-	})
-	t.Run("unknown CA", func(t *testing.T) {
-		other := newCluster(t, clusterOpts{})
-		_, err := client.New(ctx, c.target(), other.tls("root"), client.WithDialTimeout(300*time.Millisecond))
-		mustErr(t, err, client.ErrUnavailable)
 	})
 	t.Run("deadline", func(t *testing.T) {
 		dctx, cancel := context.WithCancel(ctx)
@@ -528,5 +525,155 @@ func TestLowDiskSpace(t *testing.T) {
 	l.lowDisk.Store(false)
 	if _, err := cl.ProduceValue(ctx, []byte("after")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Retries go on until the call's deadline, not for a fixed count: a
+// produce that a leader refuses as unavailable twenty times in a row
+// succeeds.
+func TestRetriesFollowTheDeadline(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 2})
+	cl := c.client(client.WithBackoff(time.Millisecond, 5*time.Millisecond))
+	ctx := ctxT(t)
+	l := c.leaderNode()
+	l.unavailable.Store(20) // more than the eight retries of the old budget
+	if off, err := cl.ProduceValue(ctx, []byte("after")); err != nil || off != 0 {
+		t.Fatalf("produce after 20 refusals: %d, %v", off, err)
+	}
+	if n := l.appends.Load(); n != 21 {
+		t.Fatalf("%d attempts, want 21", n)
+	}
+}
+
+// TLS mistakes fail New at once with ErrTLS naming the problem, instead of
+// ErrUnavailable after the dial timeout.
+func TestTLSMistakesFailFast(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	other := newCluster(t, clusterOpts{})
+	for _, tc := range []struct {
+		name, want string
+		opt        client.Option
+	}{
+		{"wrong CA", "is not trusted", other.tls("root")},
+		{"no client certificate", "without a client certificate", client.WithTLSFiles(c.certs.CACert, "", "")},
+		{"client certificate of another CA", "refused the client certificate", client.WithTLSFiles(c.certs.CACert, other.certs.ClientCert("root"), other.certs.ClientKey("root"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The dial timeout is far away: only the diagnosis ends New
+			// before ctx.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err := client.New(ctx, c.target(), tc.opt, client.WithDialTimeout(time.Hour))
+			mustErr(t, err, client.ErrTLS)
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), c.nodes[0].addr) {
+				t.Fatalf("error %q does not say %q about %s", err, tc.want, c.nodes[0].addr)
+			}
+		})
+	}
+	t.Run("mismatched key", func(t *testing.T) {
+		_, err := client.New(ctxT(t), c.target(), client.WithTLSFiles(c.certs.CACert, c.certs.ClientCert("root"), c.certs.ClientKey("nobody")))
+		if err == nil || !strings.Contains(err.Error(), "does not match") {
+			t.Fatalf("mismatched key pair: %v", err)
+		}
+	})
+	// A server that is down is not a TLS mistake: New waits for it.
+	t.Run("server down", func(t *testing.T) {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := lis.Addr().String()
+		lis.Close()
+		_, err = client.New(ctxT(t), addr, c.tls("root"), client.WithDialTimeout(200*time.Millisecond))
+		if !errors.Is(err, client.ErrUnavailable) || errors.Is(err, client.ErrTLS) {
+			t.Fatalf("unreachable server: %v", err)
+		}
+	})
+}
+
+// A request over the message limit reports the real sizes: the server's
+// limit when it refuses it, the client's (WithMaxMessageBytes) before
+// sending; where the client batches, it splits batches to fit.
+func TestMessageLimit(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 2, server: func(cfg *server.Config) {
+		cfg.MaxRecordBytes = 1024
+		cfg.MaxRecvMsgBytes = 4096
+	}})
+	ctx := ctxT(t)
+	batch := make([]*client.Record, 10)
+	for i := range batch {
+		batch[i] = &client.Record{Value: make([]byte, 1000)}
+	}
+
+	// The server refuses it.
+	cl := c.client()
+	_, err := cl.ProduceBatch(ctx, batch)
+	var tl *client.RecordTooLargeError
+	if !errors.As(err, &tl) || !tl.Request || tl.Limit != 4096 || tl.Size < 10_000 || status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("batch over the server's message limit: %v (%+v)", err, tl)
+	}
+
+	// The client refuses it before sending.
+	limited := c.client(client.WithMaxMessageBytes(4096))
+	before := c.leaderNode().appends.Load()
+	_, err = limited.ProduceBatch(ctx, batch)
+	if !errors.As(err, &tl) || !tl.Request || tl.Limit != 4096 || tl.Size < 10_000 || status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("batch over the client's message limit: %v (%+v)", err, tl)
+	}
+	_, err = limited.ProduceValue(ctx, make([]byte, 5000))
+	if !errors.As(err, &tl) || tl.Request || tl.Index != -1 || tl.Limit != 4096 || tl.Size < 5000 {
+		t.Fatalf("record over the client's message limit: %v (%+v)", err, tl)
+	}
+	if n := c.leaderNode().appends.Load(); n != before {
+		t.Fatalf("%d requests sent, want none", n-before)
+	}
+
+	// Coalesced records are split into requests that fit.
+	_, g := holdFirst(t, c, limited)
+	var fs []*client.ProduceFuture
+	for _, r := range batch {
+		fs = append(fs, limited.ProduceAsync(ctx, r))
+	}
+	open(c, g)
+	for _, f := range fs {
+		if _, err := f.Result(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := c.leaderNode().batchSizes(); !slices.Equal(got[len(got)-4:], []int{1, 4, 4, 2}) {
+		t.Fatalf("records per request %v, want ... 1 4 4 2", got)
+	}
+}
+
+// StopAtEnd ends Records after the records the log held when it was
+// called, without an error.
+func TestRecordsStopAtEnd(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 2})
+	cl := c.client()
+	ctx := ctxT(t)
+	collect := func(from uint64) []string {
+		t.Helper()
+		var got []string
+		for rec, err := range cl.Records(ctx, from, client.StopAtEnd()) {
+			if err != nil {
+				t.Fatalf("Records(%d, StopAtEnd): %v", from, err)
+			}
+			got = append(got, string(rec.Value))
+		}
+		return got
+	}
+	if got := collect(0); len(got) != 0 {
+		t.Fatalf("empty log: %q", got)
+	}
+	for i := range 5 {
+		if _, err := cl.ProduceValue(ctx, fmt.Appendf(nil, "r%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := collect(2), []string{"r2", "r3", "r4"}; !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if got := collect(5); len(got) != 0 {
+		t.Fatalf("from the end: %q", got)
 	}
 }

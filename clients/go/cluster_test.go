@@ -183,7 +183,8 @@ func TestClusterRouting(t *testing.T) {
 		}
 	}
 	for i := range 3 {
-		got := c.calls(i)["Produce"] - before[i]["Produce"]
+		// Produce calls go out as ProduceBatch requests (batching is on).
+		got := c.calls(i)["ProduceBatch"] - before[i]["ProduceBatch"]
 		if want := map[bool]int{true: 30, false: 0}[i == leader]; got != want {
 			t.Errorf("n%d served %d produces, want %d (leader n%d)", i, got, want, leader)
 		}

@@ -6,7 +6,38 @@
 //	defer c.Close()
 //	off, err := c.ProduceValue(ctx, []byte("hello"))
 //	rec, err := c.Consume(ctx, off)
-//	for rec, err := range c.Records(ctx, 0) { ... }
+//	for rec, err := range c.Records(ctx, 0) { ... }          // follows the log
+//	for rec, err := range c.Records(ctx, 0, client.StopAtEnd()) { ... }
+//	f := c.ProduceAsync(ctx, rec); ...; c.Flush(ctx); off, err := f.Result()
+//
+// # Batching
+//
+// Produce and ProduceAsync records are coalesced: one goroutine per Client
+// (started by the first produce, ended by Close) sends them to the leader
+// in ProduceBatch requests, WithMaxInFlight of them at a time (default 1).
+// Records queued while a request is in flight go out together in the
+// next, up to WithMaxBatchRecords records (default 1000, at most the
+// server's 10000) and WithMaxBatchBytes encoded bytes (default 1 MiB, at
+// most the message limit WithMaxMessageBytes, default 4 MiB, a server's
+// default); a record over the byte bound goes alone. So a lone produce is
+// sent at once and batches grow with the load. WithLinger(d) makes a
+// record wait up to d for others (default 0); Flush sends at once and waits
+// for every record queued before it. With one request in flight, the
+// ProduceAsync records of one goroutine are written in call order.
+// WithBatching(false) sends each Produce as its own request, concurrently.
+// The records waiting to be sent are bounded by WithMaxQueuedBytes
+// (default 32 MiB): beyond it ProduceAsync and Produce wait for room.
+//
+// Each record gets its own offset or error. A request that fails fails
+// every record in it with the same error (retried first as described
+// below, as a whole: a retried request may be written twice as a whole),
+// except a record the server refuses as too large: that record fails with
+// a *RecordTooLargeError and the others are sent again. A record whose
+// context ends while it is queued is not sent and fails with the
+// context's error; once sent, its request is bounded by the latest
+// deadline of its records and carries the context values (metadata,
+// trace) of its first record. A record over the message limit fails
+// before sending. ProduceBatch is never split or merged: it is atomic.
 //
 // # Discovery
 //
@@ -42,8 +73,9 @@
 // A call that fails because its server is not the leader (FAILED_PRECONDITION
 // with a NOT_LEADER ErrorInfo naming the leader), is unreachable or
 // shutting down, or because no leader is elected yet (UNAVAILABLE), is
-// retried up to WithRetries times with jittered exponential backoff
-// (WithBackoff), within the call's context and WithCallTimeout. A
+// retried with jittered exponential backoff (WithBackoff) until the
+// call's context or WithCallTimeout (30s) ends — or, with WithRetries(n),
+// at most n times. A
 // NOT_LEADER answer moves the call to the named leader at once. Other
 // failures — out of range, permission denied, too large, invalid — are
 // returned immediately.
@@ -66,9 +98,15 @@
 //
 // Failures are typed: errors.Is matches ErrOffsetOutOfRange,
 // ErrRecordTooLarge, ErrLowDiskSpace, ErrPermissionDenied, ErrUnauthenticated, ErrNotLeader,
-// ErrUnavailable, ErrInvalidArgument, ErrDataLoss, ErrInternal, ErrClosed, or
+// ErrUnavailable, ErrInvalidArgument, ErrDataLoss, ErrInternal, ErrTLS, ErrClosed, or
 // context.Canceled / context.DeadlineExceeded; errors.As gives the details
 // of *OffsetOutOfRangeError (Offset, Lowest, Next), *RecordTooLargeError
-// (Size, Limit, Index) and *NotLeaderError (LeaderID, LeaderAddr); and
+// (Size, Limit, Index, Request) and *NotLeaderError (LeaderID, LeaderAddr); and
 // status.FromError still gives the gRPC status.
+//
+// New checks the TLS files (a key that does not match its certificate, a
+// client certificate outside its validity) before connecting, and when the
+// seeds do not answer, tells a TLS mistake (a server certificate the CA
+// does not verify, a client certificate missing or refused) from servers
+// that are down: the former fails at once with ErrTLS naming it.
 package client

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -46,6 +47,11 @@ var (
 	ErrDataLoss = errors.New("proglog: data loss on the server")
 	// ErrInternal: the server failed; details are in its log, not here.
 	ErrInternal = errors.New("proglog: internal server error")
+	// ErrTLS: New found a TLS mistake: the servers' certificates are not
+	// signed by the CA the client trusts, or the servers refused the
+	// client's certificate (missing, or signed by a CA they do not trust).
+	// The error names the server and the problem.
+	ErrTLS = errors.New("proglog: TLS handshake failed")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("proglog: client closed")
 )
@@ -105,17 +111,23 @@ func (e *OffsetOutOfRangeError) Is(target error) bool { return target == ErrOffs
 // GRPCStatus returns the server's OUT_OF_RANGE status.
 func (e *OffsetOutOfRangeError) GRPCStatus() *status.Status { return e.st }
 
-// RecordTooLargeError: a record's encoded size exceeds the server's limit.
-// Index is the record's position in a batch, -1 for a single record.
-// Nothing of the request was written.
+// RecordTooLargeError: a record's encoded size exceeds the server's record
+// limit, or (Request true) a whole request exceeds the message limit — the
+// server's, or WithMaxMessageBytes checked before sending. Index is the
+// record's position in a ProduceBatch, -1 for a single record or a whole
+// request. Size and Limit are in bytes. Nothing of the request was written.
 type RecordTooLargeError struct {
 	Size, Limit, Index int
+	Request            bool
 	st                 *status.Status
 }
 
 func (e *RecordTooLargeError) Error() string {
 	where := "record"
-	if e.Index >= 0 {
+	switch {
+	case e.Request:
+		where = "request"
+	case e.Index >= 0:
 		where = fmt.Sprintf("records[%d]", e.Index)
 	}
 	if e.Limit == 0 {
@@ -173,6 +185,10 @@ func notLeader(st *status.Status) (*NotLeaderError, bool) {
 	return &NotLeaderError{LeaderID: md["leader_id"], LeaderAddr: md["leader_addr"], st: st}, true
 }
 
+// grpcSizeRe matches gRPC's message for a message over its size limit
+// ("grpc: received message larger than max (5000000 vs. 4194304)").
+var grpcSizeRe = regexp.MustCompile(`larger than max \((\d+) vs\. (\d+)\)`)
+
 func parseUint(s string) uint64 {
 	v, _ := strconv.ParseUint(s, 10, 64)
 	return v
@@ -225,7 +241,11 @@ func errFromStatus(ctx context.Context, err error) error {
 		}
 		// A message over gRPC's size limit (a batch too large in total, or a
 		// record larger than the client may receive).
-		return &Error{Code: st.Code(), Message: st.Message(), kind: ErrRecordTooLarge, st: st}
+		e := &RecordTooLargeError{Index: -1, Request: true, st: st}
+		if m := grpcSizeRe.FindStringSubmatch(st.Message()); m != nil {
+			e.Size, e.Limit = parseInt(m[1], 0), parseInt(m[2], 0)
+		}
+		return e
 	case codes.FailedPrecondition:
 		if nl, ok := notLeader(st); ok {
 			return nl

@@ -129,3 +129,28 @@ func ExampleOffsetOutOfRangeError() {
 		log.Fatal(err)
 	}
 }
+
+func ExampleClient_ProduceAsync() {
+	ctx := context.Background()
+	c, err := client.New(ctx, "127.0.0.1:8400", client.WithTLSFiles(caFile, certFile, keyFile),
+		client.WithLinger(2*time.Millisecond)) // wait a little for fuller batches
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	// The records go out in few ProduceBatch requests, in this order.
+	var fs []*client.ProduceFuture
+	for _, line := range []string{"a", "b", "c"} {
+		fs = append(fs, c.ProduceAsync(ctx, &client.Record{Value: []byte(line)}))
+	}
+	if err := c.Flush(ctx); err != nil {
+		log.Fatal(err)
+	}
+	for _, f := range fs {
+		off, err := f.Result()
+		if err != nil {
+			log.Fatal(err) // this record was not written (or may have been; see the package doc)
+		}
+		fmt.Println(off)
+	}
+}

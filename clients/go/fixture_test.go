@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -58,12 +59,37 @@ type node struct {
 	// failAfterAppend makes the next append succeed and then fail with
 	// UNAVAILABLE, as a leader that lost leadership after committing does.
 	failAfterAppend atomic.Bool
+	// unavailable makes that many appends fail with UNAVAILABLE before
+	// writing, as a leader that cannot reach a quorum does.
+	unavailable atomic.Int64
 	// lowDisk makes appends fail as on a node below its free-space
 	// watermark.
 	lowDisk atomic.Bool
 	// lagging makes follower reads miss the newest record.
 	lagging atomic.Bool
 	stopped atomic.Bool
+	// gate, when set, holds each append until the gate is opened.
+	gate atomic.Pointer[gate]
+
+	sizesMu sync.Mutex
+	sizes   []int // records per append, in order
+}
+
+func (n *node) batchSizes() []int {
+	n.sizesMu.Lock()
+	defer n.sizesMu.Unlock()
+	return slices.Clone(n.sizes)
+}
+
+// gate holds appends: each one sends on entered, then waits for release
+// to be closed.
+type gate struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newGate() *gate {
+	return &gate{entered: make(chan struct{}, 64), release: make(chan struct{})}
 }
 
 type clusterOpts struct {
@@ -216,6 +242,16 @@ func (n *node) append(ctx context.Context, recs []*logv1.Record) (uint64, error)
 		return 0, n.notLeader()
 	}
 	n.appends.Add(1)
+	n.sizesMu.Lock()
+	n.sizes = append(n.sizes, len(recs))
+	n.sizesMu.Unlock()
+	if g := n.gate.Load(); g != nil {
+		g.entered <- struct{}{}
+		<-g.release
+	}
+	if n.unavailable.Add(-1) >= 0 {
+		return 0, status.Error(codes.Unavailable, "the leader cannot reach a quorum")
+	}
 	if n.lowDisk.Load() {
 		return 0, &diskspace.LowSpaceError{Dir: "/data", Free: 1, Required: 2}
 	}

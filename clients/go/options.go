@@ -52,9 +52,11 @@ func (c Consistency) String() string {
 
 // Defaults of the options below.
 const (
-	DefaultDialTimeout       = 10 * time.Second
-	DefaultCallTimeout       = 30 * time.Second
-	DefaultRetries           = 8
+	DefaultDialTimeout = 10 * time.Second
+	DefaultCallTimeout = 30 * time.Second
+	// DefaultRetries retries until the call's context (or WithCallTimeout)
+	// ends.
+	DefaultRetries           = -1
 	DefaultBackoffMin        = 50 * time.Millisecond
 	DefaultBackoffMax        = time.Second
 	DefaultDiscoveryInterval = 10 * time.Second
@@ -62,6 +64,22 @@ const (
 	// it holds any record a server with a 1 MiB record limit returns many
 	// times over.
 	DefaultMaxRecvMsgBytes = 64 << 20
+	// DefaultMaxMessageBytes is the largest request the client sends: a
+	// proglog server's default message limit (go/server
+	// DefaultMaxRecvMsgBytes, 4 MiB).
+	DefaultMaxMessageBytes = 4 << 20
+	// DefaultMaxBatchRecords and DefaultMaxBatchBytes bound the batches
+	// that Produce and ProduceAsync records are coalesced into.
+	DefaultMaxBatchRecords = 1000
+	DefaultMaxBatchBytes   = 1 << 20
+	// ServerMaxBatchRecords is a proglog server's default limit on the
+	// records of one ProduceBatch (go/server DefaultMaxBatchRecords);
+	// WithMaxBatchRecords may not exceed it.
+	ServerMaxBatchRecords = 10_000
+	// DefaultMaxQueuedBytes bounds the records waiting to be sent.
+	DefaultMaxQueuedBytes = 32 << 20
+	// DefaultMaxInFlight is how many batches may be in flight at once.
+	DefaultMaxInFlight = 1
 )
 
 // An Option configures New.
@@ -79,6 +97,13 @@ type config struct {
 	discoveryInterval time.Duration
 	logger            *slog.Logger
 	dialOptions       []grpc.DialOption
+	batching          bool
+	linger            time.Duration
+	maxBatchRecords   int
+	maxBatchBytes     int
+	maxMessageBytes   int
+	maxInFlight       int
+	maxQueuedBytes    int
 	err               error
 }
 
@@ -93,7 +118,27 @@ func defaultConfig() config {
 		consistency:       ReadFollower,
 		discoveryInterval: DefaultDiscoveryInterval,
 		logger:            slog.New(slog.DiscardHandler),
+		batching:          true,
+		maxBatchRecords:   DefaultMaxBatchRecords,
+		maxBatchBytes:     0, // DefaultMaxBatchBytes, or the message limit if lower
+		maxMessageBytes:   DefaultMaxMessageBytes,
+		maxInFlight:       DefaultMaxInFlight,
+		maxQueuedBytes:    DefaultMaxQueuedBytes,
 	}
+}
+
+// validate checks the options that depend on each other.
+func (c *config) validate() error {
+	if c.err != nil {
+		return c.err
+	}
+	if c.maxBatchBytes == 0 {
+		c.maxBatchBytes = min(DefaultMaxBatchBytes, c.maxMessageBytes)
+	}
+	if c.maxBatchBytes > c.maxMessageBytes {
+		return fmt.Errorf("proglog: WithMaxBatchBytes(%d): must be at most the message limit, %d (WithMaxMessageBytes)", c.maxBatchBytes, c.maxMessageBytes)
+	}
+	return nil
 }
 
 func (c *config) fail(err error) {
@@ -149,6 +194,9 @@ func loadTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("proglog: load client key pair %s, %s: %w", certFile, keyFile, err)
 		}
+		if now := time.Now(); pair.Leaf != nil && (now.Before(pair.Leaf.NotBefore) || now.After(pair.Leaf.NotAfter)) {
+			return nil, fmt.Errorf("proglog: client certificate %s is valid from %v to %v, not now", certFile, pair.Leaf.NotBefore, pair.Leaf.NotAfter)
+		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}
 	return cfg, nil
@@ -181,8 +229,9 @@ func WithCallTimeout(d time.Duration) Option {
 
 // WithRetries sets how many times a failed call is retried when retrying
 // can help — the server is not the leader, unreachable, shutting down, or no
-// leader is elected yet — with exponential backoff in between (default 8;
-// 0 disables retries; negative retries until the call's context ends). For
+// leader is elected yet — with exponential backoff in between (default
+// negative: retry until the call's context or WithCallTimeout ends; 0
+// disables retries). For
 // Records it bounds consecutive reconnections without a record in between.
 // Produce calls are further limited by WithProduceRetries.
 func WithRetries(n int) Option {
@@ -261,4 +310,97 @@ func WithLogger(l *slog.Logger) Option {
 // break discovery and routing; use WithTLS for credentials.
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(c *config) { c.dialOptions = append(c.dialOptions, opts...) }
+}
+
+// WithBatching turns the coalescing of concurrent Produce calls on (the
+// default) or off. Off, each Produce is its own Produce request, sent at
+// once, and ProduceAsync sends its records one per request.
+func WithBatching(on bool) Option {
+	return func(c *config) { c.batching = on }
+}
+
+// WithLinger makes the client wait d after a record arrives at an idle
+// sender before sending it, so that more records join its batch (default
+// 0: send at once; records still batch up while a request is in flight).
+// Flush cuts the wait short.
+func WithLinger(d time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.fail(fmt.Errorf("proglog: WithLinger(%v): must not be negative", d))
+			return
+		}
+		c.linger = d
+	}
+}
+
+// WithMaxBatchRecords bounds the records of one batch that Produce and
+// ProduceAsync records are coalesced into (default 1000, at most
+// ServerMaxBatchRecords; lower it for servers configured with a lower
+// --max-batch-records).
+func WithMaxBatchRecords(n int) Option {
+	return func(c *config) {
+		if n < 1 || n > ServerMaxBatchRecords {
+			c.fail(fmt.Errorf("proglog: WithMaxBatchRecords(%d): must be between 1 and %d", n, ServerMaxBatchRecords))
+			return
+		}
+		c.maxBatchRecords = n
+	}
+}
+
+// WithMaxBatchBytes bounds the encoded bytes of one such batch (default
+// 1 MiB, or the message limit if lower); a record larger than it is sent
+// alone. It may not exceed the
+// message limit (WithMaxMessageBytes).
+func WithMaxBatchBytes(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail(fmt.Errorf("proglog: WithMaxBatchBytes(%d): must be positive", n))
+			return
+		}
+		c.maxBatchBytes = n
+	}
+}
+
+// WithMaxMessageBytes sets the largest request the client sends (default
+// 4 MiB, a proglog server's default limit): set it to the servers'
+// message limit if they were configured otherwise. A Produce or
+// ProduceBatch request over it fails before sending with a
+// *RecordTooLargeError giving the sizes.
+func WithMaxMessageBytes(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail(fmt.Errorf("proglog: WithMaxMessageBytes(%d): must be positive", n))
+			return
+		}
+		c.maxMessageBytes = n
+	}
+}
+
+// WithMaxInFlight bounds the batches of Produce and ProduceAsync records in
+// flight at once (default 1); records queue up while that many are. With
+// one, the ProduceAsync records of one goroutine are written in call
+// order; with more, records of different batches may be written in another
+// order than they were queued in (and batches are smaller: measured, no
+// faster on one node with fsync before ack; see docs/benchmarks.md).
+func WithMaxInFlight(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail(fmt.Errorf("proglog: WithMaxInFlight(%d): must be positive", n))
+			return
+		}
+		c.maxInFlight = n
+	}
+}
+
+// WithMaxQueuedBytes bounds the encoded bytes of the records queued and
+// not yet sent (default 32 MiB): ProduceAsync and Produce wait for room
+// beyond it. A record larger than the bound is still queued alone.
+func WithMaxQueuedBytes(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail(fmt.Errorf("proglog: WithMaxQueuedBytes(%d): must be positive", n))
+			return
+		}
+		c.maxQueuedBytes = n
+	}
 }

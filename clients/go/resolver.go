@@ -110,8 +110,10 @@ type resolverBuilder struct {
 	mu        sync.Mutex
 	current   *discoveryResolver
 	resolved  chan struct{} // closed at the first successful discovery
+	failed    chan struct{} // closed at the first failed discovery
 	lastErr   error
 	firstDone bool
+	anyFailed bool
 }
 
 func newResolverBuilder(creds credentials.TransportCredentials, dialOpts []grpc.DialOption, interval time.Duration, logger *slog.Logger) *resolverBuilder {
@@ -122,6 +124,7 @@ func newResolverBuilder(creds credentials.TransportCredentials, dialOpts []grpc.
 		timeout:  5 * time.Second,
 		logger:   logger,
 		resolved: make(chan struct{}),
+		failed:   make(chan struct{}),
 	}
 }
 
@@ -155,6 +158,10 @@ func (b *resolverBuilder) reported(err error) {
 	defer b.mu.Unlock()
 	if err != nil {
 		b.lastErr = err
+		if !b.anyFailed {
+			b.anyFailed = true
+			close(b.failed)
+		}
 		return
 	}
 	if !b.firstDone {

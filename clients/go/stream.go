@@ -2,7 +2,10 @@ package client
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"iter"
+	"math"
 
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -23,19 +26,38 @@ import (
 // cannot fix — an *OffsetOutOfRangeError when from is below the oldest
 // retained record, ErrPermissionDenied, ... When a server goes away, loses
 // leadership or shuts down, the stream resumes on another server after the
-// last record yielded, so no record is skipped or repeated; WithRetries
-// bounds the reconnections made without receiving a record in between.
+// last record yielded, so no record is skipped or repeated; by default it
+// keeps trying until ctx ends, and WithRetries(n) bounds the reconnections
+// made without receiving a record in between.
 // Streams go round-robin to the followers (the leader when there are
 // none): every server streams the records it has committed, so a stream
 // never yields an uncommitted record, and may run slightly behind the
 // leader.
-func (c *Client) Records(ctx context.Context, from uint64) iter.Seq2[*Record, error] {
+//
+// With StopAtEnd the sequence ends, without an error, after the last
+// record the log held when Records was called.
+func (c *Client) Records(ctx context.Context, from uint64, opts ...RecordsOption) iter.Seq2[*Record, error] {
+	var o recordsOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return func(yield func(*Record, error) bool) {
 		if c.closed.Load() {
 			yield(nil, ErrClosed)
 			return
 		}
+		end := uint64(math.MaxUint64)
+		if o.stopAtEnd {
+			var err error
+			if end, err = c.nextOffset(ctx); err != nil {
+				yield(nil, err)
+				return
+			}
+		}
 		next := from
+		if next >= end {
+			return
+		}
 		r := retrier{c: c, op: opStream, route: c.routeFor(opStream)}
 		for {
 			ci := &callInfo{route: r.route}
@@ -43,7 +65,7 @@ func (c *Client) Records(ctx context.Context, from uint64) iter.Seq2[*Record, er
 			err := c.stream(withCallInfo(sctx, ci), next, func(rec *Record) bool {
 				next = rec.Offset + 1
 				r.retries = 0 // progress: the retry budget starts again
-				return yield(rec, nil)
+				return yield(rec, nil) && next < end
 			})
 			cancel()
 			if err == nil {
@@ -73,4 +95,32 @@ func (c *Client) stream(ctx context.Context, offset uint64, yield func(*Record) 
 			return nil
 		}
 	}
+}
+
+// A RecordsOption changes how Records streams.
+type RecordsOption func(*recordsOptions)
+
+type recordsOptions struct{ stopAtEnd bool }
+
+// StopAtEnd makes Records end after the last record the log holds when it
+// is called (its next offset then, asked of the leader), instead of
+// waiting for new ones.
+func StopAtEnd() RecordsOption { return func(o *recordsOptions) { o.stopAtEnd = true } }
+
+// nextOffset asks the leader for the log's next offset: the OUT_OF_RANGE
+// answer to a read past any end carries the log's bounds.
+func (c *Client) nextOffset(ctx context.Context) (uint64, error) {
+	req := &logv1.ConsumeRequest{Offset: math.MaxUint64, Consistency: logv1.Consistency_CONSISTENCY_LINEARIZABLE}
+	err := c.do(ctx, opBounds, func(ctx context.Context) error {
+		_, err := c.log.Consume(ctx, req)
+		return err
+	})
+	var oor *OffsetOutOfRangeError
+	if errors.As(err, &oor) {
+		return oor.Next, nil
+	}
+	if err == nil {
+		err = fmt.Errorf("%w: the server returned a record at offset %d", ErrInternal, uint64(math.MaxUint64))
+	}
+	return 0, err
 }

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"math"
 	"time"
 	"unicode/utf8"
 
@@ -40,21 +38,13 @@ func newConsumeCmd(stdout io.Writer) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			end := uint64(math.MaxUint64)
+			var ropts []client.RecordsOption
 			if !follow {
-				// The end of the log now: an offset past any end tells it.
-				_, err := c.Consume(ctx, math.MaxUint64)
-				var oor *client.OffsetOutOfRangeError
-				if !errors.As(err, &oor) {
-					return fmt.Errorf("find the end of the log: %w", err)
-				}
-				if end = oor.Next; from >= end {
-					return nil
-				}
+				ropts = append(ropts, client.StopAtEnd()) // the end of the log now
 			}
 			out := bufio.NewWriter(stdout)
 			defer out.Flush()
-			for rec, err := range c.Records(ctx, from) {
+			for rec, err := range c.Records(ctx, from, ropts...) {
 				if err != nil {
 					if follow && ctx.Err() != nil {
 						return nil // interrupted
@@ -63,9 +53,6 @@ func newConsumeCmd(stdout io.Writer) *cobra.Command {
 				}
 				if err := printRecord(out, rec, opts.json); err != nil {
 					return err
-				}
-				if rec.Offset+1 >= end {
-					return nil
 				}
 				if follow {
 					if err := out.Flush(); err != nil {

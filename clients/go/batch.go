@@ -1,0 +1,407 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+)
+
+// ProduceFuture is the outcome of one ProduceAsync: the record's offset or
+// the error that failed it.
+type ProduceFuture struct {
+	rec      *logv1.Record
+	size     int // encoded size inside a ProduceBatchRequest
+	ctx      context.Context
+	deadline time.Time // zero: none
+	queuedAt time.Time
+	done     chan struct{}
+	off      uint64
+	err      error
+}
+
+// Done is closed once the outcome is known.
+func (f *ProduceFuture) Done() <-chan struct{} { return f.done }
+
+// Result returns the outcome; it blocks until Done is closed.
+func (f *ProduceFuture) Result() (uint64, error) {
+	<-f.done
+	return f.off, f.err
+}
+
+// Wait returns the outcome, or ctx's error if ctx ends first (the record
+// may still be written then).
+func (f *ProduceFuture) Wait(ctx context.Context) (uint64, error) {
+	select {
+	case <-f.done:
+		return f.off, f.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (f *ProduceFuture) complete(off uint64, err error) {
+	f.off, f.err = off, err
+	close(f.done)
+}
+
+func failedFuture(err error) *ProduceFuture {
+	f := &ProduceFuture{done: make(chan struct{})}
+	f.complete(0, err)
+	return f
+}
+
+// batcher coalesces ProduceAsync (and, with batching on, Produce) records
+// into ProduceBatch requests. One goroutine, started by the first record
+// and ended by Close, takes batches off the queue and starts a sender
+// goroutine for each, up to maxInFlight at a time: the records queued while
+// that many are in flight form the next batch, so batches grow with the
+// load and a lone record is sent at once (after the linger, if any).
+type batcher struct {
+	c           *Client
+	maxRecords  int
+	maxBytes    int
+	maxInFlight int
+	linger      time.Duration
+
+	wake  chan struct{}  // a record was queued (capacity 1)
+	flush chan struct{}  // Flush cuts the linger short (capacity 1)
+	room  chan struct{}  // records left the queue (capacity 1)
+	stop  chan struct{}  // closed by Close
+	done  chan struct{}  // closed when the loop and the senders end
+	slots chan struct{}  // one value per batch in flight
+	wg    sync.WaitGroup // senders
+
+	mu       sync.Mutex // never held while sending or completing futures
+	queue    []*ProduceFuture
+	queued   int                                 // bytes in queue
+	inflight map[*ProduceFuture][]*ProduceFuture // by first record
+	started  bool
+	closed   bool
+}
+
+func newBatcher(c *Client) *batcher {
+	b := &batcher{
+		c:           c,
+		maxRecords:  c.cfg.maxBatchRecords,
+		maxBytes:    c.cfg.maxBatchBytes,
+		maxInFlight: c.cfg.maxInFlight,
+		linger:      c.cfg.linger,
+		inflight:    map[*ProduceFuture][]*ProduceFuture{},
+		wake:        make(chan struct{}, 1),
+		flush:       make(chan struct{}, 1),
+		room:        make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+	}
+	if !c.cfg.batching {
+		b.maxRecords = 1
+	}
+	b.slots = make(chan struct{}, b.maxInFlight)
+	return b
+}
+
+// batchRecordSize is rec's size as an element of a ProduceBatchRequest.
+func batchRecordSize(rec *logv1.Record) int {
+	n := proto.Size(rec)
+	return protowire.SizeTag(1) + protowire.SizeBytes(n)
+}
+
+func (b *batcher) add(ctx context.Context, rec *logv1.Record) *ProduceFuture {
+	if err := ctx.Err(); err != nil {
+		return failedFuture(err)
+	}
+	size := batchRecordSize(rec)
+	if size > b.c.cfg.maxMessageBytes {
+		return failedFuture(newTooLargeError(size, b.c.cfg.maxMessageBytes, -1, false))
+	}
+	f := &ProduceFuture{rec: rec, size: size, ctx: ctx, done: make(chan struct{}), queuedAt: time.Now()}
+	if d, ok := ctx.Deadline(); ok {
+		f.deadline = d
+	} else if b.c.cfg.callTimeout > 0 {
+		f.deadline = time.Now().Add(b.c.cfg.callTimeout)
+	}
+	b.mu.Lock()
+	for !b.closed && len(b.queue) > 0 && b.queued+size > b.c.cfg.maxQueuedBytes {
+		// Full: wait for the sender to take records, as a bound on memory.
+		b.mu.Unlock()
+		select {
+		case <-b.room:
+		case <-b.stop:
+		case <-ctx.Done():
+			return failedFuture(ctx.Err())
+		}
+		b.mu.Lock()
+	}
+	if b.closed {
+		b.mu.Unlock()
+		return failedFuture(ErrClosed)
+	}
+	b.queue = append(b.queue, f)
+	b.queued += size
+	if !b.started {
+		b.started = true
+		go b.run()
+	}
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+	return f
+}
+
+// run is the batcher's loop.
+func (b *batcher) run() {
+	defer close(b.done)
+	defer b.wg.Wait()
+	for {
+		select {
+		case <-b.stop:
+			b.failQueued()
+			return
+		case <-b.wake:
+		}
+		for {
+			select {
+			case <-b.stop:
+				b.failQueued()
+				return
+			case b.slots <- struct{}{}:
+			}
+			if !b.waitLinger() {
+				<-b.slots
+				b.failQueued()
+				return
+			}
+			batch := b.take()
+			if len(batch) == 0 {
+				<-b.slots
+				break
+			}
+			b.wg.Add(1)
+			go func() {
+				defer b.wg.Done()
+				b.send(batch)
+				<-b.slots
+			}()
+		}
+	}
+}
+
+// waitLinger waits until the oldest queued record has waited the linger,
+// the queue holds a full batch, or Flush is called. It returns false if the
+// batcher is stopped.
+func (b *batcher) waitLinger() bool {
+	if b.linger <= 0 {
+		return true
+	}
+	for {
+		b.mu.Lock()
+		if len(b.queue) == 0 || len(b.queue) >= b.maxRecords || b.queued >= b.maxBytes {
+			b.mu.Unlock()
+			return true
+		}
+		d := time.Until(b.queue[0].queuedAt.Add(b.linger))
+		b.mu.Unlock()
+		if d <= 0 {
+			return true
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-b.stop:
+			t.Stop()
+			return false
+		case <-b.flush:
+			t.Stop()
+			return true
+		case <-b.wake: // more records: full yet?
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// take moves the next batch from the queue to inflight: the oldest records
+// up to maxRecords and maxBytes (at least one). Records whose context ended
+// while queued are failed with its error, unsent.
+func (b *batcher) take() []*ProduceFuture {
+	b.mu.Lock()
+	var batch, dropped []*ProduceFuture
+	bytes, i := 0, 0
+	for ; i < len(b.queue) && len(batch) < b.maxRecords; i++ {
+		f := b.queue[i]
+		if f.ctx.Err() != nil {
+			dropped = append(dropped, f)
+			b.queued -= f.size
+			continue
+		}
+		if len(batch) > 0 && bytes+f.size > b.maxBytes {
+			break
+		}
+		batch = append(batch, f)
+		bytes += f.size
+		b.queued -= f.size
+	}
+	b.queue = b.queue[i:]
+	if len(b.queue) == 0 {
+		b.queue = nil // let the backing array go
+	}
+	if len(batch) > 0 {
+		b.inflight[batch[0]] = batch
+	}
+	b.mu.Unlock()
+	for _, f := range dropped {
+		f.complete(0, f.ctx.Err())
+	}
+	select {
+	case b.room <- struct{}{}:
+	default:
+	}
+	return batch
+}
+
+// send produces batch and completes its futures. A record the server
+// refuses as too large fails alone and the rest is sent again; any other
+// error fails every record of the batch.
+func (b *batcher) send(batch []*ProduceFuture) {
+	defer func(key *ProduceFuture) {
+		b.mu.Lock()
+		delete(b.inflight, key)
+		b.mu.Unlock()
+	}(batch[0])
+	ctx, cancel := b.batchContext(batch)
+	defer cancel()
+	for len(batch) > 0 {
+		req := &logv1.ProduceBatchRequest{Records: make([]*logv1.Record, len(batch))}
+		for i, f := range batch {
+			req.Records[i] = f.rec
+		}
+		first, err := b.c.produceBatch(ctx, req)
+		var tl *RecordTooLargeError
+		if err != nil && errors.As(err, &tl) && tl.Index >= 0 && tl.Index < len(batch) {
+			batch[tl.Index].complete(0, &RecordTooLargeError{Size: tl.Size, Limit: tl.Limit, Index: -1, st: tl.st})
+			batch = append(batch[:tl.Index:tl.Index], batch[tl.Index+1:]...)
+			continue
+		}
+		for i, f := range batch {
+			if err != nil {
+				f.complete(0, err)
+			} else {
+				f.complete(first+uint64(i), nil)
+			}
+		}
+		break
+	}
+}
+
+// batchContext bounds a batch by the latest deadline of its records (none
+// if one has none) and carries the values (metadata, trace) of its first
+// record's context.
+func (b *batcher) batchContext(batch []*ProduceFuture) (context.Context, context.CancelFunc) {
+	ctx := context.WithoutCancel(batch[0].ctx)
+	var latest time.Time
+	for _, f := range batch {
+		if f.deadline.IsZero() {
+			return context.WithCancel(ctx)
+		}
+		if f.deadline.After(latest) {
+			latest = f.deadline
+		}
+	}
+	return context.WithDeadline(ctx, latest)
+}
+
+func (b *batcher) failQueued() {
+	b.mu.Lock()
+	q := b.queue
+	b.queue, b.queued = nil, 0
+	b.mu.Unlock()
+	for _, f := range q {
+		f.complete(0, ErrClosed)
+	}
+}
+
+// pending returns the records queued or in flight.
+func (b *batcher) pending() []*ProduceFuture {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := slices.Clone(b.queue)
+	for _, batch := range b.inflight {
+		out = append(out, batch...)
+	}
+	return out
+}
+
+// close stops the sender (the caller has closed the connection, so a batch
+// in flight fails with ErrClosed) and waits for it.
+func (b *batcher) close() {
+	b.mu.Lock()
+	b.closed = true
+	started := b.started
+	b.mu.Unlock()
+	close(b.stop)
+	if started {
+		<-b.done
+	}
+}
+
+// newTooLargeError reports a record (index, -1 for a single one) or a whole
+// request (request) of size bytes over limit, found by the client before
+// sending.
+func newTooLargeError(size, limit, index int, request bool) *RecordTooLargeError {
+	what := "record"
+	if request {
+		what = "request"
+	}
+	st := status.Newf(codes.ResourceExhausted, "%s of %d bytes encoded is over the message limit of %d bytes", what, size, limit)
+	return &RecordTooLargeError{Size: size, Limit: limit, Index: index, Request: request, st: st}
+}
+
+// ProduceAsync queues rec for producing and returns; the future gives its
+// offset or error. It returns at once unless WithMaxQueuedBytes of records
+// are already queued: then it waits for room (or for ctx to end, returning
+// a future failed with ctx's error). Records queued while a batch is in flight are
+// sent together in the next ProduceBatch (see WithMaxBatchRecords,
+// WithMaxBatchBytes, WithLinger), one batch at a time, so the records of
+// one goroutine's ProduceAsync calls get increasing offsets in call order.
+// ctx bounds the record: if it ends before the record is sent, the record
+// is not sent and the future fails with ctx's error; its deadline (or
+// WithCallTimeout) bounds the batch's retries. A record over the message
+// limit (WithMaxMessageBytes) fails at once with a *RecordTooLargeError.
+func (c *Client) ProduceAsync(ctx context.Context, rec *Record) *ProduceFuture {
+	if rec == nil {
+		return failedFuture(fmt.Errorf("%w: ProduceAsync of a nil record", ErrInvalidArgument))
+	}
+	if c.closed.Load() {
+		return failedFuture(ErrClosed)
+	}
+	return c.batcher.add(ctx, rec.toProto())
+}
+
+// Flush waits until every record queued by ProduceAsync or Produce before
+// the call has its outcome, or until ctx ends (returning its error). It
+// cuts a linger short. The records' errors are in their futures.
+func (c *Client) Flush(ctx context.Context) error {
+	select {
+	case c.batcher.flush <- struct{}{}:
+	default:
+	}
+	for _, f := range c.batcher.pending() {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
