@@ -48,6 +48,7 @@ type options struct {
 	nodes                int
 	faults               []string
 	rounds               int
+	sync                 string
 }
 
 func main() {
@@ -73,6 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.nodes, "nodes", 3, "custom mode: cluster size")
 	fs.StringSliceVar(&o.faults, "faults", nemesis.Standard(), "custom mode: faults, in order ("+strings.Join(nemesis.Names(), ", ")+")")
 	fs.IntVar(&o.rounds, "rounds", 1, "custom mode: times through --faults")
+	fs.StringVar(&o.sync, "sync", "", "custom mode: the nodes' --sync (always, interval or never; default proglog's, always)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -240,7 +242,7 @@ func (o *options) plans() ([]plan, error) {
 		out = append(out, plan{cfg: a}, plan{cfg: b})
 	case "custom":
 		c := base(fmt.Sprintf("%d nodes, %s", o.nodes, strings.Join(o.faults, ", ")), o.nodes, o.faults)
-		c.Rounds = o.rounds
+		c.Rounds, c.Sync = o.rounds, o.sync
 		out = append(out, plan{cfg: c})
 	default:
 		return nil, fmt.Errorf("unknown --mode %q (short, long or custom)", o.mode)
