@@ -24,6 +24,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/proglog/proglog/tools/faulttest/cluster"
 	"github.com/proglog/proglog/tools/faulttest/nemesis"
 	"github.com/proglog/proglog/tools/faulttest/netlab"
 	"github.com/proglog/proglog/tools/faulttest/workload"
@@ -49,6 +50,7 @@ type options struct {
 	faults               []string
 	rounds               int
 	sync                 string
+	notRun               []string // plans left out, and why
 }
 
 func main() {
@@ -92,6 +94,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+	}
+	for _, why := range o.notRun {
+		logf("not run: %s", why)
 	}
 	var runs []*RunResult
 	failed := false
@@ -247,12 +252,61 @@ func (o *options) plans() ([]plan, error) {
 	default:
 		return nil, fmt.Errorf("unknown --mode %q (short, long or custom)", o.mode)
 	}
+	// Power loss and full disks: their own runs, since they need their own
+	// disks (powercut FUSE mounts, tmpfs), and one node as well as three.
+	var disks []plan
+	switch o.mode {
+	case "short":
+		disks = diskPlans(base, 2)
+	case "long":
+		disks = diskPlans(base, 5)
+	}
+	for _, pl := range disks {
+		if err := diskOf(pl.cfg).Available(); err != nil {
+			o.notRun = append(o.notRun, fmt.Sprintf("%s: %v", pl.cfg.Name, err))
+			continue
+		}
+		out = append(out, pl)
+	}
 	if o.negative {
 		lost := base("negative control: disks of 2 of 3 nodes lost", 3, []string{"lose-disks"})
 		unsafe := base("negative control: a build that acknowledges before commit", 3, []string{"partition-leader", "kill-leader", "pause-leader"})
 		unsafe.Binary = o.unsafeBinary
 		lost.NegativeControl, unsafe.NegativeControl = true, true
 		out = append(out, plan{cfg: lost}, plan{cfg: unsafe})
+		if len(disks) > 0 {
+			never := base("negative control: power loss of 1 node with --sync never", 1, []string{"power-loss"})
+			never.Rounds, never.Sync, never.NegativeControl = 2, "never", true
+			if err := cluster.DiskPowerCut.Available(); err != nil {
+				o.notRun = append(o.notRun, fmt.Sprintf("%s: %v", never.Name, err))
+			} else {
+				out = append(out, plan{cfg: never})
+			}
+		}
 	}
 	return out, nil
+}
+
+// diskPlans are the power-loss and disk-full runs, on 1 and 3 nodes, each
+// fault repeated rounds times, plus (with the negative controls) a power
+// loss with --sync never, which must lose acknowledged records.
+func diskPlans(base func(string, int, []string) RunConfig, rounds int) []plan {
+	var out []plan
+	for _, fault := range []string{"power-loss", "disk-full"} {
+		for _, nodes := range []int{1, 3} {
+			c := base(fmt.Sprintf("%d node%s, %s ×%d", nodes, map[bool]string{true: "s"}[nodes > 1], fault, rounds), nodes, []string{fault})
+			c.Rounds = rounds
+			out = append(out, plan{cfg: c})
+		}
+	}
+	return out
+}
+
+// diskOf is the disk a run's faults need.
+func diskOf(c RunConfig) cluster.Disk {
+	faults, err := nemesis.ByName(c.Faults)
+	if err != nil || len(faults) == 0 {
+		return cluster.DiskDir
+	}
+	return faults[0].Disk
 }

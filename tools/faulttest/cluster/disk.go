@@ -38,6 +38,19 @@ func (d Disk) String() string {
 	return "dir"
 }
 
+// Available says whether nodes can have this disk here, and if not, why.
+func (d Disk) Available() error {
+	switch d {
+	case DiskPowerCut:
+		return powercut.Available()
+	case DiskTmpfs:
+		if os.Geteuid() != 0 {
+			return errors.New("cluster: tmpfs disks need root (mount)")
+		}
+	}
+	return nil
+}
+
 // disk is a mounted data directory.
 type disk struct {
 	pc    *powercut.FS // DiskPowerCut
