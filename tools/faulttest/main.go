@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o := options{}
 	fs := pflag.NewFlagSet("faulttest", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.mode, "mode", "short", "short: every fault once on 3 nodes, six on 5 nodes, plus the negative controls (a few minutes); long: faults drawn at random for --duration on 3 nodes and half of it on 5 nodes, plus the negative controls; custom: only --nodes/--faults/--rounds")
+	fs.StringVar(&o.mode, "mode", "short", "short: every fault once on 3 nodes, six on 5 nodes, power loss and full disks twice on 1 and 3 nodes, plus the negative controls (a few minutes); long: faults drawn at random for --duration on 3 nodes and half of it on 5 nodes, power loss and full disks five times on 1 and 3 nodes, plus the negative controls; disks: only the power-loss and disk-full runs of long mode and their negative control; custom: only --nodes/--faults/--rounds")
 	fs.StringVar(&o.binary, "binary", "", "proglog executable (default: go build ./go/cmd/proglog)")
 	fs.StringVar(&o.unsafeBinary, "unsafe-binary", "", "proglog built with -tags "+unsafeTag+" for the negative control (default: go build with that tag)")
 	fs.StringVar(&o.dir, "dir", "", "where runs keep node data and logs (default: a new temporary directory)")
@@ -245,12 +245,14 @@ func (o *options) plans() ([]plan, error) {
 		b := base(fmt.Sprintf("5 nodes, random faults for %v", o.duration/2), 5, nemesis.Standard())
 		b.Duration = o.duration / 2
 		out = append(out, plan{cfg: a}, plan{cfg: b})
+	case "disks":
+		// Only the power-loss and disk-full runs (below).
 	case "custom":
 		c := base(fmt.Sprintf("%d nodes, %s", o.nodes, strings.Join(o.faults, ", ")), o.nodes, o.faults)
 		c.Rounds, c.Sync = o.rounds, o.sync
 		out = append(out, plan{cfg: c})
 	default:
-		return nil, fmt.Errorf("unknown --mode %q (short, long or custom)", o.mode)
+		return nil, fmt.Errorf("unknown --mode %q (short, long, disks or custom)", o.mode)
 	}
 	// Power loss and full disks: their own runs, since they need their own
 	// disks (powercut FUSE mounts, tmpfs), and one node as well as three.
@@ -258,7 +260,7 @@ func (o *options) plans() ([]plan, error) {
 	switch o.mode {
 	case "short":
 		disks = diskPlans(base, 2)
-	case "long":
+	case "long", "disks":
 		disks = diskPlans(base, 5)
 	}
 	for _, pl := range disks {
@@ -273,7 +275,9 @@ func (o *options) plans() ([]plan, error) {
 		unsafe := base("negative control: a build that acknowledges before commit", 3, []string{"partition-leader", "kill-leader", "pause-leader"})
 		unsafe.Binary = o.unsafeBinary
 		lost.NegativeControl, unsafe.NegativeControl = true, true
-		out = append(out, plan{cfg: lost}, plan{cfg: unsafe})
+		if o.mode != "disks" {
+			out = append(out, plan{cfg: lost}, plan{cfg: unsafe})
+		}
 		if len(disks) > 0 {
 			never := base("negative control: power loss of 1 node with --sync never", 1, []string{"power-loss"})
 			never.Rounds, never.Sync, never.NegativeControl = 2, "never", true
