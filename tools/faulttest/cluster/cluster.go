@@ -2,7 +2,9 @@
 // for the fault tests: one process per host of a netlab.Lab, each on its
 // own address and data directory, with the controls a fault injector needs
 // (SIGKILL, SIGSTOP/SIGCONT, graceful leave, restart, lost or damaged
-// disks) and a root client connection to every node.
+// disks, power cuts and full disks: Config.Disk puts each data directory
+// on a powercut FUSE mount or a tmpfs of its own) and a root client
+// connection to every node.
 //
 // A Cluster has more host slots than members: the spare slots are where
 // fresh nodes start when membership changes.

@@ -1,6 +1,7 @@
 // Package nemesis injects the faults of the fault tests into a running
 // cluster: process crashes (SIGKILL) and pauses (SIGSTOP), network
-// partitions, damaged and lost disks, and membership changes. Each Fault
+// partitions, damaged and lost disks, power loss of every node at once
+// (unsynced data dropped), full disks, and membership changes. Each Fault
 // injects, holds, and heals itself, recording what it did in an Event.
 package nemesis
 
