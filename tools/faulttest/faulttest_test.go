@@ -41,10 +41,11 @@ func binaries(t *testing.T) (safe, unsafe string) {
 }
 
 // TestShortMode runs the short mode, as `faulttest --mode short` does: every
-// fault on 3 nodes and six on 5 nodes must leave a history the checker
-// passes, each fault followed by acknowledged writes; and both negative
-// controls — lost disks of 2 of 3 nodes, a build that acknowledges before
-// Raft commits — must be caught. The report goes to the test's outputs.
+// fault on 3 nodes, six on 5 nodes, and power loss and full disks on 1 and
+// 3 nodes must leave a history the checker passes, each fault followed by
+// acknowledged writes; and the negative controls — lost disks of 2 of 3
+// nodes, a build that acknowledges before Raft commits, a power loss with
+// --sync never — must be caught. The report goes to the test's outputs.
 func TestShortMode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs clusters of real processes for about two minutes")
@@ -84,7 +85,7 @@ func TestShortMode(t *testing.T) {
 		if !res.Passed() {
 			t.Errorf("%s: failed: %s\n%s", cfg.Name, c, strings.Join(c.Problems, "\n"))
 		}
-		want := len(cfg.Faults)
+		want := len(cfg.Faults) * cfg.Rounds
 		if res.Mode.String() == "loopback" {
 			want -= len(res.Skipped)
 			t.Logf("%s: loopback network (%s): not run: %v", cfg.Name, res.FallbackReason, res.Skipped)
