@@ -33,9 +33,11 @@ func (l *Log) Append(record []byte) (offset uint64, err error) {
 // and Wait only when AppendBatch is about to return successfully. On an
 // I/O error the Log enters the failed state (ErrFailed); the appended
 // records may or may not survive the next Open, and their offsets are
-// never acknowledged. The exception is a roll-over that fails because the
-// disk is full (an error wrapping syscall.ENOSPC): nothing was written, so
-// the Log stays usable and a later call rolls over once space is freed.
+// never acknowledged. The exceptions are a full disk (an error wrapping
+// syscall.ENOSPC) when nothing of the batch was written: a roll-over that
+// cannot create the new segment, or a store write that the segment undid
+// (segment.ErrNotWritten) before any part of the batch landed; the Log
+// stays usable and a later call succeeds once space is freed.
 func (l *Log) AppendBatch(records [][]byte) (first uint64, err error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
@@ -77,7 +79,13 @@ func (l *Log) appendLocked(records [][]byte, sync bool) (first uint64, err error
 			continue
 		}
 		if _, err := s.Append(rest[:k], sync); err != nil {
-			return 0, l.fail(fmt.Errorf("log: append to %s: %w", s.StorePath(), err))
+			err = fmt.Errorf("log: append to %s: %w", s.StorePath(), err)
+			if len(rest) == len(records) && errors.Is(err, segment.ErrNotWritten) && errors.Is(err, syscall.ENOSPC) {
+				// A full disk, and the write was undone: nothing of the
+				// batch was written, so the log goes on.
+				return 0, err
+			}
+			return 0, l.fail(err)
 		}
 		rest = rest[k:]
 	}

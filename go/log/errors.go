@@ -32,9 +32,9 @@ var (
 	// of the files is unknown (after a failed fsync the kernel may have
 	// dropped the dirty pages). Every later Append, AppendBatch and
 	// truncation fails with this error; Close and reopen the Log, which runs
-	// crash recovery. A roll-over that cannot create the new segment
-	// because the disk is full (ENOSPC) is not such a failure: nothing was
-	// written, and the next append tries again.
+	// crash recovery. A full disk (ENOSPC) that left nothing written is not
+	// such a failure — a roll-over that cannot create the new segment, or
+	// a store write the segment undid — and the next append tries again.
 	ErrFailed = errors.New("log: failed after an I/O error; close and reopen")
 
 	// ErrSnapshotInvalidated: TruncateAfter removed records that an open

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/status"
 
 	"github.com/proglog/proglog/go/diskspace"
@@ -139,6 +141,47 @@ func TestSnapshotOnFullDiskIsAnError(t *testing.T) {
 		}
 		if _, err := n.Append(ctx, rec(20)); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// Committed entries that a full disk keeps out of the data log wait there:
+// the state machine retries until space is freed, then applies them; it
+// does not stop (which would need a restart).
+func TestApplyWaitsOutFullDisk(t *testing.T) {
+	testutil.InTmpfs(t, 4<<20, func(dir string) {
+		f := openTestFSM(t, filepath.Join(dir, "n0"))
+		if resp := f.ApplyBatch([]*raft.Log{cmd(1, "a")})[0]; resp != (applyResult{first: 0}) {
+			t.Fatalf("apply before the disk fills = %v", resp)
+		}
+		filler := filepath.Join(dir, "filler")
+		testutil.FillDisk(t, filler)
+		waiting := make(chan struct{}, 1)
+		f.fullDisk = func() {
+			select {
+			case waiting <- struct{}{}:
+			default:
+			}
+		}
+		big := make([]string, 40) // needs new pages of the data log's store
+		for i := range big {
+			big[i] = strings.Repeat("x", 150)
+		}
+		done := make(chan any, 1)
+		go func() { done <- f.ApplyBatch([]*raft.Log{cmd(2, big...)})[0] }()
+		select {
+		case <-waiting:
+		case resp := <-done:
+			t.Fatalf("apply on a full disk returned %v, want it to wait for space", resp)
+		}
+		if err := os.Remove(filler); err != nil {
+			t.Fatal(err)
+		}
+		if resp := <-done; resp != (applyResult{first: 1}) {
+			t.Fatalf("apply once space is freed = %v, want applied at offset 1", resp)
+		}
+		if resp := f.ApplyBatch([]*raft.Log{cmd(3, "b")})[0]; resp != (applyResult{first: 41}) {
+			t.Fatalf("next apply = %v, want applied at offset 41", resp)
 		}
 	})
 }

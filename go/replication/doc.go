@@ -87,7 +87,9 @@
 // command's records at consecutive offsets. An apply response is the offset
 // of the command's first record. If writing the data log fails the FSM
 // stops (ErrFailed) rather than skip entries and leave a gap; restarting
-// the node replays them.
+// the node replays them. A full disk that left nothing written (ENOSPC)
+// is not such a failure: the apply waits, retrying, until space returns
+// (or the node shuts down).
 //
 // # Snapshots
 //
@@ -257,7 +259,9 @@
 // retries it, the others commit without it, and it catches up once space
 // returns) and a leader steps down. The space below half is kept for what
 // the node cannot refuse: applying entries it already stored, snapshots,
-// segment roll-overs. Reads, heartbeats and votes go on throughout, and
+// segment roll-overs. If another file takes that space too, a write that
+// finds no space is undone and retried (the Raft log refuses the entries;
+// an apply waits), never a reason to stop or restart. Reads, heartbeats and votes go on throughout, and
 // everything resumes by itself once space is freed. The stable store
 // overwrites preallocated blocks in place, so an election never needs a
 // new block (hashicorp/raft panics if it cannot record a term); snapshot

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -63,6 +64,13 @@ type fsm struct {
 	failed atomic.Pointer[error]
 
 	beforeApply func() // Config.beforeApply
+	// fullDisk, if set, is called each time ApplyBatch waits for space
+	// (tests).
+	fullDisk func()
+	// quit is closed (by interrupt) when the node shuts down: an apply
+	// waiting for disk space gives up.
+	quit     chan struct{}
+	quitOnce sync.Once
 
 	// lowest is the agreed lowest offset (retention.go); removed counts
 	// the records retention removed since start.
@@ -111,7 +119,7 @@ func openFSM(dir string, cfg log.Config, lg hclog.Logger) (f *fsm, lost bool, er
 	if err != nil {
 		return nil, false, fmt.Errorf("replication: open data log: %w", err)
 	}
-	f = &fsm{dir: dir, cfg: l.Config(), lg: lg, l: l, appliedCh: make(chan struct{}), setAside: aside}
+	f = &fsm{dir: dir, cfg: l.Config(), lg: lg, l: l, appliedCh: make(chan struct{}), setAside: aside, quit: make(chan struct{})}
 	if err := errors.Join(f.loadState(), f.loadLowest()); err != nil {
 		_ = l.Close()
 		return nil, false, err
@@ -230,7 +238,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	var err error
 	if a.len() > 0 {
 		var got uint64
-		got, err = l.AppendBatch(a.slices())
+		got, err = f.appendWaiting(l, a.slices())
 		if err == nil && got != next {
 			err = fmt.Errorf("data log appended at %d, expected %d", got, next)
 		}
@@ -245,6 +253,40 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	f.setApplied(logs[len(logs)-1].Index)
 	return resps
 }
+
+// fullDiskRetry is how often an apply refused by a full disk is retried.
+const fullDiskRetry = 100 * time.Millisecond
+
+// appendWaiting appends recs to the data log. A full disk that left the
+// log usable (ENOSPC, nothing written) is waited out, retrying every
+// fullDiskRetry: the entries are committed and must be applied, in order,
+// so the state machine pauses (Raft keeps running; applies queue up) until
+// space returns or the node shuts down.
+func (f *fsm) appendWaiting(l *log.Log, recs [][]byte) (uint64, error) {
+	for waited := false; ; waited = true {
+		got, err := l.AppendBatch(recs)
+		if err == nil || !errors.Is(err, syscall.ENOSPC) || errors.Is(err, log.ErrFailed) {
+			if waited && err == nil {
+				f.lg.Warn("disk space is back; applying committed entries again")
+			}
+			return got, err
+		}
+		if !waited {
+			f.lg.Warn("the disk is full; committed entries wait to be applied until space is freed", "error", err)
+		}
+		if f.fullDisk != nil {
+			f.fullDisk()
+		}
+		select {
+		case <-f.quit:
+			return 0, err
+		case <-time.After(fullDiskRetry):
+		}
+	}
+}
+
+// interrupt makes an apply waiting for disk space give up (shutdown).
+func (f *fsm) interrupt() { f.quitOnce.Do(func() { close(f.quit) }) }
 
 // stop makes err (wrapping ErrFailed) the state machine's failure: it
 // applies nothing more until the node restarts. The batch's responses that

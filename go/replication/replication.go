@@ -710,6 +710,7 @@ func (l *Log) Close() error {
 			l.raft.DeregisterObserver(l.observer)
 		}
 		close(l.done)
+		l.fsm.interrupt() // an apply waiting for disk space would hold up Raft's shutdown
 		var errs []error
 		stopped := make(chan error, 1)
 		f := l.raft.Shutdown()

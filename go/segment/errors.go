@@ -23,6 +23,12 @@ var (
 
 	// ErrNotFound: the offset is not in this segment (or not yet visible).
 	ErrNotFound = errors.New("segment: offset not found")
+
+	// ErrNotWritten: Append's store write failed and was undone (the
+	// store cut back to its size before the call): the segment is as it
+	// was, and appending may go on. It wraps the write's error (for
+	// instance syscall.ENOSPC on a full disk).
+	ErrNotWritten = errors.New("segment: append not written")
 )
 
 // CorruptionError describes corrupt on-disk data: the file, the byte

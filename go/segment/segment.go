@@ -155,7 +155,8 @@ func (s *Segment) IsMaxed() bool {
 //
 // On error the segment's files may hold a partial append that is not
 // visible; the caller should stop appending and let crash recovery (Open)
-// sort it out.
+// sort it out — except when the error wraps ErrNotWritten: the store write
+// failed and was undone, and the segment is as it was.
 func (s *Segment) Append(records [][]byte, sync bool) (first uint64, err error) {
 	switch {
 	case s.closed:

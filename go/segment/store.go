@@ -201,7 +201,7 @@ func (s *store) append(records [][]byte) (pos uint64, err error) {
 		if terr := s.f.Truncate(int64(pos)); terr != nil {
 			return 0, errors.Join(werr, fmt.Errorf("segment: undo partial write to %s: %w", s.path, terr))
 		}
-		return 0, werr
+		return 0, fmt.Errorf("%w: %w", ErrNotWritten, werr)
 	}
 	s.size.Store(pos + total)
 	return pos, nil

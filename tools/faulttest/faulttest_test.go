@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,10 +41,11 @@ func binaries(t *testing.T) (safe, unsafe string) {
 }
 
 // TestShortMode runs the short mode, as `faulttest --mode short` does: every
-// fault on 3 nodes and six on 5 nodes must leave a history the checker
-// passes, each fault followed by acknowledged writes; and both negative
-// controls — lost disks of 2 of 3 nodes, a build that acknowledges before
-// Raft commits — must be caught. The report goes to the test's outputs.
+// fault on 3 nodes, six on 5 nodes, and power loss and full disks on 1 and
+// 3 nodes must leave a history the checker passes, each fault followed by
+// acknowledged writes; and the negative controls — lost disks of 2 of 3
+// nodes, a build that acknowledges before Raft commits, a power loss with
+// --sync never — must be caught. The report goes to the test's outputs.
 func TestShortMode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs clusters of real processes for about two minutes")
@@ -75,7 +77,7 @@ func TestShortMode(t *testing.T) {
 			if !res.Passed() {
 				t.Errorf("%s: the checker proved nothing wrong (a timed-out linearizability check proves nothing): %s", cfg.Name, c)
 			}
-			if strings.Contains(cfg.Name, "disks") && c.Lost == 0 {
+			if (strings.Contains(cfg.Name, "disks") || strings.Contains(cfg.Name, "power loss")) && c.Lost == 0 {
 				t.Errorf("%s: no lost records reported", cfg.Name)
 			}
 			continue
@@ -83,7 +85,7 @@ func TestShortMode(t *testing.T) {
 		if !res.Passed() {
 			t.Errorf("%s: failed: %s\n%s", cfg.Name, c, strings.Join(c.Problems, "\n"))
 		}
-		want := len(cfg.Faults)
+		want := len(cfg.Faults) * cfg.Rounds
 		if res.Mode.String() == "loopback" {
 			want -= len(res.Skipped)
 			t.Logf("%s: loopback network (%s): not run: %v", cfg.Name, res.FallbackReason, res.Skipped)
@@ -145,7 +147,7 @@ func TestPlans(t *testing.T) {
 		}
 	}
 	for _, f := range nemesis.All {
-		if !seen[f.Name] {
+		if !seen[f.Name] && f.Disk.Available() == nil {
 			t.Errorf("fault %s is not in short mode", f.Name)
 		}
 	}
@@ -184,5 +186,51 @@ func TestNegativeControlNeedsAViolation(t *testing.T) {
 	r := &RunResult{Config: RunConfig{NegativeControl: true}, Check: history.Result{Lost: 3}, Err: "cut short"}
 	if r.Passed() {
 		t.Error("a negative control that did not complete passed")
+	}
+}
+
+// Runs of one node take only the faults that work there; a run's faults
+// must agree on the disks they need.
+func TestRunConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		nodes  int
+		faults []string
+		want   string
+	}{
+		{1, []string{"power-loss"}, ""},
+		{1, []string{"disk-full"}, ""},
+		{0, []string{"power-loss"}, "faulttest: 0 nodes: need at least 1"},
+		{1, []string{"kill-follower"}, "faulttest: 1 nodes: kill-follower needs at least 3"},
+		{3, []string{"power-loss", "disk-full"}, "faulttest: power-loss needs powercut disks and disk-full tmpfs disks: run them separately"},
+		{3, []string{"kill-leader", "power-loss"}, "faulttest: kill-leader needs dir disks and power-loss powercut disks: run them separately"},
+	} {
+		c := DefaultRunConfig()
+		c.Binary, c.Dir, c.Nodes, c.Faults = "/bin/proglog", "/run-dir", tc.nodes, tc.faults
+		err := c.Validate()
+		if got := fmt.Sprint(err); (tc.want == "" && err != nil) || (tc.want != "" && got != tc.want) {
+			t.Errorf("%d nodes, %v: %v, want %q", tc.nodes, tc.faults, err, tc.want)
+		}
+	}
+}
+
+// Produces refused for a full disk are counted per fault, from its
+// injection to the next fault's.
+func TestLowDiskRefused(t *testing.T) {
+	t0 := time.Now()
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	full := "rpc error: code = ResourceExhausted desc = the server's disk is nearly full"
+	ops := []history.Op{
+		{Kind: history.Append, Outcome: history.Failed, Err: full, Call: at(0)},                        // before
+		{Kind: history.Append, Outcome: history.Failed, Err: full, Call: at(1)},                        // in
+		{Kind: history.Append, Outcome: history.Failed, Err: full, Call: at(2)},                        // in
+		{Kind: history.Append, Outcome: history.Failed, Err: "code = FailedPrecondition", Call: at(2)}, // not leader
+		{Kind: history.Append, Outcome: history.OK, Call: at(2)},
+		{Kind: history.Append, Outcome: history.Failed, Err: full, Call: at(3)}, // after
+	}
+	if got := lowDiskRefused(ops, at(1), at(3)); got != 2 {
+		t.Errorf("refused in [1s, 3s) = %d, want 2", got)
+	}
+	if got := lowDiskRefused(ops, at(1), time.Time{}); got != 3 {
+		t.Errorf("refused from 1s on = %d, want 3", got)
 	}
 }

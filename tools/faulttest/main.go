@@ -24,6 +24,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/proglog/proglog/tools/faulttest/cluster"
 	"github.com/proglog/proglog/tools/faulttest/nemesis"
 	"github.com/proglog/proglog/tools/faulttest/netlab"
 	"github.com/proglog/proglog/tools/faulttest/workload"
@@ -48,6 +49,8 @@ type options struct {
 	nodes                int
 	faults               []string
 	rounds               int
+	sync                 string
+	notRun               []string // plans left out, and why
 }
 
 func main() {
@@ -60,7 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o := options{}
 	fs := pflag.NewFlagSet("faulttest", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.mode, "mode", "short", "short: every fault once on 3 nodes, six on 5 nodes, plus the negative controls (a few minutes); long: faults drawn at random for --duration on 3 nodes and half of it on 5 nodes, plus the negative controls; custom: only --nodes/--faults/--rounds")
+	fs.StringVar(&o.mode, "mode", "short", "short: every fault once on 3 nodes, six on 5 nodes, power loss and full disks twice on 1 and 3 nodes, plus the negative controls (a few minutes); long: faults drawn at random for --duration on 3 nodes and half of it on 5 nodes, power loss and full disks five times on 1 and 3 nodes, plus the negative controls; disks: only the power-loss and disk-full runs of long mode and their negative control; custom: only --nodes/--faults/--rounds")
 	fs.StringVar(&o.binary, "binary", "", "proglog executable (default: go build ./go/cmd/proglog)")
 	fs.StringVar(&o.unsafeBinary, "unsafe-binary", "", "proglog built with -tags "+unsafeTag+" for the negative control (default: go build with that tag)")
 	fs.StringVar(&o.dir, "dir", "", "where runs keep node data and logs (default: a new temporary directory)")
@@ -73,6 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.nodes, "nodes", 3, "custom mode: cluster size")
 	fs.StringSliceVar(&o.faults, "faults", nemesis.Standard(), "custom mode: faults, in order ("+strings.Join(nemesis.Names(), ", ")+")")
 	fs.IntVar(&o.rounds, "rounds", 1, "custom mode: times through --faults")
+	fs.StringVar(&o.sync, "sync", "", "custom mode: the nodes' --sync (always, interval or never; default proglog's, always)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -90,6 +94,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+	}
+	for _, why := range o.notRun {
+		logf("not run: %s", why)
 	}
 	var runs []*RunResult
 	failed := false
@@ -238,19 +245,72 @@ func (o *options) plans() ([]plan, error) {
 		b := base(fmt.Sprintf("5 nodes, random faults for %v", o.duration/2), 5, nemesis.Standard())
 		b.Duration = o.duration / 2
 		out = append(out, plan{cfg: a}, plan{cfg: b})
+	case "disks":
+		// Only the power-loss and disk-full runs (below).
 	case "custom":
 		c := base(fmt.Sprintf("%d nodes, %s", o.nodes, strings.Join(o.faults, ", ")), o.nodes, o.faults)
-		c.Rounds = o.rounds
+		c.Rounds, c.Sync = o.rounds, o.sync
 		out = append(out, plan{cfg: c})
 	default:
-		return nil, fmt.Errorf("unknown --mode %q (short, long or custom)", o.mode)
+		return nil, fmt.Errorf("unknown --mode %q (short, long, disks or custom)", o.mode)
+	}
+	// Power loss and full disks: their own runs, since they need their own
+	// disks (powercut FUSE mounts, tmpfs), and one node as well as three.
+	var disks []plan
+	switch o.mode {
+	case "short":
+		disks = diskPlans(base, 2)
+	case "long", "disks":
+		disks = diskPlans(base, 5)
+	}
+	for _, pl := range disks {
+		if err := diskOf(pl.cfg).Available(); err != nil {
+			o.notRun = append(o.notRun, fmt.Sprintf("%s: %v", pl.cfg.Name, err))
+			continue
+		}
+		out = append(out, pl)
 	}
 	if o.negative {
 		lost := base("negative control: disks of 2 of 3 nodes lost", 3, []string{"lose-disks"})
 		unsafe := base("negative control: a build that acknowledges before commit", 3, []string{"partition-leader", "kill-leader", "pause-leader"})
 		unsafe.Binary = o.unsafeBinary
 		lost.NegativeControl, unsafe.NegativeControl = true, true
-		out = append(out, plan{cfg: lost}, plan{cfg: unsafe})
+		if o.mode != "disks" {
+			out = append(out, plan{cfg: lost}, plan{cfg: unsafe})
+		}
+		if len(disks) > 0 {
+			never := base("negative control: power loss of 1 node with --sync never", 1, []string{"power-loss"})
+			never.Rounds, never.Sync, never.NegativeControl = 2, "never", true
+			if err := cluster.DiskPowerCut.Available(); err != nil {
+				o.notRun = append(o.notRun, fmt.Sprintf("%s: %v", never.Name, err))
+			} else {
+				out = append(out, plan{cfg: never})
+			}
+		}
 	}
 	return out, nil
+}
+
+// diskPlans are the power-loss and disk-full runs, on 1 and 3 nodes, each
+// fault repeated rounds times, plus (with the negative controls) a power
+// loss with --sync never, which must lose acknowledged records.
+func diskPlans(base func(string, int, []string) RunConfig, rounds int) []plan {
+	var out []plan
+	for _, fault := range []string{"power-loss", "disk-full"} {
+		for _, nodes := range []int{1, 3} {
+			c := base(fmt.Sprintf("%d node%s, %s ×%d", nodes, map[bool]string{true: "s"}[nodes > 1], fault, rounds), nodes, []string{fault})
+			c.Rounds = rounds
+			out = append(out, plan{cfg: c})
+		}
+	}
+	return out
+}
+
+// diskOf is the disk a run's faults need.
+func diskOf(c RunConfig) cluster.Disk {
+	faults, err := nemesis.ByName(c.Faults)
+	if err != nil || len(faults) == 0 {
+		return cluster.DiskDir
+	}
+	return faults[0].Disk
 }

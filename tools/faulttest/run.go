@@ -43,6 +43,13 @@ type RunConfig struct {
 	Hold, Quiet time.Duration
 	Workload    workload.Config
 	Seed        uint64
+	// Sync is the nodes' --sync (empty: proglog's default, always).
+	Sync string
+	// DiskBytes and MinFreeBytes size the nodes' tmpfs disks and their
+	// --min-free-bytes, for faults that need a disk of their own
+	// (disk-full).
+	DiskBytes    int64
+	MinFreeBytes uint64
 	// NegativeControl: the run is meant to lose data (a destructive fault
 	// or a broken build); it passes when the checker catches it.
 	NegativeControl bool
@@ -54,6 +61,7 @@ func DefaultRunConfig() RunConfig {
 	return RunConfig{
 		Name: "3 nodes, every fault", Nodes: 3, Faults: nemesis.Standard(), Rounds: 1,
 		Hold: 2 * time.Second, Quiet: time.Second, Workload: workload.DefaultConfig(), Seed: 1,
+		DiskBytes: 64 << 20, MinFreeBytes: 16 << 20,
 	}
 }
 
@@ -64,8 +72,8 @@ func (c RunConfig) Validate() error {
 		return errors.New("faulttest: the proglog binary is required")
 	case c.Dir == "":
 		return errors.New("faulttest: a run directory is required")
-	case c.Nodes < 3:
-		return fmt.Errorf("faulttest: %d nodes: faults need at least 3", c.Nodes)
+	case c.Nodes < 1:
+		return fmt.Errorf("faulttest: %d nodes: need at least 1", c.Nodes)
 	case len(c.Faults) == 0:
 		return errors.New("faulttest: no faults to run")
 	case c.Rounds < 1 && c.Duration <= 0:
@@ -73,8 +81,17 @@ func (c RunConfig) Validate() error {
 	case c.Hold <= 0:
 		return errors.New("faulttest: Hold must be positive")
 	}
-	if _, err := nemesis.ByName(c.Faults); err != nil {
+	faults, err := nemesis.ByName(c.Faults)
+	if err != nil {
 		return err
+	}
+	for _, f := range faults {
+		if c.Nodes < 3 && !f.SingleNode {
+			return fmt.Errorf("faulttest: %d nodes: %s needs at least 3", c.Nodes, f.Name)
+		}
+		if f.Disk != faults[0].Disk {
+			return fmt.Errorf("faulttest: %s needs %v disks and %s %v disks: run them separately", faults[0].Name, faults[0].Disk, f.Name, f.Disk)
+		}
 	}
 	return c.Workload.Validate()
 }
@@ -87,6 +104,10 @@ type FaultResult struct {
 	// First acknowledged produce sent after the injection / after the
 	// heal, measured from that moment (-1: none).
 	RecoveryFromInject, RecoveryFromHeal time.Duration
+	// LowDiskRefused is how many produces sent from the injection until
+	// the next fault were refused with RESOURCE_EXHAUSTED (LOW_DISK_SPACE):
+	// refused, nothing written, so neither acknowledged nor lost.
+	LowDiskRefused int
 }
 
 // RunResult is what a run did and what the checker found.
@@ -157,6 +178,10 @@ func Run(ctx context.Context, cfg RunConfig) (res *RunResult, err error) {
 
 	ccfg := cluster.DefaultConfig()
 	ccfg.Binary, ccfg.Dir, ccfg.Lab, ccfg.Nodes, ccfg.Logf = cfg.Binary, cfg.Dir, lab, cfg.Nodes, logf
+	ccfg.Disk, ccfg.Seed, ccfg.Sync = faults[0].Disk, cfg.Seed, cfg.Sync
+	if ccfg.Disk == cluster.DiskTmpfs {
+		ccfg.DiskBytes, ccfg.MinFreeBytes = cfg.DiskBytes, cfg.MinFreeBytes
+	}
 	c, err := cluster.New(ccfg)
 	if err != nil {
 		return res, err
@@ -206,6 +231,11 @@ func Run(ctx context.Context, cfg RunConfig) (res *RunResult, err error) {
 		f := &res.Faults[i]
 		f.RecoveryFromInject = firstAckAfter(ops, f.Injected)
 		f.RecoveryFromHeal = firstAckAfter(ops, f.Healed)
+		var until time.Time
+		if i+1 < len(res.Faults) {
+			until = res.Faults[i+1].Injected
+		}
+		f.LowDiskRefused = lowDiskRefused(ops, f.Injected, until)
 	}
 	return res, errors.Join(runErr, ferr)
 }
@@ -449,6 +479,19 @@ func firstAckAfter(ops []history.Op, t time.Time) time.Duration {
 		}
 	}
 	return best
+}
+
+// lowDiskRefused counts the produces sent in [from, until) (until zero:
+// no end) refused because the node's disk was full.
+func lowDiskRefused(ops []history.Op, from, until time.Time) int {
+	n := 0
+	for _, op := range ops {
+		if op.Kind == history.Append && op.Outcome == history.Failed && strings.Contains(op.Err, "code = ResourceExhausted") &&
+			!op.Call.Before(from) && (until.IsZero() || op.Call.Before(until)) {
+			n++
+		}
+	}
+	return n
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

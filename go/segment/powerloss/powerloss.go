@@ -6,7 +6,7 @@
 // An FS wraps the files of some directories (Track) behind a
 // segment.OpenFileFunc (FS.OpenFile; directories are opened through it
 // too, for fsync). It counts every mutating operation as a step: opening
-// with O_CREATE or O_TRUNC, WriteAt, WritevAt, Truncate, file and
+// with O_CREATE or O_TRUNC, WriteAt, WritevAt, Truncate, Allocate, file and
 // directory Sync. With a crash step k > 0, the power is cut right after
 // step k: the FS computes what the disk holds then, and from then on every
 // operation fails with ErrPowerLoss. Restore writes that image to the real
@@ -383,6 +383,34 @@ func (f *modelFile) Truncate(size int64) error {
 		return err
 	}
 	f.m.ops = append(f.m.ops, op{trunc: true, size: size})
+	f.fs.step()
+	return nil
+}
+
+// Allocate implements segment.Allocator where the real file does: the
+// reservation is modelled as a write of zeros past the file's end (its
+// contents are unchanged; a cut may lose the extension, as it may lose
+// any unsynced size change).
+func (f *modelFile) Allocate(off, n int64) error {
+	a, ok := f.File.(segment.Allocator)
+	if !ok {
+		return fmt.Errorf("powerloss: allocate %s: %w", f.Name(), errors.ErrUnsupported)
+	}
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.fs.check("allocate " + f.Name()); err != nil {
+		return err
+	}
+	fi, err := f.File.Stat()
+	if err != nil {
+		return err
+	}
+	if err := a.Allocate(off, n); err != nil {
+		return err
+	}
+	if end := off + n; end > fi.Size() {
+		f.m.ops = append(f.m.ops, op{off: fi.Size(), data: make([]byte, end-fi.Size())})
+	}
 	f.fs.step()
 	return nil
 }

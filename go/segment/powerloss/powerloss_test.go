@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/proglog/proglog/go/segment"
 )
 
 // script creates "a" (written, fsynced, then written again without fsync)
@@ -138,5 +140,81 @@ func TestDeterministic(t *testing.T) {
 				t.Fatalf("crash at %d: %q then %q", k, x, y)
 			}
 		}
+	}
+}
+
+// Allocate (the index's fallocate reservation) reaches the real file and
+// is modelled as zeros past the end: lost in part or whole by a cut unless
+// fsynced, like any other size change.
+func TestAllocateModelled(t *testing.T) {
+	sizes := map[int]bool{}
+	for seed := range uint64(50) {
+		for _, synced := range []bool{false, true} {
+			dir := t.TempDir()
+			fs := New(seed, 0)
+			if err := fs.Track(dir); err != nil {
+				t.Fatal(err)
+			}
+			f, err := fs.OpenFile(filepath.Join(dir, "index"), os.O_RDWR|os.O_CREATE, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte("entry"), 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			d, err := fs.OpenFile(dir, os.O_RDONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			d.Close()
+			a, ok := f.(segment.Allocator)
+			if !ok {
+				t.Fatalf("a file of the model is not a segment.Allocator: the index's reservation would not be modelled as one")
+			}
+			before := fs.Steps()
+			if err := a.Allocate(0, 4096); err != nil {
+				if errors.Is(err, errors.ErrUnsupported) {
+					t.Skip("the file system cannot fallocate")
+				}
+				t.Fatal(err)
+			}
+			if fs.Steps() != before+1 {
+				t.Errorf("Allocate took %d steps, want 1", fs.Steps()-before)
+			}
+			if fi, err := os.Stat(filepath.Join(dir, "index")); err != nil || fi.Size() != 4096 {
+				t.Fatalf("after Allocate the real file is %v bytes (%v), want 4096", fi.Size(), err)
+			}
+			if synced {
+				if err := f.Sync(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.Close()
+			if err := fs.Restore(); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, "index"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.HasPrefix(b, []byte("entry")) || len(bytes.Trim(b[5:], "\x00")) != 0 {
+				t.Fatalf("seed %d: after the cut the file is %q..., want \"entry\" then zeros", seed, b[:min(len(b), 8)])
+			}
+			if synced && len(b) != 4096 {
+				t.Fatalf("seed %d: fsynced reservation cut to %d bytes", seed, len(b))
+			}
+			if !synced {
+				sizes[len(b)] = true
+			}
+		}
+	}
+	if !sizes[5] || !sizes[4096] {
+		t.Errorf("unsynced reservations: sizes after cuts %v, want both lost (5) and kept (4096) among them", sizes)
 	}
 }

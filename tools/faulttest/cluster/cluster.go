@@ -2,7 +2,9 @@
 // for the fault tests: one process per host of a netlab.Lab, each on its
 // own address and data directory, with the controls a fault injector needs
 // (SIGKILL, SIGSTOP/SIGCONT, graceful leave, restart, lost or damaged
-// disks) and a root client connection to every node.
+// disks, power cuts and full disks: Config.Disk puts each data directory
+// on a powercut FUSE mount or a tmpfs of its own) and a root client
+// connection to every node.
 //
 // A Cluster has more host slots than members: the spare slots are where
 // fresh nodes start when membership changes.
@@ -58,6 +60,16 @@ type Config struct {
 	// catch-up from a snapshot happen during a run.
 	SnapshotInterval                time.Duration
 	SnapshotThreshold, TrailingLogs int
+	// Disk is what each node's data directory lives on; DiskBytes is the
+	// size of a DiskTmpfs.
+	Disk      Disk
+	DiskBytes int64
+	// Seed drives what a power cut keeps (DiskPowerCut).
+	Seed uint64
+	// Sync is passed as --sync (empty: proglog's default, always);
+	// MinFreeBytes as --min-free-bytes (0: proglog's default).
+	Sync         string
+	MinFreeBytes uint64
 	// Logf receives progress messages (may be nil).
 	Logf func(format string, args ...any)
 }
@@ -92,6 +104,10 @@ func (c Config) Validate() error {
 		return errors.New("cluster: Raft timeouts must be positive")
 	case c.SnapshotInterval <= 0 || c.SnapshotThreshold <= 0 || c.TrailingLogs <= 0:
 		return errors.New("cluster: snapshot settings must be positive")
+	case c.Disk == DiskTmpfs && c.DiskBytes <= int64(c.MinFreeBytes):
+		return fmt.Errorf("cluster: a tmpfs disk of %d bytes is not larger than MinFreeBytes %d", c.DiskBytes, c.MinFreeBytes)
+	case c.Disk == DiskTmpfs && c.MinFreeBytes == 0:
+		return errors.New("cluster: a tmpfs disk needs MinFreeBytes set below its size (proglog's default watermark is larger than a test tmpfs)")
 	}
 	return nil
 }
@@ -175,7 +191,7 @@ func (c *Cluster) assign(n *Node) {
 	c.nextID++
 	n.Name = "n" + strconv.Itoa(c.nextID)
 	c.mu.Unlock()
-	n.DataDir = filepath.Join(c.cfg.Dir, n.Name)
+	n.DataDir = c.diskDir(n.Name)
 	n.member = true
 }
 
@@ -374,6 +390,9 @@ func (c *Cluster) AddNode(ctx context.Context) (*Node, error) {
 		return nil, errors.New("cluster: no spare slot for a new node")
 	}
 	if n.DataDir != "" {
+		if err := n.releaseDisk(); err != nil {
+			return nil, err
+		}
 		if err := os.RemoveAll(n.DataDir); err != nil {
 			return nil, fmt.Errorf("cluster: clear slot %d: %w", n.Slot, err)
 		}
@@ -434,16 +453,18 @@ func Random(rng *rand.Rand, nodes []*Node, keep func(*Node) bool) *Node {
 	return pick[rng.IntN(len(pick))]
 }
 
-// Close kills every node and closes the client connections.
+// Close kills every node, unmounts their disks and closes the client
+// connections.
 func (c *Cluster) Close() error {
+	var errs []error
 	for _, n := range c.Nodes() {
 		if n.Running() {
 			_ = n.Kill()
 		}
+		errs = append(errs, n.releaseDisk())
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var errs []error
 	for _, conn := range c.conns {
 		errs = append(errs, conn.Close())
 	}
@@ -463,6 +484,9 @@ func (c *Cluster) Replace(ctx context.Context, n *Node) error {
 		return fmt.Errorf("cluster: replace %s: it is running", n.Name)
 	}
 	old := n.Name
+	if err := n.releaseDisk(); err != nil {
+		return err
+	}
 	if err := os.Rename(n.DataDir, n.DataDir+".replaced"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("cluster: replace %s: %w", old, err)
 	}

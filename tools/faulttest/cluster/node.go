@@ -34,6 +34,7 @@ type Node struct {
 	exited  chan struct{} // closed when the current process exits
 	exitErr error
 	logFile *os.File
+	disk    *disk // mounted data directory (Config.Disk), nil for DiskDir
 }
 
 // Addr is the node's gRPC and Raft address.
@@ -74,6 +75,9 @@ func (n *Node) start(bootstrap bool, join []string) error {
 		return fmt.Errorf("cluster: %s is already running", n.Name)
 	}
 	cfg := n.c.cfg
+	if err := n.mountDisk(); err != nil {
+		return err
+	}
 	// Each node has its own certificate naming it (a node refuses any
 	// other); names are fresh per slot assignment, so it is issued here.
 	if _, err := certs.EnsureDev(n.c.files.Dir, []string{n.Host}, n.Name); err != nil {
@@ -92,6 +96,12 @@ func (n *Node) start(bootstrap bool, join []string) error {
 		"--raft-snapshot-threshold", strconv.Itoa(cfg.SnapshotThreshold),
 		"--raft-trailing-logs", strconv.Itoa(cfg.TrailingLogs),
 		"--shutdown-timeout", "5s",
+	}
+	if cfg.Sync != "" {
+		args = append(args, "--sync", cfg.Sync)
+	}
+	if cfg.MinFreeBytes != 0 {
+		args = append(args, "--min-free-bytes", strconv.FormatUint(cfg.MinFreeBytes, 10))
 	}
 	if bootstrap {
 		args = append(args, "--bootstrap")
@@ -231,8 +241,34 @@ func (n *Node) Wipe() error {
 	if n.Running() {
 		return fmt.Errorf("cluster: wipe %s: it is running", n.Name)
 	}
+	if err := n.releaseDisk(); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(n.DataDir); err != nil {
 		return fmt.Errorf("cluster: wipe %s: %w", n.Name, err)
 	}
+	if err := os.RemoveAll(filepath.Join(n.c.cfg.Dir, n.Name+".disk")); err != nil { // DiskPowerCut's backing
+		return fmt.Errorf("cluster: wipe %s: %w", n.Name, err)
+	}
 	return nil
+}
+
+// releaseDisk unmounts the disk of n, which must be down.
+func (n *Node) releaseDisk() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil {
+		return fmt.Errorf("cluster: unmount the disk of %s: it is running", n.Name)
+	}
+	return n.unmountDisk()
+}
+
+// Pid is the process id of the running process, or 0.
+func (n *Node) Pid() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
 }

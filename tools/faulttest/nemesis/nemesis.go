@@ -1,6 +1,7 @@
 // Package nemesis injects the faults of the fault tests into a running
 // cluster: process crashes (SIGKILL) and pauses (SIGSTOP), network
-// partitions, damaged and lost disks, and membership changes. Each Fault
+// partitions, damaged and lost disks, power loss of every node at once
+// (unsynced data dropped), full disks, and membership changes. Each Fault
 // injects, holds, and heals itself, recording what it did in an Event.
 package nemesis
 
@@ -50,7 +51,12 @@ type Fault struct {
 	// Destructive faults lose acknowledged data by design; they are only
 	// run to prove that the checker notices.
 	Destructive bool
-	run         func(ctx context.Context, env *Env, ev *Event) error
+	// SingleNode: the fault also works on a cluster of one node (the
+	// others need a follower, or a majority to survive).
+	SingleNode bool
+	// Disk is what the nodes' data directories must live on.
+	Disk cluster.Disk
+	run  func(ctx context.Context, env *Env, ev *Event) error
 }
 
 // Run injects the fault, holds it and heals it.
@@ -77,14 +83,16 @@ var All = []Fault{
 	{Name: "truncate-follower", Doc: "SIGKILL a follower, cut the tail of its newest segment (Raft log or data log), restart it", run: damage(truncateTail)},
 	{Name: "bitflip-follower", Doc: "SIGKILL a follower, flip one bit of its newest segment (Raft log or data log), restart it", run: damage(flipBit)},
 	{Name: "membership", Doc: "remove a follower (graceful leave) and add a fresh node with an empty disk, under load", run: membership},
+	{Name: "power-loss", Doc: "cut the power of every node at once: SIGKILL all, drop part of what each did not fsync (powercut FUSE disks), restart all after the hold", SingleNode: true, Disk: cluster.DiskPowerCut, run: powerLoss},
+	{Name: "disk-full", Doc: "fill the leader's disk (a tmpfs of its own) to the last byte with another file for the hold, then free it; the node must stay up", SingleNode: true, Disk: cluster.DiskTmpfs, run: diskFull},
 	{Name: "lose-disks", Doc: "DESTRUCTIVE: isolate one follower, let the others acknowledge records, kill them, wipe both data directories, restart them, heal", Destructive: true, run: loseDisks},
 }
 
-// Standard is every non-destructive fault.
+// Standard is every non-destructive fault on plain disks.
 func Standard() []string {
 	var out []string
 	for _, f := range All {
-		if !f.Destructive {
+		if !f.Destructive && f.Disk == cluster.DiskDir {
 			out = append(out, f.Name)
 		}
 	}

@@ -241,7 +241,7 @@ func (w *Workload) read(ctx context.Context, proc int) {
 }
 
 // classify tells a failure that proves nothing was written (the server
-// refused: not the leader, bad request) from one that leaves it open, and
+// refused: not the leader, bad request, disk full) from one that leaves it open, and
 // follows NOT_LEADER hints.
 func (w *Workload) classify(err error, n *cluster.Node) (history.Outcome, string) {
 	st, _ := status.FromError(err)
@@ -257,6 +257,14 @@ func (w *Workload) classify(err error, n *cluster.Node) (history.Outcome, string
 		return history.Failed, err.Error()
 	case codes.InvalidArgument, codes.PermissionDenied, codes.Unauthenticated, codes.OutOfRange:
 		return history.Failed, err.Error()
+	case codes.ResourceExhausted:
+		// A full disk (LOW_DISK_SPACE) is refused before anything is
+		// written; other limits are not expected from this workload.
+		for _, d := range st.Details() {
+			if info, ok := d.(*errdetails.ErrorInfo); ok && info.Reason == "LOW_DISK_SPACE" {
+				return history.Failed, err.Error()
+			}
+		}
 	}
 	// Unavailable, DeadlineExceeded, Canceled, Internal...: the request may
 	// have been applied. Try elsewhere next time.
