@@ -78,9 +78,15 @@ func newRaftCluster(t *testing.T, n int) *raftCluster {
 			t.Fatalf("%s not ready: %v", a.NodeName(), err)
 		}
 	}
-	eventually(t, "every node in the Raft configuration", 30*time.Second, func() bool {
-		ss, err := c.agents[c.leader()].Replica().GetServers()
-		return err == nil && len(ss) == n
+	// Every node, not just the leader: GetServers answers from the node's
+	// own copy of the configuration, which followers learn a little later.
+	eventually(t, "every node in every node's Raft configuration", 30*time.Second, func() bool {
+		for _, a := range c.agents {
+			if ss, err := a.Replica().GetServers(); err != nil || len(ss) != n {
+				return false
+			}
+		}
+		return true
 	})
 	return c
 }
