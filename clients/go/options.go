@@ -352,13 +352,7 @@ func WithMaxBatchRecords(n int) Option {
 // alone. It may not exceed the
 // message limit (WithMaxMessageBytes).
 func WithMaxBatchBytes(n int) Option {
-	return func(c *config) {
-		if n < 1 {
-			c.fail(fmt.Errorf("proglog: WithMaxBatchBytes(%d): must be positive", n))
-			return
-		}
-		c.maxBatchBytes = n
-	}
+	return positive("WithMaxBatchBytes", n, func(c *config) *int { return &c.maxBatchBytes })
 }
 
 // WithMaxMessageBytes sets the largest request the client sends (default
@@ -367,13 +361,7 @@ func WithMaxBatchBytes(n int) Option {
 // ProduceBatch request over it fails before sending with a
 // *RecordTooLargeError giving the sizes.
 func WithMaxMessageBytes(n int) Option {
-	return func(c *config) {
-		if n < 1 {
-			c.fail(fmt.Errorf("proglog: WithMaxMessageBytes(%d): must be positive", n))
-			return
-		}
-		c.maxMessageBytes = n
-	}
+	return positive("WithMaxMessageBytes", n, func(c *config) *int { return &c.maxMessageBytes })
 }
 
 // WithMaxInFlight bounds the batches of Produce and ProduceAsync records in
@@ -383,24 +371,24 @@ func WithMaxMessageBytes(n int) Option {
 // order than they were queued in (and batches are smaller: measured, no
 // faster on one node with fsync before ack; see docs/benchmarks.md).
 func WithMaxInFlight(n int) Option {
-	return func(c *config) {
-		if n < 1 {
-			c.fail(fmt.Errorf("proglog: WithMaxInFlight(%d): must be positive", n))
-			return
-		}
-		c.maxInFlight = n
-	}
+	return positive("WithMaxInFlight", n, func(c *config) *int { return &c.maxInFlight })
 }
 
 // WithMaxQueuedBytes bounds the encoded bytes of the records queued and
 // not yet sent (default 32 MiB): ProduceAsync and Produce wait for room
 // beyond it. A record larger than the bound is still queued alone.
 func WithMaxQueuedBytes(n int) Option {
+	return positive("WithMaxQueuedBytes", n, func(c *config) *int { return &c.maxQueuedBytes })
+}
+
+// positive is an option setting the field field(c) to n, which must be
+// positive (name is the option's, for the error).
+func positive(name string, n int, field func(*config) *int) Option {
 	return func(c *config) {
 		if n < 1 {
-			c.fail(fmt.Errorf("proglog: WithMaxQueuedBytes(%d): must be positive", n))
+			c.fail(fmt.Errorf("proglog: %s(%d): must be positive", name, n))
 			return
 		}
-		c.maxQueuedBytes = n
+		*field(c) = n
 	}
 }
