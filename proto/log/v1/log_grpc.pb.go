@@ -59,8 +59,8 @@ const (
 //	PERMISSION_DENIED   the certificate's subject may not perform the action
 //	                    ("produce", "consume" or "servers") on this log.
 //	FAILED_PRECONDITION this server is not the leader of the cluster, which a
-//	                    Produce, ProduceBatch, ProduceStream or linearizable
-//	                    Consume needs. The status carries an ErrorInfo with
+//	                    Produce, ProduceBatch, ProduceStream, linearizable
+//	                    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
 //	                    reason "NOT_LEADER", domain "proglog" and metadata
 //	                    "leader_id" and "leader_addr" (the leader's host:port for
 //	                    this API): send the request there. Nothing was written.
@@ -231,8 +231,8 @@ func (c *logClient) GetBounds(ctx context.Context, in *GetBoundsRequest, opts ..
 //	PERMISSION_DENIED   the certificate's subject may not perform the action
 //	                    ("produce", "consume" or "servers") on this log.
 //	FAILED_PRECONDITION this server is not the leader of the cluster, which a
-//	                    Produce, ProduceBatch, ProduceStream or linearizable
-//	                    Consume needs. The status carries an ErrorInfo with
+//	                    Produce, ProduceBatch, ProduceStream, linearizable
+//	                    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
 //	                    reason "NOT_LEADER", domain "proglog" and metadata
 //	                    "leader_id" and "leader_addr" (the leader's host:port for
 //	                    this API): send the request there. Nothing was written.

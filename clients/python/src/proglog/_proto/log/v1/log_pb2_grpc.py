@@ -52,8 +52,8 @@ class LogStub:
     PERMISSION_DENIED   the certificate's subject may not perform the action
     ("produce", "consume" or "servers") on this log.
     FAILED_PRECONDITION this server is not the leader of the cluster, which a
-    Produce, ProduceBatch, ProduceStream or linearizable
-    Consume needs. The status carries an ErrorInfo with
+    Produce, ProduceBatch, ProduceStream, linearizable
+    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
     reason "NOT_LEADER", domain "proglog" and metadata
     "leader_id" and "leader_addr" (the leader's host:port for
     this API): send the request there. Nothing was written.
@@ -136,8 +136,8 @@ class LogServicer:
     PERMISSION_DENIED   the certificate's subject may not perform the action
     ("produce", "consume" or "servers") on this log.
     FAILED_PRECONDITION this server is not the leader of the cluster, which a
-    Produce, ProduceBatch, ProduceStream or linearizable
-    Consume needs. The status carries an ErrorInfo with
+    Produce, ProduceBatch, ProduceStream, linearizable
+    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
     reason "NOT_LEADER", domain "proglog" and metadata
     "leader_id" and "leader_addr" (the leader's host:port for
     this API): send the request there. Nothing was written.
@@ -294,8 +294,8 @@ class Log:
     PERMISSION_DENIED   the certificate's subject may not perform the action
     ("produce", "consume" or "servers") on this log.
     FAILED_PRECONDITION this server is not the leader of the cluster, which a
-    Produce, ProduceBatch, ProduceStream or linearizable
-    Consume needs. The status carries an ErrorInfo with
+    Produce, ProduceBatch, ProduceStream, linearizable
+    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
     reason "NOT_LEADER", domain "proglog" and metadata
     "leader_id" and "leader_addr" (the leader's host:port for
     this API): send the request there. Nothing was written.
