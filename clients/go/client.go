@@ -219,7 +219,7 @@ const (
 	opRead       // Consume
 	opStream     // Records
 	opServers
-	opBounds // Records' StopAtEnd: the leader's next offset
+	opBounds // Bounds (and Records' StopAtEnd)
 )
 
 func (c *Client) routeFor(o op) route {

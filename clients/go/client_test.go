@@ -677,3 +677,26 @@ func TestRecordsStopAtEnd(t *testing.T) {
 		t.Fatalf("from the end: %q", got)
 	}
 }
+
+// Bounds asks the leader (GetBounds, linearizable): Next covers every
+// acknowledged produce.
+func TestBounds(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 3})
+	cl := c.client()
+	ctx := ctxT(t)
+	if b, err := cl.Bounds(ctx); err != nil || b != (client.Bounds{}) {
+		t.Fatalf("empty log: %+v, %v", b, err)
+	}
+	for i := range 3 {
+		if _, err := cl.ProduceValue(ctx, fmt.Appendf(nil, "r%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := c.leaderNode().bounds.Load()
+	if b, err := cl.Bounds(ctx); err != nil || b != (client.Bounds{Lowest: 0, Next: 3}) {
+		t.Fatalf("after 3 records: %+v, %v; want [0, 3)", b, err)
+	}
+	if n := c.leaderNode().bounds.Load() - before; n != 1 {
+		t.Fatalf("the leader answered %d GetBounds, want 1", n)
+	}
+}

@@ -9,6 +9,7 @@
 //	for rec, err := range c.Records(ctx, 0) { ... }          // follows the log
 //	for rec, err := range c.Records(ctx, 0, client.StopAtEnd()) { ... }
 //	f := c.ProduceAsync(ctx, rec); ...; c.Flush(ctx); off, err := f.Result()
+//	b, err := c.Bounds(ctx) // readable offsets [b.Lowest, b.Next), asked of the leader
 //
 // # Batching
 //
@@ -65,8 +66,8 @@
 // end" is retried at the leader — a record whose produce was acknowledged
 // is always readable. With WithConsistency(ReadLinearizable) Consume goes
 // to the leader and asks for CONSISTENCY_LINEARIZABLE. A read that a server
-// refuses as not the leader is retried at the leader. Servers goes to any
-// server.
+// refuses as not the leader is retried at the leader. Bounds goes to the
+// leader (GetBounds, linearizable). Servers goes to any server.
 //
 // # Retries and duplicates
 //
@@ -80,7 +81,7 @@
 // failures — out of range, permission denied, too large, invalid — are
 // returned immediately.
 //
-// Retrying Consume, Records and Servers is always safe. Retrying a produce
+// Retrying Consume, Records, Bounds and Servers is always safe. Retrying a produce
 // is safe when it cannot have been written: the server refused it as not
 // the leader, or it was never sent (no server was reachable). It may
 // DUPLICATE records when the request reached a server and then the

@@ -55,7 +55,7 @@ type node struct {
 	srv  *server.Server
 	done chan error
 
-	appends, reads, streams atomic.Int64
+	appends, reads, streams, bounds atomic.Int64
 	// failAfterAppend makes the next append succeed and then fail with
 	// UNAVAILABLE, as a leader that lost leadership after committing does.
 	failAfterAppend atomic.Bool
@@ -282,6 +282,15 @@ func (n *node) Read(ctx context.Context, off uint64, c server.Consistency) (*log
 		return nil, &log.OffsetOutOfRangeError{Offset: off, Lowest: n.c.shared.LowestOffset(), Next: next - 1}
 	}
 	return n.c.shared.Read(ctx, off, c)
+}
+
+// Bounds implements server.CommitLog: linearizable on the leader only.
+func (n *node) Bounds(ctx context.Context, c server.Consistency) (lowest, next uint64, err error) {
+	if c == server.ConsistencyLinearizable && n.c.leaderNode() != n {
+		return 0, 0, n.notLeader()
+	}
+	n.bounds.Add(1)
+	return n.c.shared.Bounds(ctx, c)
 }
 
 func (n *node) LowestOffset() uint64 { return n.c.shared.LowestOffset() }

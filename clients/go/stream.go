@@ -2,8 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"iter"
 	"math"
 
@@ -48,11 +46,12 @@ func (c *Client) Records(ctx context.Context, from uint64, opts ...RecordsOption
 		}
 		end := uint64(math.MaxUint64)
 		if o.stopAtEnd {
-			var err error
-			if end, err = c.nextOffset(ctx); err != nil {
+			b, err := c.Bounds(ctx)
+			if err != nil {
 				yield(nil, err)
 				return
 			}
+			end = b.Next
 		}
 		next := from
 		if next >= end {
@@ -107,20 +106,25 @@ type recordsOptions struct{ stopAtEnd bool }
 // waiting for new ones.
 func StopAtEnd() RecordsOption { return func(o *recordsOptions) { o.stopAtEnd = true } }
 
-// nextOffset asks the leader for the log's next offset: the OUT_OF_RANGE
-// answer to a read past any end carries the log's bounds.
-func (c *Client) nextOffset(ctx context.Context) (uint64, error) {
-	req := &logv1.ConsumeRequest{Offset: math.MaxUint64, Consistency: logv1.Consistency_CONSISTENCY_LINEARIZABLE}
+// Bounds is a log's readable range: offsets [Lowest, Next). Every record
+// below Next is committed.
+type Bounds struct {
+	Lowest uint64 // oldest retained record
+	Next   uint64 // offset the next record produced gets
+}
+
+// Bounds asks the leader for the log's bounds (GetBounds, linearizable):
+// Next covers every record whose produce was acknowledged before the call.
+// It is retried like the client's other calls.
+func (c *Client) Bounds(ctx context.Context) (Bounds, error) {
+	var b Bounds
+	req := &logv1.GetBoundsRequest{Consistency: logv1.Consistency_CONSISTENCY_LINEARIZABLE}
 	err := c.do(ctx, opBounds, func(ctx context.Context) error {
-		_, err := c.log.Consume(ctx, req)
+		resp, err := c.log.GetBounds(ctx, req)
+		if err == nil {
+			b = Bounds{Lowest: resp.GetLowest(), Next: resp.GetNext()}
+		}
 		return err
 	})
-	var oor *OffsetOutOfRangeError
-	if errors.As(err, &oor) {
-		return oor.Next, nil
-	}
-	if err == nil {
-		err = fmt.Errorf("%w: the server returned a record at offset %d", ErrInternal, uint64(math.MaxUint64))
-	}
-	return 0, err
+	return b, err
 }

@@ -56,19 +56,38 @@ func (c *CommitLog) AppendBatch(ctx context.Context, recs []*logv1.Record) (uint
 	return first, statusOf(err)
 }
 
+// Bounds returns this node's bounds (server.ConsistencyFollower) or, on
+// the leader only, the bounds covering every acknowledged append
+// (server.ConsistencyLinearizable).
+func (c *CommitLog) Bounds(ctx context.Context, cons server.Consistency) (lowest, next uint64, err error) {
+	rc, err := readConsistency(cons)
+	if err != nil {
+		return 0, 0, err
+	}
+	lowest, next, err = c.l.Bounds(ctx, rc)
+	return lowest, next, statusOf(err)
+}
+
+// readConsistency maps the server's consistency to this package's.
+func readConsistency(cons server.Consistency) (Consistency, error) {
+	switch cons {
+	case server.ConsistencyLinearizable:
+		return ReadLinearizable, nil
+	case server.ConsistencyFollower:
+		return ReadFollower, nil
+	default:
+		return 0, fmt.Errorf("replication: unknown consistency %v", cons)
+	}
+}
+
 // Read returns the record at offset with consistency cons:
 // server.ConsistencyLinearizable is ReadLinearizable (leader only),
 // server.ConsistencyFollower is ReadFollower (this node's committed
 // records).
 func (c *CommitLog) Read(ctx context.Context, offset uint64, cons server.Consistency) (*logv1.Record, error) {
-	var rc Consistency
-	switch cons {
-	case server.ConsistencyLinearizable:
-		rc = ReadLinearizable
-	case server.ConsistencyFollower:
-		rc = ReadFollower
-	default:
-		return nil, fmt.Errorf("replication: unknown consistency %v", cons)
+	rc, err := readConsistency(cons)
+	if err != nil {
+		return nil, err
 	}
 	b, err := c.l.Read(ctx, offset, rc)
 	if err != nil {

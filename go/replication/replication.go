@@ -431,6 +431,30 @@ func (l *Log) Read(ctx context.Context, offset uint64, c Consistency) ([]byte, e
 	}
 }
 
+// Bounds returns the data log's lowest and next offsets with consistency
+// c: ReadFollower is this node's as they are (committed records only,
+// possibly lagging); ReadLinearizable is served by the leader after the
+// same barrier as a linearizable Read, so next covers every acknowledged
+// append.
+func (l *Log) Bounds(ctx context.Context, c Consistency) (lowest, next uint64, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
+	if l.closed() {
+		return 0, 0, ErrClosed
+	}
+	switch c {
+	case ReadFollower:
+	case ReadLinearizable:
+		if err := l.readBarrier(ctx); err != nil {
+			return 0, 0, err
+		}
+	default:
+		return 0, 0, fmt.Errorf("replication: unknown consistency %d", c)
+	}
+	return l.fsm.lowestOffset(), l.fsm.nextOffset(), nil
+}
+
 // readBarrier makes a linearizable read safe: it records the leader's last
 // index (every acknowledged append is in a leader's log, and entries are
 // only ever acknowledged by the leader of their term), confirms with a

@@ -287,6 +287,8 @@ func TestFollowerRefusesWrites(t *testing.T) {
 	check("AppendBatch", err)
 	_, err = follower.Read(ctx, 0, ReadLinearizable)
 	check("linearizable Read", err)
+	_, _, err = follower.Bounds(ctx, ReadLinearizable)
+	check("linearizable Bounds", err)
 	check("Join", follower.Join("x", "127.0.0.1:1", true))
 	check("Leave", follower.Leave(nodes[2].id))
 	if follower.NextOffset() != 0 {
@@ -308,6 +310,9 @@ func TestLinearizableReadAfterProduce(t *testing.T) {
 		if err != nil || !bytes.Equal(b, rec(i)) {
 			t.Fatalf("linearizable read of %d right after its append: %q, %v", off, b, err)
 		}
+		if lo, next, err := leader.Bounds(ctx, ReadLinearizable); err != nil || lo != 0 || next != off+1 {
+			t.Fatalf("linearizable bounds right after appending %d: [%d, %d), %v", off, lo, next, err)
+		}
 		last = off
 	}
 	// After a leader change the new leader serves every acknowledged record.
@@ -324,6 +329,9 @@ func TestLinearizableReadAfterProduce(t *testing.T) {
 		}
 		if !bytes.Equal(b, rec(int(last))) {
 			t.Fatalf("new leader read %q", b)
+		}
+		if _, next, err := nl.Bounds(ctx, ReadLinearizable); err != nil || next != last+1 {
+			t.Fatalf("new leader's linearizable bounds: next %d, %v; want %d", next, err, last+1)
 		}
 		return true
 	})

@@ -29,6 +29,10 @@ type CommitLog interface {
 	LowestOffset() uint64
 	// NextOffset is the offset the next append gets.
 	NextOffset() uint64
+	// Bounds returns LowestOffset and NextOffset read with consistency c:
+	// under ConsistencyLinearizable they include every append acknowledged
+	// before the call (a replicated log confirms its leadership first).
+	Bounds(ctx context.Context, c Consistency) (lowest, next uint64, err error)
 	// Wait blocks until NextOffset() > offset (returning nil), ctx is done
 	// (returning ctx.Err()) or the log closes (log.ErrClosed).
 	Wait(ctx context.Context, offset uint64) error
@@ -124,6 +128,14 @@ func (s *StorageLog) LowestOffset() uint64 { return s.log.LowestOffset() }
 
 // NextOffset implements CommitLog.
 func (s *StorageLog) NextOffset() uint64 { return s.log.NextOffset() }
+
+// Bounds implements CommitLog: one log, every consistency is its own.
+func (s *StorageLog) Bounds(ctx context.Context, _ Consistency) (lowest, next uint64, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
+	return s.log.LowestOffset(), s.log.NextOffset(), nil
+}
 
 // Wait implements CommitLog.
 func (s *StorageLog) Wait(ctx context.Context, offset uint64) error { return s.log.Wait(ctx, offset) }

@@ -48,6 +48,10 @@
 //     unknown value is codes.InvalidArgument. What a consistency means is the
 //     CommitLog's business (see Consistency); a single node's StorageLog
 //     serves both alike.
+//   - GetBounds (the "consume" action) answers CommitLog.Bounds with the
+//     request's consistency mapped like Consume's: the readable range
+//     [lowest, next), linearizable (every acknowledged append below next)
+//     or this node's view.
 //   - ConsumeStream sends from the requested offset and then blocks in
 //     CommitLog.Wait for new records — no polling — reading each with
 //     ConsistencyFollower: Wait reports records this node holds, which a

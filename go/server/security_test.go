@@ -24,6 +24,7 @@ func tryEverything(ctx context.Context, c logv1.LogClient) map[string]error {
 	_, errs["ProduceBatch"] = c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: []*logv1.Record{rec("x")}})
 	_, errs["Consume"] = c.Consume(ctx, &logv1.ConsumeRequest{Offset: 0})
 	_, errs["GetServers"] = c.GetServers(ctx, &logv1.GetServersRequest{})
+	_, errs["GetBounds"] = c.GetBounds(ctx, &logv1.GetBoundsRequest{})
 	if ps, err := c.ProduceStream(ctx); err != nil {
 		errs["ProduceStream"] = err
 	} else {

@@ -461,6 +461,22 @@ type watchStream struct {
 
 func (w *watchStream) Context() context.Context { return w.ctx }
 
+// GetBounds implements logv1.LogServer.
+func (s *Server) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*logv1.GetBoundsResponse, error) {
+	if err := s.authorize(ctx, auth.ActionConsume); err != nil {
+		return nil, err
+	}
+	c, err := s.consistency(req.GetConsistency())
+	if err != nil {
+		return nil, err
+	}
+	lowest, next, err := s.log.Bounds(ctx, c)
+	if err != nil {
+		return nil, s.statusError(ctx, err)
+	}
+	return &logv1.GetBoundsResponse{Lowest: lowest, Next: next}, nil
+}
+
 // GetServers implements logv1.LogServer.
 func (s *Server) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*logv1.GetServersResponse, error) {
 	if err := s.authorize(ctx, auth.ActionServers); err != nil {

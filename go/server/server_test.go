@@ -468,3 +468,33 @@ func TestGetServersAndHealth(t *testing.T) {
 		t.Fatalf("health after close: %v %v", h, err)
 	}
 }
+
+func TestGetBounds(t *testing.T) {
+	f := newFixture(t, fixtureOpts{storage: func(c *log.Config) { c.InitialOffset = 100 }})
+	c := f.client("root")
+	ctx := ctxT(t)
+	bounds := func(cons logv1.Consistency) (uint64, uint64) {
+		t.Helper()
+		resp, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{Consistency: cons})
+		if err != nil {
+			t.Fatalf("GetBounds(%v): %v", cons, err)
+		}
+		return resp.GetLowest(), resp.GetNext()
+	}
+	if lo, next := bounds(logv1.Consistency_CONSISTENCY_UNSPECIFIED); lo != 100 || next != 100 {
+		t.Fatalf("empty log: bounds [%d, %d), want [100, 100)", lo, next)
+	}
+	for range 2 {
+		if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: rec("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, cons := range []logv1.Consistency{logv1.Consistency_CONSISTENCY_LINEARIZABLE, logv1.Consistency_CONSISTENCY_FOLLOWER} {
+		if lo, next := bounds(cons); lo != 100 || next != 102 {
+			t.Fatalf("%v: bounds [%d, %d), want [100, 102)", cons, lo, next)
+		}
+	}
+	if _, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{Consistency: 42}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("GetBounds(42): %v, want InvalidArgument", err)
+	}
+}

@@ -50,6 +50,14 @@ def test_stream_to_the_end(client: Client) -> None:
     assert list(client.stream(10**12, follow=False)) == []
 
 
+def test_bounds(client: Client) -> None:
+    before = client.bounds()
+    offsets = client.produce_batch([b"b0", b"b1"])
+    after = client.bounds()
+    assert after == proglog.Bounds(lowest=before.lowest, next=before.next + 2)
+    assert after.next == offsets[-1] + 1
+
+
 def test_stream_follows_new_records(client: Client) -> None:
     start = client.produce(b"f0")
 
@@ -141,6 +149,8 @@ def test_async_client(server: ServerProcess) -> None:
             assert caught.value.next > first
             servers = await c.servers()
             assert servers[0].is_leader
+            bounds = await c.bounds()
+            assert bounds.next == first + 3 and bounds.lowest <= first
 
             # Follow: a record produced while the stream waits arrives.
             async def later() -> None:

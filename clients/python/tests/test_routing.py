@@ -41,6 +41,7 @@ class FakeCluster:
         self.leader = 0
         self.appends: Counter[int] = Counter()
         self.reads: Counter[int] = Counter()
+        self.bounds: Counter[int] = Counter()  # GetBounds answered, per node
         self.fail_after_append = False
         self.unavailable = 0  # the next Consume and ConsumeStream calls fail with UNAVAILABLE
         self.streams_down = False  # every ConsumeStream fails with UNAVAILABLE
@@ -114,6 +115,13 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
                 bounds = {"offset": str(request.offset), "lowest": "0", "next": str(len(self.c.records))}
                 self._abort(context, grpc.StatusCode.OUT_OF_RANGE, "out of range", "OFFSET_OUT_OF_RANGE", bounds)
             return log_pb2.ConsumeResponse(record=self.c.records[request.offset])
+
+    def GetBounds(self, request: log_pb2.GetBoundsRequest, context: Any) -> log_pb2.GetBoundsResponse:
+        with self.c.lock:
+            if request.consistency == log_pb2.CONSISTENCY_LINEARIZABLE and self.i != self.c.leader:
+                self._not_leader(context)
+            self.c.bounds[self.i] += 1
+            return log_pb2.GetBoundsResponse(lowest=0, next=len(self.c.records))
 
     def ConsumeStream(self, request: log_pb2.ConsumeRequest, context: Any) -> Iterator[log_pb2.ConsumeResponse]:
         offset = request.offset
@@ -211,6 +219,16 @@ def test_ambiguous_produce_retries(cluster: FakeCluster, server: ServerProcess) 
         with pytest.raises(proglog.NotLeaderError) as caught:
             c.produce(b"refused")
         assert caught.value.leader_addr == cluster.addrs[2] and caught.value.leader_id == "n2"
+
+
+def test_bounds_ask_the_leader(cluster: FakeCluster, server: ServerProcess) -> None:
+    cluster.leader = 2
+    with Client(cluster.addrs, **server.tls()) as c:
+        for v in (b"a", b"b"):
+            c.produce(v)
+        assert c.bounds() == proglog.Bounds(lowest=0, next=2)
+        assert [r.value for r in c.stream(0, follow=False)] == [b"a", b"b"]
+    assert cluster.bounds == Counter({2: 2})
 
 
 def test_retries_last_until_the_timeout(cluster: FakeCluster, server: ServerProcess) -> None:

@@ -116,6 +116,15 @@ func TestProduceConsumeThroughTheCLI(t *testing.T) {
 		t.Fatalf("servers printed %q", out)
 	}
 
+	out = mustRun(t, "", append([]string{"bounds", "--json"}, conn...)...)
+	var b struct{ Lowest, Next uint64 }
+	if err := json.Unmarshal([]byte(out), &b); err != nil || b.Lowest != 0 || b.Next != 8 {
+		t.Fatalf("bounds --json printed %q (%v), want lowest 0 and next 8", out, err)
+	}
+	if out := mustRun(t, "", append([]string{"bounds"}, conn...)...); out != "lowest 0\nnext 8\n" {
+		t.Fatalf("bounds printed %q", out)
+	}
+
 	// The nobody certificate is refused, with the reason.
 	certDir := filepath.Join(dataDir, "certs")
 	_, errOut, err := proglogCmd(t, "", "produce", "--addr", srv.addr, "--tls-ca", filepath.Join(certDir, "ca.pem"),
@@ -135,6 +144,7 @@ func TestClientCommandsRejectBadSettings(t *testing.T) {
 		{[]string{"consume", "--dev", dir, "--tls-ca", "ca.pem"}, "exclusive"},
 		{[]string{"produce", "--dev", dir, "--batch", "0", "x"}, "--batch is 0"},
 		{[]string{"servers", "--dev", dir}, "read CA file"},
+		{[]string{"bounds", "--dev", dir}, "read CA file"},
 		{[]string{"consume", "extra"}, "unknown command"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -518,6 +518,106 @@ func (x *ConsumeResponse) GetRecord() *Record {
 	return nil
 }
 
+type GetBoundsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whose bounds; values this server does not know are INVALID_ARGUMENT.
+	Consistency   Consistency `protobuf:"varint,1,opt,name=consistency,proto3,enum=log.v1.Consistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBoundsRequest) Reset() {
+	*x = GetBoundsRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBoundsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBoundsRequest) ProtoMessage() {}
+
+func (x *GetBoundsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBoundsRequest.ProtoReflect.Descriptor instead.
+func (*GetBoundsRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetBoundsRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_CONSISTENCY_UNSPECIFIED
+}
+
+type GetBoundsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Oldest readable offset (records below it were removed by retention).
+	Lowest uint64 `protobuf:"varint,1,opt,name=lowest,proto3" json:"lowest,omitempty"`
+	// Offset the next record appended gets; every record below it is
+	// committed. next == lowest when the log holds no record.
+	Next          uint64 `protobuf:"varint,2,opt,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBoundsResponse) Reset() {
+	*x = GetBoundsResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBoundsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBoundsResponse) ProtoMessage() {}
+
+func (x *GetBoundsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBoundsResponse.ProtoReflect.Descriptor instead.
+func (*GetBoundsResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetBoundsResponse) GetLowest() uint64 {
+	if x != nil {
+		return x.Lowest
+	}
+	return 0
+}
+
+func (x *GetBoundsResponse) GetNext() uint64 {
+	if x != nil {
+		return x.Next
+	}
+	return 0
+}
+
 type GetServersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -526,7 +626,7 @@ type GetServersRequest struct {
 
 func (x *GetServersRequest) Reset() {
 	*x = GetServersRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[8]
+	mi := &file_log_v1_log_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +638,7 @@ func (x *GetServersRequest) String() string {
 func (*GetServersRequest) ProtoMessage() {}
 
 func (x *GetServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[8]
+	mi := &file_log_v1_log_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +651,7 @@ func (x *GetServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServersRequest.ProtoReflect.Descriptor instead.
 func (*GetServersRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{8}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{10}
 }
 
 type GetServersResponse struct {
@@ -563,7 +663,7 @@ type GetServersResponse struct {
 
 func (x *GetServersResponse) Reset() {
 	*x = GetServersResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[9]
+	mi := &file_log_v1_log_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -575,7 +675,7 @@ func (x *GetServersResponse) String() string {
 func (*GetServersResponse) ProtoMessage() {}
 
 func (x *GetServersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[9]
+	mi := &file_log_v1_log_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -588,7 +688,7 @@ func (x *GetServersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServersResponse.ProtoReflect.Descriptor instead.
 func (*GetServersResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{9}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetServersResponse) GetServers() []*Server {
@@ -614,7 +714,7 @@ type Server struct {
 
 func (x *Server) Reset() {
 	*x = Server{}
-	mi := &file_log_v1_log_proto_msgTypes[10]
+	mi := &file_log_v1_log_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +726,7 @@ func (x *Server) String() string {
 func (*Server) ProtoMessage() {}
 
 func (x *Server) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[10]
+	mi := &file_log_v1_log_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +739,7 @@ func (x *Server) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server.ProtoReflect.Descriptor instead.
 func (*Server) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{10}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Server) GetId() string {
@@ -690,7 +790,12 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x125\n" +
 	"\vconsistency\x18\x02 \x01(\x0e2\x13.log.v1.ConsistencyR\vconsistency\"9\n" +
 	"\x0fConsumeResponse\x12&\n" +
-	"\x06record\x18\x01 \x01(\v2\x0e.log.v1.RecordR\x06record\"\x13\n" +
+	"\x06record\x18\x01 \x01(\v2\x0e.log.v1.RecordR\x06record\"I\n" +
+	"\x10GetBoundsRequest\x125\n" +
+	"\vconsistency\x18\x01 \x01(\x0e2\x13.log.v1.ConsistencyR\vconsistency\"?\n" +
+	"\x11GetBoundsResponse\x12\x16\n" +
+	"\x06lowest\x18\x01 \x01(\x04R\x06lowest\x12\x12\n" +
+	"\x04next\x18\x02 \x01(\x04R\x04next\"\x13\n" +
 	"\x11GetServersRequest\">\n" +
 	"\x12GetServersResponse\x12(\n" +
 	"\aservers\x18\x01 \x03(\v2\x0e.log.v1.ServerR\aservers\"P\n" +
@@ -701,7 +806,7 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x18\n" +
-	"\x14CONSISTENCY_FOLLOWER\x10\x022\x97\x03\n" +
+	"\x14CONSISTENCY_FOLLOWER\x10\x022\xd9\x03\n" +
 	"\x03Log\x12:\n" +
 	"\aProduce\x12\x16.log.v1.ProduceRequest\x1a\x17.log.v1.ProduceResponse\x12I\n" +
 	"\fProduceBatch\x12\x1b.log.v1.ProduceBatchRequest\x1a\x1c.log.v1.ProduceBatchResponse\x12:\n" +
@@ -709,7 +814,8 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\rProduceStream\x12\x16.log.v1.ProduceRequest\x1a\x17.log.v1.ProduceResponse(\x010\x01\x12B\n" +
 	"\rConsumeStream\x12\x16.log.v1.ConsumeRequest\x1a\x17.log.v1.ConsumeResponse0\x01\x12C\n" +
 	"\n" +
-	"GetServers\x12\x19.log.v1.GetServersRequest\x1a\x1a.log.v1.GetServersResponseB/Z-github.com/proglog/proglog/proto/log/v1;logv1b\x06proto3"
+	"GetServers\x12\x19.log.v1.GetServersRequest\x1a\x1a.log.v1.GetServersResponse\x12@\n" +
+	"\tGetBounds\x12\x18.log.v1.GetBoundsRequest\x1a\x19.log.v1.GetBoundsResponseB/Z-github.com/proglog/proglog/proto/log/v1;logv1b\x06proto3"
 
 var (
 	file_log_v1_log_proto_rawDescOnce sync.Once
@@ -724,7 +830,7 @@ func file_log_v1_log_proto_rawDescGZIP() []byte {
 }
 
 var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_log_v1_log_proto_goTypes = []any{
 	(Consistency)(0),              // 0: log.v1.Consistency
 	(*Header)(nil),                // 1: log.v1.Header
@@ -735,36 +841,41 @@ var file_log_v1_log_proto_goTypes = []any{
 	(*ProduceBatchResponse)(nil),  // 6: log.v1.ProduceBatchResponse
 	(*ConsumeRequest)(nil),        // 7: log.v1.ConsumeRequest
 	(*ConsumeResponse)(nil),       // 8: log.v1.ConsumeResponse
-	(*GetServersRequest)(nil),     // 9: log.v1.GetServersRequest
-	(*GetServersResponse)(nil),    // 10: log.v1.GetServersResponse
-	(*Server)(nil),                // 11: log.v1.Server
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*GetBoundsRequest)(nil),      // 9: log.v1.GetBoundsRequest
+	(*GetBoundsResponse)(nil),     // 10: log.v1.GetBoundsResponse
+	(*GetServersRequest)(nil),     // 11: log.v1.GetServersRequest
+	(*GetServersResponse)(nil),    // 12: log.v1.GetServersResponse
+	(*Server)(nil),                // 13: log.v1.Server
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_log_v1_log_proto_depIdxs = []int32{
 	1,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
-	12, // 1: log.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
+	14, // 1: log.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
 	2,  // 2: log.v1.ProduceRequest.record:type_name -> log.v1.Record
 	2,  // 3: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
 	0,  // 4: log.v1.ConsumeRequest.consistency:type_name -> log.v1.Consistency
 	2,  // 5: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
-	11, // 6: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
-	3,  // 7: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
-	5,  // 8: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
-	7,  // 9: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
-	3,  // 10: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
-	7,  // 11: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
-	9,  // 12: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
-	4,  // 13: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
-	6,  // 14: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
-	8,  // 15: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
-	4,  // 16: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
-	8,  // 17: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
-	10, // 18: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	0,  // 6: log.v1.GetBoundsRequest.consistency:type_name -> log.v1.Consistency
+	13, // 7: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
+	3,  // 8: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
+	5,  // 9: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
+	7,  // 10: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
+	3,  // 11: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
+	7,  // 12: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
+	11, // 13: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
+	9,  // 14: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
+	4,  // 15: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
+	6,  // 16: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
+	8,  // 17: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
+	4,  // 18: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
+	8,  // 19: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
+	12, // 20: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
+	10, // 21: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
+	15, // [15:22] is the sub-list for method output_type
+	8,  // [8:15] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_log_v1_log_proto_init() }
@@ -778,7 +889,7 @@ func file_log_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_v1_log_proto_rawDesc), len(file_log_v1_log_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

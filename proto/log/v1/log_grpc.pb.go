@@ -25,6 +25,7 @@ const (
 	Log_ProduceStream_FullMethodName = "/log.v1.Log/ProduceStream"
 	Log_ConsumeStream_FullMethodName = "/log.v1.Log/ConsumeStream"
 	Log_GetServers_FullMethodName    = "/log.v1.Log/GetServers"
+	Log_GetBounds_FullMethodName     = "/log.v1.Log/GetBounds"
 )
 
 // LogClient is the client API for Log service.
@@ -58,8 +59,8 @@ const (
 //	PERMISSION_DENIED   the certificate's subject may not perform the action
 //	                    ("produce", "consume" or "servers") on this log.
 //	FAILED_PRECONDITION this server is not the leader of the cluster, which a
-//	                    Produce, ProduceBatch, ProduceStream or linearizable
-//	                    Consume needs. The status carries an ErrorInfo with
+//	                    Produce, ProduceBatch, ProduceStream, linearizable
+//	                    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
 //	                    reason "NOT_LEADER", domain "proglog" and metadata
 //	                    "leader_id" and "leader_addr" (the leader's host:port for
 //	                    this API): send the request there. Nothing was written.
@@ -99,6 +100,14 @@ type LogClient interface {
 	// GetServers lists the servers of the cluster (the Raft configuration as this
 	// server knows it), marking the leader. A single node lists only itself.
 	GetServers(ctx context.Context, in *GetServersRequest, opts ...grpc.CallOption) (*GetServersResponse, error)
+	// GetBounds returns the log's bounds: the readable offsets are
+	// [lowest, next). The server stores only committed records, so next is
+	// also the end of the committed log: every offset below it is committed.
+	// The request's consistency chooses whose view (see Consistency):
+	// linearizable bounds (the leader's, after confirming its leadership)
+	// include every record acknowledged before the call started; follower
+	// bounds are the asked server's and may lag. Needs the "consume" action.
+	GetBounds(ctx context.Context, in *GetBoundsRequest, opts ...grpc.CallOption) (*GetBoundsResponse, error)
 }
 
 type logClient struct {
@@ -181,6 +190,16 @@ func (c *logClient) GetServers(ctx context.Context, in *GetServersRequest, opts 
 	return out, nil
 }
 
+func (c *logClient) GetBounds(ctx context.Context, in *GetBoundsRequest, opts ...grpc.CallOption) (*GetBoundsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBoundsResponse)
+	err := c.cc.Invoke(ctx, Log_GetBounds_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LogServer is the server API for Log service.
 // All implementations should embed UnimplementedLogServer
 // for forward compatibility.
@@ -212,8 +231,8 @@ func (c *logClient) GetServers(ctx context.Context, in *GetServersRequest, opts 
 //	PERMISSION_DENIED   the certificate's subject may not perform the action
 //	                    ("produce", "consume" or "servers") on this log.
 //	FAILED_PRECONDITION this server is not the leader of the cluster, which a
-//	                    Produce, ProduceBatch, ProduceStream or linearizable
-//	                    Consume needs. The status carries an ErrorInfo with
+//	                    Produce, ProduceBatch, ProduceStream, linearizable
+//	                    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
 //	                    reason "NOT_LEADER", domain "proglog" and metadata
 //	                    "leader_id" and "leader_addr" (the leader's host:port for
 //	                    this API): send the request there. Nothing was written.
@@ -253,6 +272,14 @@ type LogServer interface {
 	// GetServers lists the servers of the cluster (the Raft configuration as this
 	// server knows it), marking the leader. A single node lists only itself.
 	GetServers(context.Context, *GetServersRequest) (*GetServersResponse, error)
+	// GetBounds returns the log's bounds: the readable offsets are
+	// [lowest, next). The server stores only committed records, so next is
+	// also the end of the committed log: every offset below it is committed.
+	// The request's consistency chooses whose view (see Consistency):
+	// linearizable bounds (the leader's, after confirming its leadership)
+	// include every record acknowledged before the call started; follower
+	// bounds are the asked server's and may lag. Needs the "consume" action.
+	GetBounds(context.Context, *GetBoundsRequest) (*GetBoundsResponse, error)
 }
 
 // UnimplementedLogServer should be embedded to have
@@ -279,6 +306,9 @@ func (UnimplementedLogServer) ConsumeStream(*ConsumeRequest, grpc.ServerStreamin
 }
 func (UnimplementedLogServer) GetServers(context.Context, *GetServersRequest) (*GetServersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetServers not implemented")
+}
+func (UnimplementedLogServer) GetBounds(context.Context, *GetBoundsRequest) (*GetBoundsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBounds not implemented")
 }
 func (UnimplementedLogServer) testEmbeddedByValue() {}
 
@@ -390,6 +420,24 @@ func _Log_GetServers_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Log_GetBounds_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBoundsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).GetBounds(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_GetBounds_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).GetBounds(ctx, req.(*GetBoundsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Log_ServiceDesc is the grpc.ServiceDesc for Log service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -412,6 +460,10 @@ var Log_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetServers",
 			Handler:    _Log_GetServers_Handler,
+		},
+		{
+			MethodName: "GetBounds",
+			Handler:    _Log_GetBounds_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

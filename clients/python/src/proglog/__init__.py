@@ -30,12 +30,13 @@ from proglog.errors import (
     UnauthenticatedError,
     UnavailableError,
 )
-from proglog.records import Record, Server
+from proglog.records import Bounds, Record, Server
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncClient",
+    "Bounds",
     "Client",
     "ClientClosedError",
     "DeadlineExceededError",

@@ -332,11 +332,11 @@ class Attempts:
     it is closed).
     """
 
-    def __init__(self, settings: Settings, router: Router, op: Literal["produce", "read", "stream", "servers"]) -> None:
+    def __init__(self, settings: Settings, router: Router, op: Literal["produce", "read", "stream", "servers", "bounds"]) -> None:
         self.settings = settings
         self.router = router
         self.op = op
-        self.route: Route = {"produce": "leader", "read": "follower", "stream": "follower", "servers": "any"}[op]  # type: ignore[assignment]
+        self.route: Route = {"produce": "leader", "read": "follower", "stream": "follower", "servers": "any", "bounds": "leader"}[op]  # type: ignore[assignment]
         if op == "read" and settings.consistency == "linearizable":
             self.route = "leader"
         self.retries = 0

@@ -16,13 +16,12 @@ from proglog._proto.log.v1 import log_pb2
 from proglog.errors import (
     ClientClosedError,
     DeadlineExceededError,
-    OffsetOutOfRangeError,
     ProglogError,
     TLSError,
     UnavailableError,
     from_status,
 )
-from proglog.records import Record, Server, Value, _as_record, _as_records, _check_offset
+from proglog.records import Bounds, Record, Server, Value, _as_record, _as_records, _check_offset
 
 __all__ = ["AsyncClient"]
 
@@ -49,6 +48,9 @@ class _Stub:
         )
         self.get_servers = channel.unary_unary(
             _SERVICE + "GetServers", log_pb2.GetServersRequest.SerializeToString, log_pb2.GetServersResponse.FromString
+        )
+        self.get_bounds = channel.unary_unary(
+            _SERVICE + "GetBounds", log_pb2.GetBoundsRequest.SerializeToString, log_pb2.GetBoundsResponse.FromString
         )
 
 
@@ -146,12 +148,22 @@ class AsyncClient:
 
         return await self._call("servers", timeout, call)
 
+    async def bounds(self, *, timeout: float | None | Literal["default"] = "default") -> Bounds:
+        """Asks the leader for the log's bounds (see Client.bounds)."""
+        request = log_pb2.GetBoundsRequest(consistency=log_pb2.CONSISTENCY_LINEARIZABLE)
+
+        async def call(stub: _Stub, t: float | None, md: Metadata) -> Bounds:
+            resp = await stub.get_bounds(request, timeout=t, metadata=md)
+            return Bounds(lowest=resp.lowest, next=resp.next)
+
+        return await self._call("bounds", timeout, call)
+
     async def stream(self, offset: int = 0, *, follow: bool = True) -> AsyncIterator[Record]:
         """Yields the records from ``offset`` on (see Client.stream)."""
         _check_offset(offset)
         end: int | None = None
         if not follow:
-            end = await self._log_end()
+            end = (await self.bounds()).next
             if offset >= end:
                 return
         timeout = None if follow else self._settings.timeout
@@ -189,13 +201,6 @@ class AsyncClient:
             if delay is None or (left is not None and left <= delay):
                 raise err
             await asyncio.sleep(delay)
-
-    async def _log_end(self) -> int:
-        try:
-            await self.consume(2**64 - 1)
-        except OffsetOutOfRangeError as e:
-            return e.next
-        raise ProglogError("a read past the end of the log succeeded")
 
     def _error(self, err: grpc.aio.AioRpcError, addr: str) -> ProglogError:
         if self._closed:
@@ -262,7 +267,7 @@ class AsyncClient:
 
     async def _call(
         self,
-        op: Literal["produce", "read", "servers"],
+        op: Literal["produce", "read", "servers", "bounds"],
         timeout: float | None | Literal["default"],
         fn: Callable[[_Stub, float | None, Metadata], Awaitable[_T]],
     ) -> _T:

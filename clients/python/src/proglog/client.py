@@ -16,13 +16,12 @@ from proglog._proto.log.v1 import log_pb2
 from proglog.errors import (
     ClientClosedError,
     DeadlineExceededError,
-    OffsetOutOfRangeError,
     ProglogError,
     TLSError,
     UnavailableError,
     from_rpc_error,
 )
-from proglog.records import Record, Server, Value, _as_record, _as_records, _check_offset
+from proglog.records import Bounds, Record, Server, Value, _as_record, _as_records, _check_offset
 
 __all__ = ["Client"]
 
@@ -49,6 +48,9 @@ class _Stub:
         )
         self.get_servers = channel.unary_unary(
             _SERVICE + "GetServers", log_pb2.GetServersRequest.SerializeToString, log_pb2.GetServersResponse.FromString
+        )
+        self.get_bounds = channel.unary_unary(
+            _SERVICE + "GetBounds", log_pb2.GetBoundsRequest.SerializeToString, log_pb2.GetBoundsResponse.FromString
         )
 
 
@@ -174,6 +176,17 @@ class Client:
             "servers", timeout, lambda stub, t, md: [Server._from_proto(s) for s in stub.get_servers(request, timeout=t, metadata=md).servers]
         )
 
+    def bounds(self, *, timeout: float | None | Literal["default"] = "default") -> Bounds:
+        """Asks the leader for the log's bounds (GetBounds, linearizable): ``next`` covers every
+        record whose produce was acknowledged before the call."""
+        request = log_pb2.GetBoundsRequest(consistency=log_pb2.CONSISTENCY_LINEARIZABLE)
+
+        def call(stub: _Stub, t: float | None, md: Metadata) -> Bounds:
+            resp = stub.get_bounds(request, timeout=t, metadata=md)
+            return Bounds(lowest=resp.lowest, next=resp.next)
+
+        return self._call("bounds", timeout, call)
+
     def stream(self, offset: int = 0, *, follow: bool = True) -> Iterator[Record]:
         """Yields the records from ``offset`` on, in order.
 
@@ -187,7 +200,7 @@ class Client:
         _check_offset(offset)
         end: int | None = None
         if not follow:
-            end = self._log_end()
+            end = self.bounds().next
             if offset >= end:
                 return
         timeout = None if follow else self._settings.timeout
@@ -224,14 +237,6 @@ class Client:
             time.sleep(delay)
 
     # -- internals ------------------------------------------------------------------------------
-
-    def _log_end(self) -> int:
-        """The log's next offset now (an out-of-range read past any end tells it)."""
-        try:
-            self.consume(2**64 - 1)
-        except OffsetOutOfRangeError as e:
-            return e.next
-        raise ProglogError("a read past the end of the log succeeded")
 
     def _error(self, err: grpc.RpcError, addr: str) -> ProglogError:
         if self._closed:
@@ -289,7 +294,7 @@ class Client:
 
     def _call(
         self,
-        op: Literal["produce", "read", "servers"],
+        op: Literal["produce", "read", "servers", "bounds"],
         timeout: float | None | Literal["default"],
         fn: Callable[[_Stub, float | None, Metadata], _T],
     ) -> _T:

@@ -10,7 +10,7 @@ from google.protobuf import timestamp_pb2
 
 from proglog._proto.log.v1 import log_pb2
 
-__all__ = ["Record", "Server", "Value"]
+__all__ = ["Bounds", "Record", "Server", "Value"]
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,14 @@ def _check_offset(offset: int) -> int:
     if not 0 <= offset < 2**64:
         raise ValueError(f"offset must be in [0, 2**64), not {offset}")
     return offset
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A log's readable offsets: ``range(lowest, next)``. Every record below ``next`` is committed."""
+
+    lowest: int
+    next: int
 
 
 @dataclass(frozen=True)

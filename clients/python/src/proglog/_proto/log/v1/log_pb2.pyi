@@ -81,6 +81,20 @@ class ConsumeResponse(_message.Message):
     record: Record
     def __init__(self, record: _Optional[_Union[Record, _Mapping]] = ...) -> None: ...
 
+class GetBoundsRequest(_message.Message):
+    __slots__ = ("consistency",)
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    consistency: Consistency
+    def __init__(self, consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class GetBoundsResponse(_message.Message):
+    __slots__ = ("lowest", "next")
+    LOWEST_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIELD_NUMBER: _ClassVar[int]
+    lowest: int
+    next: int
+    def __init__(self, lowest: _Optional[int] = ..., next: _Optional[int] = ...) -> None: ...
+
 class GetServersRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -52,8 +52,8 @@ class LogStub:
     PERMISSION_DENIED   the certificate's subject may not perform the action
     ("produce", "consume" or "servers") on this log.
     FAILED_PRECONDITION this server is not the leader of the cluster, which a
-    Produce, ProduceBatch, ProduceStream or linearizable
-    Consume needs. The status carries an ErrorInfo with
+    Produce, ProduceBatch, ProduceStream, linearizable
+    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
     reason "NOT_LEADER", domain "proglog" and metadata
     "leader_id" and "leader_addr" (the leader's host:port for
     this API): send the request there. Nothing was written.
@@ -102,6 +102,11 @@ class LogStub:
                 request_serializer=log_dot_v1_dot_log__pb2.GetServersRequest.SerializeToString,
                 response_deserializer=log_dot_v1_dot_log__pb2.GetServersResponse.FromString,
                 _registered_method=True)
+        self.GetBounds = channel.unary_unary(
+                '/log.v1.Log/GetBounds',
+                request_serializer=log_dot_v1_dot_log__pb2.GetBoundsRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.GetBoundsResponse.FromString,
+                _registered_method=True)
 
 
 class LogServicer:
@@ -131,8 +136,8 @@ class LogServicer:
     PERMISSION_DENIED   the certificate's subject may not perform the action
     ("produce", "consume" or "servers") on this log.
     FAILED_PRECONDITION this server is not the leader of the cluster, which a
-    Produce, ProduceBatch, ProduceStream or linearizable
-    Consume needs. The status carries an ErrorInfo with
+    Produce, ProduceBatch, ProduceStream, linearizable
+    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
     reason "NOT_LEADER", domain "proglog" and metadata
     "leader_id" and "leader_addr" (the leader's host:port for
     this API): send the request there. Nothing was written.
@@ -203,6 +208,19 @@ class LogServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBounds(self, request, context):
+        """GetBounds returns the log's bounds: the readable offsets are
+        [lowest, next). The server stores only committed records, so next is
+        also the end of the committed log: every offset below it is committed.
+        The request's consistency chooses whose view (see Consistency):
+        linearizable bounds (the leader's, after confirming its leadership)
+        include every record acknowledged before the call started; follower
+        bounds are the asked server's and may lag. Needs the "consume" action.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LogServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -235,6 +253,11 @@ def add_LogServicer_to_server(servicer, server):
                     servicer.GetServers,
                     request_deserializer=log_dot_v1_dot_log__pb2.GetServersRequest.FromString,
                     response_serializer=log_dot_v1_dot_log__pb2.GetServersResponse.SerializeToString,
+            ),
+            'GetBounds': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBounds,
+                    request_deserializer=log_dot_v1_dot_log__pb2.GetBoundsRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.GetBoundsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -271,8 +294,8 @@ class Log:
     PERMISSION_DENIED   the certificate's subject may not perform the action
     ("produce", "consume" or "servers") on this log.
     FAILED_PRECONDITION this server is not the leader of the cluster, which a
-    Produce, ProduceBatch, ProduceStream or linearizable
-    Consume needs. The status carries an ErrorInfo with
+    Produce, ProduceBatch, ProduceStream, linearizable
+    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
     reason "NOT_LEADER", domain "proglog" and metadata
     "leader_id" and "leader_addr" (the leader's host:port for
     this API): send the request there. Nothing was written.
@@ -437,6 +460,33 @@ class Log:
             '/log.v1.Log/GetServers',
             log_dot_v1_dot_log__pb2.GetServersRequest.SerializeToString,
             log_dot_v1_dot_log__pb2.GetServersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBounds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Log/GetBounds',
+            log_dot_v1_dot_log__pb2.GetBoundsRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.GetBoundsResponse.FromString,
             options,
             channel_credentials,
             insecure,
