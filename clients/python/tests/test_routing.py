@@ -415,8 +415,11 @@ def _hold_one(cluster: FakeCluster, c: Client) -> futures.Future[int]:
 
 def test_concurrent_produces_are_coalesced(cluster: FakeCluster, server: ServerProcess) -> None:
     with Client(cluster.addrs[0], **server.tls()) as c:
-        first = _hold_one(cluster, c)
-        assert cluster.gate is not None
+        # The first produce, alone, is sent by its own thread; it waits at the gate.
+        cluster.gate = threading.Event()
+        first: futures.Future[int] = futures.Future()
+        threading.Thread(target=lambda: first.set_result(c.produce(b"first"))).start()
+        assert cluster.entered.acquire(timeout=30)
         # Queued while the first request is in flight: threads calling produce, and produce_async.
         results: dict[int, int] = {}
         threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, c.produce(f"t{i}".encode()))) for i in range(3)]

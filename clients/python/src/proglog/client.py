@@ -166,10 +166,19 @@ class Client:
         """Appends one record and returns its offset.
 
         ``value`` is bytes, a str (encoded as UTF-8) or a Record (then ``key`` and ``headers`` are
-        taken from it). Records produced by concurrent threads are sent together (see
+        taken from it). The record is sent from the calling thread when no request is in flight;
+        records produced by concurrent threads meanwhile are sent together (see
         :meth:`produce_async`).
         """
-        return self.produce_async(value, key=key, headers=headers, timeout=timeout).result()
+        future, lone = self._enqueue(value, key, headers, timeout, alone=True)
+        if lone is not None:  # nothing in flight or queued: sent from this thread, as before
+            try:
+                self._send([lone])
+            finally:
+                with self._queued:
+                    self._in_flight = []
+                    self._queued.notify_all()
+        return future.result()
 
     def produce_async(
         self,
@@ -188,6 +197,18 @@ class Client:
         and its request with retries; a batch's request ends at its earliest record's timeout, and
         carries the OpenTelemetry context of its first record. The Future cannot be cancelled.
         """
+        return self._enqueue(value, key, headers, timeout, alone=False)[0]
+
+    def _enqueue(
+        self,
+        value: Value,
+        key: bytes | str | None,
+        headers: Sequence[tuple[str, bytes]] | None,
+        timeout: float | None | Literal["default"],
+        alone: bool,
+    ) -> tuple[Future[int], _batch.Item[Future[int]] | None]:
+        """Queues a record for the sender; or, if ``alone`` and nothing is in flight, queued or
+        lingering, returns it as the request now in flight, for the caller to send."""
         record = _as_record(value, key, headers)._to_proto()
         deadline_at = _core.deadline(self._settings.timeout if timeout == "default" else timeout)
         future: Future[int] = Future()
@@ -195,12 +216,15 @@ class Client:
         with self._queued:
             if self._closed:
                 raise ClientClosedError("the client is closed")
+            if alone and not self._in_flight and not self._queue.items and self._queue.limits.linger == 0:
+                self._in_flight = [future]
+                return future, _batch.Item(record, future, deadline_at, _core.call_metadata(), 0)
             self._queue.push(record, future, deadline_at, _core.call_metadata())
             if self._sender is None:
                 self._sender = threading.Thread(target=self._send_loop, name="proglog-producer", daemon=True)
                 self._sender.start()
             self._queued.notify_all()
-        return future
+        return future, None
 
     def flush(self) -> None:
         """Sends the queued records without waiting for ``linger`` and waits until every record
@@ -292,7 +316,7 @@ class Client:
     def _send_loop(self) -> None:
         while True:
             with self._queued:
-                while not self._closed and (not self._queue.items or self._queue.linger_left() > 0):
+                while not self._closed and (self._in_flight or not self._queue.items or self._queue.linger_left() > 0):
                     self._queued.wait(self._queue.linger_left() or None)
                 if self._closed:
                     return
