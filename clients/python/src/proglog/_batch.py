@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from proglog._core import Metadata
 from proglog._proto.log.v1 import log_pb2
@@ -24,7 +24,11 @@ SERVER_MAX_MESSAGE_BYTES = 4 << 20
 DEFAULT_MAX_BATCH_RECORDS = 1000
 DEFAULT_MAX_BATCH_BYTES = 1 << 20
 
-_F = TypeVar("_F")
+class _Future(Protocol):
+    def done(self) -> bool: ...
+
+
+_F = TypeVar("_F", bound=_Future)  # concurrent.futures.Future or asyncio.Future
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,11 @@ class Queue(Generic[_F]):
     def push(self, record: log_pb2.Record, future: _F, deadline_at: float | None, metadata: Metadata) -> None:
         self.seq += 1
         self.items.append(Item(record, future, deadline_at, metadata, self.seq))
+
+    def drop_done(self) -> None:
+        """Forgets the records whose future is already done (cancelled by its caller)."""
+        if any(i.future.done() for i in self.items):
+            self.items = deque(i for i in self.items if not i.future.done())
 
     def linger_left(self) -> float:
         """Seconds the oldest record still has to wait before it is sent (0: send now)."""

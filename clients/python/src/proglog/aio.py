@@ -242,7 +242,7 @@ class AsyncClient:
     async def _send_loop(self) -> None:
         assert self._wake is not None
         while not self._closed:
-            self._queue.items = type(self._queue.items)(i for i in self._queue.items if not i.future.done())
+            self._queue.drop_done()  # Futures cancelled while queued
             if not self._queue.items:
                 self._wake.clear()
                 await self._wake.wait()
