@@ -549,3 +549,25 @@ def test_async_concurrent_produces_are_coalesced(cluster: FakeCluster, server: S
         if cluster.gate is not None:
             cluster.gate.set()
     assert cluster.requests == [1, 5, 1, 1, 2]
+
+
+def test_async_close_fails_queued_records(cluster: FakeCluster, server: ServerProcess) -> None:
+    async def main() -> None:
+        c = AsyncClient(cluster.addrs[0], **server.tls())
+        cluster.gate = threading.Event()
+        cluster.entered = threading.Semaphore(0)
+        first = c.produce_async(b"first")
+        assert await asyncio.to_thread(cluster.entered.acquire, timeout=30)
+        queued = c.produce_async(b"queued")
+        await c.close()
+        for f in (first, queued):
+            with pytest.raises(proglog.ClientClosedError):
+                await f
+        with pytest.raises(proglog.ClientClosedError):
+            c.produce_async(b"late")
+
+    try:
+        asyncio.run(main())
+    finally:
+        if cluster.gate is not None:
+            cluster.gate.set()
