@@ -110,4 +110,13 @@
 // seeds do not answer, tells a TLS mistake (a server certificate the CA
 // does not verify, a client certificate missing or refused) from servers
 // that are down: the former fails at once with ErrTLS naming it.
+//
+// # Logging and tracing
+//
+// WithLogger gives the client an slog.Logger for discovery changes (leader
+// changes at info) and retries (debug). WithTracerProvider makes an
+// OpenTelemetry client span of every call and sends the caller's trace
+// context (W3C traceparent/tracestate, baggage) in its metadata, so the
+// server's spans (proglog serve --trace-exporter) join the caller's trace;
+// a coalesced batch's request carries the context of its first record.
 package client

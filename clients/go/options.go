@@ -9,6 +9,9 @@ import (
 	"os"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	logv1 "github.com/proglog/proglog/proto/log/v1"
@@ -301,6 +304,23 @@ func WithLogger(l *slog.Logger) Option {
 			l = slog.New(slog.DiscardHandler)
 		}
 		c.logger = l
+	}
+}
+
+// WithTracerProvider traces every call of the client, discovery's
+// included, with otelgrpc client spans from tp, and sends the caller's
+// OpenTelemetry context (W3C traceparent/tracestate and baggage) in each
+// call's metadata, so the server's spans join the caller's trace. Default:
+// no spans and no propagation. A nil tp is ignored.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) {
+		if tp == nil {
+			return
+		}
+		c.dialOptions = append(c.dialOptions, grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+			otelgrpc.WithTracerProvider(tp),
+			otelgrpc.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})),
+		)))
 	}
 }
 

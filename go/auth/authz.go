@@ -22,7 +22,14 @@ const (
 	ActionProduce = "produce"
 	ActionConsume = "consume"
 	ActionServers = "servers"
+	// ActionRead on ObjectReflection lets a client list the server's
+	// services and their schemas with gRPC server reflection.
+	ActionRead = "read"
 )
+
+// ObjectReflection is the ACL object of gRPC server reflection (the
+// services and their descriptors, not a log's data).
+const ObjectReflection = "reflection"
 
 var (
 	//go:embed model.conf

@@ -16,7 +16,8 @@
 // Authorization. Authorizer evaluates a casbin model and policy: the request
 // is (subject, object, action), where object is the resource — the log's
 // name, such as "log" — and action is one of ActionProduce, ActionConsume and
-// ActionServers. Anything not explicitly allowed is denied. The defaults
+// ActionServers; gRPC server reflection is the object ObjectReflection with
+// the action ActionRead. Anything not explicitly allowed is denied. The defaults
 // (model.conf and policy.csv in this directory, embedded in the binary) allow
 // "root" everything on every resource and nobody else anything; operators
 // pass their own files to NewAuthorizer. NewAuthorizer refuses a model that

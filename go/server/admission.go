@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 
@@ -31,23 +33,35 @@ var methodActions = map[string]string{
 	logv1.Log_GetServers_FullMethodName:    auth.ActionServers,
 }
 
+// reflectionMethods are gRPC server reflection's methods: authorized as
+// auth.ActionRead on auth.ObjectReflection.
+var reflectionMethods = map[string]bool{
+	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      true,
+	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: true,
+}
+
 // admit is the server's tap handle: it runs when a call's headers arrive,
 // before its message is read, and refuses log.v1.Log calls the caller may
 // not make, so an unauthorized request costs no decoding. The handlers
 // authorize again (the same, cached, decision). It runs on the
 // connection's reading goroutine, so it only does what is cheap.
 func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
+	object := s.cfg.LogName
 	action, ok := methodActions[info.FullMethodName]
 	if !ok {
-		return ctx, nil
+		if !reflectionMethods[info.FullMethodName] {
+			return ctx, nil
+		}
+		// Reflection has no handler of its own to authorize again: this is its only check.
+		object, action = auth.ObjectReflection, auth.ActionRead
 	}
 	subject, err := auth.SubjectFromPeer(ctx)
 	if err != nil {
 		return nil, s.rejected(ctx, info.FullMethodName, rejectUnauthenticated, status.Error(codes.Unauthenticated, err.Error()))
 	}
-	if err := s.cfg.Authorizer.Authorize(subject, s.cfg.LogName, action); err != nil {
+	if err := s.cfg.Authorizer.Authorize(subject, object, action); err != nil {
 		return nil, s.rejected(ctx, info.FullMethodName, rejectPermissionDenied,
-			status.Errorf(codes.PermissionDenied, "%s may not %s on %q", subject, action, s.cfg.LogName))
+			status.Errorf(codes.PermissionDenied, "%s may not %s on %q", subject, action, object))
 	}
 	return ctx, nil
 }

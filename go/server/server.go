@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -149,6 +150,7 @@ func New(cfg Config, clog CommitLog) (*Server, error) {
 	s.grpc = grpc.NewServer(opts...)
 	logv1.RegisterLogServer(decodingRegistrar{s}, s)
 	s.RegisterHealthService(decodingRegistrar{s})
+	reflection.Register(s.grpc) // authorized in admit, like the log's methods
 	s.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	s.SetServing(true)
 	return s, nil

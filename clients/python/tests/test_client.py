@@ -168,3 +168,34 @@ def test_async_client(server: ServerProcess) -> None:
                 await nobody.produce(b"denied")
 
     asyncio.run(main())
+
+
+def test_concurrent_produces_against_a_server(server: ServerProcess) -> None:
+    # Coalesced into ProduceBatch requests by the server's count; each caller gets its own offset.
+    before = server.calls().get("ProduceBatch", 0)
+
+    async def main() -> None:
+        async with AsyncClient(server.addr, **server.tls()) as c:
+            values = [f"c{i}".encode() for i in range(200)]
+            offsets = await asyncio.gather(*(c.produce(v) for v in values))
+            assert len(set(offsets)) == len(values)
+            for v, off in zip(values, offsets):
+                assert (await c.consume(off)).value == v
+            futures = [c.produce_async(b"f1"), c.produce_async(b"f2")]
+            await c.flush()
+            assert futures[1].result() == futures[0].result() + 1
+
+    asyncio.run(main())
+    with Client(server.addr, **server.tls()) as c:
+        results: dict[bytes, int] = {}
+        threads = [threading.Thread(target=lambda v=f"t{i}".encode(): results.__setitem__(v, c.produce(v))) for i in range(32)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(set(results.values())) == 32
+        assert all(c.consume(off).value == v for v, off in results.items())
+        f = c.produce_async(b"async")
+        c.flush()
+        assert f.done() and c.consume(f.result()).value == b"async"
+    assert server.calls().get("ProduceBatch", 0) > before

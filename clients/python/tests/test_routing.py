@@ -49,7 +49,9 @@ class FakeCluster:
         self.gate: threading.Event | None = None  # Produce waits for it, after releasing entered
         self.entered = threading.Semaphore(0)
         self.streaming = threading.Semaphore(0)  # released by each ConsumeStream once it waits for records
-        self.metadata: list[dict[str, str]] = []  # of each Produce
+        self.metadata: list[dict[str, str]] = []  # of each Produce and ProduceBatch
+        self.requests: list[int] = []  # the records of each Produce (1) and ProduceBatch the leader took
+        self.fail_batches = False  # ProduceBatch answers INVALID_ARGUMENT
         self.changed = threading.Condition(self.lock)
         self.addrs: list[str] = []
         self.servers: list[grpc.Server] = []
@@ -85,6 +87,15 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
         self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"not the leader: send this request to {leader}", "NOT_LEADER", metadata)
 
     def Produce(self, request: log_pb2.ProduceRequest, context: Any) -> log_pb2.ProduceResponse:
+        return log_pb2.ProduceResponse(offset=self._append([request.record], context))
+
+    def ProduceBatch(self, request: log_pb2.ProduceBatchRequest, context: Any) -> log_pb2.ProduceBatchResponse:
+        if self.c.fail_batches:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "batch refused")
+        first = self._append(request.records, context)
+        return log_pb2.ProduceBatchResponse(first_offset=first, count=len(request.records))
+
+    def _append(self, records: Any, context: Any) -> int:
         if self.c.gate is not None:
             self.c.entered.release()
             self.c.gate.wait()
@@ -92,16 +103,19 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
             self.c.metadata.append({k: v for k, v in context.invocation_metadata() if isinstance(v, str)})
             if self.i != self.c.leader:
                 self._not_leader(context)
-            self.c.appends[self.i] += 1
-            rec = log_pb2.Record()
-            rec.CopyFrom(request.record)
-            rec.offset = len(self.c.records)
-            self.c.records.append(rec)
+            self.c.appends[self.i] += len(records)
+            self.c.requests.append(len(records))
+            first = len(self.c.records)
+            for r in records:
+                rec = log_pb2.Record()
+                rec.CopyFrom(r)
+                rec.offset = len(self.c.records)
+                self.c.records.append(rec)
             self.c.changed.notify_all()
             if self.c.fail_after_append:
                 self.c.fail_after_append = False
                 context.abort(grpc.StatusCode.UNAVAILABLE, "leadership changed during the request")
-            return log_pb2.ProduceResponse(offset=rec.offset)
+            return first
 
     def Consume(self, request: log_pb2.ConsumeRequest, context: Any) -> log_pb2.ConsumeResponse:
         with self.c.lock:
@@ -403,3 +417,175 @@ def test_retry_policy() -> None:
     assert _core.discovery_timeout(None) == _core.DISCOVERY_TIMEOUT
     assert 0 < _core.discovery_timeout(time.monotonic() + 0.5) <= 0.5
     assert _core.discovery_timeout(time.monotonic() - 1) > 0
+
+
+# -- batching of concurrent produces ------------------------------------------------------------
+
+
+def _hold_one(cluster: FakeCluster, c: Client) -> futures.Future[int]:
+    """Produces b"first" and returns once its request waits at the gate (which stays closed)."""
+    cluster.gate = threading.Event()
+    cluster.entered = threading.Semaphore(0)
+    first = c.produce_async(b"first")
+    assert cluster.entered.acquire(timeout=30)
+    return first
+
+
+def test_concurrent_produces_are_coalesced(cluster: FakeCluster, server: ServerProcess) -> None:
+    with Client(cluster.addrs[0], **server.tls()) as c:
+        # The first produce, alone, is sent by its own thread; it waits at the gate.
+        cluster.gate = threading.Event()
+        first: futures.Future[int] = futures.Future()
+        threading.Thread(target=lambda: first.set_result(c.produce(b"first"))).start()
+        assert cluster.entered.acquire(timeout=30)
+        # Queued while the first request is in flight: threads calling produce, and produce_async.
+        results: dict[int, int] = {}
+        threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, c.produce(f"t{i}".encode()))) for i in range(3)]
+        for t in threads:
+            t.start()
+        with c._queued:  # notified by each record queued
+            assert c._queued.wait_for(lambda: len(c._queue.items) == 3, timeout=30)
+        more = [c.produce_async(b"a1"), c.produce_async(b"a2")]
+        cluster.gate.set()
+        for t in threads:
+            t.join()
+        assert first.result() == 0
+        offsets = sorted(list(results.values()) + [f.result() for f in more])
+        assert offsets == [1, 2, 3, 4, 5]
+        for i, off in results.items():
+            assert cluster.records[off].value == f"t{i}".encode()
+        assert [cluster.records[f.result()].value for f in more] == [b"a1", b"a2"]
+    assert cluster.requests == [1, 5]  # a lone Produce, then one ProduceBatch of the five queued
+
+
+def test_batches_are_bounded(cluster: FakeCluster, server: ServerProcess) -> None:
+    with Client(cluster.addrs[0], **server.tls(), max_batch_records=2) as c:
+        first = _hold_one(cluster, c)
+        queued = [c.produce_async(f"{i}".encode()) for i in range(5)]
+        assert cluster.gate is not None
+        cluster.gate.set()
+        assert [f.result() for f in [first] + queued] == list(range(6))
+    assert cluster.requests == [1, 2, 2, 1]
+    # Bytes: each record of 100 bytes is 102 in a batch (tag and length) plus its own fields.
+    cluster.requests.clear()
+    size = log_pb2.Record(value=b"x" * 100).ByteSize() + 2
+    with Client(cluster.addrs[0], **server.tls(), max_batch_bytes=2 * size) as c:
+        first = _hold_one(cluster, c)
+        queued = [c.produce_async(b"x" * 100) for _ in range(3)] + [c.produce_async(b"y" * 1000)]
+        assert cluster.gate is not None
+        cluster.gate.set()
+        c.flush()
+        assert all(f.done() for f in queued)
+    assert cluster.requests == [1, 2, 1, 1]  # the large record goes alone
+
+
+def test_a_failed_batch_fails_each_caller(cluster: FakeCluster, server: ServerProcess) -> None:
+    with Client(cluster.addrs[0], **server.tls()) as c:
+        first = _hold_one(cluster, c)
+        queued = [c.produce_async(b"a"), c.produce_async(b"b")]
+        cluster.fail_batches = True
+        assert cluster.gate is not None
+        cluster.gate.set()
+        assert first.result() == 0
+        for f in queued:
+            with pytest.raises(proglog.InvalidArgumentError, match="batch refused"):
+                f.result()
+        # The sender goes on.
+        cluster.fail_batches = False
+        assert c.produce(b"c") == 1
+
+
+def test_linger_and_flush(cluster: FakeCluster, server: ServerProcess) -> None:
+    with Client(cluster.addrs[0], **server.tls(), linger=3600) as c:
+        queued = [c.produce_async(f"{i}".encode()) for i in range(3)]
+        c.flush()  # without it the records would wait an hour
+        assert [f.result() for f in queued] == [0, 1, 2]
+    assert cluster.requests == [3]
+
+
+def test_close_fails_queued_records(cluster: FakeCluster, server: ServerProcess) -> None:
+    c = Client(cluster.addrs[0], **server.tls())
+    try:
+        first = _hold_one(cluster, c)
+        queued = c.produce_async(b"queued")
+        c.close()
+        for f in (first, queued):
+            with pytest.raises(proglog.ClientClosedError):
+                f.result()
+        with pytest.raises(proglog.ClientClosedError):
+            c.produce_async(b"late")
+    finally:
+        assert cluster.gate is not None
+        cluster.gate.set()
+
+
+def test_batching_settings_are_validated(server: ServerProcess) -> None:
+    for kwargs, message in (
+        ({"linger": -1}, "linger"),
+        ({"max_batch_records": 0}, "max_batch_records"),
+        ({"max_batch_records": 10_001}, "max_batch_records"),
+        ({"max_batch_bytes": 0}, "max_batch_bytes"),
+        ({"max_batch_bytes": (4 << 20) + 1}, "max_batch_bytes"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            Client("127.0.0.1:1", **kwargs)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=message):
+            AsyncClient("127.0.0.1:1", **kwargs)  # type: ignore[arg-type]
+
+
+def test_async_concurrent_produces_are_coalesced(cluster: FakeCluster, server: ServerProcess) -> None:
+    async def main() -> None:
+        async with AsyncClient(cluster.addrs[0], **server.tls()) as c:
+            cluster.gate = threading.Event()
+            first = asyncio.create_task(c.produce(b"first"))
+            assert await asyncio.to_thread(cluster.entered.acquire, timeout=30)
+            tasks = [asyncio.create_task(c.produce(f"t{i}".encode())) for i in range(3)]
+            await asyncio.sleep(0)  # lets the tasks queue their records
+            more = [c.produce_async(b"a1"), c.produce_async(b"a2")]
+            cluster.gate.set()
+            assert await first == 0
+            assert await asyncio.gather(*tasks, *more) == [1, 2, 3, 4, 5]
+            # A Future cancelled before it is sent drops its record; flush waits for the rest.
+            cluster.gate = threading.Event()
+            cluster.entered = threading.Semaphore(0)
+            held = c.produce_async(b"held")
+            assert await asyncio.to_thread(cluster.entered.acquire, timeout=30)
+            dropped, kept = c.produce_async(b"dropped"), c.produce_async(b"kept")
+            dropped.cancel()
+            cluster.gate.set()
+            await c.flush()
+            assert (held.result(), kept.result()) == (6, 7)
+            assert [r.value for r in cluster.records[6:]] == [b"held", b"kept"]
+        async with AsyncClient(cluster.addrs[0], **server.tls(), linger=3600) as c:
+            queued = [c.produce_async(b"x"), c.produce_async(b"y")]
+            await c.flush()
+            assert [f.result() for f in queued] == [8, 9]
+
+    try:
+        asyncio.run(main())
+    finally:
+        if cluster.gate is not None:
+            cluster.gate.set()
+    assert cluster.requests == [1, 5, 1, 1, 2]
+
+
+def test_async_close_fails_queued_records(cluster: FakeCluster, server: ServerProcess) -> None:
+    async def main() -> None:
+        c = AsyncClient(cluster.addrs[0], **server.tls())
+        cluster.gate = threading.Event()
+        cluster.entered = threading.Semaphore(0)
+        first = c.produce_async(b"first")
+        assert await asyncio.to_thread(cluster.entered.acquire, timeout=30)
+        queued = c.produce_async(b"queued")
+        await c.close()
+        for f in (first, queued):
+            with pytest.raises(proglog.ClientClosedError):
+                await f
+        with pytest.raises(proglog.ClientClosedError):
+            c.produce_async(b"late")
+
+    try:
+        asyncio.run(main())
+    finally:
+        if cluster.gate is not None:
+            cluster.gate.set()

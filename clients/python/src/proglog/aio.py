@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Literal, TypeVar
@@ -10,7 +11,7 @@ from typing import Literal, TypeVar
 import grpc
 import grpc.aio
 
-from proglog import _core
+from proglog import _batch, _core
 from proglog._core import PEM, Attempts, Consistency, Metadata, Router, Settings
 from proglog._proto.log.v1 import log_pb2
 from proglog.errors import (
@@ -63,7 +64,8 @@ class AsyncClient:
             async for record in client.stream(offset):
                 ...
 
-    Use it from one event loop. :meth:`close` makes the calls in progress raise ClientClosedError
+    Concurrent produces (tasks) are coalesced as in Client; :meth:`produce_async` returns an
+    asyncio Future. Use it from one event loop. :meth:`close` makes the calls in progress raise ClientClosedError
     (a task cancelled by its caller still raises CancelledError).
     """
 
@@ -81,8 +83,15 @@ class AsyncClient:
         backoff: tuple[float, float] = (0.05, 1.0),
         consistency: Consistency = "follower",
         discovery_interval: float = 10.0,
+        linger: float = 0.0,
+        max_batch_records: int = _batch.DEFAULT_MAX_BATCH_RECORDS,
+        max_batch_bytes: int = _batch.DEFAULT_MAX_BATCH_BYTES,
     ) -> None:
         self._settings = Settings(timeout, retries, produce_retries, backoff, consistency, discovery_interval)
+        self._queue: _batch.Queue[asyncio.Future[int]] = _batch.Queue(_batch.Limits(linger, max_batch_records, max_batch_bytes))
+        self._wake: asyncio.Event | None = None
+        self._in_flight: list[asyncio.Future[int]] = []
+        self._sender: asyncio.Task[None] | None = None
         self._router = Router(_core.parse_target(target), discovery_interval)
         self._credentials = _core.credentials(ca, cert, key)
         self._has_cert = cert is not None
@@ -92,11 +101,21 @@ class AsyncClient:
         self._closed = False
 
     async def close(self) -> None:
-        """Closes every connection. Calls in progress and later calls raise ClientClosedError."""
+        """Closes every connection. Calls in progress, records not yet acknowledged and later calls
+        raise ClientClosedError."""
         self._closed = True
+        for item in self._queue.items:
+            if not item.future.done():
+                item.future.set_exception(ClientClosedError("the client is closed"))
+        self._queue.items.clear()
+        if self._wake is not None:
+            self._wake.set()
         channels, self._channels = list(self._channels.values()), {}
         for channel, _ in channels:
             await channel.close()
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            await sender
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -112,13 +131,43 @@ class AsyncClient:
         headers: Sequence[tuple[str, bytes]] | None = None,
         timeout: float | None | Literal["default"] = "default",
     ) -> int:
-        """Appends one record and returns its offset (see Client.produce)."""
-        request = log_pb2.ProduceRequest(record=_as_record(value, key, headers)._to_proto())
+        """Appends one record and returns its offset (see Client.produce); records produced by
+        concurrent tasks are sent together."""
+        return await self.produce_async(value, key=key, headers=headers, timeout=timeout)
 
-        async def call(stub: _Stub, t: float | None, md: Metadata) -> int:
-            return (await stub.produce(request, timeout=t, metadata=md)).offset
+    def produce_async(
+        self,
+        value: Value,
+        *,
+        key: bytes | str | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        timeout: float | None | Literal["default"] = "default",
+    ) -> asyncio.Future[int]:
+        """Queues one record and returns a Future of its offset, without waiting (see
+        Client.produce_async). Call it from the client's event loop. Cancelling the Future
+        before its record is sent drops the record; after, the record may be written."""
+        record = _as_record(value, key, headers)._to_proto()
+        deadline_at = _core.deadline(self._settings.timeout if timeout == "default" else timeout)
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.push(record, future, deadline_at, _core.call_metadata())
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_loop())
+        self._wake.set()
+        return future
 
-        return await self._call("produce", timeout, call)
+    async def flush(self) -> None:
+        """Sends the queued records without waiting for ``linger`` and waits until every record
+        queued before the call is acknowledged or failed."""
+        pending = [i.future for i in self._queue.items] + self._in_flight
+        self._queue.flush_to = self._queue.seq
+        if self._wake is not None:
+            self._wake.set()
+        if pending:
+            await asyncio.wait(pending)
 
     async def produce_batch(self, values: Iterable[Value], *, timeout: float | None | Literal["default"] = "default") -> range:
         """Appends records atomically and returns their offsets (see Client.produce_batch)."""
@@ -201,6 +250,56 @@ class AsyncClient:
             if delay is None or (left is not None and left <= delay):
                 raise err
             await asyncio.sleep(delay)
+
+    async def _send_loop(self) -> None:
+        assert self._wake is not None
+        while not self._closed:
+            self._queue.drop_done()  # Futures cancelled while queued
+            if not self._queue.items:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            left = self._queue.linger_left()
+            if left > 0:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), left)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            batch = self._queue.take()
+            self._in_flight = [i.future for i in batch]
+            await self._send(batch)
+            self._in_flight = []
+
+    async def _send(self, batch: list[_batch.Item[asyncio.Future[int]]]) -> None:
+        now = time.monotonic()
+        for item in batch:
+            if item.deadline_at is not None and item.deadline_at <= now:
+                item.future.set_exception(DeadlineExceededError("timed out waiting to be sent", grpc.StatusCode.DEADLINE_EXCEEDED))
+        batch = [i for i in batch if not i.future.done()]
+        if not batch:
+            return
+        timeout = _batch.batch_timeout(batch, now)
+        metadata = batch[0].metadata
+
+        async def single(stub: _Stub, t: float | None, _: Metadata) -> int:
+            return (await stub.produce(log_pb2.ProduceRequest(record=batch[0].record), timeout=t, metadata=metadata)).offset
+
+        async def many(stub: _Stub, t: float | None, _: Metadata) -> int:
+            request = log_pb2.ProduceBatchRequest(records=[i.record for i in batch])
+            return (await stub.produce_batch(request, timeout=t, metadata=metadata)).first_offset
+
+        try:
+            first = await self._call("produce", timeout, single if len(batch) == 1 else many)
+        except Exception as err:  # every caller gets the failure, and the sender goes on
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(err)
+            return
+        for n, item in enumerate(batch):
+            if not item.future.done():
+                item.future.set_result(first + n)
 
     def _error(self, err: grpc.aio.AioRpcError, addr: str) -> ProglogError:
         if self._closed:

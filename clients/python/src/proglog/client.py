@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, wait
 from types import TracebackType
 from typing import Callable, Literal, TypeVar
 
 import grpc
 
-from proglog import _core
+from proglog import _batch, _core
 from proglog._core import PEM, Attempts, Consistency, Metadata, Router, Settings
 from proglog._proto.log.v1 import log_pb2
 from proglog.errors import (
@@ -88,6 +89,12 @@ class Client:
         backoff: (initial, maximum) delay between retries, in seconds; doubled each retry, jittered.
         consistency: "follower" (default) or "linearizable" (see above).
         discovery_interval: seconds between refreshes of the server list when nothing fails.
+        linger: seconds a produced record may wait for others to join its batch (default 0:
+            it is sent at once if no batch is in flight; see :meth:`produce_async`).
+        max_batch_records: most records in one coalesced batch (default 1000, at most the
+            server's 10000).
+        max_batch_bytes: most encoded bytes in one coalesced batch (default 1 MiB, at most the
+            server's 4 MiB message limit); a larger record is sent alone.
     """
 
     def __init__(
@@ -104,8 +111,15 @@ class Client:
         backoff: tuple[float, float] = (0.05, 1.0),
         consistency: Consistency = "follower",
         discovery_interval: float = 10.0,
+        linger: float = 0.0,
+        max_batch_records: int = _batch.DEFAULT_MAX_BATCH_RECORDS,
+        max_batch_bytes: int = _batch.DEFAULT_MAX_BATCH_BYTES,
     ) -> None:
         self._settings = Settings(timeout, retries, produce_retries, backoff, consistency, discovery_interval)
+        self._queue: _batch.Queue[Future[int]] = _batch.Queue(_batch.Limits(linger, max_batch_records, max_batch_bytes))
+        self._queued = threading.Condition()  # guards _queue, _in_flight and _sender
+        self._in_flight: list[Future[int]] = []
+        self._sender: threading.Thread | None = None
         self._router = Router(_core.parse_target(target), discovery_interval)
         self._credentials = _core.credentials(ca, cert, key)
         self._has_cert = cert is not None
@@ -118,12 +132,22 @@ class Client:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Closes every connection. Calls in progress and later calls raise ClientClosedError."""
-        with self._lock:
-            self._closed = True
-            channels, self._channels = list(self._channels.values()), {}
+        """Closes every connection. Calls in progress, records not yet acknowledged and later calls
+        raise ClientClosedError."""
+        with self._queued:
+            with self._lock:
+                self._closed = True
+                channels, self._channels = list(self._channels.values()), {}
+            queued = list(self._queue.items)
+            self._queue.items.clear()
+            sender, self._sender = self._sender, None
+            self._queued.notify_all()
+        for item in queued:
+            item.future.set_exception(ClientClosedError("the client is closed"))
         for channel, _ in channels:
             channel.close()
+        if sender is not None and sender is not threading.current_thread():
+            sender.join()
 
     def __enter__(self) -> Client:
         return self
@@ -144,10 +168,74 @@ class Client:
         """Appends one record and returns its offset.
 
         ``value`` is bytes, a str (encoded as UTF-8) or a Record (then ``key`` and ``headers`` are
-        taken from it).
+        taken from it). The record is sent from the calling thread when no request is in flight;
+        records produced by concurrent threads meanwhile are sent together (see
+        :meth:`produce_async`).
         """
-        request = log_pb2.ProduceRequest(record=_as_record(value, key, headers)._to_proto())
-        return self._call("produce", timeout, lambda stub, t, md: stub.produce(request, timeout=t, metadata=md).offset)
+        future, lone = self._enqueue(value, key, headers, timeout, alone=True)
+        if lone is not None:  # nothing in flight or queued: sent from this thread, as before
+            try:
+                self._send([lone])
+            finally:
+                with self._queued:
+                    self._in_flight = []
+                    self._queued.notify_all()
+        return future.result()
+
+    def produce_async(
+        self,
+        value: Value,
+        *,
+        key: bytes | str | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        timeout: float | None | Literal["default"] = "default",
+    ) -> Future[int]:
+        """Queues one record and returns a Future of its offset (or of the error that failed it).
+
+        One sender thread sends the queued records: those queued while a request is in flight go
+        together in the next one (a ProduceBatch, so they are written at consecutive offsets in
+        the order queued, all or none), bounded by ``max_batch_records`` and ``max_batch_bytes``;
+        a lone record is sent at once, or after ``linger``. ``timeout`` bounds the record's wait
+        and its request with retries; a batch's request ends at its earliest record's timeout, and
+        carries the OpenTelemetry context of its first record. The Future cannot be cancelled.
+        """
+        return self._enqueue(value, key, headers, timeout, alone=False)[0]
+
+    def _enqueue(
+        self,
+        value: Value,
+        key: bytes | str | None,
+        headers: Sequence[tuple[str, bytes]] | None,
+        timeout: float | None | Literal["default"],
+        alone: bool,
+    ) -> tuple[Future[int], _batch.Item[Future[int]] | None]:
+        """Queues a record for the sender; or, if ``alone`` and nothing is in flight, queued or
+        lingering, returns it as the request now in flight, for the caller to send."""
+        record = _as_record(value, key, headers)._to_proto()
+        deadline_at = _core.deadline(self._settings.timeout if timeout == "default" else timeout)
+        future: Future[int] = Future()
+        future.set_running_or_notify_cancel()
+        with self._queued:
+            if self._closed:
+                raise ClientClosedError("the client is closed")
+            if alone and not self._in_flight and not self._queue.items and self._queue.limits.linger == 0:
+                self._in_flight = [future]
+                return future, _batch.Item(record, future, deadline_at, _core.call_metadata(), 0)
+            self._queue.push(record, future, deadline_at, _core.call_metadata())
+            if self._sender is None:
+                self._sender = threading.Thread(target=self._send_loop, name="proglog-producer", daemon=True)
+                self._sender.start()
+            self._queued.notify_all()
+        return future, None
+
+    def flush(self) -> None:
+        """Sends the queued records without waiting for ``linger`` and waits until every record
+        queued before the call is acknowledged or failed."""
+        with self._queued:
+            pending = [i.future for i in self._queue.items] + self._in_flight
+            self._queue.flush_to = self._queue.seq
+            self._queued.notify_all()
+        wait(pending)
 
     def produce_batch(self, values: Iterable[Value], *, timeout: float | None | Literal["default"] = "default") -> range:
         """Appends records atomically at consecutive offsets, and returns those offsets.
@@ -237,6 +325,45 @@ class Client:
             time.sleep(delay)
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._queued:
+                while not self._closed and (self._in_flight or not self._queue.items or self._queue.linger_left() > 0):
+                    self._queued.wait(self._queue.linger_left() or None)
+                if self._closed:
+                    return
+                batch = self._queue.take()
+                self._in_flight = [i.future for i in batch]
+            self._send(batch)
+            with self._queued:
+                self._in_flight = []
+
+    def _send(self, batch: list[_batch.Item[Future[int]]]) -> None:
+        now = time.monotonic()
+        expired = [i for i in batch if i.deadline_at is not None and i.deadline_at <= now]
+        batch = [i for i in batch if i.deadline_at is None or i.deadline_at > now]
+        for item in expired:
+            item.future.set_exception(DeadlineExceededError("timed out waiting to be sent", grpc.StatusCode.DEADLINE_EXCEEDED))
+        if not batch:
+            return
+        timeout = _batch.batch_timeout(batch, now)
+        metadata = batch[0].metadata
+        try:
+            if len(batch) == 1:
+                single = log_pb2.ProduceRequest(record=batch[0].record)
+                first = self._call("produce", timeout, lambda stub, t, _: stub.produce(single, timeout=t, metadata=metadata).offset)
+            else:
+                request = log_pb2.ProduceBatchRequest(records=[i.record for i in batch])
+                first = self._call(
+                    "produce", timeout, lambda stub, t, _: stub.produce_batch(request, timeout=t, metadata=metadata).first_offset
+                )
+        except BaseException as err:  # every caller gets the failure, and the sender goes on
+            for item in batch:
+                item.future.set_exception(err)
+            return
+        for n, item in enumerate(batch):
+            item.future.set_result(first + n)
 
     def _error(self, err: grpc.RpcError, addr: str) -> ProglogError:
         if self._closed:
