@@ -1,32 +1,25 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
+
+	client "github.com/proglog/proglog/clients/go"
 )
 
 func newBoundsCmd(stdout io.Writer) *cobra.Command {
-	opts := defaultClientOptions()
-	cmd := &cobra.Command{
-		Use:     "bounds",
-		Short:   "Print the log's readable offsets, [lowest, next), as the leader sees them",
-		Example: "  proglog bounds --dev ./proglog-data --json",
-		Args:    cobra.NoArgs,
-		PreRunE: func(cmd *cobra.Command, _ []string) error { return clientEnv(cmd.Flags()) },
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := opts.connect(cmd.Context())
+	return newQueryCmd("bounds", "Print the log's readable offsets, [lowest, next), as the leader sees them",
+		"  proglog bounds --dev ./proglog-data --json",
+		func(ctx context.Context, c *client.Client, asJSON bool) error {
+			b, err := c.Bounds(ctx)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			b, err := c.Bounds(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if opts.json {
+			if asJSON {
 				out, err := json.Marshal(struct {
 					Lowest uint64 `json:"lowest"`
 					Next   uint64 `json:"next"`
@@ -39,8 +32,5 @@ func newBoundsCmd(stdout io.Writer) *cobra.Command {
 			}
 			fmt.Fprintf(stdout, "lowest %d\nnext %d\n", b.Lowest, b.Next)
 			return nil
-		},
-	}
-	opts.addFlags(cmd.Flags())
-	return cmd
+		})
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	client "github.com/proglog/proglog/clients/go"
@@ -63,4 +64,28 @@ func (o *clientOptions) connect(ctx context.Context) (*client.Client, error) {
 		return nil, fmt.Errorf("--timeout is %v, must be positive", o.timeout)
 	}
 	return client.New(ctx, o.addr, client.WithTLSFiles(ca, cert, key), client.WithDialTimeout(o.timeout))
+}
+
+// newQueryCmd makes a client command without arguments: it connects with
+// the client flags and runs run with the client and whether --json was
+// given.
+func newQueryCmd(use, short, example string, run func(ctx context.Context, c *client.Client, json bool) error) *cobra.Command {
+	opts := defaultClientOptions()
+	cmd := &cobra.Command{
+		Use:     use,
+		Short:   short,
+		Example: example,
+		Args:    cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return clientEnv(cmd.Flags()) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := opts.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return run(cmd.Context(), c, opts.json)
+		},
+	}
+	opts.addFlags(cmd.Flags())
+	return cmd
 }

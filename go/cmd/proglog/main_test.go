@@ -394,15 +394,7 @@ func TestServeDevSmoke(t *testing.T) {
 	if !strings.Contains(stdout.String(), files.ClientCert("root")) {
 		t.Errorf("--dev did not print the client certificate paths:\n%s", stdout)
 	}
-	tlsCfg, err := auth.TLSConfig{CertFile: files.ClientCert("root"), KeyFile: files.ClientKey("root"), CAFile: files.CACert}.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := rootConn(t, files, c.addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// Serving means ready: a one-node cluster with itself as leader.
@@ -479,11 +471,7 @@ func TestServeDevSmoke(t *testing.T) {
 	if !bytes.Equal(caBefore, caAfter) || !bytes.Equal(keyBefore, keyAfter) {
 		t.Error("restart regenerated the dev CA or gossip key")
 	}
-	conn2, err := grpc.NewClient(c2.addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn2.Close()
+	conn2 := rootConn(t, files, c2.addr)
 	got, err := logv1.NewLogClient(conn2).Consume(ctx, &logv1.ConsumeRequest{Offset: 0})
 	if err != nil || string(got.Record.Value) != "persisted" {
 		t.Fatalf("after restart: %v %v", got, err)
@@ -514,6 +502,22 @@ func TestServeRefusesCertificateNotNamingTheNode(t *testing.T) {
 			t.Errorf("serve with %s: code %d, stderr %s", pair[0], code, errOut)
 		}
 	}
+}
+
+// rootConn is a connection to addr as the dev client "root" of files,
+// closed when the test ends.
+func rootConn(t *testing.T, files certs.DevFiles, addr string) *grpc.ClientConn {
+	t.Helper()
+	tlsCfg, err := auth.TLSConfig{CertFile: files.ClientCert("root"), KeyFile: files.ClientKey("root"), CAFile: files.CACert}.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // logField returns field of the first JSON log line with message msg.
@@ -567,15 +571,7 @@ func TestDataDirIsPrivate(t *testing.T) {
 	c := startServe(t, "--dev", "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--metrics-addr=", "--log-level", "warn",
 		"--raft-snapshot-interval", "10ms", "--raft-snapshot-threshold", "5")
 	files := certs.DevFilesIn(filepath.Join(dataDir, "certs"))
-	tlsCfg, err := auth.TLSConfig{CertFile: files.ClientCert("root"), KeyFile: files.ClientKey("root"), CAFile: files.CACert}.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := rootConn(t, files, c.addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	lc := logv1.NewLogClient(conn)
@@ -591,7 +587,7 @@ func TestDataDirIsPrivate(t *testing.T) {
 		return len(entries) > 0
 	})
 	var checked int
-	err = filepath.WalkDir(dataDir, func(path string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(dataDir, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

@@ -1,33 +1,26 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	client "github.com/proglog/proglog/clients/go"
 )
 
 func newServersCmd(stdout io.Writer) *cobra.Command {
-	opts := defaultClientOptions()
-	cmd := &cobra.Command{
-		Use:     "servers",
-		Short:   "List the servers of the cluster and which one leads",
-		Example: "  proglog servers --dev ./proglog-data --json",
-		Args:    cobra.NoArgs,
-		PreRunE: func(cmd *cobra.Command, _ []string) error { return clientEnv(cmd.Flags()) },
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := opts.connect(cmd.Context())
+	return newQueryCmd("servers", "List the servers of the cluster and which one leads",
+		"  proglog servers --dev ./proglog-data --json",
+		func(ctx context.Context, c *client.Client, asJSON bool) error {
+			servers, err := c.Servers(ctx)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			servers, err := c.Servers(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if opts.json {
+			if asJSON {
 				for _, s := range servers {
 					b, err := json.Marshal(struct {
 						ID       string `json:"id"`
@@ -51,8 +44,5 @@ func newServersCmd(stdout io.Writer) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", s.ID, s.RPCAddr, role)
 			}
 			return tw.Flush()
-		},
-	}
-	opts.addFlags(cmd.Flags())
-	return cmd
+		})
 }
