@@ -46,11 +46,7 @@ func TestReadsAfterFullRestartNeverPastTheEnd(t *testing.T) {
 	nodes := cluster(t, 3, func(c *Config) { c.SnapshotInterval = time.Hour })
 	ctx := ctxT(t)
 	leader := leaderOf(t, nodes)
-	for i := range 20 {
-		if _, err := leader.Append(ctx, rec(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendRecs(t, ctx, leader, 20)
 	for _, n := range nodes {
 		waitData(t, n, 20)
 	}
@@ -128,11 +124,7 @@ func TestReadWaitingForALeaderWakesOnApply(t *testing.T) {
 	nodes := cluster(t, 3, func(c *Config) { c.SnapshotInterval = time.Hour; c.catchUpPoll = time.Hour })
 	ctx := ctxT(t)
 	leader := leaderOf(t, nodes)
-	for i := range 20 {
-		if _, err := leader.Append(ctx, rec(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendRecs(t, ctx, leader, 20)
 	for _, n := range nodes {
 		waitData(t, n, 20)
 	}
@@ -173,11 +165,7 @@ func TestReadsAfterRestartDoNotWaitForSnapshottedRetention(t *testing.T) {
 	})
 	waitLeader(t, n)
 	ctx := ctxT(t)
-	for i := range 10 {
-		if _, err := n.Append(ctx, rec(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendRecs(t, ctx, n, 10)
 	// The newest command: retention to offset 1.
 	if err := await(ctx, n.raft.Apply(encodeRetain(1), time.Minute)); err != nil {
 		t.Fatal(err)

@@ -120,11 +120,7 @@ func TestSnapshotOnFullDiskIsAnError(t *testing.T) {
 		t.Cleanup(n.stop)
 		waitLeader(t, n)
 		ctx := ctxT(t)
-		for i := range 20 {
-			if _, err := n.Append(ctx, rec(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		appendRecs(t, ctx, n, 20)
 		filler := filepath.Join(dir, "filler")
 		testutil.FillDisk(t, filler)
 		if err := n.Snapshot(); err == nil {

@@ -55,11 +55,7 @@ func TestNewReportsRecovery(t *testing.T) {
 	})
 	waitLeader(t, n)
 	ctx := ctxT(t)
-	for i := range 5 {
-		if _, err := n.Append(ctx, rec(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendRecs(t, ctx, n, 5)
 	if r := n.Recovery(); len(r.Actions()) != 0 {
 		t.Fatalf("new node reports recovery: %+v", r)
 	}

@@ -173,6 +173,16 @@ func leaderOf(t *testing.T, nodes []*node) *node {
 	return l
 }
 
+// appendRecs appends rec(0) to rec(count-1) through n, one by one.
+func appendRecs(t *testing.T, ctx context.Context, n *node, count int) {
+	t.Helper()
+	for i := range count {
+		if _, err := n.Append(ctx, rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func rec(i int) []byte { return []byte(fmt.Sprintf("record-%03d", i)) }
 
 // waitData waits until n's data log holds next records and returns them.
@@ -419,11 +429,7 @@ func TestRestartedNodeCatchesUp(t *testing.T) {
 	nodes := cluster(t, 3, nil)
 	leader, lagging := nodes[0], nodes[2]
 	ctx := ctxT(t)
-	for i := range 5 {
-		if _, err := leader.Append(ctx, rec(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendRecs(t, ctx, leader, 5)
 	waitData(t, lagging, 5)
 	lagging.stop()
 	for i := 5; i < 20; i++ {
@@ -498,11 +504,7 @@ func TestSingleNodeRestartIsIdempotent(t *testing.T) {
 	n := newNode(t, "solo", true, func(c *Config) { c.SnapshotInterval = time.Hour; c.TrailingLogs = 1 })
 	waitLeader(t, n)
 	ctx := ctxT(t)
-	for i := range 10 {
-		if _, err := n.Append(ctx, rec(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendRecs(t, ctx, n, 10)
 	check := func(next uint64) {
 		t.Helper()
 		waitLeader(t, n)
@@ -553,11 +555,7 @@ func TestLostDataLogRecoversByRejoining(t *testing.T) {
 		}
 	}
 	ctx := ctxT(t)
-	for i := range 20 {
-		if _, err := leader.Append(ctx, rec(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendRecs(t, ctx, leader, 20)
 	waitData(t, lost, 20)
 	if err := lost.Snapshot(); err != nil {
 		t.Fatal(err)
