@@ -266,33 +266,31 @@ func (c *checkedConn) next() error {
 		}
 		return c.fail(RejectNotMember, err)
 	}
-	var req raft.WithRPCHeader
 	switch typ {
-	case rpcAppendEntries:
-		req = &raft.AppendEntriesRequest{}
-	case rpcRequestVote:
-		req = &raft.RequestVoteRequest{}
-	case rpcInstallSnapshot:
-		req = &raft.InstallSnapshotRequest{}
-	case rpcTimeoutNow:
-		req = &raft.TimeoutNowRequest{}
-	case rpcRequestPreVote:
-		req = &raft.RequestPreVoteRequest{}
+	case rpcAppendEntries, rpcRequestVote, rpcInstallSnapshot, rpcTimeoutNow, rpcRequestPreVote:
 	default:
 		return c.fail(RejectIDMismatch, fmt.Errorf("%w: unknown rpc type %d", errPeer, typ))
 	}
-	if err := c.dec.Decode(req); err != nil {
+	// Only the header (and an InstallSnapshot's size) is read: Raft encodes
+	// every request as a map with its RPCHeader inlined, and the codec
+	// skips the other fields (entries included) without keeping them;
+	// Raft decodes the request itself from the same bytes.
+	var req struct {
+		raft.RPCHeader
+		Size int64 // InstallSnapshotRequest: the snapshot bytes that follow
+	}
+	if err := c.dec.Decode(&req); err != nil {
 		var ne net.Error
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne) {
 			return err // the connection broke, not the peer's request
 		}
 		return c.fail(RejectIDMismatch, fmt.Errorf("%w: decode rpc type %d: %v", errPeer, typ, err))
 	}
-	if id := string(req.GetRPCHeader().ID); id != c.peer {
+	if id := string(req.ID); id != c.peer {
 		return c.fail(RejectIDMismatch, fmt.Errorf("%w: rpc type %d claims server ID %q, the certificate names node %q", errPeer, typ, id, c.peer))
 	}
-	if s, ok := req.(*raft.InstallSnapshotRequest); ok {
-		c.passthrough = max(s.Size, 0)
+	if typ == rpcInstallSnapshot {
+		c.passthrough = max(req.Size, 0)
 	}
 	return nil
 }
