@@ -15,6 +15,8 @@ import (
 	"github.com/casbin/casbin/v2/model"
 	"github.com/casbin/casbin/v2/persist"
 	"go.uber.org/zap"
+
+	"github.com/proglog/proglog/go/internal/netlimit"
 )
 
 // Actions checked by the server; they are the act field of the ACL.
@@ -56,9 +58,7 @@ type Authorizer struct {
 	cached    atomic.Int64
 
 	evalErrors atomic.Uint64
-	logMu      sync.Mutex
-	lastLog    time.Time // of an evaluation error; zero: none yet
-	unlogged   uint64    // evaluation errors since lastLog
+	evalLog    netlimit.Sometimes // Interval evalErrorLogInterval
 }
 
 // evalErrorLogInterval is the least time between two logged evaluation
@@ -124,7 +124,7 @@ func NewAuthorizerFromText(modelText string, policy []byte, opts ...AuthorizerOp
 	if err != nil {
 		return nil, fmt.Errorf("auth: load ACL policy: %w", err)
 	}
-	a := &Authorizer{enforcer: e, logger: zap.NewNop()}
+	a := &Authorizer{enforcer: e, logger: zap.NewNop(), evalLog: netlimit.Sometimes{Interval: evalErrorLogInterval}}
 	for _, o := range opts {
 		o(a)
 	}
@@ -145,19 +145,13 @@ func (a *Authorizer) EvalErrors() uint64 { return a.evalErrors.Load() }
 // less than evalErrorLogInterval ago.
 func (a *Authorizer) evalFailed(subject, object, action string, err error) {
 	a.evalErrors.Add(1)
-	a.logMu.Lock()
-	now := time.Now()
-	if !a.lastLog.IsZero() && now.Sub(a.lastLog) < evalErrorLogInterval {
-		a.unlogged++
-		a.logMu.Unlock()
+	ok, suppressed := a.evalLog.Allow()
+	if !ok {
 		return
 	}
-	suppressed := a.unlogged
-	a.lastLog, a.unlogged = now, 0
-	a.logMu.Unlock()
 	a.logger.Error("ACL evaluation failed; the request is denied",
 		zap.String("subject", subject), zap.String("object", object), zap.String("action", action),
-		zap.Error(err), zap.Uint64("errors_not_logged_since_last", suppressed))
+		zap.Error(err), zap.Int("errors_not_logged_since_last", suppressed))
 }
 
 // Authorize returns nil if subject may perform action on object, and an

@@ -31,6 +31,7 @@ var methodActions = map[string]string{
 	logv1.Log_Consume_FullMethodName:       auth.ActionConsume,
 	logv1.Log_ConsumeStream_FullMethodName: auth.ActionConsume,
 	logv1.Log_GetServers_FullMethodName:    auth.ActionServers,
+	logv1.Log_GetBounds_FullMethodName:     auth.ActionConsume,
 }
 
 // reflectionMethods are gRPC server reflection's methods: authorized as
