@@ -45,21 +45,22 @@ func peerName(c net.Conn) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("agent: raft connection from %s is not TLS", c.RemoteAddr())
 	}
-	cs := tc.ConnectionState()
-	if len(cs.PeerCertificates) == 0 {
-		return "", fmt.Errorf("agent: raft peer %s sent no certificate", c.RemoteAddr())
-	}
-	return nodeid.FromCertificate(cs.PeerCertificates[0])
+	return certNode(tc.ConnectionState())
 }
 
 // authorizePeer is mux.Config.AuthorizePeer: a Raft peer's certificate must
 // name a node; which nodes may take part is replication's check (Config.PeerName).
 func authorizePeer(cs tls.ConnectionState) error {
-	if len(cs.PeerCertificates) == 0 {
-		return fmt.Errorf("agent: raft peer sent no certificate: %w", nodeid.ErrNoIdentity)
-	}
-	_, err := nodeid.FromCertificate(cs.PeerCertificates[0])
+	_, err := certNode(cs)
 	return err
+}
+
+// certNode is the node the peer's certificate names.
+func certNode(cs tls.ConnectionState) (string, error) {
+	if len(cs.PeerCertificates) == 0 {
+		return "", fmt.Errorf("agent: raft peer sent no certificate: %w", nodeid.ErrNoIdentity)
+	}
+	return nodeid.FromCertificate(cs.PeerCertificates[0])
 }
 
 // handshakeRejection is the reason a failed Raft connection set-up
