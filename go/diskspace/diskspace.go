@@ -149,9 +149,6 @@ func (g *Guard) Err() error {
 	return g.lastErr
 }
 
-// MinFreeBytes returns the watermark.
-func (g *Guard) MinFreeBytes() uint64 { return g.cfg.MinFreeBytes }
-
 // Check fails with *LowSpaceError while fewer than MinFreeBytes are free.
 func (g *Guard) Check() error { return g.check(g.cfg.MinFreeBytes) }
 

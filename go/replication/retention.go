@@ -151,15 +151,17 @@ func (l *Log) retentionLoop() {
 		case <-l.done:
 			return
 		case <-t.C:
+			_, segments = l.DataSize()
 		case <-applied:
 			if !l.IsLeader() {
 				continue
 			}
-			if _, n := l.DataSize(); n == segments {
+			_, n := l.DataSize()
+			if n == segments {
 				continue
 			}
+			segments = n
 		}
-		_, segments = l.DataSize()
 		if !l.IsLeader() {
 			continue
 		}
