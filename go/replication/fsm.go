@@ -447,7 +447,7 @@ func (f *fsm) read(offset uint64) ([]byte, error) {
 		if oor := (*log.OffsetOutOfRangeError)(nil); errors.As(err, &oor) {
 			// Past the end: the bounds are the agreed ones (a segment
 			// straddling the agreed lowest offset keeps records below it).
-			oor.Lowest = max(oor.Lowest, min(f.lowest.Load(), oor.Next))
+			oor.Lowest = f.agreedLowest(l)
 		}
 		if err != nil {
 			return err
@@ -466,8 +466,11 @@ func (f *fsm) wait(ctx context.Context, offset uint64) error {
 	return f.withLog(func(l *log.Log) error { return l.Wait(ctx, offset) })
 }
 
-func (f *fsm) lowestOffset() uint64 {
-	l := f.current()
+func (f *fsm) lowestOffset() uint64 { return f.agreedLowest(f.current()) }
+
+// agreedLowest is the lowest offset l serves: the agreed one (retention),
+// or l's own if higher, and never past its end.
+func (f *fsm) agreedLowest(l *log.Log) uint64 {
 	return max(l.LowestOffset(), min(f.lowest.Load(), l.NextOffset()))
 }
 func (f *fsm) nextOffset() uint64 { return f.current().NextOffset() }

@@ -92,9 +92,8 @@ func (f *fsm) retain(l *log.Log, lowest uint64) error {
 // checkLowest fails a read below the agreed lowest offset, as go/log does
 // below its own.
 func (f *fsm) checkLowest(l *log.Log, offset uint64) error {
-	if lowest := f.lowest.Load(); offset < lowest {
-		next := l.NextOffset()
-		return &log.OffsetOutOfRangeError{Offset: offset, Lowest: min(lowest, next), Next: next}
+	if offset < f.lowest.Load() {
+		return &log.OffsetOutOfRangeError{Offset: offset, Lowest: f.agreedLowest(l), Next: l.NextOffset()}
 	}
 	return nil
 }
