@@ -342,13 +342,7 @@ type snapshotHeader struct {
 }
 
 func encodeSnapshotHeader(h snapshotHeader) []byte {
-	b := make([]byte, snapshotHeaderSize)
-	copy(b[0:8], snapshotMagic[:])
-	binary.BigEndian.PutUint16(b[8:10], snapshotVersion)
-	binary.BigEndian.PutUint64(b[16:24], h.applied)
-	binary.BigEndian.PutUint64(b[24:32], h.lastCommand)
-	binary.BigEndian.PutUint32(b[12:16], snapshotHeaderCRC(b))
-	return b
+	return encodeHeader(h, snapshotVersion, snapshotHeaderSize)
 }
 
 func snapshotHeaderCRC(b []byte) uint32 {
@@ -357,13 +351,21 @@ func snapshotHeaderCRC(b []byte) uint32 {
 
 // encodeRefSnapshot encodes a reference snapshot.
 func encodeRefSnapshot(h snapshotHeader) []byte {
-	b := make([]byte, refSnapshotSize)
+	return encodeHeader(h, refSnapshotVersion, refSnapshotSize)
+}
+
+// encodeHeader encodes h as a snapshot header of version and size bytes:
+// [32:48), the offset range, only in a reference snapshot's 48.
+func encodeHeader(h snapshotHeader, version uint16, size int) []byte {
+	b := make([]byte, size)
 	copy(b[0:8], snapshotMagic[:])
-	binary.BigEndian.PutUint16(b[8:10], refSnapshotVersion)
+	binary.BigEndian.PutUint16(b[8:10], version)
 	binary.BigEndian.PutUint64(b[16:24], h.applied)
 	binary.BigEndian.PutUint64(b[24:32], h.lastCommand)
-	binary.BigEndian.PutUint64(b[32:40], h.lowest)
-	binary.BigEndian.PutUint64(b[40:48], h.next)
+	if size == refSnapshotSize {
+		binary.BigEndian.PutUint64(b[32:40], h.lowest)
+		binary.BigEndian.PutUint64(b[40:48], h.next)
+	}
 	binary.BigEndian.PutUint32(b[12:16], snapshotHeaderCRC(b))
 	return b
 }
