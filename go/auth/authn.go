@@ -48,9 +48,13 @@ func SubjectFromPeer(ctx context.Context) (string, error) {
 	return cn, nil
 }
 
-// authenticate returns ctx with the caller's subject, or an Unauthenticated
-// status.
+// authenticate returns ctx with the caller's subject (ctx itself if it has
+// one: a server's tap handle may have authenticated the call), or an
+// Unauthenticated status.
 func authenticate(ctx context.Context) (context.Context, error) {
+	if _, ok := Subject(ctx); ok {
+		return ctx, nil // authenticated already, when the call's headers arrived
+	}
 	subject, err := SubjectFromPeer(ctx)
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, err.Error())

@@ -64,7 +64,8 @@ func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, er
 		return nil, s.rejected(ctx, info.FullMethodName, rejectPermissionDenied,
 			status.Errorf(codes.PermissionDenied, "%s may not %s on %q", subject, action, object))
 	}
-	return ctx, nil
+	// The call's context: go/auth's interceptors find the subject there.
+	return auth.WithSubject(ctx, subject), nil
 }
 
 // streamLimit caps the calls running at once (Config.MaxStreams).
