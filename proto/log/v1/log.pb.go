@@ -228,17 +228,92 @@ func (x *Record) GetTimestamp() *timestamppb.Timestamp {
 	return nil
 }
 
+// Producer makes a produce idempotent: a request retried with the same
+// producer ID and sequence after an ambiguous failure (a timeout, a lost
+// connection, a leader change) is written at most once. Every replica's
+// state machine remembers, per producer, the sequences and offsets of its
+// most recent batches; a request repeating one of them is answered with the
+// original offsets (duplicate = true) and writes nothing.
+//
+// Sequences count records, not requests: a producer's first request has
+// sequence 0, and each later request starts where the previous one's
+// records ended (sequence + number of records). A producer must have at
+// most one request in flight (a client wanting more in flight uses one
+// producer ID per in-flight slot), and must retry a failed request with the
+// same records before sending the next. The cluster forgets a producer that
+// has not produced for the server's producer expiry (and evicts the longest
+// idle ones past its producer limit); its next request must then start a new
+// producer ID (UNKNOWN_PRODUCER, see the errors above).
+type Producer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen at random by the client, once per producer; non-zero (0 means
+	// the request is not idempotent).
+	Id uint64 `protobuf:"fixed64,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The sequence number of the request's first record; record i of the
+	// request has sequence + i.
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Producer) Reset() {
+	*x = Producer{}
+	mi := &file_log_v1_log_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Producer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Producer) ProtoMessage() {}
+
+func (x *Producer) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Producer.ProtoReflect.Descriptor instead.
+func (*Producer) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Producer) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Producer) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
 type ProduceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
-	Record        *Record `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	Record *Record `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	// Optional: makes the produce idempotent (see Producer). In a
+	// ProduceStream, each request carries the sequence of its own record.
+	Producer      *Producer `protobuf:"bytes,2,opt,name=producer,proto3" json:"producer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProduceRequest) Reset() {
 	*x = ProduceRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[2]
+	mi := &file_log_v1_log_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +325,7 @@ func (x *ProduceRequest) String() string {
 func (*ProduceRequest) ProtoMessage() {}
 
 func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[2]
+	mi := &file_log_v1_log_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +338,7 @@ func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceRequest.ProtoReflect.Descriptor instead.
 func (*ProduceRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{2}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ProduceRequest) GetRecord() *Record {
@@ -273,17 +348,27 @@ func (x *ProduceRequest) GetRecord() *Record {
 	return nil
 }
 
+func (x *ProduceRequest) GetProducer() *Producer {
+	if x != nil {
+		return x.Producer
+	}
+	return nil
+}
+
 type ProduceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Offset assigned to the record.
-	Offset        uint64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Offset uint64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	// The request repeated one already written (an idempotent retry): offset
+	// is the one the record was written at then, and nothing new was written.
+	Duplicate     bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[3]
+	mi := &file_log_v1_log_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -295,7 +380,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[3]
+	mi := &file_log_v1_log_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -308,7 +393,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{3}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ProduceResponse) GetOffset() uint64 {
@@ -318,18 +403,27 @@ func (x *ProduceResponse) GetOffset() uint64 {
 	return 0
 }
 
+func (x *ProduceResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
 type ProduceBatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One or more records, appended in this order. The server caps the count
 	// (INVALID_ARGUMENT past it) and the encoded size of each record.
-	Records       []*Record `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	Records []*Record `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	// Optional: makes the produce idempotent (see Producer).
+	Producer      *Producer `protobuf:"bytes,2,opt,name=producer,proto3" json:"producer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProduceBatchRequest) Reset() {
 	*x = ProduceBatchRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[4]
+	mi := &file_log_v1_log_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +435,7 @@ func (x *ProduceBatchRequest) String() string {
 func (*ProduceBatchRequest) ProtoMessage() {}
 
 func (x *ProduceBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[4]
+	mi := &file_log_v1_log_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +448,7 @@ func (x *ProduceBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceBatchRequest.ProtoReflect.Descriptor instead.
 func (*ProduceBatchRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{4}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ProduceBatchRequest) GetRecords() []*Record {
@@ -364,19 +458,30 @@ func (x *ProduceBatchRequest) GetRecords() []*Record {
 	return nil
 }
 
+func (x *ProduceBatchRequest) GetProducer() *Producer {
+	if x != nil {
+		return x.Producer
+	}
+	return nil
+}
+
 type ProduceBatchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Offset of the first record; the i-th record got first_offset + i.
 	FirstOffset uint64 `protobuf:"varint,1,opt,name=first_offset,json=firstOffset,proto3" json:"first_offset,omitempty"`
 	// Number of records written (always len(records) on success).
-	Count         uint64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	Count uint64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// The request repeated one already written (an idempotent retry): the
+	// offsets are those the records were written at then, and nothing new
+	// was written.
+	Duplicate     bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProduceBatchResponse) Reset() {
 	*x = ProduceBatchResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[5]
+	mi := &file_log_v1_log_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +493,7 @@ func (x *ProduceBatchResponse) String() string {
 func (*ProduceBatchResponse) ProtoMessage() {}
 
 func (x *ProduceBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[5]
+	mi := &file_log_v1_log_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +506,7 @@ func (x *ProduceBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceBatchResponse.ProtoReflect.Descriptor instead.
 func (*ProduceBatchResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{5}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ProduceBatchResponse) GetFirstOffset() uint64 {
@@ -418,6 +523,13 @@ func (x *ProduceBatchResponse) GetCount() uint64 {
 	return 0
 }
 
+func (x *ProduceBatchResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
 type ConsumeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Offset to read (Consume) or to start from (ConsumeStream).
@@ -431,7 +543,7 @@ type ConsumeRequest struct {
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[6]
+	mi := &file_log_v1_log_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -443,7 +555,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[6]
+	mi := &file_log_v1_log_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -456,7 +568,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{6}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ConsumeRequest) GetOffset() uint64 {
@@ -483,7 +595,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[7]
+	mi := &file_log_v1_log_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +607,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[7]
+	mi := &file_log_v1_log_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +620,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{7}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ConsumeResponse) GetRecord() *Record {
@@ -528,7 +640,7 @@ type GetBoundsRequest struct {
 
 func (x *GetBoundsRequest) Reset() {
 	*x = GetBoundsRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[8]
+	mi := &file_log_v1_log_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -540,7 +652,7 @@ func (x *GetBoundsRequest) String() string {
 func (*GetBoundsRequest) ProtoMessage() {}
 
 func (x *GetBoundsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[8]
+	mi := &file_log_v1_log_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -553,7 +665,7 @@ func (x *GetBoundsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBoundsRequest.ProtoReflect.Descriptor instead.
 func (*GetBoundsRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{8}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetBoundsRequest) GetConsistency() Consistency {
@@ -576,7 +688,7 @@ type GetBoundsResponse struct {
 
 func (x *GetBoundsResponse) Reset() {
 	*x = GetBoundsResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[9]
+	mi := &file_log_v1_log_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +700,7 @@ func (x *GetBoundsResponse) String() string {
 func (*GetBoundsResponse) ProtoMessage() {}
 
 func (x *GetBoundsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[9]
+	mi := &file_log_v1_log_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +713,7 @@ func (x *GetBoundsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBoundsResponse.ProtoReflect.Descriptor instead.
 func (*GetBoundsResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{9}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetBoundsResponse) GetLowest() uint64 {
@@ -626,7 +738,7 @@ type GetServersRequest struct {
 
 func (x *GetServersRequest) Reset() {
 	*x = GetServersRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[10]
+	mi := &file_log_v1_log_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -638,7 +750,7 @@ func (x *GetServersRequest) String() string {
 func (*GetServersRequest) ProtoMessage() {}
 
 func (x *GetServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[10]
+	mi := &file_log_v1_log_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -651,7 +763,7 @@ func (x *GetServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServersRequest.ProtoReflect.Descriptor instead.
 func (*GetServersRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{10}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{11}
 }
 
 type GetServersResponse struct {
@@ -663,7 +775,7 @@ type GetServersResponse struct {
 
 func (x *GetServersResponse) Reset() {
 	*x = GetServersResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[11]
+	mi := &file_log_v1_log_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +787,7 @@ func (x *GetServersResponse) String() string {
 func (*GetServersResponse) ProtoMessage() {}
 
 func (x *GetServersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[11]
+	mi := &file_log_v1_log_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +800,7 @@ func (x *GetServersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServersResponse.ProtoReflect.Descriptor instead.
 func (*GetServersResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{11}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetServersResponse) GetServers() []*Server {
@@ -714,7 +826,7 @@ type Server struct {
 
 func (x *Server) Reset() {
 	*x = Server{}
-	mi := &file_log_v1_log_proto_msgTypes[12]
+	mi := &file_log_v1_log_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +838,7 @@ func (x *Server) String() string {
 func (*Server) ProtoMessage() {}
 
 func (x *Server) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[12]
+	mi := &file_log_v1_log_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +851,7 @@ func (x *Server) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server.ProtoReflect.Descriptor instead.
 func (*Server) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{12}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Server) GetId() string {
@@ -776,16 +888,23 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\fR\x03key\x12(\n" +
 	"\aheaders\x18\x04 \x03(\v2\x0e.log.v1.HeaderR\aheaders\x128\n" +
-	"\ttimestamp\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"8\n" +
+	"\ttimestamp\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"6\n" +
+	"\bProducer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x06R\x02id\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"f\n" +
 	"\x0eProduceRequest\x12&\n" +
-	"\x06record\x18\x01 \x01(\v2\x0e.log.v1.RecordR\x06record\")\n" +
+	"\x06record\x18\x01 \x01(\v2\x0e.log.v1.RecordR\x06record\x12,\n" +
+	"\bproducer\x18\x02 \x01(\v2\x10.log.v1.ProducerR\bproducer\"G\n" +
 	"\x0fProduceResponse\x12\x16\n" +
-	"\x06offset\x18\x01 \x01(\x04R\x06offset\"?\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x1c\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"m\n" +
 	"\x13ProduceBatchRequest\x12(\n" +
-	"\arecords\x18\x01 \x03(\v2\x0e.log.v1.RecordR\arecords\"O\n" +
+	"\arecords\x18\x01 \x03(\v2\x0e.log.v1.RecordR\arecords\x12,\n" +
+	"\bproducer\x18\x02 \x01(\v2\x10.log.v1.ProducerR\bproducer\"m\n" +
 	"\x14ProduceBatchResponse\x12!\n" +
 	"\ffirst_offset\x18\x01 \x01(\x04R\vfirstOffset\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x04R\x05count\"_\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\x12\x1c\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"_\n" +
 	"\x0eConsumeRequest\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x125\n" +
 	"\vconsistency\x18\x02 \x01(\x0e2\x13.log.v1.ConsistencyR\vconsistency\"9\n" +
@@ -830,52 +949,55 @@ func file_log_v1_log_proto_rawDescGZIP() []byte {
 }
 
 var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_log_v1_log_proto_goTypes = []any{
 	(Consistency)(0),              // 0: log.v1.Consistency
 	(*Header)(nil),                // 1: log.v1.Header
 	(*Record)(nil),                // 2: log.v1.Record
-	(*ProduceRequest)(nil),        // 3: log.v1.ProduceRequest
-	(*ProduceResponse)(nil),       // 4: log.v1.ProduceResponse
-	(*ProduceBatchRequest)(nil),   // 5: log.v1.ProduceBatchRequest
-	(*ProduceBatchResponse)(nil),  // 6: log.v1.ProduceBatchResponse
-	(*ConsumeRequest)(nil),        // 7: log.v1.ConsumeRequest
-	(*ConsumeResponse)(nil),       // 8: log.v1.ConsumeResponse
-	(*GetBoundsRequest)(nil),      // 9: log.v1.GetBoundsRequest
-	(*GetBoundsResponse)(nil),     // 10: log.v1.GetBoundsResponse
-	(*GetServersRequest)(nil),     // 11: log.v1.GetServersRequest
-	(*GetServersResponse)(nil),    // 12: log.v1.GetServersResponse
-	(*Server)(nil),                // 13: log.v1.Server
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*Producer)(nil),              // 3: log.v1.Producer
+	(*ProduceRequest)(nil),        // 4: log.v1.ProduceRequest
+	(*ProduceResponse)(nil),       // 5: log.v1.ProduceResponse
+	(*ProduceBatchRequest)(nil),   // 6: log.v1.ProduceBatchRequest
+	(*ProduceBatchResponse)(nil),  // 7: log.v1.ProduceBatchResponse
+	(*ConsumeRequest)(nil),        // 8: log.v1.ConsumeRequest
+	(*ConsumeResponse)(nil),       // 9: log.v1.ConsumeResponse
+	(*GetBoundsRequest)(nil),      // 10: log.v1.GetBoundsRequest
+	(*GetBoundsResponse)(nil),     // 11: log.v1.GetBoundsResponse
+	(*GetServersRequest)(nil),     // 12: log.v1.GetServersRequest
+	(*GetServersResponse)(nil),    // 13: log.v1.GetServersResponse
+	(*Server)(nil),                // 14: log.v1.Server
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_log_v1_log_proto_depIdxs = []int32{
 	1,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
-	14, // 1: log.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
+	15, // 1: log.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
 	2,  // 2: log.v1.ProduceRequest.record:type_name -> log.v1.Record
-	2,  // 3: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
-	0,  // 4: log.v1.ConsumeRequest.consistency:type_name -> log.v1.Consistency
-	2,  // 5: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
-	0,  // 6: log.v1.GetBoundsRequest.consistency:type_name -> log.v1.Consistency
-	13, // 7: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
-	3,  // 8: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
-	5,  // 9: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
-	7,  // 10: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
-	3,  // 11: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
-	7,  // 12: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
-	11, // 13: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
-	9,  // 14: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
-	4,  // 15: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
-	6,  // 16: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
-	8,  // 17: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
-	4,  // 18: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
-	8,  // 19: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
-	12, // 20: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
-	10, // 21: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	3,  // 3: log.v1.ProduceRequest.producer:type_name -> log.v1.Producer
+	2,  // 4: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
+	3,  // 5: log.v1.ProduceBatchRequest.producer:type_name -> log.v1.Producer
+	0,  // 6: log.v1.ConsumeRequest.consistency:type_name -> log.v1.Consistency
+	2,  // 7: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
+	0,  // 8: log.v1.GetBoundsRequest.consistency:type_name -> log.v1.Consistency
+	14, // 9: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
+	4,  // 10: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
+	6,  // 11: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
+	8,  // 12: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
+	4,  // 13: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
+	8,  // 14: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
+	12, // 15: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
+	10, // 16: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
+	5,  // 17: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
+	7,  // 18: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
+	9,  // 19: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
+	5,  // 20: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
+	9,  // 21: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
+	13, // 22: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
+	11, // 23: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
+	17, // [17:24] is the sub-list for method output_type
+	10, // [10:17] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_log_v1_log_proto_init() }
@@ -889,7 +1011,7 @@ func file_log_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_v1_log_proto_rawDesc), len(file_log_v1_log_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

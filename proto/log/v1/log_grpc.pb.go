@@ -58,7 +58,16 @@ const (
 //	UNAUTHENTICATED     the client presented no verified certificate.
 //	PERMISSION_DENIED   the certificate's subject may not perform the action
 //	                    ("produce", "consume" or "servers") on this log.
-//	FAILED_PRECONDITION this server is not the leader of the cluster, which a
+//	FAILED_PRECONDITION an idempotent produce (see Producer) the cluster refuses,
+//	                    nothing written: ErrorInfo reason "OUT_OF_ORDER_SEQUENCE"
+//	                    (a gap or a sequence older than the retained batches, or a
+//	                    retry that does not match the batch at its sequence;
+//	                    metadata "producer_id", "sequence" and "expected"), or
+//	                    "UNKNOWN_PRODUCER" (a sequence other than 0 from a producer
+//	                    the cluster holds no state for: never seen, idle longer
+//	                    than the server's producer expiry, or evicted; metadata
+//	                    "producer_id" and "sequence").
+//	                    Or: this server is not the leader of the cluster, which a
 //	                    Produce, ProduceBatch, ProduceStream, linearizable
 //	                    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
 //	                    reason "NOT_LEADER", domain "proglog" and metadata
@@ -230,7 +239,16 @@ func (c *logClient) GetBounds(ctx context.Context, in *GetBoundsRequest, opts ..
 //	UNAUTHENTICATED     the client presented no verified certificate.
 //	PERMISSION_DENIED   the certificate's subject may not perform the action
 //	                    ("produce", "consume" or "servers") on this log.
-//	FAILED_PRECONDITION this server is not the leader of the cluster, which a
+//	FAILED_PRECONDITION an idempotent produce (see Producer) the cluster refuses,
+//	                    nothing written: ErrorInfo reason "OUT_OF_ORDER_SEQUENCE"
+//	                    (a gap or a sequence older than the retained batches, or a
+//	                    retry that does not match the batch at its sequence;
+//	                    metadata "producer_id", "sequence" and "expected"), or
+//	                    "UNKNOWN_PRODUCER" (a sequence other than 0 from a producer
+//	                    the cluster holds no state for: never seen, idle longer
+//	                    than the server's producer expiry, or evicted; metadata
+//	                    "producer_id" and "sequence").
+//	                    Or: this server is not the leader of the cluster, which a
 //	                    Produce, ProduceBatch, ProduceStream, linearizable
 //	                    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
 //	                    reason "NOT_LEADER", domain "proglog" and metadata

@@ -41,31 +41,47 @@ class Record(_message.Message):
     timestamp: _timestamp_pb2.Timestamp
     def __init__(self, value: _Optional[bytes] = ..., offset: _Optional[int] = ..., key: _Optional[bytes] = ..., headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class Producer(_message.Message):
+    __slots__ = ("id", "sequence")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    sequence: int
+    def __init__(self, id: _Optional[int] = ..., sequence: _Optional[int] = ...) -> None: ...
+
 class ProduceRequest(_message.Message):
-    __slots__ = ("record",)
+    __slots__ = ("record", "producer")
     RECORD_FIELD_NUMBER: _ClassVar[int]
+    PRODUCER_FIELD_NUMBER: _ClassVar[int]
     record: Record
-    def __init__(self, record: _Optional[_Union[Record, _Mapping]] = ...) -> None: ...
+    producer: Producer
+    def __init__(self, record: _Optional[_Union[Record, _Mapping]] = ..., producer: _Optional[_Union[Producer, _Mapping]] = ...) -> None: ...
 
 class ProduceResponse(_message.Message):
-    __slots__ = ("offset",)
+    __slots__ = ("offset", "duplicate")
     OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     offset: int
-    def __init__(self, offset: _Optional[int] = ...) -> None: ...
+    duplicate: bool
+    def __init__(self, offset: _Optional[int] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
 class ProduceBatchRequest(_message.Message):
-    __slots__ = ("records",)
+    __slots__ = ("records", "producer")
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    PRODUCER_FIELD_NUMBER: _ClassVar[int]
     records: _containers.RepeatedCompositeFieldContainer[Record]
-    def __init__(self, records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ...) -> None: ...
+    producer: Producer
+    def __init__(self, records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., producer: _Optional[_Union[Producer, _Mapping]] = ...) -> None: ...
 
 class ProduceBatchResponse(_message.Message):
-    __slots__ = ("first_offset", "count")
+    __slots__ = ("first_offset", "count", "duplicate")
     FIRST_OFFSET_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     first_offset: int
     count: int
-    def __init__(self, first_offset: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
+    duplicate: bool
+    def __init__(self, first_offset: _Optional[int] = ..., count: _Optional[int] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
 class ConsumeRequest(_message.Message):
     __slots__ = ("offset", "consistency")
