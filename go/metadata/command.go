@@ -1,0 +1,98 @@
+package metadata
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// Op names a Command.
+type Op string
+
+// The commands.
+const (
+	// OpRegisterNode adds Node, or updates its addresses and rack.
+	OpRegisterNode Op = "register_node"
+	// OpLeaveNode marks NodeID leaving: it gets no new replicas.
+	OpLeaveNode Op = "leave_node"
+	// OpRemoveNode forgets NodeID; refused while it holds a replica.
+	OpRemoveNode Op = "remove_node"
+	// OpCreateTopic creates Topic with Config, its partitions' replicas
+	// as in Assignment (decided by Place).
+	OpCreateTopic Op = "create_topic"
+	// OpDeleteTopic deletes Topic.
+	OpDeleteTopic Op = "delete_topic"
+	// OpReassign sets the replicas of Topic's Partition to Replicas if
+	// the partition is still at Epoch.
+	OpReassign Op = "reassign"
+)
+
+// Command is one change of the State. Which fields are used depends on Op.
+type Command struct {
+	Op         Op           `json:"op"`
+	Node       *Node        `json:"node,omitempty"`
+	NodeID     string       `json:"node_id,omitempty"`
+	Topic      string       `json:"topic,omitempty"`
+	Config     *TopicConfig `json:"config,omitempty"`
+	Assignment [][]string   `json:"assignment,omitempty"`
+	Partition  int          `json:"partition,omitempty"`
+	Epoch      uint64       `json:"epoch,omitempty"`
+	Replicas   []string     `json:"replicas,omitempty"`
+}
+
+// Encoding versions (the first byte).
+const (
+	commandVersion  = 1
+	snapshotVersion = 1
+)
+
+// EncodeCommand encodes c for the metadata Raft log.
+func EncodeCommand(c Command) ([]byte, error) { return encode(commandVersion, c) }
+
+// DecodeCommand decodes what EncodeCommand encoded.
+func DecodeCommand(b []byte) (Command, error) {
+	var c Command
+	return c, decode(commandVersion, b, &c)
+}
+
+// Encode encodes the state for a snapshot. Equal states encode to equal
+// bytes.
+func (s *State) Encode() ([]byte, error) { return encode(snapshotVersion, s) }
+
+// DecodeState decodes what State.Encode encoded.
+func DecodeState(b []byte) (*State, error) {
+	s := &State{}
+	if err := decode(snapshotVersion, b, s); err != nil {
+		return nil, err
+	}
+	if s.Nodes == nil {
+		s.Nodes = map[string]*Node{}
+	}
+	if s.Topics == nil {
+		s.Topics = map[string]*Topic{}
+	}
+	return s, nil
+}
+
+func encode(version byte, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: encode: %w", err)
+	}
+	return append([]byte{version}, b...), nil
+}
+
+func decode(version byte, b []byte, v any) error {
+	if len(b) == 0 || b[0] != version {
+		return fmt.Errorf("%w: want version %d", ErrBadEncoding, version)
+	}
+	d := json.NewDecoder(bytes.NewReader(b[1:]))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadEncoding, err)
+	}
+	if d.More() {
+		return fmt.Errorf("%w: trailing data", ErrBadEncoding)
+	}
+	return nil
+}

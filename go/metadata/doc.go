@@ -1,0 +1,43 @@
+// Package metadata holds a proglog cluster's metadata: its nodes and its
+// topics, each topic's partitions and the nodes that hold each partition's
+// replicas. It is the state machine of the cluster's metadata Raft group
+// (docs/architecture.md, "Metadata: a Raft group of its own"), kept apart
+// from the partitions' own groups and never gossiped.
+//
+// The package is deterministic and has no I/O: State changes only by
+// Apply of a Command, and every replica that applies the same commands in
+// the same order holds the same State (the tests check this by encoding
+// two replicas' states). Decisions that need a choice, such as where a new
+// topic's replicas go, are made by the proposer with Place before the
+// command is proposed, and the command carries the result; Apply only
+// validates it against the state it applies to, so a command proposed
+// against a state that changed meanwhile (a node removed, a topic created
+// twice) is refused as that command's result on every replica alike.
+//
+// # Placement
+//
+// Place puts the R replicas of each partition of a new topic on R distinct
+// nodes. For each partition in order it picks the preferred leader (the
+// first replica) as the node with the fewest preferred leaderships among
+// those a least-loaded replica set may include (at most the R-th smallest
+// replica count), then the other replicas as the nodes with the fewest
+// replicas, preferring racks the partition does not use yet, then the
+// fewest leaderships. Ties are broken by a rotation that starts at a hash
+// (FNV-1a) of the topic name plus the partition number over the nodes
+// sorted by ID, so that topics created on an empty cluster do not all
+// start on the same node. The loads are those of the State plus the
+// partitions placed so far. So when topics are created one after another
+// no node holds more than one replica more than another, and with one
+// replication factor no node is preferred leader of more than two
+// partitions more than another (TestPlaceSpreads). Replace picks the node
+// to take over a replica from a node that is leaving: not a replica yet,
+// a rack the others do not use, the fewest replicas, the lowest ID.
+//
+// # Encoding
+//
+// Commands and snapshots are JSON behind a one-byte version: metadata
+// changes rarely and is small (topics and nodes, not records), and JSON
+// keeps it readable in a debugger and in `proglog` output. Decoding
+// rejects unknown versions and unknown fields (ErrBadEncoding); maps are
+// encoded with sorted keys, so equal states encode to equal bytes.
+package metadata

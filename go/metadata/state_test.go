@@ -1,0 +1,159 @@
+package metadata
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidateTopicName(t *testing.T) {
+	for _, ok := range []string{"log", "orders.v2", "a_b-c", strings.Repeat("x", MaxTopicNameLen)} {
+		if err := ValidateTopicName(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", ".", "..", "a/b", "a b", "ü", strings.Repeat("x", MaxTopicNameLen+1)} {
+		if err := ValidateTopicName(bad); !errors.Is(err, ErrInvalidTopic) {
+			t.Errorf("%q: %v, want ErrInvalidTopic", bad, err)
+		}
+	}
+}
+
+// TestApplyRefusesWithoutChange: every refused command leaves the state
+// as it was (same encoding) and returns the sentinel naming why.
+func TestApplyRefusesWithoutChange(t *testing.T) {
+	s := cluster(t, 3, 0)
+	cfg := TopicConfig{Partitions: 2, ReplicationFactor: 2}
+	create(t, s, "a", cfg)
+	bad := []struct {
+		name string
+		c    Command
+		want error
+	}{
+		{"topic exists", Command{Op: OpCreateTopic, Topic: "a", Config: &cfg, Assignment: [][]string{{"n0", "n1"}, {"n1", "n2"}}}, ErrTopicExists},
+		{"bad name", Command{Op: OpCreateTopic, Topic: "a/b", Config: &cfg, Assignment: [][]string{{"n0", "n1"}, {"n1", "n2"}}}, ErrInvalidTopic},
+		{"assignment short", Command{Op: OpCreateTopic, Topic: "b", Config: &cfg, Assignment: [][]string{{"n0", "n1"}}}, ErrBadEncoding},
+		{"unknown node", Command{Op: OpCreateTopic, Topic: "b", Config: &cfg, Assignment: [][]string{{"n0", "n9"}, {"n1", "n2"}}}, ErrUnknownNode},
+		{"node twice", Command{Op: OpCreateTopic, Topic: "b", Config: &cfg, Assignment: [][]string{{"n0", "n0"}, {"n1", "n2"}}}, ErrBadEncoding},
+		{"no config", Command{Op: OpCreateTopic, Topic: "b"}, ErrBadEncoding},
+		{"delete unknown", Command{Op: OpDeleteTopic, Topic: "zz"}, ErrUnknownTopic},
+		{"stale epoch", Command{Op: OpReassign, Topic: "a", Partition: 0, Epoch: 7, Replicas: []string{"n1", "n2"}}, ErrStale},
+		{"no such partition", Command{Op: OpReassign, Topic: "a", Partition: 2, Replicas: []string{"n1", "n2"}}, ErrUnknownTopic},
+		{"too many replicas", Command{Op: OpReassign, Topic: "a", Partition: 0, Replicas: []string{"n0", "n1", "n2", "n0"}}, ErrBadEncoding},
+		{"leave unknown", Command{Op: OpLeaveNode, NodeID: "n9"}, ErrUnknownNode},
+		{"remove in use", Command{Op: OpRemoveNode, NodeID: "n1"}, ErrStale},
+		{"register without address", Command{Op: OpRegisterNode, Node: &Node{ID: "n5"}}, ErrBadEncoding},
+		{"unknown op", Command{Op: "explode"}, ErrBadEncoding},
+	}
+	for _, tc := range bad {
+		before, _ := s.Encode()
+		err := s.Apply(s.Applied+1, tc.c)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+		after, _ := s.Encode()
+		// Only Applied moves (the command took its place in the log).
+		s2, _ := DecodeState(after)
+		s2.Applied--
+		if again, _ := s2.Encode(); !bytes.Equal(before, again) {
+			t.Errorf("%s: refused, yet the state changed:\n%s\n%s", tc.name, before, after)
+		}
+	}
+}
+
+// TestReplicasAgree: two replicas applying the same commands (one of
+// them twice, as Raft replays after a restart, one from a snapshot taken
+// half-way) hold states that encode to the same bytes.
+func TestReplicasAgree(t *testing.T) {
+	var log []Command
+	add := func(c Command) { log = append(log, c) }
+	for _, id := range []string{"n0", "n1", "n2", "n3"} {
+		add(Command{Op: OpRegisterNode, Node: &Node{ID: id, RaftAddr: id + ":1", APIAddr: id + ":2"}})
+	}
+	cfg := TopicConfig{Partitions: 3, ReplicationFactor: 2, Retention: Retention{MaxBytes: 1 << 30, MaxAge: time.Hour}}
+	add(Command{Op: OpCreateTopic, Topic: "a", Config: &cfg, Assignment: [][]string{{"n0", "n1"}, {"n2", "n3"}, {"n1", "n2"}}})
+	add(Command{Op: OpCreateTopic, Topic: "a", Config: &cfg, Assignment: [][]string{{"n0", "n1"}, {"n2", "n3"}, {"n1", "n2"}}}) // refused
+	add(Command{Op: OpReassign, Topic: "a", Partition: 1, Epoch: 0, Replicas: []string{"n2", "n3", "n0"}})
+	add(Command{Op: OpReassign, Topic: "a", Partition: 1, Epoch: 1, Replicas: []string{"n2", "n0"}})
+	add(Command{Op: OpLeaveNode, NodeID: "n3"})
+	add(Command{Op: OpCreateTopic, Topic: "b", Config: &TopicConfig{Partitions: 1, ReplicationFactor: 1}, Assignment: [][]string{{"n3"}}}) // allowed: Apply checks registration, Place avoids leaving nodes
+	add(Command{Op: OpDeleteTopic, Topic: "b"})
+	add(Command{Op: OpRemoveNode, NodeID: "n3"})
+
+	a := &State{}
+	for i, c := range log {
+		b, err := EncodeCommand(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := DecodeCommand(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = a.Apply(uint64(i+1), d)
+	}
+	b := &State{}
+	half := len(log) / 2
+	for i, c := range log[:half] {
+		_ = b.Apply(uint64(i+1), c)
+	}
+	snap, err := b.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = DecodeState(snap); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range log { // replays the first half: ignored
+		_ = b.Apply(uint64(i+1), c)
+	}
+	ea, _ := a.Encode()
+	eb, _ := b.Encode()
+	if !bytes.Equal(ea, eb) {
+		t.Fatalf("replicas differ:\n%s\n%s", ea, eb)
+	}
+	if _, ok := a.Nodes["n3"]; ok || len(a.Topics) != 1 || a.Topics["a"].Partitions[1].Epoch != 2 {
+		t.Fatalf("unexpected final state: %s", ea)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	good, _ := EncodeCommand(Command{Op: OpDeleteTopic, Topic: "a"})
+	for name, b := range map[string][]byte{
+		"empty":         nil,
+		"version":       append([]byte{9}, good[1:]...),
+		"unknown field": append([]byte{commandVersion}, `{"op":"delete_topic","colour":"red"}`...),
+		"trailing":      append(append([]byte{}, good...), `{}`...),
+		"not json":      {commandVersion, '{'},
+	} {
+		if _, err := DecodeCommand(b); !errors.Is(err, ErrBadEncoding) {
+			t.Errorf("%s: %v, want ErrBadEncoding", name, err)
+		}
+	}
+	if _, err := DecodeState([]byte{snapshotVersion, '[', ']'}); !errors.Is(err, ErrBadEncoding) {
+		t.Errorf("state as array: %v, want ErrBadEncoding", err)
+	}
+}
+
+// FuzzApply: any bytes either fail to decode or apply without panicking,
+// and a refused command changes nothing but Applied.
+func FuzzApply(f *testing.F) {
+	c, _ := EncodeCommand(Command{Op: OpCreateTopic, Topic: "a", Config: &TopicConfig{Partitions: 1, ReplicationFactor: 1}, Assignment: [][]string{{"n0"}}})
+	f.Add(c)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cmd, err := DecodeCommand(b)
+		if err != nil {
+			return
+		}
+		s := cluster(t, 2, 0)
+		before, _ := s.Encode()
+		if err := s.Apply(s.Applied+1, cmd); err != nil {
+			s.Applied--
+			if after, _ := s.Encode(); !bytes.Equal(before, after) {
+				t.Fatalf("refused (%v) but changed", err)
+			}
+		}
+	})
+}
