@@ -59,6 +59,17 @@ type node struct {
 	// failAfterAppend makes the next append succeed and then fail with
 	// UNAVAILABLE, as a leader that lost leadership after committing does.
 	failAfterAppend atomic.Bool
+	// lostResponses makes that many appends succeed and then fail with
+	// UNAVAILABLE, as failAfterAppend does once.
+	lostResponses atomic.Int64
+	// forgetProducer makes that many idempotent appends fail with
+	// UNKNOWN_PRODUCER before writing, as a cluster that expired the
+	// producer does.
+	forgetProducer atomic.Int64
+	// forgetAfterLoss makes the next lost response also forget the
+	// producer (forgetProducer 1): the retry of a written request is
+	// refused with UNKNOWN_PRODUCER.
+	forgetAfterLoss atomic.Bool
 	// unavailable makes that many appends fail with UNAVAILABLE before
 	// writing, as a leader that cannot reach a quorum does.
 	unavailable atomic.Int64
@@ -72,7 +83,14 @@ type node struct {
 	gate atomic.Pointer[gate]
 
 	sizesMu sync.Mutex
-	sizes   []int // records per append, in order
+	sizes   []int             // records per append, in order
+	prods   []server.Producer // producer of each append, in order
+}
+
+func (n *node) producers() []server.Producer {
+	n.sizesMu.Lock()
+	defer n.sizesMu.Unlock()
+	return slices.Clone(n.prods)
 }
 
 func (n *node) batchSizes() []int {
@@ -246,6 +264,7 @@ func (n *node) append(ctx context.Context, p server.Producer, recs []*logv1.Reco
 	n.appends.Add(1)
 	n.sizesMu.Lock()
 	n.sizes = append(n.sizes, len(recs))
+	n.prods = append(n.prods, p)
 	n.sizesMu.Unlock()
 	if g := n.gate.Load(); g != nil {
 		g.entered <- struct{}{}
@@ -257,6 +276,14 @@ func (n *node) append(ctx context.Context, p server.Producer, recs []*logv1.Reco
 	if n.lowDisk.Load() {
 		return server.Appended{}, &diskspace.LowSpaceError{Dir: "/data", Free: 1, Required: 2}
 	}
+	if p.ID != 0 && n.forgetProducer.Add(-1) >= 0 {
+		st := status.Newf(codes.FailedPrecondition, "unknown producer %d", p.ID)
+		st, _ = st.WithDetails(&errdetails.ErrorInfo{
+			Reason: "UNKNOWN_PRODUCER", Domain: "proglog",
+			Metadata: map[string]string{"producer_id": fmt.Sprint(p.ID), "sequence": fmt.Sprint(p.Sequence)},
+		})
+		return server.Appended{}, st.Err()
+	}
 	var a server.Appended
 	var err error
 	if p.ID == 0 {
@@ -264,7 +291,10 @@ func (n *node) append(ctx context.Context, p server.Producer, recs []*logv1.Reco
 	} else {
 		a, err = n.c.shared.AppendIdempotent(ctx, p, recs)
 	}
-	if err == nil && n.failAfterAppend.Swap(false) {
+	if err == nil && (n.failAfterAppend.Swap(false) || n.lostResponses.Add(-1) >= 0) {
+		if n.forgetAfterLoss.Swap(false) {
+			n.forgetProducer.Store(1)
+		}
 		return server.Appended{}, status.Error(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")
 	}
 	return a, err
