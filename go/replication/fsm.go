@@ -88,7 +88,7 @@ type fsm struct {
 
 	// producers is the idempotent producers' table (Raft's FSM goroutine
 	// only, and New before Raft starts); producerCount its size, for
-	// metrics.
+	// metrics; producersCfg its bounds (set before Raft starts).
 	producers     *producer.Table
 	producersCfg  producer.Config
 	producerCount atomic.Int64
@@ -131,7 +131,8 @@ func openFSM(dir string, cfg log.Config, lg hclog.Logger) (f *fsm, lost bool, er
 		return nil, false, fmt.Errorf("replication: open data log: %w", err)
 	}
 	f = &fsm{dir: dir, cfg: l.Config(), lg: lg, l: l, appliedCh: make(chan struct{}), setAside: aside, quit: make(chan struct{})}
-	f.setProducers(producer.DefaultConfig(), nil)
+	f.producersCfg = producer.DefaultConfig()
+	f.setProducers(producer.New(f.producersCfg))
 	if err := errors.Join(f.loadState(), f.loadLowest()); err != nil {
 		_ = l.Close()
 		return nil, false, err
@@ -164,13 +165,9 @@ func (f *fsm) loadState() error {
 	return nil
 }
 
-// setProducers makes t, or an empty table if nil, the producer table, and
-// cfg its bounds. Raft's FSM goroutine only, or before Raft starts.
-func (f *fsm) setProducers(cfg producer.Config, t *producer.Table) {
-	if t == nil {
-		t = producer.New(cfg)
-	}
-	f.producersCfg = cfg
+// setProducers makes t the producer table. Raft's FSM goroutine only, or
+// before Raft starts.
+func (f *fsm) setProducers(t *producer.Table) {
 	f.producers = t
 	f.producerCount.Store(int64(t.Len()))
 }
@@ -486,7 +483,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		f.failed.Store(&err)
 		return err
 	}
-	f.setProducers(f.producersCfg, producers)
+	f.setProducers(producers)
 	f.failed.Store(nil)
 	f.setApplied(max(h.applied, f.last.index))
 	f.lg.Info("restored data log from snapshot", "records", l.NextOffset()-l.LowestOffset(), "applied", h.applied)

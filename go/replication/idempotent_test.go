@@ -98,7 +98,8 @@ func TestFSMProducerExpiryAndEvictionAreDeterministic(t *testing.T) {
 	}
 	open := func(dir string) *fsm {
 		f := openTestFSM(t, dir)
-		f.setProducers(cfg, nil)
+		f.producersCfg = cfg
+		f.setProducers(producer.New(cfg))
 		return f
 	}
 	dir := t.TempDir()
@@ -125,7 +126,8 @@ func TestFSMProducerExpiryAndEvictionAreDeterministic(t *testing.T) {
 	// A restart: the data log kept everything, the table starts empty
 	// (no snapshot) and Raft replays every entry.
 	c := reopenTestFSM(t, a, dir)
-	c.setProducers(cfg, nil)
+	c.producersCfg = cfg
+	c.setProducers(producer.New(cfg))
 	for _, r := range c.ApplyBatch(entries) {
 		if ar, ok := r.(applyResult); ok && !ar.skipped {
 			t.Fatalf("replay applied %+v", ar)

@@ -146,7 +146,7 @@ func New(cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replication: latest snapshot: %w", err)
 	}
-	fsm.setProducers(cfg.Producers, producers)
+	fsm.setProducers(producers)
 	behind := hasSnap && fsm.last.index < snap.lastCommand
 	if ref && (lost || behind) {
 		return nil, fmt.Errorf("%w: the data log in %s is missing, corrupt or behind the latest snapshot (command %d), which references it: remove %s and start the node again to have it rejoin and receive the log from the leader",
