@@ -105,10 +105,12 @@
 // eviction would be taken for a new one); a pool rather than one producer
 // for the client keeps requests concurrent. If the cluster has forgotten a
 // producer (idle past the servers' --producer-expiry, or evicted:
-// UNKNOWN_PRODUCER) on a request's first attempt, nothing was written and
-// the client sends the request again as a new producer; on a retry an
-// earlier attempt may have been written, and the call fails with
-// ErrMaybeWritten (read the log to find out). ErrOutOfOrderSequence means
+// UNKNOWN_PRODUCER) and no earlier attempt of the request may have been
+// written (each was refused, like a NOT_LEADER redirect, or never sent),
+// nothing was written and the client sends the request again as a new
+// producer; after an attempt that may have been written (sent, then
+// UNAVAILABLE or a broken connection) the call fails with ErrMaybeWritten
+// (read the log to find out). ErrOutOfOrderSequence means
 // a producer ID shared by two clients, or a bug.
 //
 // With WithIdempotence(false) (servers older than idempotent producers

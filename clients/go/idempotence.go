@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"sync"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
@@ -83,9 +86,9 @@ func (p *producers) put(pr *producer) {
 // A producer whose request failed is dropped (its next sequence is
 // unknown); the next request takes a new one. If the cluster has forgotten
 // the producer (UNKNOWN_PRODUCER: idle past the server's producer expiry,
-// or evicted) on the request's first attempt, nothing was written and the
-// request is sent again at once as a new producer; on a later attempt an
-// earlier one may have been written, and the call fails with
+// or evicted) and no earlier attempt of the request may have been written
+// (each was refused, or never sent), nothing was written and the request
+// is sent again at once as a new producer; otherwise the call fails with
 // ErrMaybeWritten.
 func (c *Client) produce(ctx context.Context, n int, call func(context.Context, *logv1.Producer) error) error {
 	if !c.cfg.idempotence {
@@ -94,17 +97,18 @@ func (c *Client) produce(ctx context.Context, n int, call func(context.Context, 
 	pr := c.producers.get()
 	for {
 		lp := &logv1.Producer{Id: pr.id, Sequence: pr.seq}
-		attempts := 0
+		ambiguous := false // an attempt may have been written
 		err := c.do(ctx, opProduce, func(ctx context.Context) error {
-			attempts++
-			return call(ctx, lp)
+			err := call(ctx, lp)
+			ambiguous = ambiguous || mayHaveWritten(ctx, err)
+			return err
 		})
 		switch {
 		case err == nil:
 			pr.seq += uint64(n)
 			c.producers.put(pr)
 			return nil
-		case errors.Is(err, ErrUnknownProducer) && attempts == 1:
+		case errors.Is(err, ErrUnknownProducer) && !ambiguous:
 			c.cfg.logger.Debug("proglog: the cluster forgot this producer; sending again as a new one", "producer", pr.id, "sequence", pr.seq)
 			pr = newProducer()
 		case errors.Is(err, ErrUnknownProducer):
@@ -113,4 +117,23 @@ func (c *Client) produce(ctx context.Context, n int, call func(context.Context, 
 			return err
 		}
 	}
+}
+
+// mayHaveWritten reports whether a failed produce attempt may have been
+// written: it was sent, and failed with UNAVAILABLE (a leadership change, a
+// commit timeout, a broken connection) or without a status, rather than
+// being refused.
+func mayHaveWritten(ctx context.Context, err error) bool {
+	if err == nil {
+		return false
+	}
+	ci, _ := ctx.Value(callInfoKey{}).(*callInfo)
+	if ci == nil {
+		return true
+	}
+	if _, _, sent := ci.result(); !sent {
+		return false
+	}
+	st, ok := status.FromError(err)
+	return !ok || st.Code() == codes.Unavailable
 }

@@ -122,10 +122,11 @@ func TestIdempotentRetriesWriteOnceBatched(t *testing.T) {
 	checkWrittenOnce(t, c, cl, want)
 }
 
-// A cluster that forgot the producer (UNKNOWN_PRODUCER) on a request's
-// first attempt wrote nothing: the client sends it again as a new
-// producer. On a retry an earlier attempt may have been written: the call
-// fails with ErrMaybeWritten.
+// A cluster that forgot the producer (UNKNOWN_PRODUCER) wrote nothing of
+// that attempt: if no earlier attempt may have been written (none, or a
+// NOT_LEADER refusal), the client sends the request again as a new
+// producer. After an attempt whose answer was lost it may have been
+// written: the call fails with ErrMaybeWritten.
 func TestUnknownProducer(t *testing.T) {
 	c := newCluster(t, clusterOpts{nodes: 3})
 	cl := c.client(client.WithBatching(false))
@@ -143,11 +144,22 @@ func TestUnknownProducer(t *testing.T) {
 		t.Fatalf("producers %v: want the second request sent again as a new producer at 0", prods)
 	}
 
+	// Redirected by a NOT_LEADER answer, then forgotten by the leader.
+	c.setLeader(1)
+	c.nodes[1].forgetProducer.Store(1)
+	if off, err := cl.ProduceValue(ctx, []byte("c")); err != nil || off != 2 {
+		t.Fatalf("Produce redirected, then refused as an unknown producer = %d, %v; want 2", off, err)
+	}
+	if prods := c.nodes[1].producers(); len(prods) != 2 || prods[1].ID == prods[0].ID || prods[1].Sequence != 0 {
+		t.Fatalf("producers at the new leader %v: want the request sent again as a new producer at 0", prods)
+	}
+
+	l = c.nodes[1]
 	l.forgetAfterLoss.Store(true)
 	l.lostResponses.Store(1)
-	_, err := cl.ProduceValue(ctx, []byte("c"))
+	_, err := cl.ProduceValue(ctx, []byte("d"))
 	if !errors.Is(err, client.ErrMaybeWritten) || !errors.Is(err, client.ErrUnknownProducer) {
 		t.Fatalf("retry refused as unknown producer: %v, want ErrMaybeWritten", err)
 	}
-	checkWrittenOnce(t, c, cl, map[uint64]string{0: "a", 1: "b", 2: "c"})
+	checkWrittenOnce(t, c, cl, map[uint64]string{0: "a", 1: "b", 2: "c", 3: "d"})
 }
