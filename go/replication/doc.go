@@ -121,18 +121,25 @@
 //     Restore installs it;
 //   - New, before Raft starts, installs the table of the latest snapshot
 //     (reference or full): Raft replays only the entries after it;
-//   - every replayed command updates the table exactly as when it was first
+//   - every replayed command updates the table as when it was first
 //     applied, including those ApplyBatch skips because the data log has
-//     their records (it takes the first offset from the data log). A
-//     command whose records retention has meanwhile removed is recorded at
-//     the data log's lowest offset: a duplicate of it would be answered
-//     with that offset instead of the original one, which is no longer
-//     readable either way.
+//     their records: a replayed command within the data log's range follows
+//     what the data log holds (records: recorded at their first offset;
+//     none: it was a duplicate or refused, not recorded), whatever the
+//     table decides now, so a replay never stops the state machine. A
+//     command whose records retention has meanwhile removed is decided
+//     again, and recorded at the data log's lowest offset: a duplicate of
+//     it would be answered with that offset instead of the original one,
+//     which is no longer readable either way.
 //
 // The encoded table takes at most 13 + 137 bytes per producer (1.37 MB at
 // the default 10000 producers) in every snapshot. Snapshots written before
-// producer tables (versions 1 and 2) still decode, with an empty table;
-// Config.Producers must be the same on every node.
+// producer tables (versions 1 and 2) still decode, with an empty table.
+// Config.Producers must be the same on every node, like
+// DataLog.MaxRecordBytes: replicas with different limits would decide the
+// same command differently. To change them, stop every node and start them
+// all with the new values: commands after the data log's last record are
+// then decided with the new limits.
 //
 // # Snapshots
 //

@@ -238,28 +238,31 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			continue
 		}
 		n := uint64(len(recs))
+		var dupAt uint64
+		var dup bool
+		var refused error
 		if p.ID != 0 {
-			// Decided from the table alone, so a replay decides the same.
-			off, dup, err := f.producers.Check(p.ID, p.Sequence, n)
-			switch {
-			case err != nil:
-				resps[i] = fmt.Errorf("raft entry %d: %w", e.Index, err)
-				continue
-			case dup:
-				resps[i] = applyResult{first: off, duplicate: true}
-				continue
-			}
+			// Decided from the table alone, so every replica decides the same.
+			dupAt, dup, refused = f.producers.Check(p.ID, p.Sequence, n)
 		}
 		var from uint64 // records of this entry already in the data log
 		if e.Index <= last.index {
 			// Raft replays an entry the data log had before this batch
 			// (this batch's own are above it): it must be the same entry.
-			first, written, err := f.checkSkip(l, e, recs)
+			// What it wrote then is in the data log, which the replay
+			// follows (the table is rebuilt from it, whatever the
+			// decision now: Config.Producers may have changed).
+			first, held, err := f.checkSkip(l, e)
+			if err == nil && held == heldNone && p.ID == 0 && f.fits(e, recs) {
+				err = missingEntry(e)
+			}
 			if err != nil {
 				resps[i] = fmt.Errorf("%w: %w", ErrFailed, err)
 				return f.stop(resps, resps[i].(error))
 			}
 			if e.Index < last.index || last.pos+1 >= n {
+				written := held == heldRecords ||
+					held == heldGone && refused == nil && !dup && f.fits(e, recs)
 				if written && p.ID != 0 {
 					f.producers.Record(p.ID, p.Sequence, n, first)
 				}
@@ -267,6 +270,15 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 				continue
 			}
 			from = last.pos + 1 // a partial batch survived a crash
+		} else if p.ID != 0 {
+			switch {
+			case refused != nil:
+				resps[i] = fmt.Errorf("raft entry %d: %w", e.Index, refused)
+				continue
+			case dup:
+				resps[i] = applyResult{first: dupAt, duplicate: true}
+				continue
+			}
 		}
 		tooLarge := false
 		start := a.len()

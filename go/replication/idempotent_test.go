@@ -312,3 +312,52 @@ func TestProducerTablesAgreeAcrossReplicas(t *testing.T) {
 		t.Fatalf("evicted producer: %v", err)
 	}
 }
+
+// A replay follows what the data log holds, not a new decision: after a
+// restart with other producer limits, an entry refused then (its producer
+// evicted) is not taken as missing records (the state machine would stop),
+// and one written then is recorded although the new limits would refuse it.
+func TestFSMReplayFollowsTheDataLogWhenProducerLimitsChange(t *testing.T) {
+	entries := []*raft.Log{
+		idem(1, 1, 0, 0, "p1"),
+		idem(2, 2, 0, time.Second, "p2"),
+		idem(3, 3, 0, 2*time.Second, "p3"),
+		idem(4, 1, 1, 3*time.Second, "p1 again"),
+		idem(5, 2, 1, 4*time.Second, "p2 again"), // so that 4 is in the data log's range
+	}
+	open := func(dir string, maxProducers int) *fsm {
+		f := openTestFSM(t, dir)
+		f.producersCfg = producer.Config{Expiry: time.Hour, MaxProducers: maxProducers}
+		f.setProducers(producer.New(f.producersCfg))
+		return f
+	}
+	for _, c := range []struct {
+		name        string
+		before, now int
+		retry       applyResult
+	}{
+		// Producer 1 evicted before its second batch, which was refused
+		// and is not recorded: sent again it is written.
+		{"limit raised", 2, 10, applyResult{first: 4}},
+		// Producer 1's second batch written; the new limit evicts it, the
+		// data log has it: a retry is a duplicate.
+		{"limit lowered", 10, 2, applyResult{first: 3, duplicate: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f := open(dir, c.before)
+			f.ApplyBatch(entries)
+			data := dataOf(t, f)
+			g := reopenTestFSM(t, f, dir)
+			g.producersCfg = producer.Config{Expiry: time.Hour, MaxProducers: c.now}
+			g.setProducers(producer.New(g.producersCfg))
+			for i, r := range g.ApplyBatch(entries) {
+				if ar, ok := r.(applyResult); !ok || !ar.skipped {
+					t.Fatalf("replay of entry %d: %v", i+1, r)
+				}
+			}
+			equal(t, dataOf(t, g), data...)
+			wantResult(t, "retry", g.Apply(idem(6, 1, 1, 5*time.Second, "p1 again")), c.retry)
+		})
+	}
+}
