@@ -263,7 +263,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			if e.Index < last.index || last.pos+1 >= n {
 				written := held == heldRecords ||
 					held == heldGone && refused == nil && !dup && f.fits(e, recs)
-				if written && p.ID != 0 {
+				if written && p.ID != 0 && !dup {
 					f.producers.Record(p.ID, p.Sequence, n, first)
 				}
 				resps[i] = applyResult{skipped: true}
