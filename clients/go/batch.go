@@ -106,6 +106,8 @@ func newBatcher(c *Client) *batcher {
 	if !c.cfg.batching {
 		b.maxRecords = 1
 	}
+	// The request's producer must fit in the message too.
+	b.maxBytes = min(b.maxBytes, c.cfg.maxMessageBytes-c.producerBytes())
 	b.slots = make(chan struct{}, b.maxInFlight)
 	return b
 }
@@ -121,8 +123,8 @@ func (b *batcher) add(ctx context.Context, rec *logv1.Record) *ProduceFuture {
 		return failedFuture(err)
 	}
 	size := batchRecordSize(rec)
-	if size > b.c.cfg.maxMessageBytes {
-		return failedFuture(newTooLargeError(size, b.c.cfg.maxMessageBytes, -1, false))
+	if size+b.c.producerBytes() > b.c.cfg.maxMessageBytes {
+		return failedFuture(newTooLargeError(size+b.c.producerBytes(), b.c.cfg.maxMessageBytes, -1, false))
 	}
 	f := &ProduceFuture{rec: rec, size: size, ctx: ctx, done: make(chan struct{}), queuedAt: time.Now()}
 	if d, ok := ctx.Deadline(); ok {

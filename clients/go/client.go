@@ -30,6 +30,8 @@ type Client struct {
 	log     logv1.LogClient
 	rb      *resolverBuilder
 	batcher *batcher
+	// producers are the idle idempotent producers (idempotence.go).
+	producers producers
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -117,12 +119,13 @@ func (c *Client) Close() error {
 }
 
 // Produce appends rec to the log and returns its offset. It is sent to the
-// leader; see WithProduceRetries for when a retried produce may be written
-// twice. With batching on (the default), concurrent Produce calls are sent
-// together in one ProduceBatch request while another is in flight (see
-// ProduceAsync): a failure of the request fails every record of it, except
-// a record the server refuses as too large, which fails alone while the
-// others are sent again.
+// leader and retried until its context or WithCallTimeout ends; the retries
+// write the record at most once (see WithIdempotence). With batching on
+// (the default), concurrent Produce calls are sent together in one
+// ProduceBatch request while another is in flight (see ProduceAsync): a
+// failure of the request fails every record of it, except a record the
+// server refuses as too large, which fails alone while the others are
+// sent again.
 func (c *Client) Produce(ctx context.Context, rec *Record) (uint64, error) {
 	if rec == nil {
 		return 0, fmt.Errorf("%w: Produce of a nil record", ErrInvalidArgument)
@@ -131,11 +134,12 @@ func (c *Client) Produce(ctx context.Context, rec *Record) (uint64, error) {
 		return c.ProduceAsync(ctx, rec).Wait(ctx)
 	}
 	req := &logv1.ProduceRequest{Record: rec.toProto()}
-	if size := proto.Size(req); size > c.cfg.maxMessageBytes {
+	if size := proto.Size(req) + c.producerBytes(); size > c.cfg.maxMessageBytes {
 		return 0, newTooLargeError(size, c.cfg.maxMessageBytes, -1, false)
 	}
 	var off uint64
-	err := c.do(ctx, opProduce, func(ctx context.Context) error {
+	err := c.produce(ctx, 1, func(ctx context.Context, p *logv1.Producer) error {
+		req.Producer = p
 		resp, err := c.log.Produce(ctx, req)
 		if err == nil {
 			off = resp.GetOffset()
@@ -151,11 +155,10 @@ func (c *Client) ProduceValue(ctx context.Context, value []byte) (uint64, error)
 }
 
 // ProduceBatch appends recs atomically, at consecutive offsets, and returns
-// the first one: recs[i] gets first+i. Either all are written or none
-// (a retried batch may be written twice as a whole; see
-// WithProduceRetries). It is sent as one request, not split: a request
-// over the message limit (WithMaxMessageBytes) fails before sending with a
-// *RecordTooLargeError (Request true) giving its size.
+// the first one: recs[i] gets first+i. Either all are written or none,
+// once (see WithIdempotence). It is sent as one request, not split: a
+// request over the message limit (WithMaxMessageBytes) fails before
+// sending with a *RecordTooLargeError (Request true) giving its size.
 func (c *Client) ProduceBatch(ctx context.Context, recs []*Record) (first uint64, err error) {
 	if len(recs) == 0 {
 		return 0, fmt.Errorf("%w: ProduceBatch of no records", ErrInvalidArgument)
@@ -167,14 +170,15 @@ func (c *Client) ProduceBatch(ctx context.Context, recs []*Record) (first uint64
 		}
 		req.Records[i] = r.toProto()
 	}
-	if size := proto.Size(req); size > c.cfg.maxMessageBytes {
+	if size := proto.Size(req) + c.producerBytes(); size > c.cfg.maxMessageBytes {
 		return 0, newTooLargeError(size, c.cfg.maxMessageBytes, -1, true)
 	}
 	return c.produceBatch(ctx, req)
 }
 
 func (c *Client) produceBatch(ctx context.Context, req *logv1.ProduceBatchRequest) (first uint64, err error) {
-	err = c.do(ctx, opProduce, func(ctx context.Context) error {
+	err = c.produce(ctx, len(req.Records), func(ctx context.Context, p *logv1.Producer) error {
+		req.Producer = p
 		resp, err := c.log.ProduceBatch(ctx, req)
 		if err == nil {
 			first = resp.GetFirstOffset()

@@ -460,17 +460,26 @@ func TestProduceRetriesAndDuplicates(t *testing.T) {
 	c := newCluster(t, clusterOpts{nodes: 3})
 	ctx := ctxT(t)
 
-	// By default a produce whose outcome is unknown is retried: the record
-	// is written twice (at-least-once).
+	// By default a produce whose outcome is unknown is retried with the
+	// same producer and sequence: the cluster answers with the original
+	// offset, and the record is written once.
 	cl := c.client()
 	c.nodes[0].failAfterAppend.Store(true)
-	off, err := cl.ProduceValue(ctx, []byte("twice"))
-	if err != nil || off != 1 {
-		t.Fatalf("retried produce: %d, %v", off, err)
+	off, err := cl.ProduceValue(ctx, []byte("once"))
+	if err != nil || off != 0 || c.storage.NextOffset() != 1 {
+		t.Fatalf("retried produce: %d, %v; %d records; want offset 0, written once", off, err, c.storage.NextOffset())
+	}
+
+	// WithIdempotence(false): the retry writes it again (at-least-once).
+	dup := c.client(client.WithIdempotence(false))
+	c.nodes[0].failAfterAppend.Store(true)
+	off, err = dup.ProduceValue(ctx, []byte("twice"))
+	if err != nil || off != 2 {
+		t.Fatalf("retried produce without idempotence: %d, %v", off, err)
 	}
 	for i := range uint64(2) {
-		if rec, err := cl.Consume(ctx, i); err != nil || !bytes.Equal(rec.Value, []byte("twice")) {
-			t.Fatalf("offset %d: %v %v; want the duplicated record", i, rec, err)
+		if rec, err := cl.Consume(ctx, 1+i); err != nil || !bytes.Equal(rec.Value, []byte("twice")) {
+			t.Fatalf("offset %d: %v %v; want the duplicated record", 1+i, rec, err)
 		}
 	}
 
@@ -479,13 +488,13 @@ func TestProduceRetriesAndDuplicates(t *testing.T) {
 	c.nodes[0].failAfterAppend.Store(true)
 	_, err = once.ProduceValue(ctx, []byte("once"))
 	mustErr(t, err, client.ErrUnavailable)
-	if next := c.storage.NextOffset(); next != 3 {
-		t.Fatalf("next offset %d, want 3: the record written once", next)
+	if next := c.storage.NextOffset(); next != 4 {
+		t.Fatalf("next offset %d, want 4: the record written once", next)
 	}
 
 	// NOT_LEADER redirects are still made: they cannot duplicate.
 	c.setLeader(1)
-	if off, err := once.ProduceValue(ctx, []byte("redirected")); err != nil || off != 3 {
+	if off, err := once.ProduceValue(ctx, []byte("redirected")); err != nil || off != 4 {
 		t.Fatalf("redirect with WithProduceRetries(0): %d, %v", off, err)
 	}
 

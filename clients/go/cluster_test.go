@@ -312,5 +312,15 @@ func TestClusterSurvivesLeaderChange(t *testing.T) {
 			break
 		}
 	}
+	// Idempotent retries: no record is in the log twice.
+	times := map[string]int{}
+	for rec, err := range cl.Records(ctx, 0, client.StopAtEnd()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if times[string(rec.Value)]++; times[string(rec.Value)] > 1 {
+			t.Fatalf("%q is in the log twice (offset %d)", rec.Value, rec.Offset)
+		}
+	}
 	t.Logf("%d records acknowledged across the leader change (leader n%d stopped, %d after it); stream reached offset %d", len(acked), old, len(acked)-atChange, last)
 }

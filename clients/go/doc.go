@@ -31,7 +31,7 @@
 //
 // Each record gets its own offset or error. A request that fails fails
 // every record in it with the same error (retried first as described
-// below, as a whole: a retried request may be written twice as a whole),
+// below, as a whole, with the same producer and sequence),
 // except a record the server refuses as too large: that record fails with
 // a *RecordTooLargeError and the others are sent again. A record whose
 // context ends while it is queued is not sent and fails with the
@@ -81,25 +81,53 @@
 // failures — out of range, permission denied, too large, invalid — are
 // returned immediately.
 //
-// Retrying Consume, Records, Bounds and Servers is always safe. Retrying a produce
-// is safe when it cannot have been written: the server refused it as not
-// the leader, or it was never sent (no server was reachable). It may
-// DUPLICATE records when the request reached a server and then the
-// connection broke, or the server answered UNAVAILABLE because its
-// leadership changed or the cluster did not commit in time: the records
-// may have been committed, and the retry writes them again — a Produce
-// appears twice, a ProduceBatch twice as a whole, at new offsets. So by
-// default delivery is at-least-once; WithProduceRetries(0) makes it
-// at-most-once by returning those failures (matching ErrUnavailable)
-// instead, leaving the decision to the caller. A produce that fails with
-// any error, including a cancelled context, may still have been written;
-// only an acknowledged produce is known to be written.
+// Retrying Consume, Records, Bounds and Servers is always safe. Produces
+// are idempotent by default (WithIdempotence): every produce request
+// carries a producer ID, chosen at random (crypto/rand) by the client, and
+// the sequence number of its first record, the same on every retry of the
+// request. The cluster remembers each producer's latest batches, so a retry
+// of a request it already wrote — the connection broke after sending, or
+// the server answered UNAVAILABLE because its leadership changed or the
+// cluster did not commit in time — is answered with the original offsets
+// and writes nothing: with the default retries (until the call's deadline)
+// an acknowledged record is written exactly once, and a failed one at most
+// once, except as said for ErrMaybeWritten.
+//
+// A producer has one request in flight at a time: the client keeps a pool
+// of producers, and each request (a coalesced batch in one of the
+// WithMaxInFlight slots, a ProduceBatch, an unbatched Produce) takes an
+// idle one for all of its attempts and gives it back once it succeeded, so
+// there are as many producers as requests were ever in flight at once. A
+// producer whose request failed is dropped (its next sequence is
+// unknown). A pool rather than a producer per call keeps the cluster's
+// table of producers small (it evicts the longest idle past the servers'
+// --max-producers, and a new producer's first request retried after its
+// eviction would be taken for a new one); a pool rather than one producer
+// for the client keeps requests concurrent. If the cluster has forgotten a
+// producer (idle past the servers' --producer-expiry, or evicted:
+// UNKNOWN_PRODUCER) and no earlier attempt of the request may have been
+// written (each was refused, like a NOT_LEADER redirect, or never sent),
+// nothing was written and the client sends the request again as a new
+// producer; after an attempt that may have been written (sent, then
+// UNAVAILABLE or a broken connection) the call fails with ErrMaybeWritten
+// (read the log to find out). ErrOutOfOrderSequence means
+// a producer ID shared by two clients, or a bug.
+//
+// With WithIdempotence(false) (servers older than idempotent producers
+// ignore the producer), a retried produce may DUPLICATE records: a
+// Produce appears twice, a ProduceBatch twice as a whole, at new offsets.
+// WithProduceRetries(0) then makes delivery at-most-once by returning
+// those failures (matching ErrUnavailable) instead, leaving the decision
+// to the caller. A produce that fails with any error, including a
+// cancelled context, may still have been written; only an acknowledged
+// produce is known to be written.
 //
 // # Errors
 //
 // Failures are typed: errors.Is matches ErrOffsetOutOfRange,
 // ErrRecordTooLarge, ErrLowDiskSpace, ErrPermissionDenied, ErrUnauthenticated, ErrNotLeader,
-// ErrUnavailable, ErrInvalidArgument, ErrDataLoss, ErrInternal, ErrTLS, ErrClosed, or
+// ErrUnavailable, ErrInvalidArgument, ErrDataLoss, ErrInternal, ErrTLS, ErrClosed,
+// ErrOutOfOrderSequence, ErrMaybeWritten (wrapping ErrUnknownProducer), or
 // context.Canceled / context.DeadlineExceeded; errors.As gives the details
 // of *OffsetOutOfRangeError (Offset, Lowest, Next), *RecordTooLargeError
 // (Size, Limit, Index, Request) and *NotLeaderError (LeaderID, LeaderAddr); and

@@ -52,6 +52,25 @@ var (
 	// client's certificate (missing, or signed by a CA they do not trust).
 	// The error names the server and the problem.
 	ErrTLS = errors.New("proglog: TLS handshake failed")
+	// ErrOutOfOrderSequence: the cluster refused an idempotent produce's
+	// sequence number (FAILED_PRECONDITION, reason OUT_OF_ORDER_SEQUENCE);
+	// nothing of the request was written. The client never sends such a
+	// request on its own: it means a producer ID shared by two clients, or
+	// a bug. Not retried.
+	ErrOutOfOrderSequence = errors.New("proglog: out of order producer sequence")
+	// ErrUnknownProducer: the cluster holds no state for an idempotent
+	// producer (FAILED_PRECONDITION, reason UNKNOWN_PRODUCER: idle past the
+	// servers' --producer-expiry, or evicted past --max-producers);
+	// nothing of that attempt was written. The client handles it itself
+	// (a new producer, or ErrMaybeWritten); callers see it wrapped in
+	// ErrMaybeWritten only.
+	ErrUnknownProducer = errors.New("proglog: unknown producer")
+	// ErrMaybeWritten: an idempotent produce failed in a way that leaves
+	// its outcome unknown: the cluster forgot the producer while the
+	// request was being retried, so an earlier attempt may or may not have
+	// been written. Read the log to find out before producing the records
+	// again.
+	ErrMaybeWritten = errors.New("proglog: the records may or may not have been written")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("proglog: client closed")
 )
@@ -63,6 +82,8 @@ const (
 	reasonRecordTooLarge = "RECORD_TOO_LARGE"
 	reasonLowDiskSpace   = "LOW_DISK_SPACE"
 	reasonNotLeader      = "NOT_LEADER"
+	reasonOutOfOrder     = "OUT_OF_ORDER_SEQUENCE"
+	reasonUnknownProd    = "UNKNOWN_PRODUCER"
 )
 
 // Error is a failed call that has no more specific type: its gRPC code and
@@ -249,6 +270,12 @@ func errFromStatus(ctx context.Context, err error) error {
 	case codes.FailedPrecondition:
 		if nl, ok := notLeader(st); ok {
 			return nl
+		}
+		switch info := errorInfo(st); info.GetReason() {
+		case reasonOutOfOrder:
+			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrOutOfOrderSequence, st: st}
+		case reasonUnknownProd:
+			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrUnknownProducer, st: st}
 		}
 	}
 	kind := map[codes.Code]error{

@@ -59,6 +59,17 @@ type node struct {
 	// failAfterAppend makes the next append succeed and then fail with
 	// UNAVAILABLE, as a leader that lost leadership after committing does.
 	failAfterAppend atomic.Bool
+	// lostResponses makes that many appends succeed and then fail with
+	// UNAVAILABLE, as failAfterAppend does once.
+	lostResponses atomic.Int64
+	// forgetProducer makes that many idempotent appends fail with
+	// UNKNOWN_PRODUCER before writing, as a cluster that expired the
+	// producer does.
+	forgetProducer atomic.Int64
+	// forgetAfterLoss makes the next lost response also forget the
+	// producer (forgetProducer 1): the retry of a written request is
+	// refused with UNKNOWN_PRODUCER.
+	forgetAfterLoss atomic.Bool
 	// unavailable makes that many appends fail with UNAVAILABLE before
 	// writing, as a leader that cannot reach a quorum does.
 	unavailable atomic.Int64
@@ -72,7 +83,14 @@ type node struct {
 	gate atomic.Pointer[gate]
 
 	sizesMu sync.Mutex
-	sizes   []int // records per append, in order
+	sizes   []int             // records per append, in order
+	prods   []server.Producer // producer of each append, in order
+}
+
+func (n *node) producers() []server.Producer {
+	n.sizesMu.Lock()
+	defer n.sizesMu.Unlock()
+	return slices.Clone(n.prods)
 }
 
 func (n *node) batchSizes() []int {
@@ -237,39 +255,66 @@ func (n *node) notLeader() error {
 	return st.Err()
 }
 
-func (n *node) append(ctx context.Context, recs []*logv1.Record) (uint64, error) {
+// append appends recs for producer p (plain if p.ID is 0) through the
+// fault hooks.
+func (n *node) append(ctx context.Context, p server.Producer, recs []*logv1.Record) (server.Appended, error) {
 	if n.c.leaderNode() != n {
-		return 0, n.notLeader()
+		return server.Appended{}, n.notLeader()
 	}
 	n.appends.Add(1)
 	n.sizesMu.Lock()
 	n.sizes = append(n.sizes, len(recs))
+	n.prods = append(n.prods, p)
 	n.sizesMu.Unlock()
 	if g := n.gate.Load(); g != nil {
 		g.entered <- struct{}{}
 		<-g.release
 	}
 	if n.unavailable.Add(-1) >= 0 {
-		return 0, status.Error(codes.Unavailable, "the leader cannot reach a quorum")
+		return server.Appended{}, status.Error(codes.Unavailable, "the leader cannot reach a quorum")
 	}
 	if n.lowDisk.Load() {
-		return 0, &diskspace.LowSpaceError{Dir: "/data", Free: 1, Required: 2}
+		return server.Appended{}, &diskspace.LowSpaceError{Dir: "/data", Free: 1, Required: 2}
 	}
-	off, err := n.c.shared.AppendBatch(ctx, recs)
-	if err == nil && n.failAfterAppend.Swap(false) {
-		return 0, status.Error(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")
+	if p.ID != 0 && n.forgetProducer.Add(-1) >= 0 {
+		st := status.Newf(codes.FailedPrecondition, "unknown producer %d", p.ID)
+		st, _ = st.WithDetails(&errdetails.ErrorInfo{
+			Reason: "UNKNOWN_PRODUCER", Domain: "proglog",
+			Metadata: map[string]string{"producer_id": fmt.Sprint(p.ID), "sequence": fmt.Sprint(p.Sequence)},
+		})
+		return server.Appended{}, st.Err()
 	}
-	return off, err
+	var a server.Appended
+	var err error
+	if p.ID == 0 {
+		a.First, err = n.c.shared.AppendBatch(ctx, recs)
+	} else {
+		a, err = n.c.shared.AppendIdempotent(ctx, p, recs)
+	}
+	if err == nil && (n.failAfterAppend.Swap(false) || n.lostResponses.Add(-1) >= 0) {
+		if n.forgetAfterLoss.Swap(false) {
+			n.forgetProducer.Store(1)
+		}
+		return server.Appended{}, status.Error(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")
+	}
+	return a, err
 }
 
 // Append implements server.CommitLog.
 func (n *node) Append(ctx context.Context, rec *logv1.Record) (uint64, error) {
-	return n.append(ctx, []*logv1.Record{rec})
+	a, err := n.append(ctx, server.Producer{}, []*logv1.Record{rec})
+	return a.First, err
 }
 
 // AppendBatch implements server.CommitLog.
 func (n *node) AppendBatch(ctx context.Context, recs []*logv1.Record) (uint64, error) {
-	return n.append(ctx, recs)
+	a, err := n.append(ctx, server.Producer{}, recs)
+	return a.First, err
+}
+
+// AppendIdempotent implements server.CommitLog.
+func (n *node) AppendIdempotent(ctx context.Context, p server.Producer, recs []*logv1.Record) (server.Appended, error) {
+	return n.append(ctx, p, recs)
 }
 
 // Read implements server.CommitLog: linearizable reads on the leader only.

@@ -101,6 +101,7 @@ type config struct {
 	logger            *slog.Logger
 	dialOptions       []grpc.DialOption
 	batching          bool
+	idempotence       bool
 	linger            time.Duration
 	maxBatchRecords   int
 	maxBatchBytes     int
@@ -122,6 +123,7 @@ func defaultConfig() config {
 		discoveryInterval: DefaultDiscoveryInterval,
 		logger:            slog.New(slog.DiscardHandler),
 		batching:          true,
+		idempotence:       true,
 		maxBatchRecords:   DefaultMaxBatchRecords,
 		maxBatchBytes:     0, // DefaultMaxBatchBytes, or the message limit if lower
 		maxMessageBytes:   DefaultMaxMessageBytes,
@@ -245,10 +247,11 @@ func WithRetries(n int) Option {
 // failure that leaves it unknown whether the server wrote the records: the
 // request reached a server, and the connection broke or the server answered
 // UNAVAILABLE (its leadership changed or it timed out waiting for the
-// cluster, possibly after committing). Retrying such a call may write its
-// records twice. By default these are retried like any other failure
-// (at-least-once delivery); WithProduceRetries(0) turns them into errors
-// (at-most-once). Retries that cannot duplicate — a NOT_LEADER refusal, or
+// cluster, possibly after committing). With idempotence (the default, see
+// WithIdempotence) such a retry writes nothing twice; without it, it may
+// write the records twice. By default these are retried like any other
+// failure (exactly-once with idempotence, at-least-once without);
+// WithProduceRetries(0) turns them into errors (at-most-once). Retries that cannot duplicate — a NOT_LEADER refusal, or
 // a request that was never sent — are always made, within WithRetries.
 func WithProduceRetries(n int) Option {
 	return func(c *config) {
@@ -337,6 +340,19 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // once, and ProduceAsync sends its records one per request.
 func WithBatching(on bool) Option {
 	return func(c *config) { c.batching = on }
+}
+
+// WithIdempotence turns idempotent produces on (the default) or off. On,
+// every produce request carries a producer ID (random, one per request in
+// flight at once) and a sequence number, kept across all retries of the
+// request, so the cluster writes a retried request at most once and
+// answers it with the original offsets: with retries until the deadline
+// (the default) every acknowledged record is written exactly once.
+// Off, a retry after an ambiguous failure (a lost response, a leader
+// change) may write the records again (see WithProduceRetries); use it
+// only with servers older than idempotent producers.
+func WithIdempotence(on bool) Option {
+	return func(c *config) { c.idempotence = on }
 }
 
 // WithLinger makes the client wait d after a record arrives at an idle

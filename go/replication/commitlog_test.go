@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/producer"
 	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -83,6 +84,19 @@ func TestCommitLogOverACluster(t *testing.T) {
 		if s.IsLeader != (s.Id == "n0") || s.RpcAddr == "" {
 			t.Fatalf("server %v", s)
 		}
+	}
+	// Idempotent appends: a repeat is a duplicate at the original offset; a
+	// refusal stays a *producer.SequenceError for the server's mapping.
+	p := server.Producer{ID: 42}
+	for i, wantDup := range []bool{false, true} {
+		a, err := leader.AppendIdempotent(ctx, p, []*logv1.Record{{Value: []byte("i")}})
+		if err != nil || a.First != 3 || a.Duplicate != wantDup {
+			t.Fatalf("AppendIdempotent #%d = %+v, %v", i, a, err)
+		}
+	}
+	var se *producer.SequenceError
+	if _, err := leader.AppendIdempotent(ctx, server.Producer{ID: 42, Sequence: 5}, []*logv1.Record{{}}); !errors.As(err, &se) || se.Expected != 1 {
+		t.Fatalf("out of order: %v", err)
 	}
 	// Stored as the record's protobuf encoding, like go/server's StorageLog.
 	raw, err := nodes[1].Read(ctx, 0, ReadFollower)

@@ -63,6 +63,8 @@ func TestConfigValidate(t *testing.T) {
 			c.RetentionInterval = 0
 		},
 		"negative retention age":         func(c *Config) { c.DataLog.Retention.MaxAge = -1 },
+		"no producer expiry":             func(c *Config) { c.Producers.Expiry = 0 },
+		"no producers":                   func(c *Config) { c.Producers.MaxProducers = 0 },
 		"byte threshold below a segment": func(c *Config) { c.SnapshotThresholdBytes = c.RaftLog.Segment.MaxStoreBytes - 1 },
 		"no verify timeout": func(c *Config) {
 			c.PeerName = func(net.Conn) (string, error) { return "", nil }

@@ -30,7 +30,8 @@ import (
 //     leader's;
 //   - when Raft replays an entry at or below the data log's last one
 //     (checkSkip), the data log must hold that entry's records with its
-//     term. Otherwise the state machine stops (ErrFailed wrapping
+//     term (a plain append that fits; an idempotent one may have written
+//     none). Otherwise the state machine stops (ErrFailed wrapping
 //     ErrDiverged) rather than skip, hence lose, a committed entry.
 //
 // Records of version 1 envelopes carry no term: only their index is checked.
@@ -196,33 +197,56 @@ func notInRaft(e envelope, last uint64, snap raft.SnapshotMeta, store raft.LogSt
 	return "", nil
 }
 
-// checkSkip checks that command e, at or below the data log's last entry,
-// is the entry whose records the data log holds at its index: Raft replays
-// it, and it is skipped. It returns an ErrDiverged error if the records
-// there are of another term, or if there are none although the data log
-// reaches below e and the command has records that fit. A record it cannot
-// read makes an ErrFailed error. Called on Raft's FSM goroutine only.
-func (f *fsm) checkSkip(l *log.Log, e *raft.Log, recs [][]byte) error {
+// entryHeld is what the data log holds of a replayed command (checkSkip).
+type entryHeld int
+
+const (
+	// heldRecords: the command's records, with its term.
+	heldRecords entryHeld = iota
+	// heldGone: nothing to compare: the command is older than the data
+	// log's first record (retention removed its records, if it had any).
+	heldGone
+	// heldNone: no records of the command, though the data log holds
+	// commands before and after it: it wrote none when it was applied (a
+	// command too large for the data log, or an idempotent one decided as
+	// a duplicate or refused), or the data log diverged.
+	heldNone
+)
+
+// restartCuts ends the messages of divergence errors.
+const restartCuts = "; restarting the node cuts the data log back to the raft log's entries"
+
+// checkSkip finds the records of command e, at or below the data log's
+// last entry, which Raft replays: the data log must hold them with e's term
+// if it holds any. It returns what it holds and, with heldRecords, the
+// offset of e's first record (heldGone: the data log's lowest offset). A
+// record of another term makes an ErrDiverged error, a record it cannot
+// read an ErrFailed one. Called on Raft's FSM goroutine only.
+func (f *fsm) checkSkip(l *log.Log, e *raft.Log) (first uint64, held entryHeld, err error) {
 	off, env, err := f.findEntry(l, e.Index)
 	if err != nil {
-		return fmt.Errorf("check raft entry %d against the data log: %w", e.Index, err)
+		return 0, 0, fmt.Errorf("check raft entry %d against the data log: %w", e.Index, err)
 	}
-	const restart = "; restarting the node cuts the data log back to the raft log's entries"
 	switch {
 	case env.index == e.Index && env.term != 0 && env.term != e.Term:
-		return fmt.Errorf("%w: raft entry %d is from term %d, the data log's records of entry %d (from offset %d) are from term %d%s",
-			ErrDiverged, e.Index, e.Term, e.Index, off-env.pos, env.term, restart)
+		return 0, 0, fmt.Errorf("%w: raft entry %d is from term %d, the data log's records of entry %d (from offset %d) are from term %d%s",
+			ErrDiverged, e.Index, e.Term, e.Index, off-env.pos, env.term, restartCuts)
 	case env.index == e.Index:
 		f.scan = off + env.count - env.pos
-		return nil
+		return off - env.pos, heldRecords, nil
 	case off == l.LowestOffset():
-		return nil // older than the data log's first record: nothing to compare
-	case !f.fits(e, recs):
-		return nil // rejected when it was applied, and again now
+		return off, heldGone, nil
 	default:
-		return fmt.Errorf("%w: raft entry %d (term %d) has no records in the data log, which holds entries before and after it%s",
-			ErrDiverged, e.Index, e.Term, restart)
+		return 0, heldNone, nil
 	}
+}
+
+// missingEntry is the ErrDiverged error of a replayed plain append command
+// whose records fit but are not in the data log, which holds entries before
+// and after it.
+func missingEntry(e *raft.Log) error {
+	return fmt.Errorf("%w: raft entry %d (term %d) has no records in the data log, which holds entries before and after it%s",
+		ErrDiverged, e.Index, e.Term, restartCuts)
 }
 
 // findEntry returns the first data record of the first entry at or above
@@ -285,16 +309,16 @@ func (f *fsm) fits(e *raft.Log, recs [][]byte) bool {
 // hands a leader's new entry to the FSM once, in a term the leader won in
 // this process, so a data log that already had a record at its index holds
 // another entry (one the FSM could not check: a version 1 envelope).
-func appendResponse(resp any, index uint64) (uint64, error) {
+func appendResponse(resp any, index uint64) (applyResult, error) {
 	switch r := resp.(type) {
 	case applyResult:
 		if r.skipped {
-			return 0, fmt.Errorf("%w: raft entry %d was committed, but this node's data log already held an entry at its index, so it was not applied here", ErrDiverged, index)
+			return applyResult{}, fmt.Errorf("%w: raft entry %d was committed, but this node's data log already held an entry at its index, so it was not applied here", ErrDiverged, index)
 		}
-		return r.first, nil
+		return r, nil
 	case error:
-		return 0, r
+		return applyResult{}, r
 	default:
-		return 0, fmt.Errorf("replication: unexpected apply response %T", r)
+		return applyResult{}, fmt.Errorf("replication: unexpected apply response %T", r)
 	}
 }
