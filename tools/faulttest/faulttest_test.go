@@ -13,6 +13,7 @@ import (
 
 	"github.com/proglog/proglog/tools/faulttest/history"
 	"github.com/proglog/proglog/tools/faulttest/nemesis"
+	"github.com/proglog/proglog/tools/faulttest/workload"
 )
 
 // binaries returns the proglog executable and its unsafe variant: from
@@ -80,6 +81,9 @@ func TestShortMode(t *testing.T) {
 			if (strings.Contains(cfg.Name, "disks") || strings.Contains(cfg.Name, "power loss")) && c.Lost == 0 {
 				t.Errorf("%s: no lost records reported", cfg.Name)
 			}
+			if cfg.Workload.Mode == workload.RetryWithoutID && c.Duplicated == 0 {
+				t.Errorf("%s: no duplicated records reported (%d appends resent)", cfg.Name, c.Retried)
+			}
 			continue
 		}
 		if !res.Passed() {
@@ -134,6 +138,7 @@ func TestPlans(t *testing.T) {
 	// the negative control, against the safe binary; the unsafe binary only
 	// in its own control.
 	seen := map[string]bool{}
+	resendControls := 0
 	for _, pl := range plans {
 		pl.cfg.Dir = "/run-dir" // set per run by the caller
 		if err := pl.cfg.Validate(); err != nil {
@@ -145,12 +150,36 @@ func TestPlans(t *testing.T) {
 		if (pl.cfg.Binary == "/bin/unsafe") != (pl.cfg.NegativeControl && strings.Contains(pl.cfg.Name, "acknowledges")) {
 			t.Errorf("%s runs %s", pl.cfg.Name, pl.cfg.Binary)
 		}
+		// Idempotent producers, but in the control that resends without.
+		wantMode := workload.Idempotent
+		if strings.Contains(pl.cfg.Name, "without a producer ID") {
+			wantMode = workload.RetryWithoutID
+			resendControls++
+			if !pl.cfg.NegativeControl {
+				t.Errorf("%s is not a negative control", pl.cfg.Name)
+			}
+		}
+		if pl.cfg.Workload.Mode != wantMode {
+			t.Errorf("%s: producers %v, want %v", pl.cfg.Name, pl.cfg.Workload.Mode, wantMode)
+		}
 	}
 	for _, f := range nemesis.All {
 		if !seen[f.Name] && f.Disk.Available() == nil {
 			t.Errorf("fault %s is not in short mode", f.Name)
 		}
 	}
+	if resendControls != 1 {
+		t.Errorf("%d negative controls resend without a producer ID, want 1", resendControls)
+	}
+	o.produce = "once"
+	if plans, err = o.plans(); err != nil || plans[0].cfg.Workload.Mode != workload.Once {
+		t.Errorf("--produce once: %v", err)
+	}
+	o.produce = "twice"
+	if _, err := o.plans(); err == nil {
+		t.Error("unknown produce mode accepted")
+	}
+	o.produce = ""
 	o.mode = "bogus"
 	if _, err := o.plans(); err == nil {
 		t.Error("unknown mode accepted")

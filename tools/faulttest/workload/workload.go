@@ -64,6 +64,16 @@ func (m ProduceMode) String() string {
 	return fmt.Sprintf("ProduceMode(%d)", int(m))
 }
 
+// ParseProduceMode parses a ProduceMode's String.
+func ParseProduceMode(s string) (ProduceMode, error) {
+	for m := Idempotent; m <= RetryWithoutID; m++ {
+		if s == m.String() {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("workload: unknown produce mode %q (idempotent, once or retry-without-id)", s)
+}
+
 // Config sizes the workload.
 type Config struct {
 	Producers, Readers, Consumers int
