@@ -81,9 +81,6 @@ func TestShortMode(t *testing.T) {
 			if (strings.Contains(cfg.Name, "disks") || strings.Contains(cfg.Name, "power loss")) && c.Lost == 0 {
 				t.Errorf("%s: no lost records reported", cfg.Name)
 			}
-			if cfg.Workload.Mode == workload.RetryWithoutID && c.Duplicated == 0 {
-				t.Errorf("%s: no duplicated records reported (%d appends resent)", cfg.Name, c.Retried)
-			}
 			continue
 		}
 		if !res.Passed() {
@@ -138,7 +135,6 @@ func TestPlans(t *testing.T) {
 	// the negative control, against the safe binary; the unsafe binary only
 	// in its own control.
 	seen := map[string]bool{}
-	resendControls := 0
 	for _, pl := range plans {
 		pl.cfg.Dir = "/run-dir" // set per run by the caller
 		if err := pl.cfg.Validate(); err != nil {
@@ -150,17 +146,8 @@ func TestPlans(t *testing.T) {
 		if (pl.cfg.Binary == "/bin/unsafe") != (pl.cfg.NegativeControl && strings.Contains(pl.cfg.Name, "acknowledges")) {
 			t.Errorf("%s runs %s", pl.cfg.Name, pl.cfg.Binary)
 		}
-		// Idempotent producers, but in the control that resends without.
-		wantMode := workload.Idempotent
-		if strings.Contains(pl.cfg.Name, "without a producer ID") {
-			wantMode = workload.RetryWithoutID
-			resendControls++
-			if !pl.cfg.NegativeControl {
-				t.Errorf("%s is not a negative control", pl.cfg.Name)
-			}
-		}
-		if pl.cfg.Workload.Mode != wantMode {
-			t.Errorf("%s: producers %v, want %v", pl.cfg.Name, pl.cfg.Workload.Mode, wantMode)
+		if pl.cfg.Workload.Mode != workload.Idempotent {
+			t.Errorf("%s: producers %v, want idempotent by default", pl.cfg.Name, pl.cfg.Workload.Mode)
 		}
 	}
 	for _, f := range nemesis.All {
@@ -168,12 +155,9 @@ func TestPlans(t *testing.T) {
 			t.Errorf("fault %s is not in short mode", f.Name)
 		}
 	}
-	if resendControls != 1 {
-		t.Errorf("%d negative controls resend without a producer ID, want 1", resendControls)
-	}
-	o.produce = "once"
-	if plans, err = o.plans(); err != nil || plans[0].cfg.Workload.Mode != workload.Once {
-		t.Errorf("--produce once: %v", err)
+	o.produce = "retry-without-id"
+	if plans, err = o.plans(); err != nil || plans[0].cfg.Workload.Mode != workload.RetryWithoutID {
+		t.Errorf("--produce retry-without-id: %v", err)
 	}
 	o.produce = "twice"
 	if _, err := o.plans(); err == nil {

@@ -50,7 +50,7 @@ type options struct {
 	faults               []string
 	rounds               int
 	sync                 string
-	produce              string   // workload.ProduceMode of every run but the duplicates control
+	produce              string   // workload.ProduceMode of every run
 	notRun               []string // plans left out, and why
 }
 
@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.duration, "duration", 10*time.Minute, "long mode: time of the 3-node run (the 5-node run gets half)")
 	fs.DurationVar(&o.hold, "hold", 2*time.Second, "how long each fault lasts; longer than the 500ms election timeout")
 	fs.Uint64Var(&o.seed, "seed", uint64(time.Now().UnixNano()%1e6), "random seed (targets, splits, workload)")
-	fs.BoolVar(&o.negative, "negative", true, "also run the negative controls: lost disks of 2 of 3 nodes, a build that acknowledges before commit, produces resent without a producer ID; each must be caught")
+	fs.BoolVar(&o.negative, "negative", true, "also run the negative controls: lost disks of 2 of 3 nodes, and a build that acknowledges before commit; each must be caught")
 	fs.StringVar(&o.produce, "produce", workload.Idempotent.String(), "how producers send: idempotent (a producer ID and sequence; ambiguous produces resent until acknowledged), once (no producer ID, never resent: an ambiguous produce stays unknown) or retry-without-id (resent without a producer ID: duplicates expected)")
 	fs.IntVar(&o.nodes, "nodes", 3, "custom mode: cluster size")
 	fs.StringSliceVar(&o.faults, "faults", nemesis.Standard(), "custom mode: faults, in order ("+strings.Join(nemesis.Names(), ", ")+")")
@@ -282,14 +282,9 @@ func (o *options) plans() ([]plan, error) {
 		lost := base("negative control: disks of 2 of 3 nodes lost", 3, []string{"lose-disks"})
 		unsafe := base("negative control: a build that acknowledges before commit", 3, []string{"partition-leader", "kill-leader", "pause-leader"})
 		unsafe.Binary = o.unsafeBinary
-		// Leader kills under load leave produces ambiguous whose records
-		// the next leader commits; resent without a producer ID, they are
-		// written twice.
-		dups := base("negative control: produces resent without a producer ID", 3, []string{"kill-leader"})
-		dups.Rounds, dups.Workload.Mode = 3, workload.RetryWithoutID
-		lost.NegativeControl, unsafe.NegativeControl, dups.NegativeControl = true, true, true
+		lost.NegativeControl, unsafe.NegativeControl = true, true
 		if o.mode != "disks" {
-			out = append(out, plan{cfg: lost}, plan{cfg: unsafe}, plan{cfg: dups})
+			out = append(out, plan{cfg: lost}, plan{cfg: unsafe})
 		}
 		if len(disks) > 0 {
 			never := base("negative control: power loss of 1 node with --sync never", 1, []string{"power-loss"})
