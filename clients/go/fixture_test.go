@@ -237,9 +237,11 @@ func (n *node) notLeader() error {
 	return st.Err()
 }
 
-func (n *node) append(ctx context.Context, recs []*logv1.Record) (uint64, error) {
+// append appends recs for producer p (plain if p.ID is 0) through the
+// fault hooks.
+func (n *node) append(ctx context.Context, p server.Producer, recs []*logv1.Record) (server.Appended, error) {
 	if n.c.leaderNode() != n {
-		return 0, n.notLeader()
+		return server.Appended{}, n.notLeader()
 	}
 	n.appends.Add(1)
 	n.sizesMu.Lock()
@@ -250,26 +252,39 @@ func (n *node) append(ctx context.Context, recs []*logv1.Record) (uint64, error)
 		<-g.release
 	}
 	if n.unavailable.Add(-1) >= 0 {
-		return 0, status.Error(codes.Unavailable, "the leader cannot reach a quorum")
+		return server.Appended{}, status.Error(codes.Unavailable, "the leader cannot reach a quorum")
 	}
 	if n.lowDisk.Load() {
-		return 0, &diskspace.LowSpaceError{Dir: "/data", Free: 1, Required: 2}
+		return server.Appended{}, &diskspace.LowSpaceError{Dir: "/data", Free: 1, Required: 2}
 	}
-	off, err := n.c.shared.AppendBatch(ctx, recs)
+	var a server.Appended
+	var err error
+	if p.ID == 0 {
+		a.First, err = n.c.shared.AppendBatch(ctx, recs)
+	} else {
+		a, err = n.c.shared.AppendIdempotent(ctx, p, recs)
+	}
 	if err == nil && n.failAfterAppend.Swap(false) {
-		return 0, status.Error(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")
+		return server.Appended{}, status.Error(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")
 	}
-	return off, err
+	return a, err
 }
 
 // Append implements server.CommitLog.
 func (n *node) Append(ctx context.Context, rec *logv1.Record) (uint64, error) {
-	return n.append(ctx, []*logv1.Record{rec})
+	a, err := n.append(ctx, server.Producer{}, []*logv1.Record{rec})
+	return a.First, err
 }
 
 // AppendBatch implements server.CommitLog.
 func (n *node) AppendBatch(ctx context.Context, recs []*logv1.Record) (uint64, error) {
-	return n.append(ctx, recs)
+	a, err := n.append(ctx, server.Producer{}, recs)
+	return a.First, err
+}
+
+// AppendIdempotent implements server.CommitLog.
+func (n *node) AppendIdempotent(ctx context.Context, p server.Producer, recs []*logv1.Record) (server.Appended, error) {
+	return n.append(ctx, p, recs)
 }
 
 // Read implements server.CommitLog: linearizable reads on the leader only.

@@ -224,6 +224,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	}
 	rc.RaftLog.Segment.MaxStoreBytes = max(rc.RaftLog.Segment.MaxStoreBytes, 2*sz.raftEntry)
 	rc.MinFreeBytes = cfg.MinFreeBytes
+	rc.Producers = cfg.Producers
 	rc.OnLeadershipChange = a.leadershipChanged
 	rc.OnLeaderChange = func(id, addr string) {
 		a.log.Info("leader", zap.String("leader_id", id), zap.String("leader_addr", addr))
@@ -248,6 +249,7 @@ func New(cfg Config) (_ *Agent, err error) {
 			SizeBytes: size, Segments: segs, LowestOffset: replica.LowestOffset(), NextOffset: replica.NextOffset(),
 			Disk:                    map[string]uint64{"data_log": u.DataLog, "raft_log": u.RaftLog, "snapshots": u.Snapshots, "other": u.Other},
 			RetentionRemovedRecords: replica.RetentionRemoved(),
+			Producers:               replica.Producers(),
 		}
 	}); err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/proglog/proglog/go/discovery"
 	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/producer"
 	"github.com/proglog/proglog/go/replication"
 	"github.com/proglog/proglog/go/server"
 	"github.com/proglog/proglog/go/telemetry"
@@ -170,6 +171,12 @@ type Config struct {
 	// space is freed. 0 disables refusing. Default
 	// diskspace.DefaultMinFreeBytes (256 MiB).
 	MinFreeBytes uint64
+	// Producers bounds the idempotent producers' state every replica keeps
+	// (replication.Config.Producers): idle longer than Producers.Expiry
+	// (default 24h) a producer is forgotten, and past Producers.MaxProducers
+	// (default 10000) the longest idle is evicted. Use the same values on
+	// every node.
+	Producers producer.Config
 
 	// MetricsAddr is the host:port of the Prometheus /metrics endpoint;
 	// empty serves no endpoint (the metrics are still collected).
@@ -214,6 +221,7 @@ func DefaultConfig() Config {
 		MaxConnections:  server.DefaultMaxConnections,
 		MaxStreams:      server.DefaultMaxStreams,
 		MinFreeBytes:    diskspace.DefaultMinFreeBytes,
+		Producers:       producer.DefaultConfig(),
 		Tracing:         telemetry.DefaultTraceConfig(),
 		Logger:          zap.NewNop(),
 	}
@@ -297,6 +305,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("ShutdownTimeout is %v, must be positive", c.ShutdownTimeout)
+	}
+	if err := c.Producers.Validate(); err != nil {
+		bad("Producers: %v", err)
 	}
 	if err := c.Tracing.Validate(); err != nil {
 		bad("Tracing: %v", err)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -35,6 +36,15 @@ import (
 //	byte     command type: cmdRetain (2)
 //	uvarint  lowest: every replica drops the records below it
 //
+// or an idempotent append (log.proto's Producer; cmdAppend is the append
+// of a request without a producer):
+//
+//	byte     command type: cmdAppendIdempotent (3)
+//	[8]byte  producer ID, big-endian (not 0)
+//	uvarint  sequence of the first record
+//	uvarint  n, the number of records (at least 1)
+//	n times: uvarint len(record), record
+//
 // Data record envelope, each record of the data log:
 //
 //	byte     envelopeVersion (2)
@@ -53,33 +63,49 @@ import (
 // full snapshot (sent to a follower, and kept by it):
 //
 //	[0:8)   magic "PLREPSNP"
-//	[8:10)  snapshotVersion (1)
+//	[8:10)  snapshotVersion (3; 1 before producer tables, decoded only)
 //	[10:12) reserved, zero
 //	[12:16) CRC32C of [0:12) and [16:32)
 //	[16:24) applied: the last raft index the FSM had applied
 //	[24:32) last command: the raft index of the last command in the data
+//	then, in version 3, a producer table section (below), then the data
 //
 // A reference snapshot (what FSM.Snapshot persists; see the package
 // documentation) is a header alone, refSnapshotSize = 48 bytes:
 //
 //	[0:8)   magic "PLREPSNP"
-//	[8:10)  refSnapshotVersion (2)
+//	[8:10)  refSnapshotVersion (4; 2 before producer tables, decoded only)
 //	[10:12) reserved, zero
 //	[12:16) CRC32C of [0:12) and [16:48)
 //	[16:24) applied
 //	[24:32) last command
 //	[32:40) lowest: the data log's agreed lowest offset
 //	[40:48) next: the data log's next offset (the records end there)
+//	then, in version 4, a producer table section
+//
+// A producer table section (the idempotent producers' state as of the
+// snapshot's applied index, see go/producer) is:
+//
+//	[4]byte  length of the table, big-endian
+//	         the table, go/producer's encoding
+//	[4]byte  CRC32C of the table, big-endian
+//
+// A version 1 or 2 snapshot has none: its table is empty.
 const (
-	entryVersion    = 1
-	cmdAppend       = 1
-	cmdRetain       = 2
-	envelopeVersion = 2
+	entryVersion        = 1
+	cmdAppend           = 1
+	cmdRetain           = 2
+	cmdAppendIdempotent = 3
+	envelopeVersion     = 2
 	// envelopeV1 is the envelope version without a term: decoded only.
-	envelopeV1      = 1
-	snapshotVersion = 1
+	envelopeV1 = 1
+	// snapshotV1 and refSnapshotV2 are the snapshot versions without a
+	// producer table section: decoded only.
+	snapshotV1      = 1
+	refSnapshotV2   = 2
+	snapshotVersion = 3
 	// refSnapshotVersion marks a reference snapshot.
-	refSnapshotVersion = 2
+	refSnapshotVersion = 4
 
 	snapshotHeaderSize = 32
 	refSnapshotSize    = 48
@@ -218,14 +244,31 @@ func decodeEntry(b []byte, l *raft.Log) error {
 	return nil
 }
 
+// Producer makes an append idempotent (log.proto's Producer): ID 0 is no
+// producer.
+type Producer struct {
+	ID       uint64
+	Sequence uint64
+}
+
 // encodeAppend encodes an append command of records.
-func encodeAppend(records [][]byte) []byte {
-	n := 1 + binary.MaxVarintLen64
+func encodeAppend(records [][]byte) []byte { return encodeAppendAs(Producer{}, records) }
+
+// encodeAppendAs encodes an append command of records from producer p: an
+// idempotent one unless p.ID is 0.
+func encodeAppendAs(p Producer, records [][]byte) []byte {
+	n := 1 + 8 + 2*binary.MaxVarintLen64
 	for _, r := range records {
 		n += binary.MaxVarintLen64 + len(r)
 	}
 	b := make([]byte, 0, n)
-	b = append(b, cmdAppend)
+	if p.ID == 0 {
+		b = append(b, cmdAppend)
+	} else {
+		b = append(b, cmdAppendIdempotent)
+		b = binary.BigEndian.AppendUint64(b, p.ID)
+		b = binary.AppendUvarint(b, p.Sequence)
+	}
 	b = binary.AppendUvarint(b, uint64(len(records)))
 	for _, r := range records {
 		b = binary.AppendUvarint(b, uint64(len(r)))
@@ -234,22 +277,39 @@ func encodeAppend(records [][]byte) []byte {
 	return b
 }
 
-// decodeCommand decodes a command; the records alias b.
-func decodeCommand(b []byte) ([][]byte, error) { return decodeCommandInto(nil, b) }
+// decodeCommand decodes an append command; the records alias b.
+func decodeCommand(b []byte) ([][]byte, Producer, error) { return decodeCommandInto(nil, b) }
 
 // decodeCommandInto is decodeCommand reusing recs' storage for the result.
-func decodeCommandInto(recs [][]byte, b []byte) ([][]byte, error) {
+func decodeCommandInto(recs [][]byte, b []byte) ([][]byte, Producer, error) {
 	d := decoder{b: b}
 	t := d.byte("command type")
-	if d.err == nil && t != cmdAppend {
-		return nil, fmt.Errorf("%w: unknown command type %d", ErrBadEncoding, t)
+	if d.err == nil && t != cmdAppend && t != cmdAppendIdempotent {
+		return nil, Producer{}, fmt.Errorf("%w: unknown command type %d", ErrBadEncoding, t)
+	}
+	var p Producer
+	if t == cmdAppendIdempotent {
+		if d.err == nil && len(d.b) < 8 {
+			d.fail("producer ID")
+		}
+		if d.err == nil {
+			p.ID = binary.BigEndian.Uint64(d.b)
+			d.b = d.b[8:]
+			if p.ID == 0 {
+				d.fail("producer ID 0")
+			}
+		}
+		p.Sequence = d.uvarint("sequence")
 	}
 	n := d.uvarint("record count")
 	if d.err == nil && (n == 0 || n > uint64(len(d.b))) {
 		d.fail(fmt.Sprintf("record count %d", n))
 	}
+	if d.err == nil && p.Sequence > ^uint64(0)-n {
+		d.fail(fmt.Sprintf("sequence %d of %d records overflows", p.Sequence, n))
+	}
 	if d.err != nil {
-		return nil, d.err
+		return nil, Producer{}, d.err
 	}
 	if uint64(cap(recs)) >= n {
 		recs = recs[:n]
@@ -264,9 +324,9 @@ func decodeCommandInto(recs [][]byte, b []byte) ([][]byte, error) {
 	}
 	d.end("command")
 	if d.err != nil {
-		return nil, d.err
+		return nil, Producer{}, d.err
 	}
-	return recs, nil
+	return recs, p, nil
 }
 
 // encodeRetain encodes a retention command.
@@ -333,25 +393,62 @@ func decodeEnvelope(b []byte) (envelope, []byte, error) {
 }
 
 // snapshotHeader is what an FSM snapshot records before the data (lowest
-// and next only in a reference snapshot).
+// and next only in a reference snapshot); table: a producer table section
+// follows the header (versions 3 and 4).
 type snapshotHeader struct {
 	applied     uint64
 	lastCommand uint64
 	lowest      uint64
 	next        uint64
+	table       bool
 }
 
-func encodeSnapshotHeader(h snapshotHeader) []byte {
-	return encodeHeader(h, snapshotVersion, snapshotHeaderSize)
+// encodeSnapshotHeader encodes a full snapshot's header and its producer
+// table section (the data follows).
+func encodeSnapshotHeader(h snapshotHeader, table []byte) []byte {
+	return appendTableSection(encodeHeader(h, snapshotVersion, snapshotHeaderSize), table)
 }
 
 func snapshotHeaderCRC(b []byte) uint32 {
 	return crc32.Update(crc32.Checksum(b[0:12], castagnoli), castagnoli, b[16:])
 }
 
-// encodeRefSnapshot encodes a reference snapshot.
-func encodeRefSnapshot(h snapshotHeader) []byte {
-	return encodeHeader(h, refSnapshotVersion, refSnapshotSize)
+// encodeRefSnapshot encodes a reference snapshot with the producer table
+// (go/producer's encoding).
+func encodeRefSnapshot(h snapshotHeader, table []byte) []byte {
+	return appendTableSection(encodeHeader(h, refSnapshotVersion, refSnapshotSize), table)
+}
+
+// tableSectionOverhead is what a producer table section adds to the table.
+const tableSectionOverhead = 8
+
+// appendTableSection appends a producer table section holding table to b.
+func appendTableSection(b, table []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(table)))
+	b = append(b, table...)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(table, castagnoli))
+}
+
+// readTableSection reads a producer table section from r and returns the
+// table, refusing (before reading it) one longer than limit bytes.
+func readTableSection(r io.Reader, limit uint64) ([]byte, error) {
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return nil, fmt.Errorf("producer table length: %w", err)
+	}
+	size := binary.BigEndian.Uint32(n[:])
+	if uint64(size) > limit {
+		return nil, fmt.Errorf("%w: producer table of %d bytes, at most %d with this node's MaxProducers", ErrBadEncoding, size, limit)
+	}
+	b := make([]byte, int(size)+4)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("producer table: %w", err)
+	}
+	table := b[:size]
+	if binary.BigEndian.Uint32(b[size:]) != crc32.Checksum(table, castagnoli) {
+		return nil, fmt.Errorf("%w: producer table checksum mismatch", ErrBadEncoding)
+	}
+	return table, nil
 }
 
 // encodeHeader encodes h as a snapshot header of version and size bytes:
@@ -373,10 +470,15 @@ func encodeHeader(h snapshotHeader, version uint16, size int) []byte {
 // isRefSnapshot reports whether b, the first snapshotHeaderSize bytes of a
 // snapshot, starts a reference snapshot (decodeRefSnapshot checks it).
 func isRefSnapshot(b []byte) bool {
-	return len(b) >= 10 && [8]byte(b[0:8]) == snapshotMagic && binary.BigEndian.Uint16(b[8:10]) == refSnapshotVersion
+	if len(b) < 10 || [8]byte(b[0:8]) != snapshotMagic {
+		return false
+	}
+	v := binary.BigEndian.Uint16(b[8:10])
+	return v == refSnapshotVersion || v == refSnapshotV2
 }
 
-// decodeRefSnapshot decodes a reference snapshot.
+// decodeRefSnapshot decodes a reference snapshot's refSnapshotSize-byte
+// header (its producer table section follows if h.table).
 func decodeRefSnapshot(b []byte) (snapshotHeader, error) {
 	switch {
 	case len(b) != refSnapshotSize || !isRefSnapshot(b):
@@ -389,6 +491,7 @@ func decodeRefSnapshot(b []byte) (snapshotHeader, error) {
 		lastCommand: binary.BigEndian.Uint64(b[24:32]),
 		lowest:      binary.BigEndian.Uint64(b[32:40]),
 		next:        binary.BigEndian.Uint64(b[40:48]),
+		table:       binary.BigEndian.Uint16(b[8:10]) == refSnapshotVersion,
 	}
 	if h.lowest > h.next {
 		return snapshotHeader{}, fmt.Errorf("%w: reference snapshot of offsets [%d, %d)", ErrBadEncoding, h.lowest, h.next)
@@ -400,8 +503,9 @@ func decodeSnapshotHeader(b []byte) (snapshotHeader, error) {
 	if len(b) != snapshotHeaderSize || [8]byte(b[0:8]) != snapshotMagic {
 		return snapshotHeader{}, fmt.Errorf("%w: not a replication snapshot", ErrBadEncoding)
 	}
-	if v := binary.BigEndian.Uint16(b[8:10]); v != snapshotVersion {
-		return snapshotHeader{}, fmt.Errorf("%w: snapshot version %d, want %d", ErrBadEncoding, v, snapshotVersion)
+	v := binary.BigEndian.Uint16(b[8:10])
+	if v != snapshotVersion && v != snapshotV1 {
+		return snapshotHeader{}, fmt.Errorf("%w: snapshot version %d, want %d or %d", ErrBadEncoding, v, snapshotV1, snapshotVersion)
 	}
 	if binary.BigEndian.Uint32(b[12:16]) != snapshotHeaderCRC(b) {
 		return snapshotHeader{}, fmt.Errorf("%w: snapshot header checksum mismatch", ErrBadEncoding)
@@ -409,5 +513,6 @@ func decodeSnapshotHeader(b []byte) (snapshotHeader, error) {
 	return snapshotHeader{
 		applied:     binary.BigEndian.Uint64(b[16:24]),
 		lastCommand: binary.BigEndian.Uint64(b[24:32]),
+		table:       v == snapshotVersion,
 	}, nil
 }

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -51,9 +52,9 @@ func TestDecodeEntryRejects(t *testing.T) {
 
 func TestCommandRoundTrip(t *testing.T) {
 	in := [][]byte{[]byte("a"), {}, bytes.Repeat([]byte("z"), 300)}
-	out, err := decodeCommand(encodeAppend(in))
-	if err != nil {
-		t.Fatal(err)
+	out, p, err := decodeCommand(encodeAppend(in))
+	if err != nil || p != (Producer{}) {
+		t.Fatal(p, err)
 	}
 	if len(out) != len(in) {
 		t.Fatalf("%d records, want %d", len(out), len(in))
@@ -70,10 +71,70 @@ func TestCommandRoundTrip(t *testing.T) {
 		"count too big": {cmdAppend, 5, 0},
 		"cut record":    {cmdAppend, 1, 4, 'a'},
 		"trailing":      append(encodeAppend([][]byte{[]byte("x")}), 1),
+		"producer 0":    {cmdAppendIdempotent, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
+		"cut producer":  {cmdAppendIdempotent, 0, 0, 1},
+		"overflow":      append([]byte{cmdAppendIdempotent, 0, 0, 0, 0, 0, 0, 0, 1}, append(binary.AppendUvarint(nil, ^uint64(0)), 1, 0)...),
+		"idem trailing": append(encodeAppendAs(Producer{ID: 1}, [][]byte{[]byte("x")}), 1),
 	} {
-		if _, err := decodeCommand(b); !errors.Is(err, ErrBadEncoding) {
+		if _, _, err := decodeCommand(b); !errors.Is(err, ErrBadEncoding) {
 			t.Errorf("%s: %v, want ErrBadEncoding", name, err)
 		}
+	}
+}
+
+func TestIdempotentCommandRoundTrip(t *testing.T) {
+	in := [][]byte{[]byte("a"), {}, bytes.Repeat([]byte("z"), 300)}
+	want := Producer{ID: 0xfedcba9876543210, Sequence: 1 << 40}
+	b := encodeAppendAs(want, in)
+	if b[0] != cmdAppendIdempotent {
+		t.Fatalf("command type %d", b[0])
+	}
+	out, p, err := decodeCommand(b)
+	if err != nil || p != want || len(out) != len(in) {
+		t.Fatalf("decodeCommand = %d records, %+v, %v", len(out), p, err)
+	}
+	for i := range in {
+		if !bytes.Equal(out[i], in[i]) {
+			t.Errorf("record %d: %q", i, out[i])
+		}
+	}
+}
+
+func FuzzDecodeCommand(f *testing.F) {
+	f.Add(encodeAppend([][]byte{[]byte("a"), {}}))
+	f.Add(encodeAppendAs(Producer{ID: 3, Sequence: 9}, [][]byte{[]byte("a")}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		recs, p, err := decodeCommand(b)
+		if err != nil {
+			return
+		}
+		again, p2, err := decodeCommand(encodeAppendAs(p, recs))
+		if err != nil || p2 != p || len(again) != len(recs) {
+			t.Fatalf("re-encoding a decoded command: %+v %v", p2, err)
+		}
+	})
+}
+
+func TestTableSection(t *testing.T) {
+	table := []byte("some table bytes")
+	b := appendTableSection(nil, table)
+	if len(b) != len(table)+tableSectionOverhead {
+		t.Fatalf("%d bytes", len(b))
+	}
+	got, err := readTableSection(bytes.NewReader(b), uint64(len(table)))
+	if err != nil || !bytes.Equal(got, table) {
+		t.Fatalf("readTableSection = %q, %v", got, err)
+	}
+	if _, err := readTableSection(bytes.NewReader(b), uint64(len(table)-1)); !errors.Is(err, ErrBadEncoding) {
+		t.Fatalf("over the limit: %v", err)
+	}
+	bad := bytes.Clone(b)
+	bad[6]++
+	if _, err := readTableSection(bytes.NewReader(bad), 100); !errors.Is(err, ErrBadEncoding) {
+		t.Fatalf("corrupt: %v", err)
+	}
+	if _, err := readTableSection(bytes.NewReader(b[:10]), 100); err == nil {
+		t.Fatal("truncated section read")
 	}
 }
 
@@ -112,8 +173,8 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 }
 
 func TestSnapshotHeaderRoundTrip(t *testing.T) {
-	h := snapshotHeader{applied: 99, lastCommand: 97}
-	b := encodeSnapshotHeader(h)
+	h := snapshotHeader{applied: 99, lastCommand: 97, table: true}
+	b := encodeSnapshotHeader(h, nil)[:snapshotHeaderSize]
 	got, err := decodeSnapshotHeader(b)
 	if err != nil || got != h {
 		t.Fatalf("got %+v, %v", got, err)
@@ -127,5 +188,10 @@ func TestSnapshotHeaderRoundTrip(t *testing.T) {
 	}
 	if _, err := decodeSnapshotHeader(b[:10]); !errors.Is(err, ErrBadEncoding) {
 		t.Errorf("short header: %v", err)
+	}
+	// Version 1, from before producer tables, still decodes, without one.
+	v1 := encodeHeader(h, snapshotV1, snapshotHeaderSize)
+	if got, err := decodeSnapshotHeader(v1); err != nil || got.table || got.applied != 99 {
+		t.Fatalf("version 1: %+v, %v", got, err)
 	}
 }

@@ -25,7 +25,8 @@ import (
 //   - ErrLeadershipLost, ErrTimeout, ErrClosed, ErrFailed, ErrDiverged,
 //     ErrNotCaughtUp: Unavailable.
 //
-// go/log errors (out of range, too large, corruption) and context errors are
+// go/log errors (out of range, too large, corruption), the refusals of
+// idempotent appends (*producer.SequenceError) and context errors are
 // returned as they are, for the server's own mapping.
 //
 // This package imports go/server for the interface's vocabulary
@@ -54,6 +55,17 @@ func (c *CommitLog) AppendBatch(ctx context.Context, recs []*logv1.Record) (uint
 	}
 	first, err := c.l.AppendBatch(ctx, bufs)
 	return first, statusOf(err)
+}
+
+// AppendIdempotent stores recs for producer p (see Log.AppendIdempotent):
+// a *producer.SequenceError is returned as it is, for the server's mapping.
+func (c *CommitLog) AppendIdempotent(ctx context.Context, p server.Producer, recs []*logv1.Record) (server.Appended, error) {
+	bufs, err := server.EncodeRecords(recs)
+	if err != nil {
+		return server.Appended{}, err
+	}
+	first, dup, err := c.l.AppendIdempotent(ctx, Producer{ID: p.ID, Sequence: p.Sequence}, bufs)
+	return server.Appended{First: first, Duplicate: dup}, statusOf(err)
 }
 
 // Bounds returns this node's bounds (server.ConsistencyFollower) or, on

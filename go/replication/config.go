@@ -10,6 +10,7 @@ import (
 
 	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/producer"
 )
 
 // Consistency chooses what a read may return.
@@ -211,6 +212,14 @@ type Config struct {
 	// diskspace.DefaultMinFreeBytes (256 MiB).
 	MinFreeBytes uint64
 
+	// Producers bounds the idempotent producers' table every replica keeps
+	// (see AppendIdempotent): a producer idle longer than Expiry (by the
+	// leader's clock, the Raft entries' time) is forgotten, and past
+	// MaxProducers the longest idle one is evicted. Both must be the same
+	// on every node: replicas with different values would decide the same
+	// retry differently. Default producer.DefaultConfig() (24h, 10000).
+	Producers producer.Config
+
 	// statfs and diskRefresh replace statfs(2) and the free-space refresh
 	// interval in tests (see diskspace.Config).
 	statfs      func(dir string) (uint64, error)
@@ -254,6 +263,7 @@ func DefaultConfig() Config {
 		DataLog:                dl,
 		RaftLog:                rl,
 		MinFreeBytes:           diskspace.DefaultMinFreeBytes,
+		Producers:              producer.DefaultConfig(),
 	}
 }
 
@@ -291,6 +301,9 @@ func (c Config) Validate() error {
 	}
 	if seg := c.raftSegmentBytes(); c.SnapshotThresholdBytes != 0 && c.SnapshotThresholdBytes < seg {
 		return bad("SnapshotThresholdBytes %d is below the Raft log's segment size %d: compaction removes whole segments", c.SnapshotThresholdBytes, seg)
+	}
+	if err := c.Producers.Validate(); err != nil {
+		return bad("Producers: %v", err)
 	}
 	if err := c.DataLog.Validate(); err != nil {
 		return bad("DataLog: %v", err)

@@ -201,26 +201,32 @@ func notInRaft(e envelope, last uint64, snap raft.SnapshotMeta, store raft.LogSt
 // it, and it is skipped. It returns an ErrDiverged error if the records
 // there are of another term, or if there are none although the data log
 // reaches below e and the command has records that fit. A record it cannot
-// read makes an ErrFailed error. Called on Raft's FSM goroutine only.
-func (f *fsm) checkSkip(l *log.Log, e *raft.Log, recs [][]byte) error {
+// read makes an ErrFailed error. written reports whether the command's
+// records were written when it was first applied, first the offset of the
+// first one: the data log's lowest offset if retention has removed them
+// since (the producer table records that offset then, see the package
+// documentation). Called on Raft's FSM goroutine only, for commands the
+// producer table does not decide as a duplicate or a refusal (those wrote
+// nothing: a replay decides them the same from the same table).
+func (f *fsm) checkSkip(l *log.Log, e *raft.Log, recs [][]byte) (first uint64, written bool, err error) {
 	off, env, err := f.findEntry(l, e.Index)
 	if err != nil {
-		return fmt.Errorf("check raft entry %d against the data log: %w", e.Index, err)
+		return 0, false, fmt.Errorf("check raft entry %d against the data log: %w", e.Index, err)
 	}
 	const restart = "; restarting the node cuts the data log back to the raft log's entries"
 	switch {
 	case env.index == e.Index && env.term != 0 && env.term != e.Term:
-		return fmt.Errorf("%w: raft entry %d is from term %d, the data log's records of entry %d (from offset %d) are from term %d%s",
+		return 0, false, fmt.Errorf("%w: raft entry %d is from term %d, the data log's records of entry %d (from offset %d) are from term %d%s",
 			ErrDiverged, e.Index, e.Term, e.Index, off-env.pos, env.term, restart)
 	case env.index == e.Index:
 		f.scan = off + env.count - env.pos
-		return nil
+		return off - env.pos, true, nil
 	case off == l.LowestOffset():
-		return nil // older than the data log's first record: nothing to compare
+		return off, f.fits(e, recs), nil // older than the data log's first record: nothing to compare
 	case !f.fits(e, recs):
-		return nil // rejected when it was applied, and again now
+		return 0, false, nil // rejected when it was applied, and again now
 	default:
-		return fmt.Errorf("%w: raft entry %d (term %d) has no records in the data log, which holds entries before and after it%s",
+		return 0, false, fmt.Errorf("%w: raft entry %d (term %d) has no records in the data log, which holds entries before and after it%s",
 			ErrDiverged, e.Index, e.Term, restart)
 	}
 }
@@ -285,16 +291,16 @@ func (f *fsm) fits(e *raft.Log, recs [][]byte) bool {
 // hands a leader's new entry to the FSM once, in a term the leader won in
 // this process, so a data log that already had a record at its index holds
 // another entry (one the FSM could not check: a version 1 envelope).
-func appendResponse(resp any, index uint64) (uint64, error) {
+func appendResponse(resp any, index uint64) (applyResult, error) {
 	switch r := resp.(type) {
 	case applyResult:
 		if r.skipped {
-			return 0, fmt.Errorf("%w: raft entry %d was committed, but this node's data log already held an entry at its index, so it was not applied here", ErrDiverged, index)
+			return applyResult{}, fmt.Errorf("%w: raft entry %d was committed, but this node's data log already held an entry at its index, so it was not applied here", ErrDiverged, index)
 		}
-		return r.first, nil
+		return r, nil
 	case error:
-		return 0, r
+		return applyResult{}, r
 	default:
-		return 0, fmt.Errorf("replication: unexpected apply response %T", r)
+		return applyResult{}, fmt.Errorf("replication: unexpected apply response %T", r)
 	}
 }

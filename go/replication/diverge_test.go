@@ -466,11 +466,11 @@ func TestClusterRestartWithDataLogsAheadOfRaftLogs(t *testing.T) {
 }
 
 func TestAppendResponseNeverAcknowledgesASkip(t *testing.T) {
-	if off, err := appendResponse(applyResult{skipped: true}, 7); err == nil || !errors.Is(err, ErrDiverged) {
-		t.Fatalf("skipped command acknowledged: %d, %v", off, err)
+	if r, err := appendResponse(applyResult{skipped: true}, 7); err == nil || !errors.Is(err, ErrDiverged) {
+		t.Fatalf("skipped command acknowledged: %+v, %v", r, err)
 	}
-	if off, err := appendResponse(applyResult{first: 3}, 7); err != nil || off != 3 {
-		t.Fatalf("applied command: %d, %v", off, err)
+	if r, err := appendResponse(applyResult{first: 3}, 7); err != nil || r.first != 3 {
+		t.Fatalf("applied command: %+v, %v", r, err)
 	}
 	if _, err := appendResponse(log.ErrRecordTooLarge, 7); !errors.Is(err, log.ErrRecordTooLarge) {
 		t.Fatalf("error response: %v", err)

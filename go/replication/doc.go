@@ -91,17 +91,60 @@
 // is not such a failure: the apply waits, retrying, until space returns
 // (or the node shuts down).
 //
+// # Idempotent producers
+//
+// AppendIdempotent carries a producer (log.proto's Producer: an ID and the
+// sequence of the first record) in the command (cmdAppendIdempotent; a
+// command without one is a plain cmdAppend, as before). The decision is
+// the state machine's, on every replica at the same point of the log: the
+// FSM keeps a producer table (go/producer) — per producer ID its last
+// activity and its producer.BatchesKept (5) most recent batches (first
+// sequence, count, first offset) — and a command is appended if its
+// sequence is the producer's next (or 0 for an unknown producer), answered
+// as a duplicate with the original first offset if it repeats a retained
+// batch exactly (nothing written), and refused otherwise
+// (*producer.SequenceError: out of order, or unknown producer). Duplicates
+// and refusals write nothing, like a command too large for the data log.
+//
+// Time is the Raft entry's AppendedAt, set by the leader and stored in the
+// Raft log, never a replica's clock: the table's clock is the latest
+// AppendedAt of any command applied, and before each command the producers
+// idle longer than Config.Producers.Expiry are dropped. Creating a
+// producer past Config.Producers.MaxProducers evicts the longest idle one
+// (the smallest ID among ties). So every replica holds the same table.
+//
+// The table survives restarts and follows snapshots:
+//
+//   - FSM.Snapshot encodes it (on the FSM goroutine, so it matches the
+//     snapshot's applied index) into the reference snapshot, and Open
+//     streams it in the full snapshot a lagging follower receives, whose
+//     Restore installs it;
+//   - New, before Raft starts, installs the table of the latest snapshot
+//     (reference or full): Raft replays only the entries after it;
+//   - every replayed command updates the table exactly as when it was first
+//     applied, including those ApplyBatch skips because the data log has
+//     their records (it takes the first offset from the data log). A
+//     command whose records retention has meanwhile removed is recorded at
+//     the data log's lowest offset: a duplicate of it would be answered
+//     with that offset instead of the original one, which is no longer
+//     readable either way.
+//
+// The encoded table takes at most 13 + 137 bytes per producer (1.37 MB at
+// the default 10000 producers) in every snapshot. Snapshots written before
+// producer tables (versions 1 and 2) still decode, with an empty table;
+// Config.Producers must be the same on every node.
+//
 // # Snapshots
 //
 // The data log already holds, durably, everything a snapshot would: so a
 // snapshot the FSM takes does not copy it. FSM.Snapshot fsyncs the data
-// log and persists only a reference, a 48-byte header (version 2, see
-// codec.go): the applied index, the last command's index, and the range of
-// offsets [lowest, next) the data log held. The snapshot store (a
+// log and persists only a reference, a 48-byte header (version 4, see
+// codec.go) and the producer table: the applied index, the last command's
+// index, and the range of offsets [lowest, next) the data log held. The snapshot store (a
 // raft.FileSnapshotStore wrapped by snapshotStore) turns a reference into
 // a full snapshot only when Raft opens it, which it does to send it to a
 // follower that lags behind the leader's compacted log (InstallSnapshot):
-// Open streams a 32-byte header (version 1) and the data log's records
+// Open streams a 32-byte header (version 3), the producer table and the data log's records
 // [max(lowest, the current agreed lowest), next) from the live data log
 // (go/log ReaderRange, which also gives the exact size Raft announces), so
 // the leader writes no copy at all. Records appended after the snapshot
@@ -110,7 +153,7 @@
 // be served: Open fails (Raft retries) and asks for a new snapshot, which
 // the next attempt uses.
 //
-// A follower receives full snapshots (version 1) into its store, and
+// A follower receives full snapshots (version 3) into its store, and
 // Restore rebuilds the data log from the stream in DataDir/data.restore,
 // then swaps it in; the restored log starts exactly at the leader's lowest
 // offset, which becomes this node's. That full copy stays in the store
@@ -170,7 +213,7 @@
 //	                        before the leader checks again, and one that
 //	                        straddles the agreed offset on a follower
 //	Raft log   T + Th + 2·S_r
-//	snapshots  K references of 48 bytes; after catching up by
+//	snapshots  K references of 48 bytes plus the producer table; after catching up by
 //	           InstallSnapshot, up to (K+1)·(R + 2·S) until K newer
 //	           snapshots replace the full copies
 //	indexes    12 bytes a record, plus MaxIndexBytes for each log's active

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/producer"
 	"github.com/proglog/proglog/go/segment"
 )
 
@@ -35,6 +36,9 @@ const (
 type applyResult struct {
 	first   uint64 // offset of the command's first record
 	skipped bool   // already in the data log (replay after a restart)
+	// duplicate: an idempotent command repeating a batch its producer
+	// already wrote, at first; nothing was written.
+	duplicate bool
 }
 
 // fsm applies committed commands to the data log. See the package
@@ -82,6 +86,13 @@ type fsm struct {
 	// cut is what checkedFSM cut off the data log's tail (diverge.go).
 	cut DataLogCut
 
+	// producers is the idempotent producers' table (Raft's FSM goroutine
+	// only, and New before Raft starts); producerCount its size, for
+	// metrics.
+	producers     *producer.Table
+	producersCfg  producer.Config
+	producerCount atomic.Int64
+
 	// Scratch space of ApplyBatch (Raft's FSM goroutine only).
 	envelopes arena
 	recs      [][]byte
@@ -120,6 +131,7 @@ func openFSM(dir string, cfg log.Config, lg hclog.Logger) (f *fsm, lost bool, er
 		return nil, false, fmt.Errorf("replication: open data log: %w", err)
 	}
 	f = &fsm{dir: dir, cfg: l.Config(), lg: lg, l: l, appliedCh: make(chan struct{}), setAside: aside, quit: make(chan struct{})}
+	f.setProducers(producer.DefaultConfig(), nil)
 	if err := errors.Join(f.loadState(), f.loadLowest()); err != nil {
 		_ = l.Close()
 		return nil, false, err
@@ -150,6 +162,34 @@ func (f *fsm) loadState() error {
 	}
 	f.last = e
 	return nil
+}
+
+// setProducers makes t, or an empty table if nil, the producer table, and
+// cfg its bounds. Raft's FSM goroutine only, or before Raft starts.
+func (f *fsm) setProducers(cfg producer.Config, t *producer.Table) {
+	if t == nil {
+		t = producer.New(cfg)
+	}
+	f.producersCfg = cfg
+	f.producers = t
+	f.producerCount.Store(int64(t.Len()))
+}
+
+// maxTableBytes bounds the encoded producer table of a snapshot.
+func (f *fsm) maxTableBytes() uint64 {
+	return producer.HeaderSize + uint64(f.producersCfg.MaxProducers)*producer.MaxEncodedPerProducer
+}
+
+// decodeProducers decodes a snapshot's producer table (nil: none, empty).
+func (f *fsm) decodeProducers(b []byte) (*producer.Table, error) {
+	if b == nil {
+		return producer.New(f.producersCfg), nil
+	}
+	t, err := producer.Decode(f.producersCfg, b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadEncoding, err)
+	}
+	return t, nil
 }
 
 func (f *fsm) current() *log.Log {
@@ -188,31 +228,47 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		if e.Type != raft.LogCommand {
 			continue
 		}
+		// The leader's time of the entry, the same on every replica.
+		f.producers.Advance(e.AppendedAt)
 		if isRetain(e.Data) {
 			resps[i] = noteRetain(e, next+uint64(a.len()), &retain)
 			continue
 		}
-		recs, err := decodeCommandInto(f.recs, e.Data)
+		recs, p, err := decodeCommandInto(f.recs, e.Data)
 		f.recs = recs
 		if err != nil {
 			resps[i] = fmt.Errorf("raft entry %d: %w", e.Index, err)
 			continue
 		}
 		n := uint64(len(recs))
+		if p.ID != 0 {
+			// Decided from the table alone, so a replay decides the same.
+			off, dup, err := f.producers.Check(p.ID, p.Sequence, n)
+			switch {
+			case err != nil:
+				resps[i] = fmt.Errorf("raft entry %d: %w", e.Index, err)
+				continue
+			case dup:
+				resps[i] = applyResult{first: off, duplicate: true}
+				continue
+			}
+		}
 		var from uint64 // records of this entry already in the data log
 		if e.Index <= last.index {
 			// Raft replays an entry the data log had before this batch
 			// (this batch's own are above it): it must be the same entry.
-			if err := f.checkSkip(l, e, recs); err != nil {
+			first, written, err := f.checkSkip(l, e, recs)
+			if err != nil {
 				resps[i] = fmt.Errorf("%w: %w", ErrFailed, err)
 				return f.stop(resps, resps[i].(error))
 			}
-		}
-		switch {
-		case e.Index < last.index || (e.Index == last.index && last.pos+1 >= n):
-			resps[i] = applyResult{skipped: true}
-			continue
-		case e.Index == last.index:
+			if e.Index < last.index || last.pos+1 >= n {
+				if written && p.ID != 0 {
+					f.producers.Record(p.ID, p.Sequence, n, first)
+				}
+				resps[i] = applyResult{skipped: true}
+				continue
+			}
 			from = last.pos + 1 // a partial batch survived a crash
 		}
 		tooLarge := false
@@ -231,9 +287,14 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			resps[i] = fmt.Errorf("raft entry %d: %w", e.Index, log.ErrRecordTooLarge)
 			continue
 		}
-		resps[i] = applyResult{first: next + uint64(start) - from}
+		first := next + uint64(start) - from
+		resps[i] = applyResult{first: first}
+		if p.ID != 0 {
+			f.producers.Record(p.ID, p.Sequence, n, first)
+		}
 		last = envelope{index: e.Index, term: e.Term, pos: n - 1, count: n}
 	}
+	f.producerCount.Store(int64(f.producers.Len()))
 	clear(f.recs[:cap(f.recs)]) // the records alias Raft's entries: do not keep them
 	var err error
 	if a.len() > 0 {
@@ -334,7 +395,8 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, fmt.Errorf("replication: snapshot: %w", err)
 	}
 	h := snapshotHeader{applied: f.applied.Load(), lastCommand: f.last.index, lowest: f.lowestOffset(), next: l.NextOffset()}
-	return fsmSnapshot(encodeRefSnapshot(h)), nil
+	// The table as of the applied index: taken here, on the FSM goroutine.
+	return fsmSnapshot(encodeRefSnapshot(h, f.producers.Encode())), nil
 }
 
 // fsmSnapshot is an encoded reference snapshot.
@@ -363,6 +425,16 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("replication: restore: read header: %w", err)
 	}
 	h, err := decodeSnapshotHeader(hb)
+	if err != nil {
+		return fmt.Errorf("replication: restore: %w", err)
+	}
+	var table []byte
+	if h.table {
+		if table, err = readTableSection(rc, f.maxTableBytes()); err != nil {
+			return fmt.Errorf("replication: restore: %w", err)
+		}
+	}
+	producers, err := f.decodeProducers(table)
 	if err != nil {
 		return fmt.Errorf("replication: restore: %w", err)
 	}
@@ -414,6 +486,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		f.failed.Store(&err)
 		return err
 	}
+	f.setProducers(f.producersCfg, producers)
 	f.failed.Store(nil)
 	f.setApplied(max(h.applied, f.last.index))
 	f.lg.Info("restored data log from snapshot", "records", l.NextOffset()-l.LowestOffset(), "applied", h.applied)

@@ -124,6 +124,7 @@ func New(cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	fsm.producersCfg = cfg.Producers
 	l.fsm = fsm
 	fsm.beforeApply = cfg.beforeApply
 	snaps.fsm = fsm
@@ -135,10 +136,17 @@ func New(cfg Config) (*Log, error) {
 	rc.Logger = lg.Named("raft")
 	notify := make(chan bool, 16)
 	rc.NotifyCh = notify
-	snap, ref, hasSnap, err := snaps.latest()
+	snap, ref, hasSnap, table, err := snaps.latest()
 	if err != nil {
 		return nil, err
 	}
+	// Raft replays only the entries after the latest snapshot: the
+	// producer table starts from the one that snapshot holds.
+	producers, err := fsm.decodeProducers(table)
+	if err != nil {
+		return nil, fmt.Errorf("replication: latest snapshot: %w", err)
+	}
+	fsm.setProducers(cfg.Producers, producers)
 	behind := hasSnap && fsm.last.index < snap.lastCommand
 	if ref && (lost || behind) {
 		return nil, fmt.Errorf("%w: the data log in %s is missing, corrupt or behind the latest snapshot (command %d), which references it: remove %s and start the node again to have it rejoin and receive the log from the leader",
@@ -351,50 +359,72 @@ func (l *Log) Append(ctx context.Context, record []byte) (uint64, error) {
 // returns ctx.Err(), but the append may still be committed; so may one
 // that fails with ErrLeadershipLost.
 func (l *Log) AppendBatch(ctx context.Context, records [][]byte) (uint64, error) {
+	first, _, err := l.AppendIdempotent(ctx, Producer{}, records)
+	return first, err
+}
+
+// AppendIdempotent is AppendBatch for producer p (log.proto's Producer; an
+// ID of 0 is AppendBatch itself): every replica's state machine decides
+// from its producer table (go/producer) whether the records are appended,
+// or repeat a batch p already wrote — then nothing is written and the
+// original first offset is returned with duplicate true — or are refused
+// with a *producer.SequenceError (wrapped; errors.Is matches
+// producer.ErrOutOfOrderSequence or producer.ErrUnknownProducer). So a
+// call retried after an ambiguous failure (ErrLeadershipLost, a timeout,
+// a lost response) writes its records at most once.
+func (l *Log) AppendIdempotent(ctx context.Context, p Producer, records [][]byte) (first uint64, duplicate bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if l.closed() {
-		return 0, ErrClosed
+		return 0, false, ErrClosed
 	}
 	if len(records) == 0 {
-		return l.fsm.nextOffset(), nil
+		return l.fsm.nextOffset(), false, nil
 	}
 	limit := l.fsm.cfg.MaxRecordBytes - maxEnvelopeOverhead
 	for i, r := range records {
 		if uint64(len(r)) > limit {
-			return 0, fmt.Errorf("replication: records[%d] is %d bytes, at most %d fit: %w", i, len(r), limit, log.ErrRecordTooLarge)
+			return 0, false, fmt.Errorf("replication: records[%d] is %d bytes, at most %d fit: %w", i, len(r), limit, log.ErrRecordTooLarge)
 		}
 	}
-	cmd := encodeAppend(records)
+	if p.ID != 0 && p.Sequence > ^uint64(0)-uint64(len(records)) {
+		return 0, false, fmt.Errorf("replication: sequence %d of %d records overflows", p.Sequence, len(records))
+	}
+	cmd := encodeAppendAs(p, records)
 	if max := l.store.maxRecordBytes(); uint64(len(cmd)+maxEntryOverhead) > max {
-		return 0, fmt.Errorf("replication: batch of %d records is %d bytes encoded, at most %d fit in a raft entry: %w",
+		return 0, false, fmt.Errorf("replication: batch of %d records is %d bytes encoded, at most %d fit in a raft entry: %w",
 			len(records), len(cmd), max-maxEntryOverhead, log.ErrRecordTooLarge)
 	}
 	if l.raft.State() != raft.Leader {
-		return 0, l.notLeader()
+		return 0, false, l.notLeader()
 	}
 	if err := l.disk.Check(); err != nil {
 		if l.lowSpace.CompareAndSwap(false, true) {
 			l.lg.Warn("refusing appends until disk space is freed", "error", err)
 		}
-		return 0, fmt.Errorf("replication: append refused: %w", err)
+		return 0, false, fmt.Errorf("replication: append refused: %w", err)
 	}
 	if l.lowSpace.CompareAndSwap(true, false) {
 		l.lg.Info("disk space freed; accepting appends again", "free_bytes", l.disk.Free())
 	}
 	f := l.raft.Apply(cmd, l.timeout(ctx))
 	if ackBeforeCommit {
-		return l.guessOffset(len(records)), nil
+		return l.guessOffset(len(records)), false, nil
 	}
 	if err := await(ctx, f); err != nil {
 		if ctx.Err() != nil {
-			return 0, err
+			return 0, false, err
 		}
-		return 0, l.mapRaftErr(err)
+		return 0, false, l.mapRaftErr(err)
 	}
-	return appendResponse(f.Response(), f.Index())
+	r, err := appendResponse(f.Response(), f.Index())
+	return r.first, r.duplicate, err
 }
+
+// Producers is the number of idempotent producers this node's state
+// machine remembers (for metrics).
+func (l *Log) Producers() int { return int(l.fsm.producerCount.Load()) }
 
 // guessOffset is the offset the first of n records handed to Raft now would
 // get if every earlier one commits: the broken acknowledgement of builds

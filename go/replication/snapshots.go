@@ -1,14 +1,16 @@
 package replication
 
 import (
+	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/proglog/proglog/go/producer"
 )
 
 // snapshotStore is a raft.FileSnapshotStore whose Open turns a reference
@@ -38,12 +40,19 @@ func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 		return meta, readCloser{io.MultiReader(bytes.NewReader(head), rc), rc}, nil
 	}
 	rest := make([]byte, refSnapshotSize-snapshotHeaderSize)
-	_, err = io.ReadFull(rc, rest)
-	_ = rc.Close()
-	if err != nil {
+	if _, err = io.ReadFull(rc, rest); err != nil {
+		_ = rc.Close()
 		return nil, nil, fmt.Errorf("replication: snapshot %s: %w", id, err)
 	}
 	h, err := decodeRefSnapshot(append(head, rest...))
+	var table []byte
+	if err == nil && h.table {
+		table, err = readTableSection(rc, s.fsm.maxTableBytes())
+	}
+	_ = rc.Close()
+	if err == nil && table == nil {
+		table = producer.New(s.fsm.producersCfg).Encode() // a version 2 reference: no producers
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("replication: snapshot %s: %w", id, err)
 	}
@@ -54,8 +63,8 @@ func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 		return nil, nil, fmt.Errorf("replication: snapshot %s references data log records [%d, %d), no longer all there: %w", id, first, h.next, err)
 	}
 	full := *meta
-	full.Size = snapshotHeaderSize + n
-	hb := encodeSnapshotHeader(snapshotHeader{applied: h.applied, lastCommand: h.lastCommand})
+	hb := encodeSnapshotHeader(snapshotHeader{applied: h.applied, lastCommand: h.lastCommand}, table)
+	full.Size = int64(len(hb)) + n
 	return &full, readCloser{io.MultiReader(bytes.NewReader(hb), data), data}, nil
 }
 
@@ -64,37 +73,43 @@ type readCloser struct {
 	io.Closer
 }
 
-// latest returns the header of the newest snapshot and whether it is a
-// reference; ok is false if there is none. It reads the header from the
-// file store's state file directly (the store's Open would checksum the
-// whole snapshot).
-func (s *snapshotStore) latest() (h snapshotHeader, ref, ok bool, err error) {
+// latest returns the header of the newest snapshot, whether it is a
+// reference, and its producer table (nil if it has none, a version 1 or 2
+// snapshot); ok is false if there is none. It reads the snapshot's head
+// from the file store's state file directly (the store's Open would
+// checksum the whole snapshot).
+func (s *snapshotStore) latest() (h snapshotHeader, ref, ok bool, table []byte, err error) {
 	metas, err := s.List()
 	if err != nil {
-		return h, false, false, fmt.Errorf("replication: list snapshots: %w", err)
+		return h, false, false, nil, fmt.Errorf("replication: list snapshots: %w", err)
 	}
 	if len(metas) == 0 {
-		return h, false, false, nil
+		return h, false, false, nil, nil
 	}
 	id := metas[0].ID
 	fh, err := os.Open(filepath.Join(s.dir, "snapshots", id, "state.bin"))
 	if err != nil {
-		return h, false, false, fmt.Errorf("replication: open snapshot %s: %w", id, err)
+		return h, false, false, nil, fmt.Errorf("replication: open snapshot %s: %w", id, err)
 	}
 	defer fh.Close()
-	b := make([]byte, refSnapshotSize)
-	n, err := io.ReadFull(fh, b)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) || n < snapshotHeaderSize {
-		return h, false, false, fmt.Errorf("replication: snapshot %s: %w", id, err)
+	r := bufio.NewReader(fh)
+	b := make([]byte, snapshotHeaderSize, refSnapshotSize)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return h, false, false, nil, fmt.Errorf("replication: snapshot %s: %w", id, err)
 	}
-	if isRefSnapshot(b) {
-		h, err = decodeRefSnapshot(b[:n])
-		ref = true
+	if ref = isRefSnapshot(b); ref {
+		b = b[:refSnapshotSize]
+		if _, err = io.ReadFull(r, b[snapshotHeaderSize:]); err == nil {
+			h, err = decodeRefSnapshot(b)
+		}
 	} else {
-		h, err = decodeSnapshotHeader(b[:snapshotHeaderSize])
+		h, err = decodeSnapshotHeader(b)
+	}
+	if err == nil && h.table {
+		table, err = readTableSection(r, s.fsm.maxTableBytes())
 	}
 	if err != nil {
-		return h, false, false, fmt.Errorf("replication: snapshot %s: %w", id, err)
+		return h, false, false, nil, fmt.Errorf("replication: snapshot %s: %w", id, err)
 	}
-	return h, ref, true, nil
+	return h, ref, true, table, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/producer"
 )
 
 // testSnapshotStore is a snapshotStore over f in a new directory; stale
@@ -88,8 +89,9 @@ func TestSnapshotReferencesTheDataLog(t *testing.T) {
 	id := persist(t, s, snap, 2)
 	f.ApplyBatch([]*raft.Log{cmd(3, "d")}) // after the snapshot: not in it
 	metas, err := s.List()
-	if err != nil || len(metas) != 1 || metas[0].Size != refSnapshotSize {
-		t.Fatalf("stored snapshots %+v, %v; want one of %d bytes", metas, err, refSnapshotSize)
+	want := int64(refSnapshotSize + tableSectionOverhead + producer.HeaderSize)
+	if err != nil || len(metas) != 1 || metas[0].Size != want {
+		t.Fatalf("stored snapshots %+v, %v; want one of %d bytes", metas, err, want)
 	}
 	full, err := open(t, s, id)
 	if err != nil {
@@ -149,18 +151,27 @@ func TestStaleSnapshotAsksForANewOne(t *testing.T) {
 }
 
 func TestRefSnapshotEncoding(t *testing.T) {
-	h := snapshotHeader{applied: 9, lastCommand: 8, lowest: 3, next: 70}
-	b := encodeRefSnapshot(h)
-	if got, err := decodeRefSnapshot(b); err != nil || got != h || !isRefSnapshot(b) {
+	h := snapshotHeader{applied: 9, lastCommand: 8, lowest: 3, next: 70, table: true}
+	b := encodeRefSnapshot(h, []byte("table"))
+	if got, err := decodeRefSnapshot(b[:refSnapshotSize]); err != nil || got != h || !isRefSnapshot(b) {
 		t.Fatalf("decodeRefSnapshot = %+v, %v", got, err)
 	}
-	if isRefSnapshot(encodeSnapshotHeader(h)) {
+	if table, err := readTableSection(bytes.NewReader(b[refSnapshotSize:]), 100); err != nil || string(table) != "table" {
+		t.Fatalf("table section: %q, %v", table, err)
+	}
+	// Version 2, from before producer tables, still decodes, without one.
+	v2 := encodeHeader(h, refSnapshotV2, refSnapshotSize)
+	if got, err := decodeRefSnapshot(v2); err != nil || got.table || got.next != 70 || !isRefSnapshot(v2) {
+		t.Fatalf("version 2: %+v, %v", got, err)
+	}
+	if isRefSnapshot(encodeSnapshotHeader(h, nil)) {
 		t.Fatal("a full snapshot header is a reference")
 	}
+	b = b[:refSnapshotSize]
 	bad := bytes.Clone(b)
 	bad[45]++
-	inverted := encodeRefSnapshot(snapshotHeader{lowest: 5, next: 4})
-	for name, b := range map[string][]byte{"checksum": bad, "short": b[:40], "lowest above next": inverted, "full": encodeSnapshotHeader(h)} {
+	inverted := encodeRefSnapshot(snapshotHeader{lowest: 5, next: 4}, nil)[:refSnapshotSize]
+	for name, b := range map[string][]byte{"checksum": bad, "short": b[:40], "lowest above next": inverted, "full": encodeSnapshotHeader(h, nil)[:snapshotHeaderSize]} {
 		if _, err := decodeRefSnapshot(b); !errors.Is(err, ErrBadEncoding) {
 			t.Errorf("%s: %v", name, err)
 		}

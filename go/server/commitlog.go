@@ -3,10 +3,13 @@ package server
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/producer"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
@@ -22,6 +25,12 @@ type CommitLog interface {
 	// AppendBatch stores recs at consecutive offsets, all or none, and
 	// returns the first offset.
 	AppendBatch(ctx context.Context, recs []*logv1.Record) (uint64, error)
+	// AppendIdempotent is AppendBatch for producer p (p.ID is not 0; see
+	// log.proto's Producer and go/producer): unless recs repeat a batch p
+	// already wrote — then nothing is written and Appended.First is the
+	// offset it was written at, with Duplicate set — or p's sequence is
+	// refused, with an error wrapping *producer.SequenceError.
+	AppendIdempotent(ctx context.Context, p Producer, recs []*logv1.Record) (Appended, error)
 	// Read returns the record at offset, with Offset set, read with
 	// consistency c (see Consistency).
 	Read(ctx context.Context, offset uint64, c Consistency) (*logv1.Record, error)
@@ -38,6 +47,22 @@ type CommitLog interface {
 	Wait(ctx context.Context, offset uint64) error
 }
 
+// Producer identifies an idempotent produce (log.proto's Producer): the
+// producer's ID (not 0) and the sequence of the request's first record.
+type Producer struct {
+	ID       uint64
+	Sequence uint64
+}
+
+// Appended is what CommitLog.AppendIdempotent did.
+type Appended struct {
+	// First is the offset of the first record.
+	First uint64
+	// Duplicate: the records repeated a batch already written at First;
+	// nothing new was written.
+	Duplicate bool
+}
+
 // ServerLister reports the servers of the cluster for GetServers.
 type ServerLister interface {
 	GetServers(ctx context.Context) ([]*logv1.Server, error)
@@ -45,16 +70,24 @@ type ServerLister interface {
 
 // StorageLog adapts the local storage engine to CommitLog: each record is
 // stored as its protobuf encoding (Offset left zero, so it costs nothing) and
-// the engine's offset is the record's offset.
+// the engine's offset is the record's offset. Its idempotent producers'
+// table (producer.DefaultConfig, by this process's clock) lives in memory
+// only: a restart forgets the producers, whose next retries are then
+// refused as UNKNOWN_PRODUCER rather than written twice.
 type StorageLog struct {
 	log *log.Log
+
+	mu        sync.Mutex // serializes idempotent appends
+	producers *producer.Table
 }
 
 var _ CommitLog = (*StorageLog)(nil)
 
 // NewStorageLog wraps l. The engine's Config.MaxRecordBytes should be at
 // least the server's, or valid records fail with ResourceExhausted there.
-func NewStorageLog(l *log.Log) *StorageLog { return &StorageLog{log: l} }
+func NewStorageLog(l *log.Log) *StorageLog {
+	return &StorageLog{log: l, producers: producer.New(producer.DefaultConfig())}
+}
 
 // Append implements CommitLog.
 func (s *StorageLog) Append(ctx context.Context, rec *logv1.Record) (uint64, error) {
@@ -87,6 +120,26 @@ func (s *StorageLog) AppendBatch(ctx context.Context, recs []*logv1.Record) (uin
 		return 0, fmt.Errorf("append batch of %d: %w", len(recs), err)
 	}
 	return first, nil
+}
+
+// AppendIdempotent implements CommitLog.
+func (s *StorageLog) AppendIdempotent(ctx context.Context, p Producer, recs []*logv1.Record) (Appended, error) {
+	if err := ctx.Err(); err != nil {
+		return Appended{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.producers.Advance(time.Now())
+	n := uint64(len(recs))
+	if off, dup, err := s.producers.Check(p.ID, p.Sequence, n); err != nil || dup {
+		return Appended{First: off, Duplicate: dup}, err
+	}
+	first, err := s.AppendBatch(ctx, recs)
+	if err != nil {
+		return Appended{}, err
+	}
+	s.producers.Record(p.ID, p.Sequence, n, first)
+	return Appended{First: first}, nil
 }
 
 // Read implements CommitLog. A single node's log is the whole log: every

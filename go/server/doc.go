@@ -30,6 +30,18 @@
 //     (reason RECORD_TOO_LARGE). A batch is all or nothing.
 //   - Records. The server assigns offsets, ignoring any sent, and stamps
 //     records without a timestamp with its clock.
+//   - Idempotent produces (log.proto's Producer). A request with a producer
+//     of non-zero ID goes to CommitLog.AppendIdempotent, which decides from
+//     the producer's sequence: written, a duplicate of a batch already
+//     written (the response carries the original offsets and duplicate =
+//     true; nothing is written), or refused — codes.FailedPrecondition
+//     with an ErrorInfo, reason OUT_OF_ORDER_SEQUENCE (metadata
+//     producer_id, sequence, expected, in decimal) or UNKNOWN_PRODUCER
+//     (producer_id, sequence). A sequence with producer ID 0, or one that
+//     overflows with the request's records, is codes.InvalidArgument. In a
+//     ProduceStream each message carries its own sequence; consecutive
+//     messages of one producer with consecutive sequences are written as
+//     one idempotent batch.
 //   - Low disk space. A CommitLog error wrapping *diskspace.LowSpaceError
 //     (the node's free disk space is below its watermark) is
 //     codes.ResourceExhausted with an ErrorInfo (reason LOW_DISK_SPACE,

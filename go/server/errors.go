@@ -16,6 +16,7 @@ import (
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/producer"
 )
 
 // Sentinel errors, returned wrapped; test with errors.Is.
@@ -38,6 +39,8 @@ const (
 	reasonOutOfRange     = "OFFSET_OUT_OF_RANGE"
 	reasonRecordTooLarge = "RECORD_TOO_LARGE"
 	reasonLowDiskSpace   = "LOW_DISK_SPACE"
+	reasonOutOfOrder     = "OUT_OF_ORDER_SEQUENCE"
+	reasonUnknownProd    = "UNKNOWN_PRODUCER"
 	detailLocale         = "en-US"
 )
 
@@ -105,6 +108,42 @@ func lowDiskSpace(e *diskspace.LowSpaceError) error {
 	)
 }
 
+// sequenceReason is the ErrorInfo reason of a refused idempotent produce.
+func sequenceReason(e *producer.SequenceError) string {
+	if errors.Is(e.Err, producer.ErrUnknownProducer) {
+		return reasonUnknownProd
+	}
+	return reasonOutOfOrder
+}
+
+// sequenceRefused builds the FAILED_PRECONDITION status of an idempotent
+// produce refused for its sequence (see log.proto): nothing was written.
+func sequenceRefused(e *producer.SequenceError) error {
+	reason := sequenceReason(e)
+	md := map[string]string{
+		"producer_id": strconv.FormatUint(e.ProducerID, 10),
+		"sequence":    strconv.FormatUint(e.Sequence, 10),
+	}
+	var st *status.Status
+	var msg string
+	if reason == reasonUnknownProd {
+		st = status.Newf(codes.FailedPrecondition,
+			"unknown producer %d at sequence %d (never seen, idle past the server's producer expiry, or evicted); nothing was written; start a new producer id at sequence 0",
+			e.ProducerID, e.Sequence)
+		msg = "The server keeps no state for this producer; send the records again as a new producer."
+	} else {
+		md["expected"] = strconv.FormatUint(e.Expected, 10)
+		st = status.Newf(codes.FailedPrecondition,
+			"out of order sequence %d from producer %d, expected %d (or a retry of one of its latest batches, with the same records); nothing was written",
+			e.Sequence, e.ProducerID, e.Expected)
+		msg = fmt.Sprintf("The request's sequence number is %d; the server expected %d.", e.Sequence, e.Expected)
+	}
+	return withDetails(st,
+		&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: md},
+		&errdetails.LocalizedMessage{Locale: detailLocale, Message: msg},
+	)
+}
+
 func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
 	withD, err := st.WithDetails(details...)
 	if err != nil {
@@ -127,7 +166,10 @@ func (s *Server) statusError(ctx context.Context, err error) error {
 	}
 	var oor *log.OffsetOutOfRangeError
 	var low *diskspace.LowSpaceError
+	var seq *producer.SequenceError
 	switch {
+	case errors.As(err, &seq):
+		return sequenceRefused(seq)
 	case errors.As(err, &oor):
 		return outOfRange(oor.Offset, oor.Lowest, oor.Next)
 	case errors.Is(err, log.ErrOffsetOutOfRange):

@@ -54,39 +54,49 @@ func (s *Server) ProduceStream(stream logv1.Log_ProduceStreamServer) error {
 	}
 }
 
-// produceGroup validates reqs in order, appends the valid prefix in one
-// batch, acknowledges it, and returns the first validation error if any.
+// produceGroup validates reqs in order, appends the valid prefix, and
+// acknowledges it, and returns the first validation error if any. The
+// prefix is appended in runs: consecutive requests without a producer
+// (ID 0) go in one AppendBatch, as do consecutive requests of one producer
+// whose sequences follow on (one idempotent batch).
 func (s *Server) produceGroup(ctx context.Context, stream logv1.Log_ProduceStreamServer, reqs []*logv1.ProduceRequest) error {
 	now := timestamppb.Now()
 	recs := make([]*logv1.Record, 0, len(reqs))
-	total := 0
+	prods := make([]Producer, 0, len(reqs))
+	sizes := make([]int, 0, len(reqs))
 	var invalid error
 	for _, req := range reqs {
+		p, err := producerOf(req.GetProducer(), 1)
+		if err != nil {
+			invalid = err
+			break
+		}
 		size, err := s.prepare(req.GetRecord(), -1, now)
 		if err != nil {
 			invalid = err
 			break
 		}
 		recs = append(recs, req.GetRecord())
-		total += size
+		prods = append(prods, p)
+		sizes = append(sizes, size)
 	}
-	if len(recs) > 0 {
-		var first uint64
-		var err error
-		if len(recs) == 1 {
-			first, err = s.log.Append(ctx, recs[0])
-		} else {
-			first, err = s.log.AppendBatch(ctx, recs)
+	for start := 0; start < len(recs); {
+		end, total := start+1, sizes[start]
+		for end < len(recs) && prods[end].ID == prods[start].ID &&
+			(prods[end].ID == 0 || prods[end].Sequence == prods[end-1].Sequence+1) {
+			total += sizes[end]
+			end++
 		}
+		a, err := s.appendRecords(ctx, prods[start], recs[start:end], total)
 		if err != nil {
-			return s.streamEnd(ctx, s.statusError(ctx, err))
+			return s.streamEnd(ctx, err)
 		}
-		s.observeAppend(len(recs), total)
-		for i := range recs {
-			if err := stream.Send(&logv1.ProduceResponse{Offset: first + uint64(i)}); err != nil {
+		for i := range end - start {
+			if err := stream.Send(&logv1.ProduceResponse{Offset: a.First + uint64(i), Duplicate: a.Duplicate}); err != nil {
 				return err
 			}
 		}
+		start = end
 	}
 	return invalid
 }

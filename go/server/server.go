@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"runtime"
 	"runtime/debug"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/internal/netlimit"
+	"github.com/proglog/proglog/go/producer"
 	"github.com/proglog/proglog/go/telemetry"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -320,24 +322,65 @@ func (s *Server) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1
 	if err := s.authorize(ctx, auth.ActionProduce); err != nil {
 		return nil, err
 	}
-	off, err := s.produce(ctx, req.GetRecord())
+	p, err := producerOf(req.GetProducer(), 1)
 	if err != nil {
 		return nil, err
 	}
-	return &logv1.ProduceResponse{Offset: off}, nil
-}
-
-func (s *Server) produce(ctx context.Context, rec *logv1.Record) (uint64, error) {
+	rec := req.GetRecord()
 	size, err := s.prepare(rec, -1, timestamppb.Now())
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	off, err := s.log.Append(ctx, rec)
+	a, err := s.appendRecords(ctx, p, []*logv1.Record{rec}, size)
 	if err != nil {
-		return 0, s.statusError(ctx, err)
+		return nil, err
 	}
-	s.observeAppend(1, size)
-	return off, nil
+	return &logv1.ProduceResponse{Offset: a.First, Duplicate: a.Duplicate}, nil
+}
+
+// producerOf validates the producer of a request of n records: none, or
+// one of ID 0 and sequence 0, makes a plain (not idempotent) produce.
+func producerOf(p *logv1.Producer, n int) (Producer, error) {
+	switch {
+	case p == nil:
+		return Producer{}, nil
+	case p.GetId() == 0 && p.GetSequence() != 0:
+		return Producer{}, status.Errorf(codes.InvalidArgument, "producer.sequence is %d but producer.id is 0: an idempotent produce needs a non-zero producer id", p.GetSequence())
+	case p.GetSequence() > math.MaxUint64-uint64(n):
+		return Producer{}, status.Errorf(codes.InvalidArgument, "producer.sequence %d plus %d records overflows the sequence numbers", p.GetSequence(), n)
+	}
+	return Producer{ID: p.GetId(), Sequence: p.GetSequence()}, nil
+}
+
+// appendRecords appends recs, prepared and of size encoded bytes in all,
+// for producer p (a plain append if p.ID is 0), and returns the CommitLog's
+// answer or the error as a gRPC status.
+func (s *Server) appendRecords(ctx context.Context, p Producer, recs []*logv1.Record, size int) (Appended, error) {
+	var a Appended
+	var err error
+	switch {
+	case p.ID != 0:
+		a, err = s.log.AppendIdempotent(ctx, p, recs)
+	case len(recs) == 1:
+		a.First, err = s.log.Append(ctx, recs[0])
+	default:
+		a.First, err = s.log.AppendBatch(ctx, recs)
+	}
+	var se *producer.SequenceError
+	switch {
+	case err != nil:
+		if s.cfg.Metrics != nil && errors.As(err, &se) {
+			s.cfg.Metrics.ObserveSequenceRefused(sequenceReason(se))
+		}
+		return Appended{}, s.statusError(ctx, err)
+	case a.Duplicate:
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.ObserveDuplicate(len(recs))
+		}
+	default:
+		s.observeAppend(len(recs), size)
+	}
+	return a, nil
 }
 
 // ProduceBatch implements logv1.LogServer.
@@ -350,6 +393,10 @@ func (s *Server) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchReques
 	if len(recs) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "records is empty")
 	}
+	p, err := producerOf(req.GetProducer(), len(recs))
+	if err != nil {
+		return nil, err
+	}
 	// Check every record before writing any: a batch is all or nothing.
 	now := timestamppb.Now()
 	total := 0
@@ -360,12 +407,11 @@ func (s *Server) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchReques
 		}
 		total += size
 	}
-	first, err := s.log.AppendBatch(ctx, recs)
+	a, err := s.appendRecords(ctx, p, recs, total)
 	if err != nil {
-		return nil, s.statusError(ctx, err)
+		return nil, err
 	}
-	s.observeAppend(len(recs), total)
-	return &logv1.ProduceBatchResponse{FirstOffset: first, Count: uint64(len(recs))}, nil
+	return &logv1.ProduceBatchResponse{FirstOffset: a.First, Count: uint64(len(recs)), Duplicate: a.Duplicate}, nil
 }
 
 // Consume implements logv1.LogServer.

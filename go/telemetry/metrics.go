@@ -32,6 +32,9 @@ type Metrics struct {
 	appendedBytes   prometheus.Counter
 	limits          limitCounters
 	recovery        *prometheus.CounterVec
+	// Idempotent produces (see log.proto's Producer).
+	duplicates *prometheus.CounterVec
+	refused    *prometheus.CounterVec
 }
 
 // NewMetrics creates the RPC and append collectors and registers them with reg.
@@ -60,8 +63,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "proglog_recovery_actions_total",
 			Help: "Repairs made while opening the logs at start (index rebuilt, torn tail cut, data log set aside or its diverged tail cut), by log (raft, data) and action.",
 		}, []string{"log", "action"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "proglog_produce_duplicates_total",
+			Help: "Idempotent produce requests (what) and their records that repeated a batch already written (retries): answered with the original offsets, nothing written.",
+		}, []string{"what"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "proglog_produce_sequence_refused_total",
+			Help: "Idempotent produce requests refused, nothing written, by reason (OUT_OF_ORDER_SEQUENCE, UNKNOWN_PRODUCER).",
+		}, []string{"reason"}),
 	}
-	for _, c := range append([]prometheus.Collector{m.requests, m.latency, m.appendedRecords, m.appendedBytes, m.recovery}, m.limits.collectors()...) {
+	for _, c := range append([]prometheus.Collector{m.requests, m.latency, m.appendedRecords, m.appendedBytes, m.recovery, m.duplicates, m.refused}, m.limits.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("telemetry: register metrics: %w", err)
 		}
@@ -73,6 +84,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) ObserveAppend(records, bytes int) {
 	m.appendedRecords.Add(float64(records))
 	m.appendedBytes.Add(float64(bytes))
+}
+
+// ObserveDuplicate counts an idempotent produce request of records that
+// repeated a batch already written.
+func (m *Metrics) ObserveDuplicate(records int) {
+	m.duplicates.WithLabelValues("requests").Inc()
+	m.duplicates.WithLabelValues("records").Add(float64(records))
+}
+
+// ObserveSequenceRefused counts an idempotent produce request refused with
+// reason (the ErrorInfo reason: OUT_OF_ORDER_SEQUENCE, UNKNOWN_PRODUCER).
+func (m *Metrics) ObserveSequenceRefused(reason string) {
+	m.refused.WithLabelValues(reason).Inc()
 }
 
 // ObserveRecovery counts one repair made while opening a log at start.
@@ -92,6 +116,8 @@ type LogStats struct {
 	// RetentionRemovedRecords counts the records retention removed since
 	// the node started.
 	RetentionRemovedRecords uint64
+	// Producers is the number of idempotent producers the log remembers.
+	Producers int
 }
 
 // RegisterLogStats registers gauges read from stats at every scrape, so they
@@ -104,12 +130,13 @@ func (m *Metrics) RegisterLogStats(stats func() LogStats) error {
 }
 
 var (
-	descSize     = prometheus.NewDesc("proglog_log_size_bytes", "Bytes of the log's store files.", nil, nil)
-	descSegments = prometheus.NewDesc("proglog_log_segments", "Segments in the log.", nil, nil)
-	descLowest   = prometheus.NewDesc("proglog_log_lowest_offset", "Lowest readable offset.", nil, nil)
-	descNext     = prometheus.NewDesc("proglog_log_next_offset", "Offset the next append gets.", nil, nil)
-	descDisk     = prometheus.NewDesc("proglog_disk_bytes", "Bytes of the node's files on disk, by component.", []string{"component"}, nil)
-	descRemoved  = prometheus.NewDesc("proglog_retention_removed_records_total", "Records removed by retention since the node started.", nil, nil)
+	descSize      = prometheus.NewDesc("proglog_log_size_bytes", "Bytes of the log's store files.", nil, nil)
+	descSegments  = prometheus.NewDesc("proglog_log_segments", "Segments in the log.", nil, nil)
+	descLowest    = prometheus.NewDesc("proglog_log_lowest_offset", "Lowest readable offset.", nil, nil)
+	descNext      = prometheus.NewDesc("proglog_log_next_offset", "Offset the next append gets.", nil, nil)
+	descDisk      = prometheus.NewDesc("proglog_disk_bytes", "Bytes of the node's files on disk, by component.", []string{"component"}, nil)
+	descRemoved   = prometheus.NewDesc("proglog_retention_removed_records_total", "Records removed by retention since the node started.", nil, nil)
+	descProducers = prometheus.NewDesc("proglog_producers", "Idempotent producers whose state the log keeps (see --max-producers).", nil, nil)
 )
 
 type logCollector struct{ stats func() LogStats }
@@ -121,6 +148,7 @@ func (c *logCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descNext
 	ch <- descDisk
 	ch <- descRemoved
+	ch <- descProducers
 }
 
 func (c *logCollector) Collect(ch chan<- prometheus.Metric) {
@@ -133,6 +161,7 @@ func (c *logCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descDisk, prometheus.GaugeValue, float64(n), component)
 	}
 	ch <- prometheus.MustNewConstMetric(descRemoved, prometheus.CounterValue, float64(s.RetentionRemovedRecords))
+	ch <- prometheus.MustNewConstMetric(descProducers, prometheus.GaugeValue, float64(s.Producers))
 }
 
 // UnaryServerInterceptor counts and times unary RPCs.

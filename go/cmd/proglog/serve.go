@@ -22,6 +22,7 @@ import (
 	"github.com/proglog/proglog/go/discovery"
 	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/log"
+	idem "github.com/proglog/proglog/go/producer"
 	"github.com/proglog/proglog/go/replication"
 	"github.com/proglog/proglog/go/server"
 	"github.com/proglog/proglog/go/telemetry"
@@ -91,6 +92,8 @@ type serveOptions struct {
 	sync                        string
 	syncInterval                time.Duration
 	minFreeBytes                uint64
+	producerExpiry              time.Duration
+	maxProducers                int
 	traceExporter               string
 	traceEndpoint, traceFile    string
 	logLevel                    string
@@ -122,6 +125,8 @@ func defaultServeOptions() *serveOptions {
 		sync:                       "always",
 		syncInterval:               log.DefaultSyncInterval,
 		minFreeBytes:               diskspace.DefaultMinFreeBytes,
+		producerExpiry:             idem.DefaultExpiry,
+		maxProducers:               idem.DefaultMaxProducers,
 		traceExporter:              telemetry.ExporterNone,
 		logLevel:                   "info",
 		shutdownTimeout:            server.DefaultShutdownTimeout,
@@ -172,6 +177,8 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.sync, "sync", o.sync, "when stored records are fsynced: always (the Raft log before every acknowledgement; the durable default), interval (both logs every --sync-interval) or never (left to the kernel); interval and never survive a process crash but a machine crash may lose acknowledged records")
 	fs.DurationVar(&o.syncInterval, "sync-interval", o.syncInterval, "fsync period with --sync interval")
 	fs.Uint64Var(&o.minFreeBytes, "min-free-bytes", o.minFreeBytes, "free-space watermark of the file system of --data-dir, in bytes: below it the node refuses produces (RESOURCE_EXHAUSTED, reason LOW_DISK_SPACE) and keeps serving reads; below half of it, also Raft entries; both resume once space is freed (0: never refuse)")
+	fs.DurationVar(&o.producerExpiry, "producer-expiry", o.producerExpiry, "forget an idempotent producer idle for longer than this (by the leader's clock); its next retry is refused with UNKNOWN_PRODUCER and the client starts a new producer; the same on every node")
+	fs.IntVar(&o.maxProducers, "max-producers", o.maxProducers, "idempotent producers whose state every node keeps (at most 137 bytes each in every snapshot); past it the longest idle is forgotten; the same on every node")
 	fs.StringVar(&o.traceExporter, "trace-exporter", o.traceExporter, "where spans go: none, otlp or file")
 	fs.StringVar(&o.traceEndpoint, "trace-endpoint", "", "OTLP/gRPC collector for --trace-exporter=otlp (host:port, http:// or https:// URL)")
 	fs.StringVar(&o.traceFile, "trace-file", "", "JSON-lines span file for --trace-exporter=file")
@@ -323,6 +330,7 @@ func (o *serveOptions) agentConfig(stdout io.Writer, logger *zap.Logger) (agent.
 	cfg.Sync, _ = agent.ParseSyncPolicy(o.sync)
 	cfg.SyncInterval = o.syncInterval
 	cfg.MinFreeBytes = o.minFreeBytes
+	cfg.Producers = idem.Config{Expiry: o.producerExpiry, MaxProducers: o.maxProducers}
 	cfg.MetricsAddr = o.metricsAddr
 	cfg.HealthAddr = o.healthAddr
 	cfg.Tracing = telemetry.TraceConfig{
