@@ -45,6 +45,6 @@ def test_idempotent_producer_refusals() -> None:
     assert isinstance(err, proglog.OutOfOrderSequenceError) and not isinstance(err, proglog.NotLeaderError)
     assert (err.producer_id, err.sequence, err.expected) == (2**64 - 1, 9, 4)
     err = from_status(grpc.StatusCode.FAILED_PRECONDITION, "unknown producer",
-                      _details("UNKNOWN_PRODUCER", {"producer_id": "0x2a", "sequence": "3"}))
+                      _details("UNKNOWN_PRODUCER", {"producer_id": "42", "sequence": "3"}))
     assert isinstance(err, proglog.UnknownProducerError) and isinstance(err, proglog.ProglogError)
     assert (err.producer_id, err.sequence) == (42, 3)

@@ -198,7 +198,7 @@ def _error_info(metadata: Iterable[Any] | None) -> tuple[str, dict[str, str]] | 
 
 def _int(metadata: dict[str, str], key: str, default: int = 0) -> int:
     try:
-        return int(metadata[key], 0)  # decimal, or 0x-prefixed hex (a producer ID)
+        return int(metadata[key])
     except (KeyError, ValueError):
         return default
 
