@@ -14,7 +14,7 @@
 // writes again shows as a value at two offsets. ProduceMode Once is the
 // workload without idempotence: an ambiguous failure stays Unknown, never
 // resent; RetryWithoutID resends without a producer ID, the negative
-// control that must write duplicates.
+// control: a resend of records the cluster had committed writes them again.
 package workload
 
 import (
