@@ -13,6 +13,7 @@ import (
 
 	"github.com/proglog/proglog/tools/faulttest/history"
 	"github.com/proglog/proglog/tools/faulttest/nemesis"
+	"github.com/proglog/proglog/tools/faulttest/workload"
 )
 
 // binaries returns the proglog executable and its unsafe variant: from
@@ -145,12 +146,24 @@ func TestPlans(t *testing.T) {
 		if (pl.cfg.Binary == "/bin/unsafe") != (pl.cfg.NegativeControl && strings.Contains(pl.cfg.Name, "acknowledges")) {
 			t.Errorf("%s runs %s", pl.cfg.Name, pl.cfg.Binary)
 		}
+		if pl.cfg.Workload.Mode != workload.Idempotent {
+			t.Errorf("%s: producers %v, want idempotent by default", pl.cfg.Name, pl.cfg.Workload.Mode)
+		}
 	}
 	for _, f := range nemesis.All {
 		if !seen[f.Name] && f.Disk.Available() == nil {
 			t.Errorf("fault %s is not in short mode", f.Name)
 		}
 	}
+	o.produce = "retry-without-id"
+	if plans, err = o.plans(); err != nil || plans[0].cfg.Workload.Mode != workload.RetryWithoutID {
+		t.Errorf("--produce retry-without-id: %v", err)
+	}
+	o.produce = "twice"
+	if _, err := o.plans(); err == nil {
+		t.Error("unknown produce mode accepted")
+	}
+	o.produce = ""
 	o.mode = "bogus"
 	if _, err := o.plans(); err == nil {
 		t.Error("unknown mode accepted")

@@ -50,6 +50,7 @@ type options struct {
 	faults               []string
 	rounds               int
 	sync                 string
+	produce              string   // workload.ProduceMode of every run
 	notRun               []string // plans left out, and why
 }
 
@@ -73,6 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.hold, "hold", 2*time.Second, "how long each fault lasts; longer than the 500ms election timeout")
 	fs.Uint64Var(&o.seed, "seed", uint64(time.Now().UnixNano()%1e6), "random seed (targets, splits, workload)")
 	fs.BoolVar(&o.negative, "negative", true, "also run the negative controls: lost disks of 2 of 3 nodes, and a build that acknowledges before commit; each must be caught")
+	fs.StringVar(&o.produce, "produce", workload.Idempotent.String(), "how producers send: idempotent (a producer ID and sequence; ambiguous produces resent until acknowledged), once (no producer ID, never resent: an ambiguous produce stays unknown) or retry-without-id (resent without a producer ID: duplicates expected)")
 	fs.IntVar(&o.nodes, "nodes", 3, "custom mode: cluster size")
 	fs.StringSliceVar(&o.faults, "faults", nemesis.Standard(), "custom mode: faults, in order ("+strings.Join(nemesis.Names(), ", ")+")")
 	fs.IntVar(&o.rounds, "rounds", 1, "custom mode: times through --faults")
@@ -226,11 +228,17 @@ func (o *options) plans() ([]plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	produce := workload.Idempotent
+	if o.produce != "" {
+		if produce, err = workload.ParseProduceMode(o.produce); err != nil {
+			return nil, err
+		}
+	}
 	base := func(name string, nodes int, faults []string) RunConfig {
 		c := DefaultRunConfig()
 		c.Name, c.Nodes, c.Faults, c.Binary, c.Net, c.Hold, c.Seed = name, nodes, faults, o.binary, mode, o.hold, o.seed
 		c.Workload = workload.DefaultConfig()
-		c.Workload.Seed = o.seed
+		c.Workload.Seed, c.Workload.Mode = o.seed, produce
 		return c
 	}
 	var out []plan

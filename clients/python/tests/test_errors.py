@@ -37,3 +37,14 @@ def test_message_over_grpc_limit_reports_sizes() -> None:
     err = from_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "grpc: received message larger than max (5242890 vs. 4194304)", None)
     assert isinstance(err, proglog.RecordTooLargeError)
     assert (err.size, err.limit, err.index) == (5242890, 4194304, -1)
+
+
+def test_idempotent_producer_refusals() -> None:
+    err = from_status(grpc.StatusCode.FAILED_PRECONDITION, "out of order",
+                      _details("OUT_OF_ORDER_SEQUENCE", {"producer_id": "18446744073709551615", "sequence": "9", "expected": "4"}))
+    assert isinstance(err, proglog.OutOfOrderSequenceError) and not isinstance(err, proglog.NotLeaderError)
+    assert (err.producer_id, err.sequence, err.expected) == (2**64 - 1, 9, 4)
+    err = from_status(grpc.StatusCode.FAILED_PRECONDITION, "unknown producer",
+                      _details("UNKNOWN_PRODUCER", {"producer_id": "42", "sequence": "3"}))
+    assert isinstance(err, proglog.UnknownProducerError) and isinstance(err, proglog.ProglogError)
+    assert (err.producer_id, err.sequence) == (42, 3)

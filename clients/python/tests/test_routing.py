@@ -52,6 +52,12 @@ class FakeCluster:
         self.metadata: list[dict[str, str]] = []  # of each Produce and ProduceBatch
         self.requests: list[int] = []  # the records of each Produce (1) and ProduceBatch the leader took
         self.fail_batches = False  # ProduceBatch answers INVALID_ARGUMENT
+        # Idempotent producers as go/replication keeps them: ID -> (sequence, count, first offset)
+        # of its last batch.
+        self.producers: dict[int, tuple[int, int, int]] = {}
+        self.sent: list[tuple[int, int]] = []  # (producer ID, sequence) of each produce the leader got
+        self.forget_after_append = False  # the next append also forgets every producer (expiry)
+        self.out_of_order = False  # the next idempotent produce answers OUT_OF_ORDER_SEQUENCE
         self.changed = threading.Condition(self.lock)
         self.addrs: list[str] = []
         self.servers: list[grpc.Server] = []
@@ -87,15 +93,34 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
         self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"not the leader: send this request to {leader}", "NOT_LEADER", metadata)
 
     def Produce(self, request: log_pb2.ProduceRequest, context: Any) -> log_pb2.ProduceResponse:
-        return log_pb2.ProduceResponse(offset=self._append([request.record], context))
+        first, duplicate = self._append([request.record], request.producer if request.HasField("producer") else None, context)
+        return log_pb2.ProduceResponse(offset=first, duplicate=duplicate)
 
     def ProduceBatch(self, request: log_pb2.ProduceBatchRequest, context: Any) -> log_pb2.ProduceBatchResponse:
         if self.c.fail_batches:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "batch refused")
-        first = self._append(request.records, context)
-        return log_pb2.ProduceBatchResponse(first_offset=first, count=len(request.records))
+        first, duplicate = self._append(request.records, request.producer if request.HasField("producer") else None, context)
+        return log_pb2.ProduceBatchResponse(first_offset=first, count=len(request.records), duplicate=duplicate)
 
-    def _append(self, records: Any, context: Any) -> int:
+    def _sequence(self, producer: log_pb2.Producer, count: int, context: Any) -> int | None:
+        """The first offset of the producer's batch if the request repeats it; aborts with the
+        server's errors for a sequence that does not follow it."""
+        self.c.sent.append((producer.id, producer.sequence))
+        md = {"producer_id": str(producer.id), "sequence": str(producer.sequence)}
+        last = self.c.producers.get(producer.id)
+        if self.c.out_of_order:
+            self.c.out_of_order = False
+            self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, "out of order", "OUT_OF_ORDER_SEQUENCE", {**md, "expected": "7"})
+        if last is None and producer.sequence != 0:
+            self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, "unknown producer", "UNKNOWN_PRODUCER", md)
+        if last is not None and (producer.sequence, count) == last[:2]:
+            return last[2]
+        expected = 0 if last is None else last[0] + last[1]
+        if producer.sequence != expected:
+            self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, "out of order", "OUT_OF_ORDER_SEQUENCE", {**md, "expected": str(expected)})
+        return None
+
+    def _append(self, records: Any, producer: log_pb2.Producer | None, context: Any) -> tuple[int, bool]:
         if self.c.gate is not None:
             self.c.entered.release()
             self.c.gate.wait()
@@ -103,6 +128,10 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
             self.c.metadata.append({k: v for k, v in context.invocation_metadata() if isinstance(v, str)})
             if self.i != self.c.leader:
                 self._not_leader(context)
+            if producer is not None:
+                if (written := self._sequence(producer, len(records), context)) is not None:
+                    return written, True
+                self.c.producers[producer.id] = (producer.sequence, len(records), len(self.c.records))
             self.c.appends[self.i] += len(records)
             self.c.requests.append(len(records))
             first = len(self.c.records)
@@ -112,10 +141,13 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
                 rec.offset = len(self.c.records)
                 self.c.records.append(rec)
             self.c.changed.notify_all()
+            if self.c.forget_after_append:
+                self.c.forget_after_append = False
+                self.c.producers.clear()
             if self.c.fail_after_append:
                 self.c.fail_after_append = False
                 context.abort(grpc.StatusCode.UNAVAILABLE, "leadership changed during the request")
-            return first
+            return first, False
 
     def Consume(self, request: log_pb2.ConsumeRequest, context: Any) -> log_pb2.ConsumeResponse:
         with self.c.lock:
@@ -212,20 +244,32 @@ def test_leader_change_is_followed(cluster: FakeCluster, server: ServerProcess) 
 
 
 def test_ambiguous_produce_retries(cluster: FakeCluster, server: ServerProcess) -> None:
-    # Default: at-least-once; the record is written twice.
+    # Default, idempotent: the retry of a request already written is answered with its offsets,
+    # and writes nothing. A request keeps its producer and sequence across its retries; the
+    # producer's next request goes on from there.
     with Client(cluster.addrs[0], **server.tls(), backoff=(0.01, 0.1)) as c:
         cluster.fail_after_append = True
-        assert c.produce(b"twice") == 1
-        assert [r.value for r in cluster.records] == [b"twice", b"twice"]
+        assert c.produce(b"once") == 0
+        cluster.fail_after_append = True
+        assert c.produce_batch([b"b1", b"b2"]) == range(1, 3)
+        assert [r.value for r in cluster.records] == [b"once", b"b1", b"b2"]
+        pid = cluster.sent[0][0]
+        assert pid != 0 and cluster.sent == [(pid, 0), (pid, 0), (pid, 1), (pid, 1)]
+    # idempotent=False: at-least-once; the record is written twice.
+    with Client(cluster.addrs[0], **server.tls(), backoff=(0.01, 0.1), idempotent=False) as c:
+        cluster.fail_after_append = True
+        assert c.produce(b"twice") == 4
+        assert [r.value for r in cluster.records[3:]] == [b"twice", b"twice"]
+        assert len(cluster.sent) == 4  # no producer on the requests
     # produce_retries=0: at-most-once; the failure is raised.
     with Client(cluster.addrs[0], **server.tls(), produce_retries=0) as c:
         cluster.fail_after_append = True
         with pytest.raises(proglog.UnavailableError):
-            c.produce(b"once")
-        assert len(cluster.records) == 3
+            c.produce(b"maybe")
+        assert len(cluster.records) == 6
         # A NOT_LEADER redirect cannot duplicate: still made.
         cluster.leader = 1
-        assert c.produce(b"redirected") == 3
+        assert c.produce(b"redirected") == 6
     # retries=0: nothing is retried.
     with Client(cluster.addrs[0], **server.tls(), retries=0) as c:
         c.servers()
@@ -233,6 +277,78 @@ def test_ambiguous_produce_retries(cluster: FakeCluster, server: ServerProcess) 
         with pytest.raises(proglog.NotLeaderError) as caught:
             c.produce(b"refused")
         assert caught.value.leader_addr == cluster.addrs[2] and caught.value.leader_id == "n2"
+
+
+def test_forgotten_producer(cluster: FakeCluster, server: ServerProcess) -> None:
+    with Client(cluster.addrs[0], **server.tls(), backoff=(0.01, 0.1)) as c:
+        assert c.produce(b"a") == 0
+        first = cluster.sent[0][0]
+        # Expired while idle: the next request, refused and so never written, is sent again at
+        # once by a new producer.
+        cluster.producers.clear()
+        assert c.produce(b"b") == 1
+        second = cluster.sent[2][0]
+        assert cluster.sent[1:] == [(first, 1), (second, 0)] and second not in (0, first)
+        # Forgotten between an attempt that may have written the request and its retry: the
+        # caller is told it may or may not have been written.
+        cluster.fail_after_append = cluster.forget_after_append = True
+        with pytest.raises(proglog.UnknownProducerError, match="may or may not have been written") as caught:
+            c.produce(b"c")
+        assert (caught.value.producer_id, caught.value.sequence) == (second, 1)
+        # The next request starts a new producer.
+        assert c.produce(b"d") == 3
+        assert cluster.sent[-1][1] == 0 and cluster.sent[-1][0] not in (first, second)
+    assert [r.value for r in cluster.records] == [b"a", b"b", b"c", b"d"]
+
+
+def test_out_of_order_sequence(cluster: FakeCluster, server: ServerProcess) -> None:
+    with Client(cluster.addrs[0], **server.tls()) as c:
+        cluster.out_of_order = True
+        with pytest.raises(proglog.OutOfOrderSequenceError) as caught:
+            c.produce_batch([b"a", b"b"])
+        assert (caught.value.producer_id, caught.value.sequence, caught.value.expected) == (cluster.sent[0][0], 0, 7)
+        assert cluster.records == []
+        assert c.produce(b"c") == 0  # by a new producer, from sequence 0
+        assert cluster.sent[1][0] != cluster.sent[0][0] and cluster.sent[1][1] == 0
+
+
+def test_concurrent_batches_are_producers_of_their_own(cluster: FakeCluster, server: ServerProcess) -> None:
+    # At most one request in flight per producer: two concurrent produce_batch calls use two.
+    with Client(cluster.addrs[0], **server.tls()) as c:
+        cluster.gate = threading.Event()
+        results = [futures.Future[range](), futures.Future[range]()]
+        for i, f in enumerate(results):
+            threading.Thread(target=lambda i=i, f=f: f.set_result(c.produce_batch([f"{i}a", f"{i}b"]))).start()
+        assert cluster.entered.acquire(timeout=30) and cluster.entered.acquire(timeout=30)
+        cluster.gate.set()
+        assert sorted(f.result().start for f in results) == [0, 2]
+        assert len({pid for pid, _ in cluster.sent}) == 2 and [seq for _, seq in cluster.sent] == [0, 0]
+        # Then reused: the next request goes on from one producer's sequence.
+        assert c.produce_batch([b"x"]) == range(4, 5)
+        assert cluster.sent[-1] in [(pid, 2) for pid, _ in cluster.sent[:2]]
+
+
+def test_async_idempotent_retries(cluster: FakeCluster, server: ServerProcess) -> None:
+    async def main() -> None:
+        async with AsyncClient(cluster.addrs[0], **server.tls(), backoff=(0.01, 0.1)) as c:
+            cluster.fail_after_append = True
+            assert await c.produce(b"once") == 0
+            cluster.fail_after_append = True
+            assert await c.produce_batch([b"b1", b"b2"]) == range(1, 3)
+            cluster.producers.clear()
+            assert await c.produce(b"new producer") == 3
+            cluster.fail_after_append = cluster.forget_after_append = True
+            with pytest.raises(proglog.UnknownProducerError):
+                await c.produce(b"maybe")
+            cluster.out_of_order = True
+            with pytest.raises(proglog.OutOfOrderSequenceError):
+                await c.produce(b"refused")
+        async with AsyncClient(cluster.addrs[0], **server.tls(), backoff=(0.01, 0.1), idempotent=False) as c:
+            cluster.fail_after_append = True
+            assert await c.produce(b"twice") == 6
+
+    asyncio.run(main())
+    assert [r.value for r in cluster.records] == [b"once", b"b1", b"b2", b"new producer", b"maybe", b"twice", b"twice"]
 
 
 def test_bounds_ask_the_leader(cluster: FakeCluster, server: ServerProcess) -> None:

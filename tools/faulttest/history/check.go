@@ -82,6 +82,13 @@ type Result struct {
 	// independently of porcupine. Must be 0.
 	StaleReads int
 
+	// Appends sent more than once (an idempotent producer's retries), the
+	// resends in all, and the OK appends acknowledged as duplicates (the
+	// server had written them at an earlier attempt). Not judged: a
+	// duplicate answer whose offsets do not hold the values counts as
+	// Lost, a retry written again as Duplicated.
+	Retried, Retries, DuplicateAnswers int
+
 	// Linearizable is porcupine's verdict: Ok, Illegal, or Unknown (the
 	// search timed out). Must be Ok.
 	Linearizable porcupine.CheckResult
@@ -117,9 +124,11 @@ func (r Result) Violated() bool {
 // String summarises r on one line.
 func (r Result) String() string {
 	return fmt.Sprintf("ops=%d (appends=%d reads=%d) acked=%d records in %d appends, unknown present=%d absent=%d; "+
+		"retried=%d appends (%d resends), duplicate answers=%d; "+
 		"lost=%d duplicated=%d torn=%d divergent=%d missing=%d phantom=%d; consumers: deliveries=%d gaps=%d order=%d dirty=%d; "+
 		"stale reads=%d; linearizable=%s over %d ops",
 		r.Ops, r.Appends, r.Reads, r.Acked, r.AckedOps, r.UnknownPresent, r.UnknownAbsent,
+		r.Retried, r.Retries, r.DuplicateAnswers,
 		r.Lost, r.Duplicated, r.Torn, r.Divergent, r.Missing, r.Phantom,
 		r.Deliveries, r.ConsumerGaps, r.ConsumerOrder, r.ConsumerDirty,
 		r.StaleReads, r.Linearizable, r.LinearizabilityOps)
@@ -216,6 +225,10 @@ func (c *checker) indexValues() {
 		switch op.Kind {
 		case Append:
 			c.res.Appends++
+			if op.Attempts > 1 {
+				c.res.Retried++
+				c.res.Retries += op.Attempts - 1
+			}
 		case Read:
 			c.res.Reads++
 		}
@@ -224,6 +237,9 @@ func (c *checker) indexValues() {
 		}
 		c.res.AckedOps++
 		c.res.Acked += len(op.Values)
+		if op.Duplicate {
+			c.res.DuplicateAnswers++
+		}
 		for _, v := range op.Values {
 			if j, ok := c.owner[v]; ok {
 				c.dup[v] = struct{}{}
@@ -349,8 +365,12 @@ func (c *checker) lostText(i int, o uint64, v string) string {
 	if p, ok := c.refPos[v]; ok {
 		where = fmt.Sprintf("is at offset %d instead", p)
 	}
-	return fmt.Sprintf("value %q acknowledged at offset %d by %s: reference node %s (%d records) holds %s there, and the value %s",
-		v, o, c.describe(i), c.refNode(), len(c.ref), there, where)
+	answer := ""
+	if c.ops[i].Duplicate {
+		answer = " (answered as a duplicate of an earlier write: the original offset must be where the value is)"
+	}
+	return fmt.Sprintf("value %q acknowledged at offset %d by %s%s: reference node %s (%d records) holds %s there, and the value %s",
+		v, o, c.describe(i), answer, c.refNode(), len(c.ref), there, where)
 }
 
 // checkAmbiguousAppend counts the records of an Unknown or Failed append
@@ -503,8 +523,12 @@ func (c *checker) describe(i int) string {
 	case op.Kind == Read:
 		what = "read"
 	}
-	return fmt.Sprintf("op %d (%s %s by process %d via %s, %s..%s)",
-		i, op.Outcome, what, op.Process, op.Node, c.at(op.Call), c.at(op.Return))
+	sends := ""
+	if op.Attempts > 1 {
+		sends = fmt.Sprintf(", sent %d times", op.Attempts)
+	}
+	return fmt.Sprintf("op %d (%s %s by process %d via %s, %s..%s%s)",
+		i, op.Outcome, what, op.Process, op.Node, c.at(op.Call), c.at(op.Return), sends)
 }
 
 // problems collects examples of violations, capped per kind.

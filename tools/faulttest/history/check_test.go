@@ -175,6 +175,57 @@ func TestCheckDuplicated(t *testing.T) {
 	})
 }
 
+// An idempotent producer's retried append is one operation; if the
+// cluster wrote its records again (no dedupe), the value sits at two
+// offsets and the run fails, whichever offset the acknowledgement named.
+func TestCheckRetriedAppendWrittenTwice(t *testing.T) {
+	for _, ackAt := range []uint64{1, 2} {
+		t.Run(fmt.Sprintf("acknowledged at %d", ackAt), func(t *testing.T) {
+			var h hist
+			h.ok(0, 0, 10, 0, "p0-0")
+			h.ok(0, 20, 90, ackAt, "p0-1")
+			h.ops[1].Attempts = 3
+			h.ok(1, 30, 40, 3, "p1-0")
+			r := Check(h.ops, nil, same("p0-0", "p0-1", "p0-1", "p1-0"), Options{})
+			want(t, r, false, map[string][2]int{
+				"Duplicated":       {r.Duplicated, 1},
+				"Lost":             {r.Lost, 0},
+				"Retried":          {r.Retried, 1},
+				"Retries":          {r.Retries, 2},
+				"DuplicateAnswers": {r.DuplicateAnswers, 0},
+			})
+			mentions(t, r, "duplicated", `"p0-1"`, "offsets 1 and 2")
+			if !r.Violated() {
+				t.Error("Violated() = false for a retry written twice")
+			}
+		})
+	}
+	t.Run("a retry that never was acknowledged", func(t *testing.T) {
+		var h hist
+		h.amb(0, 0, 90, Unknown, "p0-0", "p0-1")
+		h.ops[0].Attempts = 4
+		r := Check(h.ops, nil, same("p0-0", "p0-1", "p0-0", "p0-1"), Options{})
+		want(t, r, false, map[string][2]int{"Duplicated": {r.Duplicated, 2}, "UnknownPresent": {r.UnknownPresent, 2}})
+	})
+}
+
+// A duplicate answer must name the offsets the records were first written
+// at; one naming others is a lost acknowledgement.
+func TestCheckDuplicateAnswerAtTheWrongOffset(t *testing.T) {
+	var h hist
+	h.ok(0, 0, 10, 0, "a0")
+	h.ok(1, 5, 50, 0, "b0")
+	h.ops[1].Attempts, h.ops[1].Duplicate = 2, true
+	r := Check(h.ops, nil, same("a0", "b0"), Options{})
+	want(t, r, false, map[string][2]int{"Lost": {r.Lost, 1}, "DuplicateAnswers": {r.DuplicateAnswers, 1}, "Duplicated": {r.Duplicated, 0}})
+	mentions(t, r, "lost", `"b0"`, "answered as a duplicate", "offset 1 instead")
+
+	// Right: the original offset, written once.
+	h.ops[1].Offset = 1
+	r = Check(h.ops, nil, same("a0", "b0"), Options{})
+	want(t, r, true, map[string][2]int{"Lost": {r.Lost, 0}, "DuplicateAnswers": {r.DuplicateAnswers, 1}, "Retries": {r.Retries, 1}})
+}
+
 func TestCheckDivergent(t *testing.T) {
 	var h hist
 	h.ok(0, 0, 10, 0, "a0")

@@ -5,6 +5,9 @@
 // never lost, never duplicated at another offset, and never read in a
 // different order; linearizable reads are linearizable. Records whose
 // produce failed ambiguously may or may not be present; they are counted.
+// An idempotent producer's retries are part of one operation (invoked at
+// the first attempt, completed at the acknowledgement), so a retry that
+// writes its records again shows as a value at two offsets: duplicated.
 package history
 
 import (
@@ -72,6 +75,13 @@ type Op struct {
 	// Append: the values sent (unique across the whole run) and, if OK,
 	// the offset of the first (the others follow consecutively).
 	Values []string
+	// Append: how many times the request was sent (retries after
+	// ambiguous failures resend the same values), and whether the
+	// acknowledgement said the records had been written before
+	// (ProduceResponse.duplicate: an idempotent retry answered with the
+	// original offsets).
+	Attempts  int
+	Duplicate bool
 	// Append (if OK): first offset. Read: the offset asked for.
 	Offset uint64
 	// Read (if OK): whether a record was there and its value.

@@ -4,9 +4,17 @@
 // batches), readers doing linearizable reads of single offsets near the
 // tail, and consumers following the log with ConsumeStream on any node.
 //
-// Producers never resend a value: a produce that failed ambiguously stays
-// Unknown (its record may or may not be in the log), so every value can
-// appear at most once in a correct log.
+// Every value is produced by one operation only, so it may appear at most
+// once in a correct log. By default (ProduceMode Idempotent) each producer
+// goroutine is an idempotent producer (log.v1 Producer: a random ID, and
+// sequences counting its records) that resends a produce that failed
+// ambiguously — the same records and sequence, to the current leader —
+// until it is acknowledged or the run ends; the history records it as one
+// operation, Unknown only if never acknowledged, so a resend the cluster
+// writes again shows as a value at two offsets. ProduceMode Once is the
+// workload without idempotence: an ambiguous failure stays Unknown, never
+// resent; RetryWithoutID resends without a producer ID, the negative
+// control: a resend of records the cluster had committed writes them again.
 package workload
 
 import (
@@ -27,6 +35,45 @@ import (
 	"github.com/proglog/proglog/tools/faulttest/history"
 )
 
+// ProduceMode is how producers send and resend their records.
+type ProduceMode int
+
+const (
+	// Idempotent producers (the default) send a producer ID and sequence
+	// and resend a produce that failed ambiguously until it is
+	// acknowledged or the run ends.
+	Idempotent ProduceMode = iota
+	// Once sends no producer ID and never resends: a produce that failed
+	// ambiguously stays Unknown.
+	Once
+	// RetryWithoutID resends like Idempotent without a producer ID, so the
+	// cluster cannot recognise a resend: a negative control, whose resends
+	// of records already written are written again.
+	RetryWithoutID
+)
+
+func (m ProduceMode) String() string {
+	switch m {
+	case Idempotent:
+		return "idempotent"
+	case Once:
+		return "once"
+	case RetryWithoutID:
+		return "retry-without-id"
+	}
+	return fmt.Sprintf("ProduceMode(%d)", int(m))
+}
+
+// ParseProduceMode parses a ProduceMode's String.
+func ParseProduceMode(s string) (ProduceMode, error) {
+	for m := Idempotent; m <= RetryWithoutID; m++ {
+		if s == m.String() {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("workload: unknown produce mode %q (idempotent, once or retry-without-id)", s)
+}
+
 // Config sizes the workload.
 type Config struct {
 	Producers, Readers, Consumers int
@@ -38,9 +85,11 @@ type Config struct {
 	// records.
 	MaxBatch int
 	// RequestTimeout bounds every call; a produce that times out is
-	// Unknown.
+	// Unknown until a resend is acknowledged.
 	RequestTimeout time.Duration
-	Seed           uint64
+	// Mode is how producers send and resend (default Idempotent).
+	Mode ProduceMode
+	Seed uint64
 }
 
 // DefaultConfig is a small, steady workload.
@@ -61,6 +110,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("workload: MaxBatch is %d, want at least 1", c.MaxBatch)
 	case c.RequestTimeout <= 0:
 		return errors.New("workload: RequestTimeout must be positive")
+	case c.Mode < Idempotent || c.Mode > RetryWithoutID:
+		return fmt.Errorf("workload: Mode is %v, want Idempotent, Once or RetryWithoutID", c.Mode)
 	}
 	return nil
 }
@@ -156,16 +207,16 @@ func (w *Workload) pace(ctx context.Context, rng *rand.Rand) bool {
 
 func (w *Workload) produce(ctx context.Context, proc int) {
 	rng := rand.New(rand.NewPCG(w.cfg.Seed, uint64(proc)))
+	p := newProducer(rng)
 	for seq := 0; w.pace(ctx, rng); {
-		n := w.target(rng)
-		if n == nil {
+		if w.target(rng) == nil {
 			continue
 		}
 		k := 1
 		if rng.IntN(2) == 0 && w.cfg.MaxBatch > 1 {
 			k = 2 + rng.IntN(w.cfg.MaxBatch-1)
 		}
-		op := history.Op{Process: proc, Node: n.Name, Kind: history.Append}
+		op := history.Op{Process: proc, Kind: history.Append}
 		recs := make([]*logv1.Record, k)
 		for i := range recs {
 			v := fmt.Sprintf("p%d-%d", proc, seq)
@@ -173,24 +224,11 @@ func (w *Workload) produce(ctx context.Context, proc int) {
 			op.Values = append(op.Values, v)
 			recs[i] = &logv1.Record{Value: []byte(v)}
 		}
-		cctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
 		op.Call = time.Now()
-		var err error
-		if k == 1 {
-			var resp *logv1.ProduceResponse
-			if resp, err = w.c.Client(n).Produce(cctx, &logv1.ProduceRequest{Record: recs[0]}); err == nil {
-				op.Offset = resp.Offset
-			}
-		} else {
-			var resp *logv1.ProduceBatchResponse
-			if resp, err = w.c.Client(n).ProduceBatch(cctx, &logv1.ProduceBatchRequest{Records: recs}); err == nil {
-				op.Offset = resp.FirstOffset
-			}
-		}
-		op.Return = time.Now()
-		cancel()
-		if err == nil {
-			op.Outcome = history.OK
+		w.resolve(&op, p, rng,
+			func(pr *logv1.Producer) attempt { return w.send(ctx, rng, recs, pr) },
+			func() bool { return w.pace(ctx, rng) })
+		if op.Outcome == history.OK {
 			w.acked.Add(1)
 			for {
 				f := w.frontier.Load()
@@ -198,11 +236,135 @@ func (w *Workload) produce(ctx context.Context, proc int) {
 					break
 				}
 			}
-		} else {
-			op.Outcome, op.Err = w.classify(err, n)
 		}
 		w.rec.Add(op)
 	}
+}
+
+// producer is the idempotence state of one producer goroutine.
+type producer struct {
+	id   uint64 // non-zero
+	next uint64 // sequence of its next record
+}
+
+func newProducer(rng *rand.Rand) *producer {
+	p := &producer{}
+	p.restart(rng)
+	return p
+}
+
+// restart makes p a new producer, from sequence 0.
+func (p *producer) restart(rng *rand.Rand) {
+	for p.id, p.next = 0, 0; p.id == 0; {
+		p.id = rng.Uint64()
+	}
+}
+
+// attempt is what one send of an append's records came to.
+type attempt struct {
+	node      string
+	first     uint64
+	duplicate bool
+	err       error           // nil: acknowledged
+	outcome   history.Outcome // for err: Failed (proved not written) or Unknown
+}
+
+// errNoNode: no member was running to send to.
+var errNoNode = errors.New("workload: no running node to send to")
+
+// send sends recs once, as one Produce or ProduceBatch with producer pr
+// (nil: not idempotent), to the leader or a running member.
+func (w *Workload) send(ctx context.Context, rng *rand.Rand, recs []*logv1.Record, pr *logv1.Producer) attempt {
+	n := w.target(rng)
+	if n == nil {
+		return attempt{err: errNoNode, outcome: history.Failed}
+	}
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
+	defer cancel()
+	a := attempt{node: n.Name}
+	if len(recs) == 1 {
+		var resp *logv1.ProduceResponse
+		if resp, a.err = w.c.Client(n).Produce(cctx, &logv1.ProduceRequest{Record: recs[0], Producer: pr}); a.err == nil {
+			a.first, a.duplicate = resp.Offset, resp.Duplicate
+		}
+	} else {
+		var resp *logv1.ProduceBatchResponse
+		if resp, a.err = w.c.Client(n).ProduceBatch(cctx, &logv1.ProduceBatchRequest{Records: recs, Producer: pr}); a.err == nil {
+			a.first, a.duplicate = resp.FirstOffset, resp.Duplicate
+		}
+	}
+	if a.err != nil {
+		a.outcome, _ = w.classify(a.err, n)
+	}
+	return a
+}
+
+// resolve sends op's records with send until op is resolved, and records
+// the outcome, the attempts and the last node and error in op (op.Call is
+// the first attempt's). An append whose every attempt was refused (the
+// server proved nothing written: NOT_LEADER, a full disk) is Failed at the
+// first; one that may have been written is resent after backoff (false:
+// the run ends) unless the mode is Once, and stays Unknown unless a resend
+// is acknowledged. An idempotent producer's sequence advances past
+// acknowledged records; the cluster refusing it (UNKNOWN_PRODUCER:
+// expired or evicted; OUT_OF_ORDER_SEQUENCE) starts a new producer, and the
+// records are sent again at once by it if no attempt can have written
+// them.
+func (w *Workload) resolve(op *history.Op, p *producer, rng *rand.Rand, send func(*logv1.Producer) attempt, backoff func() bool) {
+	var pr *logv1.Producer
+	if w.cfg.Mode == Idempotent {
+		pr = &logv1.Producer{Id: p.id, Sequence: p.next}
+	}
+	ambiguous := false
+	for {
+		a := send(pr)
+		op.Attempts++
+		op.Return = time.Now()
+		op.Node = a.node
+		if a.err == nil {
+			op.Outcome, op.Offset, op.Duplicate, op.Err = history.OK, a.first, a.duplicate, ""
+			if pr != nil {
+				p.next = pr.Sequence + uint64(len(op.Values))
+			}
+			return
+		}
+		op.Err = a.err.Error()
+		if info := errorInfo(a.err); info != nil && (info.Reason == reasonUnknownProducer || info.Reason == reasonOutOfOrder) {
+			p.restart(rng)
+			if info.Reason == reasonUnknownProducer && !ambiguous {
+				pr = &logv1.Producer{Id: p.id, Sequence: p.next}
+				continue
+			}
+		} else {
+			ambiguous = ambiguous || a.outcome == history.Unknown
+			if ambiguous && w.cfg.Mode != Once && backoff() {
+				continue
+			}
+		}
+		op.Outcome = history.Failed
+		if ambiguous {
+			op.Outcome = history.Unknown
+		}
+		return
+	}
+}
+
+// The ErrorInfo reasons of idempotent produces the cluster refuses
+// (proto/log/v1/log.proto).
+const (
+	reasonUnknownProducer = "UNKNOWN_PRODUCER"
+	reasonOutOfOrder      = "OUT_OF_ORDER_SEQUENCE"
+)
+
+// errorInfo is the ErrorInfo in err's status, or nil.
+func errorInfo(err error) *errdetails.ErrorInfo {
+	st, _ := status.FromError(err)
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info
+		}
+	}
+	return nil
 }
 
 func (w *Workload) read(ctx context.Context, proc int) {
@@ -244,14 +406,14 @@ func (w *Workload) read(ctx context.Context, proc int) {
 // refused: not the leader, bad request, disk full) from one that leaves it open, and
 // follows NOT_LEADER hints.
 func (w *Workload) classify(err error, n *cluster.Node) (history.Outcome, string) {
-	st, _ := status.FromError(err)
-	switch st.Code() {
+	info := errorInfo(err)
+	switch status.Code(err) {
 	case codes.FailedPrecondition:
-		for _, d := range st.Details() {
-			if info, ok := d.(*errdetails.ErrorInfo); ok && info.Reason == "NOT_LEADER" {
-				if l := w.c.ByAddr(info.Metadata["leader_addr"]); l != nil {
-					w.leader.Store(l)
-				}
+		// NOT_LEADER, or an idempotent produce refused (UNKNOWN_PRODUCER,
+		// OUT_OF_ORDER_SEQUENCE): nothing written.
+		if info != nil && info.Reason == "NOT_LEADER" {
+			if l := w.c.ByAddr(info.Metadata["leader_addr"]); l != nil {
+				w.leader.Store(l)
 			}
 		}
 		return history.Failed, err.Error()
@@ -260,10 +422,8 @@ func (w *Workload) classify(err error, n *cluster.Node) (history.Outcome, string
 	case codes.ResourceExhausted:
 		// A full disk (LOW_DISK_SPACE) is refused before anything is
 		// written; other limits are not expected from this workload.
-		for _, d := range st.Details() {
-			if info, ok := d.(*errdetails.ErrorInfo); ok && info.Reason == "LOW_DISK_SPACE" {
-				return history.Failed, err.Error()
-			}
+		if info != nil && info.Reason == "LOW_DISK_SPACE" {
+			return history.Failed, err.Error()
 		}
 	}
 	// Unavailable, DeadlineExceeded, Canceled, Internal...: the request may

@@ -23,12 +23,14 @@ from proglog.errors import (
     LowDiskSpaceError,
     NotLeaderError,
     OffsetOutOfRangeError,
+    OutOfOrderSequenceError,
     PermissionDeniedError,
     ProglogError,
     RecordTooLargeError,
     TLSError,
     UnauthenticatedError,
     UnavailableError,
+    UnknownProducerError,
 )
 from proglog.records import Bounds, Record, Server
 
@@ -44,6 +46,7 @@ __all__ = [
     "LowDiskSpaceError",
     "NotLeaderError",
     "OffsetOutOfRangeError",
+    "OutOfOrderSequenceError",
     "PermissionDeniedError",
     "ProglogError",
     "Record",
@@ -52,4 +55,5 @@ __all__ = [
     "TLSError",
     "UnauthenticatedError",
     "UnavailableError",
+    "UnknownProducerError",
 ]

@@ -326,8 +326,9 @@ class Attempts:
     Retried: NOT_LEADER (moved to the named leader at once), UNAVAILABLE (servers down or shutting
     down, no leader), and for a follower read an OUT_OF_RANGE past a lagging follower's end (asked
     again of the leader). A produce that failed with UNAVAILABLE after it may have reached a server
-    may have been written: those retries are bounded by produce_retries, and may write the records
-    twice; one that never reached a server (no connection) is always retried. With retries None,
+    may have been written: those retries are bounded by produce_retries (the cluster answers an
+    idempotent one with the original offsets; without idempotence it may write the records twice);
+    one that never reached a server (no connection) is always retried. With retries None,
     the caller's deadline is the only bound (and a following stream, which has none, retries until
     it is closed).
     """

@@ -11,7 +11,7 @@ from typing import Literal, TypeVar
 import grpc
 import grpc.aio
 
-from proglog import _batch, _core
+from proglog import _batch, _core, _producer
 from proglog._core import PEM, Attempts, Consistency, Metadata, Router, Settings
 from proglog._proto.log.v1 import log_pb2
 from proglog.errors import (
@@ -86,8 +86,10 @@ class AsyncClient:
         linger: float = 0.0,
         max_batch_records: int = _batch.DEFAULT_MAX_BATCH_RECORDS,
         max_batch_bytes: int = _batch.DEFAULT_MAX_BATCH_BYTES,
+        idempotent: bool = True,
     ) -> None:
         self._settings = Settings(timeout, retries, produce_retries, backoff, consistency, discovery_interval)
+        self._producers = _producer.Producers(idempotent)
         self._queue: _batch.Queue[asyncio.Future[int]] = _batch.Queue(_batch.Limits(linger, max_batch_records, max_batch_bytes))
         self._wake: asyncio.Event | None = None
         self._in_flight: list[asyncio.Future[int]] = []
@@ -172,12 +174,16 @@ class AsyncClient:
     async def produce_batch(self, values: Iterable[Value], *, timeout: float | None | Literal["default"] = "default") -> range:
         """Appends records atomically and returns their offsets (see Client.produce_batch)."""
         request = log_pb2.ProduceBatchRequest(records=[r._to_proto() for r in _as_records(values)])
+        with self._producers.request(len(request.records)) as req:
 
-        async def call(stub: _Stub, t: float | None, md: Metadata) -> range:
-            resp = await stub.produce_batch(request, timeout=t, metadata=md)
-            return range(resp.first_offset, resp.first_offset + resp.count)
+            async def call(stub: _Stub, t: float | None, md: Metadata) -> range:
+                if req is not None:
+                    request.producer.CopyFrom(req.field())
+                resp = await stub.produce_batch(request, timeout=t, metadata=md)
+                _producer.answered(resp.duplicate, req)
+                return range(resp.first_offset, resp.first_offset + resp.count)
 
-        return await self._call("produce", timeout, call)
+            return await self._call("produce", timeout, call, req)
 
     async def consume(self, offset: int, *, timeout: float | None | Literal["default"] = "default") -> Record:
         """Reads the record at ``offset`` (see Client.consume)."""
@@ -282,16 +288,25 @@ class AsyncClient:
             return
         timeout = _batch.batch_timeout(batch, now)
         metadata = batch[0].metadata
-
-        async def single(stub: _Stub, t: float | None, _: Metadata) -> int:
-            return (await stub.produce(log_pb2.ProduceRequest(record=batch[0].record), timeout=t, metadata=metadata)).offset
-
-        async def many(stub: _Stub, t: float | None, _: Metadata) -> int:
-            request = log_pb2.ProduceBatchRequest(records=[i.record for i in batch])
-            return (await stub.produce_batch(request, timeout=t, metadata=metadata)).first_offset
-
+        single = log_pb2.ProduceRequest(record=batch[0].record)
+        request = log_pb2.ProduceBatchRequest(records=[i.record for i in batch]) if len(batch) > 1 else None
         try:
-            first = await self._call("produce", timeout, single if len(batch) == 1 else many)
+            with self._producers.request(len(batch)) as req:
+
+                async def call(stub: _Stub, t: float | None, _: Metadata) -> int:
+                    if request is None:
+                        if req is not None:
+                            single.producer.CopyFrom(req.field())
+                        resp = await stub.produce(single, timeout=t, metadata=metadata)
+                        _producer.answered(resp.duplicate, req)
+                        return resp.offset
+                    if req is not None:
+                        request.producer.CopyFrom(req.field())
+                    batch_resp = await stub.produce_batch(request, timeout=t, metadata=metadata)
+                    _producer.answered(batch_resp.duplicate, req)
+                    return batch_resp.first_offset
+
+                first = await self._call("produce", timeout, call, req)
         except Exception as err:  # every caller gets the failure, and the sender goes on
             for item in batch:
                 if not item.future.done():
@@ -369,18 +384,22 @@ class AsyncClient:
         op: Literal["produce", "read", "servers", "bounds"],
         timeout: float | None | Literal["default"],
         fn: Callable[[_Stub, float | None, Metadata], Awaitable[_T]],
+        req: _producer.Request | None = None,
     ) -> _T:
+        """Awaits fn until it succeeds or a failure is final (see Client._call)."""
         deadline_at = _core.deadline(self._settings.timeout if timeout == "default" else timeout)
         attempts = Attempts(self._settings, self._router, op)
         metadata = _core.call_metadata()
         while True:
             role: str | None = None
             addr = ""
+            sent = False
             try:
                 addr, role, stub = await self._pick(attempts, deadline_at)
                 left = _core.remaining(deadline_at)
                 if left is not None and left <= 0:
                     raise DeadlineExceededError("timed out", grpc.StatusCode.DEADLINE_EXCEEDED)
+                sent = True
                 return await fn(stub, left, metadata)
             except grpc.aio.AioRpcError as rpc_err:
                 err = self._error(rpc_err, addr)
@@ -389,6 +408,11 @@ class AsyncClient:
             except asyncio.CancelledError:
                 self._raise_if_closed()
                 raise
+            if req is not None:
+                again = req.after(err, sent)
+                if again is None:
+                    continue
+                err = again
             delay = attempts.on_error(err, role)
             left = _core.remaining(deadline_at)
             if delay is None or (left is not None and left <= delay):

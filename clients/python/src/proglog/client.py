@@ -11,7 +11,7 @@ from typing import Callable, Literal, TypeVar
 
 import grpc
 
-from proglog import _batch, _core
+from proglog import _batch, _core, _producer
 from proglog._core import PEM, Attempts, Consistency, Metadata, Router, Settings
 from proglog._proto.log.v1 import log_pb2
 from proglog.errors import (
@@ -81,11 +81,17 @@ class Client:
             the leader, unreachable or shutting down, or no leader is elected). None (default):
             with backoff until the call's timeout ends, and for a following stream until it is
             closed; 0 never.
+        idempotent: whether produces are idempotent (default True): each request carries a
+            producer ID and sequence number, so a retry of a request the cluster already wrote
+            returns the original offsets instead of writing the records again (exactly-once
+            retries). False sends none (at-least-once: a retry may write the records twice).
+            See :meth:`produce_batch` for the errors only idempotent produces raise.
         produce_retries: bounds the retries of a produce after an UNAVAILABLE answer or a broken
-            connection, which leave it unknown whether the records were written: retrying them may
-            write them twice. None (default) retries those like any failure (at-least-once);
-            0 raises UnavailableError instead (at-most-once). NOT_LEADER redirects and requests
-            never sent (no connection could be made), which cannot duplicate, are always retried.
+            connection, which leave it unknown whether the records were written (with
+            ``idempotent=False``, retrying them may write them twice). None (default) retries
+            those like any failure; 0 raises UnavailableError instead (at-most-once). NOT_LEADER
+            redirects and requests never sent (no connection could be made), which cannot
+            duplicate, are always retried.
         backoff: (initial, maximum) delay between retries, in seconds; doubled each retry, jittered.
         consistency: "follower" (default) or "linearizable" (see above).
         discovery_interval: seconds between refreshes of the server list when nothing fails.
@@ -114,8 +120,10 @@ class Client:
         linger: float = 0.0,
         max_batch_records: int = _batch.DEFAULT_MAX_BATCH_RECORDS,
         max_batch_bytes: int = _batch.DEFAULT_MAX_BATCH_BYTES,
+        idempotent: bool = True,
     ) -> None:
         self._settings = Settings(timeout, retries, produce_retries, backoff, consistency, discovery_interval)
+        self._producers = _producer.Producers(idempotent)
         self._queue: _batch.Queue[Future[int]] = _batch.Queue(_batch.Limits(linger, max_batch_records, max_batch_bytes))
         self._queued = threading.Condition()  # guards _queue, _in_flight and _sender
         self._in_flight: list[Future[int]] = []
@@ -240,16 +248,24 @@ class Client:
     def produce_batch(self, values: Iterable[Value], *, timeout: float | None | Literal["default"] = "default") -> range:
         """Appends records atomically at consecutive offsets, and returns those offsets.
 
-        Either every record is written or none is (a retried batch may be written twice as a
-        whole; see ``produce_retries``).
+        Either every record is written or none is. Retried after an ambiguous failure, the batch is
+        written once (with ``idempotent=False`` it may be written twice as a whole; see
+        ``produce_retries``). Idempotent produces may also raise OutOfOrderSequenceError (the
+        cluster refused the request's sequence; nothing written) and UnknownProducerError (the
+        cluster forgot the producer while the request was retried: it may or may not have been
+        written).
         """
         request = log_pb2.ProduceBatchRequest(records=[r._to_proto() for r in _as_records(values)])
+        with self._producers.request(len(request.records)) as req:
 
-        def call(stub: _Stub, t: float | None, md: Metadata) -> range:
-            resp = stub.produce_batch(request, timeout=t, metadata=md)
-            return range(resp.first_offset, resp.first_offset + resp.count)
+            def call(stub: _Stub, t: float | None, md: Metadata) -> range:
+                if req is not None:
+                    request.producer.CopyFrom(req.field())
+                resp = stub.produce_batch(request, timeout=t, metadata=md)
+                _producer.answered(resp.duplicate, req)
+                return range(resp.first_offset, resp.first_offset + resp.count)
 
-        return self._call("produce", timeout, call)
+            return self._call("produce", timeout, call, req)
 
     def consume(self, offset: int, *, timeout: float | None | Literal["default"] = "default") -> Record:
         """Reads the record at ``offset``; raises OffsetOutOfRangeError (with the log's bounds) if
@@ -350,14 +366,28 @@ class Client:
         timeout = _batch.batch_timeout(batch, now)
         metadata = batch[0].metadata
         try:
-            if len(batch) == 1:
-                single = log_pb2.ProduceRequest(record=batch[0].record)
-                first = self._call("produce", timeout, lambda stub, t, _: stub.produce(single, timeout=t, metadata=metadata).offset)
-            else:
-                request = log_pb2.ProduceBatchRequest(records=[i.record for i in batch])
-                first = self._call(
-                    "produce", timeout, lambda stub, t, _: stub.produce_batch(request, timeout=t, metadata=metadata).first_offset
-                )
+            with self._producers.request(len(batch)) as req:
+                if len(batch) == 1:
+                    single = log_pb2.ProduceRequest(record=batch[0].record)
+
+                    def call(stub: _Stub, t: float | None, _: Metadata) -> int:
+                        if req is not None:
+                            single.producer.CopyFrom(req.field())
+                        resp = stub.produce(single, timeout=t, metadata=metadata)
+                        _producer.answered(resp.duplicate, req)
+                        return resp.offset
+
+                else:
+                    request = log_pb2.ProduceBatchRequest(records=[i.record for i in batch])
+
+                    def call(stub: _Stub, t: float | None, _: Metadata) -> int:
+                        if req is not None:
+                            request.producer.CopyFrom(req.field())
+                        resp = stub.produce_batch(request, timeout=t, metadata=metadata)
+                        _producer.answered(resp.duplicate, req)
+                        return resp.first_offset
+
+                first = self._call("produce", timeout, call, req)
         except BaseException as err:  # every caller gets the failure, and the sender goes on
             for item in batch:
                 item.future.set_exception(err)
@@ -424,23 +454,33 @@ class Client:
         op: Literal["produce", "read", "servers", "bounds"],
         timeout: float | None | Literal["default"],
         fn: Callable[[_Stub, float | None, Metadata], _T],
+        req: _producer.Request | None = None,
     ) -> _T:
+        """Calls fn until it succeeds or a failure is final (see Attempts); ``req`` is the
+        idempotence of a produce (see _producer.Request.after)."""
         deadline_at = _core.deadline(self._settings.timeout if timeout == "default" else timeout)
         attempts = Attempts(self._settings, self._router, op)
         metadata = _core.call_metadata()
         while True:
             role: str | None = None
             addr = ""
+            sent = False
             try:
                 addr, role, stub = self._pick(attempts, deadline_at)
                 left = _core.remaining(deadline_at)
                 if left is not None and left <= 0:
                     raise DeadlineExceededError("timed out", grpc.StatusCode.DEADLINE_EXCEEDED)
+                sent = True
                 return fn(stub, left, metadata)
             except grpc.RpcError as rpc_err:
                 err = self._error(rpc_err, addr)
             except UnavailableError as unavailable:  # discovery failed, or no leader yet
                 err, role = unavailable, None
+            if req is not None:
+                again = req.after(err, sent)
+                if again is None:
+                    continue
+                err = again
             delay = attempts.on_error(err, role)
             left = _core.remaining(deadline_at)
             if delay is None or (left is not None and left <= delay):

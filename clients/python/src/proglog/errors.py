@@ -30,6 +30,8 @@ __all__ = [
     "InvalidArgumentError",
     "DeadlineExceededError",
     "ClientClosedError",
+    "OutOfOrderSequenceError",
+    "UnknownProducerError",
 ]
 
 _DOMAIN = "proglog"
@@ -148,6 +150,38 @@ class ClientClosedError(ProglogError):
     """The client was closed."""
 
 
+class OutOfOrderSequenceError(ProglogError):
+    """The cluster refused an idempotent produce whose sequence does not follow its producer's
+    last batch (a gap, a sequence older than the batches the cluster retains, or a retry that
+    does not match the batch at its sequence); nothing of the request was written. The client's
+    next produce starts a new producer. Not retried.
+
+    ``producer_id``, ``sequence`` and ``expected`` (the sequence the cluster wanted) are 0 when
+    the server did not say.
+    """
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, producer_id: int = 0, sequence: int = 0, expected: int = 0) -> None:
+        super().__init__(message, code)
+        self.producer_id = producer_id
+        self.sequence = sequence
+        self.expected = expected
+
+
+class UnknownProducerError(ProglogError):
+    """The cluster forgot the producer of an idempotent produce (idle past the server's producer
+    expiry, or evicted) while the client was retrying a request that had failed ambiguously (a
+    timeout, a lost connection, a leader change): the records may or may not have been written.
+
+    A request the cluster cannot have written yet is sent again at once by a new producer instead,
+    so this is only raised for retries. ``producer_id`` and ``sequence`` are the request's.
+    """
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, producer_id: int = 0, sequence: int = 0) -> None:
+        super().__init__(message, code)
+        self.producer_id = producer_id
+        self.sequence = sequence
+
+
 def _error_info(metadata: Iterable[Any] | None) -> tuple[str, dict[str, str]] | None:
     """Returns the reason and metadata of the proglog ErrorInfo in a call's trailing metadata: an
     iterable of (key, value) pairs, as both grpc and grpc.aio give it."""
@@ -189,6 +223,10 @@ def from_status(code: grpc.StatusCode, message: str, metadata: Iterable[Any] | N
         return RecordTooLargeError(message, code)
     if code == grpc.StatusCode.FAILED_PRECONDITION and reason == "NOT_LEADER":
         return NotLeaderError(message, code, md.get("leader_id", ""), md.get("leader_addr", ""))
+    if code == grpc.StatusCode.FAILED_PRECONDITION and reason == "OUT_OF_ORDER_SEQUENCE":
+        return OutOfOrderSequenceError(message, code, _int(md, "producer_id"), _int(md, "sequence"), _int(md, "expected"))
+    if code == grpc.StatusCode.FAILED_PRECONDITION and reason == "UNKNOWN_PRODUCER":
+        return UnknownProducerError(message, code, _int(md, "producer_id"), _int(md, "sequence"))
     cls = {
         grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
         grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,

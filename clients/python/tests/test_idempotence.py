@@ -1,0 +1,140 @@
+"""Idempotent produces against a real proglog server: a request whose answer is lost after the
+server wrote it is retried, and the retry is answered with the original offsets (exactly once)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from proglog import Client
+
+from conftest import ServerProcess
+
+
+class _Pipe:
+    """One proxied connection: the client's socket and the server's."""
+
+    def __init__(self, client: socket.socket, server: socket.socket) -> None:
+        self.client = client
+        self.server = server
+        self.muted = False  # the server's bytes are dropped
+
+    def close(self) -> None:
+        for s in (self.client, self.server):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+class LossyProxy:
+    """A TCP proxy to one server that can lose the server's answers: after mute(), what the server
+    sends on the connections open then is dropped, until cut() closes them (the client sees its
+    connection break after the request was sent, the server saw nothing wrong). Connections made
+    later are proxied faithfully."""
+
+    def __init__(self, upstream: str) -> None:
+        host, _, port = upstream.rpartition(":")
+        self.upstream = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.addr = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.lock = threading.Lock()
+        self.pipes: list[_Pipe] = []
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            pipe = _Pipe(client, socket.create_connection(self.upstream))
+            with self.lock:
+                self.pipes.append(pipe)
+                self.accepted += 1
+            threading.Thread(target=self._pump, args=(pipe, pipe.client, pipe.server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(pipe, pipe.server, pipe.client, True), daemon=True).start()
+
+    def _pump(self, pipe: _Pipe, src: socket.socket, dst: socket.socket, from_server: bool) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                if not (from_server and pipe.muted):
+                    dst.sendall(data)
+        except OSError:
+            pass
+        pipe.close()
+
+    def mute(self) -> None:
+        with self.lock:
+            for pipe in self.pipes:
+                pipe.muted = True
+
+    def cut(self) -> None:
+        with self.lock:
+            muted = [p for p in self.pipes if p.muted]
+            self.pipes = [p for p in self.pipes if not p.muted]
+        for pipe in muted:
+            pipe.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        with self.lock:
+            pipes, self.pipes = self.pipes, []
+        for pipe in pipes:
+            pipe.close()
+
+
+@pytest.fixture
+def behind_proxy(start: Callable[..., ServerProcess], tmp_path: Path) -> Iterator[tuple[ServerProcess, LossyProxy]]:
+    """A server whose ACL refuses GetServers, so that clients route to the seed they are given
+    (the proxy) instead of discovering the server's own address."""
+    policy = tmp_path / "policy.csv"
+    policy.write_text("p, root, *, produce\np, root, *, consume\n")
+    server = start("--acl-policy", str(policy))
+    proxy = LossyProxy(server.addr)
+    yield server, proxy
+    proxy.close()
+
+
+def _wait_for_calls(server: ServerProcess, method: str, n: int) -> None:
+    """Polls the server's metrics until it has answered n calls of method successfully (counted
+    once the handler returned: the records are committed)."""
+    deadline = time.monotonic() + 30
+    while server.calls().get(method, 0) < n:
+        assert time.monotonic() < deadline, f"{method}: {server.calls()}"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+def test_lost_answer_is_written_once(behind_proxy: tuple[ServerProcess, LossyProxy], idempotent: bool) -> None:
+    server, proxy = behind_proxy
+    with Client(proxy.addr, **server.tls(), backoff=(0.01, 0.1), timeout=20, idempotent=idempotent) as c, ThreadPoolExecutor(1) as pool:
+        assert c.produce(b"before") == 0  # opens the connection whose answers get lost
+        proxy.mute()
+        single = c.produce_async(b"single")  # a Produce
+        _wait_for_calls(server, "Produce", 2)  # written, its answer dropped
+        proxy.cut()
+        offset = single.result(timeout=30)
+        proxy.mute()
+        batch = pool.submit(c.produce_batch, [b"b1", b"b2"])
+        _wait_for_calls(server, "ProduceBatch", 1)
+        proxy.cut()
+        offsets = batch.result(timeout=30)
+        assert proxy.accepted == 3  # each retry came on a new connection
+    with Client(server.addr, **server.tls()) as direct:
+        log = [r.value for r in direct.stream(0, follow=False)]
+    if idempotent:
+        # The retries were answered with the original offsets; nothing was written twice.
+        assert (offset, offsets) == (1, range(2, 4))
+        assert log == [b"before", b"single", b"b1", b"b2"]
+    else:
+        assert (offset, offsets) == (2, range(5, 7))
+        assert log == [b"before", b"single", b"single", b"b1", b"b2", b"b1", b"b2"]
