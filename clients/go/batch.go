@@ -242,6 +242,13 @@ func (b *batcher) waitRejoin() bool {
 		case <-b.stop:
 			return false
 		case <-b.flush:
+			if b.linger > 0 {
+				// Put it back: Flush cuts the linger that follows short too.
+				select {
+				case b.flush <- struct{}{}:
+				default:
+				}
+			}
 			return true
 		case <-t.C:
 			return true
