@@ -85,7 +85,7 @@ const (
 	DefaultMaxInFlight = 1
 	// DefaultRejoinWait bounds how long a batch waits for the callers of
 	// the batch that just completed (see WithRejoinWait).
-	DefaultRejoinWait = time.Millisecond
+	DefaultRejoinWait = 250 * time.Microsecond
 )
 
 // An Option configures New.
@@ -360,7 +360,7 @@ func WithLinger(d time.Duration) Option {
 
 // WithRejoinWait bounds how long the next batch waits, once a batch's
 // records have their outcome, for as many records as that batch had to be
-// queued again (default 1 ms; 0 turns the wait off). Callers that produce
+// queued again (default 250 µs; 0 turns the wait off). Callers that produce
 // their next record as soon as Produce returns then join one batch instead
 // of splitting into two groups that take turns (one queues while the
 // other's batch is in flight), so each request carries about twice the
