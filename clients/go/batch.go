@@ -78,7 +78,7 @@ type batcher struct {
 	rejoinWait  time.Duration
 
 	wake  chan struct{}  // a record was queued (capacity 1)
-	flush chan struct{}  // Flush cuts the linger short (capacity 1)
+	flush chan struct{}  // Flush cuts the rejoin wait and the linger short (capacity 1)
 	room  chan struct{}  // records left the queue (capacity 1)
 	stop  chan struct{}  // closed by Close
 	done  chan struct{}  // closed when the loop and the senders end
