@@ -65,16 +65,20 @@ func failedFuture(err error) *ProduceFuture {
 // and ended by Close, takes batches off the queue and starts a sender
 // goroutine for each, up to maxInFlight at a time: the records queued while
 // that many are in flight form the next batch, so batches grow with the
-// load and a lone record is sent at once (after the linger, if any).
+// load and a lone record is sent at once (after the linger, if any). Once
+// a batch completes, the next one waits (up to rejoinWait) for its callers
+// to queue again, so that synchronous callers share one batch instead of
+// taking turns in two.
 type batcher struct {
 	c           *Client
 	maxRecords  int
 	maxBytes    int
 	maxInFlight int
 	linger      time.Duration
+	rejoinWait  time.Duration
 
 	wake  chan struct{}  // a record was queued (capacity 1)
-	flush chan struct{}  // Flush cuts the linger short (capacity 1)
+	flush chan struct{}  // Flush cuts the rejoin wait and the linger short (capacity 1)
 	room  chan struct{}  // records left the queue (capacity 1)
 	stop  chan struct{}  // closed by Close
 	done  chan struct{}  // closed when the loop and the senders end
@@ -87,6 +91,12 @@ type batcher struct {
 	inflight map[*ProduceFuture][]*ProduceFuture // by first record
 	started  bool
 	closed   bool
+	// rejoin is the queue length the next batch waits for: when a batch
+	// completes, the records then queued plus that batch's (whose callers
+	// may queue again at once), lowered as records leave the queue.
+	// rejoinWant is that target while waitRejoin waits, 0 otherwise.
+	rejoin     int
+	rejoinWant int
 }
 
 func newBatcher(c *Client) *batcher {
@@ -96,6 +106,7 @@ func newBatcher(c *Client) *batcher {
 		maxBytes:    c.cfg.maxBatchBytes,
 		maxInFlight: c.cfg.maxInFlight,
 		linger:      c.cfg.linger,
+		rejoinWait:  c.cfg.rejoinWait,
 		inflight:    map[*ProduceFuture][]*ProduceFuture{},
 		wake:        make(chan struct{}, 1),
 		flush:       make(chan struct{}, 1),
@@ -104,7 +115,7 @@ func newBatcher(c *Client) *batcher {
 		done:        make(chan struct{}),
 	}
 	if !c.cfg.batching {
-		b.maxRecords = 1
+		b.maxRecords, b.rejoinWait = 1, 0
 	}
 	// The request's producer must fit in the message too.
 	b.maxBytes = min(b.maxBytes, c.cfg.maxMessageBytes-c.producerBytes())
@@ -154,10 +165,14 @@ func (b *batcher) add(ctx context.Context, rec *logv1.Record) *ProduceFuture {
 		b.started = true
 		go b.run()
 	}
+	// While waitRejoin waits, only the record that ends its wait wakes it.
+	wake := b.rejoinWant == 0 || b.rejoinDone()
 	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case b.wake <- struct{}{}:
+		default:
+		}
 	}
 	return f
 }
@@ -180,7 +195,7 @@ func (b *batcher) run() {
 				return
 			case b.slots <- struct{}{}:
 			}
-			if !b.waitLinger() {
+			if !b.waitRejoin() || !b.waitLinger() {
 				<-b.slots
 				b.failQueued()
 				return
@@ -198,6 +213,62 @@ func (b *batcher) run() {
 			}()
 		}
 	}
+}
+
+// waitRejoin waits, at most rejoinWait, until the queue is as long as
+// b.rejoin (up to a full batch): the callers of the batch that completed,
+// if they produce again at once, then join the records queued meanwhile in
+// one batch. It returns false if the batcher is stopped.
+func (b *batcher) waitRejoin() bool {
+	if b.rejoinWait <= 0 {
+		return true
+	}
+	b.mu.Lock()
+	b.rejoinWant = min(b.rejoin, b.maxRecords)
+	b.rejoin = 0
+	if b.rejoinWant == 0 || b.rejoinDone() {
+		b.rejoinWant = 0
+		b.mu.Unlock()
+		return true
+	}
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.rejoinWant = 0
+		b.mu.Unlock()
+	}()
+	t := time.NewTimer(b.rejoinWait)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return false
+		case <-b.flush:
+			if b.linger > 0 {
+				// Put it back: Flush cuts the linger that follows short too.
+				select {
+				case b.flush <- struct{}{}:
+				default:
+				}
+			}
+			return true
+		case <-t.C:
+			return true
+		case <-b.wake:
+		}
+		b.mu.Lock()
+		done := b.rejoinDone()
+		b.mu.Unlock()
+		if done {
+			return true
+		}
+	}
+}
+
+// rejoinDone reports whether the queue holds what waitRejoin waits for
+// (or a full batch of bytes). b.mu is held.
+func (b *batcher) rejoinDone() bool {
+	return len(b.queue) >= b.rejoinWant || b.queued >= b.maxBytes
 }
 
 // waitLinger waits until the oldest queued record has waited the linger,
@@ -255,6 +326,7 @@ func (b *batcher) take() []*ProduceFuture {
 		b.queued -= f.size
 	}
 	b.queue = b.queue[i:]
+	b.rejoin = max(b.rejoin-i, 0)
 	if len(b.queue) == 0 {
 		b.queue = nil // let the backing array go
 	}
@@ -294,6 +366,11 @@ func (b *batcher) send(batch []*ProduceFuture) {
 			batch[tl.Index].complete(0, &RecordTooLargeError{Size: tl.Size, Limit: tl.Limit, Index: -1, st: tl.st})
 			batch = append(batch[:tl.Index:tl.Index], batch[tl.Index+1:]...)
 			continue
+		}
+		if b.rejoinWait > 0 {
+			b.mu.Lock()
+			b.rejoin = max(b.rejoin, len(b.queue)+len(batch))
+			b.mu.Unlock()
 		}
 		for i, f := range batch {
 			if err != nil {

@@ -276,6 +276,65 @@ func TestLingerAndFlush(t *testing.T) {
 	}
 }
 
+// Once a batch completes, the next one waits for that batch's callers to
+// queue again: a caller answered by the first batch joins the records
+// queued meanwhile instead of taking a turn of its own after them.
+func TestRejoinWaitMergesTurns(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 2})
+	// No timer decides here: only records (or Flush) end the wait.
+	cl := c.client(client.WithRejoinWait(time.Hour))
+	ctx := ctxT(t)
+	first, g1 := holdFirst(t, c, cl)
+	var queued []*client.ProduceFuture
+	for range 3 {
+		queued = append(queued, cl.ProduceAsync(ctx, &client.Record{Value: []byte("queued")}))
+	}
+	g2 := newGate() // holds the next batch, to read its size
+	c.leaderNode().gate.Store(g2)
+	close(g1.release)
+	if off, err := first.Wait(ctx); err != nil || off != 0 {
+		t.Fatalf("first: %d, %v", off, err)
+	}
+	again := cl.ProduceAsync(ctx, &client.Record{Value: []byte("again")})
+	<-g2.entered
+	open(c, g2)
+	for i, f := range append(queued, again) {
+		if off, err := f.Result(); err != nil || off != uint64(i+1) {
+			t.Fatalf("record %d: offset %d, %v; want %d", i, off, err, i+1)
+		}
+	}
+	if got := c.leaderNode().batchSizes(); !slices.Equal(got, []int{1, 4}) {
+		t.Fatalf("records per request %v, want [1 4]: the first caller's next record joins the queued ones", got)
+	}
+}
+
+// The wait never delays a lone caller (its own next record ends it), and
+// Flush cuts it short.
+func TestRejoinWaitLoneCallerAndFlush(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 2})
+	cl := c.client(client.WithRejoinWait(time.Hour))
+	ctx := ctxT(t)
+	for i := range 5 {
+		if off, err := cl.ProduceValue(ctx, []byte("x")); err != nil || off != uint64(i) {
+			t.Fatalf("produce %d: %d, %v", i, off, err)
+		}
+	}
+	// The next batch waits for the first caller's next record, which does
+	// not come, until Flush.
+	first, g := holdFirst(t, c, cl)
+	second := cl.ProduceAsync(ctx, &client.Record{Value: []byte("second")})
+	open(c, g)
+	if off, err := first.Result(); err != nil || off != 5 {
+		t.Fatalf("first: %d, %v; want 5", off, err)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if off, err := second.Result(); err != nil || off != 6 {
+		t.Fatalf("second: %d, %v; want 6", off, err)
+	}
+}
+
 // WithBatching(false): each Produce is its own request, sent at once,
 // concurrently with others.
 func TestBatchingOff(t *testing.T) {
@@ -332,6 +391,7 @@ func TestBatchOptionsValidated(t *testing.T) {
 		"records 10001": client.WithMaxBatchRecords(client.ServerMaxBatchRecords + 1),
 		"bytes 0":       client.WithMaxBatchBytes(0),
 		"linger":        client.WithLinger(-time.Second),
+		"rejoin":        client.WithRejoinWait(-time.Second),
 		"message 0":     client.WithMaxMessageBytes(0),
 		"in flight 0":   client.WithMaxInFlight(0),
 		"queued 0":      client.WithMaxQueuedBytes(0),

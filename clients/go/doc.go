@@ -21,9 +21,14 @@
 // server's 10000) and WithMaxBatchBytes encoded bytes (default 1 MiB, at
 // most the message limit WithMaxMessageBytes, default 4 MiB, a server's
 // default); a record over the byte bound goes alone. So a lone produce is
-// sent at once and batches grow with the load. WithLinger(d) makes a
-// record wait up to d for others (default 0); Flush sends at once and waits
-// for every record queued before it. With one request in flight, the
+// sent at once and batches grow with the load. Once a request completes,
+// the next one waits up to WithRejoinWait (default 250 µs) until as many
+// records are queued again as it carried, so that callers that produce
+// again as soon as Produce returns share one request instead of splitting
+// into two groups taking turns (one queued while the other's request is in
+// flight); a lone caller's own next record ends the wait at once.
+// WithLinger(d) makes a record wait up to d for others (default 0); Flush
+// cuts both waits short and waits for every record queued before it. With one request in flight, the
 // ProduceAsync records of one goroutine are written in call order.
 // WithBatching(false) sends each Produce as its own request, concurrently.
 // The records waiting to be sent are bounded by WithMaxQueuedBytes

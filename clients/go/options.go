@@ -83,6 +83,9 @@ const (
 	DefaultMaxQueuedBytes = 32 << 20
 	// DefaultMaxInFlight is how many batches may be in flight at once.
 	DefaultMaxInFlight = 1
+	// DefaultRejoinWait bounds how long a batch waits for the callers of
+	// the batch that just completed (see WithRejoinWait).
+	DefaultRejoinWait = 250 * time.Microsecond
 )
 
 // An Option configures New.
@@ -103,6 +106,7 @@ type config struct {
 	batching          bool
 	idempotence       bool
 	linger            time.Duration
+	rejoinWait        time.Duration
 	maxBatchRecords   int
 	maxBatchBytes     int
 	maxMessageBytes   int
@@ -124,6 +128,7 @@ func defaultConfig() config {
 		logger:            slog.New(slog.DiscardHandler),
 		batching:          true,
 		idempotence:       true,
+		rejoinWait:        DefaultRejoinWait,
 		maxBatchRecords:   DefaultMaxBatchRecords,
 		maxBatchBytes:     0, // DefaultMaxBatchBytes, or the message limit if lower
 		maxMessageBytes:   DefaultMaxMessageBytes,
@@ -366,6 +371,25 @@ func WithLinger(d time.Duration) Option {
 			return
 		}
 		c.linger = d
+	}
+}
+
+// WithRejoinWait bounds how long the next batch waits, once a batch's
+// records have their outcome, for as many records as that batch had to be
+// queued again (default 250 µs; 0 turns the wait off). Callers that produce
+// their next record as soon as Produce returns then join one batch instead
+// of splitting into two groups that take turns (one queues while the
+// other's batch is in flight), so each request carries about twice the
+// records; a lone caller is not delayed (its own next record ends the
+// wait), and the wait ends early once enough records are queued or at
+// Flush. See docs/benchmarks.md for the measured effect.
+func WithRejoinWait(d time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.fail(fmt.Errorf("proglog: WithRejoinWait(%v): must not be negative", d))
+			return
+		}
+		c.rejoinWait = d
 	}
 }
 
