@@ -20,7 +20,7 @@ import (
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/diskspace"
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -36,7 +36,7 @@ import (
 type cluster struct {
 	t       *testing.T
 	certs   certs.DevFiles
-	storage *log.Log
+	storage *seglog.Log
 	shared  *server.StorageLog
 	nodes   []*node
 
@@ -126,9 +126,9 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lcfg := log.DefaultConfig()
-	lcfg.Sync = log.SyncNever
-	storage, err := log.Open(filepath.Join(dir, "log"), lcfg)
+	lcfg := seglog.DefaultConfig()
+	lcfg.Sync = seglog.SyncNever
+	storage, err := seglog.Open(filepath.Join(dir, "log"), lcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +324,7 @@ func (n *node) Read(ctx context.Context, off uint64, c server.Consistency) (*log
 	}
 	n.reads.Add(1)
 	if next := n.c.shared.NextOffset(); n.lagging.Load() && next > 0 && off >= next-1 {
-		return nil, &log.OffsetOutOfRangeError{Offset: off, Lowest: n.c.shared.LowestOffset(), Next: next - 1}
+		return nil, &seglog.OffsetOutOfRangeError{Offset: off, Lowest: n.c.shared.LowestOffset(), Next: next - 1}
 	}
 	return n.c.shared.Read(ctx, off, c)
 }

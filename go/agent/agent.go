@@ -15,9 +15,9 @@ import (
 
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/discovery"
-	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/mux"
 	"github.com/proglog/proglog/go/replication"
+	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/server"
 	"github.com/proglog/proglog/go/telemetry"
 )
@@ -217,7 +217,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	rc.DataLog.Segment.MaxStoreBytes = max(rc.DataLog.Segment.MaxStoreBytes, 2*sz.dataRecord)
 	rc.RaftLog.MaxRecordBytes = sz.raftEntry
 	rc.RaftLog.Sync = cfg.Sync
-	if cfg.Sync != log.SyncAlways {
+	if cfg.Sync != seglog.SyncAlways {
 		rc.DataLog.Sync = cfg.Sync
 		setIf(&rc.RaftLog.SyncInterval, cfg.SyncInterval)
 		setIf(&rc.DataLog.SyncInterval, cfg.SyncInterval)

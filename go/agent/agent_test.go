@@ -19,7 +19,7 @@ import (
 
 	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/internal/testutil"
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/segment"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -115,7 +115,7 @@ func (n *node) checkMetrics(lines ...string) {
 // reads like the default one and keeps its records across a restart (a
 // clean stop closes, hence flushes, both logs).
 func TestRelaxedSync(t *testing.T) {
-	for _, p := range []log.SyncPolicy{log.SyncInterval, log.SyncNever} {
+	for _, p := range []seglog.SyncPolicy{seglog.SyncInterval, seglog.SyncNever} {
 		t.Run(p.String(), func(t *testing.T) {
 			e := newEnv(t)
 			ctx := ctxT(t, time.Minute)

@@ -14,9 +14,9 @@ import (
 	"github.com/proglog/proglog/go/auth/nodeid"
 	"github.com/proglog/proglog/go/discovery"
 	"github.com/proglog/proglog/go/diskspace"
-	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/producer"
 	"github.com/proglog/proglog/go/replication"
+	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/server"
 	"github.com/proglog/proglog/go/telemetry"
 )
@@ -135,24 +135,24 @@ type Config struct {
 	// Retention.MaxAge, and every replica drops the same prefix (reads
 	// below it fail with OUT_OF_RANGE). Zero values keep everything (the
 	// default). Use the same values on every node: the leader's apply.
-	Retention log.Retention
+	Retention seglog.Retention
 	// SegmentBytes is the size of the segments of the data log (the unit
 	// retention removes) and of the Raft log (which is also at least twice
-	// its largest entry). 0 means go/log's default, 64 MiB; otherwise at
+	// its largest entry). 0 means go/seglog's default, 64 MiB; otherwise at
 	// least twice the largest data record (MaxRecordBytes plus
 	// replication.MaxEnvelopeOverhead).
 	SegmentBytes uint64
 
 	// Sync chooses when the node fsyncs what it stores:
 	//
-	//   - log.SyncAlways (the default): the Raft log is fsynced before the
+	//   - seglog.SyncAlways (the default): the Raft log is fsynced before the
 	//     node acknowledges an entry (one fsync per batch of entries), so an
 	//     acknowledged append survives losing any minority of machines; the
 	//     data log, rebuilt from the Raft log if need be, is fsynced every
 	//     second and at every snapshot;
-	//   - log.SyncInterval: both logs are fsynced every SyncInterval by a
+	//   - seglog.SyncInterval: both logs are fsynced every SyncInterval by a
 	//     background goroutine;
-	//   - log.SyncNever: neither is fsynced on the append path (the kernel
+	//   - seglog.SyncNever: neither is fsynced on the append path (the kernel
 	//     writes the pages back; sealed segments and snapshots are still
 	//     fsynced).
 	//
@@ -160,8 +160,8 @@ type Config struct {
 	// crash or power loss of the machine may lose the last appends it
 	// acknowledged (see replication.Config.RaftLog). Use the same policy on
 	// every node.
-	Sync log.SyncPolicy
-	// SyncInterval is the fsync period under log.SyncInterval. Default 1s.
+	Sync seglog.SyncPolicy
+	// SyncInterval is the fsync period under seglog.SyncInterval. Default 1s.
 	SyncInterval time.Duration
 	// MinFreeBytes is the free-space watermark of the file system holding
 	// DataDir: below it the node refuses produces (RESOURCE_EXHAUSTED,
@@ -290,7 +290,7 @@ func (c Config) Validate() error {
 		bad("unknown ReadConsistency %v", c.ReadConsistency)
 	}
 	switch c.Sync {
-	case log.SyncAlways, log.SyncInterval, log.SyncNever:
+	case seglog.SyncAlways, seglog.SyncInterval, seglog.SyncNever:
 	default:
 		bad("unknown Sync policy %v", c.Sync)
 	}
@@ -320,14 +320,14 @@ func (c Config) Validate() error {
 
 // ParseSyncPolicy parses a Config.Sync policy by its flag name: "always",
 // "interval" or "never".
-func ParseSyncPolicy(s string) (log.SyncPolicy, error) {
+func ParseSyncPolicy(s string) (seglog.SyncPolicy, error) {
 	switch s {
 	case "always":
-		return log.SyncAlways, nil
+		return seglog.SyncAlways, nil
 	case "interval":
-		return log.SyncInterval, nil
+		return seglog.SyncInterval, nil
 	case "never":
-		return log.SyncNever, nil
+		return seglog.SyncNever, nil
 	}
 	return 0, fmt.Errorf("%w: unknown sync policy %q: want always, interval or never", ErrInvalidConfig, s)
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/auth"
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/server"
 )
 
@@ -95,10 +95,10 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestParseSyncPolicy(t *testing.T) {
-	if d := agent.DefaultConfig(); d.Sync != log.SyncAlways {
+	if d := agent.DefaultConfig(); d.Sync != seglog.SyncAlways {
 		t.Fatalf("default Sync %v, want SyncAlways", d.Sync)
 	}
-	for s, want := range map[string]log.SyncPolicy{"always": log.SyncAlways, "interval": log.SyncInterval, "never": log.SyncNever} {
+	for s, want := range map[string]seglog.SyncPolicy{"always": seglog.SyncAlways, "interval": seglog.SyncInterval, "never": seglog.SyncNever} {
 		if got, err := agent.ParseSyncPolicy(s); err != nil || got != want {
 			t.Errorf("ParseSyncPolicy(%q) = %v, %v; want %v", s, got, err, want)
 		}

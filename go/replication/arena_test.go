@@ -8,7 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 func TestArena(t *testing.T) {
@@ -47,8 +47,8 @@ func TestArena(t *testing.T) {
 // a batch of 100 entries (records) costs a handful of allocations, not
 // one or more per entry.
 func TestStoreAndApplyAllocations(t *testing.T) {
-	cfg := log.DefaultConfig()
-	cfg.Sync = log.SyncNever
+	cfg := seglog.DefaultConfig()
+	cfg.Sync = seglog.SyncNever
 	s, err := OpenLogStore(t.TempDir(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ func TestStoreAndApplyAllocations(t *testing.T) {
 	}
 
 	var f *fsm
-	f, _, err = openFSM(t.TempDir(), log.Config{Sync: log.SyncNever}, hclog.NewNullLogger())
+	f, _, err = openFSM(t.TempDir(), seglog.Config{Sync: seglog.SyncNever}, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 // catchUpPoll is how often a read waiting for this node to learn a commit
@@ -33,7 +33,7 @@ const catchUpPoll = 10 * time.Millisecond
 // not exist.
 func (l *Log) readCaughtUp(ctx context.Context, offset uint64) ([]byte, error) {
 	b, err := l.fsm.read(offset)
-	var oor *log.OffsetOutOfRangeError
+	var oor *seglog.OffsetOutOfRangeError
 	if !errors.As(err, &oor) || offset < oor.Next {
 		return b, err
 	}

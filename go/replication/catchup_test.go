@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 // gate holds back whoever calls wait until it is opened.
@@ -27,7 +27,7 @@ func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
 // offset after.
 func truncateData(t *testing.T, n *node, after uint64) {
 	t.Helper()
-	l, err := log.Open(filepath.Join(n.dir, dataDir), log.Config{})
+	l, err := seglog.Open(filepath.Join(n.dir, dataDir), seglog.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestReadsAfterFullRestartNeverPastTheEnd(t *testing.T) {
 		if err != nil || !bytes.Equal(b, rec(10)) {
 			t.Fatalf("%s: follower read of offset 10: %q, %v", n.id, b, err)
 		}
-		var oor *log.OffsetOutOfRangeError
+		var oor *seglog.OffsetOutOfRangeError
 		if _, err := n.Read(ctx, 20, ReadFollower); !errors.As(err, &oor) || oor.Next != 20 {
 			t.Fatalf("%s: follower read past the end once caught up: %v", n.id, err)
 		}
@@ -178,7 +178,7 @@ func TestReadsAfterRestartDoNotWaitForSnapshottedRetention(t *testing.T) {
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for _, c := range []Consistency{ReadFollower, ReadLinearizable} {
-		var oor *log.OffsetOutOfRangeError
+		var oor *seglog.OffsetOutOfRangeError
 		if _, err := n.Read(rctx, 10, c); !errors.As(err, &oor) || oor.Lowest != 1 || oor.Next != 10 {
 			t.Fatalf("consistency %d: read past the end after restart: %v, want out of range [1, 10)", c, err)
 		}

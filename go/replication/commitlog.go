@@ -25,7 +25,7 @@ import (
 //   - ErrLeadershipLost, ErrTimeout, ErrClosed, ErrFailed, ErrDiverged,
 //     ErrNotCaughtUp: Unavailable.
 //
-// go/log errors (out of range, too large, corruption), the refusals of
+// go/seglog errors (out of range, too large, corruption), the refusals of
 // idempotent appends (*producer.SequenceError) and context errors are
 // returned as they are, for the server's own mapping.
 //

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/producer"
+	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -71,8 +71,8 @@ func TestCommitLogOverACluster(t *testing.T) {
 	if _, err := follower.Append(ctx, in); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("follower append: %v", err)
 	}
-	// Out of range stays a go/log error for the server's own mapping.
-	var oor *log.OffsetOutOfRangeError
+	// Out of range stays a go/seglog error for the server's own mapping.
+	var oor *seglog.OffsetOutOfRangeError
 	if _, err := leader.Read(ctx, 3, server.ConsistencyLinearizable); !errors.As(err, &oor) {
 		t.Fatalf("out of range: %v", err)
 	}
@@ -129,9 +129,9 @@ func TestStatusOf(t *testing.T) {
 	if statusOf(nil) != nil {
 		t.Error("statusOf(nil)")
 	}
-	plain := log.ErrRecordTooLarge
+	plain := seglog.ErrRecordTooLarge
 	if statusOf(plain) != plain {
-		t.Error("go/log errors must pass through unchanged")
+		t.Error("go/seglog errors must pass through unchanged")
 	}
 	if statusOf(context.Canceled) != context.Canceled {
 		t.Error("context errors must pass through unchanged")

@@ -7,7 +7,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 // compactionLoop takes the snapshots Raft does not take by itself: when
@@ -92,7 +92,7 @@ func (s *LogStore) size() uint64 {
 // store files hold at most maxBytes (the active segment always counts).
 func (s *LogStore) keepFrom(maxBytes uint64) (uint64, error) {
 	l, _, _ := s.bounds()
-	i, err := l.RetentionOffset(log.Retention{MaxBytes: maxBytes}, time.Now())
+	i, err := l.RetentionOffset(seglog.Retention{MaxBytes: maxBytes}, time.Now())
 	if err != nil {
 		return 0, fmt.Errorf("replication: raft log: %w", err)
 	}

@@ -9,8 +9,8 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/diskspace"
-	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/producer"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 // Consistency chooses what a read may return.
@@ -168,9 +168,9 @@ type Config struct {
 	// same on every node, since a command that does not fit is rejected by
 	// every node that applies it. Its sync policy may be relaxed: the Raft
 	// log is the durable source and the data log is fsynced when a snapshot
-	// is taken. Default: go/log's defaults with SyncInterval (1s) and
+	// is taken. Default: go/seglog's defaults with SyncInterval (1s) and
 	// MaxRecordBytes DefaultDataMaxRecordBytes.
-	DataLog log.Config
+	DataLog seglog.Config
 	// RaftLog configures the Raft log (InitialOffset is forced to 1). Its
 	// MaxRecordBytes bounds an encoded entry, hence a batch. Its Sync is
 	// SyncAlways by default: every entry is fsynced before the node
@@ -181,9 +181,9 @@ type Config struct {
 	// that node (of every node, if all go down together), and a node that
 	// lost entries it had voted for can break Raft's guarantees. Set the
 	// data log's Sync to match (DataLog), or it keeps fsyncing on its own
-	// interval. Default: go/log's defaults (SyncAlways) with MaxRecordBytes
+	// interval. Default: go/seglog's defaults (SyncAlways) with MaxRecordBytes
 	// DefaultRaftMaxRecordBytes.
-	RaftLog log.Config
+	RaftLog seglog.Config
 
 	// OnLeadershipChange, if set, is called with true when this node becomes
 	// the leader and false when it stops being it, in order, from one
@@ -239,10 +239,10 @@ type Config struct {
 
 // DefaultConfig returns a Config with the defaults above.
 func DefaultConfig() Config {
-	dl := log.DefaultConfig()
-	dl.Sync = log.SyncInterval
+	dl := seglog.DefaultConfig()
+	dl.Sync = seglog.SyncInterval
 	dl.MaxRecordBytes = DefaultDataMaxRecordBytes
-	rl := log.DefaultConfig()
+	rl := seglog.DefaultConfig()
 	rl.MaxRecordBytes = DefaultRaftMaxRecordBytes
 	return Config{
 		HeartbeatTimeout:       DefaultHeartbeatTimeout,
@@ -327,7 +327,7 @@ func (c Config) retains() bool {
 // raftSegmentBytes is the Raft log's segment size, default substituted.
 func (c Config) raftSegmentBytes() uint64 {
 	if c.RaftLog.Segment.MaxStoreBytes == 0 {
-		return log.DefaultMaxStoreBytes
+		return seglog.DefaultMaxStoreBytes
 	}
 	return c.RaftLog.Segment.MaxStoreBytes
 }

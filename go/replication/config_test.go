@@ -8,7 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 // nopStream satisfies raft.StreamLayer for config checks.
@@ -20,7 +20,7 @@ func (nopStream) Dial(raft.ServerAddress, time.Duration) (net.Conn, error) {
 
 func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig()
-	if c.DataLog.Sync != log.SyncInterval || c.RaftLog.MaxRecordBytes != DefaultRaftMaxRecordBytes ||
+	if c.DataLog.Sync != seglog.SyncInterval || c.RaftLog.MaxRecordBytes != DefaultRaftMaxRecordBytes ||
 		c.SnapshotRetain != DefaultSnapshotRetain || c.HeartbeatTimeout != DefaultHeartbeatTimeout {
 		t.Fatalf("defaults: %+v", c)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/segment"
 )
 
@@ -47,14 +47,14 @@ type DataLogCut struct {
 	// Reason says why the first record cut is not in the Raft history.
 	Reason string
 	// KeptIn is the directory holding the cut records, a data log (open it
-	// with log.Open) whose offsets are the original ones.
+	// with seglog.Open) whose offsets are the original ones.
 	KeptIn string
 }
 
 // checkedFSM opens the data log (openFSM) and cuts it back to the entries
 // this node's Raft log and latest snapshot hold (cutDiverged). lost is
 // openFSM's: the data log was missing or corrupt, and Raft must rebuild it.
-func checkedFSM(dir string, cfg log.Config, lg hclog.Logger, store raft.LogStore, snaps raft.SnapshotStore) (*fsm, bool, error) {
+func checkedFSM(dir string, cfg seglog.Config, lg hclog.Logger, store raft.LogStore, snaps raft.SnapshotStore) (*fsm, bool, error) {
 	f, lost, err := openFSM(dir, cfg, lg)
 	if err != nil {
 		return nil, false, err
@@ -148,13 +148,13 @@ func (f *fsm) cutDiverged(store raft.LogStore, snaps raft.SnapshotStore) error {
 }
 
 // keepRecords copies the data log's records [from, next) to a new data log
-// in dir, durably (log.Restore fsyncs it; the parent directory is fsynced).
+// in dir, durably (seglog.Restore fsyncs it; the parent directory is fsynced).
 func (f *fsm) keepRecords(dir string, from, next uint64) error {
 	rc, _, err := f.l.ReaderRange(from, next)
 	if err != nil {
 		return err
 	}
-	kept, err := log.Restore(dir, f.cfg, rc)
+	kept, err := seglog.Restore(dir, f.cfg, rc)
 	if cerr := rc.Close(); err == nil {
 		err = cerr
 	}
@@ -222,7 +222,7 @@ const restartCuts = "; restarting the node cuts the data log back to the raft lo
 // offset of e's first record (heldGone: the data log's lowest offset). A
 // record of another term makes an ErrDiverged error, a record it cannot
 // read an ErrFailed one. Called on Raft's FSM goroutine only.
-func (f *fsm) checkSkip(l *log.Log, e *raft.Log) (first uint64, held entryHeld, err error) {
+func (f *fsm) checkSkip(l *seglog.Log, e *raft.Log) (first uint64, held entryHeld, err error) {
 	off, env, err := f.findEntry(l, e.Index)
 	if err != nil {
 		return 0, 0, fmt.Errorf("check raft entry %d against the data log: %w", e.Index, err)
@@ -252,7 +252,7 @@ func missingEntry(e *raft.Log) error {
 // findEntry returns the first data record of the first entry at or above
 // index and its envelope (zero at the end of the log), searching from
 // f.scan: Raft replays entries in order, so the next one is usually there.
-func (f *fsm) findEntry(l *log.Log, index uint64) (uint64, envelope, error) {
+func (f *fsm) findEntry(l *seglog.Log, index uint64) (uint64, envelope, error) {
 	var err error
 	at := func(off uint64) envelope {
 		if err != nil {
@@ -278,7 +278,7 @@ func (f *fsm) findEntry(l *log.Log, index uint64) (uint64, envelope, error) {
 }
 
 // envelopeAt returns the envelope of data record off.
-func envelopeAt(l *log.Log, off uint64) (envelope, error) {
+func envelopeAt(l *seglog.Log, off uint64) (envelope, error) {
 	b, err := l.Read(off)
 	var e envelope
 	if err == nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 // cmdT is cmd in term term.
@@ -123,7 +123,7 @@ func TestFSMReplayOfTheSameEntriesIsSkipped(t *testing.T) {
 // serves; its entries are matched by index only, new ones get the term.
 func TestFSMReadsVersion1Envelopes(t *testing.T) {
 	dir := t.TempDir()
-	l, err := log.Open(filepath.Join(dir, dataDir), log.Config{})
+	l, err := seglog.Open(filepath.Join(dir, dataDir), seglog.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func keptRecords(t *testing.T, dir string) (uint64, []string) {
 	if len(aside) != 1 {
 		t.Fatalf("cut records kept in %v, want one directory", aside)
 	}
-	kept, err := log.Open(aside[0], log.Config{})
+	kept, err := seglog.Open(aside[0], seglog.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestCheckedFSMCutsBackADataLogRaftDoesNotHold(t *testing.T) {
 				sink.Write([]byte("snapshot"))
 				sink.Close()
 			}
-			g, lost, err := checkedFSM(dir, log.Config{}, hclog.NewNullLogger(), store, snaps)
+			g, lost, err := checkedFSM(dir, seglog.Config{}, hclog.NewNullLogger(), store, snaps)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -472,7 +472,7 @@ func TestAppendResponseNeverAcknowledgesASkip(t *testing.T) {
 	if r, err := appendResponse(applyResult{first: 3}, 7); err != nil || r.first != 3 {
 		t.Fatalf("applied command: %+v, %v", r, err)
 	}
-	if _, err := appendResponse(log.ErrRecordTooLarge, 7); !errors.Is(err, log.ErrRecordTooLarge) {
+	if _, err := appendResponse(seglog.ErrRecordTooLarge, 7); !errors.Is(err, seglog.ErrRecordTooLarge) {
 		t.Fatalf("error response: %v", err)
 	}
 	if _, err := appendResponse(nil, 7); err == nil {

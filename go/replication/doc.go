@@ -4,12 +4,12 @@
 // A Log is one node's replica. The leader accepts appends (Append,
 // AppendBatch); each call becomes one Raft entry, a command holding one or
 // more records. Once a quorum has stored it, every node's state machine
-// (FSM) applies it to the node's data log, a go/log Log of the records.
+// (FSM) applies it to the node's data log, a go/seglog Log of the records.
 // CommitLog adapts a Log to go/server's CommitLog and ServerLister.
 //
 // # On disk
 //
-//	DataDir/raft/log/segments/  Raft's log: go/log, entry index = offset
+//	DataDir/raft/log/segments/  Raft's log: go/seglog, entry index = offset
 //	DataDir/raft/log/first_index  its logical first index (see LogStore)
 //	DataDir/raft/stable         current term and vote (StableStore)
 //	DataDir/raft/snapshots/     Raft snapshots (raft.FileSnapshotStore):
@@ -41,7 +41,7 @@
 // This is safe because the data log always holds everything the latest
 // snapshot holds: FSM.Snapshot fsyncs the data log before Raft gets the
 // snapshot and may compact the entries it covers, and a snapshot installed
-// from the leader is restored durably (go/log's Restore fsyncs) before Raft
+// from the leader is restored durably (go/seglog's Restore fsyncs) before Raft
 // records it as applied. Between snapshots the data log may be fsynced
 // lazily (Config.DataLog.Sync) since the Raft log, fsynced before every
 // acknowledgement by default (Config.RaftLog.Sync), holds those entries.
@@ -65,7 +65,7 @@
 // a suffix, found by binary search). The records cut off are first copied
 // to DataDir/data.diverged.<time>, a data log holding exactly them at
 // their offsets (kept for the operator: they may be records the cluster
-// lost; delete it once inspected), then removed from the tail (go/log
+// lost; delete it once inspected), then removed from the tail (go/seglog
 // TruncateAfter); an agreed lowest offset above the cut is lowered to it
 // (the retention command that raised it was among the entries cut). New
 // logs the cut at ERROR with its offsets and count and reports it in
@@ -153,7 +153,7 @@
 // follower that lags behind the leader's compacted log (InstallSnapshot):
 // Open streams a 32-byte header (version 3), the producer table and the data log's records
 // [max(lowest, the current agreed lowest), next) from the live data log
-// (go/log ReaderRange, which also gives the exact size Raft announces), so
+// (go/seglog ReaderRange, which also gives the exact size Raft announces), so
 // the leader writes no copy at all. Records appended after the snapshot
 // are not sent: the follower replays them from the Raft log. If retention
 // has meanwhile removed records up to next, the reference can no longer
@@ -192,7 +192,7 @@
 //
 // Config.DataLog.Retention (MaxBytes, MaxAge) is applied by the cluster,
 // not by each node: the leader computes from its own data log the lowest
-// offset retention allows at segment granularity (go/log RetentionOffset:
+// offset retention allows at segment granularity (go/seglog RetentionOffset:
 // the base of the oldest segment kept) whenever its data log gains a
 // segment and every RetentionInterval (ApplyRetention does it on demand),
 // and if it is above the current lowest offset proposes it as a retention
@@ -200,7 +200,7 @@
 // writes the new lowest offset to DataDir/data.lowest (atomically,
 // fsynced), from then on refuses reads below it (*log.OffsetOutOfRangeError
 // with the bounds, OUT_OF_RANGE at the API) and removes the whole segments
-// below it (go/log Truncate). A follower whose segment boundaries differ
+// below it (go/seglog Truncate). A follower whose segment boundaries differ
 // (another segment size, or a log restored from a snapshot) keeps the
 // segment that straddles the offset on disk until a later retention
 // removes it, but never serves, snapshots or counts its records below the

@@ -15,8 +15,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
-	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/producer"
+	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/segment"
 )
 
@@ -50,11 +50,11 @@ type applyResult struct {
 // Restore under mu.
 type fsm struct {
 	dir string // Config.DataDir
-	cfg log.Config
+	cfg seglog.Config
 	lg  hclog.Logger
 
 	mu sync.RWMutex
-	l  *log.Log
+	l  *seglog.Log
 
 	last envelope // of the last record in the data log; zero if none
 	// scan is where checkSkip looks for the next replayed entry's records:
@@ -107,7 +107,7 @@ var (
 // restore. It reports lost if the data log had to be started afresh
 // (missing, or corrupt and set aside), in which case Raft must restore it
 // from the latest snapshot and replay the log.
-func openFSM(dir string, cfg log.Config, lg hclog.Logger) (f *fsm, lost bool, err error) {
+func openFSM(dir string, cfg seglog.Config, lg hclog.Logger) (f *fsm, lost bool, err error) {
 	data := filepath.Join(dir, dataDir)
 	restore, old := filepath.Join(dir, dataRestoreDir), filepath.Join(dir, dataOldDir)
 	if _, err := os.Stat(data); errors.Is(err, os.ErrNotExist) {
@@ -116,16 +116,16 @@ func openFSM(dir string, cfg log.Config, lg hclog.Logger) (f *fsm, lost bool, er
 	if err := errors.Join(os.RemoveAll(restore), os.RemoveAll(old)); err != nil {
 		return nil, false, fmt.Errorf("replication: clean up data dirs: %w", err)
 	}
-	l, err := log.Open(data, cfg)
+	l, err := seglog.Open(data, cfg)
 	var aside string
-	if errors.Is(err, log.ErrCorrupt) {
+	if errors.Is(err, seglog.ErrCorrupt) {
 		var rerr error
 		if aside, rerr = setAsideDataLog(dir, dataCorruptDir); rerr != nil {
 			return nil, false, fmt.Errorf("replication: set aside corrupt data log: %w (after %v)", rerr, err)
 		}
 		lg.Error("data log is corrupt; set it aside to rebuild it from a full snapshot and the raft log (a node whose snapshot only references the data log refuses to start)", "error", err, "moved_to", aside)
 		lost = true
-		l, err = log.Open(data, cfg)
+		l, err = seglog.Open(data, cfg)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("replication: open data log: %w", err)
@@ -189,7 +189,7 @@ func (f *fsm) decodeProducers(b []byte) (*producer.Table, error) {
 	return t, nil
 }
 
-func (f *fsm) current() *log.Log {
+func (f *fsm) current() *seglog.Log {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.l
@@ -293,7 +293,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		if tooLarge {
 			// Deterministic on every node with the same configuration.
 			a.truncate(start)
-			resps[i] = fmt.Errorf("raft entry %d: %w", e.Index, log.ErrRecordTooLarge)
+			resps[i] = fmt.Errorf("raft entry %d: %w", e.Index, seglog.ErrRecordTooLarge)
 			continue
 		}
 		first := next + uint64(start) - from
@@ -332,10 +332,10 @@ const fullDiskRetry = 100 * time.Millisecond
 // fullDiskRetry: the entries are committed and must be applied, in order,
 // so the state machine pauses (Raft keeps running; applies queue up) until
 // space returns or the node shuts down.
-func (f *fsm) appendWaiting(l *log.Log, recs [][]byte) (uint64, error) {
+func (f *fsm) appendWaiting(l *seglog.Log, recs [][]byte) (uint64, error) {
 	for waited := false; ; waited = true {
 		got, err := l.AppendBatch(recs)
-		if err == nil || !errors.Is(err, syscall.ENOSPC) || errors.Is(err, log.ErrFailed) {
+		if err == nil || !errors.Is(err, syscall.ENOSPC) || errors.Is(err, seglog.ErrFailed) {
 			if waited && err == nil {
 				f.lg.Warn("disk space is back; applying committed entries again")
 			}
@@ -453,7 +453,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("replication: restore: %w", err)
 	}
 	cfg := f.cfg
-	nl, err := log.Restore(restore, cfg, rc)
+	nl, err := seglog.Restore(restore, cfg, rc)
 	if err != nil {
 		return fmt.Errorf("replication: restore data log: %w", err)
 	}
@@ -479,7 +479,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return os.RemoveAll(old)
 	}
 	serr := swap()
-	l, err := log.Open(data, cfg)
+	l, err := seglog.Open(data, cfg)
 	if err != nil || serr != nil {
 		err = fmt.Errorf("%w: swap in restored data log: %v", ErrFailed, errors.Join(serr, err))
 		f.failed.Store(&err)
@@ -504,11 +504,11 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 
 // withLog runs fn on the current data log, again on the new one if a
 // Restore replaced it meanwhile (fn then saw ErrClosed).
-func (f *fsm) withLog(fn func(*log.Log) error) error {
+func (f *fsm) withLog(fn func(*seglog.Log) error) error {
 	for {
 		l := f.current()
 		err := fn(l)
-		if errors.Is(err, log.ErrClosed) && f.current() != l {
+		if errors.Is(err, seglog.ErrClosed) && f.current() != l {
 			continue
 		}
 		return err
@@ -521,12 +521,12 @@ func (f *fsm) read(offset uint64) ([]byte, error) {
 		return nil, *errp
 	}
 	var rec []byte
-	err := f.withLog(func(l *log.Log) error {
+	err := f.withLog(func(l *seglog.Log) error {
 		if err := f.checkLowest(l, offset); err != nil {
 			return err
 		}
 		b, err := l.Read(offset)
-		if oor := (*log.OffsetOutOfRangeError)(nil); errors.As(err, &oor) {
+		if oor := (*seglog.OffsetOutOfRangeError)(nil); errors.As(err, &oor) {
 			// Past the end: the bounds are the agreed ones (a segment
 			// straddling the agreed lowest offset keeps records below it).
 			oor.Lowest = f.agreedLowest(l)
@@ -545,14 +545,14 @@ func (f *fsm) read(offset uint64) ([]byte, error) {
 }
 
 func (f *fsm) wait(ctx context.Context, offset uint64) error {
-	return f.withLog(func(l *log.Log) error { return l.Wait(ctx, offset) })
+	return f.withLog(func(l *seglog.Log) error { return l.Wait(ctx, offset) })
 }
 
 func (f *fsm) lowestOffset() uint64 { return f.agreedLowest(f.current()) }
 
 // agreedLowest is the lowest offset l serves: the agreed one (retention),
 // or l's own if higher, and never past its end.
-func (f *fsm) agreedLowest(l *log.Log) uint64 {
+func (f *fsm) agreedLowest(l *seglog.Log) uint64 {
 	return max(l.LowestOffset(), min(f.lowest.Load(), l.NextOffset()))
 }
 func (f *fsm) nextOffset() uint64 { return f.current().NextOffset() }
@@ -560,7 +560,7 @@ func (f *fsm) nextOffset() uint64 { return f.current().NextOffset() }
 func (f *fsm) close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.l.Close(); err != nil && !errors.Is(err, log.ErrClosed) {
+	if err := f.l.Close(); err != nil && !errors.Is(err, seglog.ErrClosed) {
 		return fmt.Errorf("replication: close data log: %w", err)
 	}
 	return nil

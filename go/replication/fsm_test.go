@@ -11,12 +11,12 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 func openTestFSM(t *testing.T, dir string) *fsm {
 	t.Helper()
-	f, _, err := openFSM(dir, log.Config{MaxRecordBytes: 200}, hclog.NewNullLogger())
+	f, _, err := openFSM(dir, seglog.Config{MaxRecordBytes: 200}, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestFSMCompletesPartialBatch(t *testing.T) {
 	f.ApplyBatch([]*raft.Log{cmd(1, "a"), cmd(2, "b", "c", "d")})
 	f.close()
 	// A crash tore the batch: only "b" survived.
-	l, err := log.Open(filepath.Join(dir, dataDir), log.Config{})
+	l, err := seglog.Open(filepath.Join(dir, dataDir), seglog.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestFSMRejectsOversizedRecordEverywhere(t *testing.T) {
 	f := openTestFSM(t, t.TempDir())
 	big := string(bytes.Repeat([]byte("x"), 300))
 	resps := f.ApplyBatch([]*raft.Log{cmd(1, "a"), cmd(2, "b", big), cmd(3, "c")})
-	if err, ok := resps[1].(error); !ok || !errors.Is(err, log.ErrRecordTooLarge) {
+	if err, ok := resps[1].(error); !ok || !errors.Is(err, seglog.ErrRecordTooLarge) {
 		t.Fatalf("oversized: %v", resps[1])
 	}
 	if resps[2] != (applyResult{first: 1}) {
@@ -222,7 +222,7 @@ func TestFSMSetsCorruptDataLogAside(t *testing.T) {
 		t.Fatal("no store file")
 	}
 	corruptFile(t, matches[0], 0)
-	g, lost, err := openFSM(dir, log.Config{}, hclog.NewNullLogger())
+	g, lost, err := openFSM(dir, seglog.Config{}, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,14 +13,14 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/diskspace"
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 )
 
-// LogStore is Raft's log on a go/log Log: the entry with Raft index i is the
+// LogStore is Raft's log on a go/seglog Log: the entry with Raft index i is the
 // record at offset i (the log starts at offset 1), encoded as described in
 // codec.go. It implements raft.LogStore.
 //
-// Its directory holds the go/log directory "segments" and the file
+// Its directory holds the go/seglog directory "segments" and the file
 // "first_index", the logical first index: compaction removes whole
 // segments only, so entries below the first index may still be on disk;
 // they are invisible (FirstIndex, GetLog) and removed by later compactions.
@@ -58,12 +58,12 @@ import (
 // the ordinary, non-monotonic path work.
 type LogStore struct {
 	dir string
-	cfg log.Config
+	cfg seglog.Config
 
 	wmu     sync.Mutex   // serialises StoreLogs and DeleteRange
 	entries arena        // StoreLogs' encodings, under wmu
 	mu      sync.RWMutex // guards l, replaced when the log is reset
-	l       *log.Log
+	l       *seglog.Log
 	first   atomic.Uint64 // logical first index
 	// stored receives a token (without blocking) after every StoreLogs,
 	// for the byte-threshold compaction (compaction.go).
@@ -82,22 +82,22 @@ const (
 
 // OpenLogStore opens (or creates) the Raft log store in dir. cfg configures
 // the underlying log; its InitialOffset is overridden (1). Its Sync should be
-// SyncAlways (the zero value and go/log's default): Raft assumes an entry
+// SyncAlways (the zero value and go/seglog's default): Raft assumes an entry
 // is durable once stored, before it acknowledges it. SyncInterval and
 // SyncNever trade that for throughput: entries still survive a crash of
 // the process (they are written before StoreLogs returns), but a crash of
 // the machine may lose entries the node acknowledged (see Config.RaftLog).
 // Its MaxRecordBytes bounds an encoded entry, so it must exceed the largest
 // command (a batch) by maxEntryOverhead.
-func OpenLogStore(dir string, cfg log.Config) (*LogStore, error) {
+func OpenLogStore(dir string, cfg seglog.Config) (*LogStore, error) {
 	cfg.InitialOffset = 1
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("replication: raft log dir: %w", err)
 	}
 	s := &LogStore{dir: dir, cfg: cfg, stored: make(chan struct{}, 1)}
 	removeTemps(s.firstIndexPath())
-	l, err := log.Open(filepath.Join(dir, segmentsDir), cfg)
-	if errors.Is(err, log.ErrCorrupt) {
+	l, err := seglog.Open(filepath.Join(dir, segmentsDir), cfg)
+	if errors.Is(err, seglog.ErrCorrupt) {
 		return nil, fmt.Errorf("replication: the raft log is corrupt; refusing to start, since dropping entries this node "+
 			"acknowledged could lose committed records (remove the node's data directory and let it rejoin): %w", err)
 	}
@@ -164,7 +164,7 @@ func writeUint64File(path string, v uint64) error {
 }
 
 // bounds returns the stored range [first, next); empty when first >= next.
-func (s *LogStore) bounds() (l *log.Log, first, next uint64) {
+func (s *LogStore) bounds() (l *seglog.Log, first, next uint64) {
 	s.mu.RLock()
 	l = s.l
 	s.mu.RUnlock()
@@ -203,7 +203,7 @@ func (s *LogStore) GetLog(index uint64, out *raft.Log) error {
 	}
 	b, err := l.Read(index)
 	if err != nil {
-		if errors.Is(err, log.ErrOffsetOutOfRange) {
+		if errors.Is(err, seglog.ErrOffsetOutOfRange) {
 			return raft.ErrLogNotFound // removed concurrently
 		}
 		return fmt.Errorf("replication: read raft entry %d: %w", index, err)
@@ -285,7 +285,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 // reset replaces the (logically empty) log with an empty one starting at
 // index. The new log exists before first_index names index, so a crash in
 // between leaves a log that is still logically empty.
-func (s *LogStore) reset(index uint64) (*log.Log, error) {
+func (s *LogStore) reset(index uint64) (*seglog.Log, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.l.Remove(); err != nil {
@@ -293,7 +293,7 @@ func (s *LogStore) reset(index uint64) (*log.Log, error) {
 	}
 	cfg := s.cfg
 	cfg.InitialOffset = index
-	l, err := log.Open(filepath.Join(s.dir, segmentsDir), cfg)
+	l, err := seglog.Open(filepath.Join(s.dir, segmentsDir), cfg)
 	if err != nil {
 		// Leave a closed log behind: every call fails with ErrClosed.
 		return nil, fmt.Errorf("replication: reset raft log at %d: %w", index, err)

@@ -13,12 +13,12 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/diskspace"
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 // smallLog makes segments of a few entries, so compaction removes some.
-func smallLog() log.Config {
-	c := log.DefaultConfig()
+func smallLog() seglog.Config {
+	c := seglog.DefaultConfig()
 	c.MaxRecordBytes = 128
 	c.Segment.MaxStoreBytes = 24 + 8 + 128 // about 4 entries of ~30 bytes
 	return c
@@ -144,7 +144,7 @@ func TestLogStoreGapAfterSnapshot(t *testing.T) {
 // The Raft log syncs always by default; a relaxed policy is kept, and the
 // entries are readable and survive a reopen (a process restart) all the same.
 func TestLogStoreSyncPolicy(t *testing.T) {
-	for _, p := range []log.SyncPolicy{log.SyncAlways, log.SyncInterval, log.SyncNever} {
+	for _, p := range []seglog.SyncPolicy{seglog.SyncAlways, seglog.SyncInterval, seglog.SyncNever} {
 		t.Run(p.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			cfg := smallLog()
@@ -171,7 +171,7 @@ func TestLogStoreSyncPolicy(t *testing.T) {
 			checkRange(t, s, 1, 10)
 		})
 	}
-	if s := openStore(t, t.TempDir()); s.l.Config().Sync != log.SyncAlways {
+	if s := openStore(t, t.TempDir()); s.l.Config().Sync != seglog.SyncAlways {
 		t.Fatalf("default raft log Sync = %v, want SyncAlways", s.l.Config().Sync)
 	}
 }
@@ -360,7 +360,7 @@ func TestLogStoreUnderRaft(t *testing.T) {
 	// Raft's own store checks: an entry bigger than MaxRecordBytes fails.
 	s := openStore(t, t.TempDir())
 	big := &raft.Log{Index: 1, Term: 1, Type: raft.LogCommand, Data: make([]byte, 2048)}
-	if err := s.StoreLog(big); !errors.Is(err, log.ErrRecordTooLarge) {
+	if err := s.StoreLog(big); !errors.Is(err, seglog.ErrRecordTooLarge) {
 		t.Fatalf("oversized entry: %v", err)
 	}
 	checkRange(t, s, 0, 0)

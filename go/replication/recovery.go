@@ -3,7 +3,7 @@ package replication
 import (
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 // Recovery actions (RecoveryAction.Action).
@@ -25,12 +25,12 @@ const (
 
 // Recovery is what New repaired while opening the replica's logs; it is
 // empty after a clean shutdown. A corrupt Raft log is never repaired: New
-// fails with an error wrapping log.ErrCorrupt, since dropping entries this
+// fails with an error wrapping seglog.ErrCorrupt, since dropping entries this
 // node acknowledged could break Raft's guarantees.
 type Recovery struct {
 	// RaftLog and DataLog list the segments of the Raft log and of the
 	// data log whose index was rebuilt or whose torn tail was cut off.
-	RaftLog, DataLog []log.SegmentRecovery
+	RaftLog, DataLog []seglog.SegmentRecovery
 	// DataLogSetAside is the directory the corrupt data log was moved
 	// to, or "".
 	DataLogSetAside string
@@ -54,7 +54,7 @@ func (r Recovery) Actions() []RecoveryAction {
 	var out []RecoveryAction
 	for _, lg := range []struct {
 		name string
-		segs []log.SegmentRecovery
+		segs []seglog.SegmentRecovery
 	}{{"raft", r.RaftLog}, {"data", r.DataLog}} {
 		for _, s := range lg.segs {
 			if s.IndexRebuilt {

@@ -12,12 +12,12 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/proglog/proglog/go/internal/testutil"
-	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/mux"
+	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/segment"
 )
 
-// lastStore returns the newest store file of the go/log directory dir.
+// lastStore returns the newest store file of the go/seglog directory dir.
 func lastStore(t *testing.T, dir string) string {
 	t.Helper()
 	names, _ := filepath.Glob(filepath.Join(dir, "*"+segment.StoreSuffix))
@@ -124,11 +124,11 @@ func TestNewRefusesCorruptRaftLog(t *testing.T) {
 	cfg := fastConfig(t, n.id, n.dir, m.StreamLayer())
 	for range 2 { // and again: the failed start changed nothing
 		l, err := New(cfg)
-		if !errors.Is(err, log.ErrCorrupt) || !strings.Contains(err.Error(), "refusing to start") {
+		if !errors.Is(err, seglog.ErrCorrupt) || !strings.Contains(err.Error(), "refusing to start") {
 			if l != nil {
 				l.Close()
 			}
-			t.Fatalf("New with a corrupt Raft log: %v, want log.ErrCorrupt", err)
+			t.Fatalf("New with a corrupt Raft log: %v, want seglog.ErrCorrupt", err)
 		}
 		if after, _ := os.ReadFile(store); !bytes.Equal(after, before) {
 			t.Fatal("New changed the corrupt Raft log")

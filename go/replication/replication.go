@@ -15,7 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/diskspace"
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 // Log is a replicated log: one node's Raft replica and its data log. Its
@@ -353,7 +353,7 @@ func (l *Log) Append(ctx context.Context, record []byte) (uint64, error) {
 // offsets, all or none, and the first is returned. Only the leader accepts
 // appends; elsewhere it fails with *NotLeaderError naming the leader (appends
 // are not forwarded). A record longer than the data log allows fails with
-// log.ErrRecordTooLarge (wrapped) before anything is replicated, and so
+// seglog.ErrRecordTooLarge (wrapped) before anything is replicated, and so
 // does every append while the free disk space is below Config.MinFreeBytes,
 // with *diskspace.LowSpaceError (wrapped). If ctx ends first the call
 // returns ctx.Err(), but the append may still be committed; so may one
@@ -385,7 +385,7 @@ func (l *Log) AppendIdempotent(ctx context.Context, p Producer, records [][]byte
 	limit := l.fsm.cfg.MaxRecordBytes - maxEnvelopeOverhead
 	for i, r := range records {
 		if uint64(len(r)) > limit {
-			return 0, false, fmt.Errorf("replication: records[%d] is %d bytes, at most %d fit: %w", i, len(r), limit, log.ErrRecordTooLarge)
+			return 0, false, fmt.Errorf("replication: records[%d] is %d bytes, at most %d fit: %w", i, len(r), limit, seglog.ErrRecordTooLarge)
 		}
 	}
 	if p.ID != 0 && p.Sequence > ^uint64(0)-uint64(len(records)) {
@@ -394,7 +394,7 @@ func (l *Log) AppendIdempotent(ctx context.Context, p Producer, records [][]byte
 	cmd := encodeAppendAs(p, records)
 	if max := l.store.maxRecordBytes(); uint64(len(cmd)+maxEntryOverhead) > max {
 		return 0, false, fmt.Errorf("replication: batch of %d records is %d bytes encoded, at most %d fit in a raft entry: %w",
-			len(records), len(cmd), max-maxEntryOverhead, log.ErrRecordTooLarge)
+			len(records), len(cmd), max-maxEntryOverhead, seglog.ErrRecordTooLarge)
 	}
 	if l.raft.State() != raft.Leader {
 		return 0, false, l.notLeader()
@@ -438,7 +438,7 @@ func (l *Log) guessOffset(n int) uint64 {
 }
 
 // Read returns the record at offset with consistency c (see Consistency).
-// Offsets outside the data log fail with *log.OffsetOutOfRangeError; one
+// Offsets outside the data log fail with *seglog.OffsetOutOfRangeError; one
 // past its end only once this node has caught up (see readCaughtUp), so an
 // acknowledged record is never reported past the end.
 func (l *Log) Read(ctx context.Context, offset uint64, c Consistency) ([]byte, error) {
@@ -552,7 +552,7 @@ func (l *Log) waitApplied(ctx context.Context, target uint64, lost <-chan struct
 }
 
 // Wait blocks until the record at offset exists on this node (nil), ctx is
-// done (ctx.Err()) or the log closes (log.ErrClosed).
+// done (ctx.Err()) or the log closes (seglog.ErrClosed).
 func (l *Log) Wait(ctx context.Context, offset uint64) error { return l.fsm.wait(ctx, offset) }
 
 // LowestOffset is the oldest record of this node's data log.

@@ -17,8 +17,8 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/internal/testutil"
-	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/mux"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 // testLogger sends logs to the test log (warnings and up unless -v) and
@@ -268,7 +268,7 @@ func TestClusterReplicates(t *testing.T) {
 		t.Errorf("%d leaders in %+v", leaders, servers)
 	}
 	// Out of range reads report the bounds.
-	var oor *log.OffsetOutOfRangeError
+	var oor *seglog.OffsetOutOfRangeError
 	if _, err := nodes[1].Read(ctx, 15, ReadFollower); !errors.As(err, &oor) || oor.Next != 15 {
 		t.Fatalf("read past the end: %v", err)
 	}
@@ -632,7 +632,7 @@ func TestDataLogBehindSnapshotIsRestored(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := filepath.Join(n.dir, dataDir)
-	l, err := log.Open(data, log.Config{})
+	l, err := seglog.Open(data, seglog.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -657,7 +657,7 @@ func TestAppendValidation(t *testing.T) {
 	})
 	waitLeader(t, n)
 	ctx := ctxT(t)
-	if _, err := n.Append(ctx, make([]byte, 101)); !errors.Is(err, log.ErrRecordTooLarge) {
+	if _, err := n.Append(ctx, make([]byte, 101)); !errors.Is(err, seglog.ErrRecordTooLarge) {
 		t.Fatalf("oversized record: %v", err)
 	}
 	if _, err := n.Append(ctx, make([]byte, 100)); err != nil {
@@ -667,7 +667,7 @@ func TestAppendValidation(t *testing.T) {
 	for i := range big {
 		big[i] = make([]byte, 100)
 	}
-	if _, err := n.AppendBatch(ctx, big); !errors.Is(err, log.ErrRecordTooLarge) {
+	if _, err := n.AppendBatch(ctx, big); !errors.Is(err, seglog.ErrRecordTooLarge) {
 		t.Fatalf("batch larger than a raft entry: %v", err)
 	}
 	if n.NextOffset() != 1 {
@@ -706,7 +706,7 @@ func TestWaitAndClose(t *testing.T) {
 	go func() { waited <- n.Wait(ctx, 5) }()
 	l := n.Log
 	n.stop()
-	if err := <-waited; !errors.Is(err, log.ErrClosed) {
+	if err := <-waited; !errors.Is(err, seglog.ErrClosed) {
 		t.Fatalf("Wait across Close: %v", err)
 	}
 	if err := l.Close(); err != nil {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 // lowestFile, under Config.DataDir, holds the data log's agreed lowest
@@ -74,7 +74,7 @@ func noteRetain(e *raft.Log, next uint64, lowest *uint64) any {
 // (segment boundaries may differ between replicas) but its records below
 // lowest are never served, nor put in a snapshot. Replaying an older
 // command does nothing.
-func (f *fsm) retain(l *log.Log, lowest uint64) error {
+func (f *fsm) retain(l *seglog.Log, lowest uint64) error {
 	prev := max(f.lowest.Load(), l.LowestOffset())
 	if lowest <= prev {
 		return nil
@@ -89,11 +89,11 @@ func (f *fsm) retain(l *log.Log, lowest uint64) error {
 	return nil
 }
 
-// checkLowest fails a read below the agreed lowest offset, as go/log does
+// checkLowest fails a read below the agreed lowest offset, as go/seglog does
 // below its own.
-func (f *fsm) checkLowest(l *log.Log, offset uint64) error {
+func (f *fsm) checkLowest(l *seglog.Log, offset uint64) error {
 	if offset < f.lowest.Load() {
-		return &log.OffsetOutOfRangeError{Offset: offset, Lowest: f.agreedLowest(l), Next: l.NextOffset()}
+		return &seglog.OffsetOutOfRangeError{Offset: offset, Lowest: f.agreedLowest(l), Next: l.NextOffset()}
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/internal/testutil"
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/segment"
 )
 
@@ -27,7 +27,7 @@ func retainCmd(index, lowest uint64) *raft.Log {
 // openSegFSM opens an FSM whose data log has segments of segBytes.
 func openSegFSM(t *testing.T, dir string, segBytes uint64) *fsm {
 	t.Helper()
-	c := log.Config{MaxRecordBytes: 100}
+	c := seglog.Config{MaxRecordBytes: 100}
 	c.Segment.MaxStoreBytes = segBytes
 	f, _, err := openFSM(dir, c, hclog.NewNullLogger())
 	if err != nil {
@@ -65,7 +65,7 @@ func checkLowest(t *testing.T, f *fsm, lowest uint64) {
 	if got := f.lowestOffset(); got != lowest {
 		t.Fatalf("lowest offset %d, want %d", got, lowest)
 	}
-	var oor *log.OffsetOutOfRangeError
+	var oor *seglog.OffsetOutOfRangeError
 	if _, err := f.read(lowest - 1); !errors.As(err, &oor) || oor.Lowest != lowest || oor.Next != f.nextOffset() {
 		t.Fatalf("read %d below the lowest offset: %v", lowest-1, err)
 	}
@@ -311,7 +311,7 @@ func TestRetentionRunsOnEveryReplica(t *testing.T) {
 		t.Fatalf("ApplyRetention on a follower: %v", err)
 	}
 	for _, n := range nodes {
-		var oor *log.OffsetOutOfRangeError
+		var oor *seglog.OffsetOutOfRangeError
 		_, err := n.Read(context.Background(), lowest-1, ReadFollower)
 		if !errors.As(err, &oor) || oor.Lowest < lowest || oor.Next != total {
 			t.Fatalf("%s: read %d below the lowest offset %d: %v", n.id, lowest-1, lowest, err)

@@ -9,8 +9,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
-	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/producer"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 // testSnapshotStore is a snapshotStore over f in a new directory; stale
@@ -145,7 +145,7 @@ func TestStaleSnapshotAsksForANewOne(t *testing.T) {
 	}
 	// ... past it, not.
 	f.ApplyBatch([]*raft.Log{retainCmd(42, 25)})
-	if _, err := open(t, s, id); !errors.Is(err, log.ErrOffsetOutOfRange) || *stale != 1 {
+	if _, err := open(t, s, id); !errors.Is(err, seglog.ErrOffsetOutOfRange) || *stale != 1 {
 		t.Fatalf("open after retention past the snapshot's end: %v (%d stale)", err, *stale)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
@@ -20,14 +20,14 @@ import (
 // the server adds on top of the engine; "always" shows durable throughput.
 var benchSync = flag.String("proglog.sync", "never", "storage sync policy for benchmarks: never, interval or always")
 
-func benchSyncPolicy(b *testing.B) log.SyncPolicy {
+func benchSyncPolicy(b *testing.B) seglog.SyncPolicy {
 	switch *benchSync {
 	case "never":
-		return log.SyncNever
+		return seglog.SyncNever
 	case "interval":
-		return log.SyncInterval
+		return seglog.SyncInterval
 	case "always":
-		return log.SyncAlways
+		return seglog.SyncAlways
 	}
 	b.Fatalf("-proglog.sync=%q: want never, interval or always", *benchSync)
 	return 0
@@ -70,10 +70,10 @@ func rate(b *testing.B, records int, baseline map[string]float64, key string) fl
 	return r
 }
 
-func newBenchLog(b *testing.B) *log.Log {
-	cfg := log.DefaultConfig()
+func newBenchLog(b *testing.B) *seglog.Log {
+	cfg := seglog.DefaultConfig()
 	cfg.Sync = benchSyncPolicy(b)
-	l, err := log.Open(b.TempDir(), cfg)
+	l, err := seglog.Open(b.TempDir(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -83,14 +83,14 @@ func newBenchLog(b *testing.B) *log.Log {
 
 func newBenchServer(b *testing.B) *fixture {
 	policy := benchSyncPolicy(b)
-	f := newFixture(b, fixtureOpts{storage: func(c *log.Config) { c.Sync = policy }})
+	f := newFixture(b, fixtureOpts{storage: func(c *seglog.Config) { c.Sync = policy }})
 	return f
 }
 
 // warmAppend writes one record before the timer starts: a fresh log's first
 // append pays one-off costs (file growth, page faults of the mapped index)
 // that would otherwise dominate a short run.
-func warmAppend(b *testing.B, l *log.Log, rec []byte) {
+func warmAppend(b *testing.B, l *seglog.Log, rec []byte) {
 	if _, err := l.Append(rec); err != nil {
 		b.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func BenchmarkConsume(b *testing.B) {
 	for _, sz := range benchSizes {
 		baseline := map[string]float64{}
 		encoded, _ := proto.Marshal(benchRecord(sz.size))
-		preload := func(b *testing.B, l *log.Log) {
+		preload := func(b *testing.B, l *seglog.Log) {
 			batch := make([][]byte, benchBatch)
 			for i := range batch {
 				batch[i] = encoded

@@ -8,15 +8,15 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/producer"
+	"github.com/proglog/proglog/go/seglog"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
 // CommitLog is the log the server serves. Implementations must be safe for
-// concurrent use and report failures with the go/log errors (wrapped is
-// fine) so the server maps them to status codes: *log.OffsetOutOfRangeError,
-// log.ErrRecordTooLarge, log.ErrClosed, log.ErrFailed, log.ErrCorrupt, or a
+// concurrent use and report failures with the go/seglog errors (wrapped is
+// fine) so the server maps them to status codes: *seglog.OffsetOutOfRangeError,
+// seglog.ErrRecordTooLarge, seglog.ErrClosed, seglog.ErrFailed, seglog.ErrCorrupt, or a
 // context error.
 type CommitLog interface {
 	// Append stores rec and returns its offset. The server has already set
@@ -43,7 +43,7 @@ type CommitLog interface {
 	// before the call (a replicated log confirms its leadership first).
 	Bounds(ctx context.Context, c Consistency) (lowest, next uint64, err error)
 	// Wait blocks until NextOffset() > offset (returning nil), ctx is done
-	// (returning ctx.Err()) or the log closes (log.ErrClosed).
+	// (returning ctx.Err()) or the log closes (seglog.ErrClosed).
 	Wait(ctx context.Context, offset uint64) error
 }
 
@@ -75,7 +75,7 @@ type ServerLister interface {
 // only: a restart forgets the producers, whose next retries are then
 // refused as UNKNOWN_PRODUCER rather than written twice.
 type StorageLog struct {
-	log *log.Log
+	log *seglog.Log
 
 	mu        sync.Mutex // serializes idempotent appends
 	producers *producer.Table
@@ -85,7 +85,7 @@ var _ CommitLog = (*StorageLog)(nil)
 
 // NewStorageLog wraps l. The engine's Config.MaxRecordBytes should be at
 // least the server's, or valid records fail with ResourceExhausted there.
-func NewStorageLog(l *log.Log) *StorageLog {
+func NewStorageLog(l *seglog.Log) *StorageLog {
 	return &StorageLog{log: l, producers: producer.New(producer.DefaultConfig())}
 }
 

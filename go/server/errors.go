@@ -15,8 +15,8 @@ import (
 
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/diskspace"
-	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/producer"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 // Sentinel errors, returned wrapped; test with errors.Is.
@@ -164,7 +164,7 @@ func (s *Server) statusError(ctx context.Context, err error) error {
 	if _, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
 		return err
 	}
-	var oor *log.OffsetOutOfRangeError
+	var oor *seglog.OffsetOutOfRangeError
 	var low *diskspace.LowSpaceError
 	var seq *producer.SequenceError
 	switch {
@@ -172,12 +172,12 @@ func (s *Server) statusError(ctx context.Context, err error) error {
 		return sequenceRefused(seq)
 	case errors.As(err, &oor):
 		return outOfRange(oor.Offset, oor.Lowest, oor.Next)
-	case errors.Is(err, log.ErrOffsetOutOfRange):
+	case errors.Is(err, seglog.ErrOffsetOutOfRange):
 		// Without the concrete error the offset is unknown: no details.
 		return status.Error(codes.OutOfRange, err.Error())
 	case errors.As(err, &low):
 		return lowDiskSpace(low)
-	case errors.Is(err, log.ErrRecordTooLarge):
+	case errors.Is(err, seglog.ErrRecordTooLarge):
 		return status.Error(codes.ResourceExhausted, "record too large for the log; nothing was written")
 	case errors.Is(err, auth.ErrPermissionDenied):
 		return status.Error(codes.PermissionDenied, err.Error())
@@ -185,10 +185,10 @@ func (s *Server) statusError(ctx context.Context, err error) error {
 		return status.Error(codes.Canceled, "call canceled")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
-	case errors.Is(err, log.ErrClosed), errors.Is(err, log.ErrFailed):
+	case errors.Is(err, seglog.ErrClosed), errors.Is(err, seglog.ErrFailed):
 		s.logUnavailable(ctx, err)
 		return status.Error(codes.Unavailable, "log unavailable; retry later or on another server")
-	case errors.Is(err, log.ErrCorrupt):
+	case errors.Is(err, seglog.ErrCorrupt):
 		s.logFailure(ctx, "log corruption", err)
 		return status.Error(codes.DataLoss, "stored data is corrupt")
 	default:

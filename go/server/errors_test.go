@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/proglog/proglog/go/diskspace"
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -34,9 +34,9 @@ func TestStorageErrorsMapToCodes(t *testing.T) {
 	}{
 		{"unexpected", func() error { return errors.New("disk on fire at /secret/path") }, codes.Internal, "disk on fire", "/secret/path"},
 		{"panic", func() error { panic("storage bug") }, codes.Internal, "storage bug", "storage bug"},
-		{"corrupt", func() error { return fmt.Errorf("append: %w", log.ErrCorrupt) }, codes.DataLoss, "corrupt", ""},
-		{"failed", func() error { return fmt.Errorf("append: %w", log.ErrFailed) }, codes.Unavailable, "failed", ""},
-		{"too large", func() error { return fmt.Errorf("append: %w", log.ErrRecordTooLarge) }, codes.ResourceExhausted, "", ""},
+		{"corrupt", func() error { return fmt.Errorf("append: %w", seglog.ErrCorrupt) }, codes.DataLoss, "corrupt", ""},
+		{"failed", func() error { return fmt.Errorf("append: %w", seglog.ErrFailed) }, codes.Unavailable, "failed", ""},
+		{"too large", func() error { return fmt.Errorf("append: %w", seglog.ErrRecordTooLarge) }, codes.ResourceExhausted, "", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

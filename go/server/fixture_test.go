@@ -16,7 +16,7 @@ import (
 
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/server"
 	"github.com/proglog/proglog/go/telemetry"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
@@ -28,7 +28,7 @@ type fixture struct {
 	t       testing.TB
 	certs   certs.DevFiles
 	ca      *certs.Authority
-	storage *log.Log
+	storage *seglog.Log
 	clog    *countingLog
 	srv     *server.Server
 	addr    string
@@ -40,7 +40,7 @@ type fixtureOpts struct {
 	gate    chan struct{}           // see countingLog.gate
 	reads   chan server.Consistency // see countingLog.reads
 	server  func(*server.Config)
-	storage func(*log.Config)
+	storage func(*seglog.Config)
 	tls     auth.TLSConfig // CertFile etc. are filled in; flags are kept
 }
 
@@ -80,13 +80,13 @@ func newFixture(t testing.TB, opts fixtureOpts) *fixture {
 		opts.server(&cfg)
 	}
 
-	lcfg := log.DefaultConfig()
-	lcfg.Sync = log.SyncNever // durability is the engine's tests' business
+	lcfg := seglog.DefaultConfig()
+	lcfg.Sync = seglog.SyncNever // durability is the engine's tests' business
 	lcfg.MaxRecordBytes = uint64(cfg.MaxRecordBytes)
 	if opts.storage != nil {
 		opts.storage(&lcfg)
 	}
-	storage, err := log.Open(filepath.Join(dir, "log"), lcfg)
+	storage, err := seglog.Open(filepath.Join(dir, "log"), lcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func newFixture(t testing.TB, opts fixtureOpts) *fixture {
 		if err := <-f.served; err != nil {
 			t.Errorf("serve: %v", err)
 		}
-		if err := storage.Close(); err != nil && !errors.Is(err, log.ErrClosed) {
+		if err := storage.Close(); err != nil && !errors.Is(err, seglog.ErrClosed) {
 			t.Errorf("close log: %v", err)
 		}
 	})

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -410,7 +410,7 @@ func outOfRangeDetails(t *testing.T, err error, offset, lowest, next string) {
 }
 
 func TestOutOfRange(t *testing.T) {
-	f := newFixture(t, fixtureOpts{storage: func(c *log.Config) { c.InitialOffset = 100 }})
+	f := newFixture(t, fixtureOpts{storage: func(c *seglog.Config) { c.InitialOffset = 100 }})
 	c := f.client("root")
 	ctx := ctxT(t)
 	_, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 100})
@@ -470,7 +470,7 @@ func TestGetServersAndHealth(t *testing.T) {
 }
 
 func TestGetBounds(t *testing.T) {
-	f := newFixture(t, fixtureOpts{storage: func(c *log.Config) { c.InitialOffset = 100 }})
+	f := newFixture(t, fixtureOpts{storage: func(c *seglog.Config) { c.InitialOffset = 100 }})
 	c := f.client("root")
 	ctx := ctxT(t)
 	bounds := func(cons logv1.Consistency) (uint64, uint64) {

@@ -17,7 +17,7 @@ import (
 
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 // ceiling is a limit the end-to-end figures are seen against.
@@ -42,7 +42,7 @@ func measureCeilings(ctx context.Context, base string, pki certs.DevFiles, t *js
 		}
 		fmt.Fprintf(logw, "  %-44s %10.0f rec/s  p50 %-9v p99 %v\n", c.name, c.recPerS, fmtDur(c.p50), fmtDur(c.p99))
 	}
-	for _, sync := range []log.SyncPolicy{log.SyncAlways, log.SyncNever} {
+	for _, sync := range []seglog.SyncPolicy{seglog.SyncAlways, seglog.SyncNever} {
 		for _, size := range o.sizes {
 			for _, batch := range o.batches {
 				add(logAppendCeiling(base, sync, size, batch, d))
@@ -58,12 +58,12 @@ func measureCeilings(ctx context.Context, base string, pki certs.DevFiles, t *js
 	return out
 }
 
-// logAppendCeiling appends to a go/log Log (default configuration, the
+// logAppendCeiling appends to a go/seglog Log (default configuration, the
 // given sync policy) in this process for d: the storage engine's raw rate,
 // with no network, Raft or protobuf.
-func logAppendCeiling(base string, sync log.SyncPolicy, size, batch int, d time.Duration) ceiling {
+func logAppendCeiling(base string, sync seglog.SyncPolicy, size, batch int, d time.Duration) ceiling {
 	c := ceiling{
-		name: fmt.Sprintf("go/log append %s %dB batch %d", syncName(sync), size, batch),
+		name: fmt.Sprintf("go/seglog append %s %dB batch %d", syncName(sync), size, batch),
 		what: "in-process append to the storage engine, one goroutine",
 	}
 	dir, err := os.MkdirTemp(base, "log-ceiling-")
@@ -72,9 +72,9 @@ func logAppendCeiling(base string, sync log.SyncPolicy, size, batch int, d time.
 		return c
 	}
 	defer os.RemoveAll(dir)
-	cfg := log.DefaultConfig()
+	cfg := seglog.DefaultConfig()
 	cfg.Sync = sync
-	l, err := log.Open(filepath.Join(dir, "log"), cfg)
+	l, err := seglog.Open(filepath.Join(dir, "log"), cfg)
 	if err != nil {
 		c.err = err
 		return c
@@ -107,11 +107,11 @@ func logAppendCeiling(base string, sync log.SyncPolicy, size, batch int, d time.
 	return c
 }
 
-func syncName(p log.SyncPolicy) string {
+func syncName(p seglog.SyncPolicy) string {
 	switch p {
-	case log.SyncAlways:
+	case seglog.SyncAlways:
 		return "fsync"
-	case log.SyncNever:
+	case seglog.SyncNever:
 		return "no-fsync"
 	}
 	return p.String()

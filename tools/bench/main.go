@@ -113,7 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&batches, "batch", "", "records per produce call: 1 (unbatched) and/or 100 (default 1,100)")
 	fs.StringVar(&durabilities, "durability", "", "sync (fsync before ack) and/or relaxed (default sync with --quick, sync,relaxed otherwise)")
 	fs.IntVar(&o.repeat, "repeat", 0, "run each row pair this many times, alternating which system goes first; figures are medians over the runs (default 2 with --full, else 1)")
-	fs.BoolVar(&o.ceilings, "ceilings", true, "also measure the ceilings: go/log append rate and a gRPC no-op round trip (and a core NATS one)")
+	fs.BoolVar(&o.ceilings, "ceilings", true, "also measure the ceilings: go/seglog append rate and a gRPC no-op round trip (and a core NATS one)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof -top FILE)")
 	fs.DurationVar(&o.rowTimeout, "row-timeout", 2*time.Minute, "give up on a row after this long")
 	fs.BoolVar(&o.verbose, "v", false, "log more")

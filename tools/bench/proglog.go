@@ -16,7 +16,7 @@ import (
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/discovery"
-	"github.com/proglog/proglog/go/log"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 // relaxedSyncInterval matches JetStream's default sync_interval.
@@ -61,7 +61,7 @@ func startProglog(ctx context.Context, dir string, pki certs.DevFiles, nodes int
 			cfg.StartJoinAddrs = []string{pc.agents[0].SerfAddr()}
 		}
 		if durability == durRelaxed {
-			cfg.Sync = log.SyncInterval
+			cfg.Sync = seglog.SyncInterval
 			cfg.SyncInterval = relaxedSyncInterval
 		}
 		cfg.Logger = zap.NewNop()

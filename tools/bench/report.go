@@ -152,7 +152,7 @@ func renderMarkdown(res *results) string {
 
 	if len(res.ceilings) > 0 {
 		fmt.Fprintf(&b, "## Ceilings\n\n")
-		fmt.Fprintf(&b, "Measured in the same run, on the same disk and TLS set-up: what each end-to-end figure above is bounded by. The go/log rows append from one goroutine in-process (no network, Raft or protobuf); the round trips carry nothing (a gRPC health `Check` to a one-node proglog; a core NATS request to an in-process responder).\n\n")
+		fmt.Fprintf(&b, "Measured in the same run, on the same disk and TLS set-up: what each end-to-end figure above is bounded by. The go/seglog rows append from one goroutine in-process (no network, Raft or protobuf); the round trips carry nothing (a gRPC health `Check` to a one-node proglog; a core NATS request to an in-process responder).\n\n")
 		fmt.Fprintf(&b, "| ceiling | records (calls)/s | MB/s | p50 | p99 |\n|---|---:|---:|---:|---:|\n")
 		for _, c := range res.ceilings {
 			if c.err != nil {

@@ -30,8 +30,8 @@ import (
 	"github.com/proglog/proglog/go/auth/nodeid"
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/internal/testutil"
-	"github.com/proglog/proglog/go/log"
 	"github.com/proglog/proglog/go/replication"
+	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -197,12 +197,12 @@ voter: false
 	// --sync and --sync-interval reach the agent; the default is durable.
 	for _, tc := range []struct {
 		args     []string
-		want     log.SyncPolicy
+		want     seglog.SyncPolicy
 		interval time.Duration
 	}{
-		{nil, log.SyncAlways, log.DefaultSyncInterval},
-		{[]string{"--sync", "interval", "--sync-interval", "2m"}, log.SyncInterval, 2 * time.Minute},
-		{[]string{"--sync", "never"}, log.SyncNever, log.DefaultSyncInterval},
+		{nil, seglog.SyncAlways, seglog.DefaultSyncInterval},
+		{[]string{"--sync", "interval", "--sync-interval", "2m"}, seglog.SyncInterval, 2 * time.Minute},
+		{[]string{"--sync", "never"}, seglog.SyncNever, seglog.DefaultSyncInterval},
 	} {
 		o := defaultServeOptions()
 		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
@@ -226,13 +226,13 @@ voter: false
 	// the agent; by default everything is kept.
 	for _, tc := range []struct {
 		args            []string
-		retention       log.Retention
+		retention       seglog.Retention
 		segment, th, tr uint64
 	}{
-		{nil, log.Retention{}, log.DefaultMaxStoreBytes, replication.DefaultSnapshotThresholdBytes, replication.DefaultTrailingBytes},
+		{nil, seglog.Retention{}, seglog.DefaultMaxStoreBytes, replication.DefaultSnapshotThresholdBytes, replication.DefaultTrailingBytes},
 		{[]string{"--retention-bytes", "1000000000", "--retention-age", "168h", "--segment-bytes", "8388608",
 			"--raft-snapshot-threshold-bytes", "99000000", "--raft-trailing-bytes", "7000000"},
-			log.Retention{MaxBytes: 1e9, MaxAge: 168 * time.Hour}, 8 << 20, 99e6, 7e6},
+			seglog.Retention{MaxBytes: 1e9, MaxAge: 168 * time.Hour}, 8 << 20, 99e6, 7e6},
 	} {
 		o := defaultServeOptions()
 		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)

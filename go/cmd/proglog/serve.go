@@ -21,9 +21,9 @@ import (
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/discovery"
 	"github.com/proglog/proglog/go/diskspace"
-	"github.com/proglog/proglog/go/log"
 	idem "github.com/proglog/proglog/go/producer"
 	"github.com/proglog/proglog/go/replication"
+	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/server"
 	"github.com/proglog/proglog/go/telemetry"
 )
@@ -121,9 +121,9 @@ func defaultServeOptions() *serveOptions {
 		raftTrailingLogs:           replication.DefaultTrailingLogs,
 		raftSnapshotThresholdBytes: replication.DefaultSnapshotThresholdBytes,
 		raftTrailingBytes:          replication.DefaultTrailingBytes,
-		segmentBytes:               log.DefaultMaxStoreBytes,
+		segmentBytes:               seglog.DefaultMaxStoreBytes,
 		sync:                       "always",
-		syncInterval:               log.DefaultSyncInterval,
+		syncInterval:               seglog.DefaultSyncInterval,
 		minFreeBytes:               diskspace.DefaultMinFreeBytes,
 		producerExpiry:             idem.DefaultExpiry,
 		maxProducers:               idem.DefaultMaxProducers,
@@ -325,7 +325,7 @@ func (o *serveOptions) agentConfig(stdout io.Writer, logger *zap.Logger) (agent.
 		TrailingLogs:           o.raftTrailingLogs,
 		SnapshotThresholdBytes: o.raftSnapshotThresholdBytes, TrailingBytes: o.raftTrailingBytes,
 	}
-	cfg.Retention = log.Retention{MaxBytes: o.retentionBytes, MaxAge: o.retentionAge}
+	cfg.Retention = seglog.Retention{MaxBytes: o.retentionBytes, MaxAge: o.retentionAge}
 	cfg.SegmentBytes = o.segmentBytes
 	cfg.Sync, _ = agent.ParseSyncPolicy(o.sync)
 	cfg.SyncInterval = o.syncInterval
