@@ -244,7 +244,7 @@ func Run(ctx context.Context, cfg RunConfig) (res *RunResult, err error) {
 func injectAll(ctx context.Context, cfg RunConfig, faults []nemesis.Fault, c *cluster.Cluster, lab *netlab.Lab, w *workload.Workload, res *RunResult, logf func(string, ...any)) error {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6e656d))
 	env := &nemesis.Env{Cluster: c, Lab: lab, Rng: rng, Hold: cfg.Hold, OnLeader: w.SetLeader, Logf: logf}
-	if err := w.WaitAcked(ctx, 50, 30*time.Second); err != nil {
+	if err := w.WaitAcked(ctx, gateAcked, 30*time.Second); err != nil {
 		return fmt.Errorf("faulttest: before the first fault: %w", err)
 	}
 	var schedule func(i int) (nemesis.Fault, bool)
@@ -283,13 +283,19 @@ func injectAll(ctx context.Context, cfg RunConfig, faults []nemesis.Fault, c *cl
 	}
 }
 
-// settle waits until the cluster takes writes again, every member is back
-// and has caught up with what was acknowledged so far, then for the quiet
-// time. Without it, faults would pile onto a cluster still repairing the
+// gateAcked is how many produce calls the workload must have acknowledged
+// before the first fault and after each one before the run goes on: the
+// history's amount of work is set by these gates, not by how fast a loaded
+// machine runs for a fixed time.
+const gateAcked = 50
+
+// settle waits until the cluster takes writes again (gateAcked more
+// produce calls acknowledged), every member is back and has caught up
+// with what was acknowledged so far, then for the quiet time. Without it, faults would pile onto a cluster still repairing the
 // last one — a test of its own, and one Raft makes no promise about for
 // damaged disks (see docs/reliability.md).
 func settle(ctx context.Context, c *cluster.Cluster, w *workload.Workload, quiet time.Duration) error {
-	if err := w.WaitAcked(ctx, 5, 30*time.Second); err != nil {
+	if err := w.WaitAcked(ctx, gateAcked, 30*time.Second); err != nil {
 		return err
 	}
 	if err := c.WaitMembers(ctx, c.Members(), 30*time.Second); err != nil {
