@@ -60,6 +60,10 @@ type cluster struct {
 	bin, dir            string
 	kubectl, kubeconfig string
 	ctrSocket           string
+	// The node's mount namespace (see startNamespace): its holder process
+	// and its identity (readlink of /proc/PID/ns/mnt).
+	nsPid int
+	nsID  string
 }
 
 // startCluster starts containerd, etcd, kube-apiserver, kube-controller-manager,
@@ -83,6 +87,7 @@ func startCluster(t *testing.T, bin string, images map[string]string) *cluster {
 	t.Cleanup(func() { c.teardown(before, beforeChains) })
 
 	c.setupNetwork()
+	c.startNamespace()
 	c.startContainerd()
 	for ref, layout := range images {
 		c.importImage(ref, layout)
@@ -179,6 +184,41 @@ func guardRule(op string) []string {
 		"-m", "comment", "--comment", guardComment, "-j", "DROP"}
 }
 
+// startNamespace starts the node's mount namespace: a copy of this one whose
+// root is a mount point. Tests run chrooted in tools/bazel's tree, whose root
+// is a plain directory, and runc cannot set up a container there (it makes
+// "/" a slave mount and pivots from it: "mount dst=/, flags=MS_REC|MS_SLAVE:
+// invalid argument"). So a holder process bind-mounts "/" onto DIR/root and
+// chroots into it; containerd and kubelet enter its namespace and root
+// (nsenter), and their mounts (pod volumes, container root filesystems,
+// network namespaces) live and die with that namespace.
+func (c *cluster) startNamespace() {
+	root := filepath.Join(c.dir, "root")
+	if err := os.Mkdir(root, 0o700); err != nil {
+		c.t.Fatal(err)
+	}
+	p := k8stest.StartAs(c.t, c.dir, "namespace", []string{"unshare", "--mount", "--propagation", "unchanged", "--",
+		"/bin/sh", "-c", `mount --rbind / "$0" && exec chroot "$0" sleep infinity`, root})
+	c.nsPid = p.Pid()
+	k8stest.Eventually(c.t, 10*time.Second, "the node's mount namespace", func() error {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c.nsPid))
+		if err != nil || strings.TrimSpace(string(comm)) != "sleep" {
+			return fmt.Errorf("holder: %q %v\n%s", comm, err, k8stest.Tail(filepath.Join(c.dir, "namespace.log"), 2000))
+		}
+		return nil
+	})
+	id, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", c.nsPid))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.nsID = id
+}
+
+// startInNode starts a server process in the node's mount namespace and root.
+func (c *cluster) startInNode(label string, argv ...string) *k8stest.Process {
+	return k8stest.StartAs(c.t, c.dir, label, append([]string{"nsenter", "-t", fmt.Sprint(c.nsPid), "-m", "-r", "-w", "--"}, argv...))
+}
+
 func (c *cluster) startContainerd() {
 	root := filepath.Join(c.dir, "containerd")
 	cni := filepath.Join(c.dir, "cni")
@@ -218,7 +258,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     bin_dirs = ["/usr/lib/cni"]
     conf_dir = %q
 `, filepath.Join(root, "root"), filepath.Join(root, "state"), c.ctrSocket, pauseImage, filepath.Join(cni, "net.d")))
-	p := k8stest.Start(c.t, c.dir, "containerd", "--config", config)
+	p := c.startInNode("containerd", "containerd", "--config", config)
 	k8stest.Eventually(c.t, time.Minute, "containerd", func() error {
 		select {
 		case <-p.Done:
@@ -320,7 +360,7 @@ rotateCertificates: false
 serializeImagePulls: false
 volumePluginDir: %s
 `, c.ctrSocket, nodeIP, k8stest.FreePort(c.t), nodeIP, filepath.Join(c.dir, "pod-logs"), filepath.Join(c.dir, "volume-plugins")))
-	k8stest.Start(c.t, c.dir, filepath.Join(c.bin, "kubelet"),
+	c.startInNode("kubelet", filepath.Join(c.bin, "kubelet"),
 		"--config="+config, "--kubeconfig="+c.kubeconfig, "--root-dir="+dir,
 		"--cert-dir="+filepath.Join(dir, "pki"), "--node-ip="+nodeIP, "--hostname-override="+nodeName)
 }
@@ -440,6 +480,9 @@ func (c *cluster) teardown(sysctlsBefore map[string]string, chainsBefore []strin
 	}
 	if p := processesMentioning(c.dir); len(p) > 0 {
 		t.Errorf("teardown: processes left: %v", p)
+	}
+	if p := processesIn(c.nsID); len(p) > 0 {
+		t.Errorf("teardown: processes left in the node's mount namespace (so are its mounts): %v", p)
 	}
 	var newChains []string
 	for _, ch := range kubeChains(t) {
@@ -577,6 +620,23 @@ func processesMentioning(s string) []string {
 			continue
 		}
 		out = append(out, e.Name()+": "+strings.ReplaceAll(string(bytes.TrimRight(b, "\x00")), "\x00", " "))
+	}
+	return out
+}
+
+// processesIn lists the processes in the mount namespace ns (as
+// /proc/PID/ns/mnt reads).
+func processesIn(ns string) []string {
+	if ns == "" {
+		return nil
+	}
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if id, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns", "mnt")); err == nil && id == ns {
+			comm, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+			out = append(out, e.Name()+": "+strings.TrimSpace(string(comm)))
+		}
 	}
 	return out
 }

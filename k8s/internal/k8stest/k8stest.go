@@ -85,12 +85,19 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 // to DIR/NAME.log, whose end is shown when the test fails.
 func Start(t testing.TB, dir, name string, args ...string) *Process {
 	t.Helper()
-	logPath := filepath.Join(dir, filepath.Base(name)+".log")
+	return StartAs(t, dir, filepath.Base(name), append([]string{name}, args...))
+}
+
+// StartAs is Start of the command argv, its output in DIR/LABEL.log: for a
+// server started through another command (nsenter).
+func StartAs(t testing.TB, dir, label string, argv []string) *Process {
+	t.Helper()
+	logPath := filepath.Join(dir, label+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(name, args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Killed with the test process, even if it dies without cleaning up.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -121,7 +128,7 @@ func Start(t testing.TB, dir, name string, args ...string) *Process {
 		<-done
 		logFile.Close()
 		if t.Failed() {
-			t.Logf("last output of %s:\n%s", filepath.Base(name), Tail(logPath, 8000))
+			t.Logf("last output of %s:\n%s", label, Tail(logPath, 8000))
 		}
 	}
 	t.Cleanup(stop)
