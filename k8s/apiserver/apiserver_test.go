@@ -135,6 +135,21 @@ func TestApplyAgainstAPIServer(t *testing.T) {
 		t.Errorf("--dry-run=server changed objects:\nbefore %v\nafter  %v", first, after)
 	}
 
+	// overlays/single-node (what //k8s/node:node_test deploys on its one node): the base's three
+	// replicas with one pod per node only preferred, else two of them stay Pending; admitted.
+	r = k8stest.Run(t, apply, append(common, "--overlay", "overlays/single-node", "--print")...)
+	if r.Code != 0 {
+		t.Fatalf("--print of overlays/single-node: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if !strings.Contains(r.Stdout, "replicas: 3") || strings.Contains(r.Stdout, "requiredDuringSchedulingIgnoredDuringExecution") ||
+		!strings.Contains(r.Stdout, "preferredDuringSchedulingIgnoredDuringExecution") {
+		t.Errorf("overlays/single-node: want 3 replicas and a preferred, not required, anti-affinity:\n%s", r.Stdout)
+	}
+	r = k8stest.Run(t, apply, append(common, "--overlay", "overlays/single-node", "--dry-run=server")...)
+	if r.Code != 0 {
+		t.Errorf("--dry-run=server of overlays/single-node: exit %d\n%s", r.Code, r.Stderr)
+	}
+
 	// 4. A broken manifest is rejected by the API server and changes nothing.
 	r = k8stest.Run(t, apply, append(common, "--overlay", "testdata/broken")...)
 	if r.Code == 0 || !strings.Contains(r.Stderr, "spec.replicas") || !strings.Contains(r.Stderr, "must be greater than or equal to 0") {
