@@ -296,8 +296,12 @@ func (c *cluster) importImage(ref, layout string) {
 // tarDir writes the files under dir (following symlinks: Bazel's runfiles)
 // as a tar stream with paths relative to dir.
 func tarDir(w io.Writer, dir string) error {
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return err
+	}
 	tw := tar.NewWriter(w)
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || path == dir {
 			return err
 		}

@@ -39,6 +39,9 @@ func TestNode(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("//k8s/node:node_test runs a Kubernetes node (containerd, kubelet, kube-proxy): it needs root; run it as root (CI does), or exclude it with --test_tag_filters=-k8s-node")
 	}
+	// Bazel's test PATH lacks the sbin directories of ip, iptables, containerd
+	// (and what kubelet, kube-proxy and the CNI plugins run).
+	t.Setenv("PATH", "/usr/local/sbin:/usr/sbin:/sbin:"+os.Getenv("PATH"))
 	apply, proglog := k8stest.Runfile(t, "APPLY"), k8stest.Runfile(t, "PROGLOG")
 	digest := strings.TrimSpace(readFile(t, k8stest.Runfile(t, "IMAGE_DIGEST")))
 	image := registry + "@" + digest
