@@ -425,28 +425,33 @@ func (c *cluster) deletePods() {
 	}
 }
 
-// removeContainers removes every container still in containerd (none, if
-// kubelet stopped the pods) and reports them.
+// removeContainers removes the containers kubelet has stopped but not yet
+// garbage-collected (it deletes a pod's object before its sandbox), and
+// fails the test for any still running: kubelet should have stopped them.
 func (c *cluster) removeContainers() {
 	t := c.t
 	ctr := func(args ...string) k8stest.Result {
 		return k8stest.Run(t, "ctr", append([]string{"--address", c.ctrSocket, "-n", "k8s.io"}, args...)...)
 	}
-	left := strings.Fields(ctr("containers", "ls", "-q").Stdout)
-	if len(left) == 0 {
-		return
+	for line := range strings.Lines(ctr("tasks", "ls").Stdout) {
+		if f := strings.Fields(line); len(f) == 3 && f[2] == "RUNNING" {
+			t.Errorf("teardown: task %s (pid %s) still running after its pod was deleted", f[0], f[1])
+			ctr("tasks", "kill", "-s", "SIGKILL", f[0])
+		}
 	}
-	t.Errorf("teardown: containers left after the pods were deleted: %v", left)
+	left := strings.Fields(ctr("containers", "ls", "-q").Stdout)
 	for _, id := range left {
-		ctr("tasks", "kill", "-s", "SIGKILL", id)
 		k8stest.Poll(10*time.Second, func() error {
 			if r := ctr("tasks", "delete", id); r.Code != 0 && !strings.Contains(r.Stderr, "not found") {
 				return errors.New(r.Stderr)
 			}
 			return nil
 		})
-		ctr("containers", "delete", id)
+		if r := ctr("containers", "delete", id); r.Code != 0 {
+			t.Errorf("teardown: ctr containers delete %s: %s", id, r.Stderr)
+		}
 	}
+	t.Logf("teardown: removed %d stopped containers", len(left))
 }
 
 // teardown removes what the components leave on the machine and fails the

@@ -218,7 +218,8 @@ type Result struct {
 }
 
 // Run runs a command to its end (at most 2 minutes) and returns its exit code
-// and output; it fails the test only if the command could not run.
+// and output. A command that could not run at all has Code -1 and the error
+// in Stderr (Run never stops the test: teardowns use it too).
 func Run(t testing.TB, name string, args ...string) Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -231,7 +232,7 @@ func Run(t testing.TB, name string, args ...string) Result {
 	if exit, ok := err.(*exec.ExitError); ok {
 		code = exit.ExitCode()
 	} else if err != nil {
-		t.Fatalf("%s: %v", name, err)
+		return Result{-1, stdout.String(), fmt.Sprintf("%s: %v", name, err)}
 	}
 	return Result{code, stdout.String(), stderr.String()}
 }
