@@ -232,7 +232,8 @@ func (c *cluster) startContainerd() {
   "name": "proglog-node",
   "plugins": [{
     "type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": false, "hairpinMode": true,
-    "ipam": {"type": "host-local", "dataDir": %q, "ranges": [[{"subnet": %q, "gateway": %q}]]}
+    "ipam": {"type": "host-local", "dataDir": %q, "ranges": [[{"subnet": %q, "gateway": %q}]],
+             "routes": [{"dst": "0.0.0.0/0"}]}
   }]
 }
 `, bridge, filepath.Join(cni, "ipam"), podCIDR, nodeIP))
