@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -51,7 +52,7 @@ func TestNode(t *testing.T) {
 		pauseImage: k8stest.Runfile(t, "PAUSE_IMAGE"),
 		image:      k8stest.Runfile(t, "IMAGE"),
 	})
-	c.createVolumes(replicas)
+	c.createVolumes(0, replicas)
 	certs := c.createSecrets(proglog, replicas)
 
 	start := time.Now()
@@ -98,6 +99,8 @@ func TestNode(t *testing.T) {
 	t.Logf("Go client: produced and consumed offset %d", off)
 
 	t.Run("DeleteLeaderPod", func(t *testing.T) { testDeleteLeader(t, c, cl, leader) })
+	t.Run("RolloutRestart", func(t *testing.T) { testRolloutRestart(t, c, cl) })
+	t.Run("Scale", func(t *testing.T) { testScale(t, c, cl, proglog, certs) })
 }
 
 // testDeleteLeader deletes the leader's pod while records are produced
@@ -109,6 +112,7 @@ func testDeleteLeader(t *testing.T, c *cluster, cl *client.Client, leader string
 	p := startProducer(t, cl)
 
 	p.waitAcked(t, 20)
+	filesBefore := volumeFiles(t, c.volumeDir(leader))
 	start := time.Now()
 	c.must("-n", namespace, "delete", "pod", leader, "--wait=false")
 	t.Logf("deleted pod %s (the leader)", leader)
@@ -137,6 +141,12 @@ func testDeleteLeader(t *testing.T, c *cluster, cl *client.Client, leader string
 	if pv := c.volumeOf(leader); pv != pvBefore {
 		t.Errorf("pod %s came back with volume %s, had %s", leader, pv, pvBefore)
 	}
+	after := volumeFiles(t, c.volumeDir(leader))
+	for _, f := range filesBefore {
+		if !slices.Contains(after, f) {
+			t.Errorf("pod %s came back without %s of its volume (now: %v)", leader, f, after)
+		}
+	}
 	k8stest.Eventually(t, time.Minute, leader+" a member again", func() error {
 		servers, err := cl.Servers(context.Background())
 		if err != nil {
@@ -151,9 +161,131 @@ func testDeleteLeader(t *testing.T, c *cluster, cl *client.Client, leader string
 
 	// Records produced after it rejoined, then everything acknowledged.
 	p.waitAcked(t, p.ackedCount()+20)
-	acked, failed := p.stop()
+	acked, failed, _ := p.stop()
 	t.Logf("%d records acknowledged, %d produce calls failed during the delete", len(acked), failed)
 	checkAcked(t, cl, acked)
+}
+
+// maxRefusedInARow bounds the produce calls in a row that may fail while the
+// pods are replaced one by one. A call fails only once the client has
+// retried for its whole callTimeout without a leader accepting it, so N
+// failed calls in a row mean writes were refused for at least N×callTimeout
+// (and at most (N+1)×callTimeout): the bound counts outcomes, with no
+// stopwatch that a loaded machine could trip.
+const (
+	callTimeout       = 5 * time.Second
+	maxRefusedInARow  = 2
+	rolloutMaxTimeout = 6 * time.Minute
+)
+
+// testRolloutRestart restarts every pod with `kubectl rollout restart` while
+// records are produced, and checks the pods were replaced one at a time (a
+// quorum of Ready pods throughout), writes were never refused for long, and
+// every acknowledged record is read back.
+func testRolloutRestart(t *testing.T, c *cluster, cl *client.Client) {
+	uids := map[string]string{}
+	pods, err := c.pods(namespace, podSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods {
+		uids[p.Metadata.Name] = p.Metadata.UID
+	}
+	p := startProducer(t, cl)
+	p.waitAcked(t, p.ackedCount()+20)
+	start := time.Now()
+	c.must("-n", namespace, "rollout", "restart", "statefulset/proglog")
+	minReady := replicas
+	k8stest.Eventually(t, rolloutMaxTimeout, "the rollout", func() error {
+		pods, err := c.pods(namespace, podSelector)
+		if err != nil {
+			return err
+		}
+		ready, replaced := 0, 0
+		for _, p := range pods {
+			if p.ready() {
+				ready++
+			}
+			if p.ready() && uids[p.Metadata.Name] != p.Metadata.UID {
+				replaced++
+			}
+		}
+		minReady = min(minReady, ready)
+		if replaced != replicas {
+			return fmt.Errorf("%d of %d pods replaced and Ready", replaced, replicas)
+		}
+		return nil
+	})
+	t.Logf("rollout restart done in %s; at least %d of %d pods Ready throughout (as polled)", time.Since(start).Round(100*time.Millisecond), minReady, replicas)
+	if minReady < replicas-1 {
+		t.Errorf("only %d pods Ready during the rollout: more than the one disruption the PodDisruptionBudget allows", minReady)
+	}
+	p.waitAcked(t, p.ackedCount()+20)
+	acked, failed, inARow := p.stop()
+	t.Logf("%d records acknowledged; %d produce calls failed, at most %d in a row (each waits up to %s for a leader)", len(acked), failed, inARow, callTimeout)
+	if inARow > maxRefusedInARow {
+		t.Errorf("%d produce calls in a row failed during the rollout: writes were refused for over %s", inARow, time.Duration(inARow)*callTimeout)
+	}
+	checkAcked(t, cl, acked)
+}
+
+// testScale scales the StatefulSet to 5 replicas and back to 3, one replica
+// at a time down (k8s/README.md), and checks that Raft membership follows:
+// the new pods join, and the removed ones leave the configuration when they
+// stop.
+func testScale(t *testing.T, c *cluster, cl *client.Client, proglog, certs string) {
+	// What k8s/README.md says raising replicas needs: a node certificate per
+	// new ordinal in Secret proglog-tls, a node/proglog-N.yaml in the
+	// ConfigMap proglog-node (here patched in), and a volume per claim.
+	c.issueCerts(proglog, certs, 5)
+	c.must("-n", namespace, "delete", "secret", "proglog-tls")
+	c.createTLSSecret(certs, 5)
+	var nodeCM string
+	for _, name := range strings.Fields(c.must("-n", namespace, "get", "configmaps", "-o", "name")) {
+		if strings.HasPrefix(name, "configmap/proglog-node-") {
+			nodeCM = name
+		}
+	}
+	c.must("-n", namespace, "patch", nodeCM, "--type=merge", "-p",
+		`{"data":{"proglog-3.yaml":"bootstrap: false\n","proglog-4.yaml":"bootstrap: false\n"}}`)
+	c.createVolumes(replicas, 5)
+
+	for _, n := range []int{5, 4, 3} {
+		start := time.Now()
+		c.must("-n", namespace, "scale", "statefulset/proglog", fmt.Sprintf("--replicas=%d", n))
+		c.waitReady(n, 3*time.Minute)
+		k8stest.Eventually(t, 2*time.Minute, fmt.Sprintf("%d Raft members", n), func() error {
+			servers, err := cl.Servers(context.Background())
+			if err != nil {
+				return err
+			}
+			var ids []string
+			leaders := 0
+			for _, s := range servers {
+				ids = append(ids, s.ID)
+				if s.IsLeader {
+					leaders++
+				}
+			}
+			slices.Sort(ids)
+			var want []string
+			for i := range n {
+				want = append(want, fmt.Sprintf("proglog-%d", i))
+			}
+			if !slices.Equal(ids, want) || leaders != 1 {
+				return fmt.Errorf("members %v with %d leaders, want %v and one leader", ids, leaders, want)
+			}
+			return nil
+		})
+		t.Logf("scaled to %d: %d pods Ready, Raft members proglog-0..%d, one leader, in %s", n, n, n-1, time.Since(start).Round(100*time.Millisecond))
+	}
+	off, err := cl.ProduceValue(context.Background(), []byte("after scaling"))
+	if err != nil {
+		t.Fatalf("produce after scaling: %v", err)
+	}
+	if rec, err := cl.Consume(context.Background(), off); err != nil || string(rec.Value) != "after scaling" {
+		t.Fatalf("consume %d after scaling: %v, %v", off, rec, err)
+	}
 }
 
 // producer produces records one at a time until stopped, keeping what was
@@ -164,7 +296,9 @@ type producer struct {
 	mu     sync.Mutex
 	acked  map[uint64]string
 	failed int
-	more   chan struct{} // signalled after each acknowledgement
+	// inARow is the current run of failed calls, maxInARow the longest.
+	inARow, maxInARow int
+	more              chan struct{} // signalled after each acknowledgement
 }
 
 func startProducer(t *testing.T, cl *client.Client) *producer {
@@ -174,14 +308,17 @@ func startProducer(t *testing.T, cl *client.Client) *producer {
 		defer close(p.done)
 		for i := 0; ctx.Err() == nil; i++ {
 			v := fmt.Sprintf("record-%d", i)
-			callCtx, cancelCall := context.WithTimeout(ctx, 10*time.Second)
+			callCtx, cancelCall := context.WithTimeout(ctx, callTimeout)
 			off, err := cl.ProduceValue(callCtx, []byte(v))
 			cancelCall()
 			p.mu.Lock()
 			if err == nil {
 				p.acked[off] = v
+				p.inARow = 0
 			} else if ctx.Err() == nil {
 				p.failed++
+				p.inARow++
+				p.maxInARow = max(p.maxInARow, p.inARow)
 			}
 			p.mu.Unlock()
 			if err == nil {
@@ -217,14 +354,14 @@ func (p *producer) waitAcked(t *testing.T, n int) {
 	}
 }
 
-// stop ends the producer and returns what was acknowledged and how many
-// calls failed.
-func (p *producer) stop() (map[uint64]string, int) {
+// stop ends the producer and returns what was acknowledged, how many calls
+// failed, and the most that failed in a row.
+func (p *producer) stop() (acked map[uint64]string, failed, inARow int) {
 	p.cancel()
 	<-p.done
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.acked, p.failed
+	return p.acked, p.failed, p.maxInARow
 }
 
 // checkAcked reads back every acknowledged record.
@@ -246,12 +383,13 @@ func checkAcked(t *testing.T, cl *client.Client, acked map[uint64]string) {
 	t.Logf("all %d acknowledged records read back", len(acked))
 }
 
-// createVolumes creates a local PersistentVolume for each pod's claim
-// (data-proglog-N): the node has no storage provisioner.
-func (c *cluster) createVolumes(n int) {
+// createVolumes creates a local PersistentVolume for the claims of pods
+// proglog-from..proglog-(to-1) (data-proglog-N): the node has no storage
+// provisioner.
+func (c *cluster) createVolumes(from, to int) {
 	var b strings.Builder
-	for i := range n {
-		dir := filepath.Join(c.dir, "volumes", fmt.Sprintf("proglog-%d", i))
+	for i := from; i < to; i++ {
+		dir := c.volumeDir(fmt.Sprintf("proglog-%d", i))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			c.t.Fatal(err)
 		}
@@ -272,36 +410,70 @@ spec:
         - {key: kubernetes.io/hostname, operator: In, values: [%[4]s]}
 `, i, namespace, dir, nodeName)
 	}
-	path := filepath.Join(c.dir, "volumes.yaml")
+	path := filepath.Join(c.dir, fmt.Sprintf("volumes-%d.yaml", from))
 	k8stest.WriteFile(c.t, path, []byte(b.String()))
 	c.must("create", "-f", path)
+}
+
+// volumeDir is the directory of pod's local PersistentVolume.
+func (c *cluster) volumeDir(pod string) string {
+	return filepath.Join(c.dir, "volumes", pod)
+}
+
+// volumeFiles lists the files under dir (relative paths).
+func volumeFiles(t *testing.T, dir string) []string {
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, path)
+			out = append(out, rel)
+		}
+		return err
+	})
+	if err != nil || len(out) == 0 {
+		t.Fatalf("volume %s: files %v, %v", dir, out, err)
+	}
+	return out
 }
 
 // createSecrets creates the namespace and the Secrets exactly as
 // k8s/README.md says, plus a client certificate for the test's CLI pods, and
 // returns the certificates' directory.
 func (c *cluster) createSecrets(proglog string, n int) string {
-	t := c.t
 	certs := filepath.Join(c.dir, "proglog-certs")
-	args := []string{"certs", "--dir", certs}
-	var files []string
-	for i := range n {
-		args = append(args, "--node", fmt.Sprintf("proglog-%d", i))
-		files = append(files, fmt.Sprintf("--from-file=%s/proglog-%d.pem", certs, i), fmt.Sprintf("--from-file=%s/proglog-%d-key.pem", certs, i))
-	}
-	args = append(args, "--hosts", fmt.Sprintf("*.proglog-headless.%[1]s.svc.cluster.local,proglog.%[1]s.svc,proglog.%[1]s.svc.cluster.local", namespace))
-	if r := k8stest.Run(t, proglog, args...); r.Code != 0 {
-		t.Fatalf("proglog certs: exit %d\n%s", r.Code, r.Stderr)
-	}
+	c.issueCerts(proglog, certs, n)
 	c.must("create", "namespace", namespace)
 	c.must("label", "namespace", namespace, "proglog-node-test=true")
-	c.must(append([]string{"-n", namespace, "create", "secret", "generic", "proglog-tls", "--from-file=ca.pem=" + certs + "/ca.pem"}, files...)...)
+	c.createTLSSecret(certs, n)
 	key := make([]byte, 32)
 	rand.Read(key)
 	c.must("-n", namespace, "create", "secret", "generic", "proglog-gossip", "--from-literal=key="+base64.StdEncoding.EncodeToString(key))
 	c.must("-n", namespace, "create", "secret", "generic", "proglog-test-client",
 		"--from-file="+certs+"/ca.pem", "--from-file="+certs+"/root.pem", "--from-file="+certs+"/root-key.pem")
 	return certs
+}
+
+// issueCerts runs `proglog certs` as k8s/README.md says, for proglog-0..n-1
+// (the CA and the certificates already in dir are kept).
+func (c *cluster) issueCerts(proglog, dir string, n int) {
+	args := []string{"certs", "--dir", dir}
+	for i := range n {
+		args = append(args, "--node", fmt.Sprintf("proglog-%d", i))
+	}
+	args = append(args, "--hosts", fmt.Sprintf("*.proglog-headless.%[1]s.svc.cluster.local,proglog.%[1]s.svc,proglog.%[1]s.svc.cluster.local", namespace))
+	if r := k8stest.Run(c.t, proglog, args...); r.Code != 0 {
+		c.t.Fatalf("proglog certs: exit %d\n%s", r.Code, r.Stderr)
+	}
+}
+
+// createTLSSecret creates Secret proglog-tls as k8s/README.md says: ca.pem
+// and each pod's own certificate and key.
+func (c *cluster) createTLSSecret(certs string, n int) {
+	args := []string{"-n", namespace, "create", "secret", "generic", "proglog-tls", "--from-file=ca.pem=" + certs + "/ca.pem"}
+	for i := range n {
+		args = append(args, fmt.Sprintf("--from-file=%s/proglog-%d.pem", certs, i), fmt.Sprintf("--from-file=%s/proglog-%d-key.pem", certs, i))
+	}
+	c.must(args...)
 }
 
 // readyCount returns nil once exactly n proglog pods exist and all are Ready.
