@@ -698,5 +698,12 @@ func (c *cluster) describe(ns string) string {
 	var b strings.Builder
 	b.WriteString(c.run("-n", ns, "get", "pods,pvc,endpointslices", "-o", "wide").Stdout)
 	b.WriteString(c.run("-n", ns, "get", "events", "--sort-by=.lastTimestamp").Stdout)
+	pods, _ := c.pods(ns, podSelector)
+	for _, p := range pods {
+		if !p.ready() {
+			logs := c.run("-n", ns, "logs", p.Metadata.Name, "--tail=30").Stdout
+			fmt.Fprintf(&b, "--- last log lines of %s (not Ready):\n%s", p.Metadata.Name, logs)
+		}
+	}
 	return b.String()
 }
