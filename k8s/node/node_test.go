@@ -100,6 +100,7 @@ func TestNode(t *testing.T) {
 
 	t.Run("DeleteLeaderPod", func(t *testing.T) { testDeleteLeader(t, c, cl, leader) })
 	t.Run("RolloutRestart", func(t *testing.T) { testRolloutRestart(t, c, cl) })
+	t.Run("PodDisruptionBudget", func(t *testing.T) { testDisruptionBudget(t, c, cl) })
 	t.Run("Scale", func(t *testing.T) { testScale(t, c, cl, proglog, certs) })
 }
 
@@ -227,6 +228,51 @@ func testRolloutRestart(t *testing.T, c *cluster, cl *client.Client) {
 		t.Errorf("%d produce calls in a row failed during the rollout: writes were refused for over %s", inARow, time.Duration(inARow)*callTimeout)
 	}
 	checkAcked(t, cl, acked)
+}
+
+// testDisruptionBudget drains the node: the PodDisruptionBudget lets one
+// pod be evicted, and refuses the others while it is gone (on a cordoned
+// node it cannot come back, so the drain times out with two pods left).
+// After uncordoning, the evicted pod returns and the cluster has 3 members.
+func testDisruptionBudget(t *testing.T, c *cluster, cl *client.Client) {
+	before := map[string]string{}
+	pods, err := c.pods(namespace, podSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods {
+		before[p.Metadata.Name] = p.Metadata.UID
+	}
+	t.Cleanup(func() { c.run("uncordon", nodeName) })
+	r := c.run("drain", nodeName, "--pod-selector="+podSelector, "--delete-emptydir-data", "--timeout=30s")
+	if r.Code == 0 {
+		t.Fatalf("the drain evicted every proglog pod: the PodDisruptionBudget did not hold\n%s", r.Stdout)
+	}
+	if !strings.Contains(r.Stdout+r.Stderr, "disruption budget") {
+		t.Errorf("the drain failed, but not on the disruption budget:\n%s\n%s", r.Stdout, r.Stderr)
+	}
+	kept := 0
+	for name, uid := range before {
+		if c.podUID(name) == uid {
+			kept++
+		}
+	}
+	if kept != replicas-1 {
+		t.Errorf("%d of %d pods kept through the drain, want %d (one eviction at a time)", kept, replicas, replicas-1)
+	}
+	t.Logf("drain under the PodDisruptionBudget: one pod evicted, %d refused", kept)
+	c.must("uncordon", nodeName)
+	c.waitReady(replicas, 3*time.Minute)
+	k8stest.Eventually(t, time.Minute, "3 Raft members", func() error {
+		servers, err := cl.Servers(context.Background())
+		if err != nil {
+			return err
+		}
+		if len(servers) != replicas {
+			return fmt.Errorf("servers %v", servers)
+		}
+		return nil
+	})
 }
 
 // testScale scales the StatefulSet to 5 replicas and back to 3, one replica
