@@ -64,6 +64,8 @@ type cluster struct {
 	// and its identity (readlink of /proc/PID/ns/mnt).
 	nsPid int
 	nsID  string
+	// cliPods counts the pods cli started (their names).
+	cliPods int
 }
 
 // startCluster starts containerd, etcd, kube-apiserver, kube-controller-manager,

@@ -556,15 +556,13 @@ func (c *cluster) volumeOf(pod string) string {
 	return c.must("-n", namespace, "get", "pvc", "data-"+pod, "-o", "jsonpath={.spec.volumeName}")
 }
 
-var cliPods int
-
 // cli runs `proglog ARGS` in a pod of the image (through the client
 // Service, with the test's client certificate) and returns its output.
 func (c *cluster) cli(image string, args ...string) string {
 	t := c.t
 	t.Helper()
-	cliPods++
-	name := fmt.Sprintf("proglog-cli-%d", cliPods)
+	c.cliPods++
+	name := fmt.Sprintf("proglog-cli-%d", c.cliPods)
 	full := append(append([]string{}, args...), "--addr", serviceAddr,
 		"--tls-ca", "/etc/proglog-client/ca.pem", "--tls-cert", "/etc/proglog-client/root.pem",
 		"--tls-key", "/etc/proglog-client/root-key.pem")
