@@ -47,7 +47,9 @@
 // # Joining
 //
 // StartJoinAddrs are Serf addresses of other nodes; the node's own address
-// is skipped, so every node can be given the same list. If none answers,
+// is skipped, so every node can be given the same list (an entry that names
+// it otherwise, such as its DNS name, reaches only itself, which does not
+// count as joined: discovery's Join fails then). If none answers,
 // New does not fail: the node keeps retrying in the background (with
 // backoff up to 30s) and stays NOT_SERVING until it knows a leader — this
 // is what lets a whole cluster restart in any order. A node whose gossip

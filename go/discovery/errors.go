@@ -8,8 +8,9 @@ var (
 	ErrInvalidConfig = errors.New("discovery: invalid config")
 	// ErrNilHandler: New was given no Handler.
 	ErrNilHandler = errors.New("discovery: nil handler")
-	// ErrJoin: none of the addresses could be joined (unreachable, or the
-	// cluster uses another encryption key).
+	// ErrJoin: no node but this one could be joined through the addresses
+	// (unreachable, the cluster uses another encryption key, or they name
+	// only this node).
 	ErrJoin = errors.New("discovery: join failed")
 	// ErrClosed: the Membership was closed.
 	ErrClosed = errors.New("discovery: closed")

@@ -81,7 +81,7 @@ type Membership struct {
 }
 
 // New starts gossip and, if cfg.StartJoinAddrs is set, joins the cluster
-// through them (failing with ErrJoin if none can be joined). Events are
+// through them (failing with ErrJoin if no other node can be joined). Events are
 // handed to handler until Close.
 func New(cfg Config, handler Handler) (*Membership, error) {
 	if handler == nil {
@@ -160,10 +160,16 @@ func (m *Membership) serfConfig() (*serf.Config, error) {
 }
 
 // Join joins the cluster through addrs (gossip addresses of existing
-// members) and returns how many it reached. It fails with ErrJoin only if
-// none could be joined.
+// members) and returns how many it reached. It fails with ErrJoin if none
+// could be joined, or if the only node reached was this one: an address
+// can name this node in a way the caller cannot tell (a DNS name, while
+// the others' names do not resolve yet), and a caller that retries until
+// Join succeeds must go on retrying then.
 func (m *Membership) Join(addrs ...string) (int, error) {
 	n, err := m.serf.Join(addrs, true)
+	if n > 0 && !m.knowsAnotherMember() {
+		n, err = 0, errors.Join(err, errOnlySelf)
+	}
 	if n == 0 {
 		if err == nil {
 			err = errors.New("no address given")
@@ -174,6 +180,21 @@ func (m *Membership) Join(addrs ...string) (int, error) {
 		m.log.Warn("joined through some addresses only", "joined", n, "error", err)
 	}
 	return n, nil
+}
+
+// errOnlySelf: a join reached no node but this one.
+var errOnlySelf = errors.New("reached only this node")
+
+// knowsAnotherMember reports whether gossip knows a live node other than
+// this one.
+func (m *Membership) knowsAnotherMember() bool {
+	self := m.serf.LocalMember().Name
+	for _, mem := range m.serf.Members() {
+		if mem.Name != self && mem.Status == serf.StatusAlive {
+			return true
+		}
+	}
+	return false
 }
 
 // Addr returns the gossip address other nodes join through (with the port

@@ -384,3 +384,19 @@ func TestReplacedAtSameAddress(t *testing.T) {
 		}
 	}
 }
+
+// A join that reaches only this node is no join: a list of names (a
+// Kubernetes StatefulSet's PROGLOG_JOIN) holds the node's own, which may
+// resolve while the others' do not yet. It used to count as joined, so the
+// agent stopped retrying and the node stayed alone (found on a real
+// Kubernetes node, //k8s/node:node_test).
+func TestJoiningOnlyItselfFails(t *testing.T) {
+	m1 := start(t, testConfig(t, "n1", keyA), &recorder{})
+	if n, err := m1.Join(m1.Addr()); !errors.Is(err, ErrJoin) {
+		t.Fatalf("Join(own address) = %d, %v; want ErrJoin", n, err)
+	}
+	m2 := start(t, testConfig(t, "n2", keyA), &recorder{})
+	if n, err := m2.Join(m2.Addr(), m1.Addr()); err != nil || n != 2 {
+		t.Fatalf("Join(own and another's address) = %d, %v; want 2, nil", n, err)
+	}
+}

@@ -70,7 +70,9 @@ type Config struct {
 	// AdvertiseAddr is the address the StreamLayer reports as its Addr
 	// (Raft's own address, which peers dial). Default: the listener's
 	// address. Must be a concrete host:port when the listener is bound to
-	// a wildcard address.
+	// a wildcard address. A DNS name is kept as a name, never resolved
+	// here: peers resolve it whenever they dial (following the node to a
+	// new IP address) and verify the node's certificate against it.
 	AdvertiseAddr string
 
 	// Logger receives connection errors. Default: hclog.Default() named

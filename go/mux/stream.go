@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -71,21 +72,37 @@ func NewStreamLayer(ln net.Listener, cfg Config) (*StreamLayer, error) {
 }
 
 // streamAddr is the address the stream layer advertises: advertise if set,
-// else the listener's, which must then be a concrete address.
+// else the listener's, which must then be a concrete address. advertise is
+// kept as given: a DNS name stays a name (see advertisedAddr).
 func streamAddr(listen net.Addr, advertise string) (net.Addr, error) {
-	a := listen
 	if advertise != "" {
-		ta, err := net.ResolveTCPAddr("tcp", advertise)
+		host, port, err := net.SplitHostPort(advertise)
 		if err != nil {
 			return nil, fmt.Errorf("%w: AdvertiseAddr %q: %v", ErrInvalidConfig, advertise, err)
 		}
-		a = ta
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return nil, fmt.Errorf("%w: AdvertiseAddr %q: port %q is not a port number", ErrInvalidConfig, advertise, port)
+		}
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			return nil, fmt.Errorf("%w: AdvertiseAddr %q is not an address peers can dial", ErrInvalidConfig, advertise)
+		}
+		return advertisedAddr(advertise), nil
 	}
-	if ta, ok := a.(*net.TCPAddr); ok && (ta.IP == nil || ta.IP.IsUnspecified()) {
-		return nil, fmt.Errorf("%w: address %s is not one peers can dial; set AdvertiseAddr", ErrInvalidConfig, a)
+	if ta, ok := listen.(*net.TCPAddr); ok && (ta.IP == nil || ta.IP.IsUnspecified()) {
+		return nil, fmt.Errorf("%w: address %s is not one peers can dial; set AdvertiseAddr", ErrInvalidConfig, listen)
 	}
-	return a, nil
+	return listen, nil
 }
+
+// advertisedAddr is AdvertiseAddr as Raft's address: host:port exactly as
+// configured. It is not resolved here: a name (a Kubernetes pod's stable DNS
+// name) is what the node's certificate is issued for and what peers must
+// verify, and peers resolve it each time they dial, so they follow the node
+// to a new IP address (a restarted pod).
+type advertisedAddr string
+
+func (a advertisedAddr) Network() string { return "tcp" }
+func (a advertisedAddr) String() string  { return string(a) }
 
 // raftTLS derives the Raft connection configurations from the caller's:
 // ALPN RaftALPN on both sides; on the server the client certificate is

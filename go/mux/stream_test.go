@@ -252,9 +252,35 @@ func TestNewStreamLayerRejects(t *testing.T) {
 	if s.Addr().String() != "127.0.0.1:7000" {
 		t.Errorf("Addr = %v", s.Addr())
 	}
-	cfg.AdvertiseAddr = "no-port"
-	if _, err := NewStreamLayer(ln, cfg); !errors.Is(err, ErrInvalidConfig) {
-		t.Errorf("bad AdvertiseAddr: %v", err)
+	for _, bad := range []string{"no-port", "host:", "host:http", "host:0", "host:70000", ":7000", "0.0.0.0:7000", "[::]:7000"} {
+		cfg.AdvertiseAddr = bad
+		if _, err := NewStreamLayer(ln, cfg); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("bad AdvertiseAddr %q: %v", bad, err)
+		}
+	}
+}
+
+// A DNS name in AdvertiseAddr is what Raft advertises, unresolved: a node's
+// certificate names it (a Kubernetes pod's stable name), and a pod's IP
+// address changes when it restarts. It used to be resolved once, at start:
+// peers then dialled the IP address, which the certificate does not cover,
+// and kept dialling it after the pod had moved.
+func TestStreamLayerAdvertisesNamesUnresolved(t *testing.T) {
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, addr := range []string{"localhost:8400", "proglog-1.proglog-headless.ns.svc.cluster.local:8400", "[::1]:8400"} {
+		cfg := plainConfig(t)
+		cfg.AdvertiseAddr = addr
+		s, err := NewStreamLayer(ln, cfg)
+		if err != nil {
+			t.Fatalf("AdvertiseAddr %q: %v", addr, err)
+		}
+		if got := s.Addr(); got.String() != addr || got.Network() != "tcp" {
+			t.Errorf("AdvertiseAddr %q: Addr() = %s %q", addr, got.Network(), got)
+		}
 	}
 }
 

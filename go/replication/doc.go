@@ -279,8 +279,10 @@
 // layer (peerauth.go):
 //
 //   - accepted connections: before Raft reads a request, the proven node
-//     must be in the latest Raft configuration (any node while it is empty:
-//     a fresh node the leader is adding), and the request, decoded with
+//     must be in the latest Raft configuration (any node while that does
+//     not hold this node: a node the leader is adding, empty at first, then
+//     replaying configurations from before it, which need not hold the
+//     leader), and the request, decoded with
 //     Raft's own codec, must carry that node as its RPC header's server ID. Otherwise the
 //     connection is closed and nothing of the request reaches Raft. The
 //     checked bytes reach Raft unchanged, pipelined requests included; an

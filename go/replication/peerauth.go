@@ -23,7 +23,7 @@ const (
 	// RejectNoIdentity: Config.PeerName found no node identity.
 	RejectNoIdentity = "no_identity"
 	// RejectNotMember: an accepted peer names a node that is not in this
-	// node's (non-empty) Raft configuration.
+	// node's Raft configuration (one that holds this node).
 	RejectNotMember = "not_member"
 	// RejectIDMismatch: a request's RPC header names another server than
 	// the peer's identity, or cannot be decoded.
@@ -67,6 +67,7 @@ var (
 type peerGuard struct {
 	raft.StreamLayer
 	name     func(net.Conn) (string, error)
+	self     string // this node's server ID (Config.LocalID)
 	onReject func(reason string)
 	lg       hclog.Logger
 	// servers returns the latest Raft configuration (including entries
@@ -94,14 +95,17 @@ func latestServers(r *atomic.Pointer[raft.Raft]) func() ([]raft.Server, bool) {
 }
 
 // member reports whether node may send this node Raft requests: it is in
-// the configuration, or the configuration is empty (a fresh node, which
-// the leader that adds it must be able to reach).
+// the configuration, or the configuration does not hold this node. The
+// latter is a node the leader is adding: empty at first, then replaying the
+// leader's log from its start, through the configurations from before it
+// was added, which need not hold the leader (a member added later); it
+// must accept that leader until it reaches the entry that adds itself.
 func (g *peerGuard) member(node string) error {
 	servers, ok := g.servers()
 	if !ok {
 		return errStarting
 	}
-	if len(servers) == 0 {
+	if !slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == g.self }) {
 		return nil
 	}
 	for _, s := range servers {

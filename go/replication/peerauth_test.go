@@ -61,6 +61,7 @@ func newGuardFixture(t *testing.T, servers ...raft.Server) *guardFixture {
 	f.g = &peerGuard{
 		StreamLayer: f.stream,
 		name:        nameOf,
+		self:        "n0", // this node
 		lg:          hclog.NewNullLogger(),
 		onReject: func(reason string) {
 			f.mu.Lock()
@@ -184,6 +185,36 @@ func TestFreshNodeAcceptsAnyNode(t *testing.T) {
 	}
 }
 
+// A node being added replays the leader's log from its start, through
+// configurations from before it, which need not hold the leader (here n2,
+// added after n0 bootstrapped). It used to reject that leader once the first
+// configuration entry arrived, and never caught up (found on a real
+// Kubernetes node: scaling up after leadership had moved from proglog-0).
+// Once its configuration holds it, non-members are rejected again.
+func TestNodeBeingAddedAcceptsTheLeader(t *testing.T) {
+	f := newGuardFixture(t, raft.Server{ID: "n1", Address: "127.0.0.1:7001"}) // n0 not in it yet
+	client, server := f.accept(t, "n2")
+	req := encodeRPC(t, rpcAppendEntries, &raft.AppendEntriesRequest{RPCHeader: header("n2"), Term: 5}, nil)
+	go client.Write(req)
+	got := make([]byte, len(req))
+	if _, err := io.ReadFull(server, got); err != nil || !bytes.Equal(got, req) {
+		t.Fatalf("read %v, %v", got, err)
+	}
+	if r := f.rejections(); len(r) != 0 {
+		t.Fatalf("rejections %v", r)
+	}
+
+	f = newGuardFixture(t, raft.Server{ID: "n1", Address: "127.0.0.1:7001"}, raft.Server{ID: "n0", Address: "127.0.0.1:7000"})
+	client, server = f.accept(t, "n2")
+	go client.Write(encodeRPC(t, rpcAppendEntries, &raft.AppendEntriesRequest{RPCHeader: header("n2"), Term: 5}, nil))
+	if got, err := io.ReadAll(server); err != nil || len(got) != 0 {
+		t.Fatalf("Raft read %d bytes (%v) from a non-member, want none", len(got), err)
+	}
+	if r := f.rejections(); len(r) != 1 || r[0] != RejectNotMember {
+		t.Fatalf("rejections %v, want [%s]", r, RejectNotMember)
+	}
+}
+
 func TestAcceptSkipsConnectionsWithoutIdentity(t *testing.T) {
 	f := newGuardFixture(t)
 	anon, _ := net.Pipe()
@@ -240,7 +271,7 @@ func TestRequestsBeforeRaftStartsAreNotRejections(t *testing.T) {
 }
 
 func TestNonMemberRequestIsNotDecoded(t *testing.T) {
-	f := newGuardFixture(t, raft.Server{ID: "n1", Address: "127.0.0.1:7000"})
+	f := newGuardFixture(t, raft.Server{ID: "n1", Address: "127.0.0.1:7000"}, raft.Server{ID: "n0", Address: "127.0.0.1:7001"})
 	client, server := f.accept(t, "evil")
 	// A type byte and then bytes that are no request at all: the member
 	// check comes first.

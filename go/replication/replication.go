@@ -172,7 +172,7 @@ func New(cfg Config) (*Log, error) {
 	}
 	var stream raft.StreamLayer = cfg.StreamLayer
 	if cfg.PeerName != nil {
-		stream = &peerGuard{StreamLayer: cfg.StreamLayer, name: cfg.PeerName, onReject: cfg.OnPeerRejected,
+		stream = &peerGuard{StreamLayer: cfg.StreamLayer, name: cfg.PeerName, self: cfg.LocalID, onReject: cfg.OnPeerRejected,
 			lg: lg.Named("peers"), servers: latestServers(&l.guardRaft)}
 	}
 	l.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{

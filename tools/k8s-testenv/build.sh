@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# tools/k8s-testenv/build.sh — build kube-apiserver, kubectl and etcd for //k8s:apply_test.
+# tools/k8s-testenv/build.sh — build the Kubernetes binaries the k8s tests run, once per version.
 #
-# The versions are pinned by go.mod/go.sum next to this script (a separate Go module: k8s.io/kubernetes
-# with every staging module replaced by its published v0.x release, and etcd's server module). The
-# binaries are built from the Go module proxy into a cache OUTSIDE the repository, keyed by a hash
-# of go.mod and go.sum, so they are built once per version (~5 min on 2 cores) and reused after.
+# The versions are pinned by two separate Go modules next to this script: go.mod/go.sum
+# (k8s.io/kubernetes with every staging module replaced by its published v0.x release, and etcd's
+# server module) and coredns/go.mod/go.sum (CoreDNS, kept apart so it cannot move Kubernetes'
+# pins). The binaries are built from the Go module proxy into a cache OUTSIDE the repository,
+# keyed by a hash of the four files and the list of binaries, so they are built once per version
+# and reused by //k8s/apiserver:apiserver_test and //k8s/node:node_test.
 #
-# Prints the directory holding bin/{kube-apiserver,kubectl,etcd} on stdout; progress goes to stderr.
+# Prints the directory holding bin/{kube-apiserver,kube-controller-manager,kube-scheduler,
+# kube-proxy,kubelet,kubectl,etcd,coredns} on stdout; progress goes to stderr.
 #
 # Environment:
-#   GO                          go command to build with (default: go on PATH). The test passes
+#   GO                          go command to build with (default: go on PATH). The tests pass
 #                               Bazel's Go SDK (@io_bazel_rules_go//go).
 #   PROGLOG_K8S_TESTENV_CACHE   cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/proglog-k8s-testenv)
 #   GOPROXY                     Go module proxy (default: the go command's default)
@@ -27,15 +30,25 @@ cache="$(cd "$cache" && pwd -P)"
 
 say() { printf 'k8s-testenv: %s\n' "$*" >&2; }
 
+# The Kubernetes commands, built together in one `go build` (they share most packages).
+readonly k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubectl)
+readonly binaries=("${k8s_cmds[@]}" etcd coredns)
+
 k8s_version="$(sed -n 's/^\tk8s.io\/kubernetes \(v[0-9.]*\).*/\1/p' "$src/go.mod" | head -n1)"
 [[ -n "$k8s_version" ]] || {
   say "error: no k8s.io/kubernetes requirement in $src/go.mod"
   exit 1
 }
-key="$(cat "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-12)"
+key="$(cat "$src/go.mod" "$src/go.sum" "$src/coredns/go.mod" "$src/coredns/go.sum" <(echo "${binaries[*]}") |
+  sha256sum | cut -c1-12)"
 out="$cache/$k8s_version-$key"
 
-if [[ -x "$out/bin/kube-apiserver" && -x "$out/bin/kubectl" && -x "$out/bin/etcd" ]]; then
+complete() {
+  local b
+  for b in "${binaries[@]}"; do [[ -x "$out/bin/$b" ]] || return 1; done
+}
+
+if complete; then
   printf '%s\n' "$out"
   exit 0
 fi
@@ -43,17 +56,18 @@ fi
 exec 9>"$cache/.lock"
 flock 9
 # Another run may have finished it while this one waited for the lock.
-if [[ -x "$out/bin/kube-apiserver" && -x "$out/bin/kubectl" && -x "$out/bin/etcd" ]]; then
+if complete; then
   printf '%s\n' "$out"
   exit 0
 fi
 
-say "building kube-apiserver, kubectl $k8s_version and etcd into $out (once per version; ~5 min on 2 cores)"
+say "building ${binaries[*]} ($k8s_version) into $out (once per version; see README.md for the time)"
 work="$out.partial"
 rm -rf "$work"
-mkdir -p "$work/src" "$work/bin"
+mkdir -p "$work/src/coredns" "$work/bin"
 cp "$src/go.mod" "$src/go.sum" "$work/src/"
-chmod u+w "$work/src/"*
+cp "$src/coredns/go.mod" "$src/coredns/go.sum" "$work/src/coredns/"
+chmod -R u+w "$work/src"
 
 minor="${k8s_version#v1.}"
 minor="${minor%%.*}"
@@ -65,17 +79,18 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
-# The build cache (~3 GB for these three) is only worth keeping while building; the module cache
-# (~750 MB) is kept for the next version.
+# The build cache (several GB) is only worth keeping while building; the module cache
+# is kept for the next version.
 export GOMODCACHE="$cache/gomodcache" GOCACHE="$work/gocache" GOFLAGS="-mod=readonly -trimpath"
 export CGO_ENABLED=0 GOWORK=off
 start=$SECONDS
 (
   cd "$work/src"
   "$go" version >&2
-  "$go" build -ldflags="$ldflags" -o "$work/bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-  "$go" build -ldflags="$ldflags" -o "$work/bin/kubectl" k8s.io/kubernetes/cmd/kubectl
+  "$go" build -ldflags="$ldflags" -o "$work/bin/" "${k8s_cmds[@]/#/k8s.io/kubernetes/cmd/}"
   "$go" build -ldflags="-s -w" -o "$work/bin/etcd" go.etcd.io/etcd/server/v3
+  cd coredns
+  "$go" build -ldflags="-s -w" -o "$work/bin/coredns" github.com/coredns/coredns
 )
 rm -rf "$work/gocache" "$out"
 mv "$work" "$out"
