@@ -242,7 +242,7 @@
 // with a quorum (VerifyLeader, no disk write) and waits until the FSM has
 // applied every command up to that index — so a record whose append was
 // acknowledged before the read started is always returned. On a follower it
-// fails with *NotLeaderError. ReadFollower reads the local data log as it
+// fails with *commitlog.NotLeaderError. ReadFollower reads the local data log as it
 // is: it never holds an uncommitted record (only applied ones), but may lag.
 // It answers "past the end" (*log.OffsetOutOfRangeError) only once the node
 // has caught up: it knows a commit index covering an entry of the current
@@ -262,7 +262,7 @@
 // # Leadership, membership and errors
 //
 // Appends and membership changes need the leader. Elsewhere they fail with
-// *NotLeaderError carrying the leader's ID and address (which is its gRPC
+// *commitlog.NotLeaderError carrying the leader's ID and address (which is its gRPC
 // address too: Raft and gRPC share the port through go/mux). Appends are
 // not forwarded to the leader; clients retry there. Join and Leave are
 // idempotent and make Log a discovery.Handler: wire discovery's events to

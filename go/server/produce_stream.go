@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/commitlog"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
@@ -62,7 +63,7 @@ func (s *Server) ProduceStream(stream logv1.Log_ProduceStreamServer) error {
 func (s *Server) produceGroup(ctx context.Context, stream logv1.Log_ProduceStreamServer, reqs []*logv1.ProduceRequest) error {
 	now := timestamppb.Now()
 	recs := make([]*logv1.Record, 0, len(reqs))
-	prods := make([]Producer, 0, len(reqs))
+	prods := make([]commitlog.Producer, 0, len(reqs))
 	sizes := make([]int, 0, len(reqs))
 	var invalid error
 	for _, req := range reqs {
