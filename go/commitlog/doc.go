@@ -40,6 +40,8 @@
 //     sequence (go/producer).
 //   - context.Canceled, context.DeadlineExceeded: the caller's context.
 //
-// Anything else is an internal error to the server. When an error matches
-// several of these, the server takes the first in this list.
+// Anything else is an internal error to the server. The first three take
+// precedence: an implementation's unavailable error that also wraps, say,
+// seglog.ErrClosed is answered as unavailable on this node, not as a
+// failure of the server's own log.
 package commitlog

@@ -12,7 +12,7 @@ import (
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
-// TestConsumeConsistency checks what the server asks the CommitLog for:
+// TestConsumeConsistency checks what the server asks the Partition for:
 // the request's consistency, the configured default when unspecified, and
 // follower reads for streams whatever the request says.
 func TestConsumeConsistency(t *testing.T) {

@@ -231,7 +231,7 @@ func (s *Server) advertised() string {
 // end with Unavailable, new calls are refused, and running unary calls may
 // finish until ctx is done or Config.ShutdownTimeout passes, whichever is
 // first; then the remaining connections are closed and ErrForcedStop is
-// returned. It does not close the CommitLog. Later calls return the first
+// returned. It does not close the Partition. Later calls return the first
 // call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown.Do(func() {
