@@ -12,27 +12,26 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	client "github.com/proglog/proglog/clients/go"
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/diskspace"
+	"github.com/proglog/proglog/go/producer"
 	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/server"
-	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
 // cluster is n real go/server nodes over mutual TLS on loopback. With one
 // node it is a plain single-node server (StorageLog, the server's own
 // GetServers). With more, the nodes share one storage log and play a Raft
-// cluster's roles the way go/replication's CommitLog does: only the leader
-// appends (others answer FAILED_PRECONDITION with a NOT_LEADER ErrorInfo
-// naming it), every node serves follower reads and streams, only the leader
-// linearizable reads, GetServers marks the leader — so routing,
-// redirects and failover can be tested without consensus.
+// cluster's roles the way go/replication's CommitLog does, with the same
+// go/commitlog errors for the server to map: only the leader appends
+// (others return *commitlog.NotLeaderError naming it, which the server
+// answers FAILED_PRECONDITION with a NOT_LEADER ErrorInfo), every node
+// serves follower reads and streams, only the leader linearizable reads,
+// GetServers marks the leader — so routing, redirects and failover can be
+// tested without consensus.
 type cluster struct {
 	t       *testing.T
 	certs   certs.DevFiles
@@ -83,11 +82,11 @@ type node struct {
 	gate atomic.Pointer[gate]
 
 	sizesMu sync.Mutex
-	sizes   []int             // records per append, in order
-	prods   []server.Producer // producer of each append, in order
+	sizes   []int                // records per append, in order
+	prods   []commitlog.Producer // producer of each append, in order
 }
 
-func (n *node) producers() []server.Producer {
+func (n *node) producers() []commitlog.Producer {
 	n.sizesMu.Lock()
 	defer n.sizesMu.Unlock()
 	return slices.Clone(n.prods)
@@ -166,7 +165,7 @@ func (c *cluster) start(i int, o clusterOpts) *node {
 	if o.server != nil {
 		o.server(&cfg)
 	}
-	var clog server.CommitLog = c.shared
+	var clog commitlog.Partition = c.shared
 	if o.nodes > 1 {
 		clog, cfg.Servers = n, n
 	}
@@ -245,21 +244,16 @@ func (n *node) notLeader() error {
 		case n.c.noLeader <- struct{}{}:
 		default:
 		}
-		return status.Error(codes.Unavailable, "no leader elected yet; retry shortly")
+		return &commitlog.NotLeaderError{}
 	}
-	st := status.Newf(codes.FailedPrecondition, "not the leader: send this request to %s (%s)", l.addr, l.id)
-	st, _ = st.WithDetails(&errdetails.ErrorInfo{
-		Reason: "NOT_LEADER", Domain: "proglog",
-		Metadata: map[string]string{"leader_id": l.id, "leader_addr": l.addr},
-	})
-	return st.Err()
+	return &commitlog.NotLeaderError{LeaderID: l.id, LeaderAddr: l.addr}
 }
 
 // append appends recs for producer p (plain if p.ID is 0) through the
 // fault hooks.
-func (n *node) append(ctx context.Context, p server.Producer, recs []*logv1.Record) (server.Appended, error) {
+func (n *node) append(ctx context.Context, p commitlog.Producer, recs [][]byte) (commitlog.Appended, error) {
 	if n.c.leaderNode() != n {
-		return server.Appended{}, n.notLeader()
+		return commitlog.Appended{}, n.notLeader()
 	}
 	n.appends.Add(1)
 	n.sizesMu.Lock()
@@ -271,23 +265,18 @@ func (n *node) append(ctx context.Context, p server.Producer, recs []*logv1.Reco
 		<-g.release
 	}
 	if n.unavailable.Add(-1) >= 0 {
-		return server.Appended{}, status.Error(codes.Unavailable, "the leader cannot reach a quorum")
+		return commitlog.Appended{}, fmt.Errorf("the leader cannot reach a quorum: %w", commitlog.ErrUnavailable)
 	}
 	if n.lowDisk.Load() {
-		return server.Appended{}, &diskspace.LowSpaceError{Dir: "/data", Free: 1, Required: 2}
+		return commitlog.Appended{}, &diskspace.LowSpaceError{Dir: "/data", Free: 1, Required: 2}
 	}
 	if p.ID != 0 && n.forgetProducer.Add(-1) >= 0 {
-		st := status.Newf(codes.FailedPrecondition, "unknown producer %d", p.ID)
-		st, _ = st.WithDetails(&errdetails.ErrorInfo{
-			Reason: "UNKNOWN_PRODUCER", Domain: "proglog",
-			Metadata: map[string]string{"producer_id": fmt.Sprint(p.ID), "sequence": fmt.Sprint(p.Sequence)},
-		})
-		return server.Appended{}, st.Err()
+		return commitlog.Appended{}, &producer.SequenceError{Err: producer.ErrUnknownProducer, ProducerID: p.ID, Sequence: p.Sequence}
 	}
-	var a server.Appended
+	var a commitlog.Appended
 	var err error
 	if p.ID == 0 {
-		a.First, err = n.c.shared.AppendBatch(ctx, recs)
+		a.First, err = n.c.shared.Append(ctx, recs)
 	} else {
 		a, err = n.c.shared.AppendIdempotent(ctx, p, recs)
 	}
@@ -295,31 +284,26 @@ func (n *node) append(ctx context.Context, p server.Producer, recs []*logv1.Reco
 		if n.forgetAfterLoss.Swap(false) {
 			n.forgetProducer.Store(1)
 		}
-		return server.Appended{}, status.Error(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")
+		return commitlog.Appended{}, commitlog.ErrLeadershipLost
 	}
 	return a, err
 }
 
-// Append implements server.CommitLog.
-func (n *node) Append(ctx context.Context, rec *logv1.Record) (uint64, error) {
-	a, err := n.append(ctx, server.Producer{}, []*logv1.Record{rec})
+// Append implements commitlog.Partition.
+func (n *node) Append(ctx context.Context, recs [][]byte) (uint64, error) {
+	a, err := n.append(ctx, commitlog.Producer{}, recs)
 	return a.First, err
 }
 
-// AppendBatch implements server.CommitLog.
-func (n *node) AppendBatch(ctx context.Context, recs []*logv1.Record) (uint64, error) {
-	a, err := n.append(ctx, server.Producer{}, recs)
-	return a.First, err
-}
-
-// AppendIdempotent implements server.CommitLog.
-func (n *node) AppendIdempotent(ctx context.Context, p server.Producer, recs []*logv1.Record) (server.Appended, error) {
+// AppendIdempotent implements commitlog.Partition.
+func (n *node) AppendIdempotent(ctx context.Context, p commitlog.Producer, recs [][]byte) (commitlog.Appended, error) {
 	return n.append(ctx, p, recs)
 }
 
-// Read implements server.CommitLog: linearizable reads on the leader only.
-func (n *node) Read(ctx context.Context, off uint64, c server.Consistency) (*logv1.Record, error) {
-	if c == server.ConsistencyLinearizable && n.c.leaderNode() != n {
+// Read implements commitlog.Partition: linearizable reads on the leader
+// only.
+func (n *node) Read(ctx context.Context, off uint64, c commitlog.Consistency) ([]byte, error) {
+	if c == commitlog.ConsistencyLinearizable && n.c.leaderNode() != n {
 		return nil, n.notLeader()
 	}
 	n.reads.Add(1)
@@ -329,9 +313,9 @@ func (n *node) Read(ctx context.Context, off uint64, c server.Consistency) (*log
 	return n.c.shared.Read(ctx, off, c)
 }
 
-// Bounds implements server.CommitLog: linearizable on the leader only.
-func (n *node) Bounds(ctx context.Context, c server.Consistency) (lowest, next uint64, err error) {
-	if c == server.ConsistencyLinearizable && n.c.leaderNode() != n {
+// Bounds implements commitlog.Partition: linearizable on the leader only.
+func (n *node) Bounds(ctx context.Context, c commitlog.Consistency) (lowest, next uint64, err error) {
+	if c == commitlog.ConsistencyLinearizable && n.c.leaderNode() != n {
 		return 0, 0, n.notLeader()
 	}
 	n.bounds.Add(1)
@@ -341,19 +325,19 @@ func (n *node) Bounds(ctx context.Context, c server.Consistency) (lowest, next u
 func (n *node) LowestOffset() uint64 { return n.c.shared.LowestOffset() }
 func (n *node) NextOffset() uint64   { return n.c.shared.NextOffset() }
 
-// Wait implements server.CommitLog; it counts streams (one Wait per stream
+// Wait implements commitlog.Partition; it counts streams (one Wait per stream
 // start is enough to tell which node serves it).
 func (n *node) Wait(ctx context.Context, off uint64) error {
 	n.streams.Add(1)
 	return n.c.shared.Wait(ctx, off)
 }
 
-// GetServers implements server.ServerLister: every node, leader marked.
-func (n *node) GetServers(context.Context) ([]*logv1.Server, error) {
+// Servers implements commitlog.ServerLister: every node, leader marked.
+func (n *node) Servers(context.Context) ([]commitlog.Server, error) {
 	l := n.c.leaderNode()
-	var out []*logv1.Server
+	var out []commitlog.Server
 	for _, m := range n.c.nodes {
-		out = append(out, &logv1.Server{Id: m.id, RpcAddr: m.addr, IsLeader: m == l})
+		out = append(out, commitlog.Server{ID: m.id, Addr: m.addr, IsLeader: m == l})
 	}
 	return out, nil
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	client "github.com/proglog/proglog/clients/go"
-	"github.com/proglog/proglog/go/server"
+	"github.com/proglog/proglog/go/commitlog"
 )
 
 // checkWrittenOnce checks that the log holds exactly want[off] at every
@@ -52,7 +52,7 @@ func TestIdempotentRetriesWriteOnce(t *testing.T) {
 		t.Fatalf("%d appends, want 5 (two retried, one twice): %v", len(prods), prods)
 	}
 	p := prods[0]
-	want := []server.Producer{p, p, {ID: p.ID, Sequence: 1}, {ID: p.ID, Sequence: 1}, {ID: p.ID, Sequence: 1}}
+	want := []commitlog.Producer{p, p, {ID: p.ID, Sequence: 1}, {ID: p.ID, Sequence: 1}, {ID: p.ID, Sequence: 1}}
 	if p.ID == 0 || fmt.Sprint(prods) != fmt.Sprint(want) {
 		t.Fatalf("producers %v, want %v", prods, want)
 	}
@@ -140,7 +140,7 @@ func TestUnknownProducer(t *testing.T) {
 		t.Fatalf("Produce after the cluster forgot the producer = %d, %v; want 1", off, err)
 	}
 	prods := l.producers()
-	if len(prods) != 3 || prods[1] != (server.Producer{ID: prods[0].ID, Sequence: 1}) || prods[2].ID == prods[0].ID || prods[2].Sequence != 0 {
+	if len(prods) != 3 || prods[1] != (commitlog.Producer{ID: prods[0].ID, Sequence: 1}) || prods[2].ID == prods[0].ID || prods[2].Sequence != 0 {
 		t.Fatalf("producers %v: want the second request sent again as a new producer at 0", prods)
 	}
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/auth/nodeid"
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/discovery"
 	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/producer"
@@ -115,8 +116,8 @@ type Config struct {
 	// be the same on every node. Default 1 MiB.
 	MaxRecordBytes int
 	// ReadConsistency is the consistency of a Consume that does not ask for
-	// one. Default server.ConsistencyLinearizable.
-	ReadConsistency server.Consistency
+	// one. Default commitlog.ConsistencyLinearizable.
+	ReadConsistency commitlog.Consistency
 	// ShutdownTimeout bounds how long Shutdown lets running calls finish.
 	// Default server.DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -216,7 +217,7 @@ func DefaultConfig() Config {
 		Voter:           true,
 		LogName:         server.DefaultLogName,
 		MaxRecordBytes:  server.DefaultMaxRecordBytes,
-		ReadConsistency: server.ConsistencyLinearizable,
+		ReadConsistency: commitlog.ConsistencyLinearizable,
 		ShutdownTimeout: server.DefaultShutdownTimeout,
 		MaxConnections:  server.DefaultMaxConnections,
 		MaxStreams:      server.DefaultMaxStreams,
@@ -286,7 +287,7 @@ func (c Config) Validate() error {
 	if c.MaxConnections < 0 || c.MaxStreams < 0 {
 		bad("MaxConnections (%d) and MaxStreams (%d) must be 0 (no cap) or positive", c.MaxConnections, c.MaxStreams)
 	}
-	if c.ReadConsistency != server.ConsistencyLinearizable && c.ReadConsistency != server.ConsistencyFollower {
+	if !c.ReadConsistency.Valid() {
 		bad("unknown ReadConsistency %v", c.ReadConsistency)
 	}
 	switch c.Sync {

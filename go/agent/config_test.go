@@ -12,6 +12,7 @@ import (
 
 	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/server"
 )
@@ -29,7 +30,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	d := agent.DefaultConfig()
 	if d.NodeName == "" || !d.Voter || d.Bootstrap || d.BindAddr != "127.0.0.1:8400" || d.SerfBindAddr != "127.0.0.1:8402" ||
-		d.ReadConsistency != server.ConsistencyLinearizable || d.MaxRecordBytes != server.DefaultMaxRecordBytes || d.HealthAddr != "" {
+		d.ReadConsistency != commitlog.ConsistencyLinearizable || d.MaxRecordBytes != server.DefaultMaxRecordBytes || d.HealthAddr != "" {
 		t.Fatalf("defaults: %+v", d)
 	}
 	withHealth := good()

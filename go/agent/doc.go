@@ -61,9 +61,10 @@
 // When this node becomes the Raft leader it reconciles membership
 // (discovery.Membership.Reconcile) in a goroutine, so joins and leaves
 // that happened while there was no leader are applied. Appends and
-// linearizable reads go to the leader only (FAILED_PRECONDITION with the
-// leader's address elsewhere, see go/replication's CommitLog); follower
-// reads and streams are served by every node.
+// linearizable reads go to the leader only (elsewhere go/replication's
+// CommitLog returns *commitlog.NotLeaderError, which go/server answers
+// FAILED_PRECONDITION with the leader's address); follower reads and
+// streams are served by every node.
 //
 // # Health
 //

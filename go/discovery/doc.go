@@ -25,14 +25,15 @@
 // Every node receives every event, but only the Raft leader can change the
 // Raft configuration: on the others the handler returns an error, which is
 // expected and logged at debug level when it reports NotLeader() == true
-// (as replication's *NotLeaderError does); other errors are logged at error
-// level. Events are not retried. Instead, a node that becomes the Raft
-// leader calls Reconcile, which hands every known member to the handler
-// again (alive → Join, left → Leave), so events that arrived while there was
-// no leader, or that the old leader could not finish, are not lost. Reconcile
-// acts on positive information only: a Raft server that Serf does not know
-// (yet) is never removed by it, because a freshly restarted node's view of
-// the cluster is incomplete until gossip has converged.
+// (as go/commitlog's *NotLeaderError, which replication returns, does);
+// other errors are logged at error level. Events are not retried.
+// Instead, a node that becomes the Raft leader calls Reconcile, which hands
+// every known member to the handler again (alive → Join, left → Leave), so
+// events that arrived while there was no leader, or that the old leader
+// could not finish, are not lost. Reconcile acts on positive information
+// only: a Raft server that Serf does not know (yet) is never removed by it,
+// because a freshly restarted node's view of the cluster is incomplete
+// until gossip has converged.
 //
 // # Security
 //

@@ -5,87 +5,67 @@ import (
 	"errors"
 	"fmt"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
-	"github.com/proglog/proglog/go/server"
-	logv1 "github.com/proglog/proglog/proto/log/v1"
+	"github.com/proglog/proglog/go/commitlog"
 )
 
-// CommitLog adapts a Log to the gRPC server: it implements go/server's
-// CommitLog (records are stored as their protobuf encoding, as the
-// single-node StorageLog does) and ServerLister. Errors the server cannot
-// know are returned as gRPC statuses (the server passes those through):
+// CommitLog adapts a Log to the port go/server serves: it implements
+// commitlog.Partition (records are the server's bytes, stored as given)
+// and commitlog.ServerLister. It returns this package's errors in the
+// port's terms, keeping them in the chain (errors.Is still finds them):
 //
-//   - *NotLeaderError with a known leader: FailedPrecondition with an
-//     ErrorInfo (domain "proglog", reason "NOT_LEADER", metadata leader_id
-//     and leader_addr): retry at the leader, not here;
-//   - *NotLeaderError during an election: Unavailable (retry later);
-//   - ErrLeadershipLost, ErrTimeout, ErrClosed, ErrFailed, ErrDiverged,
-//     ErrNotCaughtUp: Unavailable.
+//   - *commitlog.NotLeaderError (errors.Is ErrNotLeader too) as it is;
+//   - ErrLeadershipLost also as commitlog.ErrLeadershipLost;
+//   - ErrTimeout, ErrClosed, ErrFailed, ErrDiverged and ErrNotCaughtUp
+//     also as commitlog.ErrUnavailable.
 //
 // go/seglog errors (out of range, too large, corruption), the refusals of
 // idempotent appends (*producer.SequenceError) and context errors are
-// returned as they are, for the server's own mapping.
-//
-// This package imports go/server for the interface's vocabulary
-// (server.Consistency); go/server never imports this one.
+// returned as they are. The server maps all of them to gRPC statuses; this
+// package imports neither go/server nor gRPC.
 type CommitLog struct {
 	l *Log
 }
 
+var (
+	_ commitlog.Partition    = (*CommitLog)(nil)
+	_ commitlog.ServerLister = (*CommitLog)(nil)
+)
+
 // NewCommitLog wraps l.
 func NewCommitLog(l *Log) *CommitLog { return &CommitLog{l: l} }
 
-// reasonNotLeader is the ErrorInfo reason of a refused write (see log.proto).
-const reasonNotLeader = "NOT_LEADER"
-
-// Append stores rec (its Offset ignored) and returns its offset.
-func (c *CommitLog) Append(ctx context.Context, rec *logv1.Record) (uint64, error) {
-	return c.AppendBatch(ctx, []*logv1.Record{rec})
-}
-
-// AppendBatch stores recs at consecutive offsets, all or none, and returns
-// the first offset.
-func (c *CommitLog) AppendBatch(ctx context.Context, recs []*logv1.Record) (uint64, error) {
-	bufs, err := server.EncodeRecords(recs)
-	if err != nil {
-		return 0, err
-	}
-	first, err := c.l.AppendBatch(ctx, bufs)
-	return first, statusOf(err)
+// Append stores recs at consecutive offsets, all or none, and returns the
+// first offset.
+func (c *CommitLog) Append(ctx context.Context, recs [][]byte) (uint64, error) {
+	first, err := c.l.AppendBatch(ctx, recs)
+	return first, portError(err)
 }
 
 // AppendIdempotent stores recs for producer p (see Log.AppendIdempotent):
-// a *producer.SequenceError is returned as it is, for the server's mapping.
-func (c *CommitLog) AppendIdempotent(ctx context.Context, p server.Producer, recs []*logv1.Record) (server.Appended, error) {
-	bufs, err := server.EncodeRecords(recs)
-	if err != nil {
-		return server.Appended{}, err
-	}
-	first, dup, err := c.l.AppendIdempotent(ctx, Producer{ID: p.ID, Sequence: p.Sequence}, bufs)
-	return server.Appended{First: first, Duplicate: dup}, statusOf(err)
+// a *producer.SequenceError is returned as it is.
+func (c *CommitLog) AppendIdempotent(ctx context.Context, p commitlog.Producer, recs [][]byte) (commitlog.Appended, error) {
+	first, dup, err := c.l.AppendIdempotent(ctx, Producer{ID: p.ID, Sequence: p.Sequence}, recs)
+	return commitlog.Appended{First: first, Duplicate: dup}, portError(err)
 }
 
-// Bounds returns this node's bounds (server.ConsistencyFollower) or, on
+// Bounds returns this node's bounds (commitlog.ConsistencyFollower) or, on
 // the leader only, the bounds covering every acknowledged append
-// (server.ConsistencyLinearizable).
-func (c *CommitLog) Bounds(ctx context.Context, cons server.Consistency) (lowest, next uint64, err error) {
+// (commitlog.ConsistencyLinearizable).
+func (c *CommitLog) Bounds(ctx context.Context, cons commitlog.Consistency) (lowest, next uint64, err error) {
 	rc, err := readConsistency(cons)
 	if err != nil {
 		return 0, 0, err
 	}
 	lowest, next, err = c.l.Bounds(ctx, rc)
-	return lowest, next, statusOf(err)
+	return lowest, next, portError(err)
 }
 
-// readConsistency maps the server's consistency to this package's.
-func readConsistency(cons server.Consistency) (Consistency, error) {
+// readConsistency maps the port's consistency to this package's.
+func readConsistency(cons commitlog.Consistency) (Consistency, error) {
 	switch cons {
-	case server.ConsistencyLinearizable:
+	case commitlog.ConsistencyLinearizable:
 		return ReadLinearizable, nil
-	case server.ConsistencyFollower:
+	case commitlog.ConsistencyFollower:
 		return ReadFollower, nil
 	default:
 		return 0, fmt.Errorf("replication: unknown consistency %v", cons)
@@ -93,19 +73,19 @@ func readConsistency(cons server.Consistency) (Consistency, error) {
 }
 
 // Read returns the record at offset with consistency cons:
-// server.ConsistencyLinearizable is ReadLinearizable (leader only),
-// server.ConsistencyFollower is ReadFollower (this node's committed
+// commitlog.ConsistencyLinearizable is ReadLinearizable (leader only),
+// commitlog.ConsistencyFollower is ReadFollower (this node's committed
 // records).
-func (c *CommitLog) Read(ctx context.Context, offset uint64, cons server.Consistency) (*logv1.Record, error) {
+func (c *CommitLog) Read(ctx context.Context, offset uint64, cons commitlog.Consistency) ([]byte, error) {
 	rc, err := readConsistency(cons)
 	if err != nil {
 		return nil, err
 	}
 	b, err := c.l.Read(ctx, offset, rc)
 	if err != nil {
-		return nil, statusOf(err)
+		return nil, portError(err)
 	}
-	return server.DecodeRecord(offset, b)
+	return b, nil
 }
 
 // LowestOffset is this node's oldest record.
@@ -117,54 +97,41 @@ func (c *CommitLog) NextOffset() uint64 { return c.l.NextOffset() }
 // Wait blocks until the record at offset exists on this node.
 func (c *CommitLog) Wait(ctx context.Context, offset uint64) error { return c.l.Wait(ctx, offset) }
 
-// GetServers lists the Raft configuration, marking the leader.
-func (c *CommitLog) GetServers(context.Context) ([]*logv1.Server, error) {
+// Servers lists the Raft configuration, marking the leader.
+func (c *CommitLog) Servers(context.Context) ([]commitlog.Server, error) {
 	servers, err := c.l.GetServers()
 	if err != nil {
-		return nil, statusOf(err)
+		return nil, portError(err)
 	}
-	out := make([]*logv1.Server, len(servers))
+	out := make([]commitlog.Server, len(servers))
 	for i, s := range servers {
-		out[i] = &logv1.Server{Id: s.ID, RpcAddr: s.RPCAddr, IsLeader: s.IsLeader}
+		out[i] = commitlog.Server{ID: s.ID, Addr: s.RPCAddr, IsLeader: s.IsLeader}
 	}
 	return out, nil
 }
 
-// statusError carries a gRPC status for an error of this package.
-type statusError struct {
-	err error
-	st  *status.Status
+// classified is an error of this package that is also one of the port's
+// (kind); its text is err's.
+type classified struct {
+	err, kind error
 }
 
-func (e *statusError) Error() string              { return e.err.Error() }
-func (e *statusError) Unwrap() error              { return e.err }
-func (e *statusError) GRPCStatus() *status.Status { return e.st }
+func (e *classified) Error() string   { return e.err.Error() }
+func (e *classified) Unwrap() []error { return []error{e.err, e.kind} }
 
-// statusOf gives this package's errors a gRPC status; others are returned
-// unchanged.
-func statusOf(err error) error {
-	var nl *NotLeaderError
+// portError adds the port's error to this package's errors; others
+// (*commitlog.NotLeaderError among them) are returned unchanged.
+func portError(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &nl):
-		if nl.LeaderAddr == "" {
-			return &statusError{err, status.New(codes.Unavailable, "no leader elected yet; retry shortly")}
-		}
-		st := status.Newf(codes.FailedPrecondition, "not the leader: send this request to %s (%s)", nl.LeaderAddr, nl.LeaderID)
-		if d, derr := st.WithDetails(&errdetails.ErrorInfo{
-			Reason:   reasonNotLeader,
-			Domain:   server.ErrorDomain,
-			Metadata: map[string]string{"leader_id": nl.LeaderID, "leader_addr": nl.LeaderAddr},
-		}); derr == nil {
-			st = d
-		}
-		return &statusError{err, st}
+	case errors.Is(err, ErrNotLeader):
+		return err
 	case errors.Is(err, ErrLeadershipLost):
-		return &statusError{err, status.New(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")}
+		return &classified{err, commitlog.ErrLeadershipLost}
 	case errors.Is(err, ErrTimeout), errors.Is(err, ErrClosed), errors.Is(err, ErrFailed), errors.Is(err, ErrDiverged),
 		errors.Is(err, ErrNotCaughtUp):
-		return &statusError{err, status.New(codes.Unavailable, "log unavailable on this node; retry later or on another server")}
+		return &classified{err, commitlog.ErrUnavailable}
 	default:
 		return err
 	}

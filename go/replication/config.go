@@ -21,7 +21,7 @@ const (
 	// confirming leadership with a quorum and waiting until every command
 	// in the leader's log when the read started is applied: a record whose
 	// append was acknowledged before the read began is always visible.
-	// Elsewhere it fails with *NotLeaderError.
+	// Elsewhere it fails with *commitlog.NotLeaderError.
 	ReadLinearizable Consistency = iota
 	// ReadFollower reads this node's data log as it is: only committed
 	// records are ever in it, but it may lag behind the leader.

@@ -5,7 +5,14 @@
 // AppendBatch); each call becomes one Raft entry, a command holding one or
 // more records. Once a quorum has stored it, every node's state machine
 // (FSM) applies it to the node's data log, a go/seglog Log of the records.
-// CommitLog adapts a Log to go/server's CommitLog and ServerLister.
+// CommitLog adapts a Log to the port go/server serves
+// (commitlog.Partition and commitlog.ServerLister): records cross it as the
+// server's bytes, stored as given, and this package's errors cross it in
+// the port's terms — *commitlog.NotLeaderError, commitlog.ErrLeadershipLost
+// (ErrLeadershipLost), commitlog.ErrUnavailable (ErrTimeout, ErrClosed,
+// ErrFailed, ErrDiverged, ErrNotCaughtUp), still matching this package's
+// sentinels with errors.Is. go/server maps them to gRPC statuses; this
+// package imports neither go/server, the proto nor gRPC.
 //
 // # On disk
 //
@@ -235,22 +242,23 @@
 //
 // # Reads
 //
-// Read takes a Consistency; CommitLog.Read maps go/server's
-// (server.ConsistencyLinearizable, server.ConsistencyFollower) to it, the
-// server having resolved the request's (or its default) consistency.
+// Read takes a Consistency; CommitLog.Read maps the port's
+// (commitlog.ConsistencyLinearizable, commitlog.ConsistencyFollower) to it,
+// the server having resolved the request's (or its default) consistency.
 // ReadLinearizable runs on the leader only: it notes the leader's last index, confirms leadership
 // with a quorum (VerifyLeader, no disk write) and waits until the FSM has
 // applied every command up to that index — so a record whose append was
 // acknowledged before the read started is always returned. On a follower it
-// fails with *NotLeaderError. ReadFollower reads the local data log as it
-// is: it never holds an uncommitted record (only applied ones), but may lag.
+// fails with *commitlog.NotLeaderError. ReadFollower reads the local data
+// log as it is: it never holds an uncommitted record (only applied ones), but may lag.
 // It answers "past the end" (*log.OffsetOutOfRangeError) only once the node
 // has caught up: it knows a commit index covering an entry of the current
 // term (none after a restart until a leader sends one; a new leader's only
 // once the first entry of its term is committed) and has applied every
 // command up to it. Until then such a read waits, at most until the call's
 // deadline or Config.ApplyTimeout, then fails with
-// ErrNotCaughtUp (gRPC Unavailable): an acknowledged record is never
+// ErrNotCaughtUp (commitlog.ErrUnavailable, which the server answers
+// Unavailable): an acknowledged record is never
 // reported as not existing. The wait wakes whenever the FSM applies an
 // entry; since hashicorp/raft reports no commit index change (no
 // observation, and committed no-ops are not handed to the FSM), it also
@@ -262,8 +270,8 @@
 // # Leadership, membership and errors
 //
 // Appends and membership changes need the leader. Elsewhere they fail with
-// *NotLeaderError carrying the leader's ID and address (which is its gRPC
-// address too: Raft and gRPC share the port through go/mux). Appends are
+// *commitlog.NotLeaderError carrying the leader's ID and address (which is
+// its gRPC address too: Raft and gRPC share the port through go/mux). Appends are
 // not forwarded to the leader; clients retry there. Join and Leave are
 // idempotent and make Log a discovery.Handler: wire discovery's events to
 // it and call discovery's Reconcile from Config.OnLeadershipChange when

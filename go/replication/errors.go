@@ -2,7 +2,8 @@ package replication
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/proglog/proglog/go/commitlog"
 )
 
 // Sentinel errors, returned wrapped; test with errors.Is.
@@ -10,9 +11,11 @@ var (
 	// ErrInvalidConfig: Config.Validate found a problem; the message names it.
 	ErrInvalidConfig = errors.New("replication: invalid config")
 	// ErrNotLeader: the call needs the Raft leader and this node is not it.
-	// The concrete error is *NotLeaderError, which names the leader if one is
-	// known. Appends are not forwarded: the client retries at the leader.
-	ErrNotLeader = errors.New("replication: not the leader")
+	// The concrete error is *commitlog.NotLeaderError, which names the
+	// leader if one is known (its LeaderAddr is the leader's gRPC and Raft
+	// address). Appends are not forwarded: the client retries at the
+	// leader. It is commitlog.ErrNotLeader.
+	ErrNotLeader = commitlog.ErrNotLeader
 	// ErrLeadershipLost: leadership was lost while an append was in flight;
 	// it may or may not have been committed.
 	ErrLeadershipLost = errors.New("replication: leadership lost; the append may or may not have been committed")
@@ -54,26 +57,3 @@ var (
 	// "not found", which is how hashicorp/raft recognises a missing key.
 	ErrKeyNotFound = errors.New("not found")
 )
-
-// NotLeaderError is returned by calls that need the leader on another node.
-// errors.Is(err, ErrNotLeader) is true. LeaderID and LeaderAddr are empty
-// while no leader is known (an election is under way). LeaderAddr is the
-// leader's gRPC (and Raft) address.
-type NotLeaderError struct {
-	LeaderID   string
-	LeaderAddr string
-}
-
-func (e *NotLeaderError) Error() string {
-	if e.LeaderAddr == "" {
-		return "replication: not the leader, and no leader is known yet"
-	}
-	return fmt.Sprintf("replication: not the leader; the leader is %s at %s", e.LeaderID, e.LeaderAddr)
-}
-
-// Is reports whether target is ErrNotLeader.
-func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
-
-// NotLeader reports true: discovery logs handler errors that say so at
-// debug level, since they are expected on every node but the leader.
-func (e *NotLeaderError) NotLeader() bool { return true }

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/seglog"
 )
@@ -302,7 +303,7 @@ func (l *Log) leadership(ctx context.Context) <-chan struct{} {
 
 func (l *Log) notLeader() error {
 	addr, id := l.raft.LeaderWithID()
-	return &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
+	return &commitlog.NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
 }
 
 // mapRaftErr translates Raft's errors to this package's.
@@ -351,7 +352,7 @@ func (l *Log) Append(ctx context.Context, record []byte) (uint64, error) {
 
 // AppendBatch replicates records as one Raft entry: they get consecutive
 // offsets, all or none, and the first is returned. Only the leader accepts
-// appends; elsewhere it fails with *NotLeaderError naming the leader (appends
+// appends; elsewhere it fails with *commitlog.NotLeaderError naming the leader (appends
 // are not forwarded). A record longer than the data log allows fails with
 // seglog.ErrRecordTooLarge (wrapped) before anything is replicated, and so
 // does every append while the free disk space is below Config.MinFreeBytes,
@@ -587,7 +588,7 @@ func (l *Log) DiskSpace() (free uint64, refusing bool) {
 // Join adds server id at addr (its Raft and gRPC address) to the cluster, as
 // a voter or not. It is idempotent: a server already there with the same
 // address and role is left alone; a changed address or role is updated.
-// Only the leader can do it (*NotLeaderError elsewhere). Join implements
+// Only the leader can do it (*commitlog.NotLeaderError elsewhere). Join implements
 // discovery.Handler.
 //
 // With Config.PeerName, a server not yet in the configuration at addr is
@@ -642,7 +643,7 @@ func (l *Log) Join(id, addr string, voter bool) error {
 }
 
 // Leave removes server id from the cluster; removing one that is not there
-// succeeds. Only the leader can do it (*NotLeaderError elsewhere). Leave
+// succeeds. Only the leader can do it (*commitlog.NotLeaderError elsewhere). Leave
 // implements discovery.Handler. It also forgets id as an unverified member.
 func (l *Log) Leave(id string) error {
 	if l.closed() {

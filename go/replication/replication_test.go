@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/internal/testutil"
 	"github.com/proglog/proglog/go/mux"
 	"github.com/proglog/proglog/go/seglog"
@@ -280,9 +281,9 @@ func TestFollowerRefusesWrites(t *testing.T) {
 	ctx := ctxT(t)
 	check := func(what string, err error) {
 		t.Helper()
-		var nl *NotLeaderError
+		var nl *commitlog.NotLeaderError
 		if !errors.As(err, &nl) || !errors.Is(err, ErrNotLeader) {
-			t.Fatalf("%s on a follower: %v, want *NotLeaderError", what, err)
+			t.Fatalf("%s on a follower: %v, want *commitlog.NotLeaderError", what, err)
 		}
 		if nl.LeaderID != leader.id || nl.LeaderAddr != leader.addr {
 			t.Fatalf("%s: leader reported as %s at %s, want %s at %s", what, nl.LeaderID, nl.LeaderAddr, leader.id, leader.addr)

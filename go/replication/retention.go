@@ -105,7 +105,7 @@ func (f *fsm) checkLowest(l *seglog.Log, offset uint64) error {
 // current lowest offset, proposes it through Raft; every replica then drops
 // the records below it (see the package documentation). It returns this
 // node's lowest offset once the command is applied. Only the leader can do
-// it (*NotLeaderError elsewhere).
+// it (*commitlog.NotLeaderError elsewhere).
 func (l *Log) ApplyRetention(ctx context.Context) (lowest uint64, err error) {
 	if l.closed() {
 		return 0, ErrClosed

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/telemetry"
 )
 
@@ -62,11 +63,11 @@ type Config struct {
 	// Authorizer checks each call's principal, LogName and action. Required.
 	Authorizer Authorizer
 	// Servers answers GetServers; nil lists this node alone, as leader.
-	Servers ServerLister
+	Servers commitlog.ServerLister
 	// DefaultConsistency is the read consistency of a Consume that does not
 	// ask for one (CONSISTENCY_UNSPECIFIED). Default (zero value)
-	// ConsistencyLinearizable.
-	DefaultConsistency Consistency
+	// commitlog.ConsistencyLinearizable.
+	DefaultConsistency commitlog.Consistency
 
 	// MaxRecordBytes caps a record's encoded size (value, key, headers and
 	// timestamp with their framing). Larger records get ResourceExhausted.
@@ -164,7 +165,7 @@ func (c Config) Validate() error {
 	} else if len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil && c.TLS.GetConfigForClient == nil {
 		bad("TLS has no server certificate")
 	}
-	if !c.DefaultConsistency.valid() {
+	if !c.DefaultConsistency.Valid() {
 		bad("DefaultConsistency is %v, want linearizable or follower", c.DefaultConsistency)
 	}
 	if c.Authorizer == nil {

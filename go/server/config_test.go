@@ -67,7 +67,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.Validate(); !strings.Contains(err.Error(), "TLS") || !strings.Contains(err.Error(), "Authorizer") {
 		t.Errorf("joined errors: %v", err)
 	}
-	if _, err := server.New(validConfig(t), nil); !errors.Is(err, server.ErrNilCommitLog) {
+	if _, err := server.New(validConfig(t), nil); !errors.Is(err, server.ErrNilPartition) {
 		t.Errorf("New(nil log): %v", err)
 	}
 }

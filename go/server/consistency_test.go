@@ -1,58 +1,34 @@
 package server_test
 
 import (
-	"errors"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
-func TestParseConsistency(t *testing.T) {
-	for in, want := range map[string]server.Consistency{
-		"linearizable": server.ConsistencyLinearizable,
-		"Follower":     server.ConsistencyFollower,
-		" follower ":   server.ConsistencyFollower,
-	} {
-		got, err := server.ParseConsistency(in)
-		if err != nil || got != want {
-			t.Errorf("ParseConsistency(%q) = %v, %v; want %v", in, got, err, want)
-		}
-		if again, err := server.ParseConsistency(got.String()); err != nil || again != got {
-			t.Errorf("round trip of %v: %v, %v", got, again, err)
-		}
-	}
-	for _, in := range []string{"", "strong", "eventual"} {
-		if _, err := server.ParseConsistency(in); !errors.Is(err, server.ErrInvalidConfig) {
-			t.Errorf("ParseConsistency(%q): %v, want ErrInvalidConfig", in, err)
-		}
-	}
-	if var0 := server.Consistency(0); var0 != server.ConsistencyLinearizable {
-		t.Error("the zero value must be the safe default, linearizable")
-	}
-}
-
-// TestConsumeConsistency checks what the server asks the CommitLog for:
+// TestConsumeConsistency checks what the server asks the Partition for:
 // the request's consistency, the configured default when unspecified, and
 // follower reads for streams whatever the request says.
 func TestConsumeConsistency(t *testing.T) {
-	for _, def := range []server.Consistency{server.ConsistencyLinearizable, server.ConsistencyFollower} {
+	for _, def := range []commitlog.Consistency{commitlog.ConsistencyLinearizable, commitlog.ConsistencyFollower} {
 		t.Run("default="+def.String(), func(t *testing.T) {
-			reads := make(chan server.Consistency, 16)
+			reads := make(chan commitlog.Consistency, 16)
 			f := newFixture(t, fixtureOpts{reads: reads, server: func(c *server.Config) { c.DefaultConsistency = def }})
 			ctx := ctxT(t)
 			lc := f.client("root")
 			if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: rec("r")}); err != nil {
 				t.Fatal(err)
 			}
-			for req, want := range map[logv1.Consistency]server.Consistency{
+			for req, want := range map[logv1.Consistency]commitlog.Consistency{
 				logv1.Consistency_CONSISTENCY_UNSPECIFIED:  def,
-				logv1.Consistency_CONSISTENCY_LINEARIZABLE: server.ConsistencyLinearizable,
-				logv1.Consistency_CONSISTENCY_FOLLOWER:     server.ConsistencyFollower,
+				logv1.Consistency_CONSISTENCY_LINEARIZABLE: commitlog.ConsistencyLinearizable,
+				logv1.Consistency_CONSISTENCY_FOLLOWER:     commitlog.ConsistencyFollower,
 			} {
 				got, err := lc.Consume(ctx, &logv1.ConsumeRequest{Offset: 0, Consistency: req})
 				if err != nil || string(got.Record.Value) != "r" {
@@ -69,7 +45,7 @@ func TestConsumeConsistency(t *testing.T) {
 				if _, err := stream.Recv(); err != nil {
 					t.Fatal(err)
 				}
-				if c := <-reads; c != server.ConsistencyFollower {
+				if c := <-reads; c != commitlog.ConsistencyFollower {
 					t.Errorf("ConsumeStream(%v) read with %v, want follower", req, c)
 				}
 			}

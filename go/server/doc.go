@@ -1,11 +1,17 @@
 // Package server implements proglog's gRPC API (log.v1.Log) on one node.
 //
-// The server is storage-agnostic: it serves any CommitLog — the local
-// storage engine through NewStorageLog, or a Raft-replicated log
-// (go/replication's CommitLog) — and asks a ServerLister for cluster
-// membership (by default it lists only itself, as leader). Dependencies
-// point one way: implementations import this package for CommitLog and
-// Consistency; this package imports none of them and knows nothing of Raft.
+// The server is storage-agnostic: it serves any commitlog.Partition (the
+// port in go/commitlog) — the local storage engine through NewStorageLog,
+// or a Raft-replicated log (go/replication's CommitLog) — and asks a
+// commitlog.ServerLister for cluster membership (by default it lists only
+// itself, as leader). Records cross the port as bytes: the server encodes
+// each log.v1.Record before Partition.Append (EncodeRecords, its protobuf
+// encoding) and decodes it after Partition.Read (DecodeRecord). The server
+// owns every mapping of an error to a gRPC status, including the port's
+// *commitlog.NotLeaderError, commitlog.ErrLeadershipLost and
+// commitlog.ErrUnavailable. Dependencies point one way: this package and
+// the implementations import go/commitlog; this package imports none of the
+// implementations and knows nothing of Raft.
 //
 // Contract:
 //   - Security. TLS is mandatory. Every RPC, health checks included, needs a
@@ -24,14 +30,14 @@
 //     limits; a malformed message is codes.InvalidArgument too, not
 //     Internal.
 //   - Validation before writing. A produce request is checked whole before
-//     the CommitLog sees it: a missing record or an empty batch is
+//     the Partition sees it: a missing record or an empty batch is
 //     codes.InvalidArgument, a record whose encoded size exceeds
 //     Config.MaxRecordBytes is codes.ResourceExhausted with an ErrorInfo
 //     (reason RECORD_TOO_LARGE). A batch is all or nothing.
 //   - Records. The server assigns offsets, ignoring any sent, and stamps
 //     records without a timestamp with its clock.
 //   - Idempotent produces (log.proto's Producer). A request with a producer
-//     of non-zero ID goes to CommitLog.AppendIdempotent, which decides from
+//     of non-zero ID goes to Partition.AppendIdempotent, which decides from
 //     the producer's sequence: written, a duplicate of a batch already
 //     written (the response carries the original offsets and duplicate =
 //     true; nothing is written), or refused — codes.FailedPrecondition
@@ -42,7 +48,7 @@
 //     ProduceStream each message carries its own sequence; consecutive
 //     messages of one producer with consecutive sequences are written as
 //     one idempotent batch.
-//   - Low disk space. A CommitLog error wrapping *diskspace.LowSpaceError
+//   - Low disk space. A Partition error wrapping *diskspace.LowSpaceError
 //     (the node's free disk space is below its watermark) is
 //     codes.ResourceExhausted with an ErrorInfo (reason LOW_DISK_SPACE,
 //     metadata free and required, in bytes): nothing was written, reads
@@ -51,22 +57,23 @@
 //     google.rpc.ErrorInfo (reason OFFSET_OUT_OF_RANGE, metadata offset,
 //     lowest, next) and google.rpc.LocalizedMessage details.
 //   - ProduceStream group-commits: requests that queue up while an append
-//     runs are written together with one AppendBatch (one fsync), then
+//     runs are written together with one Append (one fsync), then
 //     acknowledged one by one, in order. An acknowledgement means written.
 //   - Read consistency. Consume passes the request's consistency to
-//     CommitLog.Read: CONSISTENCY_LINEARIZABLE as ConsistencyLinearizable,
-//     CONSISTENCY_FOLLOWER as ConsistencyFollower, CONSISTENCY_UNSPECIFIED
-//     as Config.DefaultConsistency (linearizable unless configured), and an
+//     Partition.Read: CONSISTENCY_LINEARIZABLE as
+//     commitlog.ConsistencyLinearizable, CONSISTENCY_FOLLOWER as
+//     commitlog.ConsistencyFollower, CONSISTENCY_UNSPECIFIED as
+//     Config.DefaultConsistency (linearizable unless configured), and an
 //     unknown value is codes.InvalidArgument. What a consistency means is the
-//     CommitLog's business (see Consistency); a single node's StorageLog
-//     serves both alike.
-//   - GetBounds (the "consume" action) answers CommitLog.Bounds with the
+//     Partition's business (see commitlog.Consistency); a single node's
+//     StorageLog serves both alike.
+//   - GetBounds (the "consume" action) answers Partition.Bounds with the
 //     request's consistency mapped like Consume's: the readable range
 //     [lowest, next), linearizable (every acknowledged append below next)
 //     or this node's view.
 //   - ConsumeStream sends from the requested offset and then blocks in
-//     CommitLog.Wait for new records — no polling — reading each with
-//     ConsistencyFollower: Wait reports records this node holds, which a
+//     Partition.Wait for new records — no polling — reading each with
+//     commitlog.ConsistencyFollower: Wait reports records this node holds, which a
 //     replicated log only ever fills with committed ones, so any node can
 //     serve a stream and it never sends an uncommitted record (it may lag
 //     behind the leader). The request's consistency is validated, not
@@ -82,7 +89,15 @@
 //   - Shutdown marks the health service NOT_SERVING, ends open streams,
 //     then GracefulStop drains unary calls until the deadline, after which
 //     Stop closes whatever remains.
-//   - Other failures: a closed or failed log is codes.Unavailable, on-disk
+//   - Leadership (a replicated Partition). *commitlog.NotLeaderError naming
+//     a leader is codes.FailedPrecondition with an ErrorInfo (reason
+//     NOT_LEADER, metadata leader_id and leader_addr): retry at the leader;
+//     without a leader (an election) it is codes.Unavailable, as are
+//     commitlog.ErrLeadershipLost (the append may or may not have been
+//     written) and commitlog.ErrUnavailable (this node cannot serve now).
+//     None of them changes health.
+//   - Other failures: a closed or failed local log (go/seglog's ErrClosed,
+//     ErrFailed) is codes.Unavailable and sets health NOT_SERVING, on-disk
 //     corruption codes.DataLoss, anything unexpected codes.Internal with the
 //     error logged, never sent.
 //

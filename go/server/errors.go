@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/producer"
 	"github.com/proglog/proglog/go/seglog"
@@ -23,15 +24,15 @@ import (
 var (
 	// ErrInvalidConfig: Config.Validate found a problem; the message names it.
 	ErrInvalidConfig = errors.New("server: invalid config")
-	// ErrNilCommitLog: New was given no CommitLog.
-	ErrNilCommitLog = errors.New("server: nil CommitLog")
+	// ErrNilPartition: New was given no commitlog.Partition.
+	ErrNilPartition = errors.New("server: nil commitlog.Partition")
 	// ErrForcedStop: Shutdown's deadline passed before every call finished,
 	// so the remaining ones were cut off.
 	ErrForcedStop = errors.New("server: graceful shutdown timed out; remaining calls were cut off")
 )
 
-// ErrorDomain is the domain of every google.rpc.ErrorInfo proglog sends,
-// also by the CommitLog implementations of other packages (see log.proto).
+// ErrorDomain is the domain of every google.rpc.ErrorInfo proglog sends
+// (see log.proto).
 const ErrorDomain = "proglog"
 
 // Error detail vocabulary shared with clients (see log.proto).
@@ -41,6 +42,7 @@ const (
 	reasonLowDiskSpace   = "LOW_DISK_SPACE"
 	reasonOutOfOrder     = "OUT_OF_ORDER_SEQUENCE"
 	reasonUnknownProd    = "UNKNOWN_PRODUCER"
+	reasonNotLeader      = "NOT_LEADER"
 	detailLocale         = "en-US"
 )
 
@@ -108,6 +110,21 @@ func lowDiskSpace(e *diskspace.LowSpaceError) error {
 	)
 }
 
+// notLeader builds the status of a call that needs the leader: with a
+// known leader FAILED_PRECONDITION naming it (retry there, see log.proto),
+// during an election UNAVAILABLE (retry later).
+func notLeader(e *commitlog.NotLeaderError) error {
+	if e.LeaderAddr == "" {
+		return status.Error(codes.Unavailable, "no leader elected yet; retry shortly")
+	}
+	st := status.Newf(codes.FailedPrecondition, "not the leader: send this request to %s (%s)", e.LeaderAddr, e.LeaderID)
+	return withDetails(st, &errdetails.ErrorInfo{
+		Reason:   reasonNotLeader,
+		Domain:   ErrorDomain,
+		Metadata: map[string]string{"leader_id": e.LeaderID, "leader_addr": e.LeaderAddr},
+	})
+}
+
 // sequenceReason is the ErrorInfo reason of a refused idempotent produce.
 func sequenceReason(e *producer.SequenceError) string {
 	if errors.Is(e.Err, producer.ErrUnknownProducer) {
@@ -154,9 +171,11 @@ func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
 	return withD.Err()
 }
 
-// statusError maps an error from the CommitLog or the authorizer to a gRPC
-// status. Unexpected errors are logged with the method and principal and
-// returned as a bare Internal, so storage details never reach clients.
+// statusError maps an error from the Partition (see go/commitlog's doc for
+// the list) or the authorizer to a gRPC status; a status the server built
+// itself passes through. Unexpected errors are logged with the method and
+// principal and returned as a bare Internal, so storage details never
+// reach clients.
 func (s *Server) statusError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
@@ -164,10 +183,17 @@ func (s *Server) statusError(ctx context.Context, err error) error {
 	if _, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
 		return err
 	}
+	var nl *commitlog.NotLeaderError
 	var oor *seglog.OffsetOutOfRangeError
 	var low *diskspace.LowSpaceError
 	var seq *producer.SequenceError
 	switch {
+	case errors.As(err, &nl):
+		return notLeader(nl)
+	case errors.Is(err, commitlog.ErrLeadershipLost):
+		return status.Error(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")
+	case errors.Is(err, commitlog.ErrUnavailable):
+		return status.Error(codes.Unavailable, "log unavailable on this node; retry later or on another server")
 	case errors.As(err, &seq):
 		return sequenceRefused(seq)
 	case errors.As(err, &oor):

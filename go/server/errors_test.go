@@ -11,8 +11,10 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/server"
@@ -99,5 +101,64 @@ func TestLowDiskSpaceIsResourceExhausted(t *testing.T) {
 	if info == nil || info.Reason != "LOW_DISK_SPACE" || info.Domain != server.ErrorDomain ||
 		info.Metadata["free"] != "10" || info.Metadata["required"] != "300" {
 		t.Fatalf("ErrorInfo = %v", info)
+	}
+}
+
+// The port's errors (go/commitlog) get the statuses clients act on (see
+// log.proto): NOT_LEADER names the leader to retry at; an election,
+// a lost leadership and an unavailable log are UNAVAILABLE and leave
+// health alone.
+func TestPortErrorsMapToStatuses(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	c := f.client("root")
+	cases := []struct {
+		name string
+		err  error
+		code codes.Code
+		msg  string
+	}{
+		{"not leader", fmt.Errorf("append: %w", &commitlog.NotLeaderError{LeaderID: "n1", LeaderAddr: "10.0.0.1:8400"}),
+			codes.FailedPrecondition, "not the leader: send this request to 10.0.0.1:8400 (n1)"},
+		{"no leader", &commitlog.NotLeaderError{}, codes.Unavailable, "no leader elected yet; retry shortly"},
+		{"leadership lost", fmt.Errorf("append: %w", commitlog.ErrLeadershipLost),
+			codes.Unavailable, "leadership changed during the request; it may or may not have been applied"},
+		{"unavailable", fmt.Errorf("%w: %w", commitlog.ErrUnavailable, seglog.ErrClosed),
+			codes.Unavailable, "log unavailable on this node; retry later or on another server"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fail := func() error { return tc.err }
+			f.clog.fail.Store(&fail)
+			_, err := c.Produce(ctxT(t), &logv1.ProduceRequest{Record: rec("x")})
+			f.clog.fail.Store(nil)
+			st := status.Convert(err)
+			if st.Code() != tc.code || st.Message() != tc.msg {
+				t.Fatalf("err = %v, want %v %q", err, tc.code, tc.msg)
+			}
+			var infos []*errdetails.ErrorInfo
+			for _, d := range st.Details() {
+				if i, ok := d.(*errdetails.ErrorInfo); ok {
+					infos = append(infos, i)
+				}
+			}
+			if tc.code != codes.FailedPrecondition {
+				if len(st.Details()) != 0 {
+					t.Fatalf("details %v, want none", st.Details())
+				}
+				return
+			}
+			if len(infos) != 1 || infos[0].Reason != "NOT_LEADER" || infos[0].Domain != server.ErrorDomain ||
+				infos[0].Metadata["leader_id"] != "n1" || infos[0].Metadata["leader_addr"] != "10.0.0.1:8400" || len(infos[0].Metadata) != 2 {
+				t.Fatalf("ErrorInfo %v, want NOT_LEADER naming n1 at 10.0.0.1:8400", infos)
+			}
+		})
+	}
+	// None of them is the log failing here: the node stays SERVING.
+	if _, err := c.Produce(ctxT(t), &logv1.ProduceRequest{Record: rec("y")}); err != nil {
+		t.Fatalf("Produce after the refusals: %v", err)
+	}
+	resp, err := healthpb.NewHealthClient(f.conn(f.clientTLS("root"))).Check(ctxT(t), &healthpb.HealthCheckRequest{Service: logv1.Log_ServiceDesc.ServiceName})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health after the refusals: %v, %v; want SERVING", resp, err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/server"
 	"github.com/proglog/proglog/go/telemetry"
@@ -37,8 +38,8 @@ type fixture struct {
 }
 
 type fixtureOpts struct {
-	gate    chan struct{}           // see countingLog.gate
-	reads   chan server.Consistency // see countingLog.reads
+	gate    chan struct{}              // see countingLog.gate
+	reads   chan commitlog.Consistency // see countingLog.reads
 	server  func(*server.Config)
 	storage func(*seglog.Config)
 	tls     auth.TLSConfig // CertFile etc. are filled in; flags are kept
@@ -96,7 +97,7 @@ func newFixture(t testing.TB, opts fixtureOpts) *fixture {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	clog := &countingLog{CommitLog: server.NewStorageLog(storage), gate: opts.gate, reads: opts.reads}
+	clog := &countingLog{Partition: server.NewStorageLog(storage), gate: opts.gate, reads: opts.reads}
 	srv, err := server.New(cfg, clog)
 	if err != nil {
 		t.Fatal(err)
@@ -176,9 +177,9 @@ func ctxT(t testing.TB) context.Context {
 // countingLog tracks Wait calls in flight so tests can see a stream handler
 // leave the server.
 type countingLog struct {
-	server.CommitLog
+	commitlog.Partition
 	waiting atomic.Int64
-	writes  atomic.Int64 // Append and AppendBatch calls
+	writes  atomic.Int64 // Append calls
 	// gate, if set, is received from before each write: tests hold writes
 	// back to let requests queue up.
 	gate chan struct{}
@@ -186,17 +187,17 @@ type countingLog struct {
 	// instead of appending. It may panic.
 	fail atomic.Pointer[func() error]
 	// reads receives the consistency of every Read, if set.
-	reads chan server.Consistency
+	reads chan commitlog.Consistency
 }
 
-func (c *countingLog) Read(ctx context.Context, off uint64, cons server.Consistency) (*logv1.Record, error) {
+func (c *countingLog) Read(ctx context.Context, off uint64, cons commitlog.Consistency) ([]byte, error) {
 	if c.reads != nil {
 		c.reads <- cons
 	}
-	return c.CommitLog.Read(ctx, off, cons)
+	return c.Partition.Read(ctx, off, cons)
 }
 
-func (c *countingLog) Append(ctx context.Context, r *logv1.Record) (uint64, error) {
+func (c *countingLog) Append(ctx context.Context, recs [][]byte) (uint64, error) {
 	c.writes.Add(1)
 	if c.gate != nil {
 		<-c.gate
@@ -206,21 +207,13 @@ func (c *countingLog) Append(ctx context.Context, r *logv1.Record) (uint64, erro
 			return 0, err
 		}
 	}
-	return c.CommitLog.Append(ctx, r)
-}
-
-func (c *countingLog) AppendBatch(ctx context.Context, rs []*logv1.Record) (uint64, error) {
-	c.writes.Add(1)
-	if c.gate != nil {
-		<-c.gate
-	}
-	return c.CommitLog.AppendBatch(ctx, rs)
+	return c.Partition.Append(ctx, recs)
 }
 
 func (c *countingLog) Wait(ctx context.Context, off uint64) error {
 	c.waiting.Add(1)
 	defer c.waiting.Add(-1)
-	return c.CommitLog.Wait(ctx, off)
+	return c.Partition.Wait(ctx, off)
 }
 
 // eventually polls cond every few milliseconds for up to d.

@@ -10,13 +10,14 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/commitlog"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
 // ProduceStream implements logv1.LogServer.
 //
 // Group commit: a receiver goroutine queues requests while the handler
-// appends, and the handler writes everything queued with one AppendBatch —
+// appends, and the handler writes everything queued with one Append —
 // one write and at most one fsync for many records — before acknowledging
 // each in order. An acknowledged record is written; on any error the stream
 // ends and nothing after the last acknowledgement was written (a failing
@@ -57,12 +58,12 @@ func (s *Server) ProduceStream(stream logv1.Log_ProduceStreamServer) error {
 // produceGroup validates reqs in order, appends the valid prefix, and
 // acknowledges it, and returns the first validation error if any. The
 // prefix is appended in runs: consecutive requests without a producer
-// (ID 0) go in one AppendBatch, as do consecutive requests of one producer
+// (ID 0) go in one Append, as do consecutive requests of one producer
 // whose sequences follow on (one idempotent batch).
 func (s *Server) produceGroup(ctx context.Context, stream logv1.Log_ProduceStreamServer, reqs []*logv1.ProduceRequest) error {
 	now := timestamppb.Now()
 	recs := make([]*logv1.Record, 0, len(reqs))
-	prods := make([]Producer, 0, len(reqs))
+	prods := make([]commitlog.Producer, 0, len(reqs))
 	sizes := make([]int, 0, len(reqs))
 	var invalid error
 	for _, req := range reqs {

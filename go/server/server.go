@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/internal/netlimit"
 	"github.com/proglog/proglog/go/producer"
 	"github.com/proglog/proglog/go/telemetry"
@@ -49,15 +50,16 @@ const streamWorkersPerCPU = 16
 // suppressed.
 const refusedLogInterval = 10 * time.Second
 
-// Server serves log.v1.Log and grpc.health.v1.Health over one CommitLog.
+// Server serves log.v1.Log and grpc.health.v1.Health over one
+// commitlog.Partition.
 type Server struct {
 	logv1.UnimplementedLogServer
 
 	cfg    Config
-	log    CommitLog
+	log    commitlog.Partition
 	grpc   *grpc.Server
 	health *health.Server
-	lister ServerLister
+	lister commitlog.ServerLister
 
 	// stopping is cancelled by Shutdown to end long-lived streams, which
 	// GracefulStop would otherwise wait on for ever.
@@ -80,16 +82,16 @@ type Server struct {
 
 var _ logv1.LogServer = (*Server)(nil)
 
-// New builds a Server for clog; call Serve to accept connections. clog must
-// be open: the health service starts as SERVING.
-func New(cfg Config, clog CommitLog) (*Server, error) {
+// New builds a Server for p; call Serve to accept connections. p must be
+// open: the health service starts as SERVING.
+func New(cfg Config, p commitlog.Partition) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if clog == nil {
-		return nil, ErrNilCommitLog
+	if p == nil {
+		return nil, ErrNilPartition
 	}
-	s := &Server{cfg: cfg, log: clog, health: health.NewServer(), codec: newCodec(cfg)}
+	s := &Server{cfg: cfg, log: p, health: health.NewServer(), codec: newCodec(cfg)}
 	s.rejectLog.Interval = refusedLogInterval
 	s.connLog.Interval = refusedLogInterval
 	s.handshakeLog.Interval = refusedLogInterval
@@ -229,7 +231,7 @@ func (s *Server) advertised() string {
 // end with Unavailable, new calls are refused, and running unary calls may
 // finish until ctx is done or Config.ShutdownTimeout passes, whichever is
 // first; then the remaining connections are closed and ErrForcedStop is
-// returned. It does not close the CommitLog. Later calls return the first
+// returned. It does not close the Partition. Later calls return the first
 // call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown.Do(func() {
@@ -340,31 +342,31 @@ func (s *Server) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1
 
 // producerOf validates the producer of a request of n records: none, or
 // one of ID 0 and sequence 0, makes a plain (not idempotent) produce.
-func producerOf(p *logv1.Producer, n int) (Producer, error) {
+func producerOf(p *logv1.Producer, n int) (commitlog.Producer, error) {
 	switch {
 	case p == nil:
-		return Producer{}, nil
+		return commitlog.Producer{}, nil
 	case p.GetId() == 0 && p.GetSequence() != 0:
-		return Producer{}, status.Errorf(codes.InvalidArgument, "producer.sequence is %d but producer.id is 0: an idempotent produce needs a non-zero producer id", p.GetSequence())
+		return commitlog.Producer{}, status.Errorf(codes.InvalidArgument, "producer.sequence is %d but producer.id is 0: an idempotent produce needs a non-zero producer id", p.GetSequence())
 	case p.GetSequence() > math.MaxUint64-uint64(n):
-		return Producer{}, status.Errorf(codes.InvalidArgument, "producer.sequence %d plus %d records overflows the sequence numbers", p.GetSequence(), n)
+		return commitlog.Producer{}, status.Errorf(codes.InvalidArgument, "producer.sequence %d plus %d records overflows the sequence numbers", p.GetSequence(), n)
 	}
-	return Producer{ID: p.GetId(), Sequence: p.GetSequence()}, nil
+	return commitlog.Producer{ID: p.GetId(), Sequence: p.GetSequence()}, nil
 }
 
-// appendRecords appends recs, prepared and of size encoded bytes in all,
-// for producer p (a plain append if p.ID is 0), and returns the CommitLog's
-// answer or the error as a gRPC status.
-func (s *Server) appendRecords(ctx context.Context, p Producer, recs []*logv1.Record, size int) (Appended, error) {
-	var a Appended
-	var err error
-	switch {
-	case p.ID != 0:
-		a, err = s.log.AppendIdempotent(ctx, p, recs)
-	case len(recs) == 1:
-		a.First, err = s.log.Append(ctx, recs[0])
-	default:
-		a.First, err = s.log.AppendBatch(ctx, recs)
+// appendRecords encodes recs, prepared and of size encoded bytes in all,
+// appends them for producer p (a plain append if p.ID is 0), and returns
+// the Partition's answer or the error as a gRPC status.
+func (s *Server) appendRecords(ctx context.Context, p commitlog.Producer, recs []*logv1.Record, size int) (commitlog.Appended, error) {
+	bufs, err := EncodeRecords(recs)
+	if err != nil {
+		return commitlog.Appended{}, s.statusError(ctx, err)
+	}
+	var a commitlog.Appended
+	if p.ID != 0 {
+		a, err = s.log.AppendIdempotent(ctx, p, bufs)
+	} else {
+		a.First, err = s.log.Append(ctx, bufs)
 	}
 	var se *producer.SequenceError
 	switch {
@@ -372,7 +374,7 @@ func (s *Server) appendRecords(ctx context.Context, p Producer, recs []*logv1.Re
 		if s.cfg.Metrics != nil && errors.As(err, &se) {
 			s.cfg.Metrics.ObserveSequenceRefused(sequenceReason(se))
 		}
-		return Appended{}, s.statusError(ctx, err)
+		return commitlog.Appended{}, s.statusError(ctx, err)
 	case a.Duplicate:
 		if s.cfg.Metrics != nil {
 			s.cfg.Metrics.ObserveDuplicate(len(recs))
@@ -423,11 +425,20 @@ func (s *Server) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1
 	if err != nil {
 		return nil, err
 	}
-	rec, err := s.log.Read(ctx, req.GetOffset(), c)
+	rec, err := s.read(ctx, req.GetOffset(), c)
 	if err != nil {
 		return nil, s.statusError(ctx, err)
 	}
 	return &logv1.ConsumeResponse{Record: rec}, nil
+}
+
+// read reads the record at offset with consistency c and decodes it.
+func (s *Server) read(ctx context.Context, offset uint64, c commitlog.Consistency) (*logv1.Record, error) {
+	b, err := s.log.Read(ctx, offset, c)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeRecord(offset, b)
 }
 
 // streamContext returns a context for a stream handler that also ends when
@@ -473,7 +484,7 @@ func (s *Server) ConsumeStream(req *logv1.ConsumeRequest, stream logv1.Log_Consu
 		if err := s.log.Wait(ctx, off); err != nil {
 			return s.streamEnd(ctx, err)
 		}
-		rec, err := s.log.Read(ctx, off, ConsistencyFollower)
+		rec, err := s.read(ctx, off, commitlog.ConsistencyFollower)
 		if err != nil {
 			// Typically retention removed records this consumer lagged
 			// behind on: OutOfRange tells it where the log now starts.
@@ -530,9 +541,13 @@ func (s *Server) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*l
 	if err := s.authorize(ctx, auth.ActionServers); err != nil {
 		return nil, err
 	}
-	servers, err := s.lister.GetServers(ctx)
+	servers, err := s.lister.Servers(ctx)
 	if err != nil {
 		return nil, s.statusError(ctx, err)
 	}
-	return &logv1.GetServersResponse{Servers: servers}, nil
+	out := make([]*logv1.Server, len(servers))
+	for i, sv := range servers {
+		out[i] = &logv1.Server{Id: sv.ID, RpcAddr: sv.Addr, IsLeader: sv.IsLeader}
+	}
+	return &logv1.GetServersResponse{Servers: out}, nil
 }

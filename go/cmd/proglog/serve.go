@@ -19,6 +19,7 @@ import (
 	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/discovery"
 	"github.com/proglog/proglog/go/diskspace"
 	idem "github.com/proglog/proglog/go/producer"
@@ -107,7 +108,7 @@ func defaultServeOptions() *serveOptions {
 		metricsAddr:                "127.0.0.1:8401",
 		nodeName:                   agent.DefaultConfig().NodeName,
 		voter:                      true,
-		readConsistency:            server.ConsistencyLinearizable.String(),
+		readConsistency:            commitlog.ConsistencyLinearizable.String(),
 		logName:                    server.DefaultLogName,
 		maxRecordBytes:             server.DefaultMaxRecordBytes,
 		maxConnections:             server.DefaultMaxConnections,
@@ -276,7 +277,7 @@ func (o *serveOptions) validate() error {
 	if o.maxConnections < 0 || o.maxStreams < 0 {
 		errs = append(errs, fmt.Errorf("--max-connections (%d) and --max-streams (%d) must be 0 (no cap) or positive", o.maxConnections, o.maxStreams))
 	}
-	if _, err := server.ParseConsistency(o.readConsistency); err != nil {
+	if _, err := commitlog.ParseConsistency(o.readConsistency); err != nil {
 		errs = append(errs, fmt.Errorf("--read-consistency %q: want linearizable or follower", o.readConsistency))
 	}
 	if _, err := agent.ParseSyncPolicy(o.sync); err != nil {
@@ -315,7 +316,7 @@ func (o *serveOptions) agentConfig(stdout io.Writer, logger *zap.Logger) (agent.
 	cfg.ACLModelFile, cfg.ACLPolicyFile = o.aclModel, o.aclPolicy
 	cfg.LogName = o.logName
 	cfg.MaxRecordBytes = o.maxRecordBytes
-	cfg.ReadConsistency, _ = server.ParseConsistency(o.readConsistency)
+	cfg.ReadConsistency, _ = commitlog.ParseConsistency(o.readConsistency)
 	cfg.ShutdownTimeout = o.shutdownTimeout
 	cfg.MaxConnections, cfg.MaxStreams = o.maxConnections, o.maxStreams
 	cfg.Raft = agent.RaftConfig{
