@@ -64,7 +64,7 @@ func (c *CommitLog) AppendIdempotent(ctx context.Context, p server.Producer, rec
 	if err != nil {
 		return server.Appended{}, err
 	}
-	first, dup, err := c.l.AppendIdempotent(ctx, Producer{ID: p.ID, Sequence: p.Sequence}, bufs)
+	first, dup, err := c.l.AppendIdempotent(ctx, Producer{ID: p.ID, Sequence: p.Sequence, Checksum: p.Checksum}, bufs)
 	return server.Appended{First: first, Duplicate: dup}, statusOf(err)
 }
 

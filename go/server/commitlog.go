@@ -52,6 +52,11 @@ type CommitLog interface {
 type Producer struct {
 	ID       uint64
 	Sequence uint64
+	// Checksum is go/producer's Checksum of the request's records as the
+	// client sent them, before the server stamps missing timestamps (the
+	// Server sets it): a retry at a sequence already written is a
+	// duplicate only if its records match.
+	Checksum uint32
 }
 
 // Appended is what CommitLog.AppendIdempotent did.
@@ -130,15 +135,19 @@ func (s *StorageLog) AppendIdempotent(ctx context.Context, p Producer, recs []*l
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.producers.Advance(time.Now())
-	n := uint64(len(recs))
-	if off, dup, err := s.producers.Check(p.ID, p.Sequence, n); err != nil || dup {
-		return Appended{First: off, Duplicate: dup}, err
-	}
-	first, err := s.AppendBatch(ctx, recs)
+	bufs, err := EncodeRecords(recs)
 	if err != nil {
 		return Appended{}, err
 	}
-	s.producers.Record(p.ID, p.Sequence, n, first)
+	n, sum := uint64(len(bufs)), producer.Sum{Value: p.Checksum, Known: true}
+	if off, dup, err := s.producers.Check(p.ID, p.Sequence, n, sum); err != nil || dup {
+		return Appended{First: off, Duplicate: dup}, err
+	}
+	first, err := s.log.AppendBatch(bufs)
+	if err != nil {
+		return Appended{}, fmt.Errorf("append batch of %d: %w", len(recs), err)
+	}
+	s.producers.Record(p.ID, p.Sequence, n, sum, first)
 	return Appended{First: first}, nil
 }
 
