@@ -20,6 +20,7 @@ import (
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/diskspace"
+	"github.com/proglog/proglog/go/producer"
 	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
@@ -76,6 +77,9 @@ type node struct {
 	// lowDisk makes appends fail as on a node below its free-space
 	// watermark.
 	lowDisk atomic.Bool
+	// tooManyProducers makes idempotent appends fail as on a cluster
+	// whose producer table is full of active producers.
+	tooManyProducers atomic.Bool
 	// lagging makes follower reads miss the newest record.
 	lagging atomic.Bool
 	stopped atomic.Bool
@@ -264,7 +268,7 @@ func (n *node) append(ctx context.Context, p server.Producer, recs []*logv1.Reco
 	n.appends.Add(1)
 	n.sizesMu.Lock()
 	n.sizes = append(n.sizes, len(recs))
-	n.prods = append(n.prods, p)
+	n.prods = append(n.prods, server.Producer{ID: p.ID, Sequence: p.Sequence}) // the checksum left out
 	n.sizesMu.Unlock()
 	if g := n.gate.Load(); g != nil {
 		g.entered <- struct{}{}
@@ -275,6 +279,9 @@ func (n *node) append(ctx context.Context, p server.Producer, recs []*logv1.Reco
 	}
 	if n.lowDisk.Load() {
 		return server.Appended{}, &diskspace.LowSpaceError{Dir: "/data", Free: 1, Required: 2}
+	}
+	if p.ID != 0 && n.tooManyProducers.Load() {
+		return server.Appended{}, &producer.SequenceError{Err: producer.ErrTooManyProducers, ProducerID: p.ID, Limit: 1}
 	}
 	if p.ID != 0 && n.forgetProducer.Add(-1) >= 0 {
 		st := status.Newf(codes.FailedPrecondition, "unknown producer %d", p.ID)
