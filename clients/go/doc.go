@@ -112,8 +112,9 @@
 // refuses a new producer: ErrTooManyProducers, nothing written, not
 // retried); a pool rather than one producer for the client keeps requests
 // concurrent. If the cluster has forgotten a producer (idle past the
-// servers' --producer-expiry, or evicted: UNKNOWN_PRODUCER) and no earlier attempt of the request may have been
-// written (each was refused, like a NOT_LEADER redirect, or never sent),
+// servers' --producer-expiry, or evicted: UNKNOWN_PRODUCER) and no earlier
+// attempt of the request may have been written (each was refused, like a
+// NOT_LEADER redirect, or never sent),
 // nothing was written and the client sends the request again as a new
 // producer; after an attempt that may have been written (sent, then
 // UNAVAILABLE or a broken connection) the call fails with ErrMaybeWritten
