@@ -122,7 +122,7 @@ func (c Config) Validate() error {
 	case c.Expiry < c.EvictAfter:
 		return fmt.Errorf("%w: Expiry (%v) must be at least EvictAfter (%v): a producer must not expire while a retry could still come", ErrInvalidConfig, c.Expiry, c.EvictAfter)
 	case c.MaxProducers < 1 || c.MaxProducers > MaxMaxProducers:
-		return fmt.Errorf("%w: MaxProducers must be 1 to %d, got %d", ErrInvalidConfig, MaxMaxProducers, c.MaxProducers)
+		return fmt.Errorf("%w: MaxProducers must be at least 1 and at most %d, got %d", ErrInvalidConfig, MaxMaxProducers, c.MaxProducers)
 	}
 	return nil
 }
