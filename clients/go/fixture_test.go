@@ -284,12 +284,8 @@ func (n *node) append(ctx context.Context, p server.Producer, recs []*logv1.Reco
 		return server.Appended{}, &producer.SequenceError{Err: producer.ErrTooManyProducers, ProducerID: p.ID, Limit: 1}
 	}
 	if p.ID != 0 && n.forgetProducer.Add(-1) >= 0 {
-		st := status.Newf(codes.FailedPrecondition, "unknown producer %d", p.ID)
-		st, _ = st.WithDetails(&errdetails.ErrorInfo{
-			Reason: "UNKNOWN_PRODUCER", Domain: "proglog",
-			Metadata: map[string]string{"producer_id": fmt.Sprint(p.ID), "sequence": fmt.Sprint(p.Sequence)},
-		})
-		return server.Appended{}, st.Err()
+		// The server maps it to its UNKNOWN_PRODUCER status, message included.
+		return server.Appended{}, &producer.SequenceError{Err: producer.ErrUnknownProducer, ProducerID: p.ID, Sequence: p.Sequence}
 	}
 	var a server.Appended
 	var err error
