@@ -105,13 +105,16 @@
 // there are as many producers as requests were ever in flight at once. A
 // producer whose request failed is dropped (its next sequence is
 // unknown). A pool rather than a producer per call keeps the cluster's
-// table of producers small (it evicts the longest idle past the servers'
-// --max-producers, and a new producer's first request retried after its
-// eviction would be taken for a new one); a pool rather than one producer
-// for the client keeps requests concurrent. If the cluster has forgotten a
-// producer (idle past the servers' --producer-expiry, or evicted:
-// UNKNOWN_PRODUCER) and no earlier attempt of the request may have been
-// written (each was refused, like a NOT_LEADER redirect, or never sent),
+// table of producers small (past the servers' --max-producers it evicts
+// the longest idle one, but only one idle longer than
+// --producer-evict-after, 5 minutes by default and far above any call's
+// deadline, so a retry always finds its producer; with none evictable it
+// refuses a new producer: ErrTooManyProducers, nothing written, not
+// retried); a pool rather than one producer for the client keeps requests
+// concurrent. If the cluster has forgotten a producer (idle past the
+// servers' --producer-expiry, or evicted: UNKNOWN_PRODUCER) and no earlier
+// attempt of the request may have been written (each was refused, like a
+// NOT_LEADER redirect, or never sent),
 // nothing was written and the client sends the request again as a new
 // producer; after an attempt that may have been written (sent, then
 // UNAVAILABLE or a broken connection) the call fails with ErrMaybeWritten
@@ -132,7 +135,8 @@
 // Failures are typed: errors.Is matches ErrOffsetOutOfRange,
 // ErrRecordTooLarge, ErrLowDiskSpace, ErrPermissionDenied, ErrUnauthenticated, ErrNotLeader,
 // ErrUnavailable, ErrInvalidArgument, ErrDataLoss, ErrInternal, ErrTLS, ErrClosed,
-// ErrOutOfOrderSequence, ErrMaybeWritten (wrapping ErrUnknownProducer), or
+// ErrOutOfOrderSequence, ErrTooManyProducers, ErrMaybeWritten (wrapping
+// ErrUnknownProducer), or
 // context.Canceled / context.DeadlineExceeded; errors.As gives the details
 // of *OffsetOutOfRangeError (Offset, Lowest, Next), *RecordTooLargeError
 // (Size, Limit, Index, Request) and *NotLeaderError (LeaderID, LeaderAddr); and

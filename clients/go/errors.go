@@ -71,6 +71,13 @@ var (
 	// been written. Read the log to find out before producing the records
 	// again.
 	ErrMaybeWritten = errors.New("proglog: the records may or may not have been written")
+	// ErrTooManyProducers: the cluster refused a new idempotent producer
+	// (RESOURCE_EXHAUSTED, reason TOO_MANY_PRODUCERS): it keeps its
+	// --max-producers, all active within its --producer-evict-after.
+	// Nothing of the request was written, so producing again later is
+	// safe. Not retried: the window (minutes) is longer than a call's
+	// deadline, so the caller decides when to try again.
+	ErrTooManyProducers = errors.New("proglog: the cluster keeps too many producers")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("proglog: client closed")
 )
@@ -84,6 +91,7 @@ const (
 	reasonNotLeader      = "NOT_LEADER"
 	reasonOutOfOrder     = "OUT_OF_ORDER_SEQUENCE"
 	reasonUnknownProd    = "UNKNOWN_PRODUCER"
+	reasonTooManyProds   = "TOO_MANY_PRODUCERS"
 )
 
 // Error is a failed call that has no more specific type: its gRPC code and
@@ -260,6 +268,9 @@ func errFromStatus(ctx context.Context, err error) error {
 		if info != nil && info.GetReason() == reasonLowDiskSpace {
 			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrLowDiskSpace, st: st}
 		}
+		if info != nil && info.GetReason() == reasonTooManyProds {
+			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrTooManyProducers, st: st}
+		}
 		// A message over gRPC's size limit (a batch too large in total, or a
 		// record larger than the client may receive).
 		e := &RecordTooLargeError{Index: -1, Request: true, st: st}
@@ -290,6 +301,24 @@ func errFromStatus(ctx context.Context, err error) error {
 	}[st.Code()]
 	return &Error{Code: st.Code(), Message: st.Message(), kind: kind, st: st}
 }
+
+// maybeWrittenError is ErrMaybeWritten: the cluster forgot producer id
+// while its request was retried after an attempt that may have been
+// written; cause is the last attempt's UNKNOWN_PRODUCER refusal. Its
+// message is its own: the refusal's ("nothing was written") is true of
+// that attempt only.
+type maybeWrittenError struct {
+	id    uint64
+	cause error
+}
+
+func (e *maybeWrittenError) Error() string {
+	return fmt.Sprintf("%v: an earlier attempt may have been written before the cluster forgot producer %d (its last attempt was refused as UNKNOWN_PRODUCER); read the log to find out", ErrMaybeWritten, e.id)
+}
+
+// Unwrap gives ErrMaybeWritten and the refusal (ErrUnknownProducer, with
+// the gRPC status).
+func (e *maybeWrittenError) Unwrap() []error { return []error{ErrMaybeWritten, e.cause} }
 
 func (*Error) ownError()                 {}
 func (*OffsetOutOfRangeError) ownError() {}

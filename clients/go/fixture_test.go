@@ -75,6 +75,9 @@ type node struct {
 	// lowDisk makes appends fail as on a node below its free-space
 	// watermark.
 	lowDisk atomic.Bool
+	// tooManyProducers makes idempotent appends fail as on a cluster
+	// whose producer table is full of active producers.
+	tooManyProducers atomic.Bool
 	// lagging makes follower reads miss the newest record.
 	lagging atomic.Bool
 	stopped atomic.Bool
@@ -258,7 +261,7 @@ func (n *node) append(ctx context.Context, p commitlog.Producer, recs [][]byte) 
 	n.appends.Add(1)
 	n.sizesMu.Lock()
 	n.sizes = append(n.sizes, len(recs))
-	n.prods = append(n.prods, p)
+	n.prods = append(n.prods, commitlog.Producer{ID: p.ID, Sequence: p.Sequence}) // the checksum left out
 	n.sizesMu.Unlock()
 	if g := n.gate.Load(); g != nil {
 		g.entered <- struct{}{}
@@ -270,7 +273,11 @@ func (n *node) append(ctx context.Context, p commitlog.Producer, recs [][]byte) 
 	if n.lowDisk.Load() {
 		return commitlog.Appended{}, &diskspace.LowSpaceError{Dir: "/data", Free: 1, Required: 2}
 	}
+	if p.ID != 0 && n.tooManyProducers.Load() {
+		return commitlog.Appended{}, &producer.SequenceError{Err: producer.ErrTooManyProducers, ProducerID: p.ID, Limit: 1}
+	}
 	if p.ID != 0 && n.forgetProducer.Add(-1) >= 0 {
+		// The server maps it to its UNKNOWN_PRODUCER status, message included.
 		return commitlog.Appended{}, &producer.SequenceError{Err: producer.ErrUnknownProducer, ProducerID: p.ID, Sequence: p.Sequence}
 	}
 	var a commitlog.Appended

@@ -112,7 +112,7 @@ func (c *Client) produce(ctx context.Context, n int, call func(context.Context, 
 			c.cfg.logger.Debug("proglog: the cluster forgot this producer; sending again as a new one", "producer", pr.id, "sequence", pr.seq)
 			pr = newProducer()
 		case errors.Is(err, ErrUnknownProducer):
-			return fmt.Errorf("%w: the cluster forgot producer %d while its request was retried: %w", ErrMaybeWritten, pr.id, err)
+			return &maybeWrittenError{id: pr.id, cause: err}
 		default:
 			return err
 		}

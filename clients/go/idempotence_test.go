@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	client "github.com/proglog/proglog/clients/go"
 	"github.com/proglog/proglog/go/commitlog"
@@ -140,7 +144,7 @@ func TestUnknownProducer(t *testing.T) {
 		t.Fatalf("Produce after the cluster forgot the producer = %d, %v; want 1", off, err)
 	}
 	prods := l.producers()
-	if len(prods) != 3 || prods[1] != (commitlog.Producer{ID: prods[0].ID, Sequence: 1}) || prods[2].ID == prods[0].ID || prods[2].Sequence != 0 {
+	if len(prods) != 3 || prods[1].ID != prods[0].ID || prods[1].Sequence != 1 || prods[2].ID == prods[0].ID || prods[2].Sequence != 0 {
 		t.Fatalf("producers %v: want the second request sent again as a new producer at 0", prods)
 	}
 
@@ -158,8 +162,35 @@ func TestUnknownProducer(t *testing.T) {
 	l.forgetAfterLoss.Store(true)
 	l.lostResponses.Store(1)
 	_, err := cl.ProduceValue(ctx, []byte("d"))
-	if !errors.Is(err, client.ErrMaybeWritten) || !errors.Is(err, client.ErrUnknownProducer) {
+	if !errors.Is(err, client.ErrMaybeWritten) || !errors.Is(err, client.ErrUnknownProducer) || status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("retry refused as unknown producer: %v, want ErrMaybeWritten", err)
 	}
+	// The message does not contradict itself with the refusal's own
+	// "nothing was written".
+	if msg := err.Error(); strings.Contains(msg, "nothing was written") || !strings.Contains(msg, "may or may not have been written") {
+		t.Fatalf("ErrMaybeWritten's message: %q", msg)
+	}
 	checkWrittenOnce(t, c, cl, map[uint64]string{0: "a", 1: "b", 2: "c", 3: "d"})
+}
+
+// A new producer refused because the cluster keeps too many active ones
+// fails with ErrTooManyProducers at once (not retried: nothing was written,
+// and the cluster's eviction window is longer than a call's deadline).
+func TestTooManyProducers(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 2})
+	cl := c.client(client.WithBatching(false))
+	l := c.leaderNode()
+	l.tooManyProducers.Store(true)
+	before := l.appends.Load()
+	_, err := cl.ProduceValue(ctxT(t), []byte("x"))
+	if !errors.Is(err, client.ErrTooManyProducers) || status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("produce refused for too many producers: %v, want ErrTooManyProducers", err)
+	}
+	if got := l.appends.Load() - before; got != 1 {
+		t.Fatalf("%d appends, want 1: the refusal is not retried", got)
+	}
+	l.tooManyProducers.Store(false)
+	if off, err := cl.ProduceValue(ctxT(t), []byte("y")); err != nil || off != 0 {
+		t.Fatalf("produce once producers are accepted = %d, %v; want 0", off, err)
+	}
 }

@@ -175,8 +175,9 @@ type Config struct {
 	// Producers bounds the idempotent producers' state every replica keeps
 	// (replication.Config.Producers): idle longer than Producers.Expiry
 	// (default 24h) a producer is forgotten, and past Producers.MaxProducers
-	// (default 10000) the longest idle is evicted. Use the same values on
-	// every node.
+	// (default 10000) the longest idle is evicted if idle longer than
+	// Producers.EvictAfter (default 5m), else a new producer is refused.
+	// The leader's values travel in the log: every node applies them.
 	Producers producer.Config
 
 	// MetricsAddr is the host:port of the Prometheus /metrics endpoint;

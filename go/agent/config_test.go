@@ -78,7 +78,8 @@ func TestConfigValidate(t *testing.T) {
 		"SyncInterval is -1s":                    func(c *agent.Config) { c.SyncInterval = -time.Second },
 		"Retention.MaxAge is -1h0m0s":            func(c *agent.Config) { c.Retention.MaxAge = -time.Hour },
 		"SegmentBytes is 1000, must be at least": func(c *agent.Config) { c.SegmentBytes = 1000 },
-		"Producers: producer: invalid config: MaxProducers must be at least 1": func(c *agent.Config) { c.Producers.MaxProducers = 0 },
+		"Producers: producer: invalid config: MaxProducers must be at least 1":                  func(c *agent.Config) { c.Producers.MaxProducers = 0 },
+		"Producers: producer: invalid config: Expiry (1m0s) must be at least EvictAfter (5m0s)": func(c *agent.Config) { c.Producers.Expiry = time.Minute },
 	} {
 		c := good()
 		mod(&c)

@@ -34,6 +34,11 @@ type Partition interface {
 type Producer struct {
 	ID       uint64
 	Sequence uint64
+	// Checksum is go/producer's Checksum of the request's records as the
+	// client sent them, before the server stamps missing timestamps (the
+	// server sets it): a retry at a sequence already written is a
+	// duplicate only if its records match.
+	Checksum uint32
 }
 
 // Appended is what Partition.AppendIdempotent did.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"time"
 )
 
@@ -16,14 +17,28 @@ const (
 	// DefaultExpiry is Kafka's producer.id.expiration.ms (one day).
 	DefaultExpiry       = 24 * time.Hour
 	DefaultMaxProducers = 10000
+	// DefaultEvictAfter is far above any client call's deadline, so a
+	// retry never finds its producer evicted.
+	DefaultEvictAfter = 5 * time.Minute
 )
+
+// MaxMaxProducers bounds Config.MaxProducers, hence the encoded table every
+// replica accepts in a snapshot whatever its own configuration.
+const MaxMaxProducers = 1 << 20
 
 // Encoding sizes (see the package documentation).
 const (
-	HeaderSize            = 1 + 8 + 4
+	HeaderSize            = 1 + 8 + limitsSize + 4
 	MaxEncodedPerProducer = 8 + 8 + 1 + BatchesKept*batchSize
-	batchSize             = 3 * 8
-	encodingVersion       = 1
+	// MaxEncodedSize bounds the encoding of any table a valid Config allows.
+	MaxEncodedSize  = HeaderSize + MaxMaxProducers*MaxEncodedPerProducer
+	limitsSize      = 8 + 8 + 4
+	batchSize       = 3*8 + 1 + 4
+	batchSizeV1     = 3 * 8
+	headerSizeV1    = 1 + 8 + 4
+	encodingVersion = 2
+	// encodingV1 is the encoding without limits and checksums: decoded only.
+	encodingV1 = 1
 )
 
 // Sentinel errors, returned wrapped; test with errors.Is.
@@ -40,60 +55,104 @@ var (
 	// evicted). Nothing was written; the producer must start over with a
 	// new ID.
 	ErrUnknownProducer = errors.New("producer: unknown producer")
+	// ErrTooManyProducers: a new producer's first batch while the table
+	// holds Config.MaxProducers producers, none idle longer than
+	// Config.EvictAfter. Nothing was written; retrying later is safe.
+	ErrTooManyProducers = errors.New("producer: too many producers")
 	// ErrBadEncoding: Decode was given bytes that are not a table.
 	ErrBadEncoding = errors.New("producer: bad encoding")
 )
 
-// SequenceError is a refused batch: errors.Is matches ErrOutOfOrderSequence
-// or ErrUnknownProducer (Err).
+// SequenceError is a refused batch: errors.Is matches ErrOutOfOrderSequence,
+// ErrUnknownProducer or ErrTooManyProducers (Err).
 type SequenceError struct {
-	Err        error  // ErrOutOfOrderSequence or ErrUnknownProducer
+	Err        error  // ErrOutOfOrderSequence, ErrUnknownProducer or ErrTooManyProducers
 	ProducerID uint64 // the producer
 	Sequence   uint64 // the batch's first sequence
 	// Expected is the sequence the producer's next batch must have (with
 	// ErrOutOfOrderSequence only).
 	Expected uint64
+	// Mismatch: the batch has the sequence and count of a retained batch
+	// but other records (with ErrOutOfOrderSequence only).
+	Mismatch bool
+	// Limit is Config.MaxProducers (with ErrTooManyProducers only).
+	Limit int
 }
 
 func (e *SequenceError) Error() string {
-	if errors.Is(e.Err, ErrUnknownProducer) {
-		return fmt.Sprintf("%v %016x: sequence %d, but no state is kept for this producer (never seen, expired or evicted); start a new producer at sequence 0; nothing was written",
+	switch {
+	case errors.Is(e.Err, ErrUnknownProducer):
+		return fmt.Sprintf("%v %d: sequence %d, but no state is kept for this producer (never seen, expired or evicted); start a new producer at sequence 0; nothing was written",
 			e.Err, e.ProducerID, e.Sequence)
+	case errors.Is(e.Err, ErrTooManyProducers):
+		return fmt.Sprintf("%v: new producer %d refused, the table holds its limit of %d producers and none has been idle long enough to be evicted; nothing was written",
+			e.Err, e.ProducerID, e.Limit)
+	case e.Mismatch:
+		return fmt.Sprintf("%v from producer %d: sequence %d does not match the batch written at this sequence (other records); nothing was written", e.Err, e.ProducerID, e.Sequence)
 	}
-	return fmt.Sprintf("%v from producer %016x: sequence %d, expected %d; nothing was written", e.Err, e.ProducerID, e.Sequence, e.Expected)
+	return fmt.Sprintf("%v from producer %d: sequence %d, expected %d; nothing was written", e.Err, e.ProducerID, e.Sequence, e.Expected)
 }
 
 func (e *SequenceError) Unwrap() error { return e.Err }
 
-// Config bounds a Table.
+// Config is a Table's limits.
 type Config struct {
-	// Expiry: a producer idle longer than this is forgotten. Default 24h.
+	// Expiry: a producer idle longer than this is forgotten. At least
+	// EvictAfter. Default 24h.
 	Expiry time.Duration
 	// MaxProducers bounds the producers remembered (and the table's
-	// encoded size). Default 10000.
+	// encoded size). 1 to MaxMaxProducers. Default 10000.
 	MaxProducers int
+	// EvictAfter: only a producer idle longer than this may be evicted to
+	// make room for a new one. Default 5m.
+	EvictAfter time.Duration
 }
 
 // DefaultConfig returns the defaults above.
 func DefaultConfig() Config {
-	return Config{Expiry: DefaultExpiry, MaxProducers: DefaultMaxProducers}
+	return Config{Expiry: DefaultExpiry, MaxProducers: DefaultMaxProducers, EvictAfter: DefaultEvictAfter}
 }
 
 // Validate returns an error wrapping ErrInvalidConfig naming the first
 // problem.
 func (c Config) Validate() error {
 	switch {
-	case c.Expiry <= 0:
-		return fmt.Errorf("%w: Expiry must be positive, got %v", ErrInvalidConfig, c.Expiry)
-	case c.MaxProducers < 1:
-		return fmt.Errorf("%w: MaxProducers must be at least 1, got %d", ErrInvalidConfig, c.MaxProducers)
+	case c.EvictAfter <= 0:
+		return fmt.Errorf("%w: EvictAfter must be positive, got %v", ErrInvalidConfig, c.EvictAfter)
+	case c.Expiry < c.EvictAfter:
+		return fmt.Errorf("%w: Expiry (%v) must be at least EvictAfter (%v): a producer must not expire while a retry could still come", ErrInvalidConfig, c.Expiry, c.EvictAfter)
+	case c.MaxProducers < 1 || c.MaxProducers > MaxMaxProducers:
+		return fmt.Errorf("%w: MaxProducers must be at least 1 and at most %d, got %d", ErrInvalidConfig, MaxMaxProducers, c.MaxProducers)
 	}
 	return nil
 }
 
+// Sum is a batch's checksum, as Check and Record take it: Value is
+// Checksum of its records; Known is false for a batch from before
+// checksums were kept, which matches a retry on its count alone.
+type Sum struct {
+	Value uint32
+	Known bool
+}
+
+// Checksum is a batch's checksum: CRC32C of each record's length (uvarint)
+// followed by the record.
+func Checksum(records [][]byte) uint32 {
+	var sum uint32
+	var n [binary.MaxVarintLen64]byte
+	for _, r := range records {
+		sum = crc32.Update(sum, castagnoli, n[:binary.PutUvarint(n[:], uint64(len(r)))])
+		sum = crc32.Update(sum, castagnoli, r)
+	}
+	return sum
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 // batch is one retained batch of a producer.
 type batch struct {
 	seq, count, offset uint64
+	sum                Sum
 }
 
 // state is one producer's entry, a node of the table's activity list.
@@ -121,13 +180,23 @@ type Table struct {
 	head, tail *state
 }
 
-// New returns an empty table; cfg must be valid.
+// New returns an empty table with limits cfg (valid).
 func New(cfg Config) *Table {
 	return &Table{cfg: cfg, m: make(map[uint64]*state)}
 }
 
 // Len is the number of producers remembered.
 func (t *Table) Len() int { return len(t.m) }
+
+// Limits returns the table's limits: those given to New, the last
+// SetLimits, or the encoded ones Decode read.
+func (t *Table) Limits() Config { return t.cfg }
+
+// SetLimits makes cfg (valid) the table's limits from now on. It evicts
+// nobody: a lower MaxProducers only makes Record evict (or Check refuse new
+// producers) until the table is back under it, and a shorter Expiry takes
+// effect at the next Advance.
+func (t *Table) SetLimits(cfg Config) { t.cfg = cfg }
 
 // Advance moves the clock to now if it is later, then forgets the
 // producers idle for longer than Config.Expiry. A zero now only expires.
@@ -141,37 +210,44 @@ func (t *Table) Advance(now time.Time) {
 }
 
 // Check decides what to do with a batch of n (> 0) records with sequence
-// seq from producer id: append it (nil error, dup false; then call Record),
-// or answer a duplicate with the first offset it was written at (dup
-// true; nothing to write; Check counts it as activity), or refuse it
-// (*SequenceError).
-func (t *Table) Check(id, seq, n uint64) (offset uint64, dup bool, err error) {
+// seq and checksum sum from producer id: append it (nil error, dup false;
+// then call Record), or answer a duplicate with the first offset it was
+// written at (dup true; nothing to write; Check counts it as activity), or
+// refuse it (*SequenceError).
+func (t *Table) Check(id, seq, n uint64, sum Sum) (offset uint64, dup bool, err error) {
 	s := t.m[id]
 	if s == nil {
-		if seq == 0 {
-			return 0, false, nil
+		switch {
+		case seq != 0:
+			return 0, false, &SequenceError{Err: ErrUnknownProducer, ProducerID: id, Sequence: seq}
+		case !t.evictable():
+			return 0, false, &SequenceError{Err: ErrTooManyProducers, ProducerID: id, Sequence: seq, Limit: t.cfg.MaxProducers}
 		}
-		return 0, false, &SequenceError{Err: ErrUnknownProducer, ProducerID: id, Sequence: seq}
+		return 0, false, nil
 	}
 	exp := s.expected()
 	if seq == exp {
 		return 0, false, nil
 	}
 	for _, b := range s.batches[:s.n] {
-		if b.seq == seq && b.count == n {
+		if b.seq != seq {
+			continue
+		}
+		if b.count == n && (!b.sum.Known || !sum.Known || b.sum.Value == sum.Value) {
 			t.touch(s)
 			return b.offset, true, nil
 		}
+		return 0, false, &SequenceError{Err: ErrOutOfOrderSequence, ProducerID: id, Sequence: seq, Expected: exp, Mismatch: true}
 	}
 	return 0, false, &SequenceError{Err: ErrOutOfOrderSequence, ProducerID: id, Sequence: seq, Expected: exp}
 }
 
 // Record notes that the batch Check allowed was written: n records with
-// sequence seq at offsets from offset.
-func (t *Table) Record(id, seq, n, offset uint64) {
+// sequence seq and checksum sum at offsets from offset.
+func (t *Table) Record(id, seq, n uint64, sum Sum, offset uint64) {
 	s := t.m[id]
 	if s == nil {
-		if len(t.m) >= t.cfg.MaxProducers {
+		for len(t.m) >= t.cfg.MaxProducers {
 			t.evict()
 		}
 		s = &state{id: id}
@@ -183,7 +259,7 @@ func (t *Table) Record(id, seq, n, offset uint64) {
 		copy(s.batches[:], s.batches[1:])
 		s.n--
 	}
-	s.batches[s.n] = batch{seq: seq, count: n, offset: offset}
+	s.batches[s.n] = batch{seq: seq, count: n, offset: offset, sum: sum}
 	s.n++
 	s.seen = t.clock
 	t.link(s)
@@ -194,6 +270,20 @@ func (t *Table) touch(s *state) {
 	t.unlink(s)
 	s.seen = t.clock
 	t.link(s)
+}
+
+// evictable reports whether the table can make room for a new producer:
+// it holds fewer than MaxProducers, or enough of them are idle longer
+// than EvictAfter to evict down to MaxProducers-1.
+func (t *Table) evictable() bool {
+	excess := len(t.m) - t.cfg.MaxProducers + 1
+	for s := t.head; excess > 0; s = s.next {
+		if s == nil || t.clock-s.seen <= int64(t.cfg.EvictAfter) {
+			return false
+		}
+		excess--
+	}
+	return true
 }
 
 // evict removes the producer idle for the longest, the smallest ID among
@@ -245,6 +335,9 @@ func (t *Table) Encode() []byte {
 	b := make([]byte, 0, HeaderSize+len(t.m)*MaxEncodedPerProducer)
 	b = append(b, encodingVersion)
 	b = binary.BigEndian.AppendUint64(b, uint64(t.clock))
+	b = binary.BigEndian.AppendUint64(b, uint64(t.cfg.Expiry))
+	b = binary.BigEndian.AppendUint64(b, uint64(t.cfg.EvictAfter))
+	b = binary.BigEndian.AppendUint32(b, uint32(t.cfg.MaxProducers))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(t.m)))
 	for s := t.head; s != nil; s = s.next {
 		b = binary.BigEndian.AppendUint64(b, s.id)
@@ -254,30 +347,51 @@ func (t *Table) Encode() []byte {
 			b = binary.BigEndian.AppendUint64(b, bt.seq)
 			b = binary.BigEndian.AppendUint64(b, bt.count)
 			b = binary.BigEndian.AppendUint64(b, bt.offset)
+			var known byte
+			if bt.sum.Known {
+				known = 1
+			}
+			b = append(b, known)
+			b = binary.BigEndian.AppendUint32(b, bt.sum.Value)
 		}
 	}
 	return b
 }
 
-// Decode returns the table b encodes, bounded by cfg (valid): if it holds
-// more than cfg.MaxProducers, the longest idle are evicted, as Record would
-// have. Producers idle past cfg.Expiry are kept until the next Advance.
-func Decode(cfg Config, b []byte) (*Table, error) {
+// Decode returns the table b encodes, with the limits it encodes. A
+// version 1 encoding has none: its table gets DefaultConfig's, and its
+// batches no checksum (a retry of one matches on its count alone).
+func Decode(b []byte) (*Table, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: producer table: %s", ErrBadEncoding, fmt.Sprintf(format, a...))
 	}
-	if len(b) < HeaderSize {
+	if len(b) < 1 || (b[0] != encodingVersion && b[0] != encodingV1) {
+		return nil, bad("unknown version (%d bytes)", len(b))
+	}
+	v1 := b[0] == encodingV1
+	hsize, bsize := HeaderSize, batchSize
+	if v1 {
+		hsize, bsize = headerSizeV1, batchSizeV1
+	}
+	if len(b) < hsize {
 		return nil, bad("%d bytes, shorter than its header", len(b))
 	}
-	if b[0] != encodingVersion {
-		return nil, bad("version %d, want %d", b[0], encodingVersion)
-	}
-	t := New(cfg)
+	t := New(DefaultConfig())
 	t.clock = int64(binary.BigEndian.Uint64(b[1:9]))
-	count := binary.BigEndian.Uint32(b[9:13])
-	b = b[HeaderSize:]
+	if !v1 {
+		t.cfg = Config{
+			Expiry:       time.Duration(binary.BigEndian.Uint64(b[9:17])),
+			EvictAfter:   time.Duration(binary.BigEndian.Uint64(b[17:25])),
+			MaxProducers: int(binary.BigEndian.Uint32(b[25:29])),
+		}
+		if err := t.cfg.Validate(); err != nil {
+			return nil, bad("limits: %v", err)
+		}
+	}
+	count := binary.BigEndian.Uint32(b[hsize-4 : hsize])
+	b = b[hsize:]
 	// Each producer takes at least one batch: no allocation past what b holds.
-	if uint64(count)*(MaxEncodedPerProducer-(BatchesKept-1)*batchSize) > uint64(len(b)) {
+	if uint64(count)*uint64(17+bsize) > uint64(len(b)) {
 		return nil, bad("%d producers in %d bytes", count, len(b))
 	}
 	for i := range count {
@@ -288,21 +402,28 @@ func Decode(cfg Config, b []byte) (*Table, error) {
 		b = b[17:]
 		switch {
 		case s.n < 1 || s.n > BatchesKept:
-			return nil, bad("producer %016x has %d batches", s.id, s.n)
-		case len(b) < s.n*batchSize:
-			return nil, bad("producer %016x truncated", s.id)
+			return nil, bad("producer %d has %d batches", s.id, s.n)
+		case len(b) < s.n*bsize:
+			return nil, bad("producer %d truncated", s.id)
 		case t.m[s.id] != nil:
-			return nil, bad("producer %016x twice", s.id)
+			return nil, bad("producer %d twice", s.id)
 		case s.seen > t.clock || (t.tail != nil && s.seen < t.tail.seen):
-			return nil, bad("producer %016x out of order", s.id)
+			return nil, bad("producer %d out of order", s.id)
 		}
 		for j := range s.n {
-			s.batches[j] = batch{
+			bt := batch{
 				seq:    binary.BigEndian.Uint64(b[0:8]),
 				count:  binary.BigEndian.Uint64(b[8:16]),
 				offset: binary.BigEndian.Uint64(b[16:24]),
 			}
-			b = b[batchSize:]
+			if !v1 {
+				if b[24] > 1 {
+					return nil, bad("producer %d batch %d checksum flag %d", s.id, j, b[24])
+				}
+				bt.sum = Sum{Value: binary.BigEndian.Uint32(b[25:29]), Known: b[24] == 1}
+			}
+			s.batches[j] = bt
+			b = b[bsize:]
 		}
 		t.m[s.id] = s
 		t.link(s)
@@ -310,7 +431,7 @@ func Decode(cfg Config, b []byte) (*Table, error) {
 	if len(b) != 0 {
 		return nil, bad("%d trailing bytes", len(b))
 	}
-	for len(t.m) > cfg.MaxProducers {
+	for len(t.m) > t.cfg.MaxProducers {
 		t.evict()
 	}
 	return t, nil

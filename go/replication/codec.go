@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/proglog/proglog/go/producer"
 )
 
 // Encodings. Every encoded form starts with a version (or type) byte so
@@ -37,13 +40,25 @@ import (
 //	uvarint  lowest: every replica drops the records below it
 //
 // or an idempotent append (log.proto's Producer; cmdAppend is the append
-// of a request without a producer):
+// of a request without a producer), carrying the leader's producer limits
+// (go/producer's Config, valid) with which every replica decides it:
 //
-//	byte     command type: cmdAppendIdempotent (3)
+//	byte     command type: cmdAppendLimited (4)
 //	[8]byte  producer ID, big-endian (not 0)
 //	uvarint  sequence of the first record
+//	[4]byte  checksum of the records as the client sent them, big-endian
+//	uvarint  limits: expiry, nanoseconds
+//	uvarint  limits: evict after, nanoseconds
+//	uvarint  limits: max producers
 //	uvarint  n, the number of records (at least 1)
 //	n times: uvarint len(record), record
+//
+// cmdAppendIdempotent (3), written before the limits were replicated, is
+// the same without the checksum and the three limits: decoded only, it is
+// decided with the limits the producer table holds (those of the last
+// command that carried some, or of the snapshot's table, or go/producer's
+// defaults), which are the same on every replica, and its batch has no
+// checksum (a retry of it matches on its record count alone).
 //
 // Data record envelope, each record of the data log:
 //
@@ -95,7 +110,8 @@ const (
 	entryVersion        = 1
 	cmdAppend           = 1
 	cmdRetain           = 2
-	cmdAppendIdempotent = 3
+	cmdAppendIdempotent = 3 // decoded only
+	cmdAppendLimited    = 4
 	envelopeVersion     = 2
 	// envelopeV1 is the envelope version without a term: decoded only.
 	envelopeV1 = 1
@@ -249,15 +265,22 @@ func decodeEntry(b []byte, l *raft.Log) error {
 type Producer struct {
 	ID       uint64
 	Sequence uint64
+	// Checksum is go/producer's Checksum of the records as the client
+	// sent them (go/server computes it before stamping timestamps): a
+	// retry at a retained sequence is a duplicate only if it matches.
+	Checksum uint32
 }
 
 // encodeAppend encodes an append command of records.
-func encodeAppend(records [][]byte) []byte { return encodeAppendAs(Producer{}, records) }
+func encodeAppend(records [][]byte) []byte {
+	return encodeAppendAs(Producer{}, producer.Config{}, records)
+}
 
-// encodeAppendAs encodes an append command of records from producer p: an
-// idempotent one unless p.ID is 0.
-func encodeAppendAs(p Producer, records [][]byte) []byte {
-	n := 1 + 8 + 2*binary.MaxVarintLen64
+// encodeAppendAs encodes an append command of records from producer p,
+// decided with limits lim: an idempotent one unless p.ID is 0 (then lim is
+// not used).
+func encodeAppendAs(p Producer, lim producer.Config, records [][]byte) []byte {
+	n := 1 + 8 + 4 + 5*binary.MaxVarintLen64
 	for _, r := range records {
 		n += binary.MaxVarintLen64 + len(r)
 	}
@@ -265,9 +288,13 @@ func encodeAppendAs(p Producer, records [][]byte) []byte {
 	if p.ID == 0 {
 		b = append(b, cmdAppend)
 	} else {
-		b = append(b, cmdAppendIdempotent)
+		b = append(b, cmdAppendLimited)
 		b = binary.BigEndian.AppendUint64(b, p.ID)
 		b = binary.AppendUvarint(b, p.Sequence)
+		b = binary.BigEndian.AppendUint32(b, p.Checksum)
+		b = binary.AppendUvarint(b, uint64(lim.Expiry))
+		b = binary.AppendUvarint(b, uint64(lim.EvictAfter))
+		b = binary.AppendUvarint(b, uint64(lim.MaxProducers))
 	}
 	b = binary.AppendUvarint(b, uint64(len(records)))
 	for _, r := range records {
@@ -277,39 +304,66 @@ func encodeAppendAs(p Producer, records [][]byte) []byte {
 	return b
 }
 
+// appendCommand is a decoded append command. lim is the producer limits
+// it carries; zero (MaxProducers 0) in a cmdAppend or cmdAppendIdempotent.
+type appendCommand struct {
+	recs [][]byte
+	p    Producer
+	lim  producer.Config
+}
+
 // decodeCommand decodes an append command; the records alias b.
-func decodeCommand(b []byte) ([][]byte, Producer, error) { return decodeCommandInto(nil, b) }
+func decodeCommand(b []byte) (appendCommand, error) { return decodeCommandInto(nil, b) }
 
 // decodeCommandInto is decodeCommand reusing recs' storage for the result.
-func decodeCommandInto(recs [][]byte, b []byte) ([][]byte, Producer, error) {
+func decodeCommandInto(recs [][]byte, b []byte) (appendCommand, error) {
 	d := decoder{b: b}
 	t := d.byte("command type")
-	if d.err == nil && t != cmdAppend && t != cmdAppendIdempotent {
-		return nil, Producer{}, fmt.Errorf("%w: unknown command type %d", ErrBadEncoding, t)
+	if d.err == nil && t != cmdAppend && t != cmdAppendIdempotent && t != cmdAppendLimited {
+		return appendCommand{}, fmt.Errorf("%w: unknown command type %d", ErrBadEncoding, t)
 	}
-	var p Producer
-	if t == cmdAppendIdempotent {
+	var c appendCommand
+	if t == cmdAppendIdempotent || t == cmdAppendLimited {
 		if d.err == nil && len(d.b) < 8 {
 			d.fail("producer ID")
 		}
 		if d.err == nil {
-			p.ID = binary.BigEndian.Uint64(d.b)
+			c.p.ID = binary.BigEndian.Uint64(d.b)
 			d.b = d.b[8:]
-			if p.ID == 0 {
+			if c.p.ID == 0 {
 				d.fail("producer ID 0")
 			}
 		}
-		p.Sequence = d.uvarint("sequence")
+		c.p.Sequence = d.uvarint("sequence")
+	}
+	if t == cmdAppendLimited {
+		if d.err == nil && len(d.b) < 4 {
+			d.fail("checksum")
+		}
+		if d.err == nil {
+			c.p.Checksum = binary.BigEndian.Uint32(d.b)
+			d.b = d.b[4:]
+		}
+		exp, evict, maxp := d.uvarint("expiry"), d.uvarint("evict after"), d.uvarint("max producers")
+		if d.err == nil && (exp > math.MaxInt64 || evict > math.MaxInt64 || maxp > producer.MaxMaxProducers) {
+			d.fail("producer limits")
+		}
+		if d.err == nil {
+			c.lim = producer.Config{Expiry: time.Duration(exp), EvictAfter: time.Duration(evict), MaxProducers: int(maxp)}
+			if err := c.lim.Validate(); err != nil {
+				d.fail(fmt.Sprintf("producer limits (%v)", err))
+			}
+		}
 	}
 	n := d.uvarint("record count")
 	if d.err == nil && (n == 0 || n > uint64(len(d.b))) {
 		d.fail(fmt.Sprintf("record count %d", n))
 	}
-	if d.err == nil && p.Sequence > ^uint64(0)-n {
-		d.fail(fmt.Sprintf("sequence %d of %d records overflows", p.Sequence, n))
+	if d.err == nil && c.p.Sequence > ^uint64(0)-n {
+		d.fail(fmt.Sprintf("sequence %d of %d records overflows", c.p.Sequence, n))
 	}
 	if d.err != nil {
-		return nil, Producer{}, d.err
+		return appendCommand{}, d.err
 	}
 	if uint64(cap(recs)) >= n {
 		recs = recs[:n]
@@ -324,9 +378,10 @@ func decodeCommandInto(recs [][]byte, b []byte) ([][]byte, Producer, error) {
 	}
 	d.end("command")
 	if d.err != nil {
-		return nil, Producer{}, d.err
+		return appendCommand{}, d.err
 	}
-	return recs, p, nil
+	c.recs = recs
+	return c, nil
 }
 
 // encodeRetain encodes a retention command.
@@ -430,15 +485,18 @@ func appendTableSection(b, table []byte) []byte {
 }
 
 // readTableSection reads a producer table section from r and returns the
-// table, refusing (before reading it) one longer than limit bytes.
-func readTableSection(r io.Reader, limit uint64) ([]byte, error) {
+// table, refusing (before reading it) one longer than any valid producer
+// limits allow (go/producer's MaxEncodedSize: the limits are the leader's,
+// not this node's).
+func readTableSection(r io.Reader) ([]byte, error) {
+	const limit = producer.MaxEncodedSize
 	var n [4]byte
 	if _, err := io.ReadFull(r, n[:]); err != nil {
 		return nil, fmt.Errorf("producer table length: %w", err)
 	}
 	size := binary.BigEndian.Uint32(n[:])
 	if uint64(size) > limit {
-		return nil, fmt.Errorf("%w: producer table of %d bytes, at most %d with this node's MaxProducers", ErrBadEncoding, size, limit)
+		return nil, fmt.Errorf("%w: producer table of %d bytes, at most %d", ErrBadEncoding, size, limit)
 	}
 	b := make([]byte, int(size)+4)
 	if _, err := io.ReadFull(r, b); err != nil {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/proglog/proglog/go/producer"
 )
 
 func TestEntryRoundTrip(t *testing.T) {
@@ -52,9 +54,10 @@ func TestDecodeEntryRejects(t *testing.T) {
 
 func TestCommandRoundTrip(t *testing.T) {
 	in := [][]byte{[]byte("a"), {}, bytes.Repeat([]byte("z"), 300)}
-	out, p, err := decodeCommand(encodeAppend(in))
-	if err != nil || p != (Producer{}) {
-		t.Fatal(p, err)
+	c, err := decodeCommand(encodeAppend(in))
+	out := c.recs
+	if err != nil || c.p != (Producer{}) || c.lim != (producer.Config{}) {
+		t.Fatal(c.p, c.lim, err)
 	}
 	if len(out) != len(in) {
 		t.Fatalf("%d records, want %d", len(out), len(in))
@@ -74,9 +77,12 @@ func TestCommandRoundTrip(t *testing.T) {
 		"producer 0":    {cmdAppendIdempotent, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
 		"cut producer":  {cmdAppendIdempotent, 0, 0, 1},
 		"overflow":      append([]byte{cmdAppendIdempotent, 0, 0, 0, 0, 0, 0, 0, 1}, append(binary.AppendUvarint(nil, ^uint64(0)), 1, 0)...),
-		"idem trailing": append(encodeAppendAs(Producer{ID: 1}, [][]byte{[]byte("x")}), 1),
+		"idem trailing": append(encodeAppendAs(Producer{ID: 1}, producer.DefaultConfig(), [][]byte{[]byte("x")}), 1),
+		"bad limits":    encodeAppendAs(Producer{ID: 1}, producer.Config{Expiry: time.Second, EvictAfter: time.Minute, MaxProducers: 1}, [][]byte{[]byte("x")}),
+		"no limits":     encodeAppendAs(Producer{ID: 1}, producer.Config{}, [][]byte{[]byte("x")}),
+		"cut limits":    {cmdAppendLimited, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1},
 	} {
-		if _, _, err := decodeCommand(b); !errors.Is(err, ErrBadEncoding) {
+		if _, err := decodeCommand(b); !errors.Is(err, ErrBadEncoding) {
 			t.Errorf("%s: %v, want ErrBadEncoding", name, err)
 		}
 	}
@@ -85,32 +91,57 @@ func TestCommandRoundTrip(t *testing.T) {
 func TestIdempotentCommandRoundTrip(t *testing.T) {
 	in := [][]byte{[]byte("a"), {}, bytes.Repeat([]byte("z"), 300)}
 	want := Producer{ID: 0xfedcba9876543210, Sequence: 1 << 40}
-	b := encodeAppendAs(want, in)
-	if b[0] != cmdAppendIdempotent {
+	lim := producer.Config{Expiry: 2 * time.Hour, EvictAfter: 3 * time.Minute, MaxProducers: 7}
+	b := encodeAppendAs(want, lim, in)
+	if b[0] != cmdAppendLimited {
 		t.Fatalf("command type %d", b[0])
 	}
-	out, p, err := decodeCommand(b)
-	if err != nil || p != want || len(out) != len(in) {
-		t.Fatalf("decodeCommand = %d records, %+v, %v", len(out), p, err)
+	c, err := decodeCommand(b)
+	if err != nil || c.p != want || c.lim != lim || len(c.recs) != len(in) {
+		t.Fatalf("decodeCommand = %d records, %+v, %+v, %v", len(c.recs), c.p, c.lim, err)
 	}
 	for i := range in {
-		if !bytes.Equal(out[i], in[i]) {
-			t.Errorf("record %d: %q", i, out[i])
+		if !bytes.Equal(c.recs[i], in[i]) {
+			t.Errorf("record %d: %q", i, c.recs[i])
 		}
 	}
+	// A command written before the limits were replicated still decodes,
+	// without limits.
+	old, err := decodeCommand(encodeAppendV3(want, in))
+	if err != nil || old.p != want || old.lim != (producer.Config{}) || len(old.recs) != len(in) {
+		t.Fatalf("version 3 command = %d records, %+v, %+v, %v", len(old.recs), old.p, old.lim, err)
+	}
+}
+
+// encodeAppendV3 encodes an idempotent append as written before the
+// limits were replicated (cmdAppendIdempotent).
+func encodeAppendV3(p Producer, records [][]byte) []byte {
+	b := binary.BigEndian.AppendUint64([]byte{cmdAppendIdempotent}, p.ID)
+	b = binary.AppendUvarint(b, p.Sequence)
+	b = binary.AppendUvarint(b, uint64(len(records)))
+	for _, r := range records {
+		b = binary.AppendUvarint(b, uint64(len(r)))
+		b = append(b, r...)
+	}
+	return b
 }
 
 func FuzzDecodeCommand(f *testing.F) {
 	f.Add(encodeAppend([][]byte{[]byte("a"), {}}))
-	f.Add(encodeAppendAs(Producer{ID: 3, Sequence: 9}, [][]byte{[]byte("a")}))
+	f.Add(encodeAppendAs(Producer{ID: 3, Sequence: 9}, producer.DefaultConfig(), [][]byte{[]byte("a")}))
+	f.Add(encodeAppendV3(Producer{ID: 3, Sequence: 9}, [][]byte{[]byte("a")}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		recs, p, err := decodeCommand(b)
+		c, err := decodeCommand(b)
 		if err != nil {
 			return
 		}
-		again, p2, err := decodeCommand(encodeAppendAs(p, recs))
-		if err != nil || p2 != p || len(again) != len(recs) {
-			t.Fatalf("re-encoding a decoded command: %+v %v", p2, err)
+		lim := c.lim
+		if c.p.ID != 0 && lim == (producer.Config{}) {
+			lim = producer.DefaultConfig()
+		}
+		again, err := decodeCommand(encodeAppendAs(c.p, lim, c.recs))
+		if err != nil || again.p != c.p || len(again.recs) != len(c.recs) || (c.p.ID != 0 && again.lim != lim) {
+			t.Fatalf("re-encoding a decoded command: %+v %v", again.p, err)
 		}
 	})
 }
@@ -121,19 +152,21 @@ func TestTableSection(t *testing.T) {
 	if len(b) != len(table)+tableSectionOverhead {
 		t.Fatalf("%d bytes", len(b))
 	}
-	got, err := readTableSection(bytes.NewReader(b), uint64(len(table)))
+	got, err := readTableSection(bytes.NewReader(b))
 	if err != nil || !bytes.Equal(got, table) {
 		t.Fatalf("readTableSection = %q, %v", got, err)
 	}
-	if _, err := readTableSection(bytes.NewReader(b), uint64(len(table)-1)); !errors.Is(err, ErrBadEncoding) {
+	// Refused from its length alone, before anything is read or allocated.
+	huge := binary.BigEndian.AppendUint32(nil, producer.MaxEncodedSize+1)
+	if _, err := readTableSection(bytes.NewReader(huge)); !errors.Is(err, ErrBadEncoding) {
 		t.Fatalf("over the limit: %v", err)
 	}
 	bad := bytes.Clone(b)
 	bad[6]++
-	if _, err := readTableSection(bytes.NewReader(bad), 100); !errors.Is(err, ErrBadEncoding) {
+	if _, err := readTableSection(bytes.NewReader(bad)); !errors.Is(err, ErrBadEncoding) {
 		t.Fatalf("corrupt: %v", err)
 	}
-	if _, err := readTableSection(bytes.NewReader(b[:10]), 100); err == nil {
+	if _, err := readTableSection(bytes.NewReader(b[:10])); err == nil {
 		t.Fatal("truncated section read")
 	}
 }

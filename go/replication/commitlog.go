@@ -44,7 +44,7 @@ func (c *CommitLog) Append(ctx context.Context, recs [][]byte) (uint64, error) {
 // AppendIdempotent stores recs for producer p (see Log.AppendIdempotent):
 // a *producer.SequenceError is returned as it is.
 func (c *CommitLog) AppendIdempotent(ctx context.Context, p commitlog.Producer, recs [][]byte) (commitlog.Appended, error) {
-	first, dup, err := c.l.AppendIdempotent(ctx, Producer{ID: p.ID, Sequence: p.Sequence}, recs)
+	first, dup, err := c.l.AppendIdempotent(ctx, Producer{ID: p.ID, Sequence: p.Sequence, Checksum: p.Checksum}, recs)
 	return commitlog.Appended{First: first, Duplicate: dup}, portError(err)
 }
 

@@ -215,9 +215,11 @@ type Config struct {
 	// Producers bounds the idempotent producers' table every replica keeps
 	// (see AppendIdempotent): a producer idle longer than Expiry (by the
 	// leader's clock, the Raft entries' time) is forgotten, and past
-	// MaxProducers the longest idle one is evicted. Both must be the same
-	// on every node: replicas with different values would decide the same
-	// retry differently. Default producer.DefaultConfig() (24h, 10000).
+	// MaxProducers the longest idle one is evicted if idle longer than
+	// EvictAfter, else a new producer is refused. This node's values are
+	// used while it leads: it puts them in every idempotent command, and
+	// every replica decides that command with them, never with its own.
+	// Default producer.DefaultConfig() (24h, 10000, 5m).
 	Producers producer.Config
 
 	// statfs and diskRefresh replace statfs(2) and the free-space refresh

@@ -100,25 +100,53 @@
 //
 // # Idempotent producers
 //
-// AppendIdempotent carries a producer (log.proto's Producer: an ID and the
-// sequence of the first record) in the command (cmdAppendIdempotent; a
-// command without one is a plain cmdAppend, as before). The decision is
-// the state machine's, on every replica at the same point of the log: the
-// FSM keeps a producer table (go/producer) — per producer ID its last
-// activity and its producer.BatchesKept (5) most recent batches (first
-// sequence, count, first offset) — and a command is appended if its
-// sequence is the producer's next (or 0 for an unknown producer), answered
-// as a duplicate with the original first offset if it repeats a retained
-// batch exactly (nothing written), and refused otherwise
-// (*producer.SequenceError: out of order, or unknown producer). Duplicates
-// and refusals write nothing, like a command too large for the data log.
+// AppendIdempotent carries a producer (log.proto's Producer: an ID, the
+// sequence of the first record, and the checksum of the records as the
+// client sent them, computed by go/server) in the command, with the
+// leader's producer limits (cmdAppendLimited; a command without a producer
+// is a plain cmdAppend, as before). The decision is the state machine's,
+// on every replica at the same point of the log: the FSM keeps a producer
+// table (go/producer) — per producer ID its last activity and its
+// producer.BatchesKept most recent batches (first sequence, count,
+// checksum, first offset) — and a command is appended if its sequence is
+// the producer's next (or 0 for an unknown producer), answered as a
+// duplicate with the original first offset if it repeats a retained batch
+// (same sequence, count and checksum; nothing written), and refused
+// otherwise (*producer.SequenceError: out of order — including a retry
+// with other records —, unknown producer, or too many producers).
+// Duplicates and refusals write nothing, like a command too large for the
+// data log.
+//
+// The limits (Config.Producers: Expiry, MaxProducers, EvictAfter) are
+// inputs of that decision, so they are replicated: the leader puts its own
+// in every idempotent command, and each replica sets its table's limits
+// from the command before deciding it; a replica's own Config.Producers is
+// used only while it leads. Nodes started with other limits therefore hold
+// the same log and the same table; a new leader's limits apply from its
+// first idempotent command on. The limits travel in every command rather
+// than in a separate configuration command because that needs no new
+// command type to order against leader changes (a configuration command
+// would have to be appended, and committed, by every new leader before its
+// first idempotent command) and costs a few bytes per command. The table
+// keeps the limits it was last given (in snapshots too). A command written
+// before the limits were replicated (cmdAppendIdempotent) is decided with
+// the limits the table holds — go/producer's defaults until a command with
+// limits or a snapshot's table sets them — the same on every replica, and
+// its batch is recorded without a checksum (a retry of it matches on its
+// count alone).
 //
 // Time is the Raft entry's AppendedAt, set by the leader and stored in the
 // Raft log, never a replica's clock: the table's clock is the latest
 // AppendedAt of any command applied, and before each command the producers
-// idle longer than Config.Producers.Expiry are dropped. Creating a
-// producer past Config.Producers.MaxProducers evicts the longest idle one
-// (the smallest ID among ties). So every replica holds the same table.
+// idle longer than the limits' Expiry are dropped. A new producer past
+// MaxProducers evicts the longest idle one (the smallest ID among ties),
+// but only one idle longer than EvictAfter: if there is none, the new
+// producer is refused (producer.ErrTooManyProducers; go/server answers
+// RESOURCE_EXHAUSTED, TOO_MANY_PRODUCERS) and nothing is written. A
+// producer active within EvictAfter (default 5 minutes, longer than any
+// client's call deadline) is thus never forgotten, so every retry within
+// it — even of a producer's first batch — is recognised. So every replica
+// holds the same table.
 //
 // The table survives restarts and follows snapshots:
 //
@@ -139,14 +167,14 @@
 //     it would be answered with that offset instead of the original one,
 //     which is no longer readable either way.
 //
-// The encoded table takes at most 13 + 137 bytes per producer (1.37 MB at
-// the default 10000 producers) in every snapshot. Snapshots written before
-// producer tables (versions 1 and 2) still decode, with an empty table.
-// Config.Producers must be the same on every node, like
-// DataLog.MaxRecordBytes: replicas with different limits would decide the
-// same command differently. To change them, stop every node and start them
-// all with the new values: commands after the data log's last record are
-// then decided with the new limits.
+// The encoded table takes at most 33 + 162 bytes per producer (1.62 MB at
+// the default 10000 producers) in every snapshot; a snapshot's table is
+// refused before it is read if longer than the largest any valid limits
+// allow (producer.MaxEncodedSize, at producer.MaxMaxProducers), since the
+// limits are the leader's, not this node's. Snapshots written before
+// producer tables (versions 1 and 2) still decode, with an empty table;
+// tables of go/producer's encoding version 1 decode with the default
+// limits and batches without checksums.
 //
 // # Snapshots
 //

@@ -87,10 +87,9 @@ type fsm struct {
 	cut DataLogCut
 
 	// producers is the idempotent producers' table (Raft's FSM goroutine
-	// only, and New before Raft starts); producerCount its size, for
-	// metrics; producersCfg its bounds (set before Raft starts).
+	// only, and New before Raft starts), with the limits the log gave it;
+	// producerCount its size, for metrics.
 	producers     *producer.Table
-	producersCfg  producer.Config
 	producerCount atomic.Int64
 
 	// Scratch space of ApplyBatch (Raft's FSM goroutine only).
@@ -131,8 +130,7 @@ func openFSM(dir string, cfg seglog.Config, lg hclog.Logger) (f *fsm, lost bool,
 		return nil, false, fmt.Errorf("replication: open data log: %w", err)
 	}
 	f = &fsm{dir: dir, cfg: l.Config(), lg: lg, l: l, appliedCh: make(chan struct{}), setAside: aside, quit: make(chan struct{})}
-	f.producersCfg = producer.DefaultConfig()
-	f.setProducers(producer.New(f.producersCfg))
+	f.setProducers(producer.New(producer.DefaultConfig()))
 	if err := errors.Join(f.loadState(), f.loadLowest()); err != nil {
 		_ = l.Close()
 		return nil, false, err
@@ -172,17 +170,13 @@ func (f *fsm) setProducers(t *producer.Table) {
 	f.producerCount.Store(int64(t.Len()))
 }
 
-// maxTableBytes bounds the encoded producer table of a snapshot.
-func (f *fsm) maxTableBytes() uint64 {
-	return producer.HeaderSize + uint64(f.producersCfg.MaxProducers)*producer.MaxEncodedPerProducer
-}
-
-// decodeProducers decodes a snapshot's producer table (nil: none, empty).
-func (f *fsm) decodeProducers(b []byte) (*producer.Table, error) {
+// decodeProducers decodes a snapshot's producer table (nil: none, an
+// empty table with go/producer's default limits).
+func decodeProducers(b []byte) (*producer.Table, error) {
 	if b == nil {
-		return producer.New(f.producersCfg), nil
+		return producer.New(producer.DefaultConfig()), nil
 	}
-	t, err := producer.Decode(f.producersCfg, b)
+	t, err := producer.Decode(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadEncoding, err)
 	}
@@ -225,25 +219,38 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		if e.Type != raft.LogCommand {
 			continue
 		}
+		var c appendCommand
+		var err error
+		isRet := isRetain(e.Data)
+		if !isRet {
+			c, err = decodeCommandInto(f.recs, e.Data)
+			if c.lim.MaxProducers != 0 {
+				// The leader's limits, in the entry: never this node's own.
+				f.producers.SetLimits(c.lim)
+			}
+		}
 		// The leader's time of the entry, the same on every replica.
 		f.producers.Advance(e.AppendedAt)
-		if isRetain(e.Data) {
+		if isRet {
 			resps[i] = noteRetain(e, next+uint64(a.len()), &retain)
 			continue
 		}
-		recs, p, err := decodeCommandInto(f.recs, e.Data)
-		f.recs = recs
 		if err != nil {
 			resps[i] = fmt.Errorf("raft entry %d: %w", e.Index, err)
 			continue
 		}
+		recs, p := c.recs, c.p
+		f.recs = recs
 		n := uint64(len(recs))
 		var dupAt uint64
 		var dup bool
 		var refused error
+		var sum producer.Sum
 		if p.ID != 0 {
-			// Decided from the table alone, so every replica decides the same.
-			dupAt, dup, refused = f.producers.Check(p.ID, p.Sequence, n)
+			// Decided from the table and the entry alone, so every replica
+			// decides the same. An old command has no checksum.
+			sum = producer.Sum{Value: p.Checksum, Known: c.lim.MaxProducers != 0}
+			dupAt, dup, refused = f.producers.Check(p.ID, p.Sequence, n, sum)
 		}
 		var from uint64 // records of this entry already in the data log
 		if e.Index <= last.index {
@@ -251,7 +258,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			// (this batch's own are above it): it must be the same entry.
 			// What it wrote then is in the data log, which the replay
 			// follows (the table is rebuilt from it, whatever the
-			// decision now: Config.Producers may have changed).
+			// decision now).
 			first, held, err := f.checkSkip(l, e)
 			if err == nil && held == heldNone && p.ID == 0 && f.fits(e, recs) {
 				err = missingEntry(e)
@@ -264,7 +271,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 				written := held == heldRecords ||
 					held == heldGone && refused == nil && !dup && f.fits(e, recs)
 				if written && p.ID != 0 && !dup {
-					f.producers.Record(p.ID, p.Sequence, n, first)
+					f.producers.Record(p.ID, p.Sequence, n, sum, first)
 				}
 				resps[i] = applyResult{skipped: true}
 				continue
@@ -299,7 +306,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		first := next + uint64(start) - from
 		resps[i] = applyResult{first: first}
 		if p.ID != 0 {
-			f.producers.Record(p.ID, p.Sequence, n, first)
+			f.producers.Record(p.ID, p.Sequence, n, sum, first)
 		}
 		last = envelope{index: e.Index, term: e.Term, pos: n - 1, count: n}
 	}
@@ -439,11 +446,11 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	var table []byte
 	if h.table {
-		if table, err = readTableSection(rc, f.maxTableBytes()); err != nil {
+		if table, err = readTableSection(rc); err != nil {
 			return fmt.Errorf("replication: restore: %w", err)
 		}
 	}
-	producers, err := f.decodeProducers(table)
+	producers, err := decodeProducers(table)
 	if err != nil {
 		return fmt.Errorf("replication: restore: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"testing"
@@ -19,13 +20,23 @@ import (
 var epoch = time.Unix(1_700_000_000, 0)
 
 // idem is an idempotent append command of producer id at seq, appended by
-// the leader at epoch+at.
+// the leader at epoch+at, in the encoding without limits
+// (cmdAppendIdempotent): decided with the limits the table holds.
 func idem(index, id, seq uint64, at time.Duration, recs ...string) *raft.Log {
+	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, AppendedAt: epoch.Add(at), Data: encodeAppendV3(Producer{ID: id, Sequence: seq}, strs(recs))}
+}
+
+// idemLim is idem carrying the leader's limits lim (cmdAppendLimited).
+func idemLim(lim producer.Config, index, id, seq uint64, at time.Duration, recs ...string) *raft.Log {
+	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, AppendedAt: epoch.Add(at), Data: encodeAppendAs(Producer{ID: id, Sequence: seq}, lim, strs(recs))}
+}
+
+func strs(recs []string) [][]byte {
 	bs := make([][]byte, len(recs))
 	for i, r := range recs {
 		bs[i] = []byte(r)
 	}
-	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, AppendedAt: epoch.Add(at), Data: encodeAppendAs(Producer{ID: id, Sequence: seq}, bs)}
+	return bs
 }
 
 func wantResult(t *testing.T, what string, got any, want applyResult) {
@@ -84,7 +95,7 @@ func TestFSMIdempotentAppend(t *testing.T) {
 // the limit: replicas applying the same entries, however Raft batches
 // them, and a replica replaying them after a restart, hold the same table.
 func TestFSMProducerExpiryAndEvictionAreDeterministic(t *testing.T) {
-	cfg := producer.Config{Expiry: time.Minute, MaxProducers: 2}
+	cfg := producer.Config{Expiry: time.Minute, MaxProducers: 2, EvictAfter: time.Second}
 	entries := []*raft.Log{
 		idem(1, 1, 0, 0, "p1"),
 		idem(2, 2, 0, time.Second, "p2"),
@@ -98,7 +109,6 @@ func TestFSMProducerExpiryAndEvictionAreDeterministic(t *testing.T) {
 	}
 	open := func(dir string) *fsm {
 		f := openTestFSM(t, dir)
-		f.producersCfg = cfg
 		f.setProducers(producer.New(cfg))
 		return f
 	}
@@ -126,7 +136,6 @@ func TestFSMProducerExpiryAndEvictionAreDeterministic(t *testing.T) {
 	// A restart: the data log kept everything, the table starts empty
 	// (no snapshot) and Raft replays every entry.
 	c := reopenTestFSM(t, a, dir)
-	c.producersCfg = cfg
 	c.setProducers(producer.New(cfg))
 	for _, r := range c.ApplyBatch(entries) {
 		if ar, ok := r.(applyResult); ok && !ar.skipped {
@@ -200,13 +209,15 @@ func latestTable(t *testing.T, n *node) []byte {
 	return table
 }
 
+// asProducer is producer id at seq sending recs, with their checksum.
+func asProducer(id, seq uint64, recs [][]byte) Producer {
+	return Producer{ID: id, Sequence: seq, Checksum: producer.Checksum(recs)}
+}
+
 func appendAs(t *testing.T, n *node, id, seq uint64, recs ...string) (uint64, bool) {
 	t.Helper()
-	bs := make([][]byte, len(recs))
-	for i, r := range recs {
-		bs[i] = []byte(r)
-	}
-	first, dup, err := n.AppendIdempotent(ctxT(t), Producer{ID: id, Sequence: seq}, bs)
+	bs := strs(recs)
+	first, dup, err := n.AppendIdempotent(ctxT(t), asProducer(id, seq, bs), bs)
 	if err != nil {
 		t.Fatalf("AppendIdempotent(%x, %d): %v", id, seq, err)
 	}
@@ -268,6 +279,7 @@ func TestProducerTablesAgreeAcrossReplicas(t *testing.T) {
 		c.SnapshotInterval = time.Hour
 		c.TrailingLogs = 2
 		c.Producers.MaxProducers = 3
+		c.Producers.EvictAfter = time.Nanosecond // any producer idle since an earlier entry
 	}
 	nodes := cluster(t, 3, compact)
 	leader, lagging := nodes[0], nodes[2]
@@ -327,8 +339,7 @@ func TestFSMReplayFollowsTheDataLogWhenProducerLimitsChange(t *testing.T) {
 	}
 	open := func(dir string, maxProducers int) *fsm {
 		f := openTestFSM(t, dir)
-		f.producersCfg = producer.Config{Expiry: time.Hour, MaxProducers: maxProducers}
-		f.setProducers(producer.New(f.producersCfg))
+		f.setProducers(producer.New(producer.Config{Expiry: time.Hour, MaxProducers: maxProducers, EvictAfter: time.Second}))
 		return f
 	}
 	for _, c := range []struct {
@@ -349,8 +360,7 @@ func TestFSMReplayFollowsTheDataLogWhenProducerLimitsChange(t *testing.T) {
 			f.ApplyBatch(entries)
 			data := dataOf(t, f)
 			g := reopenTestFSM(t, f, dir)
-			g.producersCfg = producer.Config{Expiry: time.Hour, MaxProducers: c.now}
-			g.setProducers(producer.New(g.producersCfg))
+			g.setProducers(producer.New(producer.Config{Expiry: time.Hour, MaxProducers: c.now, EvictAfter: time.Second}))
 			for i, r := range g.ApplyBatch(entries) {
 				if ar, ok := r.(applyResult); !ok || !ar.skipped {
 					t.Fatalf("replay of entry %d: %v", i+1, r)
@@ -360,4 +370,157 @@ func TestFSMReplayFollowsTheDataLogWhenProducerLimitsChange(t *testing.T) {
 			wantResult(t, "retry", g.Apply(idem(6, 1, 1, 5*time.Second, "p1 again")), c.retry)
 		})
 	}
+}
+
+// newClusterOf starts one node per mod, the first bootstrapping and
+// leading, the others joined by it: each node with its own configuration.
+func newClusterOf(t *testing.T, mods ...func(*Config)) []*node {
+	t.Helper()
+	nodes := []*node{newNode(t, "n0", true, mods[0])}
+	waitLeader(t, nodes[0])
+	for i, mod := range mods[1:] {
+		n := newNode(t, fmt.Sprintf("n%d", i+1), false, mod)
+		if err := nodes[0].Join(n.id, n.Addr(), true); err != nil {
+			t.Fatalf("Join(%s): %v", n.id, err)
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes
+}
+
+// sameEverywhere waits until every node holds next records and checks
+// that they hold the same records and the same producer table.
+func sameEverywhere(t *testing.T, nodes []*node, next uint64) {
+	t.Helper()
+	for _, n := range nodes[1:] {
+		sameData(t, nodes[0], n, next)
+	}
+	want := latestTable(t, nodes[0])
+	for _, n := range nodes[1:] {
+		if got := latestTable(t, n); !bytes.Equal(got, want) {
+			t.Fatalf("%s's producer table differs from %s's:\n%x\n%x", n.id, nodes[0].id, got, want)
+		}
+	}
+}
+
+// Every replica decides an idempotent append with the limits in the log
+// (the leader's when it appended the entry), never its own: nodes with
+// other limits than the leader hold the same records and the same table,
+// and a node that becomes leader makes its limits the log's.
+func TestProducerLimitsComeFromTheLog(t *testing.T) {
+	leaderLim := producer.Config{Expiry: 24 * time.Hour, MaxProducers: 1, EvictAfter: time.Nanosecond}
+	bigLim := producer.Config{Expiry: 24 * time.Hour, MaxProducers: 10000, EvictAfter: 5 * time.Minute}
+	shortLim := producer.Config{Expiry: time.Nanosecond, MaxProducers: 10000, EvictAfter: time.Nanosecond}
+	with := func(lim producer.Config) func(*Config) {
+		return func(c *Config) { c.Producers = lim }
+	}
+	nodes := newClusterOf(t, with(leaderLim), with(bigLim), with(shortLim))
+	leader := nodes[0]
+	ctx := ctxT(t)
+	try := func(n *node, id, seq uint64, recs ...string) error {
+		_, _, err := n.AppendIdempotent(ctx, asProducer(id, seq, strs(recs)), strs(recs))
+		return err
+	}
+
+	// The outside tester's repro: A is evicted by B at the leader's limit
+	// of 1, so A's second batch is refused; B's is written.
+	appendAs(t, leader, 0xA, 0, "A0")
+	appendAs(t, leader, 0xB, 0, "B0")
+	if err := try(leader, 0xA, 1, "A1"); !errors.Is(err, producer.ErrUnknownProducer) {
+		t.Fatalf("A after its eviction: %v; want ErrUnknownProducer", err)
+	}
+	appendAs(t, leader, 0xB, 1, "B1")
+	// A mixed workload: producers evicted and refused on the leader,
+	// retries, plain appends.
+	var next uint64 = 3
+	for i := range uint64(4) {
+		for _, id := range []uint64{100, 101, 102} {
+			if err := try(leader, id, i, fmt.Sprintf("p%d-%d", id, i)); err == nil {
+				next++
+			}
+			_ = try(leader, id, i, fmt.Sprintf("p%d-%d", id, i)) // a retry
+		}
+		if _, err := leader.Append(ctx, rec(int(i))); err != nil {
+			t.Fatal(err)
+		}
+		next++
+	}
+	sameEverywhere(t, nodes, next)
+
+	// nodes[1] leads: its limits apply from its first entry on, on every node.
+	newLeader := nodes[1]
+	if err := leader.raft.LeadershipTransferToServer(raft.ServerID(newLeader.id), raft.ServerAddress(newLeader.addr)).Error(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "n1 to lead", 10*time.Second, newLeader.IsLeader)
+	appendAs(t, newLeader, 0xC, 0, "C0")
+	appendAs(t, newLeader, 0xD, 0, "D0")
+	// With the old leader's limit of 1, C would have been evicted by D;
+	// with nodes[2]'s expiry it would have expired.
+	appendAs(t, newLeader, 0xC, 1, "C1")
+	sameEverywhere(t, []*node{newLeader, nodes[0], nodes[2]}, next+3)
+	for _, n := range nodes {
+		if got := latestTableLimits(t, n); got != bigLim {
+			t.Fatalf("%s's table has limits %+v, want the new leader's %+v", n.id, got, bigLim)
+		}
+	}
+}
+
+// latestTableLimits returns the limits of the producer table in n's
+// latest snapshot.
+func latestTableLimits(t *testing.T, n *node) producer.Config {
+	t.Helper()
+	tb, err := producer.Decode(latestTable(t, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb.Limits()
+}
+
+// The outside tester's repro of a first batch written twice: at a limit of
+// one producer, a new producer no longer evicts one active within
+// EvictAfter; it is refused, and the active one's retry of its first
+// batch is still a duplicate.
+func TestRecentProducerIsNotEvicted(t *testing.T) {
+	nodes := cluster(t, 3, func(c *Config) { c.Producers.MaxProducers = 1 })
+	leader := nodes[0]
+	ctx := ctxT(t)
+	appendAs(t, leader, 0xA, 0, "A0")
+	b0 := strs([]string{"B0"})
+	_, _, err := leader.AppendIdempotent(ctx, asProducer(0xB, 0, b0), b0)
+	var se *producer.SequenceError
+	if !errors.Is(err, producer.ErrTooManyProducers) || !errors.As(err, &se) || se.Limit != 1 {
+		t.Fatalf("new producer B with A active: %v; want ErrTooManyProducers, limit 1", err)
+	}
+	if first, dup := appendAs(t, leader, 0xA, 0, "A0"); first != 0 || !dup {
+		t.Fatalf("A's retry of its first batch: offset %d, duplicate %v; want 0, true", first, dup)
+	}
+	appendAs(t, leader, 0xA, 1, "A1")
+	sameEverywhere(t, nodes, 2)
+}
+
+// A retry at a retained sequence with other records is refused as out of
+// order, not answered as a duplicate with the records dropped.
+func TestRetryWithOtherRecordsIsRefused(t *testing.T) {
+	n := newNode(t, "solo", true, nil)
+	waitLeader(t, n)
+	appendAs(t, n, 7, 0, "a", "b")
+	other := strs([]string{"a", "c"})
+	_, dup, err := n.AppendIdempotent(ctxT(t), asProducer(7, 0, other), other)
+	var se *producer.SequenceError
+	if dup || !errors.Is(err, producer.ErrOutOfOrderSequence) || !errors.As(err, &se) || !se.Mismatch {
+		t.Fatalf("retry with other records: duplicate %v, %v; want ErrOutOfOrderSequence (mismatch)", dup, err)
+	}
+	if first, dup := appendAs(t, n, 7, 0, "a", "b"); first != 0 || !dup {
+		t.Fatalf("true retry: %d, %v; want 0, true", first, dup)
+	}
+	equal(t, toStrings(waitData(t, n, 2)), "a", "b")
+}
+
+func toStrings(bs [][]byte) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = string(b)
+	}
+	return out
 }

@@ -125,7 +125,6 @@ func New(cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	fsm.producersCfg = cfg.Producers
 	l.fsm = fsm
 	fsm.beforeApply = cfg.beforeApply
 	snaps.fsm = fsm
@@ -143,7 +142,7 @@ func New(cfg Config) (*Log, error) {
 	}
 	// Raft replays only the entries after the latest snapshot: the
 	// producer table starts from the one that snapshot holds.
-	producers, err := fsm.decodeProducers(table)
+	producers, err := decodeProducers(table)
 	if err != nil {
 		return nil, fmt.Errorf("replication: latest snapshot: %w", err)
 	}
@@ -392,7 +391,7 @@ func (l *Log) AppendIdempotent(ctx context.Context, p Producer, records [][]byte
 	if p.ID != 0 && p.Sequence > ^uint64(0)-uint64(len(records)) {
 		return 0, false, fmt.Errorf("replication: sequence %d of %d records overflows", p.Sequence, len(records))
 	}
-	cmd := encodeAppendAs(p, records)
+	cmd := encodeAppendAs(p, l.cfg.Producers, records)
 	if max := l.store.maxRecordBytes(); uint64(len(cmd)+maxEntryOverhead) > max {
 		return 0, false, fmt.Errorf("replication: batch of %d records is %d bytes encoded, at most %d fit in a raft entry: %w",
 			len(records), len(cmd), max-maxEntryOverhead, seglog.ErrRecordTooLarge)

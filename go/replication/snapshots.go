@@ -47,11 +47,11 @@ func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 	h, err := decodeRefSnapshot(append(head, rest...))
 	var table []byte
 	if err == nil && h.table {
-		table, err = readTableSection(rc, s.fsm.maxTableBytes())
+		table, err = readTableSection(rc)
 	}
 	_ = rc.Close()
 	if err == nil && table == nil {
-		table = producer.New(s.fsm.producersCfg).Encode() // a version 2 reference: no producers
+		table = producer.New(producer.DefaultConfig()).Encode() // a version 2 reference: no producers
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("replication: snapshot %s: %w", id, err)
@@ -106,7 +106,7 @@ func (s *snapshotStore) latest() (h snapshotHeader, ref, ok bool, table []byte, 
 		h, err = decodeSnapshotHeader(b)
 	}
 	if err == nil && h.table {
-		table, err = readTableSection(r, s.fsm.maxTableBytes())
+		table, err = readTableSection(r)
 	}
 	if err != nil {
 		return h, false, false, nil, fmt.Errorf("replication: snapshot %s: %w", id, err)

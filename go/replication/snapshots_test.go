@@ -156,7 +156,7 @@ func TestRefSnapshotEncoding(t *testing.T) {
 	if got, err := decodeRefSnapshot(b[:refSnapshotSize]); err != nil || got != h || !isRefSnapshot(b) {
 		t.Fatalf("decodeRefSnapshot = %+v, %v", got, err)
 	}
-	if table, err := readTableSection(bytes.NewReader(b[refSnapshotSize:]), 100); err != nil || string(table) != "table" {
+	if table, err := readTableSection(bytes.NewReader(b[refSnapshotSize:])); err != nil || string(table) != "table" {
 		t.Fatalf("table section: %q, %v", table, err)
 	}
 	// Version 2, from before producer tables, still decodes, without one.

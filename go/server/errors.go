@@ -43,6 +43,7 @@ const (
 	reasonOutOfOrder     = "OUT_OF_ORDER_SEQUENCE"
 	reasonUnknownProd    = "UNKNOWN_PRODUCER"
 	reasonNotLeader      = "NOT_LEADER"
+	reasonTooManyProds   = "TOO_MANY_PRODUCERS"
 	detailLocale         = "en-US"
 )
 
@@ -127,16 +128,38 @@ func notLeader(e *commitlog.NotLeaderError) error {
 
 // sequenceReason is the ErrorInfo reason of a refused idempotent produce.
 func sequenceReason(e *producer.SequenceError) string {
-	if errors.Is(e.Err, producer.ErrUnknownProducer) {
+	switch {
+	case errors.Is(e.Err, producer.ErrUnknownProducer):
 		return reasonUnknownProd
+	case errors.Is(e.Err, producer.ErrTooManyProducers):
+		return reasonTooManyProds
 	}
 	return reasonOutOfOrder
+}
+
+// tooManyProducers builds the RESOURCE_EXHAUSTED status of a new
+// producer refused because the producer table is full of recently active
+// ones (see log.proto): nothing was written.
+func tooManyProducers(e *producer.SequenceError) error {
+	st := status.Newf(codes.ResourceExhausted,
+		"too many producers: new producer %d refused, the cluster keeps at most %d and none has been idle long enough to be evicted; nothing was written; retry later",
+		e.ProducerID, e.Limit)
+	return withDetails(st,
+		&errdetails.ErrorInfo{Reason: reasonTooManyProds, Domain: ErrorDomain, Metadata: map[string]string{
+			"producer_id": strconv.FormatUint(e.ProducerID, 10),
+			"limit":       strconv.Itoa(e.Limit),
+		}},
+		&errdetails.LocalizedMessage{Locale: detailLocale, Message: "The server is tracking as many active producers as it may; retry later."},
+	)
 }
 
 // sequenceRefused builds the FAILED_PRECONDITION status of an idempotent
 // produce refused for its sequence (see log.proto): nothing was written.
 func sequenceRefused(e *producer.SequenceError) error {
 	reason := sequenceReason(e)
+	if reason == reasonTooManyProds {
+		return tooManyProducers(e)
+	}
 	md := map[string]string{
 		"producer_id": strconv.FormatUint(e.ProducerID, 10),
 		"sequence":    strconv.FormatUint(e.Sequence, 10),
@@ -148,6 +171,12 @@ func sequenceRefused(e *producer.SequenceError) error {
 			"unknown producer %d at sequence %d (never seen, idle past the server's producer expiry, or evicted); nothing was written; start a new producer id at sequence 0",
 			e.ProducerID, e.Sequence)
 		msg = "The server keeps no state for this producer; send the records again as a new producer."
+	} else if e.Mismatch {
+		md["expected"] = strconv.FormatUint(e.Expected, 10)
+		st = status.Newf(codes.FailedPrecondition,
+			"sequence %d from producer %d does not match the batch written at this sequence (other records); nothing was written",
+			e.Sequence, e.ProducerID)
+		msg = fmt.Sprintf("Sequence %d was already used by this producer for other records.", e.Sequence)
 	} else {
 		md["expected"] = strconv.FormatUint(e.Expected, 10)
 		st = status.Newf(codes.FailedPrecondition,

@@ -1,13 +1,16 @@
 package server_test
 
 import (
+	"fmt"
 	"io"
+	"strings"
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/proglog/proglog/go/producer"
 	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -133,5 +136,48 @@ func TestIdempotentProduceStream(t *testing.T) {
 	}
 	if f.storage.NextOffset() != 4 {
 		t.Fatalf("%d records written, want 4", f.storage.NextOffset())
+	}
+}
+
+// A retry at a sequence already written with other records is refused as
+// OUT_OF_ORDER_SEQUENCE, its records not dropped behind duplicate=true;
+// the true retry, timestamps stamped by the server each time, still is a
+// duplicate.
+func TestIdempotentRetryWithOtherRecords(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	c := f.client("root")
+	ctx := ctxT(t)
+	req := func(v string) *logv1.ProduceRequest {
+		return &logv1.ProduceRequest{Record: rec(v), Producer: &logv1.Producer{Id: 42, Sequence: 0}}
+	}
+	if r, err := c.Produce(ctx, req("a")); err != nil || r.Duplicate {
+		t.Fatalf("first = %v, %v", r, err)
+	}
+	_, err := c.Produce(ctx, req("b"))
+	info := errorInfo(t, err, codes.FailedPrecondition)
+	if info.Reason != "OUT_OF_ORDER_SEQUENCE" || info.Metadata["sequence"] != "0" || !strings.Contains(err.Error(), "does not match the batch written at this sequence") {
+		t.Fatalf("retry with other records: %v, ErrorInfo %v", err, info)
+	}
+	if r, err := c.Produce(ctx, req("a")); err != nil || !r.Duplicate || r.Offset != 0 {
+		t.Fatalf("true retry = %v, %v; want a duplicate at 0", r, err)
+	}
+	if f.storage.NextOffset() != 1 {
+		t.Fatalf("next offset %d, want 1", f.storage.NextOffset())
+	}
+}
+
+// A new producer refused because the table is full of active ones is
+// RESOURCE_EXHAUSTED with ErrorInfo TOO_MANY_PRODUCERS and the limit.
+func TestTooManyProducersIsResourceExhausted(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	c := f.client("root")
+	fail := func() error {
+		return fmt.Errorf("append: %w", &producer.SequenceError{Err: producer.ErrTooManyProducers, ProducerID: 5, Limit: 3})
+	}
+	f.clog.fail.Store(&fail) // the fixture's hook fails plain appends: the mapping is the same
+	_, err := c.Produce(ctxT(t), &logv1.ProduceRequest{Record: rec("x")})
+	info := errorInfo(t, err, codes.ResourceExhausted)
+	if info.Reason != "TOO_MANY_PRODUCERS" || info.Domain != server.ErrorDomain || info.Metadata["limit"] != "3" || info.Metadata["producer_id"] != "5" {
+		t.Fatalf("ErrorInfo %v", info)
 	}
 }

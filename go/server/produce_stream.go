@@ -11,6 +11,7 @@ import (
 
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/commitlog"
+	"github.com/proglog/proglog/go/producer"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
@@ -65,12 +66,22 @@ func (s *Server) produceGroup(ctx context.Context, stream logv1.Log_ProduceStrea
 	recs := make([]*logv1.Record, 0, len(reqs))
 	prods := make([]commitlog.Producer, 0, len(reqs))
 	sizes := make([]int, 0, len(reqs))
+	sent := make([][]byte, 0, len(reqs)) // idempotent records as sent, for the checksum; nil for plain ones
 	var invalid error
 	for _, req := range reqs {
 		p, err := producerOf(req.GetProducer(), 1)
 		if err != nil {
 			invalid = err
 			break
+		}
+		var enc [][]byte // nil for a plain produce
+		if p.ID != 0 {
+			if enc, err = sentEncodings([]*logv1.Record{req.GetRecord()}); err != nil {
+				invalid = err
+				break
+			}
+		} else {
+			enc = [][]byte{nil}
 		}
 		size, err := s.prepare(req.GetRecord(), -1, now)
 		if err != nil {
@@ -80,6 +91,7 @@ func (s *Server) produceGroup(ctx context.Context, stream logv1.Log_ProduceStrea
 		recs = append(recs, req.GetRecord())
 		prods = append(prods, p)
 		sizes = append(sizes, size)
+		sent = append(sent, enc...)
 	}
 	for start := 0; start < len(recs); {
 		end, total := start+1, sizes[start]
@@ -88,7 +100,11 @@ func (s *Server) produceGroup(ctx context.Context, stream logv1.Log_ProduceStrea
 			total += sizes[end]
 			end++
 		}
-		a, err := s.appendRecords(ctx, prods[start], recs[start:end], total)
+		p := prods[start]
+		if p.ID != 0 {
+			p.Checksum = producer.Checksum(sent[start:end])
+		}
+		a, err := s.appendRecords(ctx, p, recs[start:end], total)
 		if err != nil {
 			return s.streamEnd(ctx, err)
 		}

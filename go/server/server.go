@@ -329,6 +329,11 @@ func (s *Server) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1
 		return nil, err
 	}
 	rec := req.GetRecord()
+	if p.ID != 0 {
+		if p.Checksum, err = sentChecksum([]*logv1.Record{rec}); err != nil {
+			return nil, err
+		}
+	}
 	size, err := s.prepare(rec, -1, timestamppb.Now())
 	if err != nil {
 		return nil, err
@@ -352,6 +357,27 @@ func producerOf(p *logv1.Producer, n int) (commitlog.Producer, error) {
 		return commitlog.Producer{}, status.Errorf(codes.InvalidArgument, "producer.sequence %d plus %d records overflows the sequence numbers", p.GetSequence(), n)
 	}
 	return commitlog.Producer{ID: p.GetId(), Sequence: p.GetSequence()}, nil
+}
+
+// sentChecksum is go/producer's Checksum of recs as the client sent them,
+// before prepare stamps missing timestamps, so that a retry matches its
+// original batch (nil records are left to prepare to refuse).
+func sentChecksum(recs []*logv1.Record) (uint32, error) {
+	bufs, err := sentEncodings(recs)
+	return producer.Checksum(bufs), err
+}
+
+// sentEncodings returns the deterministic encodings of recs as sent.
+func sentEncodings(recs []*logv1.Record) ([][]byte, error) {
+	bufs := make([][]byte, len(recs))
+	for i, r := range recs {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "records[%d] cannot be encoded: %v", i, err)
+		}
+		bufs[i] = b
+	}
+	return bufs, nil
 }
 
 // appendRecords encodes recs, prepared and of size encoded bytes in all,
@@ -398,6 +424,11 @@ func (s *Server) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchReques
 	p, err := producerOf(req.GetProducer(), len(recs))
 	if err != nil {
 		return nil, err
+	}
+	if p.ID != 0 {
+		if p.Checksum, err = sentChecksum(recs); err != nil {
+			return nil, err
+		}
 	}
 	// Check every record before writing any: a batch is all or nothing.
 	now := timestamppb.Now()

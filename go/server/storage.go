@@ -60,15 +60,15 @@ func (s *StorageLog) AppendIdempotent(ctx context.Context, p commitlog.Producer,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.producers.Advance(time.Now())
-	n := uint64(len(recs))
-	if off, dup, err := s.producers.Check(p.ID, p.Sequence, n); err != nil || dup {
+	n, sum := uint64(len(recs)), producer.Sum{Value: p.Checksum, Known: true}
+	if off, dup, err := s.producers.Check(p.ID, p.Sequence, n, sum); err != nil || dup {
 		return commitlog.Appended{First: off, Duplicate: dup}, err
 	}
 	first, err := s.Append(ctx, recs)
 	if err != nil {
 		return commitlog.Appended{}, err
 	}
-	s.producers.Record(p.ID, p.Sequence, n, first)
+	s.producers.Record(p.ID, p.Sequence, n, sum, first)
 	return commitlog.Appended{First: first}, nil
 }
 

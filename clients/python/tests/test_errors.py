@@ -48,3 +48,11 @@ def test_idempotent_producer_refusals() -> None:
                       _details("UNKNOWN_PRODUCER", {"producer_id": "42", "sequence": "3"}))
     assert isinstance(err, proglog.UnknownProducerError) and isinstance(err, proglog.ProglogError)
     assert (err.producer_id, err.sequence) == (42, 3)
+
+
+def test_too_many_producers_is_its_own_error() -> None:
+    err = from_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many producers",
+                      _details("TOO_MANY_PRODUCERS", {"producer_id": "18446744073709551615", "limit": "1"}))
+    assert isinstance(err, proglog.TooManyProducersError)
+    assert not isinstance(err, (proglog.RecordTooLargeError, proglog.LowDiskSpaceError))
+    assert (err.producer_id, err.limit, err.code) == (2**64 - 1, 1, grpc.StatusCode.RESOURCE_EXHAUSTED)

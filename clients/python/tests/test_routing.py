@@ -58,6 +58,7 @@ class FakeCluster:
         self.sent: list[tuple[int, int]] = []  # (producer ID, sequence) of each produce the leader got
         self.forget_after_append = False  # the next append also forgets every producer (expiry)
         self.out_of_order = False  # the next idempotent produce answers OUT_OF_ORDER_SEQUENCE
+        self.too_many_producers = False  # new producers are refused with TOO_MANY_PRODUCERS
         self.changed = threading.Condition(self.lock)
         self.addrs: list[str] = []
         self.servers: list[grpc.Server] = []
@@ -113,6 +114,9 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
             self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, "out of order", "OUT_OF_ORDER_SEQUENCE", {**md, "expected": "7"})
         if last is None and producer.sequence != 0:
             self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, "unknown producer", "UNKNOWN_PRODUCER", md)
+        if last is None and self.c.too_many_producers:
+            self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "too many producers", "TOO_MANY_PRODUCERS",
+                        {"producer_id": str(producer.id), "limit": "1"})
         if last is not None and (producer.sequence, count) == last[:2]:
             return last[2]
         expected = 0 if last is None else last[0] + last[1]
@@ -295,10 +299,25 @@ def test_forgotten_producer(cluster: FakeCluster, server: ServerProcess) -> None
         with pytest.raises(proglog.UnknownProducerError, match="may or may not have been written") as caught:
             c.produce(b"c")
         assert (caught.value.producer_id, caught.value.sequence) == (second, 1)
+        # One number, in decimal as the server's ErrorInfo gives it, and no "nothing was
+        # written" borrowed from the refused attempt.
+        assert str(second) in str(caught.value) and f"{second:#x}" not in str(caught.value)
+        assert "nothing was written" not in str(caught.value)
         # The next request starts a new producer.
         assert c.produce(b"d") == 3
         assert cluster.sent[-1][1] == 0 and cluster.sent[-1][0] not in (first, second)
     assert [r.value for r in cluster.records] == [b"a", b"b", b"c", b"d"]
+
+
+def test_too_many_producers_is_not_retried(cluster: FakeCluster, server: ServerProcess) -> None:
+    with Client(cluster.addrs[0], **server.tls(), backoff=(0.01, 0.1)) as c:
+        cluster.too_many_producers = True
+        with pytest.raises(proglog.TooManyProducersError) as caught:
+            c.produce(b"a")
+        assert (caught.value.limit, len(cluster.sent)) == (1, 1)  # refused once, not retried
+        cluster.too_many_producers = False
+        assert c.produce(b"b") == 0  # nothing of "a" was written
+    assert [r.value for r in cluster.records] == [b"b"]
 
 
 def test_out_of_order_sequence(cluster: FakeCluster, server: ServerProcess) -> None:

@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -51,8 +52,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd := newRootCmd(stdout, stderr)
 	cmd.SetArgs(args)
 	if err := cmd.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "proglog:", err)
+		fmt.Fprintln(stderr, errorLine(err))
 		return 1
 	}
 	return 0
+}
+
+// errorLine is err as the command prints it: prefixed with "proglog: "
+// unless its message already is (the client's errors are).
+func errorLine(err error) string {
+	if msg := err.Error(); strings.HasPrefix(msg, "proglog: ") {
+		return msg
+	}
+	return "proglog: " + err.Error()
 }

@@ -95,6 +95,7 @@ type serveOptions struct {
 	minFreeBytes                uint64
 	producerExpiry              time.Duration
 	maxProducers                int
+	producerEvictAfter          time.Duration
 	traceExporter               string
 	traceEndpoint, traceFile    string
 	logLevel                    string
@@ -128,6 +129,7 @@ func defaultServeOptions() *serveOptions {
 		minFreeBytes:               diskspace.DefaultMinFreeBytes,
 		producerExpiry:             idem.DefaultExpiry,
 		maxProducers:               idem.DefaultMaxProducers,
+		producerEvictAfter:         idem.DefaultEvictAfter,
 		traceExporter:              telemetry.ExporterNone,
 		logLevel:                   "info",
 		shutdownTimeout:            server.DefaultShutdownTimeout,
@@ -178,8 +180,9 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.sync, "sync", o.sync, "when stored records are fsynced: always (the Raft log before every acknowledgement; the durable default), interval (both logs every --sync-interval) or never (left to the kernel); interval and never survive a process crash but a machine crash may lose acknowledged records")
 	fs.DurationVar(&o.syncInterval, "sync-interval", o.syncInterval, "fsync period with --sync interval")
 	fs.Uint64Var(&o.minFreeBytes, "min-free-bytes", o.minFreeBytes, "free-space watermark of the file system of --data-dir, in bytes: below it the node refuses produces (RESOURCE_EXHAUSTED, reason LOW_DISK_SPACE) and keeps serving reads; below half of it, also Raft entries; both resume once space is freed (0: never refuse)")
-	fs.DurationVar(&o.producerExpiry, "producer-expiry", o.producerExpiry, "forget an idempotent producer idle for longer than this (by the leader's clock); its next retry is refused with UNKNOWN_PRODUCER and the client starts a new producer; the same on every node")
-	fs.IntVar(&o.maxProducers, "max-producers", o.maxProducers, "idempotent producers whose state every node keeps (at most 137 bytes each in every snapshot); past it the longest idle is forgotten; the same on every node")
+	fs.DurationVar(&o.producerExpiry, "producer-expiry", o.producerExpiry, "forget an idempotent producer idle for longer than this (by the leader's clock; at least --producer-evict-after); its next retry is refused with UNKNOWN_PRODUCER and the client starts a new producer; the leader's value applies on every node")
+	fs.IntVar(&o.maxProducers, "max-producers", o.maxProducers, "idempotent producers whose state every node keeps (at most 162 bytes each in every snapshot); past it the longest idle is forgotten if idle longer than --producer-evict-after, else a new producer is refused (TOO_MANY_PRODUCERS); the leader's value applies on every node")
+	fs.DurationVar(&o.producerEvictAfter, "producer-evict-after", o.producerEvictAfter, "an idempotent producer active within this time is never evicted to make room for a new one, so its retries stay deduplicated; the leader's value applies on every node")
 	fs.StringVar(&o.traceExporter, "trace-exporter", o.traceExporter, "where spans go: none, otlp or file")
 	fs.StringVar(&o.traceEndpoint, "trace-endpoint", "", "OTLP/gRPC collector for --trace-exporter=otlp (host:port, http:// or https:// URL)")
 	fs.StringVar(&o.traceFile, "trace-file", "", "JSON-lines span file for --trace-exporter=file")
@@ -331,7 +334,7 @@ func (o *serveOptions) agentConfig(stdout io.Writer, logger *zap.Logger) (agent.
 	cfg.Sync, _ = agent.ParseSyncPolicy(o.sync)
 	cfg.SyncInterval = o.syncInterval
 	cfg.MinFreeBytes = o.minFreeBytes
-	cfg.Producers = idem.Config{Expiry: o.producerExpiry, MaxProducers: o.maxProducers}
+	cfg.Producers = idem.Config{Expiry: o.producerExpiry, MaxProducers: o.maxProducers, EvictAfter: o.producerEvictAfter}
 	cfg.MetricsAddr = o.metricsAddr
 	cfg.HealthAddr = o.healthAddr
 	cfg.Tracing = telemetry.TraceConfig{

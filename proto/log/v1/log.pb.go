@@ -241,9 +241,13 @@ func (x *Record) GetTimestamp() *timestamppb.Timestamp {
 // most one request in flight (a client wanting more in flight uses one
 // producer ID per in-flight slot), and must retry a failed request with the
 // same records before sending the next. The cluster forgets a producer that
-// has not produced for the server's producer expiry (and evicts the longest
-// idle ones past its producer limit); its next request must then start a new
-// producer ID (UNKNOWN_PRODUCER, see the errors above).
+// has not produced for the server's producer expiry, and past its producer
+// limit evicts the longest idle one, but never one active within its
+// eviction window (5 minutes by default, far above any call's deadline):
+// then a new producer is refused instead (TOO_MANY_PRODUCERS). So a retry
+// within that window is always recognised, whatever its sequence. A
+// forgotten producer's next request must start a new producer ID
+// (UNKNOWN_PRODUCER, see the errors above).
 type Producer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Chosen at random by the client, once per producer; non-zero (0 means

@@ -51,6 +51,11 @@ const (
 //	                    Also a produce while the node's free disk space is below its
 //	                    watermark (ErrorInfo reason "LOW_DISK_SPACE", metadata "free" and
 //	                    "required", in bytes); produces succeed again once space is freed.
+//	                    Also a new idempotent producer's first request while the
+//	                    cluster already keeps its limit of producers, all of them
+//	                    active within its eviction window (ErrorInfo reason
+//	                    "TOO_MANY_PRODUCERS", metadata "producer_id" and "limit");
+//	                    nothing was written, so a retry after a backoff is safe.
 //	OUT_OF_RANGE        the offset is not in [lowest, next). The status carries a
 //	                    google.rpc.ErrorInfo with reason "OFFSET_OUT_OF_RANGE",
 //	                    domain "proglog", metadata "offset", "lowest" and "next"
@@ -61,8 +66,9 @@ const (
 //	FAILED_PRECONDITION an idempotent produce (see Producer) the cluster refuses,
 //	                    nothing written: ErrorInfo reason "OUT_OF_ORDER_SEQUENCE"
 //	                    (a gap or a sequence older than the retained batches, or a
-//	                    retry that does not match the batch at its sequence;
-//	                    metadata "producer_id", "sequence" and "expected"), or
+//	                    retry that does not match the batch at its sequence: other
+//	                    records, by count or by checksum; metadata "producer_id",
+//	                    "sequence" and "expected"), or
 //	                    "UNKNOWN_PRODUCER" (a sequence other than 0 from a producer
 //	                    the cluster holds no state for: never seen, idle longer
 //	                    than the server's producer expiry, or evicted; metadata
@@ -232,6 +238,11 @@ func (c *logClient) GetBounds(ctx context.Context, in *GetBoundsRequest, opts ..
 //	                    Also a produce while the node's free disk space is below its
 //	                    watermark (ErrorInfo reason "LOW_DISK_SPACE", metadata "free" and
 //	                    "required", in bytes); produces succeed again once space is freed.
+//	                    Also a new idempotent producer's first request while the
+//	                    cluster already keeps its limit of producers, all of them
+//	                    active within its eviction window (ErrorInfo reason
+//	                    "TOO_MANY_PRODUCERS", metadata "producer_id" and "limit");
+//	                    nothing was written, so a retry after a backoff is safe.
 //	OUT_OF_RANGE        the offset is not in [lowest, next). The status carries a
 //	                    google.rpc.ErrorInfo with reason "OFFSET_OUT_OF_RANGE",
 //	                    domain "proglog", metadata "offset", "lowest" and "next"
@@ -242,8 +253,9 @@ func (c *logClient) GetBounds(ctx context.Context, in *GetBoundsRequest, opts ..
 //	FAILED_PRECONDITION an idempotent produce (see Producer) the cluster refuses,
 //	                    nothing written: ErrorInfo reason "OUT_OF_ORDER_SEQUENCE"
 //	                    (a gap or a sequence older than the retained batches, or a
-//	                    retry that does not match the batch at its sequence;
-//	                    metadata "producer_id", "sequence" and "expected"), or
+//	                    retry that does not match the batch at its sequence: other
+//	                    records, by count or by checksum; metadata "producer_id",
+//	                    "sequence" and "expected"), or
 //	                    "UNKNOWN_PRODUCER" (a sequence other than 0 from a producer
 //	                    the cluster holds no state for: never seen, idle longer
 //	                    than the server's producer expiry, or evicted; metadata

@@ -27,6 +27,7 @@ from proglog.errors import (
     PermissionDeniedError,
     ProglogError,
     RecordTooLargeError,
+    TooManyProducersError,
     UnauthenticatedError,
     UnknownProducerError,
 )
@@ -41,6 +42,7 @@ _REFUSED = (
     UnauthenticatedError,
     OutOfOrderSequenceError,
     UnknownProducerError,
+    TooManyProducersError,
 )
 
 
@@ -85,14 +87,15 @@ class Request:
         says so."""
         if isinstance(err, UnknownProducerError):
             if not self.maybe_written:
-                log.debug("producer %#x unknown to the cluster (%s): sending as a new producer", self.producer.id, err.message)
+                log.debug("producer %d unknown to the cluster (%s): sending as a new producer", self.producer.id, err.message)
                 self.producer.restart()
                 self.sequence = None
                 return None
+            # Not err.message: its "nothing was written" holds for the refused attempt only.
             return UnknownProducerError(
-                f"the cluster forgot producer {self.producer.id:#x} (expired or evicted) while a request that "
+                f"the cluster forgot producer {self.producer.id} (expired or evicted) while a request that "
                 f"had failed ambiguously was retried: its {self.count} record(s) may or may not have been written "
-                f"({err.message})",
+                "(the last attempt was refused as UNKNOWN_PRODUCER); read the log to find out",
                 err.code,
                 self.producer.id,
                 self.sequence or 0,

@@ -32,6 +32,7 @@ __all__ = [
     "ClientClosedError",
     "OutOfOrderSequenceError",
     "UnknownProducerError",
+    "TooManyProducersError",
 ]
 
 _DOMAIN = "proglog"
@@ -182,6 +183,23 @@ class UnknownProducerError(ProglogError):
         self.sequence = sequence
 
 
+class TooManyProducersError(ProglogError):
+    """The cluster refused a new idempotent producer: it keeps its limit of producers
+    (``--max-producers``), all of them active within its eviction window
+    (``--producer-evict-after``, 5 minutes by default). Nothing of the request was written, so
+    producing again later is safe. Not retried: the window is longer than a call's timeout, so
+    the caller decides when to try again.
+
+    ``producer_id`` is the refused producer's and ``limit`` the cluster's limit, 0 when the server
+    did not say.
+    """
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, producer_id: int = 0, limit: int = 0) -> None:
+        super().__init__(message, code)
+        self.producer_id = producer_id
+        self.limit = limit
+
+
 def _error_info(metadata: Iterable[Any] | None) -> tuple[str, dict[str, str]] | None:
     """Returns the reason and metadata of the proglog ErrorInfo in a call's trailing metadata: an
     iterable of (key, value) pairs, as both grpc and grpc.aio give it."""
@@ -218,6 +236,8 @@ def from_status(code: grpc.StatusCode, message: str, metadata: Iterable[Any] | N
             return RecordTooLargeError(message, code, _int(md, "size"), _int(md, "limit"), _int(md, "index", -1))
         if reason == "LOW_DISK_SPACE":
             return LowDiskSpaceError(message, code, _int(md, "free"), _int(md, "required"))
+        if reason == "TOO_MANY_PRODUCERS":
+            return TooManyProducersError(message, code, _int(md, "producer_id"), _int(md, "limit"))
         if m := _TOO_LARGE.search(message):
             return RecordTooLargeError(message, code, int(m.group(1)), int(m.group(2)))
         return RecordTooLargeError(message, code)
