@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -15,7 +16,9 @@ import (
 // WithTracerProvider makes client spans and sends their context to the
 // server, whose span of the same call is the client span's child.
 func TestTracerProviderPropagates(t *testing.T) {
-	serverSpans := tracetest.NewSpanRecorder()
+	// The server ends its span of a call after the response is sent, so
+	// the client can return first: server spans are watched as they end.
+	serverSpans := endedSpans(make(chan sdktrace.ReadOnlySpan, 1024))
 	c := newCluster(t, clusterOpts{server: func(cfg *server.Config) {
 		cfg.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(serverSpans))
 	}})
@@ -39,10 +42,28 @@ func TestTracerProviderPropagates(t *testing.T) {
 	if !call.IsValid() {
 		t.Fatalf("no client span of Produce under the caller's span among %d", len(clientSpans.Ended()))
 	}
-	for _, s := range serverSpans.Ended() {
-		if strings.HasPrefix(s.Name(), "log.v1.Log/Produce") && s.Parent().SpanID() == call.SpanID() && s.SpanContext().TraceID() == call.TraceID() {
-			return
+	for {
+		select {
+		case s := <-serverSpans:
+			if strings.HasPrefix(s.Name(), "log.v1.Log/Produce") && s.Parent().SpanID() == call.SpanID() && s.SpanContext().TraceID() == call.TraceID() {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("no server span of Produce under the client's span: %v", ctx.Err())
 		}
 	}
-	t.Fatalf("no server span of Produce under the client's span among %d", len(serverSpans.Ended()))
 }
+
+// endedSpans is a span processor that sends every ended span on the
+// channel (dropping it if the channel is full).
+type endedSpans chan sdktrace.ReadOnlySpan
+
+func (endedSpans) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (e endedSpans) OnEnd(s sdktrace.ReadOnlySpan) {
+	select {
+	case e <- s:
+	default:
+	}
+}
+func (endedSpans) Shutdown(context.Context) error   { return nil }
+func (endedSpans) ForceFlush(context.Context) error { return nil }
