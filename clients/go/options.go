@@ -228,13 +228,7 @@ func WithDialTimeout(d time.Duration) Option {
 // call, retries included, when its context has no earlier deadline
 // (default 30s; 0 means no bound). Records streams are not bounded.
 func WithCallTimeout(d time.Duration) Option {
-	return func(c *config) {
-		if d < 0 {
-			c.fail(fmt.Errorf("proglog: WithCallTimeout(%v): must not be negative", d))
-			return
-		}
-		c.callTimeout = d
-	}
+	return nonNegative("WithCallTimeout", d, func(c *config) *time.Duration { return &c.callTimeout })
 }
 
 // WithRetries sets how many times a failed call is retried when retrying
@@ -365,13 +359,7 @@ func WithIdempotence(on bool) Option {
 // 0: send at once; records still batch up while a request is in flight).
 // Flush cuts the wait short.
 func WithLinger(d time.Duration) Option {
-	return func(c *config) {
-		if d < 0 {
-			c.fail(fmt.Errorf("proglog: WithLinger(%v): must not be negative", d))
-			return
-		}
-		c.linger = d
-	}
+	return nonNegative("WithLinger", d, func(c *config) *time.Duration { return &c.linger })
 }
 
 // WithRejoinWait bounds how long the next batch waits, once a batch's
@@ -384,13 +372,7 @@ func WithLinger(d time.Duration) Option {
 // wait), and the wait ends early once enough records are queued or at
 // Flush. See docs/benchmarks.md for the measured effect.
 func WithRejoinWait(d time.Duration) Option {
-	return func(c *config) {
-		if d < 0 {
-			c.fail(fmt.Errorf("proglog: WithRejoinWait(%v): must not be negative", d))
-			return
-		}
-		c.rejoinWait = d
-	}
+	return nonNegative("WithRejoinWait", d, func(c *config) *time.Duration { return &c.rejoinWait })
 }
 
 // WithMaxBatchRecords bounds the records of one batch that Produce and
@@ -450,5 +432,17 @@ func positive(name string, n int, field func(*config) *int) Option {
 			return
 		}
 		*field(c) = n
+	}
+}
+
+// nonNegative is the Option named name that sets the duration field(c) to
+// d, or makes New fail if d is negative.
+func nonNegative(name string, d time.Duration, field func(*config) *time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.fail(fmt.Errorf("proglog: %s(%v): must not be negative", name, d))
+			return
+		}
+		*field(c) = d
 	}
 }

@@ -8,13 +8,17 @@ import (
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
+// recordEncoding is deterministic, so that the same record always has the
+// same bytes (idempotent produces checksum them).
+var recordEncoding = proto.MarshalOptions{Deterministic: true}
+
 // EncodeRecords returns the stored form of recs, the bytes the server gives
 // its commitlog.Partition for a record: its protobuf encoding (Offset left
 // zero, so it costs nothing).
 func EncodeRecords(recs []*logv1.Record) ([][]byte, error) {
 	bufs := make([][]byte, len(recs))
 	for i, r := range recs {
-		b, err := proto.Marshal(r)
+		b, err := recordEncoding.Marshal(r)
 		if err != nil {
 			return nil, fmt.Errorf("encode records[%d]: %w", i, err)
 		}

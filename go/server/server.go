@@ -367,15 +367,12 @@ func sentChecksum(recs []*logv1.Record) (uint32, error) {
 	return producer.Checksum(bufs), err
 }
 
-// sentEncodings returns the deterministic encodings of recs as sent.
+// sentEncodings returns the encodings of recs as sent (EncodeRecords before
+// prepare), an encoding failure as InvalidArgument.
 func sentEncodings(recs []*logv1.Record) ([][]byte, error) {
-	bufs := make([][]byte, len(recs))
-	for i, r := range recs {
-		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
-		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "records[%d] cannot be encoded: %v", i, err)
-		}
-		bufs[i] = b
+	bufs, err := EncodeRecords(recs)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "records cannot be encoded: %v", err)
 	}
 	return bufs, nil
 }
