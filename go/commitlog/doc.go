@@ -9,6 +9,11 @@
 // StorageLog (a single node over go/seglog). This package imports only the
 // standard library, so the implementations need neither gRPC nor the proto.
 //
+// Cluster is the rest of the port: the partitions a node serves, found by
+// topic and partition, and the topics' metadata (DefaultTopic, TopicInfo).
+// go/broker implements it over the metadata Raft group and one Raft group
+// per partition (docs/architecture.md).
+//
 // # Contract
 //
 // A Partition is safe for concurrent use. Offsets are consecutive from
