@@ -9,6 +9,7 @@ package logv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -310,7 +311,13 @@ type ProduceRequest struct {
 	Record *Record `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	// Optional: makes the produce idempotent (see Producer). In a
 	// ProduceStream, each request carries the sequence of its own record.
-	Producer      *Producer `protobuf:"bytes,2,opt,name=producer,proto3" json:"producer,omitempty"`
+	Producer *Producer `protobuf:"bytes,2,opt,name=producer,proto3" json:"producer,omitempty"`
+	// The topic; empty means "log". In a ProduceStream, the first request
+	// names the topic and partition of the whole stream; later requests name
+	// the same or leave both empty (INVALID_ARGUMENT otherwise).
+	Topic string `protobuf:"bytes,3,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The partition of the topic (0 to partitions-1).
+	Partition     uint32 `protobuf:"varint,4,opt,name=partition,proto3" json:"partition,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -357,6 +364,20 @@ func (x *ProduceRequest) GetProducer() *Producer {
 		return x.Producer
 	}
 	return nil
+}
+
+func (x *ProduceRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ProduceRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
 }
 
 type ProduceResponse struct {
@@ -420,7 +441,11 @@ type ProduceBatchRequest struct {
 	// (INVALID_ARGUMENT past it) and the encoded size of each record.
 	Records []*Record `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
 	// Optional: makes the produce idempotent (see Producer).
-	Producer      *Producer `protobuf:"bytes,2,opt,name=producer,proto3" json:"producer,omitempty"`
+	Producer *Producer `protobuf:"bytes,2,opt,name=producer,proto3" json:"producer,omitempty"`
+	// The topic; empty means "log".
+	Topic string `protobuf:"bytes,3,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The partition of the topic.
+	Partition     uint32 `protobuf:"varint,4,opt,name=partition,proto3" json:"partition,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -467,6 +492,20 @@ func (x *ProduceBatchRequest) GetProducer() *Producer {
 		return x.Producer
 	}
 	return nil
+}
+
+func (x *ProduceBatchRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ProduceBatchRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
 }
 
 type ProduceBatchResponse struct {
@@ -540,7 +579,11 @@ type ConsumeRequest struct {
 	Offset uint64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
 	// Read consistency of a Consume; ConsumeStream ignores it (see there).
 	// Values this server does not know are INVALID_ARGUMENT.
-	Consistency   Consistency `protobuf:"varint,2,opt,name=consistency,proto3,enum=log.v1.Consistency" json:"consistency,omitempty"`
+	Consistency Consistency `protobuf:"varint,2,opt,name=consistency,proto3,enum=log.v1.Consistency" json:"consistency,omitempty"`
+	// The topic; empty means "log".
+	Topic string `protobuf:"bytes,3,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The partition of the topic.
+	Partition     uint32 `protobuf:"varint,4,opt,name=partition,proto3" json:"partition,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -587,6 +630,20 @@ func (x *ConsumeRequest) GetConsistency() Consistency {
 		return x.Consistency
 	}
 	return Consistency_CONSISTENCY_UNSPECIFIED
+}
+
+func (x *ConsumeRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ConsumeRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
 }
 
 type ConsumeResponse struct {
@@ -637,7 +694,11 @@ func (x *ConsumeResponse) GetRecord() *Record {
 type GetBoundsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Whose bounds; values this server does not know are INVALID_ARGUMENT.
-	Consistency   Consistency `protobuf:"varint,1,opt,name=consistency,proto3,enum=log.v1.Consistency" json:"consistency,omitempty"`
+	Consistency Consistency `protobuf:"varint,1,opt,name=consistency,proto3,enum=log.v1.Consistency" json:"consistency,omitempty"`
+	// The topic; empty means "log".
+	Topic string `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The partition of the topic.
+	Partition     uint32 `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -677,6 +738,20 @@ func (x *GetBoundsRequest) GetConsistency() Consistency {
 		return x.Consistency
 	}
 	return Consistency_CONSISTENCY_UNSPECIFIED
+}
+
+func (x *GetBoundsRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *GetBoundsRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
 }
 
 type GetBoundsResponse struct {
@@ -879,11 +954,500 @@ func (x *Server) GetIsLeader() bool {
 	return false
 }
 
+// TopicConfig is a topic's settings. In a CreateTopicRequest, zero values
+// take the server's defaults (one partition; replication factor the smaller
+// of 3 and the number of servers; no retention bound).
+type TopicConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Number of partitions, 1 to 1024.
+	Partitions uint32 `protobuf:"varint,1,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	// Replicas of each partition, 1 to 7 and at most the number of servers.
+	ReplicationFactor uint32 `protobuf:"varint,2,opt,name=replication_factor,json=replicationFactor,proto3" json:"replication_factor,omitempty"`
+	// Each partition keeps at most this many bytes of records (0: no bound);
+	// the oldest segments are removed first.
+	RetentionBytes uint64 `protobuf:"varint,3,opt,name=retention_bytes,json=retentionBytes,proto3" json:"retention_bytes,omitempty"`
+	// Records older than this are removed (unset or 0: no bound).
+	RetentionAge  *durationpb.Duration `protobuf:"bytes,4,opt,name=retention_age,json=retentionAge,proto3" json:"retention_age,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicConfig) Reset() {
+	*x = TopicConfig{}
+	mi := &file_log_v1_log_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicConfig) ProtoMessage() {}
+
+func (x *TopicConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicConfig.ProtoReflect.Descriptor instead.
+func (*TopicConfig) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TopicConfig) GetPartitions() uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *TopicConfig) GetReplicationFactor() uint32 {
+	if x != nil {
+		return x.ReplicationFactor
+	}
+	return 0
+}
+
+func (x *TopicConfig) GetRetentionBytes() uint64 {
+	if x != nil {
+		return x.RetentionBytes
+	}
+	return 0
+}
+
+func (x *TopicConfig) GetRetentionAge() *durationpb.Duration {
+	if x != nil {
+		return x.RetentionAge
+	}
+	return nil
+}
+
+type PartitionMetadata struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partition's number.
+	Partition uint32 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The servers holding a replica, in preference order (the first is the
+	// preferred leader); is_leader marks the leader as last reported.
+	Replicas []*Server `protobuf:"bytes,2,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	// The leader's id as last reported; empty when not known.
+	LeaderId string `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	// Counts the changes of the partition's replicas.
+	Epoch         uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionMetadata) Reset() {
+	*x = PartitionMetadata{}
+	mi := &file_log_v1_log_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionMetadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionMetadata) ProtoMessage() {}
+
+func (x *PartitionMetadata) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionMetadata.ProtoReflect.Descriptor instead.
+func (*PartitionMetadata) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PartitionMetadata) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionMetadata) GetReplicas() []*Server {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *PartitionMetadata) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *PartitionMetadata) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+type TopicMetadata struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Config *TopicConfig           `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	// Ordered by partition number, one per partition.
+	Partitions    []*PartitionMetadata `protobuf:"bytes,3,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicMetadata) Reset() {
+	*x = TopicMetadata{}
+	mi := &file_log_v1_log_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicMetadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicMetadata) ProtoMessage() {}
+
+func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicMetadata.ProtoReflect.Descriptor instead.
+func (*TopicMetadata) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *TopicMetadata) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TopicMetadata) GetConfig() *TopicConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *TopicMetadata) GetPartitions() []*PartitionMetadata {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type GetMetadataRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Topics to describe; empty describes every topic. An unknown name is
+	// NOT_FOUND (reason UNKNOWN_TOPIC).
+	Topics        []string `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMetadataRequest) Reset() {
+	*x = GetMetadataRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMetadataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMetadataRequest) ProtoMessage() {}
+
+func (x *GetMetadataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMetadataRequest.ProtoReflect.Descriptor instead.
+func (*GetMetadataRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetMetadataRequest) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+type GetMetadataResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ordered by name.
+	Topics []*TopicMetadata `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	// Every server of the cluster (is_leader: the metadata group's leader).
+	Servers       []*Server `protobuf:"bytes,2,rep,name=servers,proto3" json:"servers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMetadataResponse) Reset() {
+	*x = GetMetadataResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMetadataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMetadataResponse) ProtoMessage() {}
+
+func (x *GetMetadataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMetadataResponse.ProtoReflect.Descriptor instead.
+func (*GetMetadataResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetMetadataResponse) GetTopics() []*TopicMetadata {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *GetMetadataResponse) GetServers() []*Server {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+type CreateTopicRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 249 of [a-zA-Z0-9._-], not "." or "..".
+	Name          string       `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Config        *TopicConfig `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTopicRequest) Reset() {
+	*x = CreateTopicRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTopicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTopicRequest) ProtoMessage() {}
+
+func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTopicRequest.ProtoReflect.Descriptor instead.
+func (*CreateTopicRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CreateTopicRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateTopicRequest) GetConfig() *TopicConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+type CreateTopicResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic as created, with its replicas placed (leaders may not be
+	// elected yet).
+	Topic         *TopicMetadata `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTopicResponse) Reset() {
+	*x = CreateTopicResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTopicResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTopicResponse) ProtoMessage() {}
+
+func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTopicResponse.ProtoReflect.Descriptor instead.
+func (*CreateTopicResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CreateTopicResponse) GetTopic() *TopicMetadata {
+	if x != nil {
+		return x.Topic
+	}
+	return nil
+}
+
+type DeleteTopicRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTopicRequest) Reset() {
+	*x = DeleteTopicRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTopicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTopicRequest) ProtoMessage() {}
+
+func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
+func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DeleteTopicRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteTopicResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTopicResponse) Reset() {
+	*x = DeleteTopicResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTopicResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTopicResponse) ProtoMessage() {}
+
+func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
+func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{22}
+}
+
 var File_log_v1_log_proto protoreflect.FileDescriptor
 
 const file_log_v1_log_proto_rawDesc = "" +
 	"\n" +
-	"\x10log/v1/log.proto\x12\x06log.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n" +
+	"\x10log/v1/log.proto\x12\x06log.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n" +
 	"\x06Header\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"\xac\x01\n" +
@@ -895,27 +1459,35 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\ttimestamp\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"6\n" +
 	"\bProducer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x06R\x02id\x12\x1a\n" +
-	"\bsequence\x18\x02 \x01(\x04R\bsequence\"f\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\x9a\x01\n" +
 	"\x0eProduceRequest\x12&\n" +
 	"\x06record\x18\x01 \x01(\v2\x0e.log.v1.RecordR\x06record\x12,\n" +
-	"\bproducer\x18\x02 \x01(\v2\x10.log.v1.ProducerR\bproducer\"G\n" +
+	"\bproducer\x18\x02 \x01(\v2\x10.log.v1.ProducerR\bproducer\x12\x14\n" +
+	"\x05topic\x18\x03 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x04 \x01(\rR\tpartition\"G\n" +
 	"\x0fProduceResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"m\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xa1\x01\n" +
 	"\x13ProduceBatchRequest\x12(\n" +
 	"\arecords\x18\x01 \x03(\v2\x0e.log.v1.RecordR\arecords\x12,\n" +
-	"\bproducer\x18\x02 \x01(\v2\x10.log.v1.ProducerR\bproducer\"m\n" +
+	"\bproducer\x18\x02 \x01(\v2\x10.log.v1.ProducerR\bproducer\x12\x14\n" +
+	"\x05topic\x18\x03 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x04 \x01(\rR\tpartition\"m\n" +
 	"\x14ProduceBatchResponse\x12!\n" +
 	"\ffirst_offset\x18\x01 \x01(\x04R\vfirstOffset\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x04R\x05count\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"_\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\x93\x01\n" +
 	"\x0eConsumeRequest\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x125\n" +
-	"\vconsistency\x18\x02 \x01(\x0e2\x13.log.v1.ConsistencyR\vconsistency\"9\n" +
+	"\vconsistency\x18\x02 \x01(\x0e2\x13.log.v1.ConsistencyR\vconsistency\x12\x14\n" +
+	"\x05topic\x18\x03 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x04 \x01(\rR\tpartition\"9\n" +
 	"\x0fConsumeResponse\x12&\n" +
-	"\x06record\x18\x01 \x01(\v2\x0e.log.v1.RecordR\x06record\"I\n" +
+	"\x06record\x18\x01 \x01(\v2\x0e.log.v1.RecordR\x06record\"}\n" +
 	"\x10GetBoundsRequest\x125\n" +
-	"\vconsistency\x18\x01 \x01(\x0e2\x13.log.v1.ConsistencyR\vconsistency\"?\n" +
+	"\vconsistency\x18\x01 \x01(\x0e2\x13.log.v1.ConsistencyR\vconsistency\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x03 \x01(\rR\tpartition\"?\n" +
 	"\x11GetBoundsResponse\x12\x16\n" +
 	"\x06lowest\x18\x01 \x01(\x04R\x06lowest\x12\x12\n" +
 	"\x04next\x18\x02 \x01(\x04R\x04next\"\x13\n" +
@@ -925,11 +1497,42 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\brpc_addr\x18\x02 \x01(\tR\arpcAddr\x12\x1b\n" +
-	"\tis_leader\x18\x03 \x01(\bR\bisLeader*b\n" +
+	"\tis_leader\x18\x03 \x01(\bR\bisLeader\"\xc5\x01\n" +
+	"\vTopicConfig\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x01 \x01(\rR\n" +
+	"partitions\x12-\n" +
+	"\x12replication_factor\x18\x02 \x01(\rR\x11replicationFactor\x12'\n" +
+	"\x0fretention_bytes\x18\x03 \x01(\x04R\x0eretentionBytes\x12>\n" +
+	"\rretention_age\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\fretentionAge\"\x90\x01\n" +
+	"\x11PartitionMetadata\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12*\n" +
+	"\breplicas\x18\x02 \x03(\v2\x0e.log.v1.ServerR\breplicas\x12\x1b\n" +
+	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\"\x8b\x01\n" +
+	"\rTopicMetadata\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
+	"\x06config\x18\x02 \x01(\v2\x13.log.v1.TopicConfigR\x06config\x129\n" +
+	"\n" +
+	"partitions\x18\x03 \x03(\v2\x19.log.v1.PartitionMetadataR\n" +
+	"partitions\",\n" +
+	"\x12GetMetadataRequest\x12\x16\n" +
+	"\x06topics\x18\x01 \x03(\tR\x06topics\"n\n" +
+	"\x13GetMetadataResponse\x12-\n" +
+	"\x06topics\x18\x01 \x03(\v2\x15.log.v1.TopicMetadataR\x06topics\x12(\n" +
+	"\aservers\x18\x02 \x03(\v2\x0e.log.v1.ServerR\aservers\"U\n" +
+	"\x12CreateTopicRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
+	"\x06config\x18\x02 \x01(\v2\x13.log.v1.TopicConfigR\x06config\"B\n" +
+	"\x13CreateTopicResponse\x12+\n" +
+	"\x05topic\x18\x01 \x01(\v2\x15.log.v1.TopicMetadataR\x05topic\"(\n" +
+	"\x12DeleteTopicRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x15\n" +
+	"\x13DeleteTopicResponse*b\n" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x18\n" +
-	"\x14CONSISTENCY_FOLLOWER\x10\x022\xd9\x03\n" +
+	"\x14CONSISTENCY_FOLLOWER\x10\x022\xb1\x05\n" +
 	"\x03Log\x12:\n" +
 	"\aProduce\x12\x16.log.v1.ProduceRequest\x1a\x17.log.v1.ProduceResponse\x12I\n" +
 	"\fProduceBatch\x12\x1b.log.v1.ProduceBatchRequest\x1a\x1c.log.v1.ProduceBatchResponse\x12:\n" +
@@ -938,7 +1541,10 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\rConsumeStream\x12\x16.log.v1.ConsumeRequest\x1a\x17.log.v1.ConsumeResponse0\x01\x12C\n" +
 	"\n" +
 	"GetServers\x12\x19.log.v1.GetServersRequest\x1a\x1a.log.v1.GetServersResponse\x12@\n" +
-	"\tGetBounds\x12\x18.log.v1.GetBoundsRequest\x1a\x19.log.v1.GetBoundsResponseB/Z-github.com/proglog/proglog/proto/log/v1;logv1b\x06proto3"
+	"\tGetBounds\x12\x18.log.v1.GetBoundsRequest\x1a\x19.log.v1.GetBoundsResponse\x12F\n" +
+	"\vGetMetadata\x12\x1a.log.v1.GetMetadataRequest\x1a\x1b.log.v1.GetMetadataResponse\x12F\n" +
+	"\vCreateTopic\x12\x1a.log.v1.CreateTopicRequest\x1a\x1b.log.v1.CreateTopicResponse\x12F\n" +
+	"\vDeleteTopic\x12\x1a.log.v1.DeleteTopicRequest\x1a\x1b.log.v1.DeleteTopicResponseB/Z-github.com/proglog/proglog/proto/log/v1;logv1b\x06proto3"
 
 var (
 	file_log_v1_log_proto_rawDescOnce sync.Once
@@ -953,7 +1559,7 @@ func file_log_v1_log_proto_rawDescGZIP() []byte {
 }
 
 var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_log_v1_log_proto_goTypes = []any{
 	(Consistency)(0),              // 0: log.v1.Consistency
 	(*Header)(nil),                // 1: log.v1.Header
@@ -970,11 +1576,21 @@ var file_log_v1_log_proto_goTypes = []any{
 	(*GetServersRequest)(nil),     // 12: log.v1.GetServersRequest
 	(*GetServersResponse)(nil),    // 13: log.v1.GetServersResponse
 	(*Server)(nil),                // 14: log.v1.Server
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*TopicConfig)(nil),           // 15: log.v1.TopicConfig
+	(*PartitionMetadata)(nil),     // 16: log.v1.PartitionMetadata
+	(*TopicMetadata)(nil),         // 17: log.v1.TopicMetadata
+	(*GetMetadataRequest)(nil),    // 18: log.v1.GetMetadataRequest
+	(*GetMetadataResponse)(nil),   // 19: log.v1.GetMetadataResponse
+	(*CreateTopicRequest)(nil),    // 20: log.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),   // 21: log.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),    // 22: log.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),   // 23: log.v1.DeleteTopicResponse
+	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
 }
 var file_log_v1_log_proto_depIdxs = []int32{
 	1,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
-	15, // 1: log.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
+	24, // 1: log.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
 	2,  // 2: log.v1.ProduceRequest.record:type_name -> log.v1.Record
 	3,  // 3: log.v1.ProduceRequest.producer:type_name -> log.v1.Producer
 	2,  // 4: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
@@ -983,25 +1599,39 @@ var file_log_v1_log_proto_depIdxs = []int32{
 	2,  // 7: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
 	0,  // 8: log.v1.GetBoundsRequest.consistency:type_name -> log.v1.Consistency
 	14, // 9: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
-	4,  // 10: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
-	6,  // 11: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
-	8,  // 12: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
-	4,  // 13: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
-	8,  // 14: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
-	12, // 15: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
-	10, // 16: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
-	5,  // 17: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
-	7,  // 18: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
-	9,  // 19: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
-	5,  // 20: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
-	9,  // 21: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
-	13, // 22: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
-	11, // 23: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
-	17, // [17:24] is the sub-list for method output_type
-	10, // [10:17] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	25, // 10: log.v1.TopicConfig.retention_age:type_name -> google.protobuf.Duration
+	14, // 11: log.v1.PartitionMetadata.replicas:type_name -> log.v1.Server
+	15, // 12: log.v1.TopicMetadata.config:type_name -> log.v1.TopicConfig
+	16, // 13: log.v1.TopicMetadata.partitions:type_name -> log.v1.PartitionMetadata
+	17, // 14: log.v1.GetMetadataResponse.topics:type_name -> log.v1.TopicMetadata
+	14, // 15: log.v1.GetMetadataResponse.servers:type_name -> log.v1.Server
+	15, // 16: log.v1.CreateTopicRequest.config:type_name -> log.v1.TopicConfig
+	17, // 17: log.v1.CreateTopicResponse.topic:type_name -> log.v1.TopicMetadata
+	4,  // 18: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
+	6,  // 19: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
+	8,  // 20: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
+	4,  // 21: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
+	8,  // 22: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
+	12, // 23: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
+	10, // 24: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
+	18, // 25: log.v1.Log.GetMetadata:input_type -> log.v1.GetMetadataRequest
+	20, // 26: log.v1.Log.CreateTopic:input_type -> log.v1.CreateTopicRequest
+	22, // 27: log.v1.Log.DeleteTopic:input_type -> log.v1.DeleteTopicRequest
+	5,  // 28: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
+	7,  // 29: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
+	9,  // 30: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
+	5,  // 31: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
+	9,  // 32: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
+	13, // 33: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
+	11, // 34: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
+	19, // 35: log.v1.Log.GetMetadata:output_type -> log.v1.GetMetadataResponse
+	21, // 36: log.v1.Log.CreateTopic:output_type -> log.v1.CreateTopicResponse
+	23, // 37: log.v1.Log.DeleteTopic:output_type -> log.v1.DeleteTopicResponse
+	28, // [28:38] is the sub-list for method output_type
+	18, // [18:28] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_log_v1_log_proto_init() }
@@ -1015,7 +1645,7 @@ func file_log_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_v1_log_proto_rawDesc), len(file_log_v1_log_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,15 +26,26 @@ const (
 	Log_ConsumeStream_FullMethodName = "/log.v1.Log/ConsumeStream"
 	Log_GetServers_FullMethodName    = "/log.v1.Log/GetServers"
 	Log_GetBounds_FullMethodName     = "/log.v1.Log/GetBounds"
+	Log_GetMetadata_FullMethodName   = "/log.v1.Log/GetMetadata"
+	Log_CreateTopic_FullMethodName   = "/log.v1.Log/CreateTopic"
+	Log_DeleteTopic_FullMethodName   = "/log.v1.Log/DeleteTopic"
 )
 
 // LogClient is the client API for Log service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Log is a single commit log.
+// Log serves a cluster's topics. A topic is a named set of partitions; each
+// partition is a commit log of its own, replicated on the topic's replication
+// factor of servers. Every request that reads or writes records names a topic
+// and a partition; a request that names no topic uses the topic "log", which
+// the cluster creates when it bootstraps (one partition), so clients written
+// for a single log keep working. A record with a key is conventionally sent to
+// partition toPositive(murmur2(key)) mod partitions (Kafka's default
+// partitioner: seed 0x9747b28c, toPositive(h) = h & 0x7fffffff); the clients
+// do this, the server stores a record in the partition the request names.
 //
-// A log is an append-only sequence of records. Every record appended gets the
+// A partition is an append-only sequence of records. Every record appended gets the
 // next offset, a uint64 that increases by one per record and is never reused.
 // Old records may be removed by retention, so the readable offsets are the
 // half-open range [lowest, next): reading below lowest or at/after next fails
@@ -43,7 +54,14 @@ const (
 // Errors. Every RPC returns a google.rpc.Status code:
 //
 //	INVALID_ARGUMENT    malformed request (missing record, empty batch, too many
-//	                    records in one batch).
+//	                    records in one batch), or a topic name or setting that
+//	                    is not allowed (ErrorInfo reason "INVALID_TOPIC").
+//	NOT_FOUND           the request names a topic or partition that does not
+//	                    exist (ErrorInfo reason "UNKNOWN_TOPIC" with metadata
+//	                    "topic", or "UNKNOWN_PARTITION" with "topic" and
+//	                    "partition"). Clients refresh their metadata.
+//	ALREADY_EXISTS      CreateTopic of a topic that exists (reason
+//	                    "TOPIC_EXISTS", metadata "topic").
 //	RESOURCE_EXHAUSTED  a record is larger than the server's maximum record size
 //	                    (ErrorInfo reason "RECORD_TOO_LARGE", metadata "size" and
 //	                    "limit"), or a message exceeds the gRPC message limit.
@@ -62,7 +80,9 @@ const (
 //	                    (decimal strings), and a google.rpc.LocalizedMessage.
 //	UNAUTHENTICATED     the client presented no verified certificate.
 //	PERMISSION_DENIED   the certificate's subject may not perform the action
-//	                    ("produce", "consume" or "servers") on this log.
+//	                    ("produce", "consume", "servers", or on topics
+//	                    "create", "delete" and "describe") on this object (the
+//	                    topic's name; "*" for the cluster-wide ones).
 //	FAILED_PRECONDITION an idempotent produce (see Producer) the cluster refuses,
 //	                    nothing written: ErrorInfo reason "OUT_OF_ORDER_SEQUENCE"
 //	                    (a gap or a sequence older than the retained batches, or a
@@ -73,12 +93,19 @@ const (
 //	                    the cluster holds no state for: never seen, idle longer
 //	                    than the server's producer expiry, or evicted; metadata
 //	                    "producer_id" and "sequence").
-//	                    Or: this server is not the leader of the cluster, which a
+//	                    Or: this server is not the leader of the partition, which a
 //	                    Produce, ProduceBatch, ProduceStream, linearizable
-//	                    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
+//	                    Consume or linearizable GetBounds needs (or holds no
+//	                    replica of the partition at all, for any of them; or is
+//	                    not the metadata leader a CreateTopic or DeleteTopic
+//	                    needs and cannot forward to it). The status carries an ErrorInfo with
 //	                    reason "NOT_LEADER", domain "proglog" and metadata
 //	                    "leader_id" and "leader_addr" (the leader's host:port for
-//	                    this API): send the request there. Nothing was written.
+//	                    this API; empty while an election is under way): send the
+//	                    request there. Nothing was written.
+//	                    Or: CreateTopic asked for more replicas than the cluster
+//	                    has live servers (reason "NOT_ENOUGH_NODES", metadata
+//	                    "replication_factor" and "nodes").
 //	UNAVAILABLE         the log is closed, the server is shutting down, or the
 //	                    cluster has no leader at the moment (an election); retry
 //	                    elsewhere or later. A produce that fails with UNAVAILABLE
@@ -123,6 +150,22 @@ type LogClient interface {
 	// include every record acknowledged before the call started; follower
 	// bounds are the asked server's and may lag. Needs the "consume" action.
 	GetBounds(ctx context.Context, in *GetBoundsRequest, opts ...grpc.CallOption) (*GetBoundsResponse, error)
+	// GetMetadata describes the named topics (every topic the caller may
+	// describe when none is named): their configuration, partitions, replicas
+	// and leaders, and the cluster's servers. Clients route with it. Any server
+	// answers from its copy of the cluster's metadata, which may lag the
+	// metadata leader by a moment; leaders are hints (a request sent to a server
+	// that is no longer the leader is answered NOT_LEADER with the real one).
+	// Needs the "describe" action on each topic returned.
+	GetMetadata(ctx context.Context, in *GetMetadataRequest, opts ...grpc.CallOption) (*GetMetadataResponse, error)
+	// CreateTopic creates a topic and places its partitions' replicas. Any
+	// server accepts it (it is forwarded to the metadata leader). Needs the
+	// "create" action on the topic's name.
+	CreateTopic(ctx context.Context, in *CreateTopicRequest, opts ...grpc.CallOption) (*CreateTopicResponse, error)
+	// DeleteTopic deletes a topic; its partitions' data is removed from every
+	// server. The default topic "log" cannot be deleted. Needs the "delete"
+	// action on the topic's name.
+	DeleteTopic(ctx context.Context, in *DeleteTopicRequest, opts ...grpc.CallOption) (*DeleteTopicResponse, error)
 }
 
 type logClient struct {
@@ -215,13 +258,51 @@ func (c *logClient) GetBounds(ctx context.Context, in *GetBoundsRequest, opts ..
 	return out, nil
 }
 
+func (c *logClient) GetMetadata(ctx context.Context, in *GetMetadataRequest, opts ...grpc.CallOption) (*GetMetadataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetMetadataResponse)
+	err := c.cc.Invoke(ctx, Log_GetMetadata_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *logClient) CreateTopic(ctx context.Context, in *CreateTopicRequest, opts ...grpc.CallOption) (*CreateTopicResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateTopicResponse)
+	err := c.cc.Invoke(ctx, Log_CreateTopic_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *logClient) DeleteTopic(ctx context.Context, in *DeleteTopicRequest, opts ...grpc.CallOption) (*DeleteTopicResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteTopicResponse)
+	err := c.cc.Invoke(ctx, Log_DeleteTopic_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LogServer is the server API for Log service.
 // All implementations should embed UnimplementedLogServer
 // for forward compatibility.
 //
-// Log is a single commit log.
+// Log serves a cluster's topics. A topic is a named set of partitions; each
+// partition is a commit log of its own, replicated on the topic's replication
+// factor of servers. Every request that reads or writes records names a topic
+// and a partition; a request that names no topic uses the topic "log", which
+// the cluster creates when it bootstraps (one partition), so clients written
+// for a single log keep working. A record with a key is conventionally sent to
+// partition toPositive(murmur2(key)) mod partitions (Kafka's default
+// partitioner: seed 0x9747b28c, toPositive(h) = h & 0x7fffffff); the clients
+// do this, the server stores a record in the partition the request names.
 //
-// A log is an append-only sequence of records. Every record appended gets the
+// A partition is an append-only sequence of records. Every record appended gets the
 // next offset, a uint64 that increases by one per record and is never reused.
 // Old records may be removed by retention, so the readable offsets are the
 // half-open range [lowest, next): reading below lowest or at/after next fails
@@ -230,7 +311,14 @@ func (c *logClient) GetBounds(ctx context.Context, in *GetBoundsRequest, opts ..
 // Errors. Every RPC returns a google.rpc.Status code:
 //
 //	INVALID_ARGUMENT    malformed request (missing record, empty batch, too many
-//	                    records in one batch).
+//	                    records in one batch), or a topic name or setting that
+//	                    is not allowed (ErrorInfo reason "INVALID_TOPIC").
+//	NOT_FOUND           the request names a topic or partition that does not
+//	                    exist (ErrorInfo reason "UNKNOWN_TOPIC" with metadata
+//	                    "topic", or "UNKNOWN_PARTITION" with "topic" and
+//	                    "partition"). Clients refresh their metadata.
+//	ALREADY_EXISTS      CreateTopic of a topic that exists (reason
+//	                    "TOPIC_EXISTS", metadata "topic").
 //	RESOURCE_EXHAUSTED  a record is larger than the server's maximum record size
 //	                    (ErrorInfo reason "RECORD_TOO_LARGE", metadata "size" and
 //	                    "limit"), or a message exceeds the gRPC message limit.
@@ -249,7 +337,9 @@ func (c *logClient) GetBounds(ctx context.Context, in *GetBoundsRequest, opts ..
 //	                    (decimal strings), and a google.rpc.LocalizedMessage.
 //	UNAUTHENTICATED     the client presented no verified certificate.
 //	PERMISSION_DENIED   the certificate's subject may not perform the action
-//	                    ("produce", "consume" or "servers") on this log.
+//	                    ("produce", "consume", "servers", or on topics
+//	                    "create", "delete" and "describe") on this object (the
+//	                    topic's name; "*" for the cluster-wide ones).
 //	FAILED_PRECONDITION an idempotent produce (see Producer) the cluster refuses,
 //	                    nothing written: ErrorInfo reason "OUT_OF_ORDER_SEQUENCE"
 //	                    (a gap or a sequence older than the retained batches, or a
@@ -260,12 +350,19 @@ func (c *logClient) GetBounds(ctx context.Context, in *GetBoundsRequest, opts ..
 //	                    the cluster holds no state for: never seen, idle longer
 //	                    than the server's producer expiry, or evicted; metadata
 //	                    "producer_id" and "sequence").
-//	                    Or: this server is not the leader of the cluster, which a
+//	                    Or: this server is not the leader of the partition, which a
 //	                    Produce, ProduceBatch, ProduceStream, linearizable
-//	                    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
+//	                    Consume or linearizable GetBounds needs (or holds no
+//	                    replica of the partition at all, for any of them; or is
+//	                    not the metadata leader a CreateTopic or DeleteTopic
+//	                    needs and cannot forward to it). The status carries an ErrorInfo with
 //	                    reason "NOT_LEADER", domain "proglog" and metadata
 //	                    "leader_id" and "leader_addr" (the leader's host:port for
-//	                    this API): send the request there. Nothing was written.
+//	                    this API; empty while an election is under way): send the
+//	                    request there. Nothing was written.
+//	                    Or: CreateTopic asked for more replicas than the cluster
+//	                    has live servers (reason "NOT_ENOUGH_NODES", metadata
+//	                    "replication_factor" and "nodes").
 //	UNAVAILABLE         the log is closed, the server is shutting down, or the
 //	                    cluster has no leader at the moment (an election); retry
 //	                    elsewhere or later. A produce that fails with UNAVAILABLE
@@ -310,6 +407,22 @@ type LogServer interface {
 	// include every record acknowledged before the call started; follower
 	// bounds are the asked server's and may lag. Needs the "consume" action.
 	GetBounds(context.Context, *GetBoundsRequest) (*GetBoundsResponse, error)
+	// GetMetadata describes the named topics (every topic the caller may
+	// describe when none is named): their configuration, partitions, replicas
+	// and leaders, and the cluster's servers. Clients route with it. Any server
+	// answers from its copy of the cluster's metadata, which may lag the
+	// metadata leader by a moment; leaders are hints (a request sent to a server
+	// that is no longer the leader is answered NOT_LEADER with the real one).
+	// Needs the "describe" action on each topic returned.
+	GetMetadata(context.Context, *GetMetadataRequest) (*GetMetadataResponse, error)
+	// CreateTopic creates a topic and places its partitions' replicas. Any
+	// server accepts it (it is forwarded to the metadata leader). Needs the
+	// "create" action on the topic's name.
+	CreateTopic(context.Context, *CreateTopicRequest) (*CreateTopicResponse, error)
+	// DeleteTopic deletes a topic; its partitions' data is removed from every
+	// server. The default topic "log" cannot be deleted. Needs the "delete"
+	// action on the topic's name.
+	DeleteTopic(context.Context, *DeleteTopicRequest) (*DeleteTopicResponse, error)
 }
 
 // UnimplementedLogServer should be embedded to have
@@ -339,6 +452,15 @@ func (UnimplementedLogServer) GetServers(context.Context, *GetServersRequest) (*
 }
 func (UnimplementedLogServer) GetBounds(context.Context, *GetBoundsRequest) (*GetBoundsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetBounds not implemented")
+}
+func (UnimplementedLogServer) GetMetadata(context.Context, *GetMetadataRequest) (*GetMetadataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetMetadata not implemented")
+}
+func (UnimplementedLogServer) CreateTopic(context.Context, *CreateTopicRequest) (*CreateTopicResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateTopic not implemented")
+}
+func (UnimplementedLogServer) DeleteTopic(context.Context, *DeleteTopicRequest) (*DeleteTopicResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteTopic not implemented")
 }
 func (UnimplementedLogServer) testEmbeddedByValue() {}
 
@@ -468,6 +590,60 @@ func _Log_GetBounds_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Log_GetMetadata_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetMetadataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).GetMetadata(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_GetMetadata_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).GetMetadata(ctx, req.(*GetMetadataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Log_CreateTopic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateTopicRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).CreateTopic(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_CreateTopic_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).CreateTopic(ctx, req.(*CreateTopicRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Log_DeleteTopic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteTopicRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).DeleteTopic(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_DeleteTopic_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).DeleteTopic(ctx, req.(*DeleteTopicRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Log_ServiceDesc is the grpc.ServiceDesc for Log service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -494,6 +670,18 @@ var Log_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetBounds",
 			Handler:    _Log_GetBounds_Handler,
+		},
+		{
+			MethodName: "GetMetadata",
+			Handler:    _Log_GetMetadata_Handler,
+		},
+		{
+			MethodName: "CreateTopic",
+			Handler:    _Log_CreateTopic_Handler,
+		},
+		{
+			MethodName: "DeleteTopic",
+			Handler:    _Log_DeleteTopic_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10log/v1/log.proto\x12\x06log.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"$\n\x06Header\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x84\x01\n\x06Record\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0b\n\x03key\x18\x03 \x01(\x0c\x12\x1f\n\x07headers\x18\x04 \x03(\x0b\x32\x0e.log.v1.Header\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x08Producer\x12\n\n\x02id\x18\x01 \x01(\x06\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"T\n\x0eProduceRequest\x12\x1e\n\x06record\x18\x01 \x01(\x0b\x32\x0e.log.v1.Record\x12\"\n\x08producer\x18\x02 \x01(\x0b\x32\x10.log.v1.Producer\"4\n\x0fProduceResponse\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"Z\n\x13ProduceBatchRequest\x12\x1f\n\x07records\x18\x01 \x03(\x0b\x32\x0e.log.v1.Record\x12\"\n\x08producer\x18\x02 \x01(\x0b\x32\x10.log.v1.Producer\"N\n\x14ProduceBatchResponse\x12\x14\n\x0c\x66irst_offset\x18\x01 \x01(\x04\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"J\n\x0e\x43onsumeRequest\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12(\n\x0b\x63onsistency\x18\x02 \x01(\x0e\x32\x13.log.v1.Consistency\"1\n\x0f\x43onsumeResponse\x12\x1e\n\x06record\x18\x01 \x01(\x0b\x32\x0e.log.v1.Record\"<\n\x10GetBoundsRequest\x12(\n\x0b\x63onsistency\x18\x01 \x01(\x0e\x32\x13.log.v1.Consistency\"1\n\x11GetBoundsResponse\x12\x0e\n\x06lowest\x18\x01 \x01(\x04\x12\x0c\n\x04next\x18\x02 \x01(\x04\"\x13\n\x11GetServersRequest\"5\n\x12GetServersResponse\x12\x1f\n\x07servers\x18\x01 \x03(\x0b\x32\x0e.log.v1.Server\"9\n\x06Server\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08rpc_addr\x18\x02 \x01(\t\x12\x11\n\tis_leader\x18\x03 \x01(\x08*b\n\x0b\x43onsistency\x12\x1b\n\x17\x43ONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONSISTENCY_LINEARIZABLE\x10\x01\x12\x18\n\x14\x43ONSISTENCY_FOLLOWER\x10\x02\x32\xd9\x03\n\x03Log\x12:\n\x07Produce\x12\x16.log.v1.ProduceRequest\x1a\x17.log.v1.ProduceResponse\x12I\n\x0cProduceBatch\x12\x1b.log.v1.ProduceBatchRequest\x1a\x1c.log.v1.ProduceBatchResponse\x12:\n\x07\x43onsume\x12\x16.log.v1.ConsumeRequest\x1a\x17.log.v1.ConsumeResponse\x12\x44\n\rProduceStream\x12\x16.log.v1.ProduceRequest\x1a\x17.log.v1.ProduceResponse(\x01\x30\x01\x12\x42\n\rConsumeStream\x12\x16.log.v1.ConsumeRequest\x1a\x17.log.v1.ConsumeResponse0\x01\x12\x43\n\nGetServers\x12\x19.log.v1.GetServersRequest\x1a\x1a.log.v1.GetServersResponse\x12@\n\tGetBounds\x12\x18.log.v1.GetBoundsRequest\x1a\x19.log.v1.GetBoundsResponseB/Z-github.com/proglog/proglog/proto/log/v1;logv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10log/v1/log.proto\x12\x06log.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"$\n\x06Header\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x84\x01\n\x06Record\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0b\n\x03key\x18\x03 \x01(\x0c\x12\x1f\n\x07headers\x18\x04 \x03(\x0b\x32\x0e.log.v1.Header\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x08Producer\x12\n\n\x02id\x18\x01 \x01(\x06\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"v\n\x0eProduceRequest\x12\x1e\n\x06record\x18\x01 \x01(\x0b\x32\x0e.log.v1.Record\x12\"\n\x08producer\x18\x02 \x01(\x0b\x32\x10.log.v1.Producer\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\r\"4\n\x0fProduceResponse\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"|\n\x13ProduceBatchRequest\x12\x1f\n\x07records\x18\x01 \x03(\x0b\x32\x0e.log.v1.Record\x12\"\n\x08producer\x18\x02 \x01(\x0b\x32\x10.log.v1.Producer\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\r\"N\n\x14ProduceBatchResponse\x12\x14\n\x0c\x66irst_offset\x18\x01 \x01(\x04\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"l\n\x0e\x43onsumeRequest\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12(\n\x0b\x63onsistency\x18\x02 \x01(\x0e\x32\x13.log.v1.Consistency\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\r\"1\n\x0f\x43onsumeResponse\x12\x1e\n\x06record\x18\x01 \x01(\x0b\x32\x0e.log.v1.Record\"^\n\x10GetBoundsRequest\x12(\n\x0b\x63onsistency\x18\x01 \x01(\x0e\x32\x13.log.v1.Consistency\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\r\"1\n\x11GetBoundsResponse\x12\x0e\n\x06lowest\x18\x01 \x01(\x04\x12\x0c\n\x04next\x18\x02 \x01(\x04\"\x13\n\x11GetServersRequest\"5\n\x12GetServersResponse\x12\x1f\n\x07servers\x18\x01 \x03(\x0b\x32\x0e.log.v1.Server\"9\n\x06Server\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08rpc_addr\x18\x02 \x01(\t\x12\x11\n\tis_leader\x18\x03 \x01(\x08\"\x88\x01\n\x0bTopicConfig\x12\x12\n\npartitions\x18\x01 \x01(\r\x12\x1a\n\x12replication_factor\x18\x02 \x01(\r\x12\x17\n\x0fretention_bytes\x18\x03 \x01(\x04\x12\x30\n\rretention_age\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"j\n\x11PartitionMetadata\x12\x11\n\tpartition\x18\x01 \x01(\r\x12 \n\x08replicas\x18\x02 \x03(\x0b\x32\x0e.log.v1.Server\x12\x11\n\tleader_id\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\"q\n\rTopicMetadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x13.log.v1.TopicConfig\x12-\n\npartitions\x18\x03 \x03(\x0b\x32\x19.log.v1.PartitionMetadata\"$\n\x12GetMetadataRequest\x12\x0e\n\x06topics\x18\x01 \x03(\t\"]\n\x13GetMetadataResponse\x12%\n\x06topics\x18\x01 \x03(\x0b\x32\x15.log.v1.TopicMetadata\x12\x1f\n\x07servers\x18\x02 \x03(\x0b\x32\x0e.log.v1.Server\"G\n\x12\x43reateTopicRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x13.log.v1.TopicConfig\";\n\x13\x43reateTopicResponse\x12$\n\x05topic\x18\x01 \x01(\x0b\x32\x15.log.v1.TopicMetadata\"\"\n\x12\x44\x65leteTopicRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteTopicResponse*b\n\x0b\x43onsistency\x12\x1b\n\x17\x43ONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONSISTENCY_LINEARIZABLE\x10\x01\x12\x18\n\x14\x43ONSISTENCY_FOLLOWER\x10\x02\x32\xb1\x05\n\x03Log\x12:\n\x07Produce\x12\x16.log.v1.ProduceRequest\x1a\x17.log.v1.ProduceResponse\x12I\n\x0cProduceBatch\x12\x1b.log.v1.ProduceBatchRequest\x1a\x1c.log.v1.ProduceBatchResponse\x12:\n\x07\x43onsume\x12\x16.log.v1.ConsumeRequest\x1a\x17.log.v1.ConsumeResponse\x12\x44\n\rProduceStream\x12\x16.log.v1.ProduceRequest\x1a\x17.log.v1.ProduceResponse(\x01\x30\x01\x12\x42\n\rConsumeStream\x12\x16.log.v1.ConsumeRequest\x1a\x17.log.v1.ConsumeResponse0\x01\x12\x43\n\nGetServers\x12\x19.log.v1.GetServersRequest\x1a\x1a.log.v1.GetServersResponse\x12@\n\tGetBounds\x12\x18.log.v1.GetBoundsRequest\x1a\x19.log.v1.GetBoundsResponse\x12\x46\n\x0bGetMetadata\x12\x1a.log.v1.GetMetadataRequest\x1a\x1b.log.v1.GetMetadataResponse\x12\x46\n\x0b\x43reateTopic\x12\x1a.log.v1.CreateTopicRequest\x1a\x1b.log.v1.CreateTopicResponse\x12\x46\n\x0b\x44\x65leteTopic\x12\x1a.log.v1.DeleteTopicRequest\x1a\x1b.log.v1.DeleteTopicResponseB/Z-github.com/proglog/proglog/proto/log/v1;logv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,36 +34,54 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'log.v1.log_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z-github.com/proglog/proglog/proto/log/v1;logv1'
-  _globals['_CONSISTENCY']._serialized_start=963
-  _globals['_CONSISTENCY']._serialized_end=1061
-  _globals['_HEADER']._serialized_start=61
-  _globals['_HEADER']._serialized_end=97
-  _globals['_RECORD']._serialized_start=100
-  _globals['_RECORD']._serialized_end=232
-  _globals['_PRODUCER']._serialized_start=234
-  _globals['_PRODUCER']._serialized_end=274
-  _globals['_PRODUCEREQUEST']._serialized_start=276
-  _globals['_PRODUCEREQUEST']._serialized_end=360
-  _globals['_PRODUCERESPONSE']._serialized_start=362
-  _globals['_PRODUCERESPONSE']._serialized_end=414
-  _globals['_PRODUCEBATCHREQUEST']._serialized_start=416
-  _globals['_PRODUCEBATCHREQUEST']._serialized_end=506
-  _globals['_PRODUCEBATCHRESPONSE']._serialized_start=508
-  _globals['_PRODUCEBATCHRESPONSE']._serialized_end=586
-  _globals['_CONSUMEREQUEST']._serialized_start=588
-  _globals['_CONSUMEREQUEST']._serialized_end=662
-  _globals['_CONSUMERESPONSE']._serialized_start=664
-  _globals['_CONSUMERESPONSE']._serialized_end=713
-  _globals['_GETBOUNDSREQUEST']._serialized_start=715
-  _globals['_GETBOUNDSREQUEST']._serialized_end=775
-  _globals['_GETBOUNDSRESPONSE']._serialized_start=777
-  _globals['_GETBOUNDSRESPONSE']._serialized_end=826
-  _globals['_GETSERVERSREQUEST']._serialized_start=828
-  _globals['_GETSERVERSREQUEST']._serialized_end=847
-  _globals['_GETSERVERSRESPONSE']._serialized_start=849
-  _globals['_GETSERVERSRESPONSE']._serialized_end=902
-  _globals['_SERVER']._serialized_start=904
-  _globals['_SERVER']._serialized_end=961
-  _globals['_LOG']._serialized_start=1064
-  _globals['_LOG']._serialized_end=1537
+  _globals['_CONSISTENCY']._serialized_start=1819
+  _globals['_CONSISTENCY']._serialized_end=1917
+  _globals['_HEADER']._serialized_start=93
+  _globals['_HEADER']._serialized_end=129
+  _globals['_RECORD']._serialized_start=132
+  _globals['_RECORD']._serialized_end=264
+  _globals['_PRODUCER']._serialized_start=266
+  _globals['_PRODUCER']._serialized_end=306
+  _globals['_PRODUCEREQUEST']._serialized_start=308
+  _globals['_PRODUCEREQUEST']._serialized_end=426
+  _globals['_PRODUCERESPONSE']._serialized_start=428
+  _globals['_PRODUCERESPONSE']._serialized_end=480
+  _globals['_PRODUCEBATCHREQUEST']._serialized_start=482
+  _globals['_PRODUCEBATCHREQUEST']._serialized_end=606
+  _globals['_PRODUCEBATCHRESPONSE']._serialized_start=608
+  _globals['_PRODUCEBATCHRESPONSE']._serialized_end=686
+  _globals['_CONSUMEREQUEST']._serialized_start=688
+  _globals['_CONSUMEREQUEST']._serialized_end=796
+  _globals['_CONSUMERESPONSE']._serialized_start=798
+  _globals['_CONSUMERESPONSE']._serialized_end=847
+  _globals['_GETBOUNDSREQUEST']._serialized_start=849
+  _globals['_GETBOUNDSREQUEST']._serialized_end=943
+  _globals['_GETBOUNDSRESPONSE']._serialized_start=945
+  _globals['_GETBOUNDSRESPONSE']._serialized_end=994
+  _globals['_GETSERVERSREQUEST']._serialized_start=996
+  _globals['_GETSERVERSREQUEST']._serialized_end=1015
+  _globals['_GETSERVERSRESPONSE']._serialized_start=1017
+  _globals['_GETSERVERSRESPONSE']._serialized_end=1070
+  _globals['_SERVER']._serialized_start=1072
+  _globals['_SERVER']._serialized_end=1129
+  _globals['_TOPICCONFIG']._serialized_start=1132
+  _globals['_TOPICCONFIG']._serialized_end=1268
+  _globals['_PARTITIONMETADATA']._serialized_start=1270
+  _globals['_PARTITIONMETADATA']._serialized_end=1376
+  _globals['_TOPICMETADATA']._serialized_start=1378
+  _globals['_TOPICMETADATA']._serialized_end=1491
+  _globals['_GETMETADATAREQUEST']._serialized_start=1493
+  _globals['_GETMETADATAREQUEST']._serialized_end=1529
+  _globals['_GETMETADATARESPONSE']._serialized_start=1531
+  _globals['_GETMETADATARESPONSE']._serialized_end=1624
+  _globals['_CREATETOPICREQUEST']._serialized_start=1626
+  _globals['_CREATETOPICREQUEST']._serialized_end=1697
+  _globals['_CREATETOPICRESPONSE']._serialized_start=1699
+  _globals['_CREATETOPICRESPONSE']._serialized_end=1758
+  _globals['_DELETETOPICREQUEST']._serialized_start=1760
+  _globals['_DELETETOPICREQUEST']._serialized_end=1794
+  _globals['_DELETETOPICRESPONSE']._serialized_start=1796
+  _globals['_DELETETOPICRESPONSE']._serialized_end=1817
+  _globals['_LOG']._serialized_start=1920
+  _globals['_LOG']._serialized_end=2609
 # @@protoc_insertion_point(module_scope)

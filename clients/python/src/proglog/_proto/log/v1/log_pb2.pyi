@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -50,12 +51,16 @@ class Producer(_message.Message):
     def __init__(self, id: _Optional[int] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class ProduceRequest(_message.Message):
-    __slots__ = ("record", "producer")
+    __slots__ = ("record", "producer", "topic", "partition")
     RECORD_FIELD_NUMBER: _ClassVar[int]
     PRODUCER_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
     record: Record
     producer: Producer
-    def __init__(self, record: _Optional[_Union[Record, _Mapping]] = ..., producer: _Optional[_Union[Producer, _Mapping]] = ...) -> None: ...
+    topic: str
+    partition: int
+    def __init__(self, record: _Optional[_Union[Record, _Mapping]] = ..., producer: _Optional[_Union[Producer, _Mapping]] = ..., topic: _Optional[str] = ..., partition: _Optional[int] = ...) -> None: ...
 
 class ProduceResponse(_message.Message):
     __slots__ = ("offset", "duplicate")
@@ -66,12 +71,16 @@ class ProduceResponse(_message.Message):
     def __init__(self, offset: _Optional[int] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
 class ProduceBatchRequest(_message.Message):
-    __slots__ = ("records", "producer")
+    __slots__ = ("records", "producer", "topic", "partition")
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     PRODUCER_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
     records: _containers.RepeatedCompositeFieldContainer[Record]
     producer: Producer
-    def __init__(self, records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., producer: _Optional[_Union[Producer, _Mapping]] = ...) -> None: ...
+    topic: str
+    partition: int
+    def __init__(self, records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., producer: _Optional[_Union[Producer, _Mapping]] = ..., topic: _Optional[str] = ..., partition: _Optional[int] = ...) -> None: ...
 
 class ProduceBatchResponse(_message.Message):
     __slots__ = ("first_offset", "count", "duplicate")
@@ -84,12 +93,16 @@ class ProduceBatchResponse(_message.Message):
     def __init__(self, first_offset: _Optional[int] = ..., count: _Optional[int] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
 class ConsumeRequest(_message.Message):
-    __slots__ = ("offset", "consistency")
+    __slots__ = ("offset", "consistency", "topic", "partition")
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
     offset: int
     consistency: Consistency
-    def __init__(self, offset: _Optional[int] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+    topic: str
+    partition: int
+    def __init__(self, offset: _Optional[int] = ..., consistency: _Optional[_Union[Consistency, str]] = ..., topic: _Optional[str] = ..., partition: _Optional[int] = ...) -> None: ...
 
 class ConsumeResponse(_message.Message):
     __slots__ = ("record",)
@@ -98,10 +111,14 @@ class ConsumeResponse(_message.Message):
     def __init__(self, record: _Optional[_Union[Record, _Mapping]] = ...) -> None: ...
 
 class GetBoundsRequest(_message.Message):
-    __slots__ = ("consistency",)
+    __slots__ = ("consistency", "topic", "partition")
     CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
     consistency: Consistency
-    def __init__(self, consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+    topic: str
+    partition: int
+    def __init__(self, consistency: _Optional[_Union[Consistency, str]] = ..., topic: _Optional[str] = ..., partition: _Optional[int] = ...) -> None: ...
 
 class GetBoundsResponse(_message.Message):
     __slots__ = ("lowest", "next")
@@ -130,3 +147,75 @@ class Server(_message.Message):
     rpc_addr: str
     is_leader: bool
     def __init__(self, id: _Optional[str] = ..., rpc_addr: _Optional[str] = ..., is_leader: _Optional[bool] = ...) -> None: ...
+
+class TopicConfig(_message.Message):
+    __slots__ = ("partitions", "replication_factor", "retention_bytes", "retention_age")
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_AGE_FIELD_NUMBER: _ClassVar[int]
+    partitions: int
+    replication_factor: int
+    retention_bytes: int
+    retention_age: _duration_pb2.Duration
+    def __init__(self, partitions: _Optional[int] = ..., replication_factor: _Optional[int] = ..., retention_bytes: _Optional[int] = ..., retention_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class PartitionMetadata(_message.Message):
+    __slots__ = ("partition", "replicas", "leader_id", "epoch")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    LEADER_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    replicas: _containers.RepeatedCompositeFieldContainer[Server]
+    leader_id: str
+    epoch: int
+    def __init__(self, partition: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[Server, _Mapping]]] = ..., leader_id: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
+
+class TopicMetadata(_message.Message):
+    __slots__ = ("name", "config", "partitions")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    config: TopicConfig
+    partitions: _containers.RepeatedCompositeFieldContainer[PartitionMetadata]
+    def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[TopicConfig, _Mapping]] = ..., partitions: _Optional[_Iterable[_Union[PartitionMetadata, _Mapping]]] = ...) -> None: ...
+
+class GetMetadataRequest(_message.Message):
+    __slots__ = ("topics",)
+    TOPICS_FIELD_NUMBER: _ClassVar[int]
+    topics: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, topics: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetMetadataResponse(_message.Message):
+    __slots__ = ("topics", "servers")
+    TOPICS_FIELD_NUMBER: _ClassVar[int]
+    SERVERS_FIELD_NUMBER: _ClassVar[int]
+    topics: _containers.RepeatedCompositeFieldContainer[TopicMetadata]
+    servers: _containers.RepeatedCompositeFieldContainer[Server]
+    def __init__(self, topics: _Optional[_Iterable[_Union[TopicMetadata, _Mapping]]] = ..., servers: _Optional[_Iterable[_Union[Server, _Mapping]]] = ...) -> None: ...
+
+class CreateTopicRequest(_message.Message):
+    __slots__ = ("name", "config")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    config: TopicConfig
+    def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[TopicConfig, _Mapping]] = ...) -> None: ...
+
+class CreateTopicResponse(_message.Message):
+    __slots__ = ("topic",)
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    topic: TopicMetadata
+    def __init__(self, topic: _Optional[_Union[TopicMetadata, _Mapping]] = ...) -> None: ...
+
+class DeleteTopicRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteTopicResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -26,9 +26,17 @@ if _version_not_supported:
 
 
 class LogStub:
-    """Log is a single commit log.
+    """Log serves a cluster's topics. A topic is a named set of partitions; each
+    partition is a commit log of its own, replicated on the topic's replication
+    factor of servers. Every request that reads or writes records names a topic
+    and a partition; a request that names no topic uses the topic "log", which
+    the cluster creates when it bootstraps (one partition), so clients written
+    for a single log keep working. A record with a key is conventionally sent to
+    partition toPositive(murmur2(key)) mod partitions (Kafka's default
+    partitioner: seed 0x9747b28c, toPositive(h) = h & 0x7fffffff); the clients
+    do this, the server stores a record in the partition the request names.
 
-    A log is an append-only sequence of records. Every record appended gets the
+    A partition is an append-only sequence of records. Every record appended gets the
     next offset, a uint64 that increases by one per record and is never reused.
     Old records may be removed by retention, so the readable offsets are the
     half-open range [lowest, next): reading below lowest or at/after next fails
@@ -36,7 +44,14 @@ class LogStub:
 
     Errors. Every RPC returns a google.rpc.Status code:
     INVALID_ARGUMENT    malformed request (missing record, empty batch, too many
-    records in one batch).
+    records in one batch), or a topic name or setting that
+    is not allowed (ErrorInfo reason "INVALID_TOPIC").
+    NOT_FOUND           the request names a topic or partition that does not
+    exist (ErrorInfo reason "UNKNOWN_TOPIC" with metadata
+    "topic", or "UNKNOWN_PARTITION" with "topic" and
+    "partition"). Clients refresh their metadata.
+    ALREADY_EXISTS      CreateTopic of a topic that exists (reason
+    "TOPIC_EXISTS", metadata "topic").
     RESOURCE_EXHAUSTED  a record is larger than the server's maximum record size
     (ErrorInfo reason "RECORD_TOO_LARGE", metadata "size" and
     "limit"), or a message exceeds the gRPC message limit.
@@ -55,7 +70,9 @@ class LogStub:
     (decimal strings), and a google.rpc.LocalizedMessage.
     UNAUTHENTICATED     the client presented no verified certificate.
     PERMISSION_DENIED   the certificate's subject may not perform the action
-    ("produce", "consume" or "servers") on this log.
+    ("produce", "consume", "servers", or on topics
+    "create", "delete" and "describe") on this object (the
+    topic's name; "*" for the cluster-wide ones).
     FAILED_PRECONDITION an idempotent produce (see Producer) the cluster refuses,
     nothing written: ErrorInfo reason "OUT_OF_ORDER_SEQUENCE"
     (a gap or a sequence older than the retained batches, or a
@@ -66,12 +83,19 @@ class LogStub:
     the cluster holds no state for: never seen, idle longer
     than the server's producer expiry, or evicted; metadata
     "producer_id" and "sequence").
-    Or: this server is not the leader of the cluster, which a
+    Or: this server is not the leader of the partition, which a
     Produce, ProduceBatch, ProduceStream, linearizable
-    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
+    Consume or linearizable GetBounds needs (or holds no
+    replica of the partition at all, for any of them; or is
+    not the metadata leader a CreateTopic or DeleteTopic
+    needs and cannot forward to it). The status carries an ErrorInfo with
     reason "NOT_LEADER", domain "proglog" and metadata
     "leader_id" and "leader_addr" (the leader's host:port for
-    this API): send the request there. Nothing was written.
+    this API; empty while an election is under way): send the
+    request there. Nothing was written.
+    Or: CreateTopic asked for more replicas than the cluster
+    has live servers (reason "NOT_ENOUGH_NODES", metadata
+    "replication_factor" and "nodes").
     UNAVAILABLE         the log is closed, the server is shutting down, or the
     cluster has no leader at the moment (an election); retry
     elsewhere or later. A produce that fails with UNAVAILABLE
@@ -122,12 +146,35 @@ class LogStub:
                 request_serializer=log_dot_v1_dot_log__pb2.GetBoundsRequest.SerializeToString,
                 response_deserializer=log_dot_v1_dot_log__pb2.GetBoundsResponse.FromString,
                 _registered_method=True)
+        self.GetMetadata = channel.unary_unary(
+                '/log.v1.Log/GetMetadata',
+                request_serializer=log_dot_v1_dot_log__pb2.GetMetadataRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.GetMetadataResponse.FromString,
+                _registered_method=True)
+        self.CreateTopic = channel.unary_unary(
+                '/log.v1.Log/CreateTopic',
+                request_serializer=log_dot_v1_dot_log__pb2.CreateTopicRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.CreateTopicResponse.FromString,
+                _registered_method=True)
+        self.DeleteTopic = channel.unary_unary(
+                '/log.v1.Log/DeleteTopic',
+                request_serializer=log_dot_v1_dot_log__pb2.DeleteTopicRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.DeleteTopicResponse.FromString,
+                _registered_method=True)
 
 
 class LogServicer:
-    """Log is a single commit log.
+    """Log serves a cluster's topics. A topic is a named set of partitions; each
+    partition is a commit log of its own, replicated on the topic's replication
+    factor of servers. Every request that reads or writes records names a topic
+    and a partition; a request that names no topic uses the topic "log", which
+    the cluster creates when it bootstraps (one partition), so clients written
+    for a single log keep working. A record with a key is conventionally sent to
+    partition toPositive(murmur2(key)) mod partitions (Kafka's default
+    partitioner: seed 0x9747b28c, toPositive(h) = h & 0x7fffffff); the clients
+    do this, the server stores a record in the partition the request names.
 
-    A log is an append-only sequence of records. Every record appended gets the
+    A partition is an append-only sequence of records. Every record appended gets the
     next offset, a uint64 that increases by one per record and is never reused.
     Old records may be removed by retention, so the readable offsets are the
     half-open range [lowest, next): reading below lowest or at/after next fails
@@ -135,7 +182,14 @@ class LogServicer:
 
     Errors. Every RPC returns a google.rpc.Status code:
     INVALID_ARGUMENT    malformed request (missing record, empty batch, too many
-    records in one batch).
+    records in one batch), or a topic name or setting that
+    is not allowed (ErrorInfo reason "INVALID_TOPIC").
+    NOT_FOUND           the request names a topic or partition that does not
+    exist (ErrorInfo reason "UNKNOWN_TOPIC" with metadata
+    "topic", or "UNKNOWN_PARTITION" with "topic" and
+    "partition"). Clients refresh their metadata.
+    ALREADY_EXISTS      CreateTopic of a topic that exists (reason
+    "TOPIC_EXISTS", metadata "topic").
     RESOURCE_EXHAUSTED  a record is larger than the server's maximum record size
     (ErrorInfo reason "RECORD_TOO_LARGE", metadata "size" and
     "limit"), or a message exceeds the gRPC message limit.
@@ -154,7 +208,9 @@ class LogServicer:
     (decimal strings), and a google.rpc.LocalizedMessage.
     UNAUTHENTICATED     the client presented no verified certificate.
     PERMISSION_DENIED   the certificate's subject may not perform the action
-    ("produce", "consume" or "servers") on this log.
+    ("produce", "consume", "servers", or on topics
+    "create", "delete" and "describe") on this object (the
+    topic's name; "*" for the cluster-wide ones).
     FAILED_PRECONDITION an idempotent produce (see Producer) the cluster refuses,
     nothing written: ErrorInfo reason "OUT_OF_ORDER_SEQUENCE"
     (a gap or a sequence older than the retained batches, or a
@@ -165,12 +221,19 @@ class LogServicer:
     the cluster holds no state for: never seen, idle longer
     than the server's producer expiry, or evicted; metadata
     "producer_id" and "sequence").
-    Or: this server is not the leader of the cluster, which a
+    Or: this server is not the leader of the partition, which a
     Produce, ProduceBatch, ProduceStream, linearizable
-    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
+    Consume or linearizable GetBounds needs (or holds no
+    replica of the partition at all, for any of them; or is
+    not the metadata leader a CreateTopic or DeleteTopic
+    needs and cannot forward to it). The status carries an ErrorInfo with
     reason "NOT_LEADER", domain "proglog" and metadata
     "leader_id" and "leader_addr" (the leader's host:port for
-    this API): send the request there. Nothing was written.
+    this API; empty while an election is under way): send the
+    request there. Nothing was written.
+    Or: CreateTopic asked for more replicas than the cluster
+    has live servers (reason "NOT_ENOUGH_NODES", metadata
+    "replication_factor" and "nodes").
     UNAVAILABLE         the log is closed, the server is shutting down, or the
     cluster has no leader at the moment (an election); retry
     elsewhere or later. A produce that fails with UNAVAILABLE
@@ -251,6 +314,37 @@ class LogServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMetadata(self, request, context):
+        """GetMetadata describes the named topics (every topic the caller may
+        describe when none is named): their configuration, partitions, replicas
+        and leaders, and the cluster's servers. Clients route with it. Any server
+        answers from its copy of the cluster's metadata, which may lag the
+        metadata leader by a moment; leaders are hints (a request sent to a server
+        that is no longer the leader is answered NOT_LEADER with the real one).
+        Needs the "describe" action on each topic returned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTopic(self, request, context):
+        """CreateTopic creates a topic and places its partitions' replicas. Any
+        server accepts it (it is forwarded to the metadata leader). Needs the
+        "create" action on the topic's name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTopic(self, request, context):
+        """DeleteTopic deletes a topic; its partitions' data is removed from every
+        server. The default topic "log" cannot be deleted. Needs the "delete"
+        action on the topic's name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LogServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -289,6 +383,21 @@ def add_LogServicer_to_server(servicer, server):
                     request_deserializer=log_dot_v1_dot_log__pb2.GetBoundsRequest.FromString,
                     response_serializer=log_dot_v1_dot_log__pb2.GetBoundsResponse.SerializeToString,
             ),
+            'GetMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetadata,
+                    request_deserializer=log_dot_v1_dot_log__pb2.GetMetadataRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.GetMetadataResponse.SerializeToString,
+            ),
+            'CreateTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTopic,
+                    request_deserializer=log_dot_v1_dot_log__pb2.CreateTopicRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.CreateTopicResponse.SerializeToString,
+            ),
+            'DeleteTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTopic,
+                    request_deserializer=log_dot_v1_dot_log__pb2.DeleteTopicRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.DeleteTopicResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'log.v1.Log', rpc_method_handlers)
@@ -298,9 +407,17 @@ def add_LogServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Log:
-    """Log is a single commit log.
+    """Log serves a cluster's topics. A topic is a named set of partitions; each
+    partition is a commit log of its own, replicated on the topic's replication
+    factor of servers. Every request that reads or writes records names a topic
+    and a partition; a request that names no topic uses the topic "log", which
+    the cluster creates when it bootstraps (one partition), so clients written
+    for a single log keep working. A record with a key is conventionally sent to
+    partition toPositive(murmur2(key)) mod partitions (Kafka's default
+    partitioner: seed 0x9747b28c, toPositive(h) = h & 0x7fffffff); the clients
+    do this, the server stores a record in the partition the request names.
 
-    A log is an append-only sequence of records. Every record appended gets the
+    A partition is an append-only sequence of records. Every record appended gets the
     next offset, a uint64 that increases by one per record and is never reused.
     Old records may be removed by retention, so the readable offsets are the
     half-open range [lowest, next): reading below lowest or at/after next fails
@@ -308,7 +425,14 @@ class Log:
 
     Errors. Every RPC returns a google.rpc.Status code:
     INVALID_ARGUMENT    malformed request (missing record, empty batch, too many
-    records in one batch).
+    records in one batch), or a topic name or setting that
+    is not allowed (ErrorInfo reason "INVALID_TOPIC").
+    NOT_FOUND           the request names a topic or partition that does not
+    exist (ErrorInfo reason "UNKNOWN_TOPIC" with metadata
+    "topic", or "UNKNOWN_PARTITION" with "topic" and
+    "partition"). Clients refresh their metadata.
+    ALREADY_EXISTS      CreateTopic of a topic that exists (reason
+    "TOPIC_EXISTS", metadata "topic").
     RESOURCE_EXHAUSTED  a record is larger than the server's maximum record size
     (ErrorInfo reason "RECORD_TOO_LARGE", metadata "size" and
     "limit"), or a message exceeds the gRPC message limit.
@@ -327,7 +451,9 @@ class Log:
     (decimal strings), and a google.rpc.LocalizedMessage.
     UNAUTHENTICATED     the client presented no verified certificate.
     PERMISSION_DENIED   the certificate's subject may not perform the action
-    ("produce", "consume" or "servers") on this log.
+    ("produce", "consume", "servers", or on topics
+    "create", "delete" and "describe") on this object (the
+    topic's name; "*" for the cluster-wide ones).
     FAILED_PRECONDITION an idempotent produce (see Producer) the cluster refuses,
     nothing written: ErrorInfo reason "OUT_OF_ORDER_SEQUENCE"
     (a gap or a sequence older than the retained batches, or a
@@ -338,12 +464,19 @@ class Log:
     the cluster holds no state for: never seen, idle longer
     than the server's producer expiry, or evicted; metadata
     "producer_id" and "sequence").
-    Or: this server is not the leader of the cluster, which a
+    Or: this server is not the leader of the partition, which a
     Produce, ProduceBatch, ProduceStream, linearizable
-    Consume or linearizable GetBounds needs. The status carries an ErrorInfo with
+    Consume or linearizable GetBounds needs (or holds no
+    replica of the partition at all, for any of them; or is
+    not the metadata leader a CreateTopic or DeleteTopic
+    needs and cannot forward to it). The status carries an ErrorInfo with
     reason "NOT_LEADER", domain "proglog" and metadata
     "leader_id" and "leader_addr" (the leader's host:port for
-    this API): send the request there. Nothing was written.
+    this API; empty while an election is under way): send the
+    request there. Nothing was written.
+    Or: CreateTopic asked for more replicas than the cluster
+    has live servers (reason "NOT_ENOUGH_NODES", metadata
+    "replication_factor" and "nodes").
     UNAVAILABLE         the log is closed, the server is shutting down, or the
     cluster has no leader at the moment (an election); retry
     elsewhere or later. A produce that fails with UNAVAILABLE
@@ -532,6 +665,87 @@ class Log:
             '/log.v1.Log/GetBounds',
             log_dot_v1_dot_log__pb2.GetBoundsRequest.SerializeToString,
             log_dot_v1_dot_log__pb2.GetBoundsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Log/GetMetadata',
+            log_dot_v1_dot_log__pb2.GetMetadataRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.GetMetadataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Log/CreateTopic',
+            log_dot_v1_dot_log__pb2.CreateTopicRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.CreateTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Log/DeleteTopic',
+            log_dot_v1_dot_log__pb2.DeleteTopicRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.DeleteTopicResponse.FromString,
             options,
             channel_credentials,
             insecure,
