@@ -76,7 +76,8 @@ type Cluster interface {
 	Topics(ctx context.Context, names ...string) ([]TopicInfo, error)
 	// CreateTopic creates a topic and returns it as placed. Errors:
 	// ErrTopicExists, ErrInvalidTopic, ErrNotEnoughNodes, and those of
-	// reaching the metadata leader (ErrUnavailable, *NotLeaderError).
+	// reaching the metadata leader (ErrUnavailable; *NotLeaderError naming
+	// the metadata leader when this node is not it: the caller follows it).
 	CreateTopic(ctx context.Context, name string, cfg TopicConfig) (TopicInfo, error)
 	// DeleteTopic deletes a topic and, asynchronously, its partitions'
 	// data on every node. Errors: ErrUnknownTopic, and those of reaching

@@ -98,7 +98,7 @@ const (
 //	                    Consume or linearizable GetBounds needs (or holds no
 //	                    replica of the partition at all, for any of them; or is
 //	                    not the metadata leader a CreateTopic or DeleteTopic
-//	                    needs and cannot forward to it). The status carries an ErrorInfo with
+//	                    needs). The status carries an ErrorInfo with
 //	                    reason "NOT_LEADER", domain "proglog" and metadata
 //	                    "leader_id" and "leader_addr" (the leader's host:port for
 //	                    this API; empty while an election is under way): send the
@@ -158,12 +158,14 @@ type LogClient interface {
 	// that is no longer the leader is answered NOT_LEADER with the real one).
 	// Needs the "describe" action on each topic returned.
 	GetMetadata(ctx context.Context, in *GetMetadataRequest, opts ...grpc.CallOption) (*GetMetadataResponse, error)
-	// CreateTopic creates a topic and places its partitions' replicas. Any
-	// server accepts it (it is forwarded to the metadata leader). Needs the
-	// "create" action on the topic's name.
+	// CreateTopic creates a topic and places its partitions' replicas. It
+	// needs the metadata group's leader: another server answers NOT_LEADER
+	// with that leader's address (the clients follow it). Needs the "create"
+	// action on the topic's name.
 	CreateTopic(ctx context.Context, in *CreateTopicRequest, opts ...grpc.CallOption) (*CreateTopicResponse, error)
 	// DeleteTopic deletes a topic; its partitions' data is removed from every
-	// server. The default topic "log" cannot be deleted. Needs the "delete"
+	// server. The default topic "log" cannot be deleted (INVALID_ARGUMENT).
+	// Like CreateTopic it needs the metadata leader. Needs the "delete"
 	// action on the topic's name.
 	DeleteTopic(ctx context.Context, in *DeleteTopicRequest, opts ...grpc.CallOption) (*DeleteTopicResponse, error)
 }
@@ -355,7 +357,7 @@ func (c *logClient) DeleteTopic(ctx context.Context, in *DeleteTopicRequest, opt
 //	                    Consume or linearizable GetBounds needs (or holds no
 //	                    replica of the partition at all, for any of them; or is
 //	                    not the metadata leader a CreateTopic or DeleteTopic
-//	                    needs and cannot forward to it). The status carries an ErrorInfo with
+//	                    needs). The status carries an ErrorInfo with
 //	                    reason "NOT_LEADER", domain "proglog" and metadata
 //	                    "leader_id" and "leader_addr" (the leader's host:port for
 //	                    this API; empty while an election is under way): send the
@@ -415,12 +417,14 @@ type LogServer interface {
 	// that is no longer the leader is answered NOT_LEADER with the real one).
 	// Needs the "describe" action on each topic returned.
 	GetMetadata(context.Context, *GetMetadataRequest) (*GetMetadataResponse, error)
-	// CreateTopic creates a topic and places its partitions' replicas. Any
-	// server accepts it (it is forwarded to the metadata leader). Needs the
-	// "create" action on the topic's name.
+	// CreateTopic creates a topic and places its partitions' replicas. It
+	// needs the metadata group's leader: another server answers NOT_LEADER
+	// with that leader's address (the clients follow it). Needs the "create"
+	// action on the topic's name.
 	CreateTopic(context.Context, *CreateTopicRequest) (*CreateTopicResponse, error)
 	// DeleteTopic deletes a topic; its partitions' data is removed from every
-	// server. The default topic "log" cannot be deleted. Needs the "delete"
+	// server. The default topic "log" cannot be deleted (INVALID_ARGUMENT).
+	// Like CreateTopic it needs the metadata leader. Needs the "delete"
 	// action on the topic's name.
 	DeleteTopic(context.Context, *DeleteTopicRequest) (*DeleteTopicResponse, error)
 }

@@ -88,7 +88,7 @@ class LogStub:
     Consume or linearizable GetBounds needs (or holds no
     replica of the partition at all, for any of them; or is
     not the metadata leader a CreateTopic or DeleteTopic
-    needs and cannot forward to it). The status carries an ErrorInfo with
+    needs). The status carries an ErrorInfo with
     reason "NOT_LEADER", domain "proglog" and metadata
     "leader_id" and "leader_addr" (the leader's host:port for
     this API; empty while an election is under way): send the
@@ -226,7 +226,7 @@ class LogServicer:
     Consume or linearizable GetBounds needs (or holds no
     replica of the partition at all, for any of them; or is
     not the metadata leader a CreateTopic or DeleteTopic
-    needs and cannot forward to it). The status carries an ErrorInfo with
+    needs). The status carries an ErrorInfo with
     reason "NOT_LEADER", domain "proglog" and metadata
     "leader_id" and "leader_addr" (the leader's host:port for
     this API; empty while an election is under way): send the
@@ -328,9 +328,10 @@ class LogServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateTopic(self, request, context):
-        """CreateTopic creates a topic and places its partitions' replicas. Any
-        server accepts it (it is forwarded to the metadata leader). Needs the
-        "create" action on the topic's name.
+        """CreateTopic creates a topic and places its partitions' replicas. It
+        needs the metadata group's leader: another server answers NOT_LEADER
+        with that leader's address (the clients follow it). Needs the "create"
+        action on the topic's name.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -338,7 +339,8 @@ class LogServicer:
 
     def DeleteTopic(self, request, context):
         """DeleteTopic deletes a topic; its partitions' data is removed from every
-        server. The default topic "log" cannot be deleted. Needs the "delete"
+        server. The default topic "log" cannot be deleted (INVALID_ARGUMENT).
+        Like CreateTopic it needs the metadata leader. Needs the "delete"
         action on the topic's name.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -469,7 +471,7 @@ class Log:
     Consume or linearizable GetBounds needs (or holds no
     replica of the partition at all, for any of them; or is
     not the metadata leader a CreateTopic or DeleteTopic
-    needs and cannot forward to it). The status carries an ErrorInfo with
+    needs). The status carries an ErrorInfo with
     reason "NOT_LEADER", domain "proglog" and metadata
     "leader_id" and "leader_addr" (the leader's host:port for
     this API; empty while an election is under way): send the
