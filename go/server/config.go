@@ -16,7 +16,8 @@ import (
 
 // Defaults used by DefaultConfig.
 const (
-	DefaultLogName              = "log"
+	// DefaultLogName is the name of the default topic (commitlog.DefaultTopic).
+	DefaultLogName              = commitlog.DefaultTopic
 	DefaultMaxRecordBytes       = 1 << 20 // 1 MiB, encoded record
 	DefaultMaxBatchRecords      = 10_000
 	DefaultMaxRecvMsgBytes      = 4 << 20 // holds a batch of four maximal records
@@ -39,10 +40,13 @@ const (
 // MaxRecordBytes always fits in a message.
 const messageOverhead = 64
 
-// Authorizer decides whether subject may perform action on object; a
-// refusal wraps auth.ErrPermissionDenied. *auth.Authorizer implements it.
+// Authorizer decides whether subject may perform action on object (a
+// topic's name; see go/auth), or on at least one object (AuthorizeAny, for
+// the check before a call's topic is decoded); a refusal wraps
+// auth.ErrPermissionDenied. *auth.Authorizer implements it.
 type Authorizer interface {
 	Authorize(subject, object, action string) error
+	AuthorizeAny(subject, action string) error
 }
 
 // Config configures a Server. Start from DefaultConfig and set TLS and
@@ -53,14 +57,13 @@ type Config struct {
 	// AdvertiseAddr is the rpc_addr GetServers reports for this node.
 	// Default: the address of the listener passed to Serve.
 	AdvertiseAddr string
-	// LogName is the resource (casbin object) every call is authorized on.
-	LogName string
 
 	// TLS is the server's TLS configuration (see auth.TLSConfig.Server);
 	// required: the server has no plaintext mode. Its ClientCAs decide which
 	// client certificates authenticate.
 	TLS *tls.Config
-	// Authorizer checks each call's principal, LogName and action. Required.
+	// Authorizer checks each call's principal, object (the topic) and
+	// action. Required.
 	Authorizer Authorizer
 	// Servers answers GetServers; nil lists this node alone, as leader.
 	Servers commitlog.ServerLister
@@ -128,7 +131,6 @@ func DefaultConfig() Config {
 	}
 	return Config{
 		ID:                   id,
-		LogName:              DefaultLogName,
 		MaxRecordBytes:       DefaultMaxRecordBytes,
 		MaxBatchRecords:      DefaultMaxBatchRecords,
 		MaxRecvMsgBytes:      DefaultMaxRecvMsgBytes,
@@ -156,9 +158,6 @@ func (c Config) Validate() error {
 	}
 	if c.ID == "" {
 		bad("ID is empty")
-	}
-	if c.LogName == "" {
-		bad("LogName is empty; it is the ACL object every call is checked against")
 	}
 	if c.TLS == nil {
 		bad("TLS is nil; the server has no plaintext mode")

@@ -26,7 +26,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := validConfig(t).Validate(); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
-	if c := server.DefaultConfig(); c.ID == "" || c.LogName != "log" || c.MaxRecordBytes != 1<<20 {
+	if c := server.DefaultConfig(); c.ID == "" || c.MaxRecordBytes != 1<<20 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	cases := []struct {
@@ -36,7 +36,6 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *server.Config) { c.TLS = nil }, "no plaintext mode"},
 		{func(c *server.Config) { c.TLS = &tls.Config{} }, "no server certificate"},
 		{func(c *server.Config) { c.Authorizer = nil }, "Authorizer is nil"},
-		{func(c *server.Config) { c.LogName = "" }, "LogName is empty"},
 		{func(c *server.Config) { c.ID = "" }, "ID is empty"},
 		{func(c *server.Config) { c.MaxRecordBytes = 0 }, "MaxRecordBytes is 0"},
 		{func(c *server.Config) { c.MaxBatchRecords = -1 }, "MaxBatchRecords is -1"},
@@ -67,7 +66,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.Validate(); !strings.Contains(err.Error(), "TLS") || !strings.Contains(err.Error(), "Authorizer") {
 		t.Errorf("joined errors: %v", err)
 	}
-	if _, err := server.New(validConfig(t), nil); !errors.Is(err, server.ErrNilPartition) {
-		t.Errorf("New(nil log): %v", err)
+	if _, err := server.New(validConfig(t), nil); !errors.Is(err, server.ErrNilCluster) {
+		t.Errorf("New(nil cluster): %v", err)
 	}
 }
