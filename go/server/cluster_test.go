@@ -28,8 +28,9 @@ type cluster struct {
 
 	mu     sync.Mutex
 	topics map[string]*clusterTopic
-	// created counts CreateTopic calls that reached the cluster.
-	created int
+	// created and deleted count the CreateTopic and DeleteTopic calls
+	// that reached the cluster.
+	created, deleted int
 }
 
 type clusterTopic struct {
@@ -145,6 +146,7 @@ func (c *cluster) CreateTopic(_ context.Context, name string, cfg commitlog.Topi
 func (c *cluster) DeleteTopic(_ context.Context, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.deleted++
 	if name == commitlog.DefaultTopic {
 		return fmt.Errorf("%w: the default topic cannot be deleted", commitlog.ErrInvalidTopic)
 	}
@@ -165,4 +167,11 @@ func partitionLog(t testing.TB, f *fixture, topic string, partition int) commitl
 		t.Fatal(err)
 	}
 	return p
+}
+
+// calls returns how many CreateTopic and DeleteTopic calls reached c.
+func (c *cluster) calls() (created, deleted int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.created, c.deleted
 }
