@@ -27,6 +27,7 @@ const (
 	DefaultMaxStreams           = 4096
 	DefaultMaxRecordHeaders     = 64
 	DefaultMaxRecordHeaderBytes = 64 << 10
+	DefaultMaxMetadataTopics    = 10_000
 	DefaultMaxConnectionIdle    = 5 * time.Minute
 	DefaultHandshakeTimeout     = 10 * time.Second
 	DefaultKeepaliveMinTime     = 10 * time.Second
@@ -93,6 +94,9 @@ type Config struct {
 	// both are checked on the wire, before the request is decoded, and a
 	// record over either gets InvalidArgument.
 	MaxRecordHeaders, MaxRecordHeaderBytes int
+	// MaxMetadataTopics caps the topic names of one GetMetadata, counted
+	// on the wire before the request is decoded; more get InvalidArgument.
+	MaxMetadataTopics int
 	// MaxConnectionIdle closes a connection that had no call for that long
 	// (with a GOAWAY, so clients reconnect cleanly). 0: never.
 	MaxConnectionIdle time.Duration
@@ -140,6 +144,7 @@ func DefaultConfig() Config {
 		MaxStreams:           DefaultMaxStreams,
 		MaxRecordHeaders:     DefaultMaxRecordHeaders,
 		MaxRecordHeaderBytes: DefaultMaxRecordHeaderBytes,
+		MaxMetadataTopics:    DefaultMaxMetadataTopics,
 		MaxConnectionIdle:    DefaultMaxConnectionIdle,
 		HandshakeTimeout:     DefaultHandshakeTimeout,
 		KeepaliveMinTime:     DefaultKeepaliveMinTime,
@@ -193,6 +198,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRecordHeaders <= 0 || c.MaxRecordHeaderBytes <= 0 {
 		bad("MaxRecordHeaders (%d) and MaxRecordHeaderBytes (%d) must be positive", c.MaxRecordHeaders, c.MaxRecordHeaderBytes)
+	}
+	if c.MaxMetadataTopics <= 0 {
+		bad("MaxMetadataTopics is %d, must be positive", c.MaxMetadataTopics)
 	}
 	if c.MaxConnectionIdle < 0 || c.MaxConnectionAge < 0 || c.MaxConnectionAgeGrace < 0 {
 		bad("MaxConnectionIdle (%v), MaxConnectionAge (%v) and MaxConnectionAgeGrace (%v) must be 0 (off) or positive", c.MaxConnectionIdle, c.MaxConnectionAge, c.MaxConnectionAgeGrace)

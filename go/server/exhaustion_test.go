@@ -109,6 +109,27 @@ func TestTopicCallsRefusedBeforeDecodingWithoutTheActionAnywhere(t *testing.T) {
 	}
 }
 
+// A GetMetadata naming more than MaxMetadataTopics topics is refused by
+// counting the names on the wire, before it is unmarshalled: empty names
+// cost 2 bytes each to send and a string each decoded.
+func TestMetadataTopicsOverLimitRefusedBeforeUnmarshal(t *testing.T) {
+	f := newFixture(t, fixtureOpts{server: func(c *serverConfig) { c.MaxMetadataTopics = 3 }})
+	c := f.client("root")
+	ctx := ctxT(t)
+	if _, err := c.GetMetadata(ctx, &logv1.GetMetadataRequest{Topics: []string{"log", "log", "log"}}); err != nil {
+		t.Fatalf("at the limit: %v", err)
+	}
+	before := server.Unmarshalled(f.srv)
+	_, err := c.GetMetadata(ctx, &logv1.GetMetadataRequest{Topics: make([]string, 4)})
+	wantStatus(t, err, codes.InvalidArgument, "the request names more than 3 topics")
+	if n := server.Unmarshalled(f.srv); n != before {
+		t.Fatalf("the refused request was unmarshalled")
+	}
+	if got := counter(t, f.reg, "proglog_rejected_requests_total", map[string]string{"reason": "too_many_topics"}); got != 1 {
+		t.Fatalf("proglog_rejected_requests_total{reason=too_many_topics} = %v, want 1", got)
+	}
+}
+
 // Over MaxBatchRecords a batch is refused by counting records on the wire,
 // before it is unmarshalled.
 func TestBatchOverLimitRefusedBeforeUnmarshal(t *testing.T) {
