@@ -31,6 +31,16 @@ type cluster struct {
 	// created and deleted count the CreateTopic and DeleteTopic calls
 	// that reached the cluster.
 	created, deleted int
+	// fail, if set, is returned by every method instead of its answer
+	// (the errors a real cluster returns that this one has no cause for).
+	fail error
+}
+
+// failWith makes every method of c return err (nil: answer again).
+func (c *cluster) failWith(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fail = err
 }
 
 type clusterTopic struct {
@@ -74,6 +84,9 @@ func (c *cluster) create(name string, partitions int) {
 func (c *cluster) Partition(topic string, partition int) (commitlog.Partition, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.fail != nil {
+		return nil, c.fail
+	}
 	tp, ok := c.topics[topic]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", commitlog.ErrUnknownTopic, topic)
@@ -95,6 +108,9 @@ func (c *cluster) info(name string, tp *clusterTopic) commitlog.TopicInfo {
 func (c *cluster) Topics(_ context.Context, names ...string) ([]commitlog.TopicInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.fail != nil {
+		return nil, c.fail
+	}
 	if len(names) == 0 {
 		for name := range c.topics {
 			names = append(names, name)
@@ -117,6 +133,9 @@ func (c *cluster) CreateTopic(_ context.Context, name string, cfg commitlog.Topi
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.created++
+	if c.fail != nil {
+		return commitlog.TopicInfo{}, c.fail
+	}
 	if err := commitlog.ValidateTopicName(name); err != nil {
 		return commitlog.TopicInfo{}, err
 	}
@@ -147,6 +166,9 @@ func (c *cluster) DeleteTopic(_ context.Context, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.deleted++
+	if c.fail != nil {
+		return c.fail
+	}
 	if name == commitlog.DefaultTopic {
 		return fmt.Errorf("%w: the default topic cannot be deleted", commitlog.ErrInvalidTopic)
 	}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -421,4 +422,43 @@ func TestProduceStreamMismatchedTopicRefused(t *testing.T) {
 	}
 	_, err = s.Recv()
 	wantStatus(t, err, codes.InvalidArgument, `writes to topic "log" partition 0`)
+}
+
+// The cluster's errors of reaching a leader get the statuses clients act
+// on: a node holding no replica of a partition, or not the metadata leader
+// a CreateTopic or DeleteTopic needs, answers NOT_LEADER with the address
+// to retry at; no leader known or unavailable is UNAVAILABLE.
+func TestClusterLeaderErrorsMapToStatuses(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	c := f.client("root")
+	ctx := ctxT(t)
+	calls := map[string]func() error{
+		"Produce": func() error {
+			_, err := c.Produce(ctx, &logv1.ProduceRequest{Topic: "orders", Record: rec("x")})
+			return err
+		},
+		"GetMetadata": func() error {
+			_, err := c.GetMetadata(ctx, &logv1.GetMetadataRequest{})
+			return err
+		},
+		"CreateTopic": func() error {
+			_, err := c.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "orders"})
+			return err
+		},
+		"DeleteTopic": func() error {
+			_, err := c.DeleteTopic(ctx, &logv1.DeleteTopicRequest{Name: "orders"})
+			return err
+		},
+	}
+	for name, call := range calls {
+		f.cluster.failWith(fmt.Errorf("reach the leader: %w", &commitlog.NotLeaderError{LeaderID: "n2", LeaderAddr: "10.0.0.2:8400"}))
+		info := errorInfo(t, call(), codes.FailedPrecondition)
+		if info.Reason != "NOT_LEADER" || info.Domain != server.ErrorDomain || info.Metadata["leader_id"] != "n2" || info.Metadata["leader_addr"] != "10.0.0.2:8400" {
+			t.Errorf("%s, not the leader: %v", name, info)
+		}
+		f.cluster.failWith(&commitlog.NotLeaderError{})
+		wantStatus(t, call(), codes.Unavailable, "no leader elected yet")
+		f.cluster.failWith(fmt.Errorf("metadata: %w", commitlog.ErrUnavailable))
+		wantStatus(t, call(), codes.Unavailable, "retry later")
+	}
 }
