@@ -281,7 +281,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	if cfg.Tracing.Exporter != "" && cfg.Tracing.Exporter != telemetry.ExporterNone {
 		scfg.TracerProvider = a.tracing.Provider
 	}
-	srv, err := server.New(scfg, singleLog{log: clog, servers: clog})
+	srv, err := server.New(scfg, SingleLog{Log: clog, Servers: clog})
 	if err != nil {
 		return nil, err
 	}

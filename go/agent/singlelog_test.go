@@ -23,7 +23,7 @@ func TestSingleLogServesOnlyTheDefaultTopic(t *testing.T) {
 	defer l.Close()
 	log := server.NewStorageLog(l)
 	servers := fixedServers{{ID: "n0", Addr: "a:1", IsLeader: true}, {ID: "n1", Addr: "b:1"}}
-	c := singleLog{log: log, servers: servers}
+	c := SingleLog{Log: log, Servers: servers}
 	ctx := context.Background()
 
 	if p, err := c.Partition(commitlog.DefaultTopic, 0); err != nil || p != log {
@@ -41,6 +41,9 @@ func TestSingleLogServesOnlyTheDefaultTopic(t *testing.T) {
 			topics[0].Config.ReplicationFactor != 2 || len(topics[0].Partitions) != 1 || len(topics[0].Partitions[0].Replicas) != 2 {
 			t.Errorf("Topics(%v) = %+v, %v", names, topics, err)
 		}
+	}
+	if topics, err := (SingleLog{Log: log}).Topics(ctx); err != nil || topics[0].Config.ReplicationFactor != 1 || len(topics[0].Partitions[0].Replicas) != 0 {
+		t.Errorf("Topics without Servers = %+v, %v", topics, err)
 	}
 	if _, err := c.Topics(ctx, commitlog.DefaultTopic, "orders"); !errors.Is(err, commitlog.ErrUnknownTopic) {
 		t.Errorf("Topics(log, orders): %v, want ErrUnknownTopic", err)
