@@ -121,7 +121,7 @@ func (s *Server) produceGroup(ctx context.Context, stream logv1.Log_ProduceStrea
 		if p.ID != 0 {
 			p.Checksum = producer.Checksum(sent[start:end])
 		}
-		a, err := s.appendRecords(ctx, t.log, p, recs[start:end], total)
+		a, err := s.appendRecords(ctx, t, p, recs[start:end], total)
 		if err != nil {
 			return s.streamEnd(ctx, err)
 		}

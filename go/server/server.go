@@ -324,6 +324,11 @@ func (s *Server) resolve(ctx context.Context, action, topic string, partition ui
 	return target{topic: topic, partition: partition, log: p}, nil
 }
 
+// about marks err (if not nil), an error of t's partition, with its topic
+// and partition, for statusError (a partition deleted under a call may
+// answer ErrUnknownTopic).
+func (t target) about(err error) error { return onPartition(err, t.topic, t.partition) }
+
 // prepare normalizes rec for storage — server-assigned offset, timestamp if
 // unset — and checks its encoded size. index is its position in a batch or -1.
 func (s *Server) prepare(rec *logv1.Record, index int, now *timestamppb.Timestamp) (int, error) {
@@ -370,7 +375,7 @@ func (s *Server) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.appendRecords(ctx, t.log, p, []*logv1.Record{rec}, size)
+	a, err := s.appendRecords(ctx, t, p, []*logv1.Record{rec}, size)
 	if err != nil {
 		return nil, err
 	}
@@ -410,18 +415,18 @@ func sentEncodings(recs []*logv1.Record) ([][]byte, error) {
 }
 
 // appendRecords encodes recs, prepared and of size encoded bytes in all,
-// appends them to log for producer p (a plain append if p.ID is 0), and
+// appends them to t for producer p (a plain append if p.ID is 0), and
 // returns the Partition's answer or the error as a gRPC status.
-func (s *Server) appendRecords(ctx context.Context, log commitlog.Partition, p commitlog.Producer, recs []*logv1.Record, size int) (commitlog.Appended, error) {
+func (s *Server) appendRecords(ctx context.Context, t target, p commitlog.Producer, recs []*logv1.Record, size int) (commitlog.Appended, error) {
 	bufs, err := EncodeRecords(recs)
 	if err != nil {
 		return commitlog.Appended{}, s.statusError(ctx, err)
 	}
 	var a commitlog.Appended
 	if p.ID != 0 {
-		a, err = log.AppendIdempotent(ctx, p, bufs)
+		a, err = t.log.AppendIdempotent(ctx, p, bufs)
 	} else {
-		a.First, err = log.Append(ctx, bufs)
+		a.First, err = t.log.Append(ctx, bufs)
 	}
 	var se *producer.SequenceError
 	switch {
@@ -429,7 +434,7 @@ func (s *Server) appendRecords(ctx context.Context, log commitlog.Partition, p c
 		if s.cfg.Metrics != nil && errors.As(err, &se) {
 			s.cfg.Metrics.ObserveSequenceRefused(sequenceReason(se))
 		}
-		return commitlog.Appended{}, s.statusError(ctx, err)
+		return commitlog.Appended{}, s.statusError(ctx, t.about(err))
 	case a.Duplicate:
 		if s.cfg.Metrics != nil {
 			s.cfg.Metrics.ObserveDuplicate(len(recs))
@@ -470,7 +475,7 @@ func (s *Server) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchReques
 		}
 		total += size
 	}
-	a, err := s.appendRecords(ctx, t.log, p, recs, total)
+	a, err := s.appendRecords(ctx, t, p, recs, total)
 	if err != nil {
 		return nil, err
 	}
@@ -489,7 +494,7 @@ func (s *Server) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1
 	}
 	rec, err := read(ctx, t.log, req.GetOffset(), c)
 	if err != nil {
-		return nil, s.statusError(ctx, err)
+		return nil, s.statusError(ctx, t.about(err))
 	}
 	return &logv1.ConsumeResponse{Record: rec}, nil
 }
@@ -545,13 +550,13 @@ func (s *Server) ConsumeStream(req *logv1.ConsumeRequest, stream logv1.Log_Consu
 	}
 	for ; ; off++ {
 		if err := t.log.Wait(ctx, off); err != nil {
-			return s.streamEnd(ctx, err)
+			return s.streamEnd(ctx, t.about(err))
 		}
 		rec, err := read(ctx, t.log, off, commitlog.ConsistencyFollower)
 		if err != nil {
 			// Typically retention removed records this consumer lagged
 			// behind on: OutOfRange tells it where the log now starts.
-			return s.streamEnd(ctx, err)
+			return s.streamEnd(ctx, t.about(err))
 		}
 		if err := stream.Send(&logv1.ConsumeResponse{Record: rec}); err != nil {
 			return err
@@ -595,7 +600,7 @@ func (s *Server) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*l
 	}
 	lowest, next, err := t.log.Bounds(ctx, c)
 	if err != nil {
-		return nil, s.statusError(ctx, err)
+		return nil, s.statusError(ctx, t.about(err))
 	}
 	return &logv1.GetBoundsResponse{Lowest: lowest, Next: next}, nil
 }

@@ -462,3 +462,15 @@ func TestClusterLeaderErrorsMapToStatuses(t *testing.T) {
 		wantStatus(t, call(), codes.Unavailable, "retry later")
 	}
 }
+
+// A partition's own errors name its topic and partition too: a replica
+// removed under a call (its topic deleted) answers like an unknown topic.
+func TestPartitionErrorsNameTheirTopic(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	fail := func() error { return fmt.Errorf("replica removed: %w", commitlog.ErrUnknownTopic) }
+	f.clog.fail.Store(&fail)
+	_, err := f.client("root").Produce(ctxT(t), &logv1.ProduceRequest{Record: rec("x")})
+	if info := errorInfo(t, err, codes.NotFound); info.Reason != "UNKNOWN_TOPIC" || info.Metadata["topic"] != "log" || info.Metadata["partition"] != "0" {
+		t.Fatalf("partition error: %v", info)
+	}
+}
