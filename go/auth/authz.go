@@ -194,7 +194,10 @@ func (a *Authorizer) Authorize(subject, object, action string) error {
 
 // AuthorizeAny returns nil if subject may perform action on at least one
 // object: one of the policy's objects, taken as the request's object (a
-// pattern such as "orders.*" matches itself). The server uses it to refuse
+// pattern such as "orders.*" matches itself under keyMatch, the built-in
+// model's matcher; a model whose matcher does not match a pattern with
+// itself, a regular expression say, may be refused here what Authorize
+// would allow on some topic). The server uses it to refuse
 // a call before reading its message, when the object (the topic) is only
 // known after decoding; it then checks the object with Authorize.
 func (a *Authorizer) AuthorizeAny(subject, action string) error {
