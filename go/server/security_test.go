@@ -159,7 +159,7 @@ func TestRootAllowed(t *testing.T) {
 // may produce somewhere) but not past the handler's check of the topic.
 func TestAuthorizationIsPerResource(t *testing.T) {
 	policy := filepath.Join(t.TempDir(), "policy.csv")
-	if err := os.WriteFile(policy, []byte("p, root, *, *\np, nobody, other-log, produce\np, nobody, audit, consume\n"), 0o644); err != nil {
+	if err := os.WriteFile(policy, []byte("p, root, *, *\np, nobody, other-log, produce\np, nobody, audit, consume\np, nobody, log, servers\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	authz, err := auth.NewAuthorizer("", policy) // built-in model
@@ -181,6 +181,10 @@ func TestAuthorizationIsPerResource(t *testing.T) {
 	}
 	if _, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 0}); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("consume on the default topic with a grant for audit: %v", err)
+	}
+	// servers is checked on "log", as before topics.
+	if _, err := c.GetServers(ctx, &logv1.GetServersRequest{}); err != nil {
+		t.Fatalf("servers with a grant on log: %v", err)
 	}
 	if next := partitionLog(t, f, "audit", 0).NextOffset(); next != 1 {
 		t.Fatalf("next offset %d", next)
