@@ -13,6 +13,7 @@ import (
 	"time"
 
 	client "github.com/proglog/proglog/clients/go"
+	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/commitlog"
@@ -172,7 +173,7 @@ func (c *cluster) start(i int, o clusterOpts) *node {
 	if o.nodes > 1 {
 		clog, cfg.Servers = n, n
 	}
-	srv, err := server.New(cfg, clog)
+	srv, err := server.New(cfg, agent.SingleLog{Log: clog, Servers: cfg.Servers})
 	if err != nil {
 		t.Fatal(err)
 	}

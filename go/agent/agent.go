@@ -266,7 +266,6 @@ func New(cfg Config) (_ *Agent, err error) {
 	scfg := server.DefaultConfig()
 	scfg.ID = cfg.NodeName
 	scfg.AdvertiseAddr = replica.Addr()
-	scfg.LogName = cfg.LogName
 	scfg.TLS = serverTLS
 	scfg.Authorizer = authz
 	scfg.Servers = clog
@@ -282,7 +281,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	if cfg.Tracing.Exporter != "" && cfg.Tracing.Exporter != telemetry.ExporterNone {
 		scfg.TracerProvider = a.tracing.Provider
 	}
-	srv, err := server.New(scfg, clog)
+	srv, err := server.New(scfg, SingleLog{Log: clog, Servers: clog})
 	if err != nil {
 		return nil, err
 	}

@@ -109,7 +109,9 @@ type Config struct {
 	// built-in ones (root may do everything, nobody else anything).
 	ACLModelFile, ACLPolicyFile string
 
-	// LogName is the name of the log, the ACL object. Default "log".
+	// LogName is the name of the log, the ACL object. It must be "log"
+	// (commitlog.DefaultTopic, the default): ACL objects are topic names,
+	// and the node serves the default topic.
 	LogName string
 	// MaxRecordBytes caps a record's encoded size; gRPC message limits and
 	// the replicated log's record and entry limits follow from it. It must
@@ -279,8 +281,8 @@ func (c Config) Validate() error {
 	if c.TLS.CertFile == "" || c.TLS.KeyFile == "" || c.TLS.CAFile == "" {
 		bad("TLS needs CertFile, KeyFile and CAFile: the node serves mutual TLS only and its CA verifies clients and peers")
 	}
-	if c.LogName == "" {
-		bad("LogName is empty")
+	if c.LogName != commitlog.DefaultTopic {
+		bad("LogName is %q, must be %q: ACL objects are topic names now, and this node serves the default topic %q", c.LogName, commitlog.DefaultTopic, commitlog.DefaultTopic)
 	}
 	if c.MaxRecordBytes <= 0 {
 		bad("MaxRecordBytes is %d, must be positive", c.MaxRecordBytes)

@@ -50,6 +50,7 @@ func TestConfigValidate(t *testing.T) {
 			c.HealthAddr, c.HealthListener = ":8403", dummyListener{}
 		},
 		"DataDir is empty":                    func(c *agent.Config) { c.DataDir = "" },
+		`LogName is "audit", must be "log"`:   func(c *agent.Config) { c.LogName = "audit" },
 		"NodeName is empty":                   func(c *agent.Config) { c.NodeName = "" },
 		"NodeName: nodeid: invalid node name": func(c *agent.Config) { c.NodeName = "a/b" },
 		"BindAddr is empty":                   func(c *agent.Config) { c.BindAddr = "" },

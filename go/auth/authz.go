@@ -19,11 +19,16 @@ import (
 	"github.com/proglog/proglog/go/internal/netlimit"
 )
 
-// Actions checked by the server; they are the act field of the ACL.
+// Actions checked by the server; they are the act field of the ACL. The
+// object of produce, consume, create, delete and describe is a topic's
+// name; that of servers is DefaultObject.
 const (
-	ActionProduce = "produce"
-	ActionConsume = "consume"
-	ActionServers = "servers"
+	ActionProduce  = "produce"
+	ActionConsume  = "consume"
+	ActionServers  = "servers"
+	ActionCreate   = "create"
+	ActionDelete   = "delete"
+	ActionDescribe = "describe"
 	// ActionRead on ObjectReflection lets a client list the server's
 	// services and their schemas with gRPC server reflection.
 	ActionRead = "read"
@@ -32,6 +37,11 @@ const (
 // ObjectReflection is the ACL object of gRPC server reflection (the
 // services and their descriptors, not a log's data).
 const ObjectReflection = "reflection"
+
+// DefaultObject is the ACL object of ActionServers: the default topic's
+// name, the object every action was checked on before topics, so the
+// policies written then keep granting it.
+const DefaultObject = "log"
 
 var (
 	//go:embed model.conf
@@ -53,6 +63,9 @@ var (
 type Authorizer struct {
 	enforcer *casbin.SyncedEnforcer
 	logger   *zap.Logger
+	// objects are the policy's objects (patterns such as "orders.*"),
+	// which AuthorizeAny tries.
+	objects []string
 
 	decisions sync.Map // decisionKey -> bool
 	cached    atomic.Int64
@@ -85,7 +98,12 @@ func WithLogger(l *zap.Logger) AuthorizerOption {
 // evaluated every time (subjects are certificate names, not a closed set).
 const maxCachedDecisions = 4096
 
-type decisionKey struct{ subject, object, action string }
+// decisionKey is a cached decision: of Authorize, or of AuthorizeAny
+// (any set, object empty).
+type decisionKey struct {
+	subject, object, action string
+	any                     bool
+}
 
 // NewAuthorizer loads the casbin model and policy from files; an empty path
 // selects the embedded default for that file.
@@ -134,6 +152,9 @@ func NewAuthorizerFromText(modelText string, policy []byte, opts ...AuthorizerOp
 	if rules, err := e.GetPolicy(); err == nil && len(rules) == 0 {
 		a.logger.Warn("the ACL policy has no rule: every call will be denied")
 	}
+	if a.objects, err = e.GetAllObjects(); err != nil {
+		return nil, fmt.Errorf("auth: list the ACL policy's objects: %w", err)
+	}
 	return a, nil
 }
 
@@ -158,27 +179,58 @@ func (a *Authorizer) evalFailed(subject, object, action string, err error) {
 // error wrapping ErrPermissionDenied otherwise (or if the model fails to
 // evaluate: deny by default).
 func (a *Authorizer) Authorize(subject, object, action string) error {
-	key := decisionKey{subject, object, action}
-	var ok bool
-	if v, hit := a.decisions.Load(key); hit {
-		ok = v.(bool)
-	} else {
-		var err error
-		ok, err = a.enforcer.Enforce(subject, object, action)
-		if err != nil {
-			a.evalFailed(subject, object, action, err)
-			return fmt.Errorf("%w: %s may not %s %s: evaluating ACL: %v", ErrPermissionDenied, subject, action, object, err)
-		}
-		if a.cached.Load() < maxCachedDecisions {
-			if _, loaded := a.decisions.LoadOrStore(key, ok); !loaded {
-				a.cached.Add(1)
-			}
-		}
+	ok, err := a.decide(decisionKey{subject: subject, object: object, action: action}, func() (bool, error) {
+		return a.enforcer.Enforce(subject, object, action)
+	})
+	if err != nil {
+		a.evalFailed(subject, object, action, err)
+		return fmt.Errorf("%w: %s may not %s %s: evaluating ACL: %v", ErrPermissionDenied, subject, action, object, err)
 	}
 	if !ok {
 		return fmt.Errorf("%w: %s may not %s %s", ErrPermissionDenied, subject, action, object)
 	}
 	return nil
+}
+
+// AuthorizeAny returns nil if subject may perform action on at least one
+// object: one of the policy's objects, taken as the request's object (a
+// pattern such as "orders.*" matches itself under keyMatch, the built-in
+// model's matcher; a model whose matcher does not match a pattern with
+// itself, a regular expression say, may be refused here what Authorize
+// would allow on some topic). The server uses it to refuse
+// a call before reading its message, when the object (the topic) is only
+// known after decoding; it then checks the object with Authorize.
+func (a *Authorizer) AuthorizeAny(subject, action string) error {
+	ok, _ := a.decide(decisionKey{subject: subject, action: action, any: true}, func() (bool, error) {
+		for _, object := range a.objects {
+			if a.Authorize(subject, object, action) == nil {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if !ok {
+		return fmt.Errorf("%w: %s may not %s on any object", ErrPermissionDenied, subject, action)
+	}
+	return nil
+}
+
+// decide returns the cached decision of key, or evaluates it with eval and
+// caches it unless the cache is full or eval failed.
+func (a *Authorizer) decide(key decisionKey, eval func() (bool, error)) (bool, error) {
+	if v, hit := a.decisions.Load(key); hit {
+		return v.(bool), nil
+	}
+	ok, err := eval()
+	if err != nil {
+		return false, err
+	}
+	if a.cached.Load() < maxCachedDecisions {
+		if _, loaded := a.decisions.LoadOrStore(key, ok); !loaded {
+			a.cached.Add(1)
+		}
+	}
+	return ok, nil
 }
 
 // policyAdapter loads policy lines from memory and, unlike casbin's string

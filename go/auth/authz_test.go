@@ -187,3 +187,48 @@ func TestEmptyPolicyWarns(t *testing.T) {
 		t.Errorf("the default policy logged %v", logs.All())
 	}
 }
+
+func TestTopicWildcardsAndAuthorizeAny(t *testing.T) {
+	a, err := NewAuthorizerFromText(defaultModel, []byte(strings.Join([]string{
+		"p, orders-app, orders.*, produce",
+		"p, orders-app, orders.*, describe",
+		"p, auditor, log, consume",
+		"p, admin, *, create",
+	}, "\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow := [][3]string{
+		{"orders-app", "orders.eu", ActionProduce}, {"orders-app", "orders.us.west", ActionDescribe},
+		{"auditor", "log", ActionConsume}, {"admin", "anything", ActionCreate},
+	}
+	deny := [][3]string{
+		{"orders-app", "orders", ActionProduce}, {"orders-app", "ordersx", ActionProduce},
+		{"orders-app", "orders.eu", ActionConsume}, {"orders-app", "log", ActionProduce},
+		{"auditor", "orders.eu", ActionConsume}, {"admin", "log", ActionDelete},
+	}
+	for _, r := range allow {
+		if err := a.Authorize(r[0], r[1], r[2]); err != nil {
+			t.Errorf("%v: %v", r, err)
+		}
+	}
+	for _, r := range deny {
+		if err := a.Authorize(r[0], r[1], r[2]); !errors.Is(err, ErrPermissionDenied) {
+			t.Errorf("%v: err = %v, want denied", r, err)
+		}
+	}
+	anyAllow := [][2]string{{"orders-app", ActionProduce}, {"orders-app", ActionDescribe}, {"auditor", ActionConsume}, {"admin", ActionCreate}}
+	anyDeny := [][2]string{{"orders-app", ActionConsume}, {"auditor", ActionProduce}, {"admin", ActionDelete}, {"nobody", ActionProduce}}
+	for i := 0; i < 2; i++ { // the second pass answers from the cache
+		for _, r := range anyAllow {
+			if err := a.AuthorizeAny(r[0], r[1]); err != nil {
+				t.Errorf("pass %d: any %v: %v", i, r, err)
+			}
+		}
+		for _, r := range anyDeny {
+			if err := a.AuthorizeAny(r[0], r[1]); !errors.Is(err, ErrPermissionDenied) || !strings.Contains(err.Error(), "on any object") {
+				t.Errorf("pass %d: any %v: err = %v, want denied on any object", i, r, err)
+			}
+		}
+	}
+}

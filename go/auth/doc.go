@@ -14,10 +14,16 @@
 // an empty common name. They never panic on missing connection state.
 //
 // Authorization. Authorizer evaluates a casbin model and policy: the request
-// is (subject, object, action), where object is the resource — the log's
-// name, such as "log" — and action is one of ActionProduce, ActionConsume and
-// ActionServers; gRPC server reflection is the object ObjectReflection with
-// the action ActionRead. Anything not explicitly allowed is denied. The defaults
+// is (subject, object, action), where object is a topic's name, such as
+// "log" (the default topic), matched against the policy's objects with
+// casbin's keyMatch ("orders.*" covers every topic named "orders."
+// something, "*" everything), and action is one of ActionProduce,
+// ActionConsume, ActionCreate, ActionDelete and ActionDescribe; ActionServers
+// is checked on DefaultObject ("log", as before topics), and gRPC server
+// reflection is the object ObjectReflection with the action ActionRead.
+// AuthorizeAny answers whether a subject may perform an action on at least
+// one object, for a check before the object is known (the server's
+// admission of a call before its message is read). Anything not explicitly allowed is denied. The defaults
 // (model.conf and policy.csv in this directory, embedded in the binary) allow
 // "root" everything on every resource and nobody else anything; operators
 // pass their own files to NewAuthorizer. NewAuthorizer refuses a model that

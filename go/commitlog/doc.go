@@ -12,7 +12,11 @@
 // Cluster is the rest of the port: the partitions a node serves, found by
 // topic and partition, and the topics' metadata (DefaultTopic, TopicInfo).
 // go/broker implements it over the metadata Raft group and one Raft group
-// per partition (docs/architecture.md).
+// per partition (docs/architecture.md). ValidateTopicName and
+// TopicConfig.Validate hold log.proto's rules for topic names and settings
+// (the server checks a CreateTopic with them before the Cluster sees it);
+// a Cluster that refuses a replication factor for lack of nodes returns a
+// *NotEnoughNodesError, which carries both numbers.
 //
 // # Contract
 //

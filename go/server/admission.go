@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -23,46 +24,59 @@ import (
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
-// methodActions maps each log.v1.Log method to the ACL action it needs.
-var methodActions = map[string]string{
-	logv1.Log_Produce_FullMethodName:       auth.ActionProduce,
-	logv1.Log_ProduceBatch_FullMethodName:  auth.ActionProduce,
-	logv1.Log_ProduceStream_FullMethodName: auth.ActionProduce,
-	logv1.Log_Consume_FullMethodName:       auth.ActionConsume,
-	logv1.Log_ConsumeStream_FullMethodName: auth.ActionConsume,
-	logv1.Log_GetServers_FullMethodName:    auth.ActionServers,
-	logv1.Log_GetBounds_FullMethodName:     auth.ActionConsume,
-}
+// methodACL is what admit checks of a call: action on object, or, when
+// object is empty, action on some object (the call's object is the topic
+// its message names, which the handler checks once decoded).
+type methodACL struct{ action, object string }
 
-// reflectionMethods are gRPC server reflection's methods: authorized as
-// auth.ActionRead on auth.ObjectReflection.
-var reflectionMethods = map[string]bool{
-	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      true,
-	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: true,
+// methodACLs maps each log.v1.Log method, and gRPC server reflection's, to
+// the check admit makes.
+var methodACLs = map[string]methodACL{
+	logv1.Log_Produce_FullMethodName:       {action: auth.ActionProduce},
+	logv1.Log_ProduceBatch_FullMethodName:  {action: auth.ActionProduce},
+	logv1.Log_ProduceStream_FullMethodName: {action: auth.ActionProduce},
+	logv1.Log_Consume_FullMethodName:       {action: auth.ActionConsume},
+	logv1.Log_ConsumeStream_FullMethodName: {action: auth.ActionConsume},
+	logv1.Log_GetBounds_FullMethodName:     {action: auth.ActionConsume},
+	logv1.Log_GetMetadata_FullMethodName:   {action: auth.ActionDescribe},
+	logv1.Log_CreateTopic_FullMethodName:   {action: auth.ActionCreate},
+	logv1.Log_DeleteTopic_FullMethodName:   {action: auth.ActionDelete},
+	logv1.Log_GetServers_FullMethodName:    {action: auth.ActionServers, object: auth.DefaultObject},
+	// Reflection has no handler of its own to authorize again: this is its only check.
+	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      {action: auth.ActionRead, object: auth.ObjectReflection},
+	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: {action: auth.ActionRead, object: auth.ObjectReflection},
 }
 
 // admit is the server's tap handle: it runs when a call's headers arrive,
-// before its message is read, and refuses log.v1.Log calls the caller may
-// not make, so an unauthorized request costs no decoding. The handlers
-// authorize again (the same, cached, decision). It runs on the
-// connection's reading goroutine, so it only does what is cheap.
+// before its message is read, and refuses calls the caller may not make,
+// so an unauthorized request costs no decoding. A call about a topic is
+// admitted if the caller has the method's action on at least one object
+// (Authorizer.AuthorizeAny): the topic is in the message, and the handler
+// checks it once decoded, before any other work; the others are checked on
+// their object here, and their handlers authorize again (the same, cached,
+// decision). It runs on the connection's reading goroutine, so it only
+// does what is cheap.
 func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
-	object := s.cfg.LogName
-	action, ok := methodActions[info.FullMethodName]
+	acl, ok := methodACLs[info.FullMethodName]
 	if !ok {
-		if !reflectionMethods[info.FullMethodName] {
-			return ctx, nil
-		}
-		// Reflection has no handler of its own to authorize again: this is its only check.
-		object, action = auth.ObjectReflection, auth.ActionRead
+		return ctx, nil
 	}
 	subject, err := auth.SubjectFromPeer(ctx)
 	if err != nil {
 		return nil, s.rejected(ctx, info.FullMethodName, rejectUnauthenticated, status.Error(codes.Unauthenticated, err.Error()))
 	}
-	if err := s.cfg.Authorizer.Authorize(subject, object, action); err != nil {
+	if acl.object == "" {
+		err = s.cfg.Authorizer.AuthorizeAny(subject, acl.action)
+	} else {
+		err = s.cfg.Authorizer.Authorize(subject, acl.object, acl.action)
+	}
+	if err != nil {
+		on := fmt.Sprintf("%q", acl.object)
+		if acl.object == "" {
+			on = "any topic"
+		}
 		return nil, s.rejected(ctx, info.FullMethodName, rejectPermissionDenied,
-			status.Errorf(codes.PermissionDenied, "%s may not %s on %q", subject, action, object))
+			status.Errorf(codes.PermissionDenied, "%s may not %s on %s", subject, acl.action, on))
 	}
 	// The call's context: go/auth's interceptors find the subject there.
 	return auth.WithSubject(ctx, subject), nil

@@ -7,7 +7,7 @@ import (
 )
 
 // Every method of log.v1.Log is authorized when its headers arrive, before
-// its message is read: none is missing from methodActions (GetBounds was,
+// its message is read: none is missing from methodACLs (GetBounds was,
 // and its refusals were decoded and counted as ordinary calls).
 func TestEveryMethodHasAnAction(t *testing.T) {
 	var names []string
@@ -18,8 +18,8 @@ func TestEveryMethodHasAnAction(t *testing.T) {
 		names = append(names, s.StreamName)
 	}
 	for _, n := range names {
-		if _, ok := methodActions["/"+logv1.Log_ServiceDesc.ServiceName+"/"+n]; !ok {
-			t.Errorf("log.v1.Log/%s has no ACL action in methodActions", n)
+		if _, ok := methodACLs["/"+logv1.Log_ServiceDesc.ServiceName+"/"+n]; !ok {
+			t.Errorf("log.v1.Log/%s has no ACL check in methodACLs", n)
 		}
 	}
 }

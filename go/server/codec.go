@@ -27,6 +27,7 @@ const (
 	fieldRecordHeaders = 4 // Record.headers
 	fieldHeaderKey     = 1 // Header.key
 	fieldHeaderValue   = 2 // Header.value
+	fieldMetadataTopic = 1 // GetMetadataRequest.topics
 )
 
 // Reasons a request is refused before decoding, the reason label of
@@ -36,6 +37,7 @@ const (
 	rejectTooManyRecords   = "too_many_records"
 	rejectTooManyHeaders   = "too_many_headers"
 	rejectHeaderBytes      = "header_bytes"
+	rejectTooManyTopics    = "too_many_topics"
 	rejectUnauthenticated  = "unauthenticated"
 	rejectPermissionDenied = "permission_denied"
 	rejectTooManyStreams   = "too_many_streams"
@@ -69,6 +71,7 @@ type codec struct {
 	maxRecords       int
 	maxHeaders       int
 	maxHeaderBytes   int
+	maxTopics        int // names in a GetMetadataRequest
 	// unmarshalled counts the requests this codec unmarshalled, for tests
 	// that check a request was refused before.
 	unmarshalled atomic.Int64
@@ -80,6 +83,7 @@ func newCodec(cfg Config) *codec {
 		maxRecords:     cfg.MaxBatchRecords,
 		maxHeaders:     cfg.MaxRecordHeaders,
 		maxHeaderBytes: cfg.MaxRecordHeaderBytes,
+		maxTopics:      cfg.MaxMetadataTopics,
 	}
 }
 
@@ -102,6 +106,8 @@ func (c *codec) Unmarshal(data mem.BufferSlice, v any) error {
 		err = c.checkProduce(b)
 	case *logv1.ProduceBatchRequest:
 		err = c.checkBatch(b)
+	case *logv1.GetMetadataRequest:
+		err = c.checkMetadata(b)
 	}
 	if err == nil {
 		c.unmarshalled.Add(1)
@@ -206,6 +212,22 @@ func (c *codec) checkBatch(b []byte) error {
 		}
 		var hc headerCount
 		return c.addHeaders(&hc, val, records-1)
+	})
+}
+
+// checkMetadata counts a GetMetadataRequest's topic names: an empty name
+// is 2 bytes on the wire and a string of its own decoded.
+func (c *codec) checkMetadata(b []byte) error {
+	topics := 0
+	return fields(b, func(num protowire.Number, typ protowire.Type, _ []byte) error {
+		if num != fieldMetadataTopic || typ != protowire.BytesType {
+			return nil
+		}
+		if topics++; topics > c.maxTopics {
+			return &decodeError{reason: rejectTooManyTopics, st: status.Newf(codes.InvalidArgument,
+				"the request names more than %d topics (the limit is %d); name none to describe every topic", c.maxTopics, c.maxTopics)}
+		}
+		return nil
 	})
 }
 

@@ -16,7 +16,8 @@ import (
 
 // Defaults used by DefaultConfig.
 const (
-	DefaultLogName              = "log"
+	// DefaultLogName is the name of the default topic (commitlog.DefaultTopic).
+	DefaultLogName              = commitlog.DefaultTopic
 	DefaultMaxRecordBytes       = 1 << 20 // 1 MiB, encoded record
 	DefaultMaxBatchRecords      = 10_000
 	DefaultMaxRecvMsgBytes      = 4 << 20 // holds a batch of four maximal records
@@ -26,6 +27,7 @@ const (
 	DefaultMaxStreams           = 4096
 	DefaultMaxRecordHeaders     = 64
 	DefaultMaxRecordHeaderBytes = 64 << 10
+	DefaultMaxMetadataTopics    = 10_000
 	DefaultMaxConnectionIdle    = 5 * time.Minute
 	DefaultHandshakeTimeout     = 10 * time.Second
 	DefaultKeepaliveMinTime     = 10 * time.Second
@@ -39,10 +41,13 @@ const (
 // MaxRecordBytes always fits in a message.
 const messageOverhead = 64
 
-// Authorizer decides whether subject may perform action on object; a
-// refusal wraps auth.ErrPermissionDenied. *auth.Authorizer implements it.
+// Authorizer decides whether subject may perform action on object (a
+// topic's name; see go/auth), or on at least one object (AuthorizeAny, for
+// the check before a call's topic is decoded); a refusal wraps
+// auth.ErrPermissionDenied. *auth.Authorizer implements it.
 type Authorizer interface {
 	Authorize(subject, object, action string) error
+	AuthorizeAny(subject, action string) error
 }
 
 // Config configures a Server. Start from DefaultConfig and set TLS and
@@ -53,14 +58,13 @@ type Config struct {
 	// AdvertiseAddr is the rpc_addr GetServers reports for this node.
 	// Default: the address of the listener passed to Serve.
 	AdvertiseAddr string
-	// LogName is the resource (casbin object) every call is authorized on.
-	LogName string
 
 	// TLS is the server's TLS configuration (see auth.TLSConfig.Server);
 	// required: the server has no plaintext mode. Its ClientCAs decide which
 	// client certificates authenticate.
 	TLS *tls.Config
-	// Authorizer checks each call's principal, LogName and action. Required.
+	// Authorizer checks each call's principal, object (the topic) and
+	// action. Required.
 	Authorizer Authorizer
 	// Servers answers GetServers; nil lists this node alone, as leader.
 	Servers commitlog.ServerLister
@@ -90,6 +94,9 @@ type Config struct {
 	// both are checked on the wire, before the request is decoded, and a
 	// record over either gets InvalidArgument.
 	MaxRecordHeaders, MaxRecordHeaderBytes int
+	// MaxMetadataTopics caps the topic names of one GetMetadata, counted
+	// on the wire before the request is decoded; more get InvalidArgument.
+	MaxMetadataTopics int
 	// MaxConnectionIdle closes a connection that had no call for that long
 	// (with a GOAWAY, so clients reconnect cleanly). 0: never.
 	MaxConnectionIdle time.Duration
@@ -128,7 +135,6 @@ func DefaultConfig() Config {
 	}
 	return Config{
 		ID:                   id,
-		LogName:              DefaultLogName,
 		MaxRecordBytes:       DefaultMaxRecordBytes,
 		MaxBatchRecords:      DefaultMaxBatchRecords,
 		MaxRecvMsgBytes:      DefaultMaxRecvMsgBytes,
@@ -138,6 +144,7 @@ func DefaultConfig() Config {
 		MaxStreams:           DefaultMaxStreams,
 		MaxRecordHeaders:     DefaultMaxRecordHeaders,
 		MaxRecordHeaderBytes: DefaultMaxRecordHeaderBytes,
+		MaxMetadataTopics:    DefaultMaxMetadataTopics,
 		MaxConnectionIdle:    DefaultMaxConnectionIdle,
 		HandshakeTimeout:     DefaultHandshakeTimeout,
 		KeepaliveMinTime:     DefaultKeepaliveMinTime,
@@ -156,9 +163,6 @@ func (c Config) Validate() error {
 	}
 	if c.ID == "" {
 		bad("ID is empty")
-	}
-	if c.LogName == "" {
-		bad("LogName is empty; it is the ACL object every call is checked against")
 	}
 	if c.TLS == nil {
 		bad("TLS is nil; the server has no plaintext mode")
@@ -194,6 +198,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRecordHeaders <= 0 || c.MaxRecordHeaderBytes <= 0 {
 		bad("MaxRecordHeaders (%d) and MaxRecordHeaderBytes (%d) must be positive", c.MaxRecordHeaders, c.MaxRecordHeaderBytes)
+	}
+	if c.MaxMetadataTopics <= 0 {
+		bad("MaxMetadataTopics is %d, must be positive", c.MaxMetadataTopics)
 	}
 	if c.MaxConnectionIdle < 0 || c.MaxConnectionAge < 0 || c.MaxConnectionAgeGrace < 0 {
 		bad("MaxConnectionIdle (%v), MaxConnectionAge (%v) and MaxConnectionAgeGrace (%v) must be 0 (off) or positive", c.MaxConnectionIdle, c.MaxConnectionAge, c.MaxConnectionAgeGrace)

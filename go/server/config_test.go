@@ -26,7 +26,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := validConfig(t).Validate(); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
-	if c := server.DefaultConfig(); c.ID == "" || c.LogName != "log" || c.MaxRecordBytes != 1<<20 {
+	if c := server.DefaultConfig(); c.ID == "" || c.MaxRecordBytes != 1<<20 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	cases := []struct {
@@ -36,13 +36,13 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *server.Config) { c.TLS = nil }, "no plaintext mode"},
 		{func(c *server.Config) { c.TLS = &tls.Config{} }, "no server certificate"},
 		{func(c *server.Config) { c.Authorizer = nil }, "Authorizer is nil"},
-		{func(c *server.Config) { c.LogName = "" }, "LogName is empty"},
 		{func(c *server.Config) { c.ID = "" }, "ID is empty"},
 		{func(c *server.Config) { c.MaxRecordBytes = 0 }, "MaxRecordBytes is 0"},
 		{func(c *server.Config) { c.MaxBatchRecords = -1 }, "MaxBatchRecords is -1"},
 		{func(c *server.Config) { c.MaxRecvMsgBytes = 1 << 20 }, "MaxRecvMsgBytes is 1048576, must be at least"},
 		{func(c *server.Config) { c.MaxSendMsgBytes = 100 }, "MaxSendMsgBytes is 100"},
 		{func(c *server.Config) { c.MaxConcurrentStreams = 0 }, "MaxConcurrentStreams is 0"},
+		{func(c *server.Config) { c.MaxMetadataTopics = 0 }, "MaxMetadataTopics is 0, must be positive"},
 		{func(c *server.Config) { c.MaxConnections = -1 }, "MaxConnections (-1) and MaxStreams (4096) must be 0 (no cap) or positive"},
 		{func(c *server.Config) { c.MaxStreams = -1 }, "MaxStreams (-1) must be 0"},
 		{func(c *server.Config) { c.MaxRecordHeaders = 0 }, "MaxRecordHeaders (0) and MaxRecordHeaderBytes (65536) must be positive"},
@@ -67,7 +67,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.Validate(); !strings.Contains(err.Error(), "TLS") || !strings.Contains(err.Error(), "Authorizer") {
 		t.Errorf("joined errors: %v", err)
 	}
-	if _, err := server.New(validConfig(t), nil); !errors.Is(err, server.ErrNilPartition) {
-		t.Errorf("New(nil log): %v", err)
+	if _, err := server.New(validConfig(t), nil); !errors.Is(err, server.ErrNilCluster) {
+		t.Errorf("New(nil cluster): %v", err)
 	}
 }

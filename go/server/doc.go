@@ -1,10 +1,13 @@
 // Package server implements proglog's gRPC API (log.v1.Log) on one node.
 //
-// The server is storage-agnostic: it serves any commitlog.Partition (the
-// port in go/commitlog) — the local storage engine through NewStorageLog,
-// or a Raft-replicated log (go/replication's CommitLog) — and asks a
-// commitlog.ServerLister for cluster membership (by default it lists only
-// itself, as leader). Records cross the port as bytes: the server encodes
+// The server is storage-agnostic: it serves a commitlog.Cluster (the port
+// in go/commitlog: the partitions of this node by topic and partition, and
+// the topics' metadata; go/broker implements it, go/agent's SingleLog
+// serves the single replicated log as the default topic until then) and
+// asks a commitlog.ServerLister for the cluster's servers (by default it
+// lists only itself, as leader). Each partition is a commitlog.Partition —
+// a Raft-replicated log (go/replication's CommitLog), or the local storage
+// engine through NewStorageLog. Records cross the port as bytes: the server encodes
 // each log.v1.Record before Partition.Append (EncodeRecords, its protobuf
 // encoding) and decodes it after Partition.Read (DecodeRecord). The server
 // owns every mapping of an error to a gRPC status, including the port's
@@ -14,14 +17,43 @@
 // implementations and knows nothing of Raft.
 //
 // Contract:
+//   - Topics. Every record RPC (Produce, ProduceBatch, ProduceStream,
+//     Consume, ConsumeStream, GetBounds) names a topic (empty:
+//     commitlog.DefaultTopic) and a partition, resolved once per call or
+//     stream with Cluster.Partition; the call then works on that partition
+//     alone, and a stream keeps following it. All requests of a
+//     ProduceStream name its first request's topic and partition or leave
+//     both empty, else codes.InvalidArgument. A name log.proto does not
+//     allow is codes.InvalidArgument (ErrorInfo INVALID_TOPIC), an unknown
+//     topic or partition codes.NotFound (UNKNOWN_TOPIC with metadata
+//     topic; UNKNOWN_PARTITION with topic and partition).
+//   - Topic RPCs. GetMetadata answers Cluster.Topics, ordered by name, with
+//     the servers of Config.Servers (as GetServers); without names, only the
+//     topics the caller may describe. CreateTopic checks the name and the
+//     settings (commitlog.ValidateTopicName, TopicConfig.Validate) before
+//     the cluster sees them, zero settings taking the defaults (1 partition,
+//     replication factor min(DefaultReplicationFactor, servers), no
+//     retention); an existing topic is codes.AlreadyExists (TOPIC_EXISTS), a
+//     replication factor over the live nodes codes.FailedPrecondition
+//     (NOT_ENOUGH_NODES, metadata replication_factor and nodes). DeleteTopic
+//     of the default topic is refused by the server (INVALID_TOPIC). Both
+//     need the metadata leader: another node's *commitlog.NotLeaderError is
+//     NOT_LEADER, as for partitions.
 //   - Security. TLS is mandatory. Every RPC, health checks included, needs a
 //     client certificate verified by the handshake; its subject CN is the
-//     principal (go/auth). Each Log method is then authorized for the action
-//     "produce", "consume" or "servers" on the resource Config.LogName,
-//     when the call's headers arrive (a tap handle), before its message is
-//     read. A missing identity is codes.Unauthenticated, a refused one
-//     codes.PermissionDenied; in both cases nothing is decoded, read or
-//     written.
+//     principal (go/auth). ACL objects are topic names (casbin keyMatch
+//     wildcards: "orders.*"; "*" is everything): "produce" and "consume" on
+//     the request's topic, "describe", "create" and "delete" on the topics
+//     of GetMetadata, CreateTopic and DeleteTopic, "servers" on
+//     auth.DefaultObject ("log"), "read" on "reflection". When the call's
+//     headers arrive (a tap handle), before its message is read, the caller
+//     must have the method's action on at least one object
+//     (Authorizer.AuthorizeAny), or on the fixed object of GetServers and
+//     reflection; the topic, known once the message is decoded (within the
+//     codec's bounds), is checked by the handler before anything else. A
+//     missing identity is codes.Unauthenticated, a refused one
+//     codes.PermissionDenied; then nothing is read or written, and a caller
+//     with the action on no object has nothing decoded.
 //   - Validation before decoding. The server's codec counts a produce
 //     request's records, each record's headers and their keys' and values'
 //     bytes on the wire and refuses one over Config.MaxBatchRecords,
@@ -97,12 +129,13 @@
 //     written) and commitlog.ErrUnavailable (this node cannot serve now).
 //     None of them changes health.
 //   - Other failures: a closed or failed local log (go/seglog's ErrClosed,
-//     ErrFailed) is codes.Unavailable and sets health NOT_SERVING, on-disk
+//     ErrFailed; of any partition) is codes.Unavailable and sets health NOT_SERVING, on-disk
 //     corruption codes.DataLoss, anything unexpected codes.Internal with the
 //     error logged, never sent.
 //
 // Limits (Config; the README's "Limits" gives defaults and rationale):
-// record size, batch length, headers per record and their bytes, gRPC
+// record size, batch length, headers per record and their bytes, topic
+// names per GetMetadata, gRPC
 // message sizes, connections open at once on the listener given to Serve
 // (more are closed at once), calls running at once over all connections
 // (more get codes.ResourceExhausted) and per connection, handshake timeout,

@@ -24,8 +24,8 @@ import (
 var (
 	// ErrInvalidConfig: Config.Validate found a problem; the message names it.
 	ErrInvalidConfig = errors.New("server: invalid config")
-	// ErrNilPartition: New was given no commitlog.Partition.
-	ErrNilPartition = errors.New("server: nil commitlog.Partition")
+	// ErrNilCluster: New was given no commitlog.Cluster.
+	ErrNilCluster = errors.New("server: nil commitlog.Cluster")
 	// ErrForcedStop: Shutdown's deadline passed before every call finished,
 	// so the remaining ones were cut off.
 	ErrForcedStop = errors.New("server: graceful shutdown timed out; remaining calls were cut off")
@@ -44,6 +44,11 @@ const (
 	reasonUnknownProd    = "UNKNOWN_PRODUCER"
 	reasonNotLeader      = "NOT_LEADER"
 	reasonTooManyProds   = "TOO_MANY_PRODUCERS"
+	reasonUnknownTopic   = "UNKNOWN_TOPIC"
+	reasonUnknownPart    = "UNKNOWN_PARTITION"
+	reasonTopicExists    = "TOPIC_EXISTS"
+	reasonInvalidTopic   = "INVALID_TOPIC"
+	reasonNotEnoughNodes = "NOT_ENOUGH_NODES"
 	detailLocale         = "en-US"
 )
 
@@ -190,6 +195,70 @@ func sequenceRefused(e *producer.SequenceError) error {
 	)
 }
 
+// topicError is an error of a call about a topic, and a partition of it
+// when hasPartition, so that statusError can name them in the status's
+// ErrorInfo: the cluster's errors carry them only in their message.
+type topicError struct {
+	topic        string
+	partition    uint32
+	hasPartition bool
+	err          error
+}
+
+func (e *topicError) Error() string { return e.err.Error() }
+func (e *topicError) Unwrap() error { return e.err }
+
+// onTopic marks err (if not nil) as an error about topic.
+func onTopic(err error, topic string) error {
+	if err == nil {
+		return nil
+	}
+	return &topicError{topic: topic, err: err}
+}
+
+// onPartition marks err (if not nil) as an error about topic's partition.
+func onPartition(err error, topic string, partition uint32) error {
+	if err == nil {
+		return nil
+	}
+	return &topicError{topic: topic, partition: partition, hasPartition: true, err: err}
+}
+
+// metadata is the ErrorInfo metadata naming e's topic (and partition):
+// empty for a nil e.
+func (e *topicError) metadata() map[string]string {
+	md := map[string]string{}
+	if e == nil {
+		return md
+	}
+	md["topic"] = e.topic
+	if e.hasPartition {
+		md["partition"] = strconv.FormatUint(uint64(e.partition), 10)
+	}
+	return md
+}
+
+// topicStatus builds the status of a topic error of the cluster (see
+// log.proto): reason in an ErrorInfo naming the topic, and partition if
+// known.
+func topicStatus(code codes.Code, reason, msg string, te *topicError) error {
+	return withDetails(status.New(code, msg), &errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: te.metadata()})
+}
+
+// notEnoughNodes builds the FAILED_PRECONDITION status of a topic whose
+// replication factor the cluster cannot place; the figures come from a
+// *commitlog.NotEnoughNodesError when the cluster returned one.
+func notEnoughNodes(err error, te *topicError) error {
+	md := te.metadata()
+	var ne *commitlog.NotEnoughNodesError
+	if errors.As(err, &ne) {
+		md["replication_factor"] = strconv.Itoa(ne.ReplicationFactor)
+		md["nodes"] = strconv.Itoa(ne.Nodes)
+	}
+	return withDetails(status.New(codes.FailedPrecondition, err.Error()+"; create the topic with a smaller replication factor or add servers"),
+		&errdetails.ErrorInfo{Reason: reasonNotEnoughNodes, Domain: ErrorDomain, Metadata: md})
+}
+
 func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
 	withD, err := st.WithDetails(details...)
 	if err != nil {
@@ -216,9 +285,34 @@ func (s *Server) statusError(ctx context.Context, err error) error {
 	var oor *seglog.OffsetOutOfRangeError
 	var low *diskspace.LowSpaceError
 	var seq *producer.SequenceError
+	var te *topicError
+	errors.As(err, &te) // nil when err is about no topic
 	switch {
 	case errors.As(err, &nl):
 		return notLeader(nl)
+	case errors.Is(err, commitlog.ErrUnknownPartition):
+		msg := "unknown partition: " + err.Error()
+		if te != nil {
+			msg = fmt.Sprintf("topic %q has no partition %d; refresh the topic's metadata", te.topic, te.partition)
+		}
+		return topicStatus(codes.NotFound, reasonUnknownPart, msg, te)
+	case errors.Is(err, commitlog.ErrUnknownTopic):
+		msg := "unknown topic: " + err.Error()
+		if te != nil {
+			msg = fmt.Sprintf("topic %q does not exist", te.topic)
+		}
+		return topicStatus(codes.NotFound, reasonUnknownTopic, msg, te)
+	case errors.Is(err, commitlog.ErrTopicExists):
+		msg := err.Error()
+		if te != nil {
+			msg = fmt.Sprintf("topic %q already exists", te.topic)
+		}
+		return topicStatus(codes.AlreadyExists, reasonTopicExists, msg, te)
+	case errors.Is(err, commitlog.ErrInvalidTopic):
+		// The message says what is not allowed (see commitlog).
+		return topicStatus(codes.InvalidArgument, reasonInvalidTopic, err.Error(), te)
+	case errors.Is(err, commitlog.ErrNotEnoughNodes):
+		return notEnoughNodes(err, te)
 	case errors.Is(err, commitlog.ErrLeadershipLost):
 		return status.Error(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")
 	case errors.Is(err, commitlog.ErrUnavailable):

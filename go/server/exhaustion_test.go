@@ -69,6 +69,67 @@ func TestUnauthorizedBatchIsNotDecoded(t *testing.T) {
 	}
 }
 
+// With topics the object of a call is in its message, so the check when
+// its headers arrive is whether the caller has the method's action on any
+// topic: a caller with none is still refused before a byte is decoded, for
+// the record RPCs and the topic RPCs alike. A caller with the action on
+// some other topic is let through and refused by the handler, once the
+// message is decoded (bounded by the codec's limits) and before any work.
+func TestTopicCallsRefusedBeforeDecodingWithoutTheActionAnywhere(t *testing.T) {
+	authz := writePolicy(t, "p, root, *, *", "p, nobody, log, consume", "p, nobody, orders.*, produce")
+	f := newFixture(t, fixtureOpts{server: func(c *serverConfig) { c.Authorizer = authz }})
+	c := f.client("nobody")
+	ctx := ctxT(t)
+	big := make([]*logv1.Record, server.DefaultMaxBatchRecords)
+	for i := range big {
+		big[i] = &logv1.Record{}
+	}
+	_, err := c.GetMetadata(ctx, &logv1.GetMetadataRequest{Topics: []string{"log"}})
+	wantStatus(t, err, codes.PermissionDenied, "nobody may not describe on any topic")
+	_, err = c.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "orders.x"})
+	wantStatus(t, err, codes.PermissionDenied, "nobody may not create on any topic")
+	_, err = c.DeleteTopic(ctx, &logv1.DeleteTopicRequest{Name: "log"})
+	wantStatus(t, err, codes.PermissionDenied, "nobody may not delete on any topic")
+	if n := server.Unmarshalled(f.srv); n != 0 {
+		t.Fatalf("the server unmarshalled %d requests of calls refused on any topic", n)
+	}
+	if got := counter(t, f.reg, "proglog_rejected_requests_total", map[string]string{"reason": "permission_denied"}); got != 3 {
+		t.Fatalf("proglog_rejected_requests_total{reason=permission_denied} = %v, want 3", got)
+	}
+
+	// produce on orders.* admits the call; the handler refuses the default
+	// topic after decoding, and nothing is written.
+	_, err = c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: big})
+	wantStatus(t, err, codes.PermissionDenied, `nobody may not produce on "log"`)
+	if n := server.Unmarshalled(f.srv); n != 1 {
+		t.Fatalf("unmarshalled %d requests, want the one admitted", n)
+	}
+	if n := f.storage.NextOffset(); n != 0 {
+		t.Fatalf("%d records written", n)
+	}
+}
+
+// A GetMetadata naming more than MaxMetadataTopics topics is refused by
+// counting the names on the wire, before it is unmarshalled: empty names
+// cost 2 bytes each to send and a string each decoded.
+func TestMetadataTopicsOverLimitRefusedBeforeUnmarshal(t *testing.T) {
+	f := newFixture(t, fixtureOpts{server: func(c *serverConfig) { c.MaxMetadataTopics = 3 }})
+	c := f.client("root")
+	ctx := ctxT(t)
+	if _, err := c.GetMetadata(ctx, &logv1.GetMetadataRequest{Topics: []string{"log", "log", "log"}}); err != nil {
+		t.Fatalf("at the limit: %v", err)
+	}
+	before := server.Unmarshalled(f.srv)
+	_, err := c.GetMetadata(ctx, &logv1.GetMetadataRequest{Topics: make([]string, 4)})
+	wantStatus(t, err, codes.InvalidArgument, "the request names more than 3 topics")
+	if n := server.Unmarshalled(f.srv); n != before {
+		t.Fatalf("the refused request was unmarshalled")
+	}
+	if got := counter(t, f.reg, "proglog_rejected_requests_total", map[string]string{"reason": "too_many_topics"}); got != 1 {
+		t.Fatalf("proglog_rejected_requests_total{reason=too_many_topics} = %v, want 1", got)
+	}
+}
+
 // Over MaxBatchRecords a batch is refused by counting records on the wire,
 // before it is unmarshalled.
 func TestBatchOverLimitRefusedBeforeUnmarshal(t *testing.T) {

@@ -29,8 +29,9 @@ type fixture struct {
 	t       testing.TB
 	certs   certs.DevFiles
 	ca      *certs.Authority
-	storage *seglog.Log
-	clog    *countingLog
+	storage *seglog.Log  // the default topic's partition 0
+	clog    *countingLog // over storage
+	cluster *cluster
 	srv     *server.Server
 	addr    string
 	reg     *prometheus.Registry
@@ -98,15 +99,16 @@ func newFixture(t testing.TB, opts fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	clog := &countingLog{Partition: server.NewStorageLog(storage), gate: opts.gate, reads: opts.reads}
-	srv, err := server.New(cfg, clog)
-	if err != nil {
-		t.Fatal(err)
-	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, certs: files, ca: ca, storage: storage, clog: clog, srv: srv, addr: lis.Addr().String(), reg: reg, served: make(chan error, 1)}
+	cl := newCluster(t, filepath.Join(dir, "topics"), lcfg, commitlog.Server{ID: cfg.ID, Addr: lis.Addr().String(), IsLeader: true}, clog)
+	srv, err := server.New(cfg, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, certs: files, ca: ca, storage: storage, clog: clog, cluster: cl, srv: srv, addr: lis.Addr().String(), reg: reg, served: make(chan error, 1)}
 	go func() { f.served <- srv.Serve(lis) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

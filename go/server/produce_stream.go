@@ -6,6 +6,8 @@ import (
 	"io"
 	"sync"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -17,6 +19,12 @@ import (
 
 // ProduceStream implements logv1.LogServer.
 //
+// The stream's partition is the first request's topic and partition,
+// authorized and resolved when that request arrives (the tap handle only
+// checked that the caller may produce to some topic); later requests name
+// the same or leave both empty, else the stream ends with InvalidArgument
+// after the valid requests before it are written and acknowledged.
+//
 // Group commit: a receiver goroutine queues requests while the handler
 // appends, and the handler writes everything queued with one Append —
 // one write and at most one fsync for many records — before acknowledging
@@ -27,9 +35,7 @@ import (
 func (s *Server) ProduceStream(stream logv1.Log_ProduceStreamServer) error {
 	ctx, cancel := s.streamContext(stream.Context())
 	defer cancel()
-	if err := s.authorize(ctx, auth.ActionProduce); err != nil {
-		return err
-	}
+	var t *target // the stream's partition, from its first request
 	q := newProduceQueue(s.cfg.MaxRecvMsgBytes)
 	stopWake := context.AfterFunc(ctx, q.close)
 	defer stopWake()
@@ -44,7 +50,14 @@ func (s *Server) ProduceStream(stream logv1.Log_ProduceStreamServer) error {
 			return s.streamEnd(ctx, ctx.Err())
 		}
 		if len(reqs) > 0 {
-			if err := s.produceGroup(ctx, stream, reqs); err != nil {
+			if t == nil {
+				first, err := s.resolve(ctx, auth.ActionProduce, reqs[0].GetTopic(), reqs[0].GetPartition())
+				if err != nil {
+					return err
+				}
+				t = &first
+			}
+			if err := s.produceGroup(ctx, stream, *t, reqs); err != nil {
 				return err
 			}
 			continue
@@ -56,12 +69,12 @@ func (s *Server) ProduceStream(stream logv1.Log_ProduceStreamServer) error {
 	}
 }
 
-// produceGroup validates reqs in order, appends the valid prefix, and
+// produceGroup validates reqs in order, appends the valid prefix to t, and
 // acknowledges it, and returns the first validation error if any. The
 // prefix is appended in runs: consecutive requests without a producer
 // (ID 0) go in one Append, as do consecutive requests of one producer
 // whose sequences follow on (one idempotent batch).
-func (s *Server) produceGroup(ctx context.Context, stream logv1.Log_ProduceStreamServer, reqs []*logv1.ProduceRequest) error {
+func (s *Server) produceGroup(ctx context.Context, stream logv1.Log_ProduceStreamServer, t target, reqs []*logv1.ProduceRequest) error {
 	now := timestamppb.Now()
 	recs := make([]*logv1.Record, 0, len(reqs))
 	prods := make([]commitlog.Producer, 0, len(reqs))
@@ -69,6 +82,10 @@ func (s *Server) produceGroup(ctx context.Context, stream logv1.Log_ProduceStrea
 	sent := make([][]byte, 0, len(reqs)) // idempotent records as sent, for the checksum; nil for plain ones
 	var invalid error
 	for _, req := range reqs {
+		if err := t.names(req.GetTopic(), req.GetPartition()); err != nil {
+			invalid = err
+			break
+		}
 		p, err := producerOf(req.GetProducer(), 1)
 		if err != nil {
 			invalid = err
@@ -104,7 +121,7 @@ func (s *Server) produceGroup(ctx context.Context, stream logv1.Log_ProduceStrea
 		if p.ID != 0 {
 			p.Checksum = producer.Checksum(sent[start:end])
 		}
-		a, err := s.appendRecords(ctx, p, recs[start:end], total)
+		a, err := s.appendRecords(ctx, t, p, recs[start:end], total)
 		if err != nil {
 			return s.streamEnd(ctx, err)
 		}
@@ -116,6 +133,23 @@ func (s *Server) produceGroup(ctx context.Context, stream logv1.Log_ProduceStrea
 		start = end
 	}
 	return invalid
+}
+
+// names checks that a request of t's ProduceStream names t's topic and
+// partition, or neither (topic empty and partition 0).
+func (t target) names(topic string, partition uint32) error {
+	if topic == "" && partition == 0 {
+		return nil
+	}
+	if topic == "" {
+		topic = commitlog.DefaultTopic
+	}
+	if topic != t.topic || partition != t.partition {
+		return status.Errorf(codes.InvalidArgument,
+			"this ProduceStream writes to topic %q partition %d (its first request's); a request names topic %q partition %d; open a stream per partition",
+			t.topic, t.partition, topic, partition)
+	}
+	return nil
 }
 
 // produceQueue hands requests from the receiving goroutine to the handler.

@@ -154,28 +154,39 @@ func TestRootAllowed(t *testing.T) {
 	}
 }
 
-// Authorization uses the log's name as the object: a policy for another
-// log grants nothing here.
+// Authorization uses the request's topic as the object: a grant for
+// another topic lets the call past the check before decoding (the caller
+// may produce somewhere) but not past the handler's check of the topic.
 func TestAuthorizationIsPerResource(t *testing.T) {
 	policy := filepath.Join(t.TempDir(), "policy.csv")
-	if err := os.WriteFile(policy, []byte("p, root, *, *\np, nobody, other-log, produce\np, nobody, audit, consume\n"), 0o644); err != nil {
+	if err := os.WriteFile(policy, []byte("p, root, *, *\np, nobody, other-log, produce\np, nobody, audit, consume\np, nobody, log, servers\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	authz, err := auth.NewAuthorizer("", policy) // built-in model
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(t, fixtureOpts{server: func(c *serverConfig) { c.Authorizer = authz; c.LogName = "audit" }})
-	seed(t, f)
-	c := f.client("nobody")
+	f := newFixture(t, fixtureOpts{server: func(c *serverConfig) { c.Authorizer = authz }})
+	f.cluster.create("audit", 1)
 	ctx := ctxT(t)
-	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: rec("x")}); status.Code(err) != codes.PermissionDenied {
+	if _, err := f.client("root").Produce(ctx, &logv1.ProduceRequest{Topic: "audit", Record: rec("seed")}); err != nil {
+		t.Fatal(err)
+	}
+	c := f.client("nobody")
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Topic: "audit", Record: rec("x")}); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), `produce on "audit"`) {
 		t.Fatalf("produce on audit with a grant for other-log: %v", err)
 	}
-	if _, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 0}); err != nil {
+	if _, err := c.Consume(ctx, &logv1.ConsumeRequest{Topic: "audit", Offset: 0}); err != nil {
 		t.Fatalf("consume on audit with a grant for audit: %v", err)
 	}
-	if next := f.storage.NextOffset(); next != 1 {
+	if _, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 0}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("consume on the default topic with a grant for audit: %v", err)
+	}
+	// servers is checked on "log", as before topics.
+	if _, err := c.GetServers(ctx, &logv1.GetServersRequest{}); err != nil {
+		t.Fatalf("servers with a grant on log: %v", err)
+	}
+	if next := partitionLog(t, f, "audit", 0).NextOffset(); next != 1 {
 		t.Fatalf("next offset %d", next)
 	}
 }

@@ -50,16 +50,16 @@ const streamWorkersPerCPU = 16
 // suppressed.
 const refusedLogInterval = 10 * time.Second
 
-// Server serves log.v1.Log and grpc.health.v1.Health over one
-// commitlog.Partition.
+// Server serves log.v1.Log and grpc.health.v1.Health over a
+// commitlog.Cluster.
 type Server struct {
 	logv1.UnimplementedLogServer
 
-	cfg    Config
-	log    commitlog.Partition
-	grpc   *grpc.Server
-	health *health.Server
-	lister commitlog.ServerLister
+	cfg     Config
+	cluster commitlog.Cluster
+	grpc    *grpc.Server
+	health  *health.Server
+	lister  commitlog.ServerLister
 
 	// stopping is cancelled by Shutdown to end long-lived streams, which
 	// GracefulStop would otherwise wait on for ever.
@@ -82,16 +82,16 @@ type Server struct {
 
 var _ logv1.LogServer = (*Server)(nil)
 
-// New builds a Server for p; call Serve to accept connections. p must be
-// open: the health service starts as SERVING.
-func New(cfg Config, p commitlog.Partition) (*Server, error) {
+// New builds a Server for cluster; call Serve to accept connections. The
+// cluster's partitions must be open: the health service starts as SERVING.
+func New(cfg Config, cluster commitlog.Cluster) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if p == nil {
-		return nil, ErrNilPartition
+	if cluster == nil {
+		return nil, ErrNilCluster
 	}
-	s := &Server{cfg: cfg, log: p, health: health.NewServer(), codec: newCodec(cfg)}
+	s := &Server{cfg: cfg, cluster: cluster, health: health.NewServer(), codec: newCodec(cfg)}
 	s.rejectLog.Interval = refusedLogInterval
 	s.connLog.Interval = refusedLogInterval
 	s.handshakeLog.Interval = refusedLogInterval
@@ -280,18 +280,54 @@ func (s *Server) recoverPanic(ctx context.Context, method string, err *error) {
 	}
 }
 
-// authorize checks the caller may perform action on the log.
-func (s *Server) authorize(ctx context.Context, action string) error {
+// authorize checks the caller may perform action on object (a topic's
+// name, or auth.DefaultObject for servers).
+func (s *Server) authorize(ctx context.Context, object, action string) error {
 	subject, ok := auth.Subject(ctx)
 	if !ok {
 		// Only reachable if the authn interceptor was bypassed; deny.
 		return status.Error(codes.Unauthenticated, "no authenticated principal")
 	}
-	if err := s.cfg.Authorizer.Authorize(subject, s.cfg.LogName, action); err != nil {
-		return status.Errorf(codes.PermissionDenied, "%s may not %s on %q", subject, action, s.cfg.LogName)
+	if err := s.cfg.Authorizer.Authorize(subject, object, action); err != nil {
+		return status.Errorf(codes.PermissionDenied, "%s may not %s on %q", subject, action, object)
 	}
 	return nil
 }
+
+// target is the partition a record RPC works on, resolved once per call
+// or stream.
+type target struct {
+	topic     string
+	partition uint32
+	log       commitlog.Partition
+}
+
+// resolve checks the request's topic name (empty is
+// commitlog.DefaultTopic), authorizes action on it, and finds its
+// partition in the cluster; errors are statuses. The name is checked
+// first, so a name the cluster could not hold costs no ACL evaluation
+// (nor a place in the authorizer's decision cache).
+func (s *Server) resolve(ctx context.Context, action, topic string, partition uint32) (target, error) {
+	if topic == "" {
+		topic = commitlog.DefaultTopic
+	}
+	if err := commitlog.ValidateTopicName(topic); err != nil {
+		return target{}, s.statusError(ctx, onTopic(err, topic))
+	}
+	if err := s.authorize(ctx, topic, action); err != nil {
+		return target{}, err
+	}
+	p, err := s.cluster.Partition(topic, int(partition))
+	if err != nil {
+		return target{}, s.statusError(ctx, onPartition(err, topic, partition))
+	}
+	return target{topic: topic, partition: partition, log: p}, nil
+}
+
+// about marks err (if not nil), an error of t's partition, with its topic
+// and partition, for statusError (a partition deleted under a call may
+// answer ErrUnknownTopic).
+func (t target) about(err error) error { return onPartition(err, t.topic, t.partition) }
 
 // prepare normalizes rec for storage — server-assigned offset, timestamp if
 // unset — and checks its encoded size. index is its position in a batch or -1.
@@ -321,7 +357,8 @@ func (s *Server) observeAppend(records, bytes int) {
 
 // Produce implements logv1.LogServer.
 func (s *Server) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
-	if err := s.authorize(ctx, auth.ActionProduce); err != nil {
+	t, err := s.resolve(ctx, auth.ActionProduce, req.GetTopic(), req.GetPartition())
+	if err != nil {
 		return nil, err
 	}
 	p, err := producerOf(req.GetProducer(), 1)
@@ -338,7 +375,7 @@ func (s *Server) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.appendRecords(ctx, p, []*logv1.Record{rec}, size)
+	a, err := s.appendRecords(ctx, t, p, []*logv1.Record{rec}, size)
 	if err != nil {
 		return nil, err
 	}
@@ -378,18 +415,18 @@ func sentEncodings(recs []*logv1.Record) ([][]byte, error) {
 }
 
 // appendRecords encodes recs, prepared and of size encoded bytes in all,
-// appends them for producer p (a plain append if p.ID is 0), and returns
-// the Partition's answer or the error as a gRPC status.
-func (s *Server) appendRecords(ctx context.Context, p commitlog.Producer, recs []*logv1.Record, size int) (commitlog.Appended, error) {
+// appends them to t for producer p (a plain append if p.ID is 0), and
+// returns the Partition's answer or the error as a gRPC status.
+func (s *Server) appendRecords(ctx context.Context, t target, p commitlog.Producer, recs []*logv1.Record, size int) (commitlog.Appended, error) {
 	bufs, err := EncodeRecords(recs)
 	if err != nil {
 		return commitlog.Appended{}, s.statusError(ctx, err)
 	}
 	var a commitlog.Appended
 	if p.ID != 0 {
-		a, err = s.log.AppendIdempotent(ctx, p, bufs)
+		a, err = t.log.AppendIdempotent(ctx, p, bufs)
 	} else {
-		a.First, err = s.log.Append(ctx, bufs)
+		a.First, err = t.log.Append(ctx, bufs)
 	}
 	var se *producer.SequenceError
 	switch {
@@ -397,7 +434,7 @@ func (s *Server) appendRecords(ctx context.Context, p commitlog.Producer, recs [
 		if s.cfg.Metrics != nil && errors.As(err, &se) {
 			s.cfg.Metrics.ObserveSequenceRefused(sequenceReason(se))
 		}
-		return commitlog.Appended{}, s.statusError(ctx, err)
+		return commitlog.Appended{}, s.statusError(ctx, t.about(err))
 	case a.Duplicate:
 		if s.cfg.Metrics != nil {
 			s.cfg.Metrics.ObserveDuplicate(len(recs))
@@ -410,7 +447,8 @@ func (s *Server) appendRecords(ctx context.Context, p commitlog.Producer, recs [
 
 // ProduceBatch implements logv1.LogServer.
 func (s *Server) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchRequest) (*logv1.ProduceBatchResponse, error) {
-	if err := s.authorize(ctx, auth.ActionProduce); err != nil {
+	t, err := s.resolve(ctx, auth.ActionProduce, req.GetTopic(), req.GetPartition())
+	if err != nil {
 		return nil, err
 	}
 	recs := req.GetRecords()
@@ -437,7 +475,7 @@ func (s *Server) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchReques
 		}
 		total += size
 	}
-	a, err := s.appendRecords(ctx, p, recs, total)
+	a, err := s.appendRecords(ctx, t, p, recs, total)
 	if err != nil {
 		return nil, err
 	}
@@ -446,23 +484,24 @@ func (s *Server) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchReques
 
 // Consume implements logv1.LogServer.
 func (s *Server) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1.ConsumeResponse, error) {
-	if err := s.authorize(ctx, auth.ActionConsume); err != nil {
+	t, err := s.resolve(ctx, auth.ActionConsume, req.GetTopic(), req.GetPartition())
+	if err != nil {
 		return nil, err
 	}
 	c, err := s.consistency(req.GetConsistency())
 	if err != nil {
 		return nil, err
 	}
-	rec, err := s.read(ctx, req.GetOffset(), c)
+	rec, err := read(ctx, t.log, req.GetOffset(), c)
 	if err != nil {
-		return nil, s.statusError(ctx, err)
+		return nil, s.statusError(ctx, t.about(err))
 	}
 	return &logv1.ConsumeResponse{Record: rec}, nil
 }
 
-// read reads the record at offset with consistency c and decodes it.
-func (s *Server) read(ctx context.Context, offset uint64, c commitlog.Consistency) (*logv1.Record, error) {
-	b, err := s.log.Read(ctx, offset, c)
+// read reads the record at offset of log with consistency c and decodes it.
+func read(ctx context.Context, log commitlog.Partition, offset uint64, c commitlog.Consistency) (*logv1.Record, error) {
+	b, err := log.Read(ctx, offset, c)
 	if err != nil {
 		return nil, err
 	}
@@ -496,7 +535,8 @@ func (s *Server) streamEnd(ctx context.Context, err error) error {
 func (s *Server) ConsumeStream(req *logv1.ConsumeRequest, stream logv1.Log_ConsumeStreamServer) error {
 	ctx, cancel := s.streamContext(stream.Context())
 	defer cancel()
-	if err := s.authorize(ctx, auth.ActionConsume); err != nil {
+	t, err := s.resolve(ctx, auth.ActionConsume, req.GetTopic(), req.GetPartition())
+	if err != nil {
 		return err
 	}
 	// Checked for a clear error, then not used: a stream waits for each
@@ -505,18 +545,18 @@ func (s *Server) ConsumeStream(req *logv1.ConsumeRequest, stream logv1.Log_Consu
 		return err
 	}
 	off := req.GetOffset()
-	if lowest := s.log.LowestOffset(); off < lowest {
-		return outOfRange(off, lowest, s.log.NextOffset())
+	if lowest := t.log.LowestOffset(); off < lowest {
+		return outOfRange(off, lowest, t.log.NextOffset())
 	}
 	for ; ; off++ {
-		if err := s.log.Wait(ctx, off); err != nil {
-			return s.streamEnd(ctx, err)
+		if err := t.log.Wait(ctx, off); err != nil {
+			return s.streamEnd(ctx, t.about(err))
 		}
-		rec, err := s.read(ctx, off, commitlog.ConsistencyFollower)
+		rec, err := read(ctx, t.log, off, commitlog.ConsistencyFollower)
 		if err != nil {
 			// Typically retention removed records this consumer lagged
 			// behind on: OutOfRange tells it where the log now starts.
-			return s.streamEnd(ctx, err)
+			return s.streamEnd(ctx, t.about(err))
 		}
 		if err := stream.Send(&logv1.ConsumeResponse{Record: rec}); err != nil {
 			return err
@@ -550,32 +590,46 @@ func (w *watchStream) Context() context.Context { return w.ctx }
 
 // GetBounds implements logv1.LogServer.
 func (s *Server) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*logv1.GetBoundsResponse, error) {
-	if err := s.authorize(ctx, auth.ActionConsume); err != nil {
+	t, err := s.resolve(ctx, auth.ActionConsume, req.GetTopic(), req.GetPartition())
+	if err != nil {
 		return nil, err
 	}
 	c, err := s.consistency(req.GetConsistency())
 	if err != nil {
 		return nil, err
 	}
-	lowest, next, err := s.log.Bounds(ctx, c)
+	lowest, next, err := t.log.Bounds(ctx, c)
 	if err != nil {
-		return nil, s.statusError(ctx, err)
+		return nil, s.statusError(ctx, t.about(err))
 	}
 	return &logv1.GetBoundsResponse{Lowest: lowest, Next: next}, nil
 }
 
 // GetServers implements logv1.LogServer.
 func (s *Server) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*logv1.GetServersResponse, error) {
-	if err := s.authorize(ctx, auth.ActionServers); err != nil {
+	if err := s.authorize(ctx, auth.DefaultObject, auth.ActionServers); err != nil {
 		return nil, err
 	}
+	servers, err := s.servers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &logv1.GetServersResponse{Servers: servers}, nil
+}
+
+// servers lists the cluster's servers (Config.Servers) as a status on error.
+func (s *Server) servers(ctx context.Context) ([]*logv1.Server, error) {
 	servers, err := s.lister.Servers(ctx)
 	if err != nil {
 		return nil, s.statusError(ctx, err)
 	}
+	return protoServers(servers), nil
+}
+
+func protoServers(servers []commitlog.Server) []*logv1.Server {
 	out := make([]*logv1.Server, len(servers))
 	for i, sv := range servers {
 		out[i] = &logv1.Server{Id: sv.ID, RpcAddr: sv.Addr, IsLeader: sv.IsLeader}
 	}
-	return &logv1.GetServersResponse{Servers: out}, nil
+	return out
 }
