@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"errors"
+	"net"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -286,4 +287,48 @@ func TestJoinVotersTopUp(t *testing.T) {
 	if s := suffrages(t, n0.Group); s["n3"] != raft.Voter || len(s) != 4 {
 		t.Fatalf("after n1 left and n3 joined again: %v, want n3 a voter and n1 gone", s)
 	}
+}
+
+// TestJoinVerifiesIdentity: with PeerName, a node that does not prove to
+// be the ID it joins as is neither added nor registered (and Join is no
+// error, as discovery retries it); once it proves it, it is.
+func TestJoinVerifiesIdentity(t *testing.T) {
+	var mu sync.Mutex
+	names := map[string]string{} // dialed address -> the node it proves to be
+	c := newCluster(t, 2, func(cfg *Config) {
+		cfg.PeerName = func(conn net.Conn) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if n, ok := names[conn.RemoteAddr().String()]; ok {
+				return n, nil
+			}
+			return "", errors.New("no identity")
+		}
+	})
+	n0, n1 := c.nodes[0], c.nodes[1]
+	n0.waitState("default topic", func(s *metadata.State) bool { return s.Topics[commitlog.DefaultTopic] != nil })
+	for _, proves := range []string{"", "n7"} {
+		mu.Lock()
+		if proves != "" {
+			names[n1.port.Addr()] = proves
+		}
+		mu.Unlock()
+		if err := n0.Join("n1", n1.port.Addr(), true); err != nil {
+			t.Fatalf("join of a node proving %q: %v, want nil", proves, err)
+		}
+		if s := suffrages(t, n0.Group); len(s) != 1 {
+			t.Fatalf("a node proving %q was added: %v", proves, s)
+		}
+		if s := n0.view(); s.Nodes["n1"] != nil {
+			t.Fatalf("a node proving %q was registered", proves)
+		}
+	}
+	mu.Lock()
+	names[n1.port.Addr()] = "n1"
+	mu.Unlock()
+	c.join(n1)
+	if s := suffrages(t, n0.Group); s["n1"] != raft.Voter {
+		t.Fatalf("after proving its identity: %v", s)
+	}
+	n0.waitState("n1 registered", func(s *metadata.State) bool { return s.Nodes["n1"] != nil })
 }
