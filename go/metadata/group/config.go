@@ -55,9 +55,9 @@ type Config struct {
 	// registered with the node and returned by Leader. This node's Raft
 	// address is StreamLayer.Addr() (with one port, the same address).
 	APIAddr string
-	// StreamLayer carries the group's Raft traffic (the metadata group's
-	// stream layer of go/mux's shared port). The Group takes it over:
-	// Close closes it.
+	// StreamLayer carries the group's Raft traffic: the stream layer of
+	// group RaftGroup on the node's shared port (replication.Transport).
+	// The Group takes it over: Close closes it.
 	StreamLayer raft.StreamLayer
 	// PeerName, if set, returns the node a connection of StreamLayer
 	// proved to be (as replication.Config.PeerName); Join then adds only a

@@ -5,7 +5,11 @@
 // stays the deterministic state machine without I/O; this package is its
 // runtime.
 //
-// # Storage
+// # Storage and transport
+//
+// The group's Raft traffic uses the node's one port like every other
+// group: Config.StreamLayer is the stream layer replication.Transport
+// gives group RaftGroup ("meta").
 //
 // Config.DataDir (the broker passes <node DataDir>/meta) holds log/ (the
 // Raft log: go/replication's LogStore over go/seglog, each entry fsynced

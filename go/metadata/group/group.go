@@ -18,6 +18,12 @@ import (
 	"github.com/proglog/proglog/go/seglog"
 )
 
+// RaftGroup is the metadata group's ID on the node's shared port: the
+// agent passes the stream layer replication.Transport.Group(RaftGroup)
+// gives as Config.StreamLayer. A partition's group ID holds a '/'
+// (replication.GroupID), so it never names this one.
+const RaftGroup = "meta"
+
 // ErrClosed: the Group was closed. It wraps commitlog.ErrUnavailable.
 var ErrClosed = fmt.Errorf("metadata group: closed: %w", commitlog.ErrUnavailable)
 

@@ -17,6 +17,7 @@ import (
 	"github.com/proglog/proglog/go/internal/testutil"
 	"github.com/proglog/proglog/go/metadata"
 	"github.com/proglog/proglog/go/mux"
+	"github.com/proglog/proglog/go/replication"
 )
 
 // clock is the test's time: it moves only when the test moves it.
@@ -37,13 +38,16 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// node is one member with its own stream layer on a held loopback port.
+// node is one member with its own mux and Transport on a held loopback
+// port; a restart registers the group with the same Transport again.
 type node struct {
-	t    *testing.T
-	id   string
-	dir  string
-	port *testutil.HeldPort
-	tick chan time.Time // unbuffered: a send returns once the controller took it
+	t     *testing.T
+	id    string
+	dir   string
+	port  *testutil.HeldPort
+	trans *replication.Transport
+	lg    hclog.Logger
+	tick  chan time.Time // unbuffered: a send returns once the controller took it
 	*Group
 }
 
@@ -75,18 +79,33 @@ func newCluster(t *testing.T, n int, mod func(*Config)) *cluster {
 func (c *cluster) start(nd *node) {
 	t := c.t
 	t.Helper()
-	level := hclog.Warn
-	if testing.Verbose() {
-		level = hclog.Info
+	if nd.trans == nil {
+		level := hclog.Warn
+		if testing.Verbose() {
+			level = hclog.Info
+		}
+		nd.lg = hclog.New(&hclog.LoggerOptions{Name: nd.id, Level: level, Output: testutil.LogWriter(t)})
+		mc := mux.DefaultConfig()
+		mc.InsecurePlaintext = true
+		mc.Logger = nd.lg.Named("mux")
+		m, err := mux.New(nd.port.Listener(), mc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go m.Serve()
+		t.Cleanup(func() { m.Close() })
+		tc := replication.DefaultTransportConfig()
+		tc.Logger = nd.lg.Named("transport")
+		if nd.trans, err = replication.NewTransport(m.DialRaft, m.RaftConns(), tc); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nd.trans.Close() })
 	}
-	lg := hclog.New(&hclog.LoggerOptions{Name: nd.id, Level: level, Output: testutil.LogWriter(t)})
-	mc := mux.DefaultConfig()
-	mc.InsecurePlaintext = true
-	mc.Logger = lg.Named("mux")
-	sl, err := mux.NewStreamLayer(nd.port.Listener(), mc)
+	sl, err := nd.trans.Group(RaftGroup)
 	if err != nil {
 		t.Fatal(err)
 	}
+	lg := nd.lg
 	cfg := DefaultConfig()
 	cfg.DataDir = nd.dir
 	cfg.LocalID = nd.id
