@@ -79,6 +79,18 @@ type peerGuard struct {
 	dropped int
 }
 
+// GuardStreamLayer wraps stream with the peer checks a Log makes with
+// Config.PeerName (see the package documentation, "Peers"), for a Raft
+// group run outside this package (the metadata group): name returns the
+// node a connection proved, self is the local server ID, r holds the
+// group's Raft once started (requests before that are closed, and the
+// peer retries), onReject (optional) gets each rejection's Reject* reason
+// and lg the rate-limited log lines.
+func GuardStreamLayer(stream raft.StreamLayer, name func(net.Conn) (string, error), self string,
+	r *atomic.Pointer[raft.Raft], onReject func(reason string), lg hclog.Logger) raft.StreamLayer {
+	return &peerGuard{StreamLayer: stream, name: name, self: self, onReject: onReject, lg: lg, servers: latestServers(r)}
+}
+
 // latestServers is peerGuard.servers for the Raft instance r will hold.
 func latestServers(r *atomic.Pointer[raft.Raft]) func() ([]raft.Server, bool) {
 	return func() ([]raft.Server, bool) {

@@ -60,10 +60,16 @@ type Config struct {
 	// The Group takes it over: Close closes it.
 	StreamLayer raft.StreamLayer
 	// PeerName, if set, returns the node a connection of StreamLayer
-	// proved to be (as replication.Config.PeerName); Join then adds only a
-	// node that proves its ID at its address. nil takes every node at its
-	// word: for tests only.
+	// proved to be (as replication.Config.PeerName): Join then adds only a
+	// node that proves its ID at its address, and the group's Raft takes
+	// requests only from members whose requests name the node their
+	// connection proved (replication.GuardStreamLayer). nil takes every
+	// node at its word: for tests only.
 	PeerName func(net.Conn) (string, error)
+	// OnPeerRejected, if set, is called with the reason (a
+	// replication.Reject* constant) whenever a Raft peer is rejected, for
+	// metrics. It must not block.
+	OnPeerRejected func(reason string)
 	// JoinVerifyTimeout bounds the connection Join checks a node with.
 	JoinVerifyTimeout time.Duration
 

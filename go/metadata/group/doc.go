@@ -9,7 +9,10 @@
 //
 // The group's Raft traffic uses the node's one port like every other
 // group: Config.StreamLayer is the stream layer replication.Transport
-// gives group RaftGroup ("meta").
+// gives group RaftGroup ("meta"). With Config.PeerName it is wrapped with
+// the peer checks a partition's Log makes (replication.GuardStreamLayer):
+// only members send Raft requests, each naming the node its connection
+// proved.
 //
 // Config.DataDir (the broker passes <node DataDir>/meta) holds log/ (the
 // Raft log: go/replication's LogStore over go/seglog, each entry fsynced

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -39,6 +40,9 @@ type Group struct {
 	trans  *raft.NetworkTransport
 	store  *replication.LogStore
 	stable *replication.StableStore
+	// guardRaft is raft, for the peer checks, which start before
+	// raft.NewRaft returns.
+	guardRaft atomic.Pointer[raft.Raft]
 
 	// decideMu makes each decision and its proposal one step: a command
 	// decided against the state is applied before the next is decided.
@@ -92,8 +96,12 @@ func Open(cfg Config) (*Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata group: snapshot store: %w", err)
 	}
+	stream := cfg.StreamLayer
+	if cfg.PeerName != nil {
+		stream = replication.GuardStreamLayer(stream, cfg.PeerName, cfg.LocalID, &g.guardRaft, cfg.OnPeerRejected, lg.Named("peers"))
+	}
 	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  cfg.StreamLayer,
+		Stream:  stream,
 		MaxPool: cfg.MaxPool,
 		Timeout: cfg.TransportTimeout,
 		Logger:  lg.Named("transport"),
@@ -113,6 +121,7 @@ func Open(cfg Config) (*Group, error) {
 		return nil, fmt.Errorf("metadata group: start raft: %w", err)
 	}
 	g.raft = r
+	g.guardRaft.Store(r)
 	closers = append(closers, func() error { return r.Shutdown().Error() })
 	if cfg.Bootstrap && !hasState {
 		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{

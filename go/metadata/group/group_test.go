@@ -351,3 +351,36 @@ func TestJoinVerifiesIdentity(t *testing.T) {
 	}
 	n0.waitState("n1 registered", func(s *metadata.State) bool { return s.Nodes["n1"] != nil })
 }
+
+// TestRaftRefusesNonMembers: with PeerName, the group's Raft takes no
+// request from a node that is not a member: a vote request of a higher
+// term from one is rejected (not_member) and the leader keeps its term.
+func TestRaftRefusesNonMembers(t *testing.T) {
+	rejected := make(chan string, 16)
+	c := newCluster(t, 2, func(cfg *Config) {
+		if cfg.LocalID != "n0" {
+			return
+		}
+		cfg.PeerName = func(net.Conn) (string, error) { return "n9", nil }
+		cfg.OnPeerRejected = func(reason string) { rejected <- reason }
+	})
+	n0, n1 := c.nodes[0], c.nodes[1]
+	n0.waitState("default topic", func(s *metadata.State) bool { return s.Topics[commitlog.DefaultTopic] != nil })
+	term := n0.raft.CurrentTerm()
+	req := &raft.RequestVoteRequest{RPCHeader: raft.RPCHeader{ID: []byte("n9"), Addr: []byte(n1.port.Addr())}, Term: term + 100, LastLogIndex: 1 << 20, LastLogTerm: term + 99}
+	var resp raft.RequestVoteResponse
+	if err := n1.Group.trans.RequestVote("n0", raft.ServerAddress(n0.port.Addr()), req, &resp); err == nil {
+		t.Fatalf("a non-member's vote request was answered: %+v", resp)
+	}
+	select {
+	case reason := <-rejected:
+		if reason != replication.RejectNotMember {
+			t.Fatalf("rejected as %q, want %q", reason, replication.RejectNotMember)
+		}
+	case <-ctxT(t).Done():
+		t.Fatal("no rejection reported")
+	}
+	if got := n0.raft.CurrentTerm(); got != term || !n0.IsLeader() {
+		t.Fatalf("after the request: term %d (was %d), leader %v", got, term, n0.IsLeader())
+	}
+}
