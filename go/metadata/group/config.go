@@ -102,10 +102,16 @@ type Config struct {
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
 	SnapshotRetain    int
-	MaxPool           int
-	TransportTimeout  time.Duration
-	MaxCommandBytes   uint64
-	Logger            hclog.Logger
+	// MaxPool and TransportTimeout: see raft.NetworkTransportConfig.
+	MaxPool          int
+	TransportTimeout time.Duration
+	// MaxCommandBytes bounds one command of the group's Raft log: a
+	// larger proposal is refused (ErrCommandTooLarge) before it reaches
+	// Raft.
+	MaxCommandBytes uint64
+	// Logger receives the group's logs. Default: hclog.Default() named
+	// "meta".
+	Logger hclog.Logger
 
 	// now and tick replace the clock and the controller's ticker (tests).
 	now  func() time.Time

@@ -48,7 +48,9 @@
 // default topic (commitlog.DefaultTopic); Reassign and ReplicaReady
 // propose OpReassign and OpReplicaReady. Decisions and their proposals
 // are serialised, so each is decided against the state the previous one
-// left. Errors are metadata's sentinels, which wrap go/commitlog's
+// left. A command larger than Config.MaxCommandBytes is refused before it
+// reaches Raft (ErrCommandTooLarge; for CreateTopic also
+// metadata.ErrInvalidTopic), since the leader's LogStore would fail it. Errors are metadata's sentinels, which wrap go/commitlog's
 // (errors.Is(err, commitlog.ErrTopicExists) holds), and on a node that is
 // not the leader a *commitlog.NotLeaderError naming the leader's ID and
 // API address.

@@ -25,6 +25,15 @@ import (
 // (replication.GroupID), so it never names this one.
 const RaftGroup = "meta"
 
+// ErrCommandTooLarge: a proposal's command is larger than
+// Config.MaxCommandBytes (CreateTopic returns it wrapped with
+// metadata.ErrInvalidTopic).
+var ErrCommandTooLarge = errors.New("metadata group: command too large")
+
+// entryOverhead is room for what the LogStore adds to a command (its entry
+// encoding) above Config.MaxCommandBytes.
+const entryOverhead = 1 << 10
+
 // ErrClosed: the Group was closed. It wraps commitlog.ErrUnavailable.
 var ErrClosed = fmt.Errorf("metadata group: closed: %w", commitlog.ErrUnavailable)
 
@@ -82,7 +91,7 @@ func Open(cfg Config) (*Group, error) {
 		}
 	}()
 	lc := seglog.DefaultConfig()
-	lc.MaxRecordBytes = cfg.MaxCommandBytes
+	lc.MaxRecordBytes = cfg.MaxCommandBytes + entryOverhead
 	var err error
 	if g.store, err = replication.OpenLogStore(filepath.Join(cfg.DataDir, "log"), lc); err != nil {
 		return nil, fmt.Errorf("metadata group: %w", err)
@@ -219,6 +228,10 @@ func (g *Group) propose(ctx context.Context, c metadata.Command) (uint64, error)
 	b, err := metadata.EncodeCommand(c)
 	if err != nil {
 		return 0, err
+	}
+	// A larger entry would fail the leader's LogStore, not the proposal.
+	if uint64(len(b)) > g.cfg.MaxCommandBytes {
+		return 0, fmt.Errorf("%w: %s of %d bytes, more than %d", ErrCommandTooLarge, c.Op, len(b), g.cfg.MaxCommandBytes)
 	}
 	timeout := g.cfg.ApplyTimeout
 	if d, ok := ctx.Deadline(); ok {

@@ -2,6 +2,7 @@ package group
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -12,7 +13,8 @@ import (
 // CreateTopic creates topic name with cfg, its replicas placed by
 // metadata.Place on the nodes that may take replicas, and returns it as
 // created. Errors (test with errors.Is; go/commitlog's sentinels hold
-// too): metadata.ErrInvalidTopic, ErrTopicExists, ErrNotEnoughNodes (a
+// too): metadata.ErrInvalidTopic (also for a topic whose command would
+// exceed Config.MaxCommandBytes), ErrTopicExists, ErrNotEnoughNodes (a
 // replication factor above the live nodes); a *commitlog.NotLeaderError
 // naming the group's leader on any other node; commitlog.ErrLeadershipLost
 // if leadership moved while it was proposed (it may have been created).
@@ -46,6 +48,9 @@ func (g *Group) CreateTopic(ctx context.Context, name string, cfg commitlog.Topi
 		return metadata.Topic{}, err
 	}
 	index, err := g.propose(ctx, metadata.Command{Op: metadata.OpCreateTopic, Topic: name, Config: &mc, Assignment: assignment})
+	if errors.Is(err, ErrCommandTooLarge) {
+		return metadata.Topic{}, fmt.Errorf("%w: %w", metadata.ErrInvalidTopic, err)
+	}
 	if err != nil {
 		return metadata.Topic{}, err
 	}

@@ -80,3 +80,19 @@ func TestCreateDeleteTopic(t *testing.T) {
 func commitlogConfig(partitions, rf int) commitlog.TopicConfig {
 	return commitlog.TopicConfig{Partitions: partitions, ReplicationFactor: rf}
 }
+
+// TestCreateTopicTooLarge: a topic whose command would exceed
+// MaxCommandBytes is refused as invalid before it reaches Raft, and the
+// group goes on.
+func TestCreateTopicTooLarge(t *testing.T) {
+	c := newCluster(t, 1, func(cfg *Config) { cfg.MaxCommandBytes = 512 })
+	n0, ctx := c.nodes[0], ctxT(t)
+	n0.waitState("default topic", func(s *metadata.State) bool { return s.Topics[commitlog.DefaultTopic] != nil })
+	_, err := n0.CreateTopic(ctx, "wide", commitlogConfig(128, 1))
+	if !errors.Is(err, ErrCommandTooLarge) || !errors.Is(err, commitlog.ErrInvalidTopic) {
+		t.Fatalf("a topic of 128 partitions in 512 bytes: %v, want ErrCommandTooLarge and ErrInvalidTopic", err)
+	}
+	if _, err := n0.CreateTopic(ctx, "narrow", commitlogConfig(2, 1)); err != nil || !n0.IsLeader() {
+		t.Fatalf("after the refusal: %v, leader %v", err, n0.IsLeader())
+	}
+}
