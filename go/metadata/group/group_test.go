@@ -313,8 +313,13 @@ func TestJoinVotersTopUp(t *testing.T) {
 // error, as discovery retries it); once it proves it, it is.
 func TestJoinVerifiesIdentity(t *testing.T) {
 	var mu sync.Mutex
-	names := map[string]string{} // dialed address -> the node it proves to be
+	names := map[string]string{} // address n0 dials -> the node it proves to be
 	c := newCluster(t, 2, func(cfg *Config) {
+		if cfg.LocalID != "n0" {
+			// n1 accepts n0's connections (Raft's peer checks).
+			cfg.PeerName = func(net.Conn) (string, error) { return "n0", nil }
+			return
+		}
 		cfg.PeerName = func(conn net.Conn) (string, error) {
 			mu.Lock()
 			defer mu.Unlock()
