@@ -13,6 +13,29 @@
 // validates it against the state it applies to, so a command proposed
 // against a state that changed meanwhile (a node removed, a topic created
 // twice) is refused as that command's result on every replica alike.
+// Package go/metadata/group runs it: the Raft group, membership, the
+// proposals and the controller.
+//
+// Errors are this package's sentinels; those that mean what a
+// go/commitlog topic error means wrap it (ErrUnknownTopic,
+// ErrUnknownPartition, ErrTopicExists, ErrInvalidTopic,
+// ErrNotEnoughNodes), so the API server maps them without importing this
+// package.
+//
+// # Replicas
+//
+// A topic is created with 1 to ReplicationFactor replicas per partition
+// (fewer only when the cluster has fewer nodes: the default topic at
+// bootstrap) and OpReassign changes one replica at a time, as a
+// partition's Raft group changes one server at a time: it adds one node,
+// removes one, or reorders, and leaves 1 to ReplicationFactor+1 replicas
+// (one above while a replacement catches up). A replacement is added
+// with Adding naming it; it stays in Partition.Adding until
+// OpReplicaReady reports it caught up at that epoch, and only then does
+// the controller drop the replica it replaces. A node marked leaving
+// (OpLeaveNode, with the time) gets no new replicas; OpReturnNode undoes
+// that for a node that came back, and OpRemoveNode forgets a node that
+// holds no replica.
 //
 // # Placement
 //

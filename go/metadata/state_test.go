@@ -3,6 +3,7 @@ package metadata
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,9 +41,16 @@ func TestApplyRefusesWithoutChange(t *testing.T) {
 		{"no config", Command{Op: OpCreateTopic, Topic: "b"}, ErrBadEncoding},
 		{"delete unknown", Command{Op: OpDeleteTopic, Topic: "zz"}, ErrUnknownTopic},
 		{"stale epoch", Command{Op: OpReassign, Topic: "a", Partition: 0, Epoch: 7, Replicas: []string{"n1", "n2"}}, ErrStale},
-		{"no such partition", Command{Op: OpReassign, Topic: "a", Partition: 2, Replicas: []string{"n1", "n2"}}, ErrUnknownTopic},
+		{"no such partition", Command{Op: OpReassign, Topic: "a", Partition: 2, Replicas: []string{"n1", "n2"}}, ErrUnknownPartition},
 		{"too many replicas", Command{Op: OpReassign, Topic: "a", Partition: 0, Replicas: []string{"n0", "n1", "n2", "n0"}}, ErrBadEncoding},
+		{"no replicas", Command{Op: OpReassign, Topic: "a", Partition: 0, Replicas: []string{}}, ErrBadEncoding},
+		{"two moves at once", Command{Op: OpReassign, Topic: "a", Partition: 0, Replicas: []string{"n0", "n1"}}, ErrBadEncoding},
+		{"adding a kept replica", Command{Op: OpReassign, Topic: "a", Partition: 0, Replicas: []string{"n1", "n2", "n0"}, Adding: []string{"n1"}}, ErrBadEncoding},
+		{"ready not adding", Command{Op: OpReplicaReady, Topic: "a", Partition: 0, NodeID: "n1"}, ErrStale},
+		{"ready no partition", Command{Op: OpReplicaReady, Topic: "a", Partition: 5, NodeID: "n1"}, ErrUnknownPartition},
+		{"create above factor", Command{Op: OpCreateTopic, Topic: "b", Config: &cfg, Assignment: [][]string{{"n0", "n1", "n2"}, {"n1", "n2"}}}, ErrBadEncoding},
 		{"leave unknown", Command{Op: OpLeaveNode, NodeID: "n9"}, ErrUnknownNode},
+		{"return unknown", Command{Op: OpReturnNode, NodeID: "n9"}, ErrUnknownNode},
 		{"remove in use", Command{Op: OpRemoveNode, NodeID: "n1"}, ErrStale},
 		{"register without address", Command{Op: OpRegisterNode, Node: &Node{ID: "n5"}}, ErrBadEncoding},
 		{"unknown op", Command{Op: "explode"}, ErrBadEncoding},
@@ -77,7 +85,13 @@ func TestReplicasAgree(t *testing.T) {
 	add(Command{Op: OpCreateTopic, Topic: "a", Config: &cfg, Assignment: [][]string{{"n0", "n1"}, {"n2", "n3"}, {"n1", "n2"}}}) // refused
 	add(Command{Op: OpReassign, Topic: "a", Partition: 1, Epoch: 0, Replicas: []string{"n2", "n3", "n0"}})
 	add(Command{Op: OpReassign, Topic: "a", Partition: 1, Epoch: 1, Replicas: []string{"n2", "n0"}})
-	add(Command{Op: OpLeaveNode, NodeID: "n3"})
+	add(Command{Op: OpReassign, Topic: "a", Partition: 0, Epoch: 0, Replicas: []string{"n0", "n3", "n1"}, Adding: []string{"n3"}})
+	add(Command{Op: OpLeaveNode, NodeID: "n1", At: time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)})
+	add(Command{Op: OpReturnNode, NodeID: "n1"})
+	add(Command{Op: OpReplicaReady, Topic: "a", Partition: 0, Epoch: 1, NodeID: "n3"})
+	add(Command{Op: OpReassign, Topic: "a", Partition: 0, Epoch: 1, Replicas: []string{"n0", "n1"}})
+	add(Command{Op: OpLeaveNode, NodeID: "n3", At: time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)})
+	add(Command{Op: OpLeaveNode, NodeID: "n3", At: time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC)})
 	add(Command{Op: OpCreateTopic, Topic: "b", Config: &TopicConfig{Partitions: 1, ReplicationFactor: 1}, Assignment: [][]string{{"n3"}}}) // allowed: Apply checks registration, Place avoids leaving nodes
 	add(Command{Op: OpDeleteTopic, Topic: "b"})
 	add(Command{Op: OpRemoveNode, NodeID: "n3"})
@@ -156,4 +170,45 @@ func FuzzApply(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestUnderReplicatedAndReady: a topic may be created with fewer replicas
+// than its factor (the default topic on a new cluster) and grown one
+// replica at a time; a replica added with Adding stays there until its
+// report at the current epoch, and an older report is refused.
+func TestUnderReplicatedAndReady(t *testing.T) {
+	s := cluster(t, 3, 0)
+	cfg := TopicConfig{Partitions: 1, ReplicationFactor: 2}
+	mustApply(t, s, Command{Op: OpCreateTopic, Topic: "log", Config: &cfg, Assignment: [][]string{{"n0"}}})
+	mustApply(t, s, Command{Op: OpReassign, Topic: "log", Epoch: 0, Replicas: []string{"n0", "n1"}})
+	mustApply(t, s, Command{Op: OpReassign, Topic: "log", Epoch: 1, Replicas: []string{"n0", "n2", "n1"}, Adding: []string{"n2"}})
+	p := &s.Topics["log"].Partitions[0]
+	if !slices.Equal(p.Adding, []string{"n2"}) || p.Epoch != 2 {
+		t.Fatalf("after adding n2: %+v", *p)
+	}
+	if err := s.Apply(s.Applied+1, Command{Op: OpReplicaReady, Topic: "log", Epoch: 1, NodeID: "n2"}); !errors.Is(err, ErrStale) {
+		t.Fatalf("report of an older epoch: %v, want ErrStale", err)
+	}
+	mustApply(t, s, Command{Op: OpReplicaReady, Topic: "log", Epoch: 2, NodeID: "n2"})
+	if p.Adding != nil || p.Epoch != 2 {
+		t.Fatalf("after the report: %+v, want no Adding at epoch 2", *p)
+	}
+	mustApply(t, s, Command{Op: OpReassign, Topic: "log", Epoch: 2, Replicas: []string{"n0", "n2"}})
+}
+
+// TestReturnNode: a leaving node gets no replicas (Loads leaves it out)
+// until OpReturnNode brings it back; registering again does not.
+func TestReturnNode(t *testing.T) {
+	s := cluster(t, 2, 0)
+	at := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	mustApply(t, s, Command{Op: OpLeaveNode, NodeID: "n1", At: at})
+	mustApply(t, s, Command{Op: OpLeaveNode, NodeID: "n1", At: at.Add(time.Hour)})
+	mustApply(t, s, Command{Op: OpRegisterNode, Node: &Node{ID: "n1", RaftAddr: "x:1", APIAddr: "x:1"}})
+	if l := s.Loads(); len(l) != 1 || !s.Nodes["n1"].LeavingSince.Equal(at) {
+		t.Fatalf("after leaving twice and registering again: loads %v, node %+v, want n0 only and n1 leaving since %v", l, *s.Nodes["n1"], at)
+	}
+	mustApply(t, s, Command{Op: OpReturnNode, NodeID: "n1"})
+	if l := s.Loads(); len(l) != 2 || s.Nodes["n1"].Leaving || !s.Nodes["n1"].LeavingSince.IsZero() {
+		t.Fatalf("after return: loads %v, node %+v", l, *s.Nodes["n1"])
+	}
 }

@@ -374,7 +374,9 @@
 // does not accept never holds up the others. A partition's group is
 // GroupID(topic, partition), "<topic>/<partition>"; the single log is
 // LogGroup, "log/0". The peer checks (Config.PeerName) wrap a group's
-// stream layer as before.
+// stream layer as before; GuardStreamLayer gives them to a group run
+// outside this package (the metadata group, go/metadata/group), and
+// VerifyPeer its Join's identity check.
 //
 // # Stable store
 //
