@@ -22,9 +22,13 @@ const (
 	OpCreateTopic Op = "create_topic"
 	// OpDeleteTopic deletes Topic.
 	OpDeleteTopic Op = "delete_topic"
-	// OpReassign sets the replicas of Topic's Partition to Replicas if
-	// the partition is still at Epoch.
+	// OpReassign sets the replicas of Topic's Partition to Replicas, and
+	// its Adding to Adding, if the partition is still at Epoch. It adds or
+	// removes at most one replica; Adding may name only the one it adds.
 	OpReassign Op = "reassign"
+	// OpReplicaReady reports that NodeID's replica of Topic's Partition,
+	// added at Epoch, caught up: it leaves the partition's Adding.
+	OpReplicaReady Op = "replica_ready"
 )
 
 // Command is one change of the State. Which fields are used depends on Op.
@@ -38,6 +42,7 @@ type Command struct {
 	Partition  int          `json:"partition,omitempty"`
 	Epoch      uint64       `json:"epoch,omitempty"`
 	Replicas   []string     `json:"replicas,omitempty"`
+	Adding     []string     `json:"adding,omitempty"`
 }
 
 // Encoding versions (the first byte).

@@ -1,20 +1,31 @@
 package metadata
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/proglog/proglog/go/commitlog"
+)
 
 // Sentinel errors, returned wrapped with the detail; test with errors.Is.
+// Those that mean what one of go/commitlog's topic errors means wrap it,
+// so errors.Is(err, commitlog.ErrUnknownTopic) holds for ErrUnknownTopic
+// and the API server maps them without knowing this package.
 var (
 	// ErrInvalidTopic: a topic name, partition count, replication factor
 	// or retention setting is not allowed; the message says which.
-	ErrInvalidTopic = errors.New("metadata: invalid topic")
+	ErrInvalidTopic = fmt.Errorf("metadata: %w", commitlog.ErrInvalidTopic)
 	// ErrTopicExists: CreateTopic named a topic that exists.
-	ErrTopicExists = errors.New("metadata: topic exists")
+	ErrTopicExists = fmt.Errorf("metadata: %w", commitlog.ErrTopicExists)
 	// ErrUnknownTopic: the command named a topic that does not exist.
-	ErrUnknownTopic = errors.New("metadata: unknown topic")
+	ErrUnknownTopic = fmt.Errorf("metadata: %w", commitlog.ErrUnknownTopic)
+	// ErrUnknownPartition: the command named a partition the topic does
+	// not have.
+	ErrUnknownPartition = fmt.Errorf("metadata: %w", commitlog.ErrUnknownPartition)
 	// ErrUnknownNode: the command named a node that is not registered.
 	ErrUnknownNode = errors.New("metadata: unknown node")
 	// ErrNotEnoughNodes: fewer live nodes than the replication factor.
-	ErrNotEnoughNodes = errors.New("metadata: not enough nodes")
+	ErrNotEnoughNodes = fmt.Errorf("metadata: %w", commitlog.ErrNotEnoughNodes)
 	// ErrStale: the command was decided against an older state of the
 	// partition (its epoch changed meanwhile); decide again.
 	ErrStale = errors.New("metadata: stale command")

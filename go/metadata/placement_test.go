@@ -169,9 +169,12 @@ func TestReplace(t *testing.T) {
 		if slices.Contains(part.Replicas, to) || to == "n0" {
 			t.Fatalf("partition %d %v: replacement %s", p, part.Replicas, to)
 		}
-		next := slices.Clone(part.Replicas)
-		next[i] = to
-		mustApply(t, s, Command{Op: OpReassign, Topic: "a", Partition: p, Epoch: part.Epoch, Replicas: next})
+		// Two steps, one server at a time: add the replacement right
+		// after n0, then drop n0, so it takes n0's place in the order.
+		adding := slices.Insert(slices.Clone(part.Replicas), i+1, to)
+		mustApply(t, s, Command{Op: OpReassign, Topic: "a", Partition: p, Epoch: part.Epoch, Replicas: adding, Adding: []string{to}})
+		next := slices.Delete(slices.Clone(adding), i, i+1)
+		mustApply(t, s, Command{Op: OpReassign, Topic: "a", Partition: p, Epoch: part.Epoch + 1, Replicas: next})
 		racks := map[string]bool{}
 		for _, id := range next {
 			racks[s.Nodes[id].Rack] = true

@@ -64,6 +64,10 @@ type Partition struct {
 	// Epoch counts the changes of Replicas; a reassignment names the
 	// epoch it was decided against.
 	Epoch uint64 `json:"epoch"`
+	// Adding are replicas a reassignment added to take over from another
+	// one and that have not reported caught up yet (OpReplicaReady): the
+	// replica they replace is dropped only once this is empty.
+	Adding []string `json:"adding,omitempty"`
 }
 
 // Topic is a named set of partitions.
@@ -137,6 +141,8 @@ func (s *State) Apply(index uint64, c Command) error {
 		return nil
 	case OpReassign:
 		return s.reassign(c)
+	case OpReplicaReady:
+		return s.replicaReady(c)
 	}
 	return fmt.Errorf("%w: unknown op %q", ErrBadEncoding, c.Op)
 }
@@ -188,7 +194,9 @@ func (s *State) createTopic(index uint64, c Command) error {
 	}
 	parts := make([]Partition, cfg.Partitions)
 	for p, replicas := range c.Assignment {
-		if err := s.checkReplicas(replicas, cfg.ReplicationFactor); err != nil {
+		// Fewer replicas than the factor only for a topic created on fewer
+		// nodes (the default topic at bootstrap); the controller tops it up.
+		if err := s.checkReplicas(replicas, 1, cfg.ReplicationFactor); err != nil {
 			return fmt.Errorf("partition %d: %w", p, err)
 		}
 		parts[p] = Partition{Replicas: slices.Clone(replicas)}
@@ -198,36 +206,82 @@ func (s *State) createTopic(index uint64, c Command) error {
 }
 
 func (s *State) reassign(c Command) error {
-	t, ok := s.Topics[c.Topic]
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrUnknownTopic, c.Topic)
+	p, err := s.partition(c)
+	if err != nil {
+		return err
 	}
-	if c.Partition < 0 || c.Partition >= len(t.Partitions) {
-		return fmt.Errorf("%w: %s has no partition %d", ErrUnknownTopic, c.Topic, c.Partition)
-	}
-	p := &t.Partitions[c.Partition]
 	if c.Epoch != p.Epoch {
 		return fmt.Errorf("%w: %s/%d is at epoch %d, the command was decided at %d", ErrStale, c.Topic, c.Partition, p.Epoch, c.Epoch)
 	}
-	// A reassignment moves one replica at a time (add, then remove), so
-	// the count may be one above the factor while the new one catches up.
-	if len(c.Replicas) < t.Config.ReplicationFactor || len(c.Replicas) > t.Config.ReplicationFactor+1 {
-		return fmt.Errorf("%w: %d replicas for %s/%d, want %d or %d while one moves", ErrBadEncoding, len(c.Replicas), c.Topic, c.Partition, t.Config.ReplicationFactor, t.Config.ReplicationFactor+1)
-	}
-	if err := s.checkReplicas(c.Replicas, len(c.Replicas)); err != nil {
+	// A reassignment moves one replica at a time, as a partition's Raft
+	// group changes one server at a time: it adds one node, removes one,
+	// or only reorders. The count may be one above the factor while a new
+	// replica catches up, and below it for a topic created on fewer nodes.
+	rf := s.Topics[c.Topic].Config.ReplicationFactor
+	if err := s.checkReplicas(c.Replicas, 1, rf+1); err != nil {
 		return fmt.Errorf("%s/%d: %w", c.Topic, c.Partition, err)
 	}
+	added, removed := diff(p.Replicas, c.Replicas), diff(c.Replicas, p.Replicas)
+	if len(added)+len(removed) > 1 {
+		return fmt.Errorf("%w: %s/%d from %v to %v changes %d replicas, at most one at a time", ErrBadEncoding, c.Topic, c.Partition, p.Replicas, c.Replicas, len(added)+len(removed))
+	}
+	for _, id := range c.Adding {
+		if !slices.Contains(added, id) {
+			return fmt.Errorf("%w: %s/%d: adding %q, which the reassignment does not add", ErrBadEncoding, c.Topic, c.Partition, id)
+		}
+	}
 	p.Replicas = slices.Clone(c.Replicas)
+	p.Adding = slices.Clone(c.Adding)
 	p.Epoch++
 	return nil
 }
 
-// checkReplicas checks that replicas names n distinct registered nodes.
-func (s *State) checkReplicas(replicas []string, n int) error {
-	if len(replicas) != n {
-		return fmt.Errorf("%w: %d replicas, want %d", ErrBadEncoding, len(replicas), n)
+func (s *State) replicaReady(c Command) error {
+	p, err := s.partition(c)
+	if err != nil {
+		return err
 	}
-	seen := make(map[string]bool, n)
+	i := slices.Index(p.Adding, c.NodeID)
+	if c.Epoch != p.Epoch || i < 0 {
+		return fmt.Errorf("%w: %s/%d at epoch %d is not adding %q (the report is for epoch %d)", ErrStale, c.Topic, c.Partition, p.Epoch, c.NodeID, c.Epoch)
+	}
+	p.Adding = slices.Delete(p.Adding, i, i+1)
+	if len(p.Adding) == 0 {
+		p.Adding = nil
+	}
+	return nil
+}
+
+// partition returns the partition c names.
+func (s *State) partition(c Command) (*Partition, error) {
+	t, ok := s.Topics[c.Topic]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, c.Topic)
+	}
+	if c.Partition < 0 || c.Partition >= len(t.Partitions) {
+		return nil, fmt.Errorf("%w: %s has no partition %d", ErrUnknownPartition, c.Topic, c.Partition)
+	}
+	return &t.Partitions[c.Partition], nil
+}
+
+// diff returns the IDs of b that are not in a.
+func diff(a, b []string) []string {
+	var out []string
+	for _, id := range b {
+		if !slices.Contains(a, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// checkReplicas checks that replicas names lo to hi distinct registered
+// nodes.
+func (s *State) checkReplicas(replicas []string, lo, hi int) error {
+	if len(replicas) < lo || len(replicas) > hi {
+		return fmt.Errorf("%w: %d replicas, want %d to %d", ErrBadEncoding, len(replicas), lo, hi)
+	}
+	seen := make(map[string]bool, len(replicas))
 	for _, id := range replicas {
 		if _, ok := s.Nodes[id]; !ok {
 			return fmt.Errorf("%w: %q", ErrUnknownNode, id)

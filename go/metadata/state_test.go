@@ -3,6 +3,7 @@ package metadata
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,8 +41,14 @@ func TestApplyRefusesWithoutChange(t *testing.T) {
 		{"no config", Command{Op: OpCreateTopic, Topic: "b"}, ErrBadEncoding},
 		{"delete unknown", Command{Op: OpDeleteTopic, Topic: "zz"}, ErrUnknownTopic},
 		{"stale epoch", Command{Op: OpReassign, Topic: "a", Partition: 0, Epoch: 7, Replicas: []string{"n1", "n2"}}, ErrStale},
-		{"no such partition", Command{Op: OpReassign, Topic: "a", Partition: 2, Replicas: []string{"n1", "n2"}}, ErrUnknownTopic},
+		{"no such partition", Command{Op: OpReassign, Topic: "a", Partition: 2, Replicas: []string{"n1", "n2"}}, ErrUnknownPartition},
 		{"too many replicas", Command{Op: OpReassign, Topic: "a", Partition: 0, Replicas: []string{"n0", "n1", "n2", "n0"}}, ErrBadEncoding},
+		{"no replicas", Command{Op: OpReassign, Topic: "a", Partition: 0, Replicas: []string{}}, ErrBadEncoding},
+		{"two moves at once", Command{Op: OpReassign, Topic: "a", Partition: 0, Replicas: []string{"n0", "n1"}}, ErrBadEncoding},
+		{"adding a kept replica", Command{Op: OpReassign, Topic: "a", Partition: 0, Replicas: []string{"n1", "n2", "n0"}, Adding: []string{"n1"}}, ErrBadEncoding},
+		{"ready not adding", Command{Op: OpReplicaReady, Topic: "a", Partition: 0, NodeID: "n1"}, ErrStale},
+		{"ready no partition", Command{Op: OpReplicaReady, Topic: "a", Partition: 5, NodeID: "n1"}, ErrUnknownPartition},
+		{"create above factor", Command{Op: OpCreateTopic, Topic: "b", Config: &cfg, Assignment: [][]string{{"n0", "n1", "n2"}, {"n1", "n2"}}}, ErrBadEncoding},
 		{"leave unknown", Command{Op: OpLeaveNode, NodeID: "n9"}, ErrUnknownNode},
 		{"remove in use", Command{Op: OpRemoveNode, NodeID: "n1"}, ErrStale},
 		{"register without address", Command{Op: OpRegisterNode, Node: &Node{ID: "n5"}}, ErrBadEncoding},
@@ -156,4 +163,28 @@ func FuzzApply(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestUnderReplicatedAndReady: a topic may be created with fewer replicas
+// than its factor (the default topic on a new cluster) and grown one
+// replica at a time; a replica added with Adding stays there until its
+// report at the current epoch, and an older report is refused.
+func TestUnderReplicatedAndReady(t *testing.T) {
+	s := cluster(t, 3, 0)
+	cfg := TopicConfig{Partitions: 1, ReplicationFactor: 2}
+	mustApply(t, s, Command{Op: OpCreateTopic, Topic: "log", Config: &cfg, Assignment: [][]string{{"n0"}}})
+	mustApply(t, s, Command{Op: OpReassign, Topic: "log", Epoch: 0, Replicas: []string{"n0", "n1"}})
+	mustApply(t, s, Command{Op: OpReassign, Topic: "log", Epoch: 1, Replicas: []string{"n0", "n2", "n1"}, Adding: []string{"n2"}})
+	p := &s.Topics["log"].Partitions[0]
+	if !slices.Equal(p.Adding, []string{"n2"}) || p.Epoch != 2 {
+		t.Fatalf("after adding n2: %+v", *p)
+	}
+	if err := s.Apply(s.Applied+1, Command{Op: OpReplicaReady, Topic: "log", Epoch: 1, NodeID: "n2"}); !errors.Is(err, ErrStale) {
+		t.Fatalf("report of an older epoch: %v, want ErrStale", err)
+	}
+	mustApply(t, s, Command{Op: OpReplicaReady, Topic: "log", Epoch: 2, NodeID: "n2"})
+	if p.Adding != nil || p.Epoch != 2 {
+		t.Fatalf("after the report: %+v, want no Adding at epoch 2", *p)
+	}
+	mustApply(t, s, Command{Op: OpReassign, Topic: "log", Epoch: 2, Replicas: []string{"n0", "n2"}})
 }

@@ -318,15 +318,7 @@ func (l *Log) verifyMember(id, addr string) bool {
 	if l.cfg.PeerName == nil {
 		return true
 	}
-	c, err := l.cfg.StreamLayer.Dial(raft.ServerAddress(addr), l.cfg.JoinVerifyTimeout)
-	if err == nil {
-		var node string
-		node, err = l.cfg.PeerName(c)
-		_ = c.Close()
-		if err == nil && node != id {
-			err = fmt.Errorf("node %q answered at %s", node, addr)
-		}
-	}
+	err := VerifyPeer(l.cfg.StreamLayer, l.cfg.PeerName, id, addr, l.cfg.JoinVerifyTimeout)
 	l.unverifiedMu.Lock()
 	defer l.unverifiedMu.Unlock()
 	if err == nil {
@@ -343,6 +335,23 @@ func (l *Log) verifyMember(id, addr string) bool {
 	}
 	l.unverified[id] = true
 	return false
+}
+
+// VerifyPeer reports an error unless the server at addr proves to be node
+// id: it dials addr through stream within timeout and asks name (as
+// Config.PeerName) which node the connection proved. Join uses it before
+// adding a member, and so does the metadata group's (go/metadata/group).
+func VerifyPeer(stream raft.StreamLayer, name func(net.Conn) (string, error), id, addr string, timeout time.Duration) error {
+	c, err := stream.Dial(raft.ServerAddress(addr), timeout)
+	if err != nil {
+		return err
+	}
+	node, err := name(c)
+	_ = c.Close()
+	if err == nil && node != id {
+		err = fmt.Errorf("node %q answered at %s", node, addr)
+	}
+	return err
 }
 
 func (l *Log) forgetUnverified(id string) {
