@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -38,6 +39,10 @@ type assignment struct {
 	// its replicas bootstrap the group with servers.
 	bootstrap bool
 	retention metadata.Retention
+	// epoch is the partition's; adding: this node's replica is in its
+	// Adding list, to be reported once caught up.
+	epoch  uint64
+	adding bool
 }
 
 // view is what one reading of the metadata says this node should host.
@@ -55,6 +60,9 @@ type replica struct {
 	dir  string
 	log  *replication.Log
 	clog *replication.CommitLog
+	// voterAt is the last log index when this replica first saw itself a
+	// voter (caughtUp), 0 before.
+	voterAt atomic.Uint64
 }
 
 // Broker hosts the partition replicas the metadata assigns to this node
@@ -138,6 +146,8 @@ func (b *Broker) view() view {
 						servers:   raftServers(s, part.Replicas),
 						bootstrap: part.Epoch == 0,
 						retention: t.Config.Retention,
+						epoch:     part.Epoch,
+						adding:    slices.Contains(part.Adding, b.cfg.NodeID),
 					}
 				}
 			}

@@ -27,6 +27,10 @@ type Metadata interface {
 	CreateTopic(ctx context.Context, name string, cfg commitlog.TopicConfig) (metadata.Topic, error)
 	// DeleteTopic deletes a topic (errors as in commitlog.Cluster.DeleteTopic).
 	DeleteTopic(ctx context.Context, name string) error
+	// ReplicaReady reports that node's replica of topic's partition, which
+	// the reassignment at epoch added (metadata.Partition.Adding), caught
+	// up (metadata.OpReplicaReady).
+	ReplicaReady(ctx context.Context, topic string, partition int, epoch uint64, node string) error
 }
 
 // StreamLayers gives each Raft group its own stream layer on the node's

@@ -53,8 +53,8 @@ func (tn testNode) Group(id string) (raft.StreamLayer, error) {
 	return l, nil
 }
 
-// groups counts the registered groups whose ID starts with prefix.
-func (n *testNet) groups(addr, group string) bool {
+// registered reports whether the node at addr has group registered.
+func (n *testNet) registered(addr, group string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.layers[addr+"|"+group] != nil
@@ -147,12 +147,16 @@ func (m *testMeta) DeleteTopic(_ context.Context, name string) error {
 	return m.apply(metadata.Command{Op: metadata.OpDeleteTopic, Topic: name})
 }
 
-// reassign sets the replicas of topic's partition.
-func (m *testMeta) reassign(t *testing.T, topic string, p int, replicas ...string) {
+func (m *testMeta) ReplicaReady(_ context.Context, topic string, p int, epoch uint64, node string) error {
+	return m.apply(metadata.Command{Op: metadata.OpReplicaReady, Topic: topic, Partition: p, Epoch: epoch, NodeID: node})
+}
+
+// reassign sets the replicas of topic's partition, and its Adding list.
+func (m *testMeta) reassign(t *testing.T, topic string, p int, adding []string, replicas ...string) {
 	t.Helper()
 	var epoch uint64
 	m.View(func(s *metadata.State) { epoch = s.Topics[topic].Partitions[p].Epoch })
-	if err := m.apply(metadata.Command{Op: metadata.OpReassign, Topic: topic, Partition: p, Epoch: epoch, Replicas: replicas}); err != nil {
+	if err := m.apply(metadata.Command{Op: metadata.OpReassign, Topic: topic, Partition: p, Epoch: epoch, Replicas: replicas, Adding: adding}); err != nil {
 		t.Fatal(err)
 	}
 }
