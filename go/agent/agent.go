@@ -197,7 +197,15 @@ func New(cfg Config) (_ *Agent, err error) {
 	rc := replication.DefaultConfig()
 	rc.DataDir = cfg.DataDir
 	rc.LocalID = cfg.NodeName
-	rc.StreamLayer = a.mux.StreamLayer()
+	tc := replication.DefaultTransportConfig()
+	tc.OnRefused, tc.Logger = peerMetrics.Rejected, hclogToZap(a.log, "transport")
+	raftNet, err := replication.NewTransport(a.mux.DialRaft, a.mux.RaftConns(), tc) // closed with the mux
+	if err != nil {
+		return nil, err
+	}
+	if rc.StreamLayer, err = raftNet.Group(replication.LogGroup); err != nil {
+		return nil, err
+	}
 	rc.PeerName = peerName
 	rc.OnPeerRejected = peerMetrics.Rejected
 	rc.Bootstrap = cfg.Bootstrap

@@ -17,8 +17,9 @@
 //  3. the listener on Config.BindAddr (or Config.Listener, already bound)
 //     and go/mux over it: one port carries both gRPC and Raft; and the
 //     listener on Config.HealthAddr (or Config.HealthListener), if set;
-//  4. go/replication's Log in Config.DataDir (raft/ and data/), with the
-//     mux's Raft stream layer; with Config.Bootstrap and no Raft state it
+//  4. go/replication's Log in Config.DataDir (raft/ and data/), over the
+//     Raft group replication.LogGroup of a replication.Transport on the
+//     mux's Raft connections; with Config.Bootstrap and no Raft state it
 //     starts a cluster of itself;
 //  5. go/server's gRPC server over replication.CommitLog (which also
 //     answers GetServers), on the mux's gRPC listener, NOT_SERVING until

@@ -22,6 +22,7 @@ import (
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/internal/testutil"
 	"github.com/proglog/proglog/go/mux"
+	"github.com/proglog/proglog/go/replication"
 )
 
 // metric returns the value of series (name{labels} as exposed) on n's
@@ -166,7 +167,16 @@ func raftClient(t *testing.T, e *env, files auth.TLSConfig) *raft.NetworkTranspo
 	mc := mux.DefaultConfig()
 	mc.ServerTLS, mc.PeerTLS = serverTLS, peerTLS
 	mc.Logger = hclog.NewNullLogger()
-	sl, err := mux.NewStreamLayer(ln, mc)
+	m, err := mux.New(ln, mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	rn, err := replication.NewTransport(m.DialRaft, m.RaftConns(), replication.DefaultTransportConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl, err := rn.Group(replication.LogGroup) // the nodes' group: the attack reaches their peer checks
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,7 @@ func TestMaxConns(t *testing.T) {
 	accepted := make(chan net.Conn)
 	go func() {
 		for {
-			c, err := m.RaftListener().Accept()
+			c, err := m.raft.Accept()
 			if err != nil {
 				close(accepted)
 				return

@@ -14,6 +14,13 @@ const RaftRPC byte = 1
 // RaftALPN is the ALPN protocol Raft connections negotiate.
 const RaftALPN = "proglog-raft/1"
 
+// RaftHeaderVersion is the first byte of a Raft connection's header, sent
+// after the TLS handshake; an acceptor refuses other versions.
+const RaftHeaderVersion byte = 1
+
+// MaxGroupIDLen is the longest group ID, in bytes, a Raft header may carry.
+const MaxGroupIDLen = 512
+
 // Defaults used by DefaultConfig.
 const (
 	DefaultReadTimeout      = 5 * time.Second
@@ -21,15 +28,16 @@ const (
 	DefaultMaxConns         = 4096
 )
 
-// Config configures a Mux and its StreamLayer. Start from DefaultConfig and
+// Config configures a Mux and its Raft connections. Start from DefaultConfig and
 // set the TLS configurations (or, in tests only, InsecurePlaintext).
 type Config struct {
 	// ReadTimeout bounds how long a new connection may take to send its
 	// first byte; a silent connection is closed after it. Default 5s.
 	ReadTimeout time.Duration
-	// HandshakeTimeout bounds a Raft connection's set-up: the first byte and
-	// the TLS handshake, on both the accepting and the dialing side (Dial
-	// uses the smaller of this and the timeout Raft passes). Default 10s.
+	// HandshakeTimeout bounds a Raft connection's set-up: the first byte,
+	// the TLS handshake and the header, on both the accepting and the
+	// dialing side (DialRaft uses the smaller of this and the timeout it is
+	// given). Default 10s.
 	HandshakeTimeout time.Duration
 	// MaxConns caps the connections open at once on the port: Raft, gRPC
 	// and those not routed yet. One over the cap is closed at once. It
@@ -54,8 +62,9 @@ type Config struct {
 	AuthorizePeer func(tls.ConnectionState) error
 	// OnHandshakeFailed, if set, is called for every accepted Raft
 	// connection whose set-up failed (first byte, TLS handshake, the
-	// certificate, AuthorizePeer; its error is wrapped), for metrics. The
-	// stream layer logs these failures itself, at most once per 10s.
+	// certificate, AuthorizePeer, the header; its error is wrapped), for
+	// metrics. The RaftListener logs these failures itself, at most once
+	// per 10s.
 	OnHandshakeFailed func(error)
 	// OnConnLimit, if set, is called for every connection closed because
 	// MaxConns connections were open, for metrics (logged at most once
@@ -67,7 +76,7 @@ type Config struct {
 	// consensus. FOR TESTS ONLY. ServerTLS and PeerTLS must then be nil.
 	InsecurePlaintext bool
 
-	// AdvertiseAddr is the address the StreamLayer reports as its Addr
+	// AdvertiseAddr is the address RaftListener reports as its Addr
 	// (Raft's own address, which peers dial). Default: the listener's
 	// address. Must be a concrete host:port when the listener is bound to
 	// a wildcard address. A DNS name is kept as a name, never resolved

@@ -9,9 +9,14 @@
 // cmux (github.com/soheilhy/cmux) and replayed, so the gRPC server sees the
 // connection from its first byte.
 //
-// Raft connections are made by StreamLayer, which implements
-// raft.StreamLayer: Dial connects, writes RaftRPC and runs a TLS client
-// handshake; Accept reads the byte back and runs the TLS server handshake.
+// Raft connections are dialed by Mux.DialRaft and accepted through
+// Mux.RaftConns; go/mux does not import Raft (go/replication's Transport
+// adapts these connections to hashicorp/raft's StreamLayer, one per Raft
+// group). DialRaft connects, writes RaftRPC, runs a TLS client handshake and
+// writes the header; the RaftListener reads the byte back, runs the TLS
+// server handshake, reads the header and hands the connection to
+// AcceptRaft with the group it names.
+//
 // Both sides authenticate (mutual TLS): the server verifies the dialer's
 // certificate against ServerTLS.ClientCAs and the dialer verifies the server's
 // against PeerTLS.RootCAs. A peer must present a node certificate, one with
@@ -22,13 +27,32 @@
 // for another TLS protocol. Config.InsecurePlaintext turns TLS off; it exists
 // for tests only.
 //
+// # Raft header
+//
+// Every node runs several Raft groups on its one port (the metadata group
+// and one per partition replica), so a Raft connection names its group. The
+// header, the first bytes inside TLS (right after RaftRPC without it), is
+//
+//	version   1 byte, RaftHeaderVersion (1)
+//	length    uvarint, 1 to MaxGroupIDLen (512)
+//	group ID  length bytes
+//
+// followed by the group's Raft traffic. The acceptor reads it within the
+// same HandshakeTimeout as the handshake, byte by byte up to the group ID,
+// whose length it checks before allocating it. Another version, a length
+// out of range or a malformed uvarint (ErrBadHeader), or a header that is
+// late or cut short, closes the connection as a failed handshake does:
+// reported to Config.OnHandshakeFailed and logged at most once per 10s.
+// Which groups exist is not go/mux's business: it hands on any group ID.
+//
 // # Deadlines
 //
 // A connection that sends nothing cannot stall the port: each connection is
 // matched in its own goroutine, and one that has not sent its first byte
 // within Config.ReadTimeout is closed. A Raft connection must also complete
-// its TLS handshake within Config.HandshakeTimeout; the handshake runs in its
-// own goroutine, so a slow peer never delays Accept for the others.
+// its TLS handshake and send its header within Config.HandshakeTimeout; the
+// set-up runs in its own goroutine, so a slow peer never delays AcceptRaft
+// for the others.
 //
 // # Connections
 //
@@ -45,8 +69,8 @@
 //
 // # Closing
 //
-// The listeners returned by RaftListener and GRPCListener, and the
-// StreamLayer, can be closed independently: closing one (grpc.Server.Stop
-// closes its listener, raft closes its stream layer on shutdown) does not
-// close the shared port. Mux.Close closes the port and everything on it.
+// The listeners returned by RaftConns and GRPCListener can be closed
+// independently: closing one (grpc.Server.Stop closes its listener) does
+// not close the shared port. Mux.Close closes the port and everything on
+// it.
 package mux

@@ -7,7 +7,7 @@ import (
 )
 
 func TestSentinelsAreDistinct(t *testing.T) {
-	all := []error{ErrInvalidConfig, ErrNilListener, ErrServing, ErrNotRaft, ErrPeerRejected}
+	all := []error{ErrInvalidConfig, ErrNilListener, ErrServing, ErrNotRaft, ErrPeerRejected, ErrBadHeader, ErrInvalidGroupID}
 	for i, a := range all {
 		if !strings.HasPrefix(a.Error(), "mux: ") {
 			t.Errorf("%q lacks the package prefix", a)

@@ -14,17 +14,17 @@ func TestClosingGRPCListenerKeepsRaft(t *testing.T) {
 	if _, err := m.GRPCListener().Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept after Close = %v", err)
 	}
-	echoRaft(t, m.StreamLayer(), m.StreamLayer(), "still here")
+	echoRaft(t, m, m, "g", "still here")
 }
 
-func TestClosingStreamLayerKeepsGRPC(t *testing.T) {
+func TestClosingRaftConnsKeepsGRPC(t *testing.T) {
 	m := startMux(t, plainConfig(t))
 	startHealth(t, m)
-	if err := m.StreamLayer().Close(); err != nil {
+	if err := m.RaftConns().Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.StreamLayer().Accept(); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("Accept after Close = %v", err)
+	if _, _, err := m.RaftConns().AcceptRaft(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("AcceptRaft after Close = %v", err)
 	}
 	checkHealth(t, m.Addr().String())
 	if m.GRPCListener().Addr().String() != m.Addr().String() {

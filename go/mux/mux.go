@@ -1,6 +1,7 @@
 package mux
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,13 +21,16 @@ const acceptLogInterval = 10 * time.Second
 
 // Mux shares one listener between Raft and gRPC.
 type Mux struct {
-	cfg        Config
-	root       net.Listener
-	cm         cmux.CMux
-	raft       *subListener
-	grpc       *subListener
-	streamOnce sync.Once
-	stream     *StreamLayer
+	cfg       Config
+	root      net.Listener
+	cm        cmux.CMux
+	raft      *subListener // Raft connections, first byte unread
+	grpc      *subListener
+	advertise net.Addr    // the Raft address (see raftAddr)
+	serverTLS *tls.Config // Raft's, from raftTLS; nil: plaintext
+	peerTLS   *tls.Config // likewise
+	raftOnce  sync.Once
+	raftConns *RaftListener
 
 	serving   atomic.Bool
 	mu        sync.Mutex // orders served.Add against Close
@@ -37,8 +41,9 @@ type Mux struct {
 }
 
 // New multiplexes ln. Call Serve (usually in a goroutine) to start routing
-// connections, hand GRPCListener to grpc.Server.Serve and StreamLayer to the
-// Raft transport. The Mux owns ln: Close closes it.
+// connections, hand GRPCListener to grpc.Server.Serve, and RaftConns and
+// DialRaft to the Raft transport (go/replication's Transport). The Mux owns
+// ln: Close closes it.
 func New(ln net.Listener, cfg Config) (*Mux, error) {
 	if ln == nil {
 		return nil, ErrNilListener
@@ -82,15 +87,19 @@ func New(ln net.Listener, cfg Config) (*Mux, error) {
 		}
 		return true
 	})
-	// Fail now, not in StreamLayer, on an address peers cannot dial.
-	if _, err := streamAddr(ln.Addr(), cfg.AdvertiseAddr); err != nil {
+	advertise, err := raftAddr(ln.Addr(), cfg.AdvertiseAddr)
+	if err != nil {
 		return nil, err
 	}
 	m := &Mux{
-		cfg:    cfg,
-		root:   root,
-		cm:     cm,
-		closed: make(chan struct{}),
+		cfg:       cfg,
+		root:      root,
+		cm:        cm,
+		advertise: advertise,
+		closed:    make(chan struct{}),
+	}
+	if !cfg.InsecurePlaintext {
+		m.serverTLS, m.peerTLS = raftTLS(cfg)
 	}
 	// Order matters: cmux tries matchers in registration order.
 	m.raft = newSubListener(cm.Match(firstByteIs(RaftRPC)))
@@ -118,30 +127,19 @@ func firstByteIsNot(b byte) cmux.Matcher {
 	}
 }
 
-// RaftListener returns the listener of Raft connections, their first byte
-// (RaftRPC) still unread. Most callers want StreamLayer instead; use one or
-// the other, since both take connections from the same queue.
-func (m *Mux) RaftListener() net.Listener { return m.raft }
-
 // GRPCListener returns the listener of every connection that is not Raft.
 // Closing it does not close the port.
 func (m *Mux) GRPCListener() net.Listener { return m.grpc }
 
-// StreamLayer returns the Raft stream layer over RaftListener, made on the
-// first call (and then the same one). From then on it accepts, and
-// handshakes, every Raft connection.
-func (m *Mux) StreamLayer() *StreamLayer {
-	m.streamOnce.Do(func() {
-		// The configuration was validated by New and the listener is
-		// non-nil, so this cannot fail except for AdvertiseAddr, which
-		// New checked too.
-		s, err := NewStreamLayer(m.raft, m.cfg)
-		if err != nil {
-			panic(fmt.Sprintf("mux: stream layer for a validated config: %v", err))
-		}
-		m.stream = s
+// RaftConns returns the listener of Raft connections, made on the first
+// call (and then the same one): from then on every Raft connection is set
+// up (first byte, TLS handshake, header) and handed to its AcceptRaft with
+// the group its header named. Closing it does not close the port.
+func (m *Mux) RaftConns() *RaftListener {
+	m.raftOnce.Do(func() {
+		m.raftConns = newRaftListener(m.raft, m.advertise, m.serverTLS, m.cfg)
 	})
-	return m.stream
+	return m.raftConns
 }
 
 // Addr returns the address of the shared listener.
@@ -186,7 +184,7 @@ func (m *Mux) Close() error {
 		}
 		m.raft.Close()
 		m.grpc.Close()
-		m.StreamLayer().Close() // made if need be, so it too reports closed
+		m.RaftConns().Close() // made if need be, so it too reports closed
 		m.served.Wait()
 	})
 	return err

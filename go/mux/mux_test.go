@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/raft"
 	"github.com/proglog/proglog/go/internal/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -107,26 +106,54 @@ func acceptOne(t *testing.T, l net.Listener) net.Conn {
 	}
 }
 
-// echoRaft dials a raft connection, sends msg and checks the accepting
-// side receives it and can answer.
-func echoRaft(t *testing.T, dialer, acceptor *StreamLayer, msg string) {
+// acceptRaft returns the next Raft connection of l and the group it
+// named, failing after a deadline.
+func acceptRaft(t *testing.T, l *RaftListener) (net.Conn, string) {
 	t.Helper()
-	c, err := dialer.Dial(loop(acceptor.Addr()), 5*time.Second)
+	type res struct {
+		c     net.Conn
+		group string
+		err   error
+	}
+	ch := make(chan res, 1)
+	go func() { c, g, err := l.AcceptRaft(); ch <- res{c, g, err} }()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatalf("AcceptRaft: %v", r.err)
+		}
+		t.Cleanup(func() { r.c.Close() })
+		return r.c, r.group
+	case <-time.After(10 * time.Second):
+		t.Fatal("AcceptRaft: no connection within 10s")
+		return nil, ""
+	}
+}
+
+// echoRaft dials acceptor's port from d for group, sends msg and checks
+// the accepting side receives it, under group, and can answer.
+func echoRaft(t *testing.T, d, acceptor *Mux, group, msg string) {
+	t.Helper()
+	l := acceptor.RaftConns() // set-ups start with it
+	c, err := d.DialRaft(loop(acceptor.Addr()), group, 5*time.Second)
 	if err != nil {
-		t.Fatalf("Dial: %v", err)
+		t.Fatalf("DialRaft: %v", err)
 	}
 	defer c.Close()
 	if _, err := c.Write([]byte(msg)); err != nil {
 		t.Fatal(err)
 	}
-	s := acceptOne(t, acceptor)
+	s, g := acceptRaft(t, l)
+	if g != group {
+		t.Fatalf("accepted group %q, want %q", g, group)
+	}
 	got := make([]byte, len(msg))
 	_ = s.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.ReadFull(s, got); err != nil {
 		t.Fatalf("read on accepted raft conn: %v", err)
 	}
 	if string(got) != msg {
-		t.Fatalf("accepted conn got %q, want %q (first byte must be consumed)", got, msg)
+		t.Fatalf("accepted conn got %q, want %q (first byte and header must be consumed)", got, msg)
 	}
 	if _, err := s.Write([]byte("ok")); err != nil {
 		t.Fatal(err)
@@ -138,25 +165,25 @@ func echoRaft(t *testing.T, dialer, acceptor *StreamLayer, msg string) {
 	}
 }
 
-// loop is the raft address of a on the loopback interface.
-func loop(a net.Addr) raft.ServerAddress {
+// loop is the address of a on the loopback interface.
+func loop(a net.Addr) string {
 	_, p, _ := net.SplitHostPort(a.String())
-	return raft.ServerAddress("127.0.0.1:" + p)
+	return "127.0.0.1:" + p
 }
 
 func TestRaftAndGRPCShareThePort(t *testing.T) {
 	m := startMux(t, plainConfig(t))
 	startHealth(t, m)
-	echoRaft(t, m.StreamLayer(), m.StreamLayer(), "append-entries")
+	echoRaft(t, m, m, "g", "append-entries")
 	checkHealth(t, m.Addr().String())
 	// And Raft again after gRPC, on the same port.
-	echoRaft(t, m.StreamLayer(), m.StreamLayer(), "request-vote")
-	if m.StreamLayer().Addr().String() != m.Addr().String() {
-		t.Fatalf("stream layer Addr %v, mux Addr %v", m.StreamLayer().Addr(), m.Addr())
+	echoRaft(t, m, m, "g", "request-vote")
+	if m.RaftConns().Addr().String() != m.Addr().String() {
+		t.Fatalf("RaftConns Addr %v, mux Addr %v", m.RaftConns().Addr(), m.Addr())
 	}
 }
 
-func TestRaftByteGoesToRaftListener(t *testing.T) {
+func TestRaftByteGoesToRaftSide(t *testing.T) {
 	m := startMux(t, plainConfig(t))
 	c, err := net.Dial("tcp", m.Addr().String())
 	if err != nil {
@@ -166,14 +193,14 @@ func TestRaftByteGoesToRaftListener(t *testing.T) {
 	if _, err := c.Write([]byte{RaftRPC, 'x'}); err != nil {
 		t.Fatal(err)
 	}
-	s := acceptOne(t, m.RaftListener())
+	s := acceptOne(t, m.raft)
 	got := make([]byte, 2)
 	_ = s.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.ReadFull(s, got); err != nil {
 		t.Fatal(err)
 	}
 	if got[0] != RaftRPC || got[1] != 'x' {
-		t.Fatalf("raft listener got %v: the sniffed byte must be replayed", got)
+		t.Fatalf("raft side got %v: the sniffed byte must be replayed", got)
 	}
 }
 
@@ -210,7 +237,7 @@ func TestSilentConnectionDoesNotBlock(t *testing.T) {
 	defer silent.Close()
 	// Others are served while the silent connection is still pending.
 	start := time.Now()
-	echoRaft(t, m.StreamLayer(), m.StreamLayer(), "hello")
+	echoRaft(t, m, m, "g", "hello")
 	checkHealth(t, m.Addr().String())
 	t.Logf("served others %v after the silent connection", time.Since(start))
 
@@ -244,10 +271,13 @@ func TestCloseStopsEverything(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	for name, l := range map[string]net.Listener{"raft": m.RaftListener(), "grpc": m.GRPCListener(), "stream": m.StreamLayer()} {
+	for name, l := range map[string]net.Listener{"raft": m.raft, "grpc": m.GRPCListener()} {
 		if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
 			t.Errorf("%s Accept after Close = %v, want net.ErrClosed", name, err)
 		}
+	}
+	if _, _, err := m.RaftConns().AcceptRaft(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("AcceptRaft after Close = %v, want net.ErrClosed", err)
 	}
 	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
 		t.Error("port still accepting after Close")

@@ -355,6 +355,27 @@
 // new block (hashicorp/raft panics if it cannot record a term); snapshot
 // failures are errors Raft logs and retries later.
 //
+// # Transport
+//
+// Every node runs several Raft groups on its one port (go/mux): the
+// metadata group and one per partition replica. A Transport (transport.go)
+// carries them: built from go/mux's Mux.DialRaft and Mux.RaftConns (taken
+// as a DialFunc and a GroupListener, so this package does not import
+// go/mux), Transport.Group(id) registers a group and returns its
+// raft.StreamLayer, for raft.NewNetworkTransport and Config.StreamLayer.
+// Its Dial writes the group ID into the connection's header (go/mux's
+// protocol); its Accept returns only the connections whose header named
+// the group; its Addr is the node's advertised address, the same for every
+// group; its Close unregisters the group alone. A connection naming a
+// group not registered here, or arriving while its group's accept backlog
+// (TransportConfig.AcceptBacklog, 64 by default) is full, is closed at
+// once (Raft redials), reported to TransportConfig.OnRefused with a
+// Refused* reason and logged at most once per 10s, so a group whose Raft
+// does not accept never holds up the others. A partition's group is
+// GroupID(topic, partition), "<topic>/<partition>"; the single log is
+// LogGroup, "log/0". The peer checks (Config.PeerName) wrap a group's
+// stream layer as before.
+//
 // # Stable store
 //
 // Raft's term and vote live in StableStore, a small file of two slots

@@ -121,7 +121,7 @@ func TestNewRefusesCorruptRaftLog(t *testing.T) {
 	}
 	defer m.Close()
 	go m.Serve()
-	cfg := fastConfig(t, n.id, n.dir, m.StreamLayer())
+	cfg := fastConfig(t, n.id, n.dir, muxGroup(t, m))
 	for range 2 { // and again: the failed start changed nothing
 		l, err := New(cfg)
 		if !errors.Is(err, seglog.ErrCorrupt) || !strings.Contains(err.Error(), "refusing to start") {

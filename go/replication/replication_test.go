@@ -53,7 +53,7 @@ type node struct {
 }
 
 // fastConfig has timings for loopback clusters under the race detector.
-func fastConfig(t *testing.T, id, dir string, sl *mux.StreamLayer) Config {
+func fastConfig(t *testing.T, id, dir string, sl raft.StreamLayer) Config {
 	c := DefaultConfig()
 	c.DataDir = dir
 	c.LocalID = id
@@ -106,7 +106,7 @@ func (n *node) startErr() error {
 		t.Fatal(err)
 	}
 	go m.Serve()
-	cfg := fastConfig(t, n.id, n.dir, m.StreamLayer())
+	cfg := fastConfig(t, n.id, n.dir, muxGroup(t, m))
 	n.mod(&cfg)
 	l, err := New(cfg)
 	if err != nil {
