@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // Op names a Command.
@@ -13,8 +14,12 @@ type Op string
 const (
 	// OpRegisterNode adds Node, or updates its addresses and rack.
 	OpRegisterNode Op = "register_node"
-	// OpLeaveNode marks NodeID leaving: it gets no new replicas.
+	// OpLeaveNode marks NodeID leaving since At: it gets no new replicas.
+	// Marking a leaving node again keeps its first At.
 	OpLeaveNode Op = "leave_node"
+	// OpReturnNode clears NodeID's Leaving: it came back (a restart)
+	// before its replicas were moved.
+	OpReturnNode Op = "return_node"
 	// OpRemoveNode forgets NodeID; refused while it holds a replica.
 	OpRemoveNode Op = "remove_node"
 	// OpCreateTopic creates Topic with Config, its partitions' replicas
@@ -43,6 +48,8 @@ type Command struct {
 	Epoch      uint64       `json:"epoch,omitempty"`
 	Replicas   []string     `json:"replicas,omitempty"`
 	Adding     []string     `json:"adding,omitempty"`
+	// At is when the proposer decided the command, by its clock.
+	At time.Time `json:"at,omitzero"`
 }
 
 // Encoding versions (the first byte).

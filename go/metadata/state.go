@@ -28,6 +28,9 @@ type Node struct {
 	// Leaving nodes get no new replicas; their replicas are moved away
 	// (Replace) before RemoveNode succeeds.
 	Leaving bool `json:"leaving,omitempty"`
+	// LeavingSince is when the node was marked leaving, by the clock of
+	// the leader that proposed it (the OpLeaveNode command's At).
+	LeavingSince time.Time `json:"leaving_since,omitzero"`
 }
 
 // Retention bounds a topic's partitions (zero = keep everything).
@@ -127,7 +130,16 @@ func (s *State) Apply(index uint64, c Command) error {
 		if !ok {
 			return fmt.Errorf("%w: %q", ErrUnknownNode, c.NodeID)
 		}
-		n.Leaving = true
+		if !n.Leaving {
+			n.Leaving, n.LeavingSince = true, c.At
+		}
+		return nil
+	case OpReturnNode:
+		n, ok := s.Nodes[c.NodeID]
+		if !ok {
+			return fmt.Errorf("%w: %q", ErrUnknownNode, c.NodeID)
+		}
+		n.Leaving, n.LeavingSince = false, time.Time{}
 		return nil
 	case OpRemoveNode:
 		return s.removeNode(c.NodeID)
@@ -154,7 +166,8 @@ func (s *State) registerNode(c Command) error {
 	}
 	nn := *n
 	if old, ok := s.Nodes[n.ID]; ok {
-		nn.Leaving = old.Leaving // registering again does not undo a leave
+		// Registering again does not undo a leave (OpReturnNode does).
+		nn.Leaving, nn.LeavingSince = old.Leaving, old.LeavingSince
 	}
 	s.Nodes[n.ID] = &nn
 	return nil

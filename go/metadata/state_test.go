@@ -50,6 +50,7 @@ func TestApplyRefusesWithoutChange(t *testing.T) {
 		{"ready no partition", Command{Op: OpReplicaReady, Topic: "a", Partition: 5, NodeID: "n1"}, ErrUnknownPartition},
 		{"create above factor", Command{Op: OpCreateTopic, Topic: "b", Config: &cfg, Assignment: [][]string{{"n0", "n1", "n2"}, {"n1", "n2"}}}, ErrBadEncoding},
 		{"leave unknown", Command{Op: OpLeaveNode, NodeID: "n9"}, ErrUnknownNode},
+		{"return unknown", Command{Op: OpReturnNode, NodeID: "n9"}, ErrUnknownNode},
 		{"remove in use", Command{Op: OpRemoveNode, NodeID: "n1"}, ErrStale},
 		{"register without address", Command{Op: OpRegisterNode, Node: &Node{ID: "n5"}}, ErrBadEncoding},
 		{"unknown op", Command{Op: "explode"}, ErrBadEncoding},
@@ -84,7 +85,13 @@ func TestReplicasAgree(t *testing.T) {
 	add(Command{Op: OpCreateTopic, Topic: "a", Config: &cfg, Assignment: [][]string{{"n0", "n1"}, {"n2", "n3"}, {"n1", "n2"}}}) // refused
 	add(Command{Op: OpReassign, Topic: "a", Partition: 1, Epoch: 0, Replicas: []string{"n2", "n3", "n0"}})
 	add(Command{Op: OpReassign, Topic: "a", Partition: 1, Epoch: 1, Replicas: []string{"n2", "n0"}})
-	add(Command{Op: OpLeaveNode, NodeID: "n3"})
+	add(Command{Op: OpReassign, Topic: "a", Partition: 0, Epoch: 0, Replicas: []string{"n0", "n3", "n1"}, Adding: []string{"n3"}})
+	add(Command{Op: OpLeaveNode, NodeID: "n1", At: time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)})
+	add(Command{Op: OpReturnNode, NodeID: "n1"})
+	add(Command{Op: OpReplicaReady, Topic: "a", Partition: 0, Epoch: 1, NodeID: "n3"})
+	add(Command{Op: OpReassign, Topic: "a", Partition: 0, Epoch: 1, Replicas: []string{"n0", "n1"}})
+	add(Command{Op: OpLeaveNode, NodeID: "n3", At: time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)})
+	add(Command{Op: OpLeaveNode, NodeID: "n3", At: time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC)})
 	add(Command{Op: OpCreateTopic, Topic: "b", Config: &TopicConfig{Partitions: 1, ReplicationFactor: 1}, Assignment: [][]string{{"n3"}}}) // allowed: Apply checks registration, Place avoids leaving nodes
 	add(Command{Op: OpDeleteTopic, Topic: "b"})
 	add(Command{Op: OpRemoveNode, NodeID: "n3"})
@@ -187,4 +194,21 @@ func TestUnderReplicatedAndReady(t *testing.T) {
 		t.Fatalf("after the report: %+v, want no Adding at epoch 2", *p)
 	}
 	mustApply(t, s, Command{Op: OpReassign, Topic: "log", Epoch: 2, Replicas: []string{"n0", "n2"}})
+}
+
+// TestReturnNode: a leaving node gets no replicas (Loads leaves it out)
+// until OpReturnNode brings it back; registering again does not.
+func TestReturnNode(t *testing.T) {
+	s := cluster(t, 2, 0)
+	at := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	mustApply(t, s, Command{Op: OpLeaveNode, NodeID: "n1", At: at})
+	mustApply(t, s, Command{Op: OpLeaveNode, NodeID: "n1", At: at.Add(time.Hour)})
+	mustApply(t, s, Command{Op: OpRegisterNode, Node: &Node{ID: "n1", RaftAddr: "x:1", APIAddr: "x:1"}})
+	if l := s.Loads(); len(l) != 1 || !s.Nodes["n1"].LeavingSince.Equal(at) {
+		t.Fatalf("after leaving twice and registering again: loads %v, node %+v, want n0 only and n1 leaving since %v", l, *s.Nodes["n1"], at)
+	}
+	mustApply(t, s, Command{Op: OpReturnNode, NodeID: "n1"})
+	if l := s.Loads(); len(l) != 2 || s.Nodes["n1"].Leaving || !s.Nodes["n1"].LeavingSince.IsZero() {
+		t.Fatalf("after return: loads %v, node %+v", l, *s.Nodes["n1"])
+	}
 }

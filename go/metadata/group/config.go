@@ -1,0 +1,198 @@
+package group
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/proglog/proglog/go/metadata"
+)
+
+// ErrInvalidConfig: a Config field is not allowed; the message says which.
+var ErrInvalidConfig = errors.New("metadata group: invalid config")
+
+// Defaults used by DefaultConfig.
+const (
+	DefaultControllerVoters              = 3
+	DefaultDefaultTopicReplicationFactor = 3
+	DefaultReplacementDelay              = 10 * time.Minute
+	DefaultControllerInterval            = 10 * time.Second
+	DefaultHeartbeatTimeout              = time.Second
+	DefaultElectionTimeout               = time.Second
+	DefaultLeaderLeaseTimeout            = 500 * time.Millisecond
+	// DefaultCommitTimeout is hashicorp/raft's: metadata changes are rare,
+	// and a follower learning of one a moment later only delays when its
+	// broker acts on it.
+	DefaultCommitTimeout     = 50 * time.Millisecond
+	DefaultApplyTimeout      = 10 * time.Second
+	DefaultSnapshotInterval  = 2 * time.Minute
+	DefaultSnapshotThreshold = 1024
+	DefaultTrailingLogs      = 1024
+	DefaultSnapshotRetain    = 2
+	DefaultMaxPool           = 3
+	DefaultTransportTimeout  = 10 * time.Second
+	DefaultJoinVerifyTimeout = 3 * time.Second
+	// DefaultMaxCommandBytes bounds one metadata log entry: a topic of
+	// metadata.MaxPartitions partitions of metadata.MaxReplicationFactor
+	// replicas named by long node IDs fits.
+	DefaultMaxCommandBytes = 4 << 20
+)
+
+// Config configures a Group. Start from DefaultConfig and set DataDir,
+// LocalID, APIAddr and StreamLayer.
+type Config struct {
+	// DataDir holds the group's Raft state: log/ (entries), stable (term
+	// and vote) and snapshots/. The broker passes <node DataDir>/meta.
+	DataDir string
+	// LocalID is this node's ID (its discovery node name), in the Raft
+	// configuration and in the metadata's node records.
+	LocalID string
+	// APIAddr is the address clients reach this node's API at; it is
+	// registered with the node and returned by Leader. This node's Raft
+	// address is StreamLayer.Addr() (with one port, the same address).
+	APIAddr string
+	// StreamLayer carries the group's Raft traffic (the metadata group's
+	// stream layer of go/mux's shared port). The Group takes it over:
+	// Close closes it.
+	StreamLayer raft.StreamLayer
+	// PeerName, if set, returns the node a connection of StreamLayer
+	// proved to be (as replication.Config.PeerName); Join then adds only a
+	// node that proves its ID at its address. nil takes every node at its
+	// word: for tests only.
+	PeerName func(net.Conn) (string, error)
+	// JoinVerifyTimeout bounds the connection Join checks a node with.
+	JoinVerifyTimeout time.Duration
+
+	// Bootstrap makes a node with no Raft state start the group as its
+	// only voter; set it on the first node only. Ignored when state exists.
+	Bootstrap bool
+	// ControllerVoters is how many nodes vote in the group: the first ones
+	// to join (that may vote); later ones are non-voters that still hold
+	// the metadata. Odd numbers make sense (3 tolerates one failure, 5
+	// two).
+	ControllerVoters int
+	// DefaultTopicReplicationFactor is the replication factor the default
+	// topic (commitlog.DefaultTopic) is created with; it starts on the
+	// nodes there are and is topped up as nodes join.
+	DefaultTopicReplicationFactor int
+	// ReplacementDelay is how long a node is leaving before the controller
+	// moves its replicas to other nodes, so that a restart moves no data.
+	ReplacementDelay time.Duration
+	// ControllerInterval is how often the controller looks at the state
+	// without a change (for ReplacementDelay).
+	ControllerInterval time.Duration
+
+	// Raft timings: see raft.Config.
+	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
+	// ApplyTimeout bounds a proposal whose context has no deadline.
+	ApplyTimeout time.Duration
+	// SnapshotInterval, SnapshotThreshold and TrailingLogs: see
+	// raft.Config. SnapshotRetain is how many snapshots are kept.
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	SnapshotRetain    int
+	MaxPool           int
+	TransportTimeout  time.Duration
+	MaxCommandBytes   uint64
+	Logger            hclog.Logger
+
+	// now and tick replace the clock and the controller's ticker (tests).
+	now  func() time.Time
+	tick <-chan time.Time
+}
+
+// DefaultConfig returns a Config with every default set.
+func DefaultConfig() Config {
+	return Config{
+		JoinVerifyTimeout:             DefaultJoinVerifyTimeout,
+		ControllerVoters:              DefaultControllerVoters,
+		DefaultTopicReplicationFactor: DefaultDefaultTopicReplicationFactor,
+		ReplacementDelay:              DefaultReplacementDelay,
+		ControllerInterval:            DefaultControllerInterval,
+		HeartbeatTimeout:              DefaultHeartbeatTimeout,
+		ElectionTimeout:               DefaultElectionTimeout,
+		LeaderLeaseTimeout:            DefaultLeaderLeaseTimeout,
+		CommitTimeout:                 DefaultCommitTimeout,
+		ApplyTimeout:                  DefaultApplyTimeout,
+		SnapshotInterval:              DefaultSnapshotInterval,
+		SnapshotThreshold:             DefaultSnapshotThreshold,
+		TrailingLogs:                  DefaultTrailingLogs,
+		SnapshotRetain:                DefaultSnapshotRetain,
+		MaxPool:                       DefaultMaxPool,
+		TransportTimeout:              DefaultTransportTimeout,
+		MaxCommandBytes:               DefaultMaxCommandBytes,
+	}
+}
+
+// Validate reports the first field that is not allowed.
+func (c Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case c.DataDir == "":
+		return bad("DataDir is required")
+	case c.LocalID == "":
+		return bad("LocalID is required")
+	case c.APIAddr == "":
+		return bad("APIAddr is required")
+	case c.StreamLayer == nil:
+		return bad("StreamLayer is required")
+	case c.PeerName != nil && c.JoinVerifyTimeout <= 0:
+		return bad("JoinVerifyTimeout must be positive with PeerName, got %v", c.JoinVerifyTimeout)
+	case c.ControllerVoters < 1:
+		return bad("ControllerVoters must be at least 1, got %d", c.ControllerVoters)
+	case c.DefaultTopicReplicationFactor < 1 || c.DefaultTopicReplicationFactor > metadata.MaxReplicationFactor:
+		return bad("DefaultTopicReplicationFactor must be 1 to %d, got %d", metadata.MaxReplicationFactor, c.DefaultTopicReplicationFactor)
+	case c.ReplacementDelay < 0:
+		return bad("ReplacementDelay must not be negative, got %v", c.ReplacementDelay)
+	case c.ControllerInterval <= 0:
+		return bad("ControllerInterval must be positive, got %v", c.ControllerInterval)
+	case c.ApplyTimeout <= 0:
+		return bad("ApplyTimeout must be positive, got %v", c.ApplyTimeout)
+	case c.SnapshotRetain < 1:
+		return bad("SnapshotRetain must be at least 1, got %d", c.SnapshotRetain)
+	case c.MaxPool < 1:
+		return bad("MaxPool must be at least 1, got %d", c.MaxPool)
+	case c.TransportTimeout <= 0:
+		return bad("TransportTimeout must be positive, got %v", c.TransportTimeout)
+	case c.MaxCommandBytes == 0:
+		return bad("MaxCommandBytes must be positive")
+	}
+	if err := raft.ValidateConfig(c.raftConfig()); err != nil {
+		return bad("raft: %v", err)
+	}
+	return nil
+}
+
+func (c Config) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.LocalID)
+	rc.HeartbeatTimeout = c.HeartbeatTimeout
+	rc.ElectionTimeout = c.ElectionTimeout
+	rc.LeaderLeaseTimeout = c.LeaderLeaseTimeout
+	rc.CommitTimeout = c.CommitTimeout
+	rc.SnapshotInterval = c.SnapshotInterval
+	rc.SnapshotThreshold = c.SnapshotThreshold
+	rc.TrailingLogs = c.TrailingLogs
+	return rc
+}
+
+func (c Config) logger() hclog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return hclog.Default().Named("meta")
+}
+
+func (c Config) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
