@@ -36,8 +36,8 @@ func TestNewFailureReleasesEverything(t *testing.T) {
 		a.Shutdown(context.Background())
 		t.Fatal("New succeeded with the gossip port taken")
 	}
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft")); err != nil {
-		t.Fatalf("the failed New did not get as far as the replicated log: %v", err)
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "meta")); err != nil {
+		t.Fatalf("the failed New did not get as far as the metadata group: %v", err)
 	}
 	if !api.Closed() || !healthLn.Closed() {
 		t.Fatalf("the failed New left its listeners open: API closed %v, health closed %v", api.Closed(), healthLn.Closed())
@@ -77,8 +77,8 @@ func TestHealthPortTaken(t *testing.T) {
 	if !strings.Contains(err.Error(), "health") {
 		t.Errorf("error does not say which port: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft")); !os.IsNotExist(err) {
-		t.Fatalf("the replicated log was opened: %v", err)
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "meta")); !os.IsNotExist(err) {
+		t.Fatalf("the metadata group was opened: %v", err)
 	}
 }
 

@@ -258,6 +258,9 @@ func (b *Broker) open(k key, a assignment) error {
 		_ = sl.Close()
 		return fmt.Errorf("broker: open %s: %w", gid, err)
 	}
+	if b.cfg.OnOpen != nil {
+		b.cfg.OnOpen(k.topic, k.partition, l)
+	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()

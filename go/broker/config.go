@@ -66,6 +66,9 @@ type Config struct {
 	// membership without a metadata change (a new replica whose Join was
 	// not verified yet). Default DefaultRetryInterval.
 	RetryInterval time.Duration
+	// OnOpen, if set, is called with every replica the broker opened (for
+	// metrics: its Recovery), before it serves.
+	OnOpen func(topic string, partition int, l *replication.Log)
 	// OnLeaderChange, if set, is called whenever the leader a local replica
 	// knows of changes (see replication.Config.OnLeaderChange), with the
 	// partition. It must not block.
