@@ -78,6 +78,17 @@ func TestTopicOfThreePartitions(t *testing.T) {
 		}
 	}
 	for p := range 3 {
+		// Every replica bootstrapped the group with all three: no Join
+		// was needed.
+		for _, b := range bs {
+			testutil.Eventually(t, "the replicas to open", 30*time.Second, func() bool { return b.Replica("orders", p) != nil })
+			e.mu.Lock()
+			n := e.openedWith[fmt.Sprintf("%s orders/%d", b.cfg.NodeID, p)]
+			e.mu.Unlock()
+			if n != 3 {
+				t.Fatalf("%s opened orders/%d with %d servers in its configuration, want 3", b.cfg.NodeID, p, n)
+			}
+		}
 		next := appendTo(t, "orders", p, 0, 5, bs...)
 		if next != 5 {
 			t.Fatalf("%s/%d: next offset %d after 5 records", "orders", p, next)

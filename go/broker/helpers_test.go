@@ -190,10 +190,14 @@ type env struct {
 	meta *testMeta
 	net  *testNet
 	dir  string
+	// openedWith records, per node and partition ("n1 orders/0"), the
+	// servers of the group's configuration when the replica opened.
+	mu         sync.Mutex
+	openedWith map[string]int
 }
 
 func newEnv(t *testing.T) *env {
-	return &env{t: t, meta: newTestMeta(), net: newTestNet(), dir: t.TempDir()}
+	return &env{t: t, meta: newTestMeta(), net: newTestNet(), dir: t.TempDir(), openedWith: map[string]int{}}
 }
 
 // config is node id's broker configuration, with timings for loopback.
@@ -208,6 +212,15 @@ func (e *env) config(id string) Config {
 	c.Replica.ElectionTimeout = 400 * time.Millisecond
 	c.Replica.LeaderLeaseTimeout = 200 * time.Millisecond
 	c.Logger = testLogger(e.t, id)
+	c.OnOpen = func(topic string, p int, l *replication.Log) {
+		servers, err := l.GetServers()
+		if err != nil {
+			e.t.Errorf("%s: servers of %s/%d: %v", id, topic, p, err)
+		}
+		e.mu.Lock()
+		e.openedWith[fmt.Sprintf("%s %s/%d", id, topic, p)] = len(servers)
+		e.mu.Unlock()
+	}
 	return c
 }
 
