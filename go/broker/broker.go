@@ -183,9 +183,15 @@ func (b *Broker) reconcile() (failed bool) {
 		}
 	}
 	b.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, r := range gone {
-		b.retire(r)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.retire(r) // in parallel: a leader's Close may wait for a leadership transfer
+		}()
 	}
+	wg.Wait()
 	var open []key
 	b.mu.RLock()
 	for k := range v.want {
