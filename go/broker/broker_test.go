@@ -204,6 +204,37 @@ func TestDeleteTopicRemovesReplicas(t *testing.T) {
 	}
 }
 
+// TestRestartAfterDeleteWhileDown: a node that was down while a topic was
+// deleted removes that topic's data when it starts again, and reopens the
+// replicas of the topics that still exist with their records.
+func TestRestartAfterDeleteWhileDown(t *testing.T) {
+	e := newEnv(t)
+	bs := []*Broker{e.start("n1"), e.start("n2"), e.start("n3")}
+	for _, name := range []string{"keep", "drop"} {
+		if _, err := bs[0].CreateTopic(ctxT(t), name, commitlog.TopicConfig{Partitions: 1, ReplicationFactor: 3}); err != nil {
+			t.Fatal(err)
+		}
+		appendTo(t, name, 0, 0, 4, bs...)
+		holds(t, bs[2], name, 0, 0, 4)
+	}
+	var dropDir string
+	e.meta.View(func(s *metadata.State) { dropDir = PartitionDir(bs[2].cfg.DataDir, "drop", s.Topics["drop"].Created, 0) })
+	if err := bs[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dropDir); err != nil {
+		t.Fatalf("Close removed data: %v", err)
+	}
+	if err := bs[0].DeleteTopic(ctxT(t), "drop"); err != nil {
+		t.Fatal(err)
+	}
+	b3 := e.restart("n3")
+	if _, err := os.Stat(dropDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the deleted topic's data is still there after New: %v", err)
+	}
+	holds(t, b3, "keep", 0, 0, 4)
+}
+
 func TestDefaultTopicGrowsAsNodesJoin(t *testing.T) {
 	e := newEnv(t)
 	b1 := e.start("n1")

@@ -228,6 +228,12 @@ func (e *env) config(id string) Config {
 func (e *env) start(id string) *Broker {
 	e.t.Helper()
 	e.meta.register(e.t, id)
+	return e.restart(id)
+}
+
+// restart starts node id's broker again on its data directory.
+func (e *env) restart(id string) *Broker {
+	e.t.Helper()
 	b, err := New(e.config(id))
 	if err != nil {
 		e.t.Fatal(err)
