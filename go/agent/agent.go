@@ -317,6 +317,17 @@ func New(cfg Config) (_ *Agent, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	if err := metrics.RegisterPartitionStats(func() []telemetry.PartitionStats {
+		hosted := brk.Hosted()
+		out := make([]telemetry.PartitionStats, len(hosted))
+		for i, h := range hosted {
+			out[i] = telemetry.PartitionStats{Topic: h.Topic, Partition: h.Partition,
+				LowestOffset: h.Log.LowestOffset(), NextOffset: h.Log.NextOffset(), Leader: h.Log.IsLeader()}
+		}
+		return out
+	}); err != nil {
+		return nil, err
+	}
 	if err := metrics.RegisterDiskStats(func() telemetry.DiskStats {
 		var free uint64
 		var refusing bool

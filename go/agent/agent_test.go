@@ -53,7 +53,8 @@ func TestSingleNode(t *testing.T) {
 	if s := servers.Servers[0]; s.Id != "solo" || s.RpcAddr != n.a.Addr() || !s.IsLeader {
 		t.Fatalf("server %v", s)
 	}
-	n.checkMetrics(`proglog_rpc_requests_total{code="OK",method="/log.v1.Log/Produce"} 1`, "proglog_log_next_offset 1", "proglog_retention_removed_records_total 0")
+	n.checkMetrics(`proglog_rpc_requests_total{code="OK",method="/log.v1.Log/Produce"} 1`, "proglog_log_next_offset 1", "proglog_retention_removed_records_total 0",
+		`proglog_partition_next_offset{partition="0",topic="log"} 1`, `proglog_partition_leader{partition="0",topic="log"} 1`)
 	if m := n.metrics(); !strings.Contains(m, `proglog_disk_bytes{component="raft_log"} `) {
 		t.Error(`metrics lack proglog_disk_bytes{component="raft_log"}`)
 	}

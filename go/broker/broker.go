@@ -407,6 +407,30 @@ func (b *Broker) Replica(topic string, partition int) *replication.Log {
 	return nil
 }
 
+// Hosted is an open replica this node hosts.
+type Hosted struct {
+	Topic     string
+	Partition int
+	Log       *replication.Log
+}
+
+// Hosted lists the replicas open now, sorted by topic and partition.
+func (b *Broker) Hosted() []Hosted {
+	b.mu.RLock()
+	out := make([]Hosted, 0, len(b.replicas))
+	for k, r := range b.replicas {
+		out = append(out, Hosted{Topic: k.topic, Partition: k.partition, Log: r.log})
+	}
+	b.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Topic != out[j].Topic {
+			return out[i].Topic < out[j].Topic
+		}
+		return out[i].Partition < out[j].Partition
+	})
+	return out
+}
+
 // Close stops reconciling and closes every local replica (keeping their
 // data). It is idempotent.
 func (b *Broker) Close() error {

@@ -218,7 +218,9 @@ func TestRestartAfterDeleteWhileDown(t *testing.T) {
 		holds(t, bs[2], name, 0, 0, 4)
 	}
 	var dropDir string
-	e.meta.View(func(s *metadata.State) { dropDir = PartitionDir(bs[2].cfg.DataDir, "drop", s.Topics["drop"].Created, 0) })
+	e.meta.View(func(s *metadata.State) {
+		dropDir = PartitionDir(bs[2].cfg.DataDir, "drop", s.Topics["drop"].Created, 0)
+	})
 	if err := bs[2].Close(); err != nil {
 		t.Fatal(err)
 	}
