@@ -67,7 +67,9 @@
 // with the replicas' API addresses; leader hints are set only for the
 // partitions this node hosts, from its replica's view of the leader.
 // CreateTopic and DeleteTopic go through the metadata group (the default
-// topic cannot be deleted).
+// topic cannot be deleted). Replica returns a hosted replica and Hosted
+// lists them (for operations and per-partition metrics); Ready reports
+// whether every replica assigned here is open.
 //
 // # On disk
 //
