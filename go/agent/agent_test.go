@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/proglog/proglog/go/agent"
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/internal/testutil"
 	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/segment"
@@ -441,4 +443,78 @@ func TestMembership(t *testing.T) {
 	produce(leader, 5)
 	want = leader.readAll(ctx, count)
 	sameRecords(t, ctx, want, n1, n2)
+}
+
+// TestTopicsOverTheCluster: a topic created through one node's broker is
+// placed by the metadata group, every replica opens its partition's group
+// over the shared port with the nodes' peer checks, and each partition
+// elects a leader that replicates to the others; deleting it closes the
+// replicas and removes their data on every node.
+func TestTopicsOverTheCluster(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t, 2*time.Minute)
+	nodes := cluster3(t, e)
+	var metaLeader *node
+	testutil.Eventually(t, "a metadata leader", 30*time.Second, func() bool {
+		for _, n := range nodes {
+			if n.a.Metadata().IsLeader() {
+				metaLeader = n
+				return true
+			}
+		}
+		return false
+	})
+	for _, n := range nodes {
+		if n != metaLeader {
+			_, err := n.a.Broker().CreateTopic(ctx, "elsewhere", commitlog.TopicConfig{Partitions: 1, ReplicationFactor: 1})
+			var nl *commitlog.NotLeaderError
+			if !errors.As(err, &nl) || nl.LeaderAddr != metaLeader.a.Addr() {
+				t.Fatalf("CreateTopic on %s (not the metadata leader): %v, want NOT_LEADER naming %s", n.name(), err, metaLeader.a.Addr())
+			}
+			break
+		}
+	}
+	info, err := metaLeader.a.Broker().CreateTopic(ctx, "orders", commitlog.TopicConfig{Partitions: 2, ReplicationFactor: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range info.Partitions {
+		var leader commitlog.Partition
+		testutil.Eventually(t, fmt.Sprintf("a leader of orders/%d", p), 30*time.Second, func() bool {
+			for _, n := range nodes {
+				if r := n.a.Broker().Replica("orders", p); r != nil && r.IsLeader() {
+					leader, err = n.a.Broker().Partition("orders", p)
+					return err == nil
+				}
+			}
+			return false
+		})
+		off, err := leader.Append(ctx, [][]byte{value(p)})
+		if err != nil || off != 0 {
+			t.Fatalf("append to orders/%d: %d, %v", p, off, err)
+		}
+		for _, n := range nodes {
+			part, err := n.a.Broker().Partition("orders", p)
+			if err != nil {
+				t.Fatalf("%s: orders/%d: %v", n.name(), p, err)
+			}
+			if err := part.Wait(ctx, 0); err != nil {
+				t.Fatal(err)
+			}
+			got, err := part.Read(ctx, 0, commitlog.ConsistencyFollower)
+			if err != nil || string(got) != string(value(p)) {
+				t.Fatalf("%s: orders/%d offset 0 = %q, %v", n.name(), p, got, err)
+			}
+		}
+	}
+	if err := metaLeader.a.Broker().DeleteTopic(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		dir := filepath.Join(n.cfg.DataDir, "topics", "orders")
+		testutil.Eventually(t, n.name()+" removing the deleted topic's data", 30*time.Second, func() bool {
+			_, err := os.Stat(dir)
+			return errors.Is(err, os.ErrNotExist)
+		})
+	}
 }
