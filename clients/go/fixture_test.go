@@ -13,7 +13,6 @@ import (
 	"time"
 
 	client "github.com/proglog/proglog/clients/go"
-	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/commitlog"
@@ -173,7 +172,7 @@ func (c *cluster) start(i int, o clusterOpts) *node {
 	if o.nodes > 1 {
 		clog, cfg.Servers = n, n
 	}
-	srv, err := server.New(cfg, agent.SingleLog{Log: clog, Servers: cfg.Servers})
+	srv, err := server.New(cfg, singleLog{Log: clog, Servers: cfg.Servers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,3 +373,61 @@ func mustErr(t *testing.T, err, target error) {
 		t.Fatalf("error %v (%T), want one matching %v", err, err, target)
 	}
 }
+
+// errFixtureTopics is CreateTopic's and DeleteTopic's answer on a node
+// that serves the single replicated log.
+var errFixtureTopics = fmt.Errorf("%w: the test fixture serves only the default topic", commitlog.ErrInvalidTopic)
+
+// singleLog is the fixture's commitlog.Cluster: its one log (shared
+// storage, or a node of the simulated cluster) as the default topic's only
+// partition; the fixture has no other topics.
+type singleLog struct {
+	Log commitlog.Partition
+	// Servers lists the log's replicas, leader marked (Topics reports
+	// them); nil lists none.
+	Servers commitlog.ServerLister
+}
+
+var _ commitlog.Cluster = singleLog{}
+
+// Partition implements commitlog.Cluster: the log for the default topic's
+// partition 0.
+func (s singleLog) Partition(topic string, partition int) (commitlog.Partition, error) {
+	if topic != commitlog.DefaultTopic {
+		return nil, fmt.Errorf("%w: %q (this node serves only %q)", commitlog.ErrUnknownTopic, topic, commitlog.DefaultTopic)
+	}
+	if partition != 0 {
+		return nil, fmt.Errorf("%w: %q has only partition 0, not %d", commitlog.ErrUnknownPartition, topic, partition)
+	}
+	return s.Log, nil
+}
+
+// Topics implements commitlog.Cluster: the default topic, one partition
+// replicated on every server of the log.
+func (s singleLog) Topics(ctx context.Context, names ...string) ([]commitlog.TopicInfo, error) {
+	for _, name := range names {
+		if name != commitlog.DefaultTopic {
+			return nil, fmt.Errorf("%w: %q (this node serves only %q)", commitlog.ErrUnknownTopic, name, commitlog.DefaultTopic)
+		}
+	}
+	var servers []commitlog.Server
+	if s.Servers != nil {
+		var err error
+		if servers, err = s.Servers.Servers(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return []commitlog.TopicInfo{{
+		Name:       commitlog.DefaultTopic,
+		Config:     commitlog.TopicConfig{Partitions: 1, ReplicationFactor: max(1, len(servers))},
+		Partitions: []commitlog.PartitionInfo{{Partition: 0, Replicas: servers}},
+	}}, nil
+}
+
+// CreateTopic implements commitlog.Cluster: refused, see errFixtureTopics.
+func (singleLog) CreateTopic(context.Context, string, commitlog.TopicConfig) (commitlog.TopicInfo, error) {
+	return commitlog.TopicInfo{}, errFixtureTopics
+}
+
+// DeleteTopic implements commitlog.Cluster: refused, see errFixtureTopics.
+func (singleLog) DeleteTopic(context.Context, string) error { return errFixtureTopics }

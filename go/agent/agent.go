@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -14,7 +15,11 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/broker"
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/discovery"
+	"github.com/proglog/proglog/go/metadata"
+	"github.com/proglog/proglog/go/metadata/group"
 	"github.com/proglog/proglog/go/mux"
 	"github.com/proglog/proglog/go/replication"
 	"github.com/proglog/proglog/go/seglog"
@@ -30,6 +35,14 @@ const (
 	healthCheckInterval = time.Second
 )
 
+// The metadata group's Raft group ID on the shared port, and its directory
+// under Config.DataDir (the partitions are under DataDir/topics, see
+// go/broker).
+const (
+	metaGroup = "meta"
+	metaDir   = "meta"
+)
+
 // Agent is one running proglog node. Its methods are safe for concurrent
 // use.
 type Agent struct {
@@ -39,7 +52,9 @@ type Agent struct {
 	tracing    *telemetry.Tracing
 	metricsSrv *telemetry.MetricsServer
 	mux        *mux.Mux
-	replica    *replication.Log
+	addr       string         // advertised address of the API and Raft (one port)
+	meta       *group.Group   // the metadata group
+	broker     *broker.Broker // the partition replicas this node hosts
 	srv        *server.Server
 	healthLn   net.Listener // Config.HealthAddr or HealthListener; nil if none
 	healthSrv  *grpc.Server // serves only grpc.health.v1.Health on healthLn
@@ -48,8 +63,11 @@ type Agent struct {
 	// Readiness (see the package documentation), under healthMu.
 	healthMu sync.Mutex
 	ready    bool
-	closing  bool
-	changed  chan struct{} // closed and replaced when ready changes
+	// metaLeader: this node led the metadata group at the last health
+	// check (membership is reconciled when it starts to).
+	metaLeader bool
+	closing    bool
+	changed    chan struct{} // closed and replaced when ready changes
 
 	failOnce sync.Once
 	failed   chan struct{} // closed when a serving goroutine fails
@@ -75,6 +93,10 @@ func New(cfg Config) (_ *Agent, err error) {
 		}
 	}()
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	// Before anything is created in the data directory.
+	if err := broker.CheckLayout(cfg.DataDir); err != nil {
 		return nil, err
 	}
 	gossipKey, err := DecodeGossipKey(cfg.GossipKey)
@@ -192,23 +214,42 @@ func New(cfg Config) (_ *Agent, err error) {
 		undo = append(undo, func() { a.healthLn.Close() })
 	}
 
-	// 4. The replicated log.
+	// 4. The metadata group and the partitions this node hosts.
 	sz := cfg.sizes()
-	rc := replication.DefaultConfig()
-	rc.DataDir = cfg.DataDir
-	rc.LocalID = cfg.NodeName
 	tc := replication.DefaultTransportConfig()
 	tc.OnRefused, tc.Logger = peerMetrics.Rejected, hclogToZap(a.log, "transport")
 	raftNet, err := replication.NewTransport(a.mux.DialRaft, a.mux.RaftConns(), tc) // closed with the mux
 	if err != nil {
 		return nil, err
 	}
-	if rc.StreamLayer, err = raftNet.Group(replication.LogGroup); err != nil {
+	metaLayer, err := raftNet.Group(metaGroup)
+	if err != nil {
 		return nil, err
 	}
+	a.addr = metaLayer.Addr().String()
+	gc := group.DefaultConfig()
+	gc.DataDir = filepath.Join(cfg.DataDir, metaDir)
+	gc.LocalID = cfg.NodeName
+	gc.APIAddr = a.addr
+	gc.StreamLayer = metaLayer
+	gc.PeerName = peerName
+	gc.Bootstrap = cfg.Bootstrap
+	setIf(&gc.HeartbeatTimeout, cfg.Raft.HeartbeatTimeout)
+	setIf(&gc.ElectionTimeout, cfg.Raft.ElectionTimeout)
+	setIf(&gc.LeaderLeaseTimeout, cfg.Raft.LeaderLeaseTimeout)
+	gc.Logger = hclogToZap(a.log, "metadata")
+	meta, err := group.Open(gc)
+	if err != nil {
+		return nil, err
+	}
+	a.healthMu.Lock()
+	a.meta = meta
+	a.healthMu.Unlock()
+	undo = append(undo, func() { a.meta.Close() })
+
+	rc := replication.DefaultConfig()
 	rc.PeerName = peerName
 	rc.OnPeerRejected = peerMetrics.Rejected
-	rc.Bootstrap = cfg.Bootstrap
 	setIf(&rc.HeartbeatTimeout, cfg.Raft.HeartbeatTimeout)
 	setIf(&rc.ElectionTimeout, cfg.Raft.ElectionTimeout)
 	setIf(&rc.LeaderLeaseTimeout, cfg.Raft.LeaderLeaseTimeout)
@@ -233,24 +274,38 @@ func New(cfg Config) (_ *Agent, err error) {
 	rc.RaftLog.Segment.MaxStoreBytes = max(rc.RaftLog.Segment.MaxStoreBytes, 2*sz.raftEntry)
 	rc.MinFreeBytes = cfg.MinFreeBytes
 	rc.Producers = cfg.Producers
-	rc.OnLeadershipChange = a.leadershipChanged
-	rc.OnLeaderChange = func(id, addr string) {
-		a.log.Info("leader", zap.String("leader_id", id), zap.String("leader_addr", addr))
+	rc.Logger = hclogToZap(a.log, "replication")
+	bc := broker.DefaultConfig()
+	bc.NodeID = cfg.NodeName
+	bc.DataDir = cfg.DataDir
+	bc.Metadata = metadataGroup{meta}
+	bc.StreamLayers = raftNet
+	bc.Replica = rc
+	bc.OnOpen = func(topic string, partition int, l *replication.Log) {
+		for _, act := range l.Recovery().Actions() { // logged at WARN by replication.New
+			metrics.ObserveRecovery(act.Log, act.Action)
+		}
+	}
+	bc.OnLeaderChange = func(topic string, partition int, id, addr string) {
+		a.log.Info("leader", zap.String("topic", topic), zap.Int("partition", partition), zap.String("leader_id", id), zap.String("leader_addr", addr))
 		a.updateHealth()
 	}
-	rc.Logger = hclogToZap(a.log, "replication")
-	replica, err := replication.New(rc)
+	bc.Logger = hclogToZap(a.log, "broker")
+	brk, err := broker.New(bc)
 	if err != nil {
 		return nil, err
 	}
 	a.healthMu.Lock()
-	a.replica = replica
+	a.broker = brk
 	a.healthMu.Unlock()
-	undo = append(undo, func() { a.replica.Close() })
-	for _, act := range replica.Recovery().Actions() { // logged at WARN by New
-		metrics.ObserveRecovery(act.Log, act.Action)
-	}
+	undo = append(undo, func() { a.broker.Close() })
+	// The log metrics are the default topic's partition 0, while this node
+	// hosts it (zero otherwise).
 	if err := metrics.RegisterLogStats(func() telemetry.LogStats {
+		replica := a.Replica()
+		if replica == nil {
+			return telemetry.LogStats{}
+		}
 		size, segs := replica.DataSize()
 		u := replica.DiskUsage()
 		return telemetry.LogStats{
@@ -262,21 +317,35 @@ func New(cfg Config) (_ *Agent, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	if err := metrics.RegisterPartitionStats(func() []telemetry.PartitionStats {
+		hosted := brk.Hosted()
+		out := make([]telemetry.PartitionStats, len(hosted))
+		for i, h := range hosted {
+			out[i] = telemetry.PartitionStats{Topic: h.Topic, Partition: h.Partition,
+				LowestOffset: h.Log.LowestOffset(), NextOffset: h.Log.NextOffset(), Leader: h.Log.IsLeader()}
+		}
+		return out
+	}); err != nil {
+		return nil, err
+	}
 	if err := metrics.RegisterDiskStats(func() telemetry.DiskStats {
-		free, refusing := replica.DiskSpace()
+		var free uint64
+		var refusing bool
+		if replica := a.Replica(); replica != nil {
+			free, refusing = replica.DiskSpace()
+		}
 		return telemetry.DiskStats{FreeBytes: free, MinFreeBytes: cfg.MinFreeBytes, RefusingWrites: refusing}
 	}); err != nil {
 		return nil, err
 	}
 
 	// 5. The gRPC API.
-	clog := replication.NewCommitLog(replica)
 	scfg := server.DefaultConfig()
 	scfg.ID = cfg.NodeName
-	scfg.AdvertiseAddr = replica.Addr()
+	scfg.AdvertiseAddr = a.addr
 	scfg.TLS = serverTLS
 	scfg.Authorizer = authz
-	scfg.Servers = clog
+	scfg.Servers = defaultServers{brk}
 	scfg.DefaultConsistency = cfg.ReadConsistency
 	scfg.MaxRecordBytes = cfg.MaxRecordBytes
 	scfg.MaxRecvMsgBytes = int(sz.recvMsg)
@@ -289,7 +358,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	if cfg.Tracing.Exporter != "" && cfg.Tracing.Exporter != telemetry.ExporterNone {
 		scfg.TracerProvider = a.tracing.Provider
 	}
-	srv, err := server.New(scfg, SingleLog{Log: clog, Servers: clog})
+	srv, err := server.New(scfg, brk)
 	if err != nil {
 		return nil, err
 	}
@@ -314,9 +383,9 @@ func New(cfg Config) (_ *Agent, err error) {
 	dc.AdvertiseAddr = cfg.SerfAdvertiseAddr
 	dc.EncryptKey = gossipKey
 	dc.Profile = cfg.GossipProfile
-	dc.Tags = map[string]string{discovery.TagRPCAddr: replica.Addr(), discovery.TagVoter: fmt.Sprint(cfg.Voter)}
+	dc.Tags = map[string]string{discovery.TagRPCAddr: a.addr, discovery.TagVoter: fmt.Sprint(cfg.Voter)}
 	dc.Logger = hclogToZap(a.log, "discovery")
-	membership, err := discovery.New(dc, replica)
+	membership, err := discovery.New(dc, meta)
 	if err != nil {
 		return nil, err
 	}
@@ -324,10 +393,6 @@ func New(cfg Config) (_ *Agent, err error) {
 	a.membership = membership
 	a.healthMu.Unlock()
 	undo = append(undo, func() { membership.Close() })
-	if replica.IsLeader() {
-		// Became leader before membership existed: reconcile now.
-		a.leadershipChanged(true)
-	}
 	if join := a.joinAddrs(); len(join) > 0 {
 		if _, jerr := membership.Join(join...); jerr != nil {
 			a.log.Warn("could not join the cluster yet; retrying in the background", zap.Strings("join", join), zap.Error(jerr))
@@ -343,7 +408,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	a.wg.Add(1)
 	go a.checkHealth(healthCheckInterval)
 
-	a.log.Info("agent started", zap.String("addr", replica.Addr()), zap.String("serf_addr", membership.Addr()),
+	a.log.Info("agent started", zap.String("addr", a.addr), zap.String("serf_addr", membership.Addr()),
 		zap.String("health_addr", a.HealthAddr()),
 		zap.Bool("bootstrap", cfg.Bootstrap), zap.Bool("voter", cfg.Voter), zap.Strings("join", cfg.StartJoinAddrs),
 		zap.Stringer("sync", cfg.Sync))
@@ -430,42 +495,63 @@ func (a *Agent) checkHealth(interval time.Duration) {
 	}
 }
 
-// leadershipChanged reconciles membership when this node becomes leader.
-func (a *Agent) leadershipChanged(isLeader bool) {
-	a.log.Info("leadership changed", zap.Bool("leader", isLeader))
-	if !isLeader {
-		return
-	}
-	a.healthMu.Lock()
-	m := a.membership
-	a.healthMu.Unlock()
-	if m == nil {
-		return // New reconciles once membership exists
-	}
-	go func() {
-		if err := m.Reconcile(); err != nil && !errors.Is(err, discovery.ErrClosed) {
-			a.log.Warn("reconciling membership", zap.Error(err))
-		}
-	}()
-}
-
-// updateHealth recomputes readiness from the current leader.
+// updateHealth recomputes readiness: the metadata group has a leader,
+// the default topic exists, every replica assigned to this node is open,
+// and, if this node hosts the default topic's partition 0, that replica
+// knows its leader and its state machine works. It also reconciles
+// membership when this node starts to lead the metadata group.
 func (a *Agent) updateHealth() {
 	a.healthMu.Lock()
 	defer a.healthMu.Unlock()
-	if a.replica == nil || a.srv == nil {
+	if a.meta == nil || a.broker == nil || a.srv == nil {
 		return
 	}
-	id, _ := a.replica.Leader()
-	failed := a.replica.Failed()
-	ready := id != "" && !a.closing && failed == nil
+	if lead := a.meta.IsLeader(); lead != a.metaLeader {
+		a.metaLeader = lead
+		a.log.Info("metadata leadership changed", zap.Bool("leader", lead))
+		if lead && a.membership != nil {
+			m := a.membership
+			go func() {
+				if err := m.Reconcile(); err != nil && !errors.Is(err, discovery.ErrClosed) {
+					a.log.Warn("reconciling membership", zap.Error(err))
+				}
+			}()
+		}
+	}
+	metaLeader, _ := a.meta.Leader()
+	id, why := metaLeader, "no metadata leader"
+	var failed error
+	switch {
+	case metaLeader == "":
+	case !a.hasDefaultTopic():
+		id, why = "", "no default topic yet"
+	case !a.broker.Ready():
+		id, why = "", "replicas opening"
+	default:
+		why = ""
+		if r := a.broker.Replica(commitlog.DefaultTopic, 0); r != nil {
+			if id, _ = r.Leader(); id == "" {
+				why = "no leader of the default topic"
+			}
+			failed = r.Failed()
+		}
+	}
+	ready := why == "" && !a.closing && failed == nil
 	a.srv.SetServing(ready)
 	if ready != a.ready {
-		a.log.Info("readiness changed", zap.Bool("ready", ready), zap.String("leader", id), zap.Bool("closing", a.closing), zap.Error(failed))
+		a.log.Info("readiness changed", zap.Bool("ready", ready), zap.String("leader", id), zap.String("waiting_for", why), zap.Bool("closing", a.closing), zap.Error(failed))
 		a.ready = ready
 		close(a.changed)
 		a.changed = make(chan struct{})
 	}
+}
+
+// hasDefaultTopic reports whether the local metadata has the default
+// topic.
+func (a *Agent) hasDefaultTopic() bool {
+	var ok bool
+	a.meta.FSM().View(func(s *metadata.State) { ok = s.Topics[commitlog.DefaultTopic] != nil })
+	return ok
 }
 
 // Ready reports whether the node knows a leader and serves (health
@@ -519,7 +605,7 @@ func (a *Agent) Err() error {
 func (a *Agent) NodeName() string { return a.cfg.NodeName }
 
 // Addr is the advertised address of the gRPC API and Raft.
-func (a *Agent) Addr() string { return a.replica.Addr() }
+func (a *Agent) Addr() string { return a.addr }
 
 // SerfAddr is the gossip address other nodes join through.
 func (a *Agent) SerfAddr() string { return a.membership.Addr() }
@@ -540,12 +626,28 @@ func (a *Agent) HealthAddr() string {
 	return a.healthLn.Addr().String()
 }
 
-// Leader returns the ID and address of the leader this node knows of,
-// empty if none.
-func (a *Agent) Leader() (id, addr string) { return a.replica.Leader() }
+// Leader returns the ID and address of the default topic's partition 0's
+// leader as this node's replica knows it, empty if none is known or this
+// node hosts no replica of it.
+func (a *Agent) Leader() (id, addr string) {
+	if r := a.Replica(); r != nil {
+		return r.Leader()
+	}
+	return "", ""
+}
 
-// IsLeader reports whether this node is the Raft leader.
-func (a *Agent) IsLeader() bool { return a.replica.IsLeader() }
+// IsLeader reports whether this node leads the default topic's partition
+// 0.
+func (a *Agent) IsLeader() bool {
+	r := a.Replica()
+	return r != nil && r.IsLeader()
+}
+
+// Metadata is the node's member of the metadata group.
+func (a *Agent) Metadata() *group.Group { return a.meta }
+
+// Broker is the node's broker: the partition replicas it hosts.
+func (a *Agent) Broker() *broker.Broker { return a.broker }
 
 // Members returns the cluster as gossip sees it.
 func (a *Agent) Members() []discovery.Member { return a.membership.Members() }
@@ -553,17 +655,26 @@ func (a *Agent) Members() []discovery.Member { return a.membership.Members() }
 // unverifiedMembers is the proglog_membership_unverified_members gauge.
 func (a *Agent) unverifiedMembers() int {
 	a.healthMu.Lock()
-	r := a.replica
+	m := a.meta
 	a.healthMu.Unlock()
-	if r == nil {
+	if m == nil {
 		return 0
 	}
-	return len(r.UnverifiedMembers())
+	return len(m.UnverifiedMembers())
 }
 
-// Replica is the node's replicated log, for inspection and operations
-// (GetServers, Snapshot, Stats) beyond the gRPC API.
-func (a *Agent) Replica() *replication.Log { return a.replica }
+// Replica is the node's replica of the default topic's partition 0, for
+// inspection and operations (GetServers, Snapshot, Stats) beyond the gRPC
+// API; nil while this node hosts none.
+func (a *Agent) Replica() *replication.Log {
+	a.healthMu.Lock()
+	b := a.broker
+	a.healthMu.Unlock()
+	if b == nil {
+		return nil
+	}
+	return b.Replica(commitlog.DefaultTopic, 0)
+}
 
 // Shutdown stops the node as described in the package documentation,
 // within ctx (and Config.ShutdownTimeout for running calls). It returns
@@ -595,7 +706,8 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		if err := a.srv.Shutdown(ctx); err != nil {
 			a.log.Warn("gRPC shutdown", zap.Error(err))
 		}
-		add("close replicated log", a.replica.Close())
+		add("close partition replicas", a.broker.Close())
+		add("close metadata group", a.meta.Close())
 		add("close mux", a.mux.Close())
 		a.wg.Wait()
 		add("metrics", a.shutdownMetrics())

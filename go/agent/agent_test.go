@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/proglog/proglog/go/agent"
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/internal/testutil"
 	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/segment"
@@ -53,7 +55,8 @@ func TestSingleNode(t *testing.T) {
 	if s := servers.Servers[0]; s.Id != "solo" || s.RpcAddr != n.a.Addr() || !s.IsLeader {
 		t.Fatalf("server %v", s)
 	}
-	n.checkMetrics(`proglog_rpc_requests_total{code="OK",method="/log.v1.Log/Produce"} 1`, "proglog_log_next_offset 1", "proglog_retention_removed_records_total 0")
+	n.checkMetrics(`proglog_rpc_requests_total{code="OK",method="/log.v1.Log/Produce"} 1`, "proglog_log_next_offset 1", "proglog_retention_removed_records_total 0",
+		`proglog_partition_next_offset{partition="0",topic="log"} 1`, `proglog_partition_leader{partition="0",topic="log"} 1`)
 	if m := n.metrics(); !strings.Contains(m, `proglog_disk_bytes{component="raft_log"} `) {
 		t.Error(`metrics lack proglog_disk_bytes{component="raft_log"}`)
 	}
@@ -63,7 +66,7 @@ func TestSingleNode(t *testing.T) {
 	}
 
 	// Shutdown is idempotent, and the record survives a restart.
-	a := n.a
+	a, logDir := n.a, n.defaultPartitionDir()
 	n.stop()
 	if err := a.Shutdown(ctx); err != nil {
 		t.Fatalf("second Shutdown: %v", err)
@@ -73,7 +76,7 @@ func TestSingleNode(t *testing.T) {
 	}
 	// As after a crash: the data log's index is missing. Recovery rebuilds
 	// it and the metrics count it.
-	if err := os.Remove(segment.IndexPath(filepath.Join(n.cfg.DataDir, "data"), 0)); err != nil {
+	if err := os.Remove(segment.IndexPath(filepath.Join(logDir, "data"), 0)); err != nil {
 		t.Fatal(err)
 	}
 	n = e.restart(n)
@@ -366,8 +369,13 @@ func TestMembership(t *testing.T) {
 	c3 := e.config("n3")
 	c3.StartJoinAddrs = []string{n1.a.SerfAddr()}
 	n3 := e.start(c3)
-	testutil.Eventually(t, "n3 to be added", 30*time.Second, func() bool { return n0.servers()["n3"] })
+	// n3 is registered in the metadata; the default topic keeps its three
+	// replicas (n0, n1, n2).
+	testutil.Eventually(t, "n3 to be registered", 30*time.Second, func() bool { in, _ := n0.registered("n3"); return in })
 	n3.waitReady()
+	if in, _ := n0.registered("intruder"); in {
+		t.Fatal("the intruder is registered")
+	}
 	if _, in := n0.servers()["intruder"]; in {
 		t.Fatal("the intruder is a Raft server")
 	}
@@ -384,21 +392,21 @@ func TestMembership(t *testing.T) {
 	}
 	intruder.stop()
 
-	// A node that leaves is removed from Raft.
+	// A node that leaves holding no replica is removed from the metadata.
 	produce(n0, 5)
-	want := n0.readAll(ctx, count)
-	sameRecords(t, ctx, want, n3)
 	n3.stop()
-	testutil.Eventually(t, "n3 to be removed", 30*time.Second, func() bool { _, in := n0.servers()["n3"]; return !in })
+	testutil.Eventually(t, "n3 to be removed", 30*time.Second, func() bool { in, _ := n0.registered("n3"); return !in })
 
-	// A node restarted after the leader compacted its log past what the
-	// node has catches up from a snapshot.
+	// A replica's node that leaves is marked leaving but keeps its
+	// replicas (they move only after the replacement delay); restarted
+	// after the leader compacted its log past what it has, it catches up
+	// from a snapshot.
 	n2.stop()
-	testutil.Eventually(t, "n2 to be removed", 30*time.Second, func() bool { _, in := n0.servers()["n2"]; return !in })
+	testutil.Eventually(t, "n2 to be marked leaving", 30*time.Second, func() bool { _, leaving := n0.registered("n2"); return leaving })
 	produce(n0, 100)
 	// Both members snapshot and compact: whichever leads when n2 comes
 	// back (leadership may move under load) has only the snapshot for it.
-	want = n0.readAll(ctx, count)
+	want := n0.readAll(ctx, count)
 	sameRecords(t, ctx, want, n1)
 	for _, n := range []*node{n0, n1} {
 		if err := n.a.Replica().Snapshot(); err != nil {
@@ -406,7 +414,7 @@ func TestMembership(t *testing.T) {
 		}
 	}
 	n2 = e.restart(n2, n0.a.SerfAddr(), n1.a.SerfAddr())
-	testutil.Eventually(t, "n2 to be added again", 30*time.Second, func() bool { return n0.servers()["n2"] })
+	testutil.Eventually(t, "n2 to be back", 30*time.Second, func() bool { in, leaving := n0.registered("n2"); return in && !leaving })
 	n2.waitReady()
 	want = n0.readAll(ctx, count)
 	sameRecords(t, ctx, want, n1, n2)
@@ -418,8 +426,7 @@ func TestMembership(t *testing.T) {
 		return snap != "" && snap != "0"
 	})
 
-	// The leader leaves: it hands leadership over and its successor
-	// removes it.
+	// The leader leaves: it hands leadership over, and the others go on.
 	n0.stop()
 	var leader *node
 	testutil.Eventually(t, "a new leader", 30*time.Second, func() bool {
@@ -431,10 +438,83 @@ func TestMembership(t *testing.T) {
 		}
 		return false
 	})
-	testutil.Eventually(t, "n0 to be removed", 30*time.Second, func() bool { _, in := leader.servers()["n0"]; return !in })
 	n1.waitReady()
 	n2.waitReady()
 	produce(leader, 5)
 	want = leader.readAll(ctx, count)
 	sameRecords(t, ctx, want, n1, n2)
+}
+
+// TestTopicsOverTheCluster: a topic created through one node's broker is
+// placed by the metadata group, every replica opens its partition's group
+// over the shared port with the nodes' peer checks, and each partition
+// elects a leader that replicates to the others; deleting it closes the
+// replicas and removes their data on every node.
+func TestTopicsOverTheCluster(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t, 2*time.Minute)
+	nodes := cluster3(t, e)
+	var metaLeader *node
+	testutil.Eventually(t, "a metadata leader", 30*time.Second, func() bool {
+		for _, n := range nodes {
+			if n.a.Metadata().IsLeader() {
+				metaLeader = n
+				return true
+			}
+		}
+		return false
+	})
+	for _, n := range nodes {
+		if n != metaLeader {
+			_, err := n.a.Broker().CreateTopic(ctx, "elsewhere", commitlog.TopicConfig{Partitions: 1, ReplicationFactor: 1})
+			var nl *commitlog.NotLeaderError
+			if !errors.As(err, &nl) || nl.LeaderAddr != metaLeader.a.Addr() {
+				t.Fatalf("CreateTopic on %s (not the metadata leader): %v, want NOT_LEADER naming %s", n.name(), err, metaLeader.a.Addr())
+			}
+			break
+		}
+	}
+	info, err := metaLeader.a.Broker().CreateTopic(ctx, "orders", commitlog.TopicConfig{Partitions: 2, ReplicationFactor: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range info.Partitions {
+		var leader commitlog.Partition
+		testutil.Eventually(t, fmt.Sprintf("a leader of orders/%d", p), 30*time.Second, func() bool {
+			for _, n := range nodes {
+				if r := n.a.Broker().Replica("orders", p); r != nil && r.IsLeader() {
+					leader, err = n.a.Broker().Partition("orders", p)
+					return err == nil
+				}
+			}
+			return false
+		})
+		off, err := leader.Append(ctx, [][]byte{value(p)})
+		if err != nil || off != 0 {
+			t.Fatalf("append to orders/%d: %d, %v", p, off, err)
+		}
+		for _, n := range nodes {
+			part, err := n.a.Broker().Partition("orders", p)
+			if err != nil {
+				t.Fatalf("%s: orders/%d: %v", n.name(), p, err)
+			}
+			if err := part.Wait(ctx, 0); err != nil {
+				t.Fatal(err)
+			}
+			got, err := part.Read(ctx, 0, commitlog.ConsistencyFollower)
+			if err != nil || string(got) != string(value(p)) {
+				t.Fatalf("%s: orders/%d offset 0 = %q, %v", n.name(), p, got, err)
+			}
+		}
+	}
+	if err := metaLeader.a.Broker().DeleteTopic(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		dir := filepath.Join(n.cfg.DataDir, "topics", "orders")
+		testutil.Eventually(t, n.name()+" removing the deleted topic's data", 30*time.Second, func() bool {
+			_, err := os.Stat(dir)
+			return errors.Is(err, os.ErrNotExist)
+		})
+	}
 }

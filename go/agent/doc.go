@@ -1,5 +1,6 @@
-// Package agent runs one proglog node: the replicated log, the gRPC API,
-// cluster membership and telemetry, wired together.
+// Package agent runs one proglog node: the metadata group, the partition
+// replicas the node hosts (go/broker), the gRPC API, cluster membership and
+// telemetry, wired together.
 //
 // # Wiring
 //
@@ -17,18 +18,26 @@
 //  3. the listener on Config.BindAddr (or Config.Listener, already bound)
 //     and go/mux over it: one port carries both gRPC and Raft; and the
 //     listener on Config.HealthAddr (or Config.HealthListener), if set;
-//  4. go/replication's Log in Config.DataDir (raft/ and data/), over the
-//     Raft group replication.LogGroup of a replication.Transport on the
-//     mux's Raft connections; with Config.Bootstrap and no Raft state it
-//     starts a cluster of itself;
-//  5. go/server's gRPC server over replication.CommitLog (which also
-//     answers GetServers), on the mux's gRPC listener, NOT_SERVING until
-//     the node knows a leader; then, with Config.HealthAddr, a plaintext
-//     gRPC server with nothing but that server's health service;
+//  4. a replication.Transport on the mux's Raft connections, then the
+//     metadata group (go/metadata/group) in Config.DataDir/meta on Raft
+//     group "meta" (with Config.Bootstrap and no Raft state it starts a
+//     group of itself, whose controller creates the default topic), then
+//     go/broker, which opens the partition replicas the metadata assigns
+//     to this node under Config.DataDir/topics, each on its own Raft group
+//     of the transport, with the Raft, log, sync, disk and producer
+//     settings of Config. Before anything is created, a data directory of
+//     the single-log layout (raft/ and data/ at its top) is refused
+//     (broker.ErrOldLayout, naming how to move its records);
+//  5. go/server's gRPC server over the default topic's partition 0 as the
+//     broker hosts it at each call (a node hosting no replica answers
+//     NOT_LEADER naming one that does), on the mux's gRPC listener,
+//     NOT_SERVING until ready (see Health); then, with Config.HealthAddr,
+//     a plaintext gRPC server with nothing but that server's health
+//     service;
 //  6. go/discovery's Serf membership, encrypted with Config.GossipKey,
-//     with the replicated Log as its Handler (the leader adds joining
-//     nodes to Raft and removes leaving ones), then the join through
-//     Config.StartJoinAddrs;
+//     with the metadata group as its Handler (its leader adds joining
+//     nodes to the group and registers them; leaving ones are marked
+//     leaving), then the join through Config.StartJoinAddrs;
 //  7. the mux, which from then on routes connections.
 //
 // # Identity
@@ -59,9 +68,12 @@
 //
 // # Leadership
 //
-// When this node becomes the Raft leader it reconciles membership
-// (discovery.Membership.Reconcile) in a goroutine, so joins and leaves
-// that happened while there was no leader are applied. Appends and
+// When this node becomes the metadata group's leader (seen at the next
+// health check) it reconciles membership (discovery.Membership.Reconcile)
+// in a goroutine, so joins and leaves that happened while there was no
+// leader are applied. A partition's replicas follow the metadata: its
+// leader adds and removes servers as go/broker describes; a node that
+// leaves keeps its replicas until the controller replaces them. Appends and
 // linearizable reads go to the leader only (elsewhere go/replication's
 // CommitLog returns *commitlog.NotLeaderError, which go/server answers
 // FAILED_PRECONDITION with the leader's address); follower reads and
@@ -69,10 +81,12 @@
 //
 // # Health
 //
-// The gRPC health service is SERVING while the node knows a leader (itself
-// or another) and its log is open and working, NOT_SERVING otherwise:
-// during an election, before a new node has been added, after its state
-// machine stopped on a write failure (replication.Log.Failed; checked every
+// The gRPC health service is SERVING while the metadata group has a
+// leader, the default topic exists, every replica assigned to this node is
+// open and, if the node hosts the default topic's partition 0, that
+// replica knows its leader and works; NOT_SERVING otherwise: during an
+// election, before a new node has been added, after a state machine
+// stopped on a write failure (replication.Log.Failed; checked every
 // second), and from the start of Shutdown. WaitReady waits for it.
 // server.LivenessService does not depend on leadership: it is SERVING from
 // New until Shutdown, for liveness checks that must not restart a node
@@ -92,9 +106,9 @@
 // # Shutdown
 //
 // Shutdown undoes New in reverse: it leaves the Serf cluster (so the
-// leader removes this node from Raft; a leader's own removal is done by
-// its successor's reconciliation), closes the health port (NOT_SERVING
-// since the start of Shutdown), stops gRPC gracefully, closes the
-// replicated log (a leader hands leadership over first), closes the mux
+// metadata leader marks this node leaving and removes it from the metadata
+// group), closes the health port (NOT_SERVING since the start of
+// Shutdown), stops gRPC gracefully, closes the partition replicas (a
+// leader hands leadership over first) and the metadata group, closes the mux
 // and the listener, then flushes telemetry. It is idempotent.
 package agent

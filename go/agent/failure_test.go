@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/proglog/proglog/go/agent"
+	"github.com/proglog/proglog/go/broker"
 	"github.com/proglog/proglog/go/internal/testutil"
 )
 
@@ -36,8 +38,8 @@ func TestNewFailureReleasesEverything(t *testing.T) {
 		a.Shutdown(context.Background())
 		t.Fatal("New succeeded with the gossip port taken")
 	}
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft")); err != nil {
-		t.Fatalf("the failed New did not get as far as the replicated log: %v", err)
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "meta")); err != nil {
+		t.Fatalf("the failed New did not get as far as the metadata group: %v", err)
 	}
 	if !api.Closed() || !healthLn.Closed() {
 		t.Fatalf("the failed New left its listeners open: API closed %v, health closed %v", api.Closed(), healthLn.Closed())
@@ -77,8 +79,8 @@ func TestHealthPortTaken(t *testing.T) {
 	if !strings.Contains(err.Error(), "health") {
 		t.Errorf("error does not say which port: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft")); !os.IsNotExist(err) {
-		t.Fatalf("the replicated log was opened: %v", err)
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "meta")); !os.IsNotExist(err) {
+		t.Fatalf("the metadata group was opened: %v", err)
 	}
 }
 
@@ -108,5 +110,36 @@ m = r.sub == p.sub && noSuchFunction(r.obj, p.obj)
 	}
 	if !strings.Contains(err.Error(), "cannot evaluate") {
 		t.Errorf("err = %v, want the model's evaluation error", err)
+	}
+}
+
+// TestOldLayoutRefused: a data directory of the single-log release (raft/
+// and data/ at its top) is refused before anything is created in it, with
+// a message naming the layout and how to move the records.
+func TestOldLayoutRefused(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("old")
+	cfg.Bootstrap = true
+	for _, dir := range []string{"raft", "data"} {
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, dir), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	api := cfg.Listener.(*testutil.PortListener)
+	a, err := agent.New(cfg)
+	if err == nil {
+		a.Shutdown(context.Background())
+		t.Fatal("a node started on the single-log layout")
+	}
+	if !errors.Is(err, broker.ErrOldLayout) || !strings.Contains(err.Error(), "proglog consume --from 0 | proglog produce") {
+		t.Fatalf("err = %v, want broker.ErrOldLayout naming the way out", err)
+	}
+	for _, dir := range []string{"meta", "topics"} {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, dir)); !os.IsNotExist(err) {
+			t.Fatalf("%s/ created in a refused data directory: %v", dir, err)
+		}
+	}
+	if !api.Closed() {
+		t.Fatal("the refused New left its listener open")
 	}
 }

@@ -20,9 +20,12 @@ import (
 
 	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/broker"
 	"github.com/proglog/proglog/go/certs"
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/discovery"
 	"github.com/proglog/proglog/go/internal/testutil"
+	"github.com/proglog/proglog/go/metadata"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
@@ -207,6 +210,41 @@ func (n *node) servers() map[string]bool {
 		out[s.ID] = s.Voter
 	}
 	return out
+}
+
+// defaultPartitionDir is the directory of the node's replica of the
+// default topic's partition 0 (go/broker's layout).
+func (n *node) defaultPartitionDir() string {
+	n.t.Helper()
+	var created uint64
+	n.a.Metadata().FSM().View(func(s *metadata.State) {
+		if t := s.Topics[commitlog.DefaultTopic]; t != nil {
+			created = t.Created
+		}
+	})
+	if created == 0 {
+		n.t.Fatalf("%s: no default topic", n.name())
+	}
+	return broker.PartitionDir(n.cfg.DataDir, commitlog.DefaultTopic, created, 0)
+}
+
+// defaultGroup is the Raft group of the default topic's partition 0.
+func (n *node) defaultGroup() string {
+	n.t.Helper()
+	var created uint64
+	n.a.Metadata().FSM().View(func(s *metadata.State) { created = s.Topics[commitlog.DefaultTopic].Created })
+	return broker.GroupID(commitlog.DefaultTopic, created, 0)
+}
+
+// registered reports whether the metadata, as node n has it, lists node
+// id, and whether it is leaving.
+func (n *node) registered(id string) (in, leaving bool) {
+	n.a.Metadata().FSM().View(func(s *metadata.State) {
+		if nd := s.Nodes[id]; nd != nil {
+			in, leaving = true, nd.Leaving
+		}
+	})
+	return in, leaving
 }
 
 func value(i int) []byte { return []byte(fmt.Sprintf("value-%05d", i)) }

@@ -137,7 +137,7 @@ func TestRogueGossipMembersDoNotJoinRaft(t *testing.T) {
 	if s := n0.servers(); len(s) != 3 || !s["n0"] || !s["n1"] || !s["n2"] {
 		t.Fatalf("Raft configuration %v, want voters n0, n1, n2 only", s)
 	}
-	if got := n0.a.Replica().UnverifiedMembers(); strings.Join(got, ",") != strings.Join(rogues, ",") {
+	if got := n0.a.Metadata().UnverifiedMembers(); strings.Join(got, ",") != strings.Join(rogues, ",") {
 		t.Errorf("UnverifiedMembers = %v, want %v", got, rogues)
 	}
 	if !n0.a.IsLeader() {
@@ -150,7 +150,7 @@ func TestRogueGossipMembersDoNotJoinRaft(t *testing.T) {
 }
 
 // raftClient is a Raft transport dialing with the certificate of files.
-func raftClient(t *testing.T, e *env, files auth.TLSConfig) *raft.NetworkTransport {
+func raftClient(t *testing.T, e *env, files auth.TLSConfig, group string) *raft.NetworkTransport {
 	t.Helper()
 	serverTLS, err := files.Server()
 	if err != nil {
@@ -176,7 +176,7 @@ func raftClient(t *testing.T, e *env, files auth.TLSConfig) *raft.NetworkTranspo
 	if err != nil {
 		t.Fatal(err)
 	}
-	sl, err := rn.Group(replication.LogGroup) // the nodes' group: the attack reaches their peer checks
+	sl, err := rn.Group(group) // a group of the nodes': the attack reaches their peer checks
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestRaftRejectsPeersThatAreNotMembers(t *testing.T) {
 	} {
 		t.Run(tc.reason, func(t *testing.T) {
 			before, _ := metric(t, n0, `proglog_raft_peer_rejections_total{reason="`+tc.reason+`"}`)
-			tr := raftClient(t, e, tc.files)
+			tr := raftClient(t, e, tc.files, n0.defaultGroup())
 			attack := term(n0) + 100
 			req := &raft.AppendEntriesRequest{
 				RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(tc.id), Addr: []byte("127.0.0.1:9198")},

@@ -3,6 +3,7 @@ package replication
 import (
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -111,6 +112,11 @@ type Config struct {
 	// Bootstrap makes a node with no Raft state start a cluster of itself;
 	// set it on the first node only. Ignored when state exists.
 	Bootstrap bool
+	// InitialServers, with Bootstrap, is the configuration the group
+	// starts with (IDs and RPCAddrs; LocalID must be among them): every
+	// replica of a new group bootstraps with the identical list, which
+	// hashicorp/raft allows. Empty means this node alone.
+	InitialServers []Server
 
 	// Raft timings: see raft.Config. Defaults 1s, 1s, 500ms, 5ms.
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
@@ -282,6 +288,8 @@ func (c Config) Validate() error {
 		return bad("LocalID is required")
 	case c.StreamLayer == nil:
 		return bad("StreamLayer is required")
+	case len(c.InitialServers) > 0 && !slices.ContainsFunc(c.InitialServers, func(s Server) bool { return s.ID == c.LocalID }):
+		return bad("InitialServers must include LocalID %q", c.LocalID)
 	case c.SnapshotRetain < 1:
 		return bad("SnapshotRetain must be at least 1, got %d", c.SnapshotRetain)
 	case c.ApplyTimeout <= 0:

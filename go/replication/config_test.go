@@ -44,20 +44,21 @@ func TestConfigValidate(t *testing.T) {
 		return c
 	}
 	for name, mod := range map[string]func(*Config){
-		"no data dir":                 func(c *Config) { c.DataDir = "" },
-		"no id":                       func(c *Config) { c.LocalID = "" },
-		"no stream layer":             func(c *Config) { c.StreamLayer = nil },
-		"no snapshots kept":           func(c *Config) { c.SnapshotRetain = 0 },
-		"zero apply timeout":          func(c *Config) { c.ApplyTimeout = 0 },
-		"no pool":                     func(c *Config) { c.MaxPool = 0 },
-		"zero transport":              func(c *Config) { c.TransportTimeout = 0 },
-		"tiny data records":           func(c *Config) { c.DataLog.MaxRecordBytes = 10 },
-		"tiny raft records":           func(c *Config) { c.RaftLog.MaxRecordBytes = 10 },
-		"bad data log":                func(c *Config) { c.DataLog.SyncInterval = -1 },
-		"bad raft log":                func(c *Config) { c.RaftLog.Segment.MaxStoreBytes = 100 },
-		"lease > heartbeat":           func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
-		"tiny heartbeat":              func(c *Config) { c.HeartbeatTimeout = time.Millisecond },
-		"negative retention interval": func(c *Config) { c.RetentionInterval = -1 },
+		"no data dir":                  func(c *Config) { c.DataDir = "" },
+		"no id":                        func(c *Config) { c.LocalID = "" },
+		"no stream layer":              func(c *Config) { c.StreamLayer = nil },
+		"initial servers without self": func(c *Config) { c.InitialServers = []Server{{ID: "n2", RPCAddr: "a2"}} },
+		"no snapshots kept":            func(c *Config) { c.SnapshotRetain = 0 },
+		"zero apply timeout":           func(c *Config) { c.ApplyTimeout = 0 },
+		"no pool":                      func(c *Config) { c.MaxPool = 0 },
+		"zero transport":               func(c *Config) { c.TransportTimeout = 0 },
+		"tiny data records":            func(c *Config) { c.DataLog.MaxRecordBytes = 10 },
+		"tiny raft records":            func(c *Config) { c.RaftLog.MaxRecordBytes = 10 },
+		"bad data log":                 func(c *Config) { c.DataLog.SyncInterval = -1 },
+		"bad raft log":                 func(c *Config) { c.RaftLog.Segment.MaxStoreBytes = 100 },
+		"lease > heartbeat":            func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
+		"tiny heartbeat":               func(c *Config) { c.HeartbeatTimeout = time.Millisecond },
+		"negative retention interval":  func(c *Config) { c.RetentionInterval = -1 },
 		"retention without interval": func(c *Config) {
 			c.DataLog.Retention.MaxAge = time.Hour
 			c.RetentionInterval = 0

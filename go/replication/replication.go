@@ -194,9 +194,14 @@ func New(cfg Config) (*Log, error) {
 	l.guardRaft.Store(r)
 	closers = append(closers, func() error { return r.Shutdown().Error() })
 	if cfg.Bootstrap && !hasState {
-		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
-			ID: rc.LocalID, Address: l.trans.LocalAddr(), Suffrage: raft.Voter,
-		}}})
+		servers := []raft.Server{{ID: rc.LocalID, Address: l.trans.LocalAddr(), Suffrage: raft.Voter}}
+		if len(cfg.InitialServers) > 0 {
+			servers = servers[:0]
+			for _, s := range cfg.InitialServers {
+				servers = append(servers, raft.Server{ID: raft.ServerID(s.ID), Address: raft.ServerAddress(s.RPCAddr), Suffrage: raft.Voter})
+			}
+		}
+		f := r.BootstrapCluster(raft.Configuration{Servers: servers})
 		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			return nil, fmt.Errorf("replication: bootstrap: %w", err)
 		}

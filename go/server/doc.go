@@ -2,8 +2,7 @@
 //
 // The server is storage-agnostic: it serves a commitlog.Cluster (the port
 // in go/commitlog: the partitions of this node by topic and partition, and
-// the topics' metadata; go/broker implements it, go/agent's SingleLog
-// serves the single replicated log as the default topic until then) and
+// the topics' metadata; go/broker implements it) and
 // asks a commitlog.ServerLister for the cluster's servers (by default it
 // lists only itself, as leader). Each partition is a commitlog.Partition —
 // a Raft-replicated log (go/replication's CommitLog), or the local storage

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -162,6 +163,54 @@ func (c *logCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descRemoved, prometheus.CounterValue, float64(s.RetentionRemovedRecords))
 	ch <- prometheus.MustNewConstMetric(descProducers, prometheus.GaugeValue, float64(s.Producers))
+}
+
+// PartitionStats is one partition replica this node hosts.
+type PartitionStats struct {
+	Topic        string
+	Partition    int
+	LowestOffset uint64
+	NextOffset   uint64
+	// Leader: this node's replica leads the partition.
+	Leader bool
+}
+
+// RegisterPartitionStats registers per-partition gauges, labelled by topic
+// and partition, read from stats at every scrape: one series per replica
+// the node hosts at that moment.
+func (m *Metrics) RegisterPartitionStats(stats func() []PartitionStats) error {
+	if err := m.reg.Register(&partitionCollector{stats: stats}); err != nil {
+		return fmt.Errorf("telemetry: register partition gauges: %w", err)
+	}
+	return nil
+}
+
+var (
+	partitionLabels     = []string{"topic", "partition"}
+	descPartitionLowest = prometheus.NewDesc("proglog_partition_lowest_offset", "Lowest readable offset of a partition replica this node hosts.", partitionLabels, nil)
+	descPartitionNext   = prometheus.NewDesc("proglog_partition_next_offset", "Offset the next record applied to a partition replica this node hosts gets.", partitionLabels, nil)
+	descPartitionLeader = prometheus.NewDesc("proglog_partition_leader", "1 if this node leads the partition, else 0.", partitionLabels, nil)
+)
+
+type partitionCollector struct{ stats func() []PartitionStats }
+
+func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descPartitionLowest
+	ch <- descPartitionNext
+	ch <- descPartitionLeader
+}
+
+func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.stats() {
+		p := strconv.Itoa(s.Partition)
+		leader := 0.0
+		if s.Leader {
+			leader = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descPartitionLowest, prometheus.GaugeValue, float64(s.LowestOffset), s.Topic, p)
+		ch <- prometheus.MustNewConstMetric(descPartitionNext, prometheus.GaugeValue, float64(s.NextOffset), s.Topic, p)
+		ch <- prometheus.MustNewConstMetric(descPartitionLeader, prometheus.GaugeValue, leader, s.Topic, p)
+	}
 }
 
 // UnaryServerInterceptor counts and times unary RPCs.

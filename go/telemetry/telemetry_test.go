@@ -91,6 +91,11 @@ func TestMetricsAndEndpoint(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if err := m.RegisterPartitionStats(func() []PartitionStats {
+		return []PartitionStats{{Topic: "log", Partition: 0, LowestOffset: 3, NextOffset: 10, Leader: true}, {Topic: "orders", Partition: 7, NextOffset: 2}}
+	}); err != nil {
+		t.Fatal(err)
+	}
 	info := &grpc.UnaryServerInfo{FullMethod: "/log.v1.Log/Produce"}
 	for range 3 {
 		_, _ = m.UnaryServerInterceptor()(context.Background(), nil, info, func(context.Context, any) (any, error) { return nil, nil })
@@ -125,6 +130,11 @@ func TestMetricsAndEndpoint(t *testing.T) {
 		`proglog_disk_bytes{component="data_log"} 5000`,
 		`proglog_disk_bytes{component="raft_log"} 7000`,
 		`proglog_retention_removed_records_total 3`,
+		`proglog_partition_lowest_offset{partition="0",topic="log"} 3`,
+		`proglog_partition_next_offset{partition="0",topic="log"} 10`,
+		`proglog_partition_leader{partition="0",topic="log"} 1`,
+		`proglog_partition_next_offset{partition="7",topic="orders"} 2`,
+		`proglog_partition_leader{partition="7",topic="orders"} 0`,
 	} {
 		if !strings.Contains(string(body), line+"\n") {
 			t.Errorf("/metrics lacks %q", line)

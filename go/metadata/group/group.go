@@ -278,6 +278,13 @@ func (g *Group) Close() error {
 			}
 		}
 		close(g.done)
+		// A snapshot of what this node applied, restored when it starts
+		// again: its metadata (and the replicas its broker opens) is
+		// there before the group elects a leader, which a node restarted
+		// on a full disk cannot help do.
+		if err := g.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			g.lg.Warn("snapshot before close failed", "error", err)
+		}
 		var errs []error
 		stopped := make(chan error, 1)
 		f := g.raft.Shutdown()

@@ -2,6 +2,7 @@ package group
 
 import (
 	"context"
+	"maps"
 	"slices"
 
 	"github.com/hashicorp/raft"
@@ -125,6 +126,14 @@ func (g *Group) verify(id, addr string) bool {
 	}
 	g.unverified[id] = true
 	return false
+}
+
+// UnverifiedMembers lists, sorted, the nodes Join could not verify yet
+// (for metrics).
+func (g *Group) UnverifiedMembers() []string {
+	g.unverifiedMu.Lock()
+	defer g.unverifiedMu.Unlock()
+	return slices.Sorted(maps.Keys(g.unverified))
 }
 
 // Leave marks node id leaving in the metadata (metadata.OpLeaveNode: it

@@ -1,0 +1,93 @@
+// Package broker hosts the partition replicas the cluster's metadata
+// assigns to a node, and serves them to the API server as a
+// commitlog.Cluster (docs/architecture.md, "Many partitions").
+//
+// A Broker takes the node's ID and data directory, the metadata group
+// (Metadata: the local copy of go/metadata's state with View and Changed,
+// and the proposals CreateTopic, DeleteTopic and ReplicaReady that go
+// through the group's leader), the per-group stream layers of the node's
+// one port (StreamLayers), and a replication.Config template for every
+// replica (timings, limits, sync, producers, disk watermark, PeerName,
+// logger).
+//
+// # Reconciling
+//
+// One goroutine keeps the set of open replicas equal to what the local
+// metadata assigns to this node: at New and whenever the metadata changes
+// (and every RetryInterval while a replica fails to open) it closes the
+// replicas no longer assigned — topic deleted, replica moved away — and
+// deletes their data, then opens the newly assigned ones with
+// replication.New. A partition at its creation assignment (epoch 0) is
+// bootstrapped by each of its replicas with the identical configuration,
+// every replica of the assignment as a voter (replication.Config's
+// InitialServers); a replica added later (epoch above 0) starts empty and
+// waits for the partition's leader to add it. A topic's retention
+// (metadata.Retention), where set, replaces the template's
+// DataLog.Retention for its partitions.
+//
+// A replica being closed because it moved away, on the node that leads its
+// partition, first adds the replicas now listed to the group, then closes:
+// Close hands leadership to another voter, whose broker removes this node.
+// Directories of topics deleted while no replica of them was open (the
+// node was down) are removed too, but only when the local metadata has
+// applied the topic's creation and no topic of that name has its creation
+// index: a directory of a live topic not assigned here is left alone, since
+// a lagging copy of the metadata (a node restarting) may not list its
+// assignment yet.
+//
+// # Membership
+//
+// A second goroutine, on every metadata change, whenever a local replica
+// becomes leader or opens, and every RetryInterval, reconciles the Raft
+// configuration of each partition this node leads with the metadata's
+// replica list: it adds the listed replicas that are not voters
+// (replication.Log.Join; with PeerName a node is added only once it proved
+// its identity on that group's stream layer, that is once it has the
+// replica open), and once every listed replica is a voter removes the
+// servers not listed (replication.Log.Leave). It never removes this node,
+// so never the last server or the leader itself; see above for how a
+// leader moves away. This is how the default topic grows to three
+// replicas as nodes join, and how replicas move.
+//
+// A replica a reassignment added to take over from another
+// (metadata.Partition.Adding) reports itself caught up with
+// Metadata.ReplicaReady once it has applied every entry up to the
+// configuration that made it a voter (it notes its last log index when it
+// first sees itself a voter and waits until it has applied that far); the
+// controller drops the replica it replaces only then.
+//
+// # Serving
+//
+// Broker implements commitlog.Cluster. Partition returns the local replica
+// (a replication.CommitLog), or commitlog.ErrUnknownTopic,
+// commitlog.ErrUnknownPartition, commitlog.ErrUnavailable while the replica
+// assigned here is not open yet, or a *commitlog.NotLeaderError naming the
+// partition's first (preferred leader) replica and its API address when
+// this node holds none. Topics describes topics from the local metadata
+// with the replicas' API addresses; leader hints are set only for the
+// partitions this node hosts, from its replica's view of the leader.
+// CreateTopic and DeleteTopic go through the metadata group (the default
+// topic cannot be deleted). Replica returns a hosted replica and Hosted
+// lists them (for operations and per-partition metrics); Ready reports
+// whether every replica assigned here is open.
+//
+// # On disk
+//
+//	DataDir/meta/                                the metadata group (go/metadata)
+//	DataDir/topics/<topic>/<created>/<partition>/ one partition replica (go/replication)
+//
+// created is the metadata index of the command that created the topic, so
+// a topic deleted and created again under the same name gets a new
+// directory and a new Raft group. Each path component stays within the
+// 255-byte file name limit (topic names are at most 249 bytes); a
+// <topic>-<created> component would not. CheckLayout, called by New,
+// refuses a data directory of the single-log layout (raft/ and data/ at
+// its top) with ErrOldLayout and a message naming the way out:
+// `proglog consume --from 0 | proglog produce` into a new cluster.
+//
+// # Group IDs
+//
+// A partition's Raft group is named "t/<topic>/<created>/<partition>"
+// (GroupID): at most 2 + 249 + 1 + 20 + 1 + 4 = 277 bytes, within the
+// transport's MaxGroupIDLen of 512 (TestGroupIDFitsTransportBound).
+package broker
