@@ -434,7 +434,9 @@ func TestServeDevSmoke(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dataDir, "gossip.key")); err != nil {
 		t.Errorf("--dev did not store a gossip key: %v", err)
 	}
-	for _, sub := range []string{"raft", "data"} {
+	// The metadata group and the default topic's partition (go/broker's
+	// layout).
+	for _, sub := range []string{"meta", filepath.Join("topics", "log")} {
 		if _, err := os.Stat(filepath.Join(dataDir, sub)); err != nil {
 			t.Errorf("no %s directory: %v", sub, err)
 		}
@@ -580,11 +582,11 @@ func TestDataDirIsPrivate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Raft snapshots on its own schedule: wait for one on disk.
-	snapshots := filepath.Join(dataDir, "raft", "snapshots")
+	// Raft snapshots on its own schedule: wait for one of the default
+	// topic's partition on disk (DataDir/topics/log/<created>/0).
 	testutil.Eventually(t, "a snapshot", 30*time.Second, func() bool {
-		entries, _ := os.ReadDir(snapshots)
-		return len(entries) > 0
+		dirs, _ := filepath.Glob(filepath.Join(dataDir, "topics", "log", "*", "0", "raft", "snapshots", "*"))
+		return len(dirs) > 0
 	})
 	var checked int
 	err := filepath.WalkDir(dataDir, func(path string, d os.DirEntry, err error) error {
