@@ -89,10 +89,10 @@ type Config struct {
 	DataDir string
 	// LocalID is this node's Raft server ID (the discovery node name).
 	LocalID string
-	// StreamLayer carries Raft traffic, normally a Transport group's (Transport.Group). Its
-	// Addr is this node's Raft address, which peers dial and which is also
-	// its gRPC address (the port is shared), reported by GetServers. The
-	// Log takes it over: Close closes it.
+	// StreamLayer carries Raft traffic, normally a Transport's group
+	// (Transport.Group). Its Addr is this node's Raft address, which peers
+	// dial and which is also its gRPC address (the port is shared),
+	// reported by GetServers. The Log takes it over: Close closes it.
 	StreamLayer raft.StreamLayer
 	// PeerName, if set, authorizes Raft peers by identity (see the package
 	// documentation, "Peers"): it returns the node a connection of

@@ -120,15 +120,21 @@ func sendTo(t *testing.T, sl raft.StreamLayer, msg string) net.Conn {
 // receive checks the next connection accepted by sl carries msg.
 func receive(t *testing.T, sl raft.StreamLayer, msg string) {
 	t.Helper()
+	if got := receiveN(t, sl, len(msg)); got != msg {
+		t.Fatalf("accepted a connection carrying %q, want %q", got, msg)
+	}
+}
+
+// receiveN returns the first n bytes of the next connection sl accepts.
+func receiveN(t *testing.T, sl raft.StreamLayer, n int) string {
+	t.Helper()
 	c := acceptIn(t, sl)
-	got := make([]byte, len(msg))
+	got := make([]byte, n)
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.ReadFull(c, got); err != nil {
 		t.Fatalf("read: %v", err)
 	}
-	if string(got) != msg {
-		t.Fatalf("accepted a connection carrying %q, want %q", got, msg)
-	}
+	return string(got)
 }
 
 // expectRefused waits for one refusal for reason and checks the server
@@ -198,13 +204,16 @@ func TestTransportRoutesByGroup(t *testing.T) {
 			t.Fatalf("group Addr %v, port %v", sl.Addr(), m.Addr())
 		}
 	}
-	// Dialed in an order that differs from the order they are accepted.
+	// Dialed in an order that differs from the order they are accepted
+	// in; b's two set-ups may finish in either order.
 	sendTo(t, b, "for b 1")
 	sendTo(t, a, "for a 1")
 	sendTo(t, b, "for b 2")
 	receive(t, a, "for a 1")
-	receive(t, b, "for b 1")
-	receive(t, b, "for b 2")
+	got := map[string]bool{receiveN(t, b, 7): true, receiveN(t, b, 7): true}
+	if !got["for b 1"] || !got["for b 2"] {
+		t.Fatalf("b accepted %v, want its two connections", got)
+	}
 	if _, err := tr.Group("a/0"); !errors.Is(err, ErrGroupExists) {
 		t.Fatalf("registering a/0 twice: %v, want ErrGroupExists", err)
 	}
@@ -243,11 +252,8 @@ func TestTransportFullBacklogDoesNotBlockOthers(t *testing.T) {
 	sendTo(t, other, "not blocked")
 	receive(t, other, "not blocked")
 	// The one queued is intact.
-	c := acceptIn(t, slow)
-	got := make([]byte, 5)
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.ReadFull(c, got); err != nil || (string(got) != "first" && string(got) != "secon") {
-		t.Fatalf("queued connection: %q, %v", got, err)
+	if got := receiveN(t, slow, 5); got != "first" && got != "secon" {
+		t.Fatalf("queued connection carries %q", got)
 	}
 }
 
