@@ -33,6 +33,7 @@ from proglog.errors import (
     UnavailableError,
     UnknownProducerError,
 )
+from proglog.partitioner import key_partition, murmur2
 from proglog.records import Bounds, Record, Server
 
 __version__ = "0.1.0"
@@ -58,4 +59,6 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "UnknownProducerError",
+    "key_partition",
+    "murmur2",
 ]
