@@ -3,7 +3,7 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -19,15 +19,19 @@ import (
 // ProduceFuture is the outcome of one ProduceAsync: the record's offset or
 // the error that failed it.
 type ProduceFuture struct {
-	rec      *logv1.Record
-	size     int // encoded size inside a ProduceBatchRequest
-	ctx      context.Context
-	deadline time.Time // zero: none
-	queuedAt time.Time
-	done     chan struct{}
-	off      uint64
-	err      error
+	partition uint32
+	rec       *logv1.Record
+	size      int // encoded size inside a ProduceBatchRequest
+	ctx       context.Context
+	deadline  time.Time // zero: none
+	queuedAt  time.Time
+	done      chan struct{}
+	off       uint64
+	err       error
 }
+
+// Partition returns the partition the record was queued for.
+func (f *ProduceFuture) Partition() uint32 { return f.partition }
 
 // Done is closed once the outcome is known.
 func (f *ProduceFuture) Done() <-chan struct{} { return f.done }
@@ -71,6 +75,7 @@ func failedFuture(err error) *ProduceFuture {
 // taking turns in two.
 type batcher struct {
 	c           *Client
+	key         partKey // the partition the batches go to
 	maxRecords  int
 	maxBytes    int
 	maxInFlight int
@@ -99,9 +104,10 @@ type batcher struct {
 	rejoinWant int
 }
 
-func newBatcher(c *Client) *batcher {
+func newBatcher(c *Client, key partKey) *batcher {
 	b := &batcher{
 		c:           c,
+		key:         key,
 		maxRecords:  c.cfg.maxBatchRecords,
 		maxBytes:    c.cfg.maxBatchBytes,
 		maxInFlight: c.cfg.maxInFlight,
@@ -137,7 +143,7 @@ func (b *batcher) add(ctx context.Context, rec *logv1.Record) *ProduceFuture {
 	if size+b.c.producerBytes() > b.c.cfg.maxMessageBytes {
 		return failedFuture(newTooLargeError(size+b.c.producerBytes(), b.c.cfg.maxMessageBytes, -1, false))
 	}
-	f := &ProduceFuture{rec: rec, size: size, ctx: ctx, done: make(chan struct{}), queuedAt: time.Now()}
+	f := &ProduceFuture{partition: b.key.partition, rec: rec, size: size, ctx: ctx, done: make(chan struct{}), queuedAt: time.Now()}
 	if d, ok := ctx.Deadline(); ok {
 		f.deadline = d
 	} else if b.c.cfg.callTimeout > 0 {
@@ -334,6 +340,9 @@ func (b *batcher) take() []*ProduceFuture {
 		b.inflight[batch[0]] = batch
 	}
 	b.mu.Unlock()
+	if len(batch) > 0 {
+		b.c.batchSent(b.key)
+	}
 	for _, f := range dropped {
 		f.complete(0, f.ctx.Err())
 	}
@@ -356,11 +365,11 @@ func (b *batcher) send(batch []*ProduceFuture) {
 	ctx, cancel := b.batchContext(batch)
 	defer cancel()
 	for len(batch) > 0 {
-		req := &logv1.ProduceBatchRequest{Records: make([]*logv1.Record, len(batch))}
+		req := &logv1.ProduceBatchRequest{Records: make([]*logv1.Record, len(batch)), Topic: b.key.topic, Partition: b.key.partition}
 		for i, f := range batch {
 			req.Records[i] = f.rec
 		}
-		first, err := b.c.produceBatch(ctx, req)
+		first, err := b.c.produceBatch(ctx, b.key, req)
 		var tl *RecordTooLargeError
 		if err != nil && errors.As(err, &tl) && tl.Index >= 0 && tl.Index < len(batch) {
 			batch[tl.Index].complete(0, &RecordTooLargeError{Size: tl.Size, Limit: tl.Limit, Index: -1, st: tl.st})
@@ -446,36 +455,40 @@ func newTooLargeError(size, limit, index int, request bool) *RecordTooLargeError
 	return &RecordTooLargeError{Size: size, Limit: limit, Index: index, Request: request, st: st}
 }
 
-// ProduceAsync queues rec for producing and returns; the future gives its
-// offset or error. It returns at once unless WithMaxQueuedBytes of records
-// are already queued: then it waits for room (or for ctx to end, returning
-// a future failed with ctx's error). Records queued while a batch is in flight are
-// sent together in the next ProduceBatch (see WithMaxBatchRecords,
-// WithMaxBatchBytes, WithLinger), one batch at a time, so the records of
-// one goroutine's ProduceAsync calls get increasing offsets in call order.
-// ctx bounds the record: if it ends before the record is sent, the record
-// is not sent and the future fails with ctx's error; its deadline (or
-// WithCallTimeout) bounds the batch's retries. A record over the message
-// limit (WithMaxMessageBytes) fails at once with a *RecordTooLargeError.
+// ProduceAsync queues rec for producing to partition 0 of DefaultTopic
+// and returns; the future gives its offset or error. It returns at once
+// unless WithMaxQueuedBytes of records are already queued for the
+// partition: then it waits for room (or for ctx to end, returning a
+// future failed with ctx's error). Records queued while a batch is in
+// flight are sent together in the next ProduceBatch (see
+// WithMaxBatchRecords, WithMaxBatchBytes, WithLinger), one batch at a
+// time, so the records of one goroutine's ProduceAsync calls get
+// increasing offsets in call order. ctx bounds the record: if it ends
+// before the record is sent, the record is not sent and the future fails
+// with ctx's error; its deadline (or WithCallTimeout) bounds the batch's
+// retries. A record over the message limit (WithMaxMessageBytes) fails at
+// once with a *RecordTooLargeError.
 func (c *Client) ProduceAsync(ctx context.Context, rec *Record) *ProduceFuture {
-	if rec == nil {
-		return failedFuture(fmt.Errorf("%w: ProduceAsync of a nil record", ErrInvalidArgument))
-	}
-	if c.closed.Load() {
-		return failedFuture(ErrClosed)
-	}
-	return c.batcher.add(ctx, rec.toProto())
+	return c.def.ProduceAsync(ctx, rec)
 }
 
-// Flush waits until every record queued by ProduceAsync or Produce before
-// the call has its outcome, or until ctx ends (returning its error). It
-// cuts a linger short. The records' errors are in their futures.
+// Flush waits until every record queued by ProduceAsync or Produce (of
+// any topic and partition) before the call has its outcome, or until ctx
+// ends (returning its error). It cuts a linger short. The records' errors
+// are in their futures.
 func (c *Client) Flush(ctx context.Context) error {
-	select {
-	case c.batcher.flush <- struct{}{}:
-	default:
+	c.mu.Lock()
+	bs := slices.Collect(maps.Values(c.batchers))
+	c.mu.Unlock()
+	var pending []*ProduceFuture
+	for _, b := range bs {
+		select {
+		case b.flush <- struct{}{}:
+		default:
+		}
+		pending = append(pending, b.pending()...)
 	}
-	for _, f := range c.batcher.pending() {
+	for _, f := range pending {
 		select {
 		case <-f.done:
 		case <-ctx.Done():

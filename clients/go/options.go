@@ -101,6 +101,7 @@ type config struct {
 	backoffMax        time.Duration
 	consistency       Consistency
 	discoveryInterval time.Duration
+	metadataRefresh   time.Duration
 	logger            *slog.Logger
 	dialOptions       []grpc.DialOption
 	batching          bool
@@ -125,6 +126,7 @@ func defaultConfig() config {
 		backoffMax:        DefaultBackoffMax,
 		consistency:       ReadFollower,
 		discoveryInterval: DefaultDiscoveryInterval,
+		metadataRefresh:   DefaultMetadataRefresh,
 		logger:            slog.New(slog.DiscardHandler),
 		batching:          true,
 		idempotence:       true,
@@ -282,6 +284,21 @@ func WithConsistency(cons Consistency) Option {
 			return
 		}
 		c.consistency = cons
+	}
+}
+
+// WithMetadataRefresh bounds how often the client asks the cluster for a
+// topic's metadata (GetMetadata): after a call found it stale (NOT_LEADER,
+// UNAVAILABLE, an unknown topic or partition) it is asked again, but at
+// most once per d per topic (default DefaultMetadataRefresh), so a storm
+// of failing calls costs one metadata request per d.
+func WithMetadataRefresh(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail(fmt.Errorf("proglog: WithMetadataRefresh(%v): must be positive", d))
+			return
+		}
+		c.metadataRefresh = d
 	}
 }
 
