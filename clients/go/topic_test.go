@@ -318,4 +318,3 @@ func TestTopicAdmin(t *testing.T) {
 		t.Errorf("DeleteTopic of a deleted topic: %v", err)
 	}
 }
-
