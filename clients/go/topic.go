@@ -80,24 +80,32 @@ func (t *Topic) ProduceAsync(ctx context.Context, rec *Record) *ProduceFuture {
 	if rec == nil {
 		return failedFuture(fmt.Errorf("%w: ProduceAsync of a nil record", ErrInvalidArgument))
 	}
-	n, err := t.c.meta.partitions(ctx, t.name)
+	p, err := t.PartitionFor(ctx, rec.Key)
 	if err != nil {
 		return failedFuture(err)
+	}
+	return t.Partition(p).ProduceAsync(ctx, rec)
+}
+
+// PartitionFor returns the partition Produce would send a record with
+// key to now: KeyPartition(key, partitions) for a non-empty key, the
+// topic's current sticky partition for an empty one.
+func (t *Topic) PartitionFor(ctx context.Context, key []byte) (uint32, error) {
+	n, err := t.c.meta.partitions(ctx, t.name)
+	if err != nil {
+		return 0, err
 	}
 	if n == 0 {
 		if t.name != DefaultTopic {
 			_, err := t.Partitions(ctx)
-			return failedFuture(err)
+			return 0, err
 		}
 		n = 1
 	}
-	var p uint32
-	if len(rec.Key) > 0 {
-		p = uint32(KeyPartition(rec.Key, n))
-	} else {
-		p = t.c.stickyPartition(t.name, n)
+	if len(key) > 0 {
+		return uint32(KeyPartition(key, n)), nil
 	}
-	return t.Partition(p).ProduceAsync(ctx, rec)
+	return t.c.stickyPartition(t.name, n), nil
 }
 
 // stickyPartition returns topic's sticky partition among n, choosing one
