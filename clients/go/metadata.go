@@ -197,6 +197,7 @@ func (m *metadataCache) get(ctx context.Context, topic string) (info *TopicInfo,
 			m.mu.Unlock()
 			return nil, false, ferr // the caller's deadline, not the servers' answer
 		}
+		info0, fallback0, leaders0 := e.info, e.fallback, e.leaders
 		e.fetchedAt, e.stale, e.leaders = time.Now(), false, nil
 		e.info, e.fallback = nil, false
 		switch {
@@ -213,10 +214,16 @@ func (m *metadataCache) get(ctx context.Context, topic string) (info *TopicInfo,
 			e.fetchedAt = time.Time{}
 			m.mu.Unlock()
 			return nil, false, ferr
-		default:
+		case noMetadata(ferr):
 			// No metadata from these servers: route as before topics.
 			e.fallback = true
 			m.c.cfg.logger.Debug("proglog: no topic metadata; routing by discovery", "topic", topic, "error", ferr)
+		default:
+			// No answer (UNAVAILABLE, ...): keep what was known, ask again
+			// after the refresh interval.
+			e.info, e.fallback, e.leaders, e.stale = info0, fallback0, leaders0, true
+			m.mu.Unlock()
+			return info0, fallback0, ferr
 		}
 		info, fallback = e.info, e.fallback
 		m.mu.Unlock()
@@ -401,6 +408,17 @@ func (c *Client) DeleteTopic(ctx context.Context, name string) error {
 // answer names.
 func (c *Client) admin(ctx context.Context, attempt func(context.Context) error) error {
 	return c.do(ctx, opAdmin, nil, attempt)
+}
+
+// noMetadata reports whether a GetMetadata failure means the servers
+// give no metadata (older servers, or an ACL without "describe"), rather
+// than that none answered.
+func noMetadata(err error) bool {
+	switch status.Code(err) {
+	case codes.Unimplemented, codes.PermissionDenied:
+		return true
+	}
+	return false
 }
 
 // unknownTopic reports whether st is a NOT_FOUND for an unknown topic or

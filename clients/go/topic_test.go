@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	client "github.com/proglog/proglog/clients/go"
 	"github.com/proglog/proglog/clients/go/clienttest"
 )
@@ -218,6 +221,35 @@ func TestUnknownTopicRefreshesMetadata(t *testing.T) {
 	}
 	if got := tc.Records("later", 1); !slices.Equal(got, []string{"b"}) {
 		t.Errorf("the new partition holds %q", got)
+	}
+}
+
+// A metadata request that no server answers leaves the topic routed by
+// its metadata once it answers again: only servers that refuse to give
+// metadata (UNIMPLEMENTED, PERMISSION_DENIED) route by discovery's roles.
+func TestMetadataOutageIsNotMistakenForOldServers(t *testing.T) {
+	tc, cl := topicCluster(t, 2, client.WithRetries(0), client.WithMetadataRefresh(time.Nanosecond))
+	tc.CreateTopic("orders", 2, 1)
+	ctx := ctxT(t)
+	tc.FailMetadata(status.Error(codes.Unavailable, "no server can answer"))
+	if _, err := cl.Topic("orders").Produce(ctx, &client.Record{Key: []byte("k"), Value: []byte("a")}); !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("produce while the metadata is unavailable: %v", err)
+	}
+	pos, err := cl.Topic("orders").Produce(ctx, &client.Record{Key: []byte("k"), Value: []byte("a")})
+	if err != nil {
+		t.Fatalf("produce once the metadata answers again: %v", err)
+	}
+	if want := uint32(client.KeyPartition([]byte("k"), 2)); pos.Partition != want {
+		t.Errorf("went to partition %d, want %d", pos.Partition, want)
+	}
+	// Servers that give no metadata at all: the default topic goes by discovery.
+	tc.FailMetadata(status.Error(codes.Unimplemented, "older server"), status.Error(codes.Unimplemented, "older server"))
+	_, cl2 := topicClientOf(t, tc)
+	if _, err := cl2.ProduceValue(ctx, []byte("b")); err != nil {
+		t.Fatalf("default topic without metadata: %v", err)
+	}
+	if _, err := cl2.Topic("orders").Produce(ctx, &client.Record{Value: []byte("c")}); err == nil || !strings.Contains(err.Error(), "give no metadata") {
+		t.Errorf("another topic without metadata: %v", err)
 	}
 }
 

@@ -56,7 +56,9 @@ type Cluster struct {
 	mu         sync.Mutex
 	topics     map[string]*topic
 	metaLeader int
-	changed    chan struct{} // closed and replaced when records are appended
+	// metadataErrs are the errors the next GetMetadata calls fail with.
+	metadataErrs []error
+	changed      chan struct{} // closed and replaced when records are appended
 }
 
 type topic struct {
@@ -174,6 +176,15 @@ func (c *Cluster) SetLeader(topicName string, p uint32, server int, reported boo
 func (c *Cluster) SetMetadataLeader(server int) {
 	c.mu.Lock()
 	c.metaLeader = server
+	c.mu.Unlock()
+}
+
+// FailMetadata makes the next GetMetadata calls fail with errs, one each
+// (e.g. status.Error(codes.Unavailable, ...), as a cluster without a
+// server able to answer).
+func (c *Cluster) FailMetadata(errs ...error) {
+	c.mu.Lock()
+	c.metadataErrs = append(c.metadataErrs, errs...)
 	c.mu.Unlock()
 }
 
@@ -401,6 +412,11 @@ func (s *server) GetMetadata(_ context.Context, req *logv1.GetMetadataRequest) (
 	s.record("GetMetadata", "", 0)
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
+	if len(s.c.metadataErrs) > 0 {
+		err := s.c.metadataErrs[0]
+		s.c.metadataErrs = s.c.metadataErrs[1:]
+		return nil, err
+	}
 	names := req.GetTopics()
 	if len(names) == 0 {
 		for name := range s.c.topics {
