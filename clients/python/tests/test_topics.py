@@ -29,6 +29,7 @@ from proglog import (
     NotEnoughNodesError,
     TopicExistsError,
     UnknownPartitionError,
+    UnavailableError,
     UnknownTopicError,
     key_partition,
 )
@@ -52,6 +53,7 @@ class TopicCluster:
         self.lock = threading.Lock()
         self.topics: dict[str, list[_Partition]] = {}
         self.meta_leader = 0
+        self.metadata_errors: list[grpc.StatusCode] = []  # the next GetMetadata calls fail with these
         self.calls: list[tuple[int, str, str, int]] = []  # (server, method, topic, partition)
         self.addrs: list[str] = []
         self.servers: list[grpc.Server] = []
@@ -176,6 +178,8 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
     def GetMetadata(self, request: log_pb2.GetMetadataRequest, context: Any) -> log_pb2.GetMetadataResponse:
         with self.c.lock:
             self.c.calls.append((self.i, "GetMetadata", "", 0))
+            if self.c.metadata_errors:
+                context.abort(self.c.metadata_errors.pop(0), "metadata refused")
             names = sorted(set(request.topics or self.c.topics))
             for name in names:
                 if name not in self.c.topics:
@@ -265,6 +269,29 @@ def test_unknown_topic_and_partition(topics: TopicCluster, server: ServerProcess
         with pytest.raises(UnknownPartitionError) as e:
             c.produce(b"a", topic="later", partition=5)
         assert e.value.partition == 5
+
+
+def test_metadata_outage(topics: TopicCluster, server: ServerProcess) -> None:
+    topics.create("orders", 2, 1)
+    # No server answers: asked again at most once per metadata_refresh, not by every call.
+    with Client(topics.addrs[0], **server.tls(), retries=0, metadata_refresh=3600) as c:
+        topics.metadata_errors = [grpc.StatusCode.UNAVAILABLE] * 3
+        for _ in range(3):
+            with pytest.raises(UnavailableError):
+                c.produce(b"a", topic="orders", key="k")
+        assert topics.count("GetMetadata") == 1
+    # Once it answers again, the topic is routed by its metadata (not as by older servers).
+    topics.metadata_errors = [grpc.StatusCode.UNAVAILABLE]
+    with Client(topics.addrs[0], **server.tls(), retries=0, metadata_refresh=1e-9) as c:
+        with pytest.raises(UnavailableError):
+            c.produce(b"a", topic="orders", key="k")
+        assert c.send(b"a", topic="orders", key="k").partition == key_partition("k", 2)
+    # Servers that give no metadata: the topic "log" is routed by the servers' roles, others fail.
+    topics.metadata_errors = [grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNIMPLEMENTED]
+    with Client(topics.addrs[0], **server.tls(), retries=0) as c:
+        assert c.produce(b"b") == 0
+        with pytest.raises(UnavailableError, match="give no metadata"):
+            c.produce(b"c", topic="orders")
 
 
 def test_keyless_records_stick_until_a_batch_is_sent(topics: TopicCluster, server: ServerProcess) -> None:

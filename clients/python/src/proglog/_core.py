@@ -398,6 +398,12 @@ class MetadataCache:
             if info is not None:
                 self.meta_leader = meta_leader or self.meta_leader
 
+    def unanswered(self, topic: str) -> None:
+        """No server answered a fetch: keep what was known, ask again after ``refresh``."""
+        with self._lock:
+            e = self._entry(topic)
+            e.fetched_at, e.stale = time.monotonic(), True
+
     def forget(self, topic: str) -> None:
         with self._lock:
             self._topics.pop(topic, None)
@@ -487,6 +493,7 @@ def metadata_failed(cache: MetadataCache, topic: str, err: ProglogError) -> None
         cache.forget(topic)
         raise err
     if err.code not in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNIMPLEMENTED):
+        cache.unanswered(topic)
         raise err
     log.debug("no topic metadata for %s (%s): routing by the servers' roles", topic, err)
     cache.store(topic, None)
