@@ -107,6 +107,9 @@ func TestProduceConsumeTopic(t *testing.T) {
 	if out != "b\nc\n" {
 		t.Errorf("consume --topic --partition --from 1 printed %q", out)
 	}
+	if out := mustRun(t, "", append([]string{"bounds", "--topic", "orders", "--partition", fmt.Sprint(p), "--json"}, conn...)...); out != "{\"lowest\":0,\"next\":3}\n" {
+		t.Errorf("bounds --topic --partition printed %q", out)
+	}
 	// Without --topic: the default topic, as before topics.
 	if out := mustRun(t, "", append([]string{"produce", "z"}, conn...)...); out != "0\n" {
 		t.Errorf("produce without --topic printed %q", out)
