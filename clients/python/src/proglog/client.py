@@ -285,7 +285,9 @@ class Client:
     ) -> Future[int]:
         """Queues one record and returns a Future of its offset (or of the error that failed it).
         ``topic`` and ``partition`` choose where it goes as in :meth:`produce`; each partition has
-        its own queue, sender and batches.
+        its own queue, sender and batches. A record whose partition depends on metadata the client
+        does not have yet (a topic's first keyed or keyless record) waits for it in the caller's
+        thread.
 
         One sender thread sends the queued records: those queued while a request is in flight go
         together in the next one (a ProduceBatch, so they are written at consecutive offsets in
