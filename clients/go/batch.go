@@ -84,7 +84,6 @@ type batcher struct {
 
 	wake  chan struct{}  // a record was queued (capacity 1)
 	flush chan struct{}  // Flush cuts the rejoin wait and the linger short (capacity 1)
-	room  chan struct{}  // records left the queue (capacity 1)
 	stop  chan struct{}  // closed by Close
 	done  chan struct{}  // closed when the loop and the senders end
 	slots chan struct{}  // one value per batch in flight
@@ -116,7 +115,6 @@ func newBatcher(c *Client, key partKey) *batcher {
 		inflight:    map[*ProduceFuture][]*ProduceFuture{},
 		wake:        make(chan struct{}, 1),
 		flush:       make(chan struct{}, 1),
-		room:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
@@ -149,20 +147,13 @@ func (b *batcher) add(ctx context.Context, rec *logv1.Record) *ProduceFuture {
 	} else if b.c.cfg.callTimeout > 0 {
 		f.deadline = time.Now().Add(b.c.cfg.callTimeout)
 	}
-	b.mu.Lock()
-	for !b.closed && len(b.queue) > 0 && b.queued+size > b.c.cfg.maxQueuedBytes {
-		// Full: wait for the sender to take records, as a bound on memory.
-		b.mu.Unlock()
-		select {
-		case <-b.room:
-		case <-b.stop:
-		case <-ctx.Done():
-			return failedFuture(ctx.Err())
-		}
-		b.mu.Lock()
+	if err := b.c.queued.acquire(ctx, b.stop, size); err != nil {
+		return failedFuture(err)
 	}
+	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		b.c.queued.release(size)
 		return failedFuture(ErrClosed)
 	}
 	b.queue = append(b.queue, f)
@@ -316,7 +307,7 @@ func (b *batcher) waitLinger() bool {
 func (b *batcher) take() []*ProduceFuture {
 	b.mu.Lock()
 	var batch, dropped []*ProduceFuture
-	bytes, i := 0, 0
+	bytes, i, left := 0, 0, b.queued
 	for ; i < len(b.queue) && len(batch) < b.maxRecords; i++ {
 		f := b.queue[i]
 		if f.ctx.Err() != nil {
@@ -339,16 +330,14 @@ func (b *batcher) take() []*ProduceFuture {
 	if len(batch) > 0 {
 		b.inflight[batch[0]] = batch
 	}
+	left -= b.queued
 	b.mu.Unlock()
+	b.c.queued.release(left)
 	if len(batch) > 0 {
 		b.c.batchSent(b.key)
 	}
 	for _, f := range dropped {
 		f.complete(0, f.ctx.Err())
-	}
-	select {
-	case b.room <- struct{}{}:
-	default:
 	}
 	return batch
 }
@@ -411,9 +400,10 @@ func (b *batcher) batchContext(batch []*ProduceFuture) (context.Context, context
 
 func (b *batcher) failQueued() {
 	b.mu.Lock()
-	q := b.queue
+	q, bytes := b.queue, b.queued
 	b.queue, b.queued = nil, 0
 	b.mu.Unlock()
+	b.c.queued.release(bytes)
 	for _, f := range q {
 		f.complete(0, ErrClosed)
 	}
@@ -443,6 +433,55 @@ func (b *batcher) close() {
 	}
 }
 
+// queueBound bounds the bytes of the records queued in all of a client's
+// batchers (WithMaxQueuedBytes).
+type queueBound struct {
+	max int
+
+	mu    sync.Mutex
+	bytes int
+	room  chan struct{} // closed (and replaced) when bytes are released
+}
+
+func newQueueBound(max int) *queueBound {
+	return &queueBound{max: max, room: make(chan struct{})}
+}
+
+// acquire waits until size bytes fit under the bound (or nothing is
+// queued: a record larger than the bound goes alone), then counts them.
+// It fails with ctx's error, or ErrClosed once stop is closed.
+func (q *queueBound) acquire(ctx context.Context, stop <-chan struct{}, size int) error {
+	for {
+		q.mu.Lock()
+		if q.bytes == 0 || q.bytes+size <= q.max {
+			q.bytes += size
+			q.mu.Unlock()
+			return nil
+		}
+		room := q.room
+		q.mu.Unlock()
+		select {
+		case <-room:
+		case <-stop:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// release uncounts n bytes that left a queue.
+func (q *queueBound) release(n int) {
+	if n == 0 {
+		return
+	}
+	q.mu.Lock()
+	q.bytes -= n
+	close(q.room)
+	q.room = make(chan struct{})
+	q.mu.Unlock()
+}
+
 // newTooLargeError reports a record (index, -1 for a single one) or a whole
 // request (request) of size bytes over limit, found by the client before
 // sending.
@@ -457,8 +496,8 @@ func newTooLargeError(size, limit, index int, request bool) *RecordTooLargeError
 
 // ProduceAsync queues rec for producing to partition 0 of DefaultTopic
 // and returns; the future gives its offset or error. It returns at once
-// unless WithMaxQueuedBytes of records are already queued for the
-// partition: then it waits for room (or for ctx to end, returning a
+// unless WithMaxQueuedBytes of records are already queued (for any
+// partition): then it waits for room (or for ctx to end, returning a
 // future failed with ctx's error). Records queued while a batch is in
 // flight are sent together in the next ProduceBatch (see
 // WithMaxBatchRecords, WithMaxBatchBytes, WithLinger), one batch at a

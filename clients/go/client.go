@@ -41,6 +41,8 @@ type Client struct {
 	batchers  map[partKey]*batcher
 	producers map[partKey]*producers
 	sticky    map[string]uint32
+	// queued bounds the bytes queued in all the batchers.
+	queued *queueBound
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -115,6 +117,7 @@ func New(ctx context.Context, target string, opts ...Option) (*Client, error) {
 		batchers:  map[partKey]*batcher{},
 		producers: map[partKey]*producers{},
 		sticky:    map[string]uint32{},
+		queued:    newQueueBound(cfg.maxQueuedBytes),
 	}
 	c.meta = &metadataCache{c: c, topics: map[string]*topicEntry{}}
 	c.def = c.Topic(DefaultTopic).Partition(0)

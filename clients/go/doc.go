@@ -73,9 +73,9 @@
 // cuts both waits short and waits for every record queued before it. With one request in flight, the
 // ProduceAsync records of one goroutine are written in call order.
 // WithBatching(false) sends each Produce as its own request, concurrently.
-// The records waiting to be sent to one partition are bounded by
-// WithMaxQueuedBytes (default 32 MiB): beyond it ProduceAsync and Produce
-// wait for room. Flush waits for the records of every partition.
+// The records waiting to be sent, to all partitions together, are bounded
+// by WithMaxQueuedBytes (default 32 MiB): beyond it ProduceAsync and
+// Produce wait for room. Flush waits for the records of every partition.
 //
 // Each record gets its own offset or error. A request that fails fails
 // every record in it with the same error (retried first as described

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -348,5 +349,54 @@ func TestTopicAdmin(t *testing.T) {
 	}
 	if err := cl.DeleteTopic(ctx, "orders"); !errors.Is(err, client.ErrUnknownTopic) {
 		t.Errorf("DeleteTopic of a deleted topic: %v", err)
+	}
+}
+
+// WithMaxQueuedBytes bounds the records queued for all partitions
+// together, not each partition's.
+func TestQueueBoundSpansPartitions(t *testing.T) {
+	tc, cl := topicCluster(t, 1, client.WithMaxQueuedBytes(250), client.WithLinger(time.Hour))
+	tc.CreateTopic("orders", 2, 1)
+	ctx := ctxT(t)
+	orders := cl.Topic("orders")
+	// Held by the linger: about 104 bytes each, two fit.
+	fs := []*client.ProduceFuture{
+		orders.Partition(0).ProduceAsync(ctx, &client.Record{Value: make([]byte, 100)}),
+		orders.Partition(0).ProduceAsync(ctx, &client.Record{Value: make([]byte, 100)}),
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	wctx := &watchedCtx{Context: cctx, waiting: make(chan struct{})}
+	returned := make(chan *client.ProduceFuture, 1)
+	go func() { returned <- orders.Partition(1).ProduceAsync(wctx, &client.Record{Value: make([]byte, 100)}) }()
+	var f *client.ProduceFuture
+	select {
+	case <-wctx.waiting: // waits for room: cancel it
+		cancel()
+		f = <-returned
+	case f = <-returned:
+		cancel()
+	}
+	select {
+	case <-f.Done(): // refused for want of room, not queued
+	default:
+		t.Fatal("a record for partition 1 was queued while partition 0's records hold the bound")
+	}
+	if _, err := f.Result(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a record for partition 1 while partition 0 holds the bound: %v, want it to wait for room", err)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fs = append(fs, orders.Partition(1).ProduceAsync(ctx, &client.Record{Value: make([]byte, 100)}))
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fs {
+		if _, err := f.Result(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(tc.Records("orders", 1)); got != 1 {
+		t.Errorf("partition 1 holds %d records, want 1", got)
 	}
 }
