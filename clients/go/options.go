@@ -433,10 +433,10 @@ func WithMaxInFlight(n int) Option {
 	return positive("WithMaxInFlight", n, func(c *config) *int { return &c.maxInFlight })
 }
 
-// WithMaxQueuedBytes bounds the encoded bytes of the records queued (for
-// all partitions together) and
-// not yet sent (default 32 MiB): ProduceAsync and Produce wait for room
-// beyond it. A record larger than the bound is still queued alone.
+// WithMaxQueuedBytes bounds the encoded bytes of the records queued and
+// not yet sent, for all partitions together (default 32 MiB): ProduceAsync
+// and Produce wait for room beyond it. A record larger than the bound is
+// still queued alone.
 func WithMaxQueuedBytes(n int) Option {
 	return positive("WithMaxQueuedBytes", n, func(c *config) *int { return &c.maxQueuedBytes })
 }
