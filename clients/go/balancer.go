@@ -39,6 +39,9 @@ const (
 // have been written.
 type callInfo struct {
 	route route
+	// part, when set, is the partition's own route (its leader and
+	// replicas), taken before route when the picker knows its servers.
+	part *partRoute
 
 	mu     sync.Mutex
 	picked bool
@@ -221,10 +224,17 @@ func (b *leaderBalancer) updatePicker() {
 }
 
 func (b *leaderBalancer) newPicker() *picker {
-	p := &picker{resolveNow: func() { b.cc.ResolveNow(resolver.ResolveNowOptions{}) }}
+	p := &picker{
+		resolveNow: func() { b.cc.ResolveNow(resolver.ResolveNowOptions{}) },
+		connecting: map[string]bool{},
+		ready:      map[string]*target{},
+	}
 	addrs := make([]string, 0, len(b.subConns))
 	for addr := range b.subConns {
 		addrs = append(addrs, addr)
+		if st := b.subConns[addr].state; st == connectivity.Idle || st == connectivity.Connecting {
+			p.connecting[addr] = true
+		}
 	}
 	slices.Sort(addrs) // a stable round-robin order
 	for _, addr := range addrs {
@@ -236,6 +246,7 @@ func (b *leaderBalancer) newPicker() *picker {
 			continue
 		}
 		t := &target{sc: e.sc, addr: e.addr, role: e.info.role}
+		p.ready[addr] = t
 		p.all = append(p.all, t)
 		switch e.info.role {
 		case roleLeader:
@@ -266,8 +277,13 @@ type target struct {
 // followers (the leader when there are none), and anything else
 // round-robin over every ready server. Without a known leader (an election,
 // or discovery refused) appends go round-robin over the servers of unknown
-// role, or wait for discovery to find a leader.
+// role, or wait for discovery to find a leader. A call for a partition
+// (callInfo.part) goes by the partition's route instead (see pickPartition),
+// as long as discovery knows its servers.
 type picker struct {
+	connecting  map[string]bool    // the servers (re)connecting, by address
+	ready       map[string]*target // the ready ones
+	rrPart      atomic.Uint32
 	leader      *target
 	leaderKnown bool // a leader exists, ready or not
 	followers   []*target
@@ -293,8 +309,15 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		rt = ci.route
 	}
 	var t *target
-	switch rt {
-	case routeLeader:
+	if ci != nil && ci.part != nil {
+		var wait bool
+		if t, wait = p.pickPartition(ci.part, rt); wait {
+			return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
+		}
+	}
+	switch {
+	case t != nil:
+	case rt == routeLeader:
 		switch {
 		case p.leader != nil:
 			t = p.leader
@@ -306,7 +329,7 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 			p.resolveNow()
 			return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
 		}
-	case routeFollower:
+	case rt == routeFollower:
 		switch {
 		case len(p.followers) > 0:
 			t = roundRobin(p.followers, &p.rrFollower)
@@ -315,14 +338,56 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		case p.leader != nil:
 			t = p.leader
 		}
-	default:
-		if len(p.all) > 0 {
-			t = roundRobin(p.all, &p.rrAll)
-		}
+	case len(p.all) > 0:
+		t = roundRobin(p.all, &p.rrAll)
 	}
 	if t == nil {
 		return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
 	}
+	return p.picked(ci, t), nil
+}
+
+// pickPartition picks by a partition's route: rt routeFollower takes its
+// ready replicas other than the leader round-robin, then the leader; any
+// other route the leader, or with no leader known any ready replica
+// (which answers NOT_LEADER naming the leader). wait is true when the
+// server wanted is known but not ready yet (connecting): the pick waits
+// for the next picker. It returns nil, false when discovery knows none of
+// the partition's servers, so the call goes by rt's role instead.
+func (p *picker) pickPartition(pr *partRoute, rt route) (t *target, wait bool) {
+	if rt == routeFollower {
+		var fs []*target
+		for _, a := range pr.replicas {
+			if t := p.ready[a]; t != nil && a != pr.leader {
+				fs = append(fs, t)
+			}
+		}
+		if len(fs) > 0 {
+			return roundRobin(fs, &p.rrPart), false
+		}
+	}
+	if pr.leader != "" {
+		if t := p.ready[pr.leader]; t != nil {
+			return t, false
+		}
+		if p.connecting[pr.leader] {
+			return nil, true
+		}
+	}
+	var rs []*target
+	for _, a := range pr.replicas {
+		if t := p.ready[a]; t != nil {
+			rs = append(rs, t)
+		}
+	}
+	if len(rs) > 0 {
+		return roundRobin(rs, &p.rrPart), false
+	}
+	return nil, false
+}
+
+// picked returns the result of picking t, recording it in ci.
+func (p *picker) picked(ci *callInfo, t *target) balancer.PickResult {
 	res := balancer.PickResult{SubConn: t.sc}
 	if ci != nil {
 		ci.mu.Lock()
@@ -334,5 +399,5 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 			ci.mu.Unlock()
 		}
 	}
-	return res, nil
+	return res
 }

@@ -302,3 +302,45 @@ func TestPickerRecordsWhatWasSent(t *testing.T) {
 		t.Fatal("BytesSent not recorded")
 	}
 }
+
+// pickPart picks for a call of partition route pr with route rt.
+func (bt *balancerTest) pickPart(rt route, pr *partRoute) (string, error) {
+	ctx := withCallInfo(context.Background(), &callInfo{route: rt, part: pr})
+	res, err := bt.cc.state.Picker.Pick(balancer.PickInfo{FullMethodName: "/log.v1.Log/Produce", Ctx: ctx})
+	if err != nil {
+		return "", err
+	}
+	return res.SubConn.(*fakeSubConn).addr, nil
+}
+
+// A partition's calls go by its route, not by discovery's roles: appends
+// to its leader (waiting while it connects, to its replicas while it is
+// down), reads round-robin to its other replicas; a route naming no
+// server discovery knows goes by the roles.
+func TestPickerRoutesByPartition(t *testing.T) {
+	bt := newBalancerTest(t, map[string]role{"a:1": roleLeader, "b:1": roleFollower, "c:1": roleFollower})
+	bt.ready("a:1", "b:1", "c:1")
+	pr := &partRoute{leader: "b:1", replicas: []string{"b:1", "c:1"}}
+	for range 3 {
+		if addr, err := bt.pickPart(routeLeader, pr); err != nil || addr != "b:1" {
+			t.Fatalf("append: %s, %v; want the partition leader b:1", addr, err)
+		}
+		if addr, err := bt.pickPart(routeFollower, pr); err != nil || addr != "c:1" {
+			t.Fatalf("read: %s, %v; want the partition follower c:1", addr, err)
+		}
+	}
+	if addr, err := bt.pickPart(routeLeader, &partRoute{leader: "z:9"}); err != nil || addr != "a:1" {
+		t.Errorf("unknown leader: %s, %v; want discovery's leader a:1", addr, err)
+	}
+	bt.setState("b:1", connectivity.Connecting)
+	if _, err := bt.pickPart(routeLeader, pr); !errors.Is(err, balancer.ErrNoSubConnAvailable) {
+		t.Errorf("leader connecting: %v; want a wait for the next picker", err)
+	}
+	bt.setState("b:1", connectivity.TransientFailure)
+	if addr, err := bt.pickPart(routeLeader, pr); err != nil || addr != "c:1" {
+		t.Errorf("leader down: %s, %v; want its other replica c:1 (which names the new leader)", addr, err)
+	}
+	if addr, err := bt.pickPart(routeFollower, pr); err != nil || addr != "c:1" {
+		t.Errorf("read with the leader down: %s, %v", addr, err)
+	}
+}

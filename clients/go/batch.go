@@ -3,7 +3,7 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -19,15 +19,19 @@ import (
 // ProduceFuture is the outcome of one ProduceAsync: the record's offset or
 // the error that failed it.
 type ProduceFuture struct {
-	rec      *logv1.Record
-	size     int // encoded size inside a ProduceBatchRequest
-	ctx      context.Context
-	deadline time.Time // zero: none
-	queuedAt time.Time
-	done     chan struct{}
-	off      uint64
-	err      error
+	partition uint32
+	rec       *logv1.Record
+	size      int // encoded size inside a ProduceBatchRequest
+	ctx       context.Context
+	deadline  time.Time // zero: none
+	queuedAt  time.Time
+	done      chan struct{}
+	off       uint64
+	err       error
 }
+
+// Partition returns the partition the record was queued for.
+func (f *ProduceFuture) Partition() uint32 { return f.partition }
 
 // Done is closed once the outcome is known.
 func (f *ProduceFuture) Done() <-chan struct{} { return f.done }
@@ -71,6 +75,7 @@ func failedFuture(err error) *ProduceFuture {
 // taking turns in two.
 type batcher struct {
 	c           *Client
+	key         partKey // the partition the batches go to
 	maxRecords  int
 	maxBytes    int
 	maxInFlight int
@@ -79,7 +84,6 @@ type batcher struct {
 
 	wake  chan struct{}  // a record was queued (capacity 1)
 	flush chan struct{}  // Flush cuts the rejoin wait and the linger short (capacity 1)
-	room  chan struct{}  // records left the queue (capacity 1)
 	stop  chan struct{}  // closed by Close
 	done  chan struct{}  // closed when the loop and the senders end
 	slots chan struct{}  // one value per batch in flight
@@ -99,9 +103,10 @@ type batcher struct {
 	rejoinWant int
 }
 
-func newBatcher(c *Client) *batcher {
+func newBatcher(c *Client, key partKey) *batcher {
 	b := &batcher{
 		c:           c,
+		key:         key,
 		maxRecords:  c.cfg.maxBatchRecords,
 		maxBytes:    c.cfg.maxBatchBytes,
 		maxInFlight: c.cfg.maxInFlight,
@@ -110,7 +115,6 @@ func newBatcher(c *Client) *batcher {
 		inflight:    map[*ProduceFuture][]*ProduceFuture{},
 		wake:        make(chan struct{}, 1),
 		flush:       make(chan struct{}, 1),
-		room:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
@@ -137,26 +141,19 @@ func (b *batcher) add(ctx context.Context, rec *logv1.Record) *ProduceFuture {
 	if size+b.c.producerBytes() > b.c.cfg.maxMessageBytes {
 		return failedFuture(newTooLargeError(size+b.c.producerBytes(), b.c.cfg.maxMessageBytes, -1, false))
 	}
-	f := &ProduceFuture{rec: rec, size: size, ctx: ctx, done: make(chan struct{}), queuedAt: time.Now()}
+	f := &ProduceFuture{partition: b.key.partition, rec: rec, size: size, ctx: ctx, done: make(chan struct{}), queuedAt: time.Now()}
 	if d, ok := ctx.Deadline(); ok {
 		f.deadline = d
 	} else if b.c.cfg.callTimeout > 0 {
 		f.deadline = time.Now().Add(b.c.cfg.callTimeout)
 	}
-	b.mu.Lock()
-	for !b.closed && len(b.queue) > 0 && b.queued+size > b.c.cfg.maxQueuedBytes {
-		// Full: wait for the sender to take records, as a bound on memory.
-		b.mu.Unlock()
-		select {
-		case <-b.room:
-		case <-b.stop:
-		case <-ctx.Done():
-			return failedFuture(ctx.Err())
-		}
-		b.mu.Lock()
+	if err := b.c.queued.acquire(ctx, b.stop, size); err != nil {
+		return failedFuture(err)
 	}
+	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		b.c.queued.release(size)
 		return failedFuture(ErrClosed)
 	}
 	b.queue = append(b.queue, f)
@@ -310,7 +307,7 @@ func (b *batcher) waitLinger() bool {
 func (b *batcher) take() []*ProduceFuture {
 	b.mu.Lock()
 	var batch, dropped []*ProduceFuture
-	bytes, i := 0, 0
+	bytes, i, left := 0, 0, b.queued
 	for ; i < len(b.queue) && len(batch) < b.maxRecords; i++ {
 		f := b.queue[i]
 		if f.ctx.Err() != nil {
@@ -333,13 +330,14 @@ func (b *batcher) take() []*ProduceFuture {
 	if len(batch) > 0 {
 		b.inflight[batch[0]] = batch
 	}
+	left -= b.queued
 	b.mu.Unlock()
+	b.c.queued.release(left)
+	if len(batch) > 0 {
+		b.c.batchSent(b.key)
+	}
 	for _, f := range dropped {
 		f.complete(0, f.ctx.Err())
-	}
-	select {
-	case b.room <- struct{}{}:
-	default:
 	}
 	return batch
 }
@@ -356,11 +354,11 @@ func (b *batcher) send(batch []*ProduceFuture) {
 	ctx, cancel := b.batchContext(batch)
 	defer cancel()
 	for len(batch) > 0 {
-		req := &logv1.ProduceBatchRequest{Records: make([]*logv1.Record, len(batch))}
+		req := &logv1.ProduceBatchRequest{Records: make([]*logv1.Record, len(batch)), Topic: b.key.topic, Partition: b.key.partition}
 		for i, f := range batch {
 			req.Records[i] = f.rec
 		}
-		first, err := b.c.produceBatch(ctx, req)
+		first, err := b.c.produceBatch(ctx, b.key, req)
 		var tl *RecordTooLargeError
 		if err != nil && errors.As(err, &tl) && tl.Index >= 0 && tl.Index < len(batch) {
 			batch[tl.Index].complete(0, &RecordTooLargeError{Size: tl.Size, Limit: tl.Limit, Index: -1, st: tl.st})
@@ -402,9 +400,10 @@ func (b *batcher) batchContext(batch []*ProduceFuture) (context.Context, context
 
 func (b *batcher) failQueued() {
 	b.mu.Lock()
-	q := b.queue
+	q, bytes := b.queue, b.queued
 	b.queue, b.queued = nil, 0
 	b.mu.Unlock()
+	b.c.queued.release(bytes)
 	for _, f := range q {
 		f.complete(0, ErrClosed)
 	}
@@ -434,6 +433,55 @@ func (b *batcher) close() {
 	}
 }
 
+// queueBound bounds the bytes of the records queued in all of a client's
+// batchers (WithMaxQueuedBytes).
+type queueBound struct {
+	max int
+
+	mu    sync.Mutex
+	bytes int
+	room  chan struct{} // closed (and replaced) when bytes are released
+}
+
+func newQueueBound(max int) *queueBound {
+	return &queueBound{max: max, room: make(chan struct{})}
+}
+
+// acquire waits until size bytes fit under the bound (or nothing is
+// queued: a record larger than the bound goes alone), then counts them.
+// It fails with ctx's error, or ErrClosed once stop is closed.
+func (q *queueBound) acquire(ctx context.Context, stop <-chan struct{}, size int) error {
+	for {
+		q.mu.Lock()
+		if q.bytes == 0 || q.bytes+size <= q.max {
+			q.bytes += size
+			q.mu.Unlock()
+			return nil
+		}
+		room := q.room
+		q.mu.Unlock()
+		select {
+		case <-room:
+		case <-stop:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// release uncounts n bytes that left a queue.
+func (q *queueBound) release(n int) {
+	if n == 0 {
+		return
+	}
+	q.mu.Lock()
+	q.bytes -= n
+	close(q.room)
+	q.room = make(chan struct{})
+	q.mu.Unlock()
+}
+
 // newTooLargeError reports a record (index, -1 for a single one) or a whole
 // request (request) of size bytes over limit, found by the client before
 // sending.
@@ -446,36 +494,40 @@ func newTooLargeError(size, limit, index int, request bool) *RecordTooLargeError
 	return &RecordTooLargeError{Size: size, Limit: limit, Index: index, Request: request, st: st}
 }
 
-// ProduceAsync queues rec for producing and returns; the future gives its
-// offset or error. It returns at once unless WithMaxQueuedBytes of records
-// are already queued: then it waits for room (or for ctx to end, returning
-// a future failed with ctx's error). Records queued while a batch is in flight are
-// sent together in the next ProduceBatch (see WithMaxBatchRecords,
-// WithMaxBatchBytes, WithLinger), one batch at a time, so the records of
-// one goroutine's ProduceAsync calls get increasing offsets in call order.
-// ctx bounds the record: if it ends before the record is sent, the record
-// is not sent and the future fails with ctx's error; its deadline (or
-// WithCallTimeout) bounds the batch's retries. A record over the message
-// limit (WithMaxMessageBytes) fails at once with a *RecordTooLargeError.
+// ProduceAsync queues rec for producing to partition 0 of DefaultTopic
+// and returns; the future gives its offset or error. It returns at once
+// unless WithMaxQueuedBytes of records are already queued (for any
+// partition): then it waits for room (or for ctx to end, returning a
+// future failed with ctx's error). Records queued while a batch is in
+// flight are sent together in the next ProduceBatch (see
+// WithMaxBatchRecords, WithMaxBatchBytes, WithLinger), one batch at a
+// time, so the records of one goroutine's ProduceAsync calls get
+// increasing offsets in call order. ctx bounds the record: if it ends
+// before the record is sent, the record is not sent and the future fails
+// with ctx's error; its deadline (or WithCallTimeout) bounds the batch's
+// retries. A record over the message limit (WithMaxMessageBytes) fails at
+// once with a *RecordTooLargeError.
 func (c *Client) ProduceAsync(ctx context.Context, rec *Record) *ProduceFuture {
-	if rec == nil {
-		return failedFuture(fmt.Errorf("%w: ProduceAsync of a nil record", ErrInvalidArgument))
-	}
-	if c.closed.Load() {
-		return failedFuture(ErrClosed)
-	}
-	return c.batcher.add(ctx, rec.toProto())
+	return c.def.ProduceAsync(ctx, rec)
 }
 
-// Flush waits until every record queued by ProduceAsync or Produce before
-// the call has its outcome, or until ctx ends (returning its error). It
-// cuts a linger short. The records' errors are in their futures.
+// Flush waits until every record queued by ProduceAsync or Produce (of
+// any topic and partition) before the call has its outcome, or until ctx
+// ends (returning its error). It cuts a linger short. The records' errors
+// are in their futures.
 func (c *Client) Flush(ctx context.Context) error {
-	select {
-	case c.batcher.flush <- struct{}{}:
-	default:
+	c.mu.Lock()
+	bs := slices.Collect(maps.Values(c.batchers))
+	c.mu.Unlock()
+	var pending []*ProduceFuture
+	for _, b := range bs {
+		select {
+		case b.flush <- struct{}{}:
+		default:
+		}
+		pending = append(pending, b.pending()...)
 	}
-	for _, f := range c.batcher.pending() {
+	for _, f := range pending {
 		select {
 		case <-f.done:
 		case <-ctx.Done():

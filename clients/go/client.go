@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -16,7 +17,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -24,14 +24,25 @@ import (
 // Client is a connection to a proglog cluster. It is safe for concurrent
 // use; create one per cluster and share it.
 type Client struct {
-	cfg     config
-	target  string
-	conn    *grpc.ClientConn
-	log     logv1.LogClient
-	rb      *resolverBuilder
-	batcher *batcher
-	// producers are the idle idempotent producers (idempotence.go).
-	producers producers
+	cfg    config
+	target string
+	conn   *grpc.ClientConn
+	log    logv1.LogClient
+	rb     *resolverBuilder
+	meta   *metadataCache
+	// def is partition 0 of DefaultTopic, where the Client's own produce
+	// and read methods go.
+	def *Partition
+
+	// mu guards the per-partition state, created on first use: the
+	// batchers, the pools of idle idempotent producers (idempotence.go),
+	// and each topic's sticky partition for keyless records (topic.go).
+	mu        sync.Mutex
+	batchers  map[partKey]*batcher
+	producers map[partKey]*producers
+	sticky    map[string]uint32
+	// queued bounds the bytes queued in all the batchers.
+	queued *queueBound
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -101,8 +112,15 @@ func New(ctx context.Context, target string, opts ...Option) (*Client, error) {
 		conn.Close()
 		return nil, fmt.Errorf("%w: no server of %s answered: %w", ErrUnavailable, target, err)
 	}
-	c := &Client{cfg: cfg, target: target, conn: conn, log: logv1.NewLogClient(conn), rb: rb}
-	c.batcher = newBatcher(c)
+	c := &Client{
+		cfg: cfg, target: target, conn: conn, log: logv1.NewLogClient(conn), rb: rb,
+		batchers:  map[partKey]*batcher{},
+		producers: map[partKey]*producers{},
+		sticky:    map[string]uint32{},
+		queued:    newQueueBound(cfg.maxQueuedBytes),
+	}
+	c.meta = &metadataCache{c: c, topics: map[string]*topicEntry{}}
+	c.def = c.Topic(DefaultTopic).Partition(0)
 	return c, nil
 }
 
@@ -113,100 +131,57 @@ func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		c.closeErr = c.conn.Close()
-		c.batcher.close()
+		c.mu.Lock()
+		bs := slices.Collect(maps.Values(c.batchers))
+		c.mu.Unlock()
+		for _, b := range bs {
+			b.close()
+		}
 	})
 	return c.closeErr
 }
 
-// Produce appends rec to the log and returns its offset. It is sent to the
-// leader and retried until its context or WithCallTimeout ends; the retries
-// write the record at most once (see WithIdempotence). With batching on
-// (the default), concurrent Produce calls are sent together in one
-// ProduceBatch request while another is in flight (see ProduceAsync): a
-// failure of the request fails every record of it, except a record the
-// server refuses as too large, which fails alone while the others are
-// sent again.
+// Produce appends rec to partition 0 of DefaultTopic (the log of
+// clusters before topics) and returns its offset, whatever its key. It is
+// sent to the partition's leader and retried until its context or
+// WithCallTimeout ends; the retries write the record at most once (see
+// WithIdempotence). With batching on (the default), concurrent Produce
+// calls are sent together in one ProduceBatch request while another is in
+// flight (see ProduceAsync): a failure of the request fails every record
+// of it, except a record the server refuses as too large, which fails
+// alone while the others are sent again. Topic(name).Produce places
+// records by key instead.
 func (c *Client) Produce(ctx context.Context, rec *Record) (uint64, error) {
-	if rec == nil {
-		return 0, fmt.Errorf("%w: Produce of a nil record", ErrInvalidArgument)
-	}
-	if c.cfg.batching {
-		return c.ProduceAsync(ctx, rec).Wait(ctx)
-	}
-	req := &logv1.ProduceRequest{Record: rec.toProto()}
-	if size := proto.Size(req) + c.producerBytes(); size > c.cfg.maxMessageBytes {
-		return 0, newTooLargeError(size, c.cfg.maxMessageBytes, -1, false)
-	}
-	var off uint64
-	err := c.produce(ctx, 1, func(ctx context.Context, p *logv1.Producer) error {
-		req.Producer = p
-		resp, err := c.log.Produce(ctx, req)
-		if err == nil {
-			off = resp.GetOffset()
-		}
-		return err
-	})
-	return off, err
+	return c.def.Produce(ctx, rec)
 }
 
-// ProduceValue appends a record holding value and returns its offset.
+// ProduceValue appends a record holding value to partition 0 of
+// DefaultTopic and returns its offset.
 func (c *Client) ProduceValue(ctx context.Context, value []byte) (uint64, error) {
-	return c.Produce(ctx, &Record{Value: value})
+	return c.def.Produce(ctx, &Record{Value: value})
 }
 
-// ProduceBatch appends recs atomically, at consecutive offsets, and returns
-// the first one: recs[i] gets first+i. Either all are written or none,
-// once (see WithIdempotence). It is sent as one request, not split: a
-// request over the message limit (WithMaxMessageBytes) fails before
-// sending with a *RecordTooLargeError (Request true) giving its size.
+// ProduceBatch appends recs atomically to partition 0 of DefaultTopic, at
+// consecutive offsets, and returns the first one: recs[i] gets first+i.
+// Either all are written or none, once (see WithIdempotence). It is sent
+// as one request, not split: a request over the message limit
+// (WithMaxMessageBytes) fails before sending with a *RecordTooLargeError
+// (Request true) giving its size.
 func (c *Client) ProduceBatch(ctx context.Context, recs []*Record) (first uint64, err error) {
-	if len(recs) == 0 {
-		return 0, fmt.Errorf("%w: ProduceBatch of no records", ErrInvalidArgument)
-	}
-	req := &logv1.ProduceBatchRequest{Records: make([]*logv1.Record, len(recs))}
-	for i, r := range recs {
-		if r == nil {
-			return 0, fmt.Errorf("%w: ProduceBatch: records[%d] is nil", ErrInvalidArgument, i)
-		}
-		req.Records[i] = r.toProto()
-	}
-	if size := proto.Size(req) + c.producerBytes(); size > c.cfg.maxMessageBytes {
-		return 0, newTooLargeError(size, c.cfg.maxMessageBytes, -1, true)
-	}
-	return c.produceBatch(ctx, req)
+	return c.def.ProduceBatch(ctx, recs)
 }
 
-func (c *Client) produceBatch(ctx context.Context, req *logv1.ProduceBatchRequest) (first uint64, err error) {
-	err = c.produce(ctx, len(req.Records), func(ctx context.Context, p *logv1.Producer) error {
-		req.Producer = p
-		resp, err := c.log.ProduceBatch(ctx, req)
-		if err == nil {
-			first = resp.GetFirstOffset()
-		}
-		return err
-	})
-	return first, err
-}
-
-// Consume reads the record at offset. An offset outside the log fails with
-// an *OffsetOutOfRangeError telling the log's bounds.
+// Consume reads the record at offset of partition 0 of DefaultTopic. An
+// offset outside the log fails with an *OffsetOutOfRangeError telling the
+// log's bounds.
 func (c *Client) Consume(ctx context.Context, offset uint64) (*Record, error) {
-	req := &logv1.ConsumeRequest{Offset: offset, Consistency: c.cfg.consistency.proto()}
-	var rec *Record
-	err := c.do(ctx, opRead, func(ctx context.Context) error {
-		resp, err := c.log.Consume(ctx, req)
-		if err == nil {
-			rec = recordFromProto(resp.GetRecord())
-		}
-		return err
-	})
-	return rec, err
+	return c.def.Consume(ctx, offset)
 }
 
 // Servers asks the cluster for its servers, the leader marked.
 func (c *Client) Servers(ctx context.Context) ([]Server, error) {
 	var servers []Server
-	err := c.do(ctx, opServers, func(ctx context.Context) error {
+	err := c.do(ctx, opServers, nil, func(ctx context.Context) error {
 		resp, err := c.log.GetServers(ctx, &logv1.GetServersRequest{})
 		if err == nil {
 			servers = serversFromProto(resp.GetServers())
@@ -224,6 +199,7 @@ const (
 	opStream     // Records
 	opServers
 	opBounds // Bounds (and Records' StopAtEnd)
+	opAdmin  // CreateTopic, DeleteTopic: the metadata leader
 )
 
 func (c *Client) routeFor(o op) route {
@@ -242,8 +218,9 @@ func (c *Client) routeFor(o op) route {
 	}
 }
 
-// do runs one call with the client's routing and retries.
-func (c *Client) do(ctx context.Context, o op, attempt func(context.Context) error) error {
+// do runs one call with the client's routing and retries; key names the
+// partition the call is for (nil: none), routed by its metadata.
+func (c *Client) do(ctx context.Context, o op, key *partKey, attempt func(context.Context) error) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
@@ -254,9 +231,9 @@ func (c *Client) do(ctx context.Context, o op, attempt func(context.Context) err
 			defer cancel()
 		}
 	}
-	r := retrier{c: c, op: o, route: c.routeFor(o)}
+	r := retrier{c: c, op: o, key: key, route: c.routeFor(o)}
 	for {
-		ci := &callInfo{route: r.route}
+		ci := &callInfo{route: r.route, part: r.partRoute(ctx)}
 		err := attempt(withCallInfo(ctx, ci))
 		if err == nil {
 			return nil
@@ -272,10 +249,13 @@ func (c *Client) do(ctx context.Context, o op, attempt func(context.Context) err
 type retrier struct {
 	c         *Client
 	op        op
+	key       *partKey // the partition of the call, nil for none
 	route     route
-	retries   int  // retries made
-	ambiguous int  // produce retries that may duplicate
-	toLeader  bool // a lagging follower's OUT_OF_RANGE sent the read to the leader
+	admin     string // opAdmin: the metadata leader a NOT_LEADER named
+	notFound  bool   // an unknown topic or partition was retried once
+	retries   int    // retries made
+	ambiguous int    // produce retries that may duplicate
+	toLeader  bool   // a lagging follower's OUT_OF_RANGE sent the read to the leader
 }
 
 // next returns nil after waiting when the call should be retried, or the
@@ -297,12 +277,34 @@ func (r *retrier) next(ctx context.Context, err error, ci *callInfo) error {
 	switch nl, isNL := notLeader(st); {
 	case isNL:
 		// Refused before anything was written: always safe to retry.
-		hinted = c.rb.hint(nl.LeaderAddr)
+		switch {
+		case r.op == opAdmin:
+			r.admin = nl.LeaderAddr
+			hinted = closedChan
+		case r.key != nil && c.meta.routed(r.key.topic):
+			// The partition's leader, not the cluster's: only this
+			// partition's route changes; discovery learns a new server.
+			c.meta.hint(*r.key, nl.LeaderAddr)
+			c.rb.refresh()
+			if nl.LeaderAddr != "" {
+				hinted = closedChan
+			}
+		default:
+			hinted = c.rb.hint(nl.LeaderAddr)
+		}
 		if r.op == opRead || r.op == opStream {
 			r.route = routeLeader // this server serves reads from the leader only
 		}
+	case unknownTopic(st) && r.key != nil && !r.notFound:
+		// The metadata may lag a topic just created or changed: refresh
+		// it and try once more.
+		r.notFound = true
+		c.meta.invalidate(r.key.topic)
 	case st.Code() == codes.Unavailable:
 		c.rb.refresh()
+		if r.key != nil {
+			c.meta.invalidate(r.key.topic)
+		}
 		if r.op == opProduce && sent {
 			if max := c.produceRetries(); max >= 0 && r.ambiguous >= max {
 				return errFromStatus(ctx, err)
@@ -325,6 +327,33 @@ func (r *retrier) next(ctx context.Context, err error, ci *callInfo) error {
 	c.cfg.logger.Debug("proglog: retrying", "server", addr, "attempt", r.retries, "error", err)
 	if err := c.pause(ctx, r.retries, hinted); err != nil {
 		return errFromStatus(ctx, st.Err())
+	}
+	return nil
+}
+
+// closedChan is a hint already in effect: retry at once.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
+// partRoute returns where the next attempt goes: the partition's route
+// from the metadata (nil: by discovery's roles), or for opAdmin the
+// metadata leader.
+func (r *retrier) partRoute(ctx context.Context) *partRoute {
+	switch {
+	case r.op == opAdmin:
+		addr := r.admin
+		if addr == "" {
+			addr = r.c.meta.leader()
+		}
+		if addr == "" {
+			return nil
+		}
+		return &partRoute{leader: addr}
+	case r.key != nil:
+		return r.c.meta.route(ctx, *r.key)
 	}
 	return nil
 }

@@ -11,11 +11,53 @@
 //	f := c.ProduceAsync(ctx, rec); ...; c.Flush(ctx); off, err := f.Result()
 //	b, err := c.Bounds(ctx) // readable offsets [b.Lowest, b.Next), asked of the leader
 //
+//	orders := c.Topic("orders")
+//	pos, err := orders.Produce(ctx, &client.Record{Key: []byte("customer-42"), Value: v})
+//	rec, err := orders.Partition(pos.Partition).Consume(ctx, pos.Offset)
+//	for rec, err := range orders.Partition(3).Records(ctx, 0) { ... }
+//	info, err := c.CreateTopic(ctx, "orders", client.TopicConfig{Partitions: 12, ReplicationFactor: 3})
+//
+// # Topics and partitions
+//
+// A cluster serves topics, each a set of partitions; a partition is a log
+// of its own, replicated on its replication factor of servers and led by
+// one of them. The Client's own produce and read methods (Produce,
+// ProduceAsync, ProduceBatch, Consume, Records, Bounds) use partition 0 of
+// DefaultTopic ("log"), which every cluster has, so code written for the
+// single log of older clusters works unchanged. Topic(name) is a handle
+// on a topic: its Produce and ProduceAsync place a record by its key, and
+// Partition(p) is a handle on one partition with the Client's methods
+// (Produce, ProduceAsync, ProduceBatch, Consume, Records, Bounds).
+//
+// A record with a (non-empty) key goes to partition KeyPartition(key, P)
+// of the topic's P partitions: toPositive(murmur2(key)) mod P, Kafka's
+// default partitioner (Murmur2 gives the hash), so a key lands on the
+// partition a Kafka producer would choose, and the records of one key stay
+// in order. A record without a key goes to the topic's sticky partition,
+// chosen at random and changed each time a batch is sent to it (Kafka's
+// KIP-480): keyless records form large batches and still spread over the
+// partitions. Order is per partition only.
+//
+// CreateTopic, DeleteTopic, Topics and Describe manage and list topics
+// (CreateTopic and DeleteTopic go to the cluster's metadata leader,
+// following NOT_LEADER answers).
+//
+// The client learns where partitions are from the cluster's metadata
+// (GetMetadata: each partition's replicas and leader), asked of any server
+// for a topic on its first use and cached. A call that finds it stale —
+// NOT_LEADER (whose leader hint moves that partition's calls at once),
+// UNAVAILABLE, or an unknown topic or partition (NOT_FOUND, retried once)
+// — has it asked again, at most once per WithMetadataRefresh (default
+// 100ms) per topic. Servers that answer no metadata (older servers, or an
+// ACL without "describe") leave DefaultTopic routed by discovery's roles
+// as before topics, asked again every WithDiscoveryInterval.
+//
 // # Batching
 //
-// Produce and ProduceAsync records are coalesced: one goroutine per Client
-// (started by the first produce, ended by Close) sends them to the leader
-// in ProduceBatch requests, WithMaxInFlight of them at a time (default 1).
+// Produce and ProduceAsync records are coalesced, per partition: one
+// goroutine per partition produced to (started by its first produce,
+// ended by Close) sends them to the partition's leader in ProduceBatch
+// requests, WithMaxInFlight of them at a time (default 1).
 // Records queued while a request is in flight go out together in the
 // next, up to WithMaxBatchRecords records (default 1000, at most the
 // server's 10000) and WithMaxBatchBytes encoded bytes (default 1 MiB, at
@@ -31,8 +73,9 @@
 // cuts both waits short and waits for every record queued before it. With one request in flight, the
 // ProduceAsync records of one goroutine are written in call order.
 // WithBatching(false) sends each Produce as its own request, concurrently.
-// The records waiting to be sent are bounded by WithMaxQueuedBytes
-// (default 32 MiB): beyond it ProduceAsync and Produce wait for room.
+// The records waiting to be sent, to all partitions together, are bounded
+// by WithMaxQueuedBytes (default 32 MiB): beyond it ProduceAsync and
+// Produce wait for room. Flush waits for the records of every partition.
 //
 // Each record gets its own offset or error. A request that fails fails
 // every record in it with the same error (retried first as described
@@ -63,8 +106,12 @@
 //
 // # Routing
 //
-// Produce and ProduceBatch go to the leader. Consume and Records go
-// round-robin to the followers, or to the leader when there are none.
+// Produce and ProduceBatch go to the partition's leader. Consume and
+// Records go round-robin to the partition's followers, or to its leader
+// when there are none. (Without metadata, "the leader" and "the
+// followers" are discovery's roles: the leader GetServers marks.) A
+// partition whose servers discovery does not know yet is routed by those
+// roles until it does, and follows NOT_LEADER hints.
 // Consume asks for follower consistency (log.v1 CONSISTENCY_FOLLOWER): the
 // server answers from the records it has committed, which may lag behind
 // the leader, so a Consume that a follower answers with "offset past the
@@ -99,7 +146,8 @@
 // once, except as said for ErrMaybeWritten.
 //
 // A producer has one request in flight at a time: the client keeps a pool
-// of producers, and each request (a coalesced batch in one of the
+// of producers per partition (a producer's sequences are one partition's),
+// and each request (a coalesced batch in one of the
 // WithMaxInFlight slots, a ProduceBatch, an unbatched Produce) takes an
 // idle one for all of its attempts and gives it back once it succeeded, so
 // there are as many producers as requests were ever in flight at once. A
@@ -136,7 +184,9 @@
 // ErrRecordTooLarge, ErrLowDiskSpace, ErrPermissionDenied, ErrUnauthenticated, ErrNotLeader,
 // ErrUnavailable, ErrInvalidArgument, ErrDataLoss, ErrInternal, ErrTLS, ErrClosed,
 // ErrOutOfOrderSequence, ErrTooManyProducers, ErrMaybeWritten (wrapping
-// ErrUnknownProducer), or
+// ErrUnknownProducer), ErrUnknownTopic, ErrUnknownPartition,
+// ErrTopicExists, ErrInvalidTopic (also ErrInvalidArgument),
+// ErrNotEnoughNodes, or
 // context.Canceled / context.DeadlineExceeded; errors.As gives the details
 // of *OffsetOutOfRangeError (Offset, Lowest, Next), *RecordTooLargeError
 // (Size, Limit, Index, Request) and *NotLeaderError (LeaderID, LeaderAddr); and

@@ -78,20 +78,43 @@ var (
 	// safe. Not retried: the window (minutes) is longer than a call's
 	// deadline, so the caller decides when to try again.
 	ErrTooManyProducers = errors.New("proglog: the cluster keeps too many producers")
+	// ErrUnknownTopic: the topic does not exist (NOT_FOUND, reason
+	// UNKNOWN_TOPIC). The client refreshes its metadata and tries once
+	// more before returning it, so a topic created a moment ago is found.
+	ErrUnknownTopic = errors.New("proglog: unknown topic")
+	// ErrUnknownPartition: the topic has no such partition (NOT_FOUND,
+	// reason UNKNOWN_PARTITION); retried once like ErrUnknownTopic.
+	ErrUnknownPartition = errors.New("proglog: unknown partition")
+	// ErrTopicExists: CreateTopic of a topic that exists (ALREADY_EXISTS,
+	// reason TOPIC_EXISTS).
+	ErrTopicExists = errors.New("proglog: topic exists")
+	// ErrInvalidTopic: a topic name or setting the servers refuse
+	// (INVALID_ARGUMENT, reason INVALID_TOPIC). It also matches
+	// ErrInvalidArgument.
+	ErrInvalidTopic = errors.New("proglog: invalid topic")
+	// ErrNotEnoughNodes: CreateTopic asked for more replicas than the
+	// cluster has live servers (FAILED_PRECONDITION, reason
+	// NOT_ENOUGH_NODES).
+	ErrNotEnoughNodes = errors.New("proglog: not enough servers for the replication factor")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("proglog: client closed")
 )
 
 // Error detail vocabulary of proglog servers (see log.proto).
 const (
-	errorDomain          = "proglog"
-	reasonOutOfRange     = "OFFSET_OUT_OF_RANGE"
-	reasonRecordTooLarge = "RECORD_TOO_LARGE"
-	reasonLowDiskSpace   = "LOW_DISK_SPACE"
-	reasonNotLeader      = "NOT_LEADER"
-	reasonOutOfOrder     = "OUT_OF_ORDER_SEQUENCE"
-	reasonUnknownProd    = "UNKNOWN_PRODUCER"
-	reasonTooManyProds   = "TOO_MANY_PRODUCERS"
+	errorDomain            = "proglog"
+	reasonOutOfRange       = "OFFSET_OUT_OF_RANGE"
+	reasonRecordTooLarge   = "RECORD_TOO_LARGE"
+	reasonLowDiskSpace     = "LOW_DISK_SPACE"
+	reasonNotLeader        = "NOT_LEADER"
+	reasonOutOfOrder       = "OUT_OF_ORDER_SEQUENCE"
+	reasonUnknownProd      = "UNKNOWN_PRODUCER"
+	reasonTooManyProds     = "TOO_MANY_PRODUCERS"
+	reasonUnknownTopic     = "UNKNOWN_TOPIC"
+	reasonUnknownPartition = "UNKNOWN_PARTITION"
+	reasonTopicExists      = "TOPIC_EXISTS"
+	reasonInvalidTopic     = "INVALID_TOPIC"
+	reasonNotEnoughNodes   = "NOT_ENOUGH_NODES"
 )
 
 // Error is a failed call that has no more specific type: its gRPC code and
@@ -102,6 +125,7 @@ type Error struct {
 	Code    codes.Code
 	Message string
 	kind    error
+	parent  error // a broader sentinel kind also matches (ErrInvalidTopic's ErrInvalidArgument)
 	st      *status.Status
 }
 
@@ -113,7 +137,18 @@ func (e *Error) Error() string {
 }
 
 // Is reports whether target is the sentinel of e's code.
-func (e *Error) Is(target error) bool { return e.kind != nil && target == e.kind }
+func (e *Error) Is(target error) bool {
+	return target != nil && (target == e.kind || target == e.parent)
+}
+
+// newUnknownTopicError is ErrUnknownTopic for topic; st is the server's
+// status (nil: the metadata listed no such topic).
+func newUnknownTopicError(topic string, st *status.Status) *Error {
+	if st == nil {
+		st = status.Newf(codes.NotFound, "topic %q does not exist", topic)
+	}
+	return &Error{Code: st.Code(), Message: st.Message(), kind: ErrUnknownTopic, st: st}
+}
 
 // GRPCStatus returns the status the server (or gRPC) reported.
 func (e *Error) GRPCStatus() *status.Status { return e.st }
@@ -287,6 +322,23 @@ func errFromStatus(ctx context.Context, err error) error {
 			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrOutOfOrderSequence, st: st}
 		case reasonUnknownProd:
 			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrUnknownProducer, st: st}
+		case reasonNotEnoughNodes:
+			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrNotEnoughNodes, st: st}
+		}
+	case codes.NotFound:
+		switch errorInfo(st).GetReason() {
+		case reasonUnknownTopic:
+			return newUnknownTopicError("", st)
+		case reasonUnknownPartition:
+			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrUnknownPartition, st: st}
+		}
+	case codes.AlreadyExists:
+		if errorInfo(st).GetReason() == reasonTopicExists {
+			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrTopicExists, st: st}
+		}
+	case codes.InvalidArgument:
+		if errorInfo(st).GetReason() == reasonInvalidTopic {
+			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrInvalidTopic, parent: ErrInvalidArgument, st: st}
 		}
 	}
 	kind := map[codes.Code]error{

@@ -154,3 +154,33 @@ func ExampleClient_ProduceAsync() {
 		fmt.Println(off)
 	}
 }
+
+func ExampleClient_Topic() {
+	ctx := context.Background()
+	c, err := client.New(ctx, "127.0.0.1:8400", client.WithTLSFiles(caFile, certFile, keyFile))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.CreateTopic(ctx, "orders", client.TopicConfig{Partitions: 12, ReplicationFactor: 3}); err != nil && !errors.Is(err, client.ErrTopicExists) {
+		log.Fatal(err)
+	}
+	orders := c.Topic("orders")
+	// The key chooses the partition (Kafka's default partitioner): one
+	// customer's orders stay in order.
+	pos, err := orders.Produce(ctx, &client.Record{Key: []byte("customer-42"), Value: []byte(`{"total": 42}`)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	rec, err := orders.Partition(pos.Partition).Consume(ctx, pos.Offset)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("partition %d offset %d: %s\n", pos.Partition, pos.Offset, rec.Value)
+}
+
+func ExampleKeyPartition() {
+	// Where a Kafka producer (and the Python client) puts the key too.
+	fmt.Println(client.KeyPartition([]byte("customer-42"), 12))
+	// Output: 9
+}

@@ -90,15 +90,16 @@ func (p *producers) put(pr *producer) {
 // (each was refused, or never sent), nothing was written and the request
 // is sent again at once as a new producer; otherwise the call fails with
 // ErrMaybeWritten.
-func (c *Client) produce(ctx context.Context, n int, call func(context.Context, *logv1.Producer) error) error {
+func (c *Client) produce(ctx context.Context, key partKey, n int, call func(context.Context, *logv1.Producer) error) error {
 	if !c.cfg.idempotence {
-		return c.do(ctx, opProduce, func(ctx context.Context) error { return call(ctx, nil) })
+		return c.do(ctx, opProduce, &key, func(ctx context.Context) error { return call(ctx, nil) })
 	}
-	pr := c.producers.get()
+	pool := c.producersFor(key)
+	pr := pool.get()
 	for {
 		lp := &logv1.Producer{Id: pr.id, Sequence: pr.seq}
 		ambiguous := false // an attempt may have been written
-		err := c.do(ctx, opProduce, func(ctx context.Context) error {
+		err := c.do(ctx, opProduce, &key, func(ctx context.Context) error {
 			err := call(ctx, lp)
 			ambiguous = ambiguous || mayHaveWritten(ctx, err)
 			return err
@@ -106,7 +107,7 @@ func (c *Client) produce(ctx context.Context, n int, call func(context.Context, 
 		switch {
 		case err == nil:
 			pr.seq += uint64(n)
-			c.producers.put(pr)
+			pool.put(pr)
 			return nil
 		case errors.Is(err, ErrUnknownProducer) && !ambiguous:
 			c.cfg.logger.Debug("proglog: the cluster forgot this producer; sending again as a new one", "producer", pr.id, "sequence", pr.seq)

@@ -101,6 +101,7 @@ type config struct {
 	backoffMax        time.Duration
 	consistency       Consistency
 	discoveryInterval time.Duration
+	metadataRefresh   time.Duration
 	logger            *slog.Logger
 	dialOptions       []grpc.DialOption
 	batching          bool
@@ -125,6 +126,7 @@ func defaultConfig() config {
 		backoffMax:        DefaultBackoffMax,
 		consistency:       ReadFollower,
 		discoveryInterval: DefaultDiscoveryInterval,
+		metadataRefresh:   DefaultMetadataRefresh,
 		logger:            slog.New(slog.DiscardHandler),
 		batching:          true,
 		idempotence:       true,
@@ -285,6 +287,21 @@ func WithConsistency(cons Consistency) Option {
 	}
 }
 
+// WithMetadataRefresh bounds how often the client asks the cluster for a
+// topic's metadata (GetMetadata): after a call found it stale (NOT_LEADER,
+// UNAVAILABLE, an unknown topic or partition) it is asked again, but at
+// most once per d per topic (default DefaultMetadataRefresh), so a storm
+// of failing calls costs one metadata request per d.
+func WithMetadataRefresh(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail(fmt.Errorf("proglog: WithMetadataRefresh(%v): must be positive", d))
+			return
+		}
+		c.metadataRefresh = d
+	}
+}
+
 // WithDiscoveryInterval sets how often the client asks the cluster for its
 // servers when nothing goes wrong (default 10s). Errors, connection
 // failures and NOT_LEADER answers trigger a refresh at once.
@@ -417,8 +434,9 @@ func WithMaxInFlight(n int) Option {
 }
 
 // WithMaxQueuedBytes bounds the encoded bytes of the records queued and
-// not yet sent (default 32 MiB): ProduceAsync and Produce wait for room
-// beyond it. A record larger than the bound is still queued alone.
+// not yet sent, for all partitions together (default 32 MiB): ProduceAsync
+// and Produce wait for room beyond it. A record larger than the bound is
+// still queued alone.
 func WithMaxQueuedBytes(n int) Option {
 	return positive("WithMaxQueuedBytes", n, func(c *config) *int { return &c.maxQueuedBytes })
 }

@@ -34,7 +34,14 @@ import (
 //
 // With StopAtEnd the sequence ends, without an error, after the last
 // record the log held when Records was called.
+//
+// Records reads partition 0 of DefaultTopic; Partition.Records reads
+// another.
 func (c *Client) Records(ctx context.Context, from uint64, opts ...RecordsOption) iter.Seq2[*Record, error] {
+	return c.records(ctx, c.def, from, opts)
+}
+
+func (c *Client) records(ctx context.Context, p *Partition, from uint64, opts []RecordsOption) iter.Seq2[*Record, error] {
 	var o recordsOptions
 	for _, opt := range opts {
 		opt(&o)
@@ -46,7 +53,7 @@ func (c *Client) Records(ctx context.Context, from uint64, opts ...RecordsOption
 		}
 		end := uint64(math.MaxUint64)
 		if o.stopAtEnd {
-			b, err := c.Bounds(ctx)
+			b, err := p.Bounds(ctx)
 			if err != nil {
 				yield(nil, err)
 				return
@@ -57,11 +64,11 @@ func (c *Client) Records(ctx context.Context, from uint64, opts ...RecordsOption
 		if next >= end {
 			return
 		}
-		r := retrier{c: c, op: opStream, route: c.routeFor(opStream)}
+		r := retrier{c: c, op: opStream, key: &p.key, route: c.routeFor(opStream)}
 		for {
-			ci := &callInfo{route: r.route}
+			ci := &callInfo{route: r.route, part: r.partRoute(ctx)}
 			sctx, cancel := context.WithCancel(ctx)
-			err := c.stream(withCallInfo(sctx, ci), next, func(rec *Record) bool {
+			err := c.stream(withCallInfo(sctx, ci), p.key, next, func(rec *Record) bool {
 				next = rec.Offset + 1
 				r.retries = 0 // progress: the retry budget starts again
 				return yield(rec, nil) && next < end
@@ -80,8 +87,8 @@ func (c *Client) Records(ctx context.Context, from uint64, opts ...RecordsOption
 
 // stream runs one ConsumeStream from offset, handing records to yield. It
 // returns nil when yield returns false, or the error that ended the stream.
-func (c *Client) stream(ctx context.Context, offset uint64, yield func(*Record) bool) error {
-	s, err := c.log.ConsumeStream(ctx, &logv1.ConsumeRequest{Offset: offset})
+func (c *Client) stream(ctx context.Context, key partKey, offset uint64, yield func(*Record) bool) error {
+	s, err := c.log.ConsumeStream(ctx, &logv1.ConsumeRequest{Offset: offset, Topic: key.topic, Partition: key.partition})
 	if err != nil {
 		return err
 	}
@@ -113,18 +120,10 @@ type Bounds struct {
 	Next   uint64 // offset the next record produced gets
 }
 
-// Bounds asks the leader for the log's bounds (GetBounds, linearizable):
-// Next covers every record whose produce was acknowledged before the call.
-// It is retried like the client's other calls.
+// Bounds asks the leader of partition 0 of DefaultTopic for its bounds
+// (GetBounds, linearizable): Next covers every record whose produce was
+// acknowledged before the call. It is retried like the client's other
+// calls.
 func (c *Client) Bounds(ctx context.Context) (Bounds, error) {
-	var b Bounds
-	req := &logv1.GetBoundsRequest{Consistency: logv1.Consistency_CONSISTENCY_LINEARIZABLE}
-	err := c.do(ctx, opBounds, func(ctx context.Context) error {
-		resp, err := c.log.GetBounds(ctx, req)
-		if err == nil {
-			b = Bounds{Lowest: resp.GetLowest(), Next: resp.GetNext()}
-		}
-		return err
-	})
-	return b, err
+	return c.def.Bounds(ctx)
 }

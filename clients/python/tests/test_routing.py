@@ -579,7 +579,7 @@ def test_concurrent_produces_are_coalesced(cluster: FakeCluster, server: ServerP
         for t in threads:
             t.start()
         with c._queued:  # notified by each record queued
-            assert c._queued.wait_for(lambda: len(c._queue.items) == 3, timeout=30)
+            assert c._queued.wait_for(lambda: len(c._lanes[("log", 0)].queue.items) == 3, timeout=30)
         more = [c.produce_async(b"a1"), c.produce_async(b"a2")]
         cluster.gate.set()
         for t in threads:

@@ -12,10 +12,14 @@ import (
 )
 
 func newBoundsCmd(stdout io.Writer) *cobra.Command {
-	return newQueryCmd("bounds", "Print the log's readable offsets, [lowest, next), as the leader sees them",
-		"  proglog bounds --dev ./proglog-data --json",
+	var (
+		topic     string
+		partition uint32
+	)
+	cmd := newQueryCmd("bounds", "Print a partition's readable offsets, [lowest, next), as its leader sees them",
+		"  proglog bounds --dev ./proglog-data --json\n  proglog bounds --dev ./proglog-data --topic orders --partition 3",
 		func(ctx context.Context, c *client.Client, asJSON bool) error {
-			b, err := c.Bounds(ctx)
+			b, err := c.Topic(topic).Partition(partition).Bounds(ctx)
 			if err != nil {
 				return err
 			}
@@ -33,4 +37,7 @@ func newBoundsCmd(stdout io.Writer) *cobra.Command {
 			fmt.Fprintf(stdout, "lowest %d\nnext %d\n", b.Lowest, b.Next)
 			return nil
 		})
+	cmd.Flags().StringVar(&topic, "topic", client.DefaultTopic, "topic of the partition")
+	cmd.Flags().Uint32Var(&partition, "partition", 0, "partition of the topic")
+	return cmd
 }

@@ -17,8 +17,10 @@ import (
 func newConsumeCmd(stdout io.Writer) *cobra.Command {
 	opts := defaultClientOptions()
 	var (
-		from   uint64
-		follow bool
+		from      uint64
+		follow    bool
+		topic     string
+		partition uint32
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
@@ -26,9 +28,11 @@ func newConsumeCmd(stdout io.Writer) *cobra.Command {
 		Long: "consume prints the value of every record from --from to the end of the log, one per line.\n" +
 			"With --follow it then waits for new records until interrupted. With --json each record is a\n" +
 			"JSON object: offset, value (a string; value_base64 instead when it is not UTF-8), key\n" +
-			"(likewise), timestamp (RFC 3339) and headers.",
+			"(likewise), timestamp (RFC 3339) and headers. --topic and --partition choose the partition\n" +
+			"read (default: partition 0 of the topic \"log\").",
 		Example: "  proglog consume --dev ./proglog-data --from 10\n" +
-			"  proglog consume --dev ./proglog-data --follow --json",
+			"  proglog consume --dev ./proglog-data --follow --json\n" +
+			"  proglog consume --dev ./proglog-data --topic orders --partition 3 --from 0",
 		Args:    cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return clientEnv(cmd.Flags()) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -44,7 +48,7 @@ func newConsumeCmd(stdout io.Writer) *cobra.Command {
 			}
 			out := bufio.NewWriter(stdout)
 			defer out.Flush()
-			for rec, err := range c.Records(ctx, from, ropts...) {
+			for rec, err := range c.Topic(topic).Partition(partition).Records(ctx, from, ropts...) {
 				if err != nil {
 					if follow && ctx.Err() != nil {
 						return nil // interrupted
@@ -66,6 +70,8 @@ func newConsumeCmd(stdout io.Writer) *cobra.Command {
 	opts.addFlags(cmd.Flags())
 	cmd.Flags().Uint64Var(&from, "from", 0, "offset of the first record")
 	cmd.Flags().BoolVar(&follow, "follow", false, "after the last record, wait for new ones until interrupted")
+	cmd.Flags().StringVar(&topic, "topic", client.DefaultTopic, "topic to read")
+	cmd.Flags().Uint32Var(&partition, "partition", 0, "partition of the topic to read")
 	return cmd
 }
 

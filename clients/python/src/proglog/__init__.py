@@ -9,8 +9,9 @@
             print(record.offset, record.value)
 
 :class:`Client` is synchronous and thread-safe; :class:`AsyncClient` is its asyncio twin. Both
-discover the cluster from any of the given servers, send produce calls to the leader and spread
-reads over the followers, retry leader changes and outages, and raise :class:`ProglogError`
+discover the cluster from any of the given servers, send produce calls to the leader of each
+partition (``topic=``, ``partition=``, or by key with Kafka's partitioner) and spread reads over its
+followers, retry leader changes and outages, and raise :class:`ProglogError`
 subclasses. The generated protobuf and gRPC modules live in `proglog._proto.log.v1`.
 """
 
@@ -20,7 +21,9 @@ from proglog.errors import (
     ClientClosedError,
     DeadlineExceededError,
     InvalidArgumentError,
+    InvalidTopicError,
     LowDiskSpaceError,
+    NotEnoughNodesError,
     NotLeaderError,
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
@@ -29,33 +32,49 @@ from proglog.errors import (
     RecordTooLargeError,
     TLSError,
     TooManyProducersError,
+    TopicExistsError,
     UnauthenticatedError,
     UnavailableError,
+    UnknownPartitionError,
     UnknownProducerError,
+    UnknownTopicError,
 )
-from proglog.records import Bounds, Record, Server
+from proglog.partitioner import key_partition, murmur2
+from proglog.records import DEFAULT_TOPIC, Bounds, PartitionInfo, Position, Record, Server, TopicConfig, TopicInfo
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_TOPIC",
     "AsyncClient",
     "Bounds",
     "Client",
     "ClientClosedError",
     "DeadlineExceededError",
     "InvalidArgumentError",
+    "InvalidTopicError",
     "LowDiskSpaceError",
+    "NotEnoughNodesError",
     "NotLeaderError",
     "OffsetOutOfRangeError",
     "OutOfOrderSequenceError",
+    "PartitionInfo",
     "PermissionDeniedError",
+    "Position",
     "ProglogError",
     "Record",
     "RecordTooLargeError",
     "Server",
     "TLSError",
     "TooManyProducersError",
+    "TopicConfig",
+    "TopicExistsError",
+    "TopicInfo",
     "UnauthenticatedError",
     "UnavailableError",
+    "UnknownPartitionError",
     "UnknownProducerError",
+    "UnknownTopicError",
+    "key_partition",
+    "murmur2",
 ]

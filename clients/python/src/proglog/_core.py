@@ -19,8 +19,16 @@ from typing import Any, Literal
 
 import grpc
 
-from proglog.errors import NotLeaderError, OffsetOutOfRangeError, ProglogError, TLSError, UnavailableError
-from proglog.records import Server
+from proglog.errors import (
+    NotLeaderError,
+    OffsetOutOfRangeError,
+    ProglogError,
+    TLSError,
+    UnavailableError,
+    UnknownPartitionError,
+    UnknownTopicError,
+)
+from proglog.records import DEFAULT_TOPIC, Server, TopicInfo
 
 # The clients' logger: retries and discovery at DEBUG, leader changes and routing fallbacks at INFO.
 log = logging.getLogger("proglog")
@@ -33,6 +41,20 @@ Consistency = Literal["follower", "linearizable"]
 PEM = bytes | str | os.PathLike[str]
 
 Route = Literal["leader", "follower", "any"]
+
+# What a call is: the retry policy and the route depend on it.
+Op = Literal["produce", "read", "stream", "servers", "bounds", "admin"]
+
+# A partition: (topic, partition number).
+PartKey = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class PartRoute:
+    """Where a partition's calls go: its leader's address (None: not known) and its replicas'."""
+
+    leader: str | None
+    replicas: tuple[str, ...] = ()
 
 # The metadata the clients send with a call (see call_metadata).
 Metadata = tuple[tuple[str, str], ...] | None
@@ -194,8 +216,11 @@ class Settings:
     backoff: tuple[float, float]
     consistency: Consistency
     discovery_interval: float
+    metadata_refresh: float = 0.1
 
     def __post_init__(self) -> None:
+        if not self.metadata_refresh > 0:
+            raise ValueError(f"metadata_refresh must be positive seconds, not {self.metadata_refresh}")
         low, high = self.backoff
         if not 0 < low <= high:
             raise ValueError(f"backoff {self.backoff}: need 0 < initial <= maximum")
@@ -294,13 +319,26 @@ class Router:
                 self._leader_changed(before)
             self.stale = True
 
-    def pick(self, route: Route) -> tuple[str, str] | None:
-        """Returns (address, role) for a call, or None when it needs a leader and none is known."""
+    def pick(self, route: Route, part: PartRoute | None = None) -> tuple[str, str] | None:
+        """Returns (address, role) for a call, or None when it needs a leader and none is known.
+
+        A call for a partition (``part``) goes by the partition's route: a follower read to its
+        replicas other than the leader, round-robin, then the leader; anything else to the leader,
+        or with none known to its replicas round-robin (they answer NOT_LEADER naming it). Without
+        any address in ``part`` it goes by the servers' roles, as before topics."""
         with self._lock:
+            n = next(self._rr)
+            if part is not None:
+                followers = [a for a in part.replicas if a != part.leader]
+                if route == "follower" and followers:
+                    return followers[n % len(followers)], "follower"
+                if part.leader:
+                    return part.leader, "leader"
+                if part.replicas:
+                    return part.replicas[n % len(part.replicas)], "unknown"
             leader = next((s.rpc_addr for s in self.servers if s.is_leader), None)
             unknown_role = [s.rpc_addr for s in self.servers if not s.is_leader] if self.static else []
             followers = [] if self.static else [s.rpc_addr for s in self.servers if not s.is_leader]
-            n = next(self._rr)
             if route == "leader":
                 if leader:
                     return leader, "leader"
@@ -313,6 +351,152 @@ class Router:
                 return (leader, "leader") if leader else None
             everyone = [s.rpc_addr for s in self.servers]
             return (everyone[n % len(everyone)], "any") if everyone else None
+
+
+class _TopicEntry:
+    def __init__(self) -> None:
+        self.info: TopicInfo | None = None
+        self.fallback = False  # the servers gave no metadata: route by the servers' roles
+        self.fetched_at: float | None = None
+        self.stale = True
+        self.leaders: dict[int, str] = {}  # NOT_LEADER hints since the last fetch
+
+
+class MetadataCache:
+    """Each topic's metadata (GetMetadata), for routing; thread-safe, never blocks (the asyncio
+    client uses it from its loop). The clients fetch a topic when ``due``: on first use, and after
+    a call found it stale (NOT_LEADER, UNAVAILABLE, an unknown topic or partition) at most once per
+    ``refresh`` seconds. Servers that give no metadata (older ones, or an ACL without "describe")
+    leave the topic routed by the servers' roles, as before topics, asked again every
+    ``fallback_interval`` seconds. An unknown topic is not kept: asked again on next use."""
+
+    def __init__(self, refresh: float, fallback_interval: float) -> None:
+        self.refresh = refresh
+        self.fallback_interval = fallback_interval
+        self.meta_leader: str | None = None  # where create_topic and delete_topic go first
+        self._topics: dict[str, _TopicEntry] = {}
+        self._lock = threading.Lock()
+
+    def _entry(self, topic: str) -> _TopicEntry:
+        return self._topics.setdefault(topic, _TopicEntry())
+
+    def due(self, topic: str) -> bool:
+        with self._lock:
+            e = self._entry(topic)
+            if e.fetched_at is None:
+                return True
+            age = time.monotonic() - e.fetched_at
+            if e.fallback:
+                return age >= self.fallback_interval
+            return e.stale and age >= self.refresh
+
+    def store(self, topic: str, info: TopicInfo | None, meta_leader: str | None = None) -> None:
+        """Records a fetch's outcome: the topic's metadata, or None for servers that give none."""
+        with self._lock:
+            e = self._entry(topic)
+            e.info, e.fallback, e.fetched_at, e.stale, e.leaders = info, info is None, time.monotonic(), False, {}
+            if info is not None:
+                self.meta_leader = meta_leader or self.meta_leader
+
+    def unanswered(self, topic: str) -> None:
+        """No server answered a fetch: keep what was known, ask again after ``refresh``."""
+        with self._lock:
+            e = self._entry(topic)
+            e.fetched_at, e.stale = time.monotonic(), True
+
+    def forget(self, topic: str) -> None:
+        with self._lock:
+            self._topics.pop(topic, None)
+
+    def invalidate(self, topic: str) -> None:
+        with self._lock:
+            self._entry(topic).stale = True
+
+    def hint(self, key: PartKey, leader: str) -> None:
+        with self._lock:
+            e = self._entry(key[0])
+            e.stale = True
+            e.leaders[key[1]] = leader
+
+    def routed(self, topic: str) -> bool:
+        """Whether the topic is routed by its metadata (not by the servers' roles)."""
+        with self._lock:
+            e = self._topics.get(topic)
+            return e is not None and not e.fallback
+
+    def partitions(self, topic: str) -> int | None:
+        """The topic's number of partitions as cached; None when not known."""
+        with self._lock:
+            e = self._topics.get(topic)
+            return len(e.info.partitions) if e is not None and e.info is not None else None
+
+    def route(self, key: PartKey) -> PartRoute | None:
+        with self._lock:
+            e = self._topics.get(key[0])
+            if e is None:
+                return None
+            hinted = e.leaders.get(key[1])
+            if e.info is None or key[1] >= len(e.info.partitions):
+                return PartRoute(hinted) if hinted else None
+            p = e.info.partitions[key[1]]
+            return PartRoute(hinted if key[1] in e.leaders else p.leader, tuple(r.rpc_addr for r in p.replicas))
+
+
+class Sticky:
+    """Each topic's sticky partition for keyless records (Kafka's KIP-480): chosen at random, kept
+    until a batch is sent to it, then another one chosen. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._partitions: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def get(self, topic: str, n: int) -> int:
+        with self._lock:
+            p = self._partitions.get(topic)
+            if p is None or p >= n:
+                p = self._partitions[topic] = random.randrange(n)
+            return p
+
+    def sent(self, key: PartKey, n: int | None) -> None:
+        """A batch went to ``key``: if it is its topic's sticky partition, choose another."""
+        with self._lock:
+            if n is not None and n > 1 and self._partitions.get(key[0]) == key[1]:
+                p = random.randrange(n - 1)
+                self._partitions[key[0]] = p + 1 if p >= key[1] else p
+
+
+def partition_count(cache: MetadataCache, topic: str) -> int:
+    """The topic's partitions from fetched metadata: 1 for the default topic of servers that give
+    no metadata; UnavailableError for another topic of such servers."""
+    n = cache.partitions(topic)
+    if n is not None:
+        return n
+    if topic == DEFAULT_TOPIC:
+        return 1
+    raise UnavailableError(f'the servers give no metadata of topic "{topic}" (older servers, or no "describe" permission)', None)
+
+
+def metadata_fetched(cache: MetadataCache, topic: str, infos: list[TopicInfo], leader: str | None) -> None:
+    """Stores a GetMetadata answer for topic; raises UnknownTopicError if it does not list it."""
+    info = next((i for i in infos if i.name == topic), None)
+    if info is None:
+        cache.forget(topic)
+        raise UnknownTopicError(f'topic "{topic}" does not exist', grpc.StatusCode.NOT_FOUND, topic)
+    cache.store(topic, info, leader)
+
+
+def metadata_failed(cache: MetadataCache, topic: str, err: ProglogError) -> None:
+    """Handles a failed GetMetadata for topic: servers that give no metadata (older servers, an
+    ACL without "describe") leave it routed by the servers' roles; any other error is raised (an
+    unknown topic is forgotten first, so that it is asked again on next use)."""
+    if isinstance(err, UnknownTopicError):
+        cache.forget(topic)
+        raise err
+    if err.code not in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNIMPLEMENTED):
+        cache.unanswered(topic)
+        raise err
+    log.debug("no topic metadata for %s (%s): routing by the servers' roles", topic, err)
+    cache.store(topic, None)
 
 
 def discovery_refused(err: ProglogError) -> bool:
@@ -333,16 +517,38 @@ class Attempts:
     it is closed).
     """
 
-    def __init__(self, settings: Settings, router: Router, op: Literal["produce", "read", "stream", "servers", "bounds"]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        router: Router,
+        op: Op,
+        key: PartKey | None = None,
+        cache: MetadataCache | None = None,
+    ) -> None:
         self.settings = settings
         self.router = router
         self.op = op
-        self.route: Route = {"produce": "leader", "read": "follower", "stream": "follower", "servers": "any", "bounds": "leader"}[op]  # type: ignore[assignment]
+        self.key = key
+        self.cache = cache
+        routes: dict[str, Route] = {"produce": "leader", "read": "follower", "stream": "follower", "servers": "any", "bounds": "leader", "admin": "leader"}
+        self.route: Route = routes[op]
         if op == "read" and settings.consistency == "linearizable":
             self.route = "leader"
         self.retries = 0
         self.ambiguous = 0
         self.to_leader = False
+        self.not_found = False  # an unknown topic or partition was retried once
+        self.admin_leader: str | None = None  # op "admin": the metadata leader a NOT_LEADER named
+
+    def part(self) -> PartRoute | None:
+        """Where the next attempt goes: the partition's route (None: by the servers' roles), or
+        for an admin call the metadata leader."""
+        if self.op == "admin":
+            leader = self.admin_leader or (self.cache.meta_leader if self.cache else None)
+            return PartRoute(leader) if leader else None
+        if self.key is not None and self.cache is not None:
+            return self.cache.route(self.key)
+        return None
 
     def progress(self) -> None:
         """A stream received a record: its retry budget starts again."""
@@ -352,12 +558,24 @@ class Attempts:
         """Returns the delay before the next attempt, or None when err is final."""
         immediate = False
         if isinstance(err, NotLeaderError):
-            self.router.hint(err.leader_addr)
+            if self.op == "admin":
+                self.admin_leader = err.leader_addr or None
+            elif self.key is not None and self.cache is not None and self.cache.routed(self.key[0]):
+                # The partition's leader, not the cluster's: only this partition's route changes.
+                self.cache.hint(self.key, err.leader_addr)
+            else:
+                self.router.hint(err.leader_addr)
             if self.op in ("read", "stream"):
                 self.route = "leader"
             immediate = bool(err.leader_addr) and self.retries == 0
+        elif isinstance(err, (UnknownTopicError, UnknownPartitionError)) and self.key is not None and self.cache and not self.not_found:
+            # The metadata may lag a topic just created or changed: refresh it, try once more.
+            self.not_found = True
+            self.cache.invalidate(self.key[0])
         elif isinstance(err, UnavailableError):
             self.router.invalidate()
+            if self.key is not None and self.cache is not None:
+                self.cache.invalidate(self.key[0])
             if self.op == "produce" and role is not None and not never_sent(err):
                 limit = self.settings.retries if self.settings.produce_retries is None else self.settings.produce_retries
                 if limit is not None and self.ambiguous >= limit:

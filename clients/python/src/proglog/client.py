@@ -12,7 +12,7 @@ from typing import Callable, Literal, TypeVar
 import grpc
 
 from proglog import _batch, _core, _producer
-from proglog._core import PEM, Attempts, Consistency, Metadata, Router, Settings
+from proglog._core import PEM, Attempts, Consistency, Metadata, MetadataCache, Op, PartKey, Router, Settings
 from proglog._proto.log.v1 import log_pb2
 from proglog.errors import (
     ClientClosedError,
@@ -20,9 +20,24 @@ from proglog.errors import (
     ProglogError,
     TLSError,
     UnavailableError,
+    UnknownTopicError,
     from_rpc_error,
 )
-from proglog.records import Bounds, Record, Server, Value, _as_record, _as_records, _check_offset
+from proglog.partitioner import key_partition
+from proglog.records import (
+    DEFAULT_TOPIC,
+    Bounds,
+    Position,
+    Record,
+    Server,
+    TopicConfig,
+    TopicInfo,
+    Value,
+    _as_record,
+    _as_records,
+    _check_offset,
+    _check_partition,
+)
 
 __all__ = ["Client"]
 
@@ -53,6 +68,24 @@ class _Stub:
         self.get_bounds = channel.unary_unary(
             _SERVICE + "GetBounds", log_pb2.GetBoundsRequest.SerializeToString, log_pb2.GetBoundsResponse.FromString
         )
+        self.get_metadata = channel.unary_unary(
+            _SERVICE + "GetMetadata", log_pb2.GetMetadataRequest.SerializeToString, log_pb2.GetMetadataResponse.FromString
+        )
+        self.create_topic = channel.unary_unary(
+            _SERVICE + "CreateTopic", log_pb2.CreateTopicRequest.SerializeToString, log_pb2.CreateTopicResponse.FromString
+        )
+        self.delete_topic = channel.unary_unary(
+            _SERVICE + "DeleteTopic", log_pb2.DeleteTopicRequest.SerializeToString, log_pb2.DeleteTopicResponse.FromString
+        )
+
+
+class _Lane:
+    """One partition's queued records and its sender thread (guarded by Client._queued)."""
+
+    def __init__(self, limits: _batch.Limits) -> None:
+        self.queue: _batch.Queue[Future[int]] = _batch.Queue(limits)
+        self.in_flight: list[Future[int]] = []
+        self.sender: threading.Thread | None = None
 
 
 class Client:
@@ -101,6 +134,12 @@ class Client:
             server's 10000).
         max_batch_bytes: most encoded bytes in one coalesced batch (default 1 MiB, at most the
             server's 4 MiB message limit); a larger record is sent alone.
+        metadata_refresh: the least seconds between two GetMetadata of one topic after calls found
+            its metadata stale (default 0.1).
+
+    Topics: every call reading or writing records takes ``topic`` (default: the topic "log") and
+    ``partition`` (default 0; for produces, default: the partition of the record's key, or the
+    topic's sticky partition for a keyless record). See the package README.
     """
 
     def __init__(
@@ -121,14 +160,17 @@ class Client:
         max_batch_records: int = _batch.DEFAULT_MAX_BATCH_RECORDS,
         max_batch_bytes: int = _batch.DEFAULT_MAX_BATCH_BYTES,
         idempotent: bool = True,
+        metadata_refresh: float = 0.1,
     ) -> None:
-        self._settings = Settings(timeout, retries, produce_retries, backoff, consistency, discovery_interval)
-        self._producers = _producer.Producers(idempotent)
-        self._queue: _batch.Queue[Future[int]] = _batch.Queue(_batch.Limits(linger, max_batch_records, max_batch_bytes))
-        self._queued = threading.Condition()  # guards _queue, _in_flight and _sender
-        self._in_flight: list[Future[int]] = []
-        self._sender: threading.Thread | None = None
+        self._settings = Settings(timeout, retries, produce_retries, backoff, consistency, discovery_interval, metadata_refresh)
+        self._idempotent = idempotent
+        self._producers: dict[PartKey, _producer.Producers] = {}
+        self._limits = _batch.Limits(linger, max_batch_records, max_batch_bytes)
+        self._queued = threading.Condition()  # guards _lanes and each lane's state
+        self._lanes: dict[PartKey, _Lane] = {}
+        self._sticky = _core.Sticky()
         self._router = Router(_core.parse_target(target), discovery_interval)
+        self._cache = MetadataCache(metadata_refresh, discovery_interval)
         self._credentials = _core.credentials(ca, cert, key)
         self._has_cert = cert is not None
         self._options = _core.channel_options(server_name)
@@ -142,20 +184,26 @@ class Client:
     def close(self) -> None:
         """Closes every connection. Calls in progress, records not yet acknowledged and later calls
         raise ClientClosedError."""
+        queued: list[_batch.Item[Future[int]]] = []
+        senders: list[threading.Thread] = []
         with self._queued:
             with self._lock:
                 self._closed = True
                 channels, self._channels = list(self._channels.values()), {}
-            queued = list(self._queue.items)
-            self._queue.items.clear()
-            sender, self._sender = self._sender, None
+            for lane in self._lanes.values():
+                queued += lane.queue.items
+                lane.queue.items.clear()
+                if lane.sender is not None:
+                    senders.append(lane.sender)
+                lane.sender = None
             self._queued.notify_all()
         for item in queued:
             item.future.set_exception(ClientClosedError("the client is closed"))
         for channel, _ in channels:
             channel.close()
-        if sender is not None and sender is not threading.current_thread():
-            sender.join()
+        for sender in senders:
+            if sender is not threading.current_thread():
+                sender.join()
 
     def __enter__(self) -> Client:
         return self
@@ -172,6 +220,8 @@ class Client:
         key: bytes | str | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
         timeout: float | None | Literal["default"] = "default",
+        topic: str | None = None,
+        partition: int | None = None,
     ) -> int:
         """Appends one record and returns its offset.
 
@@ -179,16 +229,49 @@ class Client:
         taken from it). The record is sent from the calling thread when no request is in flight;
         records produced by concurrent threads meanwhile are sent together (see
         :meth:`produce_async`).
+
+        Without ``topic`` and ``partition`` the record goes to partition 0 of the topic "log",
+        whatever its key (as before topics). Otherwise it goes to ``partition`` of ``topic``
+        (default "log"), or without a partition to the one its key maps to
+        (:func:`proglog.key_partition` of the topic's partitions, Kafka's default partitioner),
+        or for a keyless record to the topic's sticky partition (one chosen at random and kept
+        until a batch is sent to it, then chosen again: Kafka's KIP-480). :meth:`send` also
+        returns the partition.
         """
-        future, lone = self._enqueue(value, key, headers, timeout, alone=True)
+        return self._produce(value, key, headers, timeout, topic, partition).offset
+
+    def send(
+        self,
+        value: Value,
+        *,
+        topic: str | None = None,
+        key: bytes | str | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        timeout: float | None | Literal["default"] = "default",
+    ) -> Position:
+        """Like :meth:`produce` with a topic (default "log"), returning where the record was
+        written: its partition and offset."""
+        return self._produce(value, key, headers, timeout, topic or DEFAULT_TOPIC, partition)
+
+    def _produce(
+        self,
+        value: Value,
+        key: bytes | str | None,
+        headers: Sequence[tuple[str, bytes]] | None,
+        timeout: float | None | Literal["default"],
+        topic: str | None,
+        partition: int | None,
+    ) -> Position:
+        future, lone, part = self._enqueue(value, key, headers, timeout, topic, partition, alone=True)
         if lone is not None:  # nothing in flight or queued: sent from this thread, as before
             try:
-                self._send([lone])
+                self._send([lone], part)
             finally:
                 with self._queued:
-                    self._in_flight = []
+                    self._lane(part).in_flight = []
                     self._queued.notify_all()
-        return future.result()
+        return Position(part[1], future.result())
 
     def produce_async(
         self,
@@ -197,8 +280,14 @@ class Client:
         key: bytes | str | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
         timeout: float | None | Literal["default"] = "default",
+        topic: str | None = None,
+        partition: int | None = None,
     ) -> Future[int]:
         """Queues one record and returns a Future of its offset (or of the error that failed it).
+        ``topic`` and ``partition`` choose where it goes as in :meth:`produce`; each partition has
+        its own queue, sender and batches. A record whose partition depends on metadata the client
+        does not have yet (a topic's first keyed or keyless record) waits for it in the caller's
+        thread.
 
         One sender thread sends the queued records: those queued while a request is in flight go
         together in the next one (a ProduceBatch, so they are written at consecutive offsets in
@@ -207,7 +296,7 @@ class Client:
         and its request with retries; a batch's request ends at its earliest record's timeout, and
         carries the OpenTelemetry context of its first record. The Future cannot be cancelled.
         """
-        return self._enqueue(value, key, headers, timeout, alone=False)[0]
+        return self._enqueue(value, key, headers, timeout, topic, partition, alone=False)[0]
 
     def _enqueue(
         self,
@@ -215,38 +304,161 @@ class Client:
         key: bytes | str | None,
         headers: Sequence[tuple[str, bytes]] | None,
         timeout: float | None | Literal["default"],
+        topic: str | None,
+        partition: int | None,
         alone: bool,
-    ) -> tuple[Future[int], _batch.Item[Future[int]] | None]:
-        """Queues a record for the sender; or, if ``alone`` and nothing is in flight, queued or
-        lingering, returns it as the request now in flight, for the caller to send."""
-        record = _as_record(value, key, headers)._to_proto()
+    ) -> tuple[Future[int], _batch.Item[Future[int]] | None, PartKey]:
+        """Queues a record for its partition's sender; or, if ``alone`` and nothing is in flight,
+        queued or lingering there, returns it as the request now in flight, for the caller to
+        send. Also returns the partition."""
+        rec = _as_record(value, key, headers)
         deadline_at = _core.deadline(self._settings.timeout if timeout == "default" else timeout)
+        part = self._target(topic, partition, rec.key, deadline_at)
+        record = rec._to_proto()
         future: Future[int] = Future()
         future.set_running_or_notify_cancel()
         with self._queued:
             if self._closed:
                 raise ClientClosedError("the client is closed")
-            if alone and not self._in_flight and not self._queue.items and self._queue.limits.linger == 0:
-                self._in_flight = [future]
-                return future, _batch.Item(record, future, deadline_at, _core.call_metadata(), 0)
-            self._queue.push(record, future, deadline_at, _core.call_metadata())
-            if self._sender is None:
-                self._sender = threading.Thread(target=self._send_loop, name="proglog-producer", daemon=True)
-                self._sender.start()
+            lane = self._lane(part)
+            if alone and not lane.in_flight and not lane.queue.items and lane.queue.limits.linger == 0:
+                lane.in_flight = [future]
+                return future, _batch.Item(record, future, deadline_at, _core.call_metadata(), 0), part
+            lane.queue.push(record, future, deadline_at, _core.call_metadata())
+            if lane.sender is None:
+                lane.sender = threading.Thread(target=self._send_loop, args=(part,), name="proglog-producer", daemon=True)
+                lane.sender.start()
             self._queued.notify_all()
-        return future, None
+        return future, None, part
+
+    def _lane(self, part: PartKey) -> _Lane:
+        """The partition's lane, made on first use; self._queued is held."""
+        lane = self._lanes.get(part)
+        if lane is None:
+            lane = self._lanes[part] = _Lane(self._limits)
+        return lane
+
+    def _producers_for(self, part: PartKey) -> _producer.Producers:
+        """The partition's pool of idle producers: a producer's sequences are one partition's."""
+        with self._lock:
+            pool = self._producers.get(part)
+            if pool is None:
+                pool = self._producers[part] = _producer.Producers(self._idempotent)
+            return pool
+
+    def _target(self, topic: str | None, partition: int | None, key: bytes, deadline_at: float | None) -> PartKey:
+        """The partition a produce goes to (see :meth:`produce`)."""
+        if topic is None and partition is None:
+            return DEFAULT_TOPIC, 0
+        name = topic or DEFAULT_TOPIC
+        if partition is not None:
+            return name, _check_partition(partition)
+        n = self._partitions(name, deadline_at)
+        return name, key_partition(key, n) if key else self._sticky.get(name, n)
+
+    def partition_for(self, topic: str, key: bytes | str, *, timeout: float | None | Literal["default"] = "default") -> int:
+        """The partition of ``topic`` that a record with ``key`` goes to: key_partition(key, the
+        topic's partitions), asked of the cluster's metadata."""
+        key = key.encode() if isinstance(key, str) else key
+        if not key:
+            raise ValueError("partition_for needs a non-empty key (a keyless record goes to the sticky partition)")
+        return key_partition(key, self._partitions(topic, _core.deadline(self._settings.timeout if timeout == "default" else timeout)))
+
+    def _partitions(self, topic: str, deadline_at: float | None) -> int:
+        self._ensure_metadata(topic, deadline_at)
+        return _core.partition_count(self._cache, topic)
+
+    def _ensure_metadata(self, topic: str, deadline_at: float | None) -> None:
+        """Fetches the topic's metadata if it is due (see MetadataCache). Raises UnknownTopicError
+        if the topic does not exist, and the fetch's error if no server answered."""
+        if not self._cache.due(topic):
+            return
+        try:
+            infos, leader = self._get_metadata([topic], deadline_at)
+        except ProglogError as err:
+            _core.metadata_failed(self._cache, topic, err)
+            return
+        _core.metadata_fetched(self._cache, topic, infos, leader)
+
+    def _get_metadata(self, topics: list[str], deadline_at: float | None) -> tuple[list[TopicInfo], str | None]:
+        request = log_pb2.GetMetadataRequest(topics=topics)
+
+        def call(stub: _Stub, t: float | None, md: Metadata) -> tuple[list[TopicInfo], str | None]:
+            resp = stub.get_metadata(request, timeout=t, metadata=md)
+            leader = next((s.rpc_addr for s in resp.servers if s.is_leader), None)
+            return [TopicInfo._from_proto(t) for t in resp.topics], leader
+
+        left = _core.remaining(deadline_at)
+        return self._call("servers", max(left, 0.001) if left is not None else None, call)
+
+    def topics(self, *, timeout: float | None | Literal["default"] = "default") -> list[TopicInfo]:
+        """Describes every topic the client may describe, by name."""
+        return self._get_metadata([], _core.deadline(self._settings.timeout if timeout == "default" else timeout))[0]
+
+    def describe(self, name: str, *, timeout: float | None | Literal["default"] = "default") -> TopicInfo:
+        """Describes one topic; raises UnknownTopicError if it does not exist."""
+        infos = self._get_metadata([name], _core.deadline(self._settings.timeout if timeout == "default" else timeout))[0]
+        info = next((i for i in infos if i.name == name), None)
+        if info is None:
+            raise UnknownTopicError(f'topic "{name}" does not exist', grpc.StatusCode.NOT_FOUND, name)
+        return info
+
+    def create_topic(
+        self,
+        name: str,
+        *,
+        partitions: int = 0,
+        replication_factor: int = 0,
+        retention_bytes: int = 0,
+        retention_age: float = 0.0,
+        timeout: float | None | Literal["default"] = "default",
+    ) -> TopicInfo:
+        """Creates a topic (zero settings take the servers' defaults, see TopicConfig) and returns
+        it as created (its leaders may not be elected yet). Goes to the metadata leader, following
+        NOT_LEADER answers. Raises TopicExistsError, InvalidTopicError, NotEnoughNodesError."""
+        config = TopicConfig(partitions, replication_factor, retention_bytes, retention_age)._to_proto()
+        request = log_pb2.CreateTopicRequest(name=name, config=config)
+        try:
+            return self._call(
+                "admin", timeout, lambda stub, t, md: TopicInfo._from_proto(stub.create_topic(request, timeout=t, metadata=md).topic)
+            )
+        finally:
+            self._cache.forget(name)
+
+    def delete_topic(self, name: str, *, timeout: float | None | Literal["default"] = "default") -> None:
+        """Deletes a topic and its records. Goes to the metadata leader, following NOT_LEADER
+        answers. Raises UnknownTopicError if it does not exist; the topic "log" cannot be deleted
+        (InvalidArgumentError)."""
+        request = log_pb2.DeleteTopicRequest(name=name)
+        try:
+            self._call("admin", timeout, lambda stub, t, md: stub.delete_topic(request, timeout=t, metadata=md))
+        finally:
+            self._cache.forget(name)
 
     def flush(self) -> None:
-        """Sends the queued records without waiting for ``linger`` and waits until every record
-        queued before the call is acknowledged or failed."""
+        """Sends the queued records (of every partition) without waiting for ``linger`` and waits
+        until every record queued before the call is acknowledged or failed."""
+        pending: list[Future[int]] = []
         with self._queued:
-            pending = [i.future for i in self._queue.items] + self._in_flight
-            self._queue.flush_to = self._queue.seq
+            for lane in self._lanes.values():
+                pending += [i.future for i in lane.queue.items] + lane.in_flight
+                lane.queue.flush_to = lane.queue.seq
             self._queued.notify_all()
         wait(pending)
 
-    def produce_batch(self, values: Iterable[Value], *, timeout: float | None | Literal["default"] = "default") -> range:
+    def produce_batch(
+        self,
+        values: Iterable[Value],
+        *,
+        timeout: float | None | Literal["default"] = "default",
+        topic: str | None = None,
+        partition: int | None = None,
+    ) -> range:
         """Appends records atomically at consecutive offsets, and returns those offsets.
+
+        They go to partition 0 of the topic "log" without ``topic`` and ``partition``, else to
+        ``partition`` of ``topic`` (default "log"), or without a partition to the topic's sticky
+        partition.
 
         Either every record is written or none is. Retried after an ambiguous failure, the batch is
         written once (with ``idempotent=False`` it may be written twice as a whole; see
@@ -255,8 +467,11 @@ class Client:
         cluster forgot the producer while the request was retried: it may or may not have been
         written).
         """
-        request = log_pb2.ProduceBatchRequest(records=[r._to_proto() for r in _as_records(values)])
-        with self._producers.request(len(request.records)) as req:
+        records = [r._to_proto() for r in _as_records(values)]
+        deadline_at = _core.deadline(self._settings.timeout if timeout == "default" else timeout)
+        part = self._target(topic, partition, b"", deadline_at)
+        request = log_pb2.ProduceBatchRequest(records=records, topic=part[0], partition=part[1])
+        with self._producers_for(part).request(len(request.records)) as req:
 
             def call(stub: _Stub, t: float | None, md: Metadata) -> range:
                 if req is not None:
@@ -265,13 +480,23 @@ class Client:
                 _producer.answered(resp.duplicate, req)
                 return range(resp.first_offset, resp.first_offset + resp.count)
 
-            return self._call("produce", timeout, call, req)
+            left = _core.remaining(deadline_at)
+            written = self._call("produce", max(left, 0.001) if left is not None else None, call, req, part)
+        self._sticky.sent(part, self._cache.partitions(part[0]))
+        return written
 
-    def consume(self, offset: int, *, timeout: float | None | Literal["default"] = "default") -> Record:
-        """Reads the record at ``offset``; raises OffsetOutOfRangeError (with the log's bounds) if
-        there is none."""
-        request = log_pb2.ConsumeRequest(offset=_check_offset(offset), consistency=_CONSISTENCY[self._settings.consistency])
-        return self._call("read", timeout, lambda stub, t, md: Record._from_proto(stub.consume(request, timeout=t, metadata=md).record))
+    def consume(
+        self, offset: int, *, timeout: float | None | Literal["default"] = "default", topic: str | None = None, partition: int = 0
+    ) -> Record:
+        """Reads the record at ``offset`` of ``partition`` of ``topic`` (default "log"); raises
+        OffsetOutOfRangeError (with the log's bounds) if there is none."""
+        part = (topic or DEFAULT_TOPIC, _check_partition(partition))
+        request = log_pb2.ConsumeRequest(
+            offset=_check_offset(offset), consistency=_CONSISTENCY[self._settings.consistency], topic=part[0], partition=part[1]
+        )
+        return self._call(
+            "read", timeout, lambda stub, t, md: Record._from_proto(stub.consume(request, timeout=t, metadata=md).record), None, part
+        )
 
     def servers(self, *, timeout: float | None | Literal["default"] = "default") -> list[Server]:
         """Lists the cluster's servers, the leader marked."""
@@ -280,19 +505,23 @@ class Client:
             "servers", timeout, lambda stub, t, md: [Server._from_proto(s) for s in stub.get_servers(request, timeout=t, metadata=md).servers]
         )
 
-    def bounds(self, *, timeout: float | None | Literal["default"] = "default") -> Bounds:
-        """Asks the leader for the log's bounds (GetBounds, linearizable): ``next`` covers every
-        record whose produce was acknowledged before the call."""
-        request = log_pb2.GetBoundsRequest(consistency=log_pb2.CONSISTENCY_LINEARIZABLE)
+    def bounds(
+        self, *, timeout: float | None | Literal["default"] = "default", topic: str | None = None, partition: int = 0
+    ) -> Bounds:
+        """Asks the partition's leader for its bounds (GetBounds, linearizable): ``next`` covers
+        every record whose produce was acknowledged before the call."""
+        part = (topic or DEFAULT_TOPIC, _check_partition(partition))
+        request = log_pb2.GetBoundsRequest(consistency=log_pb2.CONSISTENCY_LINEARIZABLE, topic=part[0], partition=part[1])
 
         def call(stub: _Stub, t: float | None, md: Metadata) -> Bounds:
             resp = stub.get_bounds(request, timeout=t, metadata=md)
             return Bounds(lowest=resp.lowest, next=resp.next)
 
-        return self._call("bounds", timeout, call)
+        return self._call("bounds", timeout, call, None, part)
 
-    def stream(self, offset: int = 0, *, follow: bool = True) -> Iterator[Record]:
-        """Yields the records from ``offset`` on, in order.
+    def stream(self, offset: int = 0, *, follow: bool = True, topic: str | None = None, partition: int = 0) -> Iterator[Record]:
+        """Yields the records of ``partition`` of ``topic`` (default "log") from ``offset`` on, in
+        order.
 
         With ``follow`` (the default) it then waits for new records for ever: stop by breaking out
         of the loop (or closing the generator). With ``follow=False`` it stops at the end of the log
@@ -302,15 +531,16 @@ class Client:
         record (with the default ``retries=None``).
         """
         _check_offset(offset)
+        part = (topic or DEFAULT_TOPIC, _check_partition(partition))
         end: int | None = None
         if not follow:
-            end = self.bounds().next
+            end = self.bounds(topic=part[0], partition=part[1]).next
             if offset >= end:
                 return
         timeout = None if follow else self._settings.timeout
         deadline_at = _core.deadline(timeout)
-        attempts = Attempts(self._settings, self._router, "stream")
-        request = log_pb2.ConsumeRequest(offset=offset)
+        attempts = Attempts(self._settings, self._router, "stream", part, self._cache)
+        request = log_pb2.ConsumeRequest(offset=offset, topic=part[0], partition=part[1])
         while True:
             role: str | None = None
             addr = ""
@@ -322,7 +552,7 @@ class Client:
                     record = Record._from_proto(resp.record)
                     attempts.progress()
                     deadline_at = _core.deadline(timeout)
-                    request = log_pb2.ConsumeRequest(offset=record.offset + 1)
+                    request = log_pb2.ConsumeRequest(offset=record.offset + 1, topic=part[0], partition=part[1])
                     yield record
                     if end is not None and record.offset + 1 >= end:
                         return
@@ -342,20 +572,22 @@ class Client:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _send_loop(self) -> None:
+    def _send_loop(self, part: PartKey) -> None:
         while True:
             with self._queued:
-                while not self._closed and (self._in_flight or not self._queue.items or self._queue.linger_left() > 0):
-                    self._queued.wait(self._queue.linger_left() or None)
+                lane = self._lanes[part]
+                while not self._closed and (lane.in_flight or not lane.queue.items or lane.queue.linger_left() > 0):
+                    self._queued.wait(lane.queue.linger_left() or None)
                 if self._closed:
                     return
-                batch = self._queue.take()
-                self._in_flight = [i.future for i in batch]
-            self._send(batch)
+                batch = lane.queue.take()
+                lane.in_flight = [i.future for i in batch]
+            self._send(batch, part)
             with self._queued:
-                self._in_flight = []
+                lane.in_flight = []
+                self._queued.notify_all()
 
-    def _send(self, batch: list[_batch.Item[Future[int]]]) -> None:
+    def _send(self, batch: list[_batch.Item[Future[int]]], part: PartKey) -> None:
         now = time.monotonic()
         expired = [i for i in batch if i.deadline_at is not None and i.deadline_at <= now]
         batch = [i for i in batch if i.deadline_at is None or i.deadline_at > now]
@@ -366,9 +598,10 @@ class Client:
         timeout = _batch.batch_timeout(batch, now)
         metadata = batch[0].metadata
         try:
-            with self._producers.request(len(batch)) as req:
+            self._sticky.sent(part, self._cache.partitions(part[0]))
+            with self._producers_for(part).request(len(batch)) as req:
                 if len(batch) == 1:
-                    single = log_pb2.ProduceRequest(record=batch[0].record)
+                    single = log_pb2.ProduceRequest(record=batch[0].record, topic=part[0], partition=part[1])
 
                     def call(stub: _Stub, t: float | None, _: Metadata) -> int:
                         if req is not None:
@@ -378,7 +611,7 @@ class Client:
                         return resp.offset
 
                 else:
-                    request = log_pb2.ProduceBatchRequest(records=[i.record for i in batch])
+                    request = log_pb2.ProduceBatchRequest(records=[i.record for i in batch], topic=part[0], partition=part[1])
 
                     def call(stub: _Stub, t: float | None, _: Metadata) -> int:
                         if req is not None:
@@ -387,7 +620,7 @@ class Client:
                         _producer.answered(resp.duplicate, req)
                         return resp.first_offset
 
-                first = self._call("produce", timeout, call, req)
+                first = self._call("produce", timeout, call, req, part)
         except BaseException as err:  # every caller gets the failure, and the sender goes on
             for item in batch:
                 item.future.set_exception(err)
@@ -443,7 +676,14 @@ class Client:
     def _pick(self, attempts: Attempts, deadline_at: float | None) -> tuple[str, str, _Stub]:
         if self._router.needs_refresh():
             self._discover(deadline_at)
-        picked = self._router.pick(attempts.route)
+        if attempts.key is not None:
+            try:
+                self._ensure_metadata(attempts.key[0], deadline_at)
+            except UnknownTopicError:
+                raise
+            except ProglogError as err:  # no metadata now: route by the servers' roles
+                _core.log.debug("metadata of %s: %s", attempts.key[0], err)
+        picked = self._router.pick(attempts.route, attempts.part())
         if picked is None:
             raise _core.no_server(attempts.route)
         addr, role = picked
@@ -451,15 +691,17 @@ class Client:
 
     def _call(
         self,
-        op: Literal["produce", "read", "servers", "bounds"],
+        op: Op,
         timeout: float | None | Literal["default"],
         fn: Callable[[_Stub, float | None, Metadata], _T],
         req: _producer.Request | None = None,
+        part: PartKey | None = None,
     ) -> _T:
         """Calls fn until it succeeds or a failure is final (see Attempts); ``req`` is the
-        idempotence of a produce (see _producer.Request.after)."""
+        idempotence of a produce (see _producer.Request.after), ``part`` the partition the call
+        is for (routed by its metadata)."""
         deadline_at = _core.deadline(self._settings.timeout if timeout == "default" else timeout)
-        attempts = Attempts(self._settings, self._router, op)
+        attempts = Attempts(self._settings, self._router, op, part, self._cache)
         metadata = _core.call_metadata()
         while True:
             role: str | None = None
@@ -474,8 +716,8 @@ class Client:
                 return fn(stub, left, metadata)
             except grpc.RpcError as rpc_err:
                 err = self._error(rpc_err, addr)
-            except UnavailableError as unavailable:  # discovery failed, or no leader yet
-                err, role = unavailable, None
+            except (UnavailableError, UnknownTopicError) as unsent:  # discovery or metadata failed, or no leader yet
+                err, role = unsent, None
             if req is not None:
                 again = req.after(err, sent)
                 if again is None:
@@ -486,3 +728,4 @@ class Client:
             if delay is None or (left is not None and left <= delay):
                 raise err
             time.sleep(delay)
+

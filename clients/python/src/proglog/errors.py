@@ -33,6 +33,11 @@ __all__ = [
     "OutOfOrderSequenceError",
     "UnknownProducerError",
     "TooManyProducersError",
+    "UnknownTopicError",
+    "UnknownPartitionError",
+    "TopicExistsError",
+    "InvalidTopicError",
+    "NotEnoughNodesError",
 ]
 
 _DOMAIN = "proglog"
@@ -200,6 +205,48 @@ class TooManyProducersError(ProglogError):
         self.limit = limit
 
 
+class UnknownTopicError(ProglogError):
+    """The topic does not exist (NOT_FOUND, reason UNKNOWN_TOPIC). The clients refresh their
+    metadata and try once more before raising it, so a topic created a moment ago is found.
+    ``topic`` is its name when the server said."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, topic: str = "") -> None:
+        super().__init__(message, code)
+        self.topic = topic
+
+
+class UnknownPartitionError(ProglogError):
+    """The topic has no such partition (NOT_FOUND, reason UNKNOWN_PARTITION); retried once like
+    UnknownTopicError. ``partition`` is -1 when the server did not say."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, topic: str = "", partition: int = -1) -> None:
+        super().__init__(message, code)
+        self.topic = topic
+        self.partition = partition
+
+
+class TopicExistsError(ProglogError):
+    """create_topic of a topic that exists (ALREADY_EXISTS, reason TOPIC_EXISTS)."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, topic: str = "") -> None:
+        super().__init__(message, code)
+        self.topic = topic
+
+
+class InvalidTopicError(InvalidArgumentError):
+    """A topic name or setting the servers refuse (INVALID_ARGUMENT, reason INVALID_TOPIC)."""
+
+
+class NotEnoughNodesError(ProglogError):
+    """create_topic asked for more replicas than the cluster has live servers
+    (FAILED_PRECONDITION, reason NOT_ENOUGH_NODES)."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, replication_factor: int = 0, nodes: int = 0) -> None:
+        super().__init__(message, code)
+        self.replication_factor = replication_factor
+        self.nodes = nodes
+
+
 def _error_info(metadata: Iterable[Any] | None) -> tuple[str, dict[str, str]] | None:
     """Returns the reason and metadata of the proglog ErrorInfo in a call's trailing metadata: an
     iterable of (key, value) pairs, as both grpc and grpc.aio give it."""
@@ -247,6 +294,16 @@ def from_status(code: grpc.StatusCode, message: str, metadata: Iterable[Any] | N
         return OutOfOrderSequenceError(message, code, _int(md, "producer_id"), _int(md, "sequence"), _int(md, "expected"))
     if code == grpc.StatusCode.FAILED_PRECONDITION and reason == "UNKNOWN_PRODUCER":
         return UnknownProducerError(message, code, _int(md, "producer_id"), _int(md, "sequence"))
+    if code == grpc.StatusCode.FAILED_PRECONDITION and reason == "NOT_ENOUGH_NODES":
+        return NotEnoughNodesError(message, code, _int(md, "replication_factor"), _int(md, "nodes"))
+    if code == grpc.StatusCode.NOT_FOUND and reason == "UNKNOWN_TOPIC":
+        return UnknownTopicError(message, code, md.get("topic", ""))
+    if code == grpc.StatusCode.NOT_FOUND and reason == "UNKNOWN_PARTITION":
+        return UnknownPartitionError(message, code, md.get("topic", ""), _int(md, "partition", -1))
+    if code == grpc.StatusCode.ALREADY_EXISTS and reason == "TOPIC_EXISTS":
+        return TopicExistsError(message, code, md.get("topic", ""))
+    if code == grpc.StatusCode.INVALID_ARGUMENT and reason == "INVALID_TOPIC":
+        return InvalidTopicError(message, code)
     cls = {
         grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
         grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,

@@ -10,7 +10,10 @@ from google.protobuf import timestamp_pb2
 
 from proglog._proto.log.v1 import log_pb2
 
-__all__ = ["Bounds", "Record", "Server", "Value"]
+__all__ = ["Bounds", "PartitionInfo", "Position", "Record", "Server", "TopicConfig", "TopicInfo", "Value"]
+
+# The topic of requests that name none: every cluster has it, with one partition.
+DEFAULT_TOPIC = "log"
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,15 @@ def _check_offset(offset: int) -> int:
     return offset
 
 
+def _check_partition(partition: int) -> int:
+    """Checks a partition argument: an int in [0, 2**32)."""
+    if not isinstance(partition, int) or isinstance(partition, bool):
+        raise TypeError(f"partition must be an int, not {type(partition).__name__}")
+    if not 0 <= partition < 2**32:
+        raise ValueError(f"partition must be in [0, 2**32), not {partition}")
+    return partition
+
+
 @dataclass(frozen=True)
 class Bounds:
     """A log's readable offsets: ``range(lowest, next)``. Every record below ``next`` is committed."""
@@ -146,3 +158,82 @@ class Server:
     @classmethod
     def _from_proto(cls, msg: log_pb2.Server) -> Server:
         return cls(id=msg.id, rpc_addr=msg.rpc_addr, is_leader=msg.is_leader)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a record was written: its partition and offset."""
+
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class TopicConfig:
+    """A topic's settings. In create_topic, zero values take the servers' defaults (one partition;
+    replication factor the smaller of 3 and the number of servers; no retention bound).
+
+    Attributes:
+        partitions: number of partitions (1 to 1024).
+        replication_factor: replicas of each partition (1 to 7, at most the number of servers).
+        retention_bytes: each partition keeps at most this many bytes of records (0: no bound).
+        retention_age: records older than this many seconds are removed (0: no bound).
+    """
+
+    partitions: int = 0
+    replication_factor: int = 0
+    retention_bytes: int = 0
+    retention_age: float = 0.0
+
+    def _to_proto(self) -> log_pb2.TopicConfig:
+        for name in ("partitions", "replication_factor", "retention_bytes", "retention_age"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
+        msg = log_pb2.TopicConfig(
+            partitions=self.partitions, replication_factor=self.replication_factor, retention_bytes=self.retention_bytes
+        )
+        if self.retention_age > 0:
+            msg.retention_age.FromNanoseconds(round(self.retention_age * 1e9))
+        return msg
+
+    @classmethod
+    def _from_proto(cls, msg: log_pb2.TopicConfig) -> TopicConfig:
+        age = msg.retention_age.ToNanoseconds() / 1e9 if msg.HasField("retention_age") else 0.0
+        return cls(msg.partitions, msg.replication_factor, msg.retention_bytes, age)
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    """One partition of a topic: its replicas (in preference order) and leader (as last reported,
+    a hint; ``leader`` is its address, None when not known)."""
+
+    partition: int
+    leader: str | None
+    leader_id: str
+    replicas: tuple[Server, ...]
+    epoch: int
+
+    @classmethod
+    def _from_proto(cls, msg: log_pb2.PartitionMetadata) -> PartitionInfo:
+        replicas = tuple(Server._from_proto(s) for s in msg.replicas)
+        leader = next((r for r in replicas if r.is_leader or (msg.leader_id and r.id == msg.leader_id)), None)
+        return cls(
+            partition=msg.partition,
+            leader=leader.rpc_addr if leader else None,
+            leader_id=leader.id if leader else msg.leader_id,
+            replicas=replicas,
+            epoch=msg.epoch,
+        )
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """A topic: its settings and partitions, by number."""
+
+    name: str
+    config: TopicConfig
+    partitions: tuple[PartitionInfo, ...]
+
+    @classmethod
+    def _from_proto(cls, msg: log_pb2.TopicMetadata) -> TopicInfo:
+        return cls(msg.name, TopicConfig._from_proto(msg.config), tuple(PartitionInfo._from_proto(p) for p in msg.partitions))
