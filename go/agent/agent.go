@@ -345,7 +345,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	scfg.AdvertiseAddr = a.addr
 	scfg.TLS = serverTLS
 	scfg.Authorizer = authz
-	scfg.Servers = defaultServers{brk}
+	scfg.Servers = clusterServers{meta: a.meta, b: brk}
 	scfg.DefaultConsistency = cfg.ReadConsistency
 	scfg.MaxRecordBytes = cfg.MaxRecordBytes
 	scfg.MaxRecvMsgBytes = int(sz.recvMsg)

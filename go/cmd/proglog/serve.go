@@ -472,7 +472,11 @@ func serve(ctx context.Context, o *serveOptions, stdout io.Writer) (err error) {
 		}
 		fmt.Fprintf(stdout, "%s serving on %s (metrics: %s)\n", mode, a.Addr(), metrics)
 		fmt.Fprintf(stdout, "node %s, gossip on %s, leader %s\n", cfg.NodeName, a.SerfAddr(), leader)
-		logger.Info("serving", zap.String("leader", leader), zap.Uint64("next_offset", a.Replica().NextOffset()))
+		fields := []zap.Field{zap.String("leader", leader)}
+		if r := a.Replica(); r != nil { // nil on a node holding no replica of the default topic
+			fields = append(fields, zap.Uint64("next_offset", r.NextOffset()))
+		}
+		logger.Info("serving", fields...)
 	case ctx.Err() != nil:
 		return nil // stopped before it was ready
 	default:

@@ -139,8 +139,10 @@ type LogClient interface {
 	// an uncommitted record, never skips one, and may run behind the leader by
 	// the replication delay. The request's consistency field is not used.
 	ConsumeStream(ctx context.Context, in *ConsumeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ConsumeResponse], error)
-	// GetServers lists the servers of the cluster (the Raft configuration as this
-	// server knows it), marking the leader. A single node lists only itself.
+	// GetServers lists the servers of the cluster (every server the cluster's
+	// metadata holds, except those leaving), marking the leader of the default
+	// topic's partition 0 when this server knows it. A single node lists only
+	// itself. GetMetadata has the leaders of every topic's partitions.
 	GetServers(ctx context.Context, in *GetServersRequest, opts ...grpc.CallOption) (*GetServersResponse, error)
 	// GetBounds returns the log's bounds: the readable offsets are
 	// [lowest, next). The server stores only committed records, so next is
@@ -398,8 +400,10 @@ type LogServer interface {
 	// an uncommitted record, never skips one, and may run behind the leader by
 	// the replication delay. The request's consistency field is not used.
 	ConsumeStream(*ConsumeRequest, grpc.ServerStreamingServer[ConsumeResponse]) error
-	// GetServers lists the servers of the cluster (the Raft configuration as this
-	// server knows it), marking the leader. A single node lists only itself.
+	// GetServers lists the servers of the cluster (every server the cluster's
+	// metadata holds, except those leaving), marking the leader of the default
+	// topic's partition 0 when this server knows it. A single node lists only
+	// itself. GetMetadata has the leaders of every topic's partitions.
 	GetServers(context.Context, *GetServersRequest) (*GetServersResponse, error)
 	// GetBounds returns the log's bounds: the readable offsets are
 	// [lowest, next). The server stores only committed records, so next is

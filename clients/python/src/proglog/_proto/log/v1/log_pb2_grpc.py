@@ -294,8 +294,10 @@ class LogServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetServers(self, request, context):
-        """GetServers lists the servers of the cluster (the Raft configuration as this
-        server knows it), marking the leader. A single node lists only itself.
+        """GetServers lists the servers of the cluster (every server the cluster's
+        metadata holds, except those leaving), marking the leader of the default
+        topic's partition 0 when this server knows it. A single node lists only
+        itself. GetMetadata has the leaders of every topic's partitions.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
