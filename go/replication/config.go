@@ -108,9 +108,16 @@ type Config struct {
 	// new member is the node it claims to be (with PeerName). Default 3s.
 	JoinVerifyTimeout time.Duration
 
-	// Bootstrap makes a node with no Raft state start a cluster of itself;
-	// set it on the first node only. Ignored when state exists.
+	// Bootstrap makes a node with no Raft state start a cluster: of itself
+	// alone, or of InitialServers. Ignored when state exists.
 	Bootstrap bool
+	// InitialServers, with Bootstrap, is the configuration a node with no
+	// Raft state bootstraps the group with: every server a voter, LocalID
+	// among them. Every replica of a new group may bootstrap with the same
+	// list (hashicorp/raft allows identical bootstraps), so none has to be
+	// added by Join. Empty: this node alone. The StreamLayer's address is
+	// used for LocalID whatever RPCAddr says.
+	InitialServers []Server
 
 	// Raft timings: see raft.Config. Defaults 1s, 1s, 500ms, 5ms.
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
@@ -296,6 +303,8 @@ func (c Config) Validate() error {
 		return bad("DataLog.MaxRecordBytes %d leaves no room for records", c.DataLog.MaxRecordBytes)
 	case c.RaftLog.MaxRecordBytes != 0 && c.RaftLog.MaxRecordBytes <= maxEntryOverhead:
 		return bad("RaftLog.MaxRecordBytes %d leaves no room for entries", c.RaftLog.MaxRecordBytes)
+	case len(c.InitialServers) > 0 && !c.Bootstrap:
+		return bad("InitialServers needs Bootstrap")
 	case c.RetentionInterval < 0:
 		return bad("RetentionInterval must not be negative, got %v", c.RetentionInterval)
 	case c.RetentionInterval == 0 && c.retains():
@@ -303,6 +312,9 @@ func (c Config) Validate() error {
 	}
 	if seg := c.raftSegmentBytes(); c.SnapshotThresholdBytes != 0 && c.SnapshotThresholdBytes < seg {
 		return bad("SnapshotThresholdBytes %d is below the Raft log's segment size %d: compaction removes whole segments", c.SnapshotThresholdBytes, seg)
+	}
+	if err := c.validateInitialServers(); err != nil {
+		return bad("%v", err)
 	}
 	if err := c.Producers.Validate(); err != nil {
 		return bad("Producers: %v", err)
@@ -319,6 +331,47 @@ func (c Config) Validate() error {
 		return bad("raft: %v", err)
 	}
 	return nil
+}
+
+// validateInitialServers checks that InitialServers, if set, names every
+// server once, each with an address but LocalID's, and LocalID among them.
+func (c Config) validateInitialServers() error {
+	if len(c.InitialServers) == 0 {
+		return nil
+	}
+	seen := make(map[string]bool, len(c.InitialServers))
+	for i, s := range c.InitialServers {
+		switch {
+		case s.ID == "":
+			return fmt.Errorf("InitialServers[%d] has no ID", i)
+		case seen[s.ID]:
+			return fmt.Errorf("InitialServers names %q twice", s.ID)
+		case s.RPCAddr == "" && s.ID != c.LocalID:
+			return fmt.Errorf("InitialServers[%d] (%s) has no RPCAddr", i, s.ID)
+		}
+		seen[s.ID] = true
+	}
+	if !seen[c.LocalID] {
+		return fmt.Errorf("InitialServers does not name LocalID %q", c.LocalID)
+	}
+	return nil
+}
+
+// bootstrapConfiguration is the configuration a bootstrapping node starts
+// the group with (see InitialServers); local is its own address.
+func (c Config) bootstrapConfiguration(local raft.ServerAddress) raft.Configuration {
+	if len(c.InitialServers) == 0 {
+		return raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(c.LocalID), Address: local, Suffrage: raft.Voter}}}
+	}
+	var cf raft.Configuration
+	for _, s := range c.InitialServers {
+		addr := raft.ServerAddress(s.RPCAddr)
+		if s.ID == c.LocalID {
+			addr = local
+		}
+		cf.Servers = append(cf.Servers, raft.Server{ID: raft.ServerID(s.ID), Address: addr, Suffrage: raft.Voter})
+	}
+	return cf
 }
 
 // retains reports whether the data log has a retention limit.

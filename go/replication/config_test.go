@@ -62,10 +62,23 @@ func TestConfigValidate(t *testing.T) {
 			c.DataLog.Retention.MaxAge = time.Hour
 			c.RetentionInterval = 0
 		},
-		"negative retention age":         func(c *Config) { c.DataLog.Retention.MaxAge = -1 },
-		"no producer expiry":             func(c *Config) { c.Producers.Expiry = 0 },
-		"no producers":                   func(c *Config) { c.Producers.MaxProducers = 0 },
-		"byte threshold below a segment": func(c *Config) { c.SnapshotThresholdBytes = c.RaftLog.Segment.MaxStoreBytes - 1 },
+		"negative retention age":            func(c *Config) { c.DataLog.Retention.MaxAge = -1 },
+		"no producer expiry":                func(c *Config) { c.Producers.Expiry = 0 },
+		"no producers":                      func(c *Config) { c.Producers.MaxProducers = 0 },
+		"byte threshold below a segment":    func(c *Config) { c.SnapshotThresholdBytes = c.RaftLog.Segment.MaxStoreBytes - 1 },
+		"initial servers without bootstrap": func(c *Config) { c.InitialServers = []Server{{ID: "n1"}} },
+		"initial servers without local": func(c *Config) {
+			c.Bootstrap, c.InitialServers = true, []Server{{ID: "n2", RPCAddr: "a:1"}}
+		},
+		"initial server twice": func(c *Config) {
+			c.Bootstrap, c.InitialServers = true, []Server{{ID: "n1"}, {ID: "n1"}}
+		},
+		"initial server without address": func(c *Config) {
+			c.Bootstrap, c.InitialServers = true, []Server{{ID: "n1"}, {ID: "n2"}}
+		},
+		"initial server without id": func(c *Config) {
+			c.Bootstrap, c.InitialServers = true, []Server{{ID: "n1"}, {RPCAddr: "a:1"}}
+		},
 		"no verify timeout": func(c *Config) {
 			c.PeerName = func(net.Conn) (string, error) { return "", nil }
 			c.JoinVerifyTimeout = 0

@@ -74,8 +74,9 @@ type Server struct {
 }
 
 // New opens (or creates) the replica in cfg.DataDir and starts Raft. With
-// cfg.Bootstrap and no existing state it starts a one-node cluster; other
-// nodes are added by the leader's Join.
+// cfg.Bootstrap and no existing state it starts a group of
+// cfg.InitialServers (default: this node alone); other nodes are added by
+// the leader's Join.
 func New(cfg Config) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -194,9 +195,7 @@ func New(cfg Config) (*Log, error) {
 	l.guardRaft.Store(r)
 	closers = append(closers, func() error { return r.Shutdown().Error() })
 	if cfg.Bootstrap && !hasState {
-		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
-			ID: rc.LocalID, Address: l.trans.LocalAddr(), Suffrage: raft.Voter,
-		}}})
+		f := r.BootstrapCluster(cfg.bootstrapConfiguration(l.trans.LocalAddr()))
 		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			return nil, fmt.Errorf("replication: bootstrap: %w", err)
 		}
