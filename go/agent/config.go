@@ -137,11 +137,10 @@ type Config struct {
 	// below it fail with OUT_OF_RANGE). Zero values keep everything (the
 	// default). Use the same values on every node: the leader's apply.
 	Retention seglog.Retention
-	// SegmentBytes is the size of the segments of the data log (the unit
-	// retention removes) and of the Raft log (which is also at least twice
-	// its largest entry). 0 means go/seglog's default, 64 MiB; otherwise at
-	// least twice the largest data record (MaxRecordBytes plus
-	// replication.MaxEnvelopeOverhead).
+	// SegmentBytes is the size of the segments of the Raft log, which holds
+	// the records (the unit retention removes; at least twice its largest
+	// entry). 0 means go/seglog's default, 64 MiB; otherwise at least twice
+	// MaxRecordBytes.
 	SegmentBytes uint64
 
 	// Sync chooses when the node fsyncs what it stores:
@@ -358,7 +357,7 @@ func (c Config) sizes() sizes {
 	msg := max(uint64(server.DefaultMaxRecvMsgBytes), rec+1<<16)
 	return sizes{
 		recvMsg:    msg,
-		dataRecord: rec + replication.MaxEnvelopeOverhead,
+		dataRecord: rec,
 		// One Raft entry holds one append: a ProduceBatch (one message) or
 		// a ProduceStream group, which queues up to about two messages'
 		// worth of records; the extra MiB covers per-record framing.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/seglog"
@@ -79,30 +78,5 @@ func TestStoreAndApplyAllocations(t *testing.T) {
 	})
 	if allocs > 10 {
 		t.Errorf("StoreLogs of 100 entries: %.0f allocations", allocs)
-	}
-
-	var f *fsm
-	f, _, err = openFSM(t.TempDir(), seglog.Config{Sync: seglog.SyncNever}, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.close()
-	recs := make([][]byte, 100)
-	for i := range recs {
-		recs[i] = bytes.Repeat([]byte{'r'}, 100)
-	}
-	cmd := encodeAppend(recs)
-	index := uint64(1)
-	apply := func() {
-		e := &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: cmd}
-		index++
-		if r := f.ApplyBatch([]*raft.Log{e}); r[0].(applyResult).skipped {
-			t.Fatal("skipped")
-		}
-	}
-	apply()
-	allocs = testing.AllocsPerRun(20, apply)
-	if allocs > 10 {
-		t.Errorf("ApplyBatch of 100 records: %.0f allocations", allocs)
 	}
 }

@@ -55,7 +55,7 @@ func (l *Log) snapshotSoon() {
 // this snapshot it is lowered (ReloadConfig) to the number of entries from
 // the first one to keep on, then restored.
 func (l *Log) compactRaftLog() error {
-	keepFrom, err := l.store.keepFrom(l.cfg.TrailingBytes)
+	keepFrom, err := l.store.trailingFrom(l.cfg.TrailingBytes)
 	if err != nil {
 		return err
 	}
@@ -88,9 +88,9 @@ func (s *LogStore) size() uint64 {
 	return b
 }
 
-// keepFrom returns the first index of the newest whole segments whose
+// trailingFrom returns the first index of the newest whole segments whose
 // store files hold at most maxBytes (the active segment always counts).
-func (s *LogStore) keepFrom(maxBytes uint64) (uint64, error) {
+func (s *LogStore) trailingFrom(maxBytes uint64) (uint64, error) {
 	l, _, _ := s.bounds()
 	i, err := l.RetentionOffset(seglog.Retention{MaxBytes: maxBytes}, time.Now())
 	if err != nil {

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"time"
@@ -39,11 +40,6 @@ func (c Consistency) String() string {
 	}
 }
 
-// MaxEnvelopeOverhead is the most bytes the data log adds to a record (its
-// envelope): DataLog.MaxRecordBytes should be the largest record the
-// server accepts plus this.
-const MaxEnvelopeOverhead = maxEnvelopeOverhead
-
 // Defaults used by DefaultConfig.
 const (
 	DefaultHeartbeatTimeout   = time.Second
@@ -75,16 +71,17 @@ const (
 	// DefaultRaftMaxRecordBytes bounds one encoded Raft entry, hence one
 	// batch: it holds a 4 MiB gRPC request with room to spare.
 	DefaultRaftMaxRecordBytes = 8 << 20
-	// DefaultDataMaxRecordBytes bounds a data record: a 1 MiB client record
-	// plus its envelope.
-	DefaultDataMaxRecordBytes = 1<<20 + maxEnvelopeOverhead
+	// DefaultMaxRecordBytes bounds one record: a 1 MiB client record.
+	DefaultMaxRecordBytes = 1 << 20
 )
 
 // Config configures a Log. Start from DefaultConfig and set DataDir,
 // LocalID and StreamLayer.
 type Config struct {
-	// DataDir holds everything: raft/log (the Raft log), raft/stable (term
-	// and vote), raft/snapshots, and data (the records).
+	// DataDir holds everything: raft/log (the Raft log, which is the record
+	// log), raft/stable (term and vote) and raft/snapshots. A DataDir of
+	// the single-log layout (a data log in DataDir/data) is refused
+	// (ErrOldLayout).
 	DataDir string
 	// LocalID is this node's Raft server ID (the discovery node name).
 	LocalID string
@@ -150,13 +147,23 @@ type Config struct {
 	// 64 MiB.
 	TrailingBytes uint64
 
-	// RetentionInterval is how often the leader checks DataLog.Retention
-	// (it also checks whenever its data log gains a segment). When
-	// retention allows dropping the oldest segments, the leader proposes
-	// the new lowest offset through Raft and every replica drops the same
-	// prefix (see the package documentation). Default 10s; must be
-	// positive when DataLog.Retention sets a limit.
+	// Retention bounds the records kept (by bytes and age of the Raft log's
+	// segments, RaftLog.Segment.MaxStoreBytes being its granularity). It is
+	// applied by the leader for the whole group: see RetentionInterval.
+	// Zero keeps everything.
+	Retention seglog.Retention
+	// RetentionInterval is how often the leader checks Retention (it also
+	// checks whenever its Raft log gains a segment). When retention allows
+	// dropping the oldest segments, the leader proposes the new lowest
+	// offset through Raft and every replica drops the records below it
+	// (see the package documentation). Default 10s; must be positive when
+	// Retention sets a limit.
 	RetentionInterval time.Duration
+
+	// MaxRecordBytes bounds one record (as the server encoded it); a
+	// longer one is refused before it is proposed. It must fit in a Raft
+	// entry (RaftLog.MaxRecordBytes). Default DefaultMaxRecordBytes.
+	MaxRecordBytes uint64
 
 	// ApplyTimeout bounds an append whose context has no deadline,
 	// membership changes, and a read's wait for this node to catch up (see
@@ -168,27 +175,17 @@ type Config struct {
 	MaxPool          int
 	TransportTimeout time.Duration
 
-	// DataLog configures the data log. Its Retention is applied by the
-	// leader for the whole cluster (see RetentionInterval); its
-	// Segment.MaxStoreBytes is the granularity of retention. Its MaxRecordBytes bounds a record
-	// plus its envelope (maxEnvelopeOverhead bytes at most); it must be the
-	// same on every node, since a command that does not fit is rejected by
-	// every node that applies it. Its sync policy may be relaxed: the Raft
-	// log is the durable source and the data log is fsynced when a snapshot
-	// is taken. Default: go/seglog's defaults with SyncInterval (1s) and
-	// MaxRecordBytes DefaultDataMaxRecordBytes.
-	DataLog seglog.Config
-	// RaftLog configures the Raft log (InitialOffset is forced to 1). Its
-	// MaxRecordBytes bounds an encoded entry, hence a batch. Its Sync is
+	// RaftLog configures the Raft log, which is the record log
+	// (InitialOffset is forced to 1). Its MaxRecordBytes bounds an encoded
+	// entry, hence a batch. Its Sync is
 	// SyncAlways by default: every entry is fsynced before the node
 	// acknowledges it, so an append the leader acknowledged survives the
 	// loss of any minority of machines. SyncInterval or SyncNever relax
 	// that for throughput: a process crash still loses nothing, but a
 	// machine crash or power loss may lose the last acknowledged entries of
 	// that node (of every node, if all go down together), and a node that
-	// lost entries it had voted for can break Raft's guarantees. Set the
-	// data log's Sync to match (DataLog), or it keeps fsyncing on its own
-	// interval. Default: go/seglog's defaults (SyncAlways) with MaxRecordBytes
+	// lost entries it had voted for can break Raft's guarantees. Default:
+	// go/seglog's defaults (SyncAlways) with MaxRecordBytes
 	// DefaultRaftMaxRecordBytes.
 	RaftLog seglog.Config
 
@@ -248,9 +245,6 @@ type Config struct {
 
 // DefaultConfig returns a Config with the defaults above.
 func DefaultConfig() Config {
-	dl := seglog.DefaultConfig()
-	dl.Sync = seglog.SyncInterval
-	dl.MaxRecordBytes = DefaultDataMaxRecordBytes
 	rl := seglog.DefaultConfig()
 	rl.MaxRecordBytes = DefaultRaftMaxRecordBytes
 	return Config{
@@ -269,7 +263,7 @@ func DefaultConfig() Config {
 		MaxPool:                DefaultMaxPool,
 		TransportTimeout:       DefaultTransportTimeout,
 		JoinVerifyTimeout:      DefaultJoinVerifyTimeout,
-		DataLog:                dl,
+		MaxRecordBytes:         DefaultMaxRecordBytes,
 		RaftLog:                rl,
 		MinFreeBytes:           diskspace.DefaultMinFreeBytes,
 		Producers:              producer.DefaultConfig(),
@@ -299,16 +293,16 @@ func (c Config) Validate() error {
 		return bad("TransportTimeout must be positive, got %v", c.TransportTimeout)
 	case c.PeerName != nil && c.JoinVerifyTimeout <= 0:
 		return bad("JoinVerifyTimeout must be positive with PeerName, got %v", c.JoinVerifyTimeout)
-	case c.DataLog.MaxRecordBytes != 0 && c.DataLog.MaxRecordBytes <= maxEnvelopeOverhead:
-		return bad("DataLog.MaxRecordBytes %d leaves no room for records", c.DataLog.MaxRecordBytes)
 	case c.RaftLog.MaxRecordBytes != 0 && c.RaftLog.MaxRecordBytes <= maxEntryOverhead:
 		return bad("RaftLog.MaxRecordBytes %d leaves no room for entries", c.RaftLog.MaxRecordBytes)
+	case c.MaxRecordBytes != 0 && c.MaxRecordBytes+maxEntryOverhead+maxCommandOverhead+binary.MaxVarintLen64 > c.raftRecordBytes():
+		return bad("MaxRecordBytes %d does not fit in a raft entry of RaftLog.MaxRecordBytes %d", c.MaxRecordBytes, c.raftRecordBytes())
 	case len(c.InitialServers) > 0 && !c.Bootstrap:
 		return bad("InitialServers needs Bootstrap")
 	case c.RetentionInterval < 0:
 		return bad("RetentionInterval must not be negative, got %v", c.RetentionInterval)
 	case c.RetentionInterval == 0 && c.retains():
-		return bad("RetentionInterval must be positive when DataLog.Retention sets a limit")
+		return bad("RetentionInterval must be positive when Retention sets a limit")
 	}
 	if seg := c.raftSegmentBytes(); c.SnapshotThresholdBytes != 0 && c.SnapshotThresholdBytes < seg {
 		return bad("SnapshotThresholdBytes %d is below the Raft log's segment size %d: compaction removes whole segments", c.SnapshotThresholdBytes, seg)
@@ -319,8 +313,8 @@ func (c Config) Validate() error {
 	if err := c.Producers.Validate(); err != nil {
 		return bad("Producers: %v", err)
 	}
-	if err := c.DataLog.Validate(); err != nil {
-		return bad("DataLog: %v", err)
+	if c.Retention.MaxAge < 0 {
+		return bad("Retention.MaxAge must not be negative, got %v", c.Retention.MaxAge)
 	}
 	rl := c.RaftLog
 	rl.InitialOffset = 1
@@ -374,9 +368,25 @@ func (c Config) bootstrapConfiguration(local raft.ServerAddress) raft.Configurat
 	return cf
 }
 
-// retains reports whether the data log has a retention limit.
+// retains reports whether Retention sets a limit.
 func (c Config) retains() bool {
-	return c.DataLog.Retention.MaxBytes > 0 || c.DataLog.Retention.MaxAge > 0
+	return c.Retention.MaxBytes > 0 || c.Retention.MaxAge > 0
+}
+
+// maxRecordBytes is MaxRecordBytes, default substituted.
+func (c Config) maxRecordBytes() uint64 {
+	if c.MaxRecordBytes == 0 {
+		return DefaultMaxRecordBytes
+	}
+	return c.MaxRecordBytes
+}
+
+// raftRecordBytes is RaftLog.MaxRecordBytes, default substituted.
+func (c Config) raftRecordBytes() uint64 {
+	if c.RaftLog.MaxRecordBytes == 0 {
+		return seglog.DefaultMaxRecordBytes
+	}
+	return c.RaftLog.MaxRecordBytes
 }
 
 // raftSegmentBytes is the Raft log's segment size, default substituted.
@@ -398,8 +408,8 @@ func (c Config) raftConfig() *raft.Config {
 	rc.SnapshotInterval = c.SnapshotInterval
 	rc.SnapshotThreshold = c.SnapshotThreshold
 	rc.TrailingLogs = c.TrailingLogs
-	// The data log is persistent and replay is idempotent, so a restart
-	// does not rebuild it from the snapshot (see the package documentation).
+	// New restores the latest snapshot itself (snapshotStore.restoreLatest):
+	// Raft's Open of a snapshot adds the log's entries, for followers.
 	rc.NoSnapshotRestoreOnStart = true
 	return rc
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/seglog"
+	"github.com/proglog/proglog/go/segment"
 )
 
 // LogStore is Raft's log on a go/seglog Log: the entry with Raft index i is the
@@ -48,6 +51,20 @@ import (
 // LastIndex are 0 when the log is empty; GetLog returns raft.ErrLogNotFound
 // outside them.
 //
+// A LogStore opened by New (openRecordStore) is also the partition's
+// record log: every records command entry (codec.go) carries the offset of
+// its first record, and the store keeps a table from offsets to entries
+// (recordTable), rebuilt on open by reading every stored entry, extended by
+// StoreLogs and cut by DeleteRange and compaction, through which readRecord
+// reads one record. Such a store never drops the entries holding records
+// at or above the lowest offset its keep function returns (the FSM's
+// agreed lowest offset): a prefix DeleteRange removes the entries below
+// the smaller of Raft's bound and the first entry holding a record still
+// kept, FirstIndex reports what is really there, and retain (retention.go)
+// drops the rest once Raft has compacted it. The store of another Raft
+// group (OpenLogStore: go/metadata's) has no table and deletes as Raft
+// asks.
+//
 // LogStore is deliberately not a raft.MonotonicLogStore: for those,
 // hashicorp/raft deletes every stored entry after installing a snapshot,
 // including entries newer than the snapshot when a stale InstallSnapshot
@@ -71,6 +88,18 @@ type LogStore struct {
 	// disk, if set, makes StoreLogs refuse entries below its reserve
 	// (Config.MinFreeBytes) and counts what it writes.
 	disk *diskspace.Guard
+
+	// records is the offset table of a record log, nil otherwise; keep
+	// returns the lowest offset whose record must stay (set by New before
+	// Raft starts). compacted is the index below which Raft no longer
+	// needs entries (its last prefix DeleteRange), under wmu.
+	records   *recordTable
+	keep      func() uint64
+	compacted uint64
+	// last caches the last entry readRecord read (under lastMu).
+	lastMu    sync.Mutex
+	lastIndex uint64
+	lastData  []byte
 }
 
 var _ raft.LogStore = (*LogStore)(nil)
@@ -78,6 +107,10 @@ var _ raft.LogStore = (*LogStore)(nil)
 const (
 	segmentsDir    = "segments"
 	firstIndexFile = "first_index"
+	// restoreDir receives the entries of a snapshot (install); oldDir
+	// holds the segments it replaces while they are swapped.
+	restoreDir = "segments.restore"
+	oldDir     = "segments.old"
 )
 
 // OpenLogStore opens (or creates) the Raft log store in dir. cfg configures
@@ -90,12 +123,26 @@ const (
 // Its MaxRecordBytes bounds an encoded entry, so it must exceed the largest
 // command (a batch) by maxEntryOverhead.
 func OpenLogStore(dir string, cfg seglog.Config) (*LogStore, error) {
+	return openLogStore(dir, cfg, false)
+}
+
+// openRecordStore opens the Raft log store of a partition replica: a
+// LogStore that is also its record log (see LogStore), its offset table
+// rebuilt from the stored entries.
+func openRecordStore(dir string, cfg seglog.Config) (*LogStore, error) {
+	return openLogStore(dir, cfg, true)
+}
+
+func openLogStore(dir string, cfg seglog.Config, records bool) (*LogStore, error) {
 	cfg.InitialOffset = 1
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("replication: raft log dir: %w", err)
 	}
 	s := &LogStore{dir: dir, cfg: cfg, stored: make(chan struct{}, 1)}
 	removeTemps(s.firstIndexPath())
+	if err := s.finishInstall(); err != nil {
+		return nil, err
+	}
 	l, err := seglog.Open(filepath.Join(dir, segmentsDir), cfg)
 	if errors.Is(err, seglog.ErrCorrupt) {
 		return nil, fmt.Errorf("replication: the raft log is corrupt; refusing to start, since dropping entries this node "+
@@ -121,7 +168,28 @@ func OpenLogStore(dir string, cfg seglog.Config) (*LogStore, error) {
 			return nil, fmt.Errorf("replication: compact raft log below %d: %w", first, err)
 		}
 	}
+	s.compacted = first
+	if records {
+		s.records = &recordTable{}
+		if err := s.rebuildRecords(); err != nil {
+			_ = l.Close()
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// rebuildRecords fills the offset table from every stored entry.
+func (s *LogStore) rebuildRecords() error {
+	_, first, next := s.bounds()
+	var e raft.Log
+	for i := first; i < next; i++ {
+		if err := s.GetLog(i, &e); err != nil {
+			return fmt.Errorf("replication: rebuild the offset table: %w", err)
+		}
+		s.records.add(&e)
+	}
+	return nil
 }
 
 func (s *LogStore) firstIndexPath() string { return filepath.Join(s.dir, firstIndexFile) }
@@ -275,6 +343,11 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	if got != start {
 		return fmt.Errorf("replication: raft entries %d-%d stored at offset %d", start, start+uint64(len(logs))-1, got)
 	}
+	if s.records != nil {
+		for _, e := range logs {
+			s.records.add(e)
+		}
+	}
 	select {
 	case s.stored <- struct{}{}:
 	default:
@@ -299,6 +372,10 @@ func (s *LogStore) reset(index uint64) (*seglog.Log, error) {
 		return nil, fmt.Errorf("replication: reset raft log at %d: %w", index, err)
 	}
 	s.l = l
+	if s.records != nil {
+		s.records.cutFrom(0)
+	}
+	s.forgetLast()
 	return l, nil
 }
 
@@ -312,26 +389,204 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	}
 	last := next - 1
 	switch {
-	case min <= first && max >= last: // everything
-		if err := s.setFirst(next); err != nil {
-			return err
-		}
-		if err := l.Truncate(next); err != nil {
-			return fmt.Errorf("replication: delete raft entries %d-%d: %w", first, last, err)
-		}
+	case min <= first: // prefix (or everything): compaction
+		s.compacted = max + 1
+		return s.dropBelow(l, s.keepIndex(max+1))
 	case max >= last: // suffix: conflicting entries
 		if err := l.TruncateAfter(min - 1); err != nil {
 			return fmt.Errorf("replication: delete raft entries %d-%d: %w", min, last, err)
 		}
-	case min <= first: // prefix: compaction
-		if err := s.setFirst(max + 1); err != nil {
-			return err
+		if s.records != nil {
+			s.records.cutFrom(min)
 		}
-		if err := l.Truncate(max + 1); err != nil {
-			return fmt.Errorf("replication: compact raft entries below %d: %w", max+1, err)
-		}
+		s.forgetLast()
 	default:
 		return fmt.Errorf("%w: asked for %d-%d of %d-%d", ErrDeleteRange, min, max, first, last)
+	}
+	return nil
+}
+
+// keepIndex lowers index, the first entry to keep, to the first entry
+// holding a record at or above the keep offset (a record log's).
+func (s *LogStore) keepIndex(index uint64) uint64 {
+	if s.records == nil || s.keep == nil {
+		return index
+	}
+	if i, ok := s.records.holding(s.keep()); ok {
+		return min(index, i)
+	}
+	return index
+}
+
+// dropBelow makes index the first entry (at most the next one): it is
+// written to first_index before the whole segments below it are removed.
+// Callers hold wmu.
+func (s *LogStore) dropBelow(l *seglog.Log, index uint64) error {
+	first, next := s.first.Load(), l.NextOffset()
+	index = min(index, next)
+	if index <= first {
+		return nil
+	}
+	if err := s.setFirst(index); err != nil {
+		return err
+	}
+	if s.records != nil {
+		s.records.cutBelow(index)
+	}
+	if err := l.Truncate(index); err != nil {
+		return fmt.Errorf("replication: compact raft entries below %d: %w", index, err)
+	}
+	return nil
+}
+
+// retain drops the entries below the first one holding a record at or
+// above the keep offset, as far as Raft has compacted (see LogStore):
+// called once a retention command raised it.
+func (s *LogStore) retain() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	l, _, _ := s.bounds()
+	return s.dropBelow(l, s.keepIndex(s.compacted))
+}
+
+// readRecord returns the record at offset, which the caller knows is
+// applied; ErrRecordGone if this store holds no entry with it (removed,
+// or never received: see the package documentation, Snapshots).
+func (s *LogStore) readRecord(offset uint64) ([]byte, error) {
+	index, pos, ok := s.records.lookup(offset)
+	if !ok {
+		return nil, fmt.Errorf("%w: offset %d", ErrRecordGone, offset)
+	}
+	s.lastMu.Lock()
+	data := s.lastData
+	if s.lastIndex != index {
+		data = nil
+	}
+	s.lastMu.Unlock()
+	if data == nil {
+		var e raft.Log
+		if err := s.GetLog(index, &e); err != nil {
+			if errors.Is(err, raft.ErrLogNotFound) {
+				return nil, fmt.Errorf("%w: offset %d (entry %d)", ErrRecordGone, offset, index)
+			}
+			return nil, err
+		}
+		data = e.Data
+		s.lastMu.Lock()
+		s.lastIndex, s.lastData = index, data
+		s.lastMu.Unlock()
+	}
+	r, err := commandRecord(data, pos)
+	if err != nil {
+		return nil, fmt.Errorf("offset %d (raft entry %d): %w", offset, index, err)
+	}
+	return slices.Clone(r), nil
+}
+
+// forgetLast drops readRecord's cached entry (the entries it may be
+// changed). Callers hold wmu.
+func (s *LogStore) forgetLast() {
+	s.lastMu.Lock()
+	s.lastIndex, s.lastData = 0, nil
+	s.lastMu.Unlock()
+}
+
+// holds reports whether the store holds entry index with term.
+func (s *LogStore) holds(index, term uint64) bool {
+	var e raft.Log
+	return s.GetLog(index, &e) == nil && e.Term == term
+}
+
+// install makes the store hold the Raft entries a snapshot stream from a
+// leader carries after its header and producer table (h.firstEntry to
+// h.applied, none if h.firstEntry is 0), unless it already holds entry
+// h.applied with its term (the snapshot was installed before a restart, or
+// this node's log agrees with it: by Log Matching it holds the same
+// entries). A snapshot this node took (h.appliedTerm 0) changes nothing. The entries
+// are restored into restoreDir first (go/seglog Restore, fsynced), then
+// swapped in: first_index is set to the first entry, the segments are
+// renamed to oldDir and the restored ones into place (the directory
+// fsynced), and oldDir is removed; a crash in between is finished or
+// rolled back by the next open (finishInstall) and the snapshot installed
+// again. Without entries the store is reset to an empty log starting
+// after h.applied, where Raft continues.
+func (s *LogStore) install(r io.Reader, h snapshotHeader) error {
+	if h.appliedTerm == 0 || s.holds(h.applied, h.appliedTerm) {
+		return nil // a snapshot this node took, or one it installed
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if h.firstEntry == 0 {
+		if _, err := s.reset(h.applied + 1); err != nil {
+			return err
+		}
+		return s.setFirst(h.applied + 1)
+	}
+	restore := filepath.Join(s.dir, restoreDir)
+	if err := os.RemoveAll(restore); err != nil {
+		return fmt.Errorf("replication: install snapshot entries: %w", err)
+	}
+	cfg := s.cfg
+	cfg.InitialOffset = h.firstEntry
+	nl, err := seglog.Restore(restore, cfg, r)
+	if err != nil {
+		return fmt.Errorf("replication: install snapshot entries: %w", err)
+	}
+	if nl.LowestOffset() != h.firstEntry || nl.NextOffset() != h.applied+1 {
+		err := fmt.Errorf("%w: snapshot carries raft entries [%d, %d), want [%d, %d]", ErrBadEncoding, nl.LowestOffset(), nl.NextOffset(), h.firstEntry, h.applied)
+		return errors.Join(err, nl.Close(), os.RemoveAll(restore))
+	}
+	if err := nl.Close(); err != nil {
+		return fmt.Errorf("replication: install snapshot entries: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.l.Close(); err != nil {
+		return fmt.Errorf("replication: install snapshot entries: %w", err)
+	}
+	segs, old := filepath.Join(s.dir, segmentsDir), filepath.Join(s.dir, oldDir)
+	if err := writeUint64File(s.firstIndexPath(), h.firstEntry); err != nil {
+		return fmt.Errorf("replication: install snapshot entries: %w", err)
+	}
+	s.first.Store(h.firstEntry)
+	if err := errors.Join(os.Rename(segs, old), os.Rename(restore, segs), segment.SyncDir(s.dir), os.RemoveAll(old)); err != nil {
+		return fmt.Errorf("replication: install snapshot entries: %w", err)
+	}
+	if s.l, err = seglog.Open(segs, cfg); err != nil {
+		return fmt.Errorf("replication: install snapshot entries: %w", err)
+	}
+	s.compacted = h.firstEntry
+	s.forgetLast()
+	s.records.cutFrom(0)
+	var e raft.Log
+	for i := h.firstEntry; i <= h.applied; i++ {
+		b, err := s.l.Read(i)
+		if err == nil {
+			err = decodeEntry(b, &e)
+		}
+		if err != nil {
+			return fmt.Errorf("replication: installed raft entry %d: %w", i, err)
+		}
+		s.records.add(&e)
+	}
+	return nil
+}
+
+// finishInstall completes or rolls back a swap install was interrupted in:
+// with the segments in place the old ones are removed, without them the
+// old ones are put back.
+func (s *LogStore) finishInstall() error {
+	segs, old := filepath.Join(s.dir, segmentsDir), filepath.Join(s.dir, oldDir)
+	if _, err := os.Stat(old); errors.Is(err, os.ErrNotExist) {
+		return os.RemoveAll(filepath.Join(s.dir, restoreDir))
+	}
+	if _, err := os.Stat(segs); errors.Is(err, os.ErrNotExist) {
+		if err := errors.Join(os.Rename(old, segs), segment.SyncDir(s.dir)); err != nil {
+			return fmt.Errorf("replication: roll back an interrupted snapshot install: %w", err)
+		}
+	}
+	if err := errors.Join(os.RemoveAll(old), os.RemoveAll(filepath.Join(s.dir, restoreDir))); err != nil {
+		return fmt.Errorf("replication: clean up an interrupted snapshot install: %w", err)
 	}
 	return nil
 }
