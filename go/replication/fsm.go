@@ -198,9 +198,16 @@ func (f *fsm) appliedChanged() <-chan struct{} {
 }
 
 // Snapshot implements raft.FSM: the small state as of the applied index.
+// It fsyncs the Raft log first (already durable under SyncAlways): once Raft has
+// the snapshot, a restart replays only the entries after it, so the
+// entries holding the records it counts must be durable, whatever
+// RaftLog.Sync says.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if errp := f.failed.Load(); errp != nil {
 		return nil, *errp
+	}
+	if err := f.store.sync(); err != nil {
+		return nil, fmt.Errorf("replication: snapshot: %w", err)
 	}
 	f.mu.Lock()
 	table := f.producers.Encode()

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/internal/testutil"
+	"github.com/proglog/proglog/go/seglog"
 	"github.com/proglog/proglog/go/segment"
 )
 
@@ -106,5 +108,63 @@ func TestOffsetsAcrossLeaderChanges(t *testing.T) {
 	}
 	if _, err := leaderOf(t, nodes).Read(context.Background(), uint64(next-1), ReadLinearizable); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Every node lost its Raft log's tail (relaxed sync and a power loss,
+// before any snapshot, which would have fsynced it): the cluster starts
+// again with the entries the logs hold, no state machine stops, and new
+// appends get the offsets after the records the leader's log holds, the
+// same on every node.
+func TestClusterRestartAfterEveryRaftLogLostItsTail(t *testing.T) {
+	nodes := cluster(t, 3, func(c *Config) {
+		c.SnapshotInterval = time.Hour
+		c.RaftLog.Sync = seglog.SyncNever
+	})
+	ctx := ctxT(t)
+	appendRecs(t, ctx, leaderOf(t, nodes), 20)
+	for _, n := range nodes {
+		waitData(t, n, 20)
+	}
+	for _, n := range nodes {
+		n.stop()
+	}
+	for i, n := range nodes {
+		dropSnapshots(t, n)
+		l, err := seglog.Open(filepath.Join(n.dir, "raft", "log", segmentsDir), seglog.Config{InitialOffset: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.TruncateAfter(l.HighestOffset() - uint64(3+2*i)); err != nil { // a different tail on each
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range nodes {
+		n.start()
+	}
+	leader := leaderOf(t, nodes)
+	off, err := leader.Append(ctx, []byte("after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off > 20 || off < 10 {
+		t.Fatalf("first append after the loss at offset %d", off)
+	}
+	for _, n := range nodes {
+		got := waitData(t, n, off+1)
+		if string(got[off]) != "after" {
+			t.Fatalf("%s: offset %d holds %q", n.id, off, got[off])
+		}
+		for i := range off {
+			if !bytes.Equal(got[i], rec(int(i))) {
+				t.Fatalf("%s: offset %d holds %q, want %q", n.id, i, got[i], rec(int(i)))
+			}
+		}
+		if err := n.Failed(); err != nil {
+			t.Fatalf("%s: Failed() = %v", n.id, err)
+		}
 	}
 }

@@ -315,9 +315,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	}
 	bufs := a.slices()
 	if s.disk != nil {
-		// The entries, and about as much again when their commands reach
-		// the data log.
-		s.disk.Use(2 * uint64(len(a.buf)))
+		s.disk.Use(uint64(len(a.buf)))
 	}
 	l, first, next := s.bounds()
 	switch {
@@ -489,6 +487,15 @@ func (s *LogStore) forgetLast() {
 	s.lastMu.Lock()
 	s.lastIndex, s.lastData = 0, nil
 	s.lastMu.Unlock()
+}
+
+// sync fsyncs the log (what SyncInterval or SyncNever left unsynced).
+func (s *LogStore) sync() error {
+	l, _, _ := s.bounds()
+	if err := l.Sync(); err != nil {
+		return fmt.Errorf("replication: sync raft log: %w", err)
+	}
+	return nil
 }
 
 // holds reports whether the store holds entry index with term.
