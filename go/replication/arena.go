@@ -4,9 +4,9 @@ package replication
 // burst of large batches does not pin its memory.
 const arenaKeepBytes = 4 << 20
 
-// arena packs the encodings of one call (the entries of a StoreLogs, the
-// envelopes of an ApplyBatch) into one reused buffer: no allocation per
-// entry or record, and none per call once the buffer has grown. Not safe
+// arena packs the encodings of one call (the entries of a StoreLogs) into
+// one reused buffer: no allocation per entry, and none per call once the
+// buffer has grown. Not safe
 // for concurrent use; the slices it returns are valid until the next reset.
 type arena struct {
 	buf  []byte

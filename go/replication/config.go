@@ -24,8 +24,9 @@ const (
 	// append was acknowledged before the read began is always visible.
 	// Elsewhere it fails with *commitlog.NotLeaderError.
 	ReadLinearizable Consistency = iota
-	// ReadFollower reads this node's data log as it is: only committed
-	// records are ever in it, but it may lag behind the leader.
+	// ReadFollower reads this node's applied records as they are: only
+	// committed records are ever applied, but it may lag behind the
+	// leader.
 	ReadFollower
 )
 
@@ -49,7 +50,7 @@ const (
 	// are committed only from the leader's next append RPC, which Raft
 	// sends when new entries arrive or after CommitTimeout (randomised up
 	// to twice that): after a burst of appends the last records reach the
-	// followers' data logs, hence their streams, up to 2×CommitTimeout
+	// followers' state machines, hence their streams, up to 2×CommitTimeout
 	// late. At 5ms an idle 3-node cluster spends about 3% of a core more
 	// than at hashicorp/raft's 50ms (measured on the benchmark machine, see
 	// docs/benchmarks.md).
@@ -210,8 +211,8 @@ type Config struct {
 	// and votes. Below half of it, the reserve, a node also refuses to
 	// store Raft entries (StoreLogs fails, so the leader retries a
 	// follower later and a leader steps down), which keeps the space it
-	// still has for applying the entries it accepted, snapshots and
-	// segment roll-overs, never reaching ENOSPC there. Both resume by
+	// still has for snapshots, snapshot installs and segment roll-overs,
+	// never reaching ENOSPC there (applying entries writes nothing). Both resume by
 	// themselves when space is freed. 0 disables both. Default
 	// diskspace.DefaultMinFreeBytes (256 MiB).
 	MinFreeBytes uint64
@@ -221,8 +222,9 @@ type Config struct {
 	// leader's clock, the Raft entries' time) is forgotten, and past
 	// MaxProducers the longest idle one is evicted if idle longer than
 	// EvictAfter, else a new producer is refused. This node's values are
-	// used while it leads: it puts them in every idempotent command, and
-	// every replica decides that command with them, never with its own.
+	// used while it leads: its proposer decides with them and puts them in
+	// every idempotent command, and every replica's table takes them from
+	// the command, never from its own Config.
 	// Default producer.DefaultConfig() (24h, 10000, 5m).
 	Producers producer.Config
 

@@ -33,7 +33,7 @@ var (
 	// cluster's (it lost or changed entries). The state machine stops
 	// (returned with ErrFailed), saying which entry.
 	ErrDiverged = errors.New("replication: raft log diverged: a command's first offset is not where this node's records end")
-	// ErrNotCaughtUp: a read past the end of this node's data log waited
+	// ErrNotCaughtUp: a read past this node's applied end waited
 	// for the node to learn the commit index and apply up to it, in vain
 	// (see Log.Read): the records may exist; retry, or ask another node.
 	ErrNotCaughtUp = errors.New("replication: this node has not caught up with the cluster's commit index yet")
