@@ -130,9 +130,9 @@ type Config struct {
 	// Raft tunes Raft; zero fields keep replication's defaults.
 	Raft RaftConfig
 
-	// Retention bounds the records the cluster keeps: the leader drops the
-	// oldest whole data segments while the data log holds more than
-	// Retention.MaxBytes or their last record is older than
+	// Retention bounds the records the cluster keeps: the leader raises the
+	// lowest offset past the oldest whole Raft log segments while the log
+	// holds more than Retention.MaxBytes or their last entry is older than
 	// Retention.MaxAge, and every replica drops the same prefix (reads
 	// below it fail with OUT_OF_RANGE). Zero values keep everything (the
 	// default). Use the same values on every node: the leader's apply.
@@ -147,14 +147,13 @@ type Config struct {
 	//
 	//   - seglog.SyncAlways (the default): the Raft log is fsynced before the
 	//     node acknowledges an entry (one fsync per batch of entries), so an
-	//     acknowledged append survives losing any minority of machines; the
-	//     data log, rebuilt from the Raft log if need be, is fsynced every
-	//     second and at every snapshot;
-	//   - seglog.SyncInterval: both logs are fsynced every SyncInterval by a
-	//     background goroutine;
-	//   - seglog.SyncNever: neither is fsynced on the append path (the kernel
-	//     writes the pages back; sealed segments and snapshots are still
-	//     fsynced).
+	//     acknowledged append survives losing any minority of machines (the
+	//     Raft log holds the records: there is no other log);
+	//   - seglog.SyncInterval: the Raft log is fsynced every SyncInterval by
+	//     a background goroutine, and at every snapshot;
+	//   - seglog.SyncNever: it is not fsynced on the append path (the kernel
+	//     writes the pages back; sealed segments are fsynced, and the log
+	//     at every snapshot).
 	//
 	// The relaxed policies lose nothing when the process crashes, but a
 	// crash or power loss of the machine may lose the last appends it
