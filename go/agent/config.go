@@ -301,7 +301,7 @@ func (c Config) Validate() error {
 		bad("Retention.MaxAge is %v, must not be negative", c.Retention.MaxAge)
 	}
 	if min := 2 * c.sizes().dataRecord; c.SegmentBytes != 0 && c.MaxRecordBytes > 0 && c.SegmentBytes < min {
-		bad("SegmentBytes is %d, must be at least %d (twice MaxRecordBytes %d plus the envelope) or 0 for the default", c.SegmentBytes, min, c.MaxRecordBytes)
+		bad("SegmentBytes is %d, must be at least %d (twice MaxRecordBytes %d) or 0 for the default", c.SegmentBytes, min, c.MaxRecordBytes)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("ShutdownTimeout is %v, must be positive", c.ShutdownTimeout)

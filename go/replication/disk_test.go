@@ -71,6 +71,12 @@ func TestLeaderRefusesAppendsBelowTheWatermark(t *testing.T) {
 	if !leader.IsLeader() {
 		t.Fatal("the leader lost its leadership below the watermark")
 	}
+	// It persists its state machine while the reserve has room: a restart
+	// on a full disk restores it and serves the records without a leader.
+	testutil.Eventually(t, "a snapshot at the watermark", 10*time.Second, func() bool {
+		s := leader.Stats()["last_snapshot_index"]
+		return s != "0" && s != ""
+	})
 	disks.set(leader, testMinFree)
 	if off, err := leader.Append(ctx, rec(1)); err != nil || off != 1 {
 		t.Fatalf("Append once space returned = %d, %v", off, err)

@@ -86,8 +86,10 @@ type LogStore struct {
 	// for the byte-threshold compaction (compaction.go).
 	stored chan struct{}
 	// disk, if set, makes StoreLogs refuse entries below its reserve
-	// (Config.MinFreeBytes) and counts what it writes.
-	disk *diskspace.Guard
+	// (Config.MinFreeBytes) and counts what it writes; onReserve, if set,
+	// is called (without blocking) when it does.
+	disk      *diskspace.Guard
+	onReserve func()
 
 	// records is the offset table of a record log, nil otherwise; keep
 	// returns the lowest offset whose record must stay (set by New before
@@ -295,6 +297,9 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	}
 	if s.disk != nil {
 		if err := s.disk.CheckReserve(); err != nil {
+			if s.onReserve != nil {
+				s.onReserve()
+			}
 			return fmt.Errorf("replication: raft log: refusing entries %d-%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
 		}
 	}

@@ -112,7 +112,7 @@ func New(cfg Config) (*Log, error) {
 	if l.store, err = openRecordStore(filepath.Join(raftDir, "log"), cfg.RaftLog); err != nil {
 		return nil, err
 	}
-	l.store.disk = disk
+	l.store.disk, l.store.onReserve = disk, l.lowOnSpace
 	closers = append(closers, l.store.Close)
 	if l.stable, err = OpenStableStore(filepath.Join(raftDir, "stable")); err != nil {
 		return nil, err
@@ -374,6 +374,7 @@ func (l *Log) AppendIdempotent(ctx context.Context, p Producer, records [][]byte
 	if err := l.disk.Check(); err != nil {
 		if l.lowSpace.CompareAndSwap(false, true) {
 			l.lg.Warn("refusing appends until disk space is freed", "error", err)
+			l.lowOnSpace()
 		}
 		return 0, false, fmt.Errorf("replication: append refused: %w", err)
 	}
