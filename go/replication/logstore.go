@@ -60,8 +60,11 @@ import (
 // at or above the lowest offset its keep function returns (the FSM's
 // agreed lowest offset): a prefix DeleteRange removes the entries below
 // the smaller of Raft's bound and the first entry holding a record still
-// kept, FirstIndex reports what is really there, and retain (retention.go)
-// drops the rest once Raft has compacted it. The store of another Raft
+// kept, FirstIndex reports what is really there, and retain (called once a
+// retention command raised the lowest offset) drops the rest as far as
+// Raft has compacted. install writes the entries of a snapshot received
+// from a leader, through the directories segments.restore and
+// segments.old. The store of another Raft
 // group (OpenLogStore: go/metadata's) has no table and deletes as Raft
 // asks.
 //
