@@ -32,7 +32,8 @@ type proposer struct {
 }
 
 // proposal is one append (records, from producer p) or retention (retain,
-// to offset lowest) for the proposer; it answers on res.
+// to offset lowest, or the end of the records proposed if lower) for the
+// proposer; it answers on res.
 type proposal struct {
 	ctx    context.Context
 	p      Producer
@@ -101,10 +102,14 @@ func (p *proposer) handle(pr *proposal) proposed {
 		return proposed{err: err}
 	}
 	if pr.retain {
-		if pr.lowest > p.next {
-			return proposed{err: fmt.Errorf("replication: retention to offset %d past the records' end %d", pr.lowest, p.next)}
+		// Every record proposed before is applied before this command:
+		// the pending end is a valid lowest offset, the applied one may
+		// lag behind it.
+		lowest := min(pr.lowest, p.next)
+		if lowest <= l.fsm.lowest.Load() {
+			return proposed{}
 		}
-		return proposed{f: p.apply(encodeRetain(pr.lowest))}
+		return proposed{f: p.apply(encodeRetain(lowest))}
 	}
 	n := uint64(len(pr.recs))
 	lim := l.cfg.Producers

@@ -704,8 +704,8 @@ func TestWaitAndClose(t *testing.T) {
 	if err := n.Wait(short, 5); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait for a missing record: %v", err)
 	}
-	go func() { waited <- n.Wait(ctx, 5) }()
 	l := n.Log
+	go func() { waited <- l.Wait(ctx, 5) }()
 	n.stop()
 	if err := <-waited; !errors.Is(err, seglog.ErrClosed) {
 		t.Fatalf("Wait across Close: %v", err)

@@ -13,8 +13,9 @@ import (
 // also does it every RetentionInterval and whenever its Raft log gains a
 // segment): it computes, from this node's Raft log, the lowest offset
 // retention allows at segment granularity — the first record of the
-// oldest segment kept — and, if that is above the current lowest offset,
-// proposes it through Raft; every replica then refuses reads below it and
+// oldest segment kept, or the end of the records the proposer has
+// proposed if they are all in older segments — and, if that is above the
+// current lowest offset, proposes it through Raft; every replica then refuses reads below it and
 // drops the segments below it once Raft compacted them (see the package
 // documentation, "Retention and compaction"). It returns this node's
 // lowest offset once the command is applied. Only the leader can do it
@@ -33,9 +34,8 @@ func (l *Log) ApplyRetention(ctx context.Context) (lowest uint64, err error) {
 	}
 	cut, ok := l.store.records.firstFrom(index)
 	if !ok {
-		cut = l.NextOffset() // no record in the segments kept
+		cut = ^uint64(0) // no record in the segments kept: the proposer caps it
 	}
-	cut = min(cut, l.NextOffset())
 	if cut <= l.LowestOffset() {
 		return l.LowestOffset(), nil
 	}
