@@ -72,7 +72,9 @@ func (l *Log) compactRaftLog() error {
 	if err != nil {
 		return err
 	}
-	trailing := min(l.cfg.TrailingLogs, last+1-min(keepFrom, last+1))
+	// At least one: a compaction down to the last entry would look like a
+	// conflicting suffix to the LogStore (see DeleteRange).
+	trailing := max(1, min(l.cfg.TrailingLogs, last+1-min(keepFrom, last+1)))
 	rc := l.raft.ReloadableConfig()
 	rc.TrailingLogs = trailing
 	if err := l.raft.ReloadConfig(rc); err != nil {

@@ -128,7 +128,7 @@ type Config struct {
 	SnapshotThreshold uint64
 	// TrailingLogs is how many entries a compaction keeps behind the
 	// snapshot, so slightly lagging followers catch up from the log rather
-	// than from a snapshot. Default 10240.
+	// than from a snapshot. At least 1. Default 10240.
 	TrailingLogs uint64
 	// SnapshotRetain is how many snapshots are kept. Default 2.
 	SnapshotRetain int
@@ -285,6 +285,8 @@ func (c Config) Validate() error {
 		return bad("LocalID is required")
 	case c.StreamLayer == nil:
 		return bad("StreamLayer is required")
+	case c.TrailingLogs < 1:
+		return bad("TrailingLogs must be at least 1, got %d: a compaction down to the last entry could not be told from a conflicting suffix", c.TrailingLogs)
 	case c.SnapshotRetain < 1:
 		return bad("SnapshotRetain must be at least 1, got %d", c.SnapshotRetain)
 	case c.ApplyTimeout <= 0:

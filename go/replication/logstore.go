@@ -32,11 +32,13 @@ import (
 //
 //   - a suffix (max >= LastIndex): conflicting entries a new leader
 //     overwrites, removed with TruncateAfter(min-1), durably;
-//   - a prefix (min <= FirstIndex): compaction after a snapshot; the new
-//     first index max+1 is written to first_index (atomically: temporary
-//     file, fsync, rename, directory fsync) before the segments below it
-//     are removed;
-//   - both (everything): the log becomes empty;
+//   - a prefix (min <= FirstIndex, max < LastIndex): compaction after a
+//     snapshot, which always keeps at least one entry (Config.TrailingLogs
+//     is at least 1); the new first index max+1 is written to first_index
+//     (atomically: temporary file, fsync, rename, directory fsync) before
+//     the segments below it are removed;
+//   - both (everything): a conflict from the first entry on; the log
+//     becomes empty;
 //   - anything else (a range strictly inside the log) fails with
 //     ErrDeleteRange; ranges outside the stored entries are no-ops.
 //
@@ -395,9 +397,17 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	}
 	last := next - 1
 	switch {
-	case min <= first: // prefix (or everything): compaction
-		s.compacted = max + 1
-		return s.dropBelow(l, s.keepIndex(max+1))
+	case min <= first && max >= last: // everything: a conflict from the start
+		if err := s.setFirst(next); err != nil {
+			return err
+		}
+		if s.records != nil {
+			s.records.cutFrom(0)
+		}
+		s.forgetLast()
+		if err := l.Truncate(next); err != nil {
+			return fmt.Errorf("replication: delete raft entries %d-%d: %w", first, last, err)
+		}
 	case max >= last: // suffix: conflicting entries
 		if err := l.TruncateAfter(min - 1); err != nil {
 			return fmt.Errorf("replication: delete raft entries %d-%d: %w", min, last, err)
@@ -406,6 +416,9 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 			s.records.cutFrom(min)
 		}
 		s.forgetLast()
+	case min <= first: // prefix: compaction
+		s.compacted = max + 1
+		return s.dropBelow(l, s.keepIndex(max+1))
 	default:
 		return fmt.Errorf("%w: asked for %d-%d of %d-%d", ErrDeleteRange, min, max, first, last)
 	}
@@ -517,21 +530,30 @@ func (s *LogStore) holds(index, term uint64) bool {
 // h.applied, none if h.firstEntry is 0), unless it already holds entry
 // h.applied with its term (the snapshot was installed before a restart, or
 // this node's log agrees with it: by Log Matching it holds the same
-// entries). A snapshot this node took (h.appliedTerm 0) changes nothing. The entries
-// are restored into restoreDir first (go/seglog Restore, fsynced), then
-// swapped in: first_index is set to the first entry, the segments are
-// renamed to oldDir and the restored ones into place (the directory
-// fsynced), and oldDir is removed; a crash in between is finished or
-// rolled back by the next open (finishInstall) and the snapshot installed
-// again. Without entries the store is reset to an empty log starting
-// after h.applied, where Raft continues.
+// entries). A snapshot this node took (h.appliedTerm 0) changes nothing.
+// The entries are restored into restoreDir first (go/seglog Restore,
+// fsynced), then swapped in: first_index is set to the first entry, the
+// segments are renamed to oldDir and the restored ones into place (the
+// directory fsynced), and oldDir is removed; a crash in between is
+// finished or rolled back by the next open (finishInstall) and the
+// snapshot installed again. Without entries the store is reset to an
+// empty log starting after h.applied, where Raft continues. Either way
+// this node's entries after h.applied, if it has them from h.applied+1 on,
+// are kept after the installed ones, as raft-boltdb keeps them: Raft still
+// counts them as stored, and deletes them as conflicting when the
+// leader's arrive.
 func (s *LogStore) install(r io.Reader, h snapshotHeader) error {
 	if h.appliedTerm == 0 || s.holds(h.applied, h.appliedTerm) {
 		return nil // a snapshot this node took, or one it installed
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	l, first, next := s.bounds()
+	tail := first <= h.applied+1 && h.applied+1 < next // kept: see above
 	if h.firstEntry == 0 {
+		if tail {
+			return s.dropBelow(l, h.applied+1)
+		}
 		if _, err := s.reset(h.applied + 1); err != nil {
 			return err
 		}
@@ -550,6 +572,11 @@ func (s *LogStore) install(r io.Reader, h snapshotHeader) error {
 	if nl.LowestOffset() != h.firstEntry || nl.NextOffset() != h.applied+1 {
 		err := fmt.Errorf("%w: snapshot carries raft entries [%d, %d), want [%d, %d]", ErrBadEncoding, nl.LowestOffset(), nl.NextOffset(), h.firstEntry, h.applied)
 		return errors.Join(err, nl.Close(), os.RemoveAll(restore))
+	}
+	if tail {
+		if err := copyEntries(nl, l, h.applied+1, next); err != nil {
+			return errors.Join(fmt.Errorf("replication: install snapshot entries: keep entries after %d: %w", h.applied, err), nl.Close(), os.RemoveAll(restore))
+		}
 	}
 	if err := nl.Close(); err != nil {
 		return fmt.Errorf("replication: install snapshot entries: %w", err)
@@ -574,7 +601,7 @@ func (s *LogStore) install(r io.Reader, h snapshotHeader) error {
 	s.forgetLast()
 	s.records.cutFrom(0)
 	var e raft.Log
-	for i := h.firstEntry; i <= h.applied; i++ {
+	for i := h.firstEntry; i < s.l.NextOffset(); i++ {
 		b, err := s.l.Read(i)
 		if err == nil {
 			err = decodeEntry(b, &e)
@@ -585,6 +612,38 @@ func (s *LogStore) install(r io.Reader, h snapshotHeader) error {
 		s.records.add(&e)
 	}
 	return nil
+}
+
+// copyEntries appends the encoded entries [from, to) of src to dst, in
+// batches of at most a segment's worth, and fsyncs dst.
+func copyEntries(dst, src *seglog.Log, from, to uint64) error {
+	limit := dst.Config().Segment.MaxStoreBytes
+	var batch [][]byte
+	var size uint64
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := dst.AppendBatch(batch)
+		batch, size = batch[:0], 0
+		return err
+	}
+	for i := from; i < to; i++ {
+		b, err := src.Read(i)
+		if err != nil {
+			return err
+		}
+		if size+uint64(len(b)) > limit {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		batch, size = append(batch, b), size+uint64(len(b))
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	return dst.Sync()
 }
 
 // finishInstall completes or rolls back a swap install was interrupted in:

@@ -179,3 +179,66 @@ func TestStaleSnapshotAsksForANewOne(t *testing.T) {
 		t.Fatalf("open after retention past the snapshot's end: %v (%d stale)", err, *stale)
 	}
 }
+
+// A follower whose log goes on past the snapshot with entries of another
+// history keeps them after the installed entries: Raft still counts them
+// as stored and deletes them as conflicting when the leader's arrive.
+func TestSnapshotInstallKeepsTheEntriesAfterIt(t *testing.T) {
+	f := openSegFSM(t, t.TempDir(), 256)
+	fill(t, f, 60)
+	f.apply(retainCmd(61, 23), recs(62, 60, "x"))
+	s, _ := testSnapshotStore(t, f)
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := open(t, s, persist(t, s, snap, f.applied.Load()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, withEntries := range []bool{true, false} {
+		dst := openSegFSM(t, t.TempDir(), 512)
+		var other []*raft.Log // another history, of term 2, to index 70
+		for i := uint64(1); i <= 70; i++ {
+			other = append(other, &raft.Log{Index: i, Term: 2, Type: raft.LogCommand,
+				Data: encodeRecords(i-1, 2, Producer{}, producer.Config{}, strs([]string{"other"}))})
+		}
+		if err := dst.store.StoreLogs(other); err != nil {
+			t.Fatal(err)
+		}
+		stream := full
+		if !withEntries { // the records all retained away: no entries
+			h, _ := decodeSnapshotHeader(full[:snapshotHeaderSize])
+			h.firstEntry, h.lowest = 0, h.next
+			stream = encodeSnapshot(h, producer.New(producer.DefaultConfig()).Encode())
+		}
+		if err := dst.Restore(io.NopCloser(bytes.NewReader(stream))); err != nil {
+			t.Fatal(err)
+		}
+		if last, _ := dst.store.LastIndex(); last != 70 {
+			t.Fatalf("entries %v: last index %d after the install, want 70 (the tail kept)", withEntries, last)
+		}
+		var e raft.Log
+		if err := dst.store.GetLog(65, &e); err != nil || e.Term != 2 {
+			t.Fatalf("entries %v: entry 65 after the install: term %d, %v", withEntries, e.Term, err)
+		}
+		if withEntries {
+			if err := dst.store.GetLog(62, &e); err != nil || e.Term != 1 {
+				t.Fatalf("entry 62 after the install: term %d, %v", e.Term, err)
+			}
+			checkLowest(t, dst.fsm, 23)
+		} else if first, _ := dst.store.FirstIndex(); first != 63 {
+			t.Fatalf("first index %d after an install without entries, want 63", first)
+		}
+		// The leader's entries replace the conflicting tail.
+		if err := dst.store.DeleteRange(63, 70); err != nil {
+			t.Fatal(err)
+		}
+		if r := dst.apply(recs(63, 61, "y")); r[0] != (applyResult{first: 61}) {
+			t.Fatalf("entries %v: apply after the install: %v", withEntries, r[0])
+		}
+		if b, err := dst.read(61); err != nil || string(b) != "y" {
+			t.Fatalf("entries %v: read 61 = %q, %v", withEntries, b, err)
+		}
+	}
+}
