@@ -48,10 +48,13 @@
 // refused by every replica alike, nothing written, so it never shifts the
 // offsets; its caller gets ErrLeadershipLost.
 //
-// The LogStore keeps a table from offsets to entries (24 bytes per records
-// entry in memory), rebuilt on open by reading every stored entry, extended
-// by each StoreLogs, cut with the entries by a suffix DeleteRange (the
-// divergent tail a new leader overwrites) and by compaction. Reads go
+// The LogStore keeps a sparse table from offsets to entries (records.go):
+// at open one chunk per segment of the Raft log, known by its first
+// records entry (each segment is self-describing: that entry carries its
+// first offset), and the last segment read whole; a chunk is read whole
+// (24 bytes per records entry in memory) the first time a lookup needs it.
+// StoreLogs extends it, a suffix DeleteRange (the divergent tail a new
+// leader overwrites) and compaction cut it. Reads go
 // through it (one entry read and decoded per record; the last entry read
 // is cached, so sequential reads of a batch read it once) and return only
 // applied records: below the state machine's applied end and at or above

@@ -177,7 +177,7 @@ func openLogStore(dir string, cfg seglog.Config, records bool) (*LogStore, error
 	}
 	s.compacted = first
 	if records {
-		s.records = &recordTable{}
+		s.records = &recordTable{scan: s.scanPoints}
 		if err := s.rebuildRecords(); err != nil {
 			_ = l.Close()
 			return nil, err
@@ -186,17 +186,48 @@ func openLogStore(dir string, cfg seglog.Config, records bool) (*LogStore, error
 	return s, nil
 }
 
-// rebuildRecords fills the offset table from every stored entry.
+// rebuildRecords makes the offset table that of the stored entries: a
+// chunk per segment, from the first index on (see recordTable). Callers
+// do not hold mu.
 func (s *LogStore) rebuildRecords() error {
-	_, first, next := s.bounds()
-	var e raft.Log
-	for i := first; i < next; i++ {
-		if err := s.GetLog(i, &e); err != nil {
-			return fmt.Errorf("replication: rebuild the offset table: %w", err)
+	l, first, next := s.bounds()
+	var bases []uint64
+	if first < next {
+		bases = append(bases, first)
+		for _, b := range l.SegmentBases() {
+			if b > first && b < next {
+				bases = append(bases, b)
+			}
 		}
-		s.records.add(&e)
+	}
+	if err := s.records.reset(bases); err != nil {
+		return fmt.Errorf("replication: rebuild the offset table: %w", err)
 	}
 	return nil
+}
+
+// scanPoints returns the points of the stored entries [from, to) (to 0:
+// to the end) for the offset table: records commands of their own term,
+// each following the previous one.
+func (s *LogStore) scanPoints(from, to uint64) ([]recordPoint, error) {
+	_, first, next := s.bounds()
+	if to == 0 || to > next {
+		to = next
+	}
+	var pts []recordPoint
+	var e raft.Log
+	for i := max(from, first); i < to; i++ {
+		if err := s.GetLog(i, &e); err != nil {
+			if errors.Is(err, raft.ErrLogNotFound) {
+				continue // removed meanwhile
+			}
+			return nil, err
+		}
+		if p, ok := pointOf(&e); ok && (len(pts) == 0 || p.first == pts[len(pts)-1].end()) {
+			pts = append(pts, p)
+		}
+	}
+	return pts, nil
 }
 
 func (s *LogStore) firstIndexPath() string { return filepath.Join(s.dir, firstIndexFile) }
@@ -367,6 +398,22 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 // index. The new log exists before first_index names index, so a crash in
 // between leaves a log that is still logically empty.
 func (s *LogStore) reset(index uint64) (*seglog.Log, error) {
+	l, err := s.replace(index)
+	if err != nil {
+		return nil, err
+	}
+	s.forgetLast()
+	if s.records != nil {
+		if err := s.records.cutFrom(0); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// replace removes the log and opens an empty one at index, under mu (the
+// offset table is the caller's: it reads the log under its own lock).
+func (s *LogStore) replace(index uint64) (*seglog.Log, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.l.Remove(); err != nil {
@@ -380,10 +427,6 @@ func (s *LogStore) reset(index uint64) (*seglog.Log, error) {
 		return nil, fmt.Errorf("replication: reset raft log at %d: %w", index, err)
 	}
 	s.l = l
-	if s.records != nil {
-		s.records.cutFrom(0)
-	}
-	s.forgetLast()
 	return l, nil
 }
 
@@ -401,24 +444,28 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 		if err := s.setFirst(next); err != nil {
 			return err
 		}
-		if s.records != nil {
-			s.records.cutFrom(0)
-		}
 		s.forgetLast()
 		if err := l.Truncate(next); err != nil {
 			return fmt.Errorf("replication: delete raft entries %d-%d: %w", first, last, err)
+		}
+		if s.records != nil {
+			return s.records.cutFrom(0)
 		}
 	case max >= last: // suffix: conflicting entries
 		if err := l.TruncateAfter(min - 1); err != nil {
 			return fmt.Errorf("replication: delete raft entries %d-%d: %w", min, last, err)
 		}
-		if s.records != nil {
-			s.records.cutFrom(min)
-		}
 		s.forgetLast()
+		if s.records != nil {
+			return s.records.cutFrom(min)
+		}
 	case min <= first: // prefix: compaction
 		s.compacted = max + 1
-		return s.dropBelow(l, s.keepIndex(max+1))
+		keep, err := s.keepIndex(max + 1)
+		if err != nil {
+			return err
+		}
+		return s.dropBelow(l, keep)
 	default:
 		return fmt.Errorf("%w: asked for %d-%d of %d-%d", ErrDeleteRange, min, max, first, last)
 	}
@@ -427,14 +474,18 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 
 // keepIndex lowers index, the first entry to keep, to the first entry
 // holding a record at or above the keep offset (a record log's).
-func (s *LogStore) keepIndex(index uint64) uint64 {
+func (s *LogStore) keepIndex(index uint64) (uint64, error) {
 	if s.records == nil || s.keep == nil {
-		return index
+		return index, nil
 	}
-	if i, ok := s.records.holding(s.keep()); ok {
-		return min(index, i)
+	i, ok, err := s.records.holding(s.keep())
+	if err != nil {
+		return index, err
 	}
-	return index
+	if ok {
+		return min(index, i), nil
+	}
+	return index, nil
 }
 
 // dropBelow makes index the first entry (at most the next one): it is
@@ -449,11 +500,11 @@ func (s *LogStore) dropBelow(l *seglog.Log, index uint64) error {
 	if err := s.setFirst(index); err != nil {
 		return err
 	}
-	if s.records != nil {
-		s.records.cutBelow(index)
-	}
 	if err := l.Truncate(index); err != nil {
 		return fmt.Errorf("replication: compact raft entries below %d: %w", index, err)
+	}
+	if s.records != nil {
+		return s.records.cutBelow(index)
 	}
 	return nil
 }
@@ -465,14 +516,21 @@ func (s *LogStore) retain() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	l, _, _ := s.bounds()
-	return s.dropBelow(l, s.keepIndex(s.compacted))
+	keep, err := s.keepIndex(s.compacted)
+	if err != nil {
+		return err
+	}
+	return s.dropBelow(l, keep)
 }
 
 // readRecord returns the record at offset, which the caller knows is
 // applied; ErrRecordGone if this store holds no entry with it (removed,
 // or never received: see the package documentation, Snapshots).
 func (s *LogStore) readRecord(offset uint64) ([]byte, error) {
-	index, pos, ok := s.records.lookup(offset)
+	index, pos, ok, err := s.records.lookup(offset)
+	if err != nil {
+		return nil, fmt.Errorf("replication: offset %d: %w", offset, err)
+	}
 	if !ok {
 		return nil, fmt.Errorf("%w: offset %d", ErrRecordGone, offset)
 	}
@@ -581,36 +639,35 @@ func (s *LogStore) install(r io.Reader, h snapshotHeader) error {
 	if err := nl.Close(); err != nil {
 		return fmt.Errorf("replication: install snapshot entries: %w", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.l.Close(); err != nil {
-		return fmt.Errorf("replication: install snapshot entries: %w", err)
-	}
-	segs, old := filepath.Join(s.dir, segmentsDir), filepath.Join(s.dir, oldDir)
-	if err := writeUint64File(s.firstIndexPath(), h.firstEntry); err != nil {
-		return fmt.Errorf("replication: install snapshot entries: %w", err)
-	}
-	s.first.Store(h.firstEntry)
-	if err := errors.Join(os.Rename(segs, old), os.Rename(restore, segs), segment.SyncDir(s.dir), os.RemoveAll(old)); err != nil {
-		return fmt.Errorf("replication: install snapshot entries: %w", err)
-	}
-	if s.l, err = seglog.Open(segs, cfg); err != nil {
+	if err := s.swapIn(restore, cfg, h.firstEntry); err != nil {
 		return fmt.Errorf("replication: install snapshot entries: %w", err)
 	}
 	s.compacted = h.firstEntry
 	s.forgetLast()
-	s.records.cutFrom(0)
-	var e raft.Log
-	for i := h.firstEntry; i < s.l.NextOffset(); i++ {
-		b, err := s.l.Read(i)
-		if err == nil {
-			err = decodeEntry(b, &e)
-		}
-		if err != nil {
-			return fmt.Errorf("replication: installed raft entry %d: %w", i, err)
-		}
-		s.records.add(&e)
+	return s.rebuildRecords()
+}
+
+// swapIn replaces the segments with those restored in dir, first the
+// first index, under mu (see install).
+func (s *LogStore) swapIn(dir string, cfg seglog.Config, first uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.l.Close(); err != nil {
+		return err
 	}
+	segs, old := filepath.Join(s.dir, segmentsDir), filepath.Join(s.dir, oldDir)
+	if err := writeUint64File(s.firstIndexPath(), first); err != nil {
+		return err
+	}
+	s.first.Store(first)
+	if err := errors.Join(os.Rename(segs, old), os.Rename(dir, segs), segment.SyncDir(s.dir), os.RemoveAll(old)); err != nil {
+		return err
+	}
+	l, err := seglog.Open(segs, cfg)
+	if err != nil {
+		return err
+	}
+	s.l = l
 	return nil
 }
 

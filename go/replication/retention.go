@@ -32,7 +32,10 @@ func (l *Log) ApplyRetention(ctx context.Context) (lowest uint64, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("replication: retention: %w", err)
 	}
-	cut, ok := l.store.records.firstFrom(index)
+	cut, ok, err := l.store.records.firstFrom(index)
+	if err != nil {
+		return 0, fmt.Errorf("replication: retention: %w", err)
+	}
 	if !ok {
 		cut = ^uint64(0) // no record in the segments kept: the proposer caps it
 	}

@@ -50,7 +50,10 @@ func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 	h.appliedTerm = meta.Term
 	var data io.ReadCloser = io.NopCloser(bytes.NewReader(nil))
 	var n int64
-	from, held := s.store.records.holding(h.lowest)
+	from, held, err := s.store.records.holding(h.lowest)
+	if err != nil {
+		return nil, nil, fmt.Errorf("replication: snapshot %s: %w", id, err)
+	}
 	switch {
 	case h.lowest < h.next && held && from <= h.applied:
 		h.firstEntry = from
