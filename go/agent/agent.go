@@ -259,17 +259,13 @@ func New(cfg Config) (_ *Agent, err error) {
 	setIf(&rc.TrailingLogs, cfg.Raft.TrailingLogs)
 	setIf(&rc.SnapshotThresholdBytes, cfg.Raft.SnapshotThresholdBytes)
 	setIf(&rc.TrailingBytes, cfg.Raft.TrailingBytes)
-	rc.DataLog.Retention = cfg.Retention
-	setIf(&rc.DataLog.Segment.MaxStoreBytes, cfg.SegmentBytes)
+	rc.Retention = cfg.Retention
 	setIf(&rc.RaftLog.Segment.MaxStoreBytes, cfg.SegmentBytes)
-	rc.DataLog.MaxRecordBytes = sz.dataRecord
-	rc.DataLog.Segment.MaxStoreBytes = max(rc.DataLog.Segment.MaxStoreBytes, 2*sz.dataRecord)
+	rc.MaxRecordBytes = sz.dataRecord
 	rc.RaftLog.MaxRecordBytes = sz.raftEntry
 	rc.RaftLog.Sync = cfg.Sync
 	if cfg.Sync != seglog.SyncAlways {
-		rc.DataLog.Sync = cfg.Sync
 		setIf(&rc.RaftLog.SyncInterval, cfg.SyncInterval)
-		setIf(&rc.DataLog.SyncInterval, cfg.SyncInterval)
 	}
 	rc.RaftLog.Segment.MaxStoreBytes = max(rc.RaftLog.Segment.MaxStoreBytes, 2*sz.raftEntry)
 	rc.MinFreeBytes = cfg.MinFreeBytes
@@ -310,7 +306,7 @@ func New(cfg Config) (_ *Agent, err error) {
 		u := replica.DiskUsage()
 		return telemetry.LogStats{
 			SizeBytes: size, Segments: segs, LowestOffset: replica.LowestOffset(), NextOffset: replica.NextOffset(),
-			Disk:                    map[string]uint64{"data_log": u.DataLog, "raft_log": u.RaftLog, "snapshots": u.Snapshots, "other": u.Other},
+			Disk:                    map[string]uint64{"raft_log": u.RaftLog, "snapshots": u.Snapshots, "other": u.Other},
 			RetentionRemovedRecords: replica.RetentionRemoved(),
 			Producers:               replica.Producers(),
 		}

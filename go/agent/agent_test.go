@@ -74,9 +74,9 @@ func TestSingleNode(t *testing.T) {
 	if err := a.WaitReady(ctx); !errors.Is(err, agent.ErrShutdown) {
 		t.Fatalf("WaitReady after Shutdown: %v", err)
 	}
-	// As after a crash: the data log's index is missing. Recovery rebuilds
+	// As after a crash: the Raft log's index is missing. Recovery rebuilds
 	// it and the metrics count it.
-	if err := os.Remove(segment.IndexPath(filepath.Join(logDir, "data"), 0)); err != nil {
+	if err := os.Remove(segment.IndexPath(filepath.Join(logDir, "raft", "log", "segments"), 1)); err != nil {
 		t.Fatal(err)
 	}
 	n = e.restart(n)
@@ -85,7 +85,7 @@ func TestSingleNode(t *testing.T) {
 	if err != nil || string(got.Record.Value) != string(value(0)) {
 		t.Fatalf("after restart: %v, %v", got, err)
 	}
-	n.checkMetrics(`proglog_recovery_actions_total{action="index_rebuilt",log="data"} 1`)
+	n.checkMetrics(`proglog_recovery_actions_total{action="index_rebuilt",log="raft"} 1`)
 }
 
 // metrics returns the node's /metrics page.

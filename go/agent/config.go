@@ -132,32 +132,30 @@ type Config struct {
 	// Raft tunes Raft; zero fields keep replication's defaults.
 	Raft RaftConfig
 
-	// Retention bounds the records the cluster keeps: the leader drops the
-	// oldest whole data segments while the data log holds more than
-	// Retention.MaxBytes or their last record is older than
+	// Retention bounds the records the cluster keeps: the leader raises the
+	// lowest offset past the oldest whole Raft log segments while the log
+	// holds more than Retention.MaxBytes or their last entry is older than
 	// Retention.MaxAge, and every replica drops the same prefix (reads
 	// below it fail with OUT_OF_RANGE). Zero values keep everything (the
 	// default). Use the same values on every node: the leader's apply.
 	Retention seglog.Retention
-	// SegmentBytes is the size of the segments of the data log (the unit
-	// retention removes) and of the Raft log (which is also at least twice
-	// its largest entry). 0 means go/seglog's default, 64 MiB; otherwise at
-	// least twice the largest data record (MaxRecordBytes plus
-	// replication.MaxEnvelopeOverhead).
+	// SegmentBytes is the size of the segments of the Raft log, which holds
+	// the records (the unit retention removes; at least twice its largest
+	// entry). 0 means go/seglog's default, 64 MiB; otherwise at least twice
+	// MaxRecordBytes.
 	SegmentBytes uint64
 
 	// Sync chooses when the node fsyncs what it stores:
 	//
 	//   - seglog.SyncAlways (the default): the Raft log is fsynced before the
 	//     node acknowledges an entry (one fsync per batch of entries), so an
-	//     acknowledged append survives losing any minority of machines; the
-	//     data log, rebuilt from the Raft log if need be, is fsynced every
-	//     second and at every snapshot;
-	//   - seglog.SyncInterval: both logs are fsynced every SyncInterval by a
-	//     background goroutine;
-	//   - seglog.SyncNever: neither is fsynced on the append path (the kernel
-	//     writes the pages back; sealed segments and snapshots are still
-	//     fsynced).
+	//     acknowledged append survives losing any minority of machines (the
+	//     Raft log holds the records: there is no other log);
+	//   - seglog.SyncInterval: the Raft log is fsynced every SyncInterval by
+	//     a background goroutine, and at every snapshot;
+	//   - seglog.SyncNever: it is not fsynced on the append path (the kernel
+	//     writes the pages back; sealed segments are fsynced, and the log
+	//     at every snapshot).
 	//
 	// The relaxed policies lose nothing when the process crashes, but a
 	// crash or power loss of the machine may lose the last appends it
@@ -305,7 +303,7 @@ func (c Config) Validate() error {
 		bad("Retention.MaxAge is %v, must not be negative", c.Retention.MaxAge)
 	}
 	if min := 2 * c.sizes().dataRecord; c.SegmentBytes != 0 && c.MaxRecordBytes > 0 && c.SegmentBytes < min {
-		bad("SegmentBytes is %d, must be at least %d (twice MaxRecordBytes %d plus the envelope) or 0 for the default", c.SegmentBytes, min, c.MaxRecordBytes)
+		bad("SegmentBytes is %d, must be at least %d (twice MaxRecordBytes %d) or 0 for the default", c.SegmentBytes, min, c.MaxRecordBytes)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("ShutdownTimeout is %v, must be positive", c.ShutdownTimeout)
@@ -360,7 +358,7 @@ func (c Config) sizes() sizes {
 	msg := max(uint64(server.DefaultMaxRecvMsgBytes), rec+1<<16)
 	return sizes{
 		recvMsg:    msg,
-		dataRecord: rec + replication.MaxEnvelopeOverhead,
+		dataRecord: rec,
 		// One Raft entry holds one append: a ProduceBatch (one message) or
 		// a ProduceStream group, which queues up to about two messages'
 		// worth of records; the extra MiB covers per-record framing.

@@ -80,6 +80,12 @@ func TestFullDisk(t *testing.T) {
 			}
 		}
 		readable(logv1.Consistency_CONSISTENCY_LINEARIZABLE)
+		// At the watermark the node snapshots its state machine while the
+		// reserve has room: (d) restores it.
+		testutil.Eventually(t, "a snapshot at the watermark", 10*time.Second, func() bool {
+			s := n.a.Replica().Stats()["last_snapshot_index"]
+			return s != "0" && s != ""
+		})
 
 		// (b) Fill it to the last byte with another file.
 		filler := filepath.Join(dir, "filler")

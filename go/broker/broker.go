@@ -237,10 +237,10 @@ func (b *Broker) open(k key, a assignment) error {
 		rc.InitialServers = a.servers
 	}
 	if a.retention.MaxBytes > 0 {
-		rc.DataLog.Retention.MaxBytes = uint64(a.retention.MaxBytes)
+		rc.Retention.MaxBytes = uint64(a.retention.MaxBytes)
 	}
 	if a.retention.MaxAge > 0 {
-		rc.DataLog.Retention.MaxAge = a.retention.MaxAge
+		rc.Retention.MaxAge = a.retention.MaxAge
 	}
 	onLeadership := rc.OnLeadershipChange
 	rc.OnLeadershipChange = func(isLeader bool) {

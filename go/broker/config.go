@@ -58,7 +58,7 @@ type Config struct {
 	// Replica is the template of every partition replica's configuration
 	// (timings, limits, sync, producers, disk watermark, PeerName, logger).
 	// The broker sets DataDir, LocalID, StreamLayer, Bootstrap,
-	// InitialServers and OnLeadershipChange; DataLog.Retention is the
+	// InitialServers and OnLeadershipChange; Retention is the
 	// topic's where the topic sets a limit, this template's otherwise.
 	Replica replication.Config
 	// RetryInterval is how often a replica that failed to open is tried

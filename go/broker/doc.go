@@ -23,7 +23,7 @@
 // InitialServers); a replica added later (epoch above 0) starts empty and
 // waits for the partition's leader to add it. A topic's retention
 // (metadata.Retention), where set, replaces the template's
-// DataLog.Retention for its partitions.
+// Retention for its partitions.
 //
 // A replica being closed because it moved away, on the node that leads its
 // partition, first adds the replicas now listed to the group, then closes:

@@ -4,10 +4,10 @@ package replication
 // burst of large batches does not pin its memory.
 const arenaKeepBytes = 4 << 20
 
-// arena packs the encodings of one call (the entries of a StoreLogs, the
-// envelopes of an ApplyBatch) into one reused buffer: no allocation per
-// entry or record, and none per call once the buffer has grown. Not safe
-// for concurrent use; the slices it returns are valid until the next reset.
+// arena packs the encodings of one call (the entries of a StoreLogs) into
+// one reused buffer: no allocation per entry, and none per call once the
+// buffer has grown. Not safe for concurrent use; the slices it returns are
+// valid until the next reset.
 type arena struct {
 	buf  []byte
 	ends []int    // end of each encoding in buf
@@ -26,31 +26,6 @@ func (a *arena) reset() {
 
 // add records buf[previous end:] as the next encoding.
 func (a *arena) add() { a.ends = append(a.ends, len(a.buf)) }
-
-// len is the number of encodings added.
-func (a *arena) len() int { return len(a.ends) }
-
-// last returns the size of the most recent encoding.
-func (a *arena) lastSize() int {
-	n := len(a.ends)
-	if n == 0 {
-		return 0
-	}
-	if n == 1 {
-		return a.ends[0]
-	}
-	return a.ends[n-1] - a.ends[n-2]
-}
-
-// truncate drops the encodings after the first n.
-func (a *arena) truncate(n int) {
-	a.ends = a.ends[:n]
-	if n == 0 {
-		a.buf = a.buf[:0]
-	} else {
-		a.buf = a.buf[:a.ends[n-1]]
-	}
-}
 
 // slices returns the encodings added since reset.
 func (a *arena) slices() [][]byte {

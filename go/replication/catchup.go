@@ -23,13 +23,13 @@ import (
 // every earlier one).
 const catchUpPoll = 10 * time.Millisecond
 
-// readCaughtUp reads offset from this node's data log (ReadFollower). A
-// record it holds is committed and returned at once. An offset at or past
+// readCaughtUp reads offset from this node's applied records
+// (ReadFollower). A record it holds is committed and returned at once. An offset at or past
 // its end is answered as such only once this node has caught up (caughtUp);
 // until then the read waits, at most until ctx ends or Config.ApplyTimeout
 // if ctx has no deadline, and then fails with ErrNotCaughtUp. Right after a
-// restart, or an election, a node's data log can lag behind records whose
-// appends were acknowledged; "past the end" would tell a client they do
+// restart, or an election, a node's applied end can lag behind records
+// whose appends were acknowledged; "past the end" would tell a client they do
 // not exist.
 func (l *Log) readCaughtUp(ctx context.Context, offset uint64) ([]byte, error) {
 	b, err := l.fsm.read(offset)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -23,23 +24,23 @@ func newGate() *gate  { return &gate{ch: make(chan struct{})} }
 func (g *gate) wait() { <-g.ch }
 func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
 
-// truncateData makes stopped node n's data log lose its records after
-// offset after.
-func truncateData(t *testing.T, n *node, after uint64) {
+// dropSnapshots makes stopped node n start again without its snapshots:
+// its state machine starts empty and replays its Raft log (none of these
+// tests' logs is compacted), so held back it lags behind what was
+// acknowledged — as after a crash that came before any snapshot.
+func dropSnapshots(t *testing.T, n *node) {
 	t.Helper()
-	l, err := seglog.Open(filepath.Join(n.dir, dataDir), seglog.Config{})
-	if err != nil {
+	dir := filepath.Join(n.dir, "raft", "snapshots")
+	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	if err := l.TruncateAfter(after); err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// After every node restarts, data logs behind what was acknowledged (their
-// tails lost, as unsynced data log writes in a power loss; the Raft logs
-// have the entries), a read of an acknowledged offset is never answered
+// After every node restarts, state machines behind what was acknowledged
+// (replaying their Raft logs from the start), a read of an acknowledged offset is never answered
 // "past the end": while the state machines are held back it waits, then
 // returns the record once they apply.
 func TestReadsAfterFullRestartNeverPastTheEnd(t *testing.T) {
@@ -54,7 +55,7 @@ func TestReadsAfterFullRestartNeverPastTheEnd(t *testing.T) {
 		n.stop()
 	}
 	for _, n := range nodes {
-		truncateData(t, n, 4)
+		dropSnapshots(t, n)
 	}
 	held := newGate()
 	defer held.open() // before the nodes stop
@@ -64,7 +65,7 @@ func TestReadsAfterFullRestartNeverPastTheEnd(t *testing.T) {
 		n.start()
 	}
 
-	// Held back: no node may call offset 10 past its end (5 records).
+	// Held back: no node may call offset 10 past its end (no record).
 	for _, n := range nodes {
 		rctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 		_, err := n.Read(rctx, 10, ReadFollower)
@@ -130,7 +131,7 @@ func TestReadWaitingForALeaderWakesOnApply(t *testing.T) {
 	}
 	for _, n := range nodes {
 		n.stop()
-		truncateData(t, n, 4)
+		dropSnapshots(t, n)
 	}
 	alone := nodes[0]
 	alone.start()

@@ -28,9 +28,18 @@ import (
 //	uvarint  len(extensions), extensions
 //	varint   appended_at, Unix nanoseconds (0 = zero time)
 //
-// Command, the data of a raft.LogCommand entry:
+// Command, the data of a raft.LogCommand entry: a batch of records, always
+// applied whole (the proposer decided everything before raft.Apply),
 //
-//	byte     command type: cmdAppend (1)
+//	byte     command type: cmdRecords (5)
+//	uvarint  first: the offset of the first record, the end offset of the
+//	         previous records command (a check: see fsm.ApplyBatch)
+//	uvarint  term: the leader term the proposer proposed it in
+//	byte     producer: 0 none, 1 the next six fields follow
+//	[8]byte  producer ID, big-endian (not 0)
+//	uvarint  sequence of the first record
+//	[4]byte  checksum of the records as the client sent them, big-endian
+//	uvarint  producer limits: expiry (ns), evict after (ns), max producers
 //	uvarint  n, the number of records (at least 1)
 //	n times: uvarint len(record), record
 //
@@ -39,97 +48,49 @@ import (
 //	byte     command type: cmdRetain (2)
 //	uvarint  lowest: every replica drops the records below it
 //
-// or an idempotent append (log.proto's Producer; cmdAppend is the append
-// of a request without a producer), carrying the leader's producer limits
-// (go/producer's Config, valid) with which every replica decides it:
+// The command types 1, 3 and 4 of the single-log layout (records without
+// offsets, applied into a separate data log) are not decoded: New refuses
+// that layout (ErrOldLayout).
 //
-//	byte     command type: cmdAppendLimited (4)
-//	[8]byte  producer ID, big-endian (not 0)
-//	uvarint  sequence of the first record
-//	[4]byte  checksum of the records as the client sent them, big-endian
-//	uvarint  limits: expiry, nanoseconds
-//	uvarint  limits: evict after, nanoseconds
-//	uvarint  limits: max producers
-//	uvarint  n, the number of records (at least 1)
-//	n times: uvarint len(record), record
+// Snapshot (the FSM's small state, see fsm.go):
 //
-// cmdAppendIdempotent (3), written before the limits were replicated, is
-// the same without the checksum and the three limits: decoded only, it is
-// decided with the limits the producer table holds (those of the last
-// command that carried some, or of the snapshot's table, or go/producer's
-// defaults), which are the same on every replica, and its batch has no
-// checksum (a retry of it matches on its record count alone).
+//	[8]byte  magic "PLREPSNP"
+//	[2]byte  version (5), big-endian
+//	[2]byte  reserved (0)
+//	[4]byte  CRC32C of bytes [0:12) and [16:56), big-endian
+//	[8]byte  applied: the last Raft index applied, big-endian
+//	[8]byte  next: the offset the next record gets, big-endian
+//	[8]byte  lowest: the agreed lowest offset, big-endian
+//	[8]byte  first entry: the Raft index of the first entry the stream
+//	         carries (0: none), big-endian
+//	[8]byte  the term of entry applied, big-endian: 0 in a snapshot
+//	         this node took (its own log holds everything before it)
+//	         the producer table section
+//	         with a first entry: the Raft entries [first entry, applied]
+//	         as a go/seglog snapshot stream (go/seglog's snapshot.go: a
+//	         header, then per entry its offset, length, CRC32C and
+//	         encoding) — in a snapshot sent to a follower (see
+//	         snapshots.go); one this node took has none.
 //
-// Data record envelope, each record of the data log:
-//
-//	byte     envelopeVersion (2)
-//	uvarint  raft index of the entry that produced the record
-//	uvarint  raft term of that entry
-//	uvarint  position of the record in that entry's batch
-//	uvarint  number of records in that batch
-//	rest     the record as the client sent it
-//
-// Version 1 envelopes (written before the term was recorded) lack the term
-// field; they still decode, with term 0 ("unknown"), so existing data logs
-// keep working. The FSM cannot check such a record's entry against the Raft
-// log beyond its index (see fsm.checkSkip).
-//
-// Snapshot header, before the data log's snapshot stream (big-endian) in a
-// full snapshot (sent to a follower, and kept by it):
-//
-//	[0:8)   magic "PLREPSNP"
-//	[8:10)  snapshotVersion (3; 1 before producer tables, decoded only)
-//	[10:12) reserved, zero
-//	[12:16) CRC32C of [0:12) and [16:32)
-//	[16:24) applied: the last raft index the FSM had applied
-//	[24:32) last command: the raft index of the last command in the data
-//	then, in version 3, a producer table section (below), then the data
-//
-// A reference snapshot (what FSM.Snapshot persists; see the package
-// documentation) is a header alone, refSnapshotSize = 48 bytes:
-//
-//	[0:8)   magic "PLREPSNP"
-//	[8:10)  refSnapshotVersion (4; 2 before producer tables, decoded only)
-//	[10:12) reserved, zero
-//	[12:16) CRC32C of [0:12) and [16:48)
-//	[16:24) applied
-//	[24:32) last command
-//	[32:40) lowest: the data log's agreed lowest offset
-//	[40:48) next: the data log's next offset (the records end there)
-//	then, in version 4, a producer table section
-//
-// A producer table section (the idempotent producers' state as of the
+// The producer table section (the idempotent producers' state as of the
 // snapshot's applied index, see go/producer) is:
 //
 //	[4]byte  length of the table, big-endian
 //	         the table, go/producer's encoding
 //	[4]byte  CRC32C of the table, big-endian
-//
-// A version 1 or 2 snapshot has none: its table is empty.
 const (
-	entryVersion        = 1
-	cmdAppend           = 1
-	cmdRetain           = 2
-	cmdAppendIdempotent = 3 // decoded only
-	cmdAppendLimited    = 4
-	envelopeVersion     = 2
-	// envelopeV1 is the envelope version without a term: decoded only.
-	envelopeV1 = 1
-	// snapshotV1 and refSnapshotV2 are the snapshot versions without a
-	// producer table section: decoded only.
-	snapshotV1      = 1
-	refSnapshotV2   = 2
-	snapshotVersion = 3
-	// refSnapshotVersion marks a reference snapshot.
-	refSnapshotVersion = 4
+	entryVersion    = 1
+	cmdRetain       = 2
+	cmdRecords      = 5
+	snapshotVersion = 5
 
-	snapshotHeaderSize = 32
-	refSnapshotSize    = 48
-	// maxEnvelopeOverhead bounds the bytes an envelope adds to a record.
-	maxEnvelopeOverhead = 1 + 4*binary.MaxVarintLen64
+	snapshotHeaderSize = 56
 	// maxEntryOverhead bounds the bytes an entry encoding adds to its data
 	// (with empty extensions).
 	maxEntryOverhead = 2 + 6*binary.MaxVarintLen64
+	// maxCommandOverhead bounds the bytes a records command adds to its
+	// records, apart from each record's length prefix.
+	maxCommandOverhead = 1 + 1 + 8 + 4 + 6*binary.MaxVarintLen64
 )
 
 var (
@@ -271,24 +232,35 @@ type Producer struct {
 	Checksum uint32
 }
 
-// encodeAppend encodes an append command of records.
-func encodeAppend(records [][]byte) []byte {
-	return encodeAppendAs(Producer{}, producer.Config{}, records)
+// recordsCommand is a records command. recs is nil when only the header
+// was decoded (decodeCommandHeader); lim is zero without a producer.
+type recordsCommand struct {
+	first, term, count uint64
+	p                  Producer
+	lim                producer.Config
+	recs               [][]byte
 }
 
-// encodeAppendAs encodes an append command of records from producer p,
-// decided with limits lim: an idempotent one unless p.ID is 0 (then lim is
-// not used).
-func encodeAppendAs(p Producer, lim producer.Config, records [][]byte) []byte {
-	n := 1 + 8 + 4 + 5*binary.MaxVarintLen64
+// commandSize is the encoded size of a records command of records.
+func commandSize(records [][]byte) int {
+	n := maxCommandOverhead
 	for _, r := range records {
 		n += binary.MaxVarintLen64 + len(r)
 	}
-	b := make([]byte, 0, n)
+	return n
+}
+
+// encodeRecords encodes a records command: records at offsets from first,
+// proposed in term, from producer p (ID 0: none) decided with limits lim.
+func encodeRecords(first, term uint64, p Producer, lim producer.Config, records [][]byte) []byte {
+	b := make([]byte, 0, commandSize(records))
+	b = append(b, cmdRecords)
+	b = binary.AppendUvarint(b, first)
+	b = binary.AppendUvarint(b, term)
 	if p.ID == 0 {
-		b = append(b, cmdAppend)
+		b = append(b, 0)
 	} else {
-		b = append(b, cmdAppendLimited)
+		b = append(b, 1)
 		b = binary.BigEndian.AppendUint64(b, p.ID)
 		b = binary.AppendUvarint(b, p.Sequence)
 		b = binary.BigEndian.AppendUint32(b, p.Checksum)
@@ -304,39 +276,34 @@ func encodeAppendAs(p Producer, lim producer.Config, records [][]byte) []byte {
 	return b
 }
 
-// appendCommand is a decoded append command. lim is the producer limits
-// it carries; zero (MaxProducers 0) in a cmdAppend or cmdAppendIdempotent.
-type appendCommand struct {
-	recs [][]byte
-	p    Producer
-	lim  producer.Config
-}
+// isRecords reports whether command b is a records command.
+func isRecords(b []byte) bool { return len(b) > 0 && b[0] == cmdRecords }
 
-// decodeCommand decodes an append command; the records alias b.
-func decodeCommand(b []byte) (appendCommand, error) { return decodeCommandInto(nil, b) }
-
-// decodeCommandInto is decodeCommand reusing recs' storage for the result.
-func decodeCommandInto(recs [][]byte, b []byte) (appendCommand, error) {
+// decodeCommandHeader decodes a records command up to its record count;
+// d is left at the first record.
+func decodeCommandHeader(b []byte) (recordsCommand, decoder, error) {
 	d := decoder{b: b}
-	t := d.byte("command type")
-	if d.err == nil && t != cmdAppend && t != cmdAppendIdempotent && t != cmdAppendLimited {
-		return appendCommand{}, fmt.Errorf("%w: unknown command type %d", ErrBadEncoding, t)
+	if t := d.byte("command type"); d.err == nil && t != cmdRecords {
+		return recordsCommand{}, d, fmt.Errorf("%w: command type %d is not a records command", ErrBadEncoding, t)
 	}
-	var c appendCommand
-	if t == cmdAppendIdempotent || t == cmdAppendLimited {
-		if d.err == nil && len(d.b) < 8 {
+	var c recordsCommand
+	c.first = d.uvarint("first offset")
+	c.term = d.uvarint("term")
+	switch has := d.byte("producer flag"); {
+	case d.err != nil:
+	case has > 1:
+		d.fail(fmt.Sprintf("producer flag %d", has))
+	case has == 1:
+		if len(d.b) < 8 {
 			d.fail("producer ID")
+			break
 		}
-		if d.err == nil {
-			c.p.ID = binary.BigEndian.Uint64(d.b)
-			d.b = d.b[8:]
-			if c.p.ID == 0 {
-				d.fail("producer ID 0")
-			}
+		c.p.ID = binary.BigEndian.Uint64(d.b)
+		d.b = d.b[8:]
+		if c.p.ID == 0 {
+			d.fail("producer ID 0")
 		}
 		c.p.Sequence = d.uvarint("sequence")
-	}
-	if t == cmdAppendLimited {
 		if d.err == nil && len(d.b) < 4 {
 			d.fail("checksum")
 		}
@@ -355,33 +322,42 @@ func decodeCommandInto(recs [][]byte, b []byte) (appendCommand, error) {
 			}
 		}
 	}
-	n := d.uvarint("record count")
-	if d.err == nil && (n == 0 || n > uint64(len(d.b))) {
-		d.fail(fmt.Sprintf("record count %d", n))
-	}
-	if d.err == nil && c.p.Sequence > ^uint64(0)-n {
-		d.fail(fmt.Sprintf("sequence %d of %d records overflows", c.p.Sequence, n))
+	c.count = d.uvarint("record count")
+	switch {
+	case d.err != nil:
+	case c.count == 0 || c.count > uint64(len(d.b)):
+		d.fail(fmt.Sprintf("record count %d", c.count))
+	case c.first > ^uint64(0)-c.count:
+		d.fail(fmt.Sprintf("first offset %d of %d records overflows", c.first, c.count))
+	case c.p.Sequence > ^uint64(0)-c.count:
+		d.fail(fmt.Sprintf("sequence %d of %d records overflows", c.p.Sequence, c.count))
 	}
 	if d.err != nil {
-		return appendCommand{}, d.err
+		return recordsCommand{}, d, d.err
 	}
-	if uint64(cap(recs)) >= n {
-		recs = recs[:n]
-	} else {
-		recs = make([][]byte, n)
+	return c, d, nil
+}
+
+// commandRecord returns record pos of records command b (aliasing b).
+func commandRecord(b []byte, pos uint64) ([]byte, error) {
+	c, d, err := decodeCommandHeader(b)
+	if err != nil {
+		return nil, err
 	}
-	for i := range recs {
-		recs[i] = d.bytes("record")
-		if recs[i] == nil {
-			recs[i] = []byte{}
-		}
+	if pos >= c.count {
+		return nil, fmt.Errorf("%w: record %d of a command of %d", ErrBadEncoding, pos, c.count)
 	}
-	d.end("command")
+	var r []byte
+	for range pos + 1 {
+		r = d.bytes("record")
+	}
 	if d.err != nil {
-		return appendCommand{}, d.err
+		return nil, d.err
 	}
-	c.recs = recs
-	return c, nil
+	if r == nil {
+		r = []byte{}
+	}
+	return r, nil
 }
 
 // encodeRetain encodes a retention command.
@@ -403,75 +379,53 @@ func decodeRetain(b []byte) (lowest uint64, err error) {
 	return lowest, d.err
 }
 
-// envelope is the provenance of a data record: the Raft entry (index and
-// term; term 0 if unknown, from a version 1 envelope) and the record's
-// position in the entry's batch of count records.
-type envelope struct {
-	index, term, pos, count uint64
-}
-
-// encodeEnvelope returns the data record for payload.
-func encodeEnvelope(e envelope, payload []byte) []byte {
-	return appendEnvelope(make([]byte, 0, maxEnvelopeOverhead+len(payload)), e, payload)
-}
-
-// appendEnvelope appends the data record for payload to b.
-func appendEnvelope(b []byte, e envelope, payload []byte) []byte {
-	b = append(b, envelopeVersion)
-	b = binary.AppendUvarint(b, e.index)
-	b = binary.AppendUvarint(b, e.term)
-	b = binary.AppendUvarint(b, e.pos)
-	b = binary.AppendUvarint(b, e.count)
-	return append(b, payload...)
-}
-
-// decodeEnvelope splits a data record; the payload aliases b.
-func decodeEnvelope(b []byte) (envelope, []byte, error) {
-	d := decoder{b: b}
-	v := d.byte("envelope version")
-	if d.err == nil && v != envelopeVersion && v != envelopeV1 {
-		return envelope{}, nil, fmt.Errorf("%w: data envelope version %d, want %d or %d", ErrBadEncoding, v, envelopeV1, envelopeVersion)
-	}
-	var e envelope
-	e.index = d.uvarint("raft index")
-	if v == envelopeVersion {
-		e.term = d.uvarint("raft term")
-	}
-	e.pos, e.count = d.uvarint("position"), d.uvarint("count")
-	if d.err == nil && (e.count == 0 || e.pos >= e.count) {
-		d.fail(fmt.Sprintf("position %d of %d", e.pos, e.count))
-	}
-	if d.err != nil {
-		return envelope{}, nil, d.err
-	}
-	return e, d.b, nil
-}
-
-// snapshotHeader is what an FSM snapshot records before the data (lowest
-// and next only in a reference snapshot); table: a producer table section
-// follows the header (versions 3 and 4).
+// snapshotHeader is the FSM's small state as a snapshot holds it;
+// firstEntry is the first Raft entry the stream carries (0: none).
 type snapshotHeader struct {
-	applied     uint64
-	lastCommand uint64
-	lowest      uint64
-	next        uint64
-	table       bool
-}
-
-// encodeSnapshotHeader encodes a full snapshot's header and its producer
-// table section (the data follows).
-func encodeSnapshotHeader(h snapshotHeader, table []byte) []byte {
-	return appendTableSection(encodeHeader(h, snapshotVersion, snapshotHeaderSize), table)
+	applied, next, lowest, firstEntry, appliedTerm uint64
 }
 
 func snapshotHeaderCRC(b []byte) uint32 {
 	return crc32.Update(crc32.Checksum(b[0:12], castagnoli), castagnoli, b[16:])
 }
 
-// encodeRefSnapshot encodes a reference snapshot with the producer table
-// (go/producer's encoding).
-func encodeRefSnapshot(h snapshotHeader, table []byte) []byte {
-	return appendTableSection(encodeHeader(h, refSnapshotVersion, refSnapshotSize), table)
+// encodeSnapshot encodes a snapshot's header and producer table section
+// (the entries, if any, follow).
+func encodeSnapshot(h snapshotHeader, table []byte) []byte {
+	b := make([]byte, snapshotHeaderSize, snapshotHeaderSize+tableSectionOverhead+len(table))
+	copy(b[0:8], snapshotMagic[:])
+	binary.BigEndian.PutUint16(b[8:10], snapshotVersion)
+	binary.BigEndian.PutUint64(b[16:24], h.applied)
+	binary.BigEndian.PutUint64(b[24:32], h.next)
+	binary.BigEndian.PutUint64(b[32:40], h.lowest)
+	binary.BigEndian.PutUint64(b[40:48], h.firstEntry)
+	binary.BigEndian.PutUint64(b[48:56], h.appliedTerm)
+	binary.BigEndian.PutUint32(b[12:16], snapshotHeaderCRC(b))
+	return appendTableSection(b, table)
+}
+
+// decodeSnapshotHeader decodes a snapshot's snapshotHeaderSize-byte header.
+func decodeSnapshotHeader(b []byte) (snapshotHeader, error) {
+	if len(b) != snapshotHeaderSize || [8]byte(b[0:8]) != snapshotMagic {
+		return snapshotHeader{}, fmt.Errorf("%w: not a replication snapshot", ErrBadEncoding)
+	}
+	if v := binary.BigEndian.Uint16(b[8:10]); v != snapshotVersion {
+		return snapshotHeader{}, fmt.Errorf("%w: snapshot version %d, want %d (snapshots of the single-log layout are not read)", ErrBadEncoding, v, snapshotVersion)
+	}
+	if binary.BigEndian.Uint32(b[12:16]) != snapshotHeaderCRC(b) {
+		return snapshotHeader{}, fmt.Errorf("%w: snapshot header checksum mismatch", ErrBadEncoding)
+	}
+	h := snapshotHeader{
+		applied:     binary.BigEndian.Uint64(b[16:24]),
+		next:        binary.BigEndian.Uint64(b[24:32]),
+		lowest:      binary.BigEndian.Uint64(b[32:40]),
+		firstEntry:  binary.BigEndian.Uint64(b[40:48]),
+		appliedTerm: binary.BigEndian.Uint64(b[48:56]),
+	}
+	if h.lowest > h.next || (h.firstEntry != 0 && h.firstEntry > h.applied) {
+		return snapshotHeader{}, fmt.Errorf("%w: snapshot of offsets [%d, %d), entries from %d to %d", ErrBadEncoding, h.lowest, h.next, h.firstEntry, h.applied)
+	}
+	return h, nil
 }
 
 // tableSectionOverhead is what a producer table section adds to the table.
@@ -507,70 +461,4 @@ func readTableSection(r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("%w: producer table checksum mismatch", ErrBadEncoding)
 	}
 	return table, nil
-}
-
-// encodeHeader encodes h as a snapshot header of version and size bytes:
-// [32:48), the offset range, only in a reference snapshot's 48.
-func encodeHeader(h snapshotHeader, version uint16, size int) []byte {
-	b := make([]byte, size)
-	copy(b[0:8], snapshotMagic[:])
-	binary.BigEndian.PutUint16(b[8:10], version)
-	binary.BigEndian.PutUint64(b[16:24], h.applied)
-	binary.BigEndian.PutUint64(b[24:32], h.lastCommand)
-	if size == refSnapshotSize {
-		binary.BigEndian.PutUint64(b[32:40], h.lowest)
-		binary.BigEndian.PutUint64(b[40:48], h.next)
-	}
-	binary.BigEndian.PutUint32(b[12:16], snapshotHeaderCRC(b))
-	return b
-}
-
-// isRefSnapshot reports whether b, the first snapshotHeaderSize bytes of a
-// snapshot, starts a reference snapshot (decodeRefSnapshot checks it).
-func isRefSnapshot(b []byte) bool {
-	if len(b) < 10 || [8]byte(b[0:8]) != snapshotMagic {
-		return false
-	}
-	v := binary.BigEndian.Uint16(b[8:10])
-	return v == refSnapshotVersion || v == refSnapshotV2
-}
-
-// decodeRefSnapshot decodes a reference snapshot's refSnapshotSize-byte
-// header (its producer table section follows if h.table).
-func decodeRefSnapshot(b []byte) (snapshotHeader, error) {
-	switch {
-	case len(b) != refSnapshotSize || !isRefSnapshot(b):
-		return snapshotHeader{}, fmt.Errorf("%w: not a reference snapshot", ErrBadEncoding)
-	case binary.BigEndian.Uint32(b[12:16]) != snapshotHeaderCRC(b):
-		return snapshotHeader{}, fmt.Errorf("%w: snapshot header checksum mismatch", ErrBadEncoding)
-	}
-	h := snapshotHeader{
-		applied:     binary.BigEndian.Uint64(b[16:24]),
-		lastCommand: binary.BigEndian.Uint64(b[24:32]),
-		lowest:      binary.BigEndian.Uint64(b[32:40]),
-		next:        binary.BigEndian.Uint64(b[40:48]),
-		table:       binary.BigEndian.Uint16(b[8:10]) == refSnapshotVersion,
-	}
-	if h.lowest > h.next {
-		return snapshotHeader{}, fmt.Errorf("%w: reference snapshot of offsets [%d, %d)", ErrBadEncoding, h.lowest, h.next)
-	}
-	return h, nil
-}
-
-func decodeSnapshotHeader(b []byte) (snapshotHeader, error) {
-	if len(b) != snapshotHeaderSize || [8]byte(b[0:8]) != snapshotMagic {
-		return snapshotHeader{}, fmt.Errorf("%w: not a replication snapshot", ErrBadEncoding)
-	}
-	v := binary.BigEndian.Uint16(b[8:10])
-	if v != snapshotVersion && v != snapshotV1 {
-		return snapshotHeader{}, fmt.Errorf("%w: snapshot version %d, want %d or %d", ErrBadEncoding, v, snapshotV1, snapshotVersion)
-	}
-	if binary.BigEndian.Uint32(b[12:16]) != snapshotHeaderCRC(b) {
-		return snapshotHeader{}, fmt.Errorf("%w: snapshot header checksum mismatch", ErrBadEncoding)
-	}
-	return snapshotHeader{
-		applied:     binary.BigEndian.Uint64(b[16:24]),
-		lastCommand: binary.BigEndian.Uint64(b[24:32]),
-		table:       v == snapshotVersion,
-	}, nil
 }

@@ -52,35 +52,62 @@ func TestDecodeEntryRejects(t *testing.T) {
 	}
 }
 
-func TestCommandRoundTrip(t *testing.T) {
-	in := [][]byte{[]byte("a"), {}, bytes.Repeat([]byte("z"), 300)}
-	c, err := decodeCommand(encodeAppend(in))
-	out := c.recs
-	if err != nil || c.p != (Producer{}) || c.lim != (producer.Config{}) {
-		t.Fatal(c.p, c.lim, err)
+// decodeCommand decodes a records command; the records alias b.
+func decodeCommand(b []byte) (recordsCommand, error) {
+	c, d, err := decodeCommandHeader(b)
+	if err != nil {
+		return c, err
 	}
-	if len(out) != len(in) {
-		t.Fatalf("%d records, want %d", len(out), len(in))
-	}
-	for i := range in {
-		if !bytes.Equal(out[i], in[i]) || out[i] == nil {
-			t.Errorf("record %d: %q", i, out[i])
+	c.recs = make([][]byte, c.count)
+	for i := range c.recs {
+		if c.recs[i] = d.bytes("record"); c.recs[i] == nil {
+			c.recs[i] = []byte{}
 		}
 	}
+	d.end("command")
+	if d.err != nil {
+		return recordsCommand{}, d.err
+	}
+	return c, nil
+}
+
+func TestCommandRoundTrip(t *testing.T) {
+	in := [][]byte{[]byte("a"), {}, bytes.Repeat([]byte("z"), 300)}
+	b := encodeRecords(1<<40, 7, Producer{}, producer.Config{}, in)
+	if len(b) > commandSize(in) {
+		t.Fatalf("%d bytes encoded, commandSize %d", len(b), commandSize(in))
+	}
+	c, err := decodeCommand(b)
+	if err != nil || c.first != 1<<40 || c.term != 7 || c.count != 3 || c.p != (Producer{}) || c.lim != (producer.Config{}) {
+		t.Fatalf("%+v, %v", c, err)
+	}
+	for i := range in {
+		if !bytes.Equal(c.recs[i], in[i]) || c.recs[i] == nil {
+			t.Errorf("record %d: %q", i, c.recs[i])
+		}
+		if r, err := commandRecord(b, uint64(i)); err != nil || !bytes.Equal(r, in[i]) || r == nil {
+			t.Errorf("commandRecord(%d) = %q, %v", i, r, err)
+		}
+	}
+	if _, err := commandRecord(b, 3); !errors.Is(err, ErrBadEncoding) {
+		t.Errorf("commandRecord past the batch: %v", err)
+	}
+	x := [][]byte{[]byte("x")}
 	for name, b := range map[string][]byte{
-		"empty":         {},
-		"unknown type":  {2, 1, 0},
-		"zero records":  {cmdAppend, 0},
-		"count too big": {cmdAppend, 5, 0},
-		"cut record":    {cmdAppend, 1, 4, 'a'},
-		"trailing":      append(encodeAppend([][]byte{[]byte("x")}), 1),
-		"producer 0":    {cmdAppendIdempotent, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
-		"cut producer":  {cmdAppendIdempotent, 0, 0, 1},
-		"overflow":      append([]byte{cmdAppendIdempotent, 0, 0, 0, 0, 0, 0, 0, 1}, append(binary.AppendUvarint(nil, ^uint64(0)), 1, 0)...),
-		"idem trailing": append(encodeAppendAs(Producer{ID: 1}, producer.DefaultConfig(), [][]byte{[]byte("x")}), 1),
-		"bad limits":    encodeAppendAs(Producer{ID: 1}, producer.Config{Expiry: time.Second, EvictAfter: time.Minute, MaxProducers: 1}, [][]byte{[]byte("x")}),
-		"no limits":     encodeAppendAs(Producer{ID: 1}, producer.Config{}, [][]byte{[]byte("x")}),
-		"cut limits":    {cmdAppendLimited, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1},
+		"empty":             {},
+		"old layout":        {1, 1, 0},
+		"retention":         encodeRetain(3),
+		"zero records":      {cmdRecords, 0, 1, 0, 0},
+		"count too big":     {cmdRecords, 0, 1, 0, 5, 0},
+		"cut record":        {cmdRecords, 0, 1, 0, 1, 4, 'a'},
+		"producer flag":     {cmdRecords, 0, 1, 2, 1, 0},
+		"trailing":          append(encodeRecords(0, 1, Producer{}, producer.Config{}, x), 1),
+		"producer 0":        {cmdRecords, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
+		"cut producer":      {cmdRecords, 0, 1, 1, 0, 0, 1},
+		"offset overflow":   append(append([]byte{cmdRecords}, binary.AppendUvarint(nil, ^uint64(0))...), 1, 0, 1, 0),
+		"sequence overflow": encodeRecords(0, 1, Producer{ID: 1, Sequence: ^uint64(0)}, producer.DefaultConfig(), x),
+		"bad limits":        encodeRecords(0, 1, Producer{ID: 1}, producer.Config{Expiry: time.Second, EvictAfter: time.Minute, MaxProducers: 1}, x),
+		"no limits":         encodeRecords(0, 1, Producer{ID: 1}, producer.Config{}, x),
 	} {
 		if _, err := decodeCommand(b); !errors.Is(err, ErrBadEncoding) {
 			t.Errorf("%s: %v, want ErrBadEncoding", name, err)
@@ -90,58 +117,34 @@ func TestCommandRoundTrip(t *testing.T) {
 
 func TestIdempotentCommandRoundTrip(t *testing.T) {
 	in := [][]byte{[]byte("a"), {}, bytes.Repeat([]byte("z"), 300)}
-	want := Producer{ID: 0xfedcba9876543210, Sequence: 1 << 40}
+	want := Producer{ID: 0xfedcba9876543210, Sequence: 1 << 40, Checksum: 0xdeadbeef}
 	lim := producer.Config{Expiry: 2 * time.Hour, EvictAfter: 3 * time.Minute, MaxProducers: 7}
-	b := encodeAppendAs(want, lim, in)
-	if b[0] != cmdAppendLimited {
-		t.Fatalf("command type %d", b[0])
+	b := encodeRecords(5, 2, want, lim, in)
+	if len(b) > commandSize(in) {
+		t.Fatalf("%d bytes encoded, commandSize %d", len(b), commandSize(in))
 	}
 	c, err := decodeCommand(b)
-	if err != nil || c.p != want || c.lim != lim || len(c.recs) != len(in) {
-		t.Fatalf("decodeCommand = %d records, %+v, %+v, %v", len(c.recs), c.p, c.lim, err)
+	if err != nil || c.p != want || c.lim != lim || c.first != 5 || c.term != 2 || len(c.recs) != len(in) {
+		t.Fatalf("decodeCommand = %+v, %v", c, err)
 	}
 	for i := range in {
 		if !bytes.Equal(c.recs[i], in[i]) {
 			t.Errorf("record %d: %q", i, c.recs[i])
 		}
 	}
-	// A command written before the limits were replicated still decodes,
-	// without limits.
-	old, err := decodeCommand(encodeAppendV3(want, in))
-	if err != nil || old.p != want || old.lim != (producer.Config{}) || len(old.recs) != len(in) {
-		t.Fatalf("version 3 command = %d records, %+v, %+v, %v", len(old.recs), old.p, old.lim, err)
-	}
-}
-
-// encodeAppendV3 encodes an idempotent append as written before the
-// limits were replicated (cmdAppendIdempotent).
-func encodeAppendV3(p Producer, records [][]byte) []byte {
-	b := binary.BigEndian.AppendUint64([]byte{cmdAppendIdempotent}, p.ID)
-	b = binary.AppendUvarint(b, p.Sequence)
-	b = binary.AppendUvarint(b, uint64(len(records)))
-	for _, r := range records {
-		b = binary.AppendUvarint(b, uint64(len(r)))
-		b = append(b, r...)
-	}
-	return b
 }
 
 func FuzzDecodeCommand(f *testing.F) {
-	f.Add(encodeAppend([][]byte{[]byte("a"), {}}))
-	f.Add(encodeAppendAs(Producer{ID: 3, Sequence: 9}, producer.DefaultConfig(), [][]byte{[]byte("a")}))
-	f.Add(encodeAppendV3(Producer{ID: 3, Sequence: 9}, [][]byte{[]byte("a")}))
+	f.Add(encodeRecords(3, 1, Producer{}, producer.Config{}, [][]byte{[]byte("a"), {}}))
+	f.Add(encodeRecords(0, 9, Producer{ID: 3, Sequence: 9}, producer.DefaultConfig(), [][]byte{[]byte("a")}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeCommand(b)
 		if err != nil {
 			return
 		}
-		lim := c.lim
-		if c.p.ID != 0 && lim == (producer.Config{}) {
-			lim = producer.DefaultConfig()
-		}
-		again, err := decodeCommand(encodeAppendAs(c.p, lim, c.recs))
-		if err != nil || again.p != c.p || len(again.recs) != len(c.recs) || (c.p.ID != 0 && again.lim != lim) {
-			t.Fatalf("re-encoding a decoded command: %+v %v", again.p, err)
+		again, err := decodeCommand(encodeRecords(c.first, c.term, c.p, c.lim, c.recs))
+		if err != nil || again.p != c.p || again.lim != c.lim || again.first != c.first || again.term != c.term || len(again.recs) != len(c.recs) {
+			t.Fatalf("re-encoding a decoded command: %+v %v", again, err)
 		}
 	})
 }
@@ -171,60 +174,33 @@ func TestTableSection(t *testing.T) {
 	}
 }
 
-func TestEnvelopeRoundTrip(t *testing.T) {
-	e := envelope{index: 42, term: 7, pos: 2, count: 3}
-	b := encodeEnvelope(e, []byte("payload"))
-	if len(b) > maxEnvelopeOverhead+len("payload") {
-		t.Fatalf("envelope overhead %d > %d", len(b)-7, maxEnvelopeOverhead)
-	}
-	got, p, err := decodeEnvelope(b)
-	if err != nil || got != e || string(p) != "payload" {
-		t.Fatalf("got %+v %q %v", got, p, err)
-	}
-	max := envelope{index: ^uint64(0), term: ^uint64(0), pos: ^uint64(0) - 1, count: ^uint64(0)}
-	if n := len(encodeEnvelope(max, nil)); n != maxEnvelopeOverhead {
-		t.Fatalf("largest envelope %d bytes, maxEnvelopeOverhead %d", n, maxEnvelopeOverhead)
-	}
-	// Version 1, written before envelopes held the term: term unknown (0).
-	got, p, err = decodeEnvelope([]byte{envelopeV1, 42, 2, 3, 'p'})
-	if err != nil || got != (envelope{index: 42, pos: 2, count: 3}) || string(p) != "p" {
-		t.Fatalf("version 1: got %+v %q %v", got, p, err)
-	}
-	for name, b := range map[string][]byte{
-		"empty":         {},
-		"version":       {3, 1, 0, 0, 1},
-		"pos >= count":  encodeEnvelope(envelope{index: 1, pos: 3, count: 3}, nil),
-		"zero count":    encodeEnvelope(envelope{index: 1}, nil),
-		"cut varint":    {envelopeVersion, 0x80},
-		"missing count": {envelopeVersion, 1, 1, 0},
-		"v1 cut":        {envelopeV1, 1, 0},
-	} {
-		if _, _, err := decodeEnvelope(b); !errors.Is(err, ErrBadEncoding) {
-			t.Errorf("%s: %v, want ErrBadEncoding", name, err)
-		}
-	}
-}
-
 func TestSnapshotHeaderRoundTrip(t *testing.T) {
-	h := snapshotHeader{applied: 99, lastCommand: 97, table: true}
-	b := encodeSnapshotHeader(h, nil)[:snapshotHeaderSize]
-	got, err := decodeSnapshotHeader(b)
+	h := snapshotHeader{applied: 99, next: 1000, lowest: 10, firstEntry: 7, appliedTerm: 3}
+	b := encodeSnapshot(h, []byte("table"))
+	if len(b) != snapshotHeaderSize+tableSectionOverhead+len("table") {
+		t.Fatalf("%d bytes", len(b))
+	}
+	got, err := decodeSnapshotHeader(b[:snapshotHeaderSize])
 	if err != nil || got != h {
 		t.Fatalf("got %+v, %v", got, err)
 	}
-	for i := range b {
-		bad := bytes.Clone(b)
+	hb := b[:snapshotHeaderSize]
+	for i := range hb {
+		bad := bytes.Clone(hb)
 		bad[i] ^= 0x40
 		if _, err := decodeSnapshotHeader(bad); !errors.Is(err, ErrBadEncoding) {
 			t.Errorf("flipped byte %d: %v", i, err)
 		}
 	}
-	if _, err := decodeSnapshotHeader(b[:10]); !errors.Is(err, ErrBadEncoding) {
+	if _, err := decodeSnapshotHeader(hb[:10]); !errors.Is(err, ErrBadEncoding) {
 		t.Errorf("short header: %v", err)
 	}
-	// Version 1, from before producer tables, still decodes, without one.
-	v1 := encodeHeader(h, snapshotV1, snapshotHeaderSize)
-	if got, err := decodeSnapshotHeader(v1); err != nil || got.table || got.applied != 99 {
-		t.Fatalf("version 1: %+v, %v", got, err)
+	for name, h := range map[string]snapshotHeader{
+		"lowest past next":         {applied: 9, next: 1, lowest: 2},
+		"first entry past applied": {applied: 9, next: 1, firstEntry: 10},
+	} {
+		if _, err := decodeSnapshotHeader(encodeSnapshot(h, nil)[:snapshotHeaderSize]); !errors.Is(err, ErrBadEncoding) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

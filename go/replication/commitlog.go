@@ -130,7 +130,7 @@ func portError(err error) error {
 	case errors.Is(err, ErrLeadershipLost):
 		return &classified{err, commitlog.ErrLeadershipLost}
 	case errors.Is(err, ErrTimeout), errors.Is(err, ErrClosed), errors.Is(err, ErrFailed), errors.Is(err, ErrDiverged),
-		errors.Is(err, ErrNotCaughtUp):
+		errors.Is(err, ErrNotCaughtUp), errors.Is(err, ErrRecordGone):
 		return &classified{err, commitlog.ErrUnavailable}
 	default:
 		return err

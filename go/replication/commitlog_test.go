@@ -97,6 +97,7 @@ func TestPortError(t *testing.T) {
 		{fmt.Errorf("%w: disk", ErrFailed), commitlog.ErrUnavailable},
 		{ErrDiverged, commitlog.ErrUnavailable},
 		{ErrNotCaughtUp, commitlog.ErrUnavailable},
+		{fmt.Errorf("%w: offset 3", ErrRecordGone), commitlog.ErrUnavailable},
 	} {
 		err := portError(tc.err)
 		if !errors.Is(err, tc.port) || !errors.Is(err, tc.err) || err.Error() != tc.err.Error() {

@@ -13,7 +13,8 @@ import (
 // compactionLoop takes the snapshots Raft does not take by itself: when
 // the Raft log's store files exceed TrailingBytes + SnapshotThresholdBytes
 // (Config; checked after every write to it, unless the threshold is 0),
-// and when snapshotSoon asks. After an attempt that left the log large
+// and when snapshotSoon asks (a snapshot that can no longer be served, or
+// the disk running low: see lowOnSpace). After an attempt that left the log large
 // (nothing new to snapshot, or no whole segment to remove), the next one by
 // size waits until the log has grown by SnapshotThresholdBytes again.
 func (l *Log) compactionLoop() {
@@ -26,7 +27,7 @@ func (l *Log) compactionLoop() {
 			return
 		case <-l.snapshotNow:
 			if err := l.Snapshot(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) && !errors.Is(err, ErrClosed) {
-				l.lg.Warn("snapshot to replace a stale one failed", "error", err)
+				l.lg.Warn("snapshot on request failed", "error", err)
 			}
 			continue
 		case <-l.store.stored:
@@ -40,6 +41,14 @@ func (l *Log) compactionLoop() {
 		trigger = max(keep+threshold, l.store.size()+threshold)
 	}
 }
+
+// lowOnSpace is called when this node starts refusing appends or Raft
+// entries for lack of disk space: it asks for a snapshot while the reserve
+// still has room for one, so that a restart on a full disk restores the
+// state machine from it and serves the records applied so far without a
+// leader (a node whose disk is full cannot store the entry it needs to
+// win an election).
+func (l *Log) lowOnSpace() { l.snapshotSoon() }
 
 // snapshotSoon asks compactionLoop for a snapshot, without waiting.
 func (l *Log) snapshotSoon() {
@@ -55,7 +64,7 @@ func (l *Log) snapshotSoon() {
 // this snapshot it is lowered (ReloadConfig) to the number of entries from
 // the first one to keep on, then restored.
 func (l *Log) compactRaftLog() error {
-	keepFrom, err := l.store.keepFrom(l.cfg.TrailingBytes)
+	keepFrom, err := l.store.trailingFrom(l.cfg.TrailingBytes)
 	if err != nil {
 		return err
 	}
@@ -63,7 +72,9 @@ func (l *Log) compactRaftLog() error {
 	if err != nil {
 		return err
 	}
-	trailing := min(l.cfg.TrailingLogs, last+1-min(keepFrom, last+1))
+	// At least one: a compaction down to the last entry would look like a
+	// conflicting suffix to the LogStore (see DeleteRange).
+	trailing := max(1, min(l.cfg.TrailingLogs, last+1-min(keepFrom, last+1)))
 	rc := l.raft.ReloadableConfig()
 	rc.TrailingLogs = trailing
 	if err := l.raft.ReloadConfig(rc); err != nil {
@@ -88,9 +99,9 @@ func (s *LogStore) size() uint64 {
 	return b
 }
 
-// keepFrom returns the first index of the newest whole segments whose
+// trailingFrom returns the first index of the newest whole segments whose
 // store files hold at most maxBytes (the active segment always counts).
-func (s *LogStore) keepFrom(maxBytes uint64) (uint64, error) {
+func (s *LogStore) trailingFrom(maxBytes uint64) (uint64, error) {
 	l, _, _ := s.bounds()
 	i, err := l.RetentionOffset(seglog.Retention{MaxBytes: maxBytes}, time.Now())
 	if err != nil {

@@ -1,9 +1,9 @@
 package replication
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
-	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -24,8 +24,9 @@ const (
 	// append was acknowledged before the read began is always visible.
 	// Elsewhere it fails with *commitlog.NotLeaderError.
 	ReadLinearizable Consistency = iota
-	// ReadFollower reads this node's data log as it is: only committed
-	// records are ever in it, but it may lag behind the leader.
+	// ReadFollower reads this node's applied records as they are: only
+	// committed records are ever applied, but it may lag behind the
+	// leader.
 	ReadFollower
 )
 
@@ -40,11 +41,6 @@ func (c Consistency) String() string {
 	}
 }
 
-// MaxEnvelopeOverhead is the most bytes the data log adds to a record (its
-// envelope): DataLog.MaxRecordBytes should be the largest record the
-// server accepts plus this.
-const MaxEnvelopeOverhead = maxEnvelopeOverhead
-
 // Defaults used by DefaultConfig.
 const (
 	DefaultHeartbeatTimeout   = time.Second
@@ -54,7 +50,7 @@ const (
 	// are committed only from the leader's next append RPC, which Raft
 	// sends when new entries arrive or after CommitTimeout (randomised up
 	// to twice that): after a burst of appends the last records reach the
-	// followers' data logs, hence their streams, up to 2×CommitTimeout
+	// followers' state machines, hence their streams, up to 2×CommitTimeout
 	// late. At 5ms an idle 3-node cluster spends about 3% of a core more
 	// than at hashicorp/raft's 50ms (measured on the benchmark machine, see
 	// docs/benchmarks.md).
@@ -76,16 +72,17 @@ const (
 	// DefaultRaftMaxRecordBytes bounds one encoded Raft entry, hence one
 	// batch: it holds a 4 MiB gRPC request with room to spare.
 	DefaultRaftMaxRecordBytes = 8 << 20
-	// DefaultDataMaxRecordBytes bounds a data record: a 1 MiB client record
-	// plus its envelope.
-	DefaultDataMaxRecordBytes = 1<<20 + maxEnvelopeOverhead
+	// DefaultMaxRecordBytes bounds one record: a 1 MiB client record.
+	DefaultMaxRecordBytes = 1 << 20
 )
 
 // Config configures a Log. Start from DefaultConfig and set DataDir,
 // LocalID and StreamLayer.
 type Config struct {
-	// DataDir holds everything: raft/log (the Raft log), raft/stable (term
-	// and vote), raft/snapshots, and data (the records).
+	// DataDir holds everything: raft/log (the Raft log, which is the record
+	// log), raft/stable (term and vote) and raft/snapshots. A DataDir of
+	// the single-log layout (a data log in DataDir/data) is refused
+	// (ErrOldLayout).
 	DataDir string
 	// LocalID is this node's Raft server ID (the discovery node name).
 	LocalID string
@@ -109,13 +106,15 @@ type Config struct {
 	// new member is the node it claims to be (with PeerName). Default 3s.
 	JoinVerifyTimeout time.Duration
 
-	// Bootstrap makes a node with no Raft state start a cluster of itself;
-	// set it on the first node only. Ignored when state exists.
+	// Bootstrap makes a node with no Raft state start a cluster: of itself
+	// alone, or of InitialServers. Ignored when state exists.
 	Bootstrap bool
-	// InitialServers, with Bootstrap, is the configuration the group
-	// starts with (IDs and RPCAddrs; LocalID must be among them): every
-	// replica of a new group bootstraps with the identical list, which
-	// hashicorp/raft allows. Empty means this node alone.
+	// InitialServers, with Bootstrap, is the configuration a node with no
+	// Raft state bootstraps the group with: every server a voter, LocalID
+	// among them. Every replica of a new group may bootstrap with the same
+	// list (hashicorp/raft allows identical bootstraps), so none has to be
+	// added by Join. Empty: this node alone. The StreamLayer's address is
+	// used for LocalID whatever RPCAddr says.
 	InitialServers []Server
 
 	// Raft timings: see raft.Config. Defaults 1s, 1s, 500ms, 5ms.
@@ -129,7 +128,7 @@ type Config struct {
 	SnapshotThreshold uint64
 	// TrailingLogs is how many entries a compaction keeps behind the
 	// snapshot, so slightly lagging followers catch up from the log rather
-	// than from a snapshot. Default 10240.
+	// than from a snapshot. At least 1. Default 10240.
 	TrailingLogs uint64
 	// SnapshotRetain is how many snapshots are kept. Default 2.
 	SnapshotRetain int
@@ -149,13 +148,23 @@ type Config struct {
 	// 64 MiB.
 	TrailingBytes uint64
 
-	// RetentionInterval is how often the leader checks DataLog.Retention
-	// (it also checks whenever its data log gains a segment). When
-	// retention allows dropping the oldest segments, the leader proposes
-	// the new lowest offset through Raft and every replica drops the same
-	// prefix (see the package documentation). Default 10s; must be
-	// positive when DataLog.Retention sets a limit.
+	// Retention bounds the records kept (by bytes and age of the Raft log's
+	// segments, RaftLog.Segment.MaxStoreBytes being its granularity). It is
+	// applied by the leader for the whole group: see RetentionInterval.
+	// Zero keeps everything.
+	Retention seglog.Retention
+	// RetentionInterval is how often the leader checks Retention (it also
+	// checks whenever its Raft log gains a segment). When retention allows
+	// dropping the oldest segments, the leader proposes the new lowest
+	// offset through Raft and every replica drops the records below it
+	// (see the package documentation). Default 10s; must be positive when
+	// Retention sets a limit.
 	RetentionInterval time.Duration
+
+	// MaxRecordBytes bounds one record (as the server encoded it); a
+	// longer one is refused before it is proposed. It must fit in a Raft
+	// entry (RaftLog.MaxRecordBytes). Default DefaultMaxRecordBytes.
+	MaxRecordBytes uint64
 
 	// ApplyTimeout bounds an append whose context has no deadline,
 	// membership changes, and a read's wait for this node to catch up (see
@@ -167,27 +176,17 @@ type Config struct {
 	MaxPool          int
 	TransportTimeout time.Duration
 
-	// DataLog configures the data log. Its Retention is applied by the
-	// leader for the whole cluster (see RetentionInterval); its
-	// Segment.MaxStoreBytes is the granularity of retention. Its MaxRecordBytes bounds a record
-	// plus its envelope (maxEnvelopeOverhead bytes at most); it must be the
-	// same on every node, since a command that does not fit is rejected by
-	// every node that applies it. Its sync policy may be relaxed: the Raft
-	// log is the durable source and the data log is fsynced when a snapshot
-	// is taken. Default: go/seglog's defaults with SyncInterval (1s) and
-	// MaxRecordBytes DefaultDataMaxRecordBytes.
-	DataLog seglog.Config
-	// RaftLog configures the Raft log (InitialOffset is forced to 1). Its
-	// MaxRecordBytes bounds an encoded entry, hence a batch. Its Sync is
+	// RaftLog configures the Raft log, which is the record log
+	// (InitialOffset is forced to 1). Its MaxRecordBytes bounds an encoded
+	// entry, hence a batch. Its Sync is
 	// SyncAlways by default: every entry is fsynced before the node
 	// acknowledges it, so an append the leader acknowledged survives the
 	// loss of any minority of machines. SyncInterval or SyncNever relax
 	// that for throughput: a process crash still loses nothing, but a
 	// machine crash or power loss may lose the last acknowledged entries of
 	// that node (of every node, if all go down together), and a node that
-	// lost entries it had voted for can break Raft's guarantees. Set the
-	// data log's Sync to match (DataLog), or it keeps fsyncing on its own
-	// interval. Default: go/seglog's defaults (SyncAlways) with MaxRecordBytes
+	// lost entries it had voted for can break Raft's guarantees. Default:
+	// go/seglog's defaults (SyncAlways) with MaxRecordBytes
 	// DefaultRaftMaxRecordBytes.
 	RaftLog seglog.Config
 
@@ -212,8 +211,8 @@ type Config struct {
 	// and votes. Below half of it, the reserve, a node also refuses to
 	// store Raft entries (StoreLogs fails, so the leader retries a
 	// follower later and a leader steps down), which keeps the space it
-	// still has for applying the entries it accepted, snapshots and
-	// segment roll-overs, never reaching ENOSPC there. Both resume by
+	// still has for snapshots, snapshot installs and segment roll-overs,
+	// never reaching ENOSPC there (applying entries writes nothing). Both resume by
 	// themselves when space is freed. 0 disables both. Default
 	// diskspace.DefaultMinFreeBytes (256 MiB).
 	MinFreeBytes uint64
@@ -223,8 +222,9 @@ type Config struct {
 	// leader's clock, the Raft entries' time) is forgotten, and past
 	// MaxProducers the longest idle one is evicted if idle longer than
 	// EvictAfter, else a new producer is refused. This node's values are
-	// used while it leads: it puts them in every idempotent command, and
-	// every replica decides that command with them, never with its own.
+	// used while it leads: its proposer decides with them and puts them in
+	// every idempotent command, and every replica's table takes them from
+	// the command, never from its own Config.
 	// Default producer.DefaultConfig() (24h, 10000, 5m).
 	Producers producer.Config
 
@@ -247,9 +247,6 @@ type Config struct {
 
 // DefaultConfig returns a Config with the defaults above.
 func DefaultConfig() Config {
-	dl := seglog.DefaultConfig()
-	dl.Sync = seglog.SyncInterval
-	dl.MaxRecordBytes = DefaultDataMaxRecordBytes
 	rl := seglog.DefaultConfig()
 	rl.MaxRecordBytes = DefaultRaftMaxRecordBytes
 	return Config{
@@ -268,7 +265,7 @@ func DefaultConfig() Config {
 		MaxPool:                DefaultMaxPool,
 		TransportTimeout:       DefaultTransportTimeout,
 		JoinVerifyTimeout:      DefaultJoinVerifyTimeout,
-		DataLog:                dl,
+		MaxRecordBytes:         DefaultMaxRecordBytes,
 		RaftLog:                rl,
 		MinFreeBytes:           diskspace.DefaultMinFreeBytes,
 		Producers:              producer.DefaultConfig(),
@@ -288,8 +285,8 @@ func (c Config) Validate() error {
 		return bad("LocalID is required")
 	case c.StreamLayer == nil:
 		return bad("StreamLayer is required")
-	case len(c.InitialServers) > 0 && !slices.ContainsFunc(c.InitialServers, func(s Server) bool { return s.ID == c.LocalID }):
-		return bad("InitialServers must include LocalID %q", c.LocalID)
+	case c.TrailingLogs < 1:
+		return bad("TrailingLogs must be at least 1, got %d: a compaction down to the last entry could not be told from a conflicting suffix", c.TrailingLogs)
 	case c.SnapshotRetain < 1:
 		return bad("SnapshotRetain must be at least 1, got %d", c.SnapshotRetain)
 	case c.ApplyTimeout <= 0:
@@ -300,23 +297,28 @@ func (c Config) Validate() error {
 		return bad("TransportTimeout must be positive, got %v", c.TransportTimeout)
 	case c.PeerName != nil && c.JoinVerifyTimeout <= 0:
 		return bad("JoinVerifyTimeout must be positive with PeerName, got %v", c.JoinVerifyTimeout)
-	case c.DataLog.MaxRecordBytes != 0 && c.DataLog.MaxRecordBytes <= maxEnvelopeOverhead:
-		return bad("DataLog.MaxRecordBytes %d leaves no room for records", c.DataLog.MaxRecordBytes)
 	case c.RaftLog.MaxRecordBytes != 0 && c.RaftLog.MaxRecordBytes <= maxEntryOverhead:
 		return bad("RaftLog.MaxRecordBytes %d leaves no room for entries", c.RaftLog.MaxRecordBytes)
+	case c.MaxRecordBytes != 0 && c.MaxRecordBytes+maxEntryOverhead+maxCommandOverhead+binary.MaxVarintLen64 > c.raftRecordBytes():
+		return bad("MaxRecordBytes %d does not fit in a raft entry of RaftLog.MaxRecordBytes %d", c.MaxRecordBytes, c.raftRecordBytes())
+	case len(c.InitialServers) > 0 && !c.Bootstrap:
+		return bad("InitialServers needs Bootstrap")
 	case c.RetentionInterval < 0:
 		return bad("RetentionInterval must not be negative, got %v", c.RetentionInterval)
 	case c.RetentionInterval == 0 && c.retains():
-		return bad("RetentionInterval must be positive when DataLog.Retention sets a limit")
+		return bad("RetentionInterval must be positive when Retention sets a limit")
 	}
 	if seg := c.raftSegmentBytes(); c.SnapshotThresholdBytes != 0 && c.SnapshotThresholdBytes < seg {
 		return bad("SnapshotThresholdBytes %d is below the Raft log's segment size %d: compaction removes whole segments", c.SnapshotThresholdBytes, seg)
 	}
+	if err := c.validateInitialServers(); err != nil {
+		return bad("%v", err)
+	}
 	if err := c.Producers.Validate(); err != nil {
 		return bad("Producers: %v", err)
 	}
-	if err := c.DataLog.Validate(); err != nil {
-		return bad("DataLog: %v", err)
+	if c.Retention.MaxAge < 0 {
+		return bad("Retention.MaxAge must not be negative, got %v", c.Retention.MaxAge)
 	}
 	rl := c.RaftLog
 	rl.InitialOffset = 1
@@ -329,9 +331,66 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// retains reports whether the data log has a retention limit.
+// validateInitialServers checks that InitialServers, if set, names every
+// server once, each with an address but LocalID's, and LocalID among them.
+func (c Config) validateInitialServers() error {
+	if len(c.InitialServers) == 0 {
+		return nil
+	}
+	seen := make(map[string]bool, len(c.InitialServers))
+	for i, s := range c.InitialServers {
+		switch {
+		case s.ID == "":
+			return fmt.Errorf("InitialServers[%d] has no ID", i)
+		case seen[s.ID]:
+			return fmt.Errorf("InitialServers names %q twice", s.ID)
+		case s.RPCAddr == "" && s.ID != c.LocalID:
+			return fmt.Errorf("InitialServers[%d] (%s) has no RPCAddr", i, s.ID)
+		}
+		seen[s.ID] = true
+	}
+	if !seen[c.LocalID] {
+		return fmt.Errorf("InitialServers does not name LocalID %q", c.LocalID)
+	}
+	return nil
+}
+
+// bootstrapConfiguration is the configuration a bootstrapping node starts
+// the group with (see InitialServers); local is its own address.
+func (c Config) bootstrapConfiguration(local raft.ServerAddress) raft.Configuration {
+	if len(c.InitialServers) == 0 {
+		return raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(c.LocalID), Address: local, Suffrage: raft.Voter}}}
+	}
+	var cf raft.Configuration
+	for _, s := range c.InitialServers {
+		addr := raft.ServerAddress(s.RPCAddr)
+		if s.ID == c.LocalID {
+			addr = local
+		}
+		cf.Servers = append(cf.Servers, raft.Server{ID: raft.ServerID(s.ID), Address: addr, Suffrage: raft.Voter})
+	}
+	return cf
+}
+
+// retains reports whether Retention sets a limit.
 func (c Config) retains() bool {
-	return c.DataLog.Retention.MaxBytes > 0 || c.DataLog.Retention.MaxAge > 0
+	return c.Retention.MaxBytes > 0 || c.Retention.MaxAge > 0
+}
+
+// maxRecordBytes is MaxRecordBytes, default substituted.
+func (c Config) maxRecordBytes() uint64 {
+	if c.MaxRecordBytes == 0 {
+		return DefaultMaxRecordBytes
+	}
+	return c.MaxRecordBytes
+}
+
+// raftRecordBytes is RaftLog.MaxRecordBytes, default substituted.
+func (c Config) raftRecordBytes() uint64 {
+	if c.RaftLog.MaxRecordBytes == 0 {
+		return seglog.DefaultMaxRecordBytes
+	}
+	return c.RaftLog.MaxRecordBytes
 }
 
 // raftSegmentBytes is the Raft log's segment size, default substituted.
@@ -353,8 +412,8 @@ func (c Config) raftConfig() *raft.Config {
 	rc.SnapshotInterval = c.SnapshotInterval
 	rc.SnapshotThreshold = c.SnapshotThreshold
 	rc.TrailingLogs = c.TrailingLogs
-	// The data log is persistent and replay is idempotent, so a restart
-	// does not rebuild it from the snapshot (see the package documentation).
+	// New restores the latest snapshot itself (snapshotStore.restoreLatest):
+	// Raft's Open of a snapshot adds the log's entries, for followers.
 	rc.NoSnapshotRestoreOnStart = true
 	return rc
 }

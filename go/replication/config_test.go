@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/proglog/proglog/go/seglog"
 )
 
 // nopStream satisfies raft.StreamLayer for config checks.
@@ -20,7 +18,7 @@ func (nopStream) Dial(raft.ServerAddress, time.Duration) (net.Conn, error) {
 
 func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig()
-	if c.DataLog.Sync != seglog.SyncInterval || c.RaftLog.MaxRecordBytes != DefaultRaftMaxRecordBytes ||
+	if c.MaxRecordBytes != DefaultMaxRecordBytes || c.RaftLog.MaxRecordBytes != DefaultRaftMaxRecordBytes ||
 		c.SnapshotRetain != DefaultSnapshotRetain || c.HeartbeatTimeout != DefaultHeartbeatTimeout {
 		t.Fatalf("defaults: %+v", c)
 	}
@@ -44,29 +42,40 @@ func TestConfigValidate(t *testing.T) {
 		return c
 	}
 	for name, mod := range map[string]func(*Config){
-		"no data dir":                  func(c *Config) { c.DataDir = "" },
-		"no id":                        func(c *Config) { c.LocalID = "" },
-		"no stream layer":              func(c *Config) { c.StreamLayer = nil },
-		"initial servers without self": func(c *Config) { c.InitialServers = []Server{{ID: "n2", RPCAddr: "a2"}} },
-		"no snapshots kept":            func(c *Config) { c.SnapshotRetain = 0 },
-		"zero apply timeout":           func(c *Config) { c.ApplyTimeout = 0 },
-		"no pool":                      func(c *Config) { c.MaxPool = 0 },
-		"zero transport":               func(c *Config) { c.TransportTimeout = 0 },
-		"tiny data records":            func(c *Config) { c.DataLog.MaxRecordBytes = 10 },
-		"tiny raft records":            func(c *Config) { c.RaftLog.MaxRecordBytes = 10 },
-		"bad data log":                 func(c *Config) { c.DataLog.SyncInterval = -1 },
-		"bad raft log":                 func(c *Config) { c.RaftLog.Segment.MaxStoreBytes = 100 },
-		"lease > heartbeat":            func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
-		"tiny heartbeat":               func(c *Config) { c.HeartbeatTimeout = time.Millisecond },
-		"negative retention interval":  func(c *Config) { c.RetentionInterval = -1 },
+		"no data dir":                   func(c *Config) { c.DataDir = "" },
+		"no id":                         func(c *Config) { c.LocalID = "" },
+		"no stream layer":               func(c *Config) { c.StreamLayer = nil },
+		"no snapshots kept":             func(c *Config) { c.SnapshotRetain = 0 },
+		"zero apply timeout":            func(c *Config) { c.ApplyTimeout = 0 },
+		"no pool":                       func(c *Config) { c.MaxPool = 0 },
+		"zero transport":                func(c *Config) { c.TransportTimeout = 0 },
+		"records too large for entries": func(c *Config) { c.MaxRecordBytes = c.RaftLog.MaxRecordBytes },
+		"tiny raft records":             func(c *Config) { c.RaftLog.MaxRecordBytes = 10 },
+		"bad raft log":                  func(c *Config) { c.RaftLog.Segment.MaxStoreBytes = 100 },
+		"lease > heartbeat":             func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
+		"tiny heartbeat":                func(c *Config) { c.HeartbeatTimeout = time.Millisecond },
+		"negative retention interval":   func(c *Config) { c.RetentionInterval = -1 },
 		"retention without interval": func(c *Config) {
-			c.DataLog.Retention.MaxAge = time.Hour
+			c.Retention.MaxAge = time.Hour
 			c.RetentionInterval = 0
 		},
-		"negative retention age":         func(c *Config) { c.DataLog.Retention.MaxAge = -1 },
-		"no producer expiry":             func(c *Config) { c.Producers.Expiry = 0 },
-		"no producers":                   func(c *Config) { c.Producers.MaxProducers = 0 },
-		"byte threshold below a segment": func(c *Config) { c.SnapshotThresholdBytes = c.RaftLog.Segment.MaxStoreBytes - 1 },
+		"negative retention age":            func(c *Config) { c.Retention.MaxAge = -1 },
+		"no producer expiry":                func(c *Config) { c.Producers.Expiry = 0 },
+		"no producers":                      func(c *Config) { c.Producers.MaxProducers = 0 },
+		"byte threshold below a segment":    func(c *Config) { c.SnapshotThresholdBytes = c.RaftLog.Segment.MaxStoreBytes - 1 },
+		"initial servers without bootstrap": func(c *Config) { c.InitialServers = []Server{{ID: "n1"}} },
+		"initial servers without local": func(c *Config) {
+			c.Bootstrap, c.InitialServers = true, []Server{{ID: "n2", RPCAddr: "a:1"}}
+		},
+		"initial server twice": func(c *Config) {
+			c.Bootstrap, c.InitialServers = true, []Server{{ID: "n1"}, {ID: "n1"}}
+		},
+		"initial server without address": func(c *Config) {
+			c.Bootstrap, c.InitialServers = true, []Server{{ID: "n1"}, {ID: "n2"}}
+		},
+		"initial server without id": func(c *Config) {
+			c.Bootstrap, c.InitialServers = true, []Server{{ID: "n1"}, {RPCAddr: "a:1"}}
+		},
 		"no verify timeout": func(c *Config) {
 			c.PeerName = func(net.Conn) (string, error) { return "", nil }
 			c.JoinVerifyTimeout = 0

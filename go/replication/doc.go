@@ -1,272 +1,190 @@
-// Package replication replicates proglog's commit log with Raft
-// (github.com/hashicorp/raft).
+// Package replication replicates one partition of proglog's commit log
+// with Raft (github.com/hashicorp/raft): a Log is one node's replica of
+// the partition's Raft group, and the group's Raft log is the partition's
+// record log. Each record is stored once per replica.
 //
-// A Log is one node's replica. The leader accepts appends (Append,
-// AppendBatch); each call becomes one Raft entry, a command holding one or
-// more records. Once a quorum has stored it, every node's state machine
-// (FSM) applies it to the node's data log, a go/seglog Log of the records.
-// CommitLog adapts a Log to the port go/server serves
-// (commitlog.Partition and commitlog.ServerLister): records cross it as the
-// server's bytes, stored as given, and this package's errors cross it in
-// the port's terms — *commitlog.NotLeaderError, commitlog.ErrLeadershipLost
-// (ErrLeadershipLost), commitlog.ErrUnavailable (ErrTimeout, ErrClosed,
-// ErrFailed, ErrDiverged, ErrNotCaughtUp), still matching this package's
-// sentinels with errors.Is. go/server maps them to gRPC statuses; this
-// package imports neither go/server, the proto nor gRPC.
+// The leader accepts appends (Append, AppendBatch, AppendIdempotent); each
+// call becomes one Raft entry, a records command holding a batch of
+// records that every replica applies whole. CommitLog adapts a Log to the
+// port go/server serves (commitlog.Partition and commitlog.ServerLister):
+// records cross it as the server's bytes, stored as given, and this
+// package's errors cross it in the port's terms — *commitlog.NotLeaderError,
+// commitlog.ErrLeadershipLost (ErrLeadershipLost), commitlog.ErrUnavailable
+// (ErrTimeout, ErrClosed, ErrFailed, ErrDiverged, ErrNotCaughtUp,
+// ErrRecordGone), still matching this package's sentinels with errors.Is.
+// go/server maps them to gRPC statuses; this package imports neither
+// go/server, the proto nor gRPC. docs/architecture.md ("A partition
+// replica") has the design.
 //
 // # On disk
 //
-//	DataDir/raft/log/segments/  Raft's log: go/seglog, entry index = offset
-//	DataDir/raft/log/first_index  its logical first index (see LogStore)
-//	DataDir/raft/stable         current term and vote (StableStore)
-//	DataDir/raft/snapshots/     Raft snapshots (raft.FileSnapshotStore):
-//	                            references to the data log, or full
-//	                            snapshots received from a leader
-//	DataDir/data/               the data log: the records clients read
-//	DataDir/data.diverged.<t>/  the records cut off the data log's tail
-//	                            because the Raft log lost their entries
-//	                            (a data log of them, see below)
-//	DataDir/data.lowest         its agreed lowest offset (see Retention)
+//	DataDir/raft/log/segments/    the Raft log: go/seglog, entry index =
+//	                              offset; the records live here
+//	DataDir/raft/log/first_index  its first index (see LogStore)
+//	DataDir/raft/stable           current term and vote (StableStore)
+//	DataDir/raft/snapshots/       Raft snapshots (raft.FileSnapshotStore):
+//	                              the small state, or, received from a
+//	                              leader, the small state and entries
 //
-// Entry, command, envelope and snapshot encodings are documented in
-// codec.go; every one carries a version or type byte.
+// Entry, command and snapshot encodings are documented in codec.go; every
+// one carries a version or type byte. A DataDir of the single-log layout
+// (DataDir/data, the data log of proglog before topics, which held a
+// second copy of every record) is refused: New fails with ErrOldLayout,
+// naming the way to move the records (`proglog consume --from 0 | proglog
+// produce` into a new cluster). Converting in place would give each node a
+// different Raft history for the same records.
 //
-// # Idempotent state machine
+// # Offsets
 //
-// Every data record is stored in an envelope naming the Raft entry that
-// produced it (index and term), its position in that entry's batch and the
-// batch's size. On start the FSM reads the last record's envelope and from
-// then on skips entries at or below that index — and, for that entry, the
-// records already present (a batch torn by a crash) — after checking that
-// the data log holds each skipped entry with the same term (Raft's Log
-// Matching: an index and term name one entry). So Raft may replay entries
-// the data log already has, which it does after every restart: with
-// raft.Config.NoSnapshotRestoreOnStart the data log is not rebuilt from the
-// snapshot on start (that would copy the whole log each time); Raft
-// replays the entries after the snapshot and the FSM skips those it has.
+// Offsets are a function of the log: a records command's first offset is
+// the end of the previous records command. The leader's proposer writes it
+// into the command, with the term it proposed in, and every replica's
+// state machine checks it: a command whose first offset is not where this
+// node's records end means this node's Raft log is not the cluster's, and
+// the state machine stops (ErrFailed wrapping ErrDiverged, in Failed) and
+// serves nothing until restarted. A command proposed in an earlier term
+// than the one Raft appended it in (a proposal handed to Raft just as
+// leadership changed, appended in a later leadership of the same node) is
+// refused by every replica alike, nothing written, so it never shifts the
+// offsets; its caller gets ErrLeadershipLost.
 //
-// This is safe because the data log always holds everything the latest
-// snapshot holds: FSM.Snapshot fsyncs the data log before Raft gets the
-// snapshot and may compact the entries it covers, and a snapshot installed
-// from the leader is restored durably (go/seglog's Restore fsyncs) before Raft
-// records it as applied. Between snapshots the data log may be fsynced
-// lazily (Config.DataLog.Sync) since the Raft log, fsynced before every
-// acknowledgement by default (Config.RaftLog.Sync), holds those entries.
-// If the data log is nevertheless missing, corrupt or behind the latest
-// snapshot, see Snapshots for what New does. A corrupt Raft log is not
-// repaired: New fails with an error wrapping log.ErrCorrupt, because
-// dropping entries this node acknowledged could let Raft lose committed
-// entries or elect a leader that lacks them; the operator must remove the
-// node's data and re-add it. What New did repair (rebuilt indexes, torn
-// tails cut and kept in side files, a data log set aside or cut back) is
-// logged (at WARN; a data log set aside or cut back at ERROR) and returned
-// by Log.Recovery.
+// The LogStore keeps a sparse table from offsets to entries (records.go):
+// at open one chunk per segment of the Raft log, known by its first
+// records entry (each segment is self-describing: that entry carries its
+// first offset), and the last segment read whole; a chunk is read whole
+// (24 bytes per records entry in memory) the first time a lookup needs it.
+// StoreLogs extends it, a suffix DeleteRange (the divergent tail a new
+// leader overwrites) and compaction cut it. Reads go
+// through it (one entry read and decoded per record; the last entry read
+// is cached, so sequential reads of a batch read it once) and return only
+// applied records: below the state machine's applied end and at or above
+// the agreed lowest offset.
 //
-// The data log must never be ahead of the Raft log, yet with relaxed sync
-// a power loss can cut the Raft log's tail while the data log kept it; new
-// entries would then reuse those indexes. New cuts the data log back to
-// its last record whose entry this node's Raft history holds: an entry at
-// or below the latest snapshot's index is trusted (the snapshot was taken
-// after the data log was fsynced); above it the Raft log must hold the
-// entry with the record's term (by Log Matching the records that fail are
-// a suffix, found by binary search). The records cut off are first copied
-// to DataDir/data.diverged.<time>, a data log holding exactly them at
-// their offsets (kept for the operator: they may be records the cluster
-// lost; delete it once inspected), then removed from the tail (go/seglog
-// TruncateAfter); an agreed lowest offset above the cut is lowered to it
-// (the retention command that raised it was among the entries cut). New
-// logs the cut at ERROR with its offsets and count and reports it in
-// Log.Recovery (RecoveryDivergedTailCut); Raft then applies the entries
-// again from its log or the leader's, so the records every node holds stay
-// in place, the node starts and serves them, and new appends go to the
-// offsets after them. This needs no snapshot, so it works when the latest
-// snapshot only references the data log, and when every node of the
-// cluster lost its Raft log's tail at once. A replayed
-// entry whose term differs from the data log's, or a command missing from
-// it, is divergence: the FSM stops (ErrFailed wrapping ErrDiverged, in the
-// log and in Failed) instead of skipping it, and the restart cuts the data
-// log back. An append is never acknowledged for a command the FSM skipped.
-// Records written before envelopes held the term (version 1) are checked
-// by index only.
+// # Proposer
 //
-// Commands are applied in batches (raft.BatchingFSM): the records of all
-// commands Raft hands over together are written with one AppendBatch, each
-// command's records at consecutive offsets. An apply response is the offset
-// of the command's first record. If writing the data log fails the FSM
-// stops (ErrFailed) rather than skip entries and leave a gap; restarting
-// the node replays them. A full disk that left nothing written (ENOSPC)
-// is not such a failure: the apply waits, retrying, until space returns
-// (or the node shuts down).
+// Everything that can refuse records is decided before raft.Apply, by the
+// leader: record and entry sizes, the disk watermark (Config.MinFreeBytes)
+// in AppendIdempotent, then idempotent sequences in the proposer, one
+// goroutine per replica that takes appends in order. It checks each
+// producer's sequence against its pending producer table — the applied
+// table plus every batch it proposed since, applied or not — and hands
+// the command to raft.Apply, waiting until Raft took it (no enqueue
+// timeout: an entry given up while later ones got in would leave a hole
+// in the offsets). A batch repeating one its producer already sent, even
+// one still pending, is answered as a duplicate with the original first
+// offset once that batch is applied; an out-of-order sequence, an unknown
+// producer or a new producer past the limits is refused
+// (*producer.SequenceError) without a Raft entry. On the first proposal of
+// a leadership term the proposer waits for a barrier (every entry of
+// earlier terms applied) and copies the applied state: a new leader's log
+// holds every committed entry, so its decisions agree with what is
+// committed. This is how Kafka and Redpanda validate idempotent sequences.
+// So a command in the Raft log is never refused later, which is what makes
+// its first offset a function of the log.
 //
-// # Idempotent producers
+// # State machine
 //
-// AppendIdempotent carries a producer (log.proto's Producer: an ID, the
-// sequence of the first record, and the checksum of the records as the
-// client sent them, computed by go/server) in the command, with the
-// leader's producer limits (cmdAppendLimited; a command without a producer
-// is a plain cmdAppend, as before). The decision is the state machine's,
-// on every replica at the same point of the log: the FSM keeps a producer
-// table (go/producer) — per producer ID its last activity and its
-// producer.BatchesKept most recent batches (first sequence, count,
-// checksum, first offset) — and a command is appended if its sequence is
-// the producer's next (or 0 for an unknown producer), answered as a
-// duplicate with the original first offset if it repeats a retained batch
-// (same sequence, count and checksum; nothing written), and refused
-// otherwise (*producer.SequenceError: out of order — including a retry
-// with other records —, unknown producer, or too many producers).
-// Duplicates and refusals write nothing, like a command too large for the
-// data log.
+// The FSM holds small state only: the applied end offset, the agreed
+// lowest offset and the idempotent producers' table (go/producer: per
+// producer its last activity and its producer.BatchesKept most recent
+// batches). Applying a records command reads its header (first offset,
+// term, producer, limits, count), never the records. Snapshots hold that
+// state (56 bytes plus the producer table, at most 33 + 162 bytes per
+// producer: 1.62 MB at the default 10000 producers); FSM.Snapshot fsyncs
+// the Raft log first, since a restart replays only the entries after the
+// snapshot. New restores the latest snapshot itself before Raft starts
+// (raft.Config.NoSnapshotRestoreOnStart, because Raft's own restore would
+// read the snapshot through snapshotStore.Open, which adds the log's
+// entries for followers), and Raft replays the entries after it from the
+// Raft log. Close takes a snapshot, so a clean restart replays nothing and
+// serves every applied record before it hears from a leader.
 //
-// The limits (Config.Producers: Expiry, MaxProducers, EvictAfter) are
-// inputs of that decision, so they are replicated: the leader puts its own
-// in every idempotent command, and each replica sets its table's limits
-// from the command before deciding it; a replica's own Config.Producers is
-// used only while it leads. Nodes started with other limits therefore hold
-// the same log and the same table; a new leader's limits apply from its
-// first idempotent command on. The limits travel in every command rather
-// than in a separate configuration command because that needs no new
-// command type to order against leader changes (a configuration command
-// would have to be appended, and committed, by every new leader before its
-// first idempotent command) and costs a few bytes per command. The table
-// keeps the limits it was last given (in snapshots too). A command written
-// before the limits were replicated (cmdAppendIdempotent) is decided with
-// the limits the table holds — go/producer's defaults until a command with
-// limits or a snapshot's table sets them — the same on every replica, and
-// its batch is recorded without a checksum (a retry of it matches on its
-// count alone).
-//
-// Time is the Raft entry's AppendedAt, set by the leader and stored in the
-// Raft log, never a replica's clock: the table's clock is the latest
-// AppendedAt of any command applied, and before each command the producers
-// idle longer than the limits' Expiry are dropped. A new producer past
-// MaxProducers evicts the longest idle one (the smallest ID among ties),
-// but only one idle longer than EvictAfter: if there is none, the new
-// producer is refused (producer.ErrTooManyProducers; go/server answers
-// RESOURCE_EXHAUSTED, TOO_MANY_PRODUCERS) and nothing is written. A
-// producer active within EvictAfter (default 5 minutes, longer than any
-// client's call deadline) is thus never forgotten, so every retry within
-// it — even of a producer's first batch — is recognised. So every replica
-// holds the same table.
-//
-// The table survives restarts and follows snapshots:
-//
-//   - FSM.Snapshot encodes it (on the FSM goroutine, so it matches the
-//     snapshot's applied index) into the reference snapshot, and Open
-//     streams it in the full snapshot a lagging follower receives, whose
-//     Restore installs it;
-//   - New, before Raft starts, installs the table of the latest snapshot
-//     (reference or full): Raft replays only the entries after it;
-//   - every replayed command updates the table as when it was first
-//     applied, including those ApplyBatch skips because the data log has
-//     their records: a replayed command within the data log's range follows
-//     what the data log holds (records: recorded at their first offset;
-//     none: it was a duplicate or refused, not recorded), whatever the
-//     table decides now, so a replay never stops the state machine. A
-//     command whose records retention has meanwhile removed is decided
-//     again, and recorded at the data log's lowest offset: a duplicate of
-//     it would be answered with that offset instead of the original one,
-//     which is no longer readable either way.
-//
-// The encoded table takes at most 33 + 162 bytes per producer (1.62 MB at
-// the default 10000 producers) in every snapshot; a snapshot's table is
-// refused before it is read if longer than the largest any valid limits
-// allow (producer.MaxEncodedSize, at producer.MaxMaxProducers), since the
-// limits are the leader's, not this node's. Snapshots written before
-// producer tables (versions 1 and 2) still decode, with an empty table;
-// tables of go/producer's encoding version 1 decode with the default
-// limits and batches without checksums.
+// The producer limits (Config.Producers: Expiry, MaxProducers,
+// EvictAfter) are the leader's, carried in every idempotent command: each
+// replica's table takes its limits from the command, never from its own
+// Config, so nodes started with other limits hold the same table. Time is
+// the Raft entry's AppendedAt, set by the leader and stored in the log:
+// before each command the producers idle longer than Expiry are dropped,
+// and a new producer past MaxProducers evicts the longest idle one (the
+// smallest ID among ties). The proposer decides with the same limits and
+// its own clock, a moment earlier than AppendedAt; the replicas record its
+// decisions, so every replica holds the same table. A producer active
+// within EvictAfter (default 5 minutes, longer than any client's call
+// deadline) is never evicted: a new producer is refused instead
+// (producer.ErrTooManyProducers; go/server answers RESOURCE_EXHAUSTED,
+// TOO_MANY_PRODUCERS), so every retry within it is recognised. A
+// snapshot's table is refused before it is read if longer than the largest
+// any valid limits allow (producer.MaxEncodedSize).
 //
 // # Snapshots
 //
-// The data log already holds, durably, everything a snapshot would: so a
-// snapshot the FSM takes does not copy it. FSM.Snapshot fsyncs the data
-// log and persists only a reference, a 48-byte header (version 4, see
-// codec.go) and the producer table: the applied index, the last command's
-// index, and the range of offsets [lowest, next) the data log held. The snapshot store (a
-// raft.FileSnapshotStore wrapped by snapshotStore) turns a reference into
-// a full snapshot only when Raft opens it, which it does to send it to a
-// follower that lags behind the leader's compacted log (InstallSnapshot):
-// Open streams a 32-byte header (version 3), the producer table and the data log's records
-// [max(lowest, the current agreed lowest), next) from the live data log
-// (go/seglog ReaderRange, which also gives the exact size Raft announces), so
-// the leader writes no copy at all. Records appended after the snapshot
-// are not sent: the follower replays them from the Raft log. If retention
-// has meanwhile removed records up to next, the reference can no longer
-// be served: Open fails (Raft retries) and asks for a new snapshot, which
-// the next attempt uses.
-//
-// A follower receives full snapshots (version 3) into its store, and
-// Restore rebuilds the data log from the stream in DataDir/data.restore,
-// then swaps it in; the restored log starts exactly at the leader's lowest
-// offset, which becomes this node's. That full copy stays in the store
-// until SnapshotRetain newer snapshots (references) replace it.
-//
-// On start the data log is not rebuilt from a snapshot
-// (NoSnapshotRestoreOnStart) unless it is missing, corrupt (set aside as
-// data.corrupt.<time>) or behind the latest snapshot (a data log ahead of
-// the Raft log is cut back instead, see above). If that snapshot is a
-// full one (a crash while installing it) it is restored as before. If it
-// is a reference, the records exist nowhere else on this node: New fails
-// with ErrDataLogLost, saying so, rather than start with a hole. Remove
-// the node's DataDir and start it again: it rejoins empty and the leader
-// sends it a full snapshot. (A node whose Raft log was never compacted has
-// no snapshot and rebuilds its data log by replaying the Raft log.)
-//
 // Raft snapshots every Config.SnapshotThreshold entries (checked every
-// SnapshotInterval) and keeps Config.TrailingLogs entries behind it for
-// followers that lag a little; Snapshot forces one. Entry counts do not
-// bound bytes (8192 entries of 100 KiB batches are 800 MiB), so the node
-// also checks the Raft log's size after every write to it: above
-// TrailingBytes + SnapshotThresholdBytes it takes a snapshot and has Raft
-// compact down to the newest whole segments within TrailingBytes (it
-// lowers Raft's TrailingLogs, through ReloadConfig, to the number of
-// entries in them for that snapshot). An attempt that frees nothing is
-// retried only after another SnapshotThresholdBytes of growth.
+// SnapshotInterval), when its log's files exceed TrailingBytes +
+// SnapshotThresholdBytes (compaction.go; a snapshot is cheap: the small
+// state), and on Snapshot and Close. A follower that lags behind the
+// leader's first index gets an InstallSnapshot whose stream is the small
+// state followed by the Raft entries from the first one holding a record
+// at or above the agreed lowest offset up to the snapshot's index, as a
+// go/seglog snapshot stream read from the leader's segment files
+// (snapshotStore.Open; go/seglog ReaderRange gives the exact size Raft
+// announces). The follower's FSM.Restore writes them into its LogStore
+// (LogStore.install: restored into a side directory, fsynced, swapped in;
+// a crash in between is finished or rolled back at the next open, and the
+// stored snapshot installed again) before Raft appends the entries after
+// the snapshot. A node that already holds the snapshot's last entry with
+// its term (a restart after the install) keeps its log. If retention has
+// meanwhile removed the entries a snapshot needs, Open fails (Raft
+// retries) and asks for a new snapshot. The follower keeps the received
+// snapshot, entries included, until SnapshotRetain newer snapshots replace
+// it; it opens as stored (Raft restores it from there, and may send it
+// on).
 //
-// # Retention
+// hashicorp/raft's LogCache is not used: an install rewrites entries under
+// it.
 //
-// Config.DataLog.Retention (MaxBytes, MaxAge) is applied by the cluster,
-// not by each node: the leader computes from its own data log the lowest
-// offset retention allows at segment granularity (go/seglog RetentionOffset:
-// the base of the oldest segment kept) whenever its data log gains a
-// segment and every RetentionInterval (ApplyRetention does it on demand),
-// and if it is above the current lowest offset proposes it as a retention
-// command. Every replica applies it at the same point of the log: it
-// writes the new lowest offset to DataDir/data.lowest (atomically,
-// fsynced), from then on refuses reads below it (*log.OffsetOutOfRangeError
-// with the bounds, OUT_OF_RANGE at the API) and removes the whole segments
-// below it (go/seglog Truncate). A follower whose segment boundaries differ
-// (another segment size, or a log restored from a snapshot) keeps the
-// segment that straddles the offset on disk until a later retention
-// removes it, but never serves, snapshots or counts its records below the
-// offset: every replica's LowestOffset is the agreed one. The command is
-// idempotent: replaying it (after a restart) or an older one changes
-// nothing, and a crash between the file and the removal is finished on the
-// next start. The leader only proposes offsets below its next offset, and
-// a replica refuses (as that command's error) one at or past its own.
+// # Retention and compaction
+//
+// Config.Retention (MaxBytes, MaxAge of the Raft log's segments) is
+// applied by the group, not by each node: the leader computes from its
+// Raft log the lowest offset retention allows at segment granularity (the
+// first record of the oldest segment kept, go/seglog RetentionOffset)
+// whenever its log gains a segment and every RetentionInterval
+// (ApplyRetention does it on demand), and proposes it as a retention
+// command if it is above the current lowest offset. Every replica applies
+// it at the same point of the log: from then on it refuses reads below it
+// (*seglog.OffsetOutOfRangeError with the bounds, OUT_OF_RANGE at the API).
+//
+// Retention and Raft's compaction are one mechanism: the LogStore drops
+// the entries below the smaller of Raft's compaction point (the last
+// prefix DeleteRange, after a snapshot) and the first entry holding a
+// record at or above the agreed lowest offset, in whole segments, writing
+// the new first index to first_index before removing them; FirstIndex
+// reports what is there. So Raft's compaction never removes a record a
+// consumer may still read, and retention never removes an entry a restart
+// would replay. Without retention every record stays, and a lagging
+// follower always catches up from the leader's log.
 //
 // # Disk use
 //
-// With R = DataLog.Retention.MaxBytes, S = DataLog.Segment.MaxStoreBytes,
-// S_r = RaftLog.Segment.MaxStoreBytes, T = TrailingBytes, Th =
-// SnapshotThresholdBytes and K = SnapshotRetain, a node's files stay below:
+// With R = Retention.MaxBytes, S = RaftLog.Segment.MaxStoreBytes, T =
+// TrailingBytes, Th = SnapshotThresholdBytes and K = SnapshotRetain, a
+// node's files stay below:
 //
-//	data log   R + 2·S      R after a retention, one segment written
-//	                        before the leader checks again, and one that
-//	                        straddles the agreed offset on a follower
-//	Raft log   T + Th + 2·S_r
-//	snapshots  K references of 48 bytes plus the producer table; after catching up by
-//	           InstallSnapshot, up to (K+1)·(R + 2·S) until K newer
-//	           snapshots replace the full copies
-//	indexes    12 bytes a record, plus MaxIndexBytes for each log's active
-//	           segment (preallocated)
+//	Raft log   R + T + Th + 2·S   the records kept, what Raft has not
+//	                              compacted yet, one segment written before
+//	                              the leader checks again and one that
+//	                              straddles the lowest offset
+//	snapshots  K small snapshots (the state and the producer table); after
+//	           catching up by InstallSnapshot, up to (K+1) copies of the
+//	           Raft log bound until K newer snapshots replace them
+//	indexes    12 bytes an entry, plus MaxIndexBytes for the active segment
+//	           (preallocated)
 //
-// plus what is appended while a retention command or a snapshot is in
-// flight, and a few small files (stable store, first_index, data.lowest,
-// snapshot metadata). TestRetentionRunsOnEveryReplica checks this bound on
-// a 3-node cluster sent many times its retention. Without retention the
-// data log grows with the log (and so do the full snapshots a node
-// receives). DiskUsage reports the sizes.
+// plus a few small files (stable store, first_index, snapshot metadata).
+// TestRetentionRunsOnEveryReplica checks this bound on a 3-node cluster
+// sent many times its retention; TestOneCopyOnDisk that a node holds about
+// one byte per byte produced. Without retention the Raft log grows with
+// the records. DiskUsage reports the sizes.
 //
 // # Reads
 //
@@ -277,8 +195,8 @@
 // with a quorum (VerifyLeader, no disk write) and waits until the FSM has
 // applied every command up to that index — so a record whose append was
 // acknowledged before the read started is always returned. On a follower it
-// fails with *commitlog.NotLeaderError. ReadFollower reads the local data
-// log as it is: it never holds an uncommitted record (only applied ones), but may lag.
+// fails with *commitlog.NotLeaderError. ReadFollower reads this node's
+// applied records as they are: never an uncommitted one, but it may lag.
 // It answers "past the end" (*log.OffsetOutOfRangeError) only once the node
 // has caught up: it knows a commit index covering an entry of the current
 // term (none after a restart until a leader sends one; a new leader's only
@@ -291,8 +209,8 @@
 // entry; since hashicorp/raft reports no commit index change (no
 // observation, and committed no-ops are not handed to the FSM), it also
 // checks the commit index every 10ms until it knows one of the current
-// term, which only a commit over no-ops alone needs. Wait (for streams) waits on the local data log,
-// so a stream served with follower reads, on any node, only ever sees
+// term, which only a commit over no-ops alone needs. Wait (for streams)
+// waits for this node's applied end, so a stream served with follower reads, on any node, only ever sees
 // committed records, and never reports an end.
 //
 // # Leadership, membership and errors
@@ -346,10 +264,10 @@
 // Raft entries, so a follower fails the leader's append RPC (the leader
 // retries it, the others commit without it, and it catches up once space
 // returns) and a leader steps down. The space below half is kept for what
-// the node cannot refuse: applying entries it already stored, snapshots,
-// segment roll-overs. If another file takes that space too, a write that
-// finds no space is undone and retried (the Raft log refuses the entries;
-// an apply waits), never a reason to stop or restart. Reads, heartbeats and votes go on throughout, and
+// the node cannot refuse: snapshots, snapshot installs, segment
+// roll-overs. Applying entries writes nothing. If another file takes that
+// space too, a write that finds no space is undone and retried (the Raft
+// log refuses the entries), never a reason to stop or restart. Reads, heartbeats and votes go on throughout, and
 // everything resumes by itself once space is freed. The stable store
 // overwrites preallocated blocks in place, so an election never needs a
 // new block (hashicorp/raft panics if it cannot record a term); snapshot

@@ -23,29 +23,31 @@ var (
 	ErrTimeout = errors.New("replication: timed out waiting for raft")
 	// ErrClosed: the Log was closed.
 	ErrClosed = errors.New("replication: closed")
-	// ErrFailed: applying committed entries to the data log failed (an I/O
-	// error, or ErrDiverged); this node stops applying and serving until it
-	// is restarted, when the entries are applied again from the Raft log.
+	// ErrFailed: applying committed entries failed (ErrDiverged, or a
+	// retention that could not remove its files); this node stops applying
+	// and serving until it is restarted, when the entries are applied
+	// again from the Raft log.
 	ErrFailed = errors.New("replication: state machine failed; restart the node")
-	// ErrDiverged: this node's data log disagrees with its Raft log: it holds
-	// a different entry (another term) at an index Raft applies again, or
-	// lacks one, which happens only when the Raft log lost entries the data
-	// log kept (relaxed sync and a power loss). The state machine stops
-	// (returned with ErrFailed); a restart cuts the data log back to the
-	// entries the Raft log holds, keeping the records cut aside (see New).
-	ErrDiverged = errors.New("replication: data log diverged from the raft log")
-	// ErrNotCaughtUp: a read past the end of this node's data log waited
+	// ErrDiverged: a records command's first offset is not the end of the
+	// records this node's log holds before it: its Raft log is not the
+	// cluster's (it lost or changed entries). The state machine stops
+	// (returned with ErrFailed), saying which entry.
+	ErrDiverged = errors.New("replication: raft log diverged: a command's first offset is not where this node's records end")
+	// ErrNotCaughtUp: a read past this node's applied end waited
 	// for the node to learn the commit index and apply up to it, in vain
 	// (see Log.Read): the records may exist; retry, or ask another node.
 	ErrNotCaughtUp = errors.New("replication: this node has not caught up with the cluster's commit index yet")
-	// ErrDataLogLost: New found the data log missing, corrupt or behind
-	// the latest snapshot, and that snapshot is a reference to the data
-	// log (it holds no records), so this node cannot rebuild it. Remove the
-	// node's DataDir and start it again: it rejoins empty and receives a
-	// full snapshot from the leader.
-	ErrDataLogLost = errors.New("replication: the data log lost records that only it held")
-	// ErrBadEncoding: a stored Raft entry, command, data record envelope or
-	// snapshot could not be decoded (corruption, or a newer format).
+	// ErrOldLayout: New found DataDir in the single-log layout of proglog
+	// before topics (a data log in DataDir/data beside the Raft log). It
+	// cannot be converted in place; the message says how to move the
+	// records to a new cluster.
+	ErrOldLayout = errors.New("replication: data directory of the single-log layout")
+	// ErrRecordGone: a record below this node's applied end is not in its
+	// Raft log: retention removed it concurrently, or this node was
+	// restored by a snapshot that did not carry it.
+	ErrRecordGone = errors.New("replication: record not held by this node")
+	// ErrBadEncoding: a stored Raft entry, command or snapshot could not
+	// be decoded (corruption, or a newer format).
 	ErrBadEncoding = errors.New("replication: bad encoding")
 	// ErrNonContiguous: LogStore.StoreLogs was given entries that do not
 	// follow the last stored one.

@@ -11,7 +11,7 @@ import (
 
 func TestSentinelsAreDistinct(t *testing.T) {
 	all := []error{ErrInvalidConfig, ErrLeadershipLost, ErrTimeout, ErrClosed, ErrFailed,
-		ErrDiverged, ErrNotCaughtUp, ErrBadEncoding, ErrNonContiguous, ErrDeleteRange, ErrKeyNotFound, ErrDataLogLost}
+		ErrDiverged, ErrNotCaughtUp, ErrBadEncoding, ErrNonContiguous, ErrDeleteRange, ErrKeyNotFound, ErrOldLayout, ErrRecordGone}
 	for i, a := range all {
 		if a != ErrKeyNotFound && !strings.HasPrefix(a.Error(), "replication: ") {
 			t.Errorf("%q lacks the package prefix", a)

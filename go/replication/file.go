@@ -43,3 +43,18 @@ func removeTemps(path string) {
 		_ = os.Remove(m)
 	}
 }
+
+// oldDataDir is the data log of the single-log layout, under DataDir.
+const oldDataDir = "data"
+
+// refuseOldLayout fails with ErrOldLayout if dir holds the single-log
+// layout's data log.
+func refuseOldLayout(dir string) error {
+	data := filepath.Join(dir, oldDataDir)
+	if fi, err := os.Stat(data); err == nil && fi.IsDir() {
+		return fmt.Errorf("%w: %s holds a data log beside the raft log (proglog before topics); this version keeps the records in the raft log only and cannot convert it in place: "+
+			"start a new cluster on new data directories and copy the records with `proglog consume --from 0 | proglog produce` against the new cluster, then remove %s",
+			ErrOldLayout, data, dir)
+	}
+	return nil
+}

@@ -5,37 +5,84 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/proglog/proglog/go/producer"
 	"github.com/proglog/proglog/go/seglog"
 )
 
-func openTestFSM(t *testing.T, dir string) *fsm {
+// testFSM is a state machine over a record store in a directory, as New
+// wires them, without Raft: apply stores entries, then applies them.
+type testFSM struct {
+	*fsm
+	t     *testing.T
+	dir   string
+	store *LogStore
+	done  chan struct{}
+}
+
+func openTestFSM(t *testing.T, dir string) *testFSM {
 	t.Helper()
-	f, _, err := openFSM(dir, seglog.Config{MaxRecordBytes: 200}, hclog.NewNullLogger())
+	s, err := openRecordStore(dir, seglog.Config{Sync: seglog.SyncNever})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.close() })
-	return f
+	tf := &testFSM{t: t, dir: dir, store: s, done: make(chan struct{})}
+	tf.fsm = newFSM(s, hclog.NewNullLogger(), tf.done)
+	t.Cleanup(tf.close)
+	return tf
 }
 
-func cmd(index uint64, recs ...string) *raft.Log {
+func (tf *testFSM) close() {
+	select {
+	case <-tf.done:
+	default:
+		close(tf.done)
+		if err := tf.store.Close(); err != nil {
+			tf.t.Error(err)
+		}
+	}
+}
+
+// reopen closes tf and opens its directory again: a restart, before Raft
+// replays anything.
+func (tf *testFSM) reopen() *testFSM {
+	tf.close()
+	return openTestFSM(tf.t, tf.dir)
+}
+
+// apply stores entries (each batch one StoreLogs, as a follower does) and
+// applies them in one batch.
+func (tf *testFSM) apply(entries ...*raft.Log) []any {
+	tf.t.Helper()
+	if err := tf.store.StoreLogs(entries); err != nil {
+		tf.t.Fatal(err)
+	}
+	return tf.ApplyBatch(entries)
+}
+
+// recs is a records command at index (term 1, proposed in term 1) with
+// its records from offset first.
+func recs(index, first uint64, rs ...string) *raft.Log {
+	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: encodeRecords(first, 1, Producer{}, producer.Config{}, strs(rs))}
+}
+
+func strs(recs []string) [][]byte {
 	bs := make([][]byte, len(recs))
 	for i, r := range recs {
 		bs[i] = []byte(r)
 	}
-	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: encodeAppend(bs)}
+	return bs
 }
 
 func dataOf(t *testing.T, f *fsm) []string {
 	t.Helper()
 	var out []string
-	for off := f.lowestOffset(); off < f.nextOffset(); off++ {
+	for off := f.lowest.Load(); off < f.next.Load(); off++ {
 		b, err := f.read(off)
 		if err != nil {
 			t.Fatalf("read %d: %v", off, err)
@@ -54,184 +101,252 @@ func equal(t *testing.T, got []string, want ...string) {
 
 func TestFSMApplyBatchResponses(t *testing.T) {
 	f := openTestFSM(t, t.TempDir())
-	resps := f.ApplyBatch([]*raft.Log{
-		cmd(1, "a"),
-		{Index: 2, Term: 1, Type: raft.LogConfiguration},
-		cmd(3, "b", "c", "d"),
-		{Index: 4, Term: 1, Type: raft.LogCommand, Data: []byte{9}}, // unknown command
-		cmd(5, "e"),
-	})
+	resps := f.apply(
+		recs(1, 0, "a"),
+		&raft.Log{Index: 2, Term: 1, Type: raft.LogConfiguration},
+		recs(3, 1, "b", "c", "d"),
+		&raft.Log{Index: 4, Term: 1, Type: raft.LogCommand, Data: []byte{1, 1, 0}}, // a command of the single-log layout
+		recs(5, 4, "e"),
+	)
 	if resps[0] != (applyResult{first: 0}) || resps[1] != nil || resps[2] != (applyResult{first: 1}) || resps[4] != (applyResult{first: 4}) {
 		t.Fatalf("responses %v", resps)
 	}
 	if err, ok := resps[3].(error); !ok || !errors.Is(err, ErrBadEncoding) {
 		t.Fatalf("bad command response %v", resps[3])
 	}
-	equal(t, dataOf(t, f), "a", "b", "c", "d", "e")
+	equal(t, dataOf(t, f.fsm), "a", "b", "c", "d", "e")
 	if f.applied.Load() != 5 {
 		t.Fatalf("applied %d", f.applied.Load())
 	}
 	// Single Apply too.
-	if r := f.Apply(cmd(6, "f")); r != (applyResult{first: 5}) {
+	e := recs(6, 5, "f")
+	if err := f.store.StoreLogs([]*raft.Log{e}); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.Apply(e); r != (applyResult{first: 5}) {
 		t.Fatalf("Apply = %v", r)
 	}
-}
-
-func TestFSMReplayIsIdempotent(t *testing.T) {
-	dir := t.TempDir()
-	f := openTestFSM(t, dir)
-	entries := []*raft.Log{cmd(1, "a"), cmd(2, "b", "c"), cmd(4, "d")}
-	f.ApplyBatch(entries)
-	f.close()
-
-	f = openTestFSM(t, dir)
-	if f.applied.Load() != 4 {
-		t.Fatalf("applied after reopen %d, want 4", f.applied.Load())
-	}
-	// Raft replays everything after its snapshot: all skipped.
-	for _, r := range f.ApplyBatch(entries) {
-		if r != (applyResult{skipped: true}) {
-			t.Fatalf("replayed entry applied again: %v", r)
-		}
-	}
-	f.ApplyBatch([]*raft.Log{cmd(5, "e")})
-	equal(t, dataOf(t, f), "a", "b", "c", "d", "e")
-}
-
-func TestFSMCompletesPartialBatch(t *testing.T) {
-	dir := t.TempDir()
-	f := openTestFSM(t, dir)
-	f.ApplyBatch([]*raft.Log{cmd(1, "a"), cmd(2, "b", "c", "d")})
-	f.close()
-	// A crash tore the batch: only "b" survived.
-	l, err := seglog.Open(filepath.Join(dir, dataDir), seglog.Config{})
-	if err != nil {
+	// Applied records only: an entry stored but not applied is not read.
+	if err := f.store.StoreLogs([]*raft.Log{recs(7, 6, "g")}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.TruncateAfter(1); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
-
-	f = openTestFSM(t, dir)
-	resps := f.ApplyBatch([]*raft.Log{cmd(1, "a"), cmd(2, "b", "c", "d"), cmd(3, "e")})
-	if resps[0] != (applyResult{skipped: true}) || resps[1] != (applyResult{first: 1}) || resps[2] != (applyResult{first: 4}) {
-		t.Fatalf("responses %v", resps)
-	}
-	equal(t, dataOf(t, f), "a", "b", "c", "d", "e")
-	for off, want := range []envelope{{1, 1, 0, 1}, {2, 1, 0, 3}, {2, 1, 1, 3}, {2, 1, 2, 3}, {3, 1, 0, 1}} {
-		b, _ := f.current().Read(uint64(off))
-		e, _, err := decodeEnvelope(b)
-		if err != nil || e != want {
-			t.Fatalf("envelope %d = %+v, %v; want %+v", off, e, err, want)
-		}
+	var oor *seglog.OffsetOutOfRangeError
+	if _, err := f.read(6); !errors.As(err, &oor) || oor.Next != 6 {
+		t.Fatalf("read of a stored, unapplied record: %v", err)
 	}
 }
 
-func TestFSMRejectsOversizedRecordEverywhere(t *testing.T) {
+// A records command proposed in an earlier term than the one Raft appended
+// it in is refused by every replica, and its offsets are not taken: the
+// next command continues where the records end.
+func TestFSMRefusesStaleProposal(t *testing.T) {
 	f := openTestFSM(t, t.TempDir())
-	big := string(bytes.Repeat([]byte("x"), 300))
-	resps := f.ApplyBatch([]*raft.Log{cmd(1, "a"), cmd(2, "b", big), cmd(3, "c")})
-	if err, ok := resps[1].(error); !ok || !errors.Is(err, seglog.ErrRecordTooLarge) {
-		t.Fatalf("oversized: %v", resps[1])
+	stale := &raft.Log{Index: 2, Term: 2, Type: raft.LogCommand, Data: encodeRecords(1, 1, Producer{}, producer.Config{}, strs([]string{"stale"}))}
+	next := &raft.Log{Index: 3, Term: 2, Type: raft.LogCommand, Data: encodeRecords(1, 2, Producer{}, producer.Config{}, strs([]string{"b"}))}
+	resps := f.apply(recs(1, 0, "a"), stale, next)
+	if err, ok := resps[1].(error); !ok || !errors.Is(err, errStaleProposal) {
+		t.Fatalf("stale proposal: %v", resps[1])
 	}
 	if resps[2] != (applyResult{first: 1}) {
-		t.Fatalf("entry after it: %v", resps[2])
+		t.Fatalf("after the stale proposal: %v", resps[2])
 	}
-	equal(t, dataOf(t, f), "a", "c")
+	equal(t, dataOf(t, f.fsm), "a", "b")
+	// So does the offset table rebuilt on open.
+	g := f.reopen()
+	if b, err := g.store.readRecord(1); err != nil || string(b) != "b" {
+		t.Fatalf("record 1 after reopening: %q, %v", b, err)
+	}
 }
 
-func TestFSMStopsAfterAWriteFailure(t *testing.T) {
+// A command whose first offset is not where this node's records end means
+// its Raft log is not the cluster's: the state machine stops, applies and
+// serves nothing more.
+func TestFSMStopsWhenOffsetsDiverge(t *testing.T) {
 	f := openTestFSM(t, t.TempDir())
-	f.ApplyBatch([]*raft.Log{cmd(1, "a")})
-	f.current().Close() // every write now fails
-	resps := f.ApplyBatch([]*raft.Log{cmd(2, "b")})
-	if err, ok := resps[0].(error); !ok || !errors.Is(err, ErrFailed) {
-		t.Fatalf("failed write: %v", resps[0])
+	resps := f.apply(recs(1, 0, "a", "b"), recs(2, 3, "c"), recs(3, 4, "d"))
+	for i, r := range resps[1:] {
+		if err, ok := r.(error); !ok || !errors.Is(err, ErrDiverged) || !errors.Is(err, ErrFailed) {
+			t.Fatalf("entry %d: %v, want ErrDiverged", i+2, r)
+		}
 	}
-	if err, ok := f.ApplyBatch([]*raft.Log{cmd(3, "c")})[0].(error); !ok || !errors.Is(err, ErrFailed) {
-		t.Fatalf("apply after a failure: %v", err)
-	}
-	if _, err := f.Snapshot(); !errors.Is(err, ErrFailed) {
-		t.Fatalf("snapshot after a failure: %v", err)
+	if f.next.Load() != 2 {
+		t.Fatalf("next %d, want 2", f.next.Load())
 	}
 	if _, err := f.read(0); !errors.Is(err, ErrFailed) {
-		t.Fatalf("read after a failure: %v", err)
+		t.Fatalf("read after the stop: %v", err)
 	}
-	if f.applied.Load() != 1 {
-		t.Fatalf("applied advanced past the failure: %d", f.applied.Load())
+	if r := f.apply(recs(4, 2, "e")); !errors.Is(asErr(r[0]), ErrFailed) {
+		t.Fatalf("apply after the stop: %v", r[0])
+	}
+	if _, err := f.Snapshot(); !errors.Is(err, ErrFailed) {
+		t.Fatalf("snapshot after the stop: %v", err)
 	}
 }
 
+func asErr(r any) error { err, _ := r.(error); return err }
+
+// The state machine never holds records: applying a batch of 100 records
+// costs a few allocations whatever their size (it reads the command's
+// header only).
+func TestFSMApplyReadsOnlyTheHeader(t *testing.T) {
+	f := openTestFSM(t, t.TempDir())
+	rs := make([][]byte, 100)
+	for i := range rs {
+		rs[i] = bytes.Repeat([]byte{'r'}, 1000)
+	}
+	index, first := uint64(1), uint64(0)
+	var e raft.Log
+	batch := []*raft.Log{&e}
+	allocs := testing.AllocsPerRun(20, func() {
+		e = raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: encodeRecords(first, 1, Producer{}, producer.Config{}, rs)}
+		index++
+		first += 100
+		_ = f.ApplyBatch(batch)
+	})
+	// One for the command's encoding (the test's), a few for responses.
+	if allocs > 6 {
+		t.Errorf("ApplyBatch of 100 records: %.0f allocations", allocs)
+	}
+	if f.next.Load() != first {
+		t.Fatalf("next %d, want %d", f.next.Load(), first)
+	}
+}
+
+// A snapshot holds the small state only (no record), and restoring it on a
+// node whose log holds the entries gives the same state and reads.
 func TestFSMSnapshotRestore(t *testing.T) {
-	src := openTestFSM(t, t.TempDir())
-	src.ApplyBatch([]*raft.Log{cmd(1, "a"), cmd(2, "b", "c"), {Index: 3, Type: raft.LogConfiguration}})
-	snap, err := src.Snapshot()
-	if err != nil {
+	f := openTestFSM(t, t.TempDir())
+	big := string(bytes.Repeat([]byte{'x'}, 4096))
+	f.apply(recs(1, 0, big, big), recs(2, 2, "c"), &raft.Log{Index: 3, Term: 1, Type: raft.LogCommand, Data: encodeRetain(1)})
+	snap := snapshotOf(t, f.fsm)
+	if len(snap) > snapshotHeaderSize+tableSectionOverhead+producer.HeaderSize {
+		t.Fatalf("snapshot of %d bytes: holds more than the small state", len(snap))
+	}
+	g := f.reopen()
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
 		t.Fatal(err)
 	}
-	store, _ := testSnapshotStore(t, src)
-	id := persist(t, store, snap, 3)
-	// Applied after the snapshot was taken: not in it.
-	src.ApplyBatch([]*raft.Log{cmd(4, "d")})
-	stream, err := open(t, store, id)
-	if err != nil {
-		t.Fatal(err)
+	if g.applied.Load() != 3 || g.next.Load() != 3 || g.lowest.Load() != 1 {
+		t.Fatalf("restored applied %d, next %d, lowest %d", g.applied.Load(), g.next.Load(), g.lowest.Load())
 	}
-
-	dst := openTestFSM(t, t.TempDir())
-	dst.ApplyBatch([]*raft.Log{cmd(1, "stale")})
-	waiting := make(chan error, 1)
-	go func() { waiting <- dst.wait(t.Context(), 2) }()
-	if err := dst.Restore(io.NopCloser(bytes.NewReader(stream))); err != nil {
-		t.Fatal(err)
+	equal(t, dataOf(t, g.fsm), big, "c")
+	// Raft replays the entries after the snapshot.
+	if r := g.apply(recs(4, 3, "d")); r[0] != (applyResult{first: 3}) {
+		t.Fatalf("after restore: %v", r[0])
 	}
-	equal(t, dataOf(t, dst), "a", "b", "c")
-	if dst.applied.Load() != 3 || dst.last != (envelope{2, 1, 1, 2}) {
-		t.Fatalf("after restore applied %d last %+v", dst.applied.Load(), dst.last)
-	}
-	// Raft replays what follows the snapshot.
-	dst.ApplyBatch([]*raft.Log{cmd(2, "b", "c"), cmd(4, "d")})
-	equal(t, dataOf(t, dst), "a", "b", "c", "d")
-	// A Wait on the replaced log moved to the new one.
-	if err := <-waiting; err != nil {
-		t.Fatalf("Wait across Restore: %v", err)
-	}
-
-	// Bad streams leave the data log as it was.
-	for name, b := range map[string][]byte{
-		"empty":      nil,
-		"bad header": append([]byte("XXXXXXXX"), stream[8:]...),
-		"cut data":   stream[:len(stream)-3],
-	} {
-		if err := dst.Restore(io.NopCloser(bytes.NewReader(b))); err == nil {
-			t.Errorf("%s: Restore succeeded", name)
-		}
-		equal(t, dataOf(t, dst), "a", "b", "c", "d")
+	bad := bytes.Clone(snap)
+	bad[20] ^= 1
+	if err := g.Restore(io.NopCloser(bytes.NewReader(bad))); !errors.Is(err, ErrBadEncoding) {
+		t.Fatalf("restore of a damaged snapshot: %v", err)
 	}
 }
 
-func TestFSMSetsCorruptDataLogAside(t *testing.T) {
-	dir := t.TempDir()
-	f := openTestFSM(t, dir)
-	f.ApplyBatch([]*raft.Log{cmd(1, "a")})
-	f.close()
-	// A damaged header makes the data log unopenable.
-	matches, _ := filepath.Glob(filepath.Join(dir, dataDir, "*.store"))
-	if len(matches) == 0 {
-		t.Fatal("no store file")
-	}
-	corruptFile(t, matches[0], 0)
-	g, lost, err := openFSM(dir, seglog.Config{}, hclog.NewNullLogger())
+// snapshotOf persists f's snapshot and returns its bytes.
+func snapshotOf(t *testing.T, f *fsm) []byte {
+	t.Helper()
+	s, err := f.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.close()
-	if !lost || g.nextOffset() != 0 {
-		t.Fatalf("lost %v, next %d", lost, g.nextOffset())
+	sink := &memSink{}
+	if err := s.Persist(sink); err != nil {
+		t.Fatal(err)
 	}
-	aside, _ := filepath.Glob(filepath.Join(dir, dataCorruptDir+".*"))
-	if len(aside) != 1 {
-		t.Fatalf("corrupt data log not kept aside: %v", aside)
+	return sink.Bytes()
+}
+
+type memSink struct{ bytes.Buffer }
+
+func (*memSink) ID() string    { return "mem" }
+func (*memSink) Cancel() error { return nil }
+func (*memSink) Close() error  { return nil }
+
+// The producer table is the same on every replica whatever the batching of
+// the entries, and after a snapshot and the replay of the entries after
+// it: time is the entries' AppendedAt, limits the entries' own.
+func TestFSMProducerTableIsDeterministic(t *testing.T) {
+	lim := producer.Config{Expiry: time.Minute, MaxProducers: 2, EvictAfter: time.Second}
+	epoch := time.Unix(1_700_000_000, 0)
+	var entries []*raft.Log
+	next := uint64(0)
+	add := func(id, seq uint64, at time.Duration, rs ...string) {
+		p := Producer{ID: id, Sequence: seq}
+		var l producer.Config
+		if id != 0 {
+			l = lim
+		}
+		e := &raft.Log{Index: uint64(len(entries) + 1), Term: 1, Type: raft.LogCommand, AppendedAt: epoch.Add(at),
+			Data: encodeRecords(next, 1, p, l, strs(rs))}
+		entries = append(entries, e)
+		next += uint64(len(rs))
+	}
+	add(1, 0, 0, "p1")
+	add(2, 0, time.Second, "p2")
+	add(1, 1, 2*time.Second, "p1 again")
+	add(3, 0, 3*time.Second, "p3 evicts p2")
+	add(0, 0, 4*time.Second, "plain")
+	add(3, 1, 62500*time.Millisecond, "p1 expired, p3 kept")
+
+	a := openTestFSM(t, t.TempDir())
+	a.apply(entries...)
+	b := openTestFSM(t, t.TempDir())
+	for _, e := range entries {
+		b.apply(e)
+	}
+	sameTables(t, a.fsm, b.fsm)
+	if a.producers.Len() != 1 {
+		t.Fatalf("%d producers, want 1 (p3)", a.producers.Len())
+	}
+	c := openTestFSM(t, t.TempDir())
+	c.apply(entries[:3]...)
+	snap := snapshotOf(t, c.fsm)
+	d := c.reopen()
+	if err := d.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.store.StoreLogs(entries[3:]); err != nil {
+		t.Fatal(err)
+	}
+	d.ApplyBatch(entries[3:])
+	sameTables(t, a.fsm, d.fsm)
+	equal(t, dataOf(t, d.fsm), "p1", "p2", "p1 again", "p3 evicts p2", "plain", "p1 expired, p3 kept")
+}
+
+func sameTables(t *testing.T, a, b *fsm) {
+	t.Helper()
+	if ea, eb := a.producers.Encode(), b.producers.Encode(); !bytes.Equal(ea, eb) {
+		t.Fatalf("producer tables differ:\n%x\n%x", ea, eb)
+	}
+}
+
+// A divergent suffix a new leader overwrites (DeleteRange of a suffix)
+// leaves the offsets of the entries that replace it where the records end
+// before it, on the table rebuilt on open too.
+func TestOffsetsAfterATruncatedSuffix(t *testing.T) {
+	f := openTestFSM(t, t.TempDir())
+	f.apply(recs(1, 0, "a"), recs(2, 1, "b", "c"))
+	// Entries of a leader that lost: stored, never committed.
+	if err := f.store.StoreLogs([]*raft.Log{recs(3, 3, "lost"), recs(4, 4, "lost too")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.DeleteRange(3, 4); err != nil {
+		t.Fatal(err)
+	}
+	next := &raft.Log{Index: 3, Term: 2, Type: raft.LogCommand, Data: encodeRecords(3, 2, Producer{}, producer.Config{}, strs([]string{"d", "e"}))}
+	if r := f.apply(next); r[0] != (applyResult{first: 3}) {
+		t.Fatalf("the new leader's entry: %v", r[0])
+	}
+	equal(t, dataOf(t, f.fsm), "a", "b", "c", "d", "e")
+	g := f.reopen()
+	if err := g.store.StoreLogs(nil); err != nil {
+		t.Fatal(err)
+	}
+	for off, want := range []string{"a", "b", "c", "d", "e"} {
+		if b, err := g.store.readRecord(uint64(off)); err != nil || string(b) != want {
+			t.Fatalf("offset %d after reopening: %q, %v", off, b, err)
+		}
+	}
+	if _, err := g.store.readRecord(5); !errors.Is(err, ErrRecordGone) {
+		t.Fatalf("offset 5: %v", err)
 	}
 }

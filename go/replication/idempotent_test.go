@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,194 +18,31 @@ import (
 	"github.com/proglog/proglog/go/producer"
 )
 
-var epoch = time.Unix(1_700_000_000, 0)
-
-// idem is an idempotent append command of producer id at seq, appended by
-// the leader at epoch+at, in the encoding without limits
-// (cmdAppendIdempotent): decided with the limits the table holds.
-func idem(index, id, seq uint64, at time.Duration, recs ...string) *raft.Log {
-	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, AppendedAt: epoch.Add(at), Data: encodeAppendV3(Producer{ID: id, Sequence: seq}, strs(recs))}
-}
-
-// idemLim is idem carrying the leader's limits lim (cmdAppendLimited).
-func idemLim(lim producer.Config, index, id, seq uint64, at time.Duration, recs ...string) *raft.Log {
-	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, AppendedAt: epoch.Add(at), Data: encodeAppendAs(Producer{ID: id, Sequence: seq}, lim, strs(recs))}
-}
-
-func strs(recs []string) [][]byte {
-	bs := make([][]byte, len(recs))
-	for i, r := range recs {
-		bs[i] = []byte(r)
-	}
-	return bs
-}
-
-func wantResult(t *testing.T, what string, got any, want applyResult) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("%s: response %v, want %+v", what, got, want)
-	}
-}
-
-func wantRefused(t *testing.T, what string, got any, sentinel error) *producer.SequenceError {
-	t.Helper()
-	err, _ := got.(error)
-	var se *producer.SequenceError
-	if !errors.Is(err, sentinel) || !errors.As(err, &se) {
-		t.Fatalf("%s: response %v, want %v", what, got, sentinel)
-	}
-	return se
-}
-
-// The same idempotent command applied twice (two Raft entries: a retry
-// after the first committed) writes once; the second gets the original
-// offsets. Gaps, bad retries and unknown producers write nothing.
-func TestFSMIdempotentAppend(t *testing.T) {
-	f := openTestFSM(t, t.TempDir())
-	r := f.ApplyBatch([]*raft.Log{
-		idem(1, 7, 0, 0, "a", "b"),
-		cmd(2, "plain"),
-		idem(3, 7, 0, 0, "a", "b"), // the retry, in the same batch
-	})
-	wantResult(t, "first", r[0], applyResult{first: 0})
-	wantResult(t, "plain", r[1], applyResult{first: 2})
-	wantResult(t, "retry", r[2], applyResult{first: 0, duplicate: true})
-	r = f.ApplyBatch([]*raft.Log{
-		idem(4, 7, 0, 0, "a", "b"), // the retry, in a later batch
-		idem(5, 7, 2, 0, "c"),
-		idem(6, 7, 2, 0, "c"),
-		idem(7, 7, 9, 0, "gap"),
-		idem(8, 7, 0, 0, "a"), // a retry with other records
-		idem(9, 8, 1, 0, "new producer not at 0"),
-	})
-	wantResult(t, "retry later", r[0], applyResult{first: 0, duplicate: true})
-	wantResult(t, "next", r[1], applyResult{first: 3})
-	wantResult(t, "retry of next", r[2], applyResult{first: 3, duplicate: true})
-	if se := wantRefused(t, "gap", r[3], producer.ErrOutOfOrderSequence); se.Expected != 3 || se.Sequence != 9 || se.ProducerID != 7 {
-		t.Fatalf("gap: %+v", se)
-	}
-	wantRefused(t, "mismatched retry", r[4], producer.ErrOutOfOrderSequence)
-	wantRefused(t, "unknown", r[5], producer.ErrUnknownProducer)
-	equal(t, dataOf(t, f), "a", "b", "plain", "c")
-	if f.producerCount.Load() != 1 {
-		t.Fatalf("%d producers counted, want 1", f.producerCount.Load())
-	}
-}
-
-// Expiry follows the entries' AppendedAt (the leader's clock), eviction
-// the limit: replicas applying the same entries, however Raft batches
-// them, and a replica replaying them after a restart, hold the same table.
-func TestFSMProducerExpiryAndEvictionAreDeterministic(t *testing.T) {
-	cfg := producer.Config{Expiry: time.Minute, MaxProducers: 2, EvictAfter: time.Second}
-	entries := []*raft.Log{
-		idem(1, 1, 0, 0, "p1"),
-		idem(2, 2, 0, time.Second, "p2"),
-		idem(3, 1, 1, 2*time.Second, "p1 again"),
-		idem(4, 3, 0, 3*time.Second, "p3 evicts p2"),
-		idem(5, 2, 1, 4*time.Second, "p2 is gone"),
-		cmd(6, "plain"),
-		idem(7, 3, 1, 62500*time.Millisecond, "p1 expired, p3 kept"),
-		idem(8, 1, 2, 62500*time.Millisecond, "p1 is gone"),
-		idem(9, 1, 1, 10*time.Second, "a clock going back expires nothing more"),
-	}
-	open := func(dir string) *fsm {
-		f := openTestFSM(t, dir)
-		f.setProducers(producer.New(cfg))
-		return f
-	}
-	dir := t.TempDir()
-	a := open(dir)
-	ra := a.ApplyBatch(entries)
-	wantResult(t, "p3 evicts p2", ra[3], applyResult{first: 3})
-	wantRefused(t, "evicted", ra[4], producer.ErrUnknownProducer)
-	wantRefused(t, "expired", ra[7], producer.ErrUnknownProducer)
-	wantRefused(t, "expired, clock back", ra[8], producer.ErrUnknownProducer)
-	equal(t, dataOf(t, a), "p1", "p2", "p1 again", "p3 evicts p2", "plain", "p1 expired, p3 kept")
-
-	b := open(t.TempDir())
-	var rb []any
-	for _, e := range entries { // one entry per batch
-		rb = append(rb, b.ApplyBatch([]*raft.Log{e})...)
-	}
-	sameTables(t, a, b)
-	for i := range ra {
-		if errors.Is(asErr(ra[i]), producer.ErrUnknownProducer) != errors.Is(asErr(rb[i]), producer.ErrUnknownProducer) || (asErr(ra[i]) == nil && ra[i] != rb[i]) {
-			t.Fatalf("entry %d: %v on one replica, %v on the other", i+1, ra[i], rb[i])
-		}
-	}
-
-	// A restart: the data log kept everything, the table starts empty
-	// (no snapshot) and Raft replays every entry.
-	c := reopenTestFSM(t, a, dir)
-	c.setProducers(producer.New(cfg))
-	for _, r := range c.ApplyBatch(entries) {
-		if ar, ok := r.(applyResult); ok && !ar.skipped {
-			t.Fatalf("replay applied %+v", ar)
-		}
-	}
-	sameTables(t, b, c)
-}
-
-func asErr(r any) error { err, _ := r.(error); return err }
-
-func sameTables(t *testing.T, a, b *fsm) {
-	t.Helper()
-	if ea, eb := a.producers.Encode(), b.producers.Encode(); !bytes.Equal(ea, eb) {
-		t.Fatalf("producer tables differ:\n%x\n%x", ea, eb)
-	}
-}
-
-// Replayed entries the data log already has (a restart) rebuild the table
-// exactly, so a retry after the restart is still a duplicate at the
-// original offsets; and a snapshot carries the table to a follower.
-func TestFSMProducerTableSurvivesReplayAndSnapshot(t *testing.T) {
-	dir := t.TempDir()
-	f := openTestFSM(t, dir)
-	entries := []*raft.Log{
-		cmd(1, "x"),
-		idem(2, 5, 0, 0, "a", "b"),
-		idem(3, 5, 0, 0, "a", "b"),
-		idem(4, 5, 7, 0, "gap"),
-		idem(5, 6, 0, 0, "c"),
-		idem(6, 5, 2, 0, "d"),
-	}
-	f.ApplyBatch(entries)
-	equal(t, dataOf(t, f), "x", "a", "b", "c", "d")
-	full := fullSnapshot(t, f)
-
-	g := reopenTestFSM(t, f, dir)
-	g.ApplyBatch(entries) // Raft's replay: all skipped
-	wantResult(t, "retry after the restart", g.Apply(idem(7, 5, 0, 0, "a", "b")), applyResult{first: 1, duplicate: true})
-	wantResult(t, "retry of the last", g.Apply(idem(8, 5, 2, 0, "d")), applyResult{first: 4, duplicate: true})
-	wantResult(t, "next after the restart", g.Apply(idem(9, 5, 3, 0, "e")), applyResult{first: 5})
-
-	// A follower restored from the full snapshot (taken before 7-9).
-	h := openTestFSM(t, t.TempDir())
-	if err := h.Restore(io.NopCloser(bytes.NewReader(full))); err != nil {
-		t.Fatal(err)
-	}
-	r := h.ApplyBatch([]*raft.Log{idem(7, 5, 0, 0, "a", "b"), idem(8, 5, 2, 0, "d"), idem(9, 5, 3, 0, "e")})
-	wantResult(t, "retry on the restored follower", r[0], applyResult{first: 1, duplicate: true})
-	wantResult(t, "next on the restored follower", r[2], applyResult{first: 5})
-	sameTables(t, g, h)
-	equal(t, dataOf(t, h), "x", "a", "b", "c", "d", "e")
-}
-
 // latestTable takes a snapshot of n and returns the producer table it holds.
 func latestTable(t *testing.T, n *node) []byte {
 	t.Helper()
 	if err := n.Snapshot(); err != nil {
 		t.Fatalf("%s: snapshot: %v", n.id, err)
 	}
-	raftDir := filepath.Join(n.dir, "raft")
-	fss, err := raft.NewFileSnapshotStoreWithLogger(raftDir, DefaultSnapshotRetain, hclog.NewNullLogger())
+	fss, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(n.dir, "raft"), DefaultSnapshotRetain, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &snapshotStore{FileSnapshotStore: fss, dir: raftDir, fsm: n.fsm, stale: func() {}}
-	_, _, ok, table, err := s.latest()
-	if err != nil || !ok || table == nil {
-		t.Fatalf("%s: latest snapshot: %v (found %v)", n.id, err, ok)
+	metas, err := fss.List()
+	if err != nil || len(metas) == 0 {
+		t.Fatalf("%s: snapshots: %v (%d)", n.id, err, len(metas))
+	}
+	_, rc, err := fss.Open(metas[0].ID)
+	if err != nil {
+		t.Fatalf("%s: latest snapshot: %v", n.id, err)
+	}
+	defer rc.Close()
+	if _, err := io.ReadFull(rc, make([]byte, snapshotHeaderSize)); err != nil {
+		t.Fatal(err)
+	}
+	table, err := readTableSection(rc)
+	if err != nil {
+		t.Fatalf("%s: latest snapshot: %v", n.id, err)
 	}
 	return table
 }
@@ -322,53 +160,6 @@ func TestProducerTablesAgreeAcrossReplicas(t *testing.T) {
 	}
 	if _, _, err := lagging.AppendIdempotent(context.Background(), Producer{ID: 1, Sequence: 1}, [][]byte{[]byte("x")}); !errors.Is(err, producer.ErrUnknownProducer) {
 		t.Fatalf("evicted producer: %v", err)
-	}
-}
-
-// A replay follows what the data log holds, not a new decision: after a
-// restart with other producer limits, an entry refused then (its producer
-// evicted) is not taken as missing records (the state machine would stop),
-// and one written then is recorded although the new limits would refuse it.
-func TestFSMReplayFollowsTheDataLogWhenProducerLimitsChange(t *testing.T) {
-	entries := []*raft.Log{
-		idem(1, 1, 0, 0, "p1"),
-		idem(2, 2, 0, time.Second, "p2"),
-		idem(3, 3, 0, 2*time.Second, "p3"),
-		idem(4, 1, 1, 3*time.Second, "p1 again"),
-		idem(5, 2, 1, 4*time.Second, "p2 again"), // so that 4 is in the data log's range
-	}
-	open := func(dir string, maxProducers int) *fsm {
-		f := openTestFSM(t, dir)
-		f.setProducers(producer.New(producer.Config{Expiry: time.Hour, MaxProducers: maxProducers, EvictAfter: time.Second}))
-		return f
-	}
-	for _, c := range []struct {
-		name        string
-		before, now int
-		retry       applyResult
-	}{
-		// Producer 1 evicted before its second batch, which was refused
-		// and is not recorded: sent again it is written.
-		{"limit raised", 2, 10, applyResult{first: 4}},
-		// Producer 1's second batch written; the new limit evicts it, the
-		// data log has it: a retry is a duplicate.
-		{"limit lowered", 10, 2, applyResult{first: 3, duplicate: true}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			f := open(dir, c.before)
-			f.ApplyBatch(entries)
-			data := dataOf(t, f)
-			g := reopenTestFSM(t, f, dir)
-			g.setProducers(producer.New(producer.Config{Expiry: time.Hour, MaxProducers: c.now, EvictAfter: time.Second}))
-			for i, r := range g.ApplyBatch(entries) {
-				if ar, ok := r.(applyResult); !ok || !ar.skipped {
-					t.Fatalf("replay of entry %d: %v", i+1, r)
-				}
-			}
-			equal(t, dataOf(t, g), data...)
-			wantResult(t, "retry", g.Apply(idem(6, 1, 1, 5*time.Second, "p1 again")), c.retry)
-		})
 	}
 }
 
@@ -523,4 +314,61 @@ func toStrings(bs [][]byte) []string {
 		out[i] = string(b)
 	}
 	return out
+}
+
+// The proposer decides a sequence against the batches it proposed that
+// are not applied yet: with the state machine held back, a producer's
+// next batch is accepted, a retry of the pending one is a duplicate
+// answered once it is applied, and a gap is refused without a Raft entry.
+func TestProposerDecidesAgainstPendingBatches(t *testing.T) {
+	gate := make(chan struct{})
+	var held atomic.Bool
+	n := newNode(t, "solo", true, func(c *Config) {
+		c.beforeApply = func() {
+			if held.Load() {
+				<-gate
+			}
+		}
+	})
+	waitLeader(t, n)
+	appendAs(t, n, 1, 0, "a") // the proposer's state is synced
+	ctx := ctxT(t)
+	held.Store(true)
+	type result struct {
+		first uint64
+		dup   bool
+		err   error
+	}
+	run := func(seq uint64, rs ...string) chan result {
+		ch := make(chan result, 1)
+		bs := strs(rs)
+		go func() {
+			first, dup, err := n.AppendIdempotent(ctx, asProducer(1, seq, bs), bs)
+			ch <- result{first, dup, err}
+		}()
+		return ch
+	}
+	b := run(1, "b")
+	testutil.Eventually(t, "b to be proposed", 10*time.Second, func() bool { return n.raft.LastIndex() > n.fsm.applied.Load() })
+	last := n.raft.LastIndex()
+	c := run(2, "c") // follows the pending b
+	testutil.Eventually(t, "c to be proposed", 10*time.Second, func() bool { return n.raft.LastIndex() > last })
+	last = n.raft.LastIndex()
+	retry := run(1, "b") // b again, still pending
+	_, _, err := n.AppendIdempotent(ctx, asProducer(1, 7, strs([]string{"gap"})), strs([]string{"gap"}))
+	if !errors.Is(err, producer.ErrOutOfOrderSequence) {
+		t.Fatalf("gap: %v", err)
+	}
+	if n.raft.LastIndex() != last {
+		t.Fatalf("refused and duplicate appends made raft entries: last index %d, was %d", n.raft.LastIndex(), last)
+	}
+	held.Store(false)
+	close(gate)
+	for name, want := range map[string]result{"b": {1, false, nil}, "c": {2, false, nil}, "retry": {1, true, nil}} {
+		ch := map[string]chan result{"b": b, "c": c, "retry": retry}[name]
+		if got := <-ch; got != want {
+			t.Fatalf("%s: %+v, want %+v", name, got, want)
+		}
+	}
+	equal(t, toStrings(waitData(t, n, 3)), "a", "b", "c")
 }

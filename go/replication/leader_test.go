@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/proglog/proglog/go/internal/testutil"
+	"github.com/proglog/proglog/go/producer"
 )
 
 // leaderLog records what Config.OnLeaderChange reports.
@@ -95,9 +96,14 @@ func TestFailedReportsAStoppedStateMachine(t *testing.T) {
 	if err := n.Failed(); err != nil {
 		t.Fatalf("Failed() = %v on a working node", err)
 	}
-	n.fsm.current().Close() // the data log's writes now fail
-	if _, err := n.Append(ctx, rec(1)); !errors.Is(err, ErrFailed) {
-		t.Fatalf("append on a broken data log: %v", err)
+	// A command past the records' end (not the proposer's: it would never
+	// make one) is divergence: the state machine stops.
+	bad := encodeRecords(5, n.raft.CurrentTerm(), Producer{}, producer.Config{}, [][]byte{rec(1)})
+	if err := await(ctx, n.raft.Apply(bad, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Append(ctx, rec(1)); !errors.Is(err, ErrFailed) || !errors.Is(err, ErrDiverged) {
+		t.Fatalf("append after a diverged entry: %v", err)
 	}
 	if err := n.Failed(); !errors.Is(err, ErrFailed) {
 		t.Fatalf("Failed() = %v, want ErrFailed", err)

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/proglog/proglog/go/diskspace"
 	"github.com/proglog/proglog/go/seglog"
+	"github.com/proglog/proglog/go/segment"
 )
 
 // LogStore is Raft's log on a go/seglog Log: the entry with Raft index i is the
@@ -29,11 +32,13 @@ import (
 //
 //   - a suffix (max >= LastIndex): conflicting entries a new leader
 //     overwrites, removed with TruncateAfter(min-1), durably;
-//   - a prefix (min <= FirstIndex): compaction after a snapshot; the new
-//     first index max+1 is written to first_index (atomically: temporary
-//     file, fsync, rename, directory fsync) before the segments below it
-//     are removed;
-//   - both (everything): the log becomes empty;
+//   - a prefix (min <= FirstIndex, max < LastIndex): compaction after a
+//     snapshot, which always keeps at least one entry (Config.TrailingLogs
+//     is at least 1); the new first index max+1 is written to first_index
+//     (atomically: temporary file, fsync, rename, directory fsync) before
+//     the segments below it are removed;
+//   - both (everything): a conflict from the first entry on; the log
+//     becomes empty;
 //   - anything else (a range strictly inside the log) fails with
 //     ErrDeleteRange; ranges outside the stored entries are no-ops.
 //
@@ -47,6 +52,23 @@ import (
 // ErrNonContiguous: Raft deletes a conflicting suffix first. FirstIndex and
 // LastIndex are 0 when the log is empty; GetLog returns raft.ErrLogNotFound
 // outside them.
+//
+// A LogStore opened by New (openRecordStore) is also the partition's
+// record log: every records command entry (codec.go) carries the offset of
+// its first record, and the store keeps a table from offsets to entries
+// (recordTable), rebuilt on open by reading every stored entry, extended by
+// StoreLogs and cut by DeleteRange and compaction, through which readRecord
+// reads one record. Such a store never drops the entries holding records
+// at or above the lowest offset its keep function returns (the FSM's
+// agreed lowest offset): a prefix DeleteRange removes the entries below
+// the smaller of Raft's bound and the first entry holding a record still
+// kept, FirstIndex reports what is really there, and retain (called once a
+// retention command raised the lowest offset) drops the rest as far as
+// Raft has compacted. install writes the entries of a snapshot received
+// from a leader, through the directories segments.restore and
+// segments.old. The store of another Raft
+// group (OpenLogStore: go/metadata's) has no table and deletes as Raft
+// asks.
 //
 // LogStore is deliberately not a raft.MonotonicLogStore: for those,
 // hashicorp/raft deletes every stored entry after installing a snapshot,
@@ -69,8 +91,22 @@ type LogStore struct {
 	// for the byte-threshold compaction (compaction.go).
 	stored chan struct{}
 	// disk, if set, makes StoreLogs refuse entries below its reserve
-	// (Config.MinFreeBytes) and counts what it writes.
-	disk *diskspace.Guard
+	// (Config.MinFreeBytes) and counts what it writes; onReserve, if set,
+	// is called (without blocking) when it does.
+	disk      *diskspace.Guard
+	onReserve func()
+
+	// records is the offset table of a record log, nil otherwise; keep
+	// returns the lowest offset whose record must stay (set by New before
+	// Raft starts). compacted is the index below which Raft no longer
+	// needs entries (its last prefix DeleteRange), under wmu.
+	records   *recordTable
+	keep      func() uint64
+	compacted uint64
+	// last caches the last entry readRecord read (under lastMu).
+	lastMu    sync.Mutex
+	lastIndex uint64
+	lastData  []byte
 }
 
 var _ raft.LogStore = (*LogStore)(nil)
@@ -78,6 +114,10 @@ var _ raft.LogStore = (*LogStore)(nil)
 const (
 	segmentsDir    = "segments"
 	firstIndexFile = "first_index"
+	// restoreDir receives the entries of a snapshot (install); oldDir
+	// holds the segments it replaces while they are swapped.
+	restoreDir = "segments.restore"
+	oldDir     = "segments.old"
 )
 
 // OpenLogStore opens (or creates) the Raft log store in dir. cfg configures
@@ -90,12 +130,26 @@ const (
 // Its MaxRecordBytes bounds an encoded entry, so it must exceed the largest
 // command (a batch) by maxEntryOverhead.
 func OpenLogStore(dir string, cfg seglog.Config) (*LogStore, error) {
+	return openLogStore(dir, cfg, false)
+}
+
+// openRecordStore opens the Raft log store of a partition replica: a
+// LogStore that is also its record log (see LogStore), its offset table
+// rebuilt from the stored entries.
+func openRecordStore(dir string, cfg seglog.Config) (*LogStore, error) {
+	return openLogStore(dir, cfg, true)
+}
+
+func openLogStore(dir string, cfg seglog.Config, records bool) (*LogStore, error) {
 	cfg.InitialOffset = 1
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("replication: raft log dir: %w", err)
 	}
 	s := &LogStore{dir: dir, cfg: cfg, stored: make(chan struct{}, 1)}
 	removeTemps(s.firstIndexPath())
+	if err := s.finishInstall(); err != nil {
+		return nil, err
+	}
 	l, err := seglog.Open(filepath.Join(dir, segmentsDir), cfg)
 	if errors.Is(err, seglog.ErrCorrupt) {
 		return nil, fmt.Errorf("replication: the raft log is corrupt; refusing to start, since dropping entries this node "+
@@ -121,7 +175,59 @@ func OpenLogStore(dir string, cfg seglog.Config) (*LogStore, error) {
 			return nil, fmt.Errorf("replication: compact raft log below %d: %w", first, err)
 		}
 	}
+	s.compacted = first
+	if records {
+		s.records = &recordTable{scan: s.scanPoints}
+		if err := s.rebuildRecords(); err != nil {
+			_ = l.Close()
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// rebuildRecords makes the offset table that of the stored entries: a
+// chunk per segment, from the first index on (see recordTable). Callers
+// do not hold mu.
+func (s *LogStore) rebuildRecords() error {
+	l, first, next := s.bounds()
+	var bases []uint64
+	if first < next {
+		bases = append(bases, first)
+		for _, b := range l.SegmentBases() {
+			if b > first && b < next {
+				bases = append(bases, b)
+			}
+		}
+	}
+	if err := s.records.reset(bases); err != nil {
+		return fmt.Errorf("replication: rebuild the offset table: %w", err)
+	}
+	return nil
+}
+
+// scanPoints returns the points of the stored entries [from, to) (to 0:
+// to the end) for the offset table: records commands of their own term,
+// each following the previous one.
+func (s *LogStore) scanPoints(from, to uint64) ([]recordPoint, error) {
+	_, first, next := s.bounds()
+	if to == 0 || to > next {
+		to = next
+	}
+	var pts []recordPoint
+	var e raft.Log
+	for i := max(from, first); i < to; i++ {
+		if err := s.GetLog(i, &e); err != nil {
+			if errors.Is(err, raft.ErrLogNotFound) {
+				continue // removed meanwhile
+			}
+			return nil, err
+		}
+		if p, ok := pointOf(&e); ok && (len(pts) == 0 || p.first == pts[len(pts)-1].end()) {
+			pts = append(pts, p)
+		}
+	}
+	return pts, nil
 }
 
 func (s *LogStore) firstIndexPath() string { return filepath.Join(s.dir, firstIndexFile) }
@@ -227,6 +333,9 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	}
 	if s.disk != nil {
 		if err := s.disk.CheckReserve(); err != nil {
+			if s.onReserve != nil {
+				s.onReserve()
+			}
 			return fmt.Errorf("replication: raft log: refusing entries %d-%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
 		}
 	}
@@ -247,9 +356,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	}
 	bufs := a.slices()
 	if s.disk != nil {
-		// The entries, and about as much again when their commands reach
-		// the data log.
-		s.disk.Use(2 * uint64(len(a.buf)))
+		s.disk.Use(uint64(len(a.buf)))
 	}
 	l, first, next := s.bounds()
 	switch {
@@ -275,6 +382,11 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	if got != start {
 		return fmt.Errorf("replication: raft entries %d-%d stored at offset %d", start, start+uint64(len(logs))-1, got)
 	}
+	if s.records != nil {
+		for _, e := range logs {
+			s.records.add(e)
+		}
+	}
 	select {
 	case s.stored <- struct{}{}:
 	default:
@@ -286,6 +398,22 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 // index. The new log exists before first_index names index, so a crash in
 // between leaves a log that is still logically empty.
 func (s *LogStore) reset(index uint64) (*seglog.Log, error) {
+	l, err := s.replace(index)
+	if err != nil {
+		return nil, err
+	}
+	s.forgetLast()
+	if s.records != nil {
+		if err := s.records.cutFrom(0); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// replace removes the log and opens an empty one at index, under mu (the
+// offset table is the caller's: it reads the log under its own lock).
+func (s *LogStore) replace(index uint64) (*seglog.Log, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.l.Remove(); err != nil {
@@ -312,26 +440,284 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	}
 	last := next - 1
 	switch {
-	case min <= first && max >= last: // everything
+	case min <= first && max >= last: // everything: a conflict from the start
 		if err := s.setFirst(next); err != nil {
 			return err
 		}
+		s.forgetLast()
 		if err := l.Truncate(next); err != nil {
 			return fmt.Errorf("replication: delete raft entries %d-%d: %w", first, last, err)
+		}
+		if s.records != nil {
+			return s.records.cutFrom(0)
 		}
 	case max >= last: // suffix: conflicting entries
 		if err := l.TruncateAfter(min - 1); err != nil {
 			return fmt.Errorf("replication: delete raft entries %d-%d: %w", min, last, err)
 		}
+		s.forgetLast()
+		if s.records != nil {
+			return s.records.cutFrom(min)
+		}
 	case min <= first: // prefix: compaction
-		if err := s.setFirst(max + 1); err != nil {
+		s.compacted = max + 1
+		keep, err := s.keepIndex(max + 1)
+		if err != nil {
 			return err
 		}
-		if err := l.Truncate(max + 1); err != nil {
-			return fmt.Errorf("replication: compact raft entries below %d: %w", max+1, err)
-		}
+		return s.dropBelow(l, keep)
 	default:
 		return fmt.Errorf("%w: asked for %d-%d of %d-%d", ErrDeleteRange, min, max, first, last)
+	}
+	return nil
+}
+
+// keepIndex lowers index, the first entry to keep, to the first entry
+// holding a record at or above the keep offset (a record log's).
+func (s *LogStore) keepIndex(index uint64) (uint64, error) {
+	if s.records == nil || s.keep == nil {
+		return index, nil
+	}
+	i, ok, err := s.records.holding(s.keep())
+	if err != nil {
+		return index, err
+	}
+	if ok {
+		return min(index, i), nil
+	}
+	return index, nil
+}
+
+// dropBelow makes index the first entry (at most the next one): it is
+// written to first_index before the whole segments below it are removed.
+// Callers hold wmu.
+func (s *LogStore) dropBelow(l *seglog.Log, index uint64) error {
+	first, next := s.first.Load(), l.NextOffset()
+	index = min(index, next)
+	if index <= first {
+		return nil
+	}
+	if err := s.setFirst(index); err != nil {
+		return err
+	}
+	if err := l.Truncate(index); err != nil {
+		return fmt.Errorf("replication: compact raft entries below %d: %w", index, err)
+	}
+	if s.records != nil {
+		return s.records.cutBelow(index)
+	}
+	return nil
+}
+
+// retain drops the entries below the first one holding a record at or
+// above the keep offset, as far as Raft has compacted (see LogStore):
+// called once a retention command raised it.
+func (s *LogStore) retain() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	l, _, _ := s.bounds()
+	keep, err := s.keepIndex(s.compacted)
+	if err != nil {
+		return err
+	}
+	return s.dropBelow(l, keep)
+}
+
+// readRecord returns the record at offset, which the caller knows is
+// applied; ErrRecordGone if this store holds no entry with it (removed,
+// or never received: see the package documentation, Snapshots).
+func (s *LogStore) readRecord(offset uint64) ([]byte, error) {
+	index, pos, ok, err := s.records.lookup(offset)
+	if err != nil {
+		return nil, fmt.Errorf("replication: offset %d: %w", offset, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: offset %d", ErrRecordGone, offset)
+	}
+	s.lastMu.Lock()
+	data := s.lastData
+	if s.lastIndex != index {
+		data = nil
+	}
+	s.lastMu.Unlock()
+	if data == nil {
+		var e raft.Log
+		if err := s.GetLog(index, &e); err != nil {
+			if errors.Is(err, raft.ErrLogNotFound) {
+				return nil, fmt.Errorf("%w: offset %d (entry %d)", ErrRecordGone, offset, index)
+			}
+			return nil, err
+		}
+		data = e.Data
+		s.lastMu.Lock()
+		s.lastIndex, s.lastData = index, data
+		s.lastMu.Unlock()
+	}
+	r, err := commandRecord(data, pos)
+	if err != nil {
+		return nil, fmt.Errorf("offset %d (raft entry %d): %w", offset, index, err)
+	}
+	return slices.Clone(r), nil
+}
+
+// forgetLast drops readRecord's cached entry (the entries it may be
+// changed). Callers hold wmu.
+func (s *LogStore) forgetLast() {
+	s.lastMu.Lock()
+	s.lastIndex, s.lastData = 0, nil
+	s.lastMu.Unlock()
+}
+
+// sync fsyncs the log (what SyncInterval or SyncNever left unsynced).
+func (s *LogStore) sync() error {
+	l, _, _ := s.bounds()
+	if err := l.Sync(); err != nil {
+		return fmt.Errorf("replication: sync raft log: %w", err)
+	}
+	return nil
+}
+
+// holds reports whether the store holds entry index with term.
+func (s *LogStore) holds(index, term uint64) bool {
+	var e raft.Log
+	return s.GetLog(index, &e) == nil && e.Term == term
+}
+
+// install makes the store hold the Raft entries a snapshot stream from a
+// leader carries after its header and producer table (h.firstEntry to
+// h.applied, none if h.firstEntry is 0), unless it already holds entry
+// h.applied with its term (the snapshot was installed before a restart, or
+// this node's log agrees with it: by Log Matching it holds the same
+// entries). A snapshot this node took (h.appliedTerm 0) changes nothing.
+// The entries are restored into restoreDir first (go/seglog Restore,
+// fsynced), then swapped in: first_index is set to the first entry, the
+// segments are renamed to oldDir and the restored ones into place (the
+// directory fsynced), and oldDir is removed; a crash in between is
+// finished or rolled back by the next open (finishInstall) and the
+// snapshot installed again. Without entries the store is reset to an
+// empty log starting after h.applied, where Raft continues. Either way
+// this node's entries after h.applied, if it has them from h.applied+1 on,
+// are kept after the installed ones, as raft-boltdb keeps them: Raft still
+// counts them as stored, and deletes them as conflicting when the
+// leader's arrive.
+func (s *LogStore) install(r io.Reader, h snapshotHeader) error {
+	if h.appliedTerm == 0 || s.holds(h.applied, h.appliedTerm) {
+		return nil // a snapshot this node took, or one it installed
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	l, first, next := s.bounds()
+	tail := first <= h.applied+1 && h.applied+1 < next // kept: see above
+	if h.firstEntry == 0 {
+		if tail {
+			return s.dropBelow(l, h.applied+1)
+		}
+		if _, err := s.reset(h.applied + 1); err != nil {
+			return err
+		}
+		return s.setFirst(h.applied + 1)
+	}
+	restore := filepath.Join(s.dir, restoreDir)
+	if err := os.RemoveAll(restore); err != nil {
+		return fmt.Errorf("replication: install snapshot entries: %w", err)
+	}
+	cfg := s.cfg
+	cfg.InitialOffset = h.firstEntry
+	nl, err := seglog.Restore(restore, cfg, r)
+	if err != nil {
+		return fmt.Errorf("replication: install snapshot entries: %w", err)
+	}
+	if nl.LowestOffset() != h.firstEntry || nl.NextOffset() != h.applied+1 {
+		err := fmt.Errorf("%w: snapshot carries raft entries [%d, %d), want [%d, %d]", ErrBadEncoding, nl.LowestOffset(), nl.NextOffset(), h.firstEntry, h.applied)
+		return errors.Join(err, nl.Close(), os.RemoveAll(restore))
+	}
+	if tail {
+		if err := copyEntries(nl, l, h.applied+1, next); err != nil {
+			return errors.Join(fmt.Errorf("replication: install snapshot entries: keep entries after %d: %w", h.applied, err), nl.Close(), os.RemoveAll(restore))
+		}
+	}
+	if err := nl.Close(); err != nil {
+		return fmt.Errorf("replication: install snapshot entries: %w", err)
+	}
+	if err := s.swapIn(restore, cfg, h.firstEntry); err != nil {
+		return fmt.Errorf("replication: install snapshot entries: %w", err)
+	}
+	s.compacted = h.firstEntry
+	s.forgetLast()
+	return s.rebuildRecords()
+}
+
+// swapIn replaces the segments with those restored in dir, first the
+// first index, under mu (see install).
+func (s *LogStore) swapIn(dir string, cfg seglog.Config, first uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.l.Close(); err != nil {
+		return err
+	}
+	segs, old := filepath.Join(s.dir, segmentsDir), filepath.Join(s.dir, oldDir)
+	if err := writeUint64File(s.firstIndexPath(), first); err != nil {
+		return err
+	}
+	s.first.Store(first)
+	if err := errors.Join(os.Rename(segs, old), os.Rename(dir, segs), segment.SyncDir(s.dir), os.RemoveAll(old)); err != nil {
+		return err
+	}
+	l, err := seglog.Open(segs, cfg)
+	if err != nil {
+		return err
+	}
+	s.l = l
+	return nil
+}
+
+// copyEntries appends the encoded entries [from, to) of src to dst, in
+// batches of at most a segment's worth, and fsyncs dst.
+func copyEntries(dst, src *seglog.Log, from, to uint64) error {
+	limit := dst.Config().Segment.MaxStoreBytes
+	var batch [][]byte
+	var size uint64
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := dst.AppendBatch(batch)
+		batch, size = batch[:0], 0
+		return err
+	}
+	for i := from; i < to; i++ {
+		b, err := src.Read(i)
+		if err != nil {
+			return err
+		}
+		if size+uint64(len(b)) > limit {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		batch, size = append(batch, b), size+uint64(len(b))
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	return dst.Sync()
+}
+
+// finishInstall completes or rolls back a swap install was interrupted in:
+// with the segments in place the old ones are removed, without them the
+// old ones are put back.
+func (s *LogStore) finishInstall() error {
+	segs, old := filepath.Join(s.dir, segmentsDir), filepath.Join(s.dir, oldDir)
+	if _, err := os.Stat(old); errors.Is(err, os.ErrNotExist) {
+		return os.RemoveAll(filepath.Join(s.dir, restoreDir))
+	}
+	if _, err := os.Stat(segs); errors.Is(err, os.ErrNotExist) {
+		if err := errors.Join(os.Rename(old, segs), segment.SyncDir(s.dir)); err != nil {
+			return fmt.Errorf("replication: roll back an interrupted snapshot install: %w", err)
+		}
+	}
+	if err := errors.Join(os.RemoveAll(old), os.RemoveAll(filepath.Join(s.dir, restoreDir))); err != nil {
+		return fmt.Errorf("replication: clean up an interrupted snapshot install: %w", err)
 	}
 	return nil
 }

@@ -61,13 +61,12 @@ func TestNewReportsRecovery(t *testing.T) {
 	}
 	n.stop()
 	crashTail(t, filepath.Join(n.dir, "raft", "log", segmentsDir))
-	crashTail(t, filepath.Join(n.dir, dataDir))
 	n.start()
 	var got []string
 	for _, a := range n.Recovery().Actions() {
 		got = append(got, a.Log+" "+a.Action)
 	}
-	want := []string{"raft " + RecoveryIndexRebuilt, "raft " + RecoveryTornTailCut, "data " + RecoveryIndexRebuilt, "data " + RecoveryTornTailCut}
+	want := []string{"raft " + RecoveryIndexRebuilt, "raft " + RecoveryTornTailCut}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("Recovery actions %q, want %q", got, want)
 	}
@@ -77,7 +76,7 @@ func TestNewReportsRecovery(t *testing.T) {
 			t.Errorf("no WARN log for %s; logs:\n%s", w, logs.String())
 		}
 	}
-	if r := n.Recovery(); r.RaftLog[0].TornPath == "" || r.DataLog[0].TornPath == "" {
+	if r := n.Recovery(); r.RaftLog[0].TornPath == "" {
 		t.Fatalf("no side file named: %+v", r)
 	}
 	waitLeader(t, n)
@@ -85,15 +84,6 @@ func TestNewReportsRecovery(t *testing.T) {
 		if b, err := n.Read(ctx, off, ReadLinearizable); err != nil || !bytes.Equal(b, rec(int(off))) {
 			t.Fatalf("offset %d after recovery: %q, %v", off, b, err)
 		}
-	}
-
-	// A damaged data log is set aside (and rebuilt from the Raft log).
-	n.stop()
-	corruptFile(t, lastStore(t, filepath.Join(n.dir, dataDir)), 0)
-	n.start()
-	acts := n.Recovery().Actions()
-	if len(acts) != 1 || acts[0].Log != "data" || acts[0].Action != RecoveryDataLogSetAside {
-		t.Fatalf("Recovery actions %+v, want the data log set aside", acts)
 	}
 }
 

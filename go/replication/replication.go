@@ -19,8 +19,8 @@ import (
 	"github.com/proglog/proglog/go/seglog"
 )
 
-// Log is a replicated log: one node's Raft replica and its data log. Its
-// methods are safe for concurrent use.
+// Log is a replicated log: one node's Raft replica, whose Raft log is its
+// record log. Its methods are safe for concurrent use.
 type Log struct {
 	cfg    Config
 	lg     hclog.Logger
@@ -29,6 +29,7 @@ type Log struct {
 	store  *LogStore
 	stable *StableStore
 	disk   *diskspace.Guard
+	prop   *proposer
 	// lowSpace: the last append was refused for lack of disk space (to log
 	// the change only).
 	lowSpace atomic.Bool
@@ -54,10 +55,6 @@ type Log struct {
 	// snapshotNow asks compactionLoop for a snapshot (snapshotSoon).
 	snapshotNow chan struct{}
 
-	// guessNext is the next offset guessOffset hands out (ack.go).
-	guessMu   sync.Mutex
-	guessNext uint64
-
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -74,13 +71,17 @@ type Server struct {
 }
 
 // New opens (or creates) the replica in cfg.DataDir and starts Raft. With
-// cfg.Bootstrap and no existing state it starts a one-node cluster; other
-// nodes are added by the leader's Join.
+// cfg.Bootstrap and no existing state it starts a group of
+// cfg.InitialServers (default: this node alone); other nodes are added by
+// the leader's Join.
 func New(cfg Config) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	lg := cfg.logger()
+	if err := refuseOldLayout(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	raftDir := filepath.Join(cfg.DataDir, "raft")
 	// Private (0700), snapshots/ too: Raft's snapshot store would create
 	// it, and the snapshots in it, readable by everyone.
@@ -108,10 +109,10 @@ func New(cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
 	l.disk = disk
-	if l.store, err = OpenLogStore(filepath.Join(raftDir, "log"), cfg.RaftLog); err != nil {
+	if l.store, err = openRecordStore(filepath.Join(raftDir, "log"), cfg.RaftLog); err != nil {
 		return nil, err
 	}
-	l.store.disk = disk
+	l.store.disk, l.store.onReserve = disk, l.lowOnSpace
 	closers = append(closers, l.store.Close)
 	if l.stable, err = OpenStableStore(filepath.Join(raftDir, "stable")); err != nil {
 		return nil, err
@@ -120,55 +121,24 @@ func New(cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replication: snapshot store: %w", err)
 	}
-	snaps := &snapshotStore{FileSnapshotStore: fss, dir: raftDir, stale: l.snapshotSoon}
-	fsm, lost, err := checkedFSM(cfg.DataDir, cfg.DataLog, lg.Named("fsm"), l.store, snaps)
-	if err != nil {
+	l.fsm = newFSM(l.store, lg.Named("fsm"), l.done)
+	l.fsm.beforeApply = cfg.beforeApply
+	snaps := &snapshotStore{FileSnapshotStore: fss, fsm: l.fsm, store: l.store, stale: l.snapshotSoon}
+	l.recovery = Recovery{RaftLog: l.store.l.Recovery()}
+	l.recovery.log(lg)
+	// Raft replays only the entries after the latest snapshot, onto the
+	// state it holds (see the package documentation, "State machine").
+	if _, err := snaps.restoreLatest(); err != nil {
 		return nil, err
 	}
-	l.fsm = fsm
-	fsm.beforeApply = cfg.beforeApply
-	snaps.fsm = fsm
-	closers = append(closers, fsm.close)
-	l.recovery = Recovery{RaftLog: l.store.l.Recovery(), DataLog: fsm.l.Recovery(), DataLogSetAside: fsm.setAside, DataLogCut: fsm.cut}
-	l.recovery.log(lg)
 
 	rc := cfg.raftConfig()
 	rc.Logger = lg.Named("raft")
 	notify := make(chan bool, 16)
 	rc.NotifyCh = notify
-	snap, ref, hasSnap, table, err := snaps.latest()
-	if err != nil {
-		return nil, err
-	}
-	// Raft replays only the entries after the latest snapshot: the
-	// producer table starts from the one that snapshot holds.
-	producers, err := decodeProducers(table)
-	if err != nil {
-		return nil, fmt.Errorf("replication: latest snapshot: %w", err)
-	}
-	fsm.setProducers(producers)
-	behind := hasSnap && fsm.last.index < snap.lastCommand
-	if ref && (lost || behind) {
-		return nil, fmt.Errorf("%w: the data log in %s is missing, corrupt or behind the latest snapshot (command %d), which references it: remove %s and start the node again to have it rejoin and receive the log from the leader",
-			ErrDataLogLost, filepath.Join(cfg.DataDir, dataDir), snap.lastCommand, cfg.DataDir)
-	}
 	hasState, err := raft.HasExistingState(l.store, l.stable, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("replication: inspect raft state: %w", err)
-	}
-	if (lost && hasState) || behind {
-		// The data log lost records that only the snapshot still has
-		// (compacted from the Raft log): rebuild it from the snapshot.
-		lg.Warn("data log is missing records; restoring it from the latest snapshot", "data_log_lost", lost, "behind_snapshot", behind)
-		rc.NoSnapshotRestoreOnStart = false
-	}
-	if hasSnap && rc.NoSnapshotRestoreOnStart {
-		// Raft takes the snapshot's entries as applied without handing
-		// them to the FSM again. The data log's last envelope names the
-		// last command that wrote records; a later one the snapshot covers
-		// (retention) wrote none, yet is applied: waitApplied must not
-		// wait for it.
-		fsm.applied.Store(max(fsm.applied.Load(), snap.applied))
 	}
 	var stream raft.StreamLayer = cfg.StreamLayer
 	if cfg.PeerName != nil {
@@ -182,11 +152,10 @@ func New(cfg Config) (*Log, error) {
 		Logger:  lg.Named("transport"),
 	})
 	closers = append(closers, l.trans.Close)
-	cache, err := raft.NewLogCache(512, l.store)
-	if err != nil {
-		return nil, fmt.Errorf("replication: raft log cache: %w", err)
-	}
-	r, err := raft.NewRaft(rc, fsm, cache, l.stable, snaps, l.trans)
+	// No raft.LogCache in front of the store: a snapshot install rewrites
+	// entries under it (LogStore.install), which would leave the cache
+	// serving the old ones.
+	r, err := raft.NewRaft(rc, l.fsm, l.store, l.stable, snaps, l.trans)
 	if err != nil {
 		return nil, fmt.Errorf("replication: start raft: %w", err)
 	}
@@ -194,19 +163,14 @@ func New(cfg Config) (*Log, error) {
 	l.guardRaft.Store(r)
 	closers = append(closers, func() error { return r.Shutdown().Error() })
 	if cfg.Bootstrap && !hasState {
-		servers := []raft.Server{{ID: rc.LocalID, Address: l.trans.LocalAddr(), Suffrage: raft.Voter}}
-		if len(cfg.InitialServers) > 0 {
-			servers = servers[:0]
-			for _, s := range cfg.InitialServers {
-				servers = append(servers, raft.Server{ID: raft.ServerID(s.ID), Address: raft.ServerAddress(s.RPCAddr), Suffrage: raft.Voter})
-			}
-		}
-		f := r.BootstrapCluster(raft.Configuration{Servers: servers})
+		f := r.BootstrapCluster(cfg.bootstrapConfiguration(l.trans.LocalAddr()))
 		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			return nil, fmt.Errorf("replication: bootstrap: %w", err)
 		}
 	}
-	l.wg.Add(1)
+	l.prop = newProposer(l)
+	l.wg.Add(2)
+	go l.prop.run()
 	go l.watchLeadership(notify)
 	if cfg.retains() {
 		l.wg.Add(1)
@@ -356,27 +320,31 @@ func (l *Log) Append(ctx context.Context, record []byte) (uint64, error) {
 
 // AppendBatch replicates records as one Raft entry: they get consecutive
 // offsets, all or none, and the first is returned. Only the leader accepts
-// appends; elsewhere it fails with *commitlog.NotLeaderError naming the leader (appends
-// are not forwarded). A record longer than the data log allows fails with
-// seglog.ErrRecordTooLarge (wrapped) before anything is replicated, and so
-// does every append while the free disk space is below Config.MinFreeBytes,
-// with *diskspace.LowSpaceError (wrapped). If ctx ends first the call
-// returns ctx.Err(), but the append may still be committed; so may one
-// that fails with ErrLeadershipLost.
+// appends; elsewhere it fails with *commitlog.NotLeaderError naming the
+// leader (appends are not forwarded). A record longer than
+// Config.MaxRecordBytes, or a batch whose entry would not fit in the Raft
+// log (RaftLog.MaxRecordBytes), fails with seglog.ErrRecordTooLarge
+// (wrapped) before anything is replicated, and so does every append while
+// the free disk space is below Config.MinFreeBytes, with
+// *diskspace.LowSpaceError (wrapped). If ctx ends first the call returns
+// ctx.Err(), but the append may still be committed; so may one that fails
+// with ErrLeadershipLost.
 func (l *Log) AppendBatch(ctx context.Context, records [][]byte) (uint64, error) {
 	first, _, err := l.AppendIdempotent(ctx, Producer{}, records)
 	return first, err
 }
 
 // AppendIdempotent is AppendBatch for producer p (log.proto's Producer; an
-// ID of 0 is AppendBatch itself): every replica's state machine decides
-// from its producer table (go/producer) whether the records are appended,
-// or repeat a batch p already wrote — then nothing is written and the
-// original first offset is returned with duplicate true — or are refused
-// with a *producer.SequenceError (wrapped; errors.Is matches
-// producer.ErrOutOfOrderSequence or producer.ErrUnknownProducer). So a
-// call retried after an ambiguous failure (ErrLeadershipLost, a timeout,
-// a lost response) writes its records at most once.
+// ID of 0 is AppendBatch itself): the leader's proposer decides from its
+// producer table (go/producer), including the batches it proposed that
+// are not applied yet, whether the records are appended, or repeat a batch
+// p already wrote — then nothing is written and the original first offset
+// is returned with duplicate true, once that batch is applied — or are
+// refused with a *producer.SequenceError (wrapped; errors.Is matches
+// producer.ErrOutOfOrderSequence, producer.ErrUnknownProducer or
+// producer.ErrTooManyProducers), without a Raft entry. So a call retried
+// after an ambiguous failure (ErrLeadershipLost, a timeout, a lost
+// response) writes its records at most once.
 func (l *Log) AppendIdempotent(ctx context.Context, p Producer, records [][]byte) (first uint64, duplicate bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
@@ -385,9 +353,9 @@ func (l *Log) AppendIdempotent(ctx context.Context, p Producer, records [][]byte
 		return 0, false, ErrClosed
 	}
 	if len(records) == 0 {
-		return l.fsm.nextOffset(), false, nil
+		return l.fsm.next.Load(), false, nil
 	}
-	limit := l.fsm.cfg.MaxRecordBytes - maxEnvelopeOverhead
+	limit := l.cfg.maxRecordBytes()
 	for i, r := range records {
 		if uint64(len(r)) > limit {
 			return 0, false, fmt.Errorf("replication: records[%d] is %d bytes, at most %d fit: %w", i, len(r), limit, seglog.ErrRecordTooLarge)
@@ -396,10 +364,9 @@ func (l *Log) AppendIdempotent(ctx context.Context, p Producer, records [][]byte
 	if p.ID != 0 && p.Sequence > ^uint64(0)-uint64(len(records)) {
 		return 0, false, fmt.Errorf("replication: sequence %d of %d records overflows", p.Sequence, len(records))
 	}
-	cmd := encodeAppendAs(p, l.cfg.Producers, records)
-	if max := l.store.maxRecordBytes(); uint64(len(cmd)+maxEntryOverhead) > max {
-		return 0, false, fmt.Errorf("replication: batch of %d records is %d bytes encoded, at most %d fit in a raft entry: %w",
-			len(records), len(cmd), max-maxEntryOverhead, seglog.ErrRecordTooLarge)
+	if size, max := commandSize(records), l.store.maxRecordBytes(); uint64(size+maxEntryOverhead) > max {
+		return 0, false, fmt.Errorf("replication: batch of %d records is up to %d bytes encoded, at most %d fit in a raft entry: %w",
+			len(records), size, max-maxEntryOverhead, seglog.ErrRecordTooLarge)
 	}
 	if l.raft.State() != raft.Leader {
 		return 0, false, l.notLeader()
@@ -407,44 +374,28 @@ func (l *Log) AppendIdempotent(ctx context.Context, p Producer, records [][]byte
 	if err := l.disk.Check(); err != nil {
 		if l.lowSpace.CompareAndSwap(false, true) {
 			l.lg.Warn("refusing appends until disk space is freed", "error", err)
+			l.lowOnSpace()
 		}
 		return 0, false, fmt.Errorf("replication: append refused: %w", err)
 	}
 	if l.lowSpace.CompareAndSwap(true, false) {
 		l.lg.Info("disk space freed; accepting appends again", "free_bytes", l.disk.Free())
 	}
-	f := l.raft.Apply(cmd, l.timeout(ctx))
-	if ackBeforeCommit {
-		return l.guessOffset(len(records)), false, nil
+	r := l.propose(ctx, &proposal{p: p, recs: records})
+	first, err = l.awaitProposed(ctx, r)
+	if err != nil {
+		return 0, false, err
 	}
-	if err := await(ctx, f); err != nil {
-		if ctx.Err() != nil {
-			return 0, false, err
-		}
-		return 0, false, l.mapRaftErr(err)
-	}
-	r, err := appendResponse(f.Response(), f.Index())
-	return r.first, r.duplicate, err
+	return first, r.duplicate, nil
 }
 
 // Producers is the number of idempotent producers this node's state
 // machine remembers (for metrics).
 func (l *Log) Producers() int { return int(l.fsm.producerCount.Load()) }
 
-// guessOffset is the offset the first of n records handed to Raft now would
-// get if every earlier one commits: the broken acknowledgement of builds
-// with ackBeforeCommit (see ack.go), never used otherwise.
-func (l *Log) guessOffset(n int) uint64 {
-	l.guessMu.Lock()
-	defer l.guessMu.Unlock()
-	first := max(l.guessNext, l.fsm.nextOffset())
-	l.guessNext = first + uint64(n)
-	return first
-}
-
 // Read returns the record at offset with consistency c (see Consistency).
-// Offsets outside the data log fail with *seglog.OffsetOutOfRangeError; one
-// past its end only once this node has caught up (see readCaughtUp), so an
+// Offsets outside [LowestOffset, NextOffset) fail with
+// *seglog.OffsetOutOfRangeError; one past the end only once this node has caught up (see readCaughtUp), so an
 // acknowledged record is never reported past the end.
 func (l *Log) Read(ctx context.Context, offset uint64, c Consistency) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
@@ -466,7 +417,7 @@ func (l *Log) Read(ctx context.Context, offset uint64, c Consistency) ([]byte, e
 	}
 }
 
-// Bounds returns the data log's lowest and next offsets with consistency
+// Bounds returns the agreed lowest offset and the applied end with consistency
 // c: ReadFollower is this node's as they are (committed records only,
 // possibly lagging); ReadLinearizable is served by the leader after the
 // same barrier as a linearizable Read, so next covers every acknowledged
@@ -487,7 +438,7 @@ func (l *Log) Bounds(ctx context.Context, c Consistency) (lowest, next uint64, e
 	default:
 		return 0, 0, fmt.Errorf("replication: unknown consistency %d", c)
 	}
-	return l.fsm.lowestOffset(), l.fsm.nextOffset(), nil
+	return l.fsm.lowest.Load(), l.fsm.next.Load(), nil
 }
 
 // readBarrier makes a linearizable read safe: it records the leader's last
@@ -560,17 +511,17 @@ func (l *Log) waitApplied(ctx context.Context, target uint64, lost <-chan struct
 // done (ctx.Err()) or the log closes (seglog.ErrClosed).
 func (l *Log) Wait(ctx context.Context, offset uint64) error { return l.fsm.wait(ctx, offset) }
 
-// LowestOffset is the oldest record of this node's data log.
-func (l *Log) LowestOffset() uint64 { return l.fsm.lowestOffset() }
+// LowestOffset is the agreed lowest offset as this node applied it: the
+// oldest record it serves.
+func (l *Log) LowestOffset() uint64 { return l.fsm.lowest.Load() }
 
 // NextOffset is the offset the next record applied on this node gets.
-func (l *Log) NextOffset() uint64 { return l.fsm.nextOffset() }
+func (l *Log) NextOffset() uint64 { return l.fsm.next.Load() }
 
 // Failed returns the error that stopped this node's state machine, nil
-// while it works: after failing to write its data log, or finding it
-// diverged from the Raft log (ErrDiverged, saying which entry), it applies
-// nothing more and serves no reads (ErrFailed) until the node is restarted,
-// which replays the entries it missed (or rebuilds a diverged data log).
+// while it works: after finding its Raft log diverged (ErrDiverged, saying
+// which entry) it applies nothing more and serves no reads (ErrFailed)
+// until the node is restarted.
 func (l *Log) Failed() error {
 	if p := l.fsm.failed.Load(); p != nil {
 		return *p
@@ -578,9 +529,12 @@ func (l *Log) Failed() error {
 	return nil
 }
 
-// DataSize is the size of this node's data log: bytes of its store files
-// and number of segments (for metrics).
-func (l *Log) DataSize() (bytes uint64, segments int) { return l.fsm.current().Size() }
+// DataSize is the size of this node's record log, its Raft log: bytes of
+// its store files and number of segments (for metrics).
+func (l *Log) DataSize() (bytes uint64, segments int) {
+	sl, _, _ := l.store.bounds()
+	return sl.Size()
+}
 
 // DiskSpace reports the free bytes of the file system holding DataDir (as
 // last measured, see go/diskspace) and whether appends are refused for
@@ -751,8 +705,9 @@ func (l *Log) closed() bool {
 // raftShutdownTimeout bounds how long Close waits for Raft's goroutines.
 const raftShutdownTimeout = 5 * time.Second
 
-// Close stops this replica: if it is the leader of a cluster with other
-// voters it first hands leadership over (so the cluster does not wait an
+// Close stops this replica: it takes a snapshot (see the package
+// documentation, "State machine"); if it is the leader of a cluster with
+// other voters it then hands leadership over (so the cluster does not wait an
 // election timeout), then shuts Raft down, closes the transport (and the
 // stream layer) and the logs; it waits at most raftShutdownTimeout for
 // Raft's goroutines. It does not remove the node from the cluster:
@@ -760,6 +715,12 @@ const raftShutdownTimeout = 5 * time.Second
 // idempotent.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
+		// The state machine's small state as of now, so that the next
+		// start replays nothing and serves every applied record before
+		// it hears from a leader.
+		if err := l.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			l.lg.Warn("snapshot before close failed", "error", err)
+		}
 		if l.raft.State() == raft.Leader && l.otherVoters() {
 			if err := l.raft.LeadershipTransfer().Error(); err != nil {
 				l.lg.Warn("leadership transfer before close failed", "error", err)
@@ -769,7 +730,6 @@ func (l *Log) Close() error {
 			l.raft.DeregisterObserver(l.observer)
 		}
 		close(l.done)
-		l.fsm.interrupt() // an apply waiting for disk space would hold up Raft's shutdown
 		var errs []error
 		stopped := make(chan error, 1)
 		f := l.raft.Shutdown()
@@ -790,7 +750,7 @@ func (l *Log) Close() error {
 			errs = append(errs, fmt.Errorf("close transport: %w", err))
 		}
 		l.wg.Wait()
-		errs = append(errs, l.fsm.close(), l.store.Close(), l.stable.Close())
+		errs = append(errs, l.store.Close(), l.stable.Close())
 		if err := errors.Join(errs...); err != nil {
 			l.closeErr = fmt.Errorf("replication: close: %w", err)
 		}

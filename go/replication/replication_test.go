@@ -449,13 +449,20 @@ func TestRestartedNodeCatchesUp(t *testing.T) {
 	sameData(t, leader, lagging, 21)
 }
 
+// A follower too far behind the leader's log — retention raised the lowest
+// offset and compaction removed the entries below it — is restored by
+// InstallSnapshot: the small state and the entries from the lowest offset
+// on, after which it reads every record from the lowest offset as the
+// leader does, and keeps replicating.
 func TestCatchUpFromSnapshot(t *testing.T) {
 	compact := func(c *Config) {
-		c.SnapshotThreshold = 5
 		c.TrailingLogs = 2
 		c.SnapshotInterval = time.Hour // snapshots only when forced
-		c.DataLog.MaxRecordBytes = 200
-		c.DataLog.Segment.MaxStoreBytes = 512
+		c.RetentionInterval = time.Hour
+		c.MaxRecordBytes = 100
+		c.RaftLog.MaxRecordBytes = 400
+		c.RaftLog.Segment.MaxStoreBytes = 1024
+		c.Retention.MaxBytes = 2048
 	}
 	nodes := cluster(t, 3, compact)
 	leader, lagging := nodes[0], nodes[2]
@@ -465,20 +472,32 @@ func TestCatchUpFromSnapshot(t *testing.T) {
 	}
 	waitData(t, lagging, 1)
 	lagging.stop()
-	for i := 1; i < 60; i++ {
-		if _, err := leader.AppendBatch(ctx, [][]byte{rec(i)}); err != nil {
-			t.Fatal(err)
-		}
+	appendRecs(t, ctx, leader, 60) // rec(k-1) at offset k
+	lowest, err := leader.ApplyRetention(ctx)
+	if err != nil || lowest < 10 {
+		t.Fatalf("retention: lowest %d, %v", lowest, err)
 	}
 	if err := leader.Snapshot(); err != nil {
 		t.Fatal(err)
 	}
 	first, _ := leader.store.FirstIndex()
-	if first < 50 {
+	if first < 10 {
 		t.Fatalf("leader's raft log not compacted: first index %d", first)
 	}
 	lagging.start()
-	sameData(t, leader, lagging, 60)
+	checkFrom := func(n *node, next uint64) {
+		t.Helper()
+		got := waitData(t, n, next)
+		if n.LowestOffset() != lowest {
+			t.Fatalf("%s: lowest offset %d, want %d", n.id, n.LowestOffset(), lowest)
+		}
+		for i, b := range got {
+			if want := rec(int(lowest) + i - 1); !bytes.Equal(b, want) {
+				t.Fatalf("%s: offset %d holds %q, want %q", n.id, lowest+uint64(i), b, want)
+			}
+		}
+	}
+	checkFrom(lagging, 61)
 	// Raft records the installed snapshot just after the FSM restored it.
 	testutil.Eventually(t, "the lagging node to record an installed snapshot", 10*time.Second, func() bool {
 		s := lagging.Stats()["last_snapshot_index"]
@@ -489,16 +508,16 @@ func TestCatchUpFromSnapshot(t *testing.T) {
 	if err := leader.Join(fresh.id, fresh.addr, false); err != nil {
 		t.Fatal(err)
 	}
-	sameData(t, leader, fresh, 60)
+	checkFrom(fresh, 61)
 	// And both keep replicating after it.
 	if _, err := leader.Append(ctx, rec(60)); err != nil {
 		t.Fatal(err)
 	}
-	sameData(t, leader, lagging, 61)
-	sameData(t, leader, fresh, 61)
-	// A restart after installing a snapshot neither rebuilds nor duplicates.
+	sameData(t, leader, lagging, 62)
+	sameData(t, leader, fresh, 62)
+	// A restart after installing a snapshot neither loses nor duplicates.
 	lagging.restart()
-	sameData(t, leader, lagging, 61)
+	sameData(t, leader, lagging, 62)
 }
 
 func TestSingleNodeRestartIsIdempotent(t *testing.T) {
@@ -522,31 +541,28 @@ func TestSingleNodeRestartIsIdempotent(t *testing.T) {
 	}
 	n.restart()
 	check(10)
+	// Close took a snapshot: nothing new since.
+	if err := n.Snapshot(); !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		t.Fatalf("snapshot right after a restart: %v", err)
+	}
+	if off, err := n.Append(ctx, rec(10)); err != nil || off != 10 {
+		t.Fatalf("append after restart: %d, %v", off, err)
+	}
 	if err := n.Snapshot(); err != nil {
 		t.Fatal(err)
 	}
-	for i := 10; i < 15; i++ {
+	for i := 11; i < 15; i++ {
 		if off, err := n.Append(ctx, rec(i)); err != nil || off != uint64(i) {
 			t.Fatalf("append after restart: %d, %v", off, err)
 		}
 	}
 	n.restart()
 	check(15)
-
-	// Losing the data log: the snapshot references it, so the node
-	// refuses to start rather than serve a log with a hole.
-	n.stop()
-	if err := os.RemoveAll(filepath.Join(n.dir, dataDir)); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.startErr(); !errors.Is(err, ErrDataLogLost) {
-		t.Fatalf("start without the data log: %v, want ErrDataLogLost", err)
-	}
 }
 
-// A node whose data log is lost refuses to start; started again empty (its
-// DataDir removed, as ErrDataLogLost says) it gets the log from the leader.
-func TestLostDataLogRecoversByRejoining(t *testing.T) {
+// A node that lost its data directory, started again empty, gets the log
+// from the leader.
+func TestLostDataDirRecoversByRejoining(t *testing.T) {
 	nodes := cluster(t, 3, func(c *Config) { c.SnapshotInterval = time.Hour; c.TrailingLogs = 1 })
 	leader := leaderOf(t, nodes)
 	var lost *node
@@ -565,12 +581,6 @@ func TestLostDataLogRecoversByRejoining(t *testing.T) {
 		t.Fatal(err)
 	}
 	lost.stop()
-	if err := os.RemoveAll(filepath.Join(lost.dir, dataDir)); err != nil {
-		t.Fatal(err)
-	}
-	if err := lost.startErr(); !errors.Is(err, ErrDataLogLost) {
-		t.Fatalf("start without the data log: %v, want ErrDataLogLost", err)
-	}
 	if err := os.RemoveAll(lost.dir); err != nil {
 		t.Fatal(err)
 	}
@@ -582,36 +592,27 @@ func TestLostDataLogRecoversByRejoining(t *testing.T) {
 	sameData(t, leader, lost, 21)
 }
 
-func TestDataLogBehindSnapshotIsRestored(t *testing.T) {
+// A crash after Raft stored a snapshot received from the leader but before
+// its entries were installed in the Raft log: the next start installs them
+// from the stored snapshot, and every record is there.
+func TestInterruptedSnapshotInstallIsFinished(t *testing.T) {
 	n := newNode(t, "solo", true, func(c *Config) { c.SnapshotInterval = time.Hour; c.TrailingLogs = 1 })
 	waitLeader(t, n)
 	ctx := ctxT(t)
-	for i := range 8 {
-		n.Append(ctx, rec(i))
-	}
-	n.restart()
-	waitLeader(t, n)
-	// A snapshot needs something applied since the restart: the barrier
-	// returns once Raft's FSM goroutine has applied the replay (a read
-	// returns as soon as the data log has the records, which it had).
-	if err := n.raft.Barrier(0).Error(); err != nil {
-		t.Fatal(err)
-	}
+	appendRecs(t, ctx, n, 8)
 	if err := n.Snapshot(); err != nil {
 		t.Fatal(err)
 	}
 	n.stop()
-	// A full snapshot in the store, as InstallSnapshot saves one before the
-	// FSM restores it (the leader's stream, made here from this node's
-	// reference); then the data log cut back to 3 records, as a crash
-	// between the two leaves it.
+	// The stream the leader sends (made here from this node's snapshot
+	// and log), stored as InstallSnapshot stores it before restoring it.
 	raftDir := filepath.Join(n.dir, "raft")
 	fss, err := raft.NewFileSnapshotStoreWithLogger(raftDir, DefaultSnapshotRetain, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := openTestFSM(t, n.dir)
-	s := &snapshotStore{FileSnapshotStore: fss, dir: raftDir, fsm: f, stale: func() {}}
+	f := openTestFSM(t, filepath.Join(raftDir, "log"))
+	s := &snapshotStore{FileSnapshotStore: fss, fsm: f.fsm, store: f.store, stale: func() {}}
 	metas, err := s.List()
 	if err != nil || len(metas) == 0 {
 		t.Fatalf("snapshots %v, %v", metas, err)
@@ -629,18 +630,14 @@ func TestDataLogBehindSnapshotIsRestored(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc.Close()
-	if err := errors.Join(sink.Close(), f.close()); err != nil {
+	if err := sink.Close(); err != nil {
 		t.Fatal(err)
 	}
-	data := filepath.Join(n.dir, dataDir)
-	l, err := seglog.Open(data, seglog.Config{})
-	if err != nil {
+	f.close()
+	// The crash: the Raft log is not installed yet (here: empty).
+	if err := os.RemoveAll(filepath.Join(raftDir, "log")); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.TruncateAfter(2); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
 	n.start()
 	waitLeader(t, n)
 	for off := range uint64(8) {
@@ -649,11 +646,14 @@ func TestDataLogBehindSnapshotIsRestored(t *testing.T) {
 			t.Fatalf("offset %d: %q, %v", off, b, err)
 		}
 	}
+	if off, err := n.Append(ctx, rec(8)); err != nil || off != 8 {
+		t.Fatalf("append after the install: %d, %v", off, err)
+	}
 }
 
 func TestAppendValidation(t *testing.T) {
 	n := newNode(t, "solo", true, func(c *Config) {
-		c.DataLog.MaxRecordBytes = 100 + maxEnvelopeOverhead
+		c.MaxRecordBytes = 100
 		c.RaftLog.MaxRecordBytes = 1024
 	})
 	waitLeader(t, n)
@@ -704,8 +704,8 @@ func TestWaitAndClose(t *testing.T) {
 	if err := n.Wait(short, 5); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait for a missing record: %v", err)
 	}
-	go func() { waited <- n.Wait(ctx, 5) }()
 	l := n.Log
+	go func() { waited <- l.Wait(ctx, 5) }()
 	n.stop()
 	if err := <-waited; !errors.Is(err, seglog.ErrClosed) {
 		t.Fatalf("Wait across Close: %v", err)

@@ -1,71 +1,80 @@
 package replication
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/proglog/proglog/go/producer"
 )
 
-// snapshotStore is a raft.FileSnapshotStore whose Open turns a reference
-// snapshot into a full one, streamed from the live data log (see the
-// package documentation, Snapshots). Create and List are the file store's.
+// snapshotStore is a raft.FileSnapshotStore whose Open, used by Raft to
+// send a snapshot to a follower that lags behind the leader's log, adds
+// the Raft entries holding the records from the agreed lowest offset on to
+// the small state this node stored (see the package documentation,
+// Snapshots). Create and List are the file store's; New restores the
+// latest snapshot through the file store itself (restoreLatest).
 type snapshotStore struct {
 	*raft.FileSnapshotStore
-	dir string // the file store's directory
-	fsm *fsm
-	// stale is called when a reference can no longer be served (retention
-	// removed its records): a new snapshot should be taken.
+	fsm   *fsm
+	store *LogStore
+	// stale is called when a snapshot can no longer be served (retention
+	// removed entries it needs): a new snapshot should be taken.
 	stale func()
 }
 
-// Open implements raft.SnapshotStore.
+// Open implements raft.SnapshotStore. A snapshot received from a leader
+// (its header names the term of its last entry) is opened as stored,
+// entries included: Raft opens it to restore it, and may send it on.
 func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 	meta, rc, err := s.FileSnapshotStore.Open(id)
 	if err != nil {
 		return nil, nil, err
 	}
 	head := make([]byte, snapshotHeaderSize)
-	if _, err := io.ReadFull(rc, head); err != nil {
-		_ = rc.Close()
-		return nil, nil, fmt.Errorf("replication: snapshot %s: %w", id, err)
-	}
-	if !isRefSnapshot(head) {
-		return meta, readCloser{io.MultiReader(bytes.NewReader(head), rc), rc}, nil
-	}
-	rest := make([]byte, refSnapshotSize-snapshotHeaderSize)
-	if _, err = io.ReadFull(rc, rest); err != nil {
-		_ = rc.Close()
-		return nil, nil, fmt.Errorf("replication: snapshot %s: %w", id, err)
-	}
-	h, err := decodeRefSnapshot(append(head, rest...))
+	var h snapshotHeader
 	var table []byte
-	if err == nil && h.table {
+	if _, err = io.ReadFull(rc, head); err == nil {
+		if h, err = decodeSnapshotHeader(head); err == nil && h.appliedTerm != 0 {
+			return meta, readCloser{io.MultiReader(bytes.NewReader(head), rc), rc}, nil
+		}
+	}
+	if err == nil {
 		table, err = readTableSection(rc)
 	}
 	_ = rc.Close()
-	if err == nil && table == nil {
-		table = producer.New(producer.DefaultConfig()).Encode() // a version 2 reference: no producers
-	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("replication: snapshot %s: %w", id, err)
 	}
-	first := max(h.lowest, s.fsm.lowest.Load())
-	data, n, err := s.fsm.current().ReaderRange(first, h.next)
+	h.lowest = min(max(h.lowest, s.fsm.lowest.Load()), h.next)
+	h.appliedTerm = meta.Term
+	var data io.ReadCloser = io.NopCloser(bytes.NewReader(nil))
+	var n int64
+	from, held, err := s.store.records.holding(h.lowest)
 	if err != nil {
+		return nil, nil, fmt.Errorf("replication: snapshot %s: %w", id, err)
+	}
+	switch {
+	case h.lowest < h.next && held && from <= h.applied:
+		h.firstEntry = from
+		l, _, _ := s.store.bounds()
+		if data, n, err = l.ReaderRange(from, h.applied+1); err != nil {
+			s.stale()
+			return nil, nil, fmt.Errorf("replication: snapshot %s needs raft entries [%d, %d], no longer all there: %w", id, from, h.applied, err)
+		}
+	case h.lowest < h.next:
 		s.stale()
-		return nil, nil, fmt.Errorf("replication: snapshot %s references data log records [%d, %d), no longer all there: %w", id, first, h.next, err)
+		return nil, nil, fmt.Errorf("replication: snapshot %s needs the records from offset %d, no longer held", id, h.lowest)
+	case s.store.first.Load() > h.applied+1:
+		// No record to send, but the follower could not continue after
+		// the snapshot: the entries after it are gone too.
+		s.stale()
+		return nil, nil, fmt.Errorf("replication: snapshot %s ends at raft entry %d, the log now starts at %d", id, h.applied, s.store.first.Load())
 	}
 	full := *meta
-	hb := encodeSnapshotHeader(snapshotHeader{applied: h.applied, lastCommand: h.lastCommand}, table)
-	full.Size = int64(len(hb)) + n
-	return &full, readCloser{io.MultiReader(bytes.NewReader(hb), data), data}, nil
+	head = encodeSnapshot(h, table)
+	full.Size = int64(len(head)) + n
+	return &full, readCloser{io.MultiReader(bytes.NewReader(head), data), data}, nil
 }
 
 type readCloser struct {
@@ -73,43 +82,24 @@ type readCloser struct {
 	io.Closer
 }
 
-// latest returns the header of the newest snapshot, whether it is a
-// reference, and its producer table (nil if it has none, a version 1 or 2
-// snapshot); ok is false if there is none. It reads the snapshot's head
-// from the file store's state file directly (the store's Open would
-// checksum the whole snapshot).
-func (s *snapshotStore) latest() (h snapshotHeader, ref, ok bool, table []byte, err error) {
+// restoreLatest installs the latest stored snapshot into the state
+// machine before Raft starts (Raft does not: NoSnapshotRestoreOnStart),
+// so that Raft replays only the entries after it. It returns false if
+// there is none.
+func (s *snapshotStore) restoreLatest() (bool, error) {
 	metas, err := s.List()
 	if err != nil {
-		return h, false, false, nil, fmt.Errorf("replication: list snapshots: %w", err)
+		return false, fmt.Errorf("replication: list snapshots: %w", err)
 	}
 	if len(metas) == 0 {
-		return h, false, false, nil, nil
+		return false, nil
 	}
-	id := metas[0].ID
-	fh, err := os.Open(filepath.Join(s.dir, "snapshots", id, "state.bin"))
+	_, rc, err := s.FileSnapshotStore.Open(metas[0].ID)
 	if err != nil {
-		return h, false, false, nil, fmt.Errorf("replication: open snapshot %s: %w", id, err)
+		return false, fmt.Errorf("replication: open snapshot %s: %w", metas[0].ID, err)
 	}
-	defer fh.Close()
-	r := bufio.NewReader(fh)
-	b := make([]byte, snapshotHeaderSize, refSnapshotSize)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return h, false, false, nil, fmt.Errorf("replication: snapshot %s: %w", id, err)
+	if err := s.fsm.Restore(rc); err != nil {
+		return false, fmt.Errorf("snapshot %s: %w", metas[0].ID, err)
 	}
-	if ref = isRefSnapshot(b); ref {
-		b = b[:refSnapshotSize]
-		if _, err = io.ReadFull(r, b[snapshotHeaderSize:]); err == nil {
-			h, err = decodeRefSnapshot(b)
-		}
-	} else {
-		h, err = decodeSnapshotHeader(b)
-	}
-	if err == nil && h.table {
-		table, err = readTableSection(r)
-	}
-	if err != nil {
-		return h, false, false, nil, fmt.Errorf("replication: snapshot %s: %w", id, err)
-	}
-	return h, ref, true, table, nil
+	return true, nil
 }

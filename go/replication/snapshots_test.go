@@ -2,7 +2,6 @@ package replication
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"testing"
 
@@ -10,12 +9,11 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/producer"
-	"github.com/proglog/proglog/go/seglog"
 )
 
 // testSnapshotStore is a snapshotStore over f in a new directory; stale
 // counts the calls asking for a new snapshot.
-func testSnapshotStore(t *testing.T, f *fsm) (s *snapshotStore, stale *int) {
+func testSnapshotStore(t *testing.T, f *testFSM) (s *snapshotStore, stale *int) {
 	t.Helper()
 	dir := t.TempDir()
 	fss, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hclog.NewNullLogger())
@@ -23,7 +21,7 @@ func testSnapshotStore(t *testing.T, f *fsm) (s *snapshotStore, stale *int) {
 		t.Fatal(err)
 	}
 	stale = new(int)
-	return &snapshotStore{FileSnapshotStore: fss, dir: dir, fsm: f, stale: func() { *stale++ }}, stale
+	return &snapshotStore{FileSnapshotStore: fss, fsm: f.fsm, store: f.store, stale: func() { *stale++ }}, stale
 }
 
 // persist stores snap in s as Raft does and returns its ID.
@@ -61,7 +59,7 @@ func open(t *testing.T, s *snapshotStore, id string) ([]byte, error) {
 
 // fullSnapshot takes a snapshot of f and returns the full stream Raft
 // would send for it.
-func fullSnapshot(t *testing.T, f *fsm) []byte {
+func fullSnapshot(t *testing.T, f *testFSM) []byte {
 	t.Helper()
 	s, _ := testSnapshotStore(t, f)
 	snap, err := f.Snapshot()
@@ -75,36 +73,64 @@ func fullSnapshot(t *testing.T, f *fsm) []byte {
 	return b
 }
 
-// A snapshot stores a 48-byte reference, not the records; opening it
-// streams them from the data log, as of the snapshot, with the size Raft
-// announces; a full snapshot (as a follower stores one) is opened as it is.
-func TestSnapshotReferencesTheDataLog(t *testing.T) {
-	f := openTestFSM(t, t.TempDir())
-	f.ApplyBatch([]*raft.Log{cmd(1, "a"), cmd(2, "b", "c")})
+// A snapshot stores the small state; opening it to send it adds the
+// entries holding the records from the agreed lowest offset on, with the
+// size Raft announces, and a follower restored from that stream holds and
+// reads exactly those records; a snapshot received that way opens as is.
+func TestSnapshotStreamCarriesTheRecords(t *testing.T) {
+	f := openSegFSM(t, t.TempDir(), 256)
+	fill(t, f, 60)
+	f.apply(retainCmd(61, 23))
+	f.apply(recs(62, 60, "x"))
 	s, stale := testSnapshotStore(t, f)
 	snap, err := f.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := persist(t, s, snap, 2)
-	f.ApplyBatch([]*raft.Log{cmd(3, "d")}) // after the snapshot: not in it
-	metas, err := s.List()
-	want := int64(refSnapshotSize + tableSectionOverhead + producer.HeaderSize)
-	if err != nil || len(metas) != 1 || metas[0].Size != want {
-		t.Fatalf("stored snapshots %+v, %v; want one of %d bytes", metas, err, want)
+	id := persist(t, s, snap, f.applied.Load())
+	stored, err := s.FileSnapshotStore.List()
+	if err != nil || stored[0].Size > snapshotHeaderSize+tableSectionOverhead+producer.HeaderSize {
+		t.Fatalf("stored snapshot %+v, %v: more than the small state", stored, err)
 	}
 	full, err := open(t, s, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dst := openTestFSM(t, t.TempDir())
+	h, err := decodeSnapshotHeader(full[:snapshotHeaderSize])
+	if err != nil || h.firstEntry != 24 || h.applied != 62 || h.lowest != 23 || h.next != 61 || h.appliedTerm != 1 {
+		t.Fatalf("header %+v, %v", h, err)
+	}
+	dst := openSegFSM(t, t.TempDir(), 512)
+	// The follower's own, older entries are replaced.
+	dst.apply(recs(1, 0, "stale"))
 	if err := dst.Restore(io.NopCloser(bytes.NewReader(full))); err != nil {
 		t.Fatal(err)
 	}
-	equal(t, dataOf(t, dst), "a", "b", "c")
-
-	// A full snapshot is opened as stored.
-	sink, err := s.Create(raft.SnapshotVersionMax, 3, 1, raft.Configuration{}, 1, nil)
+	checkLowest(t, dst.fsm, 23)
+	if first, _ := dst.store.FirstIndex(); first != 24 {
+		t.Fatalf("restored raft log starts at %d, want 24", first)
+	}
+	if last, _ := dst.store.LastIndex(); last != 62 {
+		t.Fatalf("restored raft log ends at %d, want 62", last)
+	}
+	// Raft continues after the snapshot.
+	if r := dst.apply(recs(63, 61, "x")); r[0] != (applyResult{first: 61}) {
+		t.Fatalf("apply after restore: %v", r[0])
+	}
+	// Restored again (a restart), it is not installed twice.
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(full))); err != nil {
+		t.Fatal(err)
+	}
+	if last, _ := dst.store.LastIndex(); last != 63 {
+		t.Fatalf("a second restore changed the raft log: last index %d, want 63", last)
+	}
+	if *stale != 0 {
+		t.Fatalf("%d stale reports", *stale)
+	}
+	// A received snapshot is opened as stored (Raft restores it from
+	// there, and may send it on).
+	rs, rstale := testSnapshotStore(t, dst)
+	sink, err := rs.Create(raft.SnapshotVersionMax, 62, 1, raft.Configuration{}, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,16 +140,14 @@ func TestSnapshotReferencesTheDataLog(t *testing.T) {
 	if err := sink.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if again, err := open(t, s, sink.ID()); err != nil || !bytes.Equal(again, full) {
-		t.Fatalf("full snapshot opened as %d bytes, %v; want the %d stored", len(again), err, len(full))
-	}
-	if *stale != 0 {
-		t.Fatalf("%d stale reports", *stale)
+	if got, err := open(t, rs, sink.ID()); err != nil || !bytes.Equal(got, full) || *rstale != 0 {
+		t.Fatalf("open of a received snapshot: %d bytes, %v (%d stale)", len(got), err, *rstale)
 	}
 }
 
-// Once retention removed records a reference needs, opening it fails and
-// asks for a new snapshot.
+// Once retention removed entries a snapshot needs (the records it covers
+// are all below the lowest offset), opening it fails and asks for a new
+// snapshot.
 func TestStaleSnapshotAsksForANewOne(t *testing.T) {
 	f := openSegFSM(t, t.TempDir(), 256)
 	fill(t, f, 20)
@@ -133,47 +157,88 @@ func TestStaleSnapshotAsksForANewOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := persist(t, s, snap, 20)
-	fill2 := []*raft.Log{}
+	var more []*raft.Log
 	for i := 21; i <= 40; i++ {
-		fill2 = append(fill2, cmd(uint64(i), "0123456789012345678901234567890123456789"))
+		more = append(more, recs(uint64(i), uint64(i-1), "0123456789012345678901234567890123456789"))
 	}
-	f.ApplyBatch(fill2)
-	// Retention up to the snapshot's end still leaves it servable...
-	f.ApplyBatch([]*raft.Log{retainCmd(41, 19)})
+	f.apply(more...)
+	// Retention below the snapshot's end still leaves it servable...
+	f.apply(retainCmd(41, 19))
+	if err := f.store.DeleteRange(1, 18); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := open(t, s, id); err != nil || *stale != 0 {
 		t.Fatalf("open after retention below the snapshot's end: %v (%d stale)", err, *stale)
 	}
-	// ... past it, not.
-	f.ApplyBatch([]*raft.Log{retainCmd(42, 25)})
-	if _, err := open(t, s, id); !errors.Is(err, seglog.ErrOffsetOutOfRange) || *stale != 1 {
+	// ... past it, once compaction removed its entries, not.
+	f.apply(retainCmd(42, 35))
+	if err := f.store.DeleteRange(1, 41); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(t, s, id); err == nil || *stale != 1 {
 		t.Fatalf("open after retention past the snapshot's end: %v (%d stale)", err, *stale)
 	}
 }
 
-func TestRefSnapshotEncoding(t *testing.T) {
-	h := snapshotHeader{applied: 9, lastCommand: 8, lowest: 3, next: 70, table: true}
-	b := encodeRefSnapshot(h, []byte("table"))
-	if got, err := decodeRefSnapshot(b[:refSnapshotSize]); err != nil || got != h || !isRefSnapshot(b) {
-		t.Fatalf("decodeRefSnapshot = %+v, %v", got, err)
+// A follower whose log goes on past the snapshot with entries of another
+// history keeps them after the installed entries: Raft still counts them
+// as stored and deletes them as conflicting when the leader's arrive.
+func TestSnapshotInstallKeepsTheEntriesAfterIt(t *testing.T) {
+	f := openSegFSM(t, t.TempDir(), 256)
+	fill(t, f, 60)
+	f.apply(retainCmd(61, 23), recs(62, 60, "x"))
+	s, _ := testSnapshotStore(t, f)
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if table, err := readTableSection(bytes.NewReader(b[refSnapshotSize:])); err != nil || string(table) != "table" {
-		t.Fatalf("table section: %q, %v", table, err)
+	full, err := open(t, s, persist(t, s, snap, f.applied.Load()))
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Version 2, from before producer tables, still decodes, without one.
-	v2 := encodeHeader(h, refSnapshotV2, refSnapshotSize)
-	if got, err := decodeRefSnapshot(v2); err != nil || got.table || got.next != 70 || !isRefSnapshot(v2) {
-		t.Fatalf("version 2: %+v, %v", got, err)
-	}
-	if isRefSnapshot(encodeSnapshotHeader(h, nil)) {
-		t.Fatal("a full snapshot header is a reference")
-	}
-	b = b[:refSnapshotSize]
-	bad := bytes.Clone(b)
-	bad[45]++
-	inverted := encodeRefSnapshot(snapshotHeader{lowest: 5, next: 4}, nil)[:refSnapshotSize]
-	for name, b := range map[string][]byte{"checksum": bad, "short": b[:40], "lowest above next": inverted, "full": encodeSnapshotHeader(h, nil)[:snapshotHeaderSize]} {
-		if _, err := decodeRefSnapshot(b); !errors.Is(err, ErrBadEncoding) {
-			t.Errorf("%s: %v", name, err)
+	for _, withEntries := range []bool{true, false} {
+		dst := openSegFSM(t, t.TempDir(), 512)
+		var other []*raft.Log // another history, of term 2, to index 70
+		for i := uint64(1); i <= 70; i++ {
+			other = append(other, &raft.Log{Index: i, Term: 2, Type: raft.LogCommand,
+				Data: encodeRecords(i-1, 2, Producer{}, producer.Config{}, strs([]string{"other"}))})
+		}
+		if err := dst.store.StoreLogs(other); err != nil {
+			t.Fatal(err)
+		}
+		stream := full
+		if !withEntries { // the records all retained away: no entries
+			h, _ := decodeSnapshotHeader(full[:snapshotHeaderSize])
+			h.firstEntry, h.lowest = 0, h.next
+			stream = encodeSnapshot(h, producer.New(producer.DefaultConfig()).Encode())
+		}
+		if err := dst.Restore(io.NopCloser(bytes.NewReader(stream))); err != nil {
+			t.Fatal(err)
+		}
+		if last, _ := dst.store.LastIndex(); last != 70 {
+			t.Fatalf("entries %v: last index %d after the install, want 70 (the tail kept)", withEntries, last)
+		}
+		var e raft.Log
+		if err := dst.store.GetLog(65, &e); err != nil || e.Term != 2 {
+			t.Fatalf("entries %v: entry 65 after the install: term %d, %v", withEntries, e.Term, err)
+		}
+		if withEntries {
+			if err := dst.store.GetLog(62, &e); err != nil || e.Term != 1 {
+				t.Fatalf("entry 62 after the install: term %d, %v", e.Term, err)
+			}
+			checkLowest(t, dst.fsm, 23)
+		} else if first, _ := dst.store.FirstIndex(); first != 63 {
+			t.Fatalf("first index %d after an install without entries, want 63", first)
+		}
+		// The leader's entries replace the conflicting tail.
+		if err := dst.store.DeleteRange(63, 70); err != nil {
+			t.Fatal(err)
+		}
+		if r := dst.apply(recs(63, 61, "y")); r[0] != (applyResult{first: 61}) {
+			t.Fatalf("entries %v: apply after the install: %v", withEntries, r[0])
+		}
+		if b, err := dst.read(61); err != nil || string(b) != "y" {
+			t.Fatalf("entries %v: read 61 = %q, %v", withEntries, b, err)
 		}
 	}
 }

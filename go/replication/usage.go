@@ -9,14 +9,13 @@ import (
 // DiskUsage is the size of a node's files under Config.DataDir, by
 // component (apparent sizes: preallocated index files count in full).
 type DiskUsage struct {
-	DataLog   uint64 // DataDir/data: the records clients read
-	RaftLog   uint64 // DataDir/raft/log
+	RaftLog   uint64 // DataDir/raft/log: the Raft log, which holds the records
 	Snapshots uint64 // DataDir/raft/snapshots
-	Other     uint64 // everything else (stable store, lowest offset, restores in progress)
+	Other     uint64 // everything else (stable store, snapshot installs in progress)
 }
 
 // Total is the sum of every component.
-func (u DiskUsage) Total() uint64 { return u.DataLog + u.RaftLog + u.Snapshots + u.Other }
+func (u DiskUsage) Total() uint64 { return u.RaftLog + u.Snapshots + u.Other }
 
 // DiskUsage walks Config.DataDir and sums the sizes of its files (for
 // metrics and the documented disk bound). Files removed during the walk
@@ -28,7 +27,6 @@ func (l *Log) DiskUsage() DiskUsage {
 		prefix string
 		n      *uint64
 	}{
-		{filepath.Join(root, dataDir) + string(filepath.Separator), &u.DataLog},
 		{filepath.Join(root, "raft", "log") + string(filepath.Separator), &u.RaftLog},
 		{filepath.Join(root, "raft", "snapshots") + string(filepath.Separator), &u.Snapshots},
 	}

@@ -83,6 +83,19 @@ func (l *Log) Size() (bytes uint64, segments int) {
 	return bytes, len(l.segments)
 }
 
+// SegmentBases returns the base offset of every segment, oldest first:
+// segment i holds the records [bases[i], bases[i+1]), the last one those
+// from its base to NextOffset.
+func (l *Log) SegmentBases() []uint64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	bases := make([]uint64, len(l.segments))
+	for i, s := range l.segments {
+		bases[i] = s.BaseOffset()
+	}
+	return bases
+}
+
 // publishBounds stores lowest and next from the segment list. Callers hold
 // wmu and mu (or own the Log exclusively).
 func (l *Log) publishBounds() {

@@ -347,3 +347,28 @@ func TestConcurrentEverything(t *testing.T) {
 		t.Fatalf("leaked: %d zombies, %d pins, %d snapshots", len(l.zombies), len(l.pins), len(l.snapshots))
 	}
 }
+
+// SegmentBases lists each segment's base offset, ascending, the first the
+// lowest offset, after a truncation too.
+func TestSegmentBases(t *testing.T) {
+	l := openLog(t, t.TempDir(), testConfig())
+	appendN(t, l, 60)
+	check := func() {
+		t.Helper()
+		bases := l.SegmentBases()
+		_, n := l.Size()
+		if len(bases) != n || n < 2 || bases[0] != l.LowestOffset() {
+			t.Fatalf("bases %v for %d segments, lowest %d", bases, n, l.LowestOffset())
+		}
+		for i := 1; i < len(bases); i++ {
+			if bases[i] <= bases[i-1] || bases[i] > l.NextOffset() {
+				t.Fatalf("bases %v not ascending within [%d, %d]", bases, l.LowestOffset(), l.NextOffset())
+			}
+		}
+	}
+	check()
+	if err := l.Truncate(l.SegmentBases()[1]); err != nil {
+		t.Fatal(err)
+	}
+	check()
+}

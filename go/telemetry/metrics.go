@@ -62,7 +62,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		limits: newLimitCounters(),
 		recovery: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "proglog_recovery_actions_total",
-			Help: "Repairs made while opening the logs at start (index rebuilt, torn tail cut, data log set aside or its diverged tail cut), by log (raft, data) and action.",
+			Help: "Repairs made while opening the Raft log at start (index rebuilt, torn tail cut), by log (raft) and action.",
 		}, []string{"log", "action"}),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "proglog_produce_duplicates_total",
@@ -111,8 +111,8 @@ type LogStats struct {
 	Segments     int
 	LowestOffset uint64
 	NextOffset   uint64
-	// Disk is the node's bytes on disk by component (data_log, raft_log,
-	// snapshots, other).
+	// Disk is the node's bytes on disk by component (raft_log, which holds
+	// the records, snapshots, other).
 	Disk map[string]uint64
 	// RetentionRemovedRecords counts the records retention removed since
 	// the node started.

@@ -176,7 +176,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.Uint64Var(&o.raftTrailingBytes, "raft-trailing-bytes", o.raftTrailingBytes, "at most this many bytes of Raft log (whole segments) kept after a snapshot taken by size")
 	fs.Uint64Var(&o.retentionBytes, "retention-bytes", 0, "drop the oldest records (whole segments, the same on every replica) while the log holds more than this many bytes (0: keep everything)")
 	fs.DurationVar(&o.retentionAge, "retention-age", 0, "drop the oldest records (whole segments) once the newest record of their segment is older than this (0: keep everything)")
-	fs.Uint64Var(&o.segmentBytes, "segment-bytes", o.segmentBytes, "segment size of the data log, the unit retention drops, and of the Raft log (at least twice its largest entry)")
+	fs.Uint64Var(&o.segmentBytes, "segment-bytes", o.segmentBytes, "segment size of the Raft log, which holds the records: the unit retention drops (at least twice its largest entry)")
 	fs.StringVar(&o.sync, "sync", o.sync, "when stored records are fsynced: always (the Raft log before every acknowledgement; the durable default), interval (both logs every --sync-interval) or never (left to the kernel); interval and never survive a process crash but a machine crash may lose acknowledged records")
 	fs.DurationVar(&o.syncInterval, "sync-interval", o.syncInterval, "fsync period with --sync interval")
 	fs.Uint64Var(&o.minFreeBytes, "min-free-bytes", o.minFreeBytes, "free-space watermark of the file system of --data-dir, in bytes: below it the node refuses produces (RESOURCE_EXHAUSTED, reason LOW_DISK_SPACE) and keeps serving reads; below half of it, also Raft entries; both resume once space is freed (0: never refuse)")

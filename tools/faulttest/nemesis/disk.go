@@ -18,9 +18,10 @@ import (
 // it did.
 type damager func(env *Env, path string) (string, error)
 
-// segmentDirs are the node's two logs, relative to its data directory:
-// Raft's log and the data log the state machine writes.
-var segmentDirs = []string{filepath.Join("raft", "log", "segments"), "data"}
+// segmentDirs are the node's logs, relative to its data directory: Raft's
+// log, which holds the records (there is no separate data log since issue
+// 17).
+var segmentDirs = []string{filepath.Join("raft", "log", "segments")}
 
 // newestStore returns the newest segment store file under dir.
 func newestStore(dir string) (string, error) {
@@ -80,9 +81,9 @@ func bitIndex(b byte) int {
 	return -1
 }
 
-// damage kills a follower, damages its newest Raft-log or data-log segment
-// and restarts it. A node must either repair itself (a torn tail is cut and
-// re-replicated; a damaged data log is set aside and rebuilt) or refuse to
+// damage kills a follower, damages its newest Raft-log segment and
+// restarts it. A node must either repair itself (a torn tail is cut and
+// re-replicated) or refuse to
 // start with an error naming the corruption, in which case it is replaced
 // as an operator would (fresh node, empty disk). Either way no
 // acknowledged record may be lost: the checker decides.
