@@ -54,7 +54,11 @@
 // Metadata.ReplicaReady once it has applied every entry up to the
 // configuration that made it a voter (it notes its last log index when it
 // first sees itself a voter and waits until it has applied that far); the
-// controller drops the replica it replaces only then.
+// controller drops the replica it replaces only then. Reports run in the
+// background, one at a time per replica, and are made again by a later
+// pass until one succeeds; Metadata.ReplicaReady reaches the metadata
+// leader wherever it is (go/agent: proposed here on the leader, else sent
+// over log.v1.Internal by go/metadata/report).
 //
 // # Serving
 //

@@ -288,8 +288,9 @@ func TestCertsCommand(t *testing.T) {
 }
 
 // servingLine matches what serve prints once the node knows a leader: the
-// API address, the metrics URL (or "off"), the gossip address.
-var servingLine = regexp.MustCompile(`serving on (\S+) \(metrics: (\S+)\)\nnode \S+, gossip on (\S+), leader \S+\n`)
+// API address, the metrics URL (or "off"), the gossip address (and the
+// leader, of the default topic or of the metadata: see leaderText).
+var servingLine = regexp.MustCompile(`serving on (\S+) \(metrics: (\S+)\)\nnode \S+, gossip on (\S+), leader \S+[^\n]*\n`)
 
 // outputWatcher collects a child's stdout (exec copies into it from its
 // own goroutine, hence the lock) and reports the serving line once.

@@ -91,9 +91,10 @@
 // names the partition's epoch, so a step decided against a state that
 // changed meanwhile is refused by every replica alike and decided again.
 //
-// Not done here: preferred-leader balancing, the partition leaders'
-// leader hints, and a way for a node that is not the metadata leader to
-// reach it (ReplicaReady from a partition leader elsewhere needs a
-// forwarding RPC); a node that fails without leaving is noticed only when
-// discovery reaps it and calls Leave.
+// A node that is not the metadata leader reaches it over log.v1.Internal
+// (go/metadata/report sends, go/server serves, go/agent wires both): its
+// ReplicaReady arrives there as the leader's own proposal.
+//
+// Not done here: preferred-leader balancing; a node that fails without
+// leaving is noticed only when discovery reaps it and calls Leave.
 package group

@@ -1443,6 +1443,104 @@ func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
 	return file_log_v1_log_proto_rawDescGZIP(), []int{22}
 }
 
+type ReportReplicaReadyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic's name (required: no default).
+	Topic     string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition uint32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The partition's epoch at the reassignment that added the replica.
+	Epoch         uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportReplicaReadyRequest) Reset() {
+	*x = ReportReplicaReadyRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportReplicaReadyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportReplicaReadyRequest) ProtoMessage() {}
+
+func (x *ReportReplicaReadyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportReplicaReadyRequest.ProtoReflect.Descriptor instead.
+func (*ReportReplicaReadyRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReportReplicaReadyRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ReportReplicaReadyRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ReportReplicaReadyRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+type ReportReplicaReadyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportReplicaReadyResponse) Reset() {
+	*x = ReportReplicaReadyResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportReplicaReadyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportReplicaReadyResponse) ProtoMessage() {}
+
+func (x *ReportReplicaReadyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportReplicaReadyResponse.ProtoReflect.Descriptor instead.
+func (*ReportReplicaReadyResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{24}
+}
+
 var File_log_v1_log_proto protoreflect.FileDescriptor
 
 const file_log_v1_log_proto_rawDesc = "" +
@@ -1528,7 +1626,12 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x05topic\x18\x01 \x01(\v2\x15.log.v1.TopicMetadataR\x05topic\"(\n" +
 	"\x12DeleteTopicRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x15\n" +
-	"\x13DeleteTopicResponse*b\n" +
+	"\x13DeleteTopicResponse\"e\n" +
+	"\x19ReportReplicaReadyRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"\x1c\n" +
+	"\x1aReportReplicaReadyResponse*b\n" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x18\n" +
@@ -1544,7 +1647,9 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\tGetBounds\x12\x18.log.v1.GetBoundsRequest\x1a\x19.log.v1.GetBoundsResponse\x12F\n" +
 	"\vGetMetadata\x12\x1a.log.v1.GetMetadataRequest\x1a\x1b.log.v1.GetMetadataResponse\x12F\n" +
 	"\vCreateTopic\x12\x1a.log.v1.CreateTopicRequest\x1a\x1b.log.v1.CreateTopicResponse\x12F\n" +
-	"\vDeleteTopic\x12\x1a.log.v1.DeleteTopicRequest\x1a\x1b.log.v1.DeleteTopicResponseB/Z-github.com/proglog/proglog/proto/log/v1;logv1b\x06proto3"
+	"\vDeleteTopic\x12\x1a.log.v1.DeleteTopicRequest\x1a\x1b.log.v1.DeleteTopicResponse2g\n" +
+	"\bInternal\x12[\n" +
+	"\x12ReportReplicaReady\x12!.log.v1.ReportReplicaReadyRequest\x1a\".log.v1.ReportReplicaReadyResponseB/Z-github.com/proglog/proglog/proto/log/v1;logv1b\x06proto3"
 
 var (
 	file_log_v1_log_proto_rawDescOnce sync.Once
@@ -1559,38 +1664,40 @@ func file_log_v1_log_proto_rawDescGZIP() []byte {
 }
 
 var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_log_v1_log_proto_goTypes = []any{
-	(Consistency)(0),              // 0: log.v1.Consistency
-	(*Header)(nil),                // 1: log.v1.Header
-	(*Record)(nil),                // 2: log.v1.Record
-	(*Producer)(nil),              // 3: log.v1.Producer
-	(*ProduceRequest)(nil),        // 4: log.v1.ProduceRequest
-	(*ProduceResponse)(nil),       // 5: log.v1.ProduceResponse
-	(*ProduceBatchRequest)(nil),   // 6: log.v1.ProduceBatchRequest
-	(*ProduceBatchResponse)(nil),  // 7: log.v1.ProduceBatchResponse
-	(*ConsumeRequest)(nil),        // 8: log.v1.ConsumeRequest
-	(*ConsumeResponse)(nil),       // 9: log.v1.ConsumeResponse
-	(*GetBoundsRequest)(nil),      // 10: log.v1.GetBoundsRequest
-	(*GetBoundsResponse)(nil),     // 11: log.v1.GetBoundsResponse
-	(*GetServersRequest)(nil),     // 12: log.v1.GetServersRequest
-	(*GetServersResponse)(nil),    // 13: log.v1.GetServersResponse
-	(*Server)(nil),                // 14: log.v1.Server
-	(*TopicConfig)(nil),           // 15: log.v1.TopicConfig
-	(*PartitionMetadata)(nil),     // 16: log.v1.PartitionMetadata
-	(*TopicMetadata)(nil),         // 17: log.v1.TopicMetadata
-	(*GetMetadataRequest)(nil),    // 18: log.v1.GetMetadataRequest
-	(*GetMetadataResponse)(nil),   // 19: log.v1.GetMetadataResponse
-	(*CreateTopicRequest)(nil),    // 20: log.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),   // 21: log.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),    // 22: log.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),   // 23: log.v1.DeleteTopicResponse
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
+	(Consistency)(0),                   // 0: log.v1.Consistency
+	(*Header)(nil),                     // 1: log.v1.Header
+	(*Record)(nil),                     // 2: log.v1.Record
+	(*Producer)(nil),                   // 3: log.v1.Producer
+	(*ProduceRequest)(nil),             // 4: log.v1.ProduceRequest
+	(*ProduceResponse)(nil),            // 5: log.v1.ProduceResponse
+	(*ProduceBatchRequest)(nil),        // 6: log.v1.ProduceBatchRequest
+	(*ProduceBatchResponse)(nil),       // 7: log.v1.ProduceBatchResponse
+	(*ConsumeRequest)(nil),             // 8: log.v1.ConsumeRequest
+	(*ConsumeResponse)(nil),            // 9: log.v1.ConsumeResponse
+	(*GetBoundsRequest)(nil),           // 10: log.v1.GetBoundsRequest
+	(*GetBoundsResponse)(nil),          // 11: log.v1.GetBoundsResponse
+	(*GetServersRequest)(nil),          // 12: log.v1.GetServersRequest
+	(*GetServersResponse)(nil),         // 13: log.v1.GetServersResponse
+	(*Server)(nil),                     // 14: log.v1.Server
+	(*TopicConfig)(nil),                // 15: log.v1.TopicConfig
+	(*PartitionMetadata)(nil),          // 16: log.v1.PartitionMetadata
+	(*TopicMetadata)(nil),              // 17: log.v1.TopicMetadata
+	(*GetMetadataRequest)(nil),         // 18: log.v1.GetMetadataRequest
+	(*GetMetadataResponse)(nil),        // 19: log.v1.GetMetadataResponse
+	(*CreateTopicRequest)(nil),         // 20: log.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),        // 21: log.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),         // 22: log.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 23: log.v1.DeleteTopicResponse
+	(*ReportReplicaReadyRequest)(nil),  // 24: log.v1.ReportReplicaReadyRequest
+	(*ReportReplicaReadyResponse)(nil), // 25: log.v1.ReportReplicaReadyResponse
+	(*timestamppb.Timestamp)(nil),      // 26: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 27: google.protobuf.Duration
 }
 var file_log_v1_log_proto_depIdxs = []int32{
 	1,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
-	24, // 1: log.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
+	26, // 1: log.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
 	2,  // 2: log.v1.ProduceRequest.record:type_name -> log.v1.Record
 	3,  // 3: log.v1.ProduceRequest.producer:type_name -> log.v1.Producer
 	2,  // 4: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
@@ -1599,7 +1706,7 @@ var file_log_v1_log_proto_depIdxs = []int32{
 	2,  // 7: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
 	0,  // 8: log.v1.GetBoundsRequest.consistency:type_name -> log.v1.Consistency
 	14, // 9: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
-	25, // 10: log.v1.TopicConfig.retention_age:type_name -> google.protobuf.Duration
+	27, // 10: log.v1.TopicConfig.retention_age:type_name -> google.protobuf.Duration
 	14, // 11: log.v1.PartitionMetadata.replicas:type_name -> log.v1.Server
 	15, // 12: log.v1.TopicMetadata.config:type_name -> log.v1.TopicConfig
 	16, // 13: log.v1.TopicMetadata.partitions:type_name -> log.v1.PartitionMetadata
@@ -1617,18 +1724,20 @@ var file_log_v1_log_proto_depIdxs = []int32{
 	18, // 25: log.v1.Log.GetMetadata:input_type -> log.v1.GetMetadataRequest
 	20, // 26: log.v1.Log.CreateTopic:input_type -> log.v1.CreateTopicRequest
 	22, // 27: log.v1.Log.DeleteTopic:input_type -> log.v1.DeleteTopicRequest
-	5,  // 28: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
-	7,  // 29: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
-	9,  // 30: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
-	5,  // 31: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
-	9,  // 32: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
-	13, // 33: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
-	11, // 34: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
-	19, // 35: log.v1.Log.GetMetadata:output_type -> log.v1.GetMetadataResponse
-	21, // 36: log.v1.Log.CreateTopic:output_type -> log.v1.CreateTopicResponse
-	23, // 37: log.v1.Log.DeleteTopic:output_type -> log.v1.DeleteTopicResponse
-	28, // [28:38] is the sub-list for method output_type
-	18, // [18:28] is the sub-list for method input_type
+	24, // 28: log.v1.Internal.ReportReplicaReady:input_type -> log.v1.ReportReplicaReadyRequest
+	5,  // 29: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
+	7,  // 30: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
+	9,  // 31: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
+	5,  // 32: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
+	9,  // 33: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
+	13, // 34: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
+	11, // 35: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
+	19, // 36: log.v1.Log.GetMetadata:output_type -> log.v1.GetMetadataResponse
+	21, // 37: log.v1.Log.CreateTopic:output_type -> log.v1.CreateTopicResponse
+	23, // 38: log.v1.Log.DeleteTopic:output_type -> log.v1.DeleteTopicResponse
+	25, // 39: log.v1.Internal.ReportReplicaReady:output_type -> log.v1.ReportReplicaReadyResponse
+	29, // [29:40] is the sub-list for method output_type
+	18, // [18:29] is the sub-list for method input_type
 	18, // [18:18] is the sub-list for extension type_name
 	18, // [18:18] is the sub-list for extension extendee
 	0,  // [0:18] is the sub-list for field type_name
@@ -1645,9 +1754,9 @@ func file_log_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_v1_log_proto_rawDesc), len(file_log_v1_log_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_log_v1_log_proto_goTypes,
 		DependencyIndexes: file_log_v1_log_proto_depIdxs,

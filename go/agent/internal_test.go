@@ -1,0 +1,77 @@
+package agent_test
+
+import (
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/proglog/proglog/go/commitlog"
+	"github.com/proglog/proglog/go/internal/testutil"
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+)
+
+// TestInternalRPCsNeedANodeCertificate: log.v1.Internal takes node
+// certificates only: a client's certificate (root's, allowed everything by
+// the ACL) is refused PERMISSION_DENIED; a node's report reaching a node
+// that does not lead the metadata group is answered NOT_LEADER naming the
+// leader; the leader answers a report the metadata does not match (the
+// node is not being added) FAILED_PRECONDITION with reason STALE.
+func TestInternalRPCsNeedANodeCertificate(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t, time.Minute)
+	nodes := cluster3(t, e)
+	var leader, follower *node
+	testutil.Eventually(t, "a metadata leader", 30*time.Second, func() bool {
+		for _, n := range nodes {
+			if n.a.Metadata().IsLeader() {
+				leader = n
+			} else {
+				follower = n
+			}
+		}
+		return leader != nil && follower != nil
+	})
+	req := &logv1.ReportReplicaReadyRequest{Topic: commitlog.DefaultTopic, Partition: 0, Epoch: 0}
+
+	_, err := logv1.NewInternalClient(e.dial(leader.a.Addr(), "root")).ReportReplicaReady(ctx, req)
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a client certificate's report: %v, want PermissionDenied", err)
+	}
+
+	asNode := func(addr, name string) logv1.InternalClient {
+		tlsCfg, err := e.nodeTLS(name).Client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return logv1.NewInternalClient(conn)
+	}
+	_, err = asNode(follower.a.Addr(), follower.name()).ReportReplicaReady(ctx, req)
+	if info := notLeaderInfo(t, err); info.Metadata["leader_addr"] != leader.a.Addr() {
+		t.Fatalf("NOT_LEADER names %q, want the metadata leader %s", info.Metadata["leader_addr"], leader.a.Addr())
+	}
+	_, err = asNode(leader.a.Addr(), follower.name()).ReportReplicaReady(ctx, req)
+	if reason := errorReason(err); status.Code(err) != codes.FailedPrecondition || reason != "STALE" {
+		t.Fatalf("a report of a replica not being added: %v (reason %q), want FailedPrecondition STALE", err, reason)
+	}
+}
+
+// errorReason is the reason of err's proglog ErrorInfo, empty if none.
+func errorReason(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.Reason
+		}
+	}
+	return ""
+}
+
