@@ -235,6 +235,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	gc.APIAddr = a.addr
 	gc.StreamLayer = metaLayer
 	gc.PeerName = peerName
+	gc.OnPeerRejected = peerMetrics.Rejected
 	gc.Bootstrap = cfg.Bootstrap
 	gc.ControllerVoters = cfg.ControllerVoters
 	gc.ReplacementDelay = cfg.ReplicaReplacementDelay
