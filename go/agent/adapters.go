@@ -38,6 +38,16 @@ func (m metadataGroup) ReplicaReady(ctx context.Context, topic string, partition
 	return m.reports.ReplicaReady(ctx, topic, partition, epoch)
 }
 
+// ReportLeaders proposes the hints here if this node leads the metadata
+// group, else sends them to the leader (node is this node, as above).
+func (m metadataGroup) ReportLeaders(ctx context.Context, node string, hints []metadata.LeaderHint) error {
+	err := m.Group.ReportLeaders(ctx, node, hints)
+	if nl := (*commitlog.NotLeaderError)(nil); !errors.As(err, &nl) {
+		return err
+	}
+	return m.reports.ReportLeaders(ctx, hints)
+}
+
 var _ broker.Metadata = metadataGroup{}
 
 // internalReports takes the reports other nodes send over log.v1.Internal
@@ -54,6 +64,15 @@ func (r internalReports) ReplicaReady(ctx context.Context, node, topic string, p
 		return fmt.Errorf("%w: %w", server.ErrStaleReport, err)
 	}
 	return err
+}
+
+// ReportLeaders implements server.Internal.
+func (r internalReports) ReportLeaders(ctx context.Context, node string, leaders []server.PartitionLeader) error {
+	hints := make([]metadata.LeaderHint, len(leaders))
+	for i, l := range leaders {
+		hints[i] = metadata.LeaderHint{Topic: l.Topic, Created: l.Created, Partition: l.Partition, Term: l.Term}
+	}
+	return r.meta.ReportLeaders(ctx, node, hints)
 }
 
 // clusterServers answers GetServers (go/server's Config.Servers): every

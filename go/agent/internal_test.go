@@ -12,6 +12,8 @@ import (
 
 	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/internal/testutil"
+	"github.com/proglog/proglog/go/metadata"
+	"github.com/proglog/proglog/go/server"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
@@ -75,3 +77,35 @@ func errorReason(err error) string {
 	return ""
 }
 
+
+// TestGetMetadataNamesLeadersOfPartitionsNotHosted: GetMetadata on a node
+// holding no replica of a partition names its leader, which the leader
+// reported to the metadata leader (over log.v1.Internal unless it leads
+// the metadata group too).
+func TestGetMetadataNamesLeadersOfPartitionsNotHosted(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t, time.Minute)
+	nodes := cluster3(t, e)
+	if _, err := nodes[0].log.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "solo", Config: &logv1.TopicConfig{Partitions: 3, ReplicationFactor: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	// Three partitions of one replica on three nodes: each node hosts one
+	// and must name the other two's leaders from the hints.
+	for _, n := range nodes {
+		testutil.Eventually(t, n.name()+" to name every partition's leader", 30*time.Second, func() bool {
+			resp, err := n.log.GetMetadata(ctx, &logv1.GetMetadataRequest{Topics: []string{"solo"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range resp.Topics[0].Partitions {
+				if len(p.Replicas) != 1 || p.LeaderId != p.Replicas[0].Id || !p.Replicas[0].IsLeader {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	if server.MaxLeaderReports != metadata.MaxLeaderHints {
+		t.Fatalf("server.MaxLeaderReports %d, metadata.MaxLeaderHints %d: a request must fit one command", server.MaxLeaderReports, metadata.MaxLeaderHints)
+	}
+}

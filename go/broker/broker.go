@@ -114,9 +114,10 @@ func New(cfg Config) (*Broker, error) {
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	changed := cfg.Metadata.Changed()
 	failed := b.reconcile()
-	b.wg.Add(2)
+	b.wg.Add(3)
 	go b.run(changed, failed)
 	go b.membershipLoop()
+	go b.leaderLoop()
 	return b, nil
 }
 

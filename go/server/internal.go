@@ -24,6 +24,25 @@ type Internal interface {
 	// ErrStaleReport (wrapped) for a report the metadata does not match,
 	// commitlog.ErrUnknownTopic and commitlog.ErrUnknownPartition.
 	ReplicaReady(ctx context.Context, node, topic string, partition int, epoch uint64) error
+	// ReportLeaders records that node leads the partitions of leaders
+	// (leader hints; at most MaxLeaderReports). Errors: a
+	// *commitlog.NotLeaderError where the metadata group is led elsewhere.
+	ReportLeaders(ctx context.Context, node string, leaders []PartitionLeader) error
+}
+
+// MaxLeaderReports bounds the entries of one ReportLeaders request
+// (log.proto); more are INVALID_ARGUMENT. It equals
+// metadata.MaxLeaderHints, the entries of one metadata command.
+const MaxLeaderReports = 1024
+
+// PartitionLeader is one entry of a ReportLeaders request: the calling
+// node leads Topic's Partition (of the topic created at metadata index
+// Created) in Raft term Term.
+type PartitionLeader struct {
+	Topic     string
+	Created   uint64
+	Partition int
+	Term      uint64
 }
 
 // ErrStaleReport: a node's report does not match the metadata (another
@@ -90,4 +109,27 @@ func (i internalService) ReportReplicaReady(ctx context.Context, req *logv1.Repo
 		return nil, i.s.statusError(ctx, onPartition(err, topic, partition))
 	}
 	return &logv1.ReportReplicaReadyResponse{}, nil
+}
+
+// ReportLeaders implements logv1.InternalServer.
+func (i internalService) ReportLeaders(ctx context.Context, req *logv1.ReportLeadersRequest) (*logv1.ReportLeadersResponse, error) {
+	node, ok := ctx.Value(nodeKey{}).(string)
+	if !ok { // only if admit was bypassed
+		return nil, status.Error(codes.PermissionDenied, "no node identity")
+	}
+	in := req.GetLeaders()
+	if len(in) > MaxLeaderReports {
+		return nil, status.Errorf(codes.InvalidArgument, "%d leader reports, at most %d per request", len(in), MaxLeaderReports)
+	}
+	leaders := make([]PartitionLeader, len(in))
+	for j, l := range in {
+		if err := commitlog.ValidateTopicName(l.GetTopic()); err != nil {
+			return nil, i.s.statusError(ctx, onTopic(err, l.GetTopic()))
+		}
+		leaders[j] = PartitionLeader{Topic: l.GetTopic(), Created: l.GetCreated(), Partition: int(l.GetPartition()), Term: l.GetTerm()}
+	}
+	if err := i.s.cfg.Internal.ReportLeaders(ctx, node, leaders); err != nil {
+		return nil, i.s.statusError(ctx, err)
+	}
+	return &logv1.ReportLeadersResponse{}, nil
 }

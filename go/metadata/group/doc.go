@@ -46,7 +46,10 @@
 // the current state's nodes that may take replicas, and proposes
 // OpCreateTopic; DeleteTopic proposes OpDeleteTopic and refuses the
 // default topic (commitlog.DefaultTopic); Reassign and ReplicaReady
-// propose OpReassign and OpReplicaReady. Decisions and their proposals
+// propose OpReassign and OpReplicaReady; ReportLeaders proposes a
+// partition leader's hints (OpLeaders, at most metadata.MaxLeaderHints
+// entries, one command, well within MaxCommandBytes; never used for
+// correctness). Decisions and their proposals
 // are serialised, so each is decided against the state the previous one
 // left. A command larger than Config.MaxCommandBytes is refused before it
 // reaches Raft (ErrCommandTooLarge; for CreateTopic also

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/proglog/proglog/go/metadata"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
@@ -111,6 +112,26 @@ func (c *Client) ReplicaReady(ctx context.Context, topic string, partition int, 
 	})
 	if err != nil {
 		return fmt.Errorf("report: replica of %s/%d ready at epoch %d: %w", topic, partition, epoch, err)
+	}
+	return nil
+}
+
+// ReportLeaders reports that this node leads the partitions of hints,
+// each in its term (log.v1.Internal's ReportLeaders; Leader is ignored:
+// the metadata leader takes this node from its certificate), retrying as
+// the package documentation says until ctx ends. At most
+// metadata.MaxLeaderHints entries.
+func (c *Client) ReportLeaders(ctx context.Context, hints []metadata.LeaderHint) error {
+	req := &logv1.ReportLeadersRequest{Leaders: make([]*logv1.PartitionLeader, len(hints))}
+	for i, h := range hints {
+		req.Leaders[i] = &logv1.PartitionLeader{Topic: h.Topic, Created: h.Created, Partition: uint32(h.Partition), Term: h.Term}
+	}
+	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		_, err := logv1.NewInternalClient(cc).ReportLeaders(ctx, req)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("report: leaders of %d partitions: %w", len(hints), err)
 	}
 	return nil
 }

@@ -710,6 +710,7 @@ var Log_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	Internal_ReportReplicaReady_FullMethodName = "/log.v1.Internal/ReportReplicaReady"
+	Internal_ReportLeaders_FullMethodName      = "/log.v1.Internal/ReportLeaders"
 )
 
 // InternalClient is the client API for Internal service.
@@ -733,6 +734,17 @@ type InternalClient interface {
 	// FAILED_PRECONDITION with reason "STALE" and changes nothing; an unknown
 	// topic or partition is NOT_FOUND.
 	ReportReplicaReady(ctx context.Context, in *ReportReplicaReadyRequest, opts ...grpc.CallOption) (*ReportReplicaReadyResponse, error)
+	// ReportLeaders reports that the calling node leads the listed partitions,
+	// each in a Raft term, so that every server's GetMetadata can name
+	// partition leaders it does not host (leader hints: they never decide
+	// correctness; a request sent to a server that is no longer the leader is
+	// answered NOT_LEADER with the real one). Only the metadata group's leader
+	// takes it (NOT_LEADER otherwise); it records the entries as one change of
+	// the metadata, ignoring entries of an older term than the one recorded,
+	// of a topic deleted or created again since (another created index), or
+	// of a partition the caller holds no replica of. At most 1024 entries
+	// (INVALID_ARGUMENT otherwise).
+	ReportLeaders(ctx context.Context, in *ReportLeadersRequest, opts ...grpc.CallOption) (*ReportLeadersResponse, error)
 }
 
 type internalClient struct {
@@ -747,6 +759,16 @@ func (c *internalClient) ReportReplicaReady(ctx context.Context, in *ReportRepli
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReportReplicaReadyResponse)
 	err := c.cc.Invoke(ctx, Internal_ReportReplicaReady_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *internalClient) ReportLeaders(ctx context.Context, in *ReportLeadersRequest, opts ...grpc.CallOption) (*ReportLeadersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportLeadersResponse)
+	err := c.cc.Invoke(ctx, Internal_ReportLeaders_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -774,6 +796,17 @@ type InternalServer interface {
 	// FAILED_PRECONDITION with reason "STALE" and changes nothing; an unknown
 	// topic or partition is NOT_FOUND.
 	ReportReplicaReady(context.Context, *ReportReplicaReadyRequest) (*ReportReplicaReadyResponse, error)
+	// ReportLeaders reports that the calling node leads the listed partitions,
+	// each in a Raft term, so that every server's GetMetadata can name
+	// partition leaders it does not host (leader hints: they never decide
+	// correctness; a request sent to a server that is no longer the leader is
+	// answered NOT_LEADER with the real one). Only the metadata group's leader
+	// takes it (NOT_LEADER otherwise); it records the entries as one change of
+	// the metadata, ignoring entries of an older term than the one recorded,
+	// of a topic deleted or created again since (another created index), or
+	// of a partition the caller holds no replica of. At most 1024 entries
+	// (INVALID_ARGUMENT otherwise).
+	ReportLeaders(context.Context, *ReportLeadersRequest) (*ReportLeadersResponse, error)
 }
 
 // UnimplementedInternalServer should be embedded to have
@@ -785,6 +818,9 @@ type UnimplementedInternalServer struct{}
 
 func (UnimplementedInternalServer) ReportReplicaReady(context.Context, *ReportReplicaReadyRequest) (*ReportReplicaReadyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportReplicaReady not implemented")
+}
+func (UnimplementedInternalServer) ReportLeaders(context.Context, *ReportLeadersRequest) (*ReportLeadersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportLeaders not implemented")
 }
 func (UnimplementedInternalServer) testEmbeddedByValue() {}
 
@@ -824,6 +860,24 @@ func _Internal_ReportReplicaReady_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Internal_ReportLeaders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportLeadersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).ReportLeaders(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_ReportLeaders_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).ReportLeaders(ctx, req.(*ReportLeadersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Internal_ServiceDesc is the grpc.ServiceDesc for Internal service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -834,6 +888,10 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportReplicaReady",
 			Handler:    _Internal_ReportReplicaReady_Handler,
+		},
+		{
+			MethodName: "ReportLeaders",
+			Handler:    _Internal_ReportLeaders_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -781,6 +781,11 @@ class InternalStub:
                 request_serializer=log_dot_v1_dot_log__pb2.ReportReplicaReadyRequest.SerializeToString,
                 response_deserializer=log_dot_v1_dot_log__pb2.ReportReplicaReadyResponse.FromString,
                 _registered_method=True)
+        self.ReportLeaders = channel.unary_unary(
+                '/log.v1.Internal/ReportLeaders',
+                request_serializer=log_dot_v1_dot_log__pb2.ReportLeadersRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.ReportLeadersResponse.FromString,
+                _registered_method=True)
 
 
 class InternalServicer:
@@ -807,6 +812,22 @@ class InternalServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportLeaders(self, request, context):
+        """ReportLeaders reports that the calling node leads the listed partitions,
+        each in a Raft term, so that every server's GetMetadata can name
+        partition leaders it does not host (leader hints: they never decide
+        correctness; a request sent to a server that is no longer the leader is
+        answered NOT_LEADER with the real one). Only the metadata group's leader
+        takes it (NOT_LEADER otherwise); it records the entries as one change of
+        the metadata, ignoring entries of an older term than the one recorded,
+        of a topic deleted or created again since (another created index), or
+        of a partition the caller holds no replica of. At most 1024 entries
+        (INVALID_ARGUMENT otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InternalServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -814,6 +835,11 @@ def add_InternalServicer_to_server(servicer, server):
                     servicer.ReportReplicaReady,
                     request_deserializer=log_dot_v1_dot_log__pb2.ReportReplicaReadyRequest.FromString,
                     response_serializer=log_dot_v1_dot_log__pb2.ReportReplicaReadyResponse.SerializeToString,
+            ),
+            'ReportLeaders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportLeaders,
+                    request_deserializer=log_dot_v1_dot_log__pb2.ReportLeadersRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.ReportLeadersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -849,6 +875,33 @@ class Internal:
             '/log.v1.Internal/ReportReplicaReady',
             log_dot_v1_dot_log__pb2.ReportReplicaReadyRequest.SerializeToString,
             log_dot_v1_dot_log__pb2.ReportReplicaReadyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportLeaders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Internal/ReportLeaders',
+            log_dot_v1_dot_log__pb2.ReportLeadersRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.ReportLeadersResponse.FromString,
             options,
             channel_credentials,
             insecure,
