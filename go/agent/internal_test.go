@@ -77,7 +77,6 @@ func errorReason(err error) string {
 	return ""
 }
 
-
 // TestGetMetadataNamesLeadersOfPartitionsNotHosted: GetMetadata on a node
 // holding no replica of a partition names its leader, which the leader
 // reported to the metadata leader (over log.v1.Internal unless it leads
