@@ -143,6 +143,9 @@ func (c *Client) call(ctx context.Context, rpc func(context.Context, *grpc.Clien
 	var redirect string // the leader a NOT_LEADER answer named
 	var last error
 	for {
+		if c.isClosed() {
+			return ErrClosed
+		}
 		addr := redirect
 		if addr == "" {
 			addr = c.cfg.Leader()
@@ -218,6 +221,12 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	}
 	c.cc, c.addr = cc, addr
 	return cc, nil
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 // Close closes the connection; later reports fail with ErrClosed.
