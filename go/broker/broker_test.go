@@ -342,6 +342,7 @@ func TestConfigValidate(t *testing.T) {
 		"no metadata":      func(c *Config) { c.Metadata = nil },
 		"no stream layers": func(c *Config) { c.StreamLayers = nil },
 		"zero retry":       func(c *Config) { c.RetryInterval = 0 },
+		"zero report":      func(c *Config) { c.LeaderReportInterval = 0 },
 		"template dir":     func(c *Config) { c.Replica.DataDir = "/x" },
 		"template bad":     func(c *Config) { c.Replica.ApplyTimeout = 0 },
 	} {
