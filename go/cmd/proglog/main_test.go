@@ -249,6 +249,31 @@ voter: false
 			t.Errorf("%v: retention %+v, segment %d, raft %+v", tc.args, cfg.Retention, cfg.SegmentBytes, cfg.Raft)
 		}
 	}
+
+	// The metadata group's settings reach the agent, with its defaults.
+	for _, tc := range []struct {
+		args         []string
+		voters, rf   int
+		replaceAfter time.Duration
+	}{
+		{nil, 3, 3, 10 * time.Minute},
+		{[]string{"--controller-voters", "5", "--replica-replacement-delay", "30m", "--default-replication-factor", "1"}, 5, 1, 30 * time.Minute},
+	} {
+		o := defaultServeOptions()
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		o.addFlags(fs)
+		if err := fs.Parse(append(tc.args, "--dev", "--data-dir", t.TempDir())); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.agentConfig(io.Discard, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.ControllerVoters != tc.voters || cfg.DefaultReplicationFactor != tc.rf || cfg.ReplicaReplacementDelay != tc.replaceAfter {
+			t.Errorf("%v: controller voters %d, default replication factor %d, replacement delay %v", tc.args,
+				cfg.ControllerVoters, cfg.DefaultReplicationFactor, cfg.ReplicaReplacementDelay)
+		}
+	}
 }
 
 func TestCertsCommand(t *testing.T) {
