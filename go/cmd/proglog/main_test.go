@@ -589,6 +589,36 @@ func TestServeBannerNamesTheMode(t *testing.T) {
 	}
 }
 
+// A node holding no replica of the default topic names the metadata
+// group's leader in its banner, saying so (it printed an empty leader):
+// with --default-replication-factor 1 the default topic stays on the
+// bootstrap node, and a second node joins without a replica of it.
+func TestServeBannerOnANodeWithoutTheDefaultTopic(t *testing.T) {
+	dir := t.TempDir()
+	files, err := certs.EnsureDev(filepath.Join(dir, "certs"), []string{"127.0.0.1"}, "n1", "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := agent.GenerateGossipKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := func(name string, extra ...string) *child {
+		args := []string{"--node-name", name, "--data-dir", filepath.Join(dir, name),
+			"--addr", "127.0.0.1:0", "--serf-addr", "127.0.0.1:0", "--metrics-addr=", "--log-level", "warn",
+			"--tls-cert", files.NodeCert(name), "--tls-key", files.NodeKey(name), "--tls-ca", files.CACert, "--gossip-key", key}
+		return startServe(t, append(args, extra...)...)
+	}
+	n1 := node("n1", "--bootstrap", "--default-replication-factor", "1")
+	if out := n1.stdout.String(); !strings.Contains(out, "leader n1\n") {
+		t.Errorf("n1 hosts the default topic and leads it; banner:\n%s", out)
+	}
+	n2 := node("n2", "--join", n1.serfAddr)
+	if out, want := n2.stdout.String(), `leader n1 of the metadata (no replica of topic "log" on this node)`; !strings.Contains(out, want) {
+		t.Errorf("n2 banner:\n%s\nwant a line with %q", out, want)
+	}
+}
+
 // Everything a node writes in its data directory (the Raft log, stable
 // store and snapshots, the data log, the dev gossip key and keys) is
 // private to its user: no group or other permission bit. Only the dev
