@@ -48,20 +48,21 @@ func (b *Broker) staleHints() []metadata.LeaderHint {
 		}
 	})
 	b.mu.RLock()
-	defer b.mu.RUnlock()
-	var out []metadata.LeaderHint
+	var lead []*replica
 	for k, r := range b.replicas {
-		if len(out) == metadata.MaxLeaderHints {
-			break
+		if hint, ok := hinted[k]; ok && hint != b.cfg.NodeID && r.log.IsLeader() {
+			lead = append(lead, r)
 		}
-		if hint, ok := hinted[k]; !ok || hint == b.cfg.NodeID || !r.log.IsLeader() {
-			continue
-		}
+	}
+	b.mu.RUnlock()
+	var out []metadata.LeaderHint
+	for _, r := range lead[:min(len(lead), metadata.MaxLeaderHints)] {
+		// Raft's stats go through its main loop: outside b.mu.
 		term, err := strconv.ParseUint(r.log.Stats()["term"], 10, 64)
 		if err != nil {
 			continue
 		}
-		out = append(out, metadata.LeaderHint{Topic: k.topic, Created: k.created, Partition: k.partition, Leader: b.cfg.NodeID, Term: term})
+		out = append(out, metadata.LeaderHint{Topic: r.topic, Created: r.created, Partition: r.partition, Leader: b.cfg.NodeID, Term: term})
 	}
 	return out
 }

@@ -60,13 +60,12 @@ func (b *Broker) reportReady(v view) {
 		if !a.adding {
 			continue
 		}
-		b.mu.Lock()
-		r := b.replicas[k]
-		if r == nil || b.closed || !r.reporting.CompareAndSwap(false, true) {
-			b.mu.Unlock()
+		b.mu.RLock()
+		r, closed := b.replicas[k], b.closed
+		b.mu.RUnlock()
+		if r == nil || closed || !r.reporting.CompareAndSwap(false, true) {
 			continue
 		}
-		b.mu.Unlock()
 		if !b.caughtUp(r) {
 			r.reporting.Store(false)
 			continue
