@@ -85,9 +85,19 @@ func TestGetMetadataNamesLeadersOfPartitionsNotHosted(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxT(t, time.Minute)
 	nodes := cluster3(t, e)
-	if _, err := nodes[0].log.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "solo", Config: &logv1.TopicConfig{Partitions: 3, ReplicationFactor: 1}}); err != nil {
-		t.Fatal(err)
-	}
+	// At the metadata leader (leadership may move on a loaded machine).
+	testutil.Eventually(t, "the topic to be created", 30*time.Second, func() bool {
+		for _, n := range nodes {
+			if n.a.Metadata().IsLeader() {
+				_, err := n.log.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "solo", Config: &logv1.TopicConfig{Partitions: 3, ReplicationFactor: 1}})
+				if status.Code(err) == codes.AlreadyExists { // a retry of a create that was applied
+					return true
+				}
+				return err == nil
+			}
+		}
+		return false
+	})
 	// Three partitions of one replica on three nodes: each node hosts one
 	// and must name the other two's leaders from the hints.
 	for _, n := range nodes {
