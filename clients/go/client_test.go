@@ -498,13 +498,22 @@ func TestProduceRetriesAndDuplicates(t *testing.T) {
 		t.Fatalf("redirect with WithProduceRetries(0): %d, %v", off, err)
 	}
 
-	// WithRetries(0): no retries at all.
+	// WithRetries(0): no retries at all, not even a NOT_LEADER redirect.
+	// The client first learns node 1 as the leader (a new client asks
+	// the metadata on first use and would go to node 2 at once).
 	none := c.client(client.WithRetries(0))
+	if off, err := none.ProduceValue(ctx, []byte("learned")); err != nil || off != 5 {
+		t.Fatalf("produce to the leader with WithRetries(0): %d, %v", off, err)
+	}
 	c.setLeader(2)
+	before := c.nodes[2].appends.Load()
 	_, err = none.ProduceValue(ctx, []byte("refused"))
 	var nl *client.NotLeaderError
 	if !errors.As(err, &nl) || nl.LeaderAddr != c.nodes[2].addr || nl.LeaderID != "n2" {
 		t.Fatalf("WithRetries(0) after a leader change: %v", err)
+	}
+	if n := c.nodes[2].appends.Load() - before; n != 0 || c.storage.NextOffset() != 6 {
+		t.Fatalf("WithRetries(0): %d appends on the new leader, next offset %d; want none, 6", n, c.storage.NextOffset())
 	}
 }
 

@@ -79,14 +79,22 @@ func newRaftCluster(t *testing.T, n int) *raftCluster {
 		}
 	}
 	// Every node, not just the leader: GetServers answers from the node's
-	// own copy of the configuration, which followers learn a little later.
-	eventually(t, "every node in every node's Raft configuration", 30*time.Second, func() bool {
+	// own copy of the configuration, which followers learn a little later;
+	// GetMetadata from its own copy of the metadata, which may still list
+	// fewer replicas of the default topic (the client caches the first
+	// answer, and would never route reads to the missing replica).
+	ctx := ctxT(t)
+	eventually(t, "every node in every node's Raft configuration and metadata", 30*time.Second, func() bool {
 		for _, a := range c.agents {
 			r := a.Replica() // nil until the default topic's replica is open here
 			if r == nil {
 				return false
 			}
 			if ss, err := r.GetServers(); err != nil || len(ss) != n {
+				return false
+			}
+			infos, err := a.Broker().Topics(ctx, client.DefaultTopic)
+			if err != nil || len(infos) != 1 || len(infos[0].Partitions) != 1 || len(infos[0].Partitions[0].Replicas) != n {
 				return false
 			}
 		}

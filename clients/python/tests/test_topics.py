@@ -27,6 +27,7 @@ from proglog import (
     InvalidArgumentError,
     InvalidTopicError,
     NotEnoughNodesError,
+    NotLeaderError,
     TopicExistsError,
     UnknownPartitionError,
     UnavailableError,
@@ -258,6 +259,20 @@ def test_stale_leader_costs_one_not_leader(topics: TopicCluster, server: ServerP
         c.produce(b"x", topic="orders", partition=0)
         assert topics.produces()[-1] == (0, "orders", 0)
         assert topics.count("GetMetadata") == 1  # refresh bounded to once an hour
+
+
+def test_no_retries_on_a_partition_routed_by_metadata(topics: TopicCluster, server: ServerProcess) -> None:
+    # retries=0: a NOT_LEADER from a partition's stale leader is raised, its hint not followed
+    # (a new client would ask the metadata first and go to the new leader at once).
+    topics.create("orders", 2, 3)
+    with Client(topics.addrs, **server.tls(), retries=0) as c:
+        assert c.produce(b"a", topic="orders", partition=1) == 0
+        topics.topics["orders"][1].leader = topics.topics["orders"][1].reported = 2
+        with pytest.raises(NotLeaderError) as caught:
+            c.produce(b"b", topic="orders", partition=1)
+        assert caught.value.leader_addr == topics.addrs[2]
+        assert [s for s, t, p in topics.produces() if (t, p) == ("orders", 1)] == [1, 1]
+        assert topics.values("orders", 1) == [b"a"]
 
 
 def test_unknown_topic_and_partition(topics: TopicCluster, server: ServerProcess) -> None:
