@@ -124,6 +124,10 @@ type topicEntry struct {
 	leaders map[uint32]string
 	// fetching is closed when the fetch in progress ends (nil: none).
 	fetching chan struct{}
+	// created: info is CreateTopic's answer, not yet confirmed by a
+	// fetch; one "unknown topic" answer (a server whose copy of the
+	// metadata lags) is taken as no answer.
+	created bool
 }
 
 // metadataCache keeps each topic's metadata (GetMetadata) for routing.
@@ -197,13 +201,21 @@ func (m *metadataCache) get(ctx context.Context, topic string) (info *TopicInfo,
 			m.mu.Unlock()
 			return nil, false, ferr // the caller's deadline, not the servers' answer
 		}
-		info0, fallback0, leaders0 := e.info, e.fallback, e.leaders
+		info0, fallback0, leaders0, created0 := e.info, e.fallback, e.leaders, e.created
 		e.fetchedAt, e.stale, e.leaders = time.Now(), false, nil
-		e.info, e.fallback = nil, false
+		e.info, e.fallback, e.created = nil, false, false
+		found := ferr == nil && len(infos) == 1 && infos[0].Name == topic
 		switch {
-		case ferr == nil && len(infos) == 1 && infos[0].Name == topic:
+		case found:
 			e.info = &infos[0]
 			m.metaLeader = leaderOf(servers)
+		case created0 && (ferr == nil || errors.Is(ferr, ErrUnknownTopic)):
+			// This client created the topic; the server has not learnt
+			// it yet: keep CreateTopic's answer, ask again after the
+			// refresh interval.
+			e.info, e.fallback, e.leaders, e.stale = info0, fallback0, leaders0, true
+			m.mu.Unlock()
+			return info0, fallback0, nil
 		case ferr == nil || errors.Is(ferr, ErrUnknownTopic):
 			// Not kept: asked again on next use, as the topic may be
 			// created meanwhile (the callers waiting for this fetch
@@ -289,6 +301,19 @@ func (m *metadataCache) cachedPartitions(topic string) int {
 		return len(e.info.Partitions)
 	}
 	return 0
+}
+
+// created caches info, the answer of this client's CreateTopic, so that
+// the topic is not unknown to its creator while the servers' copies of
+// the metadata catch up with the metadata leader. Its leaders may not be
+// elected yet: it is stale, fetched again on use after the refresh
+// interval.
+func (m *metadataCache) created(info TopicInfo) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.entry(info.Name)
+	e.info, e.fallback, e.leaders = &info, false, nil
+	e.fetchedAt, e.stale, e.created = time.Now(), true, true
 }
 
 // hint records a NOT_LEADER answer's leader for key and marks the topic
@@ -386,8 +411,12 @@ func (c *Client) CreateTopic(ctx context.Context, name string, cfg TopicConfig) 
 		}
 		return err
 	})
-	c.meta.forget(name)
-	return info, err
+	if err != nil {
+		c.meta.forget(name)
+		return info, err
+	}
+	c.meta.created(info)
+	return info, nil
 }
 
 // DeleteTopic deletes topic name and its records on every server. It goes
