@@ -124,10 +124,11 @@ type topicEntry struct {
 	leaders map[uint32]string
 	// fetching is closed when the fetch in progress ends (nil: none).
 	fetching chan struct{}
-	// created: info is CreateTopic's answer, not yet confirmed by a
-	// fetch; one "unknown topic" answer (a server whose copy of the
-	// metadata lags) is taken as no answer.
-	created bool
+	// doubted: the last fetch's server did not know the topic, which
+	// info says exists (a server whose copy of the metadata lags the
+	// metadata leader's, as just after CreateTopic); the next such answer
+	// is believed.
+	doubted bool
 }
 
 // metadataCache keeps each topic's metadata (GetMetadata) for routing.
@@ -201,19 +202,19 @@ func (m *metadataCache) get(ctx context.Context, topic string) (info *TopicInfo,
 			m.mu.Unlock()
 			return nil, false, ferr // the caller's deadline, not the servers' answer
 		}
-		info0, fallback0, leaders0, created0 := e.info, e.fallback, e.leaders, e.created
+		info0, fallback0, leaders0, doubted0 := e.info, e.fallback, e.leaders, e.doubted
 		e.fetchedAt, e.stale, e.leaders = time.Now(), false, nil
-		e.info, e.fallback, e.created = nil, false, false
+		e.info, e.fallback, e.doubted = nil, false, false
 		found := ferr == nil && len(infos) == 1 && infos[0].Name == topic
 		switch {
 		case found:
 			e.info = &infos[0]
 			m.metaLeader = leaderOf(servers)
-		case created0 && (ferr == nil || errors.Is(ferr, ErrUnknownTopic)):
-			// This client created the topic; the server has not learnt
-			// it yet: keep CreateTopic's answer, ask again after the
-			// refresh interval.
-			e.info, e.fallback, e.leaders, e.stale = info0, fallback0, leaders0, true
+		case info0 != nil && !doubted0 && (ferr == nil || errors.Is(ferr, ErrUnknownTopic)):
+			// A topic known to exist, unknown to this server: its copy
+			// of the metadata may lag. Keep what was known once, ask
+			// again after the refresh interval.
+			e.info, e.fallback, e.leaders, e.stale, e.doubted = info0, fallback0, leaders0, true, true
 			m.mu.Unlock()
 			return info0, fallback0, nil
 		case ferr == nil || errors.Is(ferr, ErrUnknownTopic):
@@ -279,6 +280,15 @@ func (m *metadataCache) routed(topic string) bool {
 	return e != nil && !e.fallback
 }
 
+// knows reports whether the cached metadata has key's partition (fetched,
+// or from CreateTopic); it never asks the cluster.
+func (m *metadataCache) knows(key partKey) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.topics[key.topic]
+	return e != nil && e.info != nil && int(key.partition) < len(e.info.Partitions)
+}
+
 // partitions returns topic's number of partitions; 0 when the servers
 // give no metadata.
 func (m *metadataCache) partitions(ctx context.Context, topic string) (int, error) {
@@ -313,7 +323,7 @@ func (m *metadataCache) created(info TopicInfo) {
 	defer m.mu.Unlock()
 	e := m.entry(info.Name)
 	e.info, e.fallback, e.leaders = &info, false, nil
-	e.fetchedAt, e.stale, e.created = time.Now(), true, true
+	e.fetchedAt, e.stale, e.doubted = time.Now(), true, false
 }
 
 // hint records a NOT_LEADER answer's leader for key and marks the topic
@@ -411,7 +421,11 @@ func (c *Client) CreateTopic(ctx context.Context, name string, cfg TopicConfig) 
 		}
 		return err
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrTopicExists):
+		// What the client knows of the topic, if anything, still holds.
+		return info, err
+	case err != nil:
 		c.meta.forget(name)
 		return info, err
 	}

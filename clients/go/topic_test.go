@@ -400,3 +400,51 @@ func TestQueueBoundSpansPartitions(t *testing.T) {
 		t.Errorf("partition 1 holds %d records, want 1", got)
 	}
 }
+
+// A server whose copy of the metadata lags the metadata leader's answers
+// that a topic just created is unknown: the client that created the topic
+// (or knows it from an earlier answer) takes one such answer as the
+// server's lag, and believes the second: a topic deleted behind its back
+// becomes unknown.
+func TestLaggingMetadataKeepsAKnownTopic(t *testing.T) {
+	tc, cl := topicCluster(t, 2, client.WithMetadataRefresh(time.Nanosecond))
+	ctx := ctxT(t)
+	_, err := cl.Describe(ctx, "fresh")
+	st, ok := status.FromError(err)
+	if !errors.Is(err, client.ErrUnknownTopic) || !ok {
+		t.Fatalf("Describe of a missing topic: %v", err)
+	}
+	lagging := st.Err() // what a server answers before it learns the topic
+
+	if _, err := cl.CreateTopic(ctx, "fresh", client.TopicConfig{Partitions: 2, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	tc.FailMetadata(lagging)
+	if n, err := cl.Topic("fresh").Partitions(ctx); err != nil || n != 2 {
+		t.Fatalf("Partitions of the topic just created, from a lagging server = %d, %v", n, err)
+	}
+	pos, err := cl.Topic("fresh").Produce(ctx, &client.Record{Key: []byte("k"), Value: []byte("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// CreateTopic of a topic that exists keeps what the client knows.
+	if _, err := cl.CreateTopic(ctx, "fresh", client.TopicConfig{Partitions: 2}); !errors.Is(err, client.ErrTopicExists) {
+		t.Fatalf("CreateTopic again: %v, want ErrTopicExists", err)
+	}
+	tc.FailMetadata(lagging)
+	if _, err := cl.Topic("fresh").Partition(pos.Partition).Produce(ctx, &client.Record{Value: []byte("b")}); err != nil {
+		t.Fatalf("produce after ErrTopicExists, from a lagging server: %v", err)
+	}
+
+	// Deleted by another client: unknown once two fetches say so.
+	_, other := topicClientOf(t, tc)
+	if err := other.DeleteTopic(ctx, "fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Topic("fresh").Partition(pos.Partition).Produce(ctx, &client.Record{Value: []byte("c")}); !errors.Is(err, client.ErrUnknownTopic) {
+		t.Fatalf("produce to the deleted topic: %v, want ErrUnknownTopic", err)
+	}
+	if _, err := cl.Topic("fresh").Partitions(ctx); !errors.Is(err, client.ErrUnknownTopic) {
+		t.Fatalf("Partitions of the deleted topic: %v, want ErrUnknownTopic", err)
+	}
+}

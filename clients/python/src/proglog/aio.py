@@ -19,6 +19,7 @@ from proglog.errors import (
     DeadlineExceededError,
     ProglogError,
     TLSError,
+    TopicExistsError,
     UnavailableError,
     UnknownTopicError,
     from_status,
@@ -361,9 +362,14 @@ class AsyncClient:
             return TopicInfo._from_proto((await stub.create_topic(request, timeout=t, metadata=md)).topic)
 
         try:
-            return await self._call("admin", timeout, call)
-        finally:
+            info = await self._call("admin", timeout, call)
+        except TopicExistsError:
+            raise  # what the client knows of the topic, if anything, still holds
+        except BaseException:
             self._cache.forget(name)
+            raise
+        self._cache.created(info)
+        return info
 
     async def delete_topic(self, name: str, *, timeout: float | None | Literal["default"] = "default") -> None:
         """Deletes a topic (see Client.delete_topic)."""

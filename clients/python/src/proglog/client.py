@@ -19,6 +19,7 @@ from proglog.errors import (
     DeadlineExceededError,
     ProglogError,
     TLSError,
+    TopicExistsError,
     UnavailableError,
     UnknownTopicError,
     from_rpc_error,
@@ -419,11 +420,16 @@ class Client:
         config = TopicConfig(partitions, replication_factor, retention_bytes, retention_age)._to_proto()
         request = log_pb2.CreateTopicRequest(name=name, config=config)
         try:
-            return self._call(
+            info: TopicInfo = self._call(
                 "admin", timeout, lambda stub, t, md: TopicInfo._from_proto(stub.create_topic(request, timeout=t, metadata=md).topic)
             )
-        finally:
+        except TopicExistsError:
+            raise  # what the client knows of the topic, if anything, still holds
+        except BaseException:
             self._cache.forget(name)
+            raise
+        self._cache.created(info)
+        return info
 
     def delete_topic(self, name: str, *, timeout: float | None | Literal["default"] = "default") -> None:
         """Deletes a topic and its records. Goes to the metadata leader, following NOT_LEADER
