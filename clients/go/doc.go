@@ -49,7 +49,9 @@
 // UNAVAILABLE, or an unknown topic or partition (NOT_FOUND, retried once)
 // — has it asked again, at most once per WithMetadataRefresh (default
 // 100ms) per topic. A server's copy of the metadata may lag a moment
-// behind the metadata leader's: a topic the client knows (from its own
+// behind the metadata leader's (a heartbeat): an unknown topic is asked
+// again once, after WithMetadataRefresh, before the client believes it; a
+// topic the client knows (from its own
 // CreateTopic's answer, or an earlier one) is dropped only when a server
 // answers that it is unknown twice in a row (a refresh apart), and a call
 // to a partition the client knows is retried while a server answers

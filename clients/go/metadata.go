@@ -365,8 +365,27 @@ func (m *metadataCache) leader() string {
 }
 
 // getMetadata asks any server for the named topics (every topic when
-// none is named) and the cluster's servers.
+// none is named) and the cluster's servers. A server's copy of the
+// metadata may lag the metadata leader's (by a heartbeat: it does not know
+// a topic just created yet), so an unknown topic is asked again once,
+// after WithMetadataRefresh, before it is believed.
 func (c *Client) getMetadata(ctx context.Context, topics []string) ([]TopicInfo, []Server, error) {
+	infos, servers, err := c.askMetadata(ctx, topics)
+	if len(topics) == 0 || !errors.Is(err, ErrUnknownTopic) {
+		return infos, servers, err
+	}
+	t := time.NewTimer(c.cfg.metadataRefresh)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return infos, servers, err
+	case <-t.C:
+	}
+	return c.askMetadata(ctx, topics)
+}
+
+// askMetadata is one GetMetadata call, with the client's retries.
+func (c *Client) askMetadata(ctx context.Context, topics []string) ([]TopicInfo, []Server, error) {
 	var infos []TopicInfo
 	var servers []Server
 	err := c.do(ctx, opServers, nil, func(ctx context.Context) error {

@@ -427,21 +427,24 @@ func TestLaggingMetadataKeepsAKnownTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// CreateTopic of a topic that exists keeps what the client knows.
-	if _, err := cl.CreateTopic(ctx, "fresh", client.TopicConfig{Partitions: 2}); !errors.Is(err, client.ErrTopicExists) {
-		t.Fatalf("CreateTopic again: %v, want ErrTopicExists", err)
-	}
+	// A client that never saw the topic asks a lagging server: it asks
+	// again before it believes the topic unknown.
+	_, other := topicClientOf(t, tc)
 	tc.FailMetadata(lagging)
-	if _, err := cl.Topic("fresh").Partition(pos.Partition).Produce(ctx, &client.Record{Value: []byte("b")}); err != nil {
-		t.Fatalf("produce after ErrTopicExists, from a lagging server: %v", err)
+	if info, err := other.Describe(ctx, "fresh"); err != nil || len(info.Partitions) != 2 {
+		t.Fatalf("Describe from a lagging server = %+v, %v", info, err)
+	}
+	_, third := topicClientOf(t, tc)
+	tc.FailMetadata(lagging)
+	if _, err := third.Topic("fresh").Produce(ctx, &client.Record{Key: []byte("k"), Value: []byte("c")}); err != nil {
+		t.Fatalf("keyed produce, the metadata from a lagging server: %v", err)
 	}
 
 	// Deleted by another client: unknown once two fetches say so.
-	_, other := topicClientOf(t, tc)
 	if err := other.DeleteTopic(ctx, "fresh"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.Topic("fresh").Partition(pos.Partition).Produce(ctx, &client.Record{Value: []byte("c")}); !errors.Is(err, client.ErrUnknownTopic) {
+	if _, err := cl.Topic("fresh").Partition(pos.Partition).Produce(ctx, &client.Record{Value: []byte("d")}); !errors.Is(err, client.ErrUnknownTopic) {
 		t.Fatalf("produce to the deleted topic: %v, want ErrUnknownTopic", err)
 	}
 	if _, err := cl.Topic("fresh").Partitions(ctx); !errors.Is(err, client.ErrUnknownTopic) {

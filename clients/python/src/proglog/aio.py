@@ -322,6 +322,17 @@ class AsyncClient:
             _core.metadata_fetched(self._cache, topic, infos, leader)
 
     async def _get_metadata(self, topics: list[str], deadline_at: float | None) -> tuple[list[TopicInfo], str | None]:
+        """GetMetadata; an unknown topic is asked again once (see Client._get_metadata)."""
+        try:
+            return await self._ask_metadata(topics, deadline_at)
+        except UnknownTopicError:
+            left = _core.remaining(deadline_at)
+            if not topics or (left is not None and left <= self._settings.metadata_refresh):
+                raise
+        await asyncio.sleep(self._settings.metadata_refresh)
+        return await self._ask_metadata(topics, deadline_at)
+
+    async def _ask_metadata(self, topics: list[str], deadline_at: float | None) -> tuple[list[TopicInfo], str | None]:
         request = log_pb2.GetMetadataRequest(topics=topics)
 
         async def call(stub: _Stub, t: float | None, md: Metadata) -> tuple[list[TopicInfo], str | None]:

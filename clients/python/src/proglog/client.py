@@ -382,6 +382,20 @@ class Client:
         _core.metadata_fetched(self._cache, topic, infos, leader)
 
     def _get_metadata(self, topics: list[str], deadline_at: float | None) -> tuple[list[TopicInfo], str | None]:
+        """GetMetadata of the named topics (every topic when none is named). A server's copy of the
+        metadata may lag the metadata leader's (it does not know a topic just created yet): an
+        unknown topic is asked again once, ``metadata_refresh`` seconds later, before it is
+        believed."""
+        try:
+            return self._ask_metadata(topics, deadline_at)
+        except UnknownTopicError:
+            left = _core.remaining(deadline_at)
+            if not topics or (left is not None and left <= self._settings.metadata_refresh):
+                raise
+        time.sleep(self._settings.metadata_refresh)
+        return self._ask_metadata(topics, deadline_at)
+
+    def _ask_metadata(self, topics: list[str], deadline_at: float | None) -> tuple[list[TopicInfo], str | None]:
         request = log_pb2.GetMetadataRequest(topics=topics)
 
         def call(stub: _Stub, t: float | None, md: Metadata) -> tuple[list[TopicInfo], str | None]:
