@@ -498,8 +498,12 @@ func TestProduceRetriesAndDuplicates(t *testing.T) {
 		t.Fatalf("redirect with WithProduceRetries(0): %d, %v", off, err)
 	}
 
-	// WithRetries(0): no retries at all.
+	// WithRetries(0): no retries at all. The client first learns the
+	// leader (a new client would learn the new one from the metadata).
 	none := c.client(client.WithRetries(0))
+	if _, err := none.ProduceValue(ctx, []byte("learns n1")); err != nil {
+		t.Fatal(err)
+	}
 	c.setLeader(2)
 	_, err = none.ProduceValue(ctx, []byte("refused"))
 	var nl *client.NotLeaderError

@@ -82,7 +82,11 @@ func newRaftCluster(t *testing.T, n int) *raftCluster {
 	// own copy of the configuration, which followers learn a little later.
 	eventually(t, "every node in every node's Raft configuration", 30*time.Second, func() bool {
 		for _, a := range c.agents {
-			if ss, err := a.Replica().GetServers(); err != nil || len(ss) != n {
+			r := a.Replica() // nil until the default topic's replica is open here
+			if r == nil {
+				return false
+			}
+			if ss, err := r.GetServers(); err != nil || len(ss) != n {
 				return false
 			}
 		}
