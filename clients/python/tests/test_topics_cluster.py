@@ -94,11 +94,19 @@ def test_topic_on_a_raft_cluster(cluster: list[ServerProcess]) -> None:  # noqa:
         leaders = {p.leader for p in c.describe("orders").partitions if p.leader}
         meta = next(s.rpc_addr for s in c.servers() if s.is_leader)
         victim = next((i for i, n in enumerate(nodes) if n.addr in leaders and n.addr != meta), 0)
-        nodes[victim].stop()
-        for i in range(150, 270):
-            key, value = f"customer-{i % KEYS}", f"customer-{i % KEYS}/{i}"
-            pos = c.send(value, key=key, topic="orders")
-            acked[(pos.partition, pos.offset)] = value
+        with Client(addrs, **nodes[0].tls(), timeout=60) as stale:
+            stale.partition_for("orders", "k")  # its metadata predates the change
+            nodes[victim].stop()
+            for i in range(150, 270):
+                key, value = f"customer-{i % KEYS}", f"customer-{i % KEYS}/{i}"
+                pos = c.send(value, key=key, topic="orders")
+                acked[(pos.partition, pos.offset)] = value
+            # A client idle during the change finds the new leaders.
+            for p in range(PARTITIONS):
+                key = next(f"customer-{k}" for k in range(KEYS) if key_partition(f"customer-{k}".encode(), PARTITIONS) == p)
+                pos = stale.send(f"{key}/{1000 + p}", key=key, topic="orders")
+                assert pos.partition == p
+                acked[(pos.partition, pos.offset)] = f"{key}/{1000 + p}"
         _check(c, "orders", acked)
 
 
