@@ -280,6 +280,7 @@ func (r *retrier) next(ctx context.Context, err error, ci *callInfo) error {
 		switch {
 		case r.op == opAdmin:
 			r.admin = nl.LeaderAddr
+			c.meta.setLeader(nl.LeaderAddr)
 			hinted = closedChan
 		case r.key != nil && c.meta.routed(r.key.topic):
 			// The partition's leader, not the cluster's: only this

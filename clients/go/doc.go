@@ -40,7 +40,8 @@
 //
 // CreateTopic, DeleteTopic, Topics and Describe manage and list topics
 // (CreateTopic and DeleteTopic go to the cluster's metadata leader,
-// following NOT_LEADER answers).
+// following NOT_LEADER answers, and the client remembers it for the next
+// ones).
 //
 // The client learns where partitions are from the cluster's metadata
 // (GetMetadata: each partition's replicas and leader), asked of any server

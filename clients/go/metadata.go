@@ -143,8 +143,9 @@ type metadataCache struct {
 
 	mu     sync.Mutex
 	topics map[string]*topicEntry
-	// metaLeader is the metadata leader's address from the last
-	// GetMetadata, where CreateTopic and DeleteTopic go first.
+	// metaLeader is the metadata leader's address, where CreateTopic and
+	// DeleteTopic go first: from the last GetMetadata, the last NOT_LEADER
+	// answer to one of them, or the server that last answered one.
 	metaLeader string
 }
 
@@ -364,6 +365,16 @@ func (m *metadataCache) leader() string {
 	return m.metaLeader
 }
 
+// setLeader records addr as the metadata leader (ignored if empty).
+func (m *metadataCache) setLeader(addr string) {
+	if addr == "" {
+		return
+	}
+	m.mu.Lock()
+	m.metaLeader = addr
+	m.mu.Unlock()
+}
+
 // getMetadata asks any server for the named topics (every topic when
 // none is named) and the cluster's servers. A server's copy of the
 // metadata may lag the metadata leader's (by a heartbeat: it does not know
@@ -467,9 +478,22 @@ func (c *Client) DeleteTopic(ctx context.Context, name string) error {
 
 // admin runs a call that needs the metadata leader: sent to the last
 // known one (any server when none is known), and to the one a NOT_LEADER
-// answer names.
+// answer names; a server whose answer only the leader gives (success, a
+// topic that exists or does not) is where the next one goes (names and
+// settings are checked, and refused, on any server).
 func (c *Client) admin(ctx context.Context, attempt func(context.Context) error) error {
-	return c.do(ctx, opAdmin, nil, attempt)
+	return c.do(ctx, opAdmin, nil, func(ctx context.Context) error {
+		err := attempt(ctx)
+		switch status.Code(err) {
+		case codes.OK, codes.AlreadyExists, codes.NotFound:
+			if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
+				if addr, _, sent := ci.result(); sent {
+					c.meta.setLeader(addr)
+				}
+			}
+		}
+		return err
+	})
 }
 
 // noMetadata reports whether a GetMetadata failure means the servers

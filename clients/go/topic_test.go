@@ -327,8 +327,17 @@ func TestTopicAdmin(t *testing.T) {
 	if len(callsOf(tc, 2, "CreateTopic")) != 1 {
 		t.Errorf("the metadata leader got %d CreateTopic calls", len(callsOf(tc, 2, "CreateTopic")))
 	}
+	// The client remembers the metadata leader: its next calls go there
+	// first.
+	admin := countCalls(tc, 3, "CreateTopic")
 	if _, err := cl.CreateTopic(ctx, "orders", client.TopicConfig{}); !errors.Is(err, client.ErrTopicExists) {
 		t.Errorf("CreateTopic of an existing topic: %v", err)
+	}
+	if err := cl.DeleteTopic(ctx, "never-created"); !errors.Is(err, client.ErrUnknownTopic) {
+		t.Errorf("DeleteTopic of a missing topic: %v", err)
+	}
+	if n, m := countCalls(tc, 3, "CreateTopic")-admin, len(callsOf(tc, 2, "DeleteTopic")); n != 1 || m != 1 || countCalls(tc, 3, "DeleteTopic") != 1 {
+		t.Errorf("%d CreateTopic and %d DeleteTopic calls (%d to the metadata leader) for one of each", n, countCalls(tc, 3, "DeleteTopic"), m)
 	}
 	if _, err := cl.CreateTopic(ctx, "big", client.TopicConfig{ReplicationFactor: 5}); !errors.Is(err, client.ErrNotEnoughNodes) {
 		t.Errorf("CreateTopic with 5 replicas on 3 servers: %v", err)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -407,26 +408,29 @@ func TestClusterTopics(t *testing.T) {
 }
 
 // TestClusterTopicAdmin: CreateTopic and DeleteTopic sent to a server that
-// does not lead the metadata group follow its NOT_LEADER answer.
+// does not lead the metadata group follow its NOT_LEADER answer, and the
+// client's next ones go to the metadata leader at once.
 func TestClusterTopicAdmin(t *testing.T) {
 	c := newRaftCluster(t, 3)
 	ctx := ctxT(t)
 	meta := c.metaLeader()
-	follower := (meta + 1) % 3
-	var calls attempts
-	// A client seeded with a follower only and asking it first.
-	cl, err := client.New(ctx, c.agents[follower].Addr(),
-		client.WithTLSFiles(c.certs.CACert, c.certs.ClientCert("root"), c.certs.ClientKey("root")),
-		client.WithBackoff(20*time.Millisecond, 300*time.Millisecond),
-		client.WithRetries(30),
-		client.WithDialOptions(grpc.WithChainUnaryInterceptor(calls.intercept)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-
-	check := func(method string, start int) {
+	newClient := func(calls *attempts) *client.Client {
 		t.Helper()
+		// Seeded with a follower of the metadata group.
+		cl, err := client.New(ctx, c.agents[(meta+1)%3].Addr(),
+			client.WithTLSFiles(c.certs.CACert, c.certs.ClientCert("root"), c.certs.ClientKey("root")),
+			client.WithBackoff(20*time.Millisecond, 300*time.Millisecond),
+			client.WithRetries(30),
+			client.WithDialOptions(grpc.WithChainUnaryInterceptor(calls.intercept)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Close() })
+		return cl
+	}
+	// tries returns the servers and codes of method's attempts since
+	// start.
+	tries := func(calls *attempts, method string, start int) []string {
 		sent, _ := calls.since(start)
 		var got []string
 		for _, a := range sent {
@@ -434,17 +438,39 @@ func TestClusterTopicAdmin(t *testing.T) {
 				got = append(got, fmt.Sprintf("n%d:%v", c.index(a.server), a.code))
 			}
 		}
-		last := fmt.Sprintf("n%d:%v", meta, codes.OK)
-		if len(got) == 0 || got[len(got)-1] != last || len(got) > 2 || (len(got) == 2 && got[0] == last) {
-			t.Fatalf("%s attempts %v, want at most one NOT_LEADER then %s", method, got, last)
-		}
-		t.Logf("%s attempts: %v", method, got)
+		return got
 	}
+
+	// A new client knows no metadata leader: its first admin call goes to
+	// any server. Until one goes to a follower: a NOT_LEADER, followed.
+	followed := false
+	for i := 0; i < 30 && !followed; i++ {
+		var calls attempts
+		cl := newClient(&calls)
+		if err := cl.DeleteTopic(ctx, "never-created"); !errors.Is(err, client.ErrUnknownTopic) {
+			t.Fatalf("DeleteTopic of a missing topic: %v, want ErrUnknownTopic", err)
+		}
+		got := tries(&calls, "DeleteTopic", 0)
+		last := fmt.Sprintf("n%d:%v", meta, codes.NotFound)
+		if len(got) == 0 || got[len(got)-1] != last || len(got) > 2 || (len(got) == 2 && !strings.HasSuffix(got[0], ":"+codes.FailedPrecondition.String())) {
+			t.Fatalf("DeleteTopic attempts %v, want at most one NOT_LEADER then %s", got, last)
+		}
+		followed = len(got) == 2
+		cl.Close()
+	}
+	if !followed {
+		t.Fatal("no DeleteTopic of 30 new clients went to a follower first")
+	}
+
+	var calls attempts
+	cl := newClient(&calls)
 	start := calls.count()
 	if _, err := cl.CreateTopic(ctx, "admin", client.TopicConfig{Partitions: 2, ReplicationFactor: 3}); err != nil {
 		t.Fatal(err)
 	}
-	check("CreateTopic", start)
+	if got := tries(&calls, "CreateTopic", start); len(got) == 0 || got[len(got)-1] != fmt.Sprintf("n%d:%v", meta, codes.OK) {
+		t.Fatalf("CreateTopic attempts %v, want the last at n%d", got, meta)
+	}
 	if n, err := cl.Topic("admin").Partitions(ctx); err != nil || n != 2 {
 		t.Fatalf("Partitions = %d, %v", n, err)
 	}
@@ -452,9 +478,11 @@ func TestClusterTopicAdmin(t *testing.T) {
 	if err := cl.DeleteTopic(ctx, "admin"); err != nil {
 		t.Fatal(err)
 	}
-	check("DeleteTopic", start)
 	if err := cl.DeleteTopic(ctx, "admin"); !errors.Is(err, client.ErrUnknownTopic) {
 		t.Fatalf("DeleteTopic of a deleted topic: %v, want ErrUnknownTopic", err)
+	}
+	if got, want := tries(&calls, "DeleteTopic", start), []string{fmt.Sprintf("n%d:%v", meta, codes.OK), fmt.Sprintf("n%d:%v", meta, codes.NotFound)}; !slices.Equal(got, want) {
+		t.Errorf("DeleteTopic attempts %v, want %v: the client knows the metadata leader", got, want)
 	}
 	if err := cl.DeleteTopic(ctx, client.DefaultTopic); !errors.Is(err, client.ErrInvalidArgument) {
 		t.Fatalf("DeleteTopic of the default topic: %v, want ErrInvalidArgument", err)

@@ -334,6 +334,8 @@ def test_topic_admin(topics: TopicCluster, server: ServerProcess) -> None:
             c.describe("orders")
         with pytest.raises(UnknownTopicError):
             c.delete_topic("orders")
+        # Once a NOT_LEADER named it, admin calls go to the metadata leader first.
+        assert [s for s, m, _, _ in topics.calls if m in ("CreateTopic", "DeleteTopic")] == [0, 2, 2, 2, 2, 2, 2]
 
 
 def test_lagging_metadata(topics: TopicCluster, server: ServerProcess) -> None:

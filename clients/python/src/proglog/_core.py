@@ -599,6 +599,8 @@ class Attempts:
         if isinstance(err, NotLeaderError):
             if self.op == "admin":
                 self.admin_leader = err.leader_addr or None
+                if self.cache is not None and err.leader_addr:
+                    self.cache.meta_leader = err.leader_addr  # the next admin calls go there first
             elif self.key is not None and self.cache is not None and self.cache.routed(self.key[0]):
                 # The partition's leader, not the cluster's: only this partition's route changes.
                 self.cache.hint(self.key, err.leader_addr)

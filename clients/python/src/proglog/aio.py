@@ -659,7 +659,10 @@ class AsyncClient:
                 if left is not None and left <= 0:
                     raise DeadlineExceededError("timed out", grpc.StatusCode.DEADLINE_EXCEEDED)
                 sent = True
-                return await fn(stub, left, metadata)
+                result = await fn(stub, left, metadata)
+                if op == "admin":
+                    self._cache.meta_leader = addr  # only the metadata leader carries one out
+                return result
             except grpc.aio.AioRpcError as rpc_err:
                 err = self._error(rpc_err, addr)
             except (UnavailableError, UnknownTopicError) as unsent:

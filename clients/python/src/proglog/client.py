@@ -733,7 +733,10 @@ class Client:
                 if left is not None and left <= 0:
                     raise DeadlineExceededError("timed out", grpc.StatusCode.DEADLINE_EXCEEDED)
                 sent = True
-                return fn(stub, left, metadata)
+                result = fn(stub, left, metadata)
+                if op == "admin":
+                    self._cache.meta_leader = addr  # only the metadata leader carries one out
+                return result
             except grpc.RpcError as rpc_err:
                 err = self._error(rpc_err, addr)
             except (UnavailableError, UnknownTopicError) as unsent:  # discovery or metadata failed, or no leader yet
