@@ -280,6 +280,7 @@ func (r *retrier) next(ctx context.Context, err error, ci *callInfo) error {
 		switch {
 		case r.op == opAdmin:
 			r.admin = nl.LeaderAddr
+			c.meta.setLeader(nl.LeaderAddr)
 			hinted = closedChan
 		case r.key != nil && c.meta.routed(r.key.topic):
 			// The partition's leader, not the cluster's: only this
@@ -295,9 +296,11 @@ func (r *retrier) next(ctx context.Context, err error, ci *callInfo) error {
 		if r.op == opRead || r.op == opStream {
 			r.route = routeLeader // this server serves reads from the leader only
 		}
-	case unknownTopic(st) && r.key != nil && !r.notFound:
+	case unknownTopic(st) && r.key != nil && (!r.notFound || c.meta.knows(*r.key)):
 		// The metadata may lag a topic just created or changed: refresh
-		// it and try once more.
+		// it and try once more; and again while the metadata has the
+		// partition (a server whose copy of the metadata lags: the cache
+		// drops a topic two fetches find unknown).
 		r.notFound = true
 		c.meta.invalidate(r.key.topic)
 	case st.Code() == codes.Unavailable:

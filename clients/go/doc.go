@@ -40,7 +40,8 @@
 //
 // CreateTopic, DeleteTopic, Topics and Describe manage and list topics
 // (CreateTopic and DeleteTopic go to the cluster's metadata leader,
-// following NOT_LEADER answers).
+// following NOT_LEADER answers, and the client remembers it for the next
+// ones).
 //
 // The client learns where partitions are from the cluster's metadata
 // (GetMetadata: each partition's replicas and leader), asked of any server
@@ -48,7 +49,14 @@
 // NOT_LEADER (whose leader hint moves that partition's calls at once),
 // UNAVAILABLE, or an unknown topic or partition (NOT_FOUND, retried once)
 // — has it asked again, at most once per WithMetadataRefresh (default
-// 100ms) per topic. Servers that answer no metadata (older servers, or an
+// 100ms) per topic. A server's copy of the metadata may lag a moment
+// behind the metadata leader's (a heartbeat): an unknown topic is asked
+// again once, after WithMetadataRefresh, before the client believes it; a
+// topic the client knows (from its own
+// CreateTopic's answer, or an earlier one) is dropped only when a server
+// answers that it is unknown twice in a row (a refresh apart), and a call
+// to a partition the client knows is retried while a server answers
+// NOT_FOUND. Servers that answer no metadata (older servers, or an
 // ACL without "describe") leave DefaultTopic routed by discovery's roles
 // as before topics, asked again every WithDiscoveryInterval.
 //

@@ -124,6 +124,11 @@ type topicEntry struct {
 	leaders map[uint32]string
 	// fetching is closed when the fetch in progress ends (nil: none).
 	fetching chan struct{}
+	// doubted: the last fetch's server did not know the topic, which
+	// info says exists (a server whose copy of the metadata lags the
+	// metadata leader's, as just after CreateTopic); the next such answer
+	// is believed.
+	doubted bool
 }
 
 // metadataCache keeps each topic's metadata (GetMetadata) for routing.
@@ -138,8 +143,9 @@ type metadataCache struct {
 
 	mu     sync.Mutex
 	topics map[string]*topicEntry
-	// metaLeader is the metadata leader's address from the last
-	// GetMetadata, where CreateTopic and DeleteTopic go first.
+	// metaLeader is the metadata leader's address, where CreateTopic and
+	// DeleteTopic go first: from the last GetMetadata, the last NOT_LEADER
+	// answer to one of them, or the server that last answered one.
 	metaLeader string
 }
 
@@ -197,13 +203,21 @@ func (m *metadataCache) get(ctx context.Context, topic string) (info *TopicInfo,
 			m.mu.Unlock()
 			return nil, false, ferr // the caller's deadline, not the servers' answer
 		}
-		info0, fallback0, leaders0 := e.info, e.fallback, e.leaders
+		info0, fallback0, leaders0, doubted0 := e.info, e.fallback, e.leaders, e.doubted
 		e.fetchedAt, e.stale, e.leaders = time.Now(), false, nil
-		e.info, e.fallback = nil, false
+		e.info, e.fallback, e.doubted = nil, false, false
+		found := ferr == nil && len(infos) == 1 && infos[0].Name == topic
 		switch {
-		case ferr == nil && len(infos) == 1 && infos[0].Name == topic:
+		case found:
 			e.info = &infos[0]
 			m.metaLeader = leaderOf(servers)
+		case info0 != nil && !doubted0 && (ferr == nil || errors.Is(ferr, ErrUnknownTopic)):
+			// A topic known to exist, unknown to this server: its copy
+			// of the metadata may lag. Keep what was known once, ask
+			// again after the refresh interval.
+			e.info, e.fallback, e.leaders, e.stale, e.doubted = info0, fallback0, leaders0, true, true
+			m.mu.Unlock()
+			return info0, fallback0, nil
 		case ferr == nil || errors.Is(ferr, ErrUnknownTopic):
 			// Not kept: asked again on next use, as the topic may be
 			// created meanwhile (the callers waiting for this fetch
@@ -267,6 +281,15 @@ func (m *metadataCache) routed(topic string) bool {
 	return e != nil && !e.fallback
 }
 
+// knows reports whether the cached metadata has key's partition (fetched,
+// or from CreateTopic); it never asks the cluster.
+func (m *metadataCache) knows(key partKey) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.topics[key.topic]
+	return e != nil && e.info != nil && int(key.partition) < len(e.info.Partitions)
+}
+
 // partitions returns topic's number of partitions; 0 when the servers
 // give no metadata.
 func (m *metadataCache) partitions(ctx context.Context, topic string) (int, error) {
@@ -289,6 +312,19 @@ func (m *metadataCache) cachedPartitions(topic string) int {
 		return len(e.info.Partitions)
 	}
 	return 0
+}
+
+// created caches info, the answer of this client's CreateTopic, so that
+// the topic is not unknown to its creator while the servers' copies of
+// the metadata catch up with the metadata leader. Its leaders may not be
+// elected yet: it is stale, fetched again on use after the refresh
+// interval.
+func (m *metadataCache) created(info TopicInfo) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.entry(info.Name)
+	e.info, e.fallback, e.leaders = &info, false, nil
+	e.fetchedAt, e.stale, e.doubted = time.Now(), true, false
 }
 
 // hint records a NOT_LEADER answer's leader for key and marks the topic
@@ -329,9 +365,38 @@ func (m *metadataCache) leader() string {
 	return m.metaLeader
 }
 
+// setLeader records addr as the metadata leader (ignored if empty).
+func (m *metadataCache) setLeader(addr string) {
+	if addr == "" {
+		return
+	}
+	m.mu.Lock()
+	m.metaLeader = addr
+	m.mu.Unlock()
+}
+
 // getMetadata asks any server for the named topics (every topic when
-// none is named) and the cluster's servers.
+// none is named) and the cluster's servers. A server's copy of the
+// metadata may lag the metadata leader's (by a heartbeat: it does not know
+// a topic just created yet), so an unknown topic is asked again once,
+// after WithMetadataRefresh, before it is believed.
 func (c *Client) getMetadata(ctx context.Context, topics []string) ([]TopicInfo, []Server, error) {
+	infos, servers, err := c.askMetadata(ctx, topics)
+	if len(topics) == 0 || !errors.Is(err, ErrUnknownTopic) {
+		return infos, servers, err
+	}
+	t := time.NewTimer(c.cfg.metadataRefresh)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return infos, servers, err
+	case <-t.C:
+	}
+	return c.askMetadata(ctx, topics)
+}
+
+// askMetadata is one GetMetadata call, with the client's retries.
+func (c *Client) askMetadata(ctx context.Context, topics []string) ([]TopicInfo, []Server, error) {
 	var infos []TopicInfo
 	var servers []Server
 	err := c.do(ctx, opServers, nil, func(ctx context.Context) error {
@@ -386,8 +451,16 @@ func (c *Client) CreateTopic(ctx context.Context, name string, cfg TopicConfig) 
 		}
 		return err
 	})
-	c.meta.forget(name)
-	return info, err
+	switch {
+	case errors.Is(err, ErrTopicExists):
+		// What the client knows of the topic, if anything, still holds.
+		return info, err
+	case err != nil:
+		c.meta.forget(name)
+		return info, err
+	}
+	c.meta.created(info)
+	return info, nil
 }
 
 // DeleteTopic deletes topic name and its records on every server. It goes
@@ -405,9 +478,22 @@ func (c *Client) DeleteTopic(ctx context.Context, name string) error {
 
 // admin runs a call that needs the metadata leader: sent to the last
 // known one (any server when none is known), and to the one a NOT_LEADER
-// answer names.
+// answer names; a server whose answer only the leader gives (success, a
+// topic that exists or does not) is where the next one goes (names and
+// settings are checked, and refused, on any server).
 func (c *Client) admin(ctx context.Context, attempt func(context.Context) error) error {
-	return c.do(ctx, opAdmin, nil, attempt)
+	return c.do(ctx, opAdmin, nil, func(ctx context.Context) error {
+		err := attempt(ctx)
+		switch status.Code(err) {
+		case codes.OK, codes.AlreadyExists, codes.NotFound:
+			if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
+				if addr, _, sent := ci.result(); sent {
+					c.meta.setLeader(addr)
+				}
+			}
+		}
+		return err
+	})
 }
 
 // noMetadata reports whether a GetMetadata failure means the servers

@@ -333,8 +333,17 @@ func TestTopicAdmin(t *testing.T) {
 	if len(callsOf(tc, 2, "CreateTopic")) != 1 {
 		t.Errorf("the metadata leader got %d CreateTopic calls", len(callsOf(tc, 2, "CreateTopic")))
 	}
+	// The client remembers the metadata leader: its next calls go there
+	// first.
+	admin := countCalls(tc, 3, "CreateTopic")
 	if _, err := cl.CreateTopic(ctx, "orders", client.TopicConfig{}); !errors.Is(err, client.ErrTopicExists) {
 		t.Errorf("CreateTopic of an existing topic: %v", err)
+	}
+	if err := cl.DeleteTopic(ctx, "never-created"); !errors.Is(err, client.ErrUnknownTopic) {
+		t.Errorf("DeleteTopic of a missing topic: %v", err)
+	}
+	if n, m := countCalls(tc, 3, "CreateTopic")-admin, len(callsOf(tc, 2, "DeleteTopic")); n != 1 || m != 1 || countCalls(tc, 3, "DeleteTopic") != 1 {
+		t.Errorf("%d CreateTopic and %d DeleteTopic calls (%d to the metadata leader) for one of each", n, countCalls(tc, 3, "DeleteTopic"), m)
 	}
 	if _, err := cl.CreateTopic(ctx, "big", client.TopicConfig{ReplicationFactor: 5}); !errors.Is(err, client.ErrNotEnoughNodes) {
 		t.Errorf("CreateTopic with 5 replicas on 3 servers: %v", err)
@@ -414,5 +423,56 @@ func TestQueueBoundSpansPartitions(t *testing.T) {
 	}
 	if got := len(tc.Records("orders", 1)); got != 1 {
 		t.Errorf("partition 1 holds %d records, want 1", got)
+	}
+}
+
+// A server whose copy of the metadata lags the metadata leader's answers
+// that a topic just created is unknown: the client that created the topic
+// (or knows it from an earlier answer) takes one such answer as the
+// server's lag, and believes the second: a topic deleted behind its back
+// becomes unknown.
+func TestLaggingMetadataKeepsAKnownTopic(t *testing.T) {
+	tc, cl := topicCluster(t, 2, client.WithMetadataRefresh(time.Nanosecond))
+	ctx := ctxT(t)
+	_, err := cl.Describe(ctx, "fresh")
+	st, ok := status.FromError(err)
+	if !errors.Is(err, client.ErrUnknownTopic) || !ok {
+		t.Fatalf("Describe of a missing topic: %v", err)
+	}
+	lagging := st.Err() // what a server answers before it learns the topic
+
+	if _, err := cl.CreateTopic(ctx, "fresh", client.TopicConfig{Partitions: 2, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	tc.FailMetadata(lagging)
+	if n, err := cl.Topic("fresh").Partitions(ctx); err != nil || n != 2 {
+		t.Fatalf("Partitions of the topic just created, from a lagging server = %d, %v", n, err)
+	}
+	pos, err := cl.Topic("fresh").Produce(ctx, &client.Record{Key: []byte("k"), Value: []byte("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A client that never saw the topic asks a lagging server: it asks
+	// again before it believes the topic unknown.
+	_, other := topicClientOf(t, tc)
+	tc.FailMetadata(lagging)
+	if info, err := other.Describe(ctx, "fresh"); err != nil || len(info.Partitions) != 2 {
+		t.Fatalf("Describe from a lagging server = %+v, %v", info, err)
+	}
+	_, third := topicClientOf(t, tc)
+	tc.FailMetadata(lagging)
+	if _, err := third.Topic("fresh").Produce(ctx, &client.Record{Key: []byte("k"), Value: []byte("c")}); err != nil {
+		t.Fatalf("keyed produce, the metadata from a lagging server: %v", err)
+	}
+
+	// Deleted by another client: unknown once two fetches say so.
+	if err := other.DeleteTopic(ctx, "fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Topic("fresh").Partition(pos.Partition).Produce(ctx, &client.Record{Value: []byte("d")}); !errors.Is(err, client.ErrUnknownTopic) {
+		t.Fatalf("produce to the deleted topic: %v, want ErrUnknownTopic", err)
+	}
+	if _, err := cl.Topic("fresh").Partitions(ctx); !errors.Is(err, client.ErrUnknownTopic) {
+		t.Fatalf("Partitions of the deleted topic: %v, want ErrUnknownTopic", err)
 	}
 }

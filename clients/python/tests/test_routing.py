@@ -25,9 +25,9 @@ from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-unty
 import proglog
 from proglog import AsyncClient, Client
 from proglog import _core
-from proglog._core import Attempts, Router, Settings
+from proglog._core import Attempts, MetadataCache, PartRoute, Router, Settings
 from proglog._proto.log.v1 import log_pb2, log_pb2_grpc
-from proglog.records import Server
+from proglog.records import PartitionInfo, Server, TopicConfig, TopicInfo
 
 from conftest import ServerProcess
 
@@ -512,6 +512,50 @@ def test_router_round_robin_and_fallbacks() -> None:
     r.hint("f:1")
     assert r.pick("leader") == ("f:1", "leader")
     assert r.candidates()[0] == "f:1"
+
+
+def test_partition_reads_skip_replicas_discovery_no_longer_lists() -> None:
+    # A replica whose server stopped stays in the partition's metadata until the cluster replaces
+    # it; reads go to the followers discovery lists (each call's own discovery and metadata calls
+    # advance the round-robin, which once sent every retry to the stopped one).
+    r = Router(["l:1"], interval=60)
+    r.update(_servers("l:1", "f:1"))
+    part = PartRoute("l:1", ("l:1", "f:1", "gone:1"))
+    assert {r.pick("follower", part) for _ in range(6)} == {("f:1", "follower")}
+    assert {r.pick("leader", PartRoute(None, ("f:1", "gone:1"))) for _ in range(6)} == {("f:1", "unknown")}
+    # Followers discovery does not list yet (new servers): the reads go to the leader; with no
+    # replica listed, the metadata's replicas are all there is.
+    assert r.pick("follower", PartRoute("l:1", ("l:1", "x:1"))) == ("l:1", "leader")
+    assert {r.pick("follower", PartRoute("x:1", ("x:1", "y:1", "z:1"))) for _ in range(6)} == {("y:1", "follower"), ("z:1", "follower")}
+
+
+def test_metadata_cache_doubts_one_unknown_topic_answer() -> None:
+    # A server whose copy of the metadata lags says a topic just created is unknown: the cache
+    # keeps a topic it knows through one such answer and drops it at the second.
+    cache = MetadataCache(refresh=0.0, fallback_interval=60)
+    info = TopicInfo("t", TopicConfig(2, 1), tuple(PartitionInfo(p, None, "", (), 0) for p in range(2)))
+    cache.created(info)
+    assert cache.knows(("t", 1)) and not cache.knows(("t", 2))
+    unknown = proglog.UnknownTopicError('topic "t" does not exist', grpc.StatusCode.NOT_FOUND, "t")
+    _core.metadata_failed(cache, "t", unknown)  # taken as a lagging server's
+    assert cache.partitions("t") == 2 and cache.due("t")
+    with pytest.raises(proglog.UnknownTopicError):
+        _core.metadata_fetched(cache, "t", [], None)
+    assert cache.partitions("t") is None and not cache.knows(("t", 0))
+    # A fetch that finds it clears the doubt.
+    cache.store("t", info)
+    _core.metadata_fetched(cache, "t", [], None)
+    cache.store("t", info)
+    _core.metadata_fetched(cache, "t", [], None)
+    assert cache.partitions("t") == 2
+    # A read of a partition the cache knows is retried while a server says the topic is unknown.
+    settings = Settings(timeout=None, retries=None, produce_retries=None, backoff=(0.01, 0.1), consistency="follower", discovery_interval=60)
+    a = Attempts(settings, Router(["a:1"], 60), "read", ("t", 0), cache)
+    assert a.on_error(unknown, "follower") is not None and a.on_error(unknown, "follower") is not None
+    assert Attempts(settings, Router(["a:1"], 60), "read", ("t", 5), cache).on_error(unknown, "follower") is not None
+    b = Attempts(settings, Router(["a:1"], 60), "read", ("t", 5), cache)
+    b.on_error(unknown, "follower")
+    assert b.on_error(unknown, "follower") is None
 
 
 def test_router_static_when_discovery_is_refused() -> None:

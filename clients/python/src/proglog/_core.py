@@ -325,17 +325,21 @@ class Router:
         A call for a partition (``part``) goes by the partition's route: a follower read to its
         replicas other than the leader, round-robin, then the leader; anything else to the leader,
         or with none known to its replicas round-robin (they answer NOT_LEADER naming it). Without
-        any address in ``part`` it goes by the servers' roles, as before topics."""
+        any address in ``part`` it goes by the servers' roles, as before topics. Replicas that
+        discovery no longer lists (a server that stopped, until the metadata replaces it) are
+        chosen only when no listed one is left."""
         with self._lock:
             n = next(self._rr)
             if part is not None:
-                followers = [a for a in part.replicas if a != part.leader]
+                listed = {s.rpc_addr for s in self.servers}
+                replicas = [a for a in part.replicas if self.static or not listed or a in listed] or list(part.replicas)
+                followers = [a for a in replicas if a != part.leader]
                 if route == "follower" and followers:
                     return followers[n % len(followers)], "follower"
                 if part.leader:
                     return part.leader, "leader"
-                if part.replicas:
-                    return part.replicas[n % len(part.replicas)], "unknown"
+                if replicas:
+                    return replicas[n % len(replicas)], "unknown"
             leader = next((s.rpc_addr for s in self.servers if s.is_leader), None)
             unknown_role = [s.rpc_addr for s in self.servers if not s.is_leader] if self.static else []
             followers = [] if self.static else [s.rpc_addr for s in self.servers if not s.is_leader]
@@ -360,6 +364,10 @@ class _TopicEntry:
         self.fetched_at: float | None = None
         self.stale = True
         self.leaders: dict[int, str] = {}  # NOT_LEADER hints since the last fetch
+        # The last fetch's server did not know the topic, which info says exists (its copy of the
+        # metadata lags the metadata leader's, as just after create_topic); the next such answer
+        # is believed.
+        self.doubted = False
 
 
 class MetadataCache:
@@ -368,7 +376,9 @@ class MetadataCache:
     a call found it stale (NOT_LEADER, UNAVAILABLE, an unknown topic or partition) at most once per
     ``refresh`` seconds. Servers that give no metadata (older ones, or an ACL without "describe")
     leave the topic routed by the servers' roles, as before topics, asked again every
-    ``fallback_interval`` seconds. An unknown topic is not kept: asked again on next use."""
+    ``fallback_interval`` seconds. An unknown topic is not kept: asked again on next use; but a
+    topic the cache knows (fetched, or created by this client) is dropped only when a server says
+    it is unknown twice in a row, since a server's copy of the metadata may lag."""
 
     def __init__(self, refresh: float, fallback_interval: float) -> None:
         self.refresh = refresh
@@ -395,8 +405,27 @@ class MetadataCache:
         with self._lock:
             e = self._entry(topic)
             e.info, e.fallback, e.fetched_at, e.stale, e.leaders = info, info is None, time.monotonic(), False, {}
+            e.doubted = False
             if info is not None:
                 self.meta_leader = meta_leader or self.meta_leader
+
+    def created(self, info: TopicInfo) -> None:
+        """Caches the answer of this client's create_topic, so that the topic is not unknown to its
+        creator while the servers' copies of the metadata catch up; stale, since its leaders may not
+        be elected yet."""
+        with self._lock:
+            e = self._entry(info.name)
+            e.info, e.fallback, e.fetched_at, e.stale, e.leaders, e.doubted = info, False, time.monotonic(), True, {}, False
+
+    def lagging(self, topic: str) -> bool:
+        """A server said the topic is unknown: True (and asked again after ``refresh``) if the
+        cache knows it and has not doubted it since it last found it, False to believe it."""
+        with self._lock:
+            e = self._topics.get(topic)
+            if e is None or e.info is None or e.doubted:
+                return False
+            e.fetched_at, e.stale, e.doubted = time.monotonic(), True, True
+            return True
 
     def unanswered(self, topic: str) -> None:
         """No server answered a fetch: keep what was known, ask again after ``refresh``."""
@@ -417,6 +446,12 @@ class MetadataCache:
             e = self._entry(key[0])
             e.stale = True
             e.leaders[key[1]] = leader
+
+    def knows(self, key: PartKey) -> bool:
+        """Whether the cached metadata has the partition (fetched, or from create_topic)."""
+        with self._lock:
+            e = self._topics.get(key[0])
+            return e is not None and e.info is not None and key[1] < len(e.info.partitions)
 
     def routed(self, topic: str) -> bool:
         """Whether the topic is routed by its metadata (not by the servers' roles)."""
@@ -480,6 +515,8 @@ def metadata_fetched(cache: MetadataCache, topic: str, infos: list[TopicInfo], l
     """Stores a GetMetadata answer for topic; raises UnknownTopicError if it does not list it."""
     info = next((i for i in infos if i.name == topic), None)
     if info is None:
+        if cache.lagging(topic):
+            return
         cache.forget(topic)
         raise UnknownTopicError(f'topic "{topic}" does not exist', grpc.StatusCode.NOT_FOUND, topic)
     cache.store(topic, info, leader)
@@ -490,6 +527,8 @@ def metadata_failed(cache: MetadataCache, topic: str, err: ProglogError) -> None
     ACL without "describe") leave it routed by the servers' roles; any other error is raised (an
     unknown topic is forgotten first, so that it is asked again on next use)."""
     if isinstance(err, UnknownTopicError):
+        if cache.lagging(topic):
+            return
         cache.forget(topic)
         raise err
     if err.code not in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNIMPLEMENTED):
@@ -560,6 +599,8 @@ class Attempts:
         if isinstance(err, NotLeaderError):
             if self.op == "admin":
                 self.admin_leader = err.leader_addr or None
+                if self.cache is not None and err.leader_addr:
+                    self.cache.meta_leader = err.leader_addr  # the next admin calls go there first
             elif self.key is not None and self.cache is not None and self.cache.routed(self.key[0]):
                 # The partition's leader, not the cluster's: only this partition's route changes.
                 self.cache.hint(self.key, err.leader_addr)
@@ -568,8 +609,15 @@ class Attempts:
             if self.op in ("read", "stream"):
                 self.route = "leader"
             immediate = bool(err.leader_addr) and self.retries == 0
-        elif isinstance(err, (UnknownTopicError, UnknownPartitionError)) and self.key is not None and self.cache and not self.not_found:
-            # The metadata may lag a topic just created or changed: refresh it, try once more.
+        elif (
+            isinstance(err, (UnknownTopicError, UnknownPartitionError))
+            and self.key is not None
+            and self.cache
+            and (not self.not_found or self.cache.knows(self.key))
+        ):
+            # The metadata may lag a topic just created or changed: refresh it, try once more; and
+            # again while the cache has the partition (a server whose copy of the metadata lags;
+            # the cache drops a topic two fetches find unknown).
             self.not_found = True
             self.cache.invalidate(self.key[0])
         elif isinstance(err, UnavailableError):

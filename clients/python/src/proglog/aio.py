@@ -19,6 +19,7 @@ from proglog.errors import (
     DeadlineExceededError,
     ProglogError,
     TLSError,
+    TopicExistsError,
     UnavailableError,
     UnknownTopicError,
     from_status,
@@ -321,6 +322,17 @@ class AsyncClient:
             _core.metadata_fetched(self._cache, topic, infos, leader)
 
     async def _get_metadata(self, topics: list[str], deadline_at: float | None) -> tuple[list[TopicInfo], str | None]:
+        """GetMetadata; an unknown topic is asked again once (see Client._get_metadata)."""
+        try:
+            return await self._ask_metadata(topics, deadline_at)
+        except UnknownTopicError:
+            left = _core.remaining(deadline_at)
+            if not topics or (left is not None and left <= self._settings.metadata_refresh):
+                raise
+        await asyncio.sleep(self._settings.metadata_refresh)
+        return await self._ask_metadata(topics, deadline_at)
+
+    async def _ask_metadata(self, topics: list[str], deadline_at: float | None) -> tuple[list[TopicInfo], str | None]:
         request = log_pb2.GetMetadataRequest(topics=topics)
 
         async def call(stub: _Stub, t: float | None, md: Metadata) -> tuple[list[TopicInfo], str | None]:
@@ -361,9 +373,14 @@ class AsyncClient:
             return TopicInfo._from_proto((await stub.create_topic(request, timeout=t, metadata=md)).topic)
 
         try:
-            return await self._call("admin", timeout, call)
-        finally:
+            info = await self._call("admin", timeout, call)
+        except TopicExistsError:
+            raise  # what the client knows of the topic, if anything, still holds
+        except BaseException:
             self._cache.forget(name)
+            raise
+        self._cache.created(info)
+        return info
 
     async def delete_topic(self, name: str, *, timeout: float | None | Literal["default"] = "default") -> None:
         """Deletes a topic (see Client.delete_topic)."""
@@ -642,7 +659,10 @@ class AsyncClient:
                 if left is not None and left <= 0:
                     raise DeadlineExceededError("timed out", grpc.StatusCode.DEADLINE_EXCEEDED)
                 sent = True
-                return await fn(stub, left, metadata)
+                result = await fn(stub, left, metadata)
+                if op == "admin":
+                    self._cache.meta_leader = addr  # only the metadata leader carries one out
+                return result
             except grpc.aio.AioRpcError as rpc_err:
                 err = self._error(rpc_err, addr)
             except (UnavailableError, UnknownTopicError) as unsent:

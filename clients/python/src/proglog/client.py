@@ -19,6 +19,7 @@ from proglog.errors import (
     DeadlineExceededError,
     ProglogError,
     TLSError,
+    TopicExistsError,
     UnavailableError,
     UnknownTopicError,
     from_rpc_error,
@@ -381,6 +382,20 @@ class Client:
         _core.metadata_fetched(self._cache, topic, infos, leader)
 
     def _get_metadata(self, topics: list[str], deadline_at: float | None) -> tuple[list[TopicInfo], str | None]:
+        """GetMetadata of the named topics (every topic when none is named). A server's copy of the
+        metadata may lag the metadata leader's (it does not know a topic just created yet): an
+        unknown topic is asked again once, ``metadata_refresh`` seconds later, before it is
+        believed."""
+        try:
+            return self._ask_metadata(topics, deadline_at)
+        except UnknownTopicError:
+            left = _core.remaining(deadline_at)
+            if not topics or (left is not None and left <= self._settings.metadata_refresh):
+                raise
+        time.sleep(self._settings.metadata_refresh)
+        return self._ask_metadata(topics, deadline_at)
+
+    def _ask_metadata(self, topics: list[str], deadline_at: float | None) -> tuple[list[TopicInfo], str | None]:
         request = log_pb2.GetMetadataRequest(topics=topics)
 
         def call(stub: _Stub, t: float | None, md: Metadata) -> tuple[list[TopicInfo], str | None]:
@@ -419,11 +434,16 @@ class Client:
         config = TopicConfig(partitions, replication_factor, retention_bytes, retention_age)._to_proto()
         request = log_pb2.CreateTopicRequest(name=name, config=config)
         try:
-            return self._call(
+            info: TopicInfo = self._call(
                 "admin", timeout, lambda stub, t, md: TopicInfo._from_proto(stub.create_topic(request, timeout=t, metadata=md).topic)
             )
-        finally:
+        except TopicExistsError:
+            raise  # what the client knows of the topic, if anything, still holds
+        except BaseException:
             self._cache.forget(name)
+            raise
+        self._cache.created(info)
+        return info
 
     def delete_topic(self, name: str, *, timeout: float | None | Literal["default"] = "default") -> None:
         """Deletes a topic and its records. Goes to the metadata leader, following NOT_LEADER
@@ -713,7 +733,10 @@ class Client:
                 if left is not None and left <= 0:
                     raise DeadlineExceededError("timed out", grpc.StatusCode.DEADLINE_EXCEEDED)
                 sent = True
-                return fn(stub, left, metadata)
+                result = fn(stub, left, metadata)
+                if op == "admin":
+                    self._cache.meta_leader = addr  # only the metadata leader carries one out
+                return result
             except grpc.RpcError as rpc_err:
                 err = self._error(rpc_err, addr)
             except (UnavailableError, UnknownTopicError) as unsent:  # discovery or metadata failed, or no leader yet
