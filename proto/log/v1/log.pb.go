@@ -1214,7 +1214,9 @@ type GetMetadataResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Ordered by name.
 	Topics []*TopicMetadata `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
-	// Every server of the cluster (is_leader: the metadata group's leader).
+	// Every server of the cluster, as GetServers lists them (is_leader marks
+	// the default topic's leader; the metadata group's leader is the one
+	// CreateTopic's NOT_LEADER answers name).
 	Servers       []*Server `protobuf:"bytes,2,rep,name=servers,proto3" json:"servers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
