@@ -22,6 +22,7 @@ import (
 	client "github.com/proglog/proglog/clients/go"
 	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/certs"
+	"github.com/proglog/proglog/go/seglog"
 )
 
 // Issue 17's measurements: produce throughput of one topic by partitions
@@ -105,22 +106,22 @@ func BenchmarkPartitionsProduce(b *testing.B) {
 	}
 
 	type shape struct {
-		name string
-		op   func(keys, vals [][]byte) error // produces len(keys) records
-		conc int
+		name    string
+		op      func(keys, vals [][]byte) error // produces len(keys) records
+		conc    int
+		entries func() uint64 // proglog: the Raft entries of the topic so far
 	}
 	var shapes []shape
 	for _, batched := range []bool{false, true} {
-		conc, n, suffix := unbatchedProducers, 1, "b1"
+		conc, suffix := unbatchedProducers, "b1"
 		if batched {
-			conc, n, suffix = batchedProducers, batchRecords, "b100"
+			conc, suffix = batchedProducers, "b100"
 		}
-		_ = n
 		for _, p := range parts {
 			t := pc.client.Topic(partTopic(p))
 			shapes = append(shapes, shape{name: fmt.Sprintf("proglog-p%d-%s", p, suffix), conc: conc, op: func(keys, vals [][]byte) error {
 				return proglogProduce(ctx, t, keys, vals)
-			}})
+			}, entries: func() uint64 { return topicEntries(b, pc, partTopic(p), p) }})
 		}
 		for _, s := range streams {
 			shapes = append(shapes, shape{name: fmt.Sprintf("js-s%d-%s", s, suffix), conc: conc, op: func(keys, vals [][]byte) error {
@@ -128,16 +129,38 @@ func BenchmarkPartitionsProduce(b *testing.B) {
 			}})
 		}
 	}
-	rates := map[string][]float64{}
+	// The disk's fsync rate, one log and one log per partition of the
+	// largest topic, each appended to (and fsynced) by its own goroutine.
+	fsync1, err := fsyncRate(b.TempDir(), 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fsyncN, err := fsyncRate(b.TempDir(), parts[len(parts)-1])
+	if err != nil {
+		b.Fatal(err)
+	}
+	rates, perEntry, cores := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	b.ResetTimer()
-	for range b.N {
-		for _, s := range shapes {
+	for i := range b.N {
+		// Each iteration starts at another shape, so that load drifting
+		// during an iteration does not always hit the same shapes.
+		for j := range shapes {
+			s := shapes[(i+j)%len(shapes)]
 			batch := 1
 			if strings.HasSuffix(s.name, "b100") {
 				batch = batchRecords
 			}
+			var e0 uint64
+			if s.entries != nil {
+				e0 = s.entries()
+			}
+			cpu0 := cpuTime()
 			n, d := shapeRun(b, s.conc, batch, s.op)
 			rates[s.name] = append(rates[s.name], n/d.Seconds())
+			cores[s.name] = append(cores[s.name], (cpuTime()-cpu0).Seconds()/d.Seconds())
+			if s.entries != nil {
+				perEntry[s.name] = append(perEntry[s.name], n/float64(s.entries()-e0))
+			}
 		}
 	}
 	b.StopTimer()
@@ -149,8 +172,14 @@ func BenchmarkPartitionsProduce(b *testing.B) {
 		return median(out)
 	}
 	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(fsync1, "fsync-1log/s")
+	b.ReportMetric(fsyncN, fmt.Sprintf("fsync-%dlogs/s", parts[len(parts)-1]))
 	for _, s := range shapes {
 		b.ReportMetric(median(rates[s.name]), s.name+"-rec/s")
+		b.ReportMetric(median(cores[s.name]), s.name+"-cpu-cores")
+		if s.entries != nil {
+			b.ReportMetric(median(perEntry[s.name]), s.name+"-rec/entry")
+		}
 	}
 	for _, suffix := range []string{"b1", "b100"} {
 		for _, p := range parts[1:] {
@@ -160,6 +189,65 @@ func BenchmarkPartitionsProduce(b *testing.B) {
 		b.ReportMetric(ratio("proglog-p1-"+suffix, "js-s1-"+suffix), "proglog/js-1-"+suffix)
 		b.ReportMetric(ratio("proglog-p3-"+suffix, "js-s3-"+suffix), "proglog/js-3-"+suffix)
 	}
+}
+
+// topicEntries is the number of Raft entries of topic's partitions: per
+// partition the highest last_log_index of its replicas (the leader's),
+// summed.
+func topicEntries(b *testing.B, pc *proglogCluster, topic string, partitions int) uint64 {
+	var sum uint64
+	for p := range partitions {
+		var hi uint64
+		for _, a := range pc.agents {
+			r := a.Broker().Replica(topic, p)
+			if r == nil {
+				continue
+			}
+			n, err := strconv.ParseUint(r.Stats()["last_log_index"], 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			hi = max(hi, n)
+		}
+		sum += hi
+	}
+	return sum
+}
+
+// fsyncRate appends 100 B records to n go/seglog logs in dir (fsync before
+// each append returns), one goroutine each, for partitionShapeTime, and
+// returns the appends (fsyncs) per second of all of them together.
+func fsyncRate(dir string, n int) (float64, error) {
+	cfg := seglog.DefaultConfig()
+	cfg.Sync = seglog.SyncAlways
+	logs := make([]*seglog.Log, n)
+	for i := range logs {
+		l, err := seglog.Open(filepath.Join(dir, strconv.Itoa(i)), cfg)
+		if err != nil {
+			return 0, err
+		}
+		defer l.Close()
+		logs[i] = l
+	}
+	var count atomic.Int64
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	end := t0.Add(partitionShapeTime)
+	for i, l := range logs {
+		wg.Go(func() {
+			rec := newPayloads(1, 100)[0]
+			for time.Now().Before(end) {
+				if _, err := l.Append(rec); err != nil {
+					errs[i] = err
+					return
+				}
+				count.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return float64(count.Load()) / time.Since(t0).Seconds(), errors.Join(errs...)
 }
 
 func partTopic(p int) string { return fmt.Sprintf("bench-p%d", p) }
