@@ -585,3 +585,19 @@ func (*raftCounter) IncrCounterWithLabels([]string, float32, []metrics.Label) {}
 func hasSuffix(key []string, suffix ...string) bool {
 	return len(key) >= len(suffix) && slices.Equal(key[len(key)-len(suffix):], suffix)
 }
+
+// TestRaftCounter: the sink counts hashicorp/raft's labelled heartbeat and
+// AppendEntries samples, not the legacy per-peer copies nor other keys.
+func TestRaftCounter(t *testing.T) {
+	var c raftCounter
+	c.AddSampleWithLabels([]string{"raft", "replication", "heartbeat"}, 1, []metrics.Label{{Name: "peer_id", Value: "n1"}})
+	c.AddSample([]string{"raft", "replication", "heartbeat", "n1"}, 1)
+	c.AddSampleWithLabels([]string{"svc", "raft", "replication", "appendEntries", "rpc"}, 1, nil)
+	c.AddSampleWithLabels([]string{"svc", "raft", "replication", "appendEntries", "rpc"}, 1, nil)
+	c.AddSample([]string{"raft", "replication", "appendEntries", "rpc", "n1"}, 1)
+	c.AddSample([]string{"raft", "rpc", "appendEntries"}, 1)
+	c.IncrCounter([]string{"raft", "replication", "heartbeat"}, 1)
+	if hb, ap := c.heartbeats.Load(), c.appends.Load(); hb != 1 || ap != 2 {
+		t.Fatalf("counted %d heartbeats and %d appends, want 1 and 2", hb, ap)
+	}
+}
