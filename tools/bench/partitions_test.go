@@ -58,12 +58,15 @@ const (
 // sync_interval always) with 1 and 3 streams of 3 replicas, 100 B records
 // with random 16-byte keys (murmur2 picks the partition in proglog's
 // client and, by the same function, the stream in JetStream's). Each
-// iteration runs every shape for partitionShapeTime, one after the other,
-// unbatched (64 goroutines × one record per call) and batched (4 goroutines
-// × 100 asynchronous produces, then a wait for all of them). It reports the
-// medians over the iterations of records/s of each shape and their ratios
-// to the one-partition (one-stream) shape of the same iteration, and
-// proglog ÷ JetStream at 1 and 3.
+// iteration runs every shape for partitionShapeTime, one after the other
+// and starting at another shape each time: unbatched (64 goroutines × one
+// record per call) and batched (4 goroutines × 100 asynchronous produces,
+// then a wait for all of them). It reports the medians over the iterations
+// of each shape's records/s, CPU of the process (cores) and, for proglog,
+// records per Raft entry; the ratios to the one-partition (one-stream)
+// shape of the same iteration and proglog ÷ JetStream at 1 and 3; and,
+// measured before the iterations, the disk's fsync rate with one go/seglog
+// log and with one per partition of the largest topic.
 //
 //	go test -run '^$' -bench PartitionsProduce -benchtime 3x -timeout 30m ./tools/bench/
 func BenchmarkPartitionsProduce(b *testing.B) {
