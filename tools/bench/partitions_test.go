@@ -380,7 +380,8 @@ func waitHosted(ctx context.Context, pc *proglogCluster, want int, timeout time.
 
 // BenchmarkIdlePartitions measures what idle partitions cost on a 3-node
 // cluster (R = 3, so every node hosts a replica of every partition): CPU,
-// goroutines, RSS and the Raft RPCs the leaders send (heartbeats and the
+// goroutines, RSS, the live heap (after a collection that follows each
+// window) and the Raft RPCs the leaders send (heartbeats and the
 // AppendEntries hashicorp/raft sends every CommitTimeout even when there
 // is nothing to append), counted by a go-metrics sink. It first measures
 // the cluster with only the default topic (the baseline), then creates
@@ -430,6 +431,7 @@ func BenchmarkIdlePartitions(b *testing.B) {
 		b.ReportMetric(s.cpu, "cpu-cores")
 		b.ReportMetric(float64(s.goroutines), "goroutines")
 		b.ReportMetric(s.rssMB, "rss-MB")
+		b.ReportMetric(s.heapMB, "heap-MB")
 		b.ReportMetric(s.heartbeats, "heartbeats/s")
 		b.ReportMetric(s.appends, "appends/s")
 		if partitions > 0 {
@@ -438,6 +440,7 @@ func BenchmarkIdlePartitions(b *testing.B) {
 			b.ReportMetric(s.cpu/base.cpu, "cpu-ratio")
 			b.ReportMetric(float64(s.goroutines-base.goroutines)/extra, "goroutines/replica")
 			b.ReportMetric((s.rssMB-base.rssMB)*1024/extra, "rss-KB/replica")
+			b.ReportMetric((s.heapMB-base.heapMB)*1024/extra, "heap-KB/replica")
 			b.ReportMetric((s.heartbeats-base.heartbeats)/float64(partitions), "heartbeats/s/partition")
 			b.ReportMetric((s.appends-base.appends)/float64(partitions), "appends/s/partition")
 			if rpcs > 0 {
@@ -476,6 +479,7 @@ type idleSample struct {
 	cpu        float64 // cores: CPU time ÷ wall time
 	goroutines int
 	rssMB      float64
+	heapMB     float64 // live heap after a garbage collection
 	heartbeats float64 // per second, sent by all leaders
 	appends    float64 // AppendEntries other than heartbeats, per second
 }
@@ -487,12 +491,19 @@ func measureIdle(c *raftCounter, window time.Duration) idleSample {
 	time.Sleep(window)
 	d := time.Since(t0)
 	cpu := cpuTime() - cpu0
+	hb, ap := c.heartbeats.Load()-hb0, c.appends.Load()-ap0
+	// After the window, so that the collection is not measured: RSS moves
+	// with the garbage collector's pace, the live heap does not.
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
 	return idleSample{
 		cpu:        cpu.Seconds() / d.Seconds(),
 		goroutines: runtime.NumGoroutine(),
 		rssMB:      rssMB(),
-		heartbeats: float64(c.heartbeats.Load()-hb0) / d.Seconds(),
-		appends:    float64(c.appends.Load()-ap0) / d.Seconds(),
+		heapMB:     float64(ms.HeapAlloc) / (1 << 20),
+		heartbeats: float64(hb) / d.Seconds(),
+		appends:    float64(ap) / d.Seconds(),
 	}
 }
 
@@ -509,6 +520,7 @@ func medianSample(s []idleSample) idleSample {
 		cpu:        pick(func(x idleSample) float64 { return x.cpu }),
 		goroutines: int(pick(func(x idleSample) float64 { return float64(x.goroutines) })),
 		rssMB:      pick(func(x idleSample) float64 { return x.rssMB }),
+		heapMB:     pick(func(x idleSample) float64 { return x.heapMB }),
 		heartbeats: pick(func(x idleSample) float64 { return x.heartbeats }),
 		appends:    pick(func(x idleSample) float64 { return x.appends }),
 	}
