@@ -30,7 +30,9 @@ type proglogCluster struct {
 	client *client.Client
 }
 
-func startProglog(ctx context.Context, dir string, pki certs.DevFiles, nodes int, durability string) (*proglogCluster, error) {
+// startProglog starts a cluster of nodes agents in dir; tune, if any,
+// adjusts each agent's configuration before it starts.
+func startProglog(ctx context.Context, dir string, pki certs.DevFiles, nodes int, durability string, tune ...func(*agent.Config)) (*proglogCluster, error) {
 	key, err := agent.GenerateGossipKey()
 	if err != nil {
 		return nil, err
@@ -65,6 +67,9 @@ func startProglog(ctx context.Context, dir string, pki certs.DevFiles, nodes int
 			cfg.SyncInterval = relaxedSyncInterval
 		}
 		cfg.Logger = zap.NewNop()
+		for _, f := range tune {
+			f(&cfg)
+		}
 		a, err := agent.New(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("start %s: %w", cfg.NodeName, err)
