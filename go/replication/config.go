@@ -241,6 +241,10 @@ type Config struct {
 	// before each batch of entries is applied: blocking in it holds the
 	// state machine back.
 	beforeApply func()
+	// afterRestore, if set (by tests), is called each time the state
+	// machine has restored a snapshot: one received from a leader (on
+	// Raft's FSM goroutine), or the latest one, in New.
+	afterRestore func()
 	// catchUpPoll, if set (by tests), replaces catchUpPoll (catchup.go).
 	catchUpPoll time.Duration
 }

@@ -57,7 +57,8 @@ type fsm struct {
 	// done is closed when the node shuts down (Wait returns).
 	done <-chan struct{}
 
-	beforeApply func() // Config.beforeApply
+	beforeApply  func() // Config.beforeApply
+	afterRestore func() // Config.afterRestore
 }
 
 var (
@@ -261,6 +262,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.lowest.Store(h.lowest)
 	f.mu.Unlock()
 	f.setApplied(h.applied)
+	if f.afterRestore != nil {
+		f.afterRestore()
+	}
 	return nil
 }
 

@@ -123,6 +123,7 @@ func New(cfg Config) (*Log, error) {
 	}
 	l.fsm = newFSM(l.store, lg.Named("fsm"), l.done)
 	l.fsm.beforeApply = cfg.beforeApply
+	l.fsm.afterRestore = cfg.afterRestore
 	snaps := &snapshotStore{FileSnapshotStore: fss, fsm: l.fsm, store: l.store, stale: l.snapshotSoon}
 	l.recovery = Recovery{RaftLog: l.store.l.Recovery()}
 	l.recovery.log(lg)

@@ -11,7 +11,7 @@ import (
 type DiskUsage struct {
 	RaftLog   uint64 // DataDir/raft/log: the Raft log, which holds the records
 	Snapshots uint64 // DataDir/raft/snapshots
-	Other     uint64 // everything else (stable store, snapshot installs in progress)
+	Other     uint64 // everything else (stable store, snapshot installs in progress: the entries restored and the segments they replace)
 }
 
 // Total is the sum of every component.
@@ -23,12 +23,18 @@ func (u DiskUsage) Total() uint64 { return u.RaftLog + u.Snapshots + u.Other }
 func (l *Log) DiskUsage() DiskUsage {
 	var u DiskUsage
 	root := l.cfg.DataDir
+	sep := string(filepath.Separator)
+	raftLog := filepath.Join(root, "raft", "log")
+	// The last prefix a path has decides: an install's side directories
+	// under the Raft log's are Other.
 	parts := []struct {
 		prefix string
 		n      *uint64
 	}{
-		{filepath.Join(root, "raft", "log") + string(filepath.Separator), &u.RaftLog},
-		{filepath.Join(root, "raft", "snapshots") + string(filepath.Separator), &u.Snapshots},
+		{raftLog + sep, &u.RaftLog},
+		{filepath.Join(raftLog, restoreDir) + sep, &u.Other},
+		{filepath.Join(raftLog, oldDir) + sep, &u.Other},
+		{filepath.Join(root, "raft", "snapshots") + sep, &u.Snapshots},
 	}
 	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
