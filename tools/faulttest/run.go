@@ -290,9 +290,11 @@ func injectAll(ctx context.Context, cfg RunConfig, faults []nemesis.Fault, c *cl
 const gateAcked = 50
 
 // settle waits until the cluster takes writes again (gateAcked more
-// produce calls acknowledged), every member is back and has caught up
-// with what was acknowledged so far, then for the quiet time. Without it, faults would pile onto a cluster still repairing the
-// last one — a test of its own, and one Raft makes no promise about for
+// produce calls acknowledged), every member is back and every replica of
+// the log (the default topic's partition 0: on 5 nodes, 3 of them) has
+// caught up with what was acknowledged so far, then for the quiet time.
+// Without it, faults would pile onto a cluster still repairing the last
+// one — a test of its own, and one Raft makes no promise about for
 // damaged disks (see docs/reliability.md).
 func settle(ctx context.Context, c *cluster.Cluster, w *workload.Workload, quiet time.Duration) error {
 	if err := w.WaitAcked(ctx, gateAcked, 30*time.Second); err != nil {
@@ -309,7 +311,11 @@ func settle(ctx context.Context, c *cluster.Cluster, w *workload.Workload, quiet
 	if err != nil {
 		return err
 	}
-	for _, n := range c.Members() {
+	replicas, err := c.LogReplicas(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range replicas {
 		if next == 0 {
 			break
 		}
@@ -353,8 +359,8 @@ func waitHas(ctx context.Context, c *cluster.Cluster, n *cluster.Node, offset ui
 }
 
 // collectFinals brings every member back, acknowledges one last record
-// (nothing sent before it can come after it) and reads every member's log
-// up to the end of the committed log, which the leader reports
+// (nothing sent before it can come after it) and reads every replica's
+// log up to the end of the committed log, which the leader reports
 // linearizably after that acknowledgement.
 func collectFinals(ctx context.Context, c *cluster.Cluster, rec *history.Recorder, logf func(string, ...any)) ([]history.Final, error) {
 	var errs []error
@@ -378,12 +384,16 @@ func collectFinals(ctx context.Context, c *cluster.Cluster, rec *history.Recorde
 	if err != nil {
 		return nil, errors.Join(append(errs, err)...)
 	}
+	replicas, err := c.LogReplicas(ctx)
+	if err != nil {
+		return nil, errors.Join(append(errs, err)...)
+	}
 	var (
 		mu     sync.Mutex
 		finals []history.Final
 		wg     sync.WaitGroup
 	)
-	for _, n := range c.Members() {
+	for _, n := range replicas {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -397,7 +407,7 @@ func collectFinals(ctx context.Context, c *cluster.Cluster, rec *history.Recorde
 		}()
 	}
 	wg.Wait()
-	logf("final log: %d records on each of %d members", count, len(finals))
+	logf("final log: %d records on each of %d replicas", count, len(finals))
 	return finals, errors.Join(errs...)
 }
 

@@ -18,9 +18,26 @@ import (
 // it did.
 type damager func(env *Env, path string) (string, error)
 
-// segmentDirs are the node's two logs, relative to its data directory:
-// Raft's log and the data log the state machine writes.
-var segmentDirs = []string{filepath.Join("raft", "log", "segments"), "data"}
+// segmentDirs returns the directories of the node's logs: every
+// directory under its data directory holding segment store files (each
+// partition replica's Raft log, and its data log where there is one, and
+// the metadata group's Raft log).
+func segmentDirs(dataDir string) ([]string, error) {
+	var dirs []string
+	err := filepath.WalkDir(dataDir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".store") {
+			return err
+		}
+		if dir := filepath.Dir(path); !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
+		return nil
+	})
+	if err == nil && len(dirs) == 0 {
+		err = fmt.Errorf("no segment under %s", dataDir)
+	}
+	return dirs, err
+}
 
 // newestStore returns the newest segment store file under dir.
 func newestStore(dir string) (string, error) {
@@ -92,8 +109,11 @@ func damage(d damager) func(context.Context, *Env, *Event) error {
 		if err != nil {
 			return err
 		}
-		which := segmentDirs[env.Rng.IntN(len(segmentDirs))]
-		path, err := newestStore(filepath.Join(n.DataDir, which))
+		dirs, err := segmentDirs(n.DataDir)
+		if err != nil {
+			return err
+		}
+		path, err := newestStore(dirs[env.Rng.IntN(len(dirs))])
 		if err != nil {
 			return err
 		}

@@ -132,12 +132,19 @@ func leader(ctx context.Context, env *Env) (*cluster.Node, error) {
 	return n, err
 }
 
+// follower picks a running follower of the log: a replica of the default
+// topic's partition 0 other than its leader (on 5 nodes, two nodes hold
+// no replica of it).
 func follower(ctx context.Context, env *Env) (*cluster.Node, error) {
 	l, err := env.Cluster.Leader(ctx, 20*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	n := cluster.Random(env.Rng, env.Cluster.Running(), func(n *cluster.Node) bool { return n != l })
+	replicas, err := env.Cluster.LogReplicas(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n := cluster.Random(env.Rng, replicas, func(n *cluster.Node) bool { return n != l && n.Running() })
 	if n == nil {
 		return nil, errors.New("no running follower")
 	}
@@ -286,8 +293,24 @@ func flapping(ctx context.Context, env *Env, ev *Event) error {
 	return errors.Join(err, env.Lab.Heal())
 }
 
+// bystander picks a running member holding no replica of the log, or,
+// where every member holds one (3 nodes), a follower of the log. A node
+// that leaves keeps its replicas until the metadata's replacement delay
+// (proglog's default: 10 minutes) has passed, so each replica taken away
+// leaves the log one replica short for the rest of a run.
+func bystander(ctx context.Context, env *Env) (*cluster.Node, error) {
+	replicas, err := env.Cluster.LogReplicas(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n := cluster.Random(env.Rng, env.Cluster.Running(), func(n *cluster.Node) bool { return !slices.Contains(replicas, n) }); n != nil {
+		return n, nil
+	}
+	return follower(ctx, env)
+}
+
 func membership(ctx context.Context, env *Env, ev *Event) error {
-	n, err := follower(ctx, env)
+	n, err := bystander(ctx, env)
 	if err != nil {
 		return err
 	}
