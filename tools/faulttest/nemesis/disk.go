@@ -19,16 +19,18 @@ import (
 type damager func(env *Env, path string) (string, error)
 
 // segmentDirs returns the directories of the node's logs: every
-// directory under its data directory holding segment store files (each
-// partition replica's Raft log, and its data log where there is one, and
-// the metadata group's Raft log).
+// directory named segments (Raft logs: each partition replica's and the
+// metadata group's) or data (a replica's data log, where there is one)
+// under its data directory that holds segment store files. Logs a node set
+// aside (data.corrupt.*) are not its logs.
 func segmentDirs(dataDir string) ([]string, error) {
 	var dirs []string
 	err := filepath.WalkDir(dataDir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".store") {
 			return err
 		}
-		if dir := filepath.Dir(path); !slices.Contains(dirs, dir) {
+		dir := filepath.Dir(path)
+		if base := filepath.Base(dir); (base == "segments" || base == "data") && !slices.Contains(dirs, dir) {
 			dirs = append(dirs, dir)
 		}
 		return nil

@@ -2,7 +2,8 @@
 // records every request and response in a history.Recorder for the
 // checker: producers appending unique values (single records and
 // batches), readers doing linearizable reads of single offsets near the
-// tail, and consumers following the log with ConsumeStream on any node.
+// tail, and consumers following the log with ConsumeStream on any replica
+// of it.
 //
 // Every value is produced by one operation only, so it may appear at most
 // once in a correct log. By default (ProduceMode Idempotent) each producer
@@ -439,7 +440,10 @@ func (w *Workload) consume(ctx context.Context, k int) {
 	rng := rand.New(rand.NewPCG(w.cfg.Seed, uint64(1000+k)))
 	var next uint64
 	for ctx.Err() == nil {
-		n := cluster.Random(rng, w.c.Running(), func(n *cluster.Node) bool { return !n.Paused() })
+		// A node holding no replica of the log (on 5 nodes, two) has
+		// nothing to stream.
+		replicas, _ := w.c.LogReplicas(ctx)
+		n := cluster.Random(rng, replicas, func(n *cluster.Node) bool { return n.Running() && !n.Paused() })
 		if n == nil {
 			time.Sleep(100 * time.Millisecond) // nothing to read from yet
 			continue
