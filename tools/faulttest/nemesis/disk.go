@@ -99,11 +99,13 @@ func bitIndex(b byte) int {
 	return -1
 }
 
-// damage kills a follower, damages its newest Raft-log or data-log segment
-// and restarts it. A node must either repair itself (a torn tail is cut and
-// re-replicated; a damaged data log is set aside and rebuilt) or refuse to
-// start with an error naming the corruption, in which case it is replaced
-// as an operator would (fresh node, empty disk). Either way no
+// damage kills a follower, damages the newest segment of one of its logs
+// (a partition replica's Raft log or data log, or the metadata group's
+// Raft log) and restarts it. A node must either repair itself (a torn
+// tail is cut and re-replicated; a damaged data log is set aside and
+// rebuilt) or refuse the log with an error naming the corruption (the
+// node exits, or its broker refuses to open the replica), in which case
+// it is replaced as an operator would (fresh node, empty disk). Either way no
 // acknowledged record may be lost: the checker decides.
 func damage(d damager) func(context.Context, *Env, *Event) error {
 	return func(ctx context.Context, env *Env, ev *Event) error {
@@ -131,14 +133,23 @@ func damage(d damager) func(context.Context, *Env, *Event) error {
 		if err := n.Restart(); err != nil {
 			return err
 		}
-		// A node that refuses its disk exits within moments of starting.
-		if exitErr, exited := n.WaitExit(3 * time.Second); exited {
+		// A node that refuses its disk exits within moments of starting;
+		// one that refuses a partition replica's Raft log stays up, its
+		// broker retrying to open the replica, which cannot succeed.
+		exitErr, exited := n.WaitExit(3 * time.Second)
+		if !exited && lastLine(n, logBefore, "refusing to start") != "" {
+			if err := n.Kill(); err != nil {
+				return err
+			}
+			exitErr, exited = errors.New("a replica refused"), true
+		}
+		if exited {
 			why := lastLine(n, logBefore, "corrupt")
 			old := n.Name
 			if err := env.Cluster.Replace(ctx, n); err != nil {
 				return fmt.Errorf("%s refused to start (%v: %s) and could not be replaced: %w", old, exitErr, why, err)
 			}
-			ev.Outcome = fmt.Sprintf("%s refused to start (%s); replaced by %s with an empty disk", old, why, n.Name)
+			ev.Outcome = fmt.Sprintf("%s refused its log (%s); replaced by %s with an empty disk", old, why, n.Name)
 			return nil
 		}
 		if why := lastLine(n, logBefore, "corrupt"); why != "" {

@@ -413,8 +413,15 @@ func (w *Workload) classify(err error, n *cluster.Node) (history.Outcome, string
 		// NOT_LEADER, or an idempotent produce refused (UNKNOWN_PRODUCER,
 		// OUT_OF_ORDER_SEQUENCE): nothing written.
 		if info != nil && info.Reason == "NOT_LEADER" {
-			if l := w.c.ByAddr(info.Metadata["leader_addr"]); l != nil {
+			// A hint naming a node that is not at that address any
+			// more (a node holding no replica names the partition's
+			// first replica, which may be a replaced node whose address
+			// a fresh node took) is dropped: the next request goes to a
+			// random member.
+			if l := w.c.ByAddr(info.Metadata["leader_addr"]); l != nil && l.Name == info.Metadata["leader_id"] {
 				w.leader.Store(l)
+			} else {
+				w.leader.CompareAndSwap(n, nil)
 			}
 		}
 		return history.Failed, err.Error()
