@@ -244,20 +244,25 @@ func (o *options) plans() ([]plan, error) {
 	var out []plan
 	switch o.mode {
 	case "short":
-		out = append(out,
-			plan{cfg: base("3 nodes, every fault once", 3, nemesis.Standard())},
-			plan{cfg: base("5 nodes, six faults", 5, shortFaults5)})
+		a := base("3 nodes, every fault once", 3, nemesis.Standard())
+		b := base("5 nodes, six faults", 5, shortFaults5)
+		a.Topics, b.Topics = ShortTopics(), ShortTopics()
+		out = append(out, plan{cfg: a}, plan{cfg: b})
 	case "long":
 		a := base(fmt.Sprintf("3 nodes, random faults for %v", o.duration), 3, nemesis.Standard())
 		a.Duration = o.duration
 		b := base(fmt.Sprintf("5 nodes, random faults for %v", o.duration/2), 5, nemesis.Standard())
 		b.Duration = o.duration / 2
+		a.Topics, b.Topics = ShortTopics(), ShortTopics()
 		out = append(out, plan{cfg: a}, plan{cfg: b})
 	case "disks":
 		// Only the power-loss and disk-full runs (below).
 	case "custom":
 		c := base(fmt.Sprintf("%d nodes, %s", o.nodes, strings.Join(o.faults, ", ")), o.nodes, o.faults)
 		c.Rounds, c.Sync = o.rounds, o.sync
+		if o.nodes >= 3 {
+			c.Topics = ShortTopics()
+		}
 		out = append(out, plan{cfg: c})
 	default:
 		return nil, fmt.Errorf("unknown --mode %q (short, long, disks or custom)", o.mode)

@@ -18,14 +18,16 @@ import (
 // it did.
 type damager func(env *Env, path string) (string, error)
 
-// segmentDirs returns the directories of the node's logs: every
-// directory named segments (Raft logs: each partition replica's and the
-// metadata group's) or data (a replica's data log, where there is one)
-// under its data directory that holds segment store files. Logs a node set
-// aside (data.corrupt.*) are not its logs.
+// segmentDirs returns the directories of the node's partition logs: every
+// directory named segments (a replica's Raft log) or data (its data log,
+// where there is one) under DataDir/topics that holds segment store
+// files. Logs a node set aside (data.corrupt.*) are not its logs. The
+// metadata group's Raft log (DataDir/meta) is left alone: a node whose
+// metadata log lost its tail refuses the metadata leader's connections
+// (see README.md, Limits).
 func segmentDirs(dataDir string) ([]string, error) {
 	var dirs []string
-	err := filepath.WalkDir(dataDir, func(path string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(dataDir, "topics"), func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".store") {
 			return err
 		}
@@ -134,10 +136,11 @@ func damage(d damager) func(context.Context, *Env, *Event) error {
 			return err
 		}
 		// A node that refuses its disk exits within moments of starting;
-		// one that refuses a partition replica's Raft log stays up, its
-		// broker retrying to open the replica, which cannot succeed.
+		// one that refuses a partition replica's log (a corrupt Raft log,
+		// or a data log a snapshot needs) stays up, its broker retrying
+		// to open the replica, which cannot succeed.
 		exitErr, exited := n.WaitExit(3 * time.Second)
-		if !exited && lastLine(n, logBefore, "refusing to start") != "" {
+		if !exited && lastLine(n, logBefore, "opening partition replica failed") != "" {
 			if err := n.Kill(); err != nil {
 				return err
 			}

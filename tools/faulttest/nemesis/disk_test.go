@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// The disk faults find a node's logs in the broker's layout, with and
-// without data logs, and leave out a log the node set aside.
+// The disk faults find a node's partition logs in the broker's layout,
+// with and without data logs, and leave out a log the node set aside and
+// the metadata group's.
 func TestSegmentDirs(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -27,7 +28,6 @@ func TestSegmentDirs(t *testing.T) {
 				"topics/ft.a/9/2/raft/log/segments/00000000000000000001.store",
 			},
 			want: []string{
-				"meta/log/segments",
 				"topics/ft.a/9/2/raft/log/segments",
 				"topics/log/5/0/data",
 				"topics/log/5/0/raft/log/segments",
@@ -39,7 +39,7 @@ func TestSegmentDirs(t *testing.T) {
 				"meta/log/segments/00000000000000000001.store",
 				"topics/log/5/0/raft/log/segments/00000000000000000001.store",
 			},
-			want: []string{"meta/log/segments", "topics/log/5/0/raft/log/segments"},
+			want: []string{"topics/log/5/0/raft/log/segments"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
