@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o := options{}
 	fs := pflag.NewFlagSet("faulttest", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.mode, "mode", "short", "short: every fault once on 3 nodes, six on 5 nodes, power loss and full disks twice on 1 and 3 nodes, plus the negative controls (a few minutes); long: faults drawn at random for --duration on 3 nodes and half of it on 5 nodes, power loss and full disks five times on 1 and 3 nodes, plus the negative controls; disks: only the power-loss and disk-full runs of long mode and their negative control; custom: only --nodes/--faults/--rounds")
+	fs.StringVar(&o.mode, "mode", "short", "short: every fault once on 3 nodes, six on 5 nodes (both writing the default topic and the 3 partitions of topic ft.a), power loss and full disks twice on 1 and 3 nodes, plus the negative controls (a few minutes); long: faults drawn at random for --duration on 3 nodes and half of it on 5 nodes, power loss and full disks five times on 1 and 3 nodes, plus the negative controls; disks: only the power-loss and disk-full runs of long mode and their negative control; custom: only --nodes/--faults/--rounds")
 	fs.StringVar(&o.binary, "binary", "", "proglog executable (default: go build ./go/cmd/proglog)")
 	fs.StringVar(&o.unsafeBinary, "unsafe-binary", "", "proglog built with -tags "+unsafeTag+" for the negative control (default: go build with that tag)")
 	fs.StringVar(&o.dir, "dir", "", "where runs keep node data and logs (default: a new temporary directory)")
