@@ -322,39 +322,69 @@ func (c *Cluster) Servers(ctx context.Context, n *Node) ([]*logv1.Server, error)
 	return resp.Servers, nil
 }
 
+// Hosts returns the members holding a replica of some partition of some
+// topic, as the first running member that answers GetMetadata describes
+// it.
+func (c *Cluster) Hosts(ctx context.Context) ([]*Node, error) {
+	resp, err := c.metadata(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Node
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			for _, r := range p.Replicas {
+				if m := c.byName(r.Id); m != nil && !slices.Contains(out, m) {
+					out = append(out, m)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// metadata asks the running members in turn for the metadata of topics
+// (nil: every topic) until one answers.
+func (c *Cluster) metadata(ctx context.Context, topics []string) (*logv1.GetMetadataResponse, error) {
+	var lastErr error = errors.New("no running member")
+	for _, n := range c.Running() {
+		if n.Paused() {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		resp, err := c.Client(n).GetMetadata(cctx, &logv1.GetMetadataRequest{Topics: topics})
+		cancel()
+		if err == nil {
+			return resp, nil
+		}
+		lastErr = fmt.Errorf("%s: %w", n.Name, err)
+	}
+	return nil, fmt.Errorf("cluster: metadata: %w", lastErr)
+}
+
 // Replicas returns the members holding a replica of partition of topic,
 // in the metadata's preference order, as the first running member that
 // answers GetMetadata describes it (every node holds the metadata). A
 // replica on a node that is no longer a member (it left, or was replaced
 // under another name) is not returned.
 func (c *Cluster) Replicas(ctx context.Context, topic string, partition uint32) ([]*Node, error) {
-	var lastErr error
-	for _, n := range c.Running() {
-		if n.Paused() {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		resp, err := c.Client(n).GetMetadata(cctx, &logv1.GetMetadataRequest{Topics: []string{topic}})
-		cancel()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		for _, t := range resp.Topics {
-			if t.Name != topic || int(partition) >= len(t.Partitions) {
-				continue
-			}
-			var out []*Node
-			for _, r := range t.Partitions[partition].Replicas {
-				if m := c.byName(r.Id); m != nil {
-					out = append(out, m)
-				}
-			}
-			return out, nil
-		}
-		lastErr = fmt.Errorf("%s describes no partition %d of %s", n.Name, partition, topic)
+	resp, err := c.metadata(ctx, []string{topic})
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("cluster: replicas of %s/%d: %v", topic, partition, lastErr)
+	for _, t := range resp.Topics {
+		if t.Name != topic || int(partition) >= len(t.Partitions) {
+			continue
+		}
+		var out []*Node
+		for _, r := range t.Partitions[partition].Replicas {
+			if m := c.byName(r.Id); m != nil {
+				out = append(out, m)
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("cluster: no partition %d of %s in the metadata", partition, topic)
 }
 
 // LogReplicas returns the members holding a replica of the default

@@ -293,18 +293,21 @@ func flapping(ctx context.Context, env *Env, ev *Event) error {
 	return errors.Join(err, env.Lab.Heal())
 }
 
-// bystander picks a running member holding no replica of the log, or,
-// where every member holds one (3 nodes), a follower of the log. A node
-// that leaves keeps its replicas until the metadata's replacement delay
-// (proglog's default: 10 minutes) has passed, so each replica taken away
-// leaves the log one replica short for the rest of a run.
+// bystander picks a running member holding no replica of any partition
+// (a node that replaced another), else one holding no replica of the log
+// (5 nodes), else a follower of the log. A node that leaves keeps its
+// replicas until the metadata's replacement delay (proglog's default: 10
+// minutes) has passed, so each replica taken away leaves its partition
+// one replica short for the rest of a run.
 func bystander(ctx context.Context, env *Env) (*cluster.Node, error) {
-	replicas, err := env.Cluster.LogReplicas(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if n := cluster.Random(env.Rng, env.Cluster.Running(), func(n *cluster.Node) bool { return !slices.Contains(replicas, n) }); n != nil {
-		return n, nil
+	for _, holding := range []func(context.Context) ([]*cluster.Node, error){env.Cluster.Hosts, env.Cluster.LogReplicas} {
+		replicas, err := holding(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if n := cluster.Random(env.Rng, env.Cluster.Running(), func(n *cluster.Node) bool { return !slices.Contains(replicas, n) }); n != nil {
+			return n, nil
+		}
 	}
 	return follower(ctx, env)
 }
