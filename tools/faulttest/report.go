@@ -93,7 +93,11 @@ func writeRun(w io.Writer, r *RunResult) {
 	wl := cfg.Workload
 	p("- hold %v per fault, %v quiet after each; workload: %d producers (batches of 1-%d, %s), %d linearizable readers, %d stream consumers, ≤%v ops/s each, seed %d\n",
 		cfg.Hold, cfg.Quiet, wl.Producers, wl.MaxBatch, modeText(wl.Mode), wl.Readers, wl.Consumers, wl.Rate, cfg.Seed)
-	p("- leaders in order: %s (%d changes)\n", strings.Join(r.Leaders, " → "), r.LeaderChanges)
+	for _, t := range cfg.Topics {
+		p("- topic %s: %d partitions of %d replicas, each partition with a workload of its own (half the clients above, keyed records); the faults target the default topic's partition 0\n",
+			t.Name, t.Partitions, t.ReplicationFactor)
+	}
+	p("- leaders (of the default topic's partition 0) in order: %s (%d changes)\n", strings.Join(r.Leaders, " → "), r.LeaderChanges)
 	if r.Err != "" {
 		p("- **the run did not complete:** %s\n", oneLine(r.Err))
 	}
