@@ -20,6 +20,7 @@ import (
 	"github.com/proglog/proglog/go/discovery"
 	"github.com/proglog/proglog/go/metadata"
 	"github.com/proglog/proglog/go/metadata/group"
+	"github.com/proglog/proglog/go/metadata/report"
 	"github.com/proglog/proglog/go/mux"
 	"github.com/proglog/proglog/go/replication"
 	"github.com/proglog/proglog/go/seglog"
@@ -55,6 +56,7 @@ type Agent struct {
 	addr       string         // advertised address of the API and Raft (one port)
 	meta       *group.Group   // the metadata group
 	broker     *broker.Broker // the partition replicas this node hosts
+	reports    *report.Client // sends the broker's reports to the metadata leader
 	srv        *server.Server
 	healthLn   net.Listener // Config.HealthAddr or HealthListener; nil if none
 	healthSrv  *grpc.Server // serves only grpc.health.v1.Health on healthLn
@@ -233,7 +235,12 @@ func New(cfg Config) (_ *Agent, err error) {
 	gc.APIAddr = a.addr
 	gc.StreamLayer = metaLayer
 	gc.PeerName = peerName
+	gc.OnPeerRejected = peerMetrics.Rejected
 	gc.Bootstrap = cfg.Bootstrap
+	gc.ControllerVoters = cfg.ControllerVoters
+	gc.ReplacementDelay = cfg.ReplicaReplacementDelay
+	gc.DefaultTopicReplicationFactor = cfg.DefaultReplicationFactor
+	setIf(&gc.ControllerInterval, cfg.controllerInterval)
 	setIf(&gc.HeartbeatTimeout, cfg.Raft.HeartbeatTimeout)
 	setIf(&gc.ElectionTimeout, cfg.Raft.ElectionTimeout)
 	setIf(&gc.LeaderLeaseTimeout, cfg.Raft.LeaderLeaseTimeout)
@@ -278,7 +285,16 @@ func New(cfg Config) (_ *Agent, err error) {
 	bc := broker.DefaultConfig()
 	bc.NodeID = cfg.NodeName
 	bc.DataDir = cfg.DataDir
-	bc.Metadata = metadataGroup{meta}
+	repc := report.DefaultConfig()
+	repc.TLS = peerTLS
+	repc.Leader = func() string { _, addr := meta.Leader(); return addr }
+	reports, err := report.New(repc)
+	if err != nil {
+		return nil, err
+	}
+	a.reports = reports
+	undo = append(undo, func() { a.reports.Close() })
+	bc.Metadata = metadataGroup{Group: meta, reports: reports}
 	bc.StreamLayers = raftNet
 	bc.Replica = rc
 	bc.OnOpen = func(topic string, partition int, l *replication.Log) {
@@ -346,6 +362,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	scfg.TLS = serverTLS
 	scfg.Authorizer = authz
 	scfg.Servers = clusterServers{meta: a.meta, b: brk}
+	scfg.Internal = internalReports{meta: a.meta}
 	scfg.DefaultConsistency = cfg.ReadConsistency
 	scfg.MaxRecordBytes = cfg.MaxRecordBytes
 	scfg.MaxRecvMsgBytes = int(sz.recvMsg)
@@ -707,6 +724,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 			a.log.Warn("gRPC shutdown", zap.Error(err))
 		}
 		add("close partition replicas", a.broker.Close())
+		add("close reports", a.reports.Close())
 		add("close metadata group", a.meta.Close())
 		add("close mux", a.mux.Close())
 		a.wg.Wait()

@@ -15,6 +15,8 @@ import (
 	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/discovery"
 	"github.com/proglog/proglog/go/diskspace"
+	"github.com/proglog/proglog/go/metadata"
+	"github.com/proglog/proglog/go/metadata/group"
 	"github.com/proglog/proglog/go/producer"
 	"github.com/proglog/proglog/go/replication"
 	"github.com/proglog/proglog/go/seglog"
@@ -97,6 +99,24 @@ type Config struct {
 	// Voter makes the node a Raft voter (default); a non-voter replicates
 	// and serves reads but takes no part in elections or quorums.
 	Voter bool
+	// ControllerVoters is how many nodes vote in the metadata group: the
+	// first ones to join that may vote (Voter); the others hold the
+	// metadata as non-voters (group.Config.ControllerVoters). The leader's
+	// value applies. Default group.DefaultControllerVoters (3).
+	ControllerVoters int
+	// ReplicaReplacementDelay is how long a node is leaving before the
+	// metadata leader moves its partition replicas to other nodes, so that
+	// a restart moves no data (group.Config.ReplacementDelay). The
+	// leader's value applies. Default group.DefaultReplacementDelay (10m).
+	ReplicaReplacementDelay time.Duration
+	// DefaultReplicationFactor is the replication factor the default topic
+	// is created with by the bootstrap node (on the nodes there are, then
+	// topped up as nodes join; group.Config.DefaultTopicReplicationFactor).
+	// Default group.DefaultDefaultTopicReplicationFactor (3).
+	DefaultReplicationFactor int
+	// controllerInterval, if set, replaces group.DefaultControllerInterval
+	// (tests).
+	controllerInterval time.Duration
 
 	// TLS names the node's certificate and key and the CA file. The
 	// certificate serves gRPC and authenticates the node to Raft peers, so
@@ -213,21 +233,25 @@ func DefaultConfig() Config {
 		name = "proglog"
 	}
 	return Config{
-		NodeName:        name,
-		BindAddr:        DefaultBindAddr,
-		SerfBindAddr:    DefaultSerfBindAddr,
-		GossipProfile:   discovery.ProfileLAN,
-		Voter:           true,
-		LogName:         server.DefaultLogName,
-		MaxRecordBytes:  server.DefaultMaxRecordBytes,
-		ReadConsistency: commitlog.ConsistencyLinearizable,
-		ShutdownTimeout: server.DefaultShutdownTimeout,
-		MaxConnections:  server.DefaultMaxConnections,
-		MaxStreams:      server.DefaultMaxStreams,
-		MinFreeBytes:    diskspace.DefaultMinFreeBytes,
-		Producers:       producer.DefaultConfig(),
-		Tracing:         telemetry.DefaultTraceConfig(),
-		Logger:          zap.NewNop(),
+		NodeName:      name,
+		BindAddr:      DefaultBindAddr,
+		SerfBindAddr:  DefaultSerfBindAddr,
+		GossipProfile: discovery.ProfileLAN,
+		Voter:         true,
+		// The metadata group's.
+		ControllerVoters:         group.DefaultControllerVoters,
+		ReplicaReplacementDelay:  group.DefaultReplacementDelay,
+		DefaultReplicationFactor: group.DefaultDefaultTopicReplicationFactor,
+		LogName:                  server.DefaultLogName,
+		MaxRecordBytes:           server.DefaultMaxRecordBytes,
+		ReadConsistency:          commitlog.ConsistencyLinearizable,
+		ShutdownTimeout:          server.DefaultShutdownTimeout,
+		MaxConnections:           server.DefaultMaxConnections,
+		MaxStreams:               server.DefaultMaxStreams,
+		MinFreeBytes:             diskspace.DefaultMinFreeBytes,
+		Producers:                producer.DefaultConfig(),
+		Tracing:                  telemetry.DefaultTraceConfig(),
+		Logger:                   zap.NewNop(),
 	}
 }
 
@@ -283,6 +307,15 @@ func (c Config) Validate() error {
 	}
 	if c.LogName != commitlog.DefaultTopic {
 		bad("LogName is %q, must be %q: ACL objects are topic names now, and this node serves the default topic %q", c.LogName, commitlog.DefaultTopic, commitlog.DefaultTopic)
+	}
+	if c.ControllerVoters < 1 {
+		bad("ControllerVoters is %d, must be at least 1", c.ControllerVoters)
+	}
+	if c.ReplicaReplacementDelay < 0 {
+		bad("ReplicaReplacementDelay is %v, must not be negative", c.ReplicaReplacementDelay)
+	}
+	if c.DefaultReplicationFactor < 1 || c.DefaultReplicationFactor > metadata.MaxReplicationFactor {
+		bad("DefaultReplicationFactor is %d, must be 1 to %d", c.DefaultReplicationFactor, metadata.MaxReplicationFactor)
 	}
 	if c.MaxRecordBytes <= 0 {
 		bad("MaxRecordBytes is %d, must be positive", c.MaxRecordBytes)

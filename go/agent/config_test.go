@@ -30,7 +30,8 @@ func TestConfigValidate(t *testing.T) {
 	}
 	d := agent.DefaultConfig()
 	if d.NodeName == "" || !d.Voter || d.Bootstrap || d.BindAddr != "127.0.0.1:8400" || d.SerfBindAddr != "127.0.0.1:8402" ||
-		d.ReadConsistency != commitlog.ConsistencyLinearizable || d.MaxRecordBytes != server.DefaultMaxRecordBytes || d.HealthAddr != "" {
+		d.ReadConsistency != commitlog.ConsistencyLinearizable || d.MaxRecordBytes != server.DefaultMaxRecordBytes || d.HealthAddr != "" ||
+		d.ControllerVoters != 3 || d.ReplicaReplacementDelay != 10*time.Minute || d.DefaultReplicationFactor != 3 {
 		t.Fatalf("defaults: %+v", d)
 	}
 	withHealth := good()
@@ -49,15 +50,18 @@ func TestConfigValidate(t *testing.T) {
 		"HealthAddr \":8403\" and HealthListener are exclusive": func(c *agent.Config) {
 			c.HealthAddr, c.HealthListener = ":8403", dummyListener{}
 		},
-		"DataDir is empty":                    func(c *agent.Config) { c.DataDir = "" },
-		`LogName is "audit", must be "log"`:   func(c *agent.Config) { c.LogName = "audit" },
-		"NodeName is empty":                   func(c *agent.Config) { c.NodeName = "" },
-		"NodeName: nodeid: invalid node name": func(c *agent.Config) { c.NodeName = "a/b" },
-		"BindAddr is empty":                   func(c *agent.Config) { c.BindAddr = "" },
-		`BindAddr "localhost"`:                func(c *agent.Config) { c.BindAddr = "localhost" },
-		`SerfAdvertiseAddr "a:b"`:             func(c *agent.Config) { c.SerfAdvertiseAddr = "a:b" },
-		"StartJoinAddrs entry":                func(c *agent.Config) { c.StartJoinAddrs = []string{"x"} },
-		"GossipKey: no gossip key":            func(c *agent.Config) { c.GossipKey = "" },
+		"DataDir is empty":                              func(c *agent.Config) { c.DataDir = "" },
+		"ControllerVoters is 0":                         func(c *agent.Config) { c.ControllerVoters = 0 },
+		"ReplicaReplacementDelay is -1s":                func(c *agent.Config) { c.ReplicaReplacementDelay = -time.Second },
+		"DefaultReplicationFactor is 8, must be 1 to 7": func(c *agent.Config) { c.DefaultReplicationFactor = 8 },
+		`LogName is "audit", must be "log"`:             func(c *agent.Config) { c.LogName = "audit" },
+		"NodeName is empty":                             func(c *agent.Config) { c.NodeName = "" },
+		"NodeName: nodeid: invalid node name":           func(c *agent.Config) { c.NodeName = "a/b" },
+		"BindAddr is empty":                             func(c *agent.Config) { c.BindAddr = "" },
+		`BindAddr "localhost"`:                          func(c *agent.Config) { c.BindAddr = "localhost" },
+		`SerfAdvertiseAddr "a:b"`:                       func(c *agent.Config) { c.SerfAdvertiseAddr = "a:b" },
+		"StartJoinAddrs entry":                          func(c *agent.Config) { c.StartJoinAddrs = []string{"x"} },
+		"GossipKey: no gossip key":                      func(c *agent.Config) { c.GossipKey = "" },
 		"GossipKey: gossip key is 8 bytes": func(c *agent.Config) {
 			c.GossipKey = base64.StdEncoding.EncodeToString(make([]byte, 8))
 		},

@@ -25,13 +25,19 @@
 //     go/broker, which opens the partition replicas the metadata assigns
 //     to this node under Config.DataDir/topics, each on its own Raft group
 //     of the transport, with the Raft, log, sync, disk and producer
-//     settings of Config. Before anything is created, a data directory of
-//     the single-log layout (raft/ and data/ at its top) is refused
-//     (broker.ErrOldLayout, naming how to move its records);
+//     settings of Config. The metadata group takes Config.ControllerVoters,
+//     ReplicaReplacementDelay and DefaultReplicationFactor. The broker's
+//     reports (a replacement replica caught up, the partitions this node
+//     leads) are proposed here when this node leads the metadata group,
+//     else sent to its leader over log.v1.Internal by go/metadata/report
+//     with this node's certificate. Before anything is created, a data
+//     directory of the single-log layout (raft/ and data/ at its top) is
+//     refused (broker.ErrOldLayout, naming how to move its records);
 //  5. go/server's gRPC server over the default topic's partition 0 as the
 //     broker hosts it at each call (a node hosting no replica answers
-//     NOT_LEADER naming one that does), on the mux's gRPC listener,
-//     NOT_SERVING until ready (see Health); then, with Config.HealthAddr,
+//     NOT_LEADER naming one that does), and log.v1.Internal, the other
+//     nodes' reports, to node certificates only, on the mux's gRPC
+//     listener, NOT_SERVING until ready (see Health); then, with Config.HealthAddr,
 //     a plaintext gRPC server with nothing but that server's health
 //     service;
 //  6. go/discovery's Serf membership, encrypted with Config.GossipKey,

@@ -303,3 +303,51 @@ func TestNewRefusesCertificateNotNamingTheNode(t *testing.T) {
 		}
 	}
 }
+
+// The metadata group's Raft takes the same peer checks as the partitions':
+// the certificate of a node that is not a member, and a member's under
+// another ID, cannot speak Raft to the metadata leader. The rejections are
+// counted and the leader keeps its leadership (an AppendEntries of a
+// higher term would have made it step down).
+func TestMetadataRaftRejectsPeersThatAreNotMembers(t *testing.T) {
+	e := newEnv(t)
+	nodes := cluster3(t, e)
+	var leader *node
+	testutil.Eventually(t, "a metadata leader", 30*time.Second, func() bool {
+		for _, n := range nodes {
+			if n.a.Metadata().IsLeader() {
+				leader = n
+				return true
+			}
+		}
+		return false
+	})
+	for _, tc := range []struct {
+		files  auth.TLSConfig
+		id     string
+		reason string
+	}{
+		{e.nodeTLS("evil"), "evil", "not_member"},
+		{e.nodeTLS("n1"), "evil", "id_mismatch"},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			before, _ := metric(t, leader, `proglog_raft_peer_rejections_total{reason="`+tc.reason+`"}`)
+			tr := raftClient(t, e, tc.files, "meta")
+			req := &raft.AppendEntriesRequest{
+				RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(tc.id), Addr: []byte("127.0.0.1:9198")},
+				Term:      1 << 40,
+			}
+			var resp raft.AppendEntriesResponse
+			if err := tr.AppendEntries(raft.ServerID(leader.name()), raft.ServerAddress(leader.a.Addr()), req, &resp); err == nil {
+				t.Fatalf("AppendEntries answered %+v", resp)
+			}
+			if !leader.a.Metadata().IsLeader() {
+				t.Fatalf("%s lost the metadata group's leadership to the attack", leader.name())
+			}
+			testutil.Eventually(t, "the rejection to be counted", 10*time.Second, func() bool {
+				after, _ := metric(t, leader, `proglog_raft_peer_rejections_total{reason="`+tc.reason+`"}`)
+				return after > before
+			})
+		})
+	}
+}

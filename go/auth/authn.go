@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 
 	"google.golang.org/grpc"
@@ -26,26 +27,36 @@ func Subject(ctx context.Context) (string, bool) {
 }
 
 // SubjectFromPeer extracts the subject common name of the verified client
-// certificate of the connection in ctx. It inspects only what the TLS
-// handshake verified (VerifiedChains), never the raw peer certificates.
+// certificate of the connection in ctx (PeerCertificate).
 func SubjectFromPeer(ctx context.Context) (string, error) {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p == nil {
-		return "", ErrNoPeer
+	cert, err := PeerCertificate(ctx)
+	if err != nil {
+		return "", err
 	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok {
-		return "", fmt.Errorf("%w (auth info %T)", ErrNotTLS, p.AuthInfo)
-	}
-	chains := info.State.VerifiedChains
-	if len(chains) == 0 || len(chains[0]) == 0 || chains[0][0] == nil {
-		return "", ErrNoVerifiedChain
-	}
-	cn := chains[0][0].Subject.CommonName
+	cn := cert.Subject.CommonName
 	if cn == "" {
 		return "", ErrEmptyCommonName
 	}
 	return cn, nil
+}
+
+// PeerCertificate returns the verified client certificate of the
+// connection in ctx. It inspects only what the TLS handshake verified
+// (VerifiedChains), never the raw peer certificates.
+func PeerCertificate(ctx context.Context) (*x509.Certificate, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p == nil {
+		return nil, ErrNoPeer
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return nil, fmt.Errorf("%w (auth info %T)", ErrNotTLS, p.AuthInfo)
+	}
+	chains := info.State.VerifiedChains
+	if len(chains) == 0 || len(chains[0]) == 0 || chains[0][0] == nil {
+		return nil, ErrNoVerifiedChain
+	}
+	return chains[0][0], nil
 }
 
 // authenticate returns ctx with the caller's subject (ctx itself if it has

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -63,6 +64,8 @@ type replica struct {
 	// voterAt is the last log index when this replica first saw itself a
 	// voter (caughtUp), 0 before.
 	voterAt atomic.Uint64
+	// reporting: a ReplicaReady report of this replica is running.
+	reporting atomic.Bool
 }
 
 // Broker hosts the partition replicas the metadata assigns to this node
@@ -76,7 +79,10 @@ type Broker struct {
 	replicas map[key]*replica
 	closed   bool
 
-	kick      chan struct{} // wakes membershipLoop: a local replica became leader
+	kick chan struct{} // wakes membershipLoop: a local replica became leader
+	// ctx is cancelled by Close: it ends the reports running.
+	ctx       context.Context
+	cancel    context.CancelFunc
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -105,11 +111,13 @@ func New(cfg Config) (*Broker, error) {
 		kick:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
 	changed := cfg.Metadata.Changed()
 	failed := b.reconcile()
-	b.wg.Add(2)
+	b.wg.Add(3)
 	go b.run(changed, failed)
 	go b.membershipLoop()
+	go b.leaderLoop()
 	return b, nil
 }
 
@@ -441,6 +449,7 @@ func (b *Broker) Close() error {
 		b.replicas = map[key]*replica{}
 		b.mu.Unlock()
 		close(b.done)
+		b.cancel()
 		b.wg.Wait()
 		var (
 			wg   sync.WaitGroup

@@ -342,6 +342,7 @@ func TestConfigValidate(t *testing.T) {
 		"no metadata":      func(c *Config) { c.Metadata = nil },
 		"no stream layers": func(c *Config) { c.StreamLayers = nil },
 		"zero retry":       func(c *Config) { c.RetryInterval = 0 },
+		"zero report":      func(c *Config) { c.LeaderReportInterval = 0 },
 		"template dir":     func(c *Config) { c.Replica.DataDir = "/x" },
 		"template bad":     func(c *Config) { c.Replica.ApplyTimeout = 0 },
 	} {
@@ -350,5 +351,28 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestLeaderHintsForPartitionsNotHosted: a partition's leader reports its
+// leadership to the metadata, so a node holding no replica of it names the
+// leader in Topics; the report names the leader's term.
+func TestLeaderHintsForPartitionsNotHosted(t *testing.T) {
+	e := newEnv(t)
+	b1, b2 := e.start("n1"), e.start("n2")
+	e.meta.createRaw(t, "solo", 1, []string{"n1"})
+	leader(t, "solo", 0, b1)
+	testutil.Eventually(t, "n2 to name n1 the leader of solo/0", 30*time.Second, func() bool {
+		topics, err := b2.Topics(ctxT(t), "solo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := topics[0].Partitions[0].Replicas
+		return len(r) == 1 && r[0].ID == "n1" && r[0].IsLeader
+	})
+	var term uint64
+	e.meta.View(func(s *metadata.State) { term = s.Topics["solo"].Partitions[0].LeaderTerm })
+	if want := b1.Replica("solo", 0).Stats()["term"]; fmt.Sprint(term) != want {
+		t.Fatalf("hint of term %d, the leader's term is %s", term, want)
 	}
 }

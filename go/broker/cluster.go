@@ -72,8 +72,9 @@ func (b *Broker) Partition(topic string, partition int) (commitlog.Partition, er
 
 // Topics describes the named topics (every topic when names is empty,
 // sorted by name) from this node's copy of the metadata. Replicas carry
-// their API addresses; IsLeader is set only for partitions this node
-// hosts, from its replica's knowledge of the leader.
+// their API addresses; IsLeader marks the leader as this node's replica
+// knows it, or, for a partition this node does not host (or whose leader
+// its replica does not know), as the metadata's leader hint names it.
 func (b *Broker) Topics(ctx context.Context, names ...string) ([]commitlog.TopicInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -102,7 +103,8 @@ func (b *Broker) Topics(ctx context.Context, names ...string) ([]commitlog.Topic
 	return out, nil
 }
 
-// topicInfo describes t, with leader hints from the local replicas. It
+// topicInfo describes t, with leader hints from the local replicas and the
+// metadata. It
 // does not call into the metadata (it runs inside View).
 func (b *Broker) topicInfo(s *metadata.State, t *metadata.Topic) commitlog.TopicInfo {
 	info := commitlog.TopicInfo{
@@ -116,12 +118,15 @@ func (b *Broker) topicInfo(s *metadata.State, t *metadata.Topic) commitlog.Topic
 		Partitions: make([]commitlog.PartitionInfo, len(t.Partitions)),
 	}
 	for p, part := range t.Partitions {
-		var leader string
+		// This node's replica knows best; else the leader's last report.
+		leader := part.Leader
 		b.mu.RLock()
 		r := b.replicas[key{t.Name, t.Created, p}]
 		b.mu.RUnlock()
 		if r != nil {
-			leader, _ = r.log.Leader()
+			if id, _ := r.log.Leader(); id != "" {
+				leader = id
+			}
 		}
 		pi := commitlog.PartitionInfo{Partition: p, Epoch: part.Epoch, Replicas: make([]commitlog.Server, len(part.Replicas))}
 		for i, id := range part.Replicas {

@@ -31,6 +31,9 @@ type Metadata interface {
 	// the reassignment at epoch added (metadata.Partition.Adding), caught
 	// up (metadata.OpReplicaReady).
 	ReplicaReady(ctx context.Context, topic string, partition int, epoch uint64, node string) error
+	// ReportLeaders records that node leads the partitions of hints, each
+	// in its term (metadata.OpLeaders; at most metadata.MaxLeaderHints).
+	ReportLeaders(ctx context.Context, node string, hints []metadata.LeaderHint) error
 }
 
 // StreamLayers gives each Raft group its own stream layer on the node's
@@ -40,8 +43,11 @@ type StreamLayers interface {
 	Group(id string) (raft.StreamLayer, error)
 }
 
-// DefaultRetryInterval is Config.RetryInterval's default.
-const DefaultRetryInterval = 5 * time.Second
+// Defaults of Config.
+const (
+	DefaultRetryInterval        = 5 * time.Second
+	DefaultLeaderReportInterval = time.Second
+)
 
 // Config configures a Broker. Start from DefaultConfig.
 type Config struct {
@@ -66,6 +72,12 @@ type Config struct {
 	// membership without a metadata change (a new replica whose Join was
 	// not verified yet). Default DefaultRetryInterval.
 	RetryInterval time.Duration
+	// LeaderReportInterval is how often this node reports the partitions
+	// it leads whose leader hint in the metadata is not this node
+	// (Metadata.ReportLeaders): at most one report, of at most
+	// metadata.MaxLeaderHints partitions, per interval. Default
+	// DefaultLeaderReportInterval.
+	LeaderReportInterval time.Duration
 	// OnOpen, if set, is called with every replica the broker opened (for
 	// metrics: its Recovery), before it serves.
 	OnOpen func(topic string, partition int, l *replication.Log)
@@ -82,7 +94,7 @@ type Config struct {
 // DefaultConfig returns a Config with the defaults and
 // replication.DefaultConfig() as the replica template.
 func DefaultConfig() Config {
-	return Config{Replica: replication.DefaultConfig(), RetryInterval: DefaultRetryInterval}
+	return Config{Replica: replication.DefaultConfig(), RetryInterval: DefaultRetryInterval, LeaderReportInterval: DefaultLeaderReportInterval}
 }
 
 // Validate reports the first problem, wrapping ErrInvalidConfig.
@@ -101,6 +113,8 @@ func (c Config) Validate() error {
 		return bad("StreamLayers is required")
 	case c.RetryInterval <= 0:
 		return bad("RetryInterval must be positive, got %v", c.RetryInterval)
+	case c.LeaderReportInterval <= 0:
+		return bad("LeaderReportInterval must be positive, got %v", c.LeaderReportInterval)
 	case c.Replica.DataDir != "" || c.Replica.LocalID != "" || c.Replica.StreamLayer != nil || c.Replica.Bootstrap || len(c.Replica.InitialServers) > 0:
 		return bad("Replica must leave DataDir, LocalID, StreamLayer, Bootstrap and InitialServers unset: the broker sets them per partition")
 	}

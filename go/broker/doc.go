@@ -54,7 +54,11 @@
 // Metadata.ReplicaReady once it has applied every entry up to the
 // configuration that made it a voter (it notes its last log index when it
 // first sees itself a voter and waits until it has applied that far); the
-// controller drops the replica it replaces only then.
+// controller drops the replica it replaces only then. Reports run in the
+// background, one at a time per replica, and are made again by a later
+// pass until one succeeds; Metadata.ReplicaReady reaches the metadata
+// leader wherever it is (go/agent: proposed here on the leader, else sent
+// over log.v1.Internal by go/metadata/report).
 //
 // # Serving
 //
@@ -64,8 +68,16 @@
 // assigned here is not open yet, or a *commitlog.NotLeaderError naming the
 // partition's first (preferred leader) replica and its API address when
 // this node holds none. Topics describes topics from the local metadata
-// with the replicas' API addresses; leader hints are set only for the
-// partitions this node hosts, from its replica's view of the leader.
+// with the replicas' API addresses and leader hints: this node's replica's
+// view of the leader where it hosts one, else the metadata's hint
+// (metadata.Partition.Leader). Every LeaderReportInterval a node reports
+// the partitions it leads whose hint names another node or none, with its
+// Raft term, in one Metadata.ReportLeaders call of at most
+// metadata.MaxLeaderHints partitions (so at most one report per node per
+// interval, whatever the number of leadership changes); a failed report
+// is made again at the next interval. Hints never decide correctness: a
+// request sent to a node that no longer leads is answered with the real
+// leader.
 // CreateTopic and DeleteTopic go through the metadata group (the default
 // topic cannot be deleted). Replica returns a hosted replica and Hosted
 // lists them (for operations and per-partition metrics); Ready reports

@@ -208,6 +208,7 @@ func (e *env) config(id string) Config {
 	c.Metadata = e.meta
 	c.StreamLayers = e.net.node(id)
 	c.RetryInterval = 50 * time.Millisecond
+	c.LeaderReportInterval = 50 * time.Millisecond
 	c.Replica.HeartbeatTimeout = 400 * time.Millisecond
 	c.Replica.ElectionTimeout = 400 * time.Millisecond
 	c.Replica.LeaderLeaseTimeout = 200 * time.Millisecond
@@ -285,3 +286,10 @@ func voters(t *testing.T, b *Broker, topic string, p int) map[string]bool {
 }
 
 func rec(i int) []byte { return []byte(fmt.Sprintf("record-%03d", i)) }
+
+func (m *testMeta) ReportLeaders(_ context.Context, node string, hints []metadata.LeaderHint) error {
+	for i := range hints {
+		hints[i].Leader = node
+	}
+	return m.apply(metadata.Command{Op: metadata.OpLeaders, Leaders: hints})
+}

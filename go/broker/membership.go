@@ -52,26 +52,37 @@ func (b *Broker) reconcileMembership() {
 
 // reportReady reports this node's replicas that a reassignment added and
 // that caught up (caughtUp) to the metadata, which then lets the
-// controller drop the replica they replace.
+// controller drop the replica they replace. Each report runs in the
+// background (Metadata.ReplicaReady may wait for the metadata leader),
+// one at a time per replica; a failed one is made again by a later pass.
 func (b *Broker) reportReady(v view) {
 	for k, a := range v.want {
 		if !a.adding {
 			continue
 		}
 		b.mu.RLock()
-		r := b.replicas[k]
+		r, closed := b.replicas[k], b.closed
 		b.mu.RUnlock()
-		if r == nil || !b.caughtUp(r) {
+		if r == nil || closed || !r.reporting.CompareAndSwap(false, true) {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Replica.ApplyTimeout)
-		err := b.cfg.Metadata.ReplicaReady(ctx, k.topic, k.partition, a.epoch, b.cfg.NodeID)
-		cancel()
-		if err != nil {
-			b.lg.Debug("reporting a caught-up replica", "group", k.String(), "epoch", a.epoch, "error", err)
+		if !b.caughtUp(r) {
+			r.reporting.Store(false)
 			continue
 		}
-		b.lg.Info("replica caught up and reported", "group", k.String(), "epoch", a.epoch)
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			defer r.reporting.Store(false)
+			ctx, cancel := context.WithTimeout(b.ctx, b.cfg.Replica.ApplyTimeout)
+			err := b.cfg.Metadata.ReplicaReady(ctx, k.topic, k.partition, a.epoch, b.cfg.NodeID)
+			cancel()
+			if err != nil {
+				b.lg.Debug("reporting a caught-up replica", "group", k.String(), "epoch", a.epoch, "error", err)
+				return
+			}
+			b.lg.Info("replica caught up and reported", "group", k.String(), "epoch", a.epoch)
+		}()
 	}
 }
 

@@ -34,7 +34,29 @@ const (
 	// OpReplicaReady reports that NodeID's replica of Topic's Partition,
 	// added at Epoch, caught up: it leaves the partition's Adding.
 	OpReplicaReady Op = "replica_ready"
+	// OpLeaders records partition leaders as hints (LeaderHint): each of
+	// Leaders whose topic still has that creation index, whose leader
+	// holds a replica of the partition, and whose term is above the one
+	// recorded. The others are ignored: a report may race a reassignment
+	// or a deletion, and hints never decide correctness.
+	OpLeaders Op = "leaders"
 )
+
+// MaxLeaderHints bounds the entries of one OpLeaders command, so that a
+// command of topics of MaxTopicNameLen stays far below the metadata
+// group's command limit.
+const MaxLeaderHints = 1024
+
+// LeaderHint says that Leader leads Topic's Partition in Term of the
+// partition's Raft group.
+type LeaderHint struct {
+	Topic string `json:"topic"`
+	// Created is the topic's creation index (Topic.Created).
+	Created   uint64 `json:"created"`
+	Partition int    `json:"partition"`
+	Leader    string `json:"leader"`
+	Term      uint64 `json:"term"`
+}
 
 // Command is one change of the State. Which fields are used depends on Op.
 type Command struct {
@@ -48,6 +70,7 @@ type Command struct {
 	Epoch      uint64       `json:"epoch,omitempty"`
 	Replicas   []string     `json:"replicas,omitempty"`
 	Adding     []string     `json:"adding,omitempty"`
+	Leaders    []LeaderHint `json:"leaders,omitempty"`
 	// At is when the proposer decided the command, by its clock.
 	At time.Time `json:"at,omitzero"`
 }

@@ -37,6 +37,18 @@
 // that for a node that came back, and OpRemoveNode forgets a node that
 // holds no replica.
 //
+// # Leader hints
+//
+// OpLeaders records, per partition, the leader its group's leaders
+// report (Partition.Leader, in Raft term Partition.LeaderTerm), so that
+// every node can name the leaders of partitions it does not host. A hint
+// applies only with a term above the recorded one, for the topic's
+// current creation and a leader holding a replica; others are ignored, not
+// refused, since reports race reassignments and deletions. Hints never
+// decide anything: a request sent to a node that no longer leads is
+// answered with the real leader. One command holds at most
+// MaxLeaderHints entries.
+//
 // # Placement
 //
 // Place puts the R replicas of each partition of a new topic on R distinct

@@ -71,6 +71,11 @@ type Partition struct {
 	// one and that have not reported caught up yet (OpReplicaReady): the
 	// replica they replace is dropped only once this is empty.
 	Adding []string `json:"adding,omitempty"`
+	// Leader is the partition's leader as last reported (OpLeaders), in
+	// Raft term LeaderTerm of the partition's group: a hint for clients,
+	// never used for correctness. Empty until a leader reports.
+	Leader     string `json:"leader,omitempty"`
+	LeaderTerm uint64 `json:"leader_term,omitempty"`
 }
 
 // Topic is a named set of partitions.
@@ -155,6 +160,8 @@ func (s *State) Apply(index uint64, c Command) error {
 		return s.reassign(c)
 	case OpReplicaReady:
 		return s.replicaReady(c)
+	case OpLeaders:
+		return s.leaders(c)
 	}
 	return fmt.Errorf("%w: unknown op %q", ErrBadEncoding, c.Op)
 }
@@ -261,6 +268,25 @@ func (s *State) replicaReady(c Command) error {
 	p.Adding = slices.Delete(p.Adding, i, i+1)
 	if len(p.Adding) == 0 {
 		p.Adding = nil
+	}
+	return nil
+}
+
+// leaders records the hints of c that apply (see OpLeaders).
+func (s *State) leaders(c Command) error {
+	if len(c.Leaders) > MaxLeaderHints {
+		return fmt.Errorf("%w: %d leader hints, at most %d", ErrBadEncoding, len(c.Leaders), MaxLeaderHints)
+	}
+	for _, h := range c.Leaders {
+		t := s.Topics[h.Topic]
+		if t == nil || t.Created != h.Created || h.Partition < 0 || h.Partition >= len(t.Partitions) {
+			continue
+		}
+		p := &t.Partitions[h.Partition]
+		if h.Term <= p.LeaderTerm || !slices.Contains(p.Replicas, h.Leader) {
+			continue
+		}
+		p.Leader, p.LeaderTerm = h.Leader, h.Term
 	}
 	return nil
 }

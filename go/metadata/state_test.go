@@ -212,3 +212,61 @@ func TestReturnNode(t *testing.T) {
 		t.Fatalf("after return: loads %v, node %+v", l, *s.Nodes["n1"])
 	}
 }
+
+// TestLeaderHints: OpLeaders records a partition's leader when its term is
+// above the recorded one, and ignores a stale term, another creation of
+// the topic, a leader holding no replica and an unknown partition, entry
+// by entry; more than MaxLeaderHints entries are refused.
+func TestLeaderHints(t *testing.T) {
+	s := cluster(t, 3, 0)
+	a := create(t, s, "a", TopicConfig{Partitions: 2, ReplicationFactor: 2})
+	created := s.Topics["a"].Created
+	outsider := "n0"
+	for _, id := range []string{"n0", "n1", "n2"} {
+		if !slices.Contains(a[0], id) {
+			outsider = id
+		}
+	}
+	leader := func(p int) (string, uint64) {
+		part := s.Topics["a"].Partitions[p]
+		return part.Leader, part.LeaderTerm
+	}
+	mustApply(t, s, Command{Op: OpLeaders, Leaders: []LeaderHint{
+		{Topic: "a", Created: created, Partition: 0, Leader: a[0][1], Term: 5},
+		{Topic: "a", Created: created, Partition: 1, Leader: a[1][0], Term: 2},
+	}})
+	if id, term := leader(0); id != a[0][1] || term != 5 {
+		t.Fatalf("partition 0: leader %q term %d, want %q 5", id, term, a[0][1])
+	}
+	mustApply(t, s, Command{Op: OpLeaders, Leaders: []LeaderHint{
+		{Topic: "a", Created: created, Partition: 0, Leader: a[0][0], Term: 4},     // stale term
+		{Topic: "a", Created: created, Partition: 0, Leader: a[0][0], Term: 5},     // same term
+		{Topic: "a", Created: created + 1, Partition: 0, Leader: a[0][0], Term: 9}, // another creation
+		{Topic: "a", Created: created, Partition: 0, Leader: outsider, Term: 9},    // no replica there
+		{Topic: "a", Created: created, Partition: 7, Leader: a[0][0], Term: 9},     // no such partition
+		{Topic: "zz", Created: created, Partition: 0, Leader: a[0][0], Term: 9},    // no such topic
+		{Topic: "a", Created: created, Partition: 1, Leader: a[1][1], Term: 3},     // newer: applies
+	}})
+	if id, term := leader(0); id != a[0][1] || term != 5 {
+		t.Fatalf("partition 0 after ignored hints: leader %q term %d, want %q 5", id, term, a[0][1])
+	}
+	if id, term := leader(1); id != a[1][1] || term != 3 {
+		t.Fatalf("partition 1: leader %q term %d, want %q 3", id, term, a[1][1])
+	}
+	err := s.Apply(s.Applied+1, Command{Op: OpLeaders, Leaders: make([]LeaderHint, MaxLeaderHints+1)})
+	if !errors.Is(err, ErrBadEncoding) {
+		t.Fatalf("%d hints: %v, want ErrBadEncoding", MaxLeaderHints+1, err)
+	}
+	// Hints survive a snapshot.
+	b, err := s.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := DecodeState(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := s2.Topics["a"].Partitions[1]; p.Leader != a[1][1] || p.LeaderTerm != 3 {
+		t.Fatalf("after a snapshot: %+v", p)
+	}
+}

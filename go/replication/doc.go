@@ -371,12 +371,12 @@
 // (TransportConfig.AcceptBacklog, 64 by default) is full, is closed at
 // once (Raft redials), reported to TransportConfig.OnRefused with a
 // Refused* reason and logged at most once per 10s, so a group whose Raft
-// does not accept never holds up the others. A partition's group is
-// GroupID(topic, partition), "<topic>/<partition>"; the single log is
-// LogGroup, "log/0". The peer checks (Config.PeerName) wrap a group's
-// stream layer as before; GuardStreamLayer gives them to a group run
-// outside this package (the metadata group, go/metadata/group), and
-// VerifyPeer its Join's identity check.
+// does not accept never holds up the others. Group IDs are the
+// caller's: go/broker names a partition's group (broker.GroupID) and
+// go/metadata/group the metadata group ("meta"). The peer checks
+// (Config.PeerName) wrap a group's stream layer as before;
+// GuardStreamLayer gives them to a group run outside this package (the
+// metadata group), and VerifyPeer its Join's identity check.
 //
 // # Stable store
 //

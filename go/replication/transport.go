@@ -4,27 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
-	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/internal/netlimit"
 )
-
-// LogGroup is the Raft group of the default topic's partition 0: the
-// single log every node runs until go/broker opens partitions by topic.
-const LogGroup = commitlog.DefaultTopic + "/0"
-
-// GroupID is the Raft group of a topic's partition, "<topic>/<partition>".
-// Topic names cannot hold '/', so it never names another partition's group
-// or the metadata group.
-func GroupID(topic string, partition int) string {
-	return topic + "/" + strconv.Itoa(partition)
-}
 
 // DefaultAcceptBacklog is TransportConfig.AcceptBacklog's default.
 const DefaultAcceptBacklog = 64

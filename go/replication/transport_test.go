@@ -57,11 +57,15 @@ func newTestTransport(t *testing.T, m *mux.Mux, backlog int, refused chan<- stri
 	return tr
 }
 
-// muxGroup is the stream layer of LogGroup over m, for the tests that run
+// testGroup is the Raft group of the tests that run a Log (go/broker names
+// partitions' groups; this package takes any ID).
+const testGroup = "t/log/1/0"
+
+// muxGroup is the stream layer of testGroup over m, for the tests that run
 // a Log.
 func muxGroup(t *testing.T, m *mux.Mux) raft.StreamLayer {
 	t.Helper()
-	sl, err := newTestTransport(t, m, 0, nil).Group(LogGroup)
+	sl, err := newTestTransport(t, m, 0, nil).Group(testGroup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,15 +162,6 @@ func expectRefused(t *testing.T, refused <-chan string, reason string, c net.Con
 	var ne net.Error
 	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
 		t.Fatalf("refused connection not closed: %v", err)
-	}
-}
-
-func TestGroupID(t *testing.T) {
-	if LogGroup != "log/0" || GroupID("log", 0) != LogGroup {
-		t.Fatalf("GroupID(log, 0) = %q, LogGroup %q", GroupID("log", 0), LogGroup)
-	}
-	if got := GroupID("orders.eu", 12); got != "orders.eu/12" {
-		t.Fatalf("GroupID = %q", got)
 	}
 }
 

@@ -54,9 +54,13 @@ var methodACLs = map[string]methodACL{
 // (Authorizer.AuthorizeAny): the topic is in the message, and the handler
 // checks it once decoded, before any other work; the others are checked on
 // their object here, and their handlers authorize again (the same, cached,
-// decision). It runs on the connection's reading goroutine, so it only
+// decision). A log.v1.Internal call needs a node certificate instead
+// (admitNode). It runs on the connection's reading goroutine, so it only
 // does what is cheap.
 func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if isInternal(info.FullMethodName) {
+		return s.admitNode(ctx, info.FullMethodName)
+	}
 	acl, ok := methodACLs[info.FullMethodName]
 	if !ok {
 		return ctx, nil

@@ -23,3 +23,21 @@ func TestEveryMethodHasAnAction(t *testing.T) {
 		}
 	}
 }
+
+// Every method of log.v1.Internal takes the node check (admitNode), and no
+// method of log.v1.Log does.
+func TestInternalMethodsNeedANode(t *testing.T) {
+	for _, m := range logv1.Internal_ServiceDesc.Methods {
+		if name := "/" + logv1.Internal_ServiceDesc.ServiceName + "/" + m.MethodName; !isInternal(name) {
+			t.Errorf("%s does not take the node check", name)
+		}
+	}
+	if len(logv1.Internal_ServiceDesc.Streams) != 0 {
+		t.Error("log.v1.Internal has streams: check their admission")
+	}
+	for name := range methodACLs {
+		if isInternal(name) {
+			t.Errorf("%s takes the node check", name)
+		}
+	}
+}

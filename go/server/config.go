@@ -68,6 +68,10 @@ type Config struct {
 	Authorizer Authorizer
 	// Servers answers GetServers; nil lists this node alone, as leader.
 	Servers commitlog.ServerLister
+	// Internal, if set, takes the node-to-node reports of log.v1.Internal,
+	// which the server then serves to node certificates only (see
+	// log.proto). nil leaves the service unregistered (UNIMPLEMENTED).
+	Internal Internal
 	// DefaultConsistency is the read consistency of a Consume that does not
 	// ask for one (CONSISTENCY_UNSPECIFIED). Default (zero value)
 	// commitlog.ConsistencyLinearizable.

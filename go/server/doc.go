@@ -52,7 +52,12 @@
 //     codec's bounds), is checked by the handler before anything else. A
 //     missing identity is codes.Unauthenticated, a refused one
 //     codes.PermissionDenied; then nothing is read or written, and a caller
-//     with the action on no object has nothing decoded.
+//     with the action on no object has nothing decoded. log.v1.Internal,
+//     the node-to-node service (registered with Config.Internal), skips
+//     the ACL: its calls need a verified certificate naming a node
+//     (go/auth/nodeid), checked in the tap handle; any other is
+//     codes.PermissionDenied. The node named is the reporter, handed to
+//     Config.Internal.
 //   - Validation before decoding. The server's codec counts a produce
 //     request's records, each record's headers and their keys' and values'
 //     bytes on the wire and refuses one over Config.MaxBatchRecords,

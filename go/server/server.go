@@ -153,6 +153,9 @@ func New(cfg Config, cluster commitlog.Cluster) (*Server, error) {
 	}
 	s.grpc = grpc.NewServer(opts...)
 	logv1.RegisterLogServer(decodingRegistrar{s}, s)
+	if cfg.Internal != nil {
+		logv1.RegisterInternalServer(decodingRegistrar{s}, internalService{s: s})
+	}
 	s.RegisterHealthService(decodingRegistrar{s})
 	reflection.Register(s.grpc) // authorized in admit, like the log's methods
 	s.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)

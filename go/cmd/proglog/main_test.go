@@ -249,6 +249,31 @@ voter: false
 			t.Errorf("%v: retention %+v, segment %d, raft %+v", tc.args, cfg.Retention, cfg.SegmentBytes, cfg.Raft)
 		}
 	}
+
+	// The metadata group's settings reach the agent, with its defaults.
+	for _, tc := range []struct {
+		args         []string
+		voters, rf   int
+		replaceAfter time.Duration
+	}{
+		{nil, 3, 3, 10 * time.Minute},
+		{[]string{"--controller-voters", "5", "--replica-replacement-delay", "30m", "--default-replication-factor", "1"}, 5, 1, 30 * time.Minute},
+	} {
+		o := defaultServeOptions()
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		o.addFlags(fs)
+		if err := fs.Parse(append(tc.args, "--dev", "--data-dir", t.TempDir())); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.agentConfig(io.Discard, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.ControllerVoters != tc.voters || cfg.DefaultReplicationFactor != tc.rf || cfg.ReplicaReplacementDelay != tc.replaceAfter {
+			t.Errorf("%v: controller voters %d, default replication factor %d, replacement delay %v", tc.args,
+				cfg.ControllerVoters, cfg.DefaultReplicationFactor, cfg.ReplicaReplacementDelay)
+		}
+	}
 }
 
 func TestCertsCommand(t *testing.T) {
@@ -288,8 +313,9 @@ func TestCertsCommand(t *testing.T) {
 }
 
 // servingLine matches what serve prints once the node knows a leader: the
-// API address, the metrics URL (or "off"), the gossip address.
-var servingLine = regexp.MustCompile(`serving on (\S+) \(metrics: (\S+)\)\nnode \S+, gossip on (\S+), leader \S+\n`)
+// API address, the metrics URL (or "off"), the gossip address (and the
+// leader, of the default topic or of the metadata: see leaderText).
+var servingLine = regexp.MustCompile(`serving on (\S+) \(metrics: (\S+)\)\nnode \S+, gossip on (\S+), leader \S+[^\n]*\n`)
 
 // outputWatcher collects a child's stdout (exec copies into it from its
 // own goroutine, hence the lock) and reports the serving line once.
@@ -560,6 +586,36 @@ func TestServeBannerNamesTheMode(t *testing.T) {
 	d := startBinary(t, filepath.Join(dir, "dev"))
 	if out := d.stdout.String(); !strings.Contains(out, "proglog development server (--dev) serving on ") {
 		t.Errorf("dev banner:\n%s", out)
+	}
+}
+
+// A node holding no replica of the default topic names the metadata
+// group's leader in its banner, saying so (it printed an empty leader):
+// with --default-replication-factor 1 the default topic stays on the
+// bootstrap node, and a second node joins without a replica of it.
+func TestServeBannerOnANodeWithoutTheDefaultTopic(t *testing.T) {
+	dir := t.TempDir()
+	files, err := certs.EnsureDev(filepath.Join(dir, "certs"), []string{"127.0.0.1"}, "n1", "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := agent.GenerateGossipKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := func(name string, extra ...string) *child {
+		args := []string{"--node-name", name, "--data-dir", filepath.Join(dir, name),
+			"--addr", "127.0.0.1:0", "--serf-addr", "127.0.0.1:0", "--metrics-addr=", "--log-level", "warn",
+			"--tls-cert", files.NodeCert(name), "--tls-key", files.NodeKey(name), "--tls-ca", files.CACert, "--gossip-key", key}
+		return startServe(t, append(args, extra...)...)
+	}
+	n1 := node("n1", "--bootstrap", "--default-replication-factor", "1")
+	if out := n1.stdout.String(); !strings.Contains(out, "leader n1\n") {
+		t.Errorf("n1 hosts the default topic and leads it; banner:\n%s", out)
+	}
+	n2 := node("n2", "--join", n1.serfAddr)
+	if out, want := n2.stdout.String(), `leader n1 of the metadata (no replica of topic "log" on this node)`; !strings.Contains(out, want) {
+		t.Errorf("n2 banner:\n%s\nwant a line with %q", out, want)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/discovery"
 	"github.com/proglog/proglog/go/diskspace"
+	"github.com/proglog/proglog/go/metadata/group"
 	idem "github.com/proglog/proglog/go/producer"
 	"github.com/proglog/proglog/go/replication"
 	"github.com/proglog/proglog/go/seglog"
@@ -72,6 +73,9 @@ type serveOptions struct {
 	serfAddr, serfAdvertiseAddr string
 	join                        []string
 	bootstrap, voter            bool
+	controllerVoters            int
+	replicaReplacementDelay     time.Duration
+	defaultReplicationFactor    int
 	gossipKey, gossipKeyFile    string
 	readConsistency             string
 	dev                         bool
@@ -109,6 +113,9 @@ func defaultServeOptions() *serveOptions {
 		metricsAddr:                "127.0.0.1:8401",
 		nodeName:                   agent.DefaultConfig().NodeName,
 		voter:                      true,
+		controllerVoters:           group.DefaultControllerVoters,
+		replicaReplacementDelay:    group.DefaultReplacementDelay,
+		defaultReplicationFactor:   group.DefaultDefaultTopicReplicationFactor,
 		readConsistency:            commitlog.ConsistencyLinearizable.String(),
 		logName:                    server.DefaultLogName,
 		maxRecordBytes:             server.DefaultMaxRecordBytes,
@@ -152,6 +159,9 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.join, "join", nil, "gossip addresses of cluster members to join through, comma-separated (this node's own is skipped); retried in the background until one answers")
 	fs.BoolVar(&o.bootstrap, "bootstrap", false, "start a new cluster of this node if it has no Raft state; on one node of a new cluster only (default: true with --dev and no --join, false otherwise)")
 	fs.BoolVar(&o.voter, "voter", o.voter, "take part in Raft elections and quorums (false: a non-voter that replicates and serves reads)")
+	fs.IntVar(&o.controllerVoters, "controller-voters", o.controllerVoters, "how many nodes vote in the metadata (controller) group: the first ones to join with --voter; the others keep a copy of the metadata without voting (odd numbers: 3 tolerates one failure, 5 two; the metadata leader's value applies)")
+	fs.DurationVar(&o.replicaReplacementDelay, "replica-replacement-delay", o.replicaReplacementDelay, "how long a node has been leaving (it left, or gossip gave up on it) before its partition replicas are moved to other nodes, so that a restart moves no data (the metadata leader's value applies)")
+	fs.IntVar(&o.defaultReplicationFactor, "default-replication-factor", o.defaultReplicationFactor, "replicas of the default topic \"log\" when the cluster bootstraps: created on the nodes there are, then topped up as nodes join (read by the bootstrap node)")
 	fs.StringVar(&o.gossipKey, "gossip-key", "", "gossip encryption key, base64 of 16, 24 or 32 bytes, the same on every node")
 	fs.StringVar(&o.gossipKeyFile, "gossip-key-file", "", "file holding the gossip key (base64)")
 	fs.StringVar(&o.readConsistency, "read-consistency", o.readConsistency, "consistency of a Consume that does not ask for one: linearizable (leader only, sees every acknowledged record) or follower (any node, may lag)")
@@ -316,6 +326,9 @@ func (o *serveOptions) agentConfig(stdout io.Writer, logger *zap.Logger) (agent.
 		cfg.Bootstrap = o.dev && len(o.join) == 0
 	}
 	cfg.Voter = o.voter
+	cfg.ControllerVoters = o.controllerVoters
+	cfg.ReplicaReplacementDelay = o.replicaReplacementDelay
+	cfg.DefaultReplicationFactor = o.defaultReplicationFactor
 	cfg.ACLModelFile, cfg.ACLPolicyFile = o.aclModel, o.aclPolicy
 	cfg.LogName = o.logName
 	cfg.MaxRecordBytes = o.maxRecordBytes
@@ -463,7 +476,7 @@ func serve(ctx context.Context, o *serveOptions, stdout io.Writer) (err error) {
 		if m := a.MetricsAddr(); m != "" {
 			metrics = "http://" + m + "/metrics"
 		}
-		leader, _ := a.Leader()
+		leader := leaderText(a)
 		// The build's version is in the "started" log line and --version;
 		// the banner names the mode, so that only a --dev node says "dev".
 		mode := "proglog"
@@ -488,6 +501,18 @@ func serve(ctx context.Context, o *serveOptions, stdout io.Writer) (err error) {
 	case <-ctx.Done():
 		return nil
 	}
+}
+
+// leaderText names, for the serving banner, the leader of the default
+// topic's partition 0 as this node's replica knows it, or, on a node
+// holding no replica of it, the metadata group's leader, saying so.
+func leaderText(a *agent.Agent) string {
+	if a.Replica() != nil {
+		id, _ := a.Leader()
+		return id
+	}
+	id, _ := a.Metadata().Leader()
+	return fmt.Sprintf("%s of the metadata (no replica of topic %q on this node)", id, commitlog.DefaultTopic)
 }
 
 // devHosts returns the extra names the dev node certificate needs: the

@@ -46,7 +46,10 @@
 // the current state's nodes that may take replicas, and proposes
 // OpCreateTopic; DeleteTopic proposes OpDeleteTopic and refuses the
 // default topic (commitlog.DefaultTopic); Reassign and ReplicaReady
-// propose OpReassign and OpReplicaReady. Decisions and their proposals
+// propose OpReassign and OpReplicaReady; ReportLeaders proposes a
+// partition leader's hints (OpLeaders, at most metadata.MaxLeaderHints
+// entries, one command, well within MaxCommandBytes; never used for
+// correctness). Decisions and their proposals
 // are serialised, so each is decided against the state the previous one
 // left. A command larger than Config.MaxCommandBytes is refused before it
 // reaches Raft (ErrCommandTooLarge; for CreateTopic also
@@ -91,9 +94,10 @@
 // names the partition's epoch, so a step decided against a state that
 // changed meanwhile is refused by every replica alike and decided again.
 //
-// Not done here: preferred-leader balancing, the partition leaders'
-// leader hints, and a way for a node that is not the metadata leader to
-// reach it (ReplicaReady from a partition leader elsewhere needs a
-// forwarding RPC); a node that fails without leaving is noticed only when
-// discovery reaps it and calls Leave.
+// A node that is not the metadata leader reaches it over log.v1.Internal
+// (go/metadata/report sends, go/server serves, go/agent wires both): its
+// ReplicaReady arrives there as the leader's own proposal.
+//
+// Not done here: preferred-leader balancing; a node that fails without
+// leaving is noticed only when discovery reaps it and calls Leave.
 package group

@@ -22,7 +22,7 @@ import (
 // RaftGroup is the metadata group's ID on the node's shared port: the
 // agent passes the stream layer replication.Transport.Group(RaftGroup)
 // gives as Config.StreamLayer. A partition's group ID holds a '/'
-// (replication.GroupID), so it never names this one.
+// (broker.GroupID), so it never names this one.
 const RaftGroup = "meta"
 
 // ErrCommandTooLarge: a proposal's command is larger than

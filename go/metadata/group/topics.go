@@ -100,3 +100,20 @@ func (g *Group) ReplicaReady(ctx context.Context, topic string, partition int, e
 	_, err := g.propose(ctx, metadata.Command{Op: metadata.OpReplicaReady, Topic: topic, Partition: partition, Epoch: epoch, NodeID: node})
 	return err
 }
+
+// ReportLeaders records that node leads the partitions of hints, each in
+// its term (metadata.OpLeaders, one command; Leader is set to node): leader
+// hints for every node's GetMetadata, never used for correctness. At most
+// metadata.MaxLeaderHints entries (ErrCommandTooLarge otherwise).
+func (g *Group) ReportLeaders(ctx context.Context, node string, hints []metadata.LeaderHint) error {
+	if len(hints) > metadata.MaxLeaderHints {
+		return fmt.Errorf("%w: %d leader hints, at most %d", ErrCommandTooLarge, len(hints), metadata.MaxLeaderHints)
+	}
+	c := metadata.Command{Op: metadata.OpLeaders, Leaders: make([]metadata.LeaderHint, len(hints))}
+	for i, h := range hints {
+		h.Leader = node
+		c.Leaders[i] = h
+	}
+	_, err := g.propose(ctx, c)
+	return err
+}

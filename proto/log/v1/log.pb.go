@@ -1443,6 +1443,256 @@ func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
 	return file_log_v1_log_proto_rawDescGZIP(), []int{22}
 }
 
+type ReportReplicaReadyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic's name (required: no default).
+	Topic     string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition uint32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The partition's epoch at the reassignment that added the replica.
+	Epoch         uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportReplicaReadyRequest) Reset() {
+	*x = ReportReplicaReadyRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportReplicaReadyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportReplicaReadyRequest) ProtoMessage() {}
+
+func (x *ReportReplicaReadyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportReplicaReadyRequest.ProtoReflect.Descriptor instead.
+func (*ReportReplicaReadyRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReportReplicaReadyRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ReportReplicaReadyRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ReportReplicaReadyRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+type ReportReplicaReadyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportReplicaReadyResponse) Reset() {
+	*x = ReportReplicaReadyResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportReplicaReadyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportReplicaReadyResponse) ProtoMessage() {}
+
+func (x *ReportReplicaReadyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportReplicaReadyResponse.ProtoReflect.Descriptor instead.
+func (*ReportReplicaReadyResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{24}
+}
+
+// PartitionLeader is one partition the calling node leads.
+type PartitionLeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The metadata index that created the topic (tells a topic from one of
+	// the same name deleted before).
+	Created   uint64 `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	Partition uint32 `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The Raft term of the partition's group in which the caller leads.
+	Term          uint64 `protobuf:"varint,4,opt,name=term,proto3" json:"term,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionLeader) Reset() {
+	*x = PartitionLeader{}
+	mi := &file_log_v1_log_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionLeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionLeader) ProtoMessage() {}
+
+func (x *PartitionLeader) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionLeader.ProtoReflect.Descriptor instead.
+func (*PartitionLeader) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PartitionLeader) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *PartitionLeader) GetCreated() uint64 {
+	if x != nil {
+		return x.Created
+	}
+	return 0
+}
+
+func (x *PartitionLeader) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionLeader) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+type ReportLeadersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Leaders       []*PartitionLeader     `protobuf:"bytes,1,rep,name=leaders,proto3" json:"leaders,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportLeadersRequest) Reset() {
+	*x = ReportLeadersRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportLeadersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportLeadersRequest) ProtoMessage() {}
+
+func (x *ReportLeadersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportLeadersRequest.ProtoReflect.Descriptor instead.
+func (*ReportLeadersRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReportLeadersRequest) GetLeaders() []*PartitionLeader {
+	if x != nil {
+		return x.Leaders
+	}
+	return nil
+}
+
+type ReportLeadersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportLeadersResponse) Reset() {
+	*x = ReportLeadersResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportLeadersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportLeadersResponse) ProtoMessage() {}
+
+func (x *ReportLeadersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportLeadersResponse.ProtoReflect.Descriptor instead.
+func (*ReportLeadersResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{27}
+}
+
 var File_log_v1_log_proto protoreflect.FileDescriptor
 
 const file_log_v1_log_proto_rawDesc = "" +
@@ -1528,7 +1778,20 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x05topic\x18\x01 \x01(\v2\x15.log.v1.TopicMetadataR\x05topic\"(\n" +
 	"\x12DeleteTopicRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x15\n" +
-	"\x13DeleteTopicResponse*b\n" +
+	"\x13DeleteTopicResponse\"e\n" +
+	"\x19ReportReplicaReadyRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"\x1c\n" +
+	"\x1aReportReplicaReadyResponse\"s\n" +
+	"\x0fPartitionLeader\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\x04R\acreated\x12\x1c\n" +
+	"\tpartition\x18\x03 \x01(\rR\tpartition\x12\x12\n" +
+	"\x04term\x18\x04 \x01(\x04R\x04term\"I\n" +
+	"\x14ReportLeadersRequest\x121\n" +
+	"\aleaders\x18\x01 \x03(\v2\x17.log.v1.PartitionLeaderR\aleaders\"\x17\n" +
+	"\x15ReportLeadersResponse*b\n" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x18\n" +
@@ -1544,7 +1807,10 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\tGetBounds\x12\x18.log.v1.GetBoundsRequest\x1a\x19.log.v1.GetBoundsResponse\x12F\n" +
 	"\vGetMetadata\x12\x1a.log.v1.GetMetadataRequest\x1a\x1b.log.v1.GetMetadataResponse\x12F\n" +
 	"\vCreateTopic\x12\x1a.log.v1.CreateTopicRequest\x1a\x1b.log.v1.CreateTopicResponse\x12F\n" +
-	"\vDeleteTopic\x12\x1a.log.v1.DeleteTopicRequest\x1a\x1b.log.v1.DeleteTopicResponseB/Z-github.com/proglog/proglog/proto/log/v1;logv1b\x06proto3"
+	"\vDeleteTopic\x12\x1a.log.v1.DeleteTopicRequest\x1a\x1b.log.v1.DeleteTopicResponse2\xb5\x01\n" +
+	"\bInternal\x12[\n" +
+	"\x12ReportReplicaReady\x12!.log.v1.ReportReplicaReadyRequest\x1a\".log.v1.ReportReplicaReadyResponse\x12L\n" +
+	"\rReportLeaders\x12\x1c.log.v1.ReportLeadersRequest\x1a\x1d.log.v1.ReportLeadersResponseB/Z-github.com/proglog/proglog/proto/log/v1;logv1b\x06proto3"
 
 var (
 	file_log_v1_log_proto_rawDescOnce sync.Once
@@ -1559,38 +1825,43 @@ func file_log_v1_log_proto_rawDescGZIP() []byte {
 }
 
 var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_log_v1_log_proto_goTypes = []any{
-	(Consistency)(0),              // 0: log.v1.Consistency
-	(*Header)(nil),                // 1: log.v1.Header
-	(*Record)(nil),                // 2: log.v1.Record
-	(*Producer)(nil),              // 3: log.v1.Producer
-	(*ProduceRequest)(nil),        // 4: log.v1.ProduceRequest
-	(*ProduceResponse)(nil),       // 5: log.v1.ProduceResponse
-	(*ProduceBatchRequest)(nil),   // 6: log.v1.ProduceBatchRequest
-	(*ProduceBatchResponse)(nil),  // 7: log.v1.ProduceBatchResponse
-	(*ConsumeRequest)(nil),        // 8: log.v1.ConsumeRequest
-	(*ConsumeResponse)(nil),       // 9: log.v1.ConsumeResponse
-	(*GetBoundsRequest)(nil),      // 10: log.v1.GetBoundsRequest
-	(*GetBoundsResponse)(nil),     // 11: log.v1.GetBoundsResponse
-	(*GetServersRequest)(nil),     // 12: log.v1.GetServersRequest
-	(*GetServersResponse)(nil),    // 13: log.v1.GetServersResponse
-	(*Server)(nil),                // 14: log.v1.Server
-	(*TopicConfig)(nil),           // 15: log.v1.TopicConfig
-	(*PartitionMetadata)(nil),     // 16: log.v1.PartitionMetadata
-	(*TopicMetadata)(nil),         // 17: log.v1.TopicMetadata
-	(*GetMetadataRequest)(nil),    // 18: log.v1.GetMetadataRequest
-	(*GetMetadataResponse)(nil),   // 19: log.v1.GetMetadataResponse
-	(*CreateTopicRequest)(nil),    // 20: log.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),   // 21: log.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),    // 22: log.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),   // 23: log.v1.DeleteTopicResponse
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
+	(Consistency)(0),                   // 0: log.v1.Consistency
+	(*Header)(nil),                     // 1: log.v1.Header
+	(*Record)(nil),                     // 2: log.v1.Record
+	(*Producer)(nil),                   // 3: log.v1.Producer
+	(*ProduceRequest)(nil),             // 4: log.v1.ProduceRequest
+	(*ProduceResponse)(nil),            // 5: log.v1.ProduceResponse
+	(*ProduceBatchRequest)(nil),        // 6: log.v1.ProduceBatchRequest
+	(*ProduceBatchResponse)(nil),       // 7: log.v1.ProduceBatchResponse
+	(*ConsumeRequest)(nil),             // 8: log.v1.ConsumeRequest
+	(*ConsumeResponse)(nil),            // 9: log.v1.ConsumeResponse
+	(*GetBoundsRequest)(nil),           // 10: log.v1.GetBoundsRequest
+	(*GetBoundsResponse)(nil),          // 11: log.v1.GetBoundsResponse
+	(*GetServersRequest)(nil),          // 12: log.v1.GetServersRequest
+	(*GetServersResponse)(nil),         // 13: log.v1.GetServersResponse
+	(*Server)(nil),                     // 14: log.v1.Server
+	(*TopicConfig)(nil),                // 15: log.v1.TopicConfig
+	(*PartitionMetadata)(nil),          // 16: log.v1.PartitionMetadata
+	(*TopicMetadata)(nil),              // 17: log.v1.TopicMetadata
+	(*GetMetadataRequest)(nil),         // 18: log.v1.GetMetadataRequest
+	(*GetMetadataResponse)(nil),        // 19: log.v1.GetMetadataResponse
+	(*CreateTopicRequest)(nil),         // 20: log.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),        // 21: log.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),         // 22: log.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 23: log.v1.DeleteTopicResponse
+	(*ReportReplicaReadyRequest)(nil),  // 24: log.v1.ReportReplicaReadyRequest
+	(*ReportReplicaReadyResponse)(nil), // 25: log.v1.ReportReplicaReadyResponse
+	(*PartitionLeader)(nil),            // 26: log.v1.PartitionLeader
+	(*ReportLeadersRequest)(nil),       // 27: log.v1.ReportLeadersRequest
+	(*ReportLeadersResponse)(nil),      // 28: log.v1.ReportLeadersResponse
+	(*timestamppb.Timestamp)(nil),      // 29: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 30: google.protobuf.Duration
 }
 var file_log_v1_log_proto_depIdxs = []int32{
 	1,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
-	24, // 1: log.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
+	29, // 1: log.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
 	2,  // 2: log.v1.ProduceRequest.record:type_name -> log.v1.Record
 	3,  // 3: log.v1.ProduceRequest.producer:type_name -> log.v1.Producer
 	2,  // 4: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
@@ -1599,7 +1870,7 @@ var file_log_v1_log_proto_depIdxs = []int32{
 	2,  // 7: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
 	0,  // 8: log.v1.GetBoundsRequest.consistency:type_name -> log.v1.Consistency
 	14, // 9: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
-	25, // 10: log.v1.TopicConfig.retention_age:type_name -> google.protobuf.Duration
+	30, // 10: log.v1.TopicConfig.retention_age:type_name -> google.protobuf.Duration
 	14, // 11: log.v1.PartitionMetadata.replicas:type_name -> log.v1.Server
 	15, // 12: log.v1.TopicMetadata.config:type_name -> log.v1.TopicConfig
 	16, // 13: log.v1.TopicMetadata.partitions:type_name -> log.v1.PartitionMetadata
@@ -1607,31 +1878,36 @@ var file_log_v1_log_proto_depIdxs = []int32{
 	14, // 15: log.v1.GetMetadataResponse.servers:type_name -> log.v1.Server
 	15, // 16: log.v1.CreateTopicRequest.config:type_name -> log.v1.TopicConfig
 	17, // 17: log.v1.CreateTopicResponse.topic:type_name -> log.v1.TopicMetadata
-	4,  // 18: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
-	6,  // 19: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
-	8,  // 20: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
-	4,  // 21: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
-	8,  // 22: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
-	12, // 23: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
-	10, // 24: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
-	18, // 25: log.v1.Log.GetMetadata:input_type -> log.v1.GetMetadataRequest
-	20, // 26: log.v1.Log.CreateTopic:input_type -> log.v1.CreateTopicRequest
-	22, // 27: log.v1.Log.DeleteTopic:input_type -> log.v1.DeleteTopicRequest
-	5,  // 28: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
-	7,  // 29: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
-	9,  // 30: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
-	5,  // 31: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
-	9,  // 32: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
-	13, // 33: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
-	11, // 34: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
-	19, // 35: log.v1.Log.GetMetadata:output_type -> log.v1.GetMetadataResponse
-	21, // 36: log.v1.Log.CreateTopic:output_type -> log.v1.CreateTopicResponse
-	23, // 37: log.v1.Log.DeleteTopic:output_type -> log.v1.DeleteTopicResponse
-	28, // [28:38] is the sub-list for method output_type
-	18, // [18:28] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	26, // 18: log.v1.ReportLeadersRequest.leaders:type_name -> log.v1.PartitionLeader
+	4,  // 19: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
+	6,  // 20: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
+	8,  // 21: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
+	4,  // 22: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
+	8,  // 23: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
+	12, // 24: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
+	10, // 25: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
+	18, // 26: log.v1.Log.GetMetadata:input_type -> log.v1.GetMetadataRequest
+	20, // 27: log.v1.Log.CreateTopic:input_type -> log.v1.CreateTopicRequest
+	22, // 28: log.v1.Log.DeleteTopic:input_type -> log.v1.DeleteTopicRequest
+	24, // 29: log.v1.Internal.ReportReplicaReady:input_type -> log.v1.ReportReplicaReadyRequest
+	27, // 30: log.v1.Internal.ReportLeaders:input_type -> log.v1.ReportLeadersRequest
+	5,  // 31: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
+	7,  // 32: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
+	9,  // 33: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
+	5,  // 34: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
+	9,  // 35: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
+	13, // 36: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
+	11, // 37: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
+	19, // 38: log.v1.Log.GetMetadata:output_type -> log.v1.GetMetadataResponse
+	21, // 39: log.v1.Log.CreateTopic:output_type -> log.v1.CreateTopicResponse
+	23, // 40: log.v1.Log.DeleteTopic:output_type -> log.v1.DeleteTopicResponse
+	25, // 41: log.v1.Internal.ReportReplicaReady:output_type -> log.v1.ReportReplicaReadyResponse
+	28, // 42: log.v1.Internal.ReportLeaders:output_type -> log.v1.ReportLeadersResponse
+	31, // [31:43] is the sub-list for method output_type
+	19, // [19:31] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_log_v1_log_proto_init() }
@@ -1645,9 +1921,9 @@ func file_log_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_v1_log_proto_rawDesc), len(file_log_v1_log_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   28,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_log_v1_log_proto_goTypes,
 		DependencyIndexes: file_log_v1_log_proto_depIdxs,

@@ -707,3 +707,193 @@ var Log_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "log/v1/log.proto",
 }
+
+const (
+	Internal_ReportReplicaReady_FullMethodName = "/log.v1.Internal/ReportReplicaReady"
+	Internal_ReportLeaders_FullMethodName      = "/log.v1.Internal/ReportLeaders"
+)
+
+// InternalClient is the client API for Internal service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Internal is spoken node to node, never by clients, on the same port as
+// Log. Every call needs a node certificate: the caller's identity is the URI
+// SAN spiffe://proglog/node/<name> of its verified certificate, and a node
+// reports only about itself (the request names no node). A certificate that
+// names no node (a client's) is refused PERMISSION_DENIED, before the
+// request is read.
+type InternalClient interface {
+	// ReportReplicaReady reports that the calling node's replica of a
+	// partition, which the reassignment at epoch added, has caught up, so that
+	// the metadata controller may drop the replica it replaces. Only the
+	// metadata group's leader takes it: another server answers
+	// FAILED_PRECONDITION with reason NOT_LEADER and the metadata leader's
+	// address (see "Errors" above). A report that does not match the
+	// metadata (another epoch, the node is not being added there) is
+	// FAILED_PRECONDITION with reason "STALE" and changes nothing; an unknown
+	// topic or partition is NOT_FOUND.
+	ReportReplicaReady(ctx context.Context, in *ReportReplicaReadyRequest, opts ...grpc.CallOption) (*ReportReplicaReadyResponse, error)
+	// ReportLeaders reports that the calling node leads the listed partitions,
+	// each in a Raft term, so that every server's GetMetadata can name
+	// partition leaders it does not host (leader hints: they never decide
+	// correctness; a request sent to a server that is no longer the leader is
+	// answered NOT_LEADER with the real one). Only the metadata group's leader
+	// takes it (NOT_LEADER otherwise); it records the entries as one change of
+	// the metadata, ignoring entries of an older term than the one recorded,
+	// of a topic deleted or created again since (another created index), or
+	// of a partition the caller holds no replica of. At most 1024 entries
+	// (INVALID_ARGUMENT otherwise).
+	ReportLeaders(ctx context.Context, in *ReportLeadersRequest, opts ...grpc.CallOption) (*ReportLeadersResponse, error)
+}
+
+type internalClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewInternalClient(cc grpc.ClientConnInterface) InternalClient {
+	return &internalClient{cc}
+}
+
+func (c *internalClient) ReportReplicaReady(ctx context.Context, in *ReportReplicaReadyRequest, opts ...grpc.CallOption) (*ReportReplicaReadyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportReplicaReadyResponse)
+	err := c.cc.Invoke(ctx, Internal_ReportReplicaReady_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *internalClient) ReportLeaders(ctx context.Context, in *ReportLeadersRequest, opts ...grpc.CallOption) (*ReportLeadersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportLeadersResponse)
+	err := c.cc.Invoke(ctx, Internal_ReportLeaders_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// InternalServer is the server API for Internal service.
+// All implementations should embed UnimplementedInternalServer
+// for forward compatibility.
+//
+// Internal is spoken node to node, never by clients, on the same port as
+// Log. Every call needs a node certificate: the caller's identity is the URI
+// SAN spiffe://proglog/node/<name> of its verified certificate, and a node
+// reports only about itself (the request names no node). A certificate that
+// names no node (a client's) is refused PERMISSION_DENIED, before the
+// request is read.
+type InternalServer interface {
+	// ReportReplicaReady reports that the calling node's replica of a
+	// partition, which the reassignment at epoch added, has caught up, so that
+	// the metadata controller may drop the replica it replaces. Only the
+	// metadata group's leader takes it: another server answers
+	// FAILED_PRECONDITION with reason NOT_LEADER and the metadata leader's
+	// address (see "Errors" above). A report that does not match the
+	// metadata (another epoch, the node is not being added there) is
+	// FAILED_PRECONDITION with reason "STALE" and changes nothing; an unknown
+	// topic or partition is NOT_FOUND.
+	ReportReplicaReady(context.Context, *ReportReplicaReadyRequest) (*ReportReplicaReadyResponse, error)
+	// ReportLeaders reports that the calling node leads the listed partitions,
+	// each in a Raft term, so that every server's GetMetadata can name
+	// partition leaders it does not host (leader hints: they never decide
+	// correctness; a request sent to a server that is no longer the leader is
+	// answered NOT_LEADER with the real one). Only the metadata group's leader
+	// takes it (NOT_LEADER otherwise); it records the entries as one change of
+	// the metadata, ignoring entries of an older term than the one recorded,
+	// of a topic deleted or created again since (another created index), or
+	// of a partition the caller holds no replica of. At most 1024 entries
+	// (INVALID_ARGUMENT otherwise).
+	ReportLeaders(context.Context, *ReportLeadersRequest) (*ReportLeadersResponse, error)
+}
+
+// UnimplementedInternalServer should be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedInternalServer struct{}
+
+func (UnimplementedInternalServer) ReportReplicaReady(context.Context, *ReportReplicaReadyRequest) (*ReportReplicaReadyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportReplicaReady not implemented")
+}
+func (UnimplementedInternalServer) ReportLeaders(context.Context, *ReportLeadersRequest) (*ReportLeadersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportLeaders not implemented")
+}
+func (UnimplementedInternalServer) testEmbeddedByValue() {}
+
+// UnsafeInternalServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to InternalServer will
+// result in compilation errors.
+type UnsafeInternalServer interface {
+	mustEmbedUnimplementedInternalServer()
+}
+
+func RegisterInternalServer(s grpc.ServiceRegistrar, srv InternalServer) {
+	// If the following call panics, it indicates UnimplementedInternalServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Internal_ServiceDesc, srv)
+}
+
+func _Internal_ReportReplicaReady_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportReplicaReadyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).ReportReplicaReady(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_ReportReplicaReady_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).ReportReplicaReady(ctx, req.(*ReportReplicaReadyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Internal_ReportLeaders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportLeadersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).ReportLeaders(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_ReportLeaders_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).ReportLeaders(ctx, req.(*ReportLeadersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Internal_ServiceDesc is the grpc.ServiceDesc for Internal service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Internal_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "log.v1.Internal",
+	HandlerType: (*InternalServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ReportReplicaReady",
+			Handler:    _Internal_ReportReplicaReady_Handler,
+		},
+		{
+			MethodName: "ReportLeaders",
+			Handler:    _Internal_ReportLeaders_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "log/v1/log.proto",
+}

@@ -219,3 +219,39 @@ class DeleteTopicRequest(_message.Message):
 class DeleteTopicResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ReportReplicaReadyRequest(_message.Message):
+    __slots__ = ("topic", "partition", "epoch")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    partition: int
+    epoch: int
+    def __init__(self, topic: _Optional[str] = ..., partition: _Optional[int] = ..., epoch: _Optional[int] = ...) -> None: ...
+
+class ReportReplicaReadyResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PartitionLeader(_message.Message):
+    __slots__ = ("topic", "created", "partition", "term")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    created: int
+    partition: int
+    term: int
+    def __init__(self, topic: _Optional[str] = ..., created: _Optional[int] = ..., partition: _Optional[int] = ..., term: _Optional[int] = ...) -> None: ...
+
+class ReportLeadersRequest(_message.Message):
+    __slots__ = ("leaders",)
+    LEADERS_FIELD_NUMBER: _ClassVar[int]
+    leaders: _containers.RepeatedCompositeFieldContainer[PartitionLeader]
+    def __init__(self, leaders: _Optional[_Iterable[_Union[PartitionLeader, _Mapping]]] = ...) -> None: ...
+
+class ReportLeadersResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -759,3 +759,155 @@ class Log:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class InternalStub:
+    """Internal is spoken node to node, never by clients, on the same port as
+    Log. Every call needs a node certificate: the caller's identity is the URI
+    SAN spiffe://proglog/node/<name> of its verified certificate, and a node
+    reports only about itself (the request names no node). A certificate that
+    names no node (a client's) is refused PERMISSION_DENIED, before the
+    request is read.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ReportReplicaReady = channel.unary_unary(
+                '/log.v1.Internal/ReportReplicaReady',
+                request_serializer=log_dot_v1_dot_log__pb2.ReportReplicaReadyRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.ReportReplicaReadyResponse.FromString,
+                _registered_method=True)
+        self.ReportLeaders = channel.unary_unary(
+                '/log.v1.Internal/ReportLeaders',
+                request_serializer=log_dot_v1_dot_log__pb2.ReportLeadersRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.ReportLeadersResponse.FromString,
+                _registered_method=True)
+
+
+class InternalServicer:
+    """Internal is spoken node to node, never by clients, on the same port as
+    Log. Every call needs a node certificate: the caller's identity is the URI
+    SAN spiffe://proglog/node/<name> of its verified certificate, and a node
+    reports only about itself (the request names no node). A certificate that
+    names no node (a client's) is refused PERMISSION_DENIED, before the
+    request is read.
+    """
+
+    def ReportReplicaReady(self, request, context):
+        """ReportReplicaReady reports that the calling node's replica of a
+        partition, which the reassignment at epoch added, has caught up, so that
+        the metadata controller may drop the replica it replaces. Only the
+        metadata group's leader takes it: another server answers
+        FAILED_PRECONDITION with reason NOT_LEADER and the metadata leader's
+        address (see "Errors" above). A report that does not match the
+        metadata (another epoch, the node is not being added there) is
+        FAILED_PRECONDITION with reason "STALE" and changes nothing; an unknown
+        topic or partition is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportLeaders(self, request, context):
+        """ReportLeaders reports that the calling node leads the listed partitions,
+        each in a Raft term, so that every server's GetMetadata can name
+        partition leaders it does not host (leader hints: they never decide
+        correctness; a request sent to a server that is no longer the leader is
+        answered NOT_LEADER with the real one). Only the metadata group's leader
+        takes it (NOT_LEADER otherwise); it records the entries as one change of
+        the metadata, ignoring entries of an older term than the one recorded,
+        of a topic deleted or created again since (another created index), or
+        of a partition the caller holds no replica of. At most 1024 entries
+        (INVALID_ARGUMENT otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_InternalServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ReportReplicaReady': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportReplicaReady,
+                    request_deserializer=log_dot_v1_dot_log__pb2.ReportReplicaReadyRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.ReportReplicaReadyResponse.SerializeToString,
+            ),
+            'ReportLeaders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportLeaders,
+                    request_deserializer=log_dot_v1_dot_log__pb2.ReportLeadersRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.ReportLeadersResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'log.v1.Internal', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('log.v1.Internal', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Internal:
+    """Internal is spoken node to node, never by clients, on the same port as
+    Log. Every call needs a node certificate: the caller's identity is the URI
+    SAN spiffe://proglog/node/<name> of its verified certificate, and a node
+    reports only about itself (the request names no node). A certificate that
+    names no node (a client's) is refused PERMISSION_DENIED, before the
+    request is read.
+    """
+
+    @staticmethod
+    def ReportReplicaReady(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Internal/ReportReplicaReady',
+            log_dot_v1_dot_log__pb2.ReportReplicaReadyRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.ReportReplicaReadyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportLeaders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Internal/ReportLeaders',
+            log_dot_v1_dot_log__pb2.ReportLeadersRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.ReportLeadersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
