@@ -35,12 +35,11 @@ import (
 const unsafeTag = "proglog_unsafe_ack_before_commit"
 
 // shortFaults5 are the faults of the 5-node run in short mode: the ones
-// whose behaviour depends on the cluster size. Membership comes after
-// bitflip-follower, so that it can take the node that replaced one (it
-// holds no replica): replicas do not move yet (README.md, Limits), and a
-// partition on both the node leaving and the node replaced would be left
-// without a majority.
-var shortFaults5 = []string{"kill-leader", "pause-leader", "partition-halves", "partition-flapping", "bitflip-follower", "membership"}
+// whose behaviour depends on the cluster size. Membership (its replicas
+// move) comes before bitflip-follower: a node replaced keeps its replicas
+// (README.md, Limits), and a partition on both it and the node leaving
+// could not take the replacement replica.
+var shortFaults5 = []string{"kill-leader", "pause-leader", "partition-halves", "partition-flapping", "membership", "bitflip-follower"}
 
 type options struct {
 	mode                 string

@@ -61,6 +61,11 @@ type Config struct {
 	// catch-up from a snapshot happen during a run.
 	SnapshotInterval                time.Duration
 	SnapshotThreshold, TrailingLogs int
+	// ReplicaReplacementDelay is passed as --replica-replacement-delay:
+	// how long a node has been leaving before its replicas move. Short,
+	// so that a node leaving for good moves its partitions within a
+	// fault's time.
+	ReplicaReplacementDelay time.Duration
 	// Disk is what each node's data directory lives on; DiskBytes is the
 	// size of a DiskTmpfs.
 	Disk      Disk
@@ -85,6 +90,8 @@ func DefaultConfig() Config {
 		SnapshotInterval:   time.Second,
 		SnapshotThreshold:  2000,
 		TrailingLogs:       500,
+
+		ReplicaReplacementDelay: time.Second,
 	}
 }
 
@@ -105,6 +112,8 @@ func (c Config) Validate() error {
 		return errors.New("cluster: Raft timeouts must be positive")
 	case c.SnapshotInterval <= 0 || c.SnapshotThreshold <= 0 || c.TrailingLogs <= 0:
 		return errors.New("cluster: snapshot settings must be positive")
+	case c.ReplicaReplacementDelay <= 0:
+		return errors.New("cluster: ReplicaReplacementDelay must be positive")
 	case c.Disk == DiskTmpfs && c.DiskBytes <= int64(c.MinFreeBytes):
 		return fmt.Errorf("cluster: a tmpfs disk of %d bytes is not larger than MinFreeBytes %d", c.DiskBytes, c.MinFreeBytes)
 	case c.Disk == DiskTmpfs && c.MinFreeBytes == 0:
@@ -322,27 +331,6 @@ func (c *Cluster) Servers(ctx context.Context, n *Node) ([]*logv1.Server, error)
 	return resp.Servers, nil
 }
 
-// Hosts returns the members holding a replica of some partition of some
-// topic, as the first running member that answers GetMetadata describes
-// it.
-func (c *Cluster) Hosts(ctx context.Context) ([]*Node, error) {
-	resp, err := c.metadata(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	var out []*Node
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			for _, r := range p.Replicas {
-				if m := c.byName(r.Id); m != nil && !slices.Contains(out, m) {
-					out = append(out, m)
-				}
-			}
-		}
-	}
-	return out, nil
-}
-
 // metadata asks the running members in turn for the metadata of topics
 // (nil: every topic) until one answers.
 func (c *Cluster) metadata(ctx context.Context, topics []string) (*logv1.GetMetadataResponse, error) {
@@ -385,6 +373,39 @@ func (c *Cluster) Replicas(ctx context.Context, topic string, partition uint32) 
 		return out, nil
 	}
 	return nil, fmt.Errorf("cluster: no partition %d of %s in the metadata", partition, topic)
+}
+
+// WaitMoved waits until no partition has a replica on the node named
+// name (the metadata moved them all to other nodes).
+func (c *Cluster) WaitMoved(ctx context.Context, name string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := c.metadata(ctx, nil)
+		if err == nil {
+			held := 0
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					for _, r := range p.Replicas {
+						if r.Id == name {
+							held++
+						}
+					}
+				}
+			}
+			if held == 0 {
+				return nil
+			}
+			err = fmt.Errorf("%d replicas still on %s", held, name)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster: replicas not moved off %s within %v: %w", name, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond): // polling interval
+		}
+	}
 }
 
 // LogReplicas returns the members holding a replica of the default

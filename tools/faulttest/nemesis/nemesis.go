@@ -80,9 +80,9 @@ var All = []Fault{
 	{Name: "partition-follower", Doc: "cut a follower off from every other node", NeedsPartitions: true, run: isolate(follower)},
 	{Name: "partition-halves", Doc: "split the nodes into a random majority and minority (2|1, 3|2)", NeedsPartitions: true, run: halves},
 	{Name: "partition-flapping", Doc: "random majority/minority splits, healed and re-cut every 200-600 ms for twice the hold", NeedsPartitions: true, run: flapping},
+	{Name: "membership", Doc: "a follower of the log leaves for good (graceful leave; its replicas move to other nodes) and a fresh node with an empty disk joins, under load", run: membership},
 	{Name: "truncate-follower", Doc: "SIGKILL a follower, cut the tail of its newest segment (Raft log or data log), restart it", run: damage(truncateTail)},
 	{Name: "bitflip-follower", Doc: "SIGKILL a follower, flip one bit of its newest segment (Raft log or data log), restart it", run: damage(flipBit)},
-	{Name: "membership", Doc: "remove a follower (graceful leave) and add a fresh node with an empty disk, under load", run: membership},
 	{Name: "power-loss", Doc: "cut the power of every node at once: SIGKILL all, drop part of what each did not fsync (powercut FUSE disks), restart all after the hold", SingleNode: true, Disk: cluster.DiskPowerCut, run: powerLoss},
 	{Name: "disk-full", Doc: "fill the leader's disk (a tmpfs of its own) to the last byte with another file for the hold, then free it; the node must stay up", SingleNode: true, Disk: cluster.DiskTmpfs, run: diskFull},
 	{Name: "lose-disks", Doc: "DESTRUCTIVE: isolate one follower, let the others acknowledge records, kill them, wipe both data directories, restart them, heal", Destructive: true, run: loseDisks},
@@ -293,27 +293,13 @@ func flapping(ctx context.Context, env *Env, ev *Event) error {
 	return errors.Join(err, env.Lab.Heal())
 }
 
-// bystander picks a running member holding no replica of any partition
-// (a node that replaced another), else one holding no replica of the log
-// (5 nodes), else a follower of the log. A node that leaves keeps its
-// replicas until the metadata's replacement delay (proglog's default: 10
-// minutes) has passed, so each replica taken away leaves its partition
-// one replica short for the rest of a run.
-func bystander(ctx context.Context, env *Env) (*cluster.Node, error) {
-	for _, holding := range []func(context.Context) ([]*cluster.Node, error){env.Cluster.Hosts, env.Cluster.LogReplicas} {
-		replicas, err := holding(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if n := cluster.Random(env.Rng, env.Cluster.Running(), func(n *cluster.Node) bool { return !slices.Contains(replicas, n) }); n != nil {
-			return n, nil
-		}
-	}
-	return follower(ctx, env)
-}
-
+// membership: a follower of the log leaves for good (graceful leave) and
+// a fresh node joins; the node that left held replicas (of the log at
+// least), which the metadata moves to other nodes once it has been
+// leaving for the cluster's replica replacement delay. The fault ends
+// when no partition lists it any more.
 func membership(ctx context.Context, env *Env, ev *Event) error {
-	n, err := bystander(ctx, env)
+	n, err := follower(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -328,8 +314,12 @@ func membership(ctx context.Context, env *Env, ev *Event) error {
 	if err != nil {
 		return err
 	}
-	ev.Healed = time.Now()
 	ev.Targets = append(ev.Targets, fresh.Name)
-	ev.Detail = fmt.Sprintf("%s left (removed after %v); fresh %s joined at %s with an empty disk", name, removed, fresh.Name, fresh.Addr())
+	if err := env.Cluster.WaitMoved(ctx, name, 60*time.Second); err != nil {
+		return err
+	}
+	ev.Healed = time.Now()
+	ev.Detail = fmt.Sprintf("%s left (removed after %v); fresh %s joined at %s with an empty disk; %s's replicas moved to other nodes after %v",
+		name, removed, fresh.Name, fresh.Addr(), name, ev.Healed.Sub(ev.Injected).Round(time.Millisecond))
 	return nil
 }
