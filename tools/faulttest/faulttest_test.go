@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/anishathalye/porcupine"
 
+	"github.com/proglog/proglog/tools/faulttest/cluster"
 	"github.com/proglog/proglog/tools/faulttest/history"
 	"github.com/proglog/proglog/tools/faulttest/nemesis"
 	"github.com/proglog/proglog/tools/faulttest/workload"
@@ -148,6 +150,9 @@ func TestPlans(t *testing.T) {
 		if (pl.cfg.Binary == "/bin/unsafe") != (pl.cfg.NegativeControl && strings.Contains(pl.cfg.Name, "acknowledges")) {
 			t.Errorf("%s runs %s", pl.cfg.Name, pl.cfg.Binary)
 		}
+		if standard := !pl.cfg.NegativeControl && diskOf(pl.cfg) == cluster.DiskDir; standard != (len(pl.cfg.Topics) > 0) {
+			t.Errorf("%s: topics %v", pl.cfg.Name, pl.cfg.Topics)
+		}
 		if pl.cfg.Workload.Mode != workload.Idempotent {
 			t.Errorf("%s: producers %v, want idempotent by default", pl.cfg.Name, pl.cfg.Workload.Mode)
 		}
@@ -211,16 +216,22 @@ func TestRunConfigValidate(t *testing.T) {
 		nodes  int
 		faults []string
 		want   string
+		topics []TopicSpec
 	}{
-		{1, []string{"power-loss"}, ""},
-		{1, []string{"disk-full"}, ""},
-		{0, []string{"power-loss"}, "faulttest: 0 nodes: need at least 1"},
-		{1, []string{"kill-follower"}, "faulttest: 1 nodes: kill-follower needs at least 3"},
-		{3, []string{"power-loss", "disk-full"}, "faulttest: power-loss needs powercut disks and disk-full tmpfs disks: run them separately"},
-		{3, []string{"kill-leader", "power-loss"}, "faulttest: kill-leader needs dir disks and power-loss powercut disks: run them separately"},
+		{1, []string{"power-loss"}, "", nil},
+		{1, []string{"disk-full"}, "", nil},
+		{0, []string{"power-loss"}, "faulttest: 0 nodes: need at least 1", nil},
+		{1, []string{"kill-follower"}, "faulttest: 1 nodes: kill-follower needs at least 3", nil},
+		{3, []string{"power-loss", "disk-full"}, "faulttest: power-loss needs powercut disks and disk-full tmpfs disks: run them separately", nil},
+		{3, []string{"kill-leader", "power-loss"}, "faulttest: kill-leader needs dir disks and power-loss powercut disks: run them separately", nil},
+		{3, []string{"kill-leader"}, "", []TopicSpec{{"ft.a", 3, 3}}},
+		{3, []string{"kill-leader"}, `faulttest: topic "ft.a" of 3 partitions and 5 replicas on 3 nodes: need a new name, a partition and 1 to 3 replicas`, []TopicSpec{{"ft.a", 3, 5}}},
+		{3, []string{"kill-leader"}, `faulttest: topic "log" of 1 partitions and 3 replicas on 3 nodes: need a new name, a partition and 1 to 3 replicas`, []TopicSpec{{"log", 1, 3}}},
+		{3, []string{"kill-leader"}, `faulttest: topic "ft.a" of 0 partitions and 3 replicas on 3 nodes: need a new name, a partition and 1 to 3 replicas`, []TopicSpec{{"ft.a", 0, 3}}},
 	} {
 		c := DefaultRunConfig()
 		c.Binary, c.Dir, c.Nodes, c.Faults = "/bin/proglog", "/run-dir", tc.nodes, tc.faults
+		c.Topics = tc.topics
 		err := c.Validate()
 		if got := fmt.Sprint(err); (tc.want == "" && err != nil) || (tc.want != "" && got != tc.want) {
 			t.Errorf("%d nodes, %v: %v, want %q", tc.nodes, tc.faults, err, tc.want)
@@ -247,5 +258,32 @@ func TestLowDiskRefused(t *testing.T) {
 	}
 	if got := lowDiskRefused(ops, at(1), time.Time{}); got != 3 {
 		t.Errorf("refused from 1s on = %d, want 3", got)
+	}
+}
+
+// A run's check is its partitions' together: counts summed, the worst
+// linearizability verdict, every problem named by its partition.
+func TestMergeChecks(t *testing.T) {
+	parts := []PartitionResult{
+		{Topic: "log", Partition: 0, Check: history.Result{Ops: 10, AckedOps: 4, Linearizable: porcupine.Ok}},
+		{Topic: "ft.a", Partition: 1, Check: history.Result{Ops: 5, AckedOps: 2, Lost: 3, Linearizable: porcupine.Unknown, Problems: []string{"lost: p1-7"}}},
+		{Topic: "ft.a", Partition: 2, Check: history.Result{Ops: 1, Linearizable: porcupine.Ok}},
+	}
+	m := mergeChecks(parts)
+	if m.Ops != 16 || m.AckedOps != 6 || m.Lost != 3 {
+		t.Errorf("ops %d, acked %d, lost %d; want 16, 6, 3", m.Ops, m.AckedOps, m.Lost)
+	}
+	if m.Linearizable != porcupine.Unknown {
+		t.Errorf("linearizable %v, want Unknown (one partition timed out)", m.Linearizable)
+	}
+	if want := []string{"ft.a/1: lost: p1-7"}; !slices.Equal(m.Problems, want) {
+		t.Errorf("problems %q, want %q", m.Problems, want)
+	}
+	parts[2].Check.Linearizable = porcupine.Illegal
+	if m := mergeChecks(parts); m.Linearizable != porcupine.Illegal || !m.Violated() {
+		t.Errorf("linearizable %v, violated %v: want Illegal, true", m.Linearizable, m.Violated())
+	}
+	if m := mergeChecks(parts[:1]); !m.OK() {
+		t.Errorf("one clean partition: not OK: %s", m)
 	}
 }

@@ -93,7 +93,11 @@ func writeRun(w io.Writer, r *RunResult) {
 	wl := cfg.Workload
 	p("- hold %v per fault, %v quiet after each; workload: %d producers (batches of 1-%d, %s), %d linearizable readers, %d stream consumers, ≤%v ops/s each, seed %d\n",
 		cfg.Hold, cfg.Quiet, wl.Producers, wl.MaxBatch, modeText(wl.Mode), wl.Readers, wl.Consumers, wl.Rate, cfg.Seed)
-	p("- leaders in order: %s (%d changes)\n", strings.Join(r.Leaders, " → "), r.LeaderChanges)
+	for _, t := range cfg.Topics {
+		p("- topic %s: %d partitions of %d replicas, each partition with a workload of its own (half the clients above, keyed records); the faults target the default topic's partition 0\n",
+			t.Name, t.Partitions, t.ReplicationFactor)
+	}
+	p("- leaders (of the default topic's partition 0) in order: %s (%d changes)\n", strings.Join(r.Leaders, " → "), r.LeaderChanges)
 	if r.Err != "" {
 		p("- **the run did not complete:** %s\n", oneLine(r.Err))
 	}
@@ -110,11 +114,19 @@ func writeRun(w io.Writer, r *RunResult) {
 			dur(f.RecoveryFromInject), dur(f.RecoveryFromHeal))
 	}
 	c := r.Check
-	p("\nChecker: %d operations (%d appends, %d linearizable reads; %d given to the linearizability checker), %d produce calls acknowledged = %d records; %d appends resent after an ambiguous failure (%d resends), %d acknowledged as duplicates; %d stream deliveries checked; final log %d records on every member.\n\n",
+	p("\nChecker: %d operations (%d appends, %d linearizable reads; %d given to the linearizability checker), %d produce calls acknowledged = %d records; %d appends resent after an ambiguous failure (%d resends), %d acknowledged as duplicates; %d stream deliveries checked; final log of the default topic's partition 0: %d records on every replica.\n\n",
 		c.Ops, c.Appends, c.Reads, c.LinearizabilityOps, c.AckedOps, c.Acked, c.Retried, c.Retries, c.DuplicateAnswers, c.Deliveries, r.FinalRecords)
 	p("| lost | duplicated | divergent | missing on a node | phantom | consumer gaps / order / dirty | stale reads | linearizable |\n|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	p("| %d | %d | %d | %d | %d | %d / %d / %d | %d | %s |\n", c.Lost, c.Duplicated, c.Divergent, c.Missing, c.Phantom,
 		c.ConsumerGaps, c.ConsumerOrder, c.ConsumerDirty, c.StaleReads, linText(c.Linearizable))
+	if len(r.Partitions) > 1 {
+		p("\nPer partition (each checked on its own):\n\n| partition | operations | acknowledged records | final log | lost | duplicated | divergent | stale reads | linearizable |\n|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
+		for _, pr := range r.Partitions {
+			pc := pr.Check
+			p("| %s/%d | %d | %d | %d | %d | %d | %d | %d | %s |\n", pr.Topic, pr.Partition, pc.Ops, pc.Acked, pr.Records,
+				pc.Lost, pc.Duplicated, pc.Divergent, pc.StaleReads, linText(pc.Linearizable))
+		}
+	}
 	if len(c.Problems) > 0 {
 		p("\nProblems found (first %d):\n\n", min(len(c.Problems), 20))
 		for _, pr := range c.Problems[:min(len(c.Problems), 20)] {

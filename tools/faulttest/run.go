@@ -13,10 +13,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/anishathalye/porcupine"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/proglog/proglog/go/commitlog"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 	"github.com/proglog/proglog/tools/faulttest/cluster"
 	"github.com/proglog/proglog/tools/faulttest/history"
@@ -42,7 +45,12 @@ type RunConfig struct {
 	// two faults.
 	Hold, Quiet time.Duration
 	Workload    workload.Config
-	Seed        uint64
+	// Topics are created at the start, each partition with a workload of
+	// its own (half of Workload's clients) besides the default topic's
+	// partition 0, which runs Workload and whose leader the faults
+	// target; the checker checks each partition on its own.
+	Topics []TopicSpec
+	Seed   uint64
 	// Sync is the nodes' --sync (empty: proglog's default, always).
 	Sync string
 	// DiskBytes and MinFreeBytes size the nodes' tmpfs disks and their
@@ -65,6 +73,20 @@ func DefaultRunConfig() RunConfig {
 	}
 }
 
+// TopicSpec is a topic a run creates.
+type TopicSpec struct {
+	Name                          string
+	Partitions, ReplicationFactor int
+}
+
+// ShortTopics are the topics of the short and long modes' runs of the
+// standard faults: 3 partitions of 3 replicas, which on 5 nodes lie on
+// different replica sets, so a fault hits some partitions' leaders and
+// not others.
+func ShortTopics() []TopicSpec {
+	return []TopicSpec{{Name: "ft.a", Partitions: 3, ReplicationFactor: 3}}
+}
+
 // Validate reports the first setting that cannot work.
 func (c RunConfig) Validate() error {
 	switch {
@@ -80,6 +102,12 @@ func (c RunConfig) Validate() error {
 		return errors.New("faulttest: need Rounds >= 1 or a Duration")
 	case c.Hold <= 0:
 		return errors.New("faulttest: Hold must be positive")
+	}
+	for _, t := range c.Topics {
+		if t.Name == "" || t.Name == commitlog.DefaultTopic || t.Partitions < 1 || t.ReplicationFactor < 1 || t.ReplicationFactor > c.Nodes {
+			return fmt.Errorf("faulttest: topic %q of %d partitions and %d replicas on %d nodes: need a new name, a partition and 1 to %d replicas",
+				t.Name, t.Partitions, t.ReplicationFactor, c.Nodes, c.Nodes)
+		}
 	}
 	faults, err := nemesis.ByName(c.Faults)
 	if err != nil {
@@ -121,9 +149,21 @@ type RunResult struct {
 	Faults         []FaultResult
 	LeaderChanges  int
 	Leaders        []string
-	Check          history.Result
-	FinalRecords   int
-	Err            string // the run could not complete (the check may still have run)
+	// Check is every partition's check together (counts summed, the worst
+	// linearizability verdict, problems named by partition); Partitions
+	// has each one's.
+	Check        history.Result
+	Partitions   []PartitionResult
+	FinalRecords int    // records in the default topic's partition 0
+	Err          string // the run could not complete (the check may still have run)
+}
+
+// PartitionResult is what the checker found in one partition.
+type PartitionResult struct {
+	Topic     string
+	Partition uint32
+	Check     history.Result
+	Records   int // in the final log
 }
 
 // Passed says whether the run completed and the checker found nothing —
@@ -192,41 +232,67 @@ func Run(ctx context.Context, cfg RunConfig) (res *RunResult, err error) {
 	}
 	logf("cluster of %d up in %v (%s network)", cfg.Nodes, time.Since(res.Started).Round(time.Millisecond), lab.Mode())
 
-	var rec history.Recorder
-	w, err := workload.Start(c, &rec, cfg.Workload)
-	if err != nil {
+	if err := createTopics(ctx, c, cfg.Topics); err != nil {
 		return res, err
+	}
+	streams := []*stream{{topic: commitlog.DefaultTopic, cfg: cfg.Workload}}
+	for _, t := range cfg.Topics {
+		for p := range t.Partitions {
+			wc := cfg.Workload
+			wc.Topic, wc.Partition, wc.Partitions = t.Name, uint32(p), t.Partitions
+			wc.Producers, wc.Readers, wc.Consumers = max(1, wc.Producers/2), wc.Readers/2, wc.Consumers/2
+			wc.Seed += uint64(len(streams)) << 32
+			streams = append(streams, &stream{topic: t.Name, partition: uint32(p), cfg: wc})
+		}
+	}
+	for _, st := range streams {
+		if st.w, err = workload.Start(c, &st.rec, st.cfg); err != nil {
+			stopAll(streams)
+			return res, err
+		}
 	}
 	stopped := false
 	stopWorkload := func() {
 		if !stopped {
 			stopped = true
-			w.Stop()
+			stopAll(streams)
 		}
 	}
 	defer stopWorkload()
 	leaders := watchLeaders(ctx, c)
 	defer leaders.stop()
 
-	runErr := injectAll(ctx, cfg, faults, c, lab, w, res, logf)
+	runErr := injectAll(ctx, cfg, faults, c, lab, streams, res, logf)
 	stopWorkload()
 	leaders.stop()
 	res.Leaders, res.LeaderChanges = leaders.result()
 
-	// The end state: every member up, a final record acknowledged, and each
-	// member's whole log read back (follower reads wait until it caught up).
-	finals, ferr := collectFinals(ctx, c, &rec, logf)
-	if len(finals) > 0 {
-		res.FinalRecords = len(finals[0].Values)
+	// The end state: every member up, a final record acknowledged in
+	// each partition, and each replica's whole log read back (follower
+	// reads wait until it caught up).
+	ferr := restartAll(ctx, c)
+	for i, st := range streams {
+		finals, err := collectFinals(ctx, c, st, logf)
+		ferr = errors.Join(ferr, err)
+		if len(finals) > 0 && i == 0 {
+			res.FinalRecords = len(finals[0].Values)
+		}
+		ops := st.rec.Ops()
+		if err := writeHistory(filepath.Join(cfg.Dir, st.file("history", ".jsonl")), ops, st.rec.Sessions()); err != nil {
+			logf("history not saved: %v", err)
+		}
+		pr := PartitionResult{Topic: st.topic, Partition: st.partition, Check: history.Check(ops, st.rec.Sessions(), finals, history.Options{
+			LinearizabilityTimeout: 2 * time.Minute,
+			VisualizePath:          filepath.Join(cfg.Dir, st.file("linearizability", ".html")),
+		})}
+		if len(finals) > 0 {
+			pr.Records = len(finals[0].Values)
+		}
+		res.Partitions = append(res.Partitions, pr)
 	}
-	ops := rec.Ops()
-	if err := writeHistory(filepath.Join(cfg.Dir, "history.jsonl"), ops, rec.Sessions()); err != nil {
-		logf("history not saved: %v", err)
-	}
-	res.Check = history.Check(ops, rec.Sessions(), finals, history.Options{
-		LinearizabilityTimeout: 2 * time.Minute,
-		VisualizePath:          filepath.Join(cfg.Dir, "linearizability.html"),
-	})
+	res.Check = mergeChecks(res.Partitions)
+	// Recovery is read off the partition whose leader the faults target.
+	ops := streams[0].rec.Ops()
 	for i := range res.Faults {
 		f := &res.Faults[i]
 		f.RecoveryFromInject = firstAckAfter(ops, f.Injected)
@@ -240,11 +306,124 @@ func Run(ctx context.Context, cfg RunConfig) (res *RunResult, err error) {
 	return res, errors.Join(runErr, ferr)
 }
 
+// stream is one partition's workload and history.
+type stream struct {
+	topic     string
+	partition uint32
+	cfg       workload.Config
+	rec       history.Recorder
+	w         *workload.Workload
+}
+
+func (st *stream) String() string { return fmt.Sprintf("%s/%d", st.topic, st.partition) }
+
+// file names a file of the stream's in the run directory: prefix+suffix
+// for the default topic's partition 0 (as before topics), else with the
+// topic and partition.
+func (st *stream) file(prefix, suffix string) string {
+	if st.topic == commitlog.DefaultTopic && st.partition == 0 {
+		return prefix + suffix
+	}
+	return fmt.Sprintf("%s-%s-%d%s", prefix, st.topic, st.partition, suffix)
+}
+
+func stopAll(streams []*stream) {
+	for _, st := range streams {
+		if st.w != nil {
+			st.w.Stop()
+		}
+	}
+}
+
+// waitAcked waits until every stream has gateAcked more produce calls
+// acknowledged.
+func waitAcked(ctx context.Context, streams []*stream) error {
+	for _, st := range streams {
+		if err := st.w.WaitAcked(ctx, gateAcked, 30*time.Second); err != nil {
+			return fmt.Errorf("%s: %w", st, err)
+		}
+	}
+	return nil
+}
+
+// createTopics creates topics through the metadata leader, following
+// NOT_LEADER answers.
+func createTopics(ctx context.Context, c *cluster.Cluster, topics []TopicSpec) error {
+	for _, t := range topics {
+		req := &logv1.CreateTopicRequest{Name: t.Name, Config: &logv1.TopicConfig{Partitions: uint32(t.Partitions), ReplicationFactor: uint32(t.ReplicationFactor)}}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var err error
+			for _, n := range c.Running() {
+				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err = c.Client(n).CreateTopic(cctx, req)
+				cancel()
+				if err == nil || status.Code(err) == codes.AlreadyExists {
+					err = nil
+					break
+				}
+			}
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("faulttest: create topic %s: %w", t.Name, err)
+			}
+			if err := sleepCtx(ctx, 100*time.Millisecond); err != nil { // let an election finish
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mergeChecks sums the partitions' counts, keeps the worst
+// linearizability verdict and names each problem's partition.
+func mergeChecks(parts []PartitionResult) history.Result {
+	var m history.Result
+	m.Linearizable = porcupine.Ok
+	for _, p := range parts {
+		r := p.Check
+		m.Ops += r.Ops
+		m.Appends += r.Appends
+		m.Reads += r.Reads
+		m.Acked += r.Acked
+		m.AckedOps += r.AckedOps
+		m.UnknownPresent += r.UnknownPresent
+		m.UnknownAbsent += r.UnknownAbsent
+		m.Lost += r.Lost
+		m.Duplicated += r.Duplicated
+		m.Torn += r.Torn
+		m.Divergent += r.Divergent
+		m.Missing += r.Missing
+		m.Phantom += r.Phantom
+		m.ConsumerGaps += r.ConsumerGaps
+		m.ConsumerOrder += r.ConsumerOrder
+		m.ConsumerDirty += r.ConsumerDirty
+		m.Deliveries += r.Deliveries
+		m.StaleReads += r.StaleReads
+		m.Retried += r.Retried
+		m.Retries += r.Retries
+		m.DuplicateAnswers += r.DuplicateAnswers
+		m.LinearizabilityOps += r.LinearizabilityOps
+		switch {
+		case r.Linearizable == porcupine.Illegal:
+			m.Linearizable = porcupine.Illegal
+		case r.Linearizable == porcupine.Unknown && m.Linearizable == porcupine.Ok:
+			m.Linearizable = porcupine.Unknown
+		}
+		for _, pr := range r.Problems {
+			m.Problems = append(m.Problems, fmt.Sprintf("%s/%d: %s", p.Topic, p.Partition, pr))
+		}
+	}
+	return m
+}
+
 // injectAll runs the fault schedule against the loaded cluster.
-func injectAll(ctx context.Context, cfg RunConfig, faults []nemesis.Fault, c *cluster.Cluster, lab *netlab.Lab, w *workload.Workload, res *RunResult, logf func(string, ...any)) error {
+func injectAll(ctx context.Context, cfg RunConfig, faults []nemesis.Fault, c *cluster.Cluster, lab *netlab.Lab, streams []*stream, res *RunResult, logf func(string, ...any)) error {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6e656d))
-	env := &nemesis.Env{Cluster: c, Lab: lab, Rng: rng, Hold: cfg.Hold, OnLeader: w.SetLeader, Logf: logf}
-	if err := w.WaitAcked(ctx, gateAcked, 30*time.Second); err != nil {
+	env := &nemesis.Env{Cluster: c, Lab: lab, Rng: rng, Hold: cfg.Hold, OnLeader: streams[0].w.SetLeader, Logf: logf}
+	if err := waitAcked(ctx, streams); err != nil {
 		return fmt.Errorf("faulttest: before the first fault: %w", err)
 	}
 	var schedule func(i int) (nemesis.Fault, bool)
@@ -277,57 +456,62 @@ func injectAll(ctx context.Context, cfg RunConfig, faults []nemesis.Fault, c *cl
 		if err != nil {
 			return err
 		}
-		if err := settle(ctx, c, w, cfg.Quiet); err != nil {
+		if err := settle(ctx, c, streams, cfg.Quiet); err != nil {
 			return fmt.Errorf("faulttest: after %s: %w", f.Name, err)
 		}
 	}
 }
 
-// gateAcked is how many produce calls the workload must have acknowledged
-// before the first fault and after each one before the run goes on: the
-// history's amount of work is set by these gates, not by how fast a loaded
-// machine runs for a fixed time.
+// gateAcked is how many produce calls each partition's workload must have
+// acknowledged before the first fault and after each one before the run
+// goes on: the history's amount of work is set by these gates, not by how
+// fast a loaded machine runs for a fixed time.
 const gateAcked = 50
 
 // settle waits until the cluster takes writes again (gateAcked more
-// produce calls acknowledged), every member is back and has caught up
-// with what was acknowledged so far, then for the quiet time. Without it, faults would pile onto a cluster still repairing the
-// last one — a test of its own, and one Raft makes no promise about for
-// damaged disks (see docs/reliability.md).
-func settle(ctx context.Context, c *cluster.Cluster, w *workload.Workload, quiet time.Duration) error {
-	if err := w.WaitAcked(ctx, gateAcked, 30*time.Second); err != nil {
+// produce calls acknowledged in every partition), every member is back
+// and every replica of every partition (on 5 nodes, 3 of them) has caught
+// up with what was acknowledged so far, then for the quiet time. Without
+// it, faults would pile onto a cluster still repairing the last one — a
+// test of its own, and one Raft makes no promise about for damaged disks
+// (see docs/reliability.md).
+func settle(ctx context.Context, c *cluster.Cluster, streams []*stream, quiet time.Duration) error {
+	if err := waitAcked(ctx, streams); err != nil {
 		return err
 	}
 	if err := c.WaitMembers(ctx, c.Members(), 30*time.Second); err != nil {
 		return err
 	}
-	leader, err := c.Leader(ctx, 10*time.Second)
-	if err != nil {
-		return err
-	}
-	next, err := nextOffset(ctx, c, leader)
-	if err != nil {
-		return err
-	}
-	for _, n := range c.Members() {
-		if next == 0 {
-			break
-		}
-		if err := waitHas(ctx, c, n, next-1, 30*time.Second); err != nil {
+	for _, st := range streams {
+		next, err := committedEnd(ctx, c, st, 10*time.Second)
+		if err != nil {
 			return err
+		}
+		replicas, err := c.Replicas(ctx, st.topic, st.partition)
+		if err != nil {
+			return err
+		}
+		for _, n := range replicas {
+			if next == 0 {
+				break
+			}
+			if err := waitHas(ctx, c, n, st, next-1, 30*time.Second); err != nil {
+				return err
+			}
 		}
 	}
 	return sleepCtx(ctx, quiet)
 }
 
-// nextOffset asks n (the leader) where its log ends: a linearizable read
-// past any acknowledged offset answers OUT_OF_RANGE with the bounds.
-func nextOffset(ctx context.Context, c *cluster.Cluster, n *cluster.Node) (uint64, error) {
+// nextOffset asks n where st's partition ends: a linearizable read past
+// any acknowledged offset answers OUT_OF_RANGE with the bounds at the
+// leader (NOT_LEADER elsewhere).
+func nextOffset(ctx context.Context, c *cluster.Cluster, n *cluster.Node, st *stream) (uint64, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_, err := c.Client(n).Consume(cctx, &logv1.ConsumeRequest{Offset: 1 << 62, Consistency: logv1.Consistency_CONSISTENCY_LINEARIZABLE})
-	st, _ := status.FromError(err)
-	for _, d := range st.Details() {
+	_, err := c.Client(n).Consume(cctx, &logv1.ConsumeRequest{Offset: 1 << 62, Consistency: logv1.Consistency_CONSISTENCY_LINEARIZABLE, Topic: st.topic, Partition: st.partition})
+	st2, _ := status.FromError(err)
+	for _, d := range st2.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok {
 			var next uint64
 			if _, serr := fmt.Sscan(info.Metadata["next"], &next); serr == nil {
@@ -335,28 +519,27 @@ func nextOffset(ctx context.Context, c *cluster.Cluster, n *cluster.Node) (uint6
 			}
 		}
 	}
-	return 0, fmt.Errorf("faulttest: log end on %s: %v", n.Name, err)
+	return 0, fmt.Errorf("faulttest: end of %s on %s: %v", st, n.Name, err)
 }
 
-// waitHas waits until n holds the record at offset (a follower read).
-func waitHas(ctx context.Context, c *cluster.Cluster, n *cluster.Node, offset uint64, timeout time.Duration) error {
+// waitHas waits until n holds the record at offset of st's partition (a
+// follower read).
+func waitHas(ctx context.Context, c *cluster.Cluster, n *cluster.Node, st *stream, offset uint64, timeout time.Duration) error {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	stream, err := c.Client(n).ConsumeStream(cctx, &logv1.ConsumeRequest{Offset: offset, Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER}, grpc.WaitForReady(true))
+	stream, err := c.Client(n).ConsumeStream(cctx, &logv1.ConsumeRequest{Offset: offset, Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER, Topic: st.topic, Partition: st.partition}, grpc.WaitForReady(true))
 	if err == nil {
 		_, err = stream.Recv()
 	}
 	if err != nil {
-		return fmt.Errorf("faulttest: %s did not catch up to offset %d within %v: %w", n.Name, offset, timeout, err)
+		return fmt.Errorf("faulttest: %s did not catch up to offset %d of %s within %v: %w", n.Name, offset, st, timeout, err)
 	}
 	return nil
 }
 
-// collectFinals brings every member back, acknowledges one last record
-// (nothing sent before it can come after it) and reads every member's log
-// up to the end of the committed log, which the leader reports
-// linearizably after that acknowledgement.
-func collectFinals(ctx context.Context, c *cluster.Cluster, rec *history.Recorder, logf func(string, ...any)) ([]history.Final, error) {
+// restartAll brings every member back and waits until the cluster lists
+// them.
+func restartAll(ctx context.Context, c *cluster.Cluster) error {
 	var errs []error
 	for _, n := range c.Members() {
 		if !n.Running() {
@@ -368,26 +551,39 @@ func collectFinals(ctx context.Context, c *cluster.Cluster, rec *history.Recorde
 	if err := c.WaitMembers(ctx, c.Members(), 60*time.Second); err != nil {
 		errs = append(errs, err)
 	}
-	if err := finalRecord(ctx, c, rec); err != nil {
-		return nil, errors.Join(append(errs, err)...)
+	return errors.Join(errs...)
+}
+
+// collectFinals acknowledges one last record in st's partition (nothing
+// sent before it can come after it) and reads every replica's log up to
+// the end of the committed log, which the leader reports linearizably
+// after that acknowledgement.
+func collectFinals(ctx context.Context, c *cluster.Cluster, st *stream, logf func(string, ...any)) ([]history.Final, error) {
+	if err := finalRecord(ctx, c, st); err != nil {
+		return nil, err
 	}
 	// Read up to where the committed log ends, not up to the final
 	// record's acknowledged offset: a broken build (the negative control)
 	// acknowledges offsets its log never reaches.
-	count, err := committedEnd(ctx, c)
+	count, err := committedEnd(ctx, c, st, 60*time.Second)
 	if err != nil {
-		return nil, errors.Join(append(errs, err)...)
+		return nil, err
+	}
+	replicas, err := c.Replicas(ctx, st.topic, st.partition)
+	if err != nil {
+		return nil, err
 	}
 	var (
 		mu     sync.Mutex
 		finals []history.Final
+		errs   []error
 		wg     sync.WaitGroup
 	)
-	for _, n := range c.Members() {
+	for _, n := range replicas {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			vals, err := readLog(ctx, c, n, count)
+			vals, err := readLog(ctx, c, n, st, count)
 			mu.Lock()
 			defer mu.Unlock()
 			finals = append(finals, history.Final{Node: n.Name, Values: vals})
@@ -397,51 +593,61 @@ func collectFinals(ctx context.Context, c *cluster.Cluster, rec *history.Recorde
 		}()
 	}
 	wg.Wait()
-	logf("final log: %d records on each of %d members", count, len(finals))
+	logf("final log of %s: %d records on each of %d replicas", st, count, len(finals))
 	return finals, errors.Join(errs...)
 }
 
 // finalProcess is the history process id of the final record's producer.
 const finalProcess = 1 << 20
 
-// finalRecord produces one record at the leader, retrying with new values
-// until one is acknowledged, and records every attempt.
-func finalRecord(ctx context.Context, c *cluster.Cluster, rec *history.Recorder) error {
+// finalRecord produces one record in st's partition, at each replica in
+// turn (only the leader takes it), retrying with new values until one is
+// acknowledged, and records every attempt.
+func finalRecord(ctx context.Context, c *cluster.Cluster, st *stream) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for attempt := 0; time.Now().Before(deadline); attempt++ {
-		leader, err := c.Leader(ctx, time.Until(deadline))
-		if err != nil {
-			return err
+		replicas, err := c.Replicas(ctx, st.topic, st.partition)
+		if err != nil || len(replicas) == 0 {
+			if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+				return err
+			}
+			continue
 		}
-		op := history.Op{Process: finalProcess, Node: leader.Name, Kind: history.Append, Values: []string{fmt.Sprintf("final-%d", attempt)}}
+		n := replicas[attempt%len(replicas)]
+		op := history.Op{Process: finalProcess, Node: n.Name, Kind: history.Append, Values: []string{fmt.Sprintf("final-%d", attempt)}}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		op.Call = time.Now()
-		resp, err := c.Client(leader).Produce(cctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte(op.Values[0])}})
+		resp, err := c.Client(n).Produce(cctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte(op.Values[0])}, Topic: st.topic, Partition: st.partition})
 		op.Return = time.Now()
 		cancel()
 		if err == nil {
 			op.Outcome, op.Offset = history.OK, resp.Offset
-			rec.Add(op)
+			st.rec.Add(op)
 			return nil
 		}
 		op.Outcome, op.Err = history.Unknown, err.Error()
-		rec.Add(op)
-		time.Sleep(100 * time.Millisecond) // let an election finish
+		st.rec.Add(op)
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil { // let an election finish
+			return err
+		}
 	}
-	return errors.New("faulttest: no final record acknowledged within 60s")
+	return fmt.Errorf("faulttest: no final record of %s acknowledged within 60s", st)
 }
 
-// committedEnd asks the leader, linearizably, where the log ends.
-func committedEnd(ctx context.Context, c *cluster.Cluster) (uint64, error) {
-	deadline := time.Now().Add(60 * time.Second)
+// committedEnd asks the replicas of st's partition, linearizably, where
+// it ends, until its leader answers or timeout passes.
+func committedEnd(ctx context.Context, c *cluster.Cluster, st *stream, timeout time.Duration) (uint64, error) {
+	deadline := time.Now().Add(timeout)
 	for {
-		leader, err := c.Leader(ctx, time.Until(deadline))
-		if err != nil {
-			return 0, err
+		replicas, err := c.Replicas(ctx, st.topic, st.partition)
+		for _, n := range replicas {
+			var next uint64
+			if next, err = nextOffset(ctx, c, n, st); err == nil {
+				return next, nil
+			}
 		}
-		next, err := nextOffset(ctx, c, leader)
-		if err == nil || time.Now().After(deadline) {
-			return next, err
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("faulttest: no leader of %s answered within %v: %v", st, timeout, err)
 		}
 		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil { // let an election finish
 			return 0, err
@@ -449,23 +655,23 @@ func committedEnd(ctx context.Context, c *cluster.Cluster) (uint64, error) {
 	}
 }
 
-// readLog reads offsets [0, count) of n's log.
-func readLog(ctx context.Context, c *cluster.Cluster, n *cluster.Node, count uint64) ([]string, error) {
+// readLog reads offsets [0, count) of n's replica of st's partition.
+func readLog(ctx context.Context, c *cluster.Cluster, n *cluster.Node, st *stream, count uint64) ([]string, error) {
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	stream, err := c.Client(n).ConsumeStream(cctx, &logv1.ConsumeRequest{Offset: 0, Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER}, grpc.WaitForReady(true))
+	stream, err := c.Client(n).ConsumeStream(cctx, &logv1.ConsumeRequest{Offset: 0, Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER, Topic: st.topic, Partition: st.partition}, grpc.WaitForReady(true))
 	vals := make([]string, 0, count)
 	for err == nil && uint64(len(vals)) < count {
 		var resp *logv1.ConsumeResponse
 		if resp, err = stream.Recv(); err == nil {
 			if resp.Record.Offset != uint64(len(vals)) {
-				return vals, fmt.Errorf("faulttest: %s sent offset %d where %d was due", n.Name, resp.Record.Offset, len(vals))
+				return vals, fmt.Errorf("faulttest: %s sent offset %d of %s where %d was due", n.Name, resp.Record.Offset, st, len(vals))
 			}
 			vals = append(vals, string(resp.Record.Value))
 		}
 	}
 	if err != nil {
-		return vals, fmt.Errorf("faulttest: read %s's log: %d of %d records: %w", n.Name, len(vals), count, err)
+		return vals, fmt.Errorf("faulttest: read %s's log of %s: %d of %d records: %w", n.Name, st, len(vals), count, err)
 	}
 	return vals, nil
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
+	"github.com/proglog/proglog/go/commitlog"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 	"github.com/proglog/proglog/tools/faulttest/netlab"
 )
@@ -60,6 +61,11 @@ type Config struct {
 	// catch-up from a snapshot happen during a run.
 	SnapshotInterval                time.Duration
 	SnapshotThreshold, TrailingLogs int
+	// ReplicaReplacementDelay is passed as --replica-replacement-delay:
+	// how long a node has been leaving before its replicas move. Short,
+	// so that a node leaving for good moves its partitions within a
+	// fault's time.
+	ReplicaReplacementDelay time.Duration
 	// Disk is what each node's data directory lives on; DiskBytes is the
 	// size of a DiskTmpfs.
 	Disk      Disk
@@ -84,6 +90,8 @@ func DefaultConfig() Config {
 		SnapshotInterval:   time.Second,
 		SnapshotThreshold:  2000,
 		TrailingLogs:       500,
+
+		ReplicaReplacementDelay: time.Second,
 	}
 }
 
@@ -104,6 +112,8 @@ func (c Config) Validate() error {
 		return errors.New("cluster: Raft timeouts must be positive")
 	case c.SnapshotInterval <= 0 || c.SnapshotThreshold <= 0 || c.TrailingLogs <= 0:
 		return errors.New("cluster: snapshot settings must be positive")
+	case c.ReplicaReplacementDelay <= 0:
+		return errors.New("cluster: ReplicaReplacementDelay must be positive")
 	case c.Disk == DiskTmpfs && c.DiskBytes <= int64(c.MinFreeBytes):
 		return fmt.Errorf("cluster: a tmpfs disk of %d bytes is not larger than MinFreeBytes %d", c.DiskBytes, c.MinFreeBytes)
 	case c.Disk == DiskTmpfs && c.MinFreeBytes == 0:
@@ -119,11 +129,15 @@ type Cluster struct {
 	keyFile string
 	creds   credentials.TransportCredentials
 
-	mu      sync.Mutex
-	slots   []*Node // one per lab host, in host order
-	nextID  int
-	conns   map[string]*grpc.ClientConn
-	clients map[string]logv1.LogClient
+	mu     sync.Mutex
+	slots  []*Node // one per lab host, in host order
+	nextID int
+	// replaced are the names of the nodes Replace replaced: the cluster
+	// lists a node that failed without leaving until discovery reaps it
+	// (proglog's default: after 24h).
+	replaced []string
+	conns    map[string]*grpc.ClientConn
+	clients  map[string]logv1.LogClient
 }
 
 // New prepares a cluster (certificates, gossip key, directories) without
@@ -317,8 +331,110 @@ func (c *Cluster) Servers(ctx context.Context, n *Node) ([]*logv1.Server, error)
 	return resp.Servers, nil
 }
 
-// WaitMembers waits until the leader's configuration is exactly want (by
-// name) and every one of them knows a leader.
+// metadata asks the running members in turn for the metadata of topics
+// (nil: every topic) until one answers.
+func (c *Cluster) metadata(ctx context.Context, topics []string) (*logv1.GetMetadataResponse, error) {
+	var lastErr error = errors.New("no running member")
+	for _, n := range c.Running() {
+		if n.Paused() {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		resp, err := c.Client(n).GetMetadata(cctx, &logv1.GetMetadataRequest{Topics: topics})
+		cancel()
+		if err == nil {
+			return resp, nil
+		}
+		lastErr = fmt.Errorf("%s: %w", n.Name, err)
+	}
+	return nil, fmt.Errorf("cluster: metadata: %w", lastErr)
+}
+
+// Replicas returns the members holding a replica of partition of topic,
+// in the metadata's preference order, as the first running member that
+// answers GetMetadata describes it (every node holds the metadata). A
+// replica on a node that is no longer a member (it left, or was replaced
+// under another name) is not returned.
+func (c *Cluster) Replicas(ctx context.Context, topic string, partition uint32) ([]*Node, error) {
+	resp, err := c.metadata(ctx, []string{topic})
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range resp.Topics {
+		if t.Name != topic || int(partition) >= len(t.Partitions) {
+			continue
+		}
+		var out []*Node
+		for _, r := range t.Partitions[partition].Replicas {
+			if m := c.byName(r.Id); m != nil {
+				out = append(out, m)
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("cluster: no partition %d of %s in the metadata", partition, topic)
+}
+
+// WaitMoved waits until no partition has a replica on the node named
+// name (the metadata moved them all to other nodes).
+func (c *Cluster) WaitMoved(ctx context.Context, name string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := c.metadata(ctx, nil)
+		if err == nil {
+			held := 0
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					for _, r := range p.Replicas {
+						if r.Id == name {
+							held++
+						}
+					}
+				}
+			}
+			if held == 0 {
+				return nil
+			}
+			err = fmt.Errorf("%d replicas still on %s", held, name)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster: replicas not moved off %s within %v: %w", name, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond): // polling interval
+		}
+	}
+}
+
+// LogReplicas returns the members holding a replica of the default
+// topic's partition 0, the log the workload writes and Leader leads.
+func (c *Cluster) LogReplicas(ctx context.Context) ([]*Node, error) {
+	return c.Replicas(ctx, commitlog.DefaultTopic, 0)
+}
+
+// wasReplaced says whether Replace replaced the node named name.
+func (c *Cluster) wasReplaced(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Contains(c.replaced, name)
+}
+
+// byName returns the member named name, or nil.
+func (c *Cluster) byName(name string) *Node {
+	for _, n := range c.Members() {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// WaitMembers waits until the servers the leader lists are exactly want
+// (by name; a node Replace replaced may still be listed, see Replace),
+// every one of them answers and every replica of the log knows its
+// leader.
 func (c *Cluster) WaitMembers(ctx context.Context, want []*Node, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var names []string
@@ -340,6 +456,7 @@ func (c *Cluster) WaitMembers(ctx context.Context, want []*Node, timeout time.Du
 			}
 			slices.Sort(have)
 			last = strings.Join(have, ",")
+			have = slices.DeleteFunc(have, func(id string) bool { return c.wasReplaced(id) && !slices.Contains(names, id) })
 			if slices.Equal(have, names) && c.allKnowLeader(ctx, want) {
 				return nil
 			}
@@ -353,10 +470,17 @@ func (c *Cluster) WaitMembers(ctx context.Context, want []*Node, timeout time.Du
 	return fmt.Errorf("cluster: members are [%s] after %v, want %v", last, timeout, names)
 }
 
+// allKnowLeader says whether every one of nodes answers GetServers and
+// every one holding a replica of the log names its leader (a node holding
+// none knows only the leaders of the partitions it hosts).
 func (c *Cluster) allKnowLeader(ctx context.Context, nodes []*Node) bool {
+	replicas, err := c.LogReplicas(ctx)
+	if err != nil {
+		return false
+	}
 	for _, n := range nodes {
 		servers, err := c.Servers(ctx, n)
-		if err != nil || !slices.ContainsFunc(servers, func(s *logv1.Server) bool { return s.IsLeader }) {
+		if err != nil || slices.Contains(replicas, n) && !slices.ContainsFunc(servers, func(s *logv1.Server) bool { return s.IsLeader }) {
 			return false
 		}
 	}
@@ -475,10 +599,13 @@ func (c *Cluster) Close() error {
 func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
 
 // Replace gives a down member's slot to a fresh node (new name, empty
-// disk) that joins in its place: proglog's join replaces a server that
-// comes back at the same address under another name. It is what an
-// operator does for a node whose disk is lost or damaged beyond what the
-// node repairs itself. The old data directory is kept for inspection.
+// disk) that joins in its place: the metadata group's join replaces a
+// server that comes back at the same address under another name. It is
+// what an operator does for a node whose disk is lost or damaged beyond
+// what the node repairs itself. The old data directory is kept for
+// inspection. The old node stays listed by the cluster, and its replicas
+// assigned to it, until discovery reaps it (it never left): its
+// partitions run on their other replicas meanwhile.
 func (c *Cluster) Replace(ctx context.Context, n *Node) error {
 	if n.Running() {
 		return fmt.Errorf("cluster: replace %s: it is running", n.Name)
@@ -491,6 +618,9 @@ func (c *Cluster) Replace(ctx context.Context, n *Node) error {
 		return fmt.Errorf("cluster: replace %s: %w", old, err)
 	}
 	join := c.JoinAddrs(n)
+	c.mu.Lock()
+	c.replaced = append(c.replaced, old)
+	c.mu.Unlock()
 	c.assign(n)
 	if err := n.start(false, join); err != nil {
 		return err

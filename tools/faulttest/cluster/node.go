@@ -95,6 +95,7 @@ func (n *Node) start(bootstrap bool, join []string) error {
 		"--raft-snapshot-interval", cfg.SnapshotInterval.String(),
 		"--raft-snapshot-threshold", strconv.Itoa(cfg.SnapshotThreshold),
 		"--raft-trailing-logs", strconv.Itoa(cfg.TrailingLogs),
+		"--replica-replacement-delay", cfg.ReplicaReplacementDelay.String(),
 		"--shutdown-timeout", "5s",
 	}
 	if cfg.Sync != "" {

@@ -18,10 +18,31 @@ import (
 // it did.
 type damager func(env *Env, path string) (string, error)
 
-// segmentDirs are the node's logs, relative to its data directory: Raft's
-// log, which holds the records (there is no separate data log since issue
-// 17).
-var segmentDirs = []string{filepath.Join("raft", "log", "segments")}
+// segmentDirs returns the directories of the node's partition logs: every
+// directory named segments (a replica's Raft log, which holds its records)
+// under DataDir/topics that holds segment store files. (data, a data log,
+// existed before issue 17's one-copy change; a directory set aside, such
+// as data.corrupt.*, is not a log.) The
+// metadata group's Raft log (DataDir/meta) is left alone: a node whose
+// metadata log lost its tail refuses the metadata leader's connections
+// (see README.md, Limits).
+func segmentDirs(dataDir string) ([]string, error) {
+	var dirs []string
+	err := filepath.WalkDir(filepath.Join(dataDir, "topics"), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".store") {
+			return err
+		}
+		dir := filepath.Dir(path)
+		if base := filepath.Base(dir); (base == "segments" || base == "data") && !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
+		return nil
+	})
+	if err == nil && len(dirs) == 0 {
+		err = fmt.Errorf("no segment under %s", dataDir)
+	}
+	return dirs, err
+}
 
 // newestStore returns the newest segment store file under dir.
 func newestStore(dir string) (string, error) {
@@ -81,11 +102,12 @@ func bitIndex(b byte) int {
 	return -1
 }
 
-// damage kills a follower, damages its newest Raft-log segment and
-// restarts it. A node must either repair itself (a torn tail is cut and
-// re-replicated) or refuse to
-// start with an error naming the corruption, in which case it is replaced
-// as an operator would (fresh node, empty disk). Either way no
+// damage kills a follower, damages the newest segment of one of its
+// partition replicas' Raft logs and restarts it. A node must either repair
+// itself (a torn tail is cut and re-replicated) or refuse the log with an
+// error naming the corruption (the node exits, or its broker refuses to
+// open the replica), in which case it is replaced as an operator would
+// (fresh node, empty disk). Either way no
 // acknowledged record may be lost: the checker decides.
 func damage(d damager) func(context.Context, *Env, *Event) error {
 	return func(ctx context.Context, env *Env, ev *Event) error {
@@ -93,8 +115,11 @@ func damage(d damager) func(context.Context, *Env, *Event) error {
 		if err != nil {
 			return err
 		}
-		which := segmentDirs[env.Rng.IntN(len(segmentDirs))]
-		path, err := newestStore(filepath.Join(n.DataDir, which))
+		dirs, err := segmentDirs(n.DataDir)
+		if err != nil {
+			return err
+		}
+		path, err := newestStore(dirs[env.Rng.IntN(len(dirs))])
 		if err != nil {
 			return err
 		}
@@ -110,14 +135,24 @@ func damage(d damager) func(context.Context, *Env, *Event) error {
 		if err := n.Restart(); err != nil {
 			return err
 		}
-		// A node that refuses its disk exits within moments of starting.
-		if exitErr, exited := n.WaitExit(3 * time.Second); exited {
+		// A node that refuses its disk exits within moments of starting;
+		// one that refuses a partition replica's log (a corrupt Raft log,
+		// or a data log a snapshot needs) stays up, its broker retrying
+		// to open the replica, which cannot succeed.
+		exitErr, exited := n.WaitExit(3 * time.Second)
+		if !exited && lastLine(n, logBefore, "opening partition replica failed") != "" {
+			if err := n.Kill(); err != nil {
+				return err
+			}
+			exitErr, exited = errors.New("a replica refused"), true
+		}
+		if exited {
 			why := lastLine(n, logBefore, "corrupt")
 			old := n.Name
 			if err := env.Cluster.Replace(ctx, n); err != nil {
 				return fmt.Errorf("%s refused to start (%v: %s) and could not be replaced: %w", old, exitErr, why, err)
 			}
-			ev.Outcome = fmt.Sprintf("%s refused to start (%s); replaced by %s with an empty disk", old, why, n.Name)
+			ev.Outcome = fmt.Sprintf("%s refused its log (%s); replaced by %s with an empty disk", old, why, n.Name)
 			return nil
 		}
 		if why := lastLine(n, logBefore, "corrupt"); why != "" {

@@ -80,9 +80,9 @@ var All = []Fault{
 	{Name: "partition-follower", Doc: "cut a follower off from every other node", NeedsPartitions: true, run: isolate(follower)},
 	{Name: "partition-halves", Doc: "split the nodes into a random majority and minority (2|1, 3|2)", NeedsPartitions: true, run: halves},
 	{Name: "partition-flapping", Doc: "random majority/minority splits, healed and re-cut every 200-600 ms for twice the hold", NeedsPartitions: true, run: flapping},
-	{Name: "truncate-follower", Doc: "SIGKILL a follower, cut the tail of its newest Raft log segment, restart it", run: damage(truncateTail)},
-	{Name: "bitflip-follower", Doc: "SIGKILL a follower, flip one bit of its newest Raft log segment, restart it", run: damage(flipBit)},
-	{Name: "membership", Doc: "remove a follower (graceful leave) and add a fresh node with an empty disk, under load", run: membership},
+	{Name: "membership", Doc: "a follower of the log leaves for good (graceful leave; its replicas move to other nodes) and a fresh node with an empty disk joins, under load", run: membership},
+	{Name: "truncate-follower", Doc: "SIGKILL a follower, cut the tail of the newest segment of one of its partitions' Raft logs, restart it", run: damage(truncateTail)},
+	{Name: "bitflip-follower", Doc: "SIGKILL a follower, flip one bit of the newest segment of one of its partitions' Raft logs, restart it", run: damage(flipBit)},
 	{Name: "power-loss", Doc: "cut the power of every node at once: SIGKILL all, drop part of what each did not fsync (powercut FUSE disks), restart all after the hold", SingleNode: true, Disk: cluster.DiskPowerCut, run: powerLoss},
 	{Name: "disk-full", Doc: "fill the leader's disk (a tmpfs of its own) to the last byte with another file for the hold, then free it; the node must stay up", SingleNode: true, Disk: cluster.DiskTmpfs, run: diskFull},
 	{Name: "lose-disks", Doc: "DESTRUCTIVE: isolate one follower, let the others acknowledge records, kill them, wipe both data directories, restart them, heal", Destructive: true, run: loseDisks},
@@ -132,12 +132,19 @@ func leader(ctx context.Context, env *Env) (*cluster.Node, error) {
 	return n, err
 }
 
+// follower picks a running follower of the log: a replica of the default
+// topic's partition 0 other than its leader (on 5 nodes, two nodes hold
+// no replica of it).
 func follower(ctx context.Context, env *Env) (*cluster.Node, error) {
 	l, err := env.Cluster.Leader(ctx, 20*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	n := cluster.Random(env.Rng, env.Cluster.Running(), func(n *cluster.Node) bool { return n != l })
+	replicas, err := env.Cluster.LogReplicas(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n := cluster.Random(env.Rng, replicas, func(n *cluster.Node) bool { return n != l && n.Running() })
 	if n == nil {
 		return nil, errors.New("no running follower")
 	}
@@ -286,6 +293,11 @@ func flapping(ctx context.Context, env *Env, ev *Event) error {
 	return errors.Join(err, env.Lab.Heal())
 }
 
+// membership: a follower of the log leaves for good (graceful leave) and
+// a fresh node joins; the node that left held replicas (of the log at
+// least), which the metadata moves to other nodes once it has been
+// leaving for the cluster's replica replacement delay. The fault ends
+// when no partition lists it any more.
 func membership(ctx context.Context, env *Env, ev *Event) error {
 	n, err := follower(ctx, env)
 	if err != nil {
@@ -302,8 +314,12 @@ func membership(ctx context.Context, env *Env, ev *Event) error {
 	if err != nil {
 		return err
 	}
-	ev.Healed = time.Now()
 	ev.Targets = append(ev.Targets, fresh.Name)
-	ev.Detail = fmt.Sprintf("%s left (removed after %v); fresh %s joined at %s with an empty disk", name, removed, fresh.Name, fresh.Addr())
+	if err := env.Cluster.WaitMoved(ctx, name, 60*time.Second); err != nil {
+		return err
+	}
+	ev.Healed = time.Now()
+	ev.Detail = fmt.Sprintf("%s left (removed after %v); fresh %s joined at %s with an empty disk; %s's replicas moved to other nodes after %v",
+		name, removed, fresh.Name, fresh.Addr(), name, ev.Healed.Sub(ev.Injected).Round(time.Millisecond))
 	return nil
 }

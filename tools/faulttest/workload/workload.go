@@ -2,7 +2,8 @@
 // records every request and response in a history.Recorder for the
 // checker: producers appending unique values (single records and
 // batches), readers doing linearizable reads of single offsets near the
-// tail, and consumers following the log with ConsumeStream on any node.
+// tail, and consumers following the log with ConsumeStream on any replica
+// of it.
 //
 // Every value is produced by one operation only, so it may appear at most
 // once in a correct log. By default (ProduceMode Idempotent) each producer
@@ -30,6 +31,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	client "github.com/proglog/proglog/clients/go"
+	"github.com/proglog/proglog/go/commitlog"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 	"github.com/proglog/proglog/tools/faulttest/cluster"
 	"github.com/proglog/proglog/tools/faulttest/history"
@@ -76,6 +79,15 @@ func ParseProduceMode(s string) (ProduceMode, error) {
 
 // Config sizes the workload.
 type Config struct {
+	// Topic and Partition are the partition the workload writes and
+	// reads (Topic empty: the default topic, commitlog.DefaultTopic).
+	// Partitions is the topic's number of partitions: each record gets a
+	// key the Go client's partitioner (KeyPartition) maps to Partition,
+	// as a keyed producer's record would be.
+	Topic      string
+	Partition  uint32
+	Partitions int
+
 	Producers, Readers, Consumers int
 	// Rate is the most operations per second of each producer and reader
 	// (they also wait for each response): it bounds the history the
@@ -110,6 +122,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("workload: MaxBatch is %d, want at least 1", c.MaxBatch)
 	case c.RequestTimeout <= 0:
 		return errors.New("workload: RequestTimeout must be positive")
+	case c.Partitions < 0 || c.Partitions > 0 && int(c.Partition) >= c.Partitions:
+		return fmt.Errorf("workload: Partition %d of a topic of %d partitions", c.Partition, c.Partitions)
 	case c.Mode < Idempotent || c.Mode > RetryWithoutID:
 		return fmt.Errorf("workload: Mode is %v, want Idempotent, Once or RetryWithoutID", c.Mode)
 	}
@@ -146,6 +160,28 @@ func Start(c *cluster.Cluster, rec *history.Recorder, cfg Config) (*Workload, er
 		w.goRun(func() { w.consume(ctx, k) })
 	}
 	return w, nil
+}
+
+// topic is the topic requests name.
+func (w *Workload) topic() string {
+	if w.cfg.Topic == "" {
+		return commitlog.DefaultTopic
+	}
+	return w.cfg.Topic
+}
+
+// key returns a key the Go client's partitioner maps to the workload's
+// partition (nil for a topic of one partition or unknown size).
+func (w *Workload) key(rng *rand.Rand) []byte {
+	if w.cfg.Partitions <= 1 {
+		return nil
+	}
+	for {
+		k := fmt.Appendf(nil, "k%d", rng.IntN(1<<20))
+		if client.KeyPartition(k, w.cfg.Partitions) == int(w.cfg.Partition) {
+			return k
+		}
+	}
 }
 
 func (w *Workload) goRun(f func()) {
@@ -222,7 +258,7 @@ func (w *Workload) produce(ctx context.Context, proc int) {
 			v := fmt.Sprintf("p%d-%d", proc, seq)
 			seq++
 			op.Values = append(op.Values, v)
-			recs[i] = &logv1.Record{Value: []byte(v)}
+			recs[i] = &logv1.Record{Value: []byte(v), Key: w.key(rng)}
 		}
 		op.Call = time.Now()
 		w.resolve(&op, p, rng,
@@ -284,12 +320,12 @@ func (w *Workload) send(ctx context.Context, rng *rand.Rand, recs []*logv1.Recor
 	a := attempt{node: n.Name}
 	if len(recs) == 1 {
 		var resp *logv1.ProduceResponse
-		if resp, a.err = w.c.Client(n).Produce(cctx, &logv1.ProduceRequest{Record: recs[0], Producer: pr}); a.err == nil {
+		if resp, a.err = w.c.Client(n).Produce(cctx, &logv1.ProduceRequest{Record: recs[0], Producer: pr, Topic: w.topic(), Partition: w.cfg.Partition}); a.err == nil {
 			a.first, a.duplicate = resp.Offset, resp.Duplicate
 		}
 	} else {
 		var resp *logv1.ProduceBatchResponse
-		if resp, a.err = w.c.Client(n).ProduceBatch(cctx, &logv1.ProduceBatchRequest{Records: recs, Producer: pr}); a.err == nil {
+		if resp, a.err = w.c.Client(n).ProduceBatch(cctx, &logv1.ProduceBatchRequest{Records: recs, Producer: pr, Topic: w.topic(), Partition: w.cfg.Partition}); a.err == nil {
 			a.first, a.duplicate = resp.FirstOffset, resp.Duplicate
 		}
 	}
@@ -387,7 +423,7 @@ func (w *Workload) read(ctx context.Context, proc int) {
 		op := history.Op{Process: proc, Node: n.Name, Kind: history.Read, Offset: off}
 		cctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
 		op.Call = time.Now()
-		resp, err := w.c.Client(n).Consume(cctx, &logv1.ConsumeRequest{Offset: off, Consistency: logv1.Consistency_CONSISTENCY_LINEARIZABLE})
+		resp, err := w.c.Client(n).Consume(cctx, &logv1.ConsumeRequest{Offset: off, Consistency: logv1.Consistency_CONSISTENCY_LINEARIZABLE, Topic: w.topic(), Partition: w.cfg.Partition})
 		op.Return = time.Now()
 		cancel()
 		switch {
@@ -412,8 +448,15 @@ func (w *Workload) classify(err error, n *cluster.Node) (history.Outcome, string
 		// NOT_LEADER, or an idempotent produce refused (UNKNOWN_PRODUCER,
 		// OUT_OF_ORDER_SEQUENCE): nothing written.
 		if info != nil && info.Reason == "NOT_LEADER" {
-			if l := w.c.ByAddr(info.Metadata["leader_addr"]); l != nil {
+			// A hint naming a node that is not at that address any
+			// more (a node holding no replica names the partition's
+			// first replica, which may be a replaced node whose address
+			// a fresh node took) is dropped: the next request goes to a
+			// random member.
+			if l := w.c.ByAddr(info.Metadata["leader_addr"]); l != nil && l.Name == info.Metadata["leader_id"] {
 				w.leader.Store(l)
+			} else {
+				w.leader.CompareAndSwap(n, nil)
 			}
 		}
 		return history.Failed, err.Error()
@@ -439,7 +482,10 @@ func (w *Workload) consume(ctx context.Context, k int) {
 	rng := rand.New(rand.NewPCG(w.cfg.Seed, uint64(1000+k)))
 	var next uint64
 	for ctx.Err() == nil {
-		n := cluster.Random(rng, w.c.Running(), func(n *cluster.Node) bool { return !n.Paused() })
+		// A node holding no replica of the partition (on 5 nodes, two)
+		// has nothing to stream.
+		replicas, _ := w.c.Replicas(ctx, w.topic(), w.cfg.Partition)
+		n := cluster.Random(rng, replicas, func(n *cluster.Node) bool { return n.Running() && !n.Paused() })
 		if n == nil {
 			time.Sleep(100 * time.Millisecond) // nothing to read from yet
 			continue
@@ -448,7 +494,7 @@ func (w *Workload) consume(ctx context.Context, k int) {
 		// Each stream lasts a few seconds, so consumers hop between nodes
 		// (and onto nodes that just recovered) during the run.
 		sctx, cancel := context.WithTimeout(ctx, time.Duration(2+rng.IntN(4))*time.Second)
-		stream, err := w.c.Client(n).ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: next, Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER})
+		stream, err := w.c.Client(n).ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: next, Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER, Topic: w.topic(), Partition: w.cfg.Partition})
 		for err == nil {
 			var resp *logv1.ConsumeResponse
 			if resp, err = stream.Recv(); err == nil {
