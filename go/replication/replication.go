@@ -16,6 +16,7 @@ import (
 
 	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/diskspace"
+	"github.com/proglog/proglog/go/internal/raftutil"
 	"github.com/proglog/proglog/go/seglog"
 )
 
@@ -703,14 +704,11 @@ func (l *Log) closed() bool {
 	}
 }
 
-// raftShutdownTimeout bounds how long Close waits for Raft's goroutines.
-const raftShutdownTimeout = 5 * time.Second
-
 // Close stops this replica: it takes a snapshot (see the package
 // documentation, "State machine"); if it is the leader of a cluster with
 // other voters it then hands leadership over (so the cluster does not wait an
 // election timeout), then shuts Raft down, closes the transport (and the
-// stream layer) and the logs; it waits at most raftShutdownTimeout for
+// stream layer) and the logs; it waits at most raftutil.ShutdownTimeout for
 // Raft's goroutines. It does not remove the node from the cluster:
 // call the leader's Leave (discovery does, on a graceful leave). Close is
 // idempotent.
@@ -719,34 +717,13 @@ func (l *Log) Close() error {
 		// The state machine's small state as of now, so that the next
 		// start replays nothing and serves every applied record before
 		// it hears from a leader.
-		if err := l.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
-			l.lg.Warn("snapshot before close failed", "error", err)
-		}
-		if l.raft.State() == raft.Leader && l.otherVoters() {
-			if err := l.raft.LeadershipTransfer().Error(); err != nil {
-				l.lg.Warn("leadership transfer before close failed", "error", err)
-			}
-		}
+		raftutil.SnapshotNow(l.raft, l.lg)
+		raftutil.HandOver(l.raft, l.cfg.LocalID, l.lg)
 		if l.observer != nil {
 			l.raft.DeregisterObserver(l.observer)
 		}
 		close(l.done)
-		var errs []error
-		stopped := make(chan error, 1)
-		f := l.raft.Shutdown()
-		go func() { stopped <- f.Error() }()
-		select {
-		case err := <-stopped:
-			if err != nil {
-				errs = append(errs, fmt.Errorf("shutdown raft: %w", err))
-			}
-		case <-time.After(raftShutdownTimeout):
-			// hashicorp/raft waits for its replication goroutines, which
-			// can stay blocked on a pipeline to a peer (seen in the fault
-			// tests after partitions). Everything this node acknowledged
-			// is already durable: close the rest rather than hang.
-			l.lg.Warn("raft did not stop in time; closing its transport and logs anyway", "after", raftShutdownTimeout)
-		}
+		errs := []error{raftutil.Shutdown(l.raft, l.lg)}
 		if err := l.trans.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close transport: %w", err))
 		}
@@ -757,17 +734,4 @@ func (l *Log) Close() error {
 		}
 	})
 	return l.closeErr
-}
-
-func (l *Log) otherVoters() bool {
-	cf := l.raft.GetConfiguration()
-	if cf.Error() != nil {
-		return false
-	}
-	for _, s := range cf.Configuration().Servers {
-		if s.Suffrage == raft.Voter && s.ID != raft.ServerID(l.cfg.LocalID) {
-			return true
-		}
-	}
-	return false
 }

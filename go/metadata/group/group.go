@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/commitlog"
+	"github.com/proglog/proglog/go/internal/raftutil"
 	"github.com/proglog/proglog/go/metadata"
 	"github.com/proglog/proglog/go/replication"
 	"github.com/proglog/proglog/go/seglog"
@@ -263,40 +264,20 @@ func (g *Group) closed() bool {
 	}
 }
 
-// raftShutdownTimeout bounds how long Close waits for Raft's goroutines.
-const raftShutdownTimeout = 5 * time.Second
-
 // Close stops the controller and this member: if it leads a group with
 // other voters it first hands leadership over, then shuts Raft down and
 // closes the transport (and the stream layer) and the stores. It does not
 // remove the node from the group (the leader's Leave does). Idempotent.
 func (g *Group) Close() error {
 	g.closeOnce.Do(func() {
-		if g.IsLeader() && g.otherVoters() {
-			if err := g.raft.LeadershipTransfer().Error(); err != nil {
-				g.lg.Warn("leadership transfer before close failed", "error", err)
-			}
-		}
+		raftutil.HandOver(g.raft, g.cfg.LocalID, g.lg)
 		close(g.done)
 		// A snapshot of what this node applied, restored when it starts
 		// again: its metadata (and the replicas its broker opens) is
 		// there before the group elects a leader, which a node restarted
 		// on a full disk cannot help do.
-		if err := g.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
-			g.lg.Warn("snapshot before close failed", "error", err)
-		}
-		var errs []error
-		stopped := make(chan error, 1)
-		f := g.raft.Shutdown()
-		go func() { stopped <- f.Error() }()
-		select {
-		case err := <-stopped:
-			if err != nil {
-				errs = append(errs, fmt.Errorf("shutdown raft: %w", err))
-			}
-		case <-time.After(raftShutdownTimeout):
-			g.lg.Warn("raft did not stop in time; closing its transport and stores anyway", "after", raftShutdownTimeout)
-		}
+		raftutil.SnapshotNow(g.raft, g.lg)
+		errs := []error{raftutil.Shutdown(g.raft, g.lg)}
 		if err := g.trans.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close transport: %w", err))
 		}
@@ -307,17 +288,4 @@ func (g *Group) Close() error {
 		}
 	})
 	return g.closeErr
-}
-
-func (g *Group) otherVoters() bool {
-	f := g.raft.GetConfiguration()
-	if f.Error() != nil {
-		return false
-	}
-	for _, s := range f.Configuration().Servers {
-		if s.Suffrage == raft.Voter && s.ID != raft.ServerID(g.cfg.LocalID) {
-			return true
-		}
-	}
-	return false
 }
