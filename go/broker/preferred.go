@@ -73,11 +73,11 @@ func (b *Broker) preferredReplicas() map[key]preferredReplica {
 // preferred replica is another node, not leaving, a voter of the group at
 // its metadata address that answers heartbeats (replication.Log.Reachable:
 // a node down or restarting does not), and has been all of that for
-// PreferredLeaderDelay,
-// it transfers leadership to it (replication.Log.TransferLeadership, which
-// waits for the replica to catch up and fails if it does not). Transfers
-// run one at a time, in this loop; a failed one is tried again after
-// PreferredLeaderDelay. states carries what a pass remembers to the next.
+// PreferredLeaderDelay, it transfers leadership to it
+// (replication.Log.TransferLeadership, which waits for the replica to
+// catch up and fails if it does not). Transfers run one at a time, in
+// this loop; a failed one is tried again after PreferredLeaderDelay.
+// states carries what a pass remembers to the next.
 func (b *Broker) balance(states map[key]*preferredState) {
 	pref := b.preferredReplicas()
 	b.mu.RLock()
