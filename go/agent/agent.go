@@ -281,6 +281,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	bc := broker.DefaultConfig()
 	bc.NodeID = cfg.NodeName
 	bc.DataDir = cfg.DataDir
+	bc.PreferredLeaderDelay = cfg.PreferredLeaderDelay
 	repc := report.DefaultConfig()
 	repc.TLS = peerTLS
 	repc.Leader = func() string { _, addr := meta.Leader(); return addr }

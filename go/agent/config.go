@@ -12,6 +12,7 @@ import (
 
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/auth/nodeid"
+	"github.com/proglog/proglog/go/broker"
 	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/discovery"
 	"github.com/proglog/proglog/go/diskspace"
@@ -109,6 +110,13 @@ type Config struct {
 	// a restart moves no data (group.Config.ReplacementDelay). The
 	// leader's value applies. Default group.DefaultReplacementDelay (10m).
 	ReplicaReplacementDelay time.Duration
+	// PreferredLeaderDelay is how long a partition's preferred replica
+	// (the first of its replicas) must have been a reachable voter before
+	// the node leading the partition in its place hands leadership back
+	// to it, so that a restarted node is not handed leadership at once
+	// (broker.Config.PreferredLeaderDelay); 0 turns this balancing off.
+	// Default broker.DefaultPreferredLeaderDelay (10s).
+	PreferredLeaderDelay time.Duration
 	// DefaultReplicationFactor is the replication factor the default topic
 	// is created with by the bootstrap node (on the nodes there are, then
 	// topped up as nodes join; group.Config.DefaultTopicReplicationFactor).
@@ -239,6 +247,7 @@ func DefaultConfig() Config {
 		// The metadata group's.
 		ControllerVoters:         group.DefaultControllerVoters,
 		ReplicaReplacementDelay:  group.DefaultReplacementDelay,
+		PreferredLeaderDelay:     broker.DefaultPreferredLeaderDelay,
 		DefaultReplicationFactor: group.DefaultDefaultTopicReplicationFactor,
 		LogName:                  server.DefaultLogName,
 		MaxRecordBytes:           server.DefaultMaxRecordBytes,
@@ -311,6 +320,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReplicaReplacementDelay < 0 {
 		bad("ReplicaReplacementDelay is %v, must not be negative", c.ReplicaReplacementDelay)
+	}
+	if c.PreferredLeaderDelay < 0 {
+		bad("PreferredLeaderDelay is %v, must not be negative", c.PreferredLeaderDelay)
 	}
 	if c.DefaultReplicationFactor < 1 || c.DefaultReplicationFactor > metadata.MaxReplicationFactor {
 		bad("DefaultReplicationFactor is %d, must be 1 to %d", c.DefaultReplicationFactor, metadata.MaxReplicationFactor)

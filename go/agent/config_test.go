@@ -31,7 +31,8 @@ func TestConfigValidate(t *testing.T) {
 	d := agent.DefaultConfig()
 	if d.NodeName == "" || !d.Voter || d.Bootstrap || d.BindAddr != "127.0.0.1:8400" || d.SerfBindAddr != "127.0.0.1:8402" ||
 		d.ReadConsistency != commitlog.ConsistencyLinearizable || d.MaxRecordBytes != server.DefaultMaxRecordBytes || d.HealthAddr != "" ||
-		d.ControllerVoters != 3 || d.ReplicaReplacementDelay != 10*time.Minute || d.DefaultReplicationFactor != 3 {
+		d.ControllerVoters != 3 || d.ReplicaReplacementDelay != 10*time.Minute || d.DefaultReplicationFactor != 3 ||
+		d.PreferredLeaderDelay != 10*time.Second {
 		t.Fatalf("defaults: %+v", d)
 	}
 	withHealth := good()
@@ -53,6 +54,7 @@ func TestConfigValidate(t *testing.T) {
 		"DataDir is empty":                              func(c *agent.Config) { c.DataDir = "" },
 		"ControllerVoters is 0":                         func(c *agent.Config) { c.ControllerVoters = 0 },
 		"ReplicaReplacementDelay is -1s":                func(c *agent.Config) { c.ReplicaReplacementDelay = -time.Second },
+		"PreferredLeaderDelay is -1s":                   func(c *agent.Config) { c.PreferredLeaderDelay = -time.Second },
 		"DefaultReplicationFactor is 8, must be 1 to 7": func(c *agent.Config) { c.DefaultReplicationFactor = 8 },
 		`LogName is "audit", must be "log"`:             func(c *agent.Config) { c.LogName = "audit" },
 		"NodeName is empty":                             func(c *agent.Config) { c.NodeName = "" },

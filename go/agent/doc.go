@@ -26,7 +26,8 @@
 //     to this node under Config.DataDir/topics, each on its own Raft group
 //     of the transport, with the Raft, log, sync, disk and producer
 //     settings of Config. The metadata group takes Config.ControllerVoters,
-//     ReplicaReplacementDelay and DefaultReplicationFactor. The broker's
+//     ReplicaReplacementDelay and DefaultReplicationFactor, the broker
+//     Config.PreferredLeaderDelay. The broker's
 //     reports (a replacement replica caught up, the partitions this node
 //     leads) are proposed here when this node leads the metadata group,
 //     else sent to its leader over log.v1.Internal by go/metadata/report

@@ -118,6 +118,10 @@ func New(cfg Config) (*Broker, error) {
 	go b.run(changed, failed)
 	go b.membershipLoop()
 	go b.leaderLoop()
+	if cfg.PreferredLeaderDelay > 0 {
+		b.wg.Add(1)
+		go b.preferredLoop()
+	}
 	return b, nil
 }
 

@@ -47,6 +47,7 @@ type StreamLayers interface {
 const (
 	DefaultRetryInterval        = 5 * time.Second
 	DefaultLeaderReportInterval = time.Second
+	DefaultPreferredLeaderDelay = 10 * time.Second
 )
 
 // Config configures a Broker. Start from DefaultConfig.
@@ -78,6 +79,14 @@ type Config struct {
 	// metadata.MaxLeaderHints partitions, per interval. Default
 	// DefaultLeaderReportInterval.
 	LeaderReportInterval time.Duration
+	// PreferredLeaderDelay is how long a partition's preferred replica
+	// (the first of its replica list) must have been a voter of the group
+	// (and its node not leaving) before the node leading the partition in
+	// its place hands leadership to it, so that a restarting node is not
+	// handed leadership at once. Checked every RetryInterval; a failed
+	// transfer is tried again after PreferredLeaderDelay. 0 turns
+	// balancing off. Default DefaultPreferredLeaderDelay.
+	PreferredLeaderDelay time.Duration
 	// OnOpen, if set, is called with every replica the broker opened (for
 	// metrics: its Recovery), before it serves.
 	OnOpen func(topic string, partition int, l *replication.Log)
@@ -89,12 +98,28 @@ type Config struct {
 	// their partition unless Replica.Logger is set. Default
 	// hclog.Default() named "broker".
 	Logger hclog.Logger
+
+	// clock, if set, replaces time.Now for PreferredLeaderDelay (tests).
+	clock func() time.Time
+	// onTransfer, if set, is called as a leadership transfer to a
+	// preferred replica starts; the function it returns is called with the
+	// outcome (tests).
+	onTransfer func(k key, to string) func(error)
+	// onPass, if set, is called after every balancing pass (tests).
+	onPass func()
+}
+
+func (c Config) now() time.Time {
+	if c.clock != nil {
+		return c.clock()
+	}
+	return time.Now()
 }
 
 // DefaultConfig returns a Config with the defaults and
 // replication.DefaultConfig() as the replica template.
 func DefaultConfig() Config {
-	return Config{Replica: replication.DefaultConfig(), RetryInterval: DefaultRetryInterval, LeaderReportInterval: DefaultLeaderReportInterval}
+	return Config{Replica: replication.DefaultConfig(), RetryInterval: DefaultRetryInterval, LeaderReportInterval: DefaultLeaderReportInterval, PreferredLeaderDelay: DefaultPreferredLeaderDelay}
 }
 
 // Validate reports the first problem, wrapping ErrInvalidConfig.
@@ -115,6 +140,8 @@ func (c Config) Validate() error {
 		return bad("RetryInterval must be positive, got %v", c.RetryInterval)
 	case c.LeaderReportInterval <= 0:
 		return bad("LeaderReportInterval must be positive, got %v", c.LeaderReportInterval)
+	case c.PreferredLeaderDelay < 0:
+		return bad("PreferredLeaderDelay must not be negative, got %v", c.PreferredLeaderDelay)
 	case c.Replica.DataDir != "" || c.Replica.LocalID != "" || c.Replica.StreamLayer != nil || c.Replica.Bootstrap || len(c.Replica.InitialServers) > 0:
 		return bad("Replica must leave DataDir, LocalID, StreamLayer, Bootstrap and InitialServers unset: the broker sets them per partition")
 	}

@@ -60,6 +60,26 @@
 // leader wherever it is (go/agent: proposed here on the leader, else sent
 // over log.v1.Internal by go/metadata/report).
 //
+// # Preferred leaders
+//
+// With a positive PreferredLeaderDelay, a third goroutine moves leadership
+// back to each partition's preferred replica (the first of the metadata's
+// replica list; placement spreads them over the nodes), as Kafka's auto
+// leader rebalance does, with no RPC of its own. Every RetryInterval it
+// looks at the partitions this node leads whose preferred replica is
+// another node. Once that node is not leaving (nor gone from the
+// metadata), its replica is a voter of the group at its metadata address
+// and answers this leader's heartbeats (replication.Log.Reachable: a node
+// down or restarting does not), and all of that has held for
+// PreferredLeaderDelay, it calls replication.Log.TransferLeadership, which
+// brings the replica's log up to date first and fails, leaving this node
+// leader, if it does not catch up and win within an election timeout. The
+// delay starts again whenever a condition stops holding, so a restarted
+// node is handed leadership only after it has been back for the delay.
+// Transfers run one at a time per node, in that goroutine; a failed one is
+// tried again after PreferredLeaderDelay. PreferredLeaderDelay 0 turns
+// this off: leadership stays where elections put it.
+//
 // # Serving
 //
 // Broker implements commitlog.Cluster. Partition returns the local replica

@@ -194,6 +194,8 @@ type env struct {
 	// servers of the group's configuration when the replica opened.
 	mu         sync.Mutex
 	openedWith map[string]int
+	// tweak, if set, changes every node's configuration.
+	tweak func(*Config)
 }
 
 func newEnv(t *testing.T) *env {
@@ -212,6 +214,7 @@ func (e *env) config(id string) Config {
 	c.Replica.HeartbeatTimeout = 400 * time.Millisecond
 	c.Replica.ElectionTimeout = 400 * time.Millisecond
 	c.Replica.LeaderLeaseTimeout = 200 * time.Millisecond
+	c.PreferredLeaderDelay = 0 // tests of balancing turn it on
 	c.Logger = testLogger(e.t, id)
 	c.OnOpen = func(topic string, p int, l *replication.Log) {
 		servers, err := l.GetServers()
@@ -221,6 +224,9 @@ func (e *env) config(id string) Config {
 		e.mu.Lock()
 		e.openedWith[fmt.Sprintf("%s %s/%d", id, topic, p)] = len(servers)
 		e.mu.Unlock()
+	}
+	if e.tweak != nil {
+		e.tweak(&c)
 	}
 	return c
 }

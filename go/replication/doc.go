@@ -223,7 +223,12 @@
 // it and call discovery's Reconcile from Config.OnLeadershipChange when
 // this node becomes the leader. Config.OnLeaderChange reports which leader
 // this node knows of (for readiness). Close hands leadership over before
-// stopping.
+// stopping. TransferLeadership hands it to a named voter (Raft's
+// LeadershipTransferToServer: the target is brought up to date first, and
+// the transfer fails, this node staying leader, if it does not win within
+// an election timeout); Reachable reports, on the leader, whether a
+// follower answered its last heartbeat (from Raft's failed and resumed
+// heartbeat observations, forgotten when this node becomes leader).
 //
 // # Peers
 //

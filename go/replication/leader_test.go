@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/internal/testutil"
 	"github.com/proglog/proglog/go/producer"
 )
@@ -108,4 +109,43 @@ func TestFailedReportsAStoppedStateMachine(t *testing.T) {
 	if err := n.Failed(); !errors.Is(err, ErrFailed) {
 		t.Fatalf("Failed() = %v, want ErrFailed", err)
 	}
+}
+
+// TestTransferLeadershipAndReachable: the leader hands leadership to the
+// follower named; a follower cannot; a stopped follower is reported
+// unreachable by the leader once a heartbeat to it failed, a transfer to it
+// fails and leaves the leader in place, and it is reachable again once
+// back.
+func TestTransferLeadershipAndReachable(t *testing.T) {
+	nodes := cluster(t, 3, nil)
+	old := leaderOf(t, nodes)
+	var to, other *node
+	for _, n := range nodes {
+		switch {
+		case n == old:
+		case to == nil:
+			to = n
+		default:
+			other = n
+		}
+	}
+	var nle *commitlog.NotLeaderError
+	if err := to.TransferLeadership(other.id, other.addr); !errors.As(err, &nle) {
+		t.Fatalf("TransferLeadership on a follower: %v, want *commitlog.NotLeaderError", err)
+	}
+	if err := old.TransferLeadership(to.id, to.addr); err != nil {
+		t.Fatalf("TransferLeadership(%s): %v", to.id, err)
+	}
+	testutil.Eventually(t, to.id+" to lead", 20*time.Second, to.IsLeader)
+
+	other.stop()
+	testutil.Eventually(t, other.id+" unreachable from the leader", 20*time.Second, func() bool { return !to.Reachable(other.id) })
+	if err := to.TransferLeadership(other.id, other.addr); err == nil {
+		t.Fatalf("TransferLeadership to a stopped node succeeded")
+	}
+	if !to.IsLeader() || !to.Reachable(old.id) {
+		t.Fatalf("after a failed transfer: %s leader %v, %s reachable %v", to.id, to.IsLeader(), old.id, to.Reachable(old.id))
+	}
+	other.restart()
+	testutil.Eventually(t, other.id+" reachable again", 20*time.Second, func() bool { return to.Reachable(other.id) })
 }

@@ -39,6 +39,11 @@ type Log struct {
 	recovery Recovery
 	// observer feeds watchLeader; nil without Config.OnLeaderChange.
 	observer *raft.Observer
+	// heartbeats tracks, while this node leads, the followers whose last
+	// heartbeat failed (Reachable).
+	heartbeats  *raft.Observer
+	peersMu     sync.Mutex
+	unreachable map[raft.ServerID]bool
 	// guardRaft is raft, for the peer checks (peerGuard), which start
 	// before raft.NewRaft returns.
 	guardRaft atomic.Pointer[raft.Raft]
@@ -89,7 +94,7 @@ func New(cfg Config) (*Log, error) {
 	if err := os.MkdirAll(filepath.Join(raftDir, "snapshots"), 0o700); err != nil {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
-	l := &Log{cfg: cfg, lg: lg, done: make(chan struct{}), changed: make(chan struct{}), snapshotNow: make(chan struct{}, 1)}
+	l := &Log{cfg: cfg, lg: lg, done: make(chan struct{}), changed: make(chan struct{}), snapshotNow: make(chan struct{}, 1), unreachable: map[raft.ServerID]bool{}}
 	ok := false
 	var closers []func() error
 	defer func() {
@@ -170,6 +175,10 @@ func New(cfg Config) (*Log, error) {
 			return nil, fmt.Errorf("replication: bootstrap: %w", err)
 		}
 	}
+	// A channel-less observer: Raft calls its filter synchronously for
+	// every observation, so none is dropped.
+	l.heartbeats = raft.NewObserver(nil, false, l.observeHeartbeat)
+	r.RegisterObserver(l.heartbeats)
 	l.prop = newProposer(l)
 	l.wg.Add(2)
 	go l.prop.run()
@@ -231,6 +240,7 @@ func (l *Log) watchLeadership(notify <-chan bool) {
 			l.leaderMu.Lock()
 			if isLeader && l.lost == nil {
 				l.lost = make(chan struct{})
+				l.forgetHeartbeats()
 			} else if !isLeader && l.lost != nil {
 				close(l.lost)
 				l.lost = nil
@@ -631,6 +641,62 @@ func (l *Log) Leave(id string) error {
 	return nil
 }
 
+// observeHeartbeat notes the followers whose heartbeats from this node,
+// as leader, fail, and those that answer again. It never passes an
+// observation on.
+func (l *Log) observeHeartbeat(o *raft.Observation) bool {
+	switch h := o.Data.(type) {
+	case raft.FailedHeartbeatObservation:
+		l.peersMu.Lock()
+		l.unreachable[h.PeerID] = true
+		l.peersMu.Unlock()
+	case raft.ResumedHeartbeatObservation:
+		l.peersMu.Lock()
+		delete(l.unreachable, h.PeerID)
+		l.peersMu.Unlock()
+	}
+	return false
+}
+
+// forgetHeartbeats clears what an earlier leadership noted: a follower
+// that answers every heartbeat of this one is never reported resumed.
+func (l *Log) forgetHeartbeats() {
+	l.peersMu.Lock()
+	clear(l.unreachable)
+	l.peersMu.Unlock()
+}
+
+// Reachable reports whether, while this node leads, server id answered
+// its last heartbeat (a follower not heard of yet counts as reachable
+// until a heartbeat to it fails, a fraction of HeartbeatTimeout after
+// leadership starts). It is meaningful on the leader only.
+func (l *Log) Reachable(id string) bool {
+	l.peersMu.Lock()
+	defer l.peersMu.Unlock()
+	return !l.unreachable[raft.ServerID(id)]
+}
+
+// TransferLeadership hands this node's leadership to server id at addr
+// (raft.LeadershipTransferToServer): Raft first brings id's log up to
+// date, then asks it to start an election at once. It fails, and this node
+// stays leader, if id does not catch up and win within an election
+// timeout. Only the leader can do it (*commitlog.NotLeaderError
+// elsewhere), ErrLeadershipLost if another transfer is in progress, and
+// Raft's error (a timeout) if the transfer failed.
+func (l *Log) TransferLeadership(id, addr string) error {
+	if l.closed() {
+		return ErrClosed
+	}
+	if l.raft.State() != raft.Leader {
+		return l.notLeader()
+	}
+	if err := l.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr)).Error(); err != nil {
+		return l.mapRaftErr(err)
+	}
+	l.lg.Info("leadership transferred", "to", id)
+	return nil
+}
+
 // GetServers returns the servers of the latest Raft configuration as this
 // node knows it, marking the leader.
 func (l *Log) GetServers() ([]Server, error) {
@@ -722,6 +788,7 @@ func (l *Log) Close() error {
 		if l.observer != nil {
 			l.raft.DeregisterObserver(l.observer)
 		}
+		l.raft.DeregisterObserver(l.heartbeats)
 		close(l.done)
 		errs := []error{raftutil.Shutdown(l.raft, l.lg)}
 		if err := l.trans.Close(); err != nil {

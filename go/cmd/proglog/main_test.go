@@ -252,12 +252,13 @@ voter: false
 
 	// The metadata group's settings reach the agent, with its defaults.
 	for _, tc := range []struct {
-		args         []string
-		voters, rf   int
-		replaceAfter time.Duration
+		args          []string
+		voters, rf    int
+		replaceAfter  time.Duration
+		preferredWait time.Duration
 	}{
-		{nil, 3, 3, 10 * time.Minute},
-		{[]string{"--controller-voters", "5", "--replica-replacement-delay", "30m", "--default-replication-factor", "1"}, 5, 1, 30 * time.Minute},
+		{nil, 3, 3, 10 * time.Minute, 10 * time.Second},
+		{[]string{"--controller-voters", "5", "--replica-replacement-delay", "30m", "--default-replication-factor", "1", "--preferred-leader-delay", "0"}, 5, 1, 30 * time.Minute, 0},
 	} {
 		o := defaultServeOptions()
 		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
@@ -269,9 +270,10 @@ voter: false
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.ControllerVoters != tc.voters || cfg.DefaultReplicationFactor != tc.rf || cfg.ReplicaReplacementDelay != tc.replaceAfter {
-			t.Errorf("%v: controller voters %d, default replication factor %d, replacement delay %v", tc.args,
-				cfg.ControllerVoters, cfg.DefaultReplicationFactor, cfg.ReplicaReplacementDelay)
+		if cfg.ControllerVoters != tc.voters || cfg.DefaultReplicationFactor != tc.rf || cfg.ReplicaReplacementDelay != tc.replaceAfter ||
+			cfg.PreferredLeaderDelay != tc.preferredWait {
+			t.Errorf("%v: controller voters %d, default replication factor %d, replacement delay %v, preferred leader delay %v", tc.args,
+				cfg.ControllerVoters, cfg.DefaultReplicationFactor, cfg.ReplicaReplacementDelay, cfg.PreferredLeaderDelay)
 		}
 	}
 }

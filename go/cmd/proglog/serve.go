@@ -18,6 +18,7 @@ import (
 
 	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/auth"
+	"github.com/proglog/proglog/go/broker"
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/discovery"
@@ -75,6 +76,7 @@ type serveOptions struct {
 	bootstrap, voter            bool
 	controllerVoters            int
 	replicaReplacementDelay     time.Duration
+	preferredLeaderDelay        time.Duration
 	defaultReplicationFactor    int
 	gossipKey, gossipKeyFile    string
 	readConsistency             string
@@ -115,6 +117,7 @@ func defaultServeOptions() *serveOptions {
 		voter:                      true,
 		controllerVoters:           group.DefaultControllerVoters,
 		replicaReplacementDelay:    group.DefaultReplacementDelay,
+		preferredLeaderDelay:       broker.DefaultPreferredLeaderDelay,
 		defaultReplicationFactor:   group.DefaultDefaultTopicReplicationFactor,
 		readConsistency:            commitlog.ConsistencyLinearizable.String(),
 		logName:                    server.DefaultLogName,
@@ -160,6 +163,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.bootstrap, "bootstrap", false, "start a new cluster of this node if it has no Raft state; on one node of a new cluster only (default: true with --dev and no --join, false otherwise)")
 	fs.BoolVar(&o.voter, "voter", o.voter, "take part in Raft elections and quorums (false: a non-voter that replicates and serves reads)")
 	fs.IntVar(&o.controllerVoters, "controller-voters", o.controllerVoters, "how many nodes vote in the metadata (controller) group: the first ones to join with --voter; the others keep a copy of the metadata without voting (odd numbers: 3 tolerates one failure, 5 two; the metadata leader's value applies)")
+	fs.DurationVar(&o.preferredLeaderDelay, "preferred-leader-delay", o.preferredLeaderDelay, "how long a partition's preferred replica (the first of its replicas) must have been a reachable voter before the node leading the partition in its place hands leadership back to it (0: leadership is not moved back)")
 	fs.DurationVar(&o.replicaReplacementDelay, "replica-replacement-delay", o.replicaReplacementDelay, "how long a node has been leaving (it left, or gossip gave up on it) before its partition replicas are moved to other nodes, so that a restart moves no data (the metadata leader's value applies)")
 	fs.IntVar(&o.defaultReplicationFactor, "default-replication-factor", o.defaultReplicationFactor, "replicas of the default topic \"log\" when the cluster bootstraps: created on the nodes there are, then topped up as nodes join (read by the bootstrap node)")
 	fs.StringVar(&o.gossipKey, "gossip-key", "", "gossip encryption key, base64 of 16, 24 or 32 bytes, the same on every node")
@@ -328,6 +332,7 @@ func (o *serveOptions) agentConfig(stdout io.Writer, logger *zap.Logger) (agent.
 	cfg.Voter = o.voter
 	cfg.ControllerVoters = o.controllerVoters
 	cfg.ReplicaReplacementDelay = o.replicaReplacementDelay
+	cfg.PreferredLeaderDelay = o.preferredLeaderDelay
 	cfg.DefaultReplicationFactor = o.defaultReplicationFactor
 	cfg.ACLModelFile, cfg.ACLPolicyFile = o.aclModel, o.aclPolicy
 	cfg.LogName = o.logName
