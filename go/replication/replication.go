@@ -732,20 +732,7 @@ func (l *Log) Addr() string { return string(l.trans.LocalAddr()) }
 // WaitForLeader blocks until a leader is known (returning its ID and
 // address) or ctx is done. It polls Raft's leader every 10ms.
 func (l *Log) WaitForLeader(ctx context.Context) (id, addr string, err error) {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if id, addr = l.Leader(); id != "" {
-			return id, addr, nil
-		}
-		select {
-		case <-ctx.Done():
-			return "", "", ctx.Err()
-		case <-l.done:
-			return "", "", ErrClosed
-		case <-t.C:
-		}
-	}
+	return raftutil.WaitForLeader(ctx, l.done, ErrClosed, l.Leader)
 }
 
 // Snapshot takes a Raft snapshot now (compacting the Raft log down to

@@ -1,10 +1,12 @@
 // Package raftutil holds what proglog's Raft groups — go/replication's
 // partition replicas and go/metadata/group's metadata group — do alike
-// with a hashicorp/raft instance when they close: keep a snapshot of what
-// was applied, hand leadership over, and shut Raft down without hanging.
+// with a hashicorp/raft instance: wait for a leader, and when they close,
+// keep a snapshot of what was applied, hand leadership over, and shut Raft
+// down without hanging.
 package raftutil
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -69,4 +71,23 @@ func Shutdown(r *raft.Raft, lg hclog.Logger) error {
 		lg.Warn("raft did not stop in time; closing its transport and stores anyway", "after", ShutdownTimeout)
 	}
 	return nil
+}
+
+// WaitForLeader calls leader every 10ms until it names one (returning its
+// ID and address), ctx is done (ctx.Err()), or done is closed (closed).
+func WaitForLeader(ctx context.Context, done <-chan struct{}, closed error, leader func() (id, addr string)) (string, string, error) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if id, addr := leader(); id != "" {
+			return id, addr, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", "", ctx.Err()
+		case <-done:
+			return "", "", closed
+		case <-t.C:
+		}
+	}
 }

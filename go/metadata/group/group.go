@@ -176,20 +176,7 @@ func (g *Group) Leader() (id, apiAddr string) {
 // WaitForLeader blocks until a leader is known (returning its ID and API
 // address) or ctx is done. It polls Raft's leader every 10ms.
 func (g *Group) WaitForLeader(ctx context.Context) (id, apiAddr string, err error) {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if id, apiAddr = g.Leader(); id != "" {
-			return id, apiAddr, nil
-		}
-		select {
-		case <-ctx.Done():
-			return "", "", ctx.Err()
-		case <-g.done:
-			return "", "", ErrClosed
-		case <-t.C:
-		}
-	}
+	return raftutil.WaitForLeader(ctx, g.done, ErrClosed, g.Leader)
 }
 
 // notLeader is the error of a call that needs the leader.
