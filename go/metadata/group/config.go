@@ -27,10 +27,16 @@ const (
 	// DefaultCommitTimeout is hashicorp/raft's: metadata changes are rare,
 	// and a follower learning of one a moment later only delays when its
 	// broker acts on it.
-	DefaultCommitTimeout     = 50 * time.Millisecond
-	DefaultApplyTimeout      = 10 * time.Second
-	DefaultSnapshotInterval  = 2 * time.Minute
-	DefaultSnapshotThreshold = 1024
+	DefaultCommitTimeout = 50 * time.Millisecond
+	DefaultApplyTimeout  = 10 * time.Second
+	// DefaultSnapshotInterval and DefaultSnapshotThreshold snapshot the
+	// metadata often: it is small, and a node that restarts after a crash
+	// restores its latest snapshot at once, so its broker reopens the
+	// replicas it hosts before the metadata leader reaches it again, which
+	// can take seconds (hashicorp/raft backs off from a follower that was
+	// down). Only the changes since that snapshot wait for the leader.
+	DefaultSnapshotInterval  = 5 * time.Second
+	DefaultSnapshotThreshold = 16
 	DefaultTrailingLogs      = 1024
 	DefaultSnapshotRetain    = 2
 	DefaultMaxPool           = 3
