@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -648,10 +650,16 @@ func TestDataDirIsPrivate(t *testing.T) {
 	})
 	var checked int
 	err := filepath.WalkDir(dataDir, func(path string, d os.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // renamed or removed while walked: a snapshot being written (*.tmp) or pruned
+		}
 		if err != nil {
 			return err
 		}
 		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // as above
+		}
 		if err != nil {
 			return err
 		}
