@@ -1445,6 +1445,1434 @@ func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
 	return file_log_v1_log_proto_rawDescGZIP(), []int{22}
 }
 
+// TopicPartitions names partitions of one topic.
+type TopicPartitions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partitions    []uint32               `protobuf:"varint,2,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicPartitions) Reset() {
+	*x = TopicPartitions{}
+	mi := &file_log_v1_log_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicPartitions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicPartitions) ProtoMessage() {}
+
+func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
+func (*TopicPartitions) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TopicPartitions) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TopicPartitions) GetPartitions() []uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// PartitionOffset is a group's committed offset of one partition: the
+// offset of the next record the group has to process.
+type PartitionOffset struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition uint32                 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset    uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	// False when the group has committed nothing for the partition (offset
+	// is then 0 and means nothing: the consumer starts where it is
+	// configured to, the lowest offset by default).
+	Committed     bool `protobuf:"varint,4,opt,name=committed,proto3" json:"committed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionOffset) Reset() {
+	*x = PartitionOffset{}
+	mi := &file_log_v1_log_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionOffset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionOffset) ProtoMessage() {}
+
+func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionOffset.ProtoReflect.Descriptor instead.
+func (*PartitionOffset) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PartitionOffset) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *PartitionOffset) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionOffset) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *PartitionOffset) GetCommitted() bool {
+	if x != nil {
+		return x.Committed
+	}
+	return false
+}
+
+type JoinGroupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Empty for a new member; the cluster chooses its id.
+	MemberId string `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// Topics to subscribe to: 1 to 256 names, each existing.
+	Topics []string `protobuf:"bytes,3,rep,name=topics,proto3" json:"topics,omitempty"`
+	// The member is removed when no heartbeat arrives for this long. Unset
+	// or 0: the server's default (10 s); 1 s to 5 min.
+	SessionTimeout *durationpb.Duration `protobuf:"bytes,4,opt,name=session_timeout,json=sessionTimeout,proto3" json:"session_timeout,omitempty"`
+	// Free text shown by DescribeGroup (at most 255 bytes), e.g. host/pid.
+	ClientId      string `protobuf:"bytes,5,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinGroupRequest) Reset() {
+	*x = JoinGroupRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinGroupRequest) ProtoMessage() {}
+
+func (x *JoinGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinGroupRequest.ProtoReflect.Descriptor instead.
+func (*JoinGroupRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *JoinGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *JoinGroupRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *JoinGroupRequest) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *JoinGroupRequest) GetSessionTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.SessionTimeout
+	}
+	return nil
+}
+
+func (x *JoinGroupRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+// Assignment is what a member owns in a generation.
+type Assignment struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	MemberId   string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Generation uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	// The partitions the member owns and may read now, with the group's
+	// committed offsets, ordered by topic and partition.
+	Partitions []*PartitionOffset `protobuf:"bytes,3,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// How often to heartbeat (a third of the session timeout).
+	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,4,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *Assignment) Reset() {
+	*x = Assignment{}
+	mi := &file_log_v1_log_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Assignment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Assignment) ProtoMessage() {}
+
+func (x *Assignment) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
+func (*Assignment) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Assignment) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *Assignment) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *Assignment) GetPartitions() []*PartitionOffset {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *Assignment) GetHeartbeatInterval() *durationpb.Duration {
+	if x != nil {
+		return x.HeartbeatInterval
+	}
+	return nil
+}
+
+type JoinGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Assignment    *Assignment            `protobuf:"bytes,1,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinGroupResponse) Reset() {
+	*x = JoinGroupResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinGroupResponse) ProtoMessage() {}
+
+func (x *JoinGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinGroupResponse.ProtoReflect.Descriptor instead.
+func (*JoinGroupResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *JoinGroupResponse) GetAssignment() *Assignment {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+type HeartbeatRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Group    string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// The generation whose assignment the member now follows (it stopped
+	// reading every partition not in it and committed their positions).
+	Generation    uint64 `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatRequest) Reset() {
+	*x = HeartbeatRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatRequest) ProtoMessage() {}
+
+func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
+func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *HeartbeatRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *HeartbeatRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *HeartbeatRequest) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+type HeartbeatResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Assignment    *Assignment            `protobuf:"bytes,1,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatResponse) Reset() {
+	*x = HeartbeatResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatResponse) ProtoMessage() {}
+
+func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
+func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *HeartbeatResponse) GetAssignment() *Assignment {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+type LeaveGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId      string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaveGroupRequest) Reset() {
+	*x = LeaveGroupRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaveGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaveGroupRequest) ProtoMessage() {}
+
+func (x *LeaveGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaveGroupRequest.ProtoReflect.Descriptor instead.
+func (*LeaveGroupRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *LeaveGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *LeaveGroupRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+type LeaveGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaveGroupResponse) Reset() {
+	*x = LeaveGroupResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaveGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaveGroupResponse) ProtoMessage() {}
+
+func (x *LeaveGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaveGroupResponse.ProtoReflect.Descriptor instead.
+func (*LeaveGroupResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{31}
+}
+
+type CommitOffsetsRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Group      string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId   string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Generation uint64                 `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"`
+	// 1 to 4096 positions; committed set to true by the server.
+	Offsets       []*PartitionOffset `protobuf:"bytes,4,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOffsetsRequest) Reset() {
+	*x = CommitOffsetsRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOffsetsRequest) ProtoMessage() {}
+
+func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *CommitOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *CommitOffsetsRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *CommitOffsetsRequest) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *CommitOffsetsRequest) GetOffsets() []*PartitionOffset {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type CommitOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOffsetsResponse) Reset() {
+	*x = CommitOffsetsResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOffsetsResponse) ProtoMessage() {}
+
+func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{33}
+}
+
+type FetchOffsetsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// The partitions to fetch; empty fetches every committed one.
+	Partitions    []*TopicPartitions `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchOffsetsRequest) Reset() {
+	*x = FetchOffsetsRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchOffsetsRequest) ProtoMessage() {}
+
+func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *FetchOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *FetchOffsetsRequest) GetPartitions() []*TopicPartitions {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type FetchOffsetsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ordered by topic and partition.
+	Offsets       []*PartitionOffset `protobuf:"bytes,1,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchOffsetsResponse) Reset() {
+	*x = FetchOffsetsResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchOffsetsResponse) ProtoMessage() {}
+
+func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *FetchOffsetsResponse) GetOffsets() []*PartitionOffset {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type ListGroupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsRequest) Reset() {
+	*x = ListGroupsRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsRequest) ProtoMessage() {}
+
+func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
+func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{36}
+}
+
+type GroupSummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Members       uint32                 `protobuf:"varint,3,opt,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSummary) Reset() {
+	*x = GroupSummary{}
+	mi := &file_log_v1_log_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSummary) ProtoMessage() {}
+
+func (x *GroupSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
+func (*GroupSummary) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *GroupSummary) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupSummary) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *GroupSummary) GetMembers() uint32 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+type ListGroupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []*GroupSummary        `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsResponse) Reset() {
+	*x = ListGroupsResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsResponse) ProtoMessage() {}
+
+func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
+func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type DescribeGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGroupRequest) Reset() {
+	*x = DescribeGroupRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGroupRequest) ProtoMessage() {}
+
+func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
+func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *DescribeGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type GroupMember struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	MemberId       string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	ClientId       string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Topics         []string               `protobuf:"bytes,3,rep,name=topics,proto3" json:"topics,omitempty"`
+	SessionTimeout *durationpb.Duration   `protobuf:"bytes,4,opt,name=session_timeout,json=sessionTimeout,proto3" json:"session_timeout,omitempty"`
+	// The generation the member last acknowledged.
+	Generation uint64 `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
+	// The partitions it owns.
+	Owned []*TopicPartitions `protobuf:"bytes,6,rep,name=owned,proto3" json:"owned,omitempty"`
+	// The partitions the current generation assigns it (owned ones included;
+	// the others wait for their previous owner's acknowledgement).
+	Target        []*TopicPartitions `protobuf:"bytes,7,rep,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupMember) Reset() {
+	*x = GroupMember{}
+	mi := &file_log_v1_log_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMember) ProtoMessage() {}
+
+func (x *GroupMember) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
+func (*GroupMember) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *GroupMember) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupMember) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *GroupMember) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *GroupMember) GetSessionTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.SessionTimeout
+	}
+	return nil
+}
+
+func (x *GroupMember) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *GroupMember) GetOwned() []*TopicPartitions {
+	if x != nil {
+		return x.Owned
+	}
+	return nil
+}
+
+func (x *GroupMember) GetTarget() []*TopicPartitions {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+type DescribeGroupResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Group      string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Generation uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	// Ordered by member_id.
+	Members []*GroupMember `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	// Ordered by topic and partition.
+	Offsets       []*PartitionOffset `protobuf:"bytes,4,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGroupResponse) Reset() {
+	*x = DescribeGroupResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGroupResponse) ProtoMessage() {}
+
+func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
+func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *DescribeGroupResponse) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *DescribeGroupResponse) GetMembers() []*GroupMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *DescribeGroupResponse) GetOffsets() []*PartitionOffset {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+// ACLRule allows subject to perform action on object. Subjects are
+// certificate subjects as the policy file names them; objects are topic or
+// group names or "*", with keyMatch wildcards ("orders-*"); actions are
+// those of the policy file ("produce", "consume", "servers", "create",
+// "delete", "describe", "group", "acl").
+type ACLRule struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subject       string                 `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	Object        string                 `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
+	Action        string                 `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLRule) Reset() {
+	*x = ACLRule{}
+	mi := &file_log_v1_log_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLRule) ProtoMessage() {}
+
+func (x *ACLRule) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLRule.ProtoReflect.Descriptor instead.
+func (*ACLRule) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ACLRule) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *ACLRule) GetObject() string {
+	if x != nil {
+		return x.Object
+	}
+	return ""
+}
+
+func (x *ACLRule) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+type CreateACLsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rules         []*ACLRule             `protobuf:"bytes,1,rep,name=rules,proto3" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateACLsRequest) Reset() {
+	*x = CreateACLsRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateACLsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateACLsRequest) ProtoMessage() {}
+
+func (x *CreateACLsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateACLsRequest.ProtoReflect.Descriptor instead.
+func (*CreateACLsRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *CreateACLsRequest) GetRules() []*ACLRule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+type CreateACLsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateACLsResponse) Reset() {
+	*x = CreateACLsResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateACLsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateACLsResponse) ProtoMessage() {}
+
+func (x *CreateACLsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateACLsResponse.ProtoReflect.Descriptor instead.
+func (*CreateACLsResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{44}
+}
+
+type DeleteACLsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rules         []*ACLRule             `protobuf:"bytes,1,rep,name=rules,proto3" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteACLsRequest) Reset() {
+	*x = DeleteACLsRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteACLsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteACLsRequest) ProtoMessage() {}
+
+func (x *DeleteACLsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteACLsRequest.ProtoReflect.Descriptor instead.
+func (*DeleteACLsRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *DeleteACLsRequest) GetRules() []*ACLRule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+type DeleteACLsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteACLsResponse) Reset() {
+	*x = DeleteACLsResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteACLsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteACLsResponse) ProtoMessage() {}
+
+func (x *DeleteACLsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteACLsResponse.ProtoReflect.Descriptor instead.
+func (*DeleteACLsResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{46}
+}
+
+type ListACLsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListACLsRequest) Reset() {
+	*x = ListACLsRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListACLsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListACLsRequest) ProtoMessage() {}
+
+func (x *ListACLsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListACLsRequest.ProtoReflect.Descriptor instead.
+func (*ListACLsRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{47}
+}
+
+type ListedACLRule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Rule  *ACLRule               `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	// True for a rule of the policy file (it cannot be deleted at run time).
+	FromPolicyFile bool `protobuf:"varint,2,opt,name=from_policy_file,json=fromPolicyFile,proto3" json:"from_policy_file,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListedACLRule) Reset() {
+	*x = ListedACLRule{}
+	mi := &file_log_v1_log_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListedACLRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListedACLRule) ProtoMessage() {}
+
+func (x *ListedACLRule) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListedACLRule.ProtoReflect.Descriptor instead.
+func (*ListedACLRule) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ListedACLRule) GetRule() *ACLRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+func (x *ListedACLRule) GetFromPolicyFile() bool {
+	if x != nil {
+		return x.FromPolicyFile
+	}
+	return false
+}
+
+type ListACLsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rules         []*ListedACLRule       `protobuf:"bytes,1,rep,name=rules,proto3" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListACLsResponse) Reset() {
+	*x = ListACLsResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListACLsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListACLsResponse) ProtoMessage() {}
+
+func (x *ListACLsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListACLsResponse.ProtoReflect.Descriptor instead.
+func (*ListACLsResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ListACLsResponse) GetRules() []*ListedACLRule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
 type ReportReplicaReadyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The topic's name (required: no default).
@@ -1458,7 +2886,7 @@ type ReportReplicaReadyRequest struct {
 
 func (x *ReportReplicaReadyRequest) Reset() {
 	*x = ReportReplicaReadyRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[23]
+	mi := &file_log_v1_log_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +2898,7 @@ func (x *ReportReplicaReadyRequest) String() string {
 func (*ReportReplicaReadyRequest) ProtoMessage() {}
 
 func (x *ReportReplicaReadyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[23]
+	mi := &file_log_v1_log_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +2911,7 @@ func (x *ReportReplicaReadyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportReplicaReadyRequest.ProtoReflect.Descriptor instead.
 func (*ReportReplicaReadyRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{23}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ReportReplicaReadyRequest) GetTopic() string {
@@ -1515,7 +2943,7 @@ type ReportReplicaReadyResponse struct {
 
 func (x *ReportReplicaReadyResponse) Reset() {
 	*x = ReportReplicaReadyResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[24]
+	mi := &file_log_v1_log_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +2955,7 @@ func (x *ReportReplicaReadyResponse) String() string {
 func (*ReportReplicaReadyResponse) ProtoMessage() {}
 
 func (x *ReportReplicaReadyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[24]
+	mi := &file_log_v1_log_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +2968,7 @@ func (x *ReportReplicaReadyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportReplicaReadyResponse.ProtoReflect.Descriptor instead.
 func (*ReportReplicaReadyResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{24}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{51}
 }
 
 // PartitionLeader is one partition the calling node leads.
@@ -1559,7 +2987,7 @@ type PartitionLeader struct {
 
 func (x *PartitionLeader) Reset() {
 	*x = PartitionLeader{}
-	mi := &file_log_v1_log_proto_msgTypes[25]
+	mi := &file_log_v1_log_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1571,7 +2999,7 @@ func (x *PartitionLeader) String() string {
 func (*PartitionLeader) ProtoMessage() {}
 
 func (x *PartitionLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[25]
+	mi := &file_log_v1_log_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1584,7 +3012,7 @@ func (x *PartitionLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionLeader.ProtoReflect.Descriptor instead.
 func (*PartitionLeader) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{25}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *PartitionLeader) GetTopic() string {
@@ -1624,7 +3052,7 @@ type ReportLeadersRequest struct {
 
 func (x *ReportLeadersRequest) Reset() {
 	*x = ReportLeadersRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[26]
+	mi := &file_log_v1_log_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1636,7 +3064,7 @@ func (x *ReportLeadersRequest) String() string {
 func (*ReportLeadersRequest) ProtoMessage() {}
 
 func (x *ReportLeadersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[26]
+	mi := &file_log_v1_log_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1649,7 +3077,7 @@ func (x *ReportLeadersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportLeadersRequest.ProtoReflect.Descriptor instead.
 func (*ReportLeadersRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{26}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ReportLeadersRequest) GetLeaders() []*PartitionLeader {
@@ -1667,7 +3095,7 @@ type ReportLeadersResponse struct {
 
 func (x *ReportLeadersResponse) Reset() {
 	*x = ReportLeadersResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[27]
+	mi := &file_log_v1_log_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +3107,7 @@ func (x *ReportLeadersResponse) String() string {
 func (*ReportLeadersResponse) ProtoMessage() {}
 
 func (x *ReportLeadersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[27]
+	mi := &file_log_v1_log_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +3120,7 @@ func (x *ReportLeadersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportLeadersResponse.ProtoReflect.Descriptor instead.
 func (*ReportLeadersResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{27}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{54}
 }
 
 var File_log_v1_log_proto protoreflect.FileDescriptor
@@ -1780,7 +3208,110 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x05topic\x18\x01 \x01(\v2\x15.log.v1.TopicMetadataR\x05topic\"(\n" +
 	"\x12DeleteTopicRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x15\n" +
-	"\x13DeleteTopicResponse\"e\n" +
+	"\x13DeleteTopicResponse\"G\n" +
+	"\x0fTopicPartitions\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\rR\n" +
+	"partitions\"{\n" +
+	"\x0fPartitionOffset\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x1c\n" +
+	"\tcommitted\x18\x04 \x01(\bR\tcommitted\"\xbe\x01\n" +
+	"\x10JoinGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12\x16\n" +
+	"\x06topics\x18\x03 \x03(\tR\x06topics\x12B\n" +
+	"\x0fsession_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x0esessionTimeout\x12\x1b\n" +
+	"\tclient_id\x18\x05 \x01(\tR\bclientId\"\xcc\x01\n" +
+	"\n" +
+	"Assignment\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x127\n" +
+	"\n" +
+	"partitions\x18\x03 \x03(\v2\x17.log.v1.PartitionOffsetR\n" +
+	"partitions\x12H\n" +
+	"\x12heartbeat_interval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\"G\n" +
+	"\x11JoinGroupResponse\x122\n" +
+	"\n" +
+	"assignment\x18\x01 \x01(\v2\x12.log.v1.AssignmentR\n" +
+	"assignment\"e\n" +
+	"\x10HeartbeatRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x03 \x01(\x04R\n" +
+	"generation\"G\n" +
+	"\x11HeartbeatResponse\x122\n" +
+	"\n" +
+	"assignment\x18\x01 \x01(\v2\x12.log.v1.AssignmentR\n" +
+	"assignment\"F\n" +
+	"\x11LeaveGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\"\x14\n" +
+	"\x12LeaveGroupResponse\"\x9c\x01\n" +
+	"\x14CommitOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x03 \x01(\x04R\n" +
+	"generation\x121\n" +
+	"\aoffsets\x18\x04 \x03(\v2\x17.log.v1.PartitionOffsetR\aoffsets\"\x17\n" +
+	"\x15CommitOffsetsResponse\"d\n" +
+	"\x13FetchOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x127\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2\x17.log.v1.TopicPartitionsR\n" +
+	"partitions\"I\n" +
+	"\x14FetchOffsetsResponse\x121\n" +
+	"\aoffsets\x18\x01 \x03(\v2\x17.log.v1.PartitionOffsetR\aoffsets\"\x13\n" +
+	"\x11ListGroupsRequest\"^\n" +
+	"\fGroupSummary\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x12\x18\n" +
+	"\amembers\x18\x03 \x01(\rR\amembers\"B\n" +
+	"\x12ListGroupsResponse\x12,\n" +
+	"\x06groups\x18\x01 \x03(\v2\x14.log.v1.GroupSummaryR\x06groups\",\n" +
+	"\x14DescribeGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\xa3\x02\n" +
+	"\vGroupMember\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x16\n" +
+	"\x06topics\x18\x03 \x03(\tR\x06topics\x12B\n" +
+	"\x0fsession_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x0esessionTimeout\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x05 \x01(\x04R\n" +
+	"generation\x12-\n" +
+	"\x05owned\x18\x06 \x03(\v2\x17.log.v1.TopicPartitionsR\x05owned\x12/\n" +
+	"\x06target\x18\a \x03(\v2\x17.log.v1.TopicPartitionsR\x06target\"\xaf\x01\n" +
+	"\x15DescribeGroupResponse\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x12-\n" +
+	"\amembers\x18\x03 \x03(\v2\x13.log.v1.GroupMemberR\amembers\x121\n" +
+	"\aoffsets\x18\x04 \x03(\v2\x17.log.v1.PartitionOffsetR\aoffsets\"S\n" +
+	"\aACLRule\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\x12\x16\n" +
+	"\x06object\x18\x02 \x01(\tR\x06object\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\":\n" +
+	"\x11CreateACLsRequest\x12%\n" +
+	"\x05rules\x18\x01 \x03(\v2\x0f.log.v1.ACLRuleR\x05rules\"\x14\n" +
+	"\x12CreateACLsResponse\":\n" +
+	"\x11DeleteACLsRequest\x12%\n" +
+	"\x05rules\x18\x01 \x03(\v2\x0f.log.v1.ACLRuleR\x05rules\"\x14\n" +
+	"\x12DeleteACLsResponse\"\x11\n" +
+	"\x0fListACLsRequest\"^\n" +
+	"\rListedACLRule\x12#\n" +
+	"\x04rule\x18\x01 \x01(\v2\x0f.log.v1.ACLRuleR\x04rule\x12(\n" +
+	"\x10from_policy_file\x18\x02 \x01(\bR\x0efromPolicyFile\"?\n" +
+	"\x10ListACLsResponse\x12+\n" +
+	"\x05rules\x18\x01 \x03(\v2\x15.log.v1.ListedACLRuleR\x05rules\"e\n" +
 	"\x19ReportReplicaReadyRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x14\n" +
@@ -1797,7 +3328,8 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x18\n" +
-	"\x14CONSISTENCY_FOLLOWER\x10\x022\xb1\x05\n" +
+	"\x14CONSISTENCY_FOLLOWER\x10\x022\xef\n" +
+	"\n" +
 	"\x03Log\x12:\n" +
 	"\aProduce\x12\x16.log.v1.ProduceRequest\x1a\x17.log.v1.ProduceResponse\x12I\n" +
 	"\fProduceBatch\x12\x1b.log.v1.ProduceBatchRequest\x1a\x1c.log.v1.ProduceBatchResponse\x12:\n" +
@@ -1809,7 +3341,21 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\tGetBounds\x12\x18.log.v1.GetBoundsRequest\x1a\x19.log.v1.GetBoundsResponse\x12F\n" +
 	"\vGetMetadata\x12\x1a.log.v1.GetMetadataRequest\x1a\x1b.log.v1.GetMetadataResponse\x12F\n" +
 	"\vCreateTopic\x12\x1a.log.v1.CreateTopicRequest\x1a\x1b.log.v1.CreateTopicResponse\x12F\n" +
-	"\vDeleteTopic\x12\x1a.log.v1.DeleteTopicRequest\x1a\x1b.log.v1.DeleteTopicResponse2\xb5\x01\n" +
+	"\vDeleteTopic\x12\x1a.log.v1.DeleteTopicRequest\x1a\x1b.log.v1.DeleteTopicResponse\x12@\n" +
+	"\tJoinGroup\x12\x18.log.v1.JoinGroupRequest\x1a\x19.log.v1.JoinGroupResponse\x12@\n" +
+	"\tHeartbeat\x12\x18.log.v1.HeartbeatRequest\x1a\x19.log.v1.HeartbeatResponse\x12C\n" +
+	"\n" +
+	"LeaveGroup\x12\x19.log.v1.LeaveGroupRequest\x1a\x1a.log.v1.LeaveGroupResponse\x12L\n" +
+	"\rCommitOffsets\x12\x1c.log.v1.CommitOffsetsRequest\x1a\x1d.log.v1.CommitOffsetsResponse\x12I\n" +
+	"\fFetchOffsets\x12\x1b.log.v1.FetchOffsetsRequest\x1a\x1c.log.v1.FetchOffsetsResponse\x12C\n" +
+	"\n" +
+	"ListGroups\x12\x19.log.v1.ListGroupsRequest\x1a\x1a.log.v1.ListGroupsResponse\x12L\n" +
+	"\rDescribeGroup\x12\x1c.log.v1.DescribeGroupRequest\x1a\x1d.log.v1.DescribeGroupResponse\x12C\n" +
+	"\n" +
+	"CreateACLs\x12\x19.log.v1.CreateACLsRequest\x1a\x1a.log.v1.CreateACLsResponse\x12C\n" +
+	"\n" +
+	"DeleteACLs\x12\x19.log.v1.DeleteACLsRequest\x1a\x1a.log.v1.DeleteACLsResponse\x12=\n" +
+	"\bListACLs\x12\x17.log.v1.ListACLsRequest\x1a\x18.log.v1.ListACLsResponse2\xb5\x01\n" +
 	"\bInternal\x12[\n" +
 	"\x12ReportReplicaReady\x12!.log.v1.ReportReplicaReadyRequest\x1a\".log.v1.ReportReplicaReadyResponse\x12L\n" +
 	"\rReportLeaders\x12\x1c.log.v1.ReportLeadersRequest\x1a\x1d.log.v1.ReportLeadersResponseB/Z-github.com/proglog/proglog/proto/log/v1;logv1b\x06proto3"
@@ -1827,7 +3373,7 @@ func file_log_v1_log_proto_rawDescGZIP() []byte {
 }
 
 var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_log_v1_log_proto_goTypes = []any{
 	(Consistency)(0),                   // 0: log.v1.Consistency
 	(*Header)(nil),                     // 1: log.v1.Header
@@ -1853,17 +3399,44 @@ var file_log_v1_log_proto_goTypes = []any{
 	(*CreateTopicResponse)(nil),        // 21: log.v1.CreateTopicResponse
 	(*DeleteTopicRequest)(nil),         // 22: log.v1.DeleteTopicRequest
 	(*DeleteTopicResponse)(nil),        // 23: log.v1.DeleteTopicResponse
-	(*ReportReplicaReadyRequest)(nil),  // 24: log.v1.ReportReplicaReadyRequest
-	(*ReportReplicaReadyResponse)(nil), // 25: log.v1.ReportReplicaReadyResponse
-	(*PartitionLeader)(nil),            // 26: log.v1.PartitionLeader
-	(*ReportLeadersRequest)(nil),       // 27: log.v1.ReportLeadersRequest
-	(*ReportLeadersResponse)(nil),      // 28: log.v1.ReportLeadersResponse
-	(*timestamppb.Timestamp)(nil),      // 29: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 30: google.protobuf.Duration
+	(*TopicPartitions)(nil),            // 24: log.v1.TopicPartitions
+	(*PartitionOffset)(nil),            // 25: log.v1.PartitionOffset
+	(*JoinGroupRequest)(nil),           // 26: log.v1.JoinGroupRequest
+	(*Assignment)(nil),                 // 27: log.v1.Assignment
+	(*JoinGroupResponse)(nil),          // 28: log.v1.JoinGroupResponse
+	(*HeartbeatRequest)(nil),           // 29: log.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),          // 30: log.v1.HeartbeatResponse
+	(*LeaveGroupRequest)(nil),          // 31: log.v1.LeaveGroupRequest
+	(*LeaveGroupResponse)(nil),         // 32: log.v1.LeaveGroupResponse
+	(*CommitOffsetsRequest)(nil),       // 33: log.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),      // 34: log.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),        // 35: log.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),       // 36: log.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),          // 37: log.v1.ListGroupsRequest
+	(*GroupSummary)(nil),               // 38: log.v1.GroupSummary
+	(*ListGroupsResponse)(nil),         // 39: log.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 40: log.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                // 41: log.v1.GroupMember
+	(*DescribeGroupResponse)(nil),      // 42: log.v1.DescribeGroupResponse
+	(*ACLRule)(nil),                    // 43: log.v1.ACLRule
+	(*CreateACLsRequest)(nil),          // 44: log.v1.CreateACLsRequest
+	(*CreateACLsResponse)(nil),         // 45: log.v1.CreateACLsResponse
+	(*DeleteACLsRequest)(nil),          // 46: log.v1.DeleteACLsRequest
+	(*DeleteACLsResponse)(nil),         // 47: log.v1.DeleteACLsResponse
+	(*ListACLsRequest)(nil),            // 48: log.v1.ListACLsRequest
+	(*ListedACLRule)(nil),              // 49: log.v1.ListedACLRule
+	(*ListACLsResponse)(nil),           // 50: log.v1.ListACLsResponse
+	(*ReportReplicaReadyRequest)(nil),  // 51: log.v1.ReportReplicaReadyRequest
+	(*ReportReplicaReadyResponse)(nil), // 52: log.v1.ReportReplicaReadyResponse
+	(*PartitionLeader)(nil),            // 53: log.v1.PartitionLeader
+	(*ReportLeadersRequest)(nil),       // 54: log.v1.ReportLeadersRequest
+	(*ReportLeadersResponse)(nil),      // 55: log.v1.ReportLeadersResponse
+	(*timestamppb.Timestamp)(nil),      // 56: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 57: google.protobuf.Duration
 }
 var file_log_v1_log_proto_depIdxs = []int32{
 	1,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
-	29, // 1: log.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
+	56, // 1: log.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
 	2,  // 2: log.v1.ProduceRequest.record:type_name -> log.v1.Record
 	3,  // 3: log.v1.ProduceRequest.producer:type_name -> log.v1.Producer
 	2,  // 4: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
@@ -1872,7 +3445,7 @@ var file_log_v1_log_proto_depIdxs = []int32{
 	2,  // 7: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
 	0,  // 8: log.v1.GetBoundsRequest.consistency:type_name -> log.v1.Consistency
 	14, // 9: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
-	30, // 10: log.v1.TopicConfig.retention_age:type_name -> google.protobuf.Duration
+	57, // 10: log.v1.TopicConfig.retention_age:type_name -> google.protobuf.Duration
 	14, // 11: log.v1.PartitionMetadata.replicas:type_name -> log.v1.Server
 	15, // 12: log.v1.TopicMetadata.config:type_name -> log.v1.TopicConfig
 	16, // 13: log.v1.TopicMetadata.partitions:type_name -> log.v1.PartitionMetadata
@@ -1880,36 +3453,74 @@ var file_log_v1_log_proto_depIdxs = []int32{
 	14, // 15: log.v1.GetMetadataResponse.servers:type_name -> log.v1.Server
 	15, // 16: log.v1.CreateTopicRequest.config:type_name -> log.v1.TopicConfig
 	17, // 17: log.v1.CreateTopicResponse.topic:type_name -> log.v1.TopicMetadata
-	26, // 18: log.v1.ReportLeadersRequest.leaders:type_name -> log.v1.PartitionLeader
-	4,  // 19: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
-	6,  // 20: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
-	8,  // 21: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
-	4,  // 22: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
-	8,  // 23: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
-	12, // 24: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
-	10, // 25: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
-	18, // 26: log.v1.Log.GetMetadata:input_type -> log.v1.GetMetadataRequest
-	20, // 27: log.v1.Log.CreateTopic:input_type -> log.v1.CreateTopicRequest
-	22, // 28: log.v1.Log.DeleteTopic:input_type -> log.v1.DeleteTopicRequest
-	24, // 29: log.v1.Internal.ReportReplicaReady:input_type -> log.v1.ReportReplicaReadyRequest
-	27, // 30: log.v1.Internal.ReportLeaders:input_type -> log.v1.ReportLeadersRequest
-	5,  // 31: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
-	7,  // 32: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
-	9,  // 33: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
-	5,  // 34: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
-	9,  // 35: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
-	13, // 36: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
-	11, // 37: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
-	19, // 38: log.v1.Log.GetMetadata:output_type -> log.v1.GetMetadataResponse
-	21, // 39: log.v1.Log.CreateTopic:output_type -> log.v1.CreateTopicResponse
-	23, // 40: log.v1.Log.DeleteTopic:output_type -> log.v1.DeleteTopicResponse
-	25, // 41: log.v1.Internal.ReportReplicaReady:output_type -> log.v1.ReportReplicaReadyResponse
-	28, // 42: log.v1.Internal.ReportLeaders:output_type -> log.v1.ReportLeadersResponse
-	31, // [31:43] is the sub-list for method output_type
-	19, // [19:31] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	57, // 18: log.v1.JoinGroupRequest.session_timeout:type_name -> google.protobuf.Duration
+	25, // 19: log.v1.Assignment.partitions:type_name -> log.v1.PartitionOffset
+	57, // 20: log.v1.Assignment.heartbeat_interval:type_name -> google.protobuf.Duration
+	27, // 21: log.v1.JoinGroupResponse.assignment:type_name -> log.v1.Assignment
+	27, // 22: log.v1.HeartbeatResponse.assignment:type_name -> log.v1.Assignment
+	25, // 23: log.v1.CommitOffsetsRequest.offsets:type_name -> log.v1.PartitionOffset
+	24, // 24: log.v1.FetchOffsetsRequest.partitions:type_name -> log.v1.TopicPartitions
+	25, // 25: log.v1.FetchOffsetsResponse.offsets:type_name -> log.v1.PartitionOffset
+	38, // 26: log.v1.ListGroupsResponse.groups:type_name -> log.v1.GroupSummary
+	57, // 27: log.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
+	24, // 28: log.v1.GroupMember.owned:type_name -> log.v1.TopicPartitions
+	24, // 29: log.v1.GroupMember.target:type_name -> log.v1.TopicPartitions
+	41, // 30: log.v1.DescribeGroupResponse.members:type_name -> log.v1.GroupMember
+	25, // 31: log.v1.DescribeGroupResponse.offsets:type_name -> log.v1.PartitionOffset
+	43, // 32: log.v1.CreateACLsRequest.rules:type_name -> log.v1.ACLRule
+	43, // 33: log.v1.DeleteACLsRequest.rules:type_name -> log.v1.ACLRule
+	43, // 34: log.v1.ListedACLRule.rule:type_name -> log.v1.ACLRule
+	49, // 35: log.v1.ListACLsResponse.rules:type_name -> log.v1.ListedACLRule
+	53, // 36: log.v1.ReportLeadersRequest.leaders:type_name -> log.v1.PartitionLeader
+	4,  // 37: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
+	6,  // 38: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
+	8,  // 39: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
+	4,  // 40: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
+	8,  // 41: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
+	12, // 42: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
+	10, // 43: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
+	18, // 44: log.v1.Log.GetMetadata:input_type -> log.v1.GetMetadataRequest
+	20, // 45: log.v1.Log.CreateTopic:input_type -> log.v1.CreateTopicRequest
+	22, // 46: log.v1.Log.DeleteTopic:input_type -> log.v1.DeleteTopicRequest
+	26, // 47: log.v1.Log.JoinGroup:input_type -> log.v1.JoinGroupRequest
+	29, // 48: log.v1.Log.Heartbeat:input_type -> log.v1.HeartbeatRequest
+	31, // 49: log.v1.Log.LeaveGroup:input_type -> log.v1.LeaveGroupRequest
+	33, // 50: log.v1.Log.CommitOffsets:input_type -> log.v1.CommitOffsetsRequest
+	35, // 51: log.v1.Log.FetchOffsets:input_type -> log.v1.FetchOffsetsRequest
+	37, // 52: log.v1.Log.ListGroups:input_type -> log.v1.ListGroupsRequest
+	40, // 53: log.v1.Log.DescribeGroup:input_type -> log.v1.DescribeGroupRequest
+	44, // 54: log.v1.Log.CreateACLs:input_type -> log.v1.CreateACLsRequest
+	46, // 55: log.v1.Log.DeleteACLs:input_type -> log.v1.DeleteACLsRequest
+	48, // 56: log.v1.Log.ListACLs:input_type -> log.v1.ListACLsRequest
+	51, // 57: log.v1.Internal.ReportReplicaReady:input_type -> log.v1.ReportReplicaReadyRequest
+	54, // 58: log.v1.Internal.ReportLeaders:input_type -> log.v1.ReportLeadersRequest
+	5,  // 59: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
+	7,  // 60: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
+	9,  // 61: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
+	5,  // 62: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
+	9,  // 63: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
+	13, // 64: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
+	11, // 65: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
+	19, // 66: log.v1.Log.GetMetadata:output_type -> log.v1.GetMetadataResponse
+	21, // 67: log.v1.Log.CreateTopic:output_type -> log.v1.CreateTopicResponse
+	23, // 68: log.v1.Log.DeleteTopic:output_type -> log.v1.DeleteTopicResponse
+	28, // 69: log.v1.Log.JoinGroup:output_type -> log.v1.JoinGroupResponse
+	30, // 70: log.v1.Log.Heartbeat:output_type -> log.v1.HeartbeatResponse
+	32, // 71: log.v1.Log.LeaveGroup:output_type -> log.v1.LeaveGroupResponse
+	34, // 72: log.v1.Log.CommitOffsets:output_type -> log.v1.CommitOffsetsResponse
+	36, // 73: log.v1.Log.FetchOffsets:output_type -> log.v1.FetchOffsetsResponse
+	39, // 74: log.v1.Log.ListGroups:output_type -> log.v1.ListGroupsResponse
+	42, // 75: log.v1.Log.DescribeGroup:output_type -> log.v1.DescribeGroupResponse
+	45, // 76: log.v1.Log.CreateACLs:output_type -> log.v1.CreateACLsResponse
+	47, // 77: log.v1.Log.DeleteACLs:output_type -> log.v1.DeleteACLsResponse
+	50, // 78: log.v1.Log.ListACLs:output_type -> log.v1.ListACLsResponse
+	52, // 79: log.v1.Internal.ReportReplicaReady:output_type -> log.v1.ReportReplicaReadyResponse
+	55, // 80: log.v1.Internal.ReportLeaders:output_type -> log.v1.ReportLeadersResponse
+	59, // [59:81] is the sub-list for method output_type
+	37, // [37:59] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_log_v1_log_proto_init() }
@@ -1923,7 +3534,7 @@ func file_log_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_v1_log_proto_rawDesc), len(file_log_v1_log_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   28,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

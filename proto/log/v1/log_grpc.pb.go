@@ -29,6 +29,16 @@ const (
 	Log_GetMetadata_FullMethodName   = "/log.v1.Log/GetMetadata"
 	Log_CreateTopic_FullMethodName   = "/log.v1.Log/CreateTopic"
 	Log_DeleteTopic_FullMethodName   = "/log.v1.Log/DeleteTopic"
+	Log_JoinGroup_FullMethodName     = "/log.v1.Log/JoinGroup"
+	Log_Heartbeat_FullMethodName     = "/log.v1.Log/Heartbeat"
+	Log_LeaveGroup_FullMethodName    = "/log.v1.Log/LeaveGroup"
+	Log_CommitOffsets_FullMethodName = "/log.v1.Log/CommitOffsets"
+	Log_FetchOffsets_FullMethodName  = "/log.v1.Log/FetchOffsets"
+	Log_ListGroups_FullMethodName    = "/log.v1.Log/ListGroups"
+	Log_DescribeGroup_FullMethodName = "/log.v1.Log/DescribeGroup"
+	Log_CreateACLs_FullMethodName    = "/log.v1.Log/CreateACLs"
+	Log_DeleteACLs_FullMethodName    = "/log.v1.Log/DeleteACLs"
+	Log_ListACLs_FullMethodName      = "/log.v1.Log/ListACLs"
 )
 
 // LogClient is the client API for Log service.
@@ -170,6 +180,49 @@ type LogClient interface {
 	// Like CreateTopic it needs the metadata leader. Needs the "delete"
 	// action on the topic's name.
 	DeleteTopic(ctx context.Context, in *DeleteTopicRequest, opts ...grpc.CallOption) (*DeleteTopicResponse, error)
+	// JoinGroup adds a member (empty member_id) or renews a member's
+	// subscription (its member_id), and returns its generation and the
+	// partitions it owns now. A member that joins again with the same
+	// topics changes nothing.
+	JoinGroup(ctx context.Context, in *JoinGroupRequest, opts ...grpc.CallOption) (*JoinGroupResponse, error)
+	// Heartbeat keeps a member's session alive and acknowledges the
+	// generation it names (see Protocol); it answers the member's current
+	// generation and owned partitions.
+	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
+	// LeaveGroup removes a member at once (its partitions go to the others);
+	// a client commits its positions before leaving. Leaving a member that
+	// is gone already succeeds.
+	LeaveGroup(ctx context.Context, in *LeaveGroupRequest, opts ...grpc.CallOption) (*LeaveGroupResponse, error)
+	// CommitOffsets records positions (all of them or, when refused, none),
+	// replicated before it returns.
+	CommitOffsets(ctx context.Context, in *CommitOffsetsRequest, opts ...grpc.CallOption) (*CommitOffsetsResponse, error)
+	// FetchOffsets returns a group's committed offsets (any server answers
+	// from its copy of the metadata, which may lag the metadata leader by a
+	// moment; the member RPCs return the leader's).
+	FetchOffsets(ctx context.Context, in *FetchOffsetsRequest, opts ...grpc.CallOption) (*FetchOffsetsResponse, error)
+	// ListGroups lists the groups the cluster knows (those with members or
+	// committed offsets), ordered by name.
+	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
+	// DescribeGroup describes a group: generation, members with their
+	// subscriptions and owned partitions, and committed offsets.
+	DescribeGroup(ctx context.Context, in *DescribeGroupRequest, opts ...grpc.CallOption) (*DescribeGroupResponse, error)
+	// ACLs. A cluster's access rules are its policy file (read at start;
+	// it holds at least the operators' rules) plus the rules kept in the
+	// cluster's metadata, which these RPCs change at run time on every
+	// server at once. A request is allowed when either allows it (rules
+	// only allow). Changes go to the metadata leader (NOT_LEADER
+	// otherwise). They need the "acl" action on "*"; ListACLs needs
+	// "describe" on "*". Invalid rules (an unknown action, an empty or
+	// over-long subject or object, more than 1024 rules in one request, or
+	// more than the cluster's limit of 10000 rules) are INVALID_ARGUMENT
+	// with reason "INVALID_ACL".
+	CreateACLs(ctx context.Context, in *CreateACLsRequest, opts ...grpc.CallOption) (*CreateACLsResponse, error)
+	// DeleteACLs removes rules of the metadata (rules of the policy file
+	// cannot be removed this way); deleting a rule that does not exist
+	// succeeds.
+	DeleteACLs(ctx context.Context, in *DeleteACLsRequest, opts ...grpc.CallOption) (*DeleteACLsResponse, error)
+	// ListACLs lists the metadata's rules and, marked, the policy file's.
+	ListACLs(ctx context.Context, in *ListACLsRequest, opts ...grpc.CallOption) (*ListACLsResponse, error)
 }
 
 type logClient struct {
@@ -286,6 +339,106 @@ func (c *logClient) DeleteTopic(ctx context.Context, in *DeleteTopicRequest, opt
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DeleteTopicResponse)
 	err := c.cc.Invoke(ctx, Log_DeleteTopic_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *logClient) JoinGroup(ctx context.Context, in *JoinGroupRequest, opts ...grpc.CallOption) (*JoinGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JoinGroupResponse)
+	err := c.cc.Invoke(ctx, Log_JoinGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *logClient) Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HeartbeatResponse)
+	err := c.cc.Invoke(ctx, Log_Heartbeat_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *logClient) LeaveGroup(ctx context.Context, in *LeaveGroupRequest, opts ...grpc.CallOption) (*LeaveGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LeaveGroupResponse)
+	err := c.cc.Invoke(ctx, Log_LeaveGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *logClient) CommitOffsets(ctx context.Context, in *CommitOffsetsRequest, opts ...grpc.CallOption) (*CommitOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CommitOffsetsResponse)
+	err := c.cc.Invoke(ctx, Log_CommitOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *logClient) FetchOffsets(ctx context.Context, in *FetchOffsetsRequest, opts ...grpc.CallOption) (*FetchOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FetchOffsetsResponse)
+	err := c.cc.Invoke(ctx, Log_FetchOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *logClient) ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListGroupsResponse)
+	err := c.cc.Invoke(ctx, Log_ListGroups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *logClient) DescribeGroup(ctx context.Context, in *DescribeGroupRequest, opts ...grpc.CallOption) (*DescribeGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeGroupResponse)
+	err := c.cc.Invoke(ctx, Log_DescribeGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *logClient) CreateACLs(ctx context.Context, in *CreateACLsRequest, opts ...grpc.CallOption) (*CreateACLsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateACLsResponse)
+	err := c.cc.Invoke(ctx, Log_CreateACLs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *logClient) DeleteACLs(ctx context.Context, in *DeleteACLsRequest, opts ...grpc.CallOption) (*DeleteACLsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteACLsResponse)
+	err := c.cc.Invoke(ctx, Log_DeleteACLs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *logClient) ListACLs(ctx context.Context, in *ListACLsRequest, opts ...grpc.CallOption) (*ListACLsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListACLsResponse)
+	err := c.cc.Invoke(ctx, Log_ListACLs_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -431,6 +584,49 @@ type LogServer interface {
 	// Like CreateTopic it needs the metadata leader. Needs the "delete"
 	// action on the topic's name.
 	DeleteTopic(context.Context, *DeleteTopicRequest) (*DeleteTopicResponse, error)
+	// JoinGroup adds a member (empty member_id) or renews a member's
+	// subscription (its member_id), and returns its generation and the
+	// partitions it owns now. A member that joins again with the same
+	// topics changes nothing.
+	JoinGroup(context.Context, *JoinGroupRequest) (*JoinGroupResponse, error)
+	// Heartbeat keeps a member's session alive and acknowledges the
+	// generation it names (see Protocol); it answers the member's current
+	// generation and owned partitions.
+	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
+	// LeaveGroup removes a member at once (its partitions go to the others);
+	// a client commits its positions before leaving. Leaving a member that
+	// is gone already succeeds.
+	LeaveGroup(context.Context, *LeaveGroupRequest) (*LeaveGroupResponse, error)
+	// CommitOffsets records positions (all of them or, when refused, none),
+	// replicated before it returns.
+	CommitOffsets(context.Context, *CommitOffsetsRequest) (*CommitOffsetsResponse, error)
+	// FetchOffsets returns a group's committed offsets (any server answers
+	// from its copy of the metadata, which may lag the metadata leader by a
+	// moment; the member RPCs return the leader's).
+	FetchOffsets(context.Context, *FetchOffsetsRequest) (*FetchOffsetsResponse, error)
+	// ListGroups lists the groups the cluster knows (those with members or
+	// committed offsets), ordered by name.
+	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
+	// DescribeGroup describes a group: generation, members with their
+	// subscriptions and owned partitions, and committed offsets.
+	DescribeGroup(context.Context, *DescribeGroupRequest) (*DescribeGroupResponse, error)
+	// ACLs. A cluster's access rules are its policy file (read at start;
+	// it holds at least the operators' rules) plus the rules kept in the
+	// cluster's metadata, which these RPCs change at run time on every
+	// server at once. A request is allowed when either allows it (rules
+	// only allow). Changes go to the metadata leader (NOT_LEADER
+	// otherwise). They need the "acl" action on "*"; ListACLs needs
+	// "describe" on "*". Invalid rules (an unknown action, an empty or
+	// over-long subject or object, more than 1024 rules in one request, or
+	// more than the cluster's limit of 10000 rules) are INVALID_ARGUMENT
+	// with reason "INVALID_ACL".
+	CreateACLs(context.Context, *CreateACLsRequest) (*CreateACLsResponse, error)
+	// DeleteACLs removes rules of the metadata (rules of the policy file
+	// cannot be removed this way); deleting a rule that does not exist
+	// succeeds.
+	DeleteACLs(context.Context, *DeleteACLsRequest) (*DeleteACLsResponse, error)
+	// ListACLs lists the metadata's rules and, marked, the policy file's.
+	ListACLs(context.Context, *ListACLsRequest) (*ListACLsResponse, error)
 }
 
 // UnimplementedLogServer should be embedded to have
@@ -469,6 +665,36 @@ func (UnimplementedLogServer) CreateTopic(context.Context, *CreateTopicRequest) 
 }
 func (UnimplementedLogServer) DeleteTopic(context.Context, *DeleteTopicRequest) (*DeleteTopicResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteTopic not implemented")
+}
+func (UnimplementedLogServer) JoinGroup(context.Context, *JoinGroupRequest) (*JoinGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method JoinGroup not implemented")
+}
+func (UnimplementedLogServer) Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Heartbeat not implemented")
+}
+func (UnimplementedLogServer) LeaveGroup(context.Context, *LeaveGroupRequest) (*LeaveGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LeaveGroup not implemented")
+}
+func (UnimplementedLogServer) CommitOffsets(context.Context, *CommitOffsetsRequest) (*CommitOffsetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CommitOffsets not implemented")
+}
+func (UnimplementedLogServer) FetchOffsets(context.Context, *FetchOffsetsRequest) (*FetchOffsetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FetchOffsets not implemented")
+}
+func (UnimplementedLogServer) ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListGroups not implemented")
+}
+func (UnimplementedLogServer) DescribeGroup(context.Context, *DescribeGroupRequest) (*DescribeGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeGroup not implemented")
+}
+func (UnimplementedLogServer) CreateACLs(context.Context, *CreateACLsRequest) (*CreateACLsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateACLs not implemented")
+}
+func (UnimplementedLogServer) DeleteACLs(context.Context, *DeleteACLsRequest) (*DeleteACLsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteACLs not implemented")
+}
+func (UnimplementedLogServer) ListACLs(context.Context, *ListACLsRequest) (*ListACLsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListACLs not implemented")
 }
 func (UnimplementedLogServer) testEmbeddedByValue() {}
 
@@ -652,6 +878,186 @@ func _Log_DeleteTopic_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Log_JoinGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JoinGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).JoinGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_JoinGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).JoinGroup(ctx, req.(*JoinGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Log_Heartbeat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HeartbeatRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).Heartbeat(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_Heartbeat_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).Heartbeat(ctx, req.(*HeartbeatRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Log_LeaveGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LeaveGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).LeaveGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_LeaveGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).LeaveGroup(ctx, req.(*LeaveGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Log_CommitOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CommitOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).CommitOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_CommitOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).CommitOffsets(ctx, req.(*CommitOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Log_FetchOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FetchOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).FetchOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_FetchOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).FetchOffsets(ctx, req.(*FetchOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Log_ListGroups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListGroupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).ListGroups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_ListGroups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).ListGroups(ctx, req.(*ListGroupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Log_DescribeGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).DescribeGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_DescribeGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).DescribeGroup(ctx, req.(*DescribeGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Log_CreateACLs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateACLsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).CreateACLs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_CreateACLs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).CreateACLs(ctx, req.(*CreateACLsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Log_DeleteACLs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteACLsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).DeleteACLs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_DeleteACLs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).DeleteACLs(ctx, req.(*DeleteACLsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Log_ListACLs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListACLsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).ListACLs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_ListACLs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).ListACLs(ctx, req.(*ListACLsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Log_ServiceDesc is the grpc.ServiceDesc for Log service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -690,6 +1096,46 @@ var Log_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteTopic",
 			Handler:    _Log_DeleteTopic_Handler,
+		},
+		{
+			MethodName: "JoinGroup",
+			Handler:    _Log_JoinGroup_Handler,
+		},
+		{
+			MethodName: "Heartbeat",
+			Handler:    _Log_Heartbeat_Handler,
+		},
+		{
+			MethodName: "LeaveGroup",
+			Handler:    _Log_LeaveGroup_Handler,
+		},
+		{
+			MethodName: "CommitOffsets",
+			Handler:    _Log_CommitOffsets_Handler,
+		},
+		{
+			MethodName: "FetchOffsets",
+			Handler:    _Log_FetchOffsets_Handler,
+		},
+		{
+			MethodName: "ListGroups",
+			Handler:    _Log_ListGroups_Handler,
+		},
+		{
+			MethodName: "DescribeGroup",
+			Handler:    _Log_DescribeGroup_Handler,
+		},
+		{
+			MethodName: "CreateACLs",
+			Handler:    _Log_CreateACLs_Handler,
+		},
+		{
+			MethodName: "DeleteACLs",
+			Handler:    _Log_DeleteACLs_Handler,
+		},
+		{
+			MethodName: "ListACLs",
+			Handler:    _Log_ListACLs_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10log/v1/log.proto\x12\x06log.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"$\n\x06Header\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x84\x01\n\x06Record\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0b\n\x03key\x18\x03 \x01(\x0c\x12\x1f\n\x07headers\x18\x04 \x03(\x0b\x32\x0e.log.v1.Header\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x08Producer\x12\n\n\x02id\x18\x01 \x01(\x06\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"v\n\x0eProduceRequest\x12\x1e\n\x06record\x18\x01 \x01(\x0b\x32\x0e.log.v1.Record\x12\"\n\x08producer\x18\x02 \x01(\x0b\x32\x10.log.v1.Producer\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\r\"4\n\x0fProduceResponse\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"|\n\x13ProduceBatchRequest\x12\x1f\n\x07records\x18\x01 \x03(\x0b\x32\x0e.log.v1.Record\x12\"\n\x08producer\x18\x02 \x01(\x0b\x32\x10.log.v1.Producer\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\r\"N\n\x14ProduceBatchResponse\x12\x14\n\x0c\x66irst_offset\x18\x01 \x01(\x04\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"l\n\x0e\x43onsumeRequest\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12(\n\x0b\x63onsistency\x18\x02 \x01(\x0e\x32\x13.log.v1.Consistency\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\r\"1\n\x0f\x43onsumeResponse\x12\x1e\n\x06record\x18\x01 \x01(\x0b\x32\x0e.log.v1.Record\"^\n\x10GetBoundsRequest\x12(\n\x0b\x63onsistency\x18\x01 \x01(\x0e\x32\x13.log.v1.Consistency\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\r\"1\n\x11GetBoundsResponse\x12\x0e\n\x06lowest\x18\x01 \x01(\x04\x12\x0c\n\x04next\x18\x02 \x01(\x04\"\x13\n\x11GetServersRequest\"5\n\x12GetServersResponse\x12\x1f\n\x07servers\x18\x01 \x03(\x0b\x32\x0e.log.v1.Server\"9\n\x06Server\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08rpc_addr\x18\x02 \x01(\t\x12\x11\n\tis_leader\x18\x03 \x01(\x08\"\x88\x01\n\x0bTopicConfig\x12\x12\n\npartitions\x18\x01 \x01(\r\x12\x1a\n\x12replication_factor\x18\x02 \x01(\r\x12\x17\n\x0fretention_bytes\x18\x03 \x01(\x04\x12\x30\n\rretention_age\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"j\n\x11PartitionMetadata\x12\x11\n\tpartition\x18\x01 \x01(\r\x12 \n\x08replicas\x18\x02 \x03(\x0b\x32\x0e.log.v1.Server\x12\x11\n\tleader_id\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\"q\n\rTopicMetadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x13.log.v1.TopicConfig\x12-\n\npartitions\x18\x03 \x03(\x0b\x32\x19.log.v1.PartitionMetadata\"$\n\x12GetMetadataRequest\x12\x0e\n\x06topics\x18\x01 \x03(\t\"]\n\x13GetMetadataResponse\x12%\n\x06topics\x18\x01 \x03(\x0b\x32\x15.log.v1.TopicMetadata\x12\x1f\n\x07servers\x18\x02 \x03(\x0b\x32\x0e.log.v1.Server\"G\n\x12\x43reateTopicRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x13.log.v1.TopicConfig\";\n\x13\x43reateTopicResponse\x12$\n\x05topic\x18\x01 \x01(\x0b\x32\x15.log.v1.TopicMetadata\"\"\n\x12\x44\x65leteTopicRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteTopicResponse\"L\n\x19ReportReplicaReadyRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\r\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\"\x1c\n\x1aReportReplicaReadyResponse\"R\n\x0fPartitionLeader\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x04\x12\x11\n\tpartition\x18\x03 \x01(\r\x12\x0c\n\x04term\x18\x04 \x01(\x04\"@\n\x14ReportLeadersRequest\x12(\n\x07leaders\x18\x01 \x03(\x0b\x32\x17.log.v1.PartitionLeader\"\x17\n\x15ReportLeadersResponse*b\n\x0b\x43onsistency\x12\x1b\n\x17\x43ONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONSISTENCY_LINEARIZABLE\x10\x01\x12\x18\n\x14\x43ONSISTENCY_FOLLOWER\x10\x02\x32\xb1\x05\n\x03Log\x12:\n\x07Produce\x12\x16.log.v1.ProduceRequest\x1a\x17.log.v1.ProduceResponse\x12I\n\x0cProduceBatch\x12\x1b.log.v1.ProduceBatchRequest\x1a\x1c.log.v1.ProduceBatchResponse\x12:\n\x07\x43onsume\x12\x16.log.v1.ConsumeRequest\x1a\x17.log.v1.ConsumeResponse\x12\x44\n\rProduceStream\x12\x16.log.v1.ProduceRequest\x1a\x17.log.v1.ProduceResponse(\x01\x30\x01\x12\x42\n\rConsumeStream\x12\x16.log.v1.ConsumeRequest\x1a\x17.log.v1.ConsumeResponse0\x01\x12\x43\n\nGetServers\x12\x19.log.v1.GetServersRequest\x1a\x1a.log.v1.GetServersResponse\x12@\n\tGetBounds\x12\x18.log.v1.GetBoundsRequest\x1a\x19.log.v1.GetBoundsResponse\x12\x46\n\x0bGetMetadata\x12\x1a.log.v1.GetMetadataRequest\x1a\x1b.log.v1.GetMetadataResponse\x12\x46\n\x0b\x43reateTopic\x12\x1a.log.v1.CreateTopicRequest\x1a\x1b.log.v1.CreateTopicResponse\x12\x46\n\x0b\x44\x65leteTopic\x12\x1a.log.v1.DeleteTopicRequest\x1a\x1b.log.v1.DeleteTopicResponse2\xb5\x01\n\x08Internal\x12[\n\x12ReportReplicaReady\x12!.log.v1.ReportReplicaReadyRequest\x1a\".log.v1.ReportReplicaReadyResponse\x12L\n\rReportLeaders\x12\x1c.log.v1.ReportLeadersRequest\x1a\x1d.log.v1.ReportLeadersResponseB/Z-github.com/proglog/proglog/proto/log/v1;logv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10log/v1/log.proto\x12\x06log.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"$\n\x06Header\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x84\x01\n\x06Record\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0b\n\x03key\x18\x03 \x01(\x0c\x12\x1f\n\x07headers\x18\x04 \x03(\x0b\x32\x0e.log.v1.Header\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x08Producer\x12\n\n\x02id\x18\x01 \x01(\x06\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"v\n\x0eProduceRequest\x12\x1e\n\x06record\x18\x01 \x01(\x0b\x32\x0e.log.v1.Record\x12\"\n\x08producer\x18\x02 \x01(\x0b\x32\x10.log.v1.Producer\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\r\"4\n\x0fProduceResponse\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"|\n\x13ProduceBatchRequest\x12\x1f\n\x07records\x18\x01 \x03(\x0b\x32\x0e.log.v1.Record\x12\"\n\x08producer\x18\x02 \x01(\x0b\x32\x10.log.v1.Producer\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\r\"N\n\x14ProduceBatchResponse\x12\x14\n\x0c\x66irst_offset\x18\x01 \x01(\x04\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"l\n\x0e\x43onsumeRequest\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12(\n\x0b\x63onsistency\x18\x02 \x01(\x0e\x32\x13.log.v1.Consistency\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\r\"1\n\x0f\x43onsumeResponse\x12\x1e\n\x06record\x18\x01 \x01(\x0b\x32\x0e.log.v1.Record\"^\n\x10GetBoundsRequest\x12(\n\x0b\x63onsistency\x18\x01 \x01(\x0e\x32\x13.log.v1.Consistency\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\r\"1\n\x11GetBoundsResponse\x12\x0e\n\x06lowest\x18\x01 \x01(\x04\x12\x0c\n\x04next\x18\x02 \x01(\x04\"\x13\n\x11GetServersRequest\"5\n\x12GetServersResponse\x12\x1f\n\x07servers\x18\x01 \x03(\x0b\x32\x0e.log.v1.Server\"9\n\x06Server\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08rpc_addr\x18\x02 \x01(\t\x12\x11\n\tis_leader\x18\x03 \x01(\x08\"\x88\x01\n\x0bTopicConfig\x12\x12\n\npartitions\x18\x01 \x01(\r\x12\x1a\n\x12replication_factor\x18\x02 \x01(\r\x12\x17\n\x0fretention_bytes\x18\x03 \x01(\x04\x12\x30\n\rretention_age\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"j\n\x11PartitionMetadata\x12\x11\n\tpartition\x18\x01 \x01(\r\x12 \n\x08replicas\x18\x02 \x03(\x0b\x32\x0e.log.v1.Server\x12\x11\n\tleader_id\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\"q\n\rTopicMetadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x13.log.v1.TopicConfig\x12-\n\npartitions\x18\x03 \x03(\x0b\x32\x19.log.v1.PartitionMetadata\"$\n\x12GetMetadataRequest\x12\x0e\n\x06topics\x18\x01 \x03(\t\"]\n\x13GetMetadataResponse\x12%\n\x06topics\x18\x01 \x03(\x0b\x32\x15.log.v1.TopicMetadata\x12\x1f\n\x07servers\x18\x02 \x03(\x0b\x32\x0e.log.v1.Server\"G\n\x12\x43reateTopicRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x13.log.v1.TopicConfig\";\n\x13\x43reateTopicResponse\x12$\n\x05topic\x18\x01 \x01(\x0b\x32\x15.log.v1.TopicMetadata\"\"\n\x12\x44\x65leteTopicRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteTopicResponse\"4\n\x0fTopicPartitions\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x12\n\npartitions\x18\x02 \x03(\r\"V\n\x0fPartitionOffset\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\r\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x11\n\tcommitted\x18\x04 \x01(\x08\"\x8b\x01\n\x10JoinGroupRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x0e\n\x06topics\x18\x03 \x03(\t\x12\x32\n\x0fsession_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tclient_id\x18\x05 \x01(\t\"\x97\x01\n\nAssignment\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x12\n\ngeneration\x18\x02 \x01(\x04\x12+\n\npartitions\x18\x03 \x03(\x0b\x32\x17.log.v1.PartitionOffset\x12\x35\n\x12heartbeat_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\";\n\x11JoinGroupResponse\x12&\n\nassignment\x18\x01 \x01(\x0b\x32\x12.log.v1.Assignment\"H\n\x10HeartbeatRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x12\n\ngeneration\x18\x03 \x01(\x04\";\n\x11HeartbeatResponse\x12&\n\nassignment\x18\x01 \x01(\x0b\x32\x12.log.v1.Assignment\"5\n\x11LeaveGroupRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\"\x14\n\x12LeaveGroupResponse\"v\n\x14\x43ommitOffsetsRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x12\n\ngeneration\x18\x03 \x01(\x04\x12(\n\x07offsets\x18\x04 \x03(\x0b\x32\x17.log.v1.PartitionOffset\"\x17\n\x15\x43ommitOffsetsResponse\"Q\n\x13\x46\x65tchOffsetsRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12+\n\npartitions\x18\x02 \x03(\x0b\x32\x17.log.v1.TopicPartitions\"@\n\x14\x46\x65tchOffsetsResponse\x12(\n\x07offsets\x18\x01 \x03(\x0b\x32\x17.log.v1.PartitionOffset\"\x13\n\x11ListGroupsRequest\"B\n\x0cGroupSummary\x12\r\n\x05group\x18\x01 \x01(\t\x12\x12\n\ngeneration\x18\x02 \x01(\x04\x12\x0f\n\x07members\x18\x03 \x01(\r\":\n\x12ListGroupsResponse\x12$\n\x06groups\x18\x01 \x03(\x0b\x32\x14.log.v1.GroupSummary\"%\n\x14\x44\x65scribeGroupRequest\x12\r\n\x05group\x18\x01 \x01(\t\"\xdc\x01\n\x0bGroupMember\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06topics\x18\x03 \x03(\t\x12\x32\n\x0fsession_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\ngeneration\x18\x05 \x01(\x04\x12&\n\x05owned\x18\x06 \x03(\x0b\x32\x17.log.v1.TopicPartitions\x12\'\n\x06target\x18\x07 \x03(\x0b\x32\x17.log.v1.TopicPartitions\"\x8a\x01\n\x15\x44\x65scribeGroupResponse\x12\r\n\x05group\x18\x01 \x01(\t\x12\x12\n\ngeneration\x18\x02 \x01(\x04\x12$\n\x07members\x18\x03 \x03(\x0b\x32\x13.log.v1.GroupMember\x12(\n\x07offsets\x18\x04 \x03(\x0b\x32\x17.log.v1.PartitionOffset\":\n\x07\x41\x43LRule\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\"3\n\x11\x43reateACLsRequest\x12\x1e\n\x05rules\x18\x01 \x03(\x0b\x32\x0f.log.v1.ACLRule\"\x14\n\x12\x43reateACLsResponse\"3\n\x11\x44\x65leteACLsRequest\x12\x1e\n\x05rules\x18\x01 \x03(\x0b\x32\x0f.log.v1.ACLRule\"\x14\n\x12\x44\x65leteACLsResponse\"\x11\n\x0fListACLsRequest\"H\n\rListedACLRule\x12\x1d\n\x04rule\x18\x01 \x01(\x0b\x32\x0f.log.v1.ACLRule\x12\x18\n\x10\x66rom_policy_file\x18\x02 \x01(\x08\"8\n\x10ListACLsResponse\x12$\n\x05rules\x18\x01 \x03(\x0b\x32\x15.log.v1.ListedACLRule\"L\n\x19ReportReplicaReadyRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\r\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\"\x1c\n\x1aReportReplicaReadyResponse\"R\n\x0fPartitionLeader\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x04\x12\x11\n\tpartition\x18\x03 \x01(\r\x12\x0c\n\x04term\x18\x04 \x01(\x04\"@\n\x14ReportLeadersRequest\x12(\n\x07leaders\x18\x01 \x03(\x0b\x32\x17.log.v1.PartitionLeader\"\x17\n\x15ReportLeadersResponse*b\n\x0b\x43onsistency\x12\x1b\n\x17\x43ONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONSISTENCY_LINEARIZABLE\x10\x01\x12\x18\n\x14\x43ONSISTENCY_FOLLOWER\x10\x02\x32\xef\n\n\x03Log\x12:\n\x07Produce\x12\x16.log.v1.ProduceRequest\x1a\x17.log.v1.ProduceResponse\x12I\n\x0cProduceBatch\x12\x1b.log.v1.ProduceBatchRequest\x1a\x1c.log.v1.ProduceBatchResponse\x12:\n\x07\x43onsume\x12\x16.log.v1.ConsumeRequest\x1a\x17.log.v1.ConsumeResponse\x12\x44\n\rProduceStream\x12\x16.log.v1.ProduceRequest\x1a\x17.log.v1.ProduceResponse(\x01\x30\x01\x12\x42\n\rConsumeStream\x12\x16.log.v1.ConsumeRequest\x1a\x17.log.v1.ConsumeResponse0\x01\x12\x43\n\nGetServers\x12\x19.log.v1.GetServersRequest\x1a\x1a.log.v1.GetServersResponse\x12@\n\tGetBounds\x12\x18.log.v1.GetBoundsRequest\x1a\x19.log.v1.GetBoundsResponse\x12\x46\n\x0bGetMetadata\x12\x1a.log.v1.GetMetadataRequest\x1a\x1b.log.v1.GetMetadataResponse\x12\x46\n\x0b\x43reateTopic\x12\x1a.log.v1.CreateTopicRequest\x1a\x1b.log.v1.CreateTopicResponse\x12\x46\n\x0b\x44\x65leteTopic\x12\x1a.log.v1.DeleteTopicRequest\x1a\x1b.log.v1.DeleteTopicResponse\x12@\n\tJoinGroup\x12\x18.log.v1.JoinGroupRequest\x1a\x19.log.v1.JoinGroupResponse\x12@\n\tHeartbeat\x12\x18.log.v1.HeartbeatRequest\x1a\x19.log.v1.HeartbeatResponse\x12\x43\n\nLeaveGroup\x12\x19.log.v1.LeaveGroupRequest\x1a\x1a.log.v1.LeaveGroupResponse\x12L\n\rCommitOffsets\x12\x1c.log.v1.CommitOffsetsRequest\x1a\x1d.log.v1.CommitOffsetsResponse\x12I\n\x0c\x46\x65tchOffsets\x12\x1b.log.v1.FetchOffsetsRequest\x1a\x1c.log.v1.FetchOffsetsResponse\x12\x43\n\nListGroups\x12\x19.log.v1.ListGroupsRequest\x1a\x1a.log.v1.ListGroupsResponse\x12L\n\rDescribeGroup\x12\x1c.log.v1.DescribeGroupRequest\x1a\x1d.log.v1.DescribeGroupResponse\x12\x43\n\nCreateACLs\x12\x19.log.v1.CreateACLsRequest\x1a\x1a.log.v1.CreateACLsResponse\x12\x43\n\nDeleteACLs\x12\x19.log.v1.DeleteACLsRequest\x1a\x1a.log.v1.DeleteACLsResponse\x12=\n\x08ListACLs\x12\x17.log.v1.ListACLsRequest\x1a\x18.log.v1.ListACLsResponse2\xb5\x01\n\x08Internal\x12[\n\x12ReportReplicaReady\x12!.log.v1.ReportReplicaReadyRequest\x1a\".log.v1.ReportReplicaReadyResponse\x12L\n\rReportLeaders\x12\x1c.log.v1.ReportLeadersRequest\x1a\x1d.log.v1.ReportLeadersResponseB/Z-github.com/proglog/proglog/proto/log/v1;logv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'log.v1.log_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z-github.com/proglog/proglog/proto/log/v1;logv1'
-  _globals['_CONSISTENCY']._serialized_start=2102
-  _globals['_CONSISTENCY']._serialized_end=2200
+  _globals['_CONSISTENCY']._serialized_start=4020
+  _globals['_CONSISTENCY']._serialized_end=4118
   _globals['_HEADER']._serialized_start=93
   _globals['_HEADER']._serialized_end=129
   _globals['_RECORD']._serialized_start=132
@@ -82,18 +82,72 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETETOPICREQUEST']._serialized_end=1794
   _globals['_DELETETOPICRESPONSE']._serialized_start=1796
   _globals['_DELETETOPICRESPONSE']._serialized_end=1817
-  _globals['_REPORTREPLICAREADYREQUEST']._serialized_start=1819
-  _globals['_REPORTREPLICAREADYREQUEST']._serialized_end=1895
-  _globals['_REPORTREPLICAREADYRESPONSE']._serialized_start=1897
-  _globals['_REPORTREPLICAREADYRESPONSE']._serialized_end=1925
-  _globals['_PARTITIONLEADER']._serialized_start=1927
-  _globals['_PARTITIONLEADER']._serialized_end=2009
-  _globals['_REPORTLEADERSREQUEST']._serialized_start=2011
-  _globals['_REPORTLEADERSREQUEST']._serialized_end=2075
-  _globals['_REPORTLEADERSRESPONSE']._serialized_start=2077
-  _globals['_REPORTLEADERSRESPONSE']._serialized_end=2100
-  _globals['_LOG']._serialized_start=2203
-  _globals['_LOG']._serialized_end=2892
-  _globals['_INTERNAL']._serialized_start=2895
-  _globals['_INTERNAL']._serialized_end=3076
+  _globals['_TOPICPARTITIONS']._serialized_start=1819
+  _globals['_TOPICPARTITIONS']._serialized_end=1871
+  _globals['_PARTITIONOFFSET']._serialized_start=1873
+  _globals['_PARTITIONOFFSET']._serialized_end=1959
+  _globals['_JOINGROUPREQUEST']._serialized_start=1962
+  _globals['_JOINGROUPREQUEST']._serialized_end=2101
+  _globals['_ASSIGNMENT']._serialized_start=2104
+  _globals['_ASSIGNMENT']._serialized_end=2255
+  _globals['_JOINGROUPRESPONSE']._serialized_start=2257
+  _globals['_JOINGROUPRESPONSE']._serialized_end=2316
+  _globals['_HEARTBEATREQUEST']._serialized_start=2318
+  _globals['_HEARTBEATREQUEST']._serialized_end=2390
+  _globals['_HEARTBEATRESPONSE']._serialized_start=2392
+  _globals['_HEARTBEATRESPONSE']._serialized_end=2451
+  _globals['_LEAVEGROUPREQUEST']._serialized_start=2453
+  _globals['_LEAVEGROUPREQUEST']._serialized_end=2506
+  _globals['_LEAVEGROUPRESPONSE']._serialized_start=2508
+  _globals['_LEAVEGROUPRESPONSE']._serialized_end=2528
+  _globals['_COMMITOFFSETSREQUEST']._serialized_start=2530
+  _globals['_COMMITOFFSETSREQUEST']._serialized_end=2648
+  _globals['_COMMITOFFSETSRESPONSE']._serialized_start=2650
+  _globals['_COMMITOFFSETSRESPONSE']._serialized_end=2673
+  _globals['_FETCHOFFSETSREQUEST']._serialized_start=2675
+  _globals['_FETCHOFFSETSREQUEST']._serialized_end=2756
+  _globals['_FETCHOFFSETSRESPONSE']._serialized_start=2758
+  _globals['_FETCHOFFSETSRESPONSE']._serialized_end=2822
+  _globals['_LISTGROUPSREQUEST']._serialized_start=2824
+  _globals['_LISTGROUPSREQUEST']._serialized_end=2843
+  _globals['_GROUPSUMMARY']._serialized_start=2845
+  _globals['_GROUPSUMMARY']._serialized_end=2911
+  _globals['_LISTGROUPSRESPONSE']._serialized_start=2913
+  _globals['_LISTGROUPSRESPONSE']._serialized_end=2971
+  _globals['_DESCRIBEGROUPREQUEST']._serialized_start=2973
+  _globals['_DESCRIBEGROUPREQUEST']._serialized_end=3010
+  _globals['_GROUPMEMBER']._serialized_start=3013
+  _globals['_GROUPMEMBER']._serialized_end=3233
+  _globals['_DESCRIBEGROUPRESPONSE']._serialized_start=3236
+  _globals['_DESCRIBEGROUPRESPONSE']._serialized_end=3374
+  _globals['_ACLRULE']._serialized_start=3376
+  _globals['_ACLRULE']._serialized_end=3434
+  _globals['_CREATEACLSREQUEST']._serialized_start=3436
+  _globals['_CREATEACLSREQUEST']._serialized_end=3487
+  _globals['_CREATEACLSRESPONSE']._serialized_start=3489
+  _globals['_CREATEACLSRESPONSE']._serialized_end=3509
+  _globals['_DELETEACLSREQUEST']._serialized_start=3511
+  _globals['_DELETEACLSREQUEST']._serialized_end=3562
+  _globals['_DELETEACLSRESPONSE']._serialized_start=3564
+  _globals['_DELETEACLSRESPONSE']._serialized_end=3584
+  _globals['_LISTACLSREQUEST']._serialized_start=3586
+  _globals['_LISTACLSREQUEST']._serialized_end=3603
+  _globals['_LISTEDACLRULE']._serialized_start=3605
+  _globals['_LISTEDACLRULE']._serialized_end=3677
+  _globals['_LISTACLSRESPONSE']._serialized_start=3679
+  _globals['_LISTACLSRESPONSE']._serialized_end=3735
+  _globals['_REPORTREPLICAREADYREQUEST']._serialized_start=3737
+  _globals['_REPORTREPLICAREADYREQUEST']._serialized_end=3813
+  _globals['_REPORTREPLICAREADYRESPONSE']._serialized_start=3815
+  _globals['_REPORTREPLICAREADYRESPONSE']._serialized_end=3843
+  _globals['_PARTITIONLEADER']._serialized_start=3845
+  _globals['_PARTITIONLEADER']._serialized_end=3927
+  _globals['_REPORTLEADERSREQUEST']._serialized_start=3929
+  _globals['_REPORTLEADERSREQUEST']._serialized_end=3993
+  _globals['_REPORTLEADERSRESPONSE']._serialized_start=3995
+  _globals['_REPORTLEADERSRESPONSE']._serialized_end=4018
+  _globals['_LOG']._serialized_start=4121
+  _globals['_LOG']._serialized_end=5512
+  _globals['_INTERNAL']._serialized_start=5515
+  _globals['_INTERNAL']._serialized_end=5696
 # @@protoc_insertion_point(module_scope)

@@ -161,6 +161,56 @@ class LogStub:
                 request_serializer=log_dot_v1_dot_log__pb2.DeleteTopicRequest.SerializeToString,
                 response_deserializer=log_dot_v1_dot_log__pb2.DeleteTopicResponse.FromString,
                 _registered_method=True)
+        self.JoinGroup = channel.unary_unary(
+                '/log.v1.Log/JoinGroup',
+                request_serializer=log_dot_v1_dot_log__pb2.JoinGroupRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.JoinGroupResponse.FromString,
+                _registered_method=True)
+        self.Heartbeat = channel.unary_unary(
+                '/log.v1.Log/Heartbeat',
+                request_serializer=log_dot_v1_dot_log__pb2.HeartbeatRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.HeartbeatResponse.FromString,
+                _registered_method=True)
+        self.LeaveGroup = channel.unary_unary(
+                '/log.v1.Log/LeaveGroup',
+                request_serializer=log_dot_v1_dot_log__pb2.LeaveGroupRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.LeaveGroupResponse.FromString,
+                _registered_method=True)
+        self.CommitOffsets = channel.unary_unary(
+                '/log.v1.Log/CommitOffsets',
+                request_serializer=log_dot_v1_dot_log__pb2.CommitOffsetsRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.CommitOffsetsResponse.FromString,
+                _registered_method=True)
+        self.FetchOffsets = channel.unary_unary(
+                '/log.v1.Log/FetchOffsets',
+                request_serializer=log_dot_v1_dot_log__pb2.FetchOffsetsRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.FetchOffsetsResponse.FromString,
+                _registered_method=True)
+        self.ListGroups = channel.unary_unary(
+                '/log.v1.Log/ListGroups',
+                request_serializer=log_dot_v1_dot_log__pb2.ListGroupsRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.ListGroupsResponse.FromString,
+                _registered_method=True)
+        self.DescribeGroup = channel.unary_unary(
+                '/log.v1.Log/DescribeGroup',
+                request_serializer=log_dot_v1_dot_log__pb2.DescribeGroupRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.DescribeGroupResponse.FromString,
+                _registered_method=True)
+        self.CreateACLs = channel.unary_unary(
+                '/log.v1.Log/CreateACLs',
+                request_serializer=log_dot_v1_dot_log__pb2.CreateACLsRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.CreateACLsResponse.FromString,
+                _registered_method=True)
+        self.DeleteACLs = channel.unary_unary(
+                '/log.v1.Log/DeleteACLs',
+                request_serializer=log_dot_v1_dot_log__pb2.DeleteACLsRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.DeleteACLsResponse.FromString,
+                _registered_method=True)
+        self.ListACLs = channel.unary_unary(
+                '/log.v1.Log/ListACLs',
+                request_serializer=log_dot_v1_dot_log__pb2.ListACLsRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.ListACLsResponse.FromString,
+                _registered_method=True)
 
 
 class LogServicer:
@@ -349,6 +399,159 @@ class LogServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def JoinGroup(self, request, context):
+        """Consumer groups. A group is a named set of members that share the
+        partitions of the topics they subscribe to, and the cluster remembers
+        each (group, topic, partition)'s committed offset: the offset of the
+        next record the group has to process. The metadata group's leader
+        coordinates every group: JoinGroup, Heartbeat, LeaveGroup and
+        CommitOffsets go there (another server answers NOT_LEADER with its
+        address; the clients follow it), and committed offsets, members and
+        assignments are changes of the cluster's metadata, replicated by its
+        Raft group and kept across restarts and leader changes.
+
+        Protocol. A member joins (JoinGroup) and then heartbeats (Heartbeat)
+        every heartbeat_interval. Every change of the group's members or
+        subscriptions starts a new generation with a new target assignment:
+        each subscribed partition is assigned to exactly one member, balanced
+        (members' counts differ by at most one per topic) and sticky (a
+        member keeps the partitions it has where balance allows). Every
+        response carries the generation and the partitions the member owns
+        and may read now, each with the group's committed offset. A partition
+        that moves from member A to member B stays A's until A acknowledges
+        the generation that moved it (a Heartbeat with that generation, sent
+        after A stopped reading the partitions no longer in its response and
+        committed their positions) or A's session ends; only then is it B's
+        and appears in B's responses. So at most one member owns a partition
+        at any time, and a hand-over loses nothing. A member whose session
+        timeout passes without a heartbeat is removed (its commits are then
+        refused) and its partitions go to the others.
+
+        Fencing. CommitOffsets is accepted only from a member that exists and
+        owns every partition it commits, in the generation it names or a
+        later one it has not yet acknowledged; other commits are refused
+        FAILED_PRECONDITION and change nothing (reasons below).
+
+        Errors specific to groups (ErrorInfo domain "proglog"):
+        INVALID_ARGUMENT    reason "INVALID_GROUP": a group name that is not
+        1 to 249 of [a-zA-Z0-9._-] (metadata "group"), or
+        a request field out of its documented range.
+        NOT_FOUND           reason "UNKNOWN_GROUP" (metadata "group"): the
+        group has no members and no committed offsets;
+        reason "UNKNOWN_MEMBER" (metadata "group",
+        "member_id"): the member left or its session
+        timed out; join again with an empty member_id;
+        reason "UNKNOWN_TOPIC": JoinGroup subscribes to a
+        topic that does not exist.
+        FAILED_PRECONDITION reason "NOT_OWNER" (metadata "group", "member_id",
+        "topic", "partition"): a commit for a partition the
+        member does not own (any more); reason
+        "STALE_GENERATION" (metadata "group", "member_id",
+        "generation", "current"): a commit or heartbeat
+        naming a generation older than the one the member
+        acknowledged, or newer than the group's. Nothing is
+        written; the member heartbeats to learn its
+        partitions.
+        RESOURCE_EXHAUSTED  reason "TOO_MANY_MEMBERS" (metadata "group",
+        "limit"): the group already has the server's limit
+        of members.
+        Actions: the member RPCs need "group" on the group's name and "consume"
+        on every topic they subscribe to or commit; ListGroups lists the groups
+        the caller has "group" on; DescribeGroup and FetchOffsets need "group"
+        on the group.
+
+        JoinGroup adds a member (empty member_id) or renews a member's
+        subscription (its member_id), and returns its generation and the
+        partitions it owns now. A member that joins again with the same
+        topics changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Heartbeat(self, request, context):
+        """Heartbeat keeps a member's session alive and acknowledges the
+        generation it names (see Protocol); it answers the member's current
+        generation and owned partitions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LeaveGroup(self, request, context):
+        """LeaveGroup removes a member at once (its partitions go to the others);
+        a client commits its positions before leaving. Leaving a member that
+        is gone already succeeds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommitOffsets(self, request, context):
+        """CommitOffsets records positions (all of them or, when refused, none),
+        replicated before it returns.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchOffsets(self, request, context):
+        """FetchOffsets returns a group's committed offsets (any server answers
+        from its copy of the metadata, which may lag the metadata leader by a
+        moment; the member RPCs return the leader's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGroups(self, request, context):
+        """ListGroups lists the groups the cluster knows (those with members or
+        committed offsets), ordered by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DescribeGroup(self, request, context):
+        """DescribeGroup describes a group: generation, members with their
+        subscriptions and owned partitions, and committed offsets.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateACLs(self, request, context):
+        """ACLs. A cluster's access rules are its policy file (read at start;
+        it holds at least the operators' rules) plus the rules kept in the
+        cluster's metadata, which these RPCs change at run time on every
+        server at once. A request is allowed when either allows it (rules
+        only allow). Changes go to the metadata leader (NOT_LEADER
+        otherwise). They need the "acl" action on "*"; ListACLs needs
+        "describe" on "*". Invalid rules (an unknown action, an empty or
+        over-long subject or object, more than 1024 rules in one request, or
+        more than the cluster's limit of 10000 rules) are INVALID_ARGUMENT
+        with reason "INVALID_ACL".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteACLs(self, request, context):
+        """DeleteACLs removes rules of the metadata (rules of the policy file
+        cannot be removed this way); deleting a rule that does not exist
+        succeeds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListACLs(self, request, context):
+        """ListACLs lists the metadata's rules and, marked, the policy file's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LogServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -401,6 +604,56 @@ def add_LogServicer_to_server(servicer, server):
                     servicer.DeleteTopic,
                     request_deserializer=log_dot_v1_dot_log__pb2.DeleteTopicRequest.FromString,
                     response_serializer=log_dot_v1_dot_log__pb2.DeleteTopicResponse.SerializeToString,
+            ),
+            'JoinGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.JoinGroup,
+                    request_deserializer=log_dot_v1_dot_log__pb2.JoinGroupRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.JoinGroupResponse.SerializeToString,
+            ),
+            'Heartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Heartbeat,
+                    request_deserializer=log_dot_v1_dot_log__pb2.HeartbeatRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.HeartbeatResponse.SerializeToString,
+            ),
+            'LeaveGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaveGroup,
+                    request_deserializer=log_dot_v1_dot_log__pb2.LeaveGroupRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.LeaveGroupResponse.SerializeToString,
+            ),
+            'CommitOffsets': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitOffsets,
+                    request_deserializer=log_dot_v1_dot_log__pb2.CommitOffsetsRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.CommitOffsetsResponse.SerializeToString,
+            ),
+            'FetchOffsets': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchOffsets,
+                    request_deserializer=log_dot_v1_dot_log__pb2.FetchOffsetsRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.FetchOffsetsResponse.SerializeToString,
+            ),
+            'ListGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGroups,
+                    request_deserializer=log_dot_v1_dot_log__pb2.ListGroupsRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.ListGroupsResponse.SerializeToString,
+            ),
+            'DescribeGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeGroup,
+                    request_deserializer=log_dot_v1_dot_log__pb2.DescribeGroupRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.DescribeGroupResponse.SerializeToString,
+            ),
+            'CreateACLs': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateACLs,
+                    request_deserializer=log_dot_v1_dot_log__pb2.CreateACLsRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.CreateACLsResponse.SerializeToString,
+            ),
+            'DeleteACLs': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteACLs,
+                    request_deserializer=log_dot_v1_dot_log__pb2.DeleteACLsRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.DeleteACLsResponse.SerializeToString,
+            ),
+            'ListACLs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListACLs,
+                    request_deserializer=log_dot_v1_dot_log__pb2.ListACLsRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.ListACLsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -750,6 +1003,276 @@ class Log:
             '/log.v1.Log/DeleteTopic',
             log_dot_v1_dot_log__pb2.DeleteTopicRequest.SerializeToString,
             log_dot_v1_dot_log__pb2.DeleteTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def JoinGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Log/JoinGroup',
+            log_dot_v1_dot_log__pb2.JoinGroupRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.JoinGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Heartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Log/Heartbeat',
+            log_dot_v1_dot_log__pb2.HeartbeatRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.HeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LeaveGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Log/LeaveGroup',
+            log_dot_v1_dot_log__pb2.LeaveGroupRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.LeaveGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitOffsets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Log/CommitOffsets',
+            log_dot_v1_dot_log__pb2.CommitOffsetsRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.CommitOffsetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchOffsets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Log/FetchOffsets',
+            log_dot_v1_dot_log__pb2.FetchOffsetsRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.FetchOffsetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Log/ListGroups',
+            log_dot_v1_dot_log__pb2.ListGroupsRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.ListGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Log/DescribeGroup',
+            log_dot_v1_dot_log__pb2.DescribeGroupRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.DescribeGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateACLs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Log/CreateACLs',
+            log_dot_v1_dot_log__pb2.CreateACLsRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.CreateACLsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteACLs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Log/DeleteACLs',
+            log_dot_v1_dot_log__pb2.DeleteACLsRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.DeleteACLsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListACLs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/log.v1.Log/ListACLs',
+            log_dot_v1_dot_log__pb2.ListACLsRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.ListACLsResponse.FromString,
             options,
             channel_credentials,
             insecure,
