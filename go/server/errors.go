@@ -369,8 +369,8 @@ func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
 	return withD.Err()
 }
 
-// statusError maps an error from the Partition (see go/commitlog's doc for
-// the list) or the authorizer to a gRPC status; a status the server built
+// statusError maps an error from the Partition, the Cluster or the Groups
+// (see go/commitlog's doc for the list) or the authorizer to a gRPC status; a status the server built
 // itself passes through. Unexpected errors are logged with the method and
 // principal and returned as a bare Internal, so storage details never
 // reach clients.
