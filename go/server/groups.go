@@ -32,8 +32,8 @@ func invalidGroup(format string, args ...any) error {
 // groupCall checks what every group RPC starts with: a coordinator, the
 // group's name (commitlog.ValidateGroupName, before the name reaches the
 // ACL's decision cache), the "group" action on it, and a member_id the
-// coordinator could have issued (required unless member is optional).
-// Errors are statuses.
+// coordinator could have issued, required when member is set (the calls
+// of an existing member). Errors are statuses.
 func (s *Server) groupCall(ctx context.Context, group, memberID string, member bool) error {
 	if s.cfg.Groups == nil {
 		return errNoGroups
@@ -60,9 +60,9 @@ func (s *Server) groupFailed(ctx context.Context, err error, group, memberID str
 	return s.statusError(ctx, onGroup(s.unknownOf(ctx, topics, err), group, memberID))
 }
 
-// consumable checks that names, topics a call subscribes to or commits,
-// are topic names and that the caller may consume each; errors are
-// statuses. names must be sorted and without duplicates.
+// consumable checks that names, the topics a call subscribes to or
+// commits (de-duplicated by the caller, so each is checked once), are
+// topic names and that the caller may consume each; errors are statuses.
 func (s *Server) consumable(ctx context.Context, group string, names []string) error {
 	for _, name := range names {
 		if err := commitlog.ValidateTopicName(name); err != nil {
@@ -168,13 +168,13 @@ func (s *Server) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsRequ
 		offsets[i] = commitlog.PartitionOffset{TopicPartition: commitlog.TopicPartition{Topic: o.GetTopic(), Partition: int(o.GetPartition())}, Offset: o.GetOffset(), Committed: true}
 		topics[i] = o.GetTopic()
 	}
+	if tp, ok := repeated(offsets); ok {
+		return nil, s.statusError(ctx, onGroup(invalidGroup("offsets name %s/%d more than once", tp.Topic, tp.Partition), group, memberID))
+	}
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
 	if err := s.consumable(ctx, group, topics); err != nil {
 		return nil, err
-	}
-	if tp, ok := repeated(offsets); ok {
-		return nil, s.statusError(ctx, onGroup(invalidGroup("offsets name %s/%d more than once", tp.Topic, tp.Partition), group, memberID))
 	}
 	if err := s.cfg.Groups.CommitOffsets(ctx, group, memberID, req.GetGeneration(), offsets); err != nil {
 		return nil, s.groupFailed(ctx, err, group, memberID, topics)
