@@ -21,7 +21,8 @@ import (
 
 // Actions checked by the server; they are the act field of the ACL. The
 // object of produce, consume, create, delete and describe is a topic's
-// name; that of servers is DefaultObject.
+// name; that of group a consumer group's name; that of servers is
+// DefaultObject.
 const (
 	ActionProduce  = "produce"
 	ActionConsume  = "consume"
@@ -29,6 +30,14 @@ const (
 	ActionCreate   = "create"
 	ActionDelete   = "delete"
 	ActionDescribe = "describe"
+	// ActionGroup on a group's name lets a client be a member of the
+	// group, commit and fetch its offsets and describe it (the member
+	// calls need ActionConsume on the group's topics too); ListGroups
+	// lists the groups the caller has it on.
+	ActionGroup = "group"
+	// ActionACL on "*" lets a client change the ACL rules kept in the
+	// cluster's metadata (log.proto's CreateACLs and DeleteACLs).
+	ActionACL = "acl"
 	// ActionRead on ObjectReflection lets a client list the server's
 	// services and their schemas with gRPC server reflection.
 	ActionRead = "read"

@@ -18,8 +18,10 @@ func TestDefaultPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, act := range []string{ActionProduce, ActionConsume, ActionServers} {
-		for _, obj := range []string{"log", "other-log"} {
+	// A consumer group is an object like a topic ("billing.workers");
+	// changing ACL rules is "acl" on "*".
+	for _, act := range []string{ActionProduce, ActionConsume, ActionServers, ActionGroup, ActionACL} {
+		for _, obj := range []string{"log", "other-log", "billing.workers", "*"} {
 			if err := a.Authorize("root", obj, act); err != nil {
 				t.Errorf("root %s %s: %v", act, obj, err)
 			}

@@ -21,6 +21,12 @@
 // ActionConsume, ActionCreate, ActionDelete and ActionDescribe; ActionServers
 // is checked on DefaultObject ("log", as before topics), and gRPC server
 // reflection is the object ObjectReflection with the action ActionRead.
+// Consumer groups are objects too, named like topics and matched by the
+// same rules (a "*" or "orders.*" object covers groups of those names as
+// well as topics): ActionGroup on a group's name allows its member calls,
+// offsets and description, with ActionConsume on each topic a member
+// subscribes to or commits. ActionACL on "*" allows changing the ACL rules
+// kept in the cluster's metadata.
 // AuthorizeAny answers whether a subject may perform an action on at least
 // one object, for a check before the object is known (the server's
 // admission of a call before its message is read). Anything not explicitly allowed is denied. The defaults
