@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/proglog/proglog/go/commitlog"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
@@ -28,6 +29,7 @@ const (
 	fieldHeaderKey     = 1 // Header.key
 	fieldHeaderValue   = 2 // Header.value
 	fieldMetadataTopic = 1 // GetMetadataRequest.topics
+	fieldACLRules      = 1 // CreateACLsRequest.rules, DeleteACLsRequest.rules
 )
 
 // Reasons a request is refused before decoding, the reason label of
@@ -38,6 +40,7 @@ const (
 	rejectTooManyHeaders   = "too_many_headers"
 	rejectHeaderBytes      = "header_bytes"
 	rejectTooManyTopics    = "too_many_topics"
+	rejectTooManyRules     = "too_many_rules"
 	rejectUnauthenticated  = "unauthenticated"
 	rejectPermissionDenied = "permission_denied"
 	rejectTooManyStreams   = "too_many_streams"
@@ -108,6 +111,8 @@ func (c *codec) Unmarshal(data mem.BufferSlice, v any) error {
 		err = c.checkBatch(b)
 	case *logv1.GetMetadataRequest:
 		err = c.checkMetadata(b)
+	case *logv1.CreateACLsRequest, *logv1.DeleteACLsRequest:
+		err = checkACLRules(b)
 	}
 	if err == nil {
 		c.unmarshalled.Add(1)
@@ -226,6 +231,22 @@ func (c *codec) checkMetadata(b []byte) error {
 		if topics++; topics > c.maxTopics {
 			return &decodeError{reason: rejectTooManyTopics, st: status.Newf(codes.InvalidArgument,
 				"the request names more than %d topics (the limit is %d); name none to describe every topic", c.maxTopics, c.maxTopics)}
+		}
+		return nil
+	})
+}
+
+// checkACLRules counts the rules of a CreateACLsRequest or
+// DeleteACLsRequest: at most commitlog.MaxACLRulesPerRequest.
+func checkACLRules(b []byte) error {
+	rules := 0
+	return fields(b, func(num protowire.Number, typ protowire.Type, _ []byte) error {
+		if num != fieldACLRules || typ != protowire.BytesType {
+			return nil
+		}
+		if rules++; rules > commitlog.MaxACLRulesPerRequest {
+			return &decodeError{reason: rejectTooManyRules, st: invalidACL(fmt.Sprintf(
+				"the request has more than %d rules (the limit is %d); nothing was changed", commitlog.MaxACLRulesPerRequest, commitlog.MaxACLRulesPerRequest))}
 		}
 		return nil
 	})

@@ -38,13 +38,22 @@
 //     of the default topic is refused by the server (INVALID_TOPIC). Both
 //     need the metadata leader: another node's *commitlog.NotLeaderError is
 //     NOT_LEADER, as for partitions.
+//   - ACL RPCs. With Config.ACLs, CreateACLs and DeleteACLs change the
+//     rules the port keeps (the metadata's) and ListACLs lists them, then
+//     Config.ACLPolicyRules marked from_policy_file; without it they are
+//     codes.Unimplemented. More than commitlog.MaxACLRulesPerRequest rules
+//     are refused by the codec before decoding; commitlog.ErrInvalidACL
+//     is codes.InvalidArgument (ErrorInfo INVALID_ACL), a
+//     *commitlog.NotLeaderError NOT_LEADER.
 //   - Security. TLS is mandatory. Every RPC, health checks included, needs a
 //     client certificate verified by the handshake; its subject CN is the
 //     principal (go/auth). ACL objects are topic names (casbin keyMatch
 //     wildcards: "orders.*"; "*" is everything): "produce" and "consume" on
 //     the request's topic, "describe", "create" and "delete" on the topics
 //     of GetMetadata, CreateTopic and DeleteTopic, "servers" on
-//     auth.DefaultObject ("log"), "read" on "reflection". When the call's
+//     auth.DefaultObject ("log"), "read" on "reflection", "acl" on "*"
+//     (auth.ObjectAll) for CreateACLs and DeleteACLs and "describe" on
+//     "*" for ListACLs. When the call's
 //     headers arrive (a tap handle), before its message is read, the caller
 //     must have the method's action on at least one object
 //     (Authorizer.AuthorizeAny), or on the fixed object of GetServers and

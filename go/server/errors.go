@@ -313,6 +313,8 @@ func (s *Server) statusError(ctx context.Context, err error) error {
 		return topicStatus(codes.InvalidArgument, reasonInvalidTopic, err.Error(), te)
 	case errors.Is(err, commitlog.ErrNotEnoughNodes):
 		return notEnoughNodes(err, te)
+	case errors.Is(err, commitlog.ErrInvalidACL):
+		return invalidACL(err.Error()).Err()
 	case errors.Is(err, commitlog.ErrLeadershipLost):
 		return status.Error(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")
 	case errors.Is(err, commitlog.ErrUnavailable):
