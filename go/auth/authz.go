@@ -113,7 +113,6 @@ type Authorizer struct {
 type ruleSet struct {
 	// enforcer evaluates the rules; nil when there are none.
 	enforcer *casbin.SyncedEnforcer
-	rules    []commitlog.ACLRule
 	// objects are those of the policy file and of the rules, which
 	// AuthorizeAny tries.
 	objects []string
@@ -226,9 +225,6 @@ func NewAuthorizerFromText(modelText string, policy []byte, opts ...AuthorizerOp
 // three fields of each; role assignments are not rules).
 func (a *Authorizer) PolicyRules() []commitlog.ACLRule { return slices.Clone(a.policy) }
 
-// Rules returns the rules of the last SetRules.
-func (a *Authorizer) Rules() []commitlog.ACLRule { return slices.Clone(a.rules.Load().rules) }
-
 // SetRules replaces the rules evaluated beside the policy file (the
 // cluster's metadata rules) with rules, and forgets every decision made
 // before. It fails, keeping the current rules, if the model's policy is
@@ -236,7 +232,7 @@ func (a *Authorizer) Rules() []commitlog.ACLRule { return slices.Clone(a.rules.L
 // other (the last to finish wins); Authorize may run meanwhile and sees
 // the old rules or the new ones.
 func (a *Authorizer) SetRules(rules []commitlog.ACLRule) error {
-	rs := &ruleSet{rules: slices.Clone(rules)}
+	rs := &ruleSet{}
 	objects := slices.Clone(a.objects)
 	if len(rules) > 0 {
 		m, err := model.NewModelFromString(a.modelText)
