@@ -45,12 +45,24 @@ func TestACLRulesOverTheCluster(t *testing.T) {
 	for _, n := range nodes {
 		nobody[n] = logv1.NewLogClient(e.dial(n.a.Addr(), "nobody"))
 	}
-	// denied reports whether nobody's produce to T on n is refused by
-	// the ACL (any other answer, NOT_LEADER from a node that does not
-	// lead T's partition included, comes after the ACL check).
+	// probe is nobody's produce to partition 7 of T, which T does not
+	// have, on n: PERMISSION_DENIED while the ACL refuses it, NOT_FOUND
+	// once the ACL allows it (the partition is looked up after the ACL
+	// check, and the answer does not depend on leadership).
+	probe := func(n *node) codes.Code {
+		_, err := nobody[n].Produce(ctx, &logv1.ProduceRequest{Topic: "T", Partition: 7, Record: &logv1.Record{Value: []byte("x")}})
+		return status.Code(err)
+	}
 	denied := func(n *node) bool {
-		_, err := nobody[n].Produce(ctx, &logv1.ProduceRequest{Topic: "T", Record: &logv1.Record{Value: []byte("x")}})
-		return status.Code(err) == codes.PermissionDenied
+		switch c := probe(n); c {
+		case codes.PermissionDenied:
+			return true
+		case codes.NotFound:
+			return false
+		default:
+			t.Fatalf("%s: nobody's produce to T/7: %v", n.name(), c)
+			return false
+		}
 	}
 	waitAll := func(what string, wantDenied bool) {
 		t.Helper()
@@ -75,6 +87,19 @@ func TestACLRulesOverTheCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAll("nobody may produce to T", false)
+	// And a real produce: on T/0's leader, wherever it is at the time.
+	testutil.Eventually(t, "nobody's produce to T/0 on its leader", 30*time.Second, func() bool {
+		for _, n := range nodes {
+			_, err := nobody[n].Produce(ctx, &logv1.ProduceRequest{Topic: "T", Record: &logv1.Record{Value: []byte("by rule")}})
+			if status.Code(err) == codes.PermissionDenied {
+				t.Fatalf("%s: %v", n.name(), err)
+			}
+			if err == nil {
+				return true
+			}
+		}
+		return false
+	})
 	resp, err := follower.log.ListACLs(ctx, &logv1.ListACLsRequest{})
 	if err != nil {
 		t.Fatal(err)
