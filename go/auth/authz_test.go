@@ -97,7 +97,7 @@ func TestDecisionCache(t *testing.T) {
 			t.Fatalf("pass %d: nobody produce: %v", i, err)
 		}
 	}
-	if n := a.cached.Load(); n != 2 {
+	if n := a.rules.Load().cached.Load(); n != 2 {
 		t.Fatalf("%d cached decisions, want 2", n)
 	}
 	for i := 0; i < maxCachedDecisions+10; i++ {
@@ -105,7 +105,7 @@ func TestDecisionCache(t *testing.T) {
 			t.Fatalf("client-%d: %v", i, err)
 		}
 	}
-	if n := a.cached.Load(); n != maxCachedDecisions {
+	if n := a.rules.Load().cached.Load(); n != maxCachedDecisions {
 		t.Fatalf("%d cached decisions, want the bound %d", n, maxCachedDecisions)
 	}
 	if err := a.Authorize("root", "log", ActionConsume); err != nil {

@@ -40,6 +40,13 @@ const (
 	// recorded. The others are ignored: a report may race a reassignment
 	// or a deletion, and hints never decide correctness.
 	OpLeaders Op = "leaders"
+	// OpCreateACLs adds ACLs (1 to commitlog.MaxACLRulesPerRequest rules)
+	// to the state's rules, all or none: refused if a rule is not valid
+	// (ACLRule.Validate) or the set would exceed commitlog.MaxACLRules.
+	OpCreateACLs Op = "create_acls"
+	// OpDeleteACLs removes ACLs from the state's rules; rules it does not
+	// hold are ignored.
+	OpDeleteACLs Op = "delete_acls"
 )
 
 // MaxLeaderHints bounds the entries of one OpLeaders command, so that a
@@ -71,6 +78,7 @@ type Command struct {
 	Replicas   []string     `json:"replicas,omitempty"`
 	Adding     []string     `json:"adding,omitempty"`
 	Leaders    []LeaderHint `json:"leaders,omitempty"`
+	ACLs       []ACLRule    `json:"acls,omitempty"`
 	// At is when the proposer decided the command, by its clock.
 	At time.Time `json:"at,omitzero"`
 }

@@ -49,6 +49,22 @@
 // answered with the real leader. One command holds at most
 // MaxLeaderHints entries.
 //
+// # ACL rules
+//
+// State.ACLs are the access rules created at run time (go/auth evaluates
+// them beside the policy file): OpCreateACLs adds rules, all or none, and
+// OpDeleteACLs removes them (rules not held are ignored). The set is kept
+// sorted and without duplicates, at most commitlog.MaxACLRules rules, each
+// command 1 to commitlog.MaxACLRulesPerRequest of them; a rule's subject,
+// object and action are 1 to commitlog.MaxACLFieldLen bytes of UTF-8
+// without control characters (ACLRule.Validate). Refusals wrap
+// ErrInvalidACL. Apply does not check that the action is one go/auth
+// knows: the proposer does (go/metadata/group), so that replicas running
+// binaries that know different actions (a rolling upgrade) still apply
+// the same commands alike. State.ACLsChanged is the index of the last
+// command that changed the set, so a node can tell a change of the rules
+// from any other change.
+//
 // # Placement
 //
 // Place puts the R replicas of each partition of a new topic on R distinct

@@ -94,6 +94,12 @@ type Topic struct {
 type State struct {
 	Nodes  map[string]*Node  `json:"nodes"`
 	Topics map[string]*Topic `json:"topics"`
+	// ACLs are the access rules created at run time (OpCreateACLs),
+	// sorted (CompareACLRules), without duplicates, at most
+	// commitlog.MaxACLRules; ACLsChanged is the index of the command that
+	// last changed them (0: never).
+	ACLs        []ACLRule `json:"acls,omitempty"`
+	ACLsChanged uint64    `json:"acls_changed,omitempty"`
 	// Applied is the index of the last command applied.
 	Applied uint64 `json:"applied"`
 }
@@ -162,6 +168,10 @@ func (s *State) Apply(index uint64, c Command) error {
 		return s.replicaReady(c)
 	case OpLeaders:
 		return s.leaders(c)
+	case OpCreateACLs:
+		return s.createACLs(index, c)
+	case OpDeleteACLs:
+		return s.deleteACLs(index, c)
 	}
 	return fmt.Errorf("%w: unknown op %q", ErrBadEncoding, c.Op)
 }

@@ -51,6 +51,9 @@ var methodACLs = map[string]methodACL{
 	logv1.Log_FetchOffsets_FullMethodName:  {action: auth.ActionGroup},
 	logv1.Log_ListGroups_FullMethodName:    {action: auth.ActionGroup},
 	logv1.Log_DescribeGroup_FullMethodName: {action: auth.ActionGroup},
+	logv1.Log_CreateACLs_FullMethodName:    {action: auth.ActionACL, object: auth.ObjectAll},
+	logv1.Log_DeleteACLs_FullMethodName:    {action: auth.ActionACL, object: auth.ObjectAll},
+	logv1.Log_ListACLs_FullMethodName:      {action: auth.ActionDescribe, object: auth.ObjectAll},
 	// Reflection has no handler of its own to authorize again: this is its only check.
 	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      {action: auth.ActionRead, object: auth.ObjectReflection},
 	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: {action: auth.ActionRead, object: auth.ObjectReflection},

@@ -34,6 +34,7 @@ const (
 	fieldCommitOffsets = 4 // CommitOffsetsRequest.offsets
 	fieldFetchTopics   = 2 // FetchOffsetsRequest.partitions
 	fieldTPPartitions  = 2 // TopicPartitions.partitions (packed or not)
+	fieldACLRules      = 1 // CreateACLsRequest.rules, DeleteACLsRequest.rules
 )
 
 // Reasons a request is refused before decoding, the reason label of
@@ -46,6 +47,7 @@ const (
 	rejectTooManyTopics    = "too_many_topics"
 	rejectTooManyOffsets   = "too_many_offsets"
 	rejectTooManyParts     = "too_many_partitions"
+	rejectTooManyRules     = "too_many_rules"
 	rejectUnauthenticated  = "unauthenticated"
 	rejectPermissionDenied = "permission_denied"
 	rejectTooManyStreams   = "too_many_streams"
@@ -123,6 +125,8 @@ func (c *codec) Unmarshal(data mem.BufferSlice, v any) error {
 		err = checkCommit(b)
 	case *logv1.FetchOffsetsRequest:
 		err = checkFetch(b)
+	case *logv1.CreateACLsRequest, *logv1.DeleteACLsRequest:
+		err = checkACLRules(b)
 	}
 	if err == nil {
 		c.unmarshalled.Add(1)
@@ -319,6 +323,22 @@ func checkFetch(b []byte) error {
 			}
 			return nil
 		})
+	})
+}
+
+// checkACLRules counts the rules of a CreateACLsRequest or
+// DeleteACLsRequest: at most commitlog.MaxACLRulesPerRequest.
+func checkACLRules(b []byte) error {
+	rules := 0
+	return fields(b, func(num protowire.Number, typ protowire.Type, _ []byte) error {
+		if num != fieldACLRules || typ != protowire.BytesType {
+			return nil
+		}
+		if rules++; rules > commitlog.MaxACLRulesPerRequest {
+			return &decodeError{reason: rejectTooManyRules, st: invalidACL(fmt.Sprintf(
+				"the request has more than %d rules (the limit is %d); nothing was changed", commitlog.MaxACLRulesPerRequest, commitlog.MaxACLRulesPerRequest))}
+		}
+		return nil
 	})
 }
 

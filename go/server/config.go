@@ -78,6 +78,14 @@ type Config struct {
 	// which the server then serves to node certificates only (see
 	// log.proto). nil leaves the service unregistered (UNIMPLEMENTED).
 	Internal Internal
+	// ACLs, if set, keeps the ACL rules CreateACLs, DeleteACLs and
+	// ListACLs change and list (the metadata group's); nil answers them
+	// UNIMPLEMENTED. The Authorizer is what enforces them.
+	ACLs commitlog.ACLs
+	// ACLPolicyRules are the policy file's rules, which ListACLs lists
+	// marked from_policy_file (the agent passes
+	// auth.Authorizer.PolicyRules).
+	ACLPolicyRules []commitlog.ACLRule
 	// DefaultConsistency is the read consistency of a Consume that does not
 	// ask for one (CONSISTENCY_UNSPECIFIED). Default (zero value)
 	// commitlog.ConsistencyLinearizable.

@@ -56,13 +56,22 @@
 //     TOO_MANY_MEMBERS (codes.ResourceExhausted), UNKNOWN_TOPIC, and
 //     NOT_LEADER or codes.Unavailable as for CreateTopic. The reads answer
 //     ordered by topic and partition, members by id, groups by name.
+//   - ACL RPCs. With Config.ACLs, CreateACLs and DeleteACLs change the
+//     rules the port keeps (the metadata's) and ListACLs lists them, then
+//     Config.ACLPolicyRules marked from_policy_file; without it they are
+//     codes.Unimplemented. More than commitlog.MaxACLRulesPerRequest rules
+//     are refused by the codec before decoding; commitlog.ErrInvalidACL
+//     is codes.InvalidArgument (ErrorInfo INVALID_ACL), a
+//     *commitlog.NotLeaderError NOT_LEADER.
 //   - Security. TLS is mandatory. Every RPC, health checks included, needs a
 //     client certificate verified by the handshake; its subject CN is the
 //     principal (go/auth). ACL objects are topic names (casbin keyMatch
 //     wildcards: "orders.*"; "*" is everything): "produce" and "consume" on
 //     the request's topic, "describe", "create" and "delete" on the topics
 //     of GetMetadata, CreateTopic and DeleteTopic, "servers" on
-//     auth.DefaultObject ("log"), "read" on "reflection". Groups are
+//     auth.DefaultObject ("log"), "read" on "reflection", "acl" on "*"
+//     (auth.ObjectAll) for CreateACLs and DeleteACLs and "describe" on
+//     "*" for ListACLs. Groups are
 //     objects too: "group" on the group for every group RPC (ListGroups
 //     lists the groups the caller has it on), plus "consume" on each topic
 //     JoinGroup subscribes to and CommitOffsets commits. When the call's

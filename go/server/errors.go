@@ -417,6 +417,8 @@ func (s *Server) statusError(ctx context.Context, err error) error {
 		var ge *groupError
 		errors.As(err, &ge)
 		return groupStatus(err, ge)
+	case errors.Is(err, commitlog.ErrInvalidACL):
+		return invalidACL(err.Error()).Err()
 	case errors.Is(err, commitlog.ErrLeadershipLost):
 		return status.Error(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")
 	case errors.Is(err, commitlog.ErrUnavailable):

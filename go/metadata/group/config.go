@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/metadata"
 )
 
@@ -118,6 +119,17 @@ type Config struct {
 	// Logger receives the group's logs. Default: hclog.Default() named
 	// "meta".
 	Logger hclog.Logger
+
+	// ACLActions are the actions a rule created with CreateACLs may name
+	// (the agent passes go/auth's Actions()); none allows no rule.
+	ACLActions []string
+	// OnACLs, if set, is called with the ACL rules of this node's copy of
+	// the metadata: once in Open, with those of the state it restored,
+	// before Open returns, then each time applying a command or a snapshot
+	// changes them, from one goroutine (calls never overlap; changes that
+	// follow each other quickly may be seen as one). It must not block
+	// for long: it delays the next call, and Close waits for it.
+	OnACLs func([]commitlog.ACLRule)
 
 	// now and tick replace the clock and the controller's ticker (tests).
 	now  func() time.Time

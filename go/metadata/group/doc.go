@@ -58,6 +58,20 @@
 // not the leader a *commitlog.NotLeaderError naming the leader's ID and
 // API address.
 //
+// # ACL rules
+//
+// Group implements commitlog.ACLs: CreateACLs and DeleteACLs propose
+// metadata.OpCreateACLs and OpDeleteACLs on the leader (a
+// *commitlog.NotLeaderError elsewhere), after checking on any node the
+// number of rules (commitlog.MaxACLRulesPerRequest), their shape
+// (metadata.ACLRule.Validate) and, for CreateACLs, that each action is
+// one of Config.ACLActions (go/auth's, which the agent passes: the state
+// machine does not check actions, see go/metadata); Rules answers from
+// this node's copy. Config.OnACLs is how the node learns of the rules:
+// called in Open with those of the restored snapshot, so a restarted node
+// has its rules before it serves, then from one goroutine each time its
+// copy's rules change (metadata.State.ACLsChanged moves).
+//
 // # Controller
 //
 // One goroutine per Group follows Raft's leadership notifications. While
