@@ -196,3 +196,17 @@ func TestRulesSwapInTheServer(t *testing.T) {
 		t.Fatalf("after the rule was removed: %v, want PermissionDenied", err)
 	}
 }
+
+// TestListACLsAtTheLimitFitsOneMessage: the metadata keeps at most
+// commitlog.MaxACLRules rules, so that ListACLs's answer with every rule at
+// its longest still fits the default send limit (there is no paging).
+func TestListACLsAtTheLimitFitsOneMessage(t *testing.T) {
+	long := string(make([]byte, commitlog.MaxACLFieldLen))
+	resp := &logv1.ListACLsResponse{}
+	for range commitlog.MaxACLRules {
+		resp.Rules = append(resp.Rules, &logv1.ListedACLRule{Rule: &logv1.ACLRule{Subject: long, Object: long, Action: auth.ActionDescribe}})
+	}
+	if n := proto.Size(resp); n >= server.DefaultMaxSendMsgBytes {
+		t.Fatalf("ListACLs of %d maximal rules is %d bytes, the send limit %d", commitlog.MaxACLRules, n, server.DefaultMaxSendMsgBytes)
+	}
+}
