@@ -94,6 +94,8 @@ type Topic struct {
 type State struct {
 	Nodes  map[string]*Node  `json:"nodes"`
 	Topics map[string]*Topic `json:"topics"`
+	// Groups are the consumer groups by name.
+	Groups map[string]*ConsumerGroup `json:"groups,omitempty"`
 	// Applied is the index of the last command applied.
 	Applied uint64 `json:"applied"`
 }
@@ -113,7 +115,8 @@ func ValidateTopicName(name string) error {
 }
 
 // Apply applies c, the command at metadata log index index, and returns
-// the command's error (the state is then unchanged). Commands must be
+// the command's error (the state is then unchanged; for OpCommitOffsets a
+// *CommitsError, and only the refused commits changed nothing). Commands must be
 // applied in log order; an index at or below Applied is ignored (a
 // replay).
 func (s *State) Apply(index uint64, c Command) error {
@@ -155,6 +158,7 @@ func (s *State) Apply(index uint64, c Command) error {
 			return fmt.Errorf("%w: %q", ErrUnknownTopic, c.Topic)
 		}
 		delete(s.Topics, c.Topic)
+		s.dropTopicFromGroups(c.Topic)
 		return nil
 	case OpReassign:
 		return s.reassign(c)
@@ -162,6 +166,14 @@ func (s *State) Apply(index uint64, c Command) error {
 		return s.replicaReady(c)
 	case OpLeaders:
 		return s.leaders(c)
+	case OpJoinGroup:
+		return s.joinGroup(c)
+	case OpLeaveGroup:
+		return s.leaveGroup(c)
+	case OpAckGroup:
+		return s.ackGroup(c)
+	case OpCommitOffsets:
+		return s.commitOffsets(c)
 	}
 	return fmt.Errorf("%w: unknown op %q", ErrBadEncoding, c.Op)
 }
