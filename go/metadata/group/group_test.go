@@ -48,6 +48,8 @@ type node struct {
 	trans *replication.Transport
 	lg    hclog.Logger
 	tick  chan time.Time // unbuffered: a send returns once the controller took it
+	// sessionTick drives the coordinator's session checks (unbuffered).
+	sessionTick chan time.Time
 	*Group
 }
 
@@ -63,7 +65,7 @@ type cluster struct {
 func newCluster(t *testing.T, n int, mod func(*Config)) *cluster {
 	c := &cluster{t: t, clock: &clock{now: time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)}, mod: mod}
 	for i := range n {
-		nd := &node{t: t, id: "n" + string(rune('0'+i)), port: testutil.HoldPort(t), tick: make(chan time.Time)}
+		nd := &node{t: t, id: "n" + string(rune('0'+i)), port: testutil.HoldPort(t), tick: make(chan time.Time), sessionTick: make(chan time.Time)}
 		nd.dir = filepath.Join(t.TempDir(), nd.id)
 		c.nodes = append(c.nodes, nd)
 		c.start(nd)
@@ -119,6 +121,7 @@ func (c *cluster) start(nd *node) {
 	cfg.Logger = lg
 	cfg.now = c.clock.Now
 	cfg.tick = nd.tick
+	cfg.sessionTick = nd.sessionTick
 	if c.mod != nil {
 		c.mod(&cfg)
 	}
