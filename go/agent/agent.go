@@ -360,6 +360,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	scfg.Authorizer = authz
 	scfg.Servers = clusterServers{meta: a.meta, b: brk}
 	scfg.Internal = internalReports{meta: a.meta}
+	scfg.Groups = a.meta.Groups()
 	scfg.DefaultConsistency = cfg.ReadConsistency
 	scfg.MaxRecordBytes = cfg.MaxRecordBytes
 	scfg.MaxRecvMsgBytes = int(sz.recvMsg)

@@ -72,6 +72,9 @@ type Config struct {
 	// which the server then serves to node certificates only (see
 	// log.proto). nil leaves the service unregistered (UNIMPLEMENTED).
 	Internal Internal
+	// Groups coordinates the consumer groups (JoinGroup … DescribeGroup);
+	// nil answers those RPCs UNIMPLEMENTED.
+	Groups commitlog.Groups
 	// DefaultConsistency is the read consistency of a Consume that does not
 	// ask for one (CONSISTENCY_UNSPECIFIED). Default (zero value)
 	// commitlog.ConsistencyLinearizable.
