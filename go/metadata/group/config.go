@@ -132,10 +132,12 @@ type Config struct {
 	Logger hclog.Logger
 
 	// now, tick and sessionTick replace the clock, the controller's
-	// ticker and the session checks' ticker (tests).
+	// ticker and the session checks' ticker; commitGate, if set, is called
+	// before each commit entry is proposed (tests).
 	now         func() time.Time
 	tick        <-chan time.Time
 	sessionTick <-chan time.Time
+	commitGate  func()
 }
 
 // DefaultConfig returns a Config with every default set.

@@ -359,6 +359,9 @@ func (c *Coordinator) runCommits() {
 		for i, call := range batch {
 			cmd.Commits[i] = call.c
 		}
+		if g.cfg.commitGate != nil {
+			g.cfg.commitGate()
+		}
 		_, err := g.propose(ctx, cmd)
 		c.proposals.Add(1)
 		c.committed.Add(uint64(len(batch)))

@@ -9,17 +9,25 @@ import (
 	"time"
 
 	"github.com/proglog/proglog/go/commitlog"
+	"github.com/proglog/proglog/go/internal/testutil"
 	"github.com/proglog/proglog/go/metadata"
 )
 
-// groupsCluster is a joined cluster of n nodes with topic t of 4
-// partitions; it returns the leader.
-func groupsCluster(t *testing.T, n int) (*cluster, *node) {
+// partitionsOfT is the partitions of topic t of groupsCluster.
+const partitionsOfT = 4
+
+// groupsCluster is a joined cluster of n nodes with topic t of
+// partitionsOfT partitions; it returns the leader.
+func groupsCluster(t testing.TB, n int, mod ...func(*Config)) (*cluster, *node) {
 	t.Helper()
-	c := newCluster(t, n, nil)
+	c := newCluster(t, n, func(cfg *Config) {
+		for _, m := range mod {
+			m(cfg)
+		}
+	})
 	c.joinAll()
 	l := c.leader()
-	if _, err := l.CreateTopic(ctxT(t), "t", commitlogConfig(4, 1)); err != nil {
+	if _, err := l.CreateTopic(ctxT(t), "t", commitlogConfig(partitionsOfT, 1)); err != nil {
 		t.Fatal(err)
 	}
 	l.waitState("log on every node", func(s *metadata.State) bool { return len(replicas(s, "log", 0)) == n })
@@ -301,5 +309,55 @@ func TestGroupsClosed(t *testing.T) {
 	}
 	if err := l.Groups().CommitOffsets(context.Background(), "g", "m", 1, []commitlog.PartitionOffset{po("t", 0, 1)}); !errors.Is(err, commitlog.ErrUnavailable) {
 		t.Fatalf("commit after close: %v", err)
+	}
+}
+
+// TestGroupsCommitsCoalesce: commits that arrive while an entry is in
+// flight go into the next entry together, and each caller gets its own
+// commit's result (a fenced one its error, the others nil).
+func TestGroupsCommitsCoalesce(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	first := true // only the proposer goroutine calls the gate
+	_, l := groupsCluster(t, 1, func(cfg *Config) {
+		cfg.commitGate = func() {
+			if first {
+				first = false
+				entered <- struct{}{}
+				<-release
+			}
+		}
+	})
+	ctx, co := ctxT(t), l.Groups()
+	a, err := co.JoinGroup(ctx, commitlog.JoinRequest{Group: "g", Topics: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	errs := make([]chan error, n)
+	commit := func(i int) {
+		member := a.MemberID
+		if i == n-1 {
+			member = "fenced"
+		}
+		errs[i] = make(chan error, 1)
+		go func() {
+			errs[i] <- co.CommitOffsets(ctx, "g", member, 1, []commitlog.PartitionOffset{po("t", i%partitionsOfT, uint64(i))})
+		}()
+	}
+	commit(0)
+	<-entered // the first entry is held in flight
+	for i := 1; i < n; i++ {
+		commit(i)
+	}
+	testutil.Eventually(t, "every commit waiting", 20*time.Second, func() bool { return len(co.commits) == n-1 })
+	close(release)
+	for i := range n {
+		err := <-errs[i]
+		if i == n-1 && !errors.Is(err, commitlog.ErrUnknownMember) || i < n-1 && err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+	}
+	if p, c := co.proposals.Load(), co.committed.Load(); p != 2 || c != n {
+		t.Fatalf("%d commits in %d entries, want %d in 2", c, p, n)
 	}
 }
