@@ -218,21 +218,39 @@ func (s *State) commitOffsets(c Command) error {
 	return nil
 }
 
-func (s *State) commit(gc GroupCommit) error {
+// CheckCommit returns the error OpCommitOffsets would refuse gc with in
+// this state, nil if it would apply it. The refusals are final (members
+// do not come back, generations and acknowledgements only grow, and a
+// member learns what it owns only from a state that has it), so the
+// coordinator refuses such a commit without proposing it.
+func (s *State) CheckCommit(gc GroupCommit) error {
+	_, err := s.checkCommit(gc)
+	return err
+}
+
+func (s *State) checkCommit(gc GroupCommit) (*ConsumerGroup, error) {
 	if len(gc.Offsets) == 0 || len(gc.Offsets) > commitlog.MaxCommitOffsets {
-		return fmt.Errorf("%w: %d offsets, want 1 to %d", commitlog.ErrInvalidGroup, len(gc.Offsets), commitlog.MaxCommitOffsets)
+		return nil, fmt.Errorf("%w: %d offsets, want 1 to %d", commitlog.ErrInvalidGroup, len(gc.Offsets), commitlog.MaxCommitOffsets)
 	}
 	g, m, err := s.member(gc.Group, gc.MemberID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if gc.Generation < m.Acked || gc.Generation > g.Generation {
-		return &commitlog.StaleGenerationError{Group: gc.Group, MemberID: gc.MemberID, Generation: gc.Generation, Current: g.Generation}
+		return nil, &commitlog.StaleGenerationError{Group: gc.Group, MemberID: gc.MemberID, Generation: gc.Generation, Current: g.Generation}
 	}
 	for _, o := range gc.Offsets {
 		if g.Owners[o.Topic][o.Partition] != m.ID {
-			return &commitlog.NotOwnerError{Group: gc.Group, MemberID: gc.MemberID, TopicPartition: commitlog.TopicPartition{Topic: o.Topic, Partition: o.Partition}}
+			return nil, &commitlog.NotOwnerError{Group: gc.Group, MemberID: gc.MemberID, TopicPartition: commitlog.TopicPartition{Topic: o.Topic, Partition: o.Partition}}
 		}
+	}
+	return g, nil
+}
+
+func (s *State) commit(gc GroupCommit) error {
+	g, err := s.checkCommit(gc)
+	if err != nil {
+		return err
 	}
 	if g.Offsets == nil {
 		g.Offsets = map[string]map[int]uint64{}

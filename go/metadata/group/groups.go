@@ -275,9 +275,10 @@ func (c *Coordinator) LeaveGroup(ctx context.Context, group, memberID string) er
 	return nil
 }
 
-// CommitOffsets implements commitlog.Groups: the commit waits for the
-// proposer, which puts the commits that arrived while the previous entry
-// was in flight into one entry.
+// CommitOffsets implements commitlog.Groups: a commit the leader's state
+// refuses is refused at once; the others wait for the proposer, which
+// puts the commits that arrived while the previous entry was in flight
+// into one entry.
 func (c *Coordinator) CommitOffsets(ctx context.Context, group, memberID string, generation uint64, offsets []commitlog.PartitionOffset) error {
 	if err := validateMember(group, memberID, true); err != nil {
 		return err
@@ -300,6 +301,12 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, group, memberID string,
 		call.size += len(o.Topic) + 64
 	}
 	if err := c.leader(); err != nil {
+		return err
+	}
+	// A commit refused by this state would be refused by the FSM too.
+	var err error
+	c.g.fsm.View(func(s *metadata.State) { err = s.CheckCommit(call.c) })
+	if err != nil {
 		return err
 	}
 	select {

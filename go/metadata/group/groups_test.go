@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -314,7 +315,8 @@ func TestGroupsClosed(t *testing.T) {
 
 // TestGroupsCommitsCoalesce: commits that arrive while an entry is in
 // flight go into the next entry together, and each caller gets its own
-// commit's result (a fenced one its error, the others nil).
+// commit's result (those of a member that left meanwhile its error, the
+// others nil). A commit the leader's state refuses is refused at once.
 func TestGroupsCommitsCoalesce(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	first := true // only the proposer goroutine calls the gate
@@ -327,33 +329,53 @@ func TestGroupsCommitsCoalesce(t *testing.T) {
 			}
 		}
 	})
+	open := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(open) // before the cluster closes, should the test fail
 	ctx, co := ctxT(t), l.Groups()
-	a, err := co.JoinGroup(ctx, commitlog.JoinRequest{Group: "g", Topics: []string{"t"}})
+	join := func() string {
+		a, err := co.JoinGroup(ctx, commitlog.JoinRequest{Group: "g", Topics: []string{"t"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.MemberID
+	}
+	A, B := join(), join()
+	a, err := co.Heartbeat(ctx, "g", A, 2)
 	if err != nil {
 		t.Fatal(err)
+	}
+	b, err := co.Heartbeat(ctx, "g", B, 2)
+	if err != nil || len(a.Partitions) != 2 || len(b.Partitions) != 2 {
+		t.Fatalf("A owns %+v, B %+v (%v)", a.Partitions, b.Partitions, err)
+	}
+	if err := co.CommitOffsets(ctx, "g", A, 2, []commitlog.PartitionOffset{b.Partitions[0]}); !errors.Is(err, commitlog.ErrNotOwner) || co.proposals.Load() != 0 {
+		t.Fatalf("A commits B's partition: %v after %d entries, want ErrNotOwner and none", err, co.proposals.Load())
 	}
 	const n = 20
 	errs := make([]chan error, n)
 	commit := func(i int) {
-		member := a.MemberID
-		if i == n-1 {
-			member = "fenced"
+		member, owns := B, b.Partitions
+		if i%5 == 0 {
+			member, owns = A, a.Partitions
 		}
 		errs[i] = make(chan error, 1)
 		go func() {
-			errs[i] <- co.CommitOffsets(ctx, "g", member, 1, []commitlog.PartitionOffset{po("t", i%partitionsOfT, uint64(i))})
+			errs[i] <- co.CommitOffsets(ctx, "g", member, 2, []commitlog.PartitionOffset{po("t", owns[i%2].Partition, uint64(i))})
 		}()
 	}
 	commit(0)
-	<-entered // the first entry is held in flight
+	<-entered // the first entry (A's commit) is held in flight
 	for i := 1; i < n; i++ {
 		commit(i)
 	}
 	testutil.Eventually(t, "every commit waiting", 20*time.Second, func() bool { return len(co.commits) == n-1 })
-	close(release)
+	if err := co.LeaveGroup(ctx, "g", A); err != nil {
+		t.Fatal(err)
+	}
+	open()
 	for i := range n {
 		err := <-errs[i]
-		if i == n-1 && !errors.Is(err, commitlog.ErrUnknownMember) || i < n-1 && err != nil {
+		if i%5 == 0 && !errors.Is(err, commitlog.ErrUnknownMember) || i%5 != 0 && err != nil {
 			t.Fatalf("commit %d: %v", i, err)
 		}
 	}
