@@ -104,7 +104,9 @@
 // Deleting a topic drops it from subscriptions, targets, owners and
 // offsets; a group with neither members nor offsets is forgotten.
 // Bounds: topics per member commitlog.MaxGroupTopics, offsets per commit
-// commitlog.MaxCommitOffsets, members per group the proposer's limit.
+// commitlog.MaxCommitOffsets, members per group and groups the
+// proposer's limits, carried in OpJoinGroup (ErrTooManyGroups wraps
+// commitlog.ErrTooManyMembers, so the API answers RESOURCE_EXHAUSTED).
 //
 // # Assignment
 //

@@ -55,6 +55,8 @@ type GroupJoin struct {
 	New bool `json:"new,omitempty"`
 	// MaxMembers is the proposer's limit of members per group.
 	MaxMembers int `json:"max_members"`
+	// MaxGroups is the proposer's limit of groups; 0 is none.
+	MaxGroups int `json:"max_groups,omitempty"`
 }
 
 // GroupOffset is one committed position of a GroupCommit.
@@ -127,6 +129,8 @@ func (s *State) joinGroup(c Command) error {
 		return fmt.Errorf("%w: group %q member %q", commitlog.ErrUnknownMember, c.Group, j.MemberID)
 	case j.New && g != nil && len(g.Members) >= j.MaxMembers:
 		return &commitlog.TooManyMembersError{Group: c.Group, Limit: j.MaxMembers}
+	case g == nil && j.MaxGroups > 0 && len(s.Groups) >= j.MaxGroups:
+		return fmt.Errorf("%w: group %q would be one more than %d", ErrTooManyGroups, c.Group, j.MaxGroups)
 	}
 	if g == nil {
 		g = &ConsumerGroup{}

@@ -180,7 +180,8 @@ func TestGroupFencing(t *testing.T) {
 	}
 }
 
-// TestGroupJoinRules: a join of unknown topics, of too many members, of
+// TestGroupJoinRules: a join of unknown topics, of too many members or
+// groups, of
 // an unknown member's renewal, and out-of-range fields is refused without
 // change; a renewal with the same topics keeps the generation; a
 // changed subscription starts one; a group with neither members nor
@@ -214,6 +215,14 @@ func TestGroupJoinRules(t *testing.T) {
 		if after, _ := s.Encode(); !bytes.Equal(before, after) {
 			t.Errorf("%s: refused, yet the state changed", tc.name)
 		}
+	}
+	more := joinCmd("h", "X", "a")
+	more.Join.MaxGroups = 1
+	if err := s.Apply(s.Applied+1, more); !errors.Is(err, ErrTooManyGroups) || !errors.Is(err, commitlog.ErrTooManyMembers) {
+		t.Fatalf("a second group beyond a limit of 1: %v, want ErrTooManyGroups", err)
+	}
+	if s.Groups["h"] != nil {
+		t.Fatal("the refused group exists")
 	}
 	var tm *commitlog.TooManyMembersError
 	if err := s.Apply(s.Applied+1, joinCmd("g", "D", "a")); !errors.As(err, &tm) || tm.Limit != 3 {

@@ -48,6 +48,8 @@ const (
 	DefaultMaxCommandBytes = 4 << 20
 	// DefaultMaxGroupMembers bounds the members of one consumer group.
 	DefaultMaxGroupMembers = 1000
+	// DefaultMaxGroups bounds the consumer groups of the cluster.
+	DefaultMaxGroups = 10000
 	// DefaultSessionCheckInterval is how often the leader looks for
 	// expired sessions: a member is removed at most this long after its
 	// session timeout (commitlog.MinSessionTimeout and above).
@@ -124,6 +126,9 @@ type Config struct {
 	// MaxGroupMembers is the most members a consumer group may have
 	// (commitlog.ErrTooManyMembers beyond).
 	MaxGroupMembers int
+	// MaxGroups is the most consumer groups the cluster keeps (a join
+	// creating one more is refused: metadata.ErrTooManyGroups).
+	MaxGroups int
 	// SessionCheckInterval is how often the leader removes the consumer
 	// group members whose session timed out.
 	SessionCheckInterval time.Duration
@@ -161,6 +166,7 @@ func DefaultConfig() Config {
 		TransportTimeout:              DefaultTransportTimeout,
 		MaxCommandBytes:               DefaultMaxCommandBytes,
 		MaxGroupMembers:               DefaultMaxGroupMembers,
+		MaxGroups:                     DefaultMaxGroups,
 		SessionCheckInterval:          DefaultSessionCheckInterval,
 	}
 }
@@ -201,6 +207,8 @@ func (c Config) Validate() error {
 		return bad("MaxCommandBytes must be positive")
 	case c.MaxGroupMembers < 1:
 		return bad("MaxGroupMembers must be at least 1, got %d", c.MaxGroupMembers)
+	case c.MaxGroups < 1:
+		return bad("MaxGroups must be at least 1, got %d", c.MaxGroups)
 	case c.SessionCheckInterval <= 0:
 		return bad("SessionCheckInterval must be positive, got %v", c.SessionCheckInterval)
 	}

@@ -109,7 +109,8 @@
 // term, a barrier, so that a new leader answers from every entry of the
 // earlier terms. Their answers are read from the leader's state after
 // their own entry applied. A new member's ID is 128 random bits in hex,
-// chosen here and carried in OpJoinGroup. A join repeating a member's
+// chosen here and carried in OpJoinGroup with the limits
+// Config.MaxGroupMembers and Config.MaxGroups. A join repeating a member's
 // subscription, client ID and session timeout, and a heartbeat naming
 // the generation the member acknowledged already, only renew the session:
 // no Raft entry. A heartbeat naming a newer generation proposes
@@ -126,7 +127,9 @@
 // session timeout from the new leader's first check. Time is the Config
 // clock, which the tests drive.
 //
-// Commits go through one proposer: one OpCommitOffsets entry in flight,
+// A commit the leader's state refuses (metadata.State.CheckCommit: such
+// refusals are final) is refused without an entry. The others go
+// through one proposer: one OpCommitOffsets entry in flight,
 // and the commits arriving meanwhile wait to go together into the next
 // (up to 1024, or half of MaxCommandBytes by an estimate of their
 // encoding). Each caller gets its own commit's result (the FSM's

@@ -216,7 +216,7 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req commitlog.JoinRequest) 
 	}
 	_, err := c.g.propose(ctx, metadata.Command{Op: metadata.OpJoinGroup, Group: req.Group, Join: &metadata.GroupJoin{
 		MemberID: id, ClientID: req.ClientID, Topics: topics, SessionTimeout: timeout,
-		New: req.MemberID == "", MaxMembers: c.g.cfg.MaxGroupMembers,
+		New: req.MemberID == "", MaxMembers: c.g.cfg.MaxGroupMembers, MaxGroups: c.g.cfg.MaxGroups,
 	}})
 	if err != nil {
 		return commitlog.Assignment{}, err
