@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/internal/testutil"
@@ -205,7 +208,7 @@ func TestGroupsOnLeader(t *testing.T) {
 // heartbeat for its session timeout is removed (its commits are refused
 // and its partitions go to the others), one that heartbeats stays.
 func TestGroupsSessionExpiry(t *testing.T) {
-	c, l := groupsCluster(t, 1)
+	c, l := groupsCluster(t, 3)
 	ctx, co := ctxT(t), l.Groups()
 	join := func() string {
 		a, err := co.JoinGroup(ctx, commitlog.JoinRequest{Group: "g", Topics: []string{"t"}, SessionTimeout: 3 * time.Second})
@@ -279,7 +282,8 @@ func TestGroupsLeaderChange(t *testing.T) {
 }
 
 // TestGroupsRestartKeepsOffsets: a one-node group restarted from its
-// snapshot (Close takes one) keeps the committed offsets and members.
+// snapshot (Close takes one, covering the commit) keeps the committed
+// offsets and members.
 func TestGroupsRestartKeepsOffsets(t *testing.T) {
 	c, l := groupsCluster(t, 1)
 	ctx := ctxT(t)
@@ -291,8 +295,16 @@ func TestGroupsRestartKeepsOffsets(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := l.view().Encode()
+	applied := l.view().Applied
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
+	}
+	snaps, err := raft.NewFileSnapshotStore(l.dir, 1, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := snaps.List(); err != nil || len(list) == 0 || list[0].Index < applied {
+		t.Fatalf("snapshots after Close: %+v %v, want one at index %d or later", list, err, applied)
 	}
 	c.start(l)
 	l.waitState("the state before the restart", func(s *metadata.State) bool { b, _ := s.Encode(); return string(b) == string(want) })
