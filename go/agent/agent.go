@@ -374,6 +374,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	scfg.Internal = internalReports{meta: a.meta}
 	scfg.ACLs = a.meta
 	scfg.ACLPolicyRules = authz.PolicyRules()
+	scfg.Groups = a.meta.Groups()
 	scfg.DefaultConsistency = cfg.ReadConsistency
 	scfg.MaxRecordBytes = cfg.MaxRecordBytes
 	scfg.MaxRecvMsgBytes = int(sz.recvMsg)

@@ -61,6 +61,8 @@ type Group struct {
 	unverifiedMu sync.Mutex
 	unverified   map[string]bool
 
+	coord *Coordinator
+
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -152,6 +154,8 @@ func Open(cfg Config) (*Group, error) {
 	c := &controller{g: g}
 	g.wg.Add(1)
 	go c.run(notify)
+	g.coord = newCoordinator(g)
+	g.coord.start()
 	ok = true
 	return g, nil
 }
