@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -255,8 +256,21 @@ func notEnoughNodes(err error, te *topicError) error {
 		md["replication_factor"] = strconv.Itoa(ne.ReplicationFactor)
 		md["nodes"] = strconv.Itoa(ne.Nodes)
 	}
-	return withDetails(status.New(codes.FailedPrecondition, err.Error()+"; create the topic with a smaller replication factor or add servers"),
+	return withDetails(status.New(codes.FailedPrecondition, detail(err, commitlog.ErrNotEnoughNodes)+"; create the topic with a smaller replication factor or add servers"),
 		&errdetails.ErrorInfo{Reason: reasonNotEnoughNodes, Domain: ErrorDomain, Metadata: md})
+}
+
+// detail is what err says after sentinel's text: the cause without the
+// chain of package prefixes that wrapped it ("metadata: commitlog: invalid
+// topic: ..."). The status's code and reason already say what kind of
+// error it is, and clients print their own words for that kind, so a
+// message holding the sentinel's text would say it twice.
+func detail(err, sentinel error) string {
+	msg, s := err.Error(), sentinel.Error()
+	if i := strings.LastIndex(msg, s+": "); i >= 0 {
+		return msg[i+len(s)+2:]
+	}
+	return strings.TrimSuffix(msg, ": "+s)
 }
 
 func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
@@ -310,7 +324,7 @@ func (s *Server) statusError(ctx context.Context, err error) error {
 		return topicStatus(codes.AlreadyExists, reasonTopicExists, msg, te)
 	case errors.Is(err, commitlog.ErrInvalidTopic):
 		// The message says what is not allowed (see commitlog).
-		return topicStatus(codes.InvalidArgument, reasonInvalidTopic, err.Error(), te)
+		return topicStatus(codes.InvalidArgument, reasonInvalidTopic, detail(err, commitlog.ErrInvalidTopic), te)
 	case errors.Is(err, commitlog.ErrNotEnoughNodes):
 		return notEnoughNodes(err, te)
 	case errors.Is(err, commitlog.ErrLeadershipLost):

@@ -244,6 +244,11 @@ func TestCreateDescribeDeleteTopic(t *testing.T) {
 	if info := errorInfo(t, err, codes.FailedPrecondition); info.Reason != "NOT_ENOUGH_NODES" || info.Metadata["replication_factor"] != "3" || info.Metadata["nodes"] != "1" {
 		t.Fatalf("replication factor over the nodes: %v", info)
 	}
+	// The message is the cause alone: clients print the kind (the reason)
+	// in their own words before it.
+	if msg := status.Convert(err).Message(); msg != "replication factor 3, but the cluster has 1 live nodes; create the topic with a smaller replication factor or add servers" {
+		t.Errorf("NOT_ENOUGH_NODES message %q", msg)
+	}
 
 	// Settings and names log.proto does not allow never reach the cluster.
 	before, _ := f.cluster.calls()
@@ -263,8 +268,9 @@ func TestCreateDescribeDeleteTopic(t *testing.T) {
 	} {
 		_, err := c.CreateTopic(ctx, tc.req)
 		info := errorInfo(t, err, codes.InvalidArgument)
-		if info.Reason != "INVALID_TOPIC" || !strings.Contains(status.Convert(err).Message(), tc.want) {
-			t.Errorf("CreateTopic(%.40v): %v, want INVALID_TOPIC saying %q", tc.req, err, tc.want)
+		msg := status.Convert(err).Message()
+		if info.Reason != "INVALID_TOPIC" || !strings.Contains(msg, tc.want) || strings.Contains(msg, "invalid topic") {
+			t.Errorf("CreateTopic(%.40v): %v, want INVALID_TOPIC saying %q (and not the kind again)", tc.req, err, tc.want)
 		}
 	}
 	if after, _ := f.cluster.calls(); after != before {

@@ -183,7 +183,7 @@ func printTopic(w io.Writer, t client.TopicInfo, asJSON bool) error {
 		}
 		return nil
 	}
-	fmt.Fprintf(w, "topic %s: %d partitions, %d replicas, retention %s\n", t.Name, len(t.Partitions), t.Config.ReplicationFactor, retention(t.Config))
+	fmt.Fprintf(w, "topic %s: %s, %s, retention %s\n", t.Name, plural(len(t.Partitions), "partition"), plural(t.Config.ReplicationFactor, "replica"), retention(t.Config))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARTITION\tLEADER\tREPLICAS")
 	for _, p := range t.Partitions {
@@ -198,6 +198,14 @@ func printTopic(w io.Writer, t client.TopicInfo, asJSON bool) error {
 		fmt.Fprintf(tw, "%d\t%s\t%s\n", p.Partition, leader, strings.Join(ids, ","))
 	}
 	return tw.Flush()
+}
+
+// plural is n and noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -114,10 +114,15 @@ func TestTopicsOnARealServer(t *testing.T) {
 	conn := []string{"--addr", srv.addr, "--dev", dataDir}
 
 	out := mustRun(t, "", append([]string{"topics", "create", "orders", "--partitions", "3"}, conn...)...)
-	if !strings.HasPrefix(out, "topic orders: 3 partitions, 1 replicas") {
+	if !strings.HasPrefix(out, "topic orders: 3 partitions, 1 replica,") {
 		t.Errorf("topics create printed %q", out)
 	}
 	mustFail(t, "topic exists", append([]string{"topics", "create", "orders"}, conn...)...)
+	// The kind of error once, then the cause.
+	if _, errOut, err := proglogCmd(t, "", append([]string{"topics", "create", "a b"}, conn...)...); err == nil ||
+		errOut != "proglog: invalid topic: name \"a b\" has ' '; use letters, digits, '.', '_' and '-'\n" {
+		t.Errorf("topics create 'a b': %v, stderr %q", err, errOut)
+	}
 	if got := strings.Join(topicNames(t, conn), " "); got != "log:1 orders:3" {
 		t.Errorf("topics list --json: %s", got)
 	}

@@ -30,6 +30,9 @@ func TestTopicsCommands(t *testing.T) {
 	if !strings.HasPrefix(out, "topic orders: 4 partitions, 2 replicas, retention 1h0m0s\n") {
 		t.Errorf("topics create printed %q", out)
 	}
+	if out := mustRun(t, "", append([]string{"topics", "create", "one", "--partitions", "1", "--replicas", "1"}, conn...)...); !strings.HasPrefix(out, "topic one: 1 partition, 1 replica, retention -\n") {
+		t.Errorf("topics create of one partition printed %q", out)
+	}
 	if _, errOut, err := proglogCmd(t, "", append([]string{"topics", "create", "orders"}, conn...)...); err == nil || !strings.Contains(errOut, "topic exists") {
 		t.Errorf("creating it again: %v, %q", err, errOut)
 	}
@@ -46,7 +49,7 @@ func TestTopicsCommands(t *testing.T) {
 		}
 		names = append(names, fmt.Sprintf("%s:%d", j.Name, j.Partitions))
 	}
-	if !slices.Equal(names, []string{"log:1", "orders:4"}) {
+	if !slices.Equal(names, []string{"log:1", "one:1", "orders:4"}) {
 		t.Errorf("topics list --json: %q", names)
 	}
 
