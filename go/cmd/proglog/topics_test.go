@@ -110,6 +110,20 @@ func TestProduceConsumeTopic(t *testing.T) {
 	if out != "b\nc\n" {
 		t.Errorf("consume --topic --partition --from 1 printed %q", out)
 	}
+	// Past the end: an error giving the bounds, not an empty success; at
+	// the end: nothing to print.
+	_, errOut, err := proglogCmd(t, "", append([]string{"consume", "--topic", "orders", "--partition", fmt.Sprint(p), "--from", "5"}, conn...)...)
+	if want := fmt.Sprintf("proglog: --from 5 is past the end of orders/%d: it holds offsets 0 to 2, and the next record produced gets offset 3 (add --follow to wait for offset 5)\n", p); err == nil || errOut != want {
+		t.Errorf("consume --from 5 of 3 records: %v, stderr %q, want %q", err, errOut, want)
+	}
+	empty := 3 - p - other // the partition nothing was produced to
+	_, errOut, err = proglogCmd(t, "", append([]string{"consume", "--topic", "orders", "--partition", fmt.Sprint(empty), "--from", "1"}, conn...)...)
+	if err == nil || !strings.Contains(errOut, fmt.Sprintf("orders/%d: it holds no records, and the next record produced gets offset 0", empty)) {
+		t.Errorf("consume --from 1 of an empty partition: %v, stderr %q", err, errOut)
+	}
+	if out := mustRun(t, "", append([]string{"consume", "--topic", "orders", "--partition", fmt.Sprint(p), "--from", "3"}, conn...)...); out != "" {
+		t.Errorf("consume --from the next offset printed %q", out)
+	}
 	if out := mustRun(t, "", append([]string{"bounds", "--topic", "orders", "--partition", fmt.Sprint(p), "--json"}, conn...)...); out != "{\"lowest\":0,\"next\":3}\n" {
 		t.Errorf("bounds --topic --partition printed %q", out)
 	}
