@@ -198,7 +198,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	mc.AuthorizePeer = authorizePeer
 	mc.OnHandshakeFailed = func(err error) { peerMetrics.Rejected(handshakeRejection(err)) }
 	mc.OnConnLimit = func() { metrics.ConnectionRejected("port") }
-	mc.Logger = hclogToZap(a.log, "mux")
+	mc.Logger = hclogToZap(a.log, "mux", a.stopping)
 	if a.mux, err = mux.New(ln, mc); err != nil {
 		ln.Close()
 		return nil, err
@@ -219,7 +219,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	// 4. The metadata group and the partitions this node hosts.
 	sz := cfg.sizes()
 	tc := replication.DefaultTransportConfig()
-	tc.OnRefused, tc.Logger = peerMetrics.Rejected, hclogToZap(a.log, "transport")
+	tc.OnRefused, tc.Logger = peerMetrics.Rejected, hclogToZap(a.log, "transport", a.stopping)
 	raftNet, err := replication.NewTransport(a.mux.DialRaft, a.mux.RaftConns(), tc) // closed with the mux
 	if err != nil {
 		return nil, err
@@ -244,7 +244,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	setIf(&gc.HeartbeatTimeout, cfg.Raft.HeartbeatTimeout)
 	setIf(&gc.ElectionTimeout, cfg.Raft.ElectionTimeout)
 	setIf(&gc.LeaderLeaseTimeout, cfg.Raft.LeaderLeaseTimeout)
-	gc.Logger = hclogToZap(a.log, "metadata")
+	gc.Logger = hclogToZap(a.log, "metadata", a.stopping)
 	meta, err := group.Open(gc)
 	if err != nil {
 		return nil, err
@@ -277,7 +277,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	rc.RaftLog.Segment.MaxStoreBytes = max(rc.RaftLog.Segment.MaxStoreBytes, 2*sz.raftEntry)
 	rc.MinFreeBytes = cfg.MinFreeBytes
 	rc.Producers = cfg.Producers
-	rc.Logger = hclogToZap(a.log, "replication")
+	rc.Logger = hclogToZap(a.log, "replication", a.stopping)
 	bc := broker.DefaultConfig()
 	bc.NodeID = cfg.NodeName
 	bc.DataDir = cfg.DataDir
@@ -303,7 +303,7 @@ func New(cfg Config) (_ *Agent, err error) {
 		a.log.Info("leader", zap.String("topic", topic), zap.Int("partition", partition), zap.String("leader_id", id), zap.String("leader_addr", addr))
 		a.updateHealth()
 	}
-	bc.Logger = hclogToZap(a.log, "broker")
+	bc.Logger = hclogToZap(a.log, "broker", a.stopping)
 	brk, err := broker.New(bc)
 	if err != nil {
 		return nil, err
@@ -398,7 +398,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	dc.EncryptKey = gossipKey
 	dc.Profile = cfg.GossipProfile
 	dc.Tags = map[string]string{discovery.TagRPCAddr: a.addr, discovery.TagVoter: fmt.Sprint(cfg.Voter)}
-	dc.Logger = hclogToZap(a.log, "discovery")
+	dc.Logger = hclogToZap(a.log, "discovery", a.stopping)
 	membership, err := discovery.New(dc, meta)
 	if err != nil {
 		return nil, err
@@ -728,7 +728,11 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		add("metrics", a.shutdownMetrics())
 		add("tracing", a.shutdownTracing())
 		a.shutdownErr = errors.Join(errs...)
-		a.log.Info("agent stopped", zap.Error(a.shutdownErr))
+		if a.shutdownErr != nil {
+			a.log.Error("agent stopped", zap.Error(a.shutdownErr))
+		} else {
+			a.log.Info("agent stopped")
+		}
 	})
 	return a.shutdownErr
 }

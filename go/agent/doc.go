@@ -117,5 +117,10 @@
 // group), closes the health port (NOT_SERVING since the start of
 // Shutdown), stops gRPC gracefully, closes the partition replicas (a
 // leader hands leadership over first) and the metadata group, closes the mux
-// and the listener, then flushes telemetry. It is idempotent.
+// and the listener, then flushes telemetry. It is idempotent. From its
+// start, errors that Raft, Serf, memberlist and the mux log are logged at
+// info level: a stopping node's transport shuts down, its peers reset its
+// connections and leadership moves away, by design. The node's own errors
+// stay at error level, and "agent stopped" is logged at error level with
+// Shutdown's error when it failed (info otherwise).
 package agent
