@@ -358,7 +358,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	scfg.AdvertiseAddr = a.addr
 	scfg.TLS = serverTLS
 	scfg.Authorizer = authz
-	scfg.Servers = clusterServers{meta: a.meta, b: brk}
+	scfg.Servers = clusterServers{meta: a.meta, b: brk, members: a.gossipMembers}
 	scfg.Internal = internalReports{meta: a.meta}
 	scfg.DefaultConsistency = cfg.ReadConsistency
 	scfg.MaxRecordBytes = cfg.MaxRecordBytes
@@ -665,6 +665,18 @@ func (a *Agent) Broker() *broker.Broker { return a.broker }
 
 // Members returns the cluster as gossip sees it.
 func (a *Agent) Members() []discovery.Member { return a.membership.Members() }
+
+// gossipMembers is Members, or nil before membership started (the API
+// serves from before).
+func (a *Agent) gossipMembers() []discovery.Member {
+	a.healthMu.Lock()
+	m := a.membership
+	a.healthMu.Unlock()
+	if m == nil {
+		return nil
+	}
+	return m.Members()
+}
 
 // unverifiedMembers is the proglog_membership_unverified_members gauge.
 func (a *Agent) unverifiedMembers() int {

@@ -208,6 +208,17 @@ func TestClusterReplicatesAndReads(t *testing.T) {
 		}
 	}
 
+	// GetServers says each server's liveness (gossip's) and metadata role.
+	resp, err := f1.log.GetServers(ctx, &logv1.GetServersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range resp.Servers {
+		if s.State != logv1.ServerState_SERVER_STATE_ALIVE || !s.MetadataVoter {
+			t.Errorf("server %s: state %v, metadata voter %v; want alive voters", s.Id, s.State, s.MetadataVoter)
+		}
+	}
+
 	// Records produced over the API reach every node, identical.
 	const first = 50
 	var want []*logv1.Record

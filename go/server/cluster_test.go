@@ -34,6 +34,18 @@ type cluster struct {
 	// fail, if set, is returned by every method instead of its answer
 	// (the errors a real cluster returns that this one has no cause for).
 	fail error
+	// replicas and adding, if set, are what every partition is said to
+	// have (the data are still all on self).
+	replicas []commitlog.Server
+	adding   []string
+}
+
+// placeOn makes every partition be described with replicas, adding of
+// them still catching up.
+func (c *cluster) placeOn(replicas []commitlog.Server, adding ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.replicas, c.adding = replicas, adding
 }
 
 // failWith makes every method of c return err (nil: answer again).
@@ -100,7 +112,11 @@ func (c *cluster) Partition(topic string, partition int) (commitlog.Partition, e
 func (c *cluster) info(name string, tp *clusterTopic) commitlog.TopicInfo {
 	info := commitlog.TopicInfo{Name: name, Config: tp.cfg}
 	for i := range tp.parts {
-		info.Partitions = append(info.Partitions, commitlog.PartitionInfo{Partition: i, Replicas: []commitlog.Server{c.self}, Epoch: 1})
+		pi := commitlog.PartitionInfo{Partition: i, Replicas: []commitlog.Server{c.self}, Epoch: 1, Adding: c.adding}
+		if c.replicas != nil {
+			pi.Replicas = c.replicas
+		}
+		info.Partitions = append(info.Partitions, pi)
 	}
 	return info
 }
