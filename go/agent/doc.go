@@ -84,7 +84,12 @@
 // linearizable reads go to the leader only (elsewhere go/replication's
 // CommitLog returns *commitlog.NotLeaderError, which go/server answers
 // FAILED_PRECONDITION with the leader's address); follower reads and
-// streams are served by every node.
+// streams are served by every node. GetServers (go/server's
+// Config.Servers) lists the metadata's nodes not leaving, each with its
+// state as gossip knows it (alive, failed, leaving; unknown before gossip
+// knows it) and whether it votes in the metadata group's Raft
+// configuration; go/server derives from them a partition's in-sync
+// replicas and the unreachable replicas of one without a leader.
 //
 // # Health
 //
