@@ -95,7 +95,10 @@ func (s ServerState) String() string {
 	}
 }
 
-// ServerLister reports the servers of the cluster.
+// ServerLister reports the servers of the cluster, each with its State
+// and MetadataVoter when the lister knows them; go/server takes a
+// replica on a server it does not list, or lists failed or leaving, as
+// unreachable (not in sync).
 type ServerLister interface {
 	Servers(ctx context.Context) ([]Server, error)
 }
