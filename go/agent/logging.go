@@ -13,11 +13,12 @@ import (
 // hclogToZap returns an hclog.Logger (what Raft, Serf, memberlist and the
 // mux log to) that sends every message to z, with the hclog name as the
 // "component" field and the key/value pairs as fields. z's level filters.
-// Once stopping is closed (the node's Shutdown began), errors are logged
-// at info level: a stopping node's transport, connections and elections
-// fail by design ("transport shutdown", peers' resets, a snapshot refused
-// mid-close), which is no failure of the node; its own errors, logged
-// to z directly, and Shutdown's result are not affected.
+// Once stopping is closed (Shutdown began, or New is undoing a failed
+// start), errors are logged at info level: a stopping node's transport,
+// connections and elections fail by design ("transport shutdown", peers'
+// resets, a snapshot refused mid-close), which is no failure of the node;
+// its own errors, logged to z directly, and Shutdown's result are not
+// affected.
 func hclogToZap(z *zap.Logger, name string, stopping <-chan struct{}) hclog.Logger {
 	level := hclog.Error
 	switch {

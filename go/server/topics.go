@@ -96,11 +96,13 @@ func (s *Server) CreateTopic(ctx context.Context, req *logv1.CreateTopicRequest)
 	if err != nil {
 		return nil, s.statusError(ctx, onTopic(err, name))
 	}
-	servers, err := s.lister.Servers(ctx)
-	if err != nil {
-		return nil, s.statusError(ctx, err)
+	// The topic exists now: without the servers (ctx ended) it is
+	// described without replica states.
+	var states map[string]commitlog.ServerState
+	if servers, err := s.lister.Servers(ctx); err == nil {
+		states = serverStates(servers)
 	}
-	return &logv1.CreateTopicResponse{Topic: topicMetadata(info, serverStates(servers))}, nil
+	return &logv1.CreateTopicResponse{Topic: topicMetadata(info, states)}, nil
 }
 
 // topicConfig is c with the defaults filled in, validated.
@@ -152,8 +154,7 @@ func (s *Server) DeleteTopic(ctx context.Context, req *logv1.DeleteTopicRequest)
 	return &logv1.DeleteTopicResponse{}, nil
 }
 
-// topicMetadata is t on the wire.
-// topicMetadata is t for clients; states (serverStates) decide which
+// topicMetadata is t on the wire; states (serverStates) decide which
 // replicas are in sync: not in the partition's Adding, and reachable (nil
 // states: none is said to be).
 func topicMetadata(t commitlog.TopicInfo, states map[string]commitlog.ServerState) *logv1.TopicMetadata {

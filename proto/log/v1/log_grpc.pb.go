@@ -125,9 +125,10 @@ const (
 //	                    servers the cluster knows as failed or leaving, empty
 //	                    during an ordinary election): with a majority of the
 //	                    replicas unreachable no leader can be elected until they
-//	                    are back, so clients report it instead of retrying. A produce that fails with UNAVAILABLE
-//	                    because leadership changed while it was replicated may or
-//	                    may not have been written.
+//	                    are back, so clients report it instead of retrying.
+//	                    A produce that fails with UNAVAILABLE because leadership
+//	                    changed while it was replicated may or may not have been
+//	                    written.
 //	INTERNAL            a server-side failure; details are logged by the server,
 //	                    not returned.
 type LogClient interface {
@@ -536,9 +537,10 @@ func (c *logClient) ListACLs(ctx context.Context, in *ListACLsRequest, opts ...g
 //	                    servers the cluster knows as failed or leaving, empty
 //	                    during an ordinary election): with a majority of the
 //	                    replicas unreachable no leader can be elected until they
-//	                    are back, so clients report it instead of retrying. A produce that fails with UNAVAILABLE
-//	                    because leadership changed while it was replicated may or
-//	                    may not have been written.
+//	                    are back, so clients report it instead of retrying.
+//	                    A produce that fails with UNAVAILABLE because leadership
+//	                    changed while it was replicated may or may not have been
+//	                    written.
 //	INTERNAL            a server-side failure; details are logged by the server,
 //	                    not returned.
 type LogServer interface {

@@ -105,9 +105,10 @@ class LogStub:
     servers the cluster knows as failed or leaving, empty
     during an ordinary election): with a majority of the
     replicas unreachable no leader can be elected until they
-    are back, so clients report it instead of retrying. A produce that fails with UNAVAILABLE
-    because leadership changed while it was replicated may or
-    may not have been written.
+    are back, so clients report it instead of retrying.
+    A produce that fails with UNAVAILABLE because leadership
+    changed while it was replicated may or may not have been
+    written.
     INTERNAL            a server-side failure; details are logged by the server,
     not returned.
     """
@@ -300,9 +301,10 @@ class LogServicer:
     servers the cluster knows as failed or leaving, empty
     during an ordinary election): with a majority of the
     replicas unreachable no leader can be elected until they
-    are back, so clients report it instead of retrying. A produce that fails with UNAVAILABLE
-    because leadership changed while it was replicated may or
-    may not have been written.
+    are back, so clients report it instead of retrying.
+    A produce that fails with UNAVAILABLE because leadership
+    changed while it was replicated may or may not have been
+    written.
     INTERNAL            a server-side failure; details are logged by the server,
     not returned.
     """
@@ -757,9 +759,10 @@ class Log:
     servers the cluster knows as failed or leaving, empty
     during an ordinary election): with a majority of the
     replicas unreachable no leader can be elected until they
-    are back, so clients report it instead of retrying. A produce that fails with UNAVAILABLE
-    because leadership changed while it was replicated may or
-    may not have been written.
+    are back, so clients report it instead of retrying.
+    A produce that fails with UNAVAILABLE because leadership
+    changed while it was replicated may or may not have been
+    written.
     INTERNAL            a server-side failure; details are logged by the server,
     not returned.
     """
