@@ -60,7 +60,14 @@
 // to a partition the client knows is retried while a server answers
 // NOT_FOUND. Servers that answer no metadata (older servers, or an
 // ACL without "describe") leave DefaultTopic routed by discovery's roles
-// as before topics, asked again every WithDiscoveryInterval.
+// as before topics, asked again every WithDiscoveryInterval. Metadata
+// older than WithMetadataMaxAge (default 5 minutes, Kafka's
+// metadata.max.age.ms) is asked again on the topic's next call though
+// nothing failed, so replicas added meanwhile (a replacement, a
+// reassignment) get reads. The metadata also says each replica's server
+// state (Server.State: alive, failed, leaving) and which replicas are in
+// sync (PartitionInfo.InSync; UnderReplicated compares them with the
+// replicas and the replication factor).
 //
 // # Batching
 //
@@ -139,7 +146,11 @@
 // retried with jittered exponential backoff (WithBackoff) until the
 // call's context or WithCallTimeout (30s) ends — or, with WithRetries(n),
 // at most n times. A
-// NOT_LEADER answer moves the call to the named leader at once. Other
+// NOT_LEADER answer moves the call to the named leader at once. A
+// partition without a leader whose replicas are mostly on servers the
+// cluster knows as failed or leaving (UNAVAILABLE, reason NO_LEADER)
+// cannot elect one until they are back: that answer is returned at once,
+// as a *NoLeaderError naming them. Other
 // failures — out of range, permission denied, too large, invalid — are
 // returned immediately.
 //
@@ -196,10 +207,11 @@
 // ErrOutOfOrderSequence, ErrTooManyProducers, ErrMaybeWritten (wrapping
 // ErrUnknownProducer), ErrUnknownTopic, ErrUnknownPartition,
 // ErrTopicExists, ErrInvalidTopic (also ErrInvalidArgument),
-// ErrNotEnoughNodes, or
+// ErrNotEnoughNodes, ErrNoLeader (also ErrUnavailable), or
 // context.Canceled / context.DeadlineExceeded; errors.As gives the details
 // of *OffsetOutOfRangeError (Offset, Lowest, Next), *RecordTooLargeError
-// (Size, Limit, Index, Request) and *NotLeaderError (LeaderID, LeaderAddr); and
+// (Size, Limit, Index, Request), *NotLeaderError (LeaderID, LeaderAddr)
+// and *NoLeaderError (Topic, Partition, Replicas, Unreachable); and
 // status.FromError still gives the gRPC status.
 //
 // New checks the TLS files (a key that does not match its certificate, a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -100,6 +101,13 @@ var (
 	// (INVALID_ARGUMENT, reason INVALID_ACL). It also matches
 	// ErrInvalidArgument.
 	ErrInvalidACL = errors.New("proglog: invalid ACL rule")
+	// ErrNoLeader: the partition has no leader (UNAVAILABLE, reason
+	// NO_LEADER). The concrete error is *NoLeaderError; it also matches
+	// ErrUnavailable. During an election it is retried like any
+	// unavailability; when a majority of the partition's replicas are on
+	// servers the cluster knows as failed or leaving, no leader can be
+	// elected until they are back, and it is returned at once.
+	ErrNoLeader = errors.New("proglog: partition has no leader")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("proglog: client closed")
 )
@@ -111,6 +119,7 @@ const (
 	reasonRecordTooLarge   = "RECORD_TOO_LARGE"
 	reasonLowDiskSpace     = "LOW_DISK_SPACE"
 	reasonNotLeader        = "NOT_LEADER"
+	reasonNoLeader         = "NO_LEADER"
 	reasonOutOfOrder       = "OUT_OF_ORDER_SEQUENCE"
 	reasonUnknownProd      = "UNKNOWN_PRODUCER"
 	reasonTooManyProds     = "TOO_MANY_PRODUCERS"
@@ -231,6 +240,52 @@ func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 // GRPCStatus returns the server's FAILED_PRECONDITION status.
 func (e *NotLeaderError) GRPCStatus() *status.Status { return e.st }
 
+// NoLeaderError: a partition has no leader. Replicas is how many it has,
+// Unreachable the IDs of those on servers the cluster knows as failed or
+// leaving (empty during an ordinary election).
+type NoLeaderError struct {
+	Topic       string
+	Partition   uint32
+	Replicas    int
+	Unreachable []string
+	st          *status.Status
+}
+
+// Error is the server's explanation, which names the partition and the
+// unreachable replicas.
+func (e *NoLeaderError) Error() string { return "proglog: " + e.st.Message() }
+
+// QuorumLost reports whether a majority of the replicas is unreachable:
+// no leader can be elected until enough of them are back.
+func (e *NoLeaderError) QuorumLost() bool {
+	return e.Replicas > 0 && e.Replicas-len(e.Unreachable) < e.Replicas/2+1
+}
+
+// Is reports whether target is ErrNoLeader or ErrUnavailable.
+func (e *NoLeaderError) Is(target error) bool {
+	return target == ErrNoLeader || target == ErrUnavailable
+}
+
+// GRPCStatus returns the server's UNAVAILABLE status.
+func (e *NoLeaderError) GRPCStatus() *status.Status { return e.st }
+
+// noLeader returns the NoLeaderError of a NO_LEADER status.
+func noLeader(st *status.Status) (*NoLeaderError, bool) {
+	if st.Code() != codes.Unavailable {
+		return nil, false
+	}
+	info := errorInfo(st)
+	if info == nil || info.GetReason() != reasonNoLeader {
+		return nil, false
+	}
+	md := info.GetMetadata()
+	e := &NoLeaderError{Topic: md["topic"], Partition: uint32(parseUint(md["partition"])), Replicas: parseInt(md["replicas"], 0), st: st}
+	if u := md["unreachable"]; u != "" {
+		e.Unreachable = strings.Split(u, ",")
+	}
+	return e, true
+}
+
 // errorInfo returns the proglog ErrorInfo detail of st, if any.
 func errorInfo(st *status.Status) *errdetails.ErrorInfo {
 	for _, d := range st.Details() {
@@ -341,6 +396,10 @@ func errFromStatus(ctx context.Context, err error) error {
 		if errorInfo(st).GetReason() == reasonTopicExists {
 			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrTopicExists, st: st}
 		}
+	case codes.Unavailable:
+		if nl, ok := noLeader(st); ok {
+			return nl
+		}
 	case codes.InvalidArgument:
 		switch errorInfo(st).GetReason() {
 		case reasonInvalidTopic:
@@ -384,3 +443,4 @@ func (*Error) ownError()                 {}
 func (*OffsetOutOfRangeError) ownError() {}
 func (*RecordTooLargeError) ownError()   {}
 func (*NotLeaderError) ownError()        {}
+func (*NoLeaderError) ownError()         {}

@@ -22,6 +22,9 @@ const DefaultTopic = "log"
 // DefaultMetadataRefresh is the default of WithMetadataRefresh.
 const DefaultMetadataRefresh = 100 * time.Millisecond
 
+// DefaultMetadataMaxAge is the default of WithMetadataMaxAge.
+const DefaultMetadataMaxAge = 5 * time.Minute
+
 // TopicConfig is a topic's settings. In CreateTopic, zero values take the
 // servers' defaults (one partition; replication factor the smaller of 3
 // and the number of servers; no retention bound).
@@ -56,6 +59,16 @@ type PartitionInfo struct {
 	Replicas []Server
 	// Epoch counts the changes of the replicas.
 	Epoch uint64
+	// InSync are the IDs of the replicas that are in sync: not still
+	// catching up after a reassignment added them, and on a server that
+	// is alive.
+	InSync []string
+}
+
+// UnderReplicated reports whether fewer replicas are in sync than the
+// partition has, or than rf (its topic's replication factor) asks for.
+func (p PartitionInfo) UnderReplicated(rf int) bool {
+	return len(p.InSync) < max(len(p.Replicas), rf)
 }
 
 func topicInfoFromProto(p *logv1.TopicMetadata) TopicInfo {
@@ -76,6 +89,7 @@ func topicInfoFromProto(p *logv1.TopicMetadata) TopicInfo {
 			LeaderID:  pm.GetLeaderId(),
 			Replicas:  serversFromProto(pm.GetReplicas()),
 			Epoch:     pm.GetEpoch(),
+			InSync:    pm.GetInSync(),
 		}
 		for _, r := range pi.Replicas {
 			if r.IsLeader || (pi.LeaderID != "" && r.ID == pi.LeaderID) {
@@ -134,7 +148,9 @@ type topicEntry struct {
 // metadataCache keeps each topic's metadata (GetMetadata) for routing.
 // An entry is fetched on first use and again, at most once per
 // WithMetadataRefresh, after a call found it stale: NOT_LEADER,
-// UNAVAILABLE, or NOT_FOUND (unknown topic or partition). Servers that
+// UNAVAILABLE, or NOT_FOUND (unknown topic or partition); and on the
+// first use after it is WithMetadataMaxAge old, so that replicas added
+// meanwhile get reads without a call having to fail first. Servers that
 // answer no metadata (older ones: UNIMPLEMENTED, or an ACL without
 // "describe") leave the topic routed by discovery's roles, as before
 // topics, asked again after WithDiscoveryInterval.
@@ -166,7 +182,8 @@ func (m *metadataCache) due(e *topicEntry, now time.Time) bool {
 	case e.fallback:
 		return now.Sub(e.fetchedAt) >= m.c.cfg.discoveryInterval
 	default:
-		return e.stale && now.Sub(e.fetchedAt) >= m.c.cfg.metadataRefresh
+		age := now.Sub(e.fetchedAt)
+		return (e.stale && age >= m.c.cfg.metadataRefresh) || age >= m.c.cfg.metadataMaxAge
 	}
 }
 

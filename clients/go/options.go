@@ -102,6 +102,7 @@ type config struct {
 	consistency       Consistency
 	discoveryInterval time.Duration
 	metadataRefresh   time.Duration
+	metadataMaxAge    time.Duration
 	logger            *slog.Logger
 	dialOptions       []grpc.DialOption
 	batching          bool
@@ -127,6 +128,7 @@ func defaultConfig() config {
 		consistency:       ReadFollower,
 		discoveryInterval: DefaultDiscoveryInterval,
 		metadataRefresh:   DefaultMetadataRefresh,
+		metadataMaxAge:    DefaultMetadataMaxAge,
 		logger:            slog.New(slog.DiscardHandler),
 		batching:          true,
 		idempotence:       true,
@@ -299,6 +301,22 @@ func WithMetadataRefresh(d time.Duration) Option {
 			return
 		}
 		c.metadataRefresh = d
+	}
+}
+
+// WithMetadataMaxAge sets how old a topic's metadata may get before the
+// client asks for it again, on the topic's next call, even though no call
+// found it stale (default DefaultMetadataMaxAge, 5 minutes, as Kafka's
+// metadata.max.age.ms): so the client learns the replicas added since
+// (a replacement of a failed server, a reassignment) and reads from them
+// too.
+func WithMetadataMaxAge(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail(fmt.Errorf("proglog: WithMetadataMaxAge(%v): must be positive", d))
+			return
+		}
+		c.metadataMaxAge = d
 	}
 }
 

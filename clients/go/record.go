@@ -39,6 +39,52 @@ type Server struct {
 	RPCAddr string
 	// IsLeader is true for the server that accepts appends.
 	IsLeader bool
+	// State is the server's liveness as the answering server knows it.
+	State ServerState
+	// MetadataVoter: the server votes in the metadata group (Servers
+	// only).
+	MetadataVoter bool
+}
+
+// ServerState is a server's liveness, as the cluster's gossip (failure
+// detector) and metadata know it.
+type ServerState int
+
+const (
+	// ServerStateUnknown: the server did not say (older servers).
+	ServerStateUnknown ServerState = iota
+	// ServerAlive: it answers gossip.
+	ServerAlive
+	// ServerFailed: it stopped answering gossip (crashed, stopped without
+	// leaving, or cut off).
+	ServerFailed
+	// ServerLeaving: it is leaving the cluster; its replicas move away.
+	ServerLeaving
+)
+
+// String is "alive", "failed", "leaving" or "unknown".
+func (s ServerState) String() string {
+	switch s {
+	case ServerAlive:
+		return "alive"
+	case ServerFailed:
+		return "failed"
+	case ServerLeaving:
+		return "leaving"
+	}
+	return "unknown"
+}
+
+func serverStateFromProto(s logv1.ServerState) ServerState {
+	switch s {
+	case logv1.ServerState_SERVER_STATE_ALIVE:
+		return ServerAlive
+	case logv1.ServerState_SERVER_STATE_FAILED:
+		return ServerFailed
+	case logv1.ServerState_SERVER_STATE_LEAVING:
+		return ServerLeaving
+	}
+	return ServerStateUnknown
 }
 
 func (r *Record) toProto() *logv1.Record {
@@ -72,7 +118,7 @@ func recordFromProto(p *logv1.Record) *Record {
 func serversFromProto(ps []*logv1.Server) []Server {
 	out := make([]Server, len(ps))
 	for i, p := range ps {
-		out[i] = Server{ID: p.GetId(), RPCAddr: p.GetRpcAddr(), IsLeader: p.GetIsLeader()}
+		out[i] = Server{ID: p.GetId(), RPCAddr: p.GetRpcAddr(), IsLeader: p.GetIsLeader(), State: serverStateFromProto(p.GetState()), MetadataVoter: p.GetMetadataVoter()}
 	}
 	return out
 }

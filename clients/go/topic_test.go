@@ -14,6 +14,7 @@ import (
 
 	client "github.com/proglog/proglog/clients/go"
 	"github.com/proglog/proglog/clients/go/clienttest"
+	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
 // topicCluster starts the clienttest double with n servers and connects a
@@ -474,5 +475,104 @@ func TestLaggingMetadataKeepsAKnownTopic(t *testing.T) {
 	}
 	if _, err := cl.Topic("fresh").Partitions(ctx); !errors.Is(err, client.ErrUnknownTopic) {
 		t.Fatalf("Partitions of the deleted topic: %v, want ErrUnknownTopic", err)
+	}
+}
+
+// Metadata older than WithMetadataMaxAge is asked for again on the next
+// call, though no call failed: a replica that replaced another gets the
+// reads at once, and the server that no longer holds one gets none.
+func TestMetadataMaxAgeLearnsMovedReplicas(t *testing.T) {
+	tc, cl := topicCluster(t, 3, client.WithMetadataMaxAge(time.Nanosecond))
+	tc.CreateTopic("events", 1, 2) // replicas 0 (leader) and 1
+	ctx := ctxT(t)
+	part := cl.Topic("events").Partition(0)
+	if _, err := part.Produce(ctx, &client.Record{Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	for len(callsOf(tc, 1, "Consume")) == 0 { // until the follower's connection is ready
+		if _, err := part.Consume(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Server 2 replaces server 1 (a replacement after a failure).
+	tc.SetReplicas("events", 0, []int{0, 2})
+	before := len(callsOf(tc, 1, "Consume"))
+	for len(callsOf(tc, 2, "Consume")) == 0 {
+		if _, err := part.Consume(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(callsOf(tc, 1, "Consume")) - before; n != 0 {
+		t.Errorf("the replaced server got %d reads after the move; the metadata was not refreshed before them", n)
+	}
+}
+
+// With the default max age the metadata is not asked for again while no
+// call fails: the same move is learned from the old replica's NOT_LEADER.
+func TestMetadataMaxAgeDefault(t *testing.T) {
+	tc, cl := topicCluster(t, 3)
+	tc.CreateTopic("events", 1, 2)
+	ctx := ctxT(t)
+	part := cl.Topic("events").Partition(0)
+	if _, err := part.Produce(ctx, &client.Record{Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	for len(callsOf(tc, 1, "Consume")) == 0 {
+		if _, err := part.Consume(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fetched := countCalls(tc, 3, "GetMetadata")
+	for range 5 {
+		if _, err := part.Consume(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := countCalls(tc, 3, "GetMetadata") - fetched; n != 0 {
+		t.Errorf("%d GetMetadata calls while nothing failed, within the default max age", n)
+	}
+	if _, err := client.New(ctx, tc.Addrs()[0], client.WithMetadataMaxAge(0)); err == nil || !strings.Contains(err.Error(), "WithMetadataMaxAge(0s): must be positive") {
+		t.Errorf("WithMetadataMaxAge(0): %v", err)
+	}
+}
+
+// A partition whose replicas are mostly on failed servers cannot elect a
+// leader: the client returns the servers' NO_LEADER answer at once, as a
+// *NoLeaderError naming them, instead of retrying until the deadline.
+// During an ordinary election (fewer unreachable) it retries.
+func TestNoLeaderWithoutAQuorumIsNotRetried(t *testing.T) {
+	tc, cl := topicCluster(t, 3, client.WithRetries(3))
+	tc.CreateTopic("orders", 1, 3) // replicas 0, 1, 2
+	ctx := ctxT(t)
+	part := cl.Topic("orders").Partition(0)
+	if _, err := part.Produce(ctx, &client.Record{Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	tc.SetNoLeader("orders", 0)
+	tc.SetServerState(1, logv1.ServerState_SERVER_STATE_FAILED)
+
+	produces := countCalls(tc, 3, "Produce") + countCalls(tc, 3, "ProduceBatch")
+	_, err := part.Produce(ctx, &client.Record{Value: []byte("w")})
+	var nl *client.NoLeaderError
+	if !errors.As(err, &nl) || nl.QuorumLost() || !slices.Equal(nl.Unreachable, []string{"s1"}) {
+		t.Fatalf("one of three failed: %v", err)
+	}
+	if n := countCalls(tc, 3, "Produce") + countCalls(tc, 3, "ProduceBatch") - produces; n != 4 {
+		t.Errorf("one of three failed: %d attempts, want 4 (WithRetries(3))", n)
+	}
+
+	tc.SetServerState(2, logv1.ServerState_SERVER_STATE_FAILED)
+	produces = countCalls(tc, 3, "Produce") + countCalls(tc, 3, "ProduceBatch")
+	_, err = part.Produce(ctx, &client.Record{Value: []byte("w")})
+	if !errors.As(err, &nl) || !nl.QuorumLost() || nl.Topic != "orders" || nl.Partition != 0 || nl.Replicas != 3 ||
+		!slices.Equal(nl.Unreachable, []string{"s1", "s2"}) || !errors.Is(err, client.ErrNoLeader) || !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("two of three failed: %#v", err)
+	}
+	if msg := err.Error(); msg != "proglog: partition orders/0 has no leader: 2 of its 3 replicas are unreachable" {
+		t.Errorf("message %q", msg)
+	}
+	if n := countCalls(tc, 3, "Produce") + countCalls(tc, 3, "ProduceBatch") - produces; n != 1 {
+		t.Errorf("two of three failed: %d attempts, want 1", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/proglog/proglog/go/broker"
 	"github.com/proglog/proglog/go/commitlog"
+	"github.com/proglog/proglog/go/discovery"
 	"github.com/proglog/proglog/go/metadata"
 	"github.com/proglog/proglog/go/metadata/group"
 	"github.com/proglog/proglog/go/metadata/report"
@@ -80,10 +81,13 @@ func (r internalReports) ReportLeaders(ctx context.Context, node string, leaders
 // with the leader of the default topic's partition 0 marked (the leader
 // clients written for the single log send their writes to), when this
 // node knows it: from its own replica of that partition, else from the
-// broker's hint.
+// broker's hint. Each node's state is gossip's (members): alive, failed,
+// leaving (leaving or left), unknown when gossip does not know the node
+// (yet); its metadata role is the metadata group's Raft configuration's.
 type clusterServers struct {
-	meta *group.Group
-	b    *broker.Broker
+	meta    *group.Group
+	b       *broker.Broker
+	members func() []discovery.Member
 }
 
 var _ commitlog.ServerLister = clusterServers{}
@@ -103,13 +107,34 @@ func (c clusterServers) Servers(ctx context.Context) ([]commitlog.Server, error)
 			}
 		}
 	}
+	gossip := map[string]discovery.Member{}
+	for _, m := range c.members() {
+		gossip[m.Name] = m
+	}
+	voters := c.meta.Voters()
 	var out []commitlog.Server
 	c.meta.FSM().View(func(s *metadata.State) {
 		for _, id := range slices.Sorted(maps.Keys(s.Nodes)) {
 			if n := s.Nodes[id]; !n.Leaving {
-				out = append(out, commitlog.Server{ID: id, Addr: n.APIAddr, IsLeader: id == leader})
+				m, known := gossip[id]
+				out = append(out, commitlog.Server{ID: id, Addr: n.APIAddr, IsLeader: id == leader, State: memberState(m, known), MetadataVoter: voters[id]})
 			}
 		}
 	})
 	return out, nil
+}
+
+// memberState is the liveness of a gossip member (known: gossip knows it).
+func memberState(m discovery.Member, known bool) commitlog.ServerState {
+	switch {
+	case !known:
+		return commitlog.StateUnknown
+	case m.Status == discovery.StatusAlive:
+		return commitlog.StateAlive
+	case m.Status == discovery.StatusFailed:
+		return commitlog.StateFailed
+	case m.Status == discovery.StatusLeaving || m.Status == discovery.StatusLeft:
+		return commitlog.StateLeaving
+	}
+	return commitlog.StateUnknown
 }

@@ -198,7 +198,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	mc.AuthorizePeer = authorizePeer
 	mc.OnHandshakeFailed = func(err error) { peerMetrics.Rejected(handshakeRejection(err)) }
 	mc.OnConnLimit = func() { metrics.ConnectionRejected("port") }
-	mc.Logger = hclogToZap(a.log, "mux")
+	mc.Logger = hclogToZap(a.log, "mux", a.stopping)
 	if a.mux, err = mux.New(ln, mc); err != nil {
 		ln.Close()
 		return nil, err
@@ -219,7 +219,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	// 4. The metadata group and the partitions this node hosts.
 	sz := cfg.sizes()
 	tc := replication.DefaultTransportConfig()
-	tc.OnRefused, tc.Logger = peerMetrics.Rejected, hclogToZap(a.log, "transport")
+	tc.OnRefused, tc.Logger = peerMetrics.Rejected, hclogToZap(a.log, "transport", a.stopping)
 	raftNet, err := replication.NewTransport(a.mux.DialRaft, a.mux.RaftConns(), tc) // closed with the mux
 	if err != nil {
 		return nil, err
@@ -244,7 +244,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	setIf(&gc.HeartbeatTimeout, cfg.Raft.HeartbeatTimeout)
 	setIf(&gc.ElectionTimeout, cfg.Raft.ElectionTimeout)
 	setIf(&gc.LeaderLeaseTimeout, cfg.Raft.LeaderLeaseTimeout)
-	gc.Logger = hclogToZap(a.log, "metadata")
+	gc.Logger = hclogToZap(a.log, "metadata", a.stopping)
 	// The metadata's ACL rules reach the authorizer as this node's copy
 	// applies them; the first call, in Open, hands it those of the
 	// restored snapshot, before the API serves.
@@ -289,7 +289,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	rc.RaftLog.Segment.MaxStoreBytes = max(rc.RaftLog.Segment.MaxStoreBytes, 2*sz.raftEntry)
 	rc.MinFreeBytes = cfg.MinFreeBytes
 	rc.Producers = cfg.Producers
-	rc.Logger = hclogToZap(a.log, "replication")
+	rc.Logger = hclogToZap(a.log, "replication", a.stopping)
 	bc := broker.DefaultConfig()
 	bc.NodeID = cfg.NodeName
 	bc.DataDir = cfg.DataDir
@@ -315,7 +315,7 @@ func New(cfg Config) (_ *Agent, err error) {
 		a.log.Info("leader", zap.String("topic", topic), zap.Int("partition", partition), zap.String("leader_id", id), zap.String("leader_addr", addr))
 		a.updateHealth()
 	}
-	bc.Logger = hclogToZap(a.log, "broker")
+	bc.Logger = hclogToZap(a.log, "broker", a.stopping)
 	brk, err := broker.New(bc)
 	if err != nil {
 		return nil, err
@@ -370,7 +370,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	scfg.AdvertiseAddr = a.addr
 	scfg.TLS = serverTLS
 	scfg.Authorizer = authz
-	scfg.Servers = clusterServers{meta: a.meta, b: brk}
+	scfg.Servers = clusterServers{meta: a.meta, b: brk, members: a.gossipMembers}
 	scfg.Internal = internalReports{meta: a.meta}
 	scfg.ACLs = a.meta
 	scfg.ACLPolicyRules = authz.PolicyRules()
@@ -413,7 +413,7 @@ func New(cfg Config) (_ *Agent, err error) {
 	dc.EncryptKey = gossipKey
 	dc.Profile = cfg.GossipProfile
 	dc.Tags = map[string]string{discovery.TagRPCAddr: a.addr, discovery.TagVoter: fmt.Sprint(cfg.Voter)}
-	dc.Logger = hclogToZap(a.log, "discovery")
+	dc.Logger = hclogToZap(a.log, "discovery", a.stopping)
 	membership, err := discovery.New(dc, meta)
 	if err != nil {
 		return nil, err
@@ -681,6 +681,18 @@ func (a *Agent) Broker() *broker.Broker { return a.broker }
 // Members returns the cluster as gossip sees it.
 func (a *Agent) Members() []discovery.Member { return a.membership.Members() }
 
+// gossipMembers is Members, or nil before membership started (the API
+// serves from before).
+func (a *Agent) gossipMembers() []discovery.Member {
+	a.healthMu.Lock()
+	m := a.membership
+	a.healthMu.Unlock()
+	if m == nil {
+		return nil
+	}
+	return m.Members()
+}
+
 // unverifiedMembers is the proglog_membership_unverified_members gauge.
 func (a *Agent) unverifiedMembers() int {
 	a.healthMu.Lock()
@@ -743,7 +755,11 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		add("metrics", a.shutdownMetrics())
 		add("tracing", a.shutdownTracing())
 		a.shutdownErr = errors.Join(errs...)
-		a.log.Info("agent stopped", zap.Error(a.shutdownErr))
+		if a.shutdownErr != nil {
+			a.log.Error("agent stopped", zap.Error(a.shutdownErr))
+		} else {
+			a.log.Info("agent stopped")
+		}
 	})
 	return a.shutdownErr
 }

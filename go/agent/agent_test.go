@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -202,6 +205,17 @@ func TestClusterReplicatesAndReads(t *testing.T) {
 		}
 		if id, addr := n.a.Leader(); id != "n0" || addr != leader.a.Addr() {
 			t.Fatalf("%s knows leader %s at %s", n.name(), id, addr)
+		}
+	}
+
+	// GetServers says each server's liveness (gossip's) and metadata role.
+	resp, err := f1.log.GetServers(ctx, &logv1.GetServersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range resp.Servers {
+		if s.State != logv1.ServerState_SERVER_STATE_ALIVE || !s.MetadataVoter {
+			t.Errorf("server %s: state %v, metadata voter %v; want alive voters", s.Id, s.State, s.MetadataVoter)
 		}
 	}
 
@@ -516,5 +530,47 @@ func TestTopicsOverTheCluster(t *testing.T) {
 			_, err := os.Stat(dir)
 			return errors.Is(err, os.ErrNotExist)
 		})
+	}
+}
+
+// TestGracefulStopLogsNoErrors: a node that stops cleanly logs nothing at
+// error level while it stops (Raft's "transport shutdown", the leadership
+// hand-over's "peer has newer term", resets from peers are expected then),
+// and says it stopped.
+func TestGracefulStopLogsNoErrors(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t, 2*time.Minute)
+	var nodes []*node
+	var logs []*observer.ObservedLogs
+	for i, name := range []string{"n0", "n1", "n2"} {
+		c := e.config(name)
+		core, l := observer.New(zapcore.InfoLevel)
+		c.Logger = zap.New(zapcore.NewTee(core, c.Logger.Core())).Named(name)
+		if i == 0 {
+			c.Bootstrap = true
+		} else {
+			c.StartJoinAddrs = []string{nodes[0].a.SerfAddr()}
+		}
+		n := e.start(c)
+		n.waitReady()
+		nodes, logs = append(nodes, n), append(logs, l)
+	}
+	testutil.Eventually(t, "three voters", 30*time.Second, func() bool { return len(nodes[0].servers()) == 3 })
+	for i := range 10 {
+		nodes[0].produce(ctx, i)
+	}
+	for i, n := range nodes {
+		before := logs[i].Len()
+		n.stop()
+		stopped := false
+		for _, entry := range logs[i].All()[before:] {
+			if entry.Level >= zapcore.ErrorLevel {
+				t.Errorf("%s logged while stopping: %s %q %v", n.name(), entry.Level, entry.Message, entry.ContextMap())
+			}
+			stopped = stopped || entry.Message == "agent stopped"
+		}
+		if !stopped {
+			t.Errorf("%s did not log that it stopped", n.name())
+		}
 	}
 }

@@ -91,7 +91,12 @@
 // linearizable reads go to the leader only (elsewhere go/replication's
 // CommitLog returns *commitlog.NotLeaderError, which go/server answers
 // FAILED_PRECONDITION with the leader's address); follower reads and
-// streams are served by every node.
+// streams are served by every node. GetServers (go/server's
+// Config.Servers) lists the metadata's nodes not leaving, each with its
+// state as gossip knows it (alive, failed, leaving; unknown before gossip
+// knows it) and whether it votes in the metadata group's Raft
+// configuration; go/server derives from them a partition's in-sync
+// replicas and the unreachable replicas of one without a leader.
 //
 // # Health
 //
@@ -124,5 +129,10 @@
 // group), closes the health port (NOT_SERVING since the start of
 // Shutdown), stops gRPC gracefully, closes the partition replicas (a
 // leader hands leadership over first) and the metadata group, closes the mux
-// and the listener, then flushes telemetry. It is idempotent.
+// and the listener, then flushes telemetry. It is idempotent. From its
+// start, errors that Raft, Serf, memberlist and the mux log are logged at
+// info level: a stopping node's transport shuts down, its peers reset its
+// connections and leadership moves away, by design. The node's own errors
+// stay at error level, and "agent stopped" is logged at error level with
+// Shutdown's error when it failed (info otherwise).
 package agent

@@ -13,7 +13,13 @@ import (
 // hclogToZap returns an hclog.Logger (what Raft, Serf, memberlist and the
 // mux log to) that sends every message to z, with the hclog name as the
 // "component" field and the key/value pairs as fields. z's level filters.
-func hclogToZap(z *zap.Logger, name string) hclog.Logger {
+// Once stopping is closed (Shutdown began, or New is undoing a failed
+// start), errors are logged at info level: a stopping node's transport,
+// connections and elections fail by design ("transport shutdown", peers'
+// resets, a snapshot refused mid-close), which is no failure of the node;
+// its own errors, logged to z directly, and Shutdown's result are not
+// affected.
+func hclogToZap(z *zap.Logger, name string, stopping <-chan struct{}) hclog.Logger {
 	level := hclog.Error
 	switch {
 	case z.Core().Enabled(zapcore.DebugLevel):
@@ -29,11 +35,14 @@ func hclogToZap(z *zap.Logger, name string) hclog.Logger {
 	l := hclog.NewInterceptLogger(&hclog.LoggerOptions{Name: name, Level: level, Output: io.Discard})
 	// The caller and stack zap would record are this sink's, which say
 	// nothing about the message.
-	l.RegisterSink(zapSink{z: z.WithOptions(zap.WithCaller(false), zap.AddStacktrace(zapcore.FatalLevel))})
+	l.RegisterSink(zapSink{z: z.WithOptions(zap.WithCaller(false), zap.AddStacktrace(zapcore.FatalLevel)), stopping: stopping})
 	return l
 }
 
-type zapSink struct{ z *zap.Logger }
+type zapSink struct {
+	z        *zap.Logger
+	stopping <-chan struct{}
+}
 
 func (s zapSink) Accept(name string, level hclog.Level, msg string, args ...any) {
 	var lvl zapcore.Level
@@ -46,6 +55,11 @@ func (s zapSink) Accept(name string, level hclog.Level, msg string, args ...any)
 		lvl = zapcore.WarnLevel
 	default:
 		lvl = zapcore.ErrorLevel
+		select {
+		case <-s.stopping:
+			lvl = zapcore.InfoLevel
+		default:
+		}
 	}
 	ce := s.z.Check(lvl, msg)
 	if ce == nil {

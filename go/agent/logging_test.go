@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -15,7 +16,7 @@ import (
 // arguments ("servers":["%+v",…]).
 func TestHclogToZapFormatsHclogValues(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
-	l := hclogToZap(zap.New(core), "raft")
+	l := hclogToZap(zap.New(core), "raft", nil)
 	type server struct{ ID, Address string }
 	l.Info("initial configuration",
 		"servers", hclog.Fmt("%+v", []server{{"n1", "127.0.0.1:1"}}),
@@ -53,7 +54,7 @@ func TestHclogToZapFormatsHclogValues(t *testing.T) {
 // The adapter's level follows zap's: messages below it are dropped.
 func TestHclogToZapLevels(t *testing.T) {
 	core, logs := observer.New(zapcore.WarnLevel)
-	l := hclogToZap(zap.New(core), "mux")
+	l := hclogToZap(zap.New(core), "mux", nil)
 	l.Debug("d")
 	l.Info("i")
 	l.Warn("w")
@@ -75,7 +76,7 @@ func TestHclogToZapLevels(t *testing.T) {
 // node's name.
 func TestHclogToZapRenamesTheNodeKey(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
-	l := hclogToZap(zap.New(core).With(zap.String("node", "n1")), "raft")
+	l := hclogToZap(zap.New(core).With(zap.String("node", "n1")), "raft", nil)
 	l.Info("entering candidate state", "node", "Node at 127.0.0.1:1 [Candidate]", "term", 2)
 	entries := logs.All()
 	if len(entries) != 1 {
@@ -84,5 +85,27 @@ func TestHclogToZapRenamesTheNodeKey(t *testing.T) {
 	got := entries[0].ContextMap()
 	if got["node"] != "n1" || got["raft_node"] != "Node at 127.0.0.1:1 [Candidate]" {
 		t.Fatalf("fields %v, want node n1 and raft_node", got)
+	}
+}
+
+// Once the node stops, Raft's, Serf's and the mux's errors are expected
+// (the transport shuts down, peers reset connections): they are logged at
+// info level; before, and for warnings, the level is kept.
+func TestHclogToZapDemotesErrorsWhileStopping(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	stopping := make(chan struct{})
+	l := hclogToZap(zap.New(core), "raft", stopping)
+	l.Error("before", "error", errors.New("real"))
+	l.Warn("warn before")
+	close(stopping)
+	l.Error("failed to decode incoming command", "error", errors.New("transport shutdown"))
+	l.Warn("warn after")
+	var got []string
+	for _, e := range logs.All() {
+		got = append(got, e.Level.String()+":"+e.Message)
+	}
+	want := []string{"error:before", "warn:warn before", "info:failed to decode incoming command", "warn:warn after"}
+	if !slices.Equal(got, want) {
+		t.Errorf("logged %v, want %v", got, want)
 	}
 }

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/metadata"
@@ -128,7 +129,7 @@ func (b *Broker) topicInfo(s *metadata.State, t *metadata.Topic) commitlog.Topic
 				leader = id
 			}
 		}
-		pi := commitlog.PartitionInfo{Partition: p, Epoch: part.Epoch, Replicas: make([]commitlog.Server, len(part.Replicas))}
+		pi := commitlog.PartitionInfo{Partition: p, Epoch: part.Epoch, Replicas: make([]commitlog.Server, len(part.Replicas)), Adding: slices.Clone(part.Adding)}
 		for i, id := range part.Replicas {
 			pi.Replicas[i] = commitlog.Server{ID: id, IsLeader: id == leader}
 			if n := s.Nodes[id]; n != nil {

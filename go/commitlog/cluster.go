@@ -51,6 +51,9 @@ type PartitionInfo struct {
 	Replicas []Server
 	// Epoch counts the changes of Replicas.
 	Epoch uint64
+	// Adding are the replicas a reassignment added that have not caught
+	// up yet (a subset of Replicas).
+	Adding []string
 }
 
 // TopicInfo describes a topic.

@@ -58,9 +58,47 @@ type Server struct {
 	Addr string
 	// IsLeader: the server leads the partition.
 	IsLeader bool
+	// State is the server's liveness as this node's gossip and metadata
+	// know it (ServerLister fills it; StateUnknown elsewhere).
+	State ServerState
+	// MetadataVoter: the server votes in the metadata group (ServerLister
+	// fills it).
+	MetadataVoter bool
 }
 
-// ServerLister reports the servers of the cluster.
+// ServerState is a server's liveness.
+type ServerState int
+
+const (
+	// StateUnknown: the lister does not know (or does not say).
+	StateUnknown ServerState = iota
+	// StateAlive: the server answers gossip.
+	StateAlive
+	// StateFailed: the server stopped answering gossip (crashed, stopped
+	// without leaving, or cut off).
+	StateFailed
+	// StateLeaving: the server is leaving the cluster; its replicas move
+	// away.
+	StateLeaving
+)
+
+func (s ServerState) String() string {
+	switch s {
+	case StateAlive:
+		return "alive"
+	case StateFailed:
+		return "failed"
+	case StateLeaving:
+		return "leaving"
+	default:
+		return "unknown"
+	}
+}
+
+// ServerLister reports the servers of the cluster, each with its State
+// and MetadataVoter when the lister knows them; go/server takes a
+// replica on a server it does not list, or lists failed or leaving, as
+// unreachable (not in sync).
 type ServerLister interface {
 	Servers(ctx context.Context) ([]Server, error)
 }

@@ -37,6 +37,10 @@ type cluster struct {
 	// ledBy names the leader Topics reports for a partition whose leader
 	// is not self (which then holds a follower replica).
 	ledBy map[commitlog.TopicPartition]string
+	// replicas and adding, if set, are what every partition is said to
+	// have (the data are still all on self).
+	replicas []commitlog.Server
+	adding   []string
 }
 
 // leadElsewhere makes Topics report leader as the leader of topic's
@@ -48,6 +52,14 @@ func (c *cluster) leadElsewhere(topic string, partition int, leader string) {
 		c.ledBy = map[commitlog.TopicPartition]string{}
 	}
 	c.ledBy[commitlog.TopicPartition{Topic: topic, Partition: partition}] = leader
+}
+
+// placeOn makes every partition be described with replicas, adding of
+// them still catching up.
+func (c *cluster) placeOn(replicas []commitlog.Server, adding ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.replicas, c.adding = replicas, adding
 }
 
 // failWith makes every method of c return err (nil: answer again).
@@ -114,13 +126,16 @@ func (c *cluster) Partition(topic string, partition int) (commitlog.Partition, e
 func (c *cluster) info(name string, tp *clusterTopic) commitlog.TopicInfo {
 	info := commitlog.TopicInfo{Name: name, Config: tp.cfg}
 	for i := range tp.parts {
-		replicas := []commitlog.Server{c.self}
+		pi := commitlog.PartitionInfo{Partition: i, Replicas: []commitlog.Server{c.self}, Epoch: 1, Adding: c.adding}
+		if c.replicas != nil {
+			pi.Replicas = c.replicas
+		}
 		if leader, ok := c.ledBy[commitlog.TopicPartition{Topic: name, Partition: i}]; ok {
 			follower := c.self
 			follower.IsLeader = false
-			replicas = []commitlog.Server{follower, {ID: leader, IsLeader: true}}
+			pi.Replicas = []commitlog.Server{follower, {ID: leader, IsLeader: true}}
 		}
-		info.Partitions = append(info.Partitions, commitlog.PartitionInfo{Partition: i, Replicas: replicas, Epoch: 1})
+		info.Partitions = append(info.Partitions, pi)
 	}
 	return info
 }

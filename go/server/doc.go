@@ -11,7 +11,10 @@
 // encoding) and decodes it after Partition.Read (DecodeRecord). The server
 // owns every mapping of an error to a gRPC status, including the port's
 // *commitlog.NotLeaderError, commitlog.ErrLeadershipLost and
-// commitlog.ErrUnavailable. Dependencies point one way: this package and
+// commitlog.ErrUnavailable; a partition's *commitlog.NotLeaderError
+// without a leader becomes UNAVAILABLE with ErrorInfo NO_LEADER naming its
+// replicas on servers the ServerLister has failed or leaving (see
+// README.md). Dependencies point one way: this package and
 // the implementations import go/commitlog; this package imports none of the
 // implementations and knows nothing of Raft.
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -43,6 +44,7 @@ const (
 	reasonOutOfOrder     = "OUT_OF_ORDER_SEQUENCE"
 	reasonUnknownProd    = "UNKNOWN_PRODUCER"
 	reasonNotLeader      = "NOT_LEADER"
+	reasonNoLeader       = "NO_LEADER"
 	reasonTooManyProds   = "TOO_MANY_PRODUCERS"
 	reasonUnknownTopic   = "UNKNOWN_TOPIC"
 	reasonUnknownPart    = "UNKNOWN_PARTITION"
@@ -124,10 +126,10 @@ func lowDiskSpace(e *diskspace.LowSpaceError) error {
 
 // notLeader builds the status of a call that needs the leader: with a
 // known leader FAILED_PRECONDITION naming it (retry there, see log.proto),
-// during an election UNAVAILABLE (retry later).
-func notLeader(e *commitlog.NotLeaderError) error {
+// without one UNAVAILABLE: see noLeader.
+func (s *Server) notLeader(ctx context.Context, e *commitlog.NotLeaderError, te *topicError) error {
 	if e.LeaderAddr == "" {
-		return status.Error(codes.Unavailable, "no leader elected yet; retry shortly")
+		return s.noLeader(ctx, te)
 	}
 	st := status.Newf(codes.FailedPrecondition, "not the leader: send this request to %s (%s)", e.LeaderAddr, e.LeaderID)
 	return withDetails(st, &errdetails.ErrorInfo{
@@ -135,6 +137,56 @@ func notLeader(e *commitlog.NotLeaderError) error {
 		Domain:   ErrorDomain,
 		Metadata: map[string]string{"leader_id": e.LeaderID, "leader_addr": e.LeaderAddr},
 	})
+}
+
+// noLeader builds the UNAVAILABLE status of a call to a partition that
+// has no leader, with reason NO_LEADER naming the replicas on servers
+// known to be failed or leaving (see log.proto). With a majority of them
+// unreachable the message says that no leader can be elected until they
+// are back; otherwise an election is under way. Without the partition
+// (te nil) or its metadata the status is the election's, bare.
+func (s *Server) noLeader(ctx context.Context, te *topicError) error {
+	const election = "no leader elected yet; retry shortly"
+	if te == nil || !te.hasPartition {
+		return status.Error(codes.Unavailable, election)
+	}
+	topics, err := s.cluster.Topics(ctx, te.topic)
+	if err != nil || len(topics) != 1 || int(te.partition) >= len(topics[0].Partitions) {
+		return status.Error(codes.Unavailable, election)
+	}
+	servers, err := s.lister.Servers(ctx)
+	if err != nil {
+		return status.Error(codes.Unavailable, election)
+	}
+	states := serverStates(servers)
+	replicas := topics[0].Partitions[te.partition].Replicas
+	var unreachable, why []string
+	for _, r := range replicas {
+		if !reachable(states, r.ID) {
+			st, ok := states[r.ID]
+			if !ok {
+				st = commitlog.StateLeaving // not listed: the metadata has it leaving
+			}
+			unreachable = append(unreachable, r.ID)
+			why = append(why, r.ID+" "+st.String())
+		}
+	}
+	md := te.metadata()
+	md["replicas"] = strconv.Itoa(len(replicas))
+	md["unreachable"] = strings.Join(unreachable, ",")
+	name := fmt.Sprintf("partition %s/%d", te.topic, te.partition)
+	var msg string
+	switch quorum := len(replicas)/2 + 1; {
+	case len(unreachable) == 0:
+		msg = name + " has no leader yet (an election is under way); retry shortly"
+	case len(replicas)-len(unreachable) < quorum:
+		msg = fmt.Sprintf("%s has no leader: %d of its %d replicas are unreachable (%s); a leader needs %d of them, so none can be elected until enough are back",
+			name, len(unreachable), len(replicas), strings.Join(why, ", "), quorum)
+	default:
+		msg = fmt.Sprintf("%s has no leader yet (an election is under way; %d of its %d replicas unreachable: %s); retry shortly",
+			name, len(unreachable), len(replicas), strings.Join(why, ", "))
+	}
+	return withDetails(status.New(codes.Unavailable, msg), &errdetails.ErrorInfo{Reason: reasonNoLeader, Domain: ErrorDomain, Metadata: md})
 }
 
 // sequenceReason is the ErrorInfo reason of a refused idempotent produce.
@@ -261,7 +313,7 @@ func notEnoughNodes(err error, te *topicError) error {
 		md["replication_factor"] = strconv.Itoa(ne.ReplicationFactor)
 		md["nodes"] = strconv.Itoa(ne.Nodes)
 	}
-	return withDetails(status.New(codes.FailedPrecondition, err.Error()+"; create the topic with a smaller replication factor or add servers"),
+	return withDetails(status.New(codes.FailedPrecondition, detail(err, commitlog.ErrNotEnoughNodes)+"; create the topic with a smaller replication factor or add servers"),
 		&errdetails.ErrorInfo{Reason: reasonNotEnoughNodes, Domain: ErrorDomain, Metadata: md})
 }
 
@@ -359,6 +411,19 @@ func isGroupError(err error) bool {
 	return false
 }
 
+// detail is what err says after sentinel's text: the cause without the
+// chain of package prefixes that wrapped it ("metadata: commitlog: invalid
+// topic: ..."). The status's code and reason already say what kind of
+// error it is, and clients print their own words for that kind, so a
+// message holding the sentinel's text would say it twice.
+func detail(err, sentinel error) string {
+	msg, s := err.Error(), sentinel.Error()
+	if i := strings.LastIndex(msg, s+": "); i >= 0 {
+		return msg[i+len(s)+2:]
+	}
+	return strings.TrimSuffix(msg, ": "+s)
+}
+
 func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
 	withD, err := st.WithDetails(details...)
 	if err != nil {
@@ -389,7 +454,7 @@ func (s *Server) statusError(ctx context.Context, err error) error {
 	errors.As(err, &te) // nil when err is about no topic
 	switch {
 	case errors.As(err, &nl):
-		return notLeader(nl)
+		return s.notLeader(ctx, nl, te)
 	case errors.Is(err, commitlog.ErrUnknownPartition):
 		msg := "unknown partition: " + err.Error()
 		if te != nil {
@@ -410,7 +475,7 @@ func (s *Server) statusError(ctx context.Context, err error) error {
 		return topicStatus(codes.AlreadyExists, reasonTopicExists, msg, te)
 	case errors.Is(err, commitlog.ErrInvalidTopic):
 		// The message says what is not allowed (see commitlog).
-		return topicStatus(codes.InvalidArgument, reasonInvalidTopic, err.Error(), te)
+		return topicStatus(codes.InvalidArgument, reasonInvalidTopic, detail(err, commitlog.ErrInvalidTopic), te)
 	case errors.Is(err, commitlog.ErrNotEnoughNodes):
 		return notEnoughNodes(err, te)
 	case isGroupError(err):

@@ -119,7 +119,7 @@ func TestPortErrorsMapToStatuses(t *testing.T) {
 	}{
 		{"not leader", fmt.Errorf("append: %w", &commitlog.NotLeaderError{LeaderID: "n1", LeaderAddr: "10.0.0.1:8400"}),
 			codes.FailedPrecondition, "not the leader: send this request to 10.0.0.1:8400 (n1)"},
-		{"no leader", &commitlog.NotLeaderError{}, codes.Unavailable, "no leader elected yet; retry shortly"},
+		{"no leader", &commitlog.NotLeaderError{}, codes.Unavailable, "partition log/0 has no leader yet (an election is under way); retry shortly"},
 		{"leadership lost", fmt.Errorf("append: %w", commitlog.ErrLeadershipLost),
 			codes.Unavailable, "leadership changed during the request; it may or may not have been applied"},
 		{"unavailable", fmt.Errorf("%w: %w", commitlog.ErrUnavailable, seglog.ErrClosed),
@@ -140,6 +140,12 @@ func TestPortErrorsMapToStatuses(t *testing.T) {
 				if i, ok := d.(*errdetails.ErrorInfo); ok {
 					infos = append(infos, i)
 				}
+			}
+			if tc.name == "no leader" {
+				if len(infos) != 1 || infos[0].Reason != "NO_LEADER" || infos[0].Metadata["replicas"] != "1" || infos[0].Metadata["unreachable"] != "" {
+					t.Fatalf("ErrorInfo %v, want NO_LEADER with 1 replica, none unreachable", infos)
+				}
+				return
 			}
 			if tc.code != codes.FailedPrecondition {
 				if len(st.Details()) != 0 {

@@ -641,7 +641,37 @@ func (s *Server) servers(ctx context.Context) ([]*logv1.Server, error) {
 func protoServers(servers []commitlog.Server) []*logv1.Server {
 	out := make([]*logv1.Server, len(servers))
 	for i, sv := range servers {
-		out[i] = &logv1.Server{Id: sv.ID, RpcAddr: sv.Addr, IsLeader: sv.IsLeader}
+		out[i] = &logv1.Server{Id: sv.ID, RpcAddr: sv.Addr, IsLeader: sv.IsLeader, State: protoState(sv.State), MetadataVoter: sv.MetadataVoter}
 	}
 	return out
+}
+
+func protoState(st commitlog.ServerState) logv1.ServerState {
+	switch st {
+	case commitlog.StateAlive:
+		return logv1.ServerState_SERVER_STATE_ALIVE
+	case commitlog.StateFailed:
+		return logv1.ServerState_SERVER_STATE_FAILED
+	case commitlog.StateLeaving:
+		return logv1.ServerState_SERVER_STATE_LEAVING
+	}
+	return logv1.ServerState_SERVER_STATE_UNSPECIFIED
+}
+
+// serverStates maps each server Config.Servers lists to its state. A
+// node it does not list (one the metadata marks leaving) is absent.
+func serverStates(servers []commitlog.Server) map[string]commitlog.ServerState {
+	out := make(map[string]commitlog.ServerState, len(servers))
+	for _, sv := range servers {
+		out[sv.ID] = sv.State
+	}
+	return out
+}
+
+// reachable reports whether a replica on server id can take part in its
+// partition: listed, and not failed or leaving (a server whose state the
+// lister does not know counts as reachable).
+func reachable(states map[string]commitlog.ServerState, id string) bool {
+	st, ok := states[id]
+	return ok && st != commitlog.StateFailed && st != commitlog.StateLeaving
 }

@@ -46,15 +46,16 @@ func (s *Server) GetMetadata(ctx context.Context, req *logv1.GetMetadataRequest)
 		})
 	}
 	slices.SortFunc(topics, func(a, b commitlog.TopicInfo) int { return strings.Compare(a.Name, b.Name) })
-	servers, err := s.servers(ctx)
+	servers, err := s.lister.Servers(ctx)
 	if err != nil {
-		return nil, err
+		return nil, s.statusError(ctx, err)
 	}
+	states := serverStates(servers)
 	out := make([]*logv1.TopicMetadata, len(topics))
 	for i, t := range topics {
-		out[i] = topicMetadata(t)
+		out[i] = topicMetadata(t, states)
 	}
-	return &logv1.GetMetadataResponse{Topics: out, Servers: servers}, nil
+	return &logv1.GetMetadataResponse{Topics: out, Servers: protoServers(servers)}, nil
 }
 
 // unknownOf marks err, the cluster's answer to Topics(names...), with the
@@ -95,7 +96,13 @@ func (s *Server) CreateTopic(ctx context.Context, req *logv1.CreateTopicRequest)
 	if err != nil {
 		return nil, s.statusError(ctx, onTopic(err, name))
 	}
-	return &logv1.CreateTopicResponse{Topic: topicMetadata(info)}, nil
+	// The topic exists now: without the servers (ctx ended) it is
+	// described without replica states.
+	var states map[string]commitlog.ServerState
+	if servers, err := s.lister.Servers(ctx); err == nil {
+		states = serverStates(servers)
+	}
+	return &logv1.CreateTopicResponse{Topic: topicMetadata(info, states)}, nil
 }
 
 // topicConfig is c with the defaults filled in, validated.
@@ -147,8 +154,10 @@ func (s *Server) DeleteTopic(ctx context.Context, req *logv1.DeleteTopicRequest)
 	return &logv1.DeleteTopicResponse{}, nil
 }
 
-// topicMetadata is t on the wire.
-func topicMetadata(t commitlog.TopicInfo) *logv1.TopicMetadata {
+// topicMetadata is t on the wire; states (serverStates) decide which
+// replicas are in sync: not in the partition's Adding, and reachable (nil
+// states: none is said to be).
+func topicMetadata(t commitlog.TopicInfo, states map[string]commitlog.ServerState) *logv1.TopicMetadata {
 	cfg := &logv1.TopicConfig{
 		Partitions:        uint32(t.Config.Partitions),
 		ReplicationFactor: uint32(t.Config.ReplicationFactor),
@@ -162,9 +171,13 @@ func topicMetadata(t commitlog.TopicInfo) *logv1.TopicMetadata {
 	out := &logv1.TopicMetadata{Name: t.Name, Config: cfg, Partitions: make([]*logv1.PartitionMetadata, len(parts))}
 	for i, p := range parts {
 		pm := &logv1.PartitionMetadata{Partition: uint32(p.Partition), Replicas: protoServers(p.Replicas), Epoch: p.Epoch}
-		for _, r := range p.Replicas {
+		for j, r := range p.Replicas {
 			if r.IsLeader {
 				pm.LeaderId = r.ID
+			}
+			pm.Replicas[j].State = protoState(states[r.ID])
+			if states != nil && !slices.Contains(p.Adding, r.ID) && reachable(states, r.ID) {
+				pm.InSync = append(pm.InSync, r.ID)
 			}
 		}
 		out.Partitions[i] = pm

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,6 +245,11 @@ func TestCreateDescribeDeleteTopic(t *testing.T) {
 	if info := errorInfo(t, err, codes.FailedPrecondition); info.Reason != "NOT_ENOUGH_NODES" || info.Metadata["replication_factor"] != "3" || info.Metadata["nodes"] != "1" {
 		t.Fatalf("replication factor over the nodes: %v", info)
 	}
+	// The message is the cause alone: clients print the kind (the reason)
+	// in their own words before it.
+	if msg := status.Convert(err).Message(); msg != "replication factor 3, but the cluster has 1 live nodes; create the topic with a smaller replication factor or add servers" {
+		t.Errorf("NOT_ENOUGH_NODES message %q", msg)
+	}
 
 	// Settings and names log.proto does not allow never reach the cluster.
 	before, _ := f.cluster.calls()
@@ -263,8 +269,9 @@ func TestCreateDescribeDeleteTopic(t *testing.T) {
 	} {
 		_, err := c.CreateTopic(ctx, tc.req)
 		info := errorInfo(t, err, codes.InvalidArgument)
-		if info.Reason != "INVALID_TOPIC" || !strings.Contains(status.Convert(err).Message(), tc.want) {
-			t.Errorf("CreateTopic(%.40v): %v, want INVALID_TOPIC saying %q", tc.req, err, tc.want)
+		msg := status.Convert(err).Message()
+		if info.Reason != "INVALID_TOPIC" || !strings.Contains(msg, tc.want) || strings.Contains(msg, "invalid topic") {
+			t.Errorf("CreateTopic(%.40v): %v, want INVALID_TOPIC saying %q (and not the kind again)", tc.req, err, tc.want)
 		}
 	}
 	if after, _ := f.cluster.calls(); after != before {
@@ -472,5 +479,87 @@ func TestPartitionErrorsNameTheirTopic(t *testing.T) {
 	_, err := f.client("root").Produce(ctxT(t), &logv1.ProduceRequest{Record: rec("x")})
 	if info := errorInfo(t, err, codes.NotFound); info.Reason != "UNKNOWN_TOPIC" || info.Metadata["topic"] != "log" || info.Metadata["partition"] != "0" {
 		t.Fatalf("partition error: %v", info)
+	}
+}
+
+// lister is a commitlog.ServerLister of fixed servers.
+type lister struct {
+	mu      sync.Mutex
+	servers []commitlog.Server
+}
+
+func (l *lister) set(servers ...commitlog.Server) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.servers = servers
+}
+
+func (l *lister) Servers(context.Context) ([]commitlog.Server, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.servers), nil
+}
+
+// A partition without a leader says why: with a majority of its replicas
+// on failed or leaving servers, which ones and that no leader can be
+// elected (reason NO_LEADER, clients stop retrying); with fewer, that an
+// election is under way. The metadata marks the replicas in sync and the
+// servers' states.
+func TestNoLeaderNamesTheUnreachableReplicas(t *testing.T) {
+	ls := &lister{}
+	f := newFixture(t, fixtureOpts{server: func(c *server.Config) { c.ID = "n0"; c.Servers = ls }})
+	c := f.client("root")
+	ctx := ctxT(t)
+	n0 := commitlog.Server{ID: "n0", Addr: f.addr, State: commitlog.StateAlive, MetadataVoter: true}
+	n1 := commitlog.Server{ID: "n1", Addr: "10.0.0.1:8400", State: commitlog.StateFailed, MetadataVoter: true}
+	n2 := commitlog.Server{ID: "n2", Addr: "10.0.0.2:8400", State: commitlog.StateFailed}
+	f.cluster.placeOn([]commitlog.Server{{ID: "n0", Addr: f.addr}, {ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}})
+	noLeader := func() error { return &commitlog.NotLeaderError{} }
+	f.clog.fail.Store(&noLeader)
+
+	ls.set(n0, n1, n2)
+	_, err := c.Produce(ctx, &logv1.ProduceRequest{Record: rec("x")})
+	info := errorInfo(t, err, codes.Unavailable)
+	if info.Reason != "NO_LEADER" || info.Metadata["topic"] != "log" || info.Metadata["partition"] != "0" ||
+		info.Metadata["replicas"] != "3" || info.Metadata["unreachable"] != "n1,n2" {
+		t.Errorf("majority failed: %v", info)
+	}
+	if msg, want := status.Convert(err).Message(), "partition log/0 has no leader: 2 of its 3 replicas are unreachable (n1 failed, n2 failed); a leader needs 2 of them, so none can be elected until enough are back"; msg != want {
+		t.Errorf("majority failed: message %q, want %q", msg, want)
+	}
+
+	// n2 alive again but still catching up; n1 gone from the list: the
+	// metadata has it leaving.
+	n2.State = commitlog.StateAlive
+	f.cluster.placeOn([]commitlog.Server{{ID: "n0", Addr: f.addr}, {ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}, "n2")
+	ls.set(n0, n2)
+	_, err = c.Produce(ctx, &logv1.ProduceRequest{Record: rec("x")})
+	info = errorInfo(t, err, codes.Unavailable)
+	if info.Reason != "NO_LEADER" || info.Metadata["unreachable"] != "n1" {
+		t.Errorf("one leaving: %v", info)
+	}
+	wantStatus(t, err, codes.Unavailable, "partition log/0 has no leader yet (an election is under way; 1 of its 3 replicas unreachable: n1 leaving); retry shortly")
+
+	md, err := c.GetMetadata(ctx, &logv1.GetMetadataRequest{Topics: []string{"log"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := md.Topics[0].Partitions[0]
+	if !slices.Equal(p.InSync, []string{"n0"}) {
+		t.Errorf("in sync %q, want [n0] (n1 leaving, n2 catching up)", p.InSync)
+	}
+	var states []string
+	for _, r := range p.Replicas {
+		states = append(states, r.Id+":"+r.State.String())
+	}
+	if want := []string{"n0:SERVER_STATE_ALIVE", "n1:SERVER_STATE_UNSPECIFIED", "n2:SERVER_STATE_ALIVE"}; !slices.Equal(states, want) {
+		t.Errorf("replica states %q, want %q", states, want)
+	}
+	resp, err := c.GetServers(ctx, &logv1.GetServersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Servers) != 2 || resp.Servers[0].State != logv1.ServerState_SERVER_STATE_ALIVE || !resp.Servers[0].MetadataVoter || resp.Servers[1].MetadataVoter {
+		t.Errorf("servers %v", resp.Servers)
 	}
 }

@@ -5,9 +5,10 @@
 // does — NOT_LEADER naming the partition's leader from a server that does
 // not lead it, NOT_FOUND for an unknown topic or partition, GetMetadata
 // with the partitions' replicas and leaders, CreateTopic and DeleteTopic
-// on the metadata leader only — without consensus, storage or ACLs, so
-// that the clients' topic routing and metadata handling can be tested
-// against servers whose leaders the test moves. It is not a proglog
+// on the metadata leader only, UNAVAILABLE with reason NO_LEADER for a
+// partition left without a leader — without consensus, storage or ACLs,
+// so that the clients' topic routing and metadata handling can be tested
+// against servers whose leaders, replicas and liveness the test moves. It is not a proglog
 // server: tests of the real one use go/server.
 package clienttest
 
@@ -18,6 +19,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -59,7 +61,9 @@ type Cluster struct {
 	acls       []*logv1.ACLRule // CreateACLs' rules, in order
 	// metadataErrs are the errors the next GetMetadata calls fail with.
 	metadataErrs []error
-	changed      chan struct{} // closed and replaced when records are appended
+	// states are the servers' liveness, by index (alive by default).
+	states  []logv1.ServerState
+	changed chan struct{} // closed and replaced when records are appended
 }
 
 type topic struct {
@@ -69,7 +73,8 @@ type topic struct {
 
 type partition struct {
 	replicas []int // server indexes, preference order
-	leader   int   // the server that leads
+	adding   []int // replicas still catching up (not in sync)
+	leader   int   // the server that leads (-1: none, see SetNoLeader)
 	reported int   // the leader GetMetadata reports (-1: none)
 	records  []*logv1.Record
 }
@@ -110,6 +115,7 @@ func New(dir string, n int) (*Cluster, error) {
 		s := &server{c: c, idx: i, addr: lis.Addr().String(), grpc: grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)))}
 		logv1.RegisterLogServer(s.grpc, s)
 		c.servers = append(c.servers, s)
+		c.states = append(c.states, logv1.ServerState_SERVER_STATE_ALIVE)
 		go s.grpc.Serve(lis)
 	}
 	c.CreateTopic(DefaultTopic, 1, 1)
@@ -170,6 +176,41 @@ func (c *Cluster) SetLeader(topicName string, p uint32, server int, reported boo
 	if reported {
 		part.reported = server
 	}
+}
+
+// SetReplicas moves partition p of topic to replicas (server indexes,
+// preference order), the last adding of them still catching up (not in
+// sync). A leader that is not among them is replaced by the first, in the
+// metadata too. Clients learn of it from GetMetadata only: the servers of
+// the old replicas keep serving reads.
+func (c *Cluster) SetReplicas(topicName string, p uint32, replicas []int, adding ...int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	part := c.topics[topicName].partitions[p]
+	part.replicas, part.adding = slices.Clone(replicas), slices.Clone(adding)
+	if !slices.Contains(replicas, part.leader) {
+		part.leader, part.reported = replicas[0], replicas[0]
+	}
+}
+
+// SetServerState sets server i's liveness as GetServers and GetMetadata
+// report it: a replica on a server not alive is not in sync, and counts
+// as unreachable in SetNoLeader's answers.
+func (c *Cluster) SetServerState(i int, state logv1.ServerState) {
+	c.mu.Lock()
+	c.states[i] = state
+	c.mu.Unlock()
+}
+
+// SetNoLeader leaves partition p of topic without a leader: calls that
+// need one fail with UNAVAILABLE, reason NO_LEADER, naming the replicas
+// on servers not alive (SetServerState) as a real cluster does. SetLeader
+// elects one again.
+func (c *Cluster) SetNoLeader(topicName string, p uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	part := c.topics[topicName].partitions[p]
+	part.leader, part.reported = -1, -1
 }
 
 // SetMetadataLeader makes server the metadata leader (CreateTopic and
@@ -260,10 +301,33 @@ func (s *server) leaderPartition(topicName string, p uint32) (*partition, error)
 	if err != nil {
 		return nil, err
 	}
+	if part.leader < 0 {
+		return nil, s.c.noLeader(topicName, p, part)
+	}
 	if part.leader != s.idx {
 		return nil, s.c.notLeader(part.leader)
 	}
 	return part, nil
+}
+
+// noLeader is the NO_LEADER answer for part. c.mu is held.
+func (c *Cluster) noLeader(topicName string, p uint32, part *partition) error {
+	if topicName == "" {
+		topicName = DefaultTopic
+	}
+	var unreachable []string
+	for _, r := range part.replicas {
+		if !c.alive(r) {
+			unreachable = append(unreachable, serverID(r))
+		}
+	}
+	return statusWithInfo(codes.Unavailable, fmt.Sprintf("partition %s/%d has no leader: %d of its %d replicas are unreachable", topicName, p, len(unreachable), len(part.replicas)), "NO_LEADER",
+		map[string]string{"topic": topicName, "partition": strconv.FormatUint(uint64(p), 10), "replicas": strconv.Itoa(len(part.replicas)), "unreachable": strings.Join(unreachable, ",")})
+}
+
+// alive reports whether server i is alive. c.mu is held.
+func (c *Cluster) alive(i int) bool {
+	return c.states[i] == logv1.ServerState_SERVER_STATE_ALIVE
 }
 
 func (c *Cluster) appendLocked(part *partition, recs []*logv1.Record) uint64 {
@@ -318,7 +382,7 @@ func (s *server) readable(topicName string, p uint32, cons logv1.Consistency) (*
 			return nil, err
 		}
 		if !slices.Contains(part.replicas, s.idx) {
-			return nil, s.c.notLeader(part.leader)
+			return nil, s.c.notLeader(max(part.leader, part.replicas[0]))
 		}
 		return part, nil
 	}
@@ -380,7 +444,7 @@ func (s *server) GetBounds(_ context.Context, req *logv1.GetBoundsRequest) (*log
 func (c *Cluster) serversLocked(leader int) []*logv1.Server {
 	out := make([]*logv1.Server, len(c.servers))
 	for i, s := range c.servers {
-		out[i] = &logv1.Server{Id: serverID(i), RpcAddr: s.addr, IsLeader: i == leader}
+		out[i] = &logv1.Server{Id: serverID(i), RpcAddr: s.addr, IsLeader: i == leader, State: c.states[i], MetadataVoter: true}
 	}
 	return out
 }
@@ -399,7 +463,10 @@ func (c *Cluster) topicMetadataLocked(name string) *logv1.TopicMetadata {
 	for p, part := range t.partitions {
 		pm := &logv1.PartitionMetadata{Partition: uint32(p)}
 		for _, r := range part.replicas {
-			pm.Replicas = append(pm.Replicas, &logv1.Server{Id: serverID(r), RpcAddr: c.servers[r].addr, IsLeader: r == part.reported})
+			pm.Replicas = append(pm.Replicas, &logv1.Server{Id: serverID(r), RpcAddr: c.servers[r].addr, IsLeader: r == part.reported, State: c.states[r]})
+			if c.alive(r) && !slices.Contains(part.adding, r) {
+				pm.InSync = append(pm.InSync, serverID(r))
+			}
 		}
 		if part.reported >= 0 {
 			pm.LeaderId = serverID(part.reported)

@@ -56,3 +56,13 @@ def test_too_many_producers_is_its_own_error() -> None:
     assert isinstance(err, proglog.TooManyProducersError)
     assert not isinstance(err, (proglog.RecordTooLargeError, proglog.LowDiskSpaceError))
     assert (err.producer_id, err.limit, err.code) == (2**64 - 1, 1, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+def test_no_leader_names_the_unreachable_replicas() -> None:
+    err = from_status(grpc.StatusCode.UNAVAILABLE, "partition log/0 has no leader: 2 of its 3 replicas are unreachable",
+                      _details("NO_LEADER", {"topic": "log", "partition": "0", "replicas": "3", "unreachable": "n1,n2"}))
+    assert isinstance(err, proglog.NoLeaderError) and isinstance(err, proglog.UnavailableError)
+    assert (err.topic, err.partition, err.replicas, err.unreachable, err.quorum_lost) == ("log", 0, 3, ("n1", "n2"), True)
+    election = from_status(grpc.StatusCode.UNAVAILABLE, "no leader yet",
+                           _details("NO_LEADER", {"topic": "log", "partition": "0", "replicas": "3", "unreachable": ""}))
+    assert isinstance(election, proglog.NoLeaderError) and election.unreachable == () and not election.quorum_lost

@@ -75,9 +75,14 @@ func TestProduceConsumeThroughTheCLI(t *testing.T) {
 	if _, err := time.Parse(time.RFC3339Nano, rec.Timestamp); err != nil {
 		t.Fatalf("timestamp: %v", err)
 	}
-	// Past the end: nothing, successfully.
-	if out := mustRun(t, "", append([]string{"consume", "--from", "100"}, conn...)...); out != "" {
-		t.Fatalf("consume past the end printed %q", out)
+	// Past the end: an error giving the bounds; at the end: nothing,
+	// successfully.
+	if out, errOut, err := proglogCmd(t, "", append([]string{"consume", "--from", "100"}, conn...)...); err == nil || out != "" ||
+		errOut != "proglog: --from 100 is past the end of log/0: it holds offsets 0 to 6, and the next record produced gets offset 7 (add --follow to wait for offset 100)\n" {
+		t.Fatalf("consume past the end: %v, printed %q, stderr %q", err, out, errOut)
+	}
+	if out := mustRun(t, "", append([]string{"consume", "--from", "7"}, conn...)...); out != "" {
+		t.Fatalf("consume at the end printed %q", out)
 	}
 
 	// --follow prints new records as they come, until interrupted.

@@ -24,7 +24,7 @@ type clientOptions struct {
 }
 
 func defaultClientOptions() *clientOptions {
-	return &clientOptions{addr: "127.0.0.1:8400", timeout: 10 * time.Second}
+	return &clientOptions{addr: "127.0.0.1:8400", timeout: client.DefaultCallTimeout}
 }
 
 func (o *clientOptions) addFlags(fs *pflag.FlagSet) {
@@ -33,7 +33,7 @@ func (o *clientOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "client certificate (PEM); its common name is the identity the ACL checks")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "client private key (PEM)")
 	fs.StringVar(&o.dev, "dev", "", "use the development certificates of a `serve --dev` data directory (the CA and the \"root\" client in <data-dir>/certs)")
-	fs.DurationVar(&o.timeout, "timeout", o.timeout, "how long to wait for a server to answer when connecting")
+	fs.DurationVar(&o.timeout, "timeout", o.timeout, "deadline of each call to the cluster, retries included (connecting waits at most 10s of it)")
 	fs.BoolVar(&o.json, "json", false, "print JSON, one object per line")
 }
 
@@ -63,7 +63,8 @@ func (o *clientOptions) connect(ctx context.Context) (*client.Client, error) {
 	if o.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout is %v, must be positive", o.timeout)
 	}
-	return client.New(ctx, o.addr, client.WithTLSFiles(ca, cert, key), client.WithDialTimeout(o.timeout))
+	return client.New(ctx, o.addr, client.WithTLSFiles(ca, cert, key),
+		client.WithDialTimeout(min(o.timeout, client.DefaultDialTimeout)), client.WithCallTimeout(o.timeout))
 }
 
 // newQueryCmd makes a client command without arguments: it connects with

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -26,7 +27,8 @@ func newConsumeCmd(stdout io.Writer) *cobra.Command {
 		Use:   "consume",
 		Short: "Print records from an offset on",
 		Long: "consume prints the value of every record from --from to the end of the log, one per line.\n" +
-			"With --follow it then waits for new records until interrupted. With --json each record is a\n" +
+			"With --follow it then waits for new records until interrupted; without it, a --from past the\n" +
+			"end is an error that gives the partition's offsets. With --json each record is a\n" +
 			"JSON object: offset, value (a string; value_base64 instead when it is not UTF-8), key\n" +
 			"(likewise), timestamp (RFC 3339) and headers. --topic and --partition choose the partition\n" +
 			"read (default: partition 0 of the topic \"log\").",
@@ -42,13 +44,17 @@ func newConsumeCmd(stdout io.Writer) *cobra.Command {
 				return err
 			}
 			defer c.Close()
+			part := c.Topic(topic).Partition(partition)
 			var ropts []client.RecordsOption
 			if !follow {
+				if err := checkFrom(ctx, part, topic, from); err != nil {
+					return err
+				}
 				ropts = append(ropts, client.StopAtEnd()) // the end of the log now
 			}
 			out := bufio.NewWriter(stdout)
 			defer out.Flush()
-			for rec, err := range c.Topic(topic).Partition(partition).Records(ctx, from, ropts...) {
+			for rec, err := range part.Records(ctx, from, ropts...) {
 				if err != nil {
 					if follow && ctx.Err() != nil {
 						return nil // interrupted
@@ -73,6 +79,26 @@ func newConsumeCmd(stdout io.Writer) *cobra.Command {
 	cmd.Flags().StringVar(&topic, "topic", client.DefaultTopic, "topic to read")
 	cmd.Flags().Uint32Var(&partition, "partition", 0, "partition of the topic to read")
 	return cmd
+}
+
+// checkFrom refuses a --from past the end of the partition, which
+// without --follow would print nothing and look like success: the error
+// gives the partition's bounds. (With --follow, waiting for the offset
+// is what was asked.)
+func checkFrom(ctx context.Context, part *client.Partition, topic string, from uint64) error {
+	b, err := part.Bounds(ctx)
+	if err != nil {
+		return err
+	}
+	if from <= b.Next {
+		return nil
+	}
+	holds := fmt.Sprintf("holds offsets %d to %d", b.Lowest, b.Next-1)
+	if b.Lowest >= b.Next {
+		holds = "holds no records"
+	}
+	return fmt.Errorf("--from %d is past the end of %s/%d: it %s, and the next record produced gets offset %d (add --follow to wait for offset %d)",
+		from, topic, part.ID(), holds, b.Next, from)
 }
 
 // jsonRecord is the --json form of a record.

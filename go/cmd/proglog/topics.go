@@ -141,15 +141,19 @@ func topicJSON(t client.TopicInfo) topicListJSON {
 }
 
 // partitionJSON is a partition in topics describe --json (and create
-// --json): leader and replicas by node ID, with their addresses.
+// --json): leader and replicas by node ID, with their addresses and
+// states, the replicas in sync, and whether fewer are than should be.
 type partitionJSON struct {
-	Topic        string   `json:"topic"`
-	Partition    uint32   `json:"partition"`
-	Leader       string   `json:"leader"`
-	LeaderAddr   string   `json:"leader_addr"`
-	Replicas     []string `json:"replicas"`
-	ReplicaAddrs []string `json:"replica_addrs"`
-	Epoch        uint64   `json:"epoch"`
+	Topic           string   `json:"topic"`
+	Partition       uint32   `json:"partition"`
+	Leader          string   `json:"leader"`
+	LeaderAddr      string   `json:"leader_addr"`
+	Replicas        []string `json:"replicas"`
+	ReplicaAddrs    []string `json:"replica_addrs"`
+	Epoch           uint64   `json:"epoch"`
+	ReplicaStates   []string `json:"replica_states"`
+	InSync          []string `json:"in_sync"`
+	UnderReplicated bool     `json:"under_replicated"`
 }
 
 func retention(cfg client.TopicConfig) string {
@@ -169,23 +173,36 @@ func retention(cfg client.TopicConfig) string {
 // printTopic prints a topic's partitions: with asJSON one object per
 // partition per line, otherwise a header line and a table.
 func printTopic(w io.Writer, t client.TopicInfo, asJSON bool) error {
+	rf := t.Config.ReplicationFactor
 	if asJSON {
 		for _, p := range t.Partitions {
 			j := partitionJSON{Topic: t.Name, Partition: p.Partition, Leader: p.LeaderID, LeaderAddr: p.Leader, Epoch: p.Epoch,
-				Replicas: []string{}, ReplicaAddrs: []string{}}
+				Replicas: []string{}, ReplicaAddrs: []string{}, ReplicaStates: []string{}, InSync: []string{}, UnderReplicated: p.UnderReplicated(rf)}
 			for _, r := range p.Replicas {
 				j.Replicas = append(j.Replicas, r.ID)
 				j.ReplicaAddrs = append(j.ReplicaAddrs, r.RPCAddr)
+				j.ReplicaStates = append(j.ReplicaStates, r.State.String())
 			}
+			j.InSync = append(j.InSync, p.InSync...)
 			if err := writeJSON(w, j); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	fmt.Fprintf(w, "topic %s: %d partitions, %d replicas, retention %s\n", t.Name, len(t.Partitions), t.Config.ReplicationFactor, retention(t.Config))
+	under := 0
+	for _, p := range t.Partitions {
+		if p.UnderReplicated(rf) {
+			under++
+		}
+	}
+	var warn string
+	if under > 0 {
+		warn = fmt.Sprintf(", %d under-replicated", under)
+	}
+	fmt.Fprintf(w, "topic %s: %s, %s, retention %s%s\n", t.Name, plural(len(t.Partitions), "partition"), plural(rf, "replica"), retention(t.Config), warn)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PARTITION\tLEADER\tREPLICAS")
+	fmt.Fprintln(tw, "PARTITION\tLEADER\tREPLICAS\tIN-SYNC\tSTATUS")
 	for _, p := range t.Partitions {
 		leader := p.LeaderID
 		if leader == "" {
@@ -195,9 +212,24 @@ func printTopic(w io.Writer, t client.TopicInfo, asJSON bool) error {
 		for i, r := range p.Replicas {
 			ids[i] = r.ID
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\n", p.Partition, leader, strings.Join(ids, ","))
+		inSync, status := strings.Join(p.InSync, ","), "ok"
+		if inSync == "" {
+			inSync = "-"
+		}
+		if p.UnderReplicated(rf) {
+			status = "under-replicated"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", p.Partition, leader, strings.Join(ids, ","), inSync, status)
 	}
 	return tw.Flush()
+}
+
+// plural is n and noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func writeJSON(w io.Writer, v any) error {

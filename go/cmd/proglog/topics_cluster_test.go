@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,10 +115,15 @@ func TestTopicsOnARealServer(t *testing.T) {
 	conn := []string{"--addr", srv.addr, "--dev", dataDir}
 
 	out := mustRun(t, "", append([]string{"topics", "create", "orders", "--partitions", "3"}, conn...)...)
-	if !strings.HasPrefix(out, "topic orders: 3 partitions, 1 replicas") {
+	if !strings.HasPrefix(out, "topic orders: 3 partitions, 1 replica,") {
 		t.Errorf("topics create printed %q", out)
 	}
 	mustFail(t, "topic exists", append([]string{"topics", "create", "orders"}, conn...)...)
+	// The kind of error once, then the cause.
+	if _, errOut, err := proglogCmd(t, "", append([]string{"topics", "create", "a b"}, conn...)...); err == nil ||
+		errOut != "proglog: invalid topic: name \"a b\" has ' '; use letters, digits, '.', '_' and '-'\n" {
+		t.Errorf("topics create 'a b': %v, stderr %q", err, errOut)
+	}
 	if got := strings.Join(topicNames(t, conn), " "); got != "log:1 orders:3" {
 		t.Errorf("topics list --json: %s", got)
 	}
@@ -148,13 +154,11 @@ func TestTopicsOnARealServer(t *testing.T) {
 	mustFail(t, "cannot be deleted", append([]string{"topics", "delete", "log"}, conn...)...)
 }
 
-// TestTopicsOnARealCluster: three "proglog serve" processes; the topic
-// commands given any node's address (CreateTopic and DeleteTopic follow
-// NOT_LEADER to the metadata leader).
-func TestTopicsOnARealCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process cluster test")
-	}
+// realCluster starts three "proglog serve" processes and waits until
+// they list each other; conn(i) is the client flags reaching node i,
+// tls the client's certificate flags.
+func realCluster(t *testing.T) (nodes []*child, conn func(i int) []string, tls []string) {
+	t.Helper()
 	dir := t.TempDir()
 	files, err := certs.EnsureDev(filepath.Join(dir, "certs"), nil, "n0", "n1", "n2")
 	if err != nil {
@@ -168,7 +172,6 @@ func TestTopicsOnARealCluster(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var nodes []*child
 	for i := range 3 {
 		name := fmt.Sprintf("n%d", i)
 		args := []string{"--node-name", name, "--data-dir", filepath.Join(dir, name), "--addr", "127.0.0.1:0", "--serf-addr", "127.0.0.1:0",
@@ -182,8 +185,8 @@ func TestTopicsOnARealCluster(t *testing.T) {
 		}
 		nodes = append(nodes, startServe(t, args...))
 	}
-	tls := []string{"--tls-ca", files.CACert, "--tls-cert", files.ClientCert("root"), "--tls-key", files.ClientKey("root")}
-	conn := func(i int) []string { return append([]string{"--addr", nodes[i].addr}, tls...) }
+	tls = []string{"--tls-ca", files.CACert, "--tls-cert", files.ClientCert("root"), "--tls-key", files.ClientKey("root")}
+	conn = func(i int) []string { return append([]string{"--addr", nodes[i].addr}, tls...) }
 	deadline := time.Now().Add(30 * time.Second)
 	for strings.Count(mustRun(t, "", append([]string{"servers"}, conn(0)...)...), "\n") < 4 { // a header and three servers
 		if time.Now().After(deadline) {
@@ -191,6 +194,17 @@ func TestTopicsOnARealCluster(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval
 	}
+	return nodes, conn, tls
+}
+
+// TestTopicsOnARealCluster: three "proglog serve" processes; the topic
+// commands given any node's address (CreateTopic and DeleteTopic follow
+// NOT_LEADER to the metadata leader).
+func TestTopicsOnARealCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process cluster test")
+	}
+	nodes, conn, tls := realCluster(t)
 
 	// Created and deleted through each node in turn.
 	for i := range nodes {
@@ -218,7 +232,7 @@ func TestTopicsOnARealCluster(t *testing.T) {
 	}
 	// Another node's copy of the metadata may show the topic a moment
 	// longer.
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, errOut, err := proglogCmd(t, "", append([]string{"topics", "describe", "orders"}, conn(0)...)...)
 		if err != nil && strings.Contains(errOut, "unknown topic") {
@@ -228,5 +242,61 @@ func TestTopicsOnARealCluster(t *testing.T) {
 			t.Fatalf("the deleted topic is still described after 30s: %v, %q", err, errOut)
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+}
+
+// TestMajorityLossOnARealCluster: with two of three nodes killed, the
+// survivor's gossip marks them failed; servers says so, describe shows
+// the partition under-replicated, and a produce to the partition fails
+// at once naming the unreachable replicas instead of waiting for
+// --timeout.
+func TestMajorityLossOnARealCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process cluster test")
+	}
+	nodes, conn, _ := realCluster(t)
+	mustRun(t, "", append([]string{"topics", "create", "critical", "--partitions", "1", "--replicas", "3"}, conn(0)...)...)
+	mustRun(t, "", append([]string{"produce", "--topic", "critical", "--partition", "0", "first"}, conn(0)...)...)
+	out := mustRun(t, "", append([]string{"servers"}, conn(0)...)...)
+	if strings.Count(out, " alive ") != 3 || strings.Count(out, " voter") != 3 {
+		t.Errorf("servers of a healthy cluster printed %q", out)
+	}
+	for _, n := range nodes[1:] {
+		if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out := mustRun(t, "", append([]string{"servers"}, conn(0)...)...)
+		if strings.Count(out, " failed ") == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("servers never showed the killed nodes failed: %q", out)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+	var errOut string
+	var err error
+	for {
+		_, errOut, err = proglogCmd(t, "", append([]string{"produce", "--topic", "critical", "--partition", "0", "--timeout", "5s", "second"}, conn(0)...)...)
+		if err != nil && strings.Contains(errOut, "has no leader:") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("produce without a majority: %v, stderr %q", err, errOut)
+		}
+	}
+	t.Logf("produce without a majority: %s", errOut)
+	for _, want := range []string{"proglog: partition critical/0 has no leader: 2 of its 3 replicas are unreachable (", "n1 failed", "n2 failed"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("produce without a majority: stderr %q, want %q", errOut, want)
+		}
+	}
+	out = mustRun(t, "", append([]string{"topics", "describe", "critical"}, conn(0)...)...)
+	if !strings.Contains(out, "1 under-replicated") || !strings.Contains(out, "n0  ") || !strings.Contains(out, "under-replicated\n") {
+		t.Errorf("describe without a majority printed %q", out)
 	}
 }

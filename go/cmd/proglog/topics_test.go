@@ -9,6 +9,7 @@ import (
 
 	client "github.com/proglog/proglog/clients/go"
 	"github.com/proglog/proglog/clients/go/clienttest"
+	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
 // topicDouble starts the clienttest double of a 3-server cluster with
@@ -30,6 +31,9 @@ func TestTopicsCommands(t *testing.T) {
 	if !strings.HasPrefix(out, "topic orders: 4 partitions, 2 replicas, retention 1h0m0s\n") {
 		t.Errorf("topics create printed %q", out)
 	}
+	if out := mustRun(t, "", append([]string{"topics", "create", "one", "--partitions", "1", "--replicas", "1"}, conn...)...); !strings.HasPrefix(out, "topic one: 1 partition, 1 replica, retention -\n") {
+		t.Errorf("topics create of one partition printed %q", out)
+	}
 	if _, errOut, err := proglogCmd(t, "", append([]string{"topics", "create", "orders"}, conn...)...); err == nil || !strings.Contains(errOut, "topic exists") {
 		t.Errorf("creating it again: %v, %q", err, errOut)
 	}
@@ -46,7 +50,7 @@ func TestTopicsCommands(t *testing.T) {
 		}
 		names = append(names, fmt.Sprintf("%s:%d", j.Name, j.Partitions))
 	}
-	if !slices.Equal(names, []string{"log:1", "orders:4"}) {
+	if !slices.Equal(names, []string{"log:1", "one:1", "orders:4"}) {
 		t.Errorf("topics list --json: %q", names)
 	}
 
@@ -70,8 +74,43 @@ func TestTopicsCommands(t *testing.T) {
 		}
 	}
 	out = mustRun(t, "", append([]string{"topics", "describe", "orders"}, conn...)...)
-	if !strings.Contains(out, "PARTITION  LEADER  REPLICAS\n0          s0      s0,s1\n") {
+	if !strings.Contains(out, "PARTITION  LEADER  REPLICAS  IN-SYNC  STATUS\n0          s0      s0,s1     s0,s1    ok\n") {
 		t.Errorf("topics describe printed %q", out)
+	}
+
+	// A failed server and a replica catching up: fewer in sync than
+	// replicas, said per partition and in the header.
+	tc.SetServerState(1, logv1.ServerState_SERVER_STATE_FAILED)
+	tc.SetReplicas("orders", 2, []int{2, 0, 1}, 1)
+	out = mustRun(t, "", append([]string{"topics", "describe", "orders"}, conn...)...)
+	want := "topic orders: 4 partitions, 2 replicas, retention 1h0m0s, 4 under-replicated\n" +
+		"PARTITION  LEADER  REPLICAS  IN-SYNC  STATUS\n" +
+		"0          s0      s0,s1     s0       under-replicated\n" +
+		"1          s1      s1,s2     s2       under-replicated\n" +
+		"2          s2      s2,s0,s1  s2,s0    under-replicated\n" +
+		"3          s0      s0,s1     s0       under-replicated\n"
+	if out != want {
+		t.Errorf("topics describe with s1 failed printed\n%s\nwant\n%s", out, want)
+	}
+	out = mustRun(t, "", append([]string{"topics", "describe", "orders", "--json"}, conn...)...)
+	var p2 struct {
+		Partition       uint32   `json:"partition"`
+		Replicas        []string `json:"replicas"`
+		ReplicaStates   []string `json:"replica_states"`
+		InSync          []string `json:"in_sync"`
+		UnderReplicated bool     `json:"under_replicated"`
+	}
+	if err := json.Unmarshal([]byte(strings.Split(out, "\n")[2]), &p2); err != nil {
+		t.Fatal(err)
+	}
+	if p2.Partition != 2 || !slices.Equal(p2.Replicas, []string{"s2", "s0", "s1"}) || !slices.Equal(p2.ReplicaStates, []string{"alive", "alive", "failed"}) ||
+		!slices.Equal(p2.InSync, []string{"s2", "s0"}) || !p2.UnderReplicated {
+		t.Errorf("partition 2 as JSON: %s", out)
+	}
+	tc.SetServerState(1, logv1.ServerState_SERVER_STATE_ALIVE)
+	tc.SetReplicas("orders", 2, []int{2, 0})
+	if out := mustRun(t, "", append([]string{"topics", "describe", "orders"}, conn...)...); strings.Contains(out, "under-replicated") {
+		t.Errorf("topics describe with every replica in sync printed %q", out)
 	}
 
 	if out := mustRun(t, "", append([]string{"topics", "delete", "orders"}, conn...)...); out != "deleted topic orders\n" {
@@ -107,6 +146,20 @@ func TestProduceConsumeTopic(t *testing.T) {
 	if out != "b\nc\n" {
 		t.Errorf("consume --topic --partition --from 1 printed %q", out)
 	}
+	// Past the end: an error giving the bounds, not an empty success; at
+	// the end: nothing to print.
+	_, errOut, err := proglogCmd(t, "", append([]string{"consume", "--topic", "orders", "--partition", fmt.Sprint(p), "--from", "5"}, conn...)...)
+	if want := fmt.Sprintf("proglog: --from 5 is past the end of orders/%d: it holds offsets 0 to 2, and the next record produced gets offset 3 (add --follow to wait for offset 5)\n", p); err == nil || errOut != want {
+		t.Errorf("consume --from 5 of 3 records: %v, stderr %q, want %q", err, errOut, want)
+	}
+	empty := 3 - p - other // the partition nothing was produced to
+	_, errOut, err = proglogCmd(t, "", append([]string{"consume", "--topic", "orders", "--partition", fmt.Sprint(empty), "--from", "1"}, conn...)...)
+	if err == nil || !strings.Contains(errOut, fmt.Sprintf("orders/%d: it holds no records, and the next record produced gets offset 0", empty)) {
+		t.Errorf("consume --from 1 of an empty partition: %v, stderr %q", err, errOut)
+	}
+	if out := mustRun(t, "", append([]string{"consume", "--topic", "orders", "--partition", fmt.Sprint(p), "--from", "3"}, conn...)...); out != "" {
+		t.Errorf("consume --from the next offset printed %q", out)
+	}
 	if out := mustRun(t, "", append([]string{"bounds", "--topic", "orders", "--partition", fmt.Sprint(p), "--json"}, conn...)...); out != "{\"lowest\":0,\"next\":3}\n" {
 		t.Errorf("bounds --topic --partition printed %q", out)
 	}
@@ -136,5 +189,49 @@ func TestTopicFlagsParsed(t *testing.T) {
 		if err == nil || !strings.Contains(errOut, tc.want) {
 			t.Errorf("proglog %s: %v, stderr %q; want an error containing %q", strings.Join(tc.args, " "), err, errOut, tc.want)
 		}
+	}
+}
+
+// servers adds each server's liveness and metadata role as columns at the
+// end (and JSON fields); a produce to a partition that cannot elect a
+// leader fails at once saying why; --timeout bounds a call that waits for
+// an election.
+func TestServersStatesAndNoLeader(t *testing.T) {
+	tc, conn := topicDouble(t)
+	tc.CreateTopic("orders", 1, 3)
+	tc.SetServerState(1, logv1.ServerState_SERVER_STATE_FAILED)
+	tc.SetServerState(2, logv1.ServerState_SERVER_STATE_LEAVING)
+
+	out := mustRun(t, "", append([]string{"servers"}, conn...)...)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	fields := func(i int) string { return strings.Join(strings.Fields(lines[i]), " ") }
+	if len(lines) != 4 || fields(0) != "ID ADDRESS ROLE STATE METADATA" ||
+		fields(1) != "s0 "+tc.Addrs()[0]+" leader alive voter" || fields(2) != "s1 "+tc.Addrs()[1]+" follower failed voter" ||
+		fields(3) != "s2 "+tc.Addrs()[2]+" follower leaving voter" {
+		t.Errorf("servers printed %q", out)
+	}
+	out = mustRun(t, "", append([]string{"servers", "--json"}, conn...)...)
+	var s1 map[string]any
+	if err := json.Unmarshal([]byte(strings.Split(out, "\n")[1]), &s1); err != nil {
+		t.Fatal(err)
+	}
+	if s1["id"] != "s1" || s1["rpc_addr"] != tc.Addrs()[1] || s1["is_leader"] != false || s1["state"] != "failed" || s1["metadata_role"] != "voter" {
+		t.Errorf("servers --json line %v", s1)
+	}
+
+	tc.SetNoLeader("orders", 0)
+	_, errOut, err := proglogCmd(t, "", append([]string{"produce", "--topic", "orders", "--partition", "0", "v"}, conn...)...)
+	if want := "proglog: partition orders/0 has no leader: 2 of its 3 replicas are unreachable\n"; err == nil || errOut != want {
+		t.Errorf("produce without a quorum: %v, stderr %q, want %q", err, errOut, want)
+	}
+
+	// One unreachable: an election, retried until --timeout.
+	tc.SetServerState(2, logv1.ServerState_SERVER_STATE_ALIVE)
+	_, errOut, err = proglogCmd(t, "", append([]string{"produce", "--topic", "orders", "--partition", "0", "--timeout", "200ms", "v"}, conn...)...)
+	if err == nil || !strings.HasPrefix(errOut, "proglog: context deadline exceeded: partition orders/0 has no leader") {
+		t.Errorf("produce during an election with --timeout 200ms: %v, stderr %q", err, errOut)
+	}
+	if _, errOut, err := proglogCmd(t, "", append([]string{"servers", "--timeout", "0s"}, conn...)...); err == nil || !strings.Contains(errOut, "--timeout is 0s, must be positive") {
+		t.Errorf("--timeout 0s: %v, stderr %q", err, errOut)
 	}
 }

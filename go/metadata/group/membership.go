@@ -136,6 +136,22 @@ func (g *Group) UnverifiedMembers() []string {
 	return slices.Sorted(maps.Keys(g.unverified))
 }
 
+// Voters returns the IDs of the group's voters in this node's latest Raft
+// configuration (empty once the group is closed).
+func (g *Group) Voters() map[string]bool {
+	out := map[string]bool{}
+	cf := g.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return out
+	}
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			out[string(s.ID)] = true
+		}
+	}
+	return out
+}
+
 // Leave marks node id leaving in the metadata (metadata.OpLeaveNode: it
 // gets no new replicas, and the controller moves its replicas after
 // ReplacementDelay) and removes it from the group's Raft configuration;

@@ -86,6 +86,62 @@ func (Consistency) EnumDescriptor() ([]byte, []int) {
 	return file_log_v1_log_proto_rawDescGZIP(), []int{0}
 }
 
+type ServerState int32
+
+const (
+	ServerState_SERVER_STATE_UNSPECIFIED ServerState = 0
+	// Answering gossip.
+	ServerState_SERVER_STATE_ALIVE ServerState = 1
+	// Not answering gossip: crashed, stopped without leaving, or cut off.
+	ServerState_SERVER_STATE_FAILED ServerState = 2
+	// Leaving the cluster (gracefully stopping or being removed); its
+	// replicas move to other servers.
+	ServerState_SERVER_STATE_LEAVING ServerState = 3
+)
+
+// Enum value maps for ServerState.
+var (
+	ServerState_name = map[int32]string{
+		0: "SERVER_STATE_UNSPECIFIED",
+		1: "SERVER_STATE_ALIVE",
+		2: "SERVER_STATE_FAILED",
+		3: "SERVER_STATE_LEAVING",
+	}
+	ServerState_value = map[string]int32{
+		"SERVER_STATE_UNSPECIFIED": 0,
+		"SERVER_STATE_ALIVE":       1,
+		"SERVER_STATE_FAILED":      2,
+		"SERVER_STATE_LEAVING":     3,
+	}
+)
+
+func (x ServerState) Enum() *ServerState {
+	p := new(ServerState)
+	*p = x
+	return p
+}
+
+func (x ServerState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ServerState) Descriptor() protoreflect.EnumDescriptor {
+	return file_log_v1_log_proto_enumTypes[1].Descriptor()
+}
+
+func (ServerState) Type() protoreflect.EnumType {
+	return &file_log_v1_log_proto_enumTypes[1]
+}
+
+func (x ServerState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ServerState.Descriptor instead.
+func (ServerState) EnumDescriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{1}
+}
+
 // Header is an application-defined key/value pair carried with a record.
 // Keys need not be unique; order is preserved.
 type Header struct {
@@ -898,7 +954,13 @@ type Server struct {
 	RpcAddr string `protobuf:"bytes,2,opt,name=rpc_addr,json=rpcAddr,proto3" json:"rpc_addr,omitempty"`
 	// Whether this server accepts appends and linearizable reads (the Raft
 	// leader; a single node is always the leader once it has started).
-	IsLeader      bool `protobuf:"varint,3,opt,name=is_leader,json=isLeader,proto3" json:"is_leader,omitempty"`
+	IsLeader bool `protobuf:"varint,3,opt,name=is_leader,json=isLeader,proto3" json:"is_leader,omitempty"`
+	// Liveness as the answering server's gossip (failure detector) and
+	// metadata know it.
+	State ServerState `protobuf:"varint,4,opt,name=state,proto3,enum=log.v1.ServerState" json:"state,omitempty"`
+	// Whether the server votes in the metadata group (else it follows it as
+	// a non-voter). Set in GetServers only.
+	MetadataVoter bool `protobuf:"varint,5,opt,name=metadata_voter,json=metadataVoter,proto3" json:"metadata_voter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -950,6 +1012,20 @@ func (x *Server) GetRpcAddr() string {
 func (x *Server) GetIsLeader() bool {
 	if x != nil {
 		return x.IsLeader
+	}
+	return false
+}
+
+func (x *Server) GetState() ServerState {
+	if x != nil {
+		return x.State
+	}
+	return ServerState_SERVER_STATE_UNSPECIFIED
+}
+
+func (x *Server) GetMetadataVoter() bool {
+	if x != nil {
+		return x.MetadataVoter
 	}
 	return false
 }
@@ -1040,7 +1116,12 @@ type PartitionMetadata struct {
 	// The leader's id as last reported; empty when not known.
 	LeaderId string `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
 	// Counts the changes of the partition's replicas.
-	Epoch         uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Epoch uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The ids of the replicas that are in sync: not still catching up after
+	// a reassignment added them, and on a server that is alive (not failed
+	// or leaving). Fewer than the replicas means the partition is
+	// under-replicated.
+	InSync        []string `protobuf:"bytes,5,rep,name=in_sync,json=inSync,proto3" json:"in_sync,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1101,6 +1182,13 @@ func (x *PartitionMetadata) GetEpoch() uint64 {
 		return x.Epoch
 	}
 	return 0
+}
+
+func (x *PartitionMetadata) GetInSync() []string {
+	if x != nil {
+		return x.InSync
+	}
+	return nil
 }
 
 type TopicMetadata struct {
@@ -3173,23 +3261,26 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x04next\x18\x02 \x01(\x04R\x04next\"\x13\n" +
 	"\x11GetServersRequest\">\n" +
 	"\x12GetServersResponse\x12(\n" +
-	"\aservers\x18\x01 \x03(\v2\x0e.log.v1.ServerR\aservers\"P\n" +
+	"\aservers\x18\x01 \x03(\v2\x0e.log.v1.ServerR\aservers\"\xa2\x01\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\brpc_addr\x18\x02 \x01(\tR\arpcAddr\x12\x1b\n" +
-	"\tis_leader\x18\x03 \x01(\bR\bisLeader\"\xc5\x01\n" +
+	"\tis_leader\x18\x03 \x01(\bR\bisLeader\x12)\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x13.log.v1.ServerStateR\x05state\x12%\n" +
+	"\x0emetadata_voter\x18\x05 \x01(\bR\rmetadataVoter\"\xc5\x01\n" +
 	"\vTopicConfig\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x01 \x01(\rR\n" +
 	"partitions\x12-\n" +
 	"\x12replication_factor\x18\x02 \x01(\rR\x11replicationFactor\x12'\n" +
 	"\x0fretention_bytes\x18\x03 \x01(\x04R\x0eretentionBytes\x12>\n" +
-	"\rretention_age\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\fretentionAge\"\x90\x01\n" +
+	"\rretention_age\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\fretentionAge\"\xa9\x01\n" +
 	"\x11PartitionMetadata\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12*\n" +
 	"\breplicas\x18\x02 \x03(\v2\x0e.log.v1.ServerR\breplicas\x12\x1b\n" +
 	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12\x14\n" +
-	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\"\x8b\x01\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x17\n" +
+	"\ain_sync\x18\x05 \x03(\tR\x06inSync\"\x8b\x01\n" +
 	"\rTopicMetadata\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x06config\x18\x02 \x01(\v2\x13.log.v1.TopicConfigR\x06config\x129\n" +
@@ -3328,7 +3419,12 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x18\n" +
-	"\x14CONSISTENCY_FOLLOWER\x10\x022\xef\n" +
+	"\x14CONSISTENCY_FOLLOWER\x10\x02*v\n" +
+	"\vServerState\x12\x1c\n" +
+	"\x18SERVER_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12SERVER_STATE_ALIVE\x10\x01\x12\x17\n" +
+	"\x13SERVER_STATE_FAILED\x10\x02\x12\x18\n" +
+	"\x14SERVER_STATE_LEAVING\x10\x032\xef\n" +
 	"\n" +
 	"\x03Log\x12:\n" +
 	"\aProduce\x12\x16.log.v1.ProduceRequest\x1a\x17.log.v1.ProduceResponse\x12I\n" +
@@ -3372,155 +3468,157 @@ func file_log_v1_log_proto_rawDescGZIP() []byte {
 	return file_log_v1_log_proto_rawDescData
 }
 
-var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_log_v1_log_proto_goTypes = []any{
 	(Consistency)(0),                   // 0: log.v1.Consistency
-	(*Header)(nil),                     // 1: log.v1.Header
-	(*Record)(nil),                     // 2: log.v1.Record
-	(*Producer)(nil),                   // 3: log.v1.Producer
-	(*ProduceRequest)(nil),             // 4: log.v1.ProduceRequest
-	(*ProduceResponse)(nil),            // 5: log.v1.ProduceResponse
-	(*ProduceBatchRequest)(nil),        // 6: log.v1.ProduceBatchRequest
-	(*ProduceBatchResponse)(nil),       // 7: log.v1.ProduceBatchResponse
-	(*ConsumeRequest)(nil),             // 8: log.v1.ConsumeRequest
-	(*ConsumeResponse)(nil),            // 9: log.v1.ConsumeResponse
-	(*GetBoundsRequest)(nil),           // 10: log.v1.GetBoundsRequest
-	(*GetBoundsResponse)(nil),          // 11: log.v1.GetBoundsResponse
-	(*GetServersRequest)(nil),          // 12: log.v1.GetServersRequest
-	(*GetServersResponse)(nil),         // 13: log.v1.GetServersResponse
-	(*Server)(nil),                     // 14: log.v1.Server
-	(*TopicConfig)(nil),                // 15: log.v1.TopicConfig
-	(*PartitionMetadata)(nil),          // 16: log.v1.PartitionMetadata
-	(*TopicMetadata)(nil),              // 17: log.v1.TopicMetadata
-	(*GetMetadataRequest)(nil),         // 18: log.v1.GetMetadataRequest
-	(*GetMetadataResponse)(nil),        // 19: log.v1.GetMetadataResponse
-	(*CreateTopicRequest)(nil),         // 20: log.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),        // 21: log.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),         // 22: log.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 23: log.v1.DeleteTopicResponse
-	(*TopicPartitions)(nil),            // 24: log.v1.TopicPartitions
-	(*PartitionOffset)(nil),            // 25: log.v1.PartitionOffset
-	(*JoinGroupRequest)(nil),           // 26: log.v1.JoinGroupRequest
-	(*Assignment)(nil),                 // 27: log.v1.Assignment
-	(*JoinGroupResponse)(nil),          // 28: log.v1.JoinGroupResponse
-	(*HeartbeatRequest)(nil),           // 29: log.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),          // 30: log.v1.HeartbeatResponse
-	(*LeaveGroupRequest)(nil),          // 31: log.v1.LeaveGroupRequest
-	(*LeaveGroupResponse)(nil),         // 32: log.v1.LeaveGroupResponse
-	(*CommitOffsetsRequest)(nil),       // 33: log.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),      // 34: log.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),        // 35: log.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),       // 36: log.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),          // 37: log.v1.ListGroupsRequest
-	(*GroupSummary)(nil),               // 38: log.v1.GroupSummary
-	(*ListGroupsResponse)(nil),         // 39: log.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),       // 40: log.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                // 41: log.v1.GroupMember
-	(*DescribeGroupResponse)(nil),      // 42: log.v1.DescribeGroupResponse
-	(*ACLRule)(nil),                    // 43: log.v1.ACLRule
-	(*CreateACLsRequest)(nil),          // 44: log.v1.CreateACLsRequest
-	(*CreateACLsResponse)(nil),         // 45: log.v1.CreateACLsResponse
-	(*DeleteACLsRequest)(nil),          // 46: log.v1.DeleteACLsRequest
-	(*DeleteACLsResponse)(nil),         // 47: log.v1.DeleteACLsResponse
-	(*ListACLsRequest)(nil),            // 48: log.v1.ListACLsRequest
-	(*ListedACLRule)(nil),              // 49: log.v1.ListedACLRule
-	(*ListACLsResponse)(nil),           // 50: log.v1.ListACLsResponse
-	(*ReportReplicaReadyRequest)(nil),  // 51: log.v1.ReportReplicaReadyRequest
-	(*ReportReplicaReadyResponse)(nil), // 52: log.v1.ReportReplicaReadyResponse
-	(*PartitionLeader)(nil),            // 53: log.v1.PartitionLeader
-	(*ReportLeadersRequest)(nil),       // 54: log.v1.ReportLeadersRequest
-	(*ReportLeadersResponse)(nil),      // 55: log.v1.ReportLeadersResponse
-	(*timestamppb.Timestamp)(nil),      // 56: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 57: google.protobuf.Duration
+	(ServerState)(0),                   // 1: log.v1.ServerState
+	(*Header)(nil),                     // 2: log.v1.Header
+	(*Record)(nil),                     // 3: log.v1.Record
+	(*Producer)(nil),                   // 4: log.v1.Producer
+	(*ProduceRequest)(nil),             // 5: log.v1.ProduceRequest
+	(*ProduceResponse)(nil),            // 6: log.v1.ProduceResponse
+	(*ProduceBatchRequest)(nil),        // 7: log.v1.ProduceBatchRequest
+	(*ProduceBatchResponse)(nil),       // 8: log.v1.ProduceBatchResponse
+	(*ConsumeRequest)(nil),             // 9: log.v1.ConsumeRequest
+	(*ConsumeResponse)(nil),            // 10: log.v1.ConsumeResponse
+	(*GetBoundsRequest)(nil),           // 11: log.v1.GetBoundsRequest
+	(*GetBoundsResponse)(nil),          // 12: log.v1.GetBoundsResponse
+	(*GetServersRequest)(nil),          // 13: log.v1.GetServersRequest
+	(*GetServersResponse)(nil),         // 14: log.v1.GetServersResponse
+	(*Server)(nil),                     // 15: log.v1.Server
+	(*TopicConfig)(nil),                // 16: log.v1.TopicConfig
+	(*PartitionMetadata)(nil),          // 17: log.v1.PartitionMetadata
+	(*TopicMetadata)(nil),              // 18: log.v1.TopicMetadata
+	(*GetMetadataRequest)(nil),         // 19: log.v1.GetMetadataRequest
+	(*GetMetadataResponse)(nil),        // 20: log.v1.GetMetadataResponse
+	(*CreateTopicRequest)(nil),         // 21: log.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),        // 22: log.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),         // 23: log.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 24: log.v1.DeleteTopicResponse
+	(*TopicPartitions)(nil),            // 25: log.v1.TopicPartitions
+	(*PartitionOffset)(nil),            // 26: log.v1.PartitionOffset
+	(*JoinGroupRequest)(nil),           // 27: log.v1.JoinGroupRequest
+	(*Assignment)(nil),                 // 28: log.v1.Assignment
+	(*JoinGroupResponse)(nil),          // 29: log.v1.JoinGroupResponse
+	(*HeartbeatRequest)(nil),           // 30: log.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),          // 31: log.v1.HeartbeatResponse
+	(*LeaveGroupRequest)(nil),          // 32: log.v1.LeaveGroupRequest
+	(*LeaveGroupResponse)(nil),         // 33: log.v1.LeaveGroupResponse
+	(*CommitOffsetsRequest)(nil),       // 34: log.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),      // 35: log.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),        // 36: log.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),       // 37: log.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),          // 38: log.v1.ListGroupsRequest
+	(*GroupSummary)(nil),               // 39: log.v1.GroupSummary
+	(*ListGroupsResponse)(nil),         // 40: log.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 41: log.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                // 42: log.v1.GroupMember
+	(*DescribeGroupResponse)(nil),      // 43: log.v1.DescribeGroupResponse
+	(*ACLRule)(nil),                    // 44: log.v1.ACLRule
+	(*CreateACLsRequest)(nil),          // 45: log.v1.CreateACLsRequest
+	(*CreateACLsResponse)(nil),         // 46: log.v1.CreateACLsResponse
+	(*DeleteACLsRequest)(nil),          // 47: log.v1.DeleteACLsRequest
+	(*DeleteACLsResponse)(nil),         // 48: log.v1.DeleteACLsResponse
+	(*ListACLsRequest)(nil),            // 49: log.v1.ListACLsRequest
+	(*ListedACLRule)(nil),              // 50: log.v1.ListedACLRule
+	(*ListACLsResponse)(nil),           // 51: log.v1.ListACLsResponse
+	(*ReportReplicaReadyRequest)(nil),  // 52: log.v1.ReportReplicaReadyRequest
+	(*ReportReplicaReadyResponse)(nil), // 53: log.v1.ReportReplicaReadyResponse
+	(*PartitionLeader)(nil),            // 54: log.v1.PartitionLeader
+	(*ReportLeadersRequest)(nil),       // 55: log.v1.ReportLeadersRequest
+	(*ReportLeadersResponse)(nil),      // 56: log.v1.ReportLeadersResponse
+	(*timestamppb.Timestamp)(nil),      // 57: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 58: google.protobuf.Duration
 }
 var file_log_v1_log_proto_depIdxs = []int32{
-	1,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
-	56, // 1: log.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
-	2,  // 2: log.v1.ProduceRequest.record:type_name -> log.v1.Record
-	3,  // 3: log.v1.ProduceRequest.producer:type_name -> log.v1.Producer
-	2,  // 4: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
-	3,  // 5: log.v1.ProduceBatchRequest.producer:type_name -> log.v1.Producer
+	2,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
+	57, // 1: log.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
+	3,  // 2: log.v1.ProduceRequest.record:type_name -> log.v1.Record
+	4,  // 3: log.v1.ProduceRequest.producer:type_name -> log.v1.Producer
+	3,  // 4: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
+	4,  // 5: log.v1.ProduceBatchRequest.producer:type_name -> log.v1.Producer
 	0,  // 6: log.v1.ConsumeRequest.consistency:type_name -> log.v1.Consistency
-	2,  // 7: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
+	3,  // 7: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
 	0,  // 8: log.v1.GetBoundsRequest.consistency:type_name -> log.v1.Consistency
-	14, // 9: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
-	57, // 10: log.v1.TopicConfig.retention_age:type_name -> google.protobuf.Duration
-	14, // 11: log.v1.PartitionMetadata.replicas:type_name -> log.v1.Server
-	15, // 12: log.v1.TopicMetadata.config:type_name -> log.v1.TopicConfig
-	16, // 13: log.v1.TopicMetadata.partitions:type_name -> log.v1.PartitionMetadata
-	17, // 14: log.v1.GetMetadataResponse.topics:type_name -> log.v1.TopicMetadata
-	14, // 15: log.v1.GetMetadataResponse.servers:type_name -> log.v1.Server
-	15, // 16: log.v1.CreateTopicRequest.config:type_name -> log.v1.TopicConfig
-	17, // 17: log.v1.CreateTopicResponse.topic:type_name -> log.v1.TopicMetadata
-	57, // 18: log.v1.JoinGroupRequest.session_timeout:type_name -> google.protobuf.Duration
-	25, // 19: log.v1.Assignment.partitions:type_name -> log.v1.PartitionOffset
-	57, // 20: log.v1.Assignment.heartbeat_interval:type_name -> google.protobuf.Duration
-	27, // 21: log.v1.JoinGroupResponse.assignment:type_name -> log.v1.Assignment
-	27, // 22: log.v1.HeartbeatResponse.assignment:type_name -> log.v1.Assignment
-	25, // 23: log.v1.CommitOffsetsRequest.offsets:type_name -> log.v1.PartitionOffset
-	24, // 24: log.v1.FetchOffsetsRequest.partitions:type_name -> log.v1.TopicPartitions
-	25, // 25: log.v1.FetchOffsetsResponse.offsets:type_name -> log.v1.PartitionOffset
-	38, // 26: log.v1.ListGroupsResponse.groups:type_name -> log.v1.GroupSummary
-	57, // 27: log.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
-	24, // 28: log.v1.GroupMember.owned:type_name -> log.v1.TopicPartitions
-	24, // 29: log.v1.GroupMember.target:type_name -> log.v1.TopicPartitions
-	41, // 30: log.v1.DescribeGroupResponse.members:type_name -> log.v1.GroupMember
-	25, // 31: log.v1.DescribeGroupResponse.offsets:type_name -> log.v1.PartitionOffset
-	43, // 32: log.v1.CreateACLsRequest.rules:type_name -> log.v1.ACLRule
-	43, // 33: log.v1.DeleteACLsRequest.rules:type_name -> log.v1.ACLRule
-	43, // 34: log.v1.ListedACLRule.rule:type_name -> log.v1.ACLRule
-	49, // 35: log.v1.ListACLsResponse.rules:type_name -> log.v1.ListedACLRule
-	53, // 36: log.v1.ReportLeadersRequest.leaders:type_name -> log.v1.PartitionLeader
-	4,  // 37: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
-	6,  // 38: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
-	8,  // 39: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
-	4,  // 40: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
-	8,  // 41: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
-	12, // 42: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
-	10, // 43: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
-	18, // 44: log.v1.Log.GetMetadata:input_type -> log.v1.GetMetadataRequest
-	20, // 45: log.v1.Log.CreateTopic:input_type -> log.v1.CreateTopicRequest
-	22, // 46: log.v1.Log.DeleteTopic:input_type -> log.v1.DeleteTopicRequest
-	26, // 47: log.v1.Log.JoinGroup:input_type -> log.v1.JoinGroupRequest
-	29, // 48: log.v1.Log.Heartbeat:input_type -> log.v1.HeartbeatRequest
-	31, // 49: log.v1.Log.LeaveGroup:input_type -> log.v1.LeaveGroupRequest
-	33, // 50: log.v1.Log.CommitOffsets:input_type -> log.v1.CommitOffsetsRequest
-	35, // 51: log.v1.Log.FetchOffsets:input_type -> log.v1.FetchOffsetsRequest
-	37, // 52: log.v1.Log.ListGroups:input_type -> log.v1.ListGroupsRequest
-	40, // 53: log.v1.Log.DescribeGroup:input_type -> log.v1.DescribeGroupRequest
-	44, // 54: log.v1.Log.CreateACLs:input_type -> log.v1.CreateACLsRequest
-	46, // 55: log.v1.Log.DeleteACLs:input_type -> log.v1.DeleteACLsRequest
-	48, // 56: log.v1.Log.ListACLs:input_type -> log.v1.ListACLsRequest
-	51, // 57: log.v1.Internal.ReportReplicaReady:input_type -> log.v1.ReportReplicaReadyRequest
-	54, // 58: log.v1.Internal.ReportLeaders:input_type -> log.v1.ReportLeadersRequest
-	5,  // 59: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
-	7,  // 60: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
-	9,  // 61: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
-	5,  // 62: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
-	9,  // 63: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
-	13, // 64: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
-	11, // 65: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
-	19, // 66: log.v1.Log.GetMetadata:output_type -> log.v1.GetMetadataResponse
-	21, // 67: log.v1.Log.CreateTopic:output_type -> log.v1.CreateTopicResponse
-	23, // 68: log.v1.Log.DeleteTopic:output_type -> log.v1.DeleteTopicResponse
-	28, // 69: log.v1.Log.JoinGroup:output_type -> log.v1.JoinGroupResponse
-	30, // 70: log.v1.Log.Heartbeat:output_type -> log.v1.HeartbeatResponse
-	32, // 71: log.v1.Log.LeaveGroup:output_type -> log.v1.LeaveGroupResponse
-	34, // 72: log.v1.Log.CommitOffsets:output_type -> log.v1.CommitOffsetsResponse
-	36, // 73: log.v1.Log.FetchOffsets:output_type -> log.v1.FetchOffsetsResponse
-	39, // 74: log.v1.Log.ListGroups:output_type -> log.v1.ListGroupsResponse
-	42, // 75: log.v1.Log.DescribeGroup:output_type -> log.v1.DescribeGroupResponse
-	45, // 76: log.v1.Log.CreateACLs:output_type -> log.v1.CreateACLsResponse
-	47, // 77: log.v1.Log.DeleteACLs:output_type -> log.v1.DeleteACLsResponse
-	50, // 78: log.v1.Log.ListACLs:output_type -> log.v1.ListACLsResponse
-	52, // 79: log.v1.Internal.ReportReplicaReady:output_type -> log.v1.ReportReplicaReadyResponse
-	55, // 80: log.v1.Internal.ReportLeaders:output_type -> log.v1.ReportLeadersResponse
-	59, // [59:81] is the sub-list for method output_type
-	37, // [37:59] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	15, // 9: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
+	1,  // 10: log.v1.Server.state:type_name -> log.v1.ServerState
+	58, // 11: log.v1.TopicConfig.retention_age:type_name -> google.protobuf.Duration
+	15, // 12: log.v1.PartitionMetadata.replicas:type_name -> log.v1.Server
+	16, // 13: log.v1.TopicMetadata.config:type_name -> log.v1.TopicConfig
+	17, // 14: log.v1.TopicMetadata.partitions:type_name -> log.v1.PartitionMetadata
+	18, // 15: log.v1.GetMetadataResponse.topics:type_name -> log.v1.TopicMetadata
+	15, // 16: log.v1.GetMetadataResponse.servers:type_name -> log.v1.Server
+	16, // 17: log.v1.CreateTopicRequest.config:type_name -> log.v1.TopicConfig
+	18, // 18: log.v1.CreateTopicResponse.topic:type_name -> log.v1.TopicMetadata
+	58, // 19: log.v1.JoinGroupRequest.session_timeout:type_name -> google.protobuf.Duration
+	26, // 20: log.v1.Assignment.partitions:type_name -> log.v1.PartitionOffset
+	58, // 21: log.v1.Assignment.heartbeat_interval:type_name -> google.protobuf.Duration
+	28, // 22: log.v1.JoinGroupResponse.assignment:type_name -> log.v1.Assignment
+	28, // 23: log.v1.HeartbeatResponse.assignment:type_name -> log.v1.Assignment
+	26, // 24: log.v1.CommitOffsetsRequest.offsets:type_name -> log.v1.PartitionOffset
+	25, // 25: log.v1.FetchOffsetsRequest.partitions:type_name -> log.v1.TopicPartitions
+	26, // 26: log.v1.FetchOffsetsResponse.offsets:type_name -> log.v1.PartitionOffset
+	39, // 27: log.v1.ListGroupsResponse.groups:type_name -> log.v1.GroupSummary
+	58, // 28: log.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
+	25, // 29: log.v1.GroupMember.owned:type_name -> log.v1.TopicPartitions
+	25, // 30: log.v1.GroupMember.target:type_name -> log.v1.TopicPartitions
+	42, // 31: log.v1.DescribeGroupResponse.members:type_name -> log.v1.GroupMember
+	26, // 32: log.v1.DescribeGroupResponse.offsets:type_name -> log.v1.PartitionOffset
+	44, // 33: log.v1.CreateACLsRequest.rules:type_name -> log.v1.ACLRule
+	44, // 34: log.v1.DeleteACLsRequest.rules:type_name -> log.v1.ACLRule
+	44, // 35: log.v1.ListedACLRule.rule:type_name -> log.v1.ACLRule
+	50, // 36: log.v1.ListACLsResponse.rules:type_name -> log.v1.ListedACLRule
+	54, // 37: log.v1.ReportLeadersRequest.leaders:type_name -> log.v1.PartitionLeader
+	5,  // 38: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
+	7,  // 39: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
+	9,  // 40: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
+	5,  // 41: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
+	9,  // 42: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
+	13, // 43: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
+	11, // 44: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
+	19, // 45: log.v1.Log.GetMetadata:input_type -> log.v1.GetMetadataRequest
+	21, // 46: log.v1.Log.CreateTopic:input_type -> log.v1.CreateTopicRequest
+	23, // 47: log.v1.Log.DeleteTopic:input_type -> log.v1.DeleteTopicRequest
+	27, // 48: log.v1.Log.JoinGroup:input_type -> log.v1.JoinGroupRequest
+	30, // 49: log.v1.Log.Heartbeat:input_type -> log.v1.HeartbeatRequest
+	32, // 50: log.v1.Log.LeaveGroup:input_type -> log.v1.LeaveGroupRequest
+	34, // 51: log.v1.Log.CommitOffsets:input_type -> log.v1.CommitOffsetsRequest
+	36, // 52: log.v1.Log.FetchOffsets:input_type -> log.v1.FetchOffsetsRequest
+	38, // 53: log.v1.Log.ListGroups:input_type -> log.v1.ListGroupsRequest
+	41, // 54: log.v1.Log.DescribeGroup:input_type -> log.v1.DescribeGroupRequest
+	45, // 55: log.v1.Log.CreateACLs:input_type -> log.v1.CreateACLsRequest
+	47, // 56: log.v1.Log.DeleteACLs:input_type -> log.v1.DeleteACLsRequest
+	49, // 57: log.v1.Log.ListACLs:input_type -> log.v1.ListACLsRequest
+	52, // 58: log.v1.Internal.ReportReplicaReady:input_type -> log.v1.ReportReplicaReadyRequest
+	55, // 59: log.v1.Internal.ReportLeaders:input_type -> log.v1.ReportLeadersRequest
+	6,  // 60: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
+	8,  // 61: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
+	10, // 62: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
+	6,  // 63: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
+	10, // 64: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
+	14, // 65: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
+	12, // 66: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
+	20, // 67: log.v1.Log.GetMetadata:output_type -> log.v1.GetMetadataResponse
+	22, // 68: log.v1.Log.CreateTopic:output_type -> log.v1.CreateTopicResponse
+	24, // 69: log.v1.Log.DeleteTopic:output_type -> log.v1.DeleteTopicResponse
+	29, // 70: log.v1.Log.JoinGroup:output_type -> log.v1.JoinGroupResponse
+	31, // 71: log.v1.Log.Heartbeat:output_type -> log.v1.HeartbeatResponse
+	33, // 72: log.v1.Log.LeaveGroup:output_type -> log.v1.LeaveGroupResponse
+	35, // 73: log.v1.Log.CommitOffsets:output_type -> log.v1.CommitOffsetsResponse
+	37, // 74: log.v1.Log.FetchOffsets:output_type -> log.v1.FetchOffsetsResponse
+	40, // 75: log.v1.Log.ListGroups:output_type -> log.v1.ListGroupsResponse
+	43, // 76: log.v1.Log.DescribeGroup:output_type -> log.v1.DescribeGroupResponse
+	46, // 77: log.v1.Log.CreateACLs:output_type -> log.v1.CreateACLsResponse
+	48, // 78: log.v1.Log.DeleteACLs:output_type -> log.v1.DeleteACLsResponse
+	51, // 79: log.v1.Log.ListACLs:output_type -> log.v1.ListACLsResponse
+	53, // 80: log.v1.Internal.ReportReplicaReady:output_type -> log.v1.ReportReplicaReadyResponse
+	56, // 81: log.v1.Internal.ReportLeaders:output_type -> log.v1.ReportLeadersResponse
+	60, // [60:82] is the sub-list for method output_type
+	38, // [38:60] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_log_v1_log_proto_init() }
@@ -3533,7 +3631,7 @@ func file_log_v1_log_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_v1_log_proto_rawDesc), len(file_log_v1_log_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   2,

@@ -118,9 +118,17 @@ const (
 //	                    "replication_factor" and "nodes").
 //	UNAVAILABLE         the log is closed, the server is shutting down, or the
 //	                    cluster has no leader at the moment (an election); retry
-//	                    elsewhere or later. A produce that fails with UNAVAILABLE
-//	                    because leadership changed while it was replicated may or
-//	                    may not have been written.
+//	                    elsewhere or later. When the partition has no leader the
+//	                    status carries an ErrorInfo with reason "NO_LEADER" and
+//	                    metadata "topic", "partition", "replicas" (how many) and
+//	                    "unreachable" (the comma-separated IDs of the replicas on
+//	                    servers the cluster knows as failed or leaving, empty
+//	                    during an ordinary election): with a majority of the
+//	                    replicas unreachable no leader can be elected until they
+//	                    are back, so clients report it instead of retrying.
+//	                    A produce that fails with UNAVAILABLE because leadership
+//	                    changed while it was replicated may or may not have been
+//	                    written.
 //	INTERNAL            a server-side failure; details are logged by the server,
 //	                    not returned.
 type LogClient interface {
@@ -523,9 +531,17 @@ func (c *logClient) ListACLs(ctx context.Context, in *ListACLsRequest, opts ...g
 //	                    "replication_factor" and "nodes").
 //	UNAVAILABLE         the log is closed, the server is shutting down, or the
 //	                    cluster has no leader at the moment (an election); retry
-//	                    elsewhere or later. A produce that fails with UNAVAILABLE
-//	                    because leadership changed while it was replicated may or
-//	                    may not have been written.
+//	                    elsewhere or later. When the partition has no leader the
+//	                    status carries an ErrorInfo with reason "NO_LEADER" and
+//	                    metadata "topic", "partition", "replicas" (how many) and
+//	                    "unreachable" (the comma-separated IDs of the replicas on
+//	                    servers the cluster knows as failed or leaving, empty
+//	                    during an ordinary election): with a majority of the
+//	                    replicas unreachable no leader can be elected until they
+//	                    are back, so clients report it instead of retrying.
+//	                    A produce that fails with UNAVAILABLE because leadership
+//	                    changed while it was replicated may or may not have been
+//	                    written.
 //	INTERNAL            a server-side failure; details are logged by the server,
 //	                    not returned.
 type LogServer interface {

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import grpc
 
 from proglog.errors import (
+    NoLeaderError,
     NotLeaderError,
     OffsetOutOfRangeError,
     ProglogError,
@@ -620,6 +621,8 @@ class Attempts:
             # the cache drops a topic two fetches find unknown).
             self.not_found = True
             self.cache.invalidate(self.key[0])
+        elif isinstance(err, NoLeaderError) and err.quorum_lost:
+            return None  # no leader can be elected until the replicas are back: say so now
         elif isinstance(err, UnavailableError):
             self.router.invalidate()
             if self.key is not None and self.cache is not None:

@@ -144,6 +144,25 @@ class UnavailableError(ProglogError):
     """No server could serve the call (down, shutting down, no leader, unreachable) and retries ran out."""
 
 
+class NoLeaderError(UnavailableError):
+    """A partition has no leader (UNAVAILABLE, reason NO_LEADER). ``unreachable`` are the ids of its
+    replicas on servers the cluster knows as failed or leaving, of ``replicas``. During an election it
+    is retried like any unavailability; when ``quorum_lost`` (a majority unreachable) no leader can be
+    elected until they are back, and it is raised at once."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, topic: str = "", partition: int = 0,
+                 replicas: int = 0, unreachable: tuple[str, ...] = ()) -> None:
+        super().__init__(message, code)
+        self.topic = topic
+        self.partition = partition
+        self.replicas = replicas
+        self.unreachable = unreachable
+
+    @property
+    def quorum_lost(self) -> bool:
+        return self.replicas > 0 and self.replicas - len(self.unreachable) < self.replicas // 2 + 1
+
+
 class InvalidArgumentError(ProglogError, ValueError):
     """The request is malformed (an empty batch, too many records in one batch, ...)."""
 
@@ -302,6 +321,9 @@ def from_status(code: grpc.StatusCode, message: str, metadata: Iterable[Any] | N
         return UnknownProducerError(message, code, _int(md, "producer_id"), _int(md, "sequence"))
     if code == grpc.StatusCode.FAILED_PRECONDITION and reason == "NOT_ENOUGH_NODES":
         return NotEnoughNodesError(message, code, _int(md, "replication_factor"), _int(md, "nodes"))
+    if code == grpc.StatusCode.UNAVAILABLE and reason == "NO_LEADER":
+        unreachable = tuple(u for u in md.get("unreachable", "").split(",") if u)
+        return NoLeaderError(message, code, md.get("topic", ""), _int(md, "partition"), _int(md, "replicas"), unreachable)
     if code == grpc.StatusCode.NOT_FOUND and reason == "UNKNOWN_TOPIC":
         return UnknownTopicError(message, code, md.get("topic", ""))
     if code == grpc.StatusCode.NOT_FOUND and reason == "UNKNOWN_PARTITION":

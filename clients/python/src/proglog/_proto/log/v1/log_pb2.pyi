@@ -16,9 +16,20 @@ class Consistency(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONSISTENCY_UNSPECIFIED: _ClassVar[Consistency]
     CONSISTENCY_LINEARIZABLE: _ClassVar[Consistency]
     CONSISTENCY_FOLLOWER: _ClassVar[Consistency]
+
+class ServerState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SERVER_STATE_UNSPECIFIED: _ClassVar[ServerState]
+    SERVER_STATE_ALIVE: _ClassVar[ServerState]
+    SERVER_STATE_FAILED: _ClassVar[ServerState]
+    SERVER_STATE_LEAVING: _ClassVar[ServerState]
 CONSISTENCY_UNSPECIFIED: Consistency
 CONSISTENCY_LINEARIZABLE: Consistency
 CONSISTENCY_FOLLOWER: Consistency
+SERVER_STATE_UNSPECIFIED: ServerState
+SERVER_STATE_ALIVE: ServerState
+SERVER_STATE_FAILED: ServerState
+SERVER_STATE_LEAVING: ServerState
 
 class Header(_message.Message):
     __slots__ = ("key", "value")
@@ -139,14 +150,18 @@ class GetServersResponse(_message.Message):
     def __init__(self, servers: _Optional[_Iterable[_Union[Server, _Mapping]]] = ...) -> None: ...
 
 class Server(_message.Message):
-    __slots__ = ("id", "rpc_addr", "is_leader")
+    __slots__ = ("id", "rpc_addr", "is_leader", "state", "metadata_voter")
     ID_FIELD_NUMBER: _ClassVar[int]
     RPC_ADDR_FIELD_NUMBER: _ClassVar[int]
     IS_LEADER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_VOTER_FIELD_NUMBER: _ClassVar[int]
     id: str
     rpc_addr: str
     is_leader: bool
-    def __init__(self, id: _Optional[str] = ..., rpc_addr: _Optional[str] = ..., is_leader: _Optional[bool] = ...) -> None: ...
+    state: ServerState
+    metadata_voter: bool
+    def __init__(self, id: _Optional[str] = ..., rpc_addr: _Optional[str] = ..., is_leader: _Optional[bool] = ..., state: _Optional[_Union[ServerState, str]] = ..., metadata_voter: _Optional[bool] = ...) -> None: ...
 
 class TopicConfig(_message.Message):
     __slots__ = ("partitions", "replication_factor", "retention_bytes", "retention_age")
@@ -161,16 +176,18 @@ class TopicConfig(_message.Message):
     def __init__(self, partitions: _Optional[int] = ..., replication_factor: _Optional[int] = ..., retention_bytes: _Optional[int] = ..., retention_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class PartitionMetadata(_message.Message):
-    __slots__ = ("partition", "replicas", "leader_id", "epoch")
+    __slots__ = ("partition", "replicas", "leader_id", "epoch", "in_sync")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     LEADER_ID_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
+    IN_SYNC_FIELD_NUMBER: _ClassVar[int]
     partition: int
     replicas: _containers.RepeatedCompositeFieldContainer[Server]
     leader_id: str
     epoch: int
-    def __init__(self, partition: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[Server, _Mapping]]] = ..., leader_id: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
+    in_sync: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, partition: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[Server, _Mapping]]] = ..., leader_id: _Optional[str] = ..., epoch: _Optional[int] = ..., in_sync: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TopicMetadata(_message.Message):
     __slots__ = ("name", "config", "partitions")
