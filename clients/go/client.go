@@ -303,10 +303,6 @@ func (r *retrier) next(ctx context.Context, err error, ci *callInfo) error {
 		// drops a topic two fetches find unknown).
 		r.notFound = true
 		c.meta.invalidate(r.key.topic)
-	case quorumLost(st):
-		// No leader can be elected until the cluster gets the replicas
-		// back: say so now rather than when the deadline passes.
-		return errFromStatus(ctx, err)
 	case st.Code() == codes.Unavailable:
 		c.rb.refresh()
 		if r.key != nil {
@@ -336,13 +332,6 @@ func (r *retrier) next(ctx context.Context, err error, ci *callInfo) error {
 		return errFromStatus(ctx, st.Err())
 	}
 	return nil
-}
-
-// quorumLost reports whether st is a NO_LEADER answer for a partition
-// with a majority of its replicas unreachable.
-func quorumLost(st *status.Status) bool {
-	nl, ok := noLeader(st)
-	return ok && nl.QuorumLost()
 }
 
 // closedChan is a hint already in effect: retry at once.

@@ -147,10 +147,13 @@
 // call's context or WithCallTimeout (30s) ends — or, with WithRetries(n),
 // at most n times. A
 // NOT_LEADER answer moves the call to the named leader at once. A
-// partition without a leader whose replicas are mostly on servers the
-// cluster knows as failed or leaving (UNAVAILABLE, reason NO_LEADER)
-// cannot elect one until they are back: that answer is returned at once,
-// as a *NoLeaderError naming them. Other
+// partition without a leader (UNAVAILABLE, reason NO_LEADER) is retried
+// like any unavailability, and when the retries end the error is a
+// *NoLeaderError naming the replicas the answering server finds
+// unreachable (QuorumLost: a majority of them, so no leader can be
+// elected until they are back). It is not returned at once, because the
+// server that says so may be the one cut off: on the other side of a
+// network partition a majority may elect a leader within seconds. Other
 // failures — out of range, permission denied, too large, invalid — are
 // returned immediately.
 //

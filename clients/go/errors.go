@@ -103,10 +103,8 @@ var (
 	ErrInvalidACL = errors.New("proglog: invalid ACL rule")
 	// ErrNoLeader: the partition has no leader (UNAVAILABLE, reason
 	// NO_LEADER). The concrete error is *NoLeaderError; it also matches
-	// ErrUnavailable. During an election it is retried like any
-	// unavailability; when a majority of the partition's replicas are on
-	// servers the cluster knows as failed or leaving, no leader can be
-	// elected until they are back, and it is returned at once.
+	// ErrUnavailable. It is retried like any unavailability (see the
+	// package doc), and returned when the retries end.
 	ErrNoLeader = errors.New("proglog: partition has no leader")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("proglog: client closed")

@@ -541,7 +541,11 @@ func TestMetadataMaxAgeDefault(t *testing.T) {
 // leader: the client returns the servers' NO_LEADER answer at once, as a
 // *NoLeaderError naming them, instead of retrying until the deadline.
 // During an ordinary election (fewer unreachable) it retries.
-func TestNoLeaderWithoutAQuorumIsNotRetried(t *testing.T) {
+// TestNoLeaderIsRetriedAndNamesTheUnreachable: NO_LEADER is retried like
+// any unavailability, also when the answering server finds a majority of
+// the replicas unreachable (it may be the one cut off), and the error
+// after the last retry names them.
+func TestNoLeaderIsRetriedAndNamesTheUnreachable(t *testing.T) {
 	tc, cl := topicCluster(t, 3, client.WithRetries(3))
 	tc.CreateTopic("orders", 1, 3) // replicas 0, 1, 2
 	ctx := ctxT(t)
@@ -572,7 +576,7 @@ func TestNoLeaderWithoutAQuorumIsNotRetried(t *testing.T) {
 	if msg := err.Error(); msg != "proglog: partition orders/0 has no leader: 2 of its 3 replicas are unreachable" {
 		t.Errorf("message %q", msg)
 	}
-	if n := countCalls(tc, 3, "Produce") + countCalls(tc, 3, "ProduceBatch") - produces; n != 1 {
-		t.Errorf("two of three failed: %d attempts, want 1", n)
+	if n := countCalls(tc, 3, "Produce") + countCalls(tc, 3, "ProduceBatch") - produces; n != 4 {
+		t.Errorf("two of three failed: %d attempts, want 4 (WithRetries(3))", n)
 	}
 }

@@ -583,10 +583,10 @@ def test_retry_policy() -> None:
     # A produce that never reached a server (no connection) is retried even with produce_retries=0.
     refused = proglog.UnavailableError("failed to connect to all addresses; last error: Connection refused", grpc.StatusCode.UNAVAILABLE)
     assert Attempts(settings, r, "produce").on_error(refused, "leader") is not None
-    # A partition whose replicas are mostly unreachable cannot elect a leader: not retried; during
-    # an election it is.
+    # NO_LEADER is retried, also when the answering server finds a majority unreachable (it may be
+    # the one cut off from a majority that elects a leader); during an election too.
     lost = proglog.NoLeaderError("no leader", grpc.StatusCode.UNAVAILABLE, "log", 0, 3, ("n1", "n2"))
-    assert Attempts(settings, r, "produce").on_error(lost, None) is None
+    assert Attempts(settings, r, "produce").on_error(lost, None) is not None
     election = proglog.NoLeaderError("no leader yet", grpc.StatusCode.UNAVAILABLE, "log", 0, 3, ("n1",))
     assert Attempts(settings, r, "read").on_error(election, "leader") is not None
     # The budget runs out.

@@ -290,7 +290,7 @@ func TestMajorityLossOnARealCluster(t *testing.T) {
 		}
 	}
 	t.Logf("produce without a majority: %s", errOut)
-	for _, want := range []string{"proglog: partition critical/0 has no leader: 2 of its 3 replicas are unreachable (", "n1 failed", "n2 failed"} {
+	for _, want := range []string{"partition critical/0 has no leader: 2 of its 3 replicas are unreachable (", "n1 failed", "n2 failed"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("produce without a majority: stderr %q, want %q", errOut, want)
 		}

@@ -621,8 +621,6 @@ class Attempts:
             # the cache drops a topic two fetches find unknown).
             self.not_found = True
             self.cache.invalidate(self.key[0])
-        elif isinstance(err, NoLeaderError) and err.quorum_lost:
-            return None  # no leader can be elected until the replicas are back: say so now
         elif isinstance(err, UnavailableError):
             self.router.invalidate()
             if self.key is not None and self.cache is not None:

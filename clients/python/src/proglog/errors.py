@@ -146,9 +146,10 @@ class UnavailableError(ProglogError):
 
 class NoLeaderError(UnavailableError):
     """A partition has no leader (UNAVAILABLE, reason NO_LEADER). ``unreachable`` are the ids of its
-    replicas on servers the cluster knows as failed or leaving, of ``replicas``. During an election it
-    is retried like any unavailability; when ``quorum_lost`` (a majority unreachable) no leader can be
-    elected until they are back, and it is raised at once."""
+    replicas on servers the answering server knows as failed or leaving, of ``replicas``. It is retried
+    like any unavailability and raised when the retries end; ``quorum_lost`` (a majority unreachable)
+    says no leader can be elected until they are back, as that server sees it (it may be the one cut
+    off, so it is not raised at once)."""
 
     def __init__(self, message: str, code: grpc.StatusCode | None, topic: str = "", partition: int = 0,
                  replicas: int = 0, unreachable: tuple[str, ...] = ()) -> None:
