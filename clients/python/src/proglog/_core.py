@@ -236,6 +236,29 @@ class Settings:
             raise ValueError(f"produce_retries must be >= 0 or None (like retries), not {self.produce_retries}")
 
 
+class Halt:
+    """Stops a following stream from another thread: cancels its call in flight, and any later
+    attempt, and ends its wait between retries."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._call: grpc.Call | None = None
+        self.halted = threading.Event()
+
+    def attach(self, call: grpc.Call) -> None:
+        with self._lock:
+            self._call = call
+        if self.halted.is_set():
+            call.cancel()
+
+    def halt(self) -> None:
+        self.halted.set()
+        with self._lock:
+            call = self._call
+        if call is not None:
+            call.cancel()
+
+
 class Router:
     """The discovered servers and their roles, and round-robin choice among them.
 
