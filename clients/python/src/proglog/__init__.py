@@ -12,7 +12,9 @@
 discover the cluster from any of the given servers, send produce calls to the leader of each
 partition (``topic=``, ``partition=``, or by key with Kafka's partitioner) and spread reads over its
 followers, retry leader changes and outages, and raise :class:`ProglogError`
-subclasses. The generated protobuf and gRPC modules live in `proglog._proto.log.v1`.
+subclasses. ``client.consumer(group, topics)`` joins a consumer group (:class:`Consumer`,
+:class:`AsyncConsumer`): the cluster shares the topics' partitions among the group's members
+and keeps the group's committed offsets. The generated protobuf and gRPC modules live in `proglog._proto.log.v1`.
 """
 
 from proglog.aio import AsyncClient
