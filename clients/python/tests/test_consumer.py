@@ -59,7 +59,8 @@ class _Member:
 
 @dataclass
 class GroupCluster:
-    """Two servers; server ``meta`` leads the metadata, server 0 leads every partition."""
+    """Three servers; server ``meta`` leads the metadata, server 0 holds and leads every
+    partition (GetServers marks it the leader)."""
 
     server: ServerProcess
     lock: threading.Condition = field(default_factory=threading.Condition)
@@ -77,12 +78,13 @@ class GroupCluster:
     refuse_commits: list[str] = field(default_factory=list)  # the next commits refused with these reasons
     addrs: list[str] = field(default_factory=list)
     servers: list[grpc.Server] = field(default_factory=list)
+    down: set[int] = field(default_factory=set)  # stopped servers, no longer listed
     _ids: Iterator[int] = field(default_factory=itertools.count)
 
     def start(self) -> GroupCluster:
         certs = self.server.certs
         creds = grpc.ssl_server_credentials([((certs / "server-key.pem").read_bytes(), (certs / "server.pem").read_bytes())])
-        for i in range(2):
+        for i in range(3):
             s = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
             log_pb2_grpc.add_LogServicer_to_server(_Node(self, i), s)
             port = s.add_secure_port("127.0.0.1:0", creds)
@@ -180,7 +182,7 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
         return log_pb2.GetServersResponse(servers=self._servers())
 
     def _servers(self) -> list[log_pb2.Server]:
-        return [log_pb2.Server(id=f"s{i}", rpc_addr=a, is_leader=i == 0) for i, a in enumerate(self.c.addrs)]
+        return [log_pb2.Server(id=f"s{i}", rpc_addr=a, is_leader=i == 0) for i, a in enumerate(self.c.addrs) if i not in self.c.down]
 
     def GetMetadata(self, request: log_pb2.GetMetadataRequest, context: Any) -> log_pb2.GetMetadataResponse:
         with self.c.lock:
@@ -190,7 +192,7 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
                     _abort(context, grpc.StatusCode.NOT_FOUND, "no such topic", "UNKNOWN_TOPIC", {"topic": name})
                 tm = resp.topics.add(name=name)
                 for p in range(len(self.c.topics[name])):
-                    tm.partitions.add(partition=p, replicas=self._servers(), leader_id="s0")
+                    tm.partitions.add(partition=p, replicas=self._servers()[:1], leader_id="s0")
             return resp
 
     def GetBounds(self, request: log_pb2.GetBoundsRequest, context: Any) -> log_pb2.GetBoundsResponse:
@@ -454,6 +456,29 @@ def test_refused_commit_heartbeats_and_commits_again(groups: GroupCluster, serve
             with pytest.raises(proglog.UnknownMemberError):
                 consumer.commit()
             groups.wait(lambda: len(groups.members) == 1 and old not in groups.members)
+
+
+def test_metadata_leader_stops(groups: GroupCluster, server: ServerProcess) -> None:
+    groups.create("t", 1, records=1)
+    with Client(groups.addrs, **server.tls(), backoff=(0.01, 0.05)) as c:
+        with c.consumer("g", ["t"], session_timeout=3) as consumer:
+            _drain(consumer, 1)
+            consumer.commit()  # the client knows server 1 as the metadata leader now
+            # The metadata leader (server 1) stops and server 2 takes over: the member calls,
+            # which went to server 1, find the new leader (asking the others, which answer
+            # NOT_LEADER naming it) instead of retrying the stopped one until the session is lost.
+            with groups.lock:
+                groups.down.add(groups.meta)
+                groups.servers[groups.meta].stop(grace=None)
+                groups.meta = 2
+                beats = len(groups.events)
+            groups.append("t", 0, 1)
+            r = consumer.poll(WAIT)
+            assert r is not None and r.offset == 1
+            member = consumer.member_id
+            consumer.commit()
+            assert groups.committed == {("t", 0): 2} and member in groups.members
+            assert ("join", member, 3.0) in groups.events[:beats]  # the same member: never removed
 
 
 def test_start_latest_and_bounded_buffer(groups: GroupCluster, server: ServerProcess) -> None:

@@ -645,6 +645,12 @@ class Attempts:
             self.cache.invalidate(self.key[0])
         elif isinstance(err, UnavailableError):
             self.router.invalidate()
+            if self.op == "admin" and role is not None:
+                # The metadata leader it went to is down or stepping down: ask the others
+                # (by the servers' roles), which answer NOT_LEADER naming the new one.
+                self.admin_leader = None
+                if self.cache is not None:
+                    self.cache.meta_leader = None
             if self.key is not None and self.cache is not None:
                 self.cache.invalidate(self.key[0])
             if self.op == "produce" and role is not None and not never_sent(err):
