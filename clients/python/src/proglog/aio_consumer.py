@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from proglog import _core, _group
 from proglog._core import PartKey, log
@@ -153,12 +153,11 @@ class AsyncConsumer:
         async with self._cond:
             self._cond.notify_all()
 
-    async def _admin(self, method: str, request: Any, timeout: float | None | str = "default") -> Any:
+    async def _admin(self, method: str, request: Any, timeout: float | None | Literal["default"] = "default") -> Any:
         async def call(stub: Any, left: float | None, md: Any) -> Any:
             return await getattr(stub, method)(request, timeout=left, metadata=md)
 
-        t: Any = timeout
-        return await self._client._call("admin", t, call)
+        return await self._client._call("admin", timeout, call)
 
     async def _run(self) -> None:
         while True:

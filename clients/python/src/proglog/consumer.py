@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from proglog import _core, _group
 from proglog._core import Halt, PartKey, log
@@ -189,10 +189,9 @@ class Consumer:
         if self._fatal is not None:
             raise self._fatal
 
-    def _admin(self, method: str, request: Any, timeout: float | None | str = "default") -> Any:
+    def _admin(self, method: str, request: Any, timeout: float | None | Literal["default"] = "default") -> Any:
         """Calls a member RPC at the metadata leader (following NOT_LEADER)."""
-        t: Any = timeout
-        return self._client._call("admin", t, lambda stub, left, md: getattr(stub, method)(request, timeout=left, metadata=md))
+        return self._client._call("admin", timeout, lambda stub, left, md: getattr(stub, method)(request, timeout=left, metadata=md))
 
     def _run(self) -> None:
         """The background thread: heartbeats, rejoins, auto-commits."""
