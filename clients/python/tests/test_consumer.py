@@ -359,7 +359,9 @@ def test_hand_over_stops_commits_then_acknowledges(groups: GroupCluster, server:
     groups.create("orders", 4, records=10)
     with Client(groups.addrs, **server.tls()) as c:
         a = c.consumer("g", ["orders"], session_timeout=3, auto_commit_interval=60)
-        first = _drain(a, 8)
+        first: list[ConsumerRecord] = []
+        while {r.partition for r in first} != {0, 1, 2, 3} or len(first) < 8:  # a reads every partition
+            first += _drain(a, 1)
         returned = a.positions()
         ninth = a.poll(WAIT)  # the 8 records before it are processed; it is being processed
         assert ninth is not None
@@ -456,6 +458,25 @@ def test_refused_commit_heartbeats_and_commits_again(groups: GroupCluster, serve
             with pytest.raises(proglog.UnknownMemberError):
                 consumer.commit()
             groups.wait(lambda: len(groups.members) == 1 and old not in groups.members)
+
+
+def test_auto_commit_and_exit_through_an_exception(groups: GroupCluster, server: ServerProcess) -> None:
+    groups.create("t", 1, records=5)
+    with Client(groups.addrs, **server.tls()) as c:
+        # Auto-commit commits the records finished with: those returned before the latest poll.
+        with c.consumer("g", ["t"], auto_commit_interval=0.05) as consumer:
+            _drain(consumer, 3)
+            groups.wait(lambda: groups.committed.get(("t", 0)) == 2)
+            assert consumer.poll(WAIT) is not None
+            groups.wait(lambda: groups.committed.get(("t", 0)) == 3)
+        assert groups.committed[("t", 0)] == 4  # close: after every record returned
+        # Leaving the with block through an exception: the record being processed is not committed.
+        with pytest.raises(RuntimeError):
+            with c.consumer("g", ["t"], auto_commit_interval=60) as consumer:
+                r = consumer.poll(WAIT)
+                assert r is not None and r.offset == 4
+                raise RuntimeError("processing failed")
+        assert groups.committed[("t", 0)] == 4 and groups.members == {}
 
 
 def test_metadata_leader_stops(groups: GroupCluster, server: ServerProcess) -> None:
