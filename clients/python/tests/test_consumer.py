@@ -582,6 +582,33 @@ def test_async_consumer(groups: GroupCluster, server: ServerProcess) -> None:
     asyncio.run(main())
 
 
+def test_async_consumer_rejoins_and_client_close(groups: GroupCluster, server: ServerProcess) -> None:
+    groups.create("t", 1, records=2)
+
+    async def main() -> None:
+        c = AsyncClient(groups.addrs, **server.tls())
+        consumer = c.consumer("g", ["t"], session_timeout=3)
+        assert [(r.offset) for r in [await consumer.poll(WAIT), await consumer.poll(WAIT)] if r] == [0, 1]
+        await consumer.commit()
+        groups.append("t", 0, 1)
+        r = await consumer.poll(WAIT)
+        assert r is not None and r.offset == 2  # returned, not committed
+        old = consumer.member_id
+        groups.expire(old)
+        # Removed: the consumer joins again and reads from the committed offset.
+        r = await consumer.poll(WAIT)
+        assert r is not None and r.offset == 2 and consumer.member_id not in ("", old)
+        # The client closed under the consumer: its poll raises ClientClosedError.
+        pending = asyncio.ensure_future(consumer.poll())
+        await asyncio.sleep(0)
+        await c.close()
+        with pytest.raises(ClientClosedError):
+            await asyncio.wait_for(pending, WAIT)
+        await consumer.close()
+
+    asyncio.run(main())
+
+
 def test_arguments_are_checked(groups: GroupCluster, server: ServerProcess) -> None:
     groups.create("t", 1)
     with Client(groups.addrs, **server.tls()) as c:
