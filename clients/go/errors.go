@@ -96,6 +96,10 @@ var (
 	// cluster has live servers (FAILED_PRECONDITION, reason
 	// NOT_ENOUGH_NODES).
 	ErrNotEnoughNodes = errors.New("proglog: not enough servers for the replication factor")
+	// ErrInvalidACL: an ACL rule or request the servers refuse
+	// (INVALID_ARGUMENT, reason INVALID_ACL). It also matches
+	// ErrInvalidArgument.
+	ErrInvalidACL = errors.New("proglog: invalid ACL rule")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("proglog: client closed")
 )
@@ -115,6 +119,7 @@ const (
 	reasonTopicExists      = "TOPIC_EXISTS"
 	reasonInvalidTopic     = "INVALID_TOPIC"
 	reasonNotEnoughNodes   = "NOT_ENOUGH_NODES"
+	reasonInvalidACL       = "INVALID_ACL"
 )
 
 // Error is a failed call that has no more specific type: its gRPC code and
@@ -337,8 +342,11 @@ func errFromStatus(ctx context.Context, err error) error {
 			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrTopicExists, st: st}
 		}
 	case codes.InvalidArgument:
-		if errorInfo(st).GetReason() == reasonInvalidTopic {
+		switch errorInfo(st).GetReason() {
+		case reasonInvalidTopic:
 			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrInvalidTopic, parent: ErrInvalidArgument, st: st}
+		case reasonInvalidACL:
+			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrInvalidACL, parent: ErrInvalidArgument, st: st}
 		}
 	}
 	kind := map[codes.Code]error{

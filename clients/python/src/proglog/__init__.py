@@ -24,6 +24,7 @@ from proglog.consumer import Consumer
 from proglog.errors import (
     ClientClosedError,
     DeadlineExceededError,
+    InvalidACLError,
     InvalidArgumentError,
     InvalidGroupError,
     InvalidTopicError,
@@ -52,6 +53,7 @@ from proglog.errors import (
 from proglog.partitioner import key_partition, murmur2
 from proglog.records import (
     DEFAULT_TOPIC,
+    ACLRule,
     Bounds,
     ConsumerRecord,
     GroupDescription,
@@ -69,6 +71,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_TOPIC",
+    "ACLRule",
     "AsyncClient",
     "AsyncConsumer",
     "Bounds",
@@ -80,6 +83,7 @@ __all__ = [
     "GroupDescription",
     "GroupMember",
     "GroupSummary",
+    "InvalidACLError",
     "InvalidArgumentError",
     "InvalidGroupError",
     "InvalidTopicError",
