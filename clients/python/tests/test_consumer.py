@@ -79,6 +79,7 @@ class GroupCluster:
     addrs: list[str] = field(default_factory=list)
     servers: list[grpc.Server] = field(default_factory=list)
     down: set[int] = field(default_factory=set)  # stopped servers, no longer listed
+    stall: threading.Event | None = None  # heartbeats wait for it (then answer UNAVAILABLE)
     _ids: Iterator[int] = field(default_factory=itertools.count)
 
     def start(self) -> GroupCluster:
@@ -224,6 +225,9 @@ class _Node(log_pb2_grpc.LogServicer):  # type: ignore[misc]
             return log_pb2.JoinGroupResponse(assignment=self.c._assignment(member))
 
     def Heartbeat(self, request: log_pb2.HeartbeatRequest, context: Any) -> log_pb2.HeartbeatResponse:
+        if (stall := self.c.stall) is not None:
+            stall.wait()
+            context.abort(grpc.StatusCode.UNAVAILABLE, "stalled")
         with self.c.lock:
             self._meta(context)
             m = self._member(request.group, request.member_id, context)
@@ -500,6 +504,30 @@ def test_metadata_leader_stops(groups: GroupCluster, server: ServerProcess) -> N
             consumer.commit()
             assert groups.committed == {("t", 0): 2} and member in groups.members
             assert ("join", member, 3.0) in groups.events[:beats]  # the same member: never removed
+
+
+def test_unanswered_heartbeats_stop_the_reading(groups: GroupCluster, server: ServerProcess) -> None:
+    groups.create("t", 1, records=1)
+    with Client(groups.addrs, **server.tls(), backoff=(0.01, 0.05)) as c:
+        with c.consumer("g", ["t"], session_timeout=1) as consumer:
+            _drain(consumer, 1)
+            old = consumer.member_id
+            # No heartbeat is answered (the coordinator is cut off) for the session timeout: the
+            # cluster may have given the partition to another member, so the consumer stops
+            # reading it and joins again, as a new member that owns nothing while the old one
+            # does (the double never expires it by itself).
+            groups.stall = threading.Event()
+            groups.wait(lambda: len(groups.members) == 2)
+            with consumer._cond:
+                assert consumer._cond.wait_for(lambda: consumer._m.member_id not in ("", old), WAIT)
+            assert consumer.assignment() == set()
+            groups.append("t", 0, 1)
+            assert consumer.poll(0.05) is None
+            groups.stall.set()
+            groups.stall = None
+            groups.expire(old)
+            # The new member reads from the committed offset: nothing was committed yet.
+            assert [r.offset for r in _drain(consumer, 2)] == [0, 1] and consumer.member_id not in ("", old)
 
 
 def test_start_latest_and_bounded_buffer(groups: GroupCluster, server: ServerProcess) -> None:
