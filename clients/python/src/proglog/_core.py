@@ -237,6 +237,29 @@ class Settings:
             raise ValueError(f"produce_retries must be >= 0 or None (like retries), not {self.produce_retries}")
 
 
+class Halt:
+    """Stops a following stream from another thread: cancels its call in flight, and any later
+    attempt, and ends its wait between retries."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._call: grpc.Call | None = None
+        self.halted = threading.Event()
+
+    def attach(self, call: grpc.Call) -> None:
+        with self._lock:
+            self._call = call
+        if self.halted.is_set():
+            call.cancel()
+
+    def halt(self) -> None:
+        self.halted.set()
+        with self._lock:
+            call = self._call
+        if call is not None:
+            call.cancel()
+
+
 class Router:
     """The discovered servers and their roles, and round-robin choice among them.
 
@@ -623,6 +646,12 @@ class Attempts:
             self.cache.invalidate(self.key[0])
         elif isinstance(err, UnavailableError):
             self.router.invalidate()
+            if self.op == "admin" and role is not None:
+                # The metadata leader it went to is down or stepping down: ask the others
+                # (by the servers' roles), which answer NOT_LEADER naming the new one.
+                self.admin_leader = None
+                if self.cache is not None:
+                    self.cache.meta_leader = None
             if self.key is not None and self.cache is not None:
                 self.cache.invalidate(self.key[0])
             if self.op == "produce" and role is not None and not never_sent(err):

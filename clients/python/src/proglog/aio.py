@@ -11,9 +11,10 @@ from typing import Literal, TypeVar
 import grpc
 import grpc.aio
 
-from proglog import _batch, _core, _producer
+from proglog import _batch, _core, _group, _producer
 from proglog._core import PEM, Attempts, Consistency, Metadata, MetadataCache, Op, PartKey, Router, Settings
 from proglog._proto.log.v1 import log_pb2
+from proglog.aio_consumer import AsyncConsumer
 from proglog.errors import (
     ClientClosedError,
     DeadlineExceededError,
@@ -29,16 +30,20 @@ from proglog.records import (
     DEFAULT_TOPIC,
     ACLRule,
     Bounds,
+    GroupDescription,
+    GroupSummary,
     Position,
     Record,
     Server,
     TopicConfig,
     TopicInfo,
+    TopicPartition,
     Value,
     _as_record,
     _as_records,
     _check_offset,
     _check_partition,
+    _offsets,
 )
 
 __all__ = ["AsyncClient"]
@@ -78,6 +83,27 @@ class _Stub:
         )
         self.delete_topic = channel.unary_unary(
             _SERVICE + "DeleteTopic", log_pb2.DeleteTopicRequest.SerializeToString, log_pb2.DeleteTopicResponse.FromString
+        )
+        self.join_group = channel.unary_unary(
+            _SERVICE + "JoinGroup", log_pb2.JoinGroupRequest.SerializeToString, log_pb2.JoinGroupResponse.FromString
+        )
+        self.heartbeat = channel.unary_unary(
+            _SERVICE + "Heartbeat", log_pb2.HeartbeatRequest.SerializeToString, log_pb2.HeartbeatResponse.FromString
+        )
+        self.leave_group = channel.unary_unary(
+            _SERVICE + "LeaveGroup", log_pb2.LeaveGroupRequest.SerializeToString, log_pb2.LeaveGroupResponse.FromString
+        )
+        self.commit_offsets = channel.unary_unary(
+            _SERVICE + "CommitOffsets", log_pb2.CommitOffsetsRequest.SerializeToString, log_pb2.CommitOffsetsResponse.FromString
+        )
+        self.fetch_offsets = channel.unary_unary(
+            _SERVICE + "FetchOffsets", log_pb2.FetchOffsetsRequest.SerializeToString, log_pb2.FetchOffsetsResponse.FromString
+        )
+        self.list_groups = channel.unary_unary(
+            _SERVICE + "ListGroups", log_pb2.ListGroupsRequest.SerializeToString, log_pb2.ListGroupsResponse.FromString
+        )
+        self.describe_group = channel.unary_unary(
+            _SERVICE + "DescribeGroup", log_pb2.DescribeGroupRequest.SerializeToString, log_pb2.DescribeGroupResponse.FromString
         )
         self.create_acls = channel.unary_unary(
             _SERVICE + "CreateACLs", log_pb2.CreateACLsRequest.SerializeToString, log_pb2.CreateACLsResponse.FromString
@@ -403,6 +429,56 @@ class AsyncClient:
             await self._call("admin", timeout, call)
         finally:
             self._cache.forget(name)
+
+    def consumer(
+        self,
+        group: str,
+        topics: Iterable[str],
+        *,
+        session_timeout: float = _group.DEFAULT_SESSION_TIMEOUT,
+        auto_commit_interval: float | None = _group.DEFAULT_AUTO_COMMIT_INTERVAL,
+        start: _group.Start = "earliest",
+        client_id: str | None = None,
+        max_buffered: int = _group.DEFAULT_MAX_BUFFERED,
+    ) -> AsyncConsumer:
+        """A member of ``group`` subscribed to ``topics`` (see Client.consumer and
+        :class:`~proglog.AsyncConsumer`); it joins on first use (``async with``, ``start()``,
+        the first poll). Arguments are checked at once."""
+        opts = _group.Options.checked(group, topics, session_timeout, auto_commit_interval, start, client_id, max_buffered)
+        return AsyncConsumer(self, opts)
+
+    async def list_groups(self, *, timeout: float | None | Literal["default"] = "default") -> list[GroupSummary]:
+        """Lists the consumer groups (see Client.list_groups)."""
+
+        async def call(stub: _Stub, t: float | None, md: Metadata) -> list[GroupSummary]:
+            resp = await stub.list_groups(log_pb2.ListGroupsRequest(), timeout=t, metadata=md)
+            return [GroupSummary._from_proto(g) for g in resp.groups]
+
+        return await self._call("servers", timeout, call)
+
+    async def describe_group(self, group: str, *, timeout: float | None | Literal["default"] = "default") -> GroupDescription:
+        """Describes a consumer group (see Client.describe_group)."""
+        request = log_pb2.DescribeGroupRequest(group=_group.check_group(group))
+
+        async def call(stub: _Stub, t: float | None, md: Metadata) -> GroupDescription:
+            return GroupDescription._from_proto(await stub.describe_group(request, timeout=t, metadata=md))
+
+        return await self._call("servers", timeout, call)
+
+    async def fetch_offsets(
+        self,
+        group: str,
+        partitions: Iterable[TopicPartition] | None = None,
+        *,
+        timeout: float | None | Literal["default"] = "default",
+    ) -> dict[TopicPartition, int]:
+        """The group's committed offsets (see Client.fetch_offsets)."""
+        request = log_pb2.FetchOffsetsRequest(group=_group.check_group(group), partitions=_group.check_partitions(partitions))
+
+        async def call(stub: _Stub, t: float | None, md: Metadata) -> dict[TopicPartition, int]:
+            return _offsets((await stub.fetch_offsets(request, timeout=t, metadata=md)).offsets)
+
+        return await self._call("servers", timeout, call)
 
     async def create_acls(self, rules: Iterable[ACLRule], *, timeout: float | None | Literal["default"] = "default") -> None:
         """Adds ACL rules (see Client.create_acls)."""

@@ -11,8 +11,9 @@ from typing import Callable, Literal, TypeVar
 
 import grpc
 
-from proglog import _batch, _core, _producer
-from proglog._core import PEM, Attempts, Consistency, Metadata, MetadataCache, Op, PartKey, Router, Settings
+from proglog import _batch, _core, _group, _producer
+from proglog._core import PEM, Attempts, Consistency, Halt, Metadata, MetadataCache, Op, PartKey, Router, Settings
+from proglog.consumer import Consumer
 from proglog._proto.log.v1 import log_pb2
 from proglog.errors import (
     ClientClosedError,
@@ -29,16 +30,20 @@ from proglog.records import (
     DEFAULT_TOPIC,
     ACLRule,
     Bounds,
+    GroupDescription,
+    GroupSummary,
     Position,
     Record,
     Server,
     TopicConfig,
     TopicInfo,
+    TopicPartition,
     Value,
     _as_record,
     _as_records,
     _check_offset,
     _check_partition,
+    _offsets,
 )
 
 __all__ = ["Client"]
@@ -78,6 +83,27 @@ class _Stub:
         )
         self.delete_topic = channel.unary_unary(
             _SERVICE + "DeleteTopic", log_pb2.DeleteTopicRequest.SerializeToString, log_pb2.DeleteTopicResponse.FromString
+        )
+        self.join_group = channel.unary_unary(
+            _SERVICE + "JoinGroup", log_pb2.JoinGroupRequest.SerializeToString, log_pb2.JoinGroupResponse.FromString
+        )
+        self.heartbeat = channel.unary_unary(
+            _SERVICE + "Heartbeat", log_pb2.HeartbeatRequest.SerializeToString, log_pb2.HeartbeatResponse.FromString
+        )
+        self.leave_group = channel.unary_unary(
+            _SERVICE + "LeaveGroup", log_pb2.LeaveGroupRequest.SerializeToString, log_pb2.LeaveGroupResponse.FromString
+        )
+        self.commit_offsets = channel.unary_unary(
+            _SERVICE + "CommitOffsets", log_pb2.CommitOffsetsRequest.SerializeToString, log_pb2.CommitOffsetsResponse.FromString
+        )
+        self.fetch_offsets = channel.unary_unary(
+            _SERVICE + "FetchOffsets", log_pb2.FetchOffsetsRequest.SerializeToString, log_pb2.FetchOffsetsResponse.FromString
+        )
+        self.list_groups = channel.unary_unary(
+            _SERVICE + "ListGroups", log_pb2.ListGroupsRequest.SerializeToString, log_pb2.ListGroupsResponse.FromString
+        )
+        self.describe_group = channel.unary_unary(
+            _SERVICE + "DescribeGroup", log_pb2.DescribeGroupRequest.SerializeToString, log_pb2.DescribeGroupResponse.FromString
         )
         self.create_acls = channel.unary_unary(
             _SERVICE + "CreateACLs", log_pb2.CreateACLsRequest.SerializeToString, log_pb2.CreateACLsResponse.FromString
@@ -465,6 +491,60 @@ class Client:
         finally:
             self._cache.forget(name)
 
+    # -- consumer groups ------------------------------------------------------------------------
+
+    def consumer(
+        self,
+        group: str,
+        topics: Iterable[str],
+        *,
+        session_timeout: float = _group.DEFAULT_SESSION_TIMEOUT,
+        auto_commit_interval: float | None = _group.DEFAULT_AUTO_COMMIT_INTERVAL,
+        start: _group.Start = "earliest",
+        client_id: str | None = None,
+        max_buffered: int = _group.DEFAULT_MAX_BUFFERED,
+    ) -> Consumer:
+        """Joins ``group`` as a new member subscribed to ``topics`` and returns its
+        :class:`~proglog.Consumer`, which reads the partitions the cluster assigns it from the
+        group's committed offsets. See :class:`~proglog.Consumer` for the arguments. Raises
+        UnknownTopicError, PermissionDeniedError, TooManyMembersError or InvalidGroupError if
+        the cluster refuses the member; ValueError or TypeError for arguments out of range."""
+        opts = _group.Options.checked(group, topics, session_timeout, auto_commit_interval, start, client_id, max_buffered)
+        return Consumer(self, opts)
+
+    def list_groups(self, *, timeout: float | None | Literal["default"] = "default") -> list[GroupSummary]:
+        """Lists the consumer groups (those with members or committed offsets) the client may
+        see (the "group" action), by name. Any server answers."""
+
+        def call(stub: _Stub, t: float | None, md: Metadata) -> list[GroupSummary]:
+            resp = stub.list_groups(log_pb2.ListGroupsRequest(), timeout=t, metadata=md)
+            return [GroupSummary._from_proto(g) for g in resp.groups]
+
+        return self._call("servers", timeout, call)
+
+    def describe_group(self, group: str, *, timeout: float | None | Literal["default"] = "default") -> GroupDescription:
+        """Describes a consumer group: generation, members with their subscriptions and owned
+        partitions, committed offsets. Raises UnknownGroupError for a group the cluster does not
+        know. Any server answers, from its copy of the metadata (which may lag a moment)."""
+        request = log_pb2.DescribeGroupRequest(group=_group.check_group(group))
+        return self._call(
+            "servers", timeout, lambda stub, t, md: GroupDescription._from_proto(stub.describe_group(request, timeout=t, metadata=md))
+        )
+
+    def fetch_offsets(
+        self,
+        group: str,
+        partitions: Iterable[TopicPartition] | None = None,
+        *,
+        timeout: float | None | Literal["default"] = "default",
+    ) -> dict[TopicPartition, int]:
+        """The group's committed offsets (the offset of the next record the group has to process)
+        by (topic, partition): of ``partitions`` ((topic, partition) pairs), or of every partition
+        the group committed. A partition the group committed nothing for is absent. Any server
+        answers, from its copy of the metadata."""
+        request = log_pb2.FetchOffsetsRequest(group=_group.check_group(group), partitions=_group.check_partitions(partitions))
+        return self._call("servers", timeout, lambda stub, t, md: _offsets(stub.fetch_offsets(request, timeout=t, metadata=md).offsets))
+
     def create_acls(self, rules: Iterable[ACLRule], *, timeout: float | None | Literal["default"] = "default") -> None:
         """Adds ``rules`` to the access rules kept in the cluster's metadata, all or none; every
         server enforces them once its copy of the metadata has them (a call is allowed when the
@@ -586,6 +666,10 @@ class Client:
         """
         _check_offset(offset)
         part = (topic or DEFAULT_TOPIC, _check_partition(partition))
+        yield from self._stream(offset, follow, part, None)
+
+    def _stream(self, offset: int, follow: bool, part: PartKey, halt: Halt | None) -> Iterator[Record]:
+        """stream(); ``halt`` (a following stream's) ends it, from another thread."""
         end: int | None = None
         if not follow:
             end = self.bounds(topic=part[0], partition=part[1]).next
@@ -602,6 +686,8 @@ class Client:
             try:
                 addr, role, stub = self._pick(attempts, deadline_at)
                 call = stub.consume_stream(request, metadata=_core.call_metadata())
+                if halt is not None:
+                    halt.attach(call)
                 for resp in call:
                     record = Record._from_proto(resp.record)
                     attempts.progress()
@@ -618,11 +704,16 @@ class Client:
             finally:
                 if call is not None:
                     call.cancel()
+            if halt is not None and halt.halted.is_set():
+                return
             delay = attempts.on_error(err, role)
             left = _core.remaining(deadline_at)
             if delay is None or (left is not None and left <= delay):
                 raise err
-            time.sleep(delay)
+            if halt is not None:
+                halt.halted.wait(delay)
+            else:
+                time.sleep(delay)
 
     # -- internals ------------------------------------------------------------------------------
 

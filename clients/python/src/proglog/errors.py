@@ -38,6 +38,12 @@ __all__ = [
     "TopicExistsError",
     "InvalidTopicError",
     "NotEnoughNodesError",
+    "InvalidGroupError",
+    "UnknownGroupError",
+    "UnknownMemberError",
+    "NotOwnerError",
+    "StaleGenerationError",
+    "TooManyMembersError",
 ]
 
 _DOMAIN = "proglog"
@@ -273,6 +279,74 @@ class NotEnoughNodesError(ProglogError):
         self.nodes = nodes
 
 
+class InvalidGroupError(InvalidArgumentError):
+    """A group name or group request field the servers refuse (INVALID_ARGUMENT, reason
+    INVALID_GROUP): a name outside 1 to 249 of ``[a-zA-Z0-9._-]``, or a field out of its range."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, group: str = "") -> None:
+        super().__init__(message, code)
+        self.group = group
+
+
+class UnknownGroupError(ProglogError):
+    """The group has no members and no committed offsets (NOT_FOUND, reason UNKNOWN_GROUP)."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, group: str = "") -> None:
+        super().__init__(message, code)
+        self.group = group
+
+
+class UnknownMemberError(ProglogError):
+    """The group member left or its session timed out (NOT_FOUND, reason UNKNOWN_MEMBER): its
+    partitions went to the others and its commits are refused. A Consumer joins again by itself;
+    its :meth:`~proglog.Consumer.commit` raises it for the positions it could not commit."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, group: str = "", member_id: str = "") -> None:
+        super().__init__(message, code)
+        self.group = group
+        self.member_id = member_id
+
+
+class NotOwnerError(ProglogError):
+    """A commit for a partition the member does not own (any more) (FAILED_PRECONDITION, reason
+    NOT_OWNER); nothing of the commit was written. ``partition`` is -1 when the server did not
+    say."""
+
+    def __init__(
+        self, message: str, code: grpc.StatusCode | None, group: str = "", member_id: str = "", topic: str = "", partition: int = -1
+    ) -> None:
+        super().__init__(message, code)
+        self.group = group
+        self.member_id = member_id
+        self.topic = topic
+        self.partition = partition
+
+
+class StaleGenerationError(ProglogError):
+    """A commit or heartbeat naming a generation older than the one the member acknowledged, or
+    newer than the group's (FAILED_PRECONDITION, reason STALE_GENERATION); nothing was written.
+    ``generation`` is the one named, ``current`` the group's."""
+
+    def __init__(
+        self, message: str, code: grpc.StatusCode | None, group: str = "", member_id: str = "", generation: int = 0, current: int = 0
+    ) -> None:
+        super().__init__(message, code)
+        self.group = group
+        self.member_id = member_id
+        self.generation = generation
+        self.current = current
+
+
+class TooManyMembersError(ProglogError):
+    """The group already has the server's limit of members (RESOURCE_EXHAUSTED, reason
+    TOO_MANY_MEMBERS). Not retried."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, group: str = "", limit: int = 0) -> None:
+        super().__init__(message, code)
+        self.group = group
+        self.limit = limit
+
+
 def _error_info(metadata: Iterable[Any] | None) -> tuple[str, dict[str, str]] | None:
     """Returns the reason and metadata of the proglog ErrorInfo in a call's trailing metadata: an
     iterable of (key, value) pairs, as both grpc and grpc.aio give it."""
@@ -309,6 +383,8 @@ def from_status(code: grpc.StatusCode, message: str, metadata: Iterable[Any] | N
             return RecordTooLargeError(message, code, _int(md, "size"), _int(md, "limit"), _int(md, "index", -1))
         if reason == "LOW_DISK_SPACE":
             return LowDiskSpaceError(message, code, _int(md, "free"), _int(md, "required"))
+        if reason == "TOO_MANY_MEMBERS":
+            return TooManyMembersError(message, code, md.get("group", ""), _int(md, "limit"))
         if reason == "TOO_MANY_PRODUCERS":
             return TooManyProducersError(message, code, _int(md, "producer_id"), _int(md, "limit"))
         if m := _TOO_LARGE.search(message):
@@ -325,6 +401,18 @@ def from_status(code: grpc.StatusCode, message: str, metadata: Iterable[Any] | N
     if code == grpc.StatusCode.UNAVAILABLE and reason == "NO_LEADER":
         unreachable = tuple(u for u in md.get("unreachable", "").split(",") if u)
         return NoLeaderError(message, code, md.get("topic", ""), _int(md, "partition"), _int(md, "replicas"), unreachable)
+    if code == grpc.StatusCode.FAILED_PRECONDITION and reason == "NOT_OWNER":
+        return NotOwnerError(message, code, md.get("group", ""), md.get("member_id", ""), md.get("topic", ""), _int(md, "partition", -1))
+    if code == grpc.StatusCode.FAILED_PRECONDITION and reason == "STALE_GENERATION":
+        return StaleGenerationError(
+            message, code, md.get("group", ""), md.get("member_id", ""), _int(md, "generation"), _int(md, "current")
+        )
+    if code == grpc.StatusCode.NOT_FOUND and reason == "UNKNOWN_GROUP":
+        return UnknownGroupError(message, code, md.get("group", ""))
+    if code == grpc.StatusCode.NOT_FOUND and reason == "UNKNOWN_MEMBER":
+        return UnknownMemberError(message, code, md.get("group", ""), md.get("member_id", ""))
+    if code == grpc.StatusCode.INVALID_ARGUMENT and reason == "INVALID_GROUP":
+        return InvalidGroupError(message, code, md.get("group", ""))
     if code == grpc.StatusCode.NOT_FOUND and reason == "UNKNOWN_TOPIC":
         return UnknownTopicError(message, code, md.get("topic", ""))
     if code == grpc.StatusCode.NOT_FOUND and reason == "UNKNOWN_PARTITION":

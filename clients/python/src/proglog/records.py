@@ -10,7 +10,20 @@ from google.protobuf import timestamp_pb2
 
 from proglog._proto.log.v1 import log_pb2
 
-__all__ = ["Bounds", "PartitionInfo", "Position", "Record", "Server", "TopicConfig", "TopicInfo", "Value"]
+__all__ = [
+    "Bounds",
+    "ConsumerRecord",
+    "GroupDescription",
+    "GroupMember",
+    "GroupSummary",
+    "PartitionInfo",
+    "Position",
+    "Record",
+    "Server",
+    "TopicConfig",
+    "TopicInfo",
+    "Value",
+]
 
 # The topic of requests that name none: every cluster has it, with one partition.
 DEFAULT_TOPIC = "log"
@@ -259,3 +272,111 @@ class TopicInfo:
     @classmethod
     def _from_proto(cls, msg: log_pb2.TopicMetadata) -> TopicInfo:
         return cls(msg.name, TopicConfig._from_proto(msg.config), tuple(PartitionInfo._from_proto(p) for p in msg.partitions))
+
+
+@dataclass(frozen=True)
+class ConsumerRecord:
+    """A record a group's consumer returned: the record and the partition it was read from.
+    ``offset``, ``value``, ``key``, ``headers`` and ``timestamp`` are the record's."""
+
+    topic: str
+    partition: int
+    record: Record
+
+    @property
+    def offset(self) -> int:
+        return self.record.offset
+
+    @property
+    def value(self) -> bytes:
+        return self.record.value
+
+    @property
+    def key(self) -> bytes:
+        return self.record.key
+
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]:
+        return self.record.headers
+
+    @property
+    def timestamp(self) -> datetime | None:
+        return self.record.timestamp
+
+
+# A partition of a topic: (topic, partition).
+TopicPartition = tuple[str, int]
+
+
+def _offsets(msgs: Iterable[log_pb2.PartitionOffset]) -> dict[TopicPartition, int]:
+    """The committed ones of a list of PartitionOffset, by (topic, partition)."""
+    return {(m.topic, m.partition): m.offset for m in msgs if m.committed}
+
+
+def _partitions(msgs: Iterable[log_pb2.TopicPartitions]) -> tuple[TopicPartition, ...]:
+    return tuple(sorted((m.topic, p) for m in msgs for p in m.partitions))
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    """A consumer group as list_groups lists it."""
+
+    group: str
+    generation: int
+    members: int
+
+    @classmethod
+    def _from_proto(cls, msg: log_pb2.GroupSummary) -> GroupSummary:
+        return cls(msg.group, msg.generation, msg.members)
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """A member of a consumer group.
+
+    Attributes:
+        member_id: chosen by the cluster when the member joined.
+        client_id: the member's free text (the Python consumer's default is host/pid).
+        topics: the topics it subscribes to.
+        session_timeout: seconds without a heartbeat after which it is removed.
+        generation: the generation it last acknowledged.
+        owned: the partitions it owns (and may read).
+        target: the partitions the group's current generation assigns it, owned ones included;
+            the others wait for their previous owner to hand them over.
+    """
+
+    member_id: str
+    client_id: str
+    topics: tuple[str, ...]
+    session_timeout: float
+    generation: int
+    owned: tuple[TopicPartition, ...]
+    target: tuple[TopicPartition, ...]
+
+    @classmethod
+    def _from_proto(cls, msg: log_pb2.GroupMember) -> GroupMember:
+        return cls(
+            msg.member_id,
+            msg.client_id,
+            tuple(msg.topics),
+            msg.session_timeout.ToNanoseconds() / 1e9,
+            msg.generation,
+            _partitions(msg.owned),
+            _partitions(msg.target),
+        )
+
+
+@dataclass(frozen=True)
+class GroupDescription:
+    """A consumer group as describe_group describes it: its generation, members (by member_id)
+    and committed offsets (by (topic, partition); a partition the group committed nothing for is
+    absent)."""
+
+    group: str
+    generation: int
+    members: tuple[GroupMember, ...]
+    offsets: Mapping[TopicPartition, int]
+
+    @classmethod
+    def _from_proto(cls, msg: log_pb2.DescribeGroupResponse) -> GroupDescription:
+        return cls(msg.group, msg.generation, tuple(GroupMember._from_proto(m) for m in msg.members), _offsets(msg.offsets))
