@@ -5,9 +5,12 @@
 // does — NOT_LEADER naming the partition's leader from a server that does
 // not lead it, NOT_FOUND for an unknown topic or partition, GetMetadata
 // with the partitions' replicas and leaders, CreateTopic and DeleteTopic
-// on the metadata leader only — without consensus, storage or ACLs, so
-// that the clients' topic routing and metadata handling can be tested
-// against servers whose leaders the test moves. It is not a proglog
+// on the metadata leader only, and consumer groups as log.proto's protocol
+// says (groups.go: member calls on the metadata leader only, the
+// hand-over rule, fencing; sessions end when the test expires them, never
+// by the clock) — without consensus, storage or ACLs, so that the
+// clients' topic routing, metadata handling and consumers can be tested
+// against servers whose leaders and group members the test moves. It is not a proglog
 // server: tests of the real one use go/server.
 package clienttest
 
@@ -19,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -42,6 +46,12 @@ type Call struct {
 	Topic     string // as sent ("" for the default topic)
 	Partition uint32
 	Producer  uint64 // a produce's idempotent producer ID (0: none)
+	// Group, MemberID and Generation are a group member call's (JoinGroup,
+	// Heartbeat, LeaveGroup, CommitOffsets); Offsets a CommitOffsets'
+	// positions by "topic/partition".
+	Group, MemberID string
+	Generation      uint64
+	Offsets         map[string]uint64
 }
 
 // Cluster is the double: n servers and their shared state.
@@ -59,6 +69,12 @@ type Cluster struct {
 	// metadataErrs are the errors the next GetMetadata calls fail with.
 	metadataErrs []error
 	changed      chan struct{} // closed and replaced when records are appended
+
+	// Consumer groups (groups.go).
+	groups            map[string]*group
+	groupChange       chan struct{} // closed and replaced when a group changes
+	heartbeatInterval time.Duration
+	groupErrs         map[string][]error
 }
 
 type topic struct {
@@ -99,7 +115,8 @@ func New(dir string, n int) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Certs: files, topics: map[string]*topic{}, changed: make(chan struct{})}
+	c := &Cluster{Certs: files, topics: map[string]*topic{}, changed: make(chan struct{}),
+		groups: map[string]*group{}, groupChange: make(chan struct{}), heartbeatInterval: time.Second, groupErrs: map[string][]error{}}
 	for i := range n {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
