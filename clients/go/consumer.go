@@ -613,7 +613,7 @@ func (c *Consumer) commitLocked(ctx context.Context, which func(*partState) bool
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("group %s: commit: %w", c.group, err)
+			return fmt.Errorf("commit to group %s: %w", c.group, err)
 		}
 		c.mu.Lock()
 		for i, ps := range pss[:n] {
@@ -787,7 +787,7 @@ func (c *Consumer) stopReaders(which func(*partState) bool) {
 func (c *Consumer) fail(err error) {
 	c.mu.Lock()
 	if c.failed == nil && !c.closing {
-		c.failed = fmt.Errorf("group %s: %w", c.group, err)
+		c.failed = fmt.Errorf("consumer of group %s: %w", c.group, err)
 		c.changedLocked()
 	}
 	c.mu.Unlock()

@@ -338,6 +338,35 @@ func TestConsumerFollowsTheMetadataLeader(t *testing.T) {
 	}
 }
 
+// A deleted topic leaves the assignment (its partitions' reads and the
+// hand-over's commit of them fail: neither ends the consumer), and the
+// consumer goes on reading the other topics.
+func TestConsumerSurvivesATopicDeleted(t *testing.T) {
+	tc, cl := groupCluster(t, 1, 1)
+	tc.CreateTopic("u", 2, 1)
+	cons, err := cl.Consumer(ctxT(t), "g", []string{"t", "u"}, client.WithAutoCommit(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close(ctxT(t))
+	if got := fmt.Sprint(cons.Assignment()); got != "[{t 0} {u 0} {u 1}]" {
+		t.Fatalf("assignment %s", got)
+	}
+	// The readers of u know where they start: the hand-over commits them.
+	eventually(t, "the readers' streams", 10*time.Second, func() bool { return len(callsOf(tc, 0, "ConsumeStream")) == 3 })
+	if err := cl.DeleteTopic(ctxT(t), "u"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "u to leave the assignment", 10*time.Second, func() bool { return fmt.Sprint(cons.Assignment()) == "[{t 0}]" })
+	produceTo(t, cl, 0, 0, 1)
+	if m := next(t, cons); m.Topic != "t" || m.Offset != 0 {
+		t.Fatalf("after the deletion read %+v", m)
+	}
+	if err := cons.Commit(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Errors of the group calls are typed.
 func TestConsumerErrors(t *testing.T) {
 	tc, cl := groupCluster(t, 1, 1)

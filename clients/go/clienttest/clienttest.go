@@ -497,5 +497,6 @@ func (s *server) DeleteTopic(_ context.Context, req *logv1.DeleteTopicRequest) (
 		return nil, statusWithInfo(codes.NotFound, fmt.Sprintf("topic %q does not exist", req.GetName()), "UNKNOWN_TOPIC", map[string]string{"topic": req.GetName()})
 	}
 	delete(s.c.topics, req.GetName())
+	s.c.dropTopicLocked(req.GetName())
 	return &logv1.DeleteTopicResponse{}, nil
 }

@@ -440,6 +440,35 @@ func byTopic(set map[tp]bool) []*logv1.TopicPartitions {
 	return out
 }
 
+// dropTopicLocked drops a deleted topic from every group: subscriptions,
+// targets, owners and committed offsets; a group whose subscriptions
+// change starts a new generation.
+func (c *Cluster) dropTopicLocked(name string) {
+	for _, g := range c.groups {
+		for k := range g.offsets {
+			if k.topic == name {
+				delete(g.offsets, k)
+			}
+		}
+		changed := false
+		for _, m := range g.members {
+			for k := range m.owned {
+				if k.topic == name {
+					delete(m.owned, k)
+					delete(m.revokedAt, k)
+				}
+			}
+			if i := slices.Index(m.topics, name); i >= 0 {
+				m.topics = slices.Delete(m.topics, i, i+1)
+				changed = true
+			}
+		}
+		if changed {
+			c.rebalanceLocked(g)
+		}
+	}
+}
+
 // ExpireMember removes a member of group as a session timeout does (the
 // member's next call is answered UNKNOWN_MEMBER and its partitions go to
 // the others); it reports whether the member existed.
