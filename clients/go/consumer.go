@@ -738,9 +738,23 @@ func (c *Consumer) handOverLocked(ctx context.Context) (bool, error) {
 	for _, ch := range exits {
 		<-ch // cancelled: ends at once
 	}
-	err := c.commitLocked(ctx, func(ps *partState) bool { return ps.revoked })
-	if err != nil && !errors.Is(err, ErrNotOwner) {
-		return false, err
+	// A partition the member no longer owns (its topic deleted) is left
+	// out of the commit, which is all or nothing, and the rest committed.
+	for {
+		err := c.commitLocked(ctx, func(ps *partState) bool { return ps.revoked })
+		tp, ok := notOwned(err)
+		if !ok && err != nil {
+			return false, err
+		}
+		c.mu.Lock()
+		ps := c.parts[tp]
+		if ok && ps != nil && ps.ready {
+			ps.ready = false // nothing to commit
+			c.mu.Unlock()
+			continue
+		}
+		c.mu.Unlock()
+		break
 	}
 	c.mu.Lock()
 	for k, ps := range c.parts {
@@ -751,6 +765,16 @@ func (c *Consumer) handOverLocked(ctx context.Context) (bool, error) {
 	c.handing, c.following = false, c.generation
 	c.mu.Unlock()
 	return true, c.heartbeatLocked(ctx)
+}
+
+// notOwned returns the partition a NOT_OWNER refusal names.
+func notOwned(err error) (TopicPartition, bool) {
+	var e *Error
+	if !errors.As(err, &e) || e.kind != ErrNotOwner {
+		return TopicPartition{}, false
+	}
+	md := errorInfo(e.st).GetMetadata()
+	return TopicPartition{Topic: md["topic"], Partition: uint32(parseUint(md["partition"]))}, true
 }
 
 // rejoinLocked forgets the membership and every partition (their readers

@@ -63,6 +63,22 @@ func next(t *testing.T, cons *client.Consumer) client.Message {
 	return m
 }
 
+// waitHeartbeats waits for n heartbeats of member from now on: after
+// the second, the member has acted on the answer to the first.
+func waitHeartbeats(t *testing.T, tc *clienttest.Cluster, member string, n int) {
+	t.Helper()
+	from := len(tc.Calls(0))
+	eventually(t, fmt.Sprintf("%d heartbeats of %s", n, member), 10*time.Second, func() bool {
+		k := 0
+		for _, c := range tc.Calls(0)[from:] {
+			if c.Method == "Heartbeat" && c.MemberID == member {
+				k++
+			}
+		}
+		return k >= n
+	})
+}
+
 func waitGroup(t *testing.T, tc *clienttest.Cluster, group, what string, cond func(clienttest.GroupState) bool) {
 	t.Helper()
 	if err := tc.WaitGroup(ctxT(t), group, cond); err != nil {
@@ -173,16 +189,7 @@ func TestConsumerHandOverWaitsForHeldRecordAndCommitsFirst(t *testing.T) {
 	if m := memberOf(st, bID); !slices.Equal(m.Target, []string{"t/2", "t/3"}) || len(m.Owned) != 0 {
 		t.Fatalf("b's target %v owned %v, want t/2 t/3 and nothing yet", m.Target, m.Owned)
 	}
-	calls := len(tc.Calls(0))
-	eventually(t, "two heartbeats of a", 10*time.Second, func() bool {
-		n := 0
-		for _, c := range tc.Calls(0)[calls:] {
-			if c.Method == "Heartbeat" && c.MemberID == aID {
-				n++
-			}
-		}
-		return n >= 2
-	})
+	waitHeartbeats(t, tc, aID, 2)
 	st = tc.Group("g")
 	if m := memberOf(st, aID); !slices.Contains(m.Owned, "t/2") || m.Acked >= gen {
 		t.Fatalf("while the application holds a record of t/2, a has %+v; want t/2 still a's and generation %d not acknowledged", m, gen)
@@ -364,6 +371,39 @@ func TestConsumerSurvivesATopicDeleted(t *testing.T) {
 	}
 	if err := cons.Commit(ctxT(t)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A hand-over whose commit is refused for one partition (its topic was
+// deleted meanwhile) still commits the others: the new owner of a moved
+// partition continues after the records the old one processed.
+func TestConsumerHandOverCommitsAroundADeletedTopic(t *testing.T) {
+	tc, cl := groupCluster(t, 1, 2)
+	tc.CreateTopic("u", 1, 1)
+	produceTo(t, cl, 1, 0, 2)
+	a, err := cl.Consumer(ctxT(t), "g", []string{"t", "u"}, client.WithAutoCommit(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctxT(t))
+	if m := next(t, a); m.Partition != 1 || m.Offset != 0 { // held: blocks the hand-over of t/1
+		t.Fatalf("first record %+v", m)
+	}
+	eventually(t, "a's streams", 10*time.Second, func() bool { return len(callsOf(tc, 0, "ConsumeStream")) == 3 })
+	b := consumer(t, cl, "g", client.WithAutoCommit(0))
+	bID := b.MemberID()
+	if err := cl.DeleteTopic(ctxT(t), "u"); err != nil {
+		t.Fatal(err)
+	}
+	waitHeartbeats(t, tc, a.MemberID(), 2) // a acted on an answer without t/1 and u/0
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	go a.Next(ctx) // releases t/1's record
+	waitGroup(t, tc, "g", "b to own t/1", func(st clienttest.GroupState) bool {
+		return slices.Equal(memberOf(st, bID).Owned, []string{"t/1"})
+	})
+	if m := next(t, b); m.Partition != 1 || m.Offset != 1 {
+		t.Fatalf("b read %+v first, want t/1 at 1 (a processed offset 0)", m)
 	}
 }
 
