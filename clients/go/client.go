@@ -199,7 +199,7 @@ const (
 	opStream     // Records
 	opServers
 	opBounds // Bounds (and Records' StopAtEnd)
-	opAdmin  // CreateTopic, DeleteTopic: the metadata leader
+	opAdmin  // CreateTopic, DeleteTopic, the ACL calls: the metadata leader
 )
 
 func (c *Client) routeFor(o op) route {

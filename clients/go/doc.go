@@ -45,7 +45,9 @@
 // CreateTopic, DeleteTopic, Topics and Describe manage and list topics
 // (CreateTopic and DeleteTopic go to the cluster's metadata leader,
 // following NOT_LEADER answers, and the client remembers it for the next
-// ones).
+// ones). CreateACLs, DeleteACLs and ListACLs manage the access rules kept
+// in the cluster's metadata the same way (ErrInvalidACL for a rule the
+// servers refuse).
 //
 // The client learns where partitions are from the cluster's metadata
 // (GetMetadata: each partition's replicas and leader), asked of any server

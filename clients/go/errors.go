@@ -96,6 +96,10 @@ var (
 	// cluster has live servers (FAILED_PRECONDITION, reason
 	// NOT_ENOUGH_NODES).
 	ErrNotEnoughNodes = errors.New("proglog: not enough servers for the replication factor")
+	// ErrInvalidACL: an ACL rule or request the servers refuse
+	// (INVALID_ARGUMENT, reason INVALID_ACL). It also matches
+	// ErrInvalidArgument.
+	ErrInvalidACL = errors.New("proglog: invalid ACL rule")
 	// ErrClosed: the Client (or the Consumer) was closed.
 	ErrClosed = errors.New("proglog: client closed")
 
@@ -145,6 +149,7 @@ const (
 	reasonNotOwner         = "NOT_OWNER"
 	reasonStaleGeneration  = "STALE_GENERATION"
 	reasonTooManyMembers   = "TOO_MANY_MEMBERS"
+	reasonInvalidACL       = "INVALID_ACL"
 )
 
 // Error is a failed call that has no more specific type: its gRPC code and
@@ -383,6 +388,8 @@ func errFromStatus(ctx context.Context, err error) error {
 			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrInvalidTopic, parent: ErrInvalidArgument, st: st}
 		case reasonInvalidGroup:
 			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrInvalidGroup, parent: ErrInvalidArgument, st: st}
+		case reasonInvalidACL:
+			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrInvalidACL, parent: ErrInvalidArgument, st: st}
 		}
 	}
 	kind := map[codes.Code]error{

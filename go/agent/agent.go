@@ -245,6 +245,18 @@ func New(cfg Config) (_ *Agent, err error) {
 	setIf(&gc.ElectionTimeout, cfg.Raft.ElectionTimeout)
 	setIf(&gc.LeaderLeaseTimeout, cfg.Raft.LeaderLeaseTimeout)
 	gc.Logger = hclogToZap(a.log, "metadata")
+	// The metadata's ACL rules reach the authorizer as this node's copy
+	// applies them; the first call, in Open, hands it those of the
+	// restored snapshot, before the API serves.
+	gc.ACLActions = auth.Actions()
+	aclLog := a.log.With(zap.String("component", "acl"))
+	gc.OnACLs = func(rules []commitlog.ACLRule) {
+		if err := authz.SetRules(rules); err != nil {
+			aclLog.Error("the metadata's ACL rules cannot be used; the previous ones stay in force", zap.Int("rules", len(rules)), zap.Error(err))
+			return
+		}
+		aclLog.Info("ACL rules of the metadata in force", zap.Int("rules", len(rules)))
+	}
 	meta, err := group.Open(gc)
 	if err != nil {
 		return nil, err
@@ -360,6 +372,9 @@ func New(cfg Config) (_ *Agent, err error) {
 	scfg.Authorizer = authz
 	scfg.Servers = clusterServers{meta: a.meta, b: brk}
 	scfg.Internal = internalReports{meta: a.meta}
+	scfg.ACLs = a.meta
+	scfg.ACLPolicyRules = authz.PolicyRules()
+	scfg.Groups = a.meta.Groups()
 	scfg.DefaultConsistency = cfg.ReadConsistency
 	scfg.MaxRecordBytes = cfg.MaxRecordBytes
 	scfg.MaxRecvMsgBytes = int(sz.recvMsg)

@@ -31,13 +31,20 @@
 //     reports (a replacement replica caught up, the partitions this node
 //     leads) are proposed here when this node leads the metadata group,
 //     else sent to its leader over log.v1.Internal by go/metadata/report
-//     with this node's certificate. Before anything is created, a data
+//     with this node's certificate. The metadata's ACL rules reach the
+//     authorizer (auth.Authorizer.SetRules) as this node's copy applies
+//     them (group.Config.OnACLs), the first time in group.Open with those
+//     of the restored snapshot, so a restarted node enforces them before
+//     its API serves; rules may name the actions of auth.Actions. Before
+//     anything is created, a data
 //     directory of the single-log layout (raft/ and data/ at its top) is
 //     refused (broker.ErrOldLayout, naming how to move its records);
 //  5. go/server's gRPC server over the default topic's partition 0 as the
 //     broker hosts it at each call (a node hosting no replica answers
 //     NOT_LEADER naming one that does), and log.v1.Internal, the other
-//     nodes' reports, to node certificates only, on the mux's gRPC
+//     nodes' reports, to node certificates only, and the ACL RPCs over the
+//     metadata group (server.Config.ACLs; ListACLs marks the policy
+//     file's rules), on the mux's gRPC
 //     listener, NOT_SERVING until ready (see Health); then, with Config.HealthAddr,
 //     a plaintext gRPC server with nothing but that server's health
 //     service;

@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,12 +17,14 @@ import (
 	"github.com/casbin/casbin/v2/persist"
 	"go.uber.org/zap"
 
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/internal/netlimit"
 )
 
 // Actions checked by the server; they are the act field of the ACL. The
 // object of produce, consume, create, delete and describe is a topic's
-// name; that of servers is DefaultObject.
+// name; that of group a consumer group's name; that of servers is
+// DefaultObject.
 const (
 	ActionProduce  = "produce"
 	ActionConsume  = "consume"
@@ -29,10 +32,32 @@ const (
 	ActionCreate   = "create"
 	ActionDelete   = "delete"
 	ActionDescribe = "describe"
+	// ActionGroup on a group's name lets a client be a member of the
+	// group, commit and fetch its offsets and describe it (the member
+	// calls need ActionConsume on the group's topics too); ListGroups
+	// lists the groups the caller has it on.
+	ActionGroup = "group"
+	// ActionACL on "*" lets a client change the ACL rules kept in the
+	// cluster's metadata (log.proto's CreateACLs and DeleteACLs).
+	ActionACL = "acl"
 	// ActionRead on ObjectReflection lets a client list the server's
 	// services and their schemas with gRPC server reflection.
 	ActionRead = "read"
+	// ActionAll in a rule stands for every action (the built-in model's
+	// matcher).
+	ActionAll = "*"
 )
+
+// ObjectAll is the object of the cluster-wide actions (ActionACL, and
+// ActionDescribe for listing the ACL rules): only a rule whose object is
+// "*" matches it.
+const ObjectAll = "*"
+
+// Actions returns the actions a rule may name: the Action constants,
+// ActionAll included, sorted.
+func Actions() []string {
+	return []string{ActionAll, ActionACL, ActionConsume, ActionCreate, ActionDelete, ActionDescribe, ActionGroup, ActionProduce, ActionRead, ActionServers}
+}
 
 // ObjectReflection is the ACL object of gRPC server reflection (the
 // services and their descriptors, not a log's data).
@@ -53,25 +78,50 @@ var (
 // Authorizer decides whether a subject may perform an action on an object.
 // It is safe for concurrent use.
 //
-// The policy is read-only once loaded, so the model's decision for a
-// (subject, object, action) never changes: decisions are cached (up to
-// maxCachedDecisions of them), which spares every RPC a casbin evaluation.
+// A request is allowed when the policy file allows it or the rules of the
+// last SetRules (those kept in the cluster's metadata) do. The rules
+// evaluate with the policy file's role assignments ("g" lines), so a rule
+// may name a role as its subject.
+//
+// The policy file is read-only once loaded and the rules change only as a
+// whole (SetRules), so the decision for a (subject, object, action) is
+// fixed for one rule set: decisions are cached per rule set (up to
+// maxCachedDecisions of them), which spares every RPC a casbin
+// evaluation, and a new rule set starts with an empty cache.
 //
 // A request the model fails to evaluate is denied, logged (at most once per
 // evalErrorLogInterval, with the number of errors not logged since) and
 // counted (EvalErrors).
 type Authorizer struct {
+	enforcer  *casbin.SyncedEnforcer // the policy file's
+	modelText string
+	logger    *zap.Logger
+	// policy are the policy file's rules (PolicyRules); groups its role
+	// assignments by ptype, which the rules' enforcers get too.
+	policy []commitlog.ACLRule
+	groups map[string][][]string
+	// objects are the policy's objects (patterns such as "orders.*").
+	objects []string
+
+	// rules is the current rule set, swapped whole by SetRules: Authorize
+	// takes no lock of its own.
+	rules atomic.Pointer[ruleSet]
+
+	evalErrors atomic.Uint64
+	evalLog    netlimit.Sometimes // Interval evalErrorLogInterval
+}
+
+// ruleSet is one generation of the rules of SetRules, with the decisions
+// made while it was current.
+type ruleSet struct {
+	// enforcer evaluates the rules; nil when there are none.
 	enforcer *casbin.SyncedEnforcer
-	logger   *zap.Logger
-	// objects are the policy's objects (patterns such as "orders.*"),
-	// which AuthorizeAny tries.
+	// objects are those of the policy file and of the rules, which
+	// AuthorizeAny tries.
 	objects []string
 
 	decisions sync.Map // decisionKey -> bool
 	cached    atomic.Int64
-
-	evalErrors atomic.Uint64
-	evalLog    netlimit.Sometimes // Interval evalErrorLogInterval
 }
 
 // evalErrorLogInterval is the least time between two logged evaluation
@@ -142,7 +192,7 @@ func NewAuthorizerFromText(modelText string, policy []byte, opts ...AuthorizerOp
 	if err != nil {
 		return nil, fmt.Errorf("auth: load ACL policy: %w", err)
 	}
-	a := &Authorizer{enforcer: e, logger: zap.NewNop(), evalLog: netlimit.Sometimes{Interval: evalErrorLogInterval}}
+	a := &Authorizer{enforcer: e, modelText: modelText, logger: zap.NewNop(), evalLog: netlimit.Sometimes{Interval: evalErrorLogInterval}}
 	for _, o := range opts {
 		o(a)
 	}
@@ -155,7 +205,59 @@ func NewAuthorizerFromText(modelText string, policy []byte, opts ...AuthorizerOp
 	if a.objects, err = e.GetAllObjects(); err != nil {
 		return nil, fmt.Errorf("auth: list the ACL policy's objects: %w", err)
 	}
+	lines, err := e.GetPolicy()
+	if err != nil {
+		return nil, fmt.Errorf("auth: list the ACL policy's rules: %w", err)
+	}
+	for _, p := range lines {
+		if len(p) >= 3 {
+			a.policy = append(a.policy, commitlog.ACLRule{Subject: p[0], Object: p[1], Action: p[2]})
+		}
+	}
+	a.groups = map[string][][]string{}
+	for ptype := range m["g"] {
+		if a.groups[ptype], err = e.GetNamedGroupingPolicy(ptype); err != nil {
+			return nil, fmt.Errorf("auth: list the ACL policy's roles: %w", err)
+		}
+	}
+	a.rules.Store(&ruleSet{objects: a.objects})
 	return a, nil
+}
+
+// PolicyRules returns the policy file's rules (its "p" lines, the first
+// three fields of each; role assignments are not rules).
+func (a *Authorizer) PolicyRules() []commitlog.ACLRule { return slices.Clone(a.policy) }
+
+// SetRules replaces the rules evaluated beside the policy file (the
+// cluster's metadata rules) with rules, and forgets every decision made
+// before. It fails, keeping the current rules, if the model's policy is
+// not (sub, obj, act) or a rule cannot be loaded. Calls must not race each
+// other (the last to finish wins); Authorize may run meanwhile and sees
+// the old rules or the new ones.
+func (a *Authorizer) SetRules(rules []commitlog.ACLRule) error {
+	rs := &ruleSet{}
+	objects := slices.Clone(a.objects)
+	if len(rules) > 0 {
+		m, err := model.NewModelFromString(a.modelText)
+		if err != nil {
+			return fmt.Errorf("auth: parse ACL model: %w", err)
+		}
+		if p, ok := m["p"]["p"]; !ok || len(p.Tokens) != 3 {
+			return fmt.Errorf("auth: the ACL model's policy is not (sub, obj, act): rules cannot be evaluated with it")
+		}
+		lines := make([][]string, len(rules))
+		for i, r := range rules {
+			lines[i] = []string{r.Subject, r.Object, r.Action}
+			objects = append(objects, r.Object)
+		}
+		if rs.enforcer, err = casbin.NewSyncedEnforcer(m, &rulesAdapter{rules: lines, groups: a.groups}); err != nil {
+			return fmt.Errorf("auth: load ACL rules: %w", err)
+		}
+	}
+	slices.Sort(objects)
+	rs.objects = slices.Compact(objects)
+	a.rules.Store(rs)
+	return nil
 }
 
 // EvalErrors returns how many requests the model failed to evaluate (each
@@ -179,8 +281,17 @@ func (a *Authorizer) evalFailed(subject, object, action string, err error) {
 // error wrapping ErrPermissionDenied otherwise (or if the model fails to
 // evaluate: deny by default).
 func (a *Authorizer) Authorize(subject, object, action string) error {
-	ok, err := a.decide(decisionKey{subject: subject, object: object, action: action}, func() (bool, error) {
-		return a.enforcer.Enforce(subject, object, action)
+	return a.authorize(a.rules.Load(), subject, object, action)
+}
+
+// authorize is Authorize with the rule set rs.
+func (a *Authorizer) authorize(rs *ruleSet, subject, object, action string) error {
+	ok, err := rs.decide(decisionKey{subject: subject, object: object, action: action}, func() (bool, error) {
+		ok, err := a.enforcer.Enforce(subject, object, action)
+		if ok || err != nil || rs.enforcer == nil {
+			return ok, err
+		}
+		return rs.enforcer.Enforce(subject, object, action)
 	})
 	if err != nil {
 		a.evalFailed(subject, object, action, err)
@@ -193,7 +304,8 @@ func (a *Authorizer) Authorize(subject, object, action string) error {
 }
 
 // AuthorizeAny returns nil if subject may perform action on at least one
-// object: one of the policy's objects, taken as the request's object (a
+// object: one of the objects of the policy and of the rules, taken as the
+// request's object (a
 // pattern such as "orders.*" matches itself under keyMatch, the built-in
 // model's matcher; a model whose matcher does not match a pattern with
 // itself, a regular expression say, may be refused here what Authorize
@@ -201,9 +313,10 @@ func (a *Authorizer) Authorize(subject, object, action string) error {
 // a call before reading its message, when the object (the topic) is only
 // known after decoding; it then checks the object with Authorize.
 func (a *Authorizer) AuthorizeAny(subject, action string) error {
-	ok, _ := a.decide(decisionKey{subject: subject, action: action, any: true}, func() (bool, error) {
-		for _, object := range a.objects {
-			if a.Authorize(subject, object, action) == nil {
+	rs := a.rules.Load()
+	ok, _ := rs.decide(decisionKey{subject: subject, action: action, any: true}, func() (bool, error) {
+		for _, object := range rs.objects {
+			if a.authorize(rs, subject, object, action) == nil {
 				return true, nil
 			}
 		}
@@ -217,20 +330,48 @@ func (a *Authorizer) AuthorizeAny(subject, action string) error {
 
 // decide returns the cached decision of key, or evaluates it with eval and
 // caches it unless the cache is full or eval failed.
-func (a *Authorizer) decide(key decisionKey, eval func() (bool, error)) (bool, error) {
-	if v, hit := a.decisions.Load(key); hit {
+func (rs *ruleSet) decide(key decisionKey, eval func() (bool, error)) (bool, error) {
+	if v, hit := rs.decisions.Load(key); hit {
 		return v.(bool), nil
 	}
 	ok, err := eval()
 	if err != nil {
 		return false, err
 	}
-	if a.cached.Load() < maxCachedDecisions {
-		if _, loaded := a.decisions.LoadOrStore(key, ok); !loaded {
-			a.cached.Add(1)
+	if rs.cached.Load() < maxCachedDecisions {
+		if _, loaded := rs.decisions.LoadOrStore(key, ok); !loaded {
+			rs.cached.Add(1)
 		}
 	}
 	return ok, nil
+}
+
+// rulesAdapter loads the rules of SetRules, and the policy file's role
+// assignments, into a model.
+type rulesAdapter struct {
+	rules  [][]string
+	groups map[string][][]string
+}
+
+func (a *rulesAdapter) LoadPolicy(m model.Model) error {
+	if err := m.AddPolicies("p", "p", a.rules); err != nil {
+		return err
+	}
+	for ptype, lines := range a.groups {
+		if len(lines) > 0 {
+			if err := m.AddPolicies("g", ptype, lines); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (a *rulesAdapter) SavePolicy(model.Model) error                { return errReadOnly }
+func (a *rulesAdapter) AddPolicy(string, string, []string) error    { return errReadOnly }
+func (a *rulesAdapter) RemovePolicy(string, string, []string) error { return errReadOnly }
+func (a *rulesAdapter) RemoveFilteredPolicy(string, string, int, ...string) error {
+	return errReadOnly
 }
 
 // policyAdapter loads policy lines from memory and, unlike casbin's string

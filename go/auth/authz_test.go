@@ -18,8 +18,10 @@ func TestDefaultPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, act := range []string{ActionProduce, ActionConsume, ActionServers} {
-		for _, obj := range []string{"log", "other-log"} {
+	// A consumer group is an object like a topic ("billing.workers");
+	// changing ACL rules is "acl" on "*".
+	for _, act := range []string{ActionProduce, ActionConsume, ActionServers, ActionGroup, ActionACL} {
+		for _, obj := range []string{"log", "other-log", "billing.workers", "*"} {
 			if err := a.Authorize("root", obj, act); err != nil {
 				t.Errorf("root %s %s: %v", act, obj, err)
 			}
@@ -95,7 +97,7 @@ func TestDecisionCache(t *testing.T) {
 			t.Fatalf("pass %d: nobody produce: %v", i, err)
 		}
 	}
-	if n := a.cached.Load(); n != 2 {
+	if n := a.rules.Load().cached.Load(); n != 2 {
 		t.Fatalf("%d cached decisions, want 2", n)
 	}
 	for i := 0; i < maxCachedDecisions+10; i++ {
@@ -103,7 +105,7 @@ func TestDecisionCache(t *testing.T) {
 			t.Fatalf("client-%d: %v", i, err)
 		}
 	}
-	if n := a.cached.Load(); n != maxCachedDecisions {
+	if n := a.rules.Load().cached.Load(); n != maxCachedDecisions {
 		t.Fatalf("%d cached decisions, want the bound %d", n, maxCachedDecisions)
 	}
 	if err := a.Authorize("root", "log", ActionConsume); err != nil {

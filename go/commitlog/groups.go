@@ -187,8 +187,9 @@ type ACLRule struct {
 const (
 	// MaxACLRulesPerRequest bounds one CreateACLs or DeleteACLs.
 	MaxACLRulesPerRequest = 1024
-	// MaxACLRules bounds the rules the metadata keeps.
-	MaxACLRules = 10000
+	// MaxACLRules bounds the rules the metadata keeps, so that ListACLs
+	// answers in one message (rules of MaxACLFieldLen fields: ~2.2 MB).
+	MaxACLRules = 4096
 	// MaxACLFieldLen bounds a rule's subject and object.
 	MaxACLFieldLen = 255
 )

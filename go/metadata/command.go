@@ -40,6 +40,28 @@ const (
 	// recorded. The others are ignored: a report may race a reassignment
 	// or a deletion, and hints never decide correctness.
 	OpLeaders Op = "leaders"
+	// OpCreateACLs adds ACLs (1 to commitlog.MaxACLRulesPerRequest rules)
+	// to the state's rules, all or none: refused if a rule is not valid
+	// (ACLRule.Validate) or the set would exceed commitlog.MaxACLRules.
+	OpCreateACLs Op = "create_acls"
+	// OpDeleteACLs removes ACLs from the state's rules; rules it does not
+	// hold are ignored.
+	OpDeleteACLs Op = "delete_acls"
+	// OpJoinGroup adds Join's member to consumer group Group (Join.New),
+	// or replaces a member's subscription, client ID and session timeout;
+	// a new member or a changed subscription starts a new generation.
+	OpJoinGroup Op = "join_group"
+	// OpLeaveGroup removes Members from Group (a leave, or sessions that
+	// expired), starting a new generation; those that are not members are
+	// ignored.
+	OpLeaveGroup Op = "leave_group"
+	// OpAckGroup records that MemberID of Group follows Generation; for
+	// the current generation, its partitions no longer targeted go to
+	// their targets.
+	OpAckGroup Op = "ack_group"
+	// OpCommitOffsets applies each of Commits on its own (all of its
+	// offsets or none), fenced by membership, generation and ownership.
+	OpCommitOffsets Op = "commit_offsets"
 )
 
 // MaxLeaderHints bounds the entries of one OpLeaders command, so that a
@@ -60,17 +82,24 @@ type LeaderHint struct {
 
 // Command is one change of the State. Which fields are used depends on Op.
 type Command struct {
-	Op         Op           `json:"op"`
-	Node       *Node        `json:"node,omitempty"`
-	NodeID     string       `json:"node_id,omitempty"`
-	Topic      string       `json:"topic,omitempty"`
-	Config     *TopicConfig `json:"config,omitempty"`
-	Assignment [][]string   `json:"assignment,omitempty"`
-	Partition  int          `json:"partition,omitempty"`
-	Epoch      uint64       `json:"epoch,omitempty"`
-	Replicas   []string     `json:"replicas,omitempty"`
-	Adding     []string     `json:"adding,omitempty"`
-	Leaders    []LeaderHint `json:"leaders,omitempty"`
+	Op         Op            `json:"op"`
+	Node       *Node         `json:"node,omitempty"`
+	NodeID     string        `json:"node_id,omitempty"`
+	Topic      string        `json:"topic,omitempty"`
+	Config     *TopicConfig  `json:"config,omitempty"`
+	Assignment [][]string    `json:"assignment,omitempty"`
+	Partition  int           `json:"partition,omitempty"`
+	Epoch      uint64        `json:"epoch,omitempty"`
+	Replicas   []string      `json:"replicas,omitempty"`
+	Adding     []string      `json:"adding,omitempty"`
+	Leaders    []LeaderHint  `json:"leaders,omitempty"`
+	Group      string        `json:"group,omitempty"`
+	Join       *GroupJoin    `json:"join,omitempty"`
+	Members    []string      `json:"members,omitempty"`
+	MemberID   string        `json:"member_id,omitempty"`
+	Generation uint64        `json:"generation,omitempty"`
+	Commits    []GroupCommit `json:"commits,omitempty"`
+	ACLs       []ACLRule     `json:"acls,omitempty"`
 	// At is when the proposer decided the command, by its clock.
 	At time.Time `json:"at,omitzero"`
 }

@@ -1,6 +1,6 @@
 // Package metadata holds a proglog cluster's metadata: its nodes and its
 // topics, each topic's partitions and the nodes that hold each partition's
-// replicas. It is the state machine of the cluster's metadata Raft group
+// replicas, and the consumer groups with their committed offsets. It is the state machine of the cluster's metadata Raft group
 // (docs/architecture.md, "Metadata: a Raft group of its own"), kept apart
 // from the partitions' own groups and never gossiped.
 //
@@ -49,6 +49,22 @@
 // answered with the real leader. One command holds at most
 // MaxLeaderHints entries.
 //
+// # ACL rules
+//
+// State.ACLs are the access rules created at run time (go/auth evaluates
+// them beside the policy file): OpCreateACLs adds rules, all or none, and
+// OpDeleteACLs removes them (rules not held are ignored). The set is kept
+// sorted and without duplicates, at most commitlog.MaxACLRules rules, each
+// command 1 to commitlog.MaxACLRulesPerRequest of them; a rule's subject,
+// object and action are 1 to commitlog.MaxACLFieldLen bytes of UTF-8
+// without control characters (ACLRule.Validate). Refusals wrap
+// ErrInvalidACL. Apply does not check that the action is one go/auth
+// knows: the proposer does (go/metadata/group), so that replicas running
+// binaries that know different actions (a rolling upgrade) still apply
+// the same commands alike. State.ACLsChanged is the index of the last
+// command that changed the set, so a node can tell a change of the rules
+// from any other change.
+//
 // # Placement
 //
 // Place puts the R replicas of each partition of a new topic on R distinct
@@ -67,6 +83,59 @@
 // partitions more than another (TestPlaceSpreads). Replace picks the node
 // to take over a replica from a node that is leaving: not a replica yet,
 // a rack the others do not use, the fewest replicas, the lowest ID.
+//
+// # Consumer groups
+//
+// State.Groups holds the consumer groups (docs/architecture.md, "Consumer
+// groups (issue 18) on top"; log.proto's protocol above JoinGroup): per
+// group its Generation, its members (ID, client ID, subscribed topics,
+// session timeout, the generation each acknowledged, its target
+// partitions), the owner of each partition (Owners: at most one member
+// by construction) and the committed offsets. Sessions are not state: the
+// metadata leader keeps them (go/metadata/group) and proposes removals.
+//
+// OpJoinGroup adds a member, its ID chosen by the proposer (random) and
+// carried in the command, or replaces a member's subscription; a new
+// member or a changed subscription starts a new generation, and so does
+// OpLeaveGroup removing members (a leave or expired sessions, several in
+// one command) and a topic deletion that drops a subscription. Every new
+// generation computes new targets and then hands every partition nobody
+// owns to its target. A partition someone owns stays theirs until they
+// acknowledge the group's current generation (OpAckGroup; an older one is
+// only recorded), which releases the partitions they own outside their
+// target to those partitions' targets, or until they are removed. A member
+// reads only the partitions it owns and its target holds
+// (GroupAssignment), so the partitions it is to give up leave its answer
+// at once, and it keeps owning them, and may commit them, until it
+// acknowledges. Refusals are go/commitlog's errors: ErrUnknownMember,
+// *StaleGenerationError (a generation below the member's acknowledged
+// one or above the group's), *NotOwnerError, *TooManyMembersError (the
+// limit is the proposer's, in the command), ErrInvalidGroup, and
+// ErrUnknownTopic for a subscription to a topic that does not exist.
+//
+// OpCommitOffsets carries the commits of several members (the
+// coordinator coalesces concurrent ones); each applies all of its offsets
+// or none, fenced by membership, generation and ownership, and a refused
+// one makes Apply return a *CommitsError with every commit's result.
+// Deleting a topic drops it from subscriptions, targets, owners and
+// offsets; a group with neither members nor offsets is forgotten.
+// Bounds: topics per member commitlog.MaxGroupTopics, offsets per commit
+// commitlog.MaxCommitOffsets, members per group and groups the
+// proposer's limits, carried in OpJoinGroup (ErrTooManyGroups wraps
+// commitlog.ErrTooManyMembers, so the API answers RESOURCE_EXHAUSTED).
+//
+// # Assignment
+//
+// The assignor is deterministic and runs per topic over the members
+// subscribed to it, ordered by ID. With n partitions and k members each
+// gets n/k or n/k+1 (balanced: counts differ by at most one per topic);
+// the n mod k extra partitions go to the members currently targeting
+// the most (ties by ID). Each member keeps the lowest of its current
+// targets up to its count (sticky), and the partitions left go, lowest
+// first, to the members below their count, in ID order. So a member
+// joining takes partitions only from members above the new balance, and
+// a member leaving gives its partitions to the others without moving any
+// other partition (TestGroupSticky; balance: TestGroupsProperty).
 //
 // # Encoding
 //

@@ -29,6 +29,10 @@ var (
 	// ErrStale: the command was decided against an older state of the
 	// partition (its epoch changed meanwhile); decide again.
 	ErrStale = errors.New("metadata: stale command")
+	// ErrTooManyGroups: a join would create a consumer group beyond the
+	// proposer's limit of groups. It wraps commitlog.ErrTooManyMembers
+	// (RESOURCE_EXHAUSTED): the port has no sentinel of its own for it.
+	ErrTooManyGroups = fmt.Errorf("metadata: too many consumer groups: %w", commitlog.ErrTooManyMembers)
 	// ErrBadEncoding: a command or snapshot could not be decoded.
 	ErrBadEncoding = errors.New("metadata: bad encoding")
 )

@@ -94,6 +94,14 @@ type Topic struct {
 type State struct {
 	Nodes  map[string]*Node  `json:"nodes"`
 	Topics map[string]*Topic `json:"topics"`
+	// ACLs are the access rules created at run time (OpCreateACLs),
+	// sorted (CompareACLRules), without duplicates, at most
+	// commitlog.MaxACLRules; ACLsChanged is the index of the command that
+	// last changed them (0: never).
+	ACLs        []ACLRule `json:"acls,omitempty"`
+	ACLsChanged uint64    `json:"acls_changed,omitempty"`
+	// Groups are the consumer groups by name.
+	Groups map[string]*ConsumerGroup `json:"groups,omitempty"`
 	// Applied is the index of the last command applied.
 	Applied uint64 `json:"applied"`
 }
@@ -113,7 +121,8 @@ func ValidateTopicName(name string) error {
 }
 
 // Apply applies c, the command at metadata log index index, and returns
-// the command's error (the state is then unchanged). Commands must be
+// the command's error (the state is then unchanged; for OpCommitOffsets a
+// *CommitsError, and only the refused commits changed nothing). Commands must be
 // applied in log order; an index at or below Applied is ignored (a
 // replay).
 func (s *State) Apply(index uint64, c Command) error {
@@ -155,6 +164,7 @@ func (s *State) Apply(index uint64, c Command) error {
 			return fmt.Errorf("%w: %q", ErrUnknownTopic, c.Topic)
 		}
 		delete(s.Topics, c.Topic)
+		s.dropTopicFromGroups(c.Topic)
 		return nil
 	case OpReassign:
 		return s.reassign(c)
@@ -162,6 +172,18 @@ func (s *State) Apply(index uint64, c Command) error {
 		return s.replicaReady(c)
 	case OpLeaders:
 		return s.leaders(c)
+	case OpCreateACLs:
+		return s.createACLs(index, c)
+	case OpDeleteACLs:
+		return s.deleteACLs(index, c)
+	case OpJoinGroup:
+		return s.joinGroup(c)
+	case OpLeaveGroup:
+		return s.leaveGroup(c)
+	case OpAckGroup:
+		return s.ackGroup(c)
+	case OpCommitOffsets:
+		return s.commitOffsets(c)
 	}
 	return fmt.Errorf("%w: unknown op %q", ErrBadEncoding, c.Op)
 }

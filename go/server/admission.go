@@ -26,7 +26,7 @@ import (
 
 // methodACL is what admit checks of a call: action on object, or, when
 // object is empty, action on some object (the call's object is the topic
-// its message names, which the handler checks once decoded).
+// or group its message names, which the handler checks once decoded).
 type methodACL struct{ action, object string }
 
 // methodACLs maps each log.v1.Log method, and gRPC server reflection's, to
@@ -42,6 +42,18 @@ var methodACLs = map[string]methodACL{
 	logv1.Log_CreateTopic_FullMethodName:   {action: auth.ActionCreate},
 	logv1.Log_DeleteTopic_FullMethodName:   {action: auth.ActionDelete},
 	logv1.Log_GetServers_FullMethodName:    {action: auth.ActionServers, object: auth.DefaultObject},
+	// The group RPCs' object is the group their message names; ListGroups
+	// lists the groups the caller has the action on.
+	logv1.Log_JoinGroup_FullMethodName:     {action: auth.ActionGroup},
+	logv1.Log_Heartbeat_FullMethodName:     {action: auth.ActionGroup},
+	logv1.Log_LeaveGroup_FullMethodName:    {action: auth.ActionGroup},
+	logv1.Log_CommitOffsets_FullMethodName: {action: auth.ActionGroup},
+	logv1.Log_FetchOffsets_FullMethodName:  {action: auth.ActionGroup},
+	logv1.Log_ListGroups_FullMethodName:    {action: auth.ActionGroup},
+	logv1.Log_DescribeGroup_FullMethodName: {action: auth.ActionGroup},
+	logv1.Log_CreateACLs_FullMethodName:    {action: auth.ActionACL, object: auth.ObjectAll},
+	logv1.Log_DeleteACLs_FullMethodName:    {action: auth.ActionACL, object: auth.ObjectAll},
+	logv1.Log_ListACLs_FullMethodName:      {action: auth.ActionDescribe, object: auth.ObjectAll},
 	// Reflection has no handler of its own to authorize again: this is its only check.
 	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      {action: auth.ActionRead, object: auth.ObjectReflection},
 	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: {action: auth.ActionRead, object: auth.ObjectReflection},
@@ -76,7 +88,11 @@ func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, er
 	}
 	if err != nil {
 		on := fmt.Sprintf("%q", acl.object)
-		if acl.object == "" {
+		switch {
+		case acl.object != "":
+		case acl.action == auth.ActionGroup:
+			on = "any group"
+		default:
 			on = "any topic"
 		}
 		return nil, s.rejected(ctx, info.FullMethodName, rejectPermissionDenied,

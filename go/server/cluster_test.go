@@ -34,6 +34,20 @@ type cluster struct {
 	// fail, if set, is returned by every method instead of its answer
 	// (the errors a real cluster returns that this one has no cause for).
 	fail error
+	// ledBy names the leader Topics reports for a partition whose leader
+	// is not self (which then holds a follower replica).
+	ledBy map[commitlog.TopicPartition]string
+}
+
+// leadElsewhere makes Topics report leader as the leader of topic's
+// partition, self as a follower.
+func (c *cluster) leadElsewhere(topic string, partition int, leader string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ledBy == nil {
+		c.ledBy = map[commitlog.TopicPartition]string{}
+	}
+	c.ledBy[commitlog.TopicPartition{Topic: topic, Partition: partition}] = leader
 }
 
 // failWith makes every method of c return err (nil: answer again).
@@ -100,7 +114,13 @@ func (c *cluster) Partition(topic string, partition int) (commitlog.Partition, e
 func (c *cluster) info(name string, tp *clusterTopic) commitlog.TopicInfo {
 	info := commitlog.TopicInfo{Name: name, Config: tp.cfg}
 	for i := range tp.parts {
-		info.Partitions = append(info.Partitions, commitlog.PartitionInfo{Partition: i, Replicas: []commitlog.Server{c.self}, Epoch: 1})
+		replicas := []commitlog.Server{c.self}
+		if leader, ok := c.ledBy[commitlog.TopicPartition{Topic: name, Partition: i}]; ok {
+			follower := c.self
+			follower.IsLeader = false
+			replicas = []commitlog.Server{follower, {ID: leader, IsLeader: true}}
+		}
+		info.Partitions = append(info.Partitions, commitlog.PartitionInfo{Partition: i, Replicas: replicas, Epoch: 1})
 	}
 	return info
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"go.uber.org/zap"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/proglog/proglog/go/commitlog"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
@@ -28,6 +30,11 @@ const (
 	fieldHeaderKey     = 1 // Header.key
 	fieldHeaderValue   = 2 // Header.value
 	fieldMetadataTopic = 1 // GetMetadataRequest.topics
+	fieldJoinTopics    = 3 // JoinGroupRequest.topics
+	fieldCommitOffsets = 4 // CommitOffsetsRequest.offsets
+	fieldFetchTopics   = 2 // FetchOffsetsRequest.partitions
+	fieldTPPartitions  = 2 // TopicPartitions.partitions (packed or not)
+	fieldACLRules      = 1 // CreateACLsRequest.rules, DeleteACLsRequest.rules
 )
 
 // Reasons a request is refused before decoding, the reason label of
@@ -38,6 +45,9 @@ const (
 	rejectTooManyHeaders   = "too_many_headers"
 	rejectHeaderBytes      = "header_bytes"
 	rejectTooManyTopics    = "too_many_topics"
+	rejectTooManyOffsets   = "too_many_offsets"
+	rejectTooManyParts     = "too_many_partitions"
+	rejectTooManyRules     = "too_many_rules"
 	rejectUnauthenticated  = "unauthenticated"
 	rejectPermissionDenied = "permission_denied"
 	rejectTooManyStreams   = "too_many_streams"
@@ -63,9 +73,10 @@ type decodeTarget struct {
 
 // codec is the server's grpc codec: the proto codec, except that requests
 // carrying records are checked on the wire — record count, header count
-// and header bytes — before they are unmarshalled, so a request never
-// decodes to more than its limits allow, and malformed requests are told
-// apart from internal errors.
+// and header bytes — before they are unmarshalled, and so are the
+// repeated fields of GetMetadata and the group requests (topics, offsets,
+// partitions), so a request never decodes to more than its limits allow,
+// and malformed requests are told apart from internal errors.
 type codec struct {
 	encoding.CodecV2 // the proto codec, for Marshal and Name
 	maxRecords       int
@@ -108,6 +119,14 @@ func (c *codec) Unmarshal(data mem.BufferSlice, v any) error {
 		err = c.checkBatch(b)
 	case *logv1.GetMetadataRequest:
 		err = c.checkMetadata(b)
+	case *logv1.JoinGroupRequest:
+		err = checkJoin(b)
+	case *logv1.CommitOffsetsRequest:
+		err = checkCommit(b)
+	case *logv1.FetchOffsetsRequest:
+		err = checkFetch(b)
+	case *logv1.CreateACLsRequest, *logv1.DeleteACLsRequest:
+		err = checkACLRules(b)
 	}
 	if err == nil {
 		c.unmarshalled.Add(1)
@@ -218,14 +237,106 @@ func (c *codec) checkBatch(b []byte) error {
 // checkMetadata counts a GetMetadataRequest's topic names: an empty name
 // is 2 bytes on the wire and a string of its own decoded.
 func (c *codec) checkMetadata(b []byte) error {
-	topics := 0
-	return fields(b, func(num protowire.Number, typ protowire.Type, _ []byte) error {
-		if num != fieldMetadataTopic || typ != protowire.BytesType {
+	return fields(b, countField(fieldMetadataTopic, protowire.BytesType, c.maxTopics, func() *decodeError {
+		return &decodeError{reason: rejectTooManyTopics, st: status.Newf(codes.InvalidArgument,
+			"the request names more than %d topics (the limit is %d); name none to describe every topic", c.maxTopics, c.maxTopics)}
+	}))
+}
+
+// groupLimit is the refusal of a group request over one of go/commitlog's
+// limits: INVALID_ARGUMENT with reason INVALID_GROUP (log.proto), counted
+// as reason.
+func groupLimit(reason, format string, args ...any) *decodeError {
+	st, err := status.Newf(codes.InvalidArgument, format, args...).WithDetails(
+		&errdetails.ErrorInfo{Reason: reasonInvalidGroup, Domain: ErrorDomain})
+	if err != nil { // only for unmarshalable details, which these are not
+		st = status.Newf(codes.InvalidArgument, format, args...)
+	}
+	return &decodeError{reason: reason, st: st}
+}
+
+// countField returns a fields callback counting the occurrences of field
+// num (of wire type typ) and refusing the message with over() past limit.
+func countField(num protowire.Number, typ protowire.Type, limit int, over func() *decodeError) func(protowire.Number, protowire.Type, []byte) error {
+	n := 0
+	return func(got protowire.Number, gotTyp protowire.Type, _ []byte) error {
+		if got != num || gotTyp != typ {
 			return nil
 		}
-		if topics++; topics > c.maxTopics {
-			return &decodeError{reason: rejectTooManyTopics, st: status.Newf(codes.InvalidArgument,
-				"the request names more than %d topics (the limit is %d); name none to describe every topic", c.maxTopics, c.maxTopics)}
+		if n++; n > limit {
+			return over()
+		}
+		return nil
+	}
+}
+
+// checkJoin counts a JoinGroupRequest's topic names (at most
+// commitlog.MaxGroupTopics).
+func checkJoin(b []byte) error {
+	return fields(b, countField(fieldJoinTopics, protowire.BytesType, commitlog.MaxGroupTopics, func() *decodeError {
+		return groupLimit(rejectTooManyTopics, "the request subscribes to more than %d topics (the limit is %d)", commitlog.MaxGroupTopics, commitlog.MaxGroupTopics)
+	}))
+}
+
+// checkCommit counts a CommitOffsetsRequest's positions (at most
+// commitlog.MaxCommitOffsets).
+func checkCommit(b []byte) error {
+	return fields(b, countField(fieldCommitOffsets, protowire.BytesType, commitlog.MaxCommitOffsets, func() *decodeError {
+		return groupLimit(rejectTooManyOffsets, "the request commits more than %d offsets (the limit is %d); nothing was committed", commitlog.MaxCommitOffsets, commitlog.MaxCommitOffsets)
+	}))
+}
+
+// checkFetch counts a FetchOffsetsRequest's topics and their partitions,
+// each at most commitlog.MaxCommitOffsets: a packed partition number is
+// one byte on the wire and four decoded.
+func checkFetch(b []byte) error {
+	over := func() *decodeError {
+		return groupLimit(rejectTooManyParts, "the request names more than %d partitions (the limit is %d); name none to fetch every committed offset", commitlog.MaxCommitOffsets, commitlog.MaxCommitOffsets)
+	}
+	topics, partitions := 0, 0
+	return fields(b, func(num protowire.Number, typ protowire.Type, tp []byte) error {
+		if num != fieldFetchTopics || typ != protowire.BytesType {
+			return nil
+		}
+		if topics++; topics > commitlog.MaxCommitOffsets {
+			return over()
+		}
+		return fields(tp, func(num protowire.Number, typ protowire.Type, val []byte) error {
+			if num != fieldTPPartitions {
+				return nil
+			}
+			switch typ {
+			case protowire.VarintType:
+				partitions++
+			case protowire.BytesType: // packed
+				for len(val) > 0 {
+					_, n := protowire.ConsumeVarint(val)
+					if n < 0 {
+						return malformed(protowire.ParseError(n))
+					}
+					val = val[n:]
+					partitions++
+				}
+			}
+			if partitions > commitlog.MaxCommitOffsets {
+				return over()
+			}
+			return nil
+		})
+	})
+}
+
+// checkACLRules counts the rules of a CreateACLsRequest or
+// DeleteACLsRequest: at most commitlog.MaxACLRulesPerRequest.
+func checkACLRules(b []byte) error {
+	rules := 0
+	return fields(b, func(num protowire.Number, typ protowire.Type, _ []byte) error {
+		if num != fieldACLRules || typ != protowire.BytesType {
+			return nil
+		}
+		if rules++; rules > commitlog.MaxACLRulesPerRequest {
+			return &decodeError{reason: rejectTooManyRules, st: invalidACL(fmt.Sprintf(
+				"the request has more than %d rules (the limit is %d); nothing was changed", commitlog.MaxACLRulesPerRequest, commitlog.MaxACLRulesPerRequest))}
 		}
 		return nil
 	})

@@ -28,6 +28,7 @@ const (
 	DefaultMaxRecordHeaders     = 64
 	DefaultMaxRecordHeaderBytes = 64 << 10
 	DefaultMaxMetadataTopics    = 10_000
+	DefaultMaxGroupLagSeries    = 10_000
 	DefaultMaxConnectionIdle    = 5 * time.Minute
 	DefaultHandshakeTimeout     = 10 * time.Second
 	DefaultKeepaliveMinTime     = 10 * time.Second
@@ -68,10 +69,23 @@ type Config struct {
 	Authorizer Authorizer
 	// Servers answers GetServers; nil lists this node alone, as leader.
 	Servers commitlog.ServerLister
+	// Groups, if set, coordinates the consumer groups of log.proto's
+	// JoinGroup … DescribeGroup; nil answers them UNIMPLEMENTED. With
+	// Metrics too, New registers the consumer lag of the partitions this
+	// node leads (proglog_consumer_group_lag).
+	Groups commitlog.Groups
 	// Internal, if set, takes the node-to-node reports of log.v1.Internal,
 	// which the server then serves to node certificates only (see
 	// log.proto). nil leaves the service unregistered (UNIMPLEMENTED).
 	Internal Internal
+	// ACLs, if set, keeps the ACL rules CreateACLs, DeleteACLs and
+	// ListACLs change and list (the metadata group's); nil answers them
+	// UNIMPLEMENTED. The Authorizer is what enforces them.
+	ACLs commitlog.ACLs
+	// ACLPolicyRules are the policy file's rules, which ListACLs lists
+	// marked from_policy_file (the agent passes
+	// auth.Authorizer.PolicyRules).
+	ACLPolicyRules []commitlog.ACLRule
 	// DefaultConsistency is the read consistency of a Consume that does not
 	// ask for one (CONSISTENCY_UNSPECIFIED). Default (zero value)
 	// commitlog.ConsistencyLinearizable.
@@ -101,6 +115,10 @@ type Config struct {
 	// MaxMetadataTopics caps the topic names of one GetMetadata, counted
 	// on the wire before the request is decoded; more get InvalidArgument.
 	MaxMetadataTopics int
+	// MaxGroupLagSeries caps the proglog_consumer_group_lag series of one
+	// scrape; those past it are counted in
+	// proglog_consumer_group_lag_dropped_series_total instead.
+	MaxGroupLagSeries int
 	// MaxConnectionIdle closes a connection that had no call for that long
 	// (with a GOAWAY, so clients reconnect cleanly). 0: never.
 	MaxConnectionIdle time.Duration
@@ -149,6 +167,7 @@ func DefaultConfig() Config {
 		MaxRecordHeaders:     DefaultMaxRecordHeaders,
 		MaxRecordHeaderBytes: DefaultMaxRecordHeaderBytes,
 		MaxMetadataTopics:    DefaultMaxMetadataTopics,
+		MaxGroupLagSeries:    DefaultMaxGroupLagSeries,
 		MaxConnectionIdle:    DefaultMaxConnectionIdle,
 		HandshakeTimeout:     DefaultHandshakeTimeout,
 		KeepaliveMinTime:     DefaultKeepaliveMinTime,
@@ -205,6 +224,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxMetadataTopics <= 0 {
 		bad("MaxMetadataTopics is %d, must be positive", c.MaxMetadataTopics)
+	}
+	if c.MaxGroupLagSeries <= 0 {
+		bad("MaxGroupLagSeries is %d, must be positive", c.MaxGroupLagSeries)
 	}
 	if c.MaxConnectionIdle < 0 || c.MaxConnectionAge < 0 || c.MaxConnectionAgeGrace < 0 {
 		bad("MaxConnectionIdle (%v), MaxConnectionAge (%v) and MaxConnectionAgeGrace (%v) must be 0 (off) or positive", c.MaxConnectionIdle, c.MaxConnectionAge, c.MaxConnectionAgeGrace)

@@ -43,6 +43,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *server.Config) { c.MaxSendMsgBytes = 100 }, "MaxSendMsgBytes is 100"},
 		{func(c *server.Config) { c.MaxConcurrentStreams = 0 }, "MaxConcurrentStreams is 0"},
 		{func(c *server.Config) { c.MaxMetadataTopics = 0 }, "MaxMetadataTopics is 0, must be positive"},
+		{func(c *server.Config) { c.MaxGroupLagSeries = 0 }, "MaxGroupLagSeries is 0, must be positive"},
 		{func(c *server.Config) { c.MaxConnections = -1 }, "MaxConnections (-1) and MaxStreams (4096) must be 0 (no cap) or positive"},
 		{func(c *server.Config) { c.MaxStreams = -1 }, "MaxStreams (-1) must be 0"},
 		{func(c *server.Config) { c.MaxRecordHeaders = 0 }, "MaxRecordHeaders (0) and MaxRecordHeaderBytes (65536) must be positive"},

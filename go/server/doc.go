@@ -38,13 +38,43 @@
 //     of the default topic is refused by the server (INVALID_TOPIC). Both
 //     need the metadata leader: another node's *commitlog.NotLeaderError is
 //     NOT_LEADER, as for partitions.
+//   - Consumer groups (log.proto, "Consumer groups"). JoinGroup,
+//     Heartbeat, LeaveGroup, CommitOffsets, FetchOffsets, ListGroups and
+//     DescribeGroup go to Config.Groups (the commitlog.Groups port; nil:
+//     codes.Unimplemented). The server checks every field before the port
+//     sees it — group name (commitlog.ValidateGroupName), topic names, 1 to
+//     commitlog.MaxGroupTopics topics, a session timeout of 0 or within
+//     [commitlog.MinSessionTimeout, commitlog.MaxSessionTimeout], client id
+//     and member id lengths (commitlog.MaxClientIDLen, MaxMemberIDLen), 1 to
+//     commitlog.MaxCommitOffsets positions and no partition twice, fetched
+//     topics naming their partitions — refusing with codes.InvalidArgument
+//     (ErrorInfo INVALID_GROUP, metadata group; INVALID_TOPIC for a topic
+//     name); the repeated fields are counted on the wire before decoding.
+//     The port's errors get log.proto's statuses: UNKNOWN_GROUP,
+//     UNKNOWN_MEMBER (codes.NotFound), NOT_OWNER, STALE_GENERATION
+//     (codes.FailedPrecondition, with the typed errors' figures),
+//     TOO_MANY_MEMBERS (codes.ResourceExhausted), UNKNOWN_TOPIC, and
+//     NOT_LEADER or codes.Unavailable as for CreateTopic. The reads answer
+//     ordered by topic and partition, members by id, groups by name.
+//   - ACL RPCs. With Config.ACLs, CreateACLs and DeleteACLs change the
+//     rules the port keeps (the metadata's) and ListACLs lists them, then
+//     Config.ACLPolicyRules marked from_policy_file; without it they are
+//     codes.Unimplemented. More than commitlog.MaxACLRulesPerRequest rules
+//     are refused by the codec before decoding; commitlog.ErrInvalidACL
+//     is codes.InvalidArgument (ErrorInfo INVALID_ACL), a
+//     *commitlog.NotLeaderError NOT_LEADER.
 //   - Security. TLS is mandatory. Every RPC, health checks included, needs a
 //     client certificate verified by the handshake; its subject CN is the
 //     principal (go/auth). ACL objects are topic names (casbin keyMatch
 //     wildcards: "orders.*"; "*" is everything): "produce" and "consume" on
 //     the request's topic, "describe", "create" and "delete" on the topics
 //     of GetMetadata, CreateTopic and DeleteTopic, "servers" on
-//     auth.DefaultObject ("log"), "read" on "reflection". When the call's
+//     auth.DefaultObject ("log"), "read" on "reflection", "acl" on "*"
+//     (auth.ObjectAll) for CreateACLs and DeleteACLs and "describe" on
+//     "*" for ListACLs. Groups are
+//     objects too: "group" on the group for every group RPC (ListGroups
+//     lists the groups the caller has it on), plus "consume" on each topic
+//     JoinGroup subscribes to and CommitOffsets commits. When the call's
 //     headers arrive (a tap handle), before its message is read, the caller
 //     must have the method's action on at least one object
 //     (Authorizer.AuthorizeAny), or on the fixed object of GetServers and
@@ -139,7 +169,8 @@
 //
 // Limits (Config; the README's "Limits" gives defaults and rationale):
 // record size, batch length, headers per record and their bytes, topic
-// names per GetMetadata, gRPC
+// names per GetMetadata, consumer lag series per scrape
+// (MaxGroupLagSeries), gRPC
 // message sizes, connections open at once on the listener given to Serve
 // (more are closed at once), calls running at once over all connections
 // (more get codes.ResourceExhausted) and per connection, handshake timeout,
@@ -150,4 +181,10 @@
 // most every 10s with the peer's address and counted
 // (proglog_rejected_connections_total, proglog_tls_handshake_failures_total,
 // proglog_rejected_requests_total), not in the per-RPC metrics or traces.
+//
+// Consumer lag. With Config.Groups and Config.Metrics, every scrape reads
+// proglog_consumer_group_lag{group,topic,partition} — the partition's next
+// offset minus the group's committed offset — for the partitions this node
+// leads (as Cluster.Topics marks Config.ID), from the port's local reads,
+// so that a scrape of every node counts each partition once.
 package server

@@ -49,6 +49,12 @@ const (
 	reasonTopicExists    = "TOPIC_EXISTS"
 	reasonInvalidTopic   = "INVALID_TOPIC"
 	reasonNotEnoughNodes = "NOT_ENOUGH_NODES"
+	reasonInvalidGroup   = "INVALID_GROUP"
+	reasonUnknownGroup   = "UNKNOWN_GROUP"
+	reasonUnknownMember  = "UNKNOWN_MEMBER"
+	reasonNotOwner       = "NOT_OWNER"
+	reasonStaleGen       = "STALE_GENERATION"
+	reasonTooManyMembers = "TOO_MANY_MEMBERS"
 	detailLocale         = "en-US"
 )
 
@@ -259,6 +265,100 @@ func notEnoughNodes(err error, te *topicError) error {
 		&errdetails.ErrorInfo{Reason: reasonNotEnoughNodes, Domain: ErrorDomain, Metadata: md})
 }
 
+// groupError is an error of a call about a consumer group, and a member
+// of it when memberID is not empty, so that statusError can name them in
+// the status's ErrorInfo when the coordinator's error is a bare sentinel.
+type groupError struct {
+	group, memberID string
+	err             error
+}
+
+func (e *groupError) Error() string { return e.err.Error() }
+func (e *groupError) Unwrap() error { return e.err }
+
+// onGroup marks err (if not nil) as an error about group's member memberID
+// (empty: about the group alone).
+func onGroup(err error, group, memberID string) error {
+	if err == nil {
+		return nil
+	}
+	return &groupError{group: group, memberID: memberID, err: err}
+}
+
+// groupMetadata is the ErrorInfo metadata naming group, and memberID when
+// not empty.
+func groupMetadata(group, memberID string) map[string]string {
+	md := map[string]string{"group": group}
+	if memberID != "" {
+		md["member_id"] = memberID
+	}
+	return md
+}
+
+// groupStatus builds the status of a consumer-group error (see log.proto):
+// err is the coordinator's (or the server's own check's) error, ge the
+// call's group and member (nil when unknown). The typed errors' figures
+// win over the call's.
+func groupStatus(err error, ge *groupError) error {
+	if ge == nil {
+		ge = &groupError{}
+	}
+	var (
+		stale  *commitlog.StaleGenerationError
+		owner  *commitlog.NotOwnerError
+		many   *commitlog.TooManyMembersError
+		code   codes.Code
+		msg    string
+		md     map[string]string
+		reason string
+	)
+	switch {
+	case errors.Is(err, commitlog.ErrInvalidGroup):
+		// The message says what is not allowed.
+		code, reason, msg, md = codes.InvalidArgument, reasonInvalidGroup, err.Error(), groupMetadata(ge.group, "")
+	case errors.Is(err, commitlog.ErrUnknownGroup):
+		code, reason, md = codes.NotFound, reasonUnknownGroup, groupMetadata(ge.group, "")
+		msg = fmt.Sprintf("group %q is unknown: it has no members and no committed offsets", ge.group)
+	case errors.Is(err, commitlog.ErrUnknownMember):
+		code, reason, md = codes.NotFound, reasonUnknownMember, groupMetadata(ge.group, ge.memberID)
+		msg = fmt.Sprintf("member %q is not in group %q (it left or its session timed out); join again with an empty member_id", ge.memberID, ge.group)
+	case errors.As(err, &owner):
+		code, reason, md = codes.FailedPrecondition, reasonNotOwner, groupMetadata(owner.Group, owner.MemberID)
+		md["topic"], md["partition"] = owner.Topic, strconv.Itoa(owner.Partition)
+		msg = fmt.Sprintf("member %q of group %q does not own %s/%d; nothing was committed; heartbeat to learn its partitions", owner.MemberID, owner.Group, owner.Topic, owner.Partition)
+	case errors.Is(err, commitlog.ErrNotOwner):
+		code, reason, md = codes.FailedPrecondition, reasonNotOwner, groupMetadata(ge.group, ge.memberID)
+		msg = fmt.Sprintf("member %q of group %q does not own a partition it commits; nothing was committed; heartbeat to learn its partitions", ge.memberID, ge.group)
+	case errors.As(err, &stale):
+		code, reason, md = codes.FailedPrecondition, reasonStaleGen, groupMetadata(stale.Group, stale.MemberID)
+		md["generation"], md["current"] = strconv.FormatUint(stale.Generation, 10), strconv.FormatUint(stale.Current, 10)
+		msg = fmt.Sprintf("member %q of group %q: generation %d is stale (the group's is %d); nothing was written; heartbeat to learn its partitions", stale.MemberID, stale.Group, stale.Generation, stale.Current)
+	case errors.Is(err, commitlog.ErrStaleGeneration):
+		code, reason, md = codes.FailedPrecondition, reasonStaleGen, groupMetadata(ge.group, ge.memberID)
+		msg = fmt.Sprintf("member %q of group %q named a stale generation; nothing was written; heartbeat to learn its partitions", ge.memberID, ge.group)
+	case errors.As(err, &many):
+		code, reason, md = codes.ResourceExhausted, reasonTooManyMembers, groupMetadata(many.Group, "")
+		md["limit"] = strconv.Itoa(many.Limit)
+		msg = fmt.Sprintf("group %q has its limit of %d members; retry once one leaves", many.Group, many.Limit)
+	default: // commitlog.ErrTooManyMembers without its figures
+		code, reason, md = codes.ResourceExhausted, reasonTooManyMembers, groupMetadata(ge.group, "")
+		msg = fmt.Sprintf("group %q has its limit of members; retry once one leaves", ge.group)
+	}
+	return withDetails(status.New(code, msg), &errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: md})
+}
+
+// isGroupError reports whether err is one of the consumer-group errors of
+// go/commitlog, which groupStatus maps.
+func isGroupError(err error) bool {
+	for _, target := range []error{commitlog.ErrInvalidGroup, commitlog.ErrUnknownGroup, commitlog.ErrUnknownMember,
+		commitlog.ErrNotOwner, commitlog.ErrStaleGeneration, commitlog.ErrTooManyMembers} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
 func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
 	withD, err := st.WithDetails(details...)
 	if err != nil {
@@ -269,8 +369,8 @@ func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
 	return withD.Err()
 }
 
-// statusError maps an error from the Partition (see go/commitlog's doc for
-// the list) or the authorizer to a gRPC status; a status the server built
+// statusError maps an error from the Partition, the Cluster or the Groups
+// (see go/commitlog's doc for the list) or the authorizer to a gRPC status; a status the server built
 // itself passes through. Unexpected errors are logged with the method and
 // principal and returned as a bare Internal, so storage details never
 // reach clients.
@@ -313,6 +413,12 @@ func (s *Server) statusError(ctx context.Context, err error) error {
 		return topicStatus(codes.InvalidArgument, reasonInvalidTopic, err.Error(), te)
 	case errors.Is(err, commitlog.ErrNotEnoughNodes):
 		return notEnoughNodes(err, te)
+	case isGroupError(err):
+		var ge *groupError
+		errors.As(err, &ge)
+		return groupStatus(err, ge)
+	case errors.Is(err, commitlog.ErrInvalidACL):
+		return invalidACL(err.Error()).Err()
 	case errors.Is(err, commitlog.ErrLeadershipLost):
 		return status.Error(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")
 	case errors.Is(err, commitlog.ErrUnavailable):

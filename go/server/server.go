@@ -69,8 +69,9 @@ type Server struct {
 	streams streamLimit // Config.MaxStreams' semaphore; nil without a cap
 	codec   *codec      // checks requests before decoding them
 	// rejectLog, connLog and handshakeLog rate-limit the logs of refused
-	// requests, connections and TLS handshakes.
-	rejectLog, connLog, handshakeLog netlimit.Sometimes
+	// requests, connections and TLS handshakes, lagLog those of failed
+	// reads of the consumer lag metric.
+	rejectLog, connLog, handshakeLog, lagLog netlimit.Sometimes
 
 	addr        atomic.Pointer[string]
 	healthMu    sync.Mutex // orders health updates
@@ -84,6 +85,8 @@ var _ logv1.LogServer = (*Server)(nil)
 
 // New builds a Server for cluster; call Serve to accept connections. The
 // cluster's partitions must be open: the health service starts as SERVING.
+// With Config.Groups and Config.Metrics it registers the consumer lag
+// gauges with the Metrics, which therefore serve one Server.
 func New(cfg Config, cluster commitlog.Cluster) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -95,10 +98,16 @@ func New(cfg Config, cluster commitlog.Cluster) (*Server, error) {
 	s.rejectLog.Interval = refusedLogInterval
 	s.connLog.Interval = refusedLogInterval
 	s.handshakeLog.Interval = refusedLogInterval
+	s.lagLog.Interval = refusedLogInterval
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.lister = cfg.Servers
 	if s.lister == nil {
 		s.lister = selfLister{id: cfg.ID, addr: s.advertised}
+	}
+	if cfg.Metrics != nil && cfg.Groups != nil {
+		if err := cfg.Metrics.RegisterGroupLag(s.groupLag); err != nil {
+			return nil, err
+		}
 	}
 
 	// Order matters: logging and metrics outermost so they see calls the

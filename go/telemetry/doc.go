@@ -10,7 +10,8 @@
 // Metrics: Metrics registers Prometheus collectors — RPCs by method and code,
 // RPC latency histograms by method, appended records and bytes, repairs made
 // by crash recovery at start by log and action, and log gauges (size,
-// segments, offsets) read at scrape time — and provides the
+// segments, offsets) and consumer group lag (RegisterGroupLag) read at
+// scrape time — and provides the
 // interceptors that feed them. ListenMetrics serves a registry at /metrics
 // on its own listener, apart from the gRPC port.
 //

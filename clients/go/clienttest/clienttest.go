@@ -66,6 +66,7 @@ type Cluster struct {
 	mu         sync.Mutex
 	topics     map[string]*topic
 	metaLeader int
+	acls       []*logv1.ACLRule // CreateACLs' rules, in order
 	// metadataErrs are the errors the next GetMetadata calls fail with.
 	metadataErrs []error
 	changed      chan struct{} // closed and replaced when records are appended

@@ -152,3 +152,37 @@ func ctxT(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// TestConsumeGroupOnARealServer: consume --group --max twice against a
+// "serve --dev" node continues where the first run stopped, and groups
+// describe shows the commits with no lag.
+func TestConsumeGroupOnARealServer(t *testing.T) {
+	dataDir := t.TempDir()
+	srv := startBinary(t, dataDir)
+	conn := []string{"--addr", srv.addr, "--dev", dataDir}
+	mustRun(t, "", append([]string{"topics", "create", "orders", "--partitions", "3"}, conn...)...)
+	describeLeaders(t, "orders", conn)
+	var all []string
+	for p := range 3 {
+		vals := []string{fmt.Sprintf("p%d-a", p), fmt.Sprintf("p%d-b", p), fmt.Sprintf("p%d-c", p)}
+		mustRun(t, "", append(append([]string{"produce", "--topic", "orders", "--partition", fmt.Sprint(p)}, vals...), conn...)...)
+		all = append(all, vals...)
+	}
+	consume := append([]string{"consume", "--topic", "orders", "--group", "billing"}, conn...)
+	first := lines(mustRun(t, "", append(consume, "--max", "5")...))
+	second := lines(mustRun(t, "", append(consume, "--max", "100")...))
+	got := append(slices.Clone(first), second...)
+	slices.Sort(got)
+	if len(first) != 5 || !slices.Equal(got, all) {
+		t.Fatalf("the two runs printed %q then %q: want 5, then the other 4, every record once", first, second)
+	}
+	out := mustRun(t, "", append([]string{"groups", "describe", "billing"}, conn...)...)
+	for p := range 3 {
+		if want := fmt.Sprintf("orders  %d          -      3          3    0", p); !strings.Contains(out, want) {
+			t.Errorf("groups describe printed\n%s\nwant a line with %q", out, want)
+		}
+	}
+	if out := mustRun(t, "", append([]string{"groups", "list"}, conn...)...); !hasRow(out, "billing", "0") {
+		t.Errorf("groups list printed %q", out)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/proglog/proglog/go/commitlog"
 	"github.com/proglog/proglog/go/metadata"
 )
 
@@ -46,6 +47,14 @@ const (
 	// metadata.MaxPartitions partitions of metadata.MaxReplicationFactor
 	// replicas named by long node IDs fits.
 	DefaultMaxCommandBytes = 4 << 20
+	// DefaultMaxGroupMembers bounds the members of one consumer group.
+	DefaultMaxGroupMembers = 1000
+	// DefaultMaxGroups bounds the consumer groups of the cluster.
+	DefaultMaxGroups = 10000
+	// DefaultSessionCheckInterval is how often the leader looks for
+	// expired sessions: a member is removed at most this long after its
+	// session timeout (commitlog.MinSessionTimeout and above).
+	DefaultSessionCheckInterval = 100 * time.Millisecond
 )
 
 // Config configures a Group. Start from DefaultConfig and set DataDir,
@@ -115,13 +124,37 @@ type Config struct {
 	// larger proposal is refused (ErrCommandTooLarge) before it reaches
 	// Raft.
 	MaxCommandBytes uint64
+	// MaxGroupMembers is the most members a consumer group may have
+	// (commitlog.ErrTooManyMembers beyond).
+	MaxGroupMembers int
+	// MaxGroups is the most consumer groups the cluster keeps (a join
+	// creating one more is refused: metadata.ErrTooManyGroups).
+	MaxGroups int
+	// SessionCheckInterval is how often the leader removes the consumer
+	// group members whose session timed out.
+	SessionCheckInterval time.Duration
 	// Logger receives the group's logs. Default: hclog.Default() named
 	// "meta".
 	Logger hclog.Logger
 
-	// now and tick replace the clock and the controller's ticker (tests).
-	now  func() time.Time
-	tick <-chan time.Time
+	// ACLActions are the actions a rule created with CreateACLs may name
+	// (the agent passes go/auth's Actions()); none allows no rule.
+	ACLActions []string
+	// OnACLs, if set, is called with the ACL rules of this node's copy of
+	// the metadata: once in Open, with those of the state it restored,
+	// before Open returns, then each time applying a command or a snapshot
+	// changes them, from one goroutine (calls never overlap; changes that
+	// follow each other quickly may be seen as one). It must not block
+	// for long: it delays the next call, and Close waits for it.
+	OnACLs func([]commitlog.ACLRule)
+
+	// now, tick and sessionTick replace the clock, the controller's
+	// ticker and the session checks' ticker; commitGate, if set, is called
+	// before each commit entry is proposed (tests).
+	now         func() time.Time
+	tick        <-chan time.Time
+	sessionTick <-chan time.Time
+	commitGate  func()
 }
 
 // DefaultConfig returns a Config with every default set.
@@ -144,6 +177,9 @@ func DefaultConfig() Config {
 		MaxPool:                       DefaultMaxPool,
 		TransportTimeout:              DefaultTransportTimeout,
 		MaxCommandBytes:               DefaultMaxCommandBytes,
+		MaxGroupMembers:               DefaultMaxGroupMembers,
+		MaxGroups:                     DefaultMaxGroups,
+		SessionCheckInterval:          DefaultSessionCheckInterval,
 	}
 }
 
@@ -181,6 +217,12 @@ func (c Config) Validate() error {
 		return bad("TransportTimeout must be positive, got %v", c.TransportTimeout)
 	case c.MaxCommandBytes == 0:
 		return bad("MaxCommandBytes must be positive")
+	case c.MaxGroupMembers < 1:
+		return bad("MaxGroupMembers must be at least 1, got %d", c.MaxGroupMembers)
+	case c.MaxGroups < 1:
+		return bad("MaxGroups must be at least 1, got %d", c.MaxGroups)
+	case c.SessionCheckInterval <= 0:
+		return bad("SessionCheckInterval must be positive, got %v", c.SessionCheckInterval)
 	}
 	if err := raft.ValidateConfig(c.raftConfig()); err != nil {
 		return bad("raft: %v", err)

@@ -48,6 +48,9 @@ func TestConfigValidate(t *testing.T) {
 		"no pool":            {func(c *Config) { c.MaxPool = 0 }, "MaxPool must be at least 1"},
 		"no transport limit": {func(c *Config) { c.TransportTimeout = 0 }, "TransportTimeout must be positive"},
 		"no command size":    {func(c *Config) { c.MaxCommandBytes = 0 }, "MaxCommandBytes must be positive"},
+		"no group members":   {func(c *Config) { c.MaxGroupMembers = 0 }, "MaxGroupMembers must be at least 1, got 0"},
+		"no groups":          {func(c *Config) { c.MaxGroups = 0 }, "MaxGroups must be at least 1, got 0"},
+		"no session checks":  {func(c *Config) { c.SessionCheckInterval = 0 }, "SessionCheckInterval must be positive"},
 		"raft timings":       {func(c *Config) { c.HeartbeatTimeout = time.Millisecond }, "raft:"},
 	} {
 		c := valid()

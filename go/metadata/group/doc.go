@@ -1,9 +1,9 @@
 // Package group runs the metadata Raft group (docs/architecture.md,
 // "Metadata: a Raft group of its own"): one Group per node replicates
 // go/metadata's State through hashicorp/raft, takes the topic proposals
-// on the group's leader, and runs the controller there. Package metadata
-// stays the deterministic state machine without I/O; this package is its
-// runtime.
+// on the group's leader, and runs the controller and the consumer-group
+// coordinator there. Package metadata stays the deterministic state
+// machine without I/O; this package is its runtime.
 //
 // # Storage and transport
 //
@@ -58,6 +58,20 @@
 // not the leader a *commitlog.NotLeaderError naming the leader's ID and
 // API address.
 //
+// # ACL rules
+//
+// Group implements commitlog.ACLs: CreateACLs and DeleteACLs propose
+// metadata.OpCreateACLs and OpDeleteACLs on the leader (a
+// *commitlog.NotLeaderError elsewhere), after checking on any node the
+// number of rules (commitlog.MaxACLRulesPerRequest), their shape
+// (metadata.ACLRule.Validate) and, for CreateACLs, that each action is
+// one of Config.ACLActions (go/auth's, which the agent passes: the state
+// machine does not check actions, see go/metadata); Rules answers from
+// this node's copy. Config.OnACLs is how the node learns of the rules:
+// called in Open with those of the restored snapshot, so a restarted node
+// has its rules before it serves, then from one goroutine each time its
+// copy's rules change (metadata.State.ACLsChanged moves).
+//
 // # Controller
 //
 // One goroutine per Group follows Raft's leadership notifications. While
@@ -97,6 +111,44 @@
 // A node that is not the metadata leader reaches it over log.v1.Internal
 // (go/metadata/report sends, go/server serves, go/agent wires both): its
 // ReplicaReady arrives there as the leader's own proposal.
+//
+// # Consumer groups
+//
+// Group.Groups returns the Coordinator, which implements
+// commitlog.Groups (go/agent passes it to go/server as Config.Groups);
+// the state and its rules are go/metadata's ("Consumer groups").
+//
+// JoinGroup, Heartbeat, LeaveGroup and CommitOffsets need the leader
+// (elsewhere a *commitlog.NotLeaderError naming it) and, once per Raft
+// term, a barrier, so that a new leader answers from every entry of the
+// earlier terms. Their answers are read from the leader's state after
+// their own entry applied. A new member's ID is 128 random bits in hex,
+// chosen here and carried in OpJoinGroup with the limits
+// Config.MaxGroupMembers and Config.MaxGroups. A join repeating a member's
+// subscription, client ID and session timeout, and a heartbeat naming
+// the generation the member acknowledged already, only renew the session:
+// no Raft entry. A heartbeat naming a newer generation proposes
+// OpAckGroup. FetchOffsets, ListGroups and DescribeGroup answer from this
+// node's copy.
+//
+// Sessions are in-memory deadlines on the leader, valid for one Raft
+// term: a join or heartbeat renews its member's to now plus its session
+// timeout; every Config.SessionCheckInterval the leader starts a session
+// (now plus the timeout) for every member it has none of, and proposes one
+// OpLeaveGroup per group of the members whose deadline passed. A new
+// leader (a new term) so starts every session afresh and never reads
+// another node's timers; a member whose leader failed keeps at least its
+// session timeout from the new leader's first check. Time is the Config
+// clock, which the tests drive.
+//
+// A commit the leader's state refuses (metadata.State.CheckCommit: such
+// refusals are final) is refused without an entry. The others go
+// through one proposer: one OpCommitOffsets entry in flight,
+// and the commits arriving meanwhile wait to go together into the next
+// (up to 1024, or half of MaxCommandBytes by an estimate of their
+// encoding). Each caller gets its own commit's result (the FSM's
+// *metadata.CommitsError says which commits were refused).
+// docs/benchmarks.md, "Consumer-group commits", measures it.
 //
 // Not done here: preferred-leader balancing; a node that fails without
 // leaving is noticed only when discovery reaps it and calls Leave.

@@ -61,6 +61,8 @@ type Group struct {
 	unverifiedMu sync.Mutex
 	unverified   map[string]bool
 
+	coord *Coordinator
+
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -141,9 +143,19 @@ func Open(cfg Config) (*Group, error) {
 			return nil, fmt.Errorf("metadata group: bootstrap: %w", err)
 		}
 	}
+	if cfg.OnACLs != nil {
+		// The state restored from the latest snapshot is there: its
+		// rules reach the node before it serves.
+		rules, at := g.acls()
+		cfg.OnACLs(rules)
+		g.wg.Add(1)
+		go g.watchACLs(at)
+	}
 	c := &controller{g: g}
 	g.wg.Add(1)
 	go c.run(notify)
+	g.coord = newCoordinator(g)
+	g.coord.start()
 	ok = true
 	return g, nil
 }

@@ -41,29 +41,31 @@ func (c *clock) Add(d time.Duration) {
 // node is one member with its own mux and Transport on a held loopback
 // port; a restart registers the group with the same Transport again.
 type node struct {
-	t     *testing.T
+	t     testing.TB
 	id    string
 	dir   string
 	port  *testutil.HeldPort
 	trans *replication.Transport
 	lg    hclog.Logger
 	tick  chan time.Time // unbuffered: a send returns once the controller took it
+	// sessionTick drives the coordinator's session checks (unbuffered).
+	sessionTick chan time.Time
 	*Group
 }
 
 // cluster is n nodes of which the first bootstraps the group; the others
 // are started but not joined.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	clock *clock
 	mod   func(*Config)
 	nodes []*node
 }
 
-func newCluster(t *testing.T, n int, mod func(*Config)) *cluster {
+func newCluster(t testing.TB, n int, mod func(*Config)) *cluster {
 	c := &cluster{t: t, clock: &clock{now: time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)}, mod: mod}
 	for i := range n {
-		nd := &node{t: t, id: "n" + string(rune('0'+i)), port: testutil.HoldPort(t), tick: make(chan time.Time)}
+		nd := &node{t: t, id: "n" + string(rune('0'+i)), port: testutil.HoldPort(t), tick: make(chan time.Time), sessionTick: make(chan time.Time)}
 		nd.dir = filepath.Join(t.TempDir(), nd.id)
 		c.nodes = append(c.nodes, nd)
 		c.start(nd)
@@ -119,6 +121,7 @@ func (c *cluster) start(nd *node) {
 	cfg.Logger = lg
 	cfg.now = c.clock.Now
 	cfg.tick = nd.tick
+	cfg.sessionTick = nd.sessionTick
 	if c.mod != nil {
 		c.mod(&cfg)
 	}
@@ -130,7 +133,7 @@ func (c *cluster) start(nd *node) {
 	nd.Group = g
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx

@@ -214,8 +214,9 @@ type LogClient interface {
 	// otherwise). They need the "acl" action on "*"; ListACLs needs
 	// "describe" on "*". Invalid rules (an unknown action, an empty or
 	// over-long subject or object, more than 1024 rules in one request, or
-	// more than the cluster's limit of 10000 rules) are INVALID_ARGUMENT
-	// with reason "INVALID_ACL".
+	// more than the cluster's limit of 4096 rules, which keeps ListACLs's
+	// answer within one 4 MiB message) are INVALID_ARGUMENT with reason
+	// "INVALID_ACL".
 	CreateACLs(ctx context.Context, in *CreateACLsRequest, opts ...grpc.CallOption) (*CreateACLsResponse, error)
 	// DeleteACLs removes rules of the metadata (rules of the policy file
 	// cannot be removed this way); deleting a rule that does not exist
@@ -618,8 +619,9 @@ type LogServer interface {
 	// otherwise). They need the "acl" action on "*"; ListACLs needs
 	// "describe" on "*". Invalid rules (an unknown action, an empty or
 	// over-long subject or object, more than 1024 rules in one request, or
-	// more than the cluster's limit of 10000 rules) are INVALID_ARGUMENT
-	// with reason "INVALID_ACL".
+	// more than the cluster's limit of 4096 rules, which keeps ListACLs's
+	// answer within one 4 MiB message) are INVALID_ARGUMENT with reason
+	// "INVALID_ACL".
 	CreateACLs(context.Context, *CreateACLsRequest) (*CreateACLsResponse, error)
 	// DeleteACLs removes rules of the metadata (rules of the policy file
 	// cannot be removed this way); deleting a rule that does not exist

@@ -20,6 +20,7 @@ from proglog.client import Client
 from proglog.errors import (
     ClientClosedError,
     DeadlineExceededError,
+    InvalidACLError,
     InvalidArgumentError,
     InvalidTopicError,
     LowDiskSpaceError,
@@ -40,17 +41,19 @@ from proglog.errors import (
     UnknownTopicError,
 )
 from proglog.partitioner import key_partition, murmur2
-from proglog.records import DEFAULT_TOPIC, Bounds, PartitionInfo, Position, Record, Server, TopicConfig, TopicInfo
+from proglog.records import DEFAULT_TOPIC, ACLRule, Bounds, PartitionInfo, Position, Record, Server, TopicConfig, TopicInfo
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_TOPIC",
+    "ACLRule",
     "AsyncClient",
     "Bounds",
     "Client",
     "ClientClosedError",
     "DeadlineExceededError",
+    "InvalidACLError",
     "InvalidArgumentError",
     "InvalidTopicError",
     "LowDiskSpaceError",

@@ -27,6 +27,7 @@ from proglog.errors import (
 from proglog.partitioner import key_partition
 from proglog.records import (
     DEFAULT_TOPIC,
+    ACLRule,
     Bounds,
     Position,
     Record,
@@ -77,6 +78,15 @@ class _Stub:
         )
         self.delete_topic = channel.unary_unary(
             _SERVICE + "DeleteTopic", log_pb2.DeleteTopicRequest.SerializeToString, log_pb2.DeleteTopicResponse.FromString
+        )
+        self.create_acls = channel.unary_unary(
+            _SERVICE + "CreateACLs", log_pb2.CreateACLsRequest.SerializeToString, log_pb2.CreateACLsResponse.FromString
+        )
+        self.delete_acls = channel.unary_unary(
+            _SERVICE + "DeleteACLs", log_pb2.DeleteACLsRequest.SerializeToString, log_pb2.DeleteACLsResponse.FromString
+        )
+        self.list_acls = channel.unary_unary(
+            _SERVICE + "ListACLs", log_pb2.ListACLsRequest.SerializeToString, log_pb2.ListACLsResponse.FromString
         )
 
 
@@ -393,6 +403,33 @@ class AsyncClient:
             await self._call("admin", timeout, call)
         finally:
             self._cache.forget(name)
+
+    async def create_acls(self, rules: Iterable[ACLRule], *, timeout: float | None | Literal["default"] = "default") -> None:
+        """Adds ACL rules (see Client.create_acls)."""
+        request = log_pb2.CreateACLsRequest(rules=[r._to_proto() for r in rules])
+
+        async def call(stub: _Stub, t: float | None, md: Metadata) -> None:
+            await stub.create_acls(request, timeout=t, metadata=md)
+
+        await self._call("admin", timeout, call)
+
+    async def delete_acls(self, rules: Iterable[ACLRule], *, timeout: float | None | Literal["default"] = "default") -> None:
+        """Removes ACL rules (see Client.delete_acls)."""
+        request = log_pb2.DeleteACLsRequest(rules=[r._to_proto() for r in rules])
+
+        async def call(stub: _Stub, t: float | None, md: Metadata) -> None:
+            await stub.delete_acls(request, timeout=t, metadata=md)
+
+        await self._call("admin", timeout, call)
+
+    async def list_acls(self, *, timeout: float | None | Literal["default"] = "default") -> list[ACLRule]:
+        """Lists the ACL rules (see Client.list_acls)."""
+        request = log_pb2.ListACLsRequest()
+
+        async def call(stub: _Stub, t: float | None, md: Metadata) -> list[ACLRule]:
+            return [ACLRule._from_proto(r) for r in (await stub.list_acls(request, timeout=t, metadata=md)).rules]
+
+        return await self._call("servers", timeout, call)
 
     async def produce_batch(
         self,

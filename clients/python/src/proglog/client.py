@@ -27,6 +27,7 @@ from proglog.errors import (
 from proglog.partitioner import key_partition
 from proglog.records import (
     DEFAULT_TOPIC,
+    ACLRule,
     Bounds,
     Position,
     Record,
@@ -77,6 +78,15 @@ class _Stub:
         )
         self.delete_topic = channel.unary_unary(
             _SERVICE + "DeleteTopic", log_pb2.DeleteTopicRequest.SerializeToString, log_pb2.DeleteTopicResponse.FromString
+        )
+        self.create_acls = channel.unary_unary(
+            _SERVICE + "CreateACLs", log_pb2.CreateACLsRequest.SerializeToString, log_pb2.CreateACLsResponse.FromString
+        )
+        self.delete_acls = channel.unary_unary(
+            _SERVICE + "DeleteACLs", log_pb2.DeleteACLsRequest.SerializeToString, log_pb2.DeleteACLsResponse.FromString
+        )
+        self.list_acls = channel.unary_unary(
+            _SERVICE + "ListACLs", log_pb2.ListACLsRequest.SerializeToString, log_pb2.ListACLsResponse.FromString
         )
 
 
@@ -454,6 +464,30 @@ class Client:
             self._call("admin", timeout, lambda stub, t, md: stub.delete_topic(request, timeout=t, metadata=md))
         finally:
             self._cache.forget(name)
+
+    def create_acls(self, rules: Iterable[ACLRule], *, timeout: float | None | Literal["default"] = "default") -> None:
+        """Adds ``rules`` to the access rules kept in the cluster's metadata, all or none; every
+        server enforces them once its copy of the metadata has them (a call is allowed when the
+        policy file or these rules allow it). Goes to the metadata leader, following NOT_LEADER
+        answers; needs the "acl" action on "*". Raises InvalidACLError for a rule the servers
+        refuse."""
+        request = log_pb2.CreateACLsRequest(rules=[r._to_proto() for r in rules])
+        self._call("admin", timeout, lambda stub, t, md: stub.create_acls(request, timeout=t, metadata=md))
+
+    def delete_acls(self, rules: Iterable[ACLRule], *, timeout: float | None | Literal["default"] = "default") -> None:
+        """Removes ``rules`` from those kept in the cluster's metadata (see create_acls); rules that
+        do not exist are ignored."""
+        request = log_pb2.DeleteACLsRequest(rules=[r._to_proto() for r in rules])
+        self._call("admin", timeout, lambda stub, t, md: stub.delete_acls(request, timeout=t, metadata=md))
+
+    def list_acls(self, *, timeout: float | None | Literal["default"] = "default") -> list[ACLRule]:
+        """Lists the rules kept in the cluster's metadata, then the policy file's (marked
+        ``from_policy_file``), as the server asked has them (its copy may lag the metadata leader's
+        for a moment); needs the "describe" action on "*"."""
+        request = log_pb2.ListACLsRequest()
+        return self._call(
+            "servers", timeout, lambda stub, t, md: [ACLRule._from_proto(r) for r in stub.list_acls(request, timeout=t, metadata=md).rules]
+        )
 
     def flush(self) -> None:
         """Sends the queued records (of every partition) without waiting for ``linger`` and waits

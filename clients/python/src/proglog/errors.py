@@ -237,6 +237,12 @@ class InvalidTopicError(InvalidArgumentError):
     """A topic name or setting the servers refuse (INVALID_ARGUMENT, reason INVALID_TOPIC)."""
 
 
+class InvalidACLError(InvalidArgumentError):
+    """An ACL rule or request the servers refuse (INVALID_ARGUMENT, reason INVALID_ACL): an unknown
+    action, an empty or over-long field, more than 1024 rules in one call, more than the cluster's
+    limit of rules."""
+
+
 class NotEnoughNodesError(ProglogError):
     """create_topic asked for more replicas than the cluster has live servers
     (FAILED_PRECONDITION, reason NOT_ENOUGH_NODES)."""
@@ -304,6 +310,8 @@ def from_status(code: grpc.StatusCode, message: str, metadata: Iterable[Any] | N
         return TopicExistsError(message, code, md.get("topic", ""))
     if code == grpc.StatusCode.INVALID_ARGUMENT and reason == "INVALID_TOPIC":
         return InvalidTopicError(message, code)
+    if code == grpc.StatusCode.INVALID_ARGUMENT and reason == "INVALID_ACL":
+        return InvalidACLError(message, code)
     cls = {
         grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
         grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,

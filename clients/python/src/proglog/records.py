@@ -161,6 +161,28 @@ class Server:
 
 
 @dataclass(frozen=True)
+class ACLRule:
+    """An access rule kept in the cluster's metadata: ``subject`` (a client certificate's common
+    name, or a role of the servers' policy file) may perform ``action`` ("produce", "consume",
+    "servers", "create", "delete", "describe", "group", "acl", "read", or "*" for every action) on
+    ``object`` (a topic or group name, with "*" wildcards such as "orders-*", or "*").
+    ``from_policy_file`` marks, in list_acls, a rule of the servers' policy file (which delete_acls
+    cannot remove); create_acls and delete_acls ignore it."""
+
+    subject: str
+    object: str
+    action: str
+    from_policy_file: bool = False
+
+    def _to_proto(self) -> log_pb2.ACLRule:
+        return log_pb2.ACLRule(subject=self.subject, object=self.object, action=self.action)
+
+    @classmethod
+    def _from_proto(cls, msg: log_pb2.ListedACLRule) -> ACLRule:
+        return cls(subject=msg.rule.subject, object=msg.rule.object, action=msg.rule.action, from_policy_file=msg.from_policy_file)
+
+
+@dataclass(frozen=True)
 class Position:
     """Where a record was written: its partition and offset."""
 

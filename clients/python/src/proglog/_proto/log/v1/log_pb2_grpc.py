@@ -529,8 +529,9 @@ class LogServicer:
         otherwise). They need the "acl" action on "*"; ListACLs needs
         "describe" on "*". Invalid rules (an unknown action, an empty or
         over-long subject or object, more than 1024 rules in one request, or
-        more than the cluster's limit of 10000 rules) are INVALID_ARGUMENT
-        with reason "INVALID_ACL".
+        more than the cluster's limit of 4096 rules, which keeps ListACLs's
+        answer within one 4 MiB message) are INVALID_ARGUMENT with reason
+        "INVALID_ACL".
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestACLsCommands: acls create, list (text and --json) and delete
+// against the clienttest double, and their errors.
+func TestACLsCommands(t *testing.T) {
+	_, conn := topicDouble(t)
+	rule := []string{"--subject", "orders-app", "--object", "orders-*", "--action", "produce"}
+	if out := mustRun(t, "", append(append([]string{"acls", "create"}, rule...), conn...)...); out != "created rule: orders-app may produce orders-*\n" {
+		t.Errorf("acls create printed %q", out)
+	}
+	out := mustRun(t, "", append([]string{"acls", "list"}, conn...)...)
+	want := "SUBJECT     OBJECT    ACTION   SOURCE\n" +
+		"orders-app  orders-*  produce  metadata\n" +
+		"root        *         *        policy file\n"
+	if out != want {
+		t.Errorf("acls list printed\n%s\nwant\n%s", out, want)
+	}
+	out = mustRun(t, "", append([]string{"acls", "list", "--json"}, conn...)...)
+	var got []aclJSON
+	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		var j aclJSON
+		if err := json.Unmarshal([]byte(line), &j); err != nil {
+			t.Fatalf("acls list --json line %q: %v", line, err)
+		}
+		got = append(got, j)
+	}
+	if len(got) != 2 || got[0] != (aclJSON{"orders-app", "orders-*", "produce", false}) || got[1] != (aclJSON{"root", "*", "*", true}) {
+		t.Errorf("acls list --json: %+v", got)
+	}
+
+	if _, errOut, err := proglogCmd(t, "", append([]string{"acls", "create", "--subject", "a", "--object", "log", "--action", "fly"}, conn...)...); err == nil || !strings.Contains(errOut, "invalid ACL rule") {
+		t.Errorf("a rule of an unknown action: %v, %q", err, errOut)
+	}
+	if _, errOut, err := proglogCmd(t, "", append([]string{"acls", "delete", "--subject", "a", "--object", "log"}, conn...)...); err == nil || !strings.Contains(errOut, `"action" not set`) {
+		t.Errorf("delete without --action: %v, %q", err, errOut)
+	}
+
+	if out := mustRun(t, "", append(append([]string{"acls", "delete", "--json"}, rule...), conn...)...); out != `{"subject":"orders-app","object":"orders-*","action":"produce","from_policy_file":false}`+"\n" {
+		t.Errorf("acls delete --json printed %q", out)
+	}
+	if out := mustRun(t, "", append([]string{"acls", "list"}, conn...)...); !strings.HasSuffix(out, "root     *       *       policy file\n") || strings.Contains(out, "orders-app") {
+		t.Errorf("acls list after the delete printed %q", out)
+	}
+}
