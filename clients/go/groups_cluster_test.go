@@ -194,3 +194,94 @@ func TestClusterConsumerGroup(t *testing.T) {
 		t.Errorf("DescribeGroup: %v", err)
 	}
 }
+
+// gatedCalls holds a client's calls of one method between hold and
+// release (each until its context ends): a member whose heartbeats are
+// held is a member that stalled.
+type gatedCalls struct {
+	method string
+	mu     sync.Mutex
+	open   chan struct{} // nil: not held
+}
+
+func (g *gatedCalls) hold() {
+	g.mu.Lock()
+	g.open = make(chan struct{})
+	g.mu.Unlock()
+}
+
+func (g *gatedCalls) release() {
+	g.mu.Lock()
+	close(g.open)
+	g.open = nil
+	g.mu.Unlock()
+}
+
+func (g *gatedCalls) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	g.mu.Lock()
+	open := g.open
+	g.mu.Unlock()
+	if open != nil && method == g.method {
+		select {
+		case <-open:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// TestClusterConsumerRejoins: a member whose heartbeats stop for longer
+// than its session is removed by the cluster; when they get through again
+// it is told UNKNOWN_MEMBER, joins again as a new member and reads from
+// the committed offsets: the record it returned after its last commit is
+// delivered again, nothing is skipped.
+func TestClusterConsumerRejoins(t *testing.T) {
+	c := newRaftCluster(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	producer := c.client()
+	if _, err := producer.CreateTopic(ctx, "events", client.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if _, err := producer.Topic("events").Partition(0).Produce(ctx, &client.Record{Value: fmt.Appendf(nil, "%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gate := &gatedCalls{method: "/log.v1.Log/Heartbeat"}
+	cl := c.client(client.WithDialOptions(grpc.WithChainUnaryInterceptor(gate.intercept)))
+	cons, err := cl.Consumer(ctx, "g", []string{"events"}, client.WithSessionTimeout(time.Second), client.WithAutoCommit(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close(ctx)
+	read := func() uint64 {
+		t.Helper()
+		m, err := cons.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Offset
+	}
+	read()
+	if err := cons.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if off := read(); off != 1 {
+		t.Fatalf("second record at %d", off)
+	}
+	old := cons.MemberID()
+	gate.hold()
+	eventually(t, "the cluster to remove the stalled member", 30*time.Second, func() bool {
+		info, err := producer.DescribeGroup(ctx, "g")
+		return err == nil && len(info.Members) == 0
+	})
+	gate.release()
+	eventually(t, "the consumer to join again", 30*time.Second, func() bool { return cons.MemberID() != old && cons.MemberID() != "" })
+	for want := uint64(1); want < 4; want++ {
+		if off := read(); off != want {
+			t.Fatalf("after joining again read offset %d, want %d (from the committed offset 1 on)", off, want)
+		}
+	}
+}
