@@ -62,6 +62,15 @@ func TestConsumeGroupContinuesAndGroupsShowIt(t *testing.T) {
 	if out := mustRun(t, "", append([]string{"groups", "list"}, conn...)...); !hasRow(out, "billing", "0") {
 		t.Errorf("groups list printed %q", out)
 	}
+	out = mustRun(t, "", append([]string{"groups", "list", "--json"}, conn...)...)
+	var g struct {
+		Group      string `json:"group"`
+		Generation uint64 `json:"generation"`
+		Members    *int   `json:"members"`
+	}
+	if err := json.Unmarshal([]byte(out), &g); err != nil || g.Group != "billing" || g.Generation == 0 || g.Members == nil || *g.Members != 0 {
+		t.Errorf("groups list --json printed %q (%v)", out, err)
+	}
 
 	// A member that holds the partitions and committed nothing of group
 	// "new": owner shown, committed and lag "-".
