@@ -17,6 +17,10 @@
 //	for rec, err := range orders.Partition(3).Records(ctx, 0) { ... }
 //	info, err := c.CreateTopic(ctx, "orders", client.TopicConfig{Partitions: 12, ReplicationFactor: 3})
 //
+//	cons, err := c.Consumer(ctx, "billing", []string{"orders"})
+//	defer cons.Close(ctx)                 // commits and leaves the group
+//	m, err := cons.Next(ctx)              // m.Topic, m.Partition, m.Offset, m.Record
+//
 // # Topics and partitions
 //
 // A cluster serves topics, each a set of partitions; a partition is a log
@@ -68,6 +72,39 @@
 // state (Server.State: alive, failed, leaving) and which replicas are in
 // sync (PartitionInfo.InSync; UnderReplicated compares them with the
 // replicas and the replication factor).
+//
+// # Consumer groups
+//
+// Consumer joins a consumer group: the cluster shares the partitions of
+// the group's topics among its members (each partition owned by one
+// member at a time) and keeps the group's committed offset of each
+// partition, the offset of the next record the group has to process. A
+// Consumer reads the partitions it owns from the committed offsets
+// (WithStartOffset where nothing is committed), hands records to the
+// application one Next at a time, heartbeats in the background (the
+// servers say how often: a third of WithSessionTimeout), and commits
+// every WithAutoCommit (5 s; 0: only Commit and Close commit). A record
+// counts as processed once the application calls Next again after it;
+// the automatic commit commits processed records only, Commit and Close
+// every record returned. The member calls go to the metadata leader,
+// following NOT_LEADER answers and retrying UNAVAILABLE as other calls
+// do; the reads stream from the partitions' replicas like Records.
+//
+// When the group moves a partition away (another member joined), the
+// Consumer stops reading it, drops the records of it read ahead, waits
+// until the application holds none of its records, commits its position
+// and only then acknowledges the new generation, after which the group
+// gives it to the new owner: nothing skipped, nothing read twice. A
+// member removed by the group (its session timed out: ErrUnknownMember)
+// drops everything and joins again as a new member; the records it
+// returned after its last commit are then delivered again, to it or to
+// another member (at least once). A commit refused because the
+// assignment moved on (ErrNotOwner, ErrStaleGeneration) is followed by a
+// heartbeat. Read-ahead is bounded by WithConsumerBuffer records: a slow
+// application slows the streams down. WithStopAtEnd makes Next return
+// io.EOF once every owned partition is read to its end (proglog consume
+// --group). ListGroups, DescribeGroup and FetchOffsets answer from any
+// server.
 //
 // # Batching
 //
@@ -210,7 +247,9 @@
 // ErrOutOfOrderSequence, ErrTooManyProducers, ErrMaybeWritten (wrapping
 // ErrUnknownProducer), ErrUnknownTopic, ErrUnknownPartition,
 // ErrTopicExists, ErrInvalidTopic (also ErrInvalidArgument),
-// ErrNotEnoughNodes, ErrNoLeader (also ErrUnavailable), or
+// ErrNotEnoughNodes, ErrNoLeader (also ErrUnavailable), the groups'
+// ErrInvalidGroup (also ErrInvalidArgument), ErrUnknownGroup,
+// ErrUnknownMember, ErrNotOwner, ErrStaleGeneration, ErrTooManyMembers, or
 // context.Canceled / context.DeadlineExceeded; errors.As gives the details
 // of *OffsetOutOfRangeError (Offset, Lowest, Next), *RecordTooLargeError
 // (Size, Limit, Index, Request), *NotLeaderError (LeaderID, LeaderAddr)

@@ -106,8 +106,32 @@ var (
 	// ErrUnavailable. It is retried like any unavailability (see the
 	// package doc), and returned when the retries end.
 	ErrNoLeader = errors.New("proglog: partition has no leader")
-	// ErrClosed: the Client was closed.
+	// ErrClosed: the Client (or the Consumer) was closed.
 	ErrClosed = errors.New("proglog: client closed")
+
+	// Consumer groups (see Consumer).
+
+	// ErrInvalidGroup: a group name or a group request the servers refuse
+	// (INVALID_ARGUMENT, reason INVALID_GROUP). It also matches
+	// ErrInvalidArgument.
+	ErrInvalidGroup = errors.New("proglog: invalid group request")
+	// ErrUnknownGroup: the group has no members and no committed offsets
+	// (NOT_FOUND, reason UNKNOWN_GROUP).
+	ErrUnknownGroup = errors.New("proglog: unknown group")
+	// ErrUnknownMember: the member left or its session timed out
+	// (NOT_FOUND, reason UNKNOWN_MEMBER); a Consumer joins again as a new
+	// member.
+	ErrUnknownMember = errors.New("proglog: unknown group member")
+	// ErrNotOwner: a commit for a partition the member does not own
+	// (FAILED_PRECONDITION, reason NOT_OWNER); nothing was committed.
+	ErrNotOwner = errors.New("proglog: the member does not own the partition")
+	// ErrStaleGeneration: a commit or heartbeat naming a generation the
+	// group has moved past (FAILED_PRECONDITION, reason
+	// STALE_GENERATION); nothing was committed.
+	ErrStaleGeneration = errors.New("proglog: stale group generation")
+	// ErrTooManyMembers: the group has the servers' limit of members
+	// (RESOURCE_EXHAUSTED, reason TOO_MANY_MEMBERS).
+	ErrTooManyMembers = errors.New("proglog: too many group members")
 )
 
 // Error detail vocabulary of proglog servers (see log.proto).
@@ -126,6 +150,12 @@ const (
 	reasonTopicExists      = "TOPIC_EXISTS"
 	reasonInvalidTopic     = "INVALID_TOPIC"
 	reasonNotEnoughNodes   = "NOT_ENOUGH_NODES"
+	reasonInvalidGroup     = "INVALID_GROUP"
+	reasonUnknownGroup     = "UNKNOWN_GROUP"
+	reasonUnknownMember    = "UNKNOWN_MEMBER"
+	reasonNotOwner         = "NOT_OWNER"
+	reasonStaleGeneration  = "STALE_GENERATION"
+	reasonTooManyMembers   = "TOO_MANY_MEMBERS"
 	reasonInvalidACL       = "INVALID_ACL"
 )
 
@@ -364,6 +394,9 @@ func errFromStatus(ctx context.Context, err error) error {
 		if info != nil && info.GetReason() == reasonTooManyProds {
 			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrTooManyProducers, st: st}
 		}
+		if info != nil && info.GetReason() == reasonTooManyMembers {
+			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrTooManyMembers, st: st}
+		}
 		// A message over gRPC's size limit (a batch too large in total, or a
 		// record larger than the client may receive).
 		e := &RecordTooLargeError{Index: -1, Request: true, st: st}
@@ -382,6 +415,10 @@ func errFromStatus(ctx context.Context, err error) error {
 			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrUnknownProducer, st: st}
 		case reasonNotEnoughNodes:
 			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrNotEnoughNodes, st: st}
+		case reasonNotOwner:
+			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrNotOwner, st: st}
+		case reasonStaleGeneration:
+			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrStaleGeneration, st: st}
 		}
 	case codes.NotFound:
 		switch errorInfo(st).GetReason() {
@@ -389,6 +426,10 @@ func errFromStatus(ctx context.Context, err error) error {
 			return newUnknownTopicError("", st)
 		case reasonUnknownPartition:
 			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrUnknownPartition, st: st}
+		case reasonUnknownGroup:
+			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrUnknownGroup, st: st}
+		case reasonUnknownMember:
+			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrUnknownMember, st: st}
 		}
 	case codes.AlreadyExists:
 		if errorInfo(st).GetReason() == reasonTopicExists {
@@ -402,6 +443,8 @@ func errFromStatus(ctx context.Context, err error) error {
 		switch errorInfo(st).GetReason() {
 		case reasonInvalidTopic:
 			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrInvalidTopic, parent: ErrInvalidArgument, st: st}
+		case reasonInvalidGroup:
+			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrInvalidGroup, parent: ErrInvalidArgument, st: st}
 		case reasonInvalidACL:
 			return &Error{Code: st.Code(), Message: st.Message(), kind: ErrInvalidACL, parent: ErrInvalidArgument, st: st}
 		}

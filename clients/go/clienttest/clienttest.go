@@ -6,9 +6,12 @@
 // not lead it, NOT_FOUND for an unknown topic or partition, GetMetadata
 // with the partitions' replicas and leaders, CreateTopic and DeleteTopic
 // on the metadata leader only, UNAVAILABLE with reason NO_LEADER for a
-// partition left without a leader — without consensus, storage or ACLs,
-// so that the clients' topic routing and metadata handling can be tested
-// against servers whose leaders, replicas and liveness the test moves. It is not a proglog
+// partition left without a leader, and consumer groups as log.proto's
+// protocol says (groups.go: member calls on the metadata leader only, the
+// hand-over rule, fencing; sessions end when the test expires them, never
+// by the clock) — without consensus, storage or ACLs, so that the
+// clients' topic routing, metadata handling and consumers can be tested
+// against servers whose leaders, replicas, liveness and group members the test moves. It is not a proglog
 // server: tests of the real one use go/server.
 package clienttest
 
@@ -21,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -44,6 +48,12 @@ type Call struct {
 	Topic     string // as sent ("" for the default topic)
 	Partition uint32
 	Producer  uint64 // a produce's idempotent producer ID (0: none)
+	// Group, MemberID and Generation are a group member call's (JoinGroup,
+	// Heartbeat, LeaveGroup, CommitOffsets); Offsets a CommitOffsets'
+	// positions by "topic/partition".
+	Group, MemberID string
+	Generation      uint64
+	Offsets         map[string]uint64
 }
 
 // Cluster is the double: n servers and their shared state.
@@ -64,6 +74,12 @@ type Cluster struct {
 	// states are the servers' liveness, by index (alive by default).
 	states  []logv1.ServerState
 	changed chan struct{} // closed and replaced when records are appended
+
+	// Consumer groups (groups.go).
+	groups            map[string]*group
+	groupChange       chan struct{} // closed and replaced when a group changes
+	heartbeatInterval time.Duration
+	groupErrs         map[string][]error
 }
 
 type topic struct {
@@ -105,7 +121,8 @@ func New(dir string, n int) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Certs: files, topics: map[string]*topic{}, changed: make(chan struct{})}
+	c := &Cluster{Certs: files, topics: map[string]*topic{}, changed: make(chan struct{}),
+		groups: map[string]*group{}, groupChange: make(chan struct{}), heartbeatInterval: time.Second, groupErrs: map[string][]error{}}
 	for i := range n {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -548,5 +565,6 @@ func (s *server) DeleteTopic(_ context.Context, req *logv1.DeleteTopicRequest) (
 		return nil, statusWithInfo(codes.NotFound, fmt.Sprintf("topic %q does not exist", req.GetName()), "UNKNOWN_TOPIC", map[string]string{"topic": req.GetName()})
 	}
 	delete(s.c.topics, req.GetName())
+	s.c.dropTopicLocked(req.GetName())
 	return &logv1.DeleteTopicResponse{}, nil
 }

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 	"unicode/utf8"
 
@@ -22,6 +24,8 @@ func newConsumeCmd(stdout io.Writer) *cobra.Command {
 		follow    bool
 		topic     string
 		partition uint32
+		group     string
+		max       int
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
@@ -31,19 +35,34 @@ func newConsumeCmd(stdout io.Writer) *cobra.Command {
 			"end is an error that gives the partition's offsets. With --json each record is a\n" +
 			"JSON object: offset, value (a string; value_base64 instead when it is not UTF-8), key\n" +
 			"(likewise), timestamp (RFC 3339) and headers. --topic and --partition choose the partition\n" +
-			"read (default: partition 0 of the topic \"log\").",
+			"read (default: partition 0 of the topic \"log\"). --max N stops after N records.\n\n" +
+			"With --group G it joins the consumer group G instead, reads the partitions of --topic the\n" +
+			"group assigns it from the group's committed offsets (from the oldest record where nothing is\n" +
+			"committed) until each is at its end (with --follow: until interrupted) or --max records,\n" +
+			"then commits the position after the last record printed and leaves the group, so the\n" +
+			"next run continues there. With --json a group's records also carry topic and partition.",
 		Example: "  proglog consume --dev ./proglog-data --from 10\n" +
 			"  proglog consume --dev ./proglog-data --follow --json\n" +
-			"  proglog consume --dev ./proglog-data --topic orders --partition 3 --from 0",
+			"  proglog consume --dev ./proglog-data --topic orders --partition 3 --from 0\n" +
+			"  proglog consume --dev ./proglog-data --topic orders --group billing --max 100",
 		Args:    cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return clientEnv(cmd.Flags()) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if max < 0 {
+				return fmt.Errorf("--max is %d, must not be negative", max)
+			}
+			if group != "" && (cmd.Flags().Changed("partition") || cmd.Flags().Changed("from")) {
+				return errors.New("--group reads the partitions the group assigns from its committed offsets: --partition and --from do not apply")
+			}
 			c, err := opts.connect(ctx)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
+			if group != "" {
+				return consumeGroup(ctx, c, stdout, group, topic, max, follow, opts)
+			}
 			part := c.Topic(topic).Partition(partition)
 			var ropts []client.RecordsOption
 			if !follow {
@@ -54,6 +73,7 @@ func newConsumeCmd(stdout io.Writer) *cobra.Command {
 			}
 			out := bufio.NewWriter(stdout)
 			defer out.Flush()
+			n := 0
 			for rec, err := range part.Records(ctx, from, ropts...) {
 				if err != nil {
 					if follow && ctx.Err() != nil {
@@ -61,13 +81,16 @@ func newConsumeCmd(stdout io.Writer) *cobra.Command {
 					}
 					return err
 				}
-				if err := printRecord(out, rec, opts.json); err != nil {
+				if err := printRecord(out, rec, opts.json, nil); err != nil {
 					return err
 				}
 				if follow {
 					if err := out.Flush(); err != nil {
 						return err
 					}
+				}
+				if n++; n == max {
+					break
 				}
 			}
 			return nil
@@ -78,6 +101,8 @@ func newConsumeCmd(stdout io.Writer) *cobra.Command {
 	cmd.Flags().BoolVar(&follow, "follow", false, "after the last record, wait for new ones until interrupted")
 	cmd.Flags().StringVar(&topic, "topic", client.DefaultTopic, "topic to read")
 	cmd.Flags().Uint32Var(&partition, "partition", 0, "partition of the topic to read")
+	cmd.Flags().StringVar(&group, "group", "", "read as a member of this consumer group, from its committed offsets, and commit")
+	cmd.Flags().IntVar(&max, "max", 0, "stop after this many records (0: no limit)")
 	return cmd
 }
 
@@ -101,8 +126,60 @@ func checkFrom(ctx context.Context, part *client.Partition, topic string, from u
 		from, topic, part.ID(), holds, b.Next, from)
 }
 
+// consumeGroup is consume --group: it joins group, prints up to max
+// records (0: no limit) of the partitions of topic it owns until each is
+// at its end (or, with follow, until ctx ends), then commits and leaves.
+func consumeGroup(ctx context.Context, c *client.Client, stdout io.Writer, group, topic string, max int, follow bool, opts *clientOptions) (err error) {
+	copts := []client.ConsumerOption{client.WithClientID(clientID())}
+	if !follow {
+		copts = append(copts, client.WithStopAtEnd())
+	}
+	cons, err := c.Consumer(ctx, group, []string{topic}, copts...)
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriter(stdout)
+	defer func() {
+		// Commit the position after the last record printed, and leave,
+		// also when interrupted.
+		ferr := out.Flush()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.timeout)
+		defer cancel()
+		err = errors.Join(err, ferr, cons.Close(cctx))
+	}()
+	for n := 0; max == 0 || n < max; n++ {
+		m, err := cons.Next(ctx)
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil // every partition it owns at its end
+		case err != nil && follow && ctx.Err() != nil:
+			return nil // interrupted
+		case err != nil:
+			return err
+		}
+		if err := printRecord(out, m.Record, opts.json, &m); err != nil {
+			return err
+		}
+		if follow {
+			if err := out.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// clientID names this process in DescribeGroup: host/pid.
+func clientID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("proglog consume %s/%d", host, os.Getpid())
+}
+
 // jsonRecord is the --json form of a record.
 type jsonRecord struct {
+	// Topic and Partition are set for a group's records.
+	Topic       string       `json:"topic,omitempty"`
+	Partition   *uint32      `json:"partition,omitempty"`
 	Offset      uint64       `json:"offset"`
 	Value       *string      `json:"value,omitempty"`
 	ValueBase64 *string      `json:"value_base64,omitempty"`
@@ -132,12 +209,17 @@ func text(b []byte, always bool) (s, b64 *string) {
 	return nil, &v
 }
 
-func printRecord(w io.Writer, rec *client.Record, asJSON bool) error {
+// printRecord prints rec; m, when not nil, is the group message it came
+// in, whose topic and partition --json adds.
+func printRecord(w io.Writer, rec *client.Record, asJSON bool, m *client.Message) error {
 	if !asJSON {
 		_, err := fmt.Fprintf(w, "%s\n", rec.Value)
 		return err
 	}
 	j := jsonRecord{Offset: rec.Offset}
+	if m != nil {
+		j.Topic, j.Partition = m.Topic, &m.Partition
+	}
 	j.Value, j.ValueBase64 = text(rec.Value, true)
 	j.Key, j.KeyBase64 = text(rec.Key, false)
 	if !rec.Timestamp.IsZero() {

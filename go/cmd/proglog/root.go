@@ -34,7 +34,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	rootOpts.addFlags(root.Flags())
 
 	root.AddCommand(newServeCmd(stdout), newCertsCmd(stdout),
-		newProduceCmd(stdout), newConsumeCmd(stdout), newServersCmd(stdout), newBoundsCmd(stdout), newTopicsCmd(stdout), newACLsCmd(stdout))
+		newProduceCmd(stdout), newConsumeCmd(stdout), newServersCmd(stdout), newBoundsCmd(stdout), newTopicsCmd(stdout),
+		newGroupsCmd(stdout), newACLsCmd(stdout))
 	return root
 }
 
