@@ -226,7 +226,9 @@ func TestClusterTopics(t *testing.T) {
 				continue
 			}
 			atLeader := c.index(a.server) == leaders[a.partition]
-			if a.code == codes.FailedPrecondition && !atLeader {
+			// A replica that has not heard from the new leader yet answers
+			// UNAVAILABLE (NO_LEADER) rather than NOT_LEADER: a redirect too.
+			if (a.code == codes.FailedPrecondition || a.code == codes.Unavailable) && !atLeader {
 				if seen[a.partition]++; seen[a.partition] <= redirects {
 					continue
 				}

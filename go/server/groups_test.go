@@ -413,8 +413,8 @@ func TestGroupRequestsCheckedBeforeThePort(t *testing.T) {
 			return err
 		}, "INVALID_GROUP", `group "": must be`},
 		{"no topics", join(&logv1.JoinGroupRequest{Topics: []string{}}), "INVALID_GROUP", "topics is empty: subscribe to 1 to 256 topics"},
-		{"empty topic", join(&logv1.JoinGroupRequest{Topics: []string{"orders", ""}}), "INVALID_TOPIC", "invalid topic"},
-		{"topic name", join(&logv1.JoinGroupRequest{Topics: []string{"a b"}}), "INVALID_TOPIC", "invalid topic"},
+		{"empty topic", join(&logv1.JoinGroupRequest{Topics: []string{"orders", ""}}), "INVALID_TOPIC", `name "" must be 1 to 249 characters`},
+		{"topic name", join(&logv1.JoinGroupRequest{Topics: []string{"a b"}}), "INVALID_TOPIC", `name "a b" has ' '`},
 		{"short session", join(&logv1.JoinGroupRequest{SessionTimeout: durationpb.New(500 * time.Millisecond)}), "INVALID_GROUP", "session_timeout 500ms is out of range: 0 for the default (10s), or 1s to 5m0s"},
 		{"long session", join(&logv1.JoinGroupRequest{SessionTimeout: durationpb.New(6 * time.Minute)}), "INVALID_GROUP", "session_timeout 6m0s is out of range"},
 		{"negative session", join(&logv1.JoinGroupRequest{SessionTimeout: durationpb.New(-time.Second)}), "INVALID_GROUP", "session_timeout -1s is out of range"},
@@ -436,9 +436,9 @@ func TestGroupRequestsCheckedBeforeThePort(t *testing.T) {
 		{"commit of nothing", commit(), "INVALID_GROUP", "offsets is empty: commit 1 to 4096 positions"},
 		{"commit twice", commit(&logv1.PartitionOffset{Topic: "orders", Partition: 1, Offset: 1}, &logv1.PartitionOffset{Topic: "orders", Partition: 1, Offset: 2}),
 			"INVALID_GROUP", "offsets name orders/1 more than once"},
-		{"commit of no topic", commit(&logv1.PartitionOffset{Partition: 1}), "INVALID_TOPIC", "invalid topic"},
+		{"commit of no topic", commit(&logv1.PartitionOffset{Partition: 1}), "INVALID_TOPIC", `name "" must be 1 to 249 characters`},
 		{"fetch without partitions", fetch(&logv1.TopicPartitions{Topic: "orders"}), "INVALID_GROUP", `partitions of topic "orders" is empty`},
-		{"fetch of no topic", fetch(&logv1.TopicPartitions{Partitions: []uint32{0}}), "INVALID_TOPIC", "invalid topic"},
+		{"fetch of no topic", fetch(&logv1.TopicPartitions{Partitions: []uint32{0}}), "INVALID_TOPIC", `name "" must be 1 to 249 characters`},
 	}
 	for _, tc := range cases {
 		err := tc.call()
