@@ -124,7 +124,11 @@
 // earlier terms. Their answers are read from the leader's state after
 // their own entry applied. A new member's ID is 128 random bits in hex,
 // chosen here and carried in OpJoinGroup with the limits
-// Config.MaxGroupMembers and Config.MaxGroups. A join repeating a member's
+// Config.MaxGroupMembers and Config.MaxGroups (at most
+// metadata.MaxConsumerGroups); the state's own cluster-wide limits
+// (go/metadata, "Size") refuse a join with a *commitlog.LimitError. A
+// join whose client ID the state would refuse (not text) is refused
+// without an entry. A join repeating a member's
 // subscription, client ID and session timeout, and a heartbeat naming
 // the generation the member acknowledged already, only renew the session:
 // no Raft entry. A heartbeat naming a newer generation proposes
