@@ -1,0 +1,310 @@
+package agent_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/proglog/proglog/go/commitlog"
+	"github.com/proglog/proglog/go/internal/testutil"
+	logv1 "github.com/proglog/proglog/proto/log/v1"
+)
+
+// groupErrorInfo returns err's ErrorInfo, or fails unless err has code
+// and reason.
+func groupErrorInfo(t *testing.T, err error, code codes.Code, reason string) map[string]string {
+	t.Helper()
+	st, _ := status.FromError(err)
+	if st.Code() != code {
+		t.Fatalf("got %v, want %v %s", err, code, reason)
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Reason == reason {
+			return info.Metadata
+		}
+	}
+	t.Fatalf("%v: no ErrorInfo %s in %v", err, reason, st.Details())
+	return nil
+}
+
+// owns lists the partitions of a as "p@offset" (offset "-" if none was
+// committed), in order.
+func owns(a *logv1.Assignment) string {
+	var out []string
+	for _, p := range a.Partitions {
+		if p.Topic != "orders" {
+			return fmt.Sprintf("unexpected topic in %v", a)
+		}
+		off := "-"
+		if p.Committed {
+			off = fmt.Sprint(p.Offset)
+		}
+		out = append(out, fmt.Sprintf("%d@%s", p.Partition, off))
+	}
+	return strings.Join(out, " ")
+}
+
+func partitionsOf(a *logv1.Assignment) []uint32 {
+	var out []uint32
+	for _, p := range a.Partitions {
+		out = append(out, p.Partition)
+	}
+	return out
+}
+
+// TestConsumerGroupsOverTheCluster drives one consumer group through the
+// API of a 3-node cluster with raw gRPC: the member calls need the
+// metadata leader (NOT_LEADER names it); two members split a 6-partition
+// topic 3/3; a third one gets a moved partition only after its previous
+// owner's heartbeat acknowledged the generation; commits are fenced
+// (NOT_OWNER, STALE_GENERATION, UNKNOWN_MEMBER); a follower answers the
+// reads from its copy; the partition leader exports the lag; a new
+// metadata leader, after the old one stopped, has the acknowledged
+// commits and the members (sessions started afresh); a member that stops
+// heartbeating is removed after its session timeout.
+func TestConsumerGroupsOverTheCluster(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t, 3*time.Minute)
+	nodes := cluster3(t, e)
+	metaLeader := func(among []*node) *node {
+		t.Helper()
+		var leader *node
+		testutil.Eventually(t, "a metadata leader", 30*time.Second, func() bool {
+			for _, n := range among {
+				if n.a != nil && n.a.Metadata().IsLeader() {
+					leader = n
+					return true
+				}
+			}
+			return false
+		})
+		return leader
+	}
+	leader := metaLeader(nodes)
+	var follower *node
+	for _, n := range nodes {
+		if n != leader {
+			follower = n
+			break
+		}
+	}
+	if _, err := leader.a.Broker().CreateTopic(ctx, "orders", commitlog.TopicConfig{Partitions: 6, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
+	long := durationpb.New(time.Minute) // members that must outlive the leader change
+	join := &logv1.JoinGroupRequest{Group: "g", Topics: []string{"orders"}, SessionTimeout: long, ClientId: "app-a"}
+
+	// The member calls need the metadata leader.
+	_, err := follower.log.JoinGroup(ctx, join)
+	if info := notLeaderInfo(t, err); info.Metadata["leader_addr"] != leader.a.Addr() {
+		t.Fatalf("JoinGroup on %s names %s, want the metadata leader %s", follower.name(), info.Metadata["leader_addr"], leader.a.Addr())
+	}
+	L := leader.log
+	ja, err := L.JoinGroup(ctx, join)
+	if err != nil {
+		t.Fatal(err)
+	}
+	A := ja.Assignment.MemberId
+	if got := owns(ja.Assignment); ja.Assignment.Generation != 1 || got != "0@- 1@- 2@- 3@- 4@- 5@-" {
+		t.Fatalf("A alone: generation %d, %s", ja.Assignment.Generation, got)
+	}
+	heartbeat := func(member string, gen uint64) *logv1.Assignment {
+		t.Helper()
+		resp, err := L.Heartbeat(ctx, &logv1.HeartbeatRequest{Group: "g", MemberId: member, Generation: gen})
+		if err != nil {
+			t.Fatalf("heartbeat of %s at generation %d: %v", member, gen, err)
+		}
+		return resp.Assignment
+	}
+	jb, err := L.JoinGroup(ctx, &logv1.JoinGroupRequest{Group: "g", Topics: []string{"orders"}, SessionTimeout: long, ClientId: "app-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	B := jb.Assignment.MemberId
+	if jb.Assignment.Generation != 2 || len(jb.Assignment.Partitions) != 0 {
+		t.Fatalf("B before A acknowledged: %v", jb.Assignment)
+	}
+	a := heartbeat(A, 1) // not yet acknowledging 2: A reads only what it keeps
+	if a.Generation != 2 || len(a.Partitions) != 3 {
+		t.Fatalf("A's heartbeat at generation 1: %v, want generation 2 and 3 partitions", a)
+	}
+	if b := heartbeat(B, 2); len(b.Partitions) != 0 {
+		t.Fatalf("B before A acknowledged generation 2: %s", owns(b))
+	}
+	a = heartbeat(A, 2)
+	b := heartbeat(B, 2)
+	if len(a.Partitions) != 3 || len(b.Partitions) != 3 || slices.ContainsFunc(partitionsOf(a), func(p uint32) bool { return slices.Contains(partitionsOf(b), p) }) {
+		t.Fatalf("after A's acknowledgement: A %s, B %s, want 3 each, apart", owns(a), owns(b))
+	}
+
+	// A third member: 2 each; a partition moves to C only once its
+	// owner acknowledged generation 3.
+	jc, err := L.JoinGroup(ctx, &logv1.JoinGroupRequest{Group: "g", Topics: []string{"orders"}, SessionTimeout: long, ClientId: "app-c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	C := jc.Assignment.MemberId
+	if jc.Assignment.Generation != 3 || len(jc.Assignment.Partitions) != 0 {
+		t.Fatalf("C before anyone acknowledged: %v", jc.Assignment)
+	}
+	a, b = heartbeat(A, 2), heartbeat(B, 2)
+	if c := heartbeat(C, 3); len(c.Partitions) != 0 || len(a.Partitions) != 2 || len(b.Partitions) != 2 {
+		t.Fatalf("generation 3 before acknowledgements: A %s, B %s, C %s", owns(a), owns(b), owns(c))
+	}
+	fromA := heartbeat(A, 3)
+	c := heartbeat(C, 3)
+	if len(c.Partitions) != 1 || slices.Contains(partitionsOf(fromA), c.Partitions[0].Partition) {
+		t.Fatalf("C after A's acknowledgement only: %s (A %s), want the one A gave up", owns(c), owns(fromA))
+	}
+	b = heartbeat(B, 3)
+	c = heartbeat(C, 3)
+	if len(c.Partitions) != 2 || len(b.Partitions) != 2 {
+		t.Fatalf("after both acknowledged: B %s, C %s", owns(b), owns(c))
+	}
+	pa, pb, pc := partitionsOf(fromA), partitionsOf(b), partitionsOf(c)
+
+	// Commits: fenced, then accepted.
+	commit := func(member string, gen uint64, ps []uint32, base uint64) error {
+		req := &logv1.CommitOffsetsRequest{Group: "g", MemberId: member, Generation: gen}
+		for _, p := range ps {
+			req.Offsets = append(req.Offsets, &logv1.PartitionOffset{Topic: "orders", Partition: p, Offset: base + uint64(p)})
+		}
+		_, err := L.CommitOffsets(ctx, req)
+		return err
+	}
+	md := groupErrorInfo(t, commit(C, 3, pa[:1], 10), codes.FailedPrecondition, "NOT_OWNER")
+	if md["member_id"] != C || md["topic"] != "orders" || md["partition"] != fmt.Sprint(pa[0]) {
+		t.Fatalf("NOT_OWNER metadata %v", md)
+	}
+	md = groupErrorInfo(t, commit(A, 1, pa, 10), codes.FailedPrecondition, "STALE_GENERATION")
+	if md["member_id"] != A || md["generation"] != "1" || md["current"] != "3" {
+		t.Fatalf("STALE_GENERATION metadata %v", md)
+	}
+	md = groupErrorInfo(t, commit("0123456789abcdef0123456789abcdef", 3, pa, 10), codes.NotFound, "UNKNOWN_MEMBER")
+	if md["group"] != "g" {
+		t.Fatalf("UNKNOWN_MEMBER metadata %v", md)
+	}
+	for member, ps := range map[string][]uint32{A: pa, B: pb, C: pc} {
+		if err := commit(member, 3, ps, 100); err != nil {
+			t.Fatalf("commit of %s: %v", member, err)
+		}
+	}
+	// Partition p committed at 100+p.
+	wantOffsets := "0@100 1@101 2@102 3@103 4@104 5@105"
+
+	// The reads on a follower, from its copy.
+	testutil.Eventually(t, follower.name()+" has the commits", 30*time.Second, func() bool {
+		resp, err := follower.log.FetchOffsets(ctx, &logv1.FetchOffsetsRequest{Group: "g"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return owns(&logv1.Assignment{Partitions: resp.Offsets}) == wantOffsets
+	})
+	d, err := follower.log.DescribeGroup(ctx, &logv1.DescribeGroupRequest{Group: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Generation != 3 || len(d.Members) != 3 || owns(&logv1.Assignment{Partitions: d.Offsets}) != wantOffsets {
+		t.Fatalf("DescribeGroup on %s: %v", follower.name(), d)
+	}
+	for _, m := range d.Members {
+		if m.Generation != 3 || len(m.Owned) != 1 || len(m.Owned[0].Partitions) != 2 || !slices.Equal(m.Owned[0].Partitions, m.Target[0].Partitions) {
+			t.Fatalf("member %v on %s", m, follower.name())
+		}
+	}
+	lg, err := follower.log.ListGroups(ctx, &logv1.ListGroupsRequest{})
+	if err != nil || len(lg.Groups) != 1 || lg.Groups[0].Group != "g" || lg.Groups[0].Members != 3 || lg.Groups[0].Generation != 3 {
+		t.Fatalf("ListGroups on %s: %v, %v", follower.name(), lg, err)
+	}
+
+	// The lag, on orders/0's leader: 3 records past the commit at 0+100…
+	// so produce 103 records and the lag of partition 0 is 3.
+	var p0 *node
+	testutil.Eventually(t, "orders/0 has a leader that takes 103 records", 30*time.Second, func() bool {
+		for _, n := range nodes {
+			if r := n.a.Broker().Replica("orders", 0); r != nil && r.IsLeader() {
+				for i := range 103 {
+					if _, err := n.log.Produce(ctx, &logv1.ProduceRequest{Topic: "orders", Partition: 0, Record: &logv1.Record{Value: value(i)}}); err != nil {
+						t.Logf("produce to orders/0 on %s: %v", n.name(), err)
+						return false
+					}
+				}
+				p0 = n
+				return true
+			}
+		}
+		return false
+	})
+	testutil.Eventually(t, p0.name()+" exports the lag of orders/0", 30*time.Second, func() bool {
+		return strings.Contains(p0.metrics(), `proglog_consumer_group_lag{group="g",partition="0",topic="orders"} 3`+"\n")
+	})
+
+	// The metadata leader stops: the new one has the acknowledged
+	// commits and the members, whose sessions start afresh.
+	leader.stop()
+	var rest []*node
+	for _, n := range nodes {
+		if n != leader {
+			rest = append(rest, n)
+		}
+	}
+	leader = metaLeader(rest)
+	L = leader.log
+	var got *logv1.Assignment
+	testutil.Eventually(t, "A's heartbeat on the new metadata leader", 30*time.Second, func() bool {
+		resp, err := L.Heartbeat(ctx, &logv1.HeartbeatRequest{Group: "g", MemberId: A, Generation: 3})
+		if status.Code(err) == codes.Unavailable || status.Code(err) == codes.FailedPrecondition && strings.Contains(err.Error(), "leader") {
+			return false // the new leader's barrier, or a client racing the election
+		}
+		if err != nil {
+			t.Fatalf("A's heartbeat on %s: %v", leader.name(), err)
+		}
+		got = resp.Assignment
+		return true
+	})
+	want := []string{}
+	for _, p := range pa {
+		want = append(want, fmt.Sprintf("%d@%d", p, 100+p))
+	}
+	if owns(got) != strings.Join(want, " ") || got.Generation != 3 {
+		t.Fatalf("A on the new leader: generation %d, %s, want generation 3, %s", got.Generation, owns(got), strings.Join(want, " "))
+	}
+	for member, ps := range map[string][]uint32{B: pb, C: pc} {
+		if len(heartbeat(member, 3).Partitions) != len(ps) {
+			t.Fatalf("%s lost its partitions with the leader change", member)
+		}
+	}
+
+	// A member that stops heartbeating is removed after its session
+	// timeout; the others stay.
+	jd, err := L.JoinGroup(ctx, &logv1.JoinGroupRequest{Group: "g", Topics: []string{"orders"}, SessionTimeout: durationpb.New(commitlog.MinSessionTimeout)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	D := jd.Assignment.MemberId
+	testutil.Eventually(t, "D removed after its session timeout", 30*time.Second, func() bool {
+		d, err := L.DescribeGroup(ctx, &logv1.DescribeGroupRequest{Group: "g"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range d.Members {
+			if m.MemberId == D {
+				return false
+			}
+		}
+		if len(d.Members) != 3 || d.Generation != 5 {
+			t.Fatalf("after D's removal: generation %d, %d members, want 5 and A, B, C", d.Generation, len(d.Members))
+		}
+		return true
+	})
+	if _, err := L.Heartbeat(ctx, &logv1.HeartbeatRequest{Group: "g", MemberId: D, Generation: 4}); status.Code(err) != codes.NotFound {
+		t.Fatalf("D's heartbeat after its removal: %v, want UNKNOWN_MEMBER", err)
+	}
+}
