@@ -269,7 +269,7 @@ func (s *State) commit(gc GroupCommit) error {
 	if err != nil {
 		return err
 	}
-	g.forget()
+	// No count changes (no forget): the partitions are owned, so counted.
 	if g.Offsets == nil {
 		g.Offsets = map[string]map[int]uint64{}
 	}

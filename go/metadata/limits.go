@@ -118,7 +118,9 @@ func (g *ConsumerGroup) usageWith(s *State, id string, topics []string) groupUsa
 	// A subscribed topic's partitions are all targeted; others count
 	// where a member owns them or the group committed them.
 	for t := range subscribed {
-		u.partitions += len(s.Topics[t].Partitions)
+		if tp := s.Topics[t]; tp != nil {
+			u.partitions += len(tp.Partitions)
+		}
 	}
 	u.topics = len(subscribed)
 	held := map[string]bool{}

@@ -262,6 +262,12 @@ func TestGroupsLeaderChange(t *testing.T) {
 	if err := co.CommitOffsets(ctx, "g", a.MemberID, 1, []commitlog.PartitionOffset{po("t", 1, 42)}); err != nil {
 		t.Fatal(err)
 	}
+	// Acknowledged only once applied on the leader, which Raft does only
+	// after a majority stored the entry: the leader's copy has it at once,
+	// and so will every later leader.
+	if off, err := l.view().FetchOffsets("g", nil); err != nil || len(off) != 1 || off[0].Offset != 42 {
+		t.Fatalf("the leader's state when the commit was acknowledged: %+v %v", off, err)
+	}
 	c.clock.Add(time.Hour) // the old leader checks no session meanwhile
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
