@@ -68,7 +68,8 @@ func partitionsOf(a *logv1.Assignment) []uint32 {
 // reads from its copy; the partition leader exports the lag; a new
 // metadata leader, after the old one stopped, has the acknowledged
 // commits and the members (sessions started afresh); a member that stops
-// heartbeating is removed after its session timeout.
+// heartbeating is removed after its session timeout; a member that leaves
+// hands its partitions over at once.
 func TestConsumerGroupsOverTheCluster(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxT(t, 3*time.Minute)
@@ -304,7 +305,26 @@ func TestConsumerGroupsOverTheCluster(t *testing.T) {
 		}
 		return true
 	})
-	if _, err := L.Heartbeat(ctx, &logv1.HeartbeatRequest{Group: "g", MemberId: D, Generation: 4}); status.Code(err) != codes.NotFound {
-		t.Fatalf("D's heartbeat after its removal: %v, want UNKNOWN_MEMBER", err)
+	_, err = L.Heartbeat(ctx, &logv1.HeartbeatRequest{Group: "g", MemberId: D, Generation: 4})
+	groupErrorInfo(t, err, codes.NotFound, "UNKNOWN_MEMBER")
+	_, err = L.Heartbeat(ctx, &logv1.HeartbeatRequest{Group: "g", MemberId: A, Generation: 99})
+	groupErrorInfo(t, err, codes.FailedPrecondition, "STALE_GENERATION")
+
+	// C leaves: its partitions go at once to A and B, with C's commits.
+	if _, err := L.LeaveGroup(ctx, &logv1.LeaveGroupRequest{Group: "g", MemberId: C}); err != nil {
+		t.Fatal(err)
 	}
+	a, b = heartbeat(A, 6), heartbeat(B, 6)
+	all := append(partitionsOf(a), partitionsOf(b)...)
+	slices.Sort(all)
+	if a.Generation != 6 || len(a.Partitions) != 3 || len(b.Partitions) != 3 ||
+		!slices.Equal(all, []uint32{0, 1, 2, 3, 4, 5}) {
+		t.Fatalf("after C left: A %s, B %s at generation %d", owns(a), owns(b), a.Generation)
+	}
+	for _, p := range append(a.Partitions, b.Partitions...) {
+		if p.Topic != "orders" || !p.Committed || p.Offset != 100+uint64(p.Partition) {
+			t.Fatalf("after C left: %v, want the commit of 100+%d", p, p.Partition)
+		}
+	}
+	groupErrorInfo(t, commit(C, 6, pc, 200), codes.NotFound, "UNKNOWN_MEMBER")
 }
