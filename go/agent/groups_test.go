@@ -225,17 +225,20 @@ func TestConsumerGroupsOverTheCluster(t *testing.T) {
 		t.Fatalf("ListGroups on %s: %v, %v", follower.name(), lg, err)
 	}
 
-	// The lag, on orders/0's leader: 3 records past the commit at 0+100…
-	// so produce 103 records and the lag of partition 0 is 3.
+	// The lag, on orders/0's leader: its next offset minus the commit of
+	// partition 0 (100), once it has more records than that.
 	var p0 *node
+	var next uint64
 	testutil.Eventually(t, "orders/0 has a leader that takes 103 records", 30*time.Second, func() bool {
 		for _, n := range nodes {
 			if r := n.a.Broker().Replica("orders", 0); r != nil && r.IsLeader() {
-				for i := range 103 {
-					if _, err := n.log.Produce(ctx, &logv1.ProduceRequest{Topic: "orders", Partition: 0, Record: &logv1.Record{Value: value(i)}}); err != nil {
+				for i := int(next); next < 103; i++ {
+					resp, err := n.log.Produce(ctx, &logv1.ProduceRequest{Topic: "orders", Partition: 0, Record: &logv1.Record{Value: value(i)}})
+					if err != nil {
 						t.Logf("produce to orders/0 on %s: %v", n.name(), err)
 						return false
 					}
+					next = resp.Offset + 1
 				}
 				p0 = n
 				return true
@@ -243,8 +246,9 @@ func TestConsumerGroupsOverTheCluster(t *testing.T) {
 		}
 		return false
 	})
-	testutil.Eventually(t, p0.name()+" exports the lag of orders/0", 30*time.Second, func() bool {
-		return strings.Contains(p0.metrics(), `proglog_consumer_group_lag{group="g",partition="0",topic="orders"} 3`+"\n")
+	lag := fmt.Sprintf(`proglog_consumer_group_lag{group="g",partition="0",topic="orders"} %d`, next-100)
+	testutil.Eventually(t, p0.name()+" exports "+lag, 30*time.Second, func() bool {
+		return strings.Contains(p0.metrics(), lag+"\n")
 	})
 
 	// The metadata leader stops: the new one has the acknowledged
