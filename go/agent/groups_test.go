@@ -74,11 +74,16 @@ func TestConsumerGroupsOverTheCluster(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxT(t, 3*time.Minute)
 	nodes := cluster3(t, e)
-	metaLeader := func(among []*node) *node {
+	// The metadata leader may change under load (elections of a loaded
+	// machine), not only when the test stops it: every member call goes
+	// to the leader of the moment, again while there is none or the call
+	// met NOT_LEADER (nothing was proposed), and for the calls that may
+	// be repeated (all but a new member's join) while it is UNAVAILABLE.
+	metaLeader := func() *node {
 		t.Helper()
 		var leader *node
 		testutil.Eventually(t, "a metadata leader", 30*time.Second, func() bool {
-			for _, n := range among {
+			for _, n := range nodes {
 				if n.a != nil && n.a.Metadata().IsLeader() {
 					leader = n
 					return true
@@ -88,49 +93,120 @@ func TestConsumerGroupsOverTheCluster(t *testing.T) {
 		})
 		return leader
 	}
-	leader := metaLeader(nodes)
-	var follower *node
-	for _, n := range nodes {
-		if n != leader {
-			follower = n
-			break
+	onLeader := func(what string, repeatable bool, call func(logv1.LogClient) error) error {
+		t.Helper()
+		var err error
+		testutil.Eventually(t, what, 30*time.Second, func() bool {
+			err = call(metaLeader().log)
+			st, _ := status.FromError(err)
+			switch {
+			case st.Code() == codes.Unavailable && (repeatable || strings.Contains(st.Message(), "no leader elected yet")):
+				return false
+			case st.Code() == codes.FailedPrecondition && strings.HasPrefix(st.Message(), "not the leader"):
+				return false
+			}
+			return true
+		})
+		return err
+	}
+	join := func(req *logv1.JoinGroupRequest) *logv1.Assignment {
+		t.Helper()
+		var resp *logv1.JoinGroupResponse
+		err := onLeader("join of "+req.ClientId, req.MemberId != "", func(c logv1.LogClient) (err error) {
+			resp, err = c.JoinGroup(ctx, req)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("join of %s: %v", req.ClientId, err)
 		}
-	}
-	if _, err := leader.a.Broker().CreateTopic(ctx, "orders", commitlog.TopicConfig{Partitions: 6, ReplicationFactor: 3}); err != nil {
-		t.Fatal(err)
-	}
-	long := durationpb.New(time.Minute) // members that must outlive the leader change
-	join := &logv1.JoinGroupRequest{Group: "g", Topics: []string{"orders"}, SessionTimeout: long, ClientId: "app-a"}
-
-	// The member calls need the metadata leader.
-	_, err := follower.log.JoinGroup(ctx, join)
-	if info := notLeaderInfo(t, err); info.Metadata["leader_addr"] != leader.a.Addr() {
-		t.Fatalf("JoinGroup on %s names %s, want the metadata leader %s", follower.name(), info.Metadata["leader_addr"], leader.a.Addr())
-	}
-	L := leader.log
-	ja, err := L.JoinGroup(ctx, join)
-	if err != nil {
-		t.Fatal(err)
-	}
-	A := ja.Assignment.MemberId
-	if got := owns(ja.Assignment); ja.Assignment.Generation != 1 || got != "0@- 1@- 2@- 3@- 4@- 5@-" {
-		t.Fatalf("A alone: generation %d, %s", ja.Assignment.Generation, got)
+		return resp.Assignment
 	}
 	heartbeat := func(member string, gen uint64) *logv1.Assignment {
 		t.Helper()
-		resp, err := L.Heartbeat(ctx, &logv1.HeartbeatRequest{Group: "g", MemberId: member, Generation: gen})
+		var resp *logv1.HeartbeatResponse
+		err := onLeader("heartbeat", true, func(c logv1.LogClient) (err error) {
+			resp, err = c.Heartbeat(ctx, &logv1.HeartbeatRequest{Group: "g", MemberId: member, Generation: gen})
+			return err
+		})
 		if err != nil {
 			t.Fatalf("heartbeat of %s at generation %d: %v", member, gen, err)
 		}
 		return resp.Assignment
 	}
-	jb, err := L.JoinGroup(ctx, &logv1.JoinGroupRequest{Group: "g", Topics: []string{"orders"}, SessionTimeout: long, ClientId: "app-b"})
+	heartbeatErr := func(member string, gen uint64) error {
+		return onLeader("heartbeat", true, func(c logv1.LogClient) error {
+			_, err := c.Heartbeat(ctx, &logv1.HeartbeatRequest{Group: "g", MemberId: member, Generation: gen})
+			return err
+		})
+	}
+	// commit commits offset base+p of each partition p of ps.
+	commit := func(member string, gen uint64, ps []uint32, base uint64) error {
+		req := &logv1.CommitOffsetsRequest{Group: "g", MemberId: member, Generation: gen}
+		for _, p := range ps {
+			req.Offsets = append(req.Offsets, &logv1.PartitionOffset{Topic: "orders", Partition: p, Offset: base + uint64(p)})
+		}
+		return onLeader("commit", true, func(c logv1.LogClient) error {
+			_, err := c.CommitOffsets(ctx, req)
+			return err
+		})
+	}
+	describe := func() *logv1.DescribeGroupResponse {
+		t.Helper()
+		var d *logv1.DescribeGroupResponse
+		if err := onLeader("describe", true, func(c logv1.LogClient) (err error) {
+			d, err = c.DescribeGroup(ctx, &logv1.DescribeGroupRequest{Group: "g"})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+
+	err := onLeader("create orders", true, func(c logv1.LogClient) error {
+		_, err := c.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "orders", Config: &logv1.TopicConfig{Partitions: 6, ReplicationFactor: 3}})
+		if status.Code(err) == codes.AlreadyExists { // a repeated call
+			return nil
+		}
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	B := jb.Assignment.MemberId
-	if jb.Assignment.Generation != 2 || len(jb.Assignment.Partitions) != 0 {
-		t.Fatalf("B before A acknowledged: %v", jb.Assignment)
+
+	// The member calls need the metadata leader: a follower names it.
+	// (Group "probe", so that a node that became leader meanwhile adds
+	// nothing to "g".)
+	testutil.Eventually(t, "NOT_LEADER naming the metadata leader", 30*time.Second, func() bool {
+		leader := metaLeader()
+		for _, n := range nodes {
+			if n == leader {
+				continue
+			}
+			_, err := n.log.JoinGroup(ctx, &logv1.JoinGroupRequest{Group: "probe", Topics: []string{"orders"}})
+			st, _ := status.FromError(err)
+			if st.Code() != codes.FailedPrecondition {
+				t.Logf("JoinGroup on %s: %v", n.name(), err)
+				return false
+			}
+			if info := notLeaderInfo(t, err); info.Metadata["leader_addr"] != leader.a.Addr() {
+				t.Logf("JoinGroup on %s names %s, the metadata leader was %s", n.name(), info.Metadata["leader_addr"], leader.a.Addr())
+				return false
+			}
+			return true
+		}
+		return false
+	})
+
+	long := durationpb.New(time.Minute) // members that must outlive the leader change
+	ja := join(&logv1.JoinGroupRequest{Group: "g", Topics: []string{"orders"}, SessionTimeout: long, ClientId: "app-a"})
+	A := ja.MemberId
+	if got := owns(ja); ja.Generation != 1 || got != "0@- 1@- 2@- 3@- 4@- 5@-" {
+		t.Fatalf("A alone: generation %d, %s", ja.Generation, got)
+	}
+	jb := join(&logv1.JoinGroupRequest{Group: "g", Topics: []string{"orders"}, SessionTimeout: long, ClientId: "app-b"})
+	B := jb.MemberId
+	if jb.Generation != 2 || len(jb.Partitions) != 0 {
+		t.Fatalf("B before A acknowledged: %v", jb)
 	}
 	a := heartbeat(A, 1) // not yet acknowledging 2: A reads only what it keeps
 	if a.Generation != 2 || len(a.Partitions) != 3 {
@@ -147,13 +223,10 @@ func TestConsumerGroupsOverTheCluster(t *testing.T) {
 
 	// A third member: 2 each; a partition moves to C only once its
 	// owner acknowledged generation 3.
-	jc, err := L.JoinGroup(ctx, &logv1.JoinGroupRequest{Group: "g", Topics: []string{"orders"}, SessionTimeout: long, ClientId: "app-c"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	C := jc.Assignment.MemberId
-	if jc.Assignment.Generation != 3 || len(jc.Assignment.Partitions) != 0 {
-		t.Fatalf("C before anyone acknowledged: %v", jc.Assignment)
+	jc := join(&logv1.JoinGroupRequest{Group: "g", Topics: []string{"orders"}, SessionTimeout: long, ClientId: "app-c"})
+	C := jc.MemberId
+	if jc.Generation != 3 || len(jc.Partitions) != 0 {
+		t.Fatalf("C before anyone acknowledged: %v", jc)
 	}
 	a, b = heartbeat(A, 2), heartbeat(B, 2)
 	if c := heartbeat(C, 3); len(c.Partitions) != 0 || len(a.Partitions) != 2 || len(b.Partitions) != 2 {
@@ -172,14 +245,6 @@ func TestConsumerGroupsOverTheCluster(t *testing.T) {
 	pa, pb, pc := partitionsOf(fromA), partitionsOf(b), partitionsOf(c)
 
 	// Commits: fenced, then accepted.
-	commit := func(member string, gen uint64, ps []uint32, base uint64) error {
-		req := &logv1.CommitOffsetsRequest{Group: "g", MemberId: member, Generation: gen}
-		for _, p := range ps {
-			req.Offsets = append(req.Offsets, &logv1.PartitionOffset{Topic: "orders", Partition: p, Offset: base + uint64(p)})
-		}
-		_, err := L.CommitOffsets(ctx, req)
-		return err
-	}
 	md := groupErrorInfo(t, commit(C, 3, pa[:1], 10), codes.FailedPrecondition, "NOT_OWNER")
 	if md["member_id"] != C || md["topic"] != "orders" || md["partition"] != fmt.Sprint(pa[0]) {
 		t.Fatalf("NOT_OWNER metadata %v", md)
@@ -201,6 +266,14 @@ func TestConsumerGroupsOverTheCluster(t *testing.T) {
 	wantOffsets := "0@100 1@101 2@102 3@103 4@104 5@105"
 
 	// The reads on a follower, from its copy.
+	leader := metaLeader()
+	var follower *node
+	for _, n := range nodes {
+		if n != leader {
+			follower = n
+			break
+		}
+	}
 	testutil.Eventually(t, follower.name()+" has the commits", 30*time.Second, func() bool {
 		resp, err := follower.log.FetchOffsets(ctx, &logv1.FetchOffsetsRequest{Group: "g"})
 		if err != nil {
@@ -221,8 +294,8 @@ func TestConsumerGroupsOverTheCluster(t *testing.T) {
 		}
 	}
 	lg, err := follower.log.ListGroups(ctx, &logv1.ListGroupsRequest{})
-	if err != nil || len(lg.Groups) != 1 || lg.Groups[0].Group != "g" || lg.Groups[0].Members != 3 || lg.Groups[0].Generation != 3 {
-		t.Fatalf("ListGroups on %s: %v, %v", follower.name(), lg, err)
+	if err != nil || !slices.ContainsFunc(lg.GetGroups(), func(g *logv1.GroupSummary) bool { return g.Group == "g" && g.Members == 3 && g.Generation == 3 }) {
+		t.Fatalf("ListGroups on %s: %v, %v, want g with 3 members at generation 3", follower.name(), lg, err)
 	}
 
 	// The lag, on orders/0's leader: its next offset minus the commit of
@@ -253,32 +326,12 @@ func TestConsumerGroupsOverTheCluster(t *testing.T) {
 
 	// The metadata leader stops: the new one has the acknowledged
 	// commits and the members, whose sessions start afresh.
-	leader.stop()
-	var rest []*node
-	for _, n := range nodes {
-		if n != leader {
-			rest = append(rest, n)
-		}
-	}
-	leader = metaLeader(rest)
-	L = leader.log
-	var got *logv1.Assignment
-	testutil.Eventually(t, "A's heartbeat on the new metadata leader", 30*time.Second, func() bool {
-		resp, err := L.Heartbeat(ctx, &logv1.HeartbeatRequest{Group: "g", MemberId: A, Generation: 3})
-		if status.Code(err) == codes.Unavailable || status.Code(err) == codes.FailedPrecondition && strings.Contains(err.Error(), "leader") {
-			return false // the new leader's barrier, or a client racing the election
-		}
-		if err != nil {
-			t.Fatalf("A's heartbeat on %s: %v", leader.name(), err)
-		}
-		got = resp.Assignment
-		return true
-	})
+	metaLeader().stop()
 	want := []string{}
 	for _, p := range pa {
 		want = append(want, fmt.Sprintf("%d@%d", p, 100+p))
 	}
-	if owns(got) != strings.Join(want, " ") || got.Generation != 3 {
+	if got := heartbeat(A, 3); owns(got) != strings.Join(want, " ") || got.Generation != 3 {
 		t.Fatalf("A on the new leader: generation %d, %s, want generation 3, %s", got.Generation, owns(got), strings.Join(want, " "))
 	}
 	for member, ps := range map[string][]uint32{B: pb, C: pc} {
@@ -289,16 +342,9 @@ func TestConsumerGroupsOverTheCluster(t *testing.T) {
 
 	// A member that stops heartbeating is removed after its session
 	// timeout; the others stay.
-	jd, err := L.JoinGroup(ctx, &logv1.JoinGroupRequest{Group: "g", Topics: []string{"orders"}, SessionTimeout: durationpb.New(commitlog.MinSessionTimeout)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	D := jd.Assignment.MemberId
+	D := join(&logv1.JoinGroupRequest{Group: "g", Topics: []string{"orders"}, SessionTimeout: durationpb.New(commitlog.MinSessionTimeout), ClientId: "app-d"}).MemberId
 	testutil.Eventually(t, "D removed after its session timeout", 30*time.Second, func() bool {
-		d, err := L.DescribeGroup(ctx, &logv1.DescribeGroupRequest{Group: "g"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		d := describe()
 		for _, m := range d.Members {
 			if m.MemberId == D {
 				return false
@@ -309,20 +355,20 @@ func TestConsumerGroupsOverTheCluster(t *testing.T) {
 		}
 		return true
 	})
-	_, err = L.Heartbeat(ctx, &logv1.HeartbeatRequest{Group: "g", MemberId: D, Generation: 4})
-	groupErrorInfo(t, err, codes.NotFound, "UNKNOWN_MEMBER")
-	_, err = L.Heartbeat(ctx, &logv1.HeartbeatRequest{Group: "g", MemberId: A, Generation: 99})
-	groupErrorInfo(t, err, codes.FailedPrecondition, "STALE_GENERATION")
+	groupErrorInfo(t, heartbeatErr(D, 4), codes.NotFound, "UNKNOWN_MEMBER")
+	groupErrorInfo(t, heartbeatErr(A, 99), codes.FailedPrecondition, "STALE_GENERATION")
 
 	// C leaves: its partitions go at once to A and B, with C's commits.
-	if _, err := L.LeaveGroup(ctx, &logv1.LeaveGroupRequest{Group: "g", MemberId: C}); err != nil {
+	if err := onLeader("C's leave", true, func(c logv1.LogClient) error {
+		_, err := c.LeaveGroup(ctx, &logv1.LeaveGroupRequest{Group: "g", MemberId: C})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	a, b = heartbeat(A, 6), heartbeat(B, 6)
 	all := append(partitionsOf(a), partitionsOf(b)...)
 	slices.Sort(all)
-	if a.Generation != 6 || len(a.Partitions) != 3 || len(b.Partitions) != 3 ||
-		!slices.Equal(all, []uint32{0, 1, 2, 3, 4, 5}) {
+	if a.Generation != 6 || len(a.Partitions) != 3 || len(b.Partitions) != 3 || !slices.Equal(all, []uint32{0, 1, 2, 3, 4, 5}) {
 		t.Fatalf("after C left: A %s, B %s at generation %d", owns(a), owns(b), a.Generation)
 	}
 	for _, p := range append(a.Partitions, b.Partitions...) {
