@@ -203,10 +203,10 @@ func (s *State) ackGroup(c Command) error {
 		return &commitlog.StaleGenerationError{Group: c.Group, MemberID: c.MemberID, Generation: c.Generation, Current: g.Generation}
 	}
 	m.Acked = c.Generation
-	g.forget()
 	if c.Generation != g.Generation {
 		return nil
 	}
+	g.forget()
 	for topic, owners := range g.Owners {
 		for p, o := range owners {
 			if o == m.ID && !slices.Contains(m.Target[topic], p) {
