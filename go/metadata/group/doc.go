@@ -151,7 +151,12 @@
 // and the commits arriving meanwhile wait to go together into the next
 // (up to 1024, or half of MaxCommandBytes by an estimate of their
 // encoding). Each caller gets its own commit's result (the FSM's
-// *metadata.CommitsError says which commits were refused).
+// *metadata.CommitsError says which commits were refused), once the entry
+// is applied on the leader, which Raft does only after a majority of the
+// voters stored it: an acknowledged commit is in every later leader's
+// state (TestGroupsLeaderChange; go/agent's TestConsumerGroupsOverTheCluster
+// stops the leader). A caller whose context ends first gets an error that
+// says the commit may still be applied.
 // docs/benchmarks.md, "Consumer-group commits", measures it.
 //
 // Not done here: preferred-leader balancing; a node that fails without
