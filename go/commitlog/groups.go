@@ -158,6 +158,23 @@ func (e *TooManyMembersError) Error() string {
 // Is reports whether target is ErrTooManyMembers.
 func (e *TooManyMembersError) Is(target error) bool { return target == ErrTooManyMembers }
 
+// LimitError is ErrTooManyMembers for a limit of the whole cluster's
+// consumer-group state rather than of one group's members (the metadata
+// bounds what it keeps): Resource names what is counted, Limit the most the
+// cluster keeps.
+type LimitError struct {
+	Group    string
+	Resource string
+	Limit    int
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("commitlog: group %q: the cluster keeps at most %d %s", e.Group, e.Limit, e.Resource)
+}
+
+// Is reports whether target is ErrTooManyMembers.
+func (e *LimitError) Is(target error) bool { return target == ErrTooManyMembers }
+
 // Groups is the consumer-group coordinator as the API server sees it
 // (log.proto's JoinGroup … DescribeGroup). The metadata group implements
 // it; the server never sees Raft. The member calls (Join, Heartbeat, Leave,

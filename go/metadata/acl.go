@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/proglog/proglog/go/commitlog"
 )
@@ -36,10 +34,8 @@ func (r ACLRule) Validate() error {
 		switch {
 		case f.v == "" || len(f.v) > commitlog.MaxACLFieldLen:
 			return fmt.Errorf("%w: %s %q must be 1 to %d bytes", ErrInvalidACL, f.name, f.v, commitlog.MaxACLFieldLen)
-		case !utf8.ValidString(f.v):
-			return fmt.Errorf("%w: %s %q is not UTF-8", ErrInvalidACL, f.name, f.v)
-		case slices.ContainsFunc([]rune(f.v), unicode.IsControl):
-			return fmt.Errorf("%w: %s %q has a control character", ErrInvalidACL, f.name, f.v)
+		case !IsText(f.v):
+			return fmt.Errorf("%w: %s %q is not UTF-8 without control characters", ErrInvalidACL, f.name, f.v)
 		}
 	}
 	return nil

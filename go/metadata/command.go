@@ -138,12 +138,17 @@ func DecodeState(b []byte) (*State, error) {
 	return s, nil
 }
 
+// encode writes v as JSON without HTML escaping, so that text fields take
+// at most twice their length (the state's size budget counts on it).
 func encode(version byte, v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b bytes.Buffer
+	b.WriteByte(version)
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(false)
+	if err := e.Encode(v); err != nil {
 		return nil, fmt.Errorf("metadata: encode: %w", err)
 	}
-	return append([]byte{version}, b...), nil
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 func decode(version byte, b []byte, v any) error {

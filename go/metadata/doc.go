@@ -122,7 +122,8 @@
 // Bounds: topics per member commitlog.MaxGroupTopics, offsets per commit
 // commitlog.MaxCommitOffsets, members per group and groups the
 // proposer's limits, carried in OpJoinGroup (ErrTooManyGroups wraps
-// commitlog.ErrTooManyMembers, so the API answers RESOURCE_EXHAUSTED).
+// commitlog.ErrTooManyMembers, so the API answers RESOURCE_EXHAUSTED),
+// and the cluster's own (see "Size").
 //
 // # Assignment
 //
@@ -137,11 +138,54 @@
 // a member leaving gives its partitions to the others without moving any
 // other partition (TestGroupSticky; balance: TestGroupsProperty).
 //
+// # Size
+//
+// FSM.Restore takes snapshots of up to 64 MiB, so the state is bounded
+// below that by construction: Apply refuses a command that would take it
+// past a limit of the whole cluster, and every field is bounded in
+// length. The limits and the encoded size of one item of each kind at
+// its largest (names at their length limit, numbers at their widest,
+// text of characters JSON escapes; TestStateBudget measures them):
+//
+//	nodes                          MaxNodes                    1024 × 1.9 KB =  1.9 MiB
+//	partitions of all topics       MaxClusterPartitions        8192 × 2.1 KB = 16.4 MiB
+//	ACL rules                      commitlog.MaxACLRules       4096 × 1.6 KB =  6.1 MiB
+//	consumer groups                MaxConsumerGroups          10000 × 330 B  =  3.1 MiB
+//	(member, topic) subscriptions  MaxGroupSubscriptions      10000 × 1.3 KB = 12.0 MiB
+//	(group, topic) entries         MaxGroupTopicEntries       10000 × 510 B  =  4.9 MiB
+//	(group, topic, partition)      MaxGroupPartitionEntries   32768 × 107 B  =  3.3 MiB
+//	worst case                                                                 47.7 MiB
+//
+// That is three quarters of the restore limit: TestStateBudget fails if a
+// limit is raised past it.
+//
+// A partition is counted with a topic of its own (a topic costs more than
+// its partitions), a subscription with a member of its own (each member
+// subscribes to one topic at least). A (group, topic) entry is a topic a
+// group subscribes to, owns a partition of or has an offset of; a (group,
+// topic, partition) entry a partition a member targets, owns or the group
+// committed: every partition of each subscribed topic, plus those owned
+// or committed outside the subscriptions (a member that changed its
+// subscription owns its old partitions until it acknowledges; offsets
+// stay until their topic is deleted). Commits never add an entry, since a
+// member commits only partitions it owns: only joins grow the groups'
+// counts, and a join that would pass one is refused with a
+// *commitlog.LimitError naming it (RESOURCE_EXHAUSTED over the API;
+// ErrTooManyGroups wraps it for MaxConsumerGroups); a join that grows no
+// count is never refused for one. A topic beyond MaxClusterPartitions is
+// refused with ErrInvalidTopic, a node beyond MaxNodes with
+// ErrTooManyNodes; a node's ID is a nodeid name, its addresses and rack
+// at most MaxNodeFieldLen bytes of text (IsText: UTF-8 without control
+// characters), a member ID at most MaxMemberIDLen of a topic name's
+// characters and a client ID text. Each group's counts are kept until the
+// group changes, so a join costs one pass over the groups.
+//
 // # Encoding
 //
 // Commands and snapshots are JSON behind a one-byte version: metadata
 // changes rarely and is small (topics and nodes, not records), and JSON
-// keeps it readable in a debugger and in `proglog` output. Decoding
+// keeps it readable in a debugger and in `proglog` output. It is written
+// without HTML escaping, so text takes at most twice its length. Decoding
 // rejects unknown versions and unknown fields (ErrBadEncoding); maps are
 // encoded with sorted keys, so equal states encode to equal bytes.
 package metadata

@@ -33,6 +33,8 @@ var (
 	// proposer's limit of groups. It wraps commitlog.ErrTooManyMembers
 	// (RESOURCE_EXHAUSTED): the port has no sentinel of its own for it.
 	ErrTooManyGroups = fmt.Errorf("metadata: too many consumer groups: %w", commitlog.ErrTooManyMembers)
+	// ErrTooManyNodes: registering a node would exceed MaxNodes.
+	ErrTooManyNodes = errors.New("metadata: too many nodes")
 	// ErrBadEncoding: a command or snapshot could not be decoded.
 	ErrBadEncoding = errors.New("metadata: bad encoding")
 )

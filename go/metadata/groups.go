@@ -25,6 +25,10 @@ type ConsumerGroup struct {
 	// Offsets are the committed offsets per topic and partition: the
 	// offset of the next record the group has to process.
 	Offsets map[string]map[int]uint64 `json:"offsets,omitempty"`
+
+	// counted is the group's usage of the limits, nil until counted
+	// after a change (usage, forget).
+	counted *groupUsage
 }
 
 // GroupMember is one member of a ConsumerGroup.
@@ -109,8 +113,11 @@ func (s *State) joinGroup(c Command) error {
 	if j.SessionTimeout < commitlog.MinSessionTimeout || j.SessionTimeout > commitlog.MaxSessionTimeout {
 		return fmt.Errorf("%w: session timeout %v, want %v to %v", commitlog.ErrInvalidGroup, j.SessionTimeout, commitlog.MinSessionTimeout, commitlog.MaxSessionTimeout)
 	}
-	if len(j.ClientID) > commitlog.MaxClientIDLen {
-		return fmt.Errorf("%w: client id of %d bytes, at most %d", commitlog.ErrInvalidGroup, len(j.ClientID), commitlog.MaxClientIDLen)
+	if len(j.ClientID) > commitlog.MaxClientIDLen || !IsText(j.ClientID) {
+		return fmt.Errorf("%w: client id must be at most %d bytes of UTF-8 without control characters", commitlog.ErrInvalidGroup, commitlog.MaxClientIDLen)
+	}
+	if len(j.MemberID) > MaxMemberIDLen || ValidateTopicName(j.MemberID) != nil {
+		return fmt.Errorf("%w: member ID %q: want 1 to %d of [a-zA-Z0-9._-]", ErrBadEncoding, j.MemberID, MaxMemberIDLen)
 	}
 	for _, t := range topics {
 		if s.Topics[t] == nil {
@@ -130,7 +137,10 @@ func (s *State) joinGroup(c Command) error {
 	case j.New && g != nil && len(g.Members) >= j.MaxMembers:
 		return &commitlog.TooManyMembersError{Group: c.Group, Limit: j.MaxMembers}
 	case g == nil && j.MaxGroups > 0 && len(s.Groups) >= j.MaxGroups:
-		return fmt.Errorf("%w: group %q would be one more than %d", ErrTooManyGroups, c.Group, j.MaxGroups)
+		return fmt.Errorf("%w: %w", ErrTooManyGroups, &commitlog.LimitError{Group: c.Group, Resource: "consumer groups", Limit: j.MaxGroups})
+	}
+	if err := s.checkGroupLimits(c.Group, g, j.MemberID, topics); err != nil {
+		return err
 	}
 	if g == nil {
 		g = &ConsumerGroup{}
@@ -139,6 +149,7 @@ func (s *State) joinGroup(c Command) error {
 		}
 		s.Groups[c.Group] = g
 	}
+	g.forget()
 	if g.Members == nil {
 		g.Members = map[string]*GroupMember{}
 	}
@@ -165,6 +176,7 @@ func (s *State) leaveGroup(c Command) error {
 	if g == nil {
 		return nil
 	}
+	g.forget()
 	removed := false
 	for _, id := range c.Members {
 		if g.Members[id] != nil {
@@ -194,6 +206,7 @@ func (s *State) ackGroup(c Command) error {
 	if c.Generation != g.Generation {
 		return nil
 	}
+	g.forget()
 	for topic, owners := range g.Owners {
 		for p, o := range owners {
 			if o == m.ID && !slices.Contains(m.Target[topic], p) {
@@ -256,6 +269,7 @@ func (s *State) commit(gc GroupCommit) error {
 	if err != nil {
 		return err
 	}
+	// No count changes (no forget): the partitions are owned, so counted.
 	if g.Offsets == nil {
 		g.Offsets = map[string]map[int]uint64{}
 	}
@@ -273,6 +287,7 @@ func (s *State) commit(gc GroupCommit) error {
 func (s *State) dropTopicFromGroups(topic string) {
 	for _, name := range slices.Sorted(maps.Keys(s.Groups)) {
 		g := s.Groups[name]
+		g.forget()
 		changed := false
 		for _, m := range g.Members {
 			if i := slices.Index(m.Topics, topic); i >= 0 {

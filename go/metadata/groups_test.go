@@ -385,6 +385,12 @@ func checkGroupInvariants(t *testing.T, s *State, at string) {
 	if g == nil {
 		return
 	}
+	// Every change drops the group's counted usage (forget): counted
+	// after the previous step, it must still be the fresh count.
+	if g.counted != nil && *g.counted != g.usageWith(s, "", nil) {
+		t.Fatalf("%s: counted usage %+v, fresh %+v", at, *g.counted, g.usageWith(s, "", nil))
+	}
+	g.usage(s)
 	for topic, owners := range g.Owners {
 		for p, o := range owners {
 			if g.Members[o] == nil {

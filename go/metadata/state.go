@@ -193,6 +193,9 @@ func (s *State) registerNode(c Command) error {
 	if n == nil || n.ID == "" || n.RaftAddr == "" || n.APIAddr == "" {
 		return fmt.Errorf("%w: register_node needs an ID, a Raft address and an API address", ErrBadEncoding)
 	}
+	if err := s.checkNode(n); err != nil {
+		return err
+	}
 	nn := *n
 	if old, ok := s.Nodes[n.ID]; ok {
 		// Registering again does not undo a leave (OpReturnNode does).
@@ -230,6 +233,9 @@ func (s *State) createTopic(index uint64, c Command) error {
 	}
 	if _, ok := s.Topics[c.Topic]; ok {
 		return fmt.Errorf("%w: %q", ErrTopicExists, c.Topic)
+	}
+	if err := s.checkPartitions(c.Topic, cfg.Partitions); err != nil {
+		return err
 	}
 	if len(c.Assignment) != cfg.Partitions {
 		return fmt.Errorf("%w: %d partitions assigned, the topic has %d", ErrBadEncoding, len(c.Assignment), cfg.Partitions)

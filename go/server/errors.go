@@ -359,6 +359,7 @@ func groupStatus(err error, ge *groupError) error {
 		stale  *commitlog.StaleGenerationError
 		owner  *commitlog.NotOwnerError
 		many   *commitlog.TooManyMembersError
+		limit  *commitlog.LimitError
 		code   codes.Code
 		msg    string
 		md     map[string]string
@@ -388,6 +389,10 @@ func groupStatus(err error, ge *groupError) error {
 	case errors.Is(err, commitlog.ErrStaleGeneration):
 		code, reason, md = codes.FailedPrecondition, reasonStaleGen, groupMetadata(ge.group, ge.memberID)
 		msg = fmt.Sprintf("member %q of group %q named a stale generation; nothing was written; heartbeat to learn its partitions", ge.memberID, ge.group)
+	case errors.As(err, &limit):
+		code, reason, md = codes.ResourceExhausted, reasonTooManyMembers, groupMetadata(limit.Group, "")
+		md["limit"], md["resource"] = strconv.Itoa(limit.Limit), limit.Resource
+		msg = fmt.Sprintf("group %q: the cluster keeps at most %d %s; nothing was written; retry once members leave or topics are deleted", limit.Group, limit.Limit, limit.Resource)
 	case errors.As(err, &many):
 		code, reason, md = codes.ResourceExhausted, reasonTooManyMembers, groupMetadata(many.Group, "")
 		md["limit"] = strconv.Itoa(many.Limit)

@@ -337,6 +337,8 @@ func TestGroupErrorsMapToStatuses(t *testing.T) {
 			codes.FailedPrecondition, "STALE_GENERATION", map[string]string{"group": "g", "member_id": "m1"}},
 		{"too many members", fmt.Errorf("coordinator: %w", &commitlog.TooManyMembersError{Group: "g", Limit: 100}), join,
 			codes.ResourceExhausted, "TOO_MANY_MEMBERS", map[string]string{"group": "g", "limit": "100"}},
+		{"cluster limit", fmt.Errorf("coordinator: %w", &commitlog.LimitError{Group: "g", Resource: "consumer groups", Limit: 10000}), join,
+			codes.ResourceExhausted, "TOO_MANY_MEMBERS", map[string]string{"group": "g", "limit": "10000", "resource": "consumer groups"}},
 		{"too many members, bare", commitlog.ErrTooManyMembers, join,
 			codes.ResourceExhausted, "TOO_MANY_MEMBERS", map[string]string{"group": "g"}},
 		{"unknown topic", fmt.Errorf("coordinator: %w", commitlog.ErrUnknownTopic), join,

@@ -49,8 +49,9 @@ const (
 	DefaultMaxCommandBytes = 4 << 20
 	// DefaultMaxGroupMembers bounds the members of one consumer group.
 	DefaultMaxGroupMembers = 1000
-	// DefaultMaxGroups bounds the consumer groups of the cluster.
-	DefaultMaxGroups = 10000
+	// DefaultMaxGroups bounds the consumer groups of the cluster: the
+	// metadata's own limit (metadata.MaxConsumerGroups).
+	DefaultMaxGroups = metadata.MaxConsumerGroups
 	// DefaultSessionCheckInterval is how often the leader looks for
 	// expired sessions: a member is removed at most this long after its
 	// session timeout (commitlog.MinSessionTimeout and above).
@@ -219,8 +220,8 @@ func (c Config) Validate() error {
 		return bad("MaxCommandBytes must be positive")
 	case c.MaxGroupMembers < 1:
 		return bad("MaxGroupMembers must be at least 1, got %d", c.MaxGroupMembers)
-	case c.MaxGroups < 1:
-		return bad("MaxGroups must be at least 1, got %d", c.MaxGroups)
+	case c.MaxGroups < 1 || c.MaxGroups > metadata.MaxConsumerGroups:
+		return bad("MaxGroups must be 1 to %d (metadata.MaxConsumerGroups), got %d", metadata.MaxConsumerGroups, c.MaxGroups)
 	case c.SessionCheckInterval <= 0:
 		return bad("SessionCheckInterval must be positive, got %v", c.SessionCheckInterval)
 	}

@@ -49,7 +49,7 @@ func TestConfigValidate(t *testing.T) {
 		"no transport limit": {func(c *Config) { c.TransportTimeout = 0 }, "TransportTimeout must be positive"},
 		"no command size":    {func(c *Config) { c.MaxCommandBytes = 0 }, "MaxCommandBytes must be positive"},
 		"no group members":   {func(c *Config) { c.MaxGroupMembers = 0 }, "MaxGroupMembers must be at least 1, got 0"},
-		"no groups":          {func(c *Config) { c.MaxGroups = 0 }, "MaxGroups must be at least 1, got 0"},
+		"no groups":          {func(c *Config) { c.MaxGroups = 0 }, "MaxGroups must be 1 to 10000 (metadata.MaxConsumerGroups), got 0"},
 		"no session checks":  {func(c *Config) { c.SessionCheckInterval = 0 }, "SessionCheckInterval must be positive"},
 		"raft timings":       {func(c *Config) { c.HeartbeatTimeout = time.Millisecond }, "raft:"},
 	} {

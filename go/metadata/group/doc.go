@@ -124,7 +124,11 @@
 // earlier terms. Their answers are read from the leader's state after
 // their own entry applied. A new member's ID is 128 random bits in hex,
 // chosen here and carried in OpJoinGroup with the limits
-// Config.MaxGroupMembers and Config.MaxGroups. A join repeating a member's
+// Config.MaxGroupMembers and Config.MaxGroups (at most
+// metadata.MaxConsumerGroups); the state's own cluster-wide limits
+// (go/metadata, "Size") refuse a join with a *commitlog.LimitError. A
+// join whose client ID the state would refuse (not text) is refused
+// without an entry. A join repeating a member's
 // subscription, client ID and session timeout, and a heartbeat naming
 // the generation the member acknowledged already, only renew the session:
 // no Raft entry. A heartbeat naming a newer generation proposes
@@ -147,7 +151,12 @@
 // and the commits arriving meanwhile wait to go together into the next
 // (up to 1024, or half of MaxCommandBytes by an estimate of their
 // encoding). Each caller gets its own commit's result (the FSM's
-// *metadata.CommitsError says which commits were refused).
+// *metadata.CommitsError says which commits were refused), once the entry
+// is applied on the leader, which Raft does only after a majority of the
+// voters stored it: an acknowledged commit is in every later leader's
+// state (TestGroupsLeaderChange; go/agent's TestConsumerGroupsOverTheCluster
+// stops the leader). A caller whose context ends first gets an error that
+// says the commit may still be applied.
 // docs/benchmarks.md, "Consumer-group commits", measures it.
 //
 // Not done here: preferred-leader balancing; a node that fails without

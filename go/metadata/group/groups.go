@@ -190,8 +190,8 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req commitlog.JoinRequest) 
 	if timeout < commitlog.MinSessionTimeout || timeout > commitlog.MaxSessionTimeout {
 		return commitlog.Assignment{}, fmt.Errorf("%w: session timeout %v, want %v to %v", commitlog.ErrInvalidGroup, timeout, commitlog.MinSessionTimeout, commitlog.MaxSessionTimeout)
 	}
-	if len(req.ClientID) > commitlog.MaxClientIDLen {
-		return commitlog.Assignment{}, fmt.Errorf("%w: client id of %d bytes, at most %d", commitlog.ErrInvalidGroup, len(req.ClientID), commitlog.MaxClientIDLen)
+	if len(req.ClientID) > commitlog.MaxClientIDLen || !metadata.IsText(req.ClientID) {
+		return commitlog.Assignment{}, fmt.Errorf("%w: client id must be at most %d bytes of UTF-8 without control characters", commitlog.ErrInvalidGroup, commitlog.MaxClientIDLen)
 	}
 	if err := c.leader(); err != nil {
 		return commitlog.Assignment{}, err

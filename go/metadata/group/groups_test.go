@@ -88,6 +88,11 @@ func TestGroupsOnLeader(t *testing.T) {
 	if b.Generation != 2 || len(b.Partitions) != 0 {
 		t.Fatalf("second member before the first one's ack: %+v", b)
 	}
+	// A client ID the state refuses (not text) is refused before Raft.
+	last := l.raft.LastIndex()
+	if _, err := co.JoinGroup(ctx, commitlog.JoinRequest{Group: "g", Topics: []string{"t"}, ClientID: "host\x00"}); !errors.Is(err, commitlog.ErrInvalidGroup) || l.raft.LastIndex() != last {
+		t.Fatalf("a client ID with a NUL: %v (log %d, was %d), want ErrInvalidGroup and no entry", err, l.raft.LastIndex(), last)
+	}
 	if a, err = co.Heartbeat(ctx, "g", A, 1); err != nil || a.Generation != 2 || len(a.Partitions) != 2 {
 		t.Fatalf("A's heartbeat of generation 1: %+v %v, want 2 partitions of generation 2", a, err)
 	}
@@ -115,7 +120,7 @@ func TestGroupsOnLeader(t *testing.T) {
 	if err != nil || partitions(b) != want {
 		t.Fatalf("B after A's ack: %s %v, want %s", partitions(b), err, want)
 	}
-	last := l.raft.LastIndex()
+	last = l.raft.LastIndex()
 	for range 3 {
 		if _, err := co.Heartbeat(ctx, "g", A, 2); err != nil {
 			t.Fatal(err)
@@ -256,6 +261,12 @@ func TestGroupsLeaderChange(t *testing.T) {
 	}
 	if err := co.CommitOffsets(ctx, "g", a.MemberID, 1, []commitlog.PartitionOffset{po("t", 1, 42)}); err != nil {
 		t.Fatal(err)
+	}
+	// Acknowledged only once applied on the leader, which Raft does only
+	// after a majority stored the entry: the leader's copy has it at once,
+	// and so will every later leader.
+	if off, err := l.view().FetchOffsets("g", nil); err != nil || len(off) != 1 || off[0].Offset != 42 {
+		t.Fatalf("the leader's state when the commit was acknowledged: %+v %v", off, err)
 	}
 	c.clock.Add(time.Hour) // the old leader checks no session meanwhile
 	if err := l.Close(); err != nil {

@@ -65,7 +65,10 @@ const (
 //
 //	INVALID_ARGUMENT    malformed request (missing record, empty batch, too many
 //	                    records in one batch), or a topic name or setting that
-//	                    is not allowed (ErrorInfo reason "INVALID_TOPIC").
+//	                    is not allowed (ErrorInfo reason "INVALID_TOPIC"),
+//	                    also a CreateTopic whose partitions would take the
+//	                    cluster past its limit of partitions (the message
+//	                    names it).
 //	NOT_FOUND           the request names a topic or partition that does not
 //	                    exist (ErrorInfo reason "UNKNOWN_TOPIC" with metadata
 //	                    "topic", or "UNKNOWN_PARTITION" with "topic" and
@@ -478,7 +481,10 @@ func (c *logClient) ListACLs(ctx context.Context, in *ListACLsRequest, opts ...g
 //
 //	INVALID_ARGUMENT    malformed request (missing record, empty batch, too many
 //	                    records in one batch), or a topic name or setting that
-//	                    is not allowed (ErrorInfo reason "INVALID_TOPIC").
+//	                    is not allowed (ErrorInfo reason "INVALID_TOPIC"),
+//	                    also a CreateTopic whose partitions would take the
+//	                    cluster past its limit of partitions (the message
+//	                    names it).
 //	NOT_FOUND           the request names a topic or partition that does not
 //	                    exist (ErrorInfo reason "UNKNOWN_TOPIC" with metadata
 //	                    "topic", or "UNKNOWN_PARTITION" with "topic" and

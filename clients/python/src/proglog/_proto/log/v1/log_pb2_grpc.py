@@ -45,7 +45,10 @@ class LogStub:
     Errors. Every RPC returns a google.rpc.Status code:
     INVALID_ARGUMENT    malformed request (missing record, empty batch, too many
     records in one batch), or a topic name or setting that
-    is not allowed (ErrorInfo reason "INVALID_TOPIC").
+    is not allowed (ErrorInfo reason "INVALID_TOPIC"),
+    also a CreateTopic whose partitions would take the
+    cluster past its limit of partitions (the message
+    names it).
     NOT_FOUND           the request names a topic or partition that does not
     exist (ErrorInfo reason "UNKNOWN_TOPIC" with metadata
     "topic", or "UNKNOWN_PARTITION" with "topic" and
@@ -241,7 +244,10 @@ class LogServicer:
     Errors. Every RPC returns a google.rpc.Status code:
     INVALID_ARGUMENT    malformed request (missing record, empty batch, too many
     records in one batch), or a topic name or setting that
-    is not allowed (ErrorInfo reason "INVALID_TOPIC").
+    is not allowed (ErrorInfo reason "INVALID_TOPIC"),
+    also a CreateTopic whose partitions would take the
+    cluster past its limit of partitions (the message
+    names it).
     NOT_FOUND           the request names a topic or partition that does not
     exist (ErrorInfo reason "UNKNOWN_TOPIC" with metadata
     "topic", or "UNKNOWN_PARTITION" with "topic" and
@@ -470,7 +476,15 @@ class LogServicer:
         partitions.
         RESOURCE_EXHAUSTED  reason "TOO_MANY_MEMBERS" (metadata "group",
         "limit"): the group already has the server's limit
-        of members.
+        of members. The same reason, with metadata
+        "resource" too, refuses a JoinGroup that would
+        take the whole cluster past one of its limits
+        ("consumer groups", "group subscriptions (member,
+        topic)", "group topics (group, topic)", "group
+        partitions (group, topic, partition)"), which
+        keep the cluster's metadata bounded; the message
+        names it. Members leaving, groups' topics being
+        deleted make room.
         Actions: the member RPCs need "group" on the group's name and "consume"
         on every topic they subscribe to or commit; ListGroups lists the groups
         the caller has "group" on; DescribeGroup and FetchOffsets need "group"
@@ -700,7 +714,10 @@ class Log:
     Errors. Every RPC returns a google.rpc.Status code:
     INVALID_ARGUMENT    malformed request (missing record, empty batch, too many
     records in one batch), or a topic name or setting that
-    is not allowed (ErrorInfo reason "INVALID_TOPIC").
+    is not allowed (ErrorInfo reason "INVALID_TOPIC"),
+    also a CreateTopic whose partitions would take the
+    cluster past its limit of partitions (the message
+    names it).
     NOT_FOUND           the request names a topic or partition that does not
     exist (ErrorInfo reason "UNKNOWN_TOPIC" with metadata
     "topic", or "UNKNOWN_PARTITION" with "topic" and
