@@ -38,6 +38,12 @@ const (
 	MaxClientIDLen = 255
 	// DefaultSessionTimeout is a member's session timeout when it names none.
 	DefaultSessionTimeout = 10 * time.Second
+	// MaxGroupSubscriptions is the most (member, topic) subscriptions of
+	// one group, and MaxGroupPartitions the most partitions it targets,
+	// owns or has committed offsets of: with them one group's
+	// DescribeGroup and FetchOffsets answer within one 4 MiB message.
+	MaxGroupSubscriptions = 1024
+	MaxGroupPartitions    = 4096
 	// MinSessionTimeout and MaxSessionTimeout bound the session timeout.
 	MinSessionTimeout = time.Second
 	MaxSessionTimeout = 5 * time.Minute

@@ -159,6 +159,12 @@
 // That is three quarters of the restore limit: TestStateBudget fails if a
 // limit is raised past it.
 //
+// One group alone is bounded more tightly, so that its DescribeGroup and
+// FetchOffsets answers fit one 4 MiB message (there is no paging; go/server's
+// TestOneGroupsAnswersFitOneMessage sizes them): at most
+// commitlog.MaxGroupSubscriptions (1024) subscriptions and
+// commitlog.MaxGroupPartitions (4096) partitions, counted as above.
+//
 // A partition is counted with a topic of its own (a topic costs more than
 // its partitions), a subscription with a member of its own (each member
 // subscribes to one topic at least). A (group, topic) entry is a topic a

@@ -183,5 +183,18 @@ func (s *State) checkGroupLimits(group string, g *ConsumerGroup, id string, topi
 			return &commitlog.LimitError{Group: group, Resource: l.resource, Limit: l.limit}
 		}
 	}
+	// One group's answers (DescribeGroup, FetchOffsets) fit one message.
+	for _, l := range []struct {
+		resource string
+		cur, to  int
+		limit    int
+	}{
+		{"subscriptions (member, topic) of one group", cur.subscriptions, next.subscriptions, commitlog.MaxGroupSubscriptions},
+		{"partitions of one group", cur.partitions, next.partitions, commitlog.MaxGroupPartitions},
+	} {
+		if l.to > l.cur && l.to > l.limit {
+			return &commitlog.LimitError{Group: group, Resource: l.resource, Limit: l.limit}
+		}
+	}
 	return nil
 }

@@ -249,15 +249,37 @@ func TestGroupLimitSubscriptions(t *testing.T) {
 	s := cluster(t, 1, 0)
 	ts := topics(t, s, "t", commitlog.MaxGroupTopics, 1)
 	n := MaxGroupSubscriptions / len(ts)
+	perGroup := commitlog.MaxGroupSubscriptions / len(ts) // members per group within its own limit
+	group := func(i int) string { return fmt.Sprint("g", i/perGroup) }
 	for i := range n {
-		mustApply(t, s, bigJoin("g", fmt.Sprint("m", i), ts))
+		mustApply(t, s, bigJoin(group(i), fmt.Sprint("m", i), ts))
 	}
-	wantLimit(t, refused(t, s, bigJoin("g", "last", ts), commitlog.ErrTooManyMembers), "group subscriptions", MaxGroupSubscriptions)
+	wantLimit(t, refused(t, s, bigJoin(group(n-1), "last", ts), commitlog.ErrTooManyMembers), "group subscriptions", MaxGroupSubscriptions)
 	wantLimit(t, refused(t, s, bigJoin("other", "last", ts), commitlog.ErrTooManyMembers), "group subscriptions", MaxGroupSubscriptions)
-	renew := bigJoin("g", "m0", ts[:1])
+	renew := bigJoin(group(0), "m0", ts[:1])
 	renew.Join.New = false
 	mustApply(t, s, renew)
-	mustApply(t, s, bigJoin("g", "last", ts[:1]))
+	mustApply(t, s, bigJoin(group(n-1), "last", ts[:1]))
+}
+
+// TestOneGroupLimits: one group has at most commitlog.MaxGroupSubscriptions
+// subscriptions and commitlog.MaxGroupPartitions partitions, so that its
+// DescribeGroup and FetchOffsets answers fit one message, whatever room
+// the cluster-wide limits leave.
+func TestOneGroupLimits(t *testing.T) {
+	s := cluster(t, 1, 0)
+	ts := topics(t, s, "t", commitlog.MaxGroupTopics, 1)
+	for i := range commitlog.MaxGroupSubscriptions / len(ts) {
+		mustApply(t, s, bigJoin("g", fmt.Sprint("m", i), ts))
+	}
+	wantLimit(t, refused(t, s, bigJoin("g", "last", ts[:1]), commitlog.ErrTooManyMembers), "subscriptions (member, topic) of one group", commitlog.MaxGroupSubscriptions)
+	mustApply(t, s, bigJoin("h", "last", ts[:1])) // another group has room
+
+	big := topics(t, s, "big", commitlog.MaxGroupPartitions/MaxPartitions+1, MaxPartitions)
+	n := commitlog.MaxGroupPartitions / MaxPartitions
+	mustApply(t, s, bigJoin("p", "m0", big[:n]))
+	wantLimit(t, refused(t, s, bigJoin("p", "m1", big[n:]), commitlog.ErrTooManyMembers), "partitions of one group", commitlog.MaxGroupPartitions)
+	mustApply(t, s, bigJoin("p", "m1", big[:1])) // a topic the group has adds none
 }
 
 // TestGroupLimitTopics: partitions a member owned and committed count

@@ -623,3 +623,41 @@ func TestGroupCallsRefusedBeforeDecodingWithoutTheActionAnywhere(t *testing.T) {
 		t.Fatalf("proglog_rejected_requests_total{reason=permission_denied} = %v, want %d", got, len(errs))
 	}
 }
+
+// TestOneGroupsAnswersFitOneMessage: with every name, id and count of a
+// group at its limit (commitlog.MaxGroupSubscriptions subscriptions, here
+// one topic per member, each topic's name at its longest, and
+// commitlog.MaxGroupPartitions partitions with offsets), DescribeGroup and
+// FetchOffsets still answer within the default send limit: there is no
+// paging.
+func TestOneGroupsAnswersFitOneMessage(t *testing.T) {
+	name := func(i int) string { return fmt.Sprintf("%0*d", commitlog.MaxTopicNameLen, i) }
+	members := commitlog.MaxGroupSubscriptions
+	perMember := commitlog.MaxGroupPartitions / members
+	desc := &logv1.DescribeGroupResponse{Group: name(0), Generation: 1 << 60}
+	fetch := &logv1.FetchOffsetsResponse{}
+	for m := range members {
+		parts := make([]uint32, perMember)
+		for i := range parts {
+			parts[i] = uint32(commitlog.MaxPartitions - 1 - i)
+		}
+		tp := &logv1.TopicPartitions{Topic: name(m), Partitions: parts}
+		desc.Members = append(desc.Members, &logv1.GroupMember{
+			MemberId: strings.Repeat("m", server.MaxMemberIDLen), ClientId: strings.Repeat("c", commitlog.MaxClientIDLen),
+			Topics: []string{name(m)}, SessionTimeout: durationpb.New(commitlog.MaxSessionTimeout), Generation: 1 << 60,
+			Owned: []*logv1.TopicPartitions{tp}, Target: []*logv1.TopicPartitions{tp},
+		})
+		for _, p := range parts {
+			off := &logv1.PartitionOffset{Topic: name(m), Partition: p, Offset: 1 << 62, Committed: true}
+			desc.Offsets = append(desc.Offsets, off)
+			fetch.Offsets = append(fetch.Offsets, off)
+		}
+	}
+	for what, msg := range map[string]proto.Message{"DescribeGroup": desc, "FetchOffsets": fetch} {
+		if n := proto.Size(msg); n >= server.DefaultMaxSendMsgBytes {
+			t.Errorf("%s of a group at its limits is %d bytes, the send limit %d", what, n, server.DefaultMaxSendMsgBytes)
+		} else {
+			t.Logf("%s of a group at its limits: %d bytes", what, n)
+		}
+	}
+}

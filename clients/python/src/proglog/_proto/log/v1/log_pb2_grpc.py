@@ -484,7 +484,12 @@ class LogServicer:
         partitions (group, topic, partition)"), which
         keep the cluster's metadata bounded; the message
         names it. Members leaving, groups' topics being
-        deleted make room.
+        deleted make room. Also a JoinGroup that would
+        take one group past 1024 (member, topic)
+        subscriptions ("subscriptions (member, topic) of
+        one group") or 4096 partitions ("partitions of
+        one group"), which keep its DescribeGroup and
+        FetchOffsets answers within one 4 MiB message.
         Actions: the member RPCs need "group" on the group's name and "consume"
         on every topic they subscribe to or commit; ListGroups lists the groups
         the caller has "group" on; DescribeGroup and FetchOffsets need "group"
