@@ -3,9 +3,9 @@ package client
 import (
 	"context"
 	"errors"
-	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -20,8 +20,8 @@ import (
 // the error that failed it.
 type ProduceFuture struct {
 	partition uint32
-	rec       *logv1.Record
-	size      int // encoded size inside a ProduceBatchRequest
+	rec       logv1.Record // built in place: one allocation less a record
+	size      int          // encoded size inside a ProduceBatchRequest
 	ctx       context.Context
 	deadline  time.Time // zero: none
 	queuedAt  time.Time
@@ -45,10 +45,15 @@ func (f *ProduceFuture) Result() (uint64, error) {
 // Wait returns the outcome, or ctx's error if ctx ends first (the record
 // may still be written then).
 func (f *ProduceFuture) Wait(ctx context.Context) (uint64, error) {
+	cancel := ctx.Done()
+	if cancel == nil { // a plain receive costs less than a select
+		<-f.done
+		return f.off, f.err
+	}
 	select {
 	case <-f.done:
 		return f.off, f.err
-	case <-ctx.Done():
+	case <-cancel:
 		return 0, ctx.Err()
 	}
 }
@@ -133,31 +138,39 @@ func batchRecordSize(rec *logv1.Record) int {
 	return protowire.SizeTag(1) + protowire.SizeBytes(n)
 }
 
-func (b *batcher) add(ctx context.Context, rec *logv1.Record) *ProduceFuture {
+// add queues rec. It reads the clock at most once: for the linger, and
+// for WithCallTimeout's deadline when ctx has none.
+func (b *batcher) add(ctx context.Context, rec *Record) *ProduceFuture {
 	if err := ctx.Err(); err != nil {
 		return failedFuture(err)
 	}
-	size := batchRecordSize(rec)
-	if size+b.c.producerBytes() > b.c.cfg.maxMessageBytes {
-		return failedFuture(newTooLargeError(size+b.c.producerBytes(), b.c.cfg.maxMessageBytes, -1, false))
+	f := &ProduceFuture{partition: b.key.partition, ctx: ctx, done: make(chan struct{})}
+	rec.fillProto(&f.rec)
+	f.size = batchRecordSize(&f.rec)
+	if f.size+b.c.producerBytes() > b.c.cfg.maxMessageBytes {
+		return failedFuture(newTooLargeError(f.size+b.c.producerBytes(), b.c.cfg.maxMessageBytes, -1, false))
 	}
-	f := &ProduceFuture{partition: b.key.partition, rec: rec, size: size, ctx: ctx, done: make(chan struct{}), queuedAt: time.Now()}
-	if d, ok := ctx.Deadline(); ok {
+	d, hasDeadline := ctx.Deadline()
+	if b.linger > 0 || (!hasDeadline && b.c.cfg.callTimeout > 0) {
+		f.queuedAt = time.Now()
+	}
+	switch {
+	case hasDeadline:
 		f.deadline = d
-	} else if b.c.cfg.callTimeout > 0 {
-		f.deadline = time.Now().Add(b.c.cfg.callTimeout)
+	case b.c.cfg.callTimeout > 0:
+		f.deadline = f.queuedAt.Add(b.c.cfg.callTimeout)
 	}
-	if err := b.c.queued.acquire(ctx, b.stop, size); err != nil {
+	if err := b.c.queued.acquire(ctx, b.stop, f.size); err != nil {
 		return failedFuture(err)
 	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		b.c.queued.release(size)
+		b.c.queued.release(f.size)
 		return failedFuture(ErrClosed)
 	}
 	b.queue = append(b.queue, f)
-	b.queued += size
+	b.queued += f.size
 	if !b.started {
 		b.started = true
 		go b.run()
@@ -201,6 +214,14 @@ func (b *batcher) run() {
 			if len(batch) == 0 {
 				<-b.slots
 				break
+			}
+			if b.maxInFlight == 1 {
+				// The only batch in flight: the loop sends it itself
+				// rather than hand it to a new goroutine (and grow that
+				// goroutine's stack again) for each batch.
+				b.send(batch)
+				<-b.slots
+				continue
 			}
 			b.wg.Add(1)
 			go func() {
@@ -356,7 +377,7 @@ func (b *batcher) send(batch []*ProduceFuture) {
 	for len(batch) > 0 {
 		req := &logv1.ProduceBatchRequest{Records: make([]*logv1.Record, len(batch)), Topic: b.key.topic, Partition: b.key.partition}
 		for i, f := range batch {
-			req.Records[i] = f.rec
+			req.Records[i] = &f.rec
 		}
 		first, err := b.c.produceBatch(ctx, b.key, req)
 		var tl *RecordTooLargeError
@@ -434,32 +455,57 @@ func (b *batcher) close() {
 }
 
 // queueBound bounds the bytes of the records queued in all of a client's
-// batchers (WithMaxQueuedBytes).
+// batchers (WithMaxQueuedBytes). Taking room is one atomic operation while
+// there is room; the lock is for the callers that wait for it.
 type queueBound struct {
-	max int
+	max   int64
+	bytes atomic.Int64
 
-	mu    sync.Mutex
-	bytes int
-	room  chan struct{} // closed (and replaced) when bytes are released
+	mu      sync.Mutex
+	waiters int           // acquire calls waiting for room
+	room    chan struct{} // closed (and replaced) when bytes are released while waiters > 0
 }
 
 func newQueueBound(max int) *queueBound {
-	return &queueBound{max: max, room: make(chan struct{})}
+	return &queueBound{max: int64(max), room: make(chan struct{})}
 }
 
-// acquire waits until size bytes fit under the bound (or nothing is
-// queued: a record larger than the bound goes alone), then counts them.
+// tryAcquire counts size bytes if they fit under the bound (or nothing is
+// queued: a record larger than the bound goes alone).
+func (q *queueBound) tryAcquire(size int) bool {
+	for {
+		n := q.bytes.Load()
+		if n != 0 && n+int64(size) > q.max {
+			return false
+		}
+		if q.bytes.CompareAndSwap(n, n+int64(size)) {
+			return true
+		}
+	}
+}
+
+// acquire waits until size bytes fit under the bound, then counts them.
 // It fails with ctx's error, or ErrClosed once stop is closed.
 func (q *queueBound) acquire(ctx context.Context, stop <-chan struct{}, size int) error {
-	for {
+	if q.tryAcquire(size) {
+		return nil
+	}
+	q.mu.Lock()
+	q.waiters++
+	q.mu.Unlock()
+	defer func() {
 		q.mu.Lock()
-		if q.bytes == 0 || q.bytes+size <= q.max {
-			q.bytes += size
-			q.mu.Unlock()
-			return nil
-		}
+		q.waiters--
+		q.mu.Unlock()
+	}()
+	for {
+		// Take the channel before trying: a release after the try closes it.
+		q.mu.Lock()
 		room := q.room
 		q.mu.Unlock()
+		if q.tryAcquire(size) {
+			return nil
+		}
 		select {
 		case <-room:
 		case <-stop:
@@ -470,15 +516,17 @@ func (q *queueBound) acquire(ctx context.Context, stop <-chan struct{}, size int
 	}
 }
 
-// release uncounts n bytes that left a queue.
+// release uncounts n bytes that left a queue and wakes the waiters.
 func (q *queueBound) release(n int) {
 	if n == 0 {
 		return
 	}
+	q.bytes.Add(-int64(n))
 	q.mu.Lock()
-	q.bytes -= n
-	close(q.room)
-	q.room = make(chan struct{})
+	if q.waiters > 0 {
+		close(q.room)
+		q.room = make(chan struct{})
+	}
 	q.mu.Unlock()
 }
 
@@ -516,11 +564,8 @@ func (c *Client) ProduceAsync(ctx context.Context, rec *Record) *ProduceFuture {
 // ends (returning its error). It cuts a linger short. The records' errors
 // are in their futures.
 func (c *Client) Flush(ctx context.Context) error {
-	c.mu.Lock()
-	bs := slices.Collect(maps.Values(c.batchers))
-	c.mu.Unlock()
 	var pending []*ProduceFuture
-	for _, b := range bs {
+	for _, b := range c.allBatchers() {
 		select {
 		case b.flush <- struct{}{}:
 		default:
