@@ -24,9 +24,18 @@ type ProduceFuture struct {
 	ctx       context.Context
 	deadline  time.Time // zero: none
 	queuedAt  time.Time
-	done      chan struct{}
-	off       uint64
-	err       error
+	// done is closed by complete. The futures of Produce calls
+	// (batcher.produce) are never handed out and are reused: they have
+	// wake (capacity 1) instead, given a value by complete.
+	done chan struct{}
+	wake chan struct{}
+	off  uint64
+	err  error
+	// seq numbers the record in its batcher (from 1), set when queued;
+	// completed is the seq of the last use of the future that has its
+	// outcome, for Flush.
+	seq       uint64
+	completed atomic.Uint64
 }
 
 // Partition returns the partition the record was queued for.
@@ -57,8 +66,15 @@ func (f *ProduceFuture) Wait(ctx context.Context) (uint64, error) {
 	}
 }
 
+// complete gives the future its outcome. A reused future may be reused
+// as soon as its wake has the value: nothing may touch it afterwards.
 func (f *ProduceFuture) complete(off uint64, err error) {
 	f.off, f.err = off, err
+	f.completed.Store(f.seq)
+	if f.wake != nil {
+		f.wake <- struct{}{}
+		return
+	}
 	close(f.done)
 }
 
@@ -99,12 +115,20 @@ type batcher struct {
 	slots chan struct{}  // one value per batch in flight
 	wg    sync.WaitGroup // senders
 
+	// reused holds the idle futures of Produce calls (produce).
+	reused sync.Pool
+
 	mu       sync.Mutex // never held while sending or completing futures
 	queue    []*ProduceFuture
-	queued   int                                 // bytes in queue
-	inflight map[*ProduceFuture][]*ProduceFuture // by first record
+	queued   int                         // bytes in queue
+	seq      uint64                      // the last record's seq
+	inflight map[uint64][]*ProduceFuture // by the seq of the first record
 	started  bool
 	closed   bool
+	// progress is closed (and replaced) when records got their outcome
+	// while flushers > 0 Flush calls wait for some (waitFor).
+	progress chan struct{}
+	flushers int
 	// rejoin is the queue length the next batch waits for: when a batch
 	// completes, the records then queued plus that batch's (whose callers
 	// may queue again at once), lowered as records leave the queue.
@@ -122,7 +146,8 @@ func newBatcher(c *Client, key partKey) *batcher {
 		maxInFlight: c.cfg.maxInFlight,
 		linger:      c.cfg.linger,
 		rejoinWait:  c.cfg.rejoinWait,
-		inflight:    map[*ProduceFuture][]*ProduceFuture{},
+		inflight:    map[uint64][]*ProduceFuture{},
+		progress:    make(chan struct{}),
 		wake:        make(chan struct{}, 1),
 		flush:       make(chan struct{}, 1),
 		stop:        make(chan struct{}),
@@ -177,19 +202,65 @@ func bytesFieldSize(num protowire.Number, n int) int {
 	return protowire.SizeTag(num) + protowire.SizeBytes(n)
 }
 
-// add queues rec. It reads the clock at most once: for the linger, and
-// for WithCallTimeout's deadline when ctx has none.
+// add queues rec for ProduceAsync and returns its future.
 func (b *batcher) add(ctx context.Context, rec *Record) *ProduceFuture {
-	if err := ctx.Err(); err != nil {
+	f := &ProduceFuture{done: make(chan struct{})}
+	if err := b.enqueue(ctx, rec, f); err != nil {
 		return failedFuture(err)
 	}
-	f := &ProduceFuture{partition: b.key.partition, ctx: ctx, done: make(chan struct{})}
+	return f
+}
+
+// produce queues rec for Produce and waits for its outcome, or for ctx to
+// end. Its future is one of b.reused, not handed out: it goes back once
+// it has its outcome, so that a Produce allocates neither a future nor a
+// channel.
+func (b *batcher) produce(ctx context.Context, rec *Record) (uint64, error) {
+	f, _ := b.reused.Get().(*ProduceFuture)
+	if f == nil {
+		f = &ProduceFuture{wake: make(chan struct{}, 1)}
+	}
+	if err := b.enqueue(ctx, rec, f); err != nil {
+		b.reuse(f)
+		return 0, err
+	}
+	if cancel := ctx.Done(); cancel == nil { // a plain receive costs less than a select
+		<-f.wake
+	} else {
+		select {
+		case <-f.wake:
+		case <-cancel:
+			return 0, ctx.Err() // f is left to the batcher, which completes it
+		}
+	}
+	off, err := f.off, f.err
+	b.reuse(f)
+	return off, err
+}
+
+// reuse puts f, a future of produce that has its outcome (or was never
+// queued), back in b.reused, without what it referred to.
+func (b *batcher) reuse(f *ProduceFuture) {
+	f.rec.Value, f.rec.Key, f.rec.Headers, f.rec.Timestamp = nil, nil, nil, nil
+	f.ctx, f.err = nil, nil
+	b.reused.Put(f)
+}
+
+// enqueue queues rec in f, a new or reused future. It reads the clock at
+// most once: for the linger, and for WithCallTimeout's deadline when ctx
+// has none.
+func (b *batcher) enqueue(ctx context.Context, rec *Record, f *ProduceFuture) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.partition, f.ctx = b.key.partition, ctx
 	rec.fillProto(&f.rec)
 	f.size = batchRecordSize(&f.rec)
 	if f.size+b.c.producerBytes() > b.c.cfg.maxMessageBytes {
-		return failedFuture(newTooLargeError(f.size+b.c.producerBytes(), b.c.cfg.maxMessageBytes, -1, false))
+		return newTooLargeError(f.size+b.c.producerBytes(), b.c.cfg.maxMessageBytes, -1, false)
 	}
 	d, hasDeadline := ctx.Deadline()
+	f.queuedAt, f.deadline = time.Time{}, time.Time{}
 	if b.linger > 0 || (!hasDeadline && b.c.cfg.callTimeout > 0) {
 		f.queuedAt = time.Now()
 	}
@@ -200,14 +271,16 @@ func (b *batcher) add(ctx context.Context, rec *Record) *ProduceFuture {
 		f.deadline = f.queuedAt.Add(b.c.cfg.callTimeout)
 	}
 	if err := b.c.queued.acquire(ctx, b.stop, f.size); err != nil {
-		return failedFuture(err)
+		return err
 	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		b.c.queued.release(f.size)
-		return failedFuture(ErrClosed)
+		return ErrClosed
 	}
+	b.seq++
+	f.seq = b.seq
 	b.queue = append(b.queue, f)
 	b.queued += f.size
 	if !b.started {
@@ -223,7 +296,7 @@ func (b *batcher) add(ctx context.Context, rec *Record) *ProduceFuture {
 		default:
 		}
 	}
-	return f
+	return nil
 }
 
 // run is the batcher's loop.
@@ -388,7 +461,7 @@ func (b *batcher) take() []*ProduceFuture {
 		b.queue = nil // let the backing array go
 	}
 	if len(batch) > 0 {
-		b.inflight[batch[0]] = batch
+		b.inflight[batch[0].seq] = batch
 	}
 	left -= b.queued
 	b.mu.Unlock()
@@ -399,6 +472,9 @@ func (b *batcher) take() []*ProduceFuture {
 	for _, f := range dropped {
 		f.complete(0, f.ctx.Err())
 	}
+	if len(dropped) > 0 {
+		b.progressed()
+	}
 	return batch
 }
 
@@ -406,11 +482,12 @@ func (b *batcher) take() []*ProduceFuture {
 // refuses as too large fails alone and the rest is sent again; any other
 // error fails every record of the batch.
 func (b *batcher) send(batch []*ProduceFuture) {
-	defer func(key *ProduceFuture) {
+	defer func(key uint64) {
 		b.mu.Lock()
 		delete(b.inflight, key)
 		b.mu.Unlock()
-	}(batch[0])
+		b.progressed()
+	}(batch[0].seq)
 	ctx, cancel := b.batchContext(batch)
 	defer cancel()
 	for len(batch) > 0 {
@@ -467,17 +544,64 @@ func (b *batcher) failQueued() {
 	for _, f := range q {
 		f.complete(0, ErrClosed)
 	}
+	b.progressed()
+}
+
+// progressed wakes the Flush calls waiting for records to get their
+// outcome (waitFor); records completed before the call are seen by them.
+func (b *batcher) progressed() {
+	b.mu.Lock()
+	if b.flushers > 0 {
+		close(b.progress)
+		b.progress = make(chan struct{})
+	}
+	b.mu.Unlock()
+}
+
+// pendingRecord is a record queued or in flight when Flush was called:
+// its future, and its seq then (a future of Produce is reused).
+type pendingRecord struct {
+	f   *ProduceFuture
+	seq uint64
 }
 
 // pending returns the records queued or in flight.
-func (b *batcher) pending() []*ProduceFuture {
+func (b *batcher) pending() []pendingRecord {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := slices.Clone(b.queue)
+	out := make([]pendingRecord, 0, len(b.queue))
+	for _, f := range b.queue {
+		out = append(out, pendingRecord{f, f.seq})
+	}
 	for _, batch := range b.inflight {
-		out = append(out, batch...)
+		for _, f := range batch {
+			out = append(out, pendingRecord{f, f.seq})
+		}
 	}
 	return out
+}
+
+// waitFor waits until every record of recs has its outcome, or ctx ends.
+func (b *batcher) waitFor(ctx context.Context, recs []pendingRecord) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flushers++
+	defer func() { b.flushers-- }()
+	for {
+		recs = slices.DeleteFunc(recs, func(r pendingRecord) bool { return r.f.completed.Load() >= r.seq })
+		if len(recs) == 0 {
+			return nil
+		}
+		progress := b.progress
+		b.mu.Unlock()
+		select {
+		case <-progress:
+			b.mu.Lock()
+		case <-ctx.Done():
+			b.mu.Lock()
+			return ctx.Err()
+		}
+	}
 }
 
 // close stops the sender (the caller has closed the connection, so a batch
@@ -603,19 +727,18 @@ func (c *Client) ProduceAsync(ctx context.Context, rec *Record) *ProduceFuture {
 // ends (returning its error). It cuts a linger short. The records' errors
 // are in their futures.
 func (c *Client) Flush(ctx context.Context) error {
-	var pending []*ProduceFuture
-	for _, b := range c.allBatchers() {
+	bs := c.allBatchers()
+	pending := make([][]pendingRecord, len(bs))
+	for i, b := range bs {
 		select {
 		case b.flush <- struct{}{}:
 		default:
 		}
-		pending = append(pending, b.pending()...)
+		pending[i] = b.pending()
 	}
-	for _, f := range pending {
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-			return ctx.Err()
+	for i, b := range bs {
+		if err := b.waitFor(ctx, pending[i]); err != nil {
+			return err
 		}
 	}
 	return nil

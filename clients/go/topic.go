@@ -160,7 +160,14 @@ func (p *Partition) Produce(ctx context.Context, rec *Record) (uint64, error) {
 		return 0, fmt.Errorf("%w: Produce of a nil record", ErrInvalidArgument)
 	}
 	if c.cfg.batching {
-		return p.ProduceAsync(ctx, rec).Wait(ctx)
+		if c.closed.Load() {
+			return 0, ErrClosed
+		}
+		b, err := c.batcherFor(p.key)
+		if err != nil {
+			return 0, err
+		}
+		return b.produce(ctx, rec)
 	}
 	req := &logv1.ProduceRequest{Record: rec.toProto(), Topic: p.key.topic, Partition: p.key.partition}
 	if size := proto.Size(req) + c.producerBytes(); size > c.cfg.maxMessageBytes {
