@@ -95,10 +95,12 @@ func failedFuture(err error) *ProduceFuture {
 // to queue again, so that synchronous callers share one batch instead of
 // taking turns in two.
 //
-// A record costs its caller one future (the request's record built inside
-// it) and its channel, and no lock but b.mu: the batcher is found in a
-// sync.Map and the client's queue bound taken with an atomic operation.
-// BenchmarkProduce64 and its neighbours measure it.
+// A record costs its caller no lock but b.mu (the batcher is found in a
+// sync.Map, the client's queue bound taken with an atomic operation) and
+// its future, in which the request's record is built: a new one with its
+// channel for ProduceAsync, a reused one for Produce (produce), so that
+// Flush waits by sequence number (waitFor) rather than on the futures'
+// channels. BenchmarkProduce64 and its neighbours measure it.
 type batcher struct {
 	c           *Client
 	key         partKey // the partition the batches go to
