@@ -172,7 +172,8 @@ func batchRecordSize(rec *logv1.Record) int {
 // recordSize is proto.Size(rec), from its fields: proto.Size goes through
 // reflection, whose first use on a new message costs more than the rest
 // of queueing it (see BenchmarkProduce64). TestRecordSize checks it
-// against proto.Size and fails once Record or Header gains a field.
+// against proto.Size and fails once Record, Header or Timestamp gains a
+// field.
 func recordSize(rec *logv1.Record) int {
 	n := bytesFieldSize(1, len(rec.Value)) + bytesFieldSize(3, len(rec.Key))
 	if rec.Offset != 0 {
