@@ -3,15 +3,14 @@ package client
 import (
 	"context"
 	"errors"
-	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
@@ -20,14 +19,23 @@ import (
 // the error that failed it.
 type ProduceFuture struct {
 	partition uint32
-	rec       *logv1.Record
-	size      int // encoded size inside a ProduceBatchRequest
+	rec       logv1.Record // built in place: one allocation less a record
+	size      int          // encoded size inside a ProduceBatchRequest
 	ctx       context.Context
 	deadline  time.Time // zero: none
 	queuedAt  time.Time
-	done      chan struct{}
-	off       uint64
-	err       error
+	// done is closed by complete. The futures of Produce calls
+	// (batcher.produce) are never handed out and are reused: they have
+	// wake (capacity 1) instead, given a value by complete.
+	done chan struct{}
+	wake chan struct{}
+	off  uint64
+	err  error
+	// seq numbers the record in its batcher (from 1), set when queued;
+	// completed is the seq of the last use of the future that has its
+	// outcome, for Flush.
+	seq       uint64
+	completed atomic.Uint64
 }
 
 // Partition returns the partition the record was queued for.
@@ -45,16 +53,28 @@ func (f *ProduceFuture) Result() (uint64, error) {
 // Wait returns the outcome, or ctx's error if ctx ends first (the record
 // may still be written then).
 func (f *ProduceFuture) Wait(ctx context.Context) (uint64, error) {
+	cancel := ctx.Done()
+	if cancel == nil { // a plain receive costs less than a select
+		<-f.done
+		return f.off, f.err
+	}
 	select {
 	case <-f.done:
 		return f.off, f.err
-	case <-ctx.Done():
+	case <-cancel:
 		return 0, ctx.Err()
 	}
 }
 
+// complete gives the future its outcome. A reused future may be reused
+// as soon as its wake has the value: nothing may touch it afterwards.
 func (f *ProduceFuture) complete(off uint64, err error) {
 	f.off, f.err = off, err
+	f.completed.Store(f.seq)
+	if f.wake != nil {
+		f.wake <- struct{}{}
+		return
+	}
 	close(f.done)
 }
 
@@ -66,13 +86,21 @@ func failedFuture(err error) *ProduceFuture {
 
 // batcher coalesces ProduceAsync (and, with batching on, Produce) records
 // into ProduceBatch requests. One goroutine, started by the first record
-// and ended by Close, takes batches off the queue and starts a sender
-// goroutine for each, up to maxInFlight at a time: the records queued while
-// that many are in flight form the next batch, so batches grow with the
-// load and a lone record is sent at once (after the linger, if any). Once
-// a batch completes, the next one waits (up to rejoinWait) for its callers
+// and ended by Close, takes batches off the queue and sends them, up to
+// maxInFlight at a time (with one, the default, it sends each itself; with
+// more, each from a goroutine of its own): the records queued while that
+// many are in flight form the next batch, so batches grow with the load
+// and a lone record is sent at once (after the linger, if any). Once a
+// batch completes, the next one waits (up to rejoinWait) for its callers
 // to queue again, so that synchronous callers share one batch instead of
 // taking turns in two.
+//
+// A record costs its caller no lock but b.mu (the batcher is found in a
+// sync.Map, the client's queue bound taken with an atomic operation) and
+// its future, in which the request's record is built: a new one with its
+// channel for ProduceAsync, a reused one for Produce (produce), so that
+// Flush waits by sequence number (waitFor) rather than on the futures'
+// channels. BenchmarkProduce64 and its neighbours measure it.
 type batcher struct {
 	c           *Client
 	key         partKey // the partition the batches go to
@@ -89,12 +117,20 @@ type batcher struct {
 	slots chan struct{}  // one value per batch in flight
 	wg    sync.WaitGroup // senders
 
+	// reused holds the idle futures of Produce calls (produce).
+	reused sync.Pool
+
 	mu       sync.Mutex // never held while sending or completing futures
 	queue    []*ProduceFuture
-	queued   int                                 // bytes in queue
-	inflight map[*ProduceFuture][]*ProduceFuture // by first record
+	queued   int                         // bytes in queue
+	seq      uint64                      // the last record's seq
+	inflight map[uint64][]*ProduceFuture // by the seq of the first record
 	started  bool
 	closed   bool
+	// progress is closed (and replaced) when records got their outcome
+	// while flushers > 0 Flush calls wait for some (waitFor).
+	progress chan struct{}
+	flushers int
 	// rejoin is the queue length the next batch waits for: when a batch
 	// completes, the records then queued plus that batch's (whose callers
 	// may queue again at once), lowered as records leave the queue.
@@ -112,7 +148,8 @@ func newBatcher(c *Client, key partKey) *batcher {
 		maxInFlight: c.cfg.maxInFlight,
 		linger:      c.cfg.linger,
 		rejoinWait:  c.cfg.rejoinWait,
-		inflight:    map[*ProduceFuture][]*ProduceFuture{},
+		inflight:    map[uint64][]*ProduceFuture{},
+		progress:    make(chan struct{}),
 		wake:        make(chan struct{}, 1),
 		flush:       make(chan struct{}, 1),
 		stop:        make(chan struct{}),
@@ -129,35 +166,126 @@ func newBatcher(c *Client, key partKey) *batcher {
 
 // batchRecordSize is rec's size as an element of a ProduceBatchRequest.
 func batchRecordSize(rec *logv1.Record) int {
-	n := proto.Size(rec)
-	return protowire.SizeTag(1) + protowire.SizeBytes(n)
+	return protowire.SizeTag(1) + protowire.SizeBytes(recordSize(rec))
 }
 
-func (b *batcher) add(ctx context.Context, rec *logv1.Record) *ProduceFuture {
+// recordSize is proto.Size(rec), from its fields: proto.Size goes through
+// reflection, whose first use on a new message costs more than the rest
+// of queueing it (see BenchmarkProduce64). TestRecordSize checks it
+// against proto.Size and fails once Record, Header or Timestamp gains a
+// field.
+func recordSize(rec *logv1.Record) int {
+	n := bytesFieldSize(1, len(rec.Value)) + bytesFieldSize(3, len(rec.Key))
+	if rec.Offset != 0 {
+		n += protowire.SizeTag(2) + protowire.SizeVarint(rec.Offset)
+	}
+	for _, h := range rec.Headers {
+		hn := bytesFieldSize(1, len(h.Key)) + bytesFieldSize(2, len(h.Value))
+		n += protowire.SizeTag(4) + protowire.SizeBytes(hn)
+	}
+	if ts := rec.Timestamp; ts != nil {
+		tn := 0
+		if ts.Seconds != 0 {
+			tn += protowire.SizeTag(1) + protowire.SizeVarint(uint64(ts.Seconds))
+		}
+		if ts.Nanos != 0 {
+			tn += protowire.SizeTag(2) + protowire.SizeVarint(uint64(int64(ts.Nanos)))
+		}
+		n += protowire.SizeTag(5) + protowire.SizeBytes(tn)
+	}
+	return n
+}
+
+// bytesFieldSize is the encoded size of a bytes or string field numbered
+// num holding n bytes (nothing if empty: proto3 without presence).
+func bytesFieldSize(num protowire.Number, n int) int {
+	if n == 0 {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+}
+
+// add queues rec for ProduceAsync and returns its future.
+func (b *batcher) add(ctx context.Context, rec *Record) *ProduceFuture {
+	f := &ProduceFuture{done: make(chan struct{})}
+	if err := b.enqueue(ctx, rec, f); err != nil {
+		return failedFuture(err)
+	}
+	return f
+}
+
+// produce queues rec for Produce and waits for its outcome, or for ctx to
+// end. Its future is one of b.reused, not handed out: it goes back once
+// it has its outcome, so that a Produce allocates neither a future nor a
+// channel.
+func (b *batcher) produce(ctx context.Context, rec *Record) (uint64, error) {
+	f, _ := b.reused.Get().(*ProduceFuture)
+	if f == nil {
+		f = &ProduceFuture{wake: make(chan struct{}, 1)}
+	}
+	if err := b.enqueue(ctx, rec, f); err != nil {
+		b.reuse(f)
+		return 0, err
+	}
+	if cancel := ctx.Done(); cancel == nil { // a plain receive costs less than a select
+		<-f.wake
+	} else {
+		select {
+		case <-f.wake:
+		case <-cancel:
+			return 0, ctx.Err() // f is left to the batcher, which completes it
+		}
+	}
+	off, err := f.off, f.err
+	b.reuse(f)
+	return off, err
+}
+
+// reuse puts f, a future of produce that has its outcome (or was never
+// queued), back in b.reused, without what it referred to.
+func (b *batcher) reuse(f *ProduceFuture) {
+	f.rec.Value, f.rec.Key, f.rec.Headers, f.rec.Timestamp = nil, nil, nil, nil
+	f.ctx, f.err = nil, nil
+	b.reused.Put(f)
+}
+
+// enqueue queues rec in f, a new or reused future. It reads the clock at
+// most once: for the linger, and for WithCallTimeout's deadline when ctx
+// has none.
+func (b *batcher) enqueue(ctx context.Context, rec *Record, f *ProduceFuture) error {
 	if err := ctx.Err(); err != nil {
-		return failedFuture(err)
+		return err
 	}
-	size := batchRecordSize(rec)
-	if size+b.c.producerBytes() > b.c.cfg.maxMessageBytes {
-		return failedFuture(newTooLargeError(size+b.c.producerBytes(), b.c.cfg.maxMessageBytes, -1, false))
+	f.partition, f.ctx = b.key.partition, ctx
+	rec.fillProto(&f.rec)
+	f.size = batchRecordSize(&f.rec)
+	if f.size+b.c.producerBytes() > b.c.cfg.maxMessageBytes {
+		return newTooLargeError(f.size+b.c.producerBytes(), b.c.cfg.maxMessageBytes, -1, false)
 	}
-	f := &ProduceFuture{partition: b.key.partition, rec: rec, size: size, ctx: ctx, done: make(chan struct{}), queuedAt: time.Now()}
-	if d, ok := ctx.Deadline(); ok {
+	d, hasDeadline := ctx.Deadline()
+	f.queuedAt, f.deadline = time.Time{}, time.Time{}
+	if b.linger > 0 || (!hasDeadline && b.c.cfg.callTimeout > 0) {
+		f.queuedAt = time.Now()
+	}
+	switch {
+	case hasDeadline:
 		f.deadline = d
-	} else if b.c.cfg.callTimeout > 0 {
-		f.deadline = time.Now().Add(b.c.cfg.callTimeout)
+	case b.c.cfg.callTimeout > 0:
+		f.deadline = f.queuedAt.Add(b.c.cfg.callTimeout)
 	}
-	if err := b.c.queued.acquire(ctx, b.stop, size); err != nil {
-		return failedFuture(err)
+	if err := b.c.queued.acquire(ctx, b.stop, f.size); err != nil {
+		return err
 	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		b.c.queued.release(size)
-		return failedFuture(ErrClosed)
+		b.c.queued.release(f.size)
+		return ErrClosed
 	}
+	b.seq++
+	f.seq = b.seq
 	b.queue = append(b.queue, f)
-	b.queued += size
+	b.queued += f.size
 	if !b.started {
 		b.started = true
 		go b.run()
@@ -171,7 +299,7 @@ func (b *batcher) add(ctx context.Context, rec *logv1.Record) *ProduceFuture {
 		default:
 		}
 	}
-	return f
+	return nil
 }
 
 // run is the batcher's loop.
@@ -201,6 +329,14 @@ func (b *batcher) run() {
 			if len(batch) == 0 {
 				<-b.slots
 				break
+			}
+			if b.maxInFlight == 1 {
+				// The only batch in flight: the loop sends it itself
+				// rather than hand it to a new goroutine (and grow that
+				// goroutine's stack again) for each batch.
+				b.send(batch)
+				<-b.slots
+				continue
 			}
 			b.wg.Add(1)
 			go func() {
@@ -328,7 +464,7 @@ func (b *batcher) take() []*ProduceFuture {
 		b.queue = nil // let the backing array go
 	}
 	if len(batch) > 0 {
-		b.inflight[batch[0]] = batch
+		b.inflight[batch[0].seq] = batch
 	}
 	left -= b.queued
 	b.mu.Unlock()
@@ -339,6 +475,9 @@ func (b *batcher) take() []*ProduceFuture {
 	for _, f := range dropped {
 		f.complete(0, f.ctx.Err())
 	}
+	if len(dropped) > 0 {
+		b.progressed()
+	}
 	return batch
 }
 
@@ -346,17 +485,18 @@ func (b *batcher) take() []*ProduceFuture {
 // refuses as too large fails alone and the rest is sent again; any other
 // error fails every record of the batch.
 func (b *batcher) send(batch []*ProduceFuture) {
-	defer func(key *ProduceFuture) {
+	defer func(key uint64) {
 		b.mu.Lock()
 		delete(b.inflight, key)
 		b.mu.Unlock()
-	}(batch[0])
+		b.progressed()
+	}(batch[0].seq)
 	ctx, cancel := b.batchContext(batch)
 	defer cancel()
 	for len(batch) > 0 {
 		req := &logv1.ProduceBatchRequest{Records: make([]*logv1.Record, len(batch)), Topic: b.key.topic, Partition: b.key.partition}
 		for i, f := range batch {
-			req.Records[i] = f.rec
+			req.Records[i] = &f.rec
 		}
 		first, err := b.c.produceBatch(ctx, b.key, req)
 		var tl *RecordTooLargeError
@@ -407,17 +547,64 @@ func (b *batcher) failQueued() {
 	for _, f := range q {
 		f.complete(0, ErrClosed)
 	}
+	b.progressed()
+}
+
+// progressed wakes the Flush calls waiting for records to get their
+// outcome (waitFor); records completed before the call are seen by them.
+func (b *batcher) progressed() {
+	b.mu.Lock()
+	if b.flushers > 0 {
+		close(b.progress)
+		b.progress = make(chan struct{})
+	}
+	b.mu.Unlock()
+}
+
+// pendingRecord is a record queued or in flight when Flush was called:
+// its future, and its seq then (a future of Produce is reused).
+type pendingRecord struct {
+	f   *ProduceFuture
+	seq uint64
 }
 
 // pending returns the records queued or in flight.
-func (b *batcher) pending() []*ProduceFuture {
+func (b *batcher) pending() []pendingRecord {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := slices.Clone(b.queue)
+	out := make([]pendingRecord, 0, len(b.queue))
+	for _, f := range b.queue {
+		out = append(out, pendingRecord{f, f.seq})
+	}
 	for _, batch := range b.inflight {
-		out = append(out, batch...)
+		for _, f := range batch {
+			out = append(out, pendingRecord{f, f.seq})
+		}
 	}
 	return out
+}
+
+// waitFor waits until every record of recs has its outcome, or ctx ends.
+func (b *batcher) waitFor(ctx context.Context, recs []pendingRecord) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flushers++
+	defer func() { b.flushers-- }()
+	for {
+		recs = slices.DeleteFunc(recs, func(r pendingRecord) bool { return r.f.completed.Load() >= r.seq })
+		if len(recs) == 0 {
+			return nil
+		}
+		progress := b.progress
+		b.mu.Unlock()
+		select {
+		case <-progress:
+			b.mu.Lock()
+		case <-ctx.Done():
+			b.mu.Lock()
+			return ctx.Err()
+		}
+	}
 }
 
 // close stops the sender (the caller has closed the connection, so a batch
@@ -434,32 +621,57 @@ func (b *batcher) close() {
 }
 
 // queueBound bounds the bytes of the records queued in all of a client's
-// batchers (WithMaxQueuedBytes).
+// batchers (WithMaxQueuedBytes). Taking room is one atomic operation while
+// there is room; the lock is for the callers that wait for it.
 type queueBound struct {
-	max int
+	max   int64
+	bytes atomic.Int64
 
-	mu    sync.Mutex
-	bytes int
-	room  chan struct{} // closed (and replaced) when bytes are released
+	mu      sync.Mutex
+	waiters int           // acquire calls waiting for room
+	room    chan struct{} // closed (and replaced) when bytes are released while waiters > 0
 }
 
 func newQueueBound(max int) *queueBound {
-	return &queueBound{max: max, room: make(chan struct{})}
+	return &queueBound{max: int64(max), room: make(chan struct{})}
 }
 
-// acquire waits until size bytes fit under the bound (or nothing is
-// queued: a record larger than the bound goes alone), then counts them.
+// tryAcquire counts size bytes if they fit under the bound (or nothing is
+// queued: a record larger than the bound goes alone).
+func (q *queueBound) tryAcquire(size int) bool {
+	for {
+		n := q.bytes.Load()
+		if n != 0 && n+int64(size) > q.max {
+			return false
+		}
+		if q.bytes.CompareAndSwap(n, n+int64(size)) {
+			return true
+		}
+	}
+}
+
+// acquire waits until size bytes fit under the bound, then counts them.
 // It fails with ctx's error, or ErrClosed once stop is closed.
 func (q *queueBound) acquire(ctx context.Context, stop <-chan struct{}, size int) error {
-	for {
+	if q.tryAcquire(size) {
+		return nil
+	}
+	q.mu.Lock()
+	q.waiters++
+	q.mu.Unlock()
+	defer func() {
 		q.mu.Lock()
-		if q.bytes == 0 || q.bytes+size <= q.max {
-			q.bytes += size
-			q.mu.Unlock()
-			return nil
-		}
+		q.waiters--
+		q.mu.Unlock()
+	}()
+	for {
+		// Take the channel before trying: a release after the try closes it.
+		q.mu.Lock()
 		room := q.room
 		q.mu.Unlock()
+		if q.tryAcquire(size) {
+			return nil
+		}
 		select {
 		case <-room:
 		case <-stop:
@@ -470,15 +682,17 @@ func (q *queueBound) acquire(ctx context.Context, stop <-chan struct{}, size int
 	}
 }
 
-// release uncounts n bytes that left a queue.
+// release uncounts n bytes that left a queue and wakes the waiters.
 func (q *queueBound) release(n int) {
 	if n == 0 {
 		return
 	}
+	q.bytes.Add(-int64(n))
 	q.mu.Lock()
-	q.bytes -= n
-	close(q.room)
-	q.room = make(chan struct{})
+	if q.waiters > 0 {
+		close(q.room)
+		q.room = make(chan struct{})
+	}
 	q.mu.Unlock()
 }
 
@@ -516,22 +730,18 @@ func (c *Client) ProduceAsync(ctx context.Context, rec *Record) *ProduceFuture {
 // ends (returning its error). It cuts a linger short. The records' errors
 // are in their futures.
 func (c *Client) Flush(ctx context.Context) error {
-	c.mu.Lock()
-	bs := slices.Collect(maps.Values(c.batchers))
-	c.mu.Unlock()
-	var pending []*ProduceFuture
-	for _, b := range bs {
+	bs := c.allBatchers()
+	pending := make([][]pendingRecord, len(bs))
+	for i, b := range bs {
 		select {
 		case b.flush <- struct{}{}:
 		default:
 		}
-		pending = append(pending, b.pending()...)
+		pending[i] = b.pending()
 	}
-	for _, f := range pending {
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-			return ctx.Err()
+	for i, b := range bs {
+		if err := b.waitFor(ctx, pending[i]); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -236,6 +236,79 @@ func TestProduceAsyncCancelledWhileQueued(t *testing.T) {
 	}
 }
 
+// A Produce whose context ends while its record is in flight returns the
+// context's error; the record is still written, and the next Produce calls
+// get their own offsets (the future of the abandoned call, completed
+// later, is not reused for them).
+func TestProduceCancelledInFlight(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 2})
+	cl := c.client()
+	ctx := ctxT(t)
+	g := newGate()
+	c.leaderNode().gate.Store(g)
+	t.Cleanup(func() {
+		select {
+		case <-g.release:
+		default:
+			close(g.release)
+		}
+	})
+	cctx, cancel := context.WithCancel(ctx)
+	got := make(chan error, 1)
+	go func() {
+		_, err := cl.Produce(cctx, &client.Record{Value: []byte("abandoned")})
+		got <- err
+	}()
+	<-g.entered // its record is held at the leader
+	cancel()
+	if err := <-got; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Produce with its context cancelled in flight: %v", err)
+	}
+	open(c, g)
+	for i := 1; i <= 5; i++ {
+		if off, err := cl.Produce(ctx, &client.Record{Value: fmt.Appendf(nil, "r%d", i)}); err != nil || off != uint64(i) {
+			t.Fatalf("Produce %d after the abandoned one: offset %d, %v; want %d", i, off, err, i)
+		}
+	}
+	if rec, err := cl.Consume(ctx, 0); err != nil || string(rec.Value) != "abandoned" {
+		t.Fatalf("Consume(0) = %v, %v", rec, err)
+	}
+}
+
+// Flush waits for the records of Produce calls too.
+func TestFlushWaitsForProduce(t *testing.T) {
+	c := newCluster(t, clusterOpts{nodes: 2})
+	cl := c.client()
+	ctx := ctxT(t)
+	g := newGate()
+	c.leaderNode().gate.Store(g)
+	t.Cleanup(func() {
+		select {
+		case <-g.release:
+		default:
+			close(g.release)
+		}
+	})
+	got := make(chan error, 1)
+	go func() {
+		_, err := cl.Produce(ctx, &client.Record{Value: []byte("held")})
+		got <- err
+	}()
+	<-g.entered
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := cl.Flush(ended); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Flush with a Produce in flight and an ended context: %v; want it to wait, and fail with the context's error", err)
+	}
+	open(c, g)
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // WithLinger holds a lone record back for more; Flush sends it at once.
 func TestLingerAndFlush(t *testing.T) {
 	c := newCluster(t, clusterOpts{nodes: 2})

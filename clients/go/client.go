@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -35,12 +34,15 @@ type Client struct {
 	def *Partition
 
 	// mu guards the per-partition state, created on first use: the
-	// batchers, the pools of idle idempotent producers (idempotence.go),
-	// and each topic's sticky partition for keyless records (topic.go).
+	// pools of idle idempotent producers (idempotence.go) and each
+	// topic's sticky partition for keyless records (topic.go); and the
+	// making of batchers.
 	mu        sync.Mutex
-	batchers  map[partKey]*batcher
 	producers map[partKey]*producers
 	sticky    map[string]uint32
+	// batchers holds a *batcher by partKey: read without c.mu on every
+	// produce, stored under it (batcherFor).
+	batchers sync.Map
 	// queued bounds the bytes queued in all the batchers.
 	queued *queueBound
 
@@ -114,7 +116,6 @@ func New(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	}
 	c := &Client{
 		cfg: cfg, target: target, conn: conn, log: logv1.NewLogClient(conn), rb: rb,
-		batchers:  map[partKey]*batcher{},
 		producers: map[partKey]*producers{},
 		sticky:    map[string]uint32{},
 		queued:    newQueueBound(cfg.maxQueuedBytes),
@@ -131,10 +132,7 @@ func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		c.closeErr = c.conn.Close()
-		c.mu.Lock()
-		bs := slices.Collect(maps.Values(c.batchers))
-		c.mu.Unlock()
-		for _, b := range bs {
+		for _, b := range c.allBatchers() {
 			b.close()
 		}
 	})

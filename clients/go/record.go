@@ -88,7 +88,14 @@ func serverStateFromProto(s logv1.ServerState) ServerState {
 }
 
 func (r *Record) toProto() *logv1.Record {
-	p := &logv1.Record{Value: r.Value, Key: r.Key}
+	p := &logv1.Record{}
+	r.fillProto(p)
+	return p
+}
+
+// fillProto sets the fields of p, a zero Record, from r.
+func (r *Record) fillProto(p *logv1.Record) {
+	p.Value, p.Key = r.Value, r.Key
 	if len(r.Headers) > 0 {
 		p.Headers = make([]*logv1.Header, len(r.Headers))
 		for i, h := range r.Headers {
@@ -98,7 +105,6 @@ func (r *Record) toProto() *logv1.Record {
 	if !r.Timestamp.IsZero() {
 		p.Timestamp = timestamppb.New(r.Timestamp)
 	}
-	return p
 }
 
 func recordFromProto(p *logv1.Record) *Record {

@@ -160,7 +160,14 @@ func (p *Partition) Produce(ctx context.Context, rec *Record) (uint64, error) {
 		return 0, fmt.Errorf("%w: Produce of a nil record", ErrInvalidArgument)
 	}
 	if c.cfg.batching {
-		return p.ProduceAsync(ctx, rec).Wait(ctx)
+		if c.closed.Load() {
+			return 0, ErrClosed
+		}
+		b, err := c.batcherFor(p.key)
+		if err != nil {
+			return 0, err
+		}
+		return b.produce(ctx, rec)
 	}
 	req := &logv1.ProduceRequest{Record: rec.toProto(), Topic: p.key.topic, Partition: p.key.partition}
 	if size := proto.Size(req) + c.producerBytes(); size > c.cfg.maxMessageBytes {
@@ -192,7 +199,7 @@ func (p *Partition) ProduceAsync(ctx context.Context, rec *Record) *ProduceFutur
 	if err != nil {
 		return failedFuture(err)
 	}
-	return b.add(ctx, rec.toProto())
+	return b.add(ctx, rec)
 }
 
 // ProduceBatch appends recs atomically to the partition; see
@@ -263,19 +270,36 @@ func (p *Partition) Bounds(ctx context.Context) (Bounds, error) {
 	return b, err
 }
 
-// batcherFor returns key's batcher, made on first use.
+// batcherFor returns key's batcher, made on first use. A batcher found
+// after Close refuses records itself (batcher.add).
 func (c *Client) batcherFor(key partKey) (*batcher, error) {
+	if b, ok := c.batchers.Load(key); ok {
+		return b.(*batcher), nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Close sets closed before allBatchers takes c.mu: a batcher stored
+	// here is either refused or closed by it.
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
-	b, ok := c.batchers[key]
-	if !ok {
-		b = newBatcher(c, key)
-		c.batchers[key] = b
+	if b, ok := c.batchers.Load(key); ok {
+		return b.(*batcher), nil
 	}
+	b := newBatcher(c, key)
+	c.batchers.Store(key, b)
 	return b, nil
+}
+
+// allBatchers returns the batchers made so far.
+func (c *Client) allBatchers() []*batcher {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var bs []*batcher
+	for _, b := range c.batchers.Range {
+		bs = append(bs, b.(*batcher))
+	}
+	return bs
 }
 
 // producersFor returns key's pool of idle idempotent producers: a
