@@ -616,3 +616,98 @@ func TestRaftCounter(t *testing.T) {
 		t.Fatalf("counted %d heartbeats and %d appends, want 1 and 2", hb, ap)
 	}
 }
+
+// deliveryCommitTimeouts are BenchmarkFollowerDelivery's settings.
+var deliveryCommitTimeouts = flag.String("delivery-commit-timeouts", "5ms,50ms", "BenchmarkFollowerDelivery: the CommitTimeouts to compare, one cluster each")
+
+// BenchmarkFollowerDelivery measures what a longer CommitTimeout costs a
+// consumer: the delay from a produce's acknowledgement to a follower's
+// ConsumeStream delivering the record, for each CommitTimeout of
+// -delivery-commit-timeouts (default 5ms and 50ms), each on its own 3-node
+// cluster (R = 3, fsync before the ack), all started in the same run. A
+// stream of the Go client follows partition 0 of the default topic of each
+// cluster (streams go to a follower); every iteration produces one 100 B
+// record to each cluster in turn (starting at another cluster each time)
+// and waits until its stream delivers it before the next, so every record
+// is the last of its burst: a follower learns that it is committed from
+// the leader's next AppendEntries, which with nothing more to append comes
+// after CommitTimeout to 2×CommitTimeout. Reports per setting the p50 and
+// p99 of that delay and of the produce's own latency (send to ack).
+//
+//	go test -run '^$' -bench FollowerDelivery -benchtime 400x -timeout 20m ./tools/bench/
+func BenchmarkFollowerDelivery(b *testing.B) {
+	type setting struct {
+		name        string
+		pc          *proglogCluster
+		delivered   chan time.Time
+		delay, rtt  []time.Duration
+		streamError chan error
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	dir := b.TempDir()
+	pki, err := certs.EnsureDev(filepath.Join(dir, "pki"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var settings []*setting
+	for _, f := range splitList(*deliveryCommitTimeouts) {
+		ct, err := time.ParseDuration(f)
+		if err != nil || ct <= 0 {
+			b.Fatalf("-delivery-commit-timeouts: bad duration %q", f)
+		}
+		pc, err := startProglog(ctx, filepath.Join(dir, "ct-"+f), pki, 3, durSync, func(c *agent.Config) {
+			c.Raft.CommitTimeout = ct
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { pc.Close() })
+		s := &setting{name: "ct" + f, pc: pc, delivered: make(chan time.Time, 1), streamError: make(chan error, 1)}
+		next, err := pc.client.Bounds(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		go func() {
+			for _, err := range pc.client.Records(ctx, next.Next) {
+				if err != nil {
+					s.streamError <- err
+					return
+				}
+				s.delivered <- time.Now()
+			}
+		}()
+		settings = append(settings, s)
+	}
+	payload := newPayloads(1, 100)[0]
+	b.ResetTimer()
+	for i := range b.N {
+		for j := range settings {
+			s := settings[(i+j)%len(settings)]
+			t0 := time.Now()
+			if _, err := s.pc.client.Produce(ctx, &client.Record{Value: payload}); err != nil {
+				b.Fatal(err)
+			}
+			acked := time.Now()
+			select {
+			case at := <-s.delivered:
+				s.delay = append(s.delay, at.Sub(acked))
+				s.rtt = append(s.rtt, acked.Sub(t0))
+			case err := <-s.streamError:
+				b.Fatalf("%s: stream: %v", s.name, err)
+			case <-time.After(30 * time.Second):
+				b.Fatalf("%s: the stream did not deliver record %d within 30s", s.name, i)
+			}
+		}
+	}
+	b.StopTimer()
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(0, "ns/op")
+	for _, s := range settings {
+		delay, rtt := newLatencies(s.delay), newLatencies(s.rtt)
+		b.ReportMetric(ms(delay.p50()), s.name+"-ack-to-follower-p50-ms")
+		b.ReportMetric(ms(delay.p99()), s.name+"-ack-to-follower-p99-ms")
+		b.ReportMetric(ms(rtt.p50()), s.name+"-produce-p50-ms")
+		b.ReportMetric(ms(rtt.p99()), s.name+"-produce-p99-ms")
+	}
+}
