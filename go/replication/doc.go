@@ -324,7 +324,8 @@
 // per follower at a time from its current leadership, so one request per
 // peer waits; one from an earlier leadership of this node is released by
 // the newer one (and fails), so the gate holds at most one per peer and
-// remembers a peer only while it is down. Close releases the request held
+// remembers a peer only while it is down; Leave releases the one held for
+// the server it removes (PeerGate.Forget). Close releases the request held
 // before Raft's shutdown, which waits for the replication goroutines. This
 // was preferred to a shorter Raft backoff (a fork of hashicorp/raft) and
 // to closing and reopening the Raft group when a peer comes back (a new

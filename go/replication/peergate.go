@@ -8,10 +8,15 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// errReplaced is returned to a request PeerGate held for a peer when a
-// newer request for the same peer arrives: only a replication goroutine of
-// an earlier leadership of this node can still be waiting then.
-var errReplaced = errors.New("replication: request to an unreachable peer replaced by a newer one")
+// Errors returned to a request PeerGate held for a peer.
+var (
+	// errReplaced: a newer request for the same peer arrived; only a
+	// replication goroutine of an earlier leadership of this node can
+	// still be waiting then.
+	errReplaced = errors.New("replication: request to an unreachable peer replaced by a newer one")
+	// errForgotten: the peer was removed from the group (Forget).
+	errForgotten = errors.New("replication: request to an unreachable peer dropped: the peer left the group")
+)
 
 // PeerGate wraps a Raft group's raft.NetworkTransport so that a peer that
 // was down gets its entries as soon as it answers again, instead of after
@@ -22,8 +27,9 @@ var errReplaced = errors.New("replication: request to an unreachable peer replac
 // InstallSnapshot succeeded. While a peer is known unreachable, a
 // non-heartbeat AppendEntries or an InstallSnapshot to it waits, instead
 // of failing, until a heartbeat (or any other request) to the peer
-// succeeds, a newer request to the same peer replaces it (errReplaced), or
-// Close (raft.ErrTransportShutdown). Heartbeats, votes and TimeoutNow
+// succeeds, a newer request to the same peer replaces it (errReplaced),
+// the peer is forgotten (Forget, when it leaves the group) or Close
+// (raft.ErrTransportShutdown). Heartbeats, votes and TimeoutNow
 // never wait. Raft sends at most one such request per peer at a time from
 // its current leadership, so at most one request per peer waits, and a
 // peer is remembered only while it is unreachable.
@@ -107,6 +113,11 @@ func (g *PeerGate) wait(target raft.ServerAddress) error {
 	case <-up:
 		return nil
 	case <-released:
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.down[target] != p {
+			return errForgotten
+		}
 		return errReplaced
 	case <-g.done:
 		return raft.ErrTransportShutdown
@@ -124,6 +135,20 @@ func (g *PeerGate) note(target raft.ServerAddress, ok bool) {
 		delete(g.down, target)
 	case !ok && p == nil && !g.closed:
 		g.down[target] = &downPeer{up: make(chan struct{})}
+	}
+}
+
+// Forget drops what g knows of target, releasing the request held for it
+// (an error): call it when the peer leaves the group, whose Raft then
+// stops replicating to it.
+func (g *PeerGate) Forget(target raft.ServerAddress) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p := g.down[target]; p != nil {
+		if p.waiter != nil {
+			close(p.waiter)
+		}
+		delete(g.down, target)
 	}
 }
 

@@ -135,7 +135,8 @@ func TestCloseReleasesARequestHeldForADownPeer(t *testing.T) {
 
 // The gate lets requests to a peer not known down through, holds them
 // while the peer is down, one per peer (a newer one releases the older
-// with errReplaced), and releases them when the peer answers or on Close.
+// with errReplaced), and releases them when the peer answers, when it is
+// forgotten (it left the group) or on Close.
 func TestPeerGate(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -180,6 +181,16 @@ func TestPeerGate(t *testing.T) {
 	}
 
 	g.note(peer, false)
+	forgotten := waitHeld()
+	g.Forget(peer)
+	if err := <-forgotten; !errors.Is(err, errForgotten) {
+		t.Fatalf("request to a peer forgotten: %v, want errForgotten", err)
+	}
+	if len(g.down) != 0 {
+		t.Fatalf("%d peers noted down after Forget, want 0", len(g.down))
+	}
+
+	g.note(peer, false)
 	held := waitHeld()
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -194,5 +205,31 @@ func TestPeerGate(t *testing.T) {
 	g.note(peer, true)
 	if err := g.wait("other:1"); !errors.Is(err, raft.ErrTransportShutdown) {
 		t.Fatalf("request after Close: %v", err)
+	}
+}
+
+// Leave releases the request the leader's gate holds for the server it
+// removes, which Raft no longer replicates to.
+func TestLeaveReleasesTheRequestHeldForTheServer(t *testing.T) {
+	nodes := cluster(t, 3, nil)
+	leader := leaderOf(t, nodes)
+	var down *node
+	for _, n := range nodes {
+		if n != leader {
+			down = n
+		}
+	}
+	addr := down.addr
+	down.stop()
+	if _, err := leader.Append(ctxT(t), rec(0)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "the leader's gate to hold a request for the stopped follower", 30*time.Second,
+		func() bool { return heldFor(leader.gate, addr) })
+	if err := leader.Leave(down.id); err != nil {
+		t.Fatal(err)
+	}
+	if heldFor(leader.gate, addr) {
+		t.Fatal("the gate still holds a request for the server removed")
 	}
 }

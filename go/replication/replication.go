@@ -631,9 +631,12 @@ func (l *Log) Leave(id string) error {
 	if err := cf.Error(); err != nil {
 		return l.mapRaftErr(err)
 	}
+	var addr raft.ServerAddress
 	found := false
 	for _, s := range cf.Configuration().Servers {
-		found = found || s.ID == raft.ServerID(id)
+		if s.ID == raft.ServerID(id) {
+			found, addr = true, s.Address
+		}
 	}
 	if !found {
 		return nil
@@ -641,6 +644,9 @@ func (l *Log) Leave(id string) error {
 	if err := l.raft.RemoveServer(raft.ServerID(id), 0, l.cfg.ApplyTimeout).Error(); err != nil {
 		return l.mapRaftErr(err)
 	}
+	// Raft no longer replicates to it: a request held for it, if it is
+	// down, ends now rather than at Close.
+	l.gate.Forget(addr)
 	l.lg.Info("server left", "id", id)
 	return nil
 }
