@@ -18,11 +18,15 @@ import (
 
 	metrics "github.com/hashicorp/go-metrics"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	client "github.com/proglog/proglog/clients/go"
 	"github.com/proglog/proglog/go/agent"
+	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/seglog"
+	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
 // Issue 17's measurements: produce throughput of one topic by partitions
@@ -627,8 +631,9 @@ var deliveryCommitTimeouts = flag.String("delivery-commit-timeouts", "5ms,50ms",
 // ConsumeStream delivering the record, for each CommitTimeout of
 // -delivery-commit-timeouts (default 5ms and 50ms), each on its own 3-node
 // cluster (R = 3, fsync before the ack), all started in the same run. A
-// stream of the Go client follows partition 0 of the default topic of each
-// cluster (streams go to a follower); every iteration produces one 100 B
+// ConsumeStream to a follower of partition 0 of each cluster's default
+// topic follows it (the run fails if that node becomes the leader, which
+// would deliver at the ack); every iteration produces one 100 B
 // record to each cluster in turn (starting at another cluster each time)
 // and waits until its stream delivers it before the next, so every record
 // is the last of its burst: a follower learns that it is committed from
@@ -641,6 +646,7 @@ func BenchmarkFollowerDelivery(b *testing.B) {
 	type setting struct {
 		name        string
 		pc          *proglogCluster
+		follower    *agent.Agent // the node streaming
 		delivered   chan time.Time
 		delay, rtt  []time.Duration
 		streamError chan error
@@ -666,13 +672,34 @@ func BenchmarkFollowerDelivery(b *testing.B) {
 		}
 		b.Cleanup(func() { pc.Close() })
 		s := &setting{name: "ct" + f, pc: pc, delivered: make(chan time.Time, 1), streamError: make(chan error, 1)}
+		for _, a := range pc.agents {
+			if r := a.Replica(); r != nil && !r.IsLeader() {
+				s.follower = a
+			}
+		}
+		if s.follower == nil {
+			b.Fatalf("%s: no follower of the default partition", s.name)
+		}
 		next, err := pc.client.Bounds(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
+		tlsCfg, err := auth.TLSConfig{CertFile: pki.ClientCert("root"), KeyFile: pki.ClientKey("root"), CAFile: pki.CACert}.Client()
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn, err := grpc.NewClient(s.follower.Addr(), grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+		stream, err := logv1.NewLogClient(conn).ConsumeStream(ctx, &logv1.ConsumeRequest{Offset: next.Next})
+		if err != nil {
+			b.Fatal(err)
+		}
 		go func() {
-			for _, err := range pc.client.Records(ctx, next.Next) {
-				if err != nil {
+			for {
+				if _, err := stream.Recv(); err != nil {
 					s.streamError <- err
 					return
 				}
@@ -703,6 +730,11 @@ func BenchmarkFollowerDelivery(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	for _, s := range settings {
+		if s.follower.Replica().IsLeader() {
+			b.Fatalf("%s: the streaming node %s became the partition's leader during the run", s.name, s.follower.NodeName())
+		}
+	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	b.ReportMetric(0, "ns/op")
 	for _, s := range settings {
