@@ -58,8 +58,8 @@ func NewPeerGate(t *raft.NetworkTransport) *PeerGate {
 }
 
 // isHeartbeat reports whether req is one of hashicorp/raft's heartbeats:
-// its heartbeat goroutine sets only the header, term and leader (the test
-// raft's NetworkTransport applies to receive them on their fast path).
+// its heartbeat goroutine sets only the header, term and leader (the same
+// test raft's NetworkTransport makes to serve them on its fast path).
 func isHeartbeat(req *raft.AppendEntriesRequest) bool {
 	return req.PrevLogEntry == 0 && req.PrevLogTerm == 0 && len(req.Entries) == 0 && req.LeaderCommitIndex == 0
 }
