@@ -46,15 +46,16 @@ const (
 	DefaultHeartbeatTimeout   = time.Second
 	DefaultElectionTimeout    = time.Second
 	DefaultLeaderLeaseTimeout = 500 * time.Millisecond
-	// DefaultCommitTimeout is short because followers learn that entries
-	// are committed only from the leader's next append RPC, which Raft
-	// sends when new entries arrive or after CommitTimeout (randomised up
-	// to twice that): after a burst of appends the last records reach the
-	// followers' state machines, hence their streams, up to 2×CommitTimeout
-	// late. At 5ms an idle 3-node cluster spends about 3% of a core more
-	// than at hashicorp/raft's 50ms (measured on the benchmark machine, see
-	// docs/benchmarks.md).
-	DefaultCommitTimeout     = 5 * time.Millisecond
+	// DefaultCommitTimeout trades idle cost against follower delivery:
+	// followers learn that entries are committed only from the leader's
+	// next append RPC, which Raft sends when new entries arrive or after
+	// CommitTimeout (randomised up to twice that) even with nothing to
+	// send, so the last records of a burst reach the followers' streams
+	// 1–2×CommitTimeout after their ack, and every idle partition costs
+	// two such RPCs per CommitTimeout. docs/benchmarks.md ("Choosing the
+	// partition groups' CommitTimeout") has the measurements behind the
+	// choice.
+	DefaultCommitTimeout     = 20 * time.Millisecond
 	DefaultSnapshotInterval  = 2 * time.Minute
 	DefaultSnapshotThreshold = 8192
 	DefaultTrailingLogs      = 10240
@@ -117,7 +118,7 @@ type Config struct {
 	// used for LocalID whatever RPCAddr says.
 	InitialServers []Server
 
-	// Raft timings: see raft.Config. Defaults 1s, 1s, 500ms, 5ms.
+	// Raft timings: see raft.Config. Defaults 1s, 1s, 500ms, 20ms.
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
 
 	// SnapshotInterval is how often Raft checks whether SnapshotThreshold

@@ -301,6 +301,36 @@
 // GuardStreamLayer gives them to a group run outside this package (the
 // metadata group), and VerifyPeer its Join's identity check.
 //
+// # Catching up after a restart
+//
+// hashicorp/raft's replication goroutine counts its failed append RPCs to
+// a follower and, before each retry, sleeps a backoff doubling from 10ms
+// per failure up to 10.24s, which only a shutdown interrupts; heartbeats
+// back off at most HeartbeatTimeout/2 and never carry entries. So a
+// follower down for a few seconds, once back, would hear heartbeats at
+// once but get its entries only after the sleep — in every partition
+// group independently. A PeerGate (peergate.go) between Raft and its
+// NetworkTransport prevents it: it notes per peer address whether the
+// last request to the peer failed, and while it did, a non-heartbeat
+// AppendEntries or an InstallSnapshot waits, instead of failing, until a
+// request to the peer succeeds — in practice the next heartbeat, which
+// reaches the group on the restarted node as soon as it is registered
+// there. Raft's failure count therefore stays at one or two for the whole
+// outage, its backoff at the minimum, and the restarted follower gets its
+// entries with the first heartbeat that reaches it. Heartbeats (the
+// requests with no entries and zero PrevLogEntry, PrevLogTerm and
+// LeaderCommitIndex, which hashicorp/raft's NetworkTransport recognises
+// the same way), votes and TimeoutNow never wait. Raft sends one request
+// per follower at a time from its current leadership, so one request per
+// peer waits; one from an earlier leadership of this node is released by
+// the newer one (and fails), so the gate holds at most one per peer and
+// remembers a peer only while it is down; Leave releases the one held for
+// the server it removes (PeerGate.Forget). Close releases the request held
+// before Raft's shutdown, which waits for the replication goroutines. This
+// was preferred to a shorter Raft backoff (a fork of hashicorp/raft) and
+// to closing and reopening the Raft group when a peer comes back (a new
+// leadership per partition).
+//
 // # Stable store
 //
 // Raft's term and vote live in StableStore, a small file of two slots

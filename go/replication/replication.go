@@ -35,6 +35,9 @@ type Log struct {
 	// the change only).
 	lowSpace atomic.Bool
 	trans    *raft.NetworkTransport
+	// gate is trans as Raft uses it: requests to a peer known down wait
+	// for it (peergate.go).
+	gate *PeerGate
 	// recovery is what opening the logs repaired (immutable after New).
 	recovery Recovery
 	// observer feeds watchLeader; nil without Config.OnLeaderChange.
@@ -158,11 +161,12 @@ func New(cfg Config) (*Log, error) {
 		Timeout: cfg.TransportTimeout,
 		Logger:  lg.Named("transport"),
 	})
-	closers = append(closers, l.trans.Close)
+	l.gate = NewPeerGate(l.trans)
+	closers = append(closers, l.gate.Close)
 	// No raft.LogCache in front of the store: a snapshot install rewrites
 	// entries under it (LogStore.install), which would leave the cache
 	// serving the old ones.
-	r, err := raft.NewRaft(rc, l.fsm, l.store, l.stable, snaps, l.trans)
+	r, err := raft.NewRaft(rc, l.fsm, l.store, l.stable, snaps, l.gate)
 	if err != nil {
 		return nil, fmt.Errorf("replication: start raft: %w", err)
 	}
@@ -627,9 +631,12 @@ func (l *Log) Leave(id string) error {
 	if err := cf.Error(); err != nil {
 		return l.mapRaftErr(err)
 	}
+	var addr raft.ServerAddress
 	found := false
 	for _, s := range cf.Configuration().Servers {
-		found = found || s.ID == raft.ServerID(id)
+		if s.ID == raft.ServerID(id) {
+			found, addr = true, s.Address
+		}
 	}
 	if !found {
 		return nil
@@ -637,6 +644,9 @@ func (l *Log) Leave(id string) error {
 	if err := l.raft.RemoveServer(raft.ServerID(id), 0, l.cfg.ApplyTimeout).Error(); err != nil {
 		return l.mapRaftErr(err)
 	}
+	// Raft no longer replicates to it: a request held for it, if it is
+	// down, ends now rather than at Close.
+	l.gate.Forget(addr)
 	l.lg.Info("server left", "id", id)
 	return nil
 }
@@ -760,8 +770,9 @@ func (l *Log) closed() bool {
 // Close stops this replica: it takes a snapshot (see the package
 // documentation, "State machine"); if it is the leader of a cluster with
 // other voters it then hands leadership over (so the cluster does not wait an
-// election timeout), then shuts Raft down, closes the transport (and the
-// stream layer) and the logs; it waits at most raftutil.ShutdownTimeout for
+// election timeout), then closes the transport (and the stream layer,
+// releasing a request held for a peer that is down), shuts Raft down and
+// closes the logs; it waits at most raftutil.ShutdownTimeout for
 // Raft's goroutines. It does not remove the node from the cluster:
 // call the leader's Leave (discovery does, on a graceful leave). Close is
 // idempotent.
@@ -777,10 +788,13 @@ func (l *Log) Close() error {
 		}
 		l.raft.DeregisterObserver(l.heartbeats)
 		close(l.done)
-		errs := []error{raftutil.Shutdown(l.raft, l.lg)}
-		if err := l.trans.Close(); err != nil {
+		// Before Raft's shutdown, which waits for a replication goroutine
+		// the gate may hold for a peer that is down.
+		var errs []error
+		if err := l.gate.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close transport: %w", err))
 		}
+		errs = append(errs, raftutil.Shutdown(l.raft, l.lg))
 		l.wg.Wait()
 		errs = append(errs, l.store.Close(), l.stable.Close())
 		if err := errors.Join(errs...); err != nil {

@@ -18,11 +18,15 @@ import (
 
 	metrics "github.com/hashicorp/go-metrics"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	client "github.com/proglog/proglog/clients/go"
 	"github.com/proglog/proglog/go/agent"
+	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
 	"github.com/proglog/proglog/go/seglog"
+	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
 // Issue 17's measurements: produce throughput of one topic by partitions
@@ -456,7 +460,9 @@ func BenchmarkIdlePartitions(b *testing.B) {
 			for created < stage {
 				p := min(100, stage-created)
 				name := fmt.Sprintf("idle-%d", created)
-				if _, err := pc.client.CreateTopic(ctx, name, client.TopicConfig{Partitions: p, ReplicationFactor: 3}); err != nil {
+				// The client retries a create whose answer was lost, so
+				// the topic may exist by its own first attempt.
+				if _, err := pc.client.CreateTopic(ctx, name, client.TopicConfig{Partitions: p, ReplicationFactor: 3}); err != nil && !errors.Is(err, client.ErrTopicExists) {
 					b.Fatalf("create %s: %v", name, err)
 				}
 				created += p
@@ -614,5 +620,128 @@ func TestRaftCounter(t *testing.T) {
 	c.IncrCounter([]string{"raft", "replication", "heartbeat"}, 1)
 	if hb, ap := c.heartbeats.Load(), c.appends.Load(); hb != 1 || ap != 2 {
 		t.Fatalf("counted %d heartbeats and %d appends, want 1 and 2", hb, ap)
+	}
+}
+
+// deliveryCommitTimeouts are BenchmarkFollowerDelivery's settings.
+var deliveryCommitTimeouts = flag.String("delivery-commit-timeouts", "5ms,50ms", "BenchmarkFollowerDelivery: the CommitTimeouts to compare, one cluster each")
+
+// BenchmarkFollowerDelivery measures what a longer CommitTimeout costs a
+// consumer: the delay from a produce's acknowledgement to a follower's
+// ConsumeStream delivering the record, for each CommitTimeout of
+// -delivery-commit-timeouts (default 5ms and 50ms), each on its own 3-node
+// cluster (R = 3, fsync before the ack), all started in the same run. A
+// ConsumeStream to a follower of partition 0 of each cluster's default
+// topic follows it (the run fails if that node becomes the leader, which
+// would deliver at the ack); every iteration produces one 100 B
+// record to each cluster in turn (starting at another cluster each time)
+// and waits until its stream delivers it before the next, so every record
+// is the last of its burst: a follower learns that it is committed from
+// the leader's next AppendEntries, which with nothing more to append comes
+// after CommitTimeout to 2×CommitTimeout. Reports per setting the p50 and
+// p99 of that delay and of the produce's own latency (send to ack).
+//
+//	go test -run '^$' -bench FollowerDelivery -benchtime 400x -timeout 20m ./tools/bench/
+func BenchmarkFollowerDelivery(b *testing.B) {
+	type setting struct {
+		name        string
+		pc          *proglogCluster
+		follower    *agent.Agent // the node streaming
+		delivered   chan time.Time
+		delay, rtt  []time.Duration
+		streamError chan error
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	dir := b.TempDir()
+	pki, err := certs.EnsureDev(filepath.Join(dir, "pki"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var settings []*setting
+	for _, f := range splitList(*deliveryCommitTimeouts) {
+		ct, err := time.ParseDuration(f)
+		if err != nil || ct <= 0 {
+			b.Fatalf("-delivery-commit-timeouts: bad duration %q", f)
+		}
+		pc, err := startProglog(ctx, filepath.Join(dir, "ct-"+f), pki, 3, durSync, func(c *agent.Config) {
+			c.Raft.CommitTimeout = ct
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { pc.Close() })
+		s := &setting{name: "ct" + f, pc: pc, delivered: make(chan time.Time, 1), streamError: make(chan error, 1)}
+		for _, a := range pc.agents {
+			if r := a.Replica(); r != nil && !r.IsLeader() {
+				s.follower = a
+			}
+		}
+		if s.follower == nil {
+			b.Fatalf("%s: no follower of the default partition", s.name)
+		}
+		next, err := pc.client.Bounds(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tlsCfg, err := auth.TLSConfig{CertFile: pki.ClientCert("root"), KeyFile: pki.ClientKey("root"), CAFile: pki.CACert}.Client()
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn, err := grpc.NewClient(s.follower.Addr(), grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+		stream, err := logv1.NewLogClient(conn).ConsumeStream(ctx, &logv1.ConsumeRequest{Offset: next.Next})
+		if err != nil {
+			b.Fatal(err)
+		}
+		go func() {
+			for {
+				if _, err := stream.Recv(); err != nil {
+					s.streamError <- err
+					return
+				}
+				s.delivered <- time.Now()
+			}
+		}()
+		settings = append(settings, s)
+	}
+	payload := newPayloads(1, 100)[0]
+	b.ResetTimer()
+	for i := range b.N {
+		for j := range settings {
+			s := settings[(i+j)%len(settings)]
+			t0 := time.Now()
+			if _, err := s.pc.client.Produce(ctx, &client.Record{Value: payload}); err != nil {
+				b.Fatal(err)
+			}
+			acked := time.Now()
+			select {
+			case at := <-s.delivered:
+				s.delay = append(s.delay, at.Sub(acked))
+				s.rtt = append(s.rtt, acked.Sub(t0))
+			case err := <-s.streamError:
+				b.Fatalf("%s: stream: %v", s.name, err)
+			case <-time.After(30 * time.Second):
+				b.Fatalf("%s: the stream did not deliver record %d within 30s", s.name, i)
+			}
+		}
+	}
+	b.StopTimer()
+	for _, s := range settings {
+		if s.follower.Replica().IsLeader() {
+			b.Fatalf("%s: the streaming node %s became the partition's leader during the run", s.name, s.follower.NodeName())
+		}
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(0, "ns/op")
+	for _, s := range settings {
+		delay, rtt := newLatencies(s.delay), newLatencies(s.rtt)
+		b.ReportMetric(ms(delay.p50()), s.name+"-ack-to-follower-p50-ms")
+		b.ReportMetric(ms(delay.p99()), s.name+"-ack-to-follower-p99-ms")
+		b.ReportMetric(ms(rtt.p50()), s.name+"-produce-p50-ms")
+		b.ReportMetric(ms(rtt.p99()), s.name+"-produce-p99-ms")
 	}
 }

@@ -182,7 +182,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.raftHeartbeat, "raft-heartbeat-timeout", o.raftHeartbeat, "how long a follower waits for the leader before starting an election")
 	fs.DurationVar(&o.raftElection, "raft-election-timeout", o.raftElection, "how long a candidate waits for votes")
 	fs.DurationVar(&o.raftLeaderLease, "raft-leader-lease-timeout", o.raftLeaderLease, "how long a leader stays leader without hearing from a quorum (at most --raft-heartbeat-timeout)")
-	fs.DurationVar(&o.raftCommit, "raft-commit-timeout", o.raftCommit, "longest delay before the leader tells followers the commit index without new entries")
+	fs.DurationVar(&o.raftCommit, "raft-commit-timeout", o.raftCommit, "longest delay before a partition leader tells followers the commit index without new entries (randomised up to twice that): the last records of a burst reach follower streams that late, and every idle partition sends two append RPCs per timeout; see docs/benchmarks.md")
 	fs.DurationVar(&o.raftSnapshotInterval, "raft-snapshot-interval", o.raftSnapshotInterval, "how often Raft checks whether to snapshot (and compact its log)")
 	fs.Uint64Var(&o.raftSnapshotThreshold, "raft-snapshot-threshold", o.raftSnapshotThreshold, "Raft entries since the last snapshot that trigger a new one")
 	fs.Uint64Var(&o.raftTrailingLogs, "raft-trailing-logs", o.raftTrailingLogs, "Raft entries kept after a snapshot, so lagging followers catch up without one")

@@ -47,7 +47,7 @@ type Group struct {
 	lg     hclog.Logger
 	fsm    *metadata.FSM
 	raft   *raft.Raft
-	trans  *raft.NetworkTransport
+	trans  *replication.PeerGate // see replication's "Catching up after a restart"
 	store  *replication.LogStore
 	stable *replication.StableStore
 	// guardRaft is raft, for the peer checks, which start before
@@ -112,12 +112,12 @@ func Open(cfg Config) (*Group, error) {
 	if cfg.PeerName != nil {
 		stream = replication.GuardStreamLayer(stream, cfg.PeerName, cfg.LocalID, &g.guardRaft, cfg.OnPeerRejected, lg.Named("peers"))
 	}
-	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	g.trans = replication.NewPeerGate(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
 		MaxPool: cfg.MaxPool,
 		Timeout: cfg.TransportTimeout,
 		Logger:  lg.Named("transport"),
-	})
+	}))
 	closers = append(closers, g.trans.Close)
 	hasState, err := raft.HasExistingState(g.store, g.stable, snaps)
 	if err != nil {
@@ -264,8 +264,8 @@ func (g *Group) closed() bool {
 }
 
 // Close stops the controller and this member: if it leads a group with
-// other voters it first hands leadership over, then shuts Raft down and
-// closes the transport (and the stream layer) and the stores. It does not
+// other voters it first hands leadership over, then closes the transport
+// (and the stream layer), shuts Raft down and closes the stores. It does not
 // remove the node from the group (the leader's Leave does). Idempotent.
 func (g *Group) Close() error {
 	g.closeOnce.Do(func() {
@@ -276,10 +276,13 @@ func (g *Group) Close() error {
 		// there before the group elects a leader, which a node restarted
 		// on a full disk cannot help do.
 		raftutil.SnapshotNow(g.raft, g.lg)
-		errs := []error{raftutil.Shutdown(g.raft, g.lg)}
+		// The transport first: Raft's shutdown waits for a replication
+		// goroutine the PeerGate may hold for a peer that is down.
+		var errs []error
 		if err := g.trans.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close transport: %w", err))
 		}
+		errs = append(errs, raftutil.Shutdown(g.raft, g.lg))
 		g.wg.Wait()
 		errs = append(errs, g.store.Close(), g.stable.Close())
 		if err := errors.Join(errs...); err != nil {
