@@ -175,12 +175,17 @@ func (g *Group) Leave(id string) error {
 	if err := cf.Error(); err != nil {
 		return g.mapRaftErr(err)
 	}
-	if !slices.ContainsFunc(cf.Configuration().Servers, func(s raft.Server) bool { return s.ID == raft.ServerID(id) }) {
+	i := slices.IndexFunc(cf.Configuration().Servers, func(s raft.Server) bool { return s.ID == raft.ServerID(id) })
+	if i < 0 {
 		return nil
 	}
+	addr := cf.Configuration().Servers[i].Address
 	if err := g.raft.RemoveServer(raft.ServerID(id), 0, g.cfg.ApplyTimeout).Error(); err != nil {
 		return g.mapRaftErr(err)
 	}
+	// Raft no longer replicates to it: a request held for it, if it is
+	// down, ends now rather than at Close.
+	g.trans.Forget(addr)
 	g.lg.Info("node left the metadata group", "id", id)
 	return nil
 }
