@@ -11,7 +11,7 @@ import (
 func TestACLsCommands(t *testing.T) {
 	_, conn := topicDouble(t)
 	rule := []string{"--subject", "orders-app", "--object", "orders-*", "--action", "produce"}
-	if out := mustRun(t, "", append(append([]string{"acls", "create"}, rule...), conn...)...); out != "created rule: orders-app may produce orders-*\n" {
+	if out := mustRun(t, "", append(append([]string{"acls", "create"}, rule...), conn...)...); out != "created rule: subject orders-app, action produce, object orders-*\n" {
 		t.Errorf("acls create printed %q", out)
 	}
 	out := mustRun(t, "", append([]string{"acls", "list"}, conn...)...)
@@ -43,6 +43,11 @@ func TestACLsCommands(t *testing.T) {
 
 	if out := mustRun(t, "", append(append([]string{"acls", "delete", "--json"}, rule...), conn...)...); out != `{"subject":"orders-app","object":"orders-*","action":"produce","from_policy_file":false}`+"\n" {
 		t.Errorf("acls delete --json printed %q", out)
+	}
+	servers := []string{"--subject", "nobody", "--object", "log", "--action", "servers"}
+	mustRun(t, "", append(append([]string{"acls", "create"}, servers...), conn...)...)
+	if out := mustRun(t, "", append(append([]string{"acls", "delete"}, servers...), conn...)...); out != "deleted rule: subject nobody, action servers, object log\n" {
+		t.Errorf("acls delete printed %q", out)
 	}
 	if out := mustRun(t, "", append([]string{"acls", "list"}, conn...)...); !strings.HasSuffix(out, "root     *       *       policy file\n") || strings.Contains(out, "orders-app") {
 		t.Errorf("acls list after the delete printed %q", out)
