@@ -367,7 +367,7 @@ func (o *serveOptions) agentConfig(stdout io.Writer, logger *zap.Logger) (agent.
 		if err != nil {
 			return cfg, fmt.Errorf("dev certificates: %w", err)
 		}
-		printDevFiles(stdout, files, []string{cfg.NodeName})
+		printDevFiles(stdout, files, []string{cfg.NodeName}, nil)
 		cfg.TLS = auth.TLSConfig{CertFile: files.NodeCert(cfg.NodeName), KeyFile: files.NodeKey(cfg.NodeName), CAFile: files.CACert}
 	}
 	switch {
