@@ -51,7 +51,7 @@ func newTopicsCreateCmd(stdout io.Writer) *cobra.Command {
 	opts := defaultClientOptions()
 	var cfg client.TopicConfig
 	cmd := newTopicCmd("create NAME", "Create a topic",
-		"  proglog topics create orders --partitions 12 --replicas 3 --dev ./proglog-data",
+		"  proglog topics create orders --partitions 12 --dev ./proglog-data",
 		opts, func(ctx context.Context, c *client.Client, name string) error {
 			info, err := c.CreateTopic(ctx, name, cfg)
 			if err != nil {
