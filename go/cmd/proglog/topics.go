@@ -177,7 +177,7 @@ func retention(cfg client.TopicConfig) string {
 // The leader_state of a partition in topics describe --json.
 const (
 	leaderElected    = "elected"        // a leader, on a server not known to be down
-	leaderNone       = "none"           // no leader known (an election)
+	leaderNone       = "none"           // no leader known: an election
 	leaderFailed     = "leader_failed"  // the recorded leader's server failed
 	leaderLeaving    = "leader_leaving" // the recorded leader's server is leaving
 	leaderNoMajority = "no_majority"    // fewer replicas in sync than a majority: none can lead
@@ -190,9 +190,6 @@ const (
 // replicas in sync than a majority (it cannot commit, and steps down), is
 // not shown; why says which.
 func partitionLeader(p client.PartitionInfo) (id, addr, state, why string) {
-	if p.LeaderID == "" {
-		return "", "", leaderNone, "no leader"
-	}
 	for _, r := range p.Replicas {
 		if r.ID != p.LeaderID {
 			continue
@@ -204,8 +201,11 @@ func partitionLeader(p client.PartitionInfo) (id, addr, state, why string) {
 			return "", "", leaderLeaving, fmt.Sprintf("no leader (%s leaving)", r.ID)
 		}
 	}
-	if len(p.InSync) < len(p.Replicas)/2+1 {
+	switch {
+	case len(p.InSync) < len(p.Replicas)/2+1:
 		return "", "", leaderNoMajority, fmt.Sprintf("no leader (%d of %d replicas in sync)", len(p.InSync), len(p.Replicas))
+	case p.LeaderID == "":
+		return "", "", leaderNone, "no leader (an election)"
 	}
 	return p.LeaderID, p.Leader, leaderElected, ""
 }
