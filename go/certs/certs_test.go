@@ -227,3 +227,82 @@ func TestEnsureDevRejectsBadNodeNames(t *testing.T) {
 		}
 	}
 }
+
+// EnsureDevClients issues a client certificate whose subject common name
+// is the name asked for (the subject the ACLs check), signed by the dev
+// CA, keeps it while valid, replaces one of another subject, and refuses
+// names whose files are the PKI's own.
+func TestEnsureDevClientsIssuesNamedClients(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	if _, err := EnsureDevClients(dir, "orders-app"); err == nil {
+		t.Fatal("EnsureDevClients without a CA succeeded")
+	}
+	files, err := EnsureDev(dir, nil, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureDevClients(dir, "orders-app", "billing"); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := LoadAuthority(files.CACert, files.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"orders-app", "billing"} {
+		c, err := ReadCertificate(files.ClientCert(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Subject.CommonName != name {
+			t.Errorf("client CN = %q, want %q", c.Subject.CommonName, name)
+		}
+		if _, err := c.Verify(x509.VerifyOptions{Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			t.Errorf("client %s: %v", name, err)
+		}
+		if _, err := tls.LoadX509KeyPair(files.ClientCert(name), files.ClientKey(name)); err != nil {
+			t.Errorf("client %s key pair: %v", name, err)
+		}
+		if st, err := os.Stat(files.ClientKey(name)); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s key: %v, %v", name, st, err)
+		}
+	}
+
+	// Kept while valid; another subject's certificate under the name is
+	// replaced.
+	before, err := os.ReadFile(files.ClientCert("orders-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct{ from, to string }{{files.ClientCert("billing"), files.ClientCert("root")}, {files.ClientKey("billing"), files.ClientKey("root")}} {
+		b, err := os.ReadFile(f.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f.to, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := EnsureDevClients(dir, "orders-app", "root"); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(files.ClientCert("orders-app")); string(after) != string(before) {
+		t.Error("a valid client certificate was replaced")
+	}
+	if c, err := ReadCertificate(files.ClientCert("root")); err != nil || c.Subject.CommonName != "root" {
+		t.Errorf("root.pem holding billing's certificate: after EnsureDevClients %v, %v", c.Subject, err)
+	}
+
+	for _, name := range []string{"ca", "server", "ca-key", "n1-key", "n1"} {
+		if _, err := EnsureDevClients(dir, name); !errors.Is(err, ErrReservedName) {
+			t.Errorf("EnsureDevClients(%q): %v, want ErrReservedName", name, err)
+		}
+	}
+	for _, name := range []string{"", "../x", "a/b", "-x"} {
+		if _, err := EnsureDevClients(dir, name); !errors.Is(err, nodeid.ErrInvalidName) {
+			t.Errorf("EnsureDevClients(%q): %v, want nodeid.ErrInvalidName", name, err)
+		}
+	}
+	if c, err := ReadCertificate(files.NodeCert("n1")); err != nil || nodeid.Verify(c, "n1", "") != nil {
+		t.Errorf("node n1's certificate after the refusals: %v", err)
+	}
+}

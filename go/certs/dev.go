@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/proglog/proglog/go/auth/nodeid"
@@ -108,20 +109,66 @@ func EnsureDev(dir string, hosts []string, nodes ...string) (DevFiles, error) {
 			return files, err
 		}
 	}
-	for _, name := range DevClients {
+	if err := ensureClients(ca, files, DevClients); err != nil {
+		return files, err
+	}
+	return files, nil
+}
+
+// EnsureDevClients makes dir, a development PKI EnsureDev made, hold a
+// client certificate for each of names: NAME.pem and NAME-key.pem, signed
+// by its CA, with the clientAuth usage and subject common name NAME, the
+// subject the servers' ACLs check. Like EnsureDev it keeps a valid
+// certificate of that name and replaces a missing, foreign or expiring
+// one. A name must be a valid file name (go/auth/nodeid's ValidName);
+// ca, server, a name ending in -key and the name of a node whose
+// certificate is in dir are refused (ErrReservedName): their files are
+// the PKI's own.
+func EnsureDevClients(dir string, names ...string) (DevFiles, error) {
+	files := DevFilesIn(dir)
+	for _, n := range names {
+		if err := nodeid.ValidName(n); err != nil {
+			return files, fmt.Errorf("certs: client %q: %w", n, err)
+		}
+		if n == "ca" || n == "server" || strings.HasSuffix(n, "-key") {
+			return files, fmt.Errorf("%w: client %q (its files would overwrite the PKI's own)", ErrReservedName, n)
+		}
+		if cert, err := ReadCertificate(files.ClientCert(n)); err == nil {
+			if node, err := nodeid.FromCertificate(cert); err == nil {
+				return files, fmt.Errorf("%w: client %q (%s.pem is node %q's certificate)", ErrReservedName, n, n, node)
+			}
+		}
+	}
+	ca, err := LoadAuthority(files.CACert, files.CAKey)
+	if err != nil {
+		return files, fmt.Errorf("certs: the development CA of %s (run EnsureDev first): %w", dir, err)
+	}
+	return files, ensureClients(ca, files, names)
+}
+
+// ensureClients issues a client certificate for each of names unless a
+// valid one of that subject is in files' directory.
+func ensureClients(ca *Authority, files DevFiles, names []string) error {
+	for _, name := range names {
 		certFile, keyFile := files.ClientCert(name), files.ClientKey(name)
-		if leafOK(ca, certFile, keyFile, x509.ExtKeyUsageClientAuth, nil) {
+		if leafOK(ca, certFile, keyFile, x509.ExtKeyUsageClientAuth, nil) && namesSubject(certFile, name) {
 			continue
 		}
 		kp, err := ca.IssueClient(name)
 		if err != nil {
-			return files, err
+			return err
 		}
 		if err := kp.Write(certFile, keyFile); err != nil {
-			return files, err
+			return err
 		}
 	}
-	return files, nil
+	return nil
+}
+
+// namesSubject reports whether certFile's subject common name is name.
+func namesSubject(certFile, name string) bool {
+	cert, err := ReadCertificate(certFile)
+	return err == nil && cert.Subject.CommonName == name
 }
 
 // leafOK reports whether certFile/keyFile form a pair signed by ca, valid for

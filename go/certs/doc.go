@@ -14,6 +14,9 @@
 // server-key.pem, one NAME.pem/NAME-key.pem pair per requested node and per
 // client in DevClients —
 // creating only what is missing, expired, not signed by the directory's CA, or
-// (for the server) not covering every requested host. It is meant for
+// (for the server) not covering every requested host. EnsureDevClients adds
+// client certificates of other subjects (NAME.pem, common name NAME: what the
+// ACLs check; `proglog certs --client NAME`) to such a directory, refusing the
+// names of its other files (ErrReservedName). Both are meant for
 // `proglog serve --dev` and tests; production deployments bring their own PKI.
 package certs

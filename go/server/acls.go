@@ -89,7 +89,7 @@ func protoACLRule(r commitlog.ACLRule) *logv1.ACLRule {
 const reasonInvalidACL = "INVALID_ACL"
 
 // invalidACL builds the INVALID_ARGUMENT status of a refused rule or ACL
-// request; msg says why.
+// request; msg says why (the cause only: see detail).
 func invalidACL(msg string) *status.Status {
 	st := status.New(codes.InvalidArgument, msg)
 	if withD, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reasonInvalidACL, Domain: ErrorDomain}); err == nil {

@@ -128,10 +128,14 @@ func TestACLRPCs(t *testing.T) {
 		t.Fatalf("the port saw %d changes from a caller without acl", after-before)
 	}
 
-	acls.fail(fmt.Errorf("checking: %w: action %q is not known", commitlog.ErrInvalidACL, "fly"))
+	// The message is the cause only, without the packages' prefixes.
+	acls.fail(fmt.Errorf("group: %w: the cluster would hold 4099 rules, at most 4096", fmt.Errorf("metadata: %w", commitlog.ErrInvalidACL)))
 	_, err = root.CreateACLs(ctx, &logv1.CreateACLsRequest{Rules: []*logv1.ACLRule{protoRule("a", "log", "fly")}})
 	if info := errorInfo(t, err, codes.InvalidArgument); info.Reason != "INVALID_ACL" || info.Domain != server.ErrorDomain {
 		t.Fatalf("invalid rule: %v, ErrorInfo %v", err, info)
+	}
+	if msg, want := status.Convert(err).Message(), "the cluster would hold 4099 rules, at most 4096"; msg != want {
+		t.Errorf("invalid rule: message %q, want %q", msg, want)
 	}
 	acls.fail(&commitlog.NotLeaderError{LeaderID: "n2", LeaderAddr: "10.0.0.2:8400"})
 	_, err = root.DeleteACLs(ctx, &logv1.DeleteACLsRequest{Rules: []*logv1.ACLRule{alice}})

@@ -13,8 +13,10 @@
 // *commitlog.NotLeaderError, commitlog.ErrLeadershipLost and
 // commitlog.ErrUnavailable; a partition's *commitlog.NotLeaderError
 // without a leader becomes UNAVAILABLE with ErrorInfo NO_LEADER naming its
-// replicas on servers the ServerLister has failed or leaving (see
-// README.md). Dependencies point one way: this package and
+// replicas on servers the ServerLister has failed or leaving, and the
+// metadata group's (a call about no partition: topics, consumer groups,
+// ACLs) NO_LEADER with scope "metadata" naming its voters (Server's
+// MetadataVoter) there (see README.md). Dependencies point one way: this package and
 // the implementations import go/commitlog; this package imports none of the
 // implementations and knows nothing of Raft.
 //

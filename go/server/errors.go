@@ -57,7 +57,10 @@ const (
 	reasonNotOwner       = "NOT_OWNER"
 	reasonStaleGen       = "STALE_GENERATION"
 	reasonTooManyMembers = "TOO_MANY_MEMBERS"
-	detailLocale         = "en-US"
+	// scopeMetadata is the NO_LEADER metadata "scope" of the metadata
+	// group (a partition's names its topic instead).
+	scopeMetadata = "metadata"
+	detailLocale  = "en-US"
 )
 
 // outOfRange builds the OUT_OF_RANGE status with its machine-readable and
@@ -139,17 +142,17 @@ func (s *Server) notLeader(ctx context.Context, e *commitlog.NotLeaderError, te 
 	})
 }
 
-// noLeader builds the UNAVAILABLE status of a call to a partition that
-// has no leader, with reason NO_LEADER naming the replicas on servers
-// known to be failed or leaving (see log.proto). With a majority of them
-// unreachable the message says that no leader can be elected until they
-// are back; otherwise an election is under way. Without the partition
-// (te nil) or its metadata the status is the election's, bare.
+// noLeader builds the UNAVAILABLE status of a call that found no leader,
+// with reason NO_LEADER (see log.proto). A call about a partition (te
+// with one) is about its replicas; any other (topics, consumer groups,
+// ACLs, the metadata) is about the metadata group's voters: see
+// metadataNoLeader. Without the partition's metadata the status is the
+// election's, bare.
 func (s *Server) noLeader(ctx context.Context, te *topicError) error {
-	const election = "no leader elected yet; retry shortly"
 	if te == nil || !te.hasPartition {
-		return status.Error(codes.Unavailable, election)
+		return s.metadataNoLeader(ctx)
 	}
+	const election = "no leader elected yet; retry shortly"
 	topics, err := s.cluster.Topics(ctx, te.topic)
 	if err != nil || len(topics) != 1 || int(te.partition) >= len(topics[0].Partitions) {
 		return status.Error(codes.Unavailable, election)
@@ -158,36 +161,100 @@ func (s *Server) noLeader(ctx context.Context, te *topicError) error {
 	if err != nil {
 		return status.Error(codes.Unavailable, election)
 	}
-	states := serverStates(servers)
-	replicas := topics[0].Partitions[te.partition].Replicas
-	var unreachable, why []string
-	for _, r := range replicas {
-		if !reachable(states, r.ID) {
-			st, ok := states[r.ID]
-			if !ok {
-				st = commitlog.StateLeaving // not listed: the metadata has it leaving
-			}
-			unreachable = append(unreachable, r.ID)
-			why = append(why, r.ID+" "+st.String())
-		}
+	var ids []string
+	for _, r := range topics[0].Partitions[te.partition].Replicas {
+		ids = append(ids, r.ID)
 	}
+	q := quorumOf(ids, serverStates(servers))
 	md := te.metadata()
-	md["replicas"] = strconv.Itoa(len(replicas))
-	md["unreachable"] = strings.Join(unreachable, ",")
+	q.describe(md)
 	name := fmt.Sprintf("partition %s/%d", te.topic, te.partition)
 	var msg string
-	switch quorum := len(replicas)/2 + 1; {
-	case len(unreachable) == 0:
+	switch {
+	case len(q.unreachable) == 0:
 		msg = name + " has no leader yet (an election is under way); retry shortly"
-	case len(replicas)-len(unreachable) < quorum:
+	case q.lost():
 		msg = fmt.Sprintf("%s has no leader: %d of its %d replicas are unreachable (%s); a leader needs %d of them, so none can be elected until enough are back",
-			name, len(unreachable), len(replicas), strings.Join(why, ", "), quorum)
+			name, len(q.unreachable), q.members, q.why(), q.needed())
 	default:
 		msg = fmt.Sprintf("%s has no leader yet (an election is under way; %d of its %d replicas unreachable: %s); retry shortly",
-			name, len(unreachable), len(replicas), strings.Join(why, ", "))
+			name, len(q.unreachable), q.members, q.why())
 	}
 	return withDetails(status.New(codes.Unavailable, msg), &errdetails.ErrorInfo{Reason: reasonNoLeader, Domain: ErrorDomain, Metadata: md})
 }
+
+// metadataNoLeader builds the UNAVAILABLE status of a call the metadata
+// group must answer (topics, consumer groups, ACLs) while it has no
+// leader: reason NO_LEADER with metadata "scope" "metadata" and no topic,
+// "replicas" the group's voters and "unreachable" those on servers known
+// to be failed or leaving (see log.proto). With a majority of them
+// unreachable the message says that no leader can be elected until they
+// are back; otherwise an election is under way.
+func (s *Server) metadataNoLeader(ctx context.Context) error {
+	md := map[string]string{"scope": scopeMetadata}
+	var q quorum
+	if servers, err := s.lister.Servers(ctx); err == nil {
+		var voters []string
+		for _, sv := range servers {
+			if sv.MetadataVoter {
+				voters = append(voters, sv.ID)
+			}
+		}
+		q = quorumOf(voters, serverStates(servers))
+	}
+	q.describe(md)
+	const name = "the metadata group"
+	var msg string
+	switch {
+	case len(q.unreachable) == 0:
+		msg = name + " has no leader elected yet (an election is under way); retry shortly"
+	case q.lost():
+		msg = fmt.Sprintf("%s has no leader: %d of its %d voters are unreachable (%s); a leader needs %d of them, so none can be elected until enough are back; until then topics, consumer groups and ACLs cannot change",
+			name, len(q.unreachable), q.members, q.why(), q.needed())
+	default:
+		msg = fmt.Sprintf("%s has no leader elected yet (an election is under way; %d of its %d voters unreachable: %s); retry shortly",
+			name, len(q.unreachable), q.members, q.why())
+	}
+	return withDetails(status.New(codes.Unavailable, msg), &errdetails.ErrorInfo{Reason: reasonNoLeader, Domain: ErrorDomain, Metadata: md})
+}
+
+// quorum is a Raft group's members as a server without a leader sees
+// them: how many, and which are on servers known to be failed or leaving
+// (with that state, for the message).
+type quorum struct {
+	members     int
+	unreachable []string
+	states      []string // "n2 failed", one per unreachable member
+}
+
+// quorumOf is the quorum of ids given the servers' states (a member on a
+// server not listed: the metadata has it leaving).
+func quorumOf(ids []string, states map[string]commitlog.ServerState) quorum {
+	q := quorum{members: len(ids)}
+	for _, id := range ids {
+		if reachable(states, id) {
+			continue
+		}
+		st, ok := states[id]
+		if !ok {
+			st = commitlog.StateLeaving
+		}
+		q.unreachable = append(q.unreachable, id)
+		q.states = append(q.states, id+" "+st.String())
+	}
+	return q
+}
+
+// describe adds q's "replicas" and "unreachable" to an ErrorInfo's md.
+func (q quorum) describe(md map[string]string) {
+	md["replicas"] = strconv.Itoa(q.members)
+	md["unreachable"] = strings.Join(q.unreachable, ",")
+}
+
+// lost reports whether too few members are reachable to elect a leader.
+func (q quorum) lost() bool  { return q.members-len(q.unreachable) < q.needed() }
+func (q quorum) needed() int { return q.members/2 + 1 }
+func (q quorum) why() string { return strings.Join(q.states, ", ") }
 
 // sequenceReason is the ErrorInfo reason of a refused idempotent produce.
 func sequenceReason(e *producer.SequenceError) string {
@@ -488,7 +555,7 @@ func (s *Server) statusError(ctx context.Context, err error) error {
 		errors.As(err, &ge)
 		return groupStatus(err, ge)
 	case errors.Is(err, commitlog.ErrInvalidACL):
-		return invalidACL(err.Error()).Err()
+		return invalidACL(detail(err, commitlog.ErrInvalidACL)).Err()
 	case errors.Is(err, commitlog.ErrLeadershipLost):
 		return status.Error(codes.Unavailable, "leadership changed during the request; it may or may not have been applied")
 	case errors.Is(err, commitlog.ErrUnavailable):

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	client "github.com/proglog/proglog/clients/go"
+	"github.com/proglog/proglog/go/auth"
 )
 
 func newACLsCmd(stdout io.Writer) *cobra.Command {
@@ -33,8 +36,14 @@ type aclJSON struct {
 	FromPolicyFile bool   `json:"from_policy_file"`
 }
 
+// describeRule is r as acls create and delete print it: each field
+// named, which reads right for every action ("servers", "*").
+func describeRule(r client.ACLRule) string {
+	return fmt.Sprintf("subject %s, action %s, object %s", r.Subject, r.Action, r.Object)
+}
+
 func newACLsListCmd(stdout io.Writer) *cobra.Command {
-	return newQueryCmd("list", "List the ACL rules: the metadata's, then the policy file's",
+	return newQueryCmd("list", "List the ACL rules: the cluster's metadata's, then the policy file's",
 		"  proglog acls list --dev ./proglog-data",
 		func(ctx context.Context, c *client.Client, asJSON bool) error {
 			rules, err := c.ListACLs(ctx)
@@ -67,9 +76,13 @@ func newACLsListCmd(stdout io.Writer) *cobra.Command {
 func newACLChangeCmd(stdout io.Writer, verb string) *cobra.Command {
 	opts := defaultClientOptions()
 	var r client.ACLRule
+	short := "Create an ACL rule in the cluster's metadata"
+	if verb == "delete" {
+		short = "Delete an ACL rule from the cluster's metadata"
+	}
 	cmd := &cobra.Command{
 		Use:     verb,
-		Short:   verb + " an ACL rule in the cluster's metadata",
+		Short:   short,
 		Example: fmt.Sprintf("  proglog acls %s --subject orders-app --object 'orders-*' --action produce --dev ./proglog-data", verb),
 		Args:    cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return clientEnv(cmd.Flags()) },
@@ -89,14 +102,14 @@ func newACLChangeCmd(stdout io.Writer, verb string) *cobra.Command {
 			if opts.json {
 				return writeJSON(stdout, aclJSON{Subject: r.Subject, Object: r.Object, Action: r.Action})
 			}
-			_, err = fmt.Fprintf(stdout, "%sd rule: %s may %s %s\n", verb, r.Subject, r.Action, r.Object)
+			_, err = fmt.Fprintf(stdout, "%sd rule: %s\n", verb, describeRule(r))
 			return err
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&r.Subject, "subject", "", "the client certificate's common name (or a role of the policy file) the rule allows")
-	fs.StringVar(&r.Object, "object", "", "a topic or group name, with * wildcards (orders-*), or * for everything")
-	fs.StringVar(&r.Action, "action", "", "produce, consume, servers, create, delete, describe, group, acl, read, or * for every action")
+	fs.StringVar(&r.Subject, "subject", "", "whom the rule allows: a client certificate's common name (proglog certs --client NAME), or a role of the policy file")
+	fs.StringVar(&r.Object, "object", "", "what it allows it on: a topic or group name, with * wildcards (orders-*), or * for everything")
+	fs.StringVar(&r.Action, "action", "", "what it allows: one of "+strings.Join(slices.DeleteFunc(auth.Actions(), func(a string) bool { return a == auth.ActionAll }), ", ")+", or * for every action")
 	for _, f := range []string{"subject", "object", "action"} {
 		_ = cmd.MarkFlagRequired(f)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
@@ -44,6 +45,57 @@ func TestServeFlagsDocumented(t *testing.T) {
 	for name := range rows {
 		if !flags[name] {
 			t.Errorf("README.md documents --%s, which serve does not have", name)
+		}
+	}
+}
+
+// flagRef matches a --flag named in prose or an example ("--tls-*"
+// gives "tls-", a prefix).
+var flagRef = regexp.MustCompile(`(^|[^A-Za-z0-9_-])--([a-z][a-z0-9-]*)`)
+
+// otherTool marks a README line about another program (the build, the
+// fault tests, the benchmarks, the Python checks), whose flags are its own.
+var otherTool = regexp.MustCompile(`tools/|mypy`)
+
+// TestREADMEFlagsExist keeps the two READMEs honest: every --flag they
+// name is a flag of some proglog command ("--tls-*": of one starting so).
+func TestREADMEFlagsExist(t *testing.T) {
+	defined := map[string]bool{}
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) { defined[f.Name] = true })
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd(io.Discard, io.Discard))
+	exists := func(name string) bool {
+		if !strings.HasSuffix(name, "-") {
+			return defined[name]
+		}
+		for d := range defined {
+			if strings.HasPrefix(d, name) {
+				return true
+			}
+		}
+		return false
+	}
+	// The top-level README is the repository's (a data dependency in
+	// Bazel: //:README.md).
+	for _, file := range []string{"README.md", "../../../README.md"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if otherTool.MatchString(line) {
+				continue
+			}
+			for _, m := range flagRef.FindAllStringSubmatch(line, -1) {
+				if !exists(m[2]) {
+					t.Errorf("%s:%d names --%s, which no proglog command has", file, i+1, m[2])
+				}
+			}
 		}
 	}
 }

@@ -305,6 +305,12 @@ func TestCertsCommand(t *testing.T) {
 	if code, _, errOut := runInProcess(t, "certs", "--dir", dir, "--node", "root"); code == 0 || !strings.Contains(errOut, "reserved") {
 		t.Errorf("certs --node root: code %d, %s", code, errOut)
 	}
+	if code, _, errOut := runInProcess(t, "certs", "--dir", dir, "--client", "n1"); code == 0 || !strings.Contains(errOut, "reserved") {
+		t.Errorf("certs --client n1 (a node's): code %d, %s", code, errOut)
+	}
+	if code, _, errOut := runInProcess(t, "certs", "--dir", dir, "--node", "n4", "--client", "n4"); code == 0 || !strings.Contains(errOut, "both a --node and a --client") {
+		t.Errorf("certs --node n4 --client n4: code %d, %s", code, errOut)
+	}
 	srv, err := certs.ReadCertificate(files.ServerCert)
 	if err != nil {
 		t.Fatal(err)

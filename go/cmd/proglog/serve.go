@@ -149,7 +149,7 @@ func defaultServeOptions() *serveOptions {
 func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	o.fs = fs
 	fs.StringVar(&o.configFile, "config", "", "YAML file of settings, keys = flag names (flags and PROGLOG_* variables override it)")
-	fs.StringVar(&o.dataDir, "data-dir", o.dataDir, "directory of the node's state: raft/ and data/ (and, with --dev, certs/ and gossip.key)")
+	fs.StringVar(&o.dataDir, "data-dir", o.dataDir, "directory of the node's state: meta/ (the metadata) and topics/ (the partition replicas it hosts); with --dev also certs/ and gossip.key; the single-log layout (raft/, data/) is refused")
 	fs.StringVar(&o.addr, "addr", o.addr, "listen address of the gRPC API and Raft, one port (port 0 picks one)")
 	fs.StringVar(&o.advertiseAddr, "advertise-addr", "", "address clients and peers reach --addr at: the Raft address, rpc_addr in GetServers, leader_addr in NOT_LEADER errors (default: the listen address; required if --addr is a wildcard)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", o.metricsAddr, "HTTP listen address for Prometheus /metrics (empty: none)")
@@ -367,7 +367,7 @@ func (o *serveOptions) agentConfig(stdout io.Writer, logger *zap.Logger) (agent.
 		if err != nil {
 			return cfg, fmt.Errorf("dev certificates: %w", err)
 		}
-		printDevFiles(stdout, files, []string{cfg.NodeName})
+		printDevFiles(stdout, files, []string{cfg.NodeName}, nil)
 		cfg.TLS = auth.TLSConfig{CertFile: files.NodeCert(cfg.NodeName), KeyFile: files.NodeKey(cfg.NodeName), CAFile: files.CACert}
 	}
 	switch {

@@ -51,7 +51,7 @@ func newTopicsCreateCmd(stdout io.Writer) *cobra.Command {
 	opts := defaultClientOptions()
 	var cfg client.TopicConfig
 	cmd := newTopicCmd("create NAME", "Create a topic",
-		"  proglog topics create orders --partitions 12 --replicas 3 --dev ./proglog-data",
+		"  proglog topics create orders --partitions 12 --dev ./proglog-data",
 		opts, func(ctx context.Context, c *client.Client, name string) error {
 			info, err := c.CreateTopic(ctx, name, cfg)
 			if err != nil {
@@ -143,11 +143,15 @@ func topicJSON(t client.TopicInfo) topicListJSON {
 // partitionJSON is a partition in topics describe --json (and create
 // --json): leader and replicas by node ID, with their addresses and
 // states, the replicas in sync, and whether fewer are than should be.
+// Leader is empty unless LeaderState is leaderElected; StaleLeader is
+// the leader the metadata still records when it is not shown.
 type partitionJSON struct {
 	Topic           string   `json:"topic"`
 	Partition       uint32   `json:"partition"`
 	Leader          string   `json:"leader"`
 	LeaderAddr      string   `json:"leader_addr"`
+	LeaderState     string   `json:"leader_state"`
+	StaleLeader     string   `json:"stale_leader,omitempty"`
 	Replicas        []string `json:"replicas"`
 	ReplicaAddrs    []string `json:"replica_addrs"`
 	Epoch           uint64   `json:"epoch"`
@@ -170,14 +174,54 @@ func retention(cfg client.TopicConfig) string {
 	return strings.Join(parts, ", ")
 }
 
+// The leader_state of a partition in topics describe --json.
+const (
+	leaderElected    = "elected"        // a leader, on a server not known to be down
+	leaderNone       = "none"           // no leader known: an election
+	leaderFailed     = "leader_failed"  // the recorded leader's server failed
+	leaderLeaving    = "leader_leaving" // the recorded leader's server is leaving
+	leaderNoMajority = "no_majority"    // fewer replicas in sync than a majority: none can lead
+)
+
+// partitionLeader is the leader topics describe shows for p: its ID and
+// address, empty unless state is leaderElected. The metadata keeps the
+// last leader a partition reported until another is elected, so a leader
+// whose server failed or is leaving, or one of a partition with fewer
+// replicas in sync than a majority (it cannot commit, and steps down), is
+// not shown; why says which.
+func partitionLeader(p client.PartitionInfo) (id, addr, state, why string) {
+	for _, r := range p.Replicas {
+		if r.ID != p.LeaderID {
+			continue
+		}
+		switch r.State {
+		case client.ServerFailed:
+			return "", "", leaderFailed, fmt.Sprintf("no leader (%s failed)", r.ID)
+		case client.ServerLeaving:
+			return "", "", leaderLeaving, fmt.Sprintf("no leader (%s leaving)", r.ID)
+		}
+	}
+	switch {
+	case len(p.InSync) < len(p.Replicas)/2+1:
+		return "", "", leaderNoMajority, fmt.Sprintf("no leader (%d of %d replicas in sync)", len(p.InSync), len(p.Replicas))
+	case p.LeaderID == "":
+		return "", "", leaderNone, "no leader (an election)"
+	}
+	return p.LeaderID, p.Leader, leaderElected, ""
+}
+
 // printTopic prints a topic's partitions: with asJSON one object per
 // partition per line, otherwise a header line and a table.
 func printTopic(w io.Writer, t client.TopicInfo, asJSON bool) error {
 	rf := t.Config.ReplicationFactor
 	if asJSON {
 		for _, p := range t.Partitions {
-			j := partitionJSON{Topic: t.Name, Partition: p.Partition, Leader: p.LeaderID, LeaderAddr: p.Leader, Epoch: p.Epoch,
+			id, addr, state, _ := partitionLeader(p)
+			j := partitionJSON{Topic: t.Name, Partition: p.Partition, Leader: id, LeaderAddr: addr, LeaderState: state, Epoch: p.Epoch,
 				Replicas: []string{}, ReplicaAddrs: []string{}, ReplicaStates: []string{}, InSync: []string{}, UnderReplicated: p.UnderReplicated(rf)}
+			if state != leaderElected {
+				j.StaleLeader = p.LeaderID
+			}
 			for _, r := range p.Replicas {
 				j.Replicas = append(j.Replicas, r.ID)
 				j.ReplicaAddrs = append(j.ReplicaAddrs, r.RPCAddr)
@@ -190,21 +234,27 @@ func printTopic(w io.Writer, t client.TopicInfo, asJSON bool) error {
 		}
 		return nil
 	}
-	under := 0
+	under, leaderless := 0, 0
 	for _, p := range t.Partitions {
 		if p.UnderReplicated(rf) {
 			under++
+		}
+		if _, _, state, _ := partitionLeader(p); state != leaderElected {
+			leaderless++
 		}
 	}
 	var warn string
 	if under > 0 {
 		warn = fmt.Sprintf(", %d under-replicated", under)
 	}
+	if leaderless > 0 {
+		warn += fmt.Sprintf(", %d without a leader", leaderless)
+	}
 	fmt.Fprintf(w, "topic %s: %s, %s, retention %s%s\n", t.Name, plural(len(t.Partitions), "partition"), plural(rf, "replica"), retention(t.Config), warn)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARTITION\tLEADER\tREPLICAS\tIN-SYNC\tSTATUS")
 	for _, p := range t.Partitions {
-		leader := p.LeaderID
+		leader, _, _, why := partitionLeader(p)
 		if leader == "" {
 			leader = "-"
 		}
@@ -216,7 +266,10 @@ func printTopic(w io.Writer, t client.TopicInfo, asJSON bool) error {
 		if inSync == "" {
 			inSync = "-"
 		}
-		if p.UnderReplicated(rf) {
+		switch {
+		case why != "":
+			status = why
+		case p.UnderReplicated(rf):
 			status = "under-replicated"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", p.Partition, leader, strings.Join(ids, ","), inSync, status)

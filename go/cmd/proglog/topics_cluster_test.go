@@ -295,8 +295,24 @@ func TestMajorityLossOnARealCluster(t *testing.T) {
 			t.Errorf("produce without a majority: stderr %q, want %q", errOut, want)
 		}
 	}
+	// describe shows no leader (not the one the metadata still records).
 	out = mustRun(t, "", append([]string{"topics", "describe", "critical"}, conn(0)...)...)
-	if !strings.Contains(out, "1 under-replicated") || !strings.Contains(out, "n0  ") || !strings.Contains(out, "under-replicated\n") {
+	if !strings.Contains(out, "1 under-replicated, 1 without a leader") || !strings.Contains(out, "\n0          -       n") || !strings.Contains(out, "  no leader (") {
 		t.Errorf("describe without a majority printed %q", out)
+	}
+	parts := strings.Split(strings.TrimSpace(mustRun(t, "", append([]string{"topics", "describe", "critical", "--json"}, conn(0)...)...)), "\n")
+	var p partitionJSON
+	if err := json.Unmarshal([]byte(parts[0]), &p); err != nil || len(parts) != 1 || p.Leader != "" || p.LeaderAddr != "" || p.LeaderState == leaderElected || len(p.Replicas) != 3 {
+		t.Errorf("describe --json without a majority: %v, %q", err, parts)
+	}
+
+	// The metadata group has lost its majority too: a topic's creation
+	// says so, naming its unreachable voters.
+	_, errOut, err = proglogCmd(t, "", append([]string{"topics", "create", "t9", "--timeout", "5s"}, conn(0)...)...)
+	t.Logf("topics create without a majority: %s", errOut)
+	for _, want := range []string{"the metadata group has no leader: 2 of its 3 voters are unreachable (", "n1 failed", "n2 failed"} {
+		if err == nil || !strings.Contains(errOut, want) {
+			t.Errorf("topics create without a majority: %v, stderr %q, want %q", err, errOut, want)
+		}
 	}
 }

@@ -79,16 +79,19 @@ func TestTopicsCommands(t *testing.T) {
 	}
 
 	// A failed server and a replica catching up: fewer in sync than
-	// replicas, said per partition and in the header.
+	// replicas, said per partition and in the header. The leader the
+	// metadata still records is not shown when its server failed (1) or
+	// fewer replicas than a majority are in sync (0, 3): no leader can
+	// commit there.
 	tc.SetServerState(1, logv1.ServerState_SERVER_STATE_FAILED)
 	tc.SetReplicas("orders", 2, []int{2, 0, 1}, 1)
 	out = mustRun(t, "", append([]string{"topics", "describe", "orders"}, conn...)...)
-	want := "topic orders: 4 partitions, 2 replicas, retention 1h0m0s, 4 under-replicated\n" +
+	want := "topic orders: 4 partitions, 2 replicas, retention 1h0m0s, 4 under-replicated, 3 without a leader\n" +
 		"PARTITION  LEADER  REPLICAS  IN-SYNC  STATUS\n" +
-		"0          s0      s0,s1     s0       under-replicated\n" +
-		"1          s1      s1,s2     s2       under-replicated\n" +
+		"0          -       s0,s1     s0       no leader (1 of 2 replicas in sync)\n" +
+		"1          -       s1,s2     s2       no leader (s1 failed)\n" +
 		"2          s2      s2,s0,s1  s2,s0    under-replicated\n" +
-		"3          s0      s0,s1     s0       under-replicated\n"
+		"3          -       s0,s1     s0       no leader (1 of 2 replicas in sync)\n"
 	if out != want {
 		t.Errorf("topics describe with s1 failed printed\n%s\nwant\n%s", out, want)
 	}
@@ -106,6 +109,24 @@ func TestTopicsCommands(t *testing.T) {
 	if p2.Partition != 2 || !slices.Equal(p2.Replicas, []string{"s2", "s0", "s1"}) || !slices.Equal(p2.ReplicaStates, []string{"alive", "alive", "failed"}) ||
 		!slices.Equal(p2.InSync, []string{"s2", "s0"}) || !p2.UnderReplicated {
 		t.Errorf("partition 2 as JSON: %s", out)
+	}
+	for i, want := range []map[string]any{
+		{"partition": 0.0, "leader": "", "leader_addr": "", "leader_state": "no_majority", "stale_leader": "s0"},
+		{"partition": 1.0, "leader": "", "leader_addr": "", "leader_state": "leader_failed", "stale_leader": "s1"},
+		{"partition": 2.0, "leader": "s2", "leader_addr": tc.Addrs()[2], "leader_state": "elected", "stale_leader": nil},
+	} {
+		var j map[string]any
+		if err := json.Unmarshal([]byte(strings.Split(out, "\n")[i]), &j); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range want {
+			if j[k] != v {
+				t.Errorf("partition %d as JSON: %s is %v, want %v (%s)", i, k, j[k], v, strings.Split(out, "\n")[i])
+			}
+		}
+		if _, ok := j["replicas"]; !ok {
+			t.Errorf("partition %d as JSON has no replicas: %v", i, j)
+		}
 	}
 	tc.SetServerState(1, logv1.ServerState_SERVER_STATE_ALIVE)
 	tc.SetReplicas("orders", 2, []int{2, 0})

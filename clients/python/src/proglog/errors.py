@@ -152,7 +152,8 @@ class UnavailableError(ProglogError):
 
 class NoLeaderError(UnavailableError):
     """A partition has no leader (UNAVAILABLE, reason NO_LEADER). ``unreachable`` are the ids of its
-    replicas on servers the answering server knows as failed or leaving, of ``replicas``. It is retried
+    replicas on servers the answering server knows as failed or leaving, of ``replicas``; with ``topic``
+    empty it is the metadata group (topic, group and ACL calls) and they are its voters. It is retried
     like any unavailability and raised when the retries end; ``quorum_lost`` (a majority unreachable)
     says no leader can be elected until they are back, as that server sees it (it may be the one cut
     off, so it is not raised at once)."""

@@ -109,6 +109,11 @@ class LogStub:
     during an ordinary election): with a majority of the
     replicas unreachable no leader can be elected until they
     are back, so clients report it instead of retrying.
+    When the metadata group has no leader, the calls it
+    answers (topics, consumer groups, ACLs) carry the same
+    reason without "topic" and "partition" but with
+    "scope" "metadata": "replicas" counts the group's
+    voters and "unreachable" names those failed or leaving.
     A produce that fails with UNAVAILABLE because leadership
     changed while it was replicated may or may not have been
     written.
@@ -308,6 +313,11 @@ class LogServicer:
     during an ordinary election): with a majority of the
     replicas unreachable no leader can be elected until they
     are back, so clients report it instead of retrying.
+    When the metadata group has no leader, the calls it
+    answers (topics, consumer groups, ACLs) carry the same
+    reason without "topic" and "partition" but with
+    "scope" "metadata": "replicas" counts the group's
+    voters and "unreachable" names those failed or leaving.
     A produce that fails with UNAVAILABLE because leadership
     changed while it was replicated may or may not have been
     written.
@@ -783,6 +793,11 @@ class Log:
     during an ordinary election): with a majority of the
     replicas unreachable no leader can be elected until they
     are back, so clients report it instead of retrying.
+    When the metadata group has no leader, the calls it
+    answers (topics, consumer groups, ACLs) carry the same
+    reason without "topic" and "partition" but with
+    "scope" "metadata": "replicas" counts the group's
+    voters and "unreachable" names those failed or leaving.
     A produce that fails with UNAVAILABLE because leadership
     changed while it was replicated may or may not have been
     written.
