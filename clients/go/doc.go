@@ -63,8 +63,11 @@
 // answers that it is unknown twice in a row (a refresh apart), and a call
 // to a partition the client knows is retried while a server answers
 // NOT_FOUND. Servers that answer no metadata (older servers, or an
-// ACL without "describe") leave DefaultTopic routed by discovery's roles
-// as before topics, asked again every WithDiscoveryInterval. Metadata
+// ACL without "describe", "produce" or "consume" on the topic) leave
+// DefaultTopic routed by discovery's roles as before topics, asked again
+// every WithDiscoveryInterval; a keyed or keyless produce to another
+// topic then fails with ErrPermissionDenied (refused) or ErrUnavailable
+// (older servers). Metadata
 // older than WithMetadataMaxAge (default 5 minutes, Kafka's
 // metadata.max.age.ms) is asked again on the topic's next call though
 // nothing failed, so replicas added meanwhile (a replacement, a

@@ -132,6 +132,7 @@ type partRoute struct {
 type topicEntry struct {
 	info      *TopicInfo // nil: not known (never fetched, or fallback)
 	fallback  bool       // the servers gave no metadata: route by discovery
+	refusal   error      // fallback: the servers' answer (UNIMPLEMENTED, PERMISSION_DENIED)
 	fetchedAt time.Time
 	stale     bool
 	// leaders are NOT_LEADER hints received since the last fetch.
@@ -222,7 +223,7 @@ func (m *metadataCache) get(ctx context.Context, topic string) (info *TopicInfo,
 		}
 		info0, fallback0, leaders0, doubted0 := e.info, e.fallback, e.leaders, e.doubted
 		e.fetchedAt, e.stale, e.leaders = time.Now(), false, nil
-		e.info, e.fallback, e.doubted = nil, false, false
+		e.info, e.fallback, e.doubted, e.refusal = nil, false, false, nil
 		found := ferr == nil && len(infos) == 1 && infos[0].Name == topic
 		switch {
 		case found:
@@ -247,7 +248,7 @@ func (m *metadataCache) get(ctx context.Context, topic string) (info *TopicInfo,
 			return nil, false, ferr
 		case noMetadata(ferr):
 			// No metadata from these servers: route as before topics.
-			e.fallback = true
+			e.fallback, e.refusal = true, ferr
 			m.c.cfg.logger.Debug("proglog: no topic metadata; routing by discovery", "topic", topic, "error", ferr)
 		default:
 			// No answer (UNAVAILABLE, ...): keep what was known, ask again
@@ -318,6 +319,17 @@ func (m *metadataCache) partitions(ctx context.Context, topic string) (int, erro
 		return 0, nil
 	}
 	return len(info.Partitions), nil
+}
+
+// refusal returns the servers' refusal to give topic's metadata (nil
+// when they gave it, or were not asked); it never asks the cluster.
+func (m *metadataCache) refusal(topic string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e := m.topics[topic]; e != nil {
+		return e.refusal
+	}
+	return nil
 }
 
 // cachedPartitions returns topic's number of partitions as cached, 0 if

@@ -271,6 +271,27 @@ func TestMetadataOutageIsNotMistakenForOldServers(t *testing.T) {
 	}
 }
 
+// A topic the servers do not describe to the caller (PERMISSION_DENIED on
+// GetMetadata: no "describe", "produce" or "consume" on it) fails a keyed
+// or keyless produce with ErrPermissionDenied naming what it needs, not
+// ErrUnavailable.
+func TestTopicNotDescribedIsPermissionDenied(t *testing.T) {
+	tc, cl := topicCluster(t, 1)
+	tc.CreateTopic("orders", 2, 1)
+	ctx := ctxT(t)
+	denied := status.Error(codes.PermissionDenied, `nobody may not describe on "orders"`)
+	tc.FailMetadata(denied)
+	_, err := cl.Topic("orders").Produce(ctx, &client.Record{Key: []byte("k1"), Value: []byte("a")})
+	if !errors.Is(err, client.ErrPermissionDenied) || errors.Is(err, client.ErrUnavailable) || !strings.Contains(err.Error(), `"produce"`) {
+		t.Fatalf("keyed produce to a topic not described: %v, want ErrPermissionDenied", err)
+	}
+	tc.FailMetadata(denied)
+	_, err = cl.Topic("fresh").Produce(ctx, &client.Record{Value: []byte("b")})
+	if !errors.Is(err, client.ErrPermissionDenied) {
+		t.Fatalf("keyless produce to a topic not described: %v, want ErrPermissionDenied", err)
+	}
+}
+
 // Keyless records stick to a partition until a batch is sent to it, then
 // move to another one (KIP-480).
 func TestKeylessRecordsStickUntilABatchIsSent(t *testing.T) {
