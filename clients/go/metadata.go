@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -229,6 +230,7 @@ func (m *metadataCache) get(ctx context.Context, topic string) (info *TopicInfo,
 		case found:
 			e.info = &infos[0]
 			m.metaLeader = leaderOf(servers)
+			m.c.rb.learn(append(replicaAddrs(e.info), m.metaLeader)...)
 		case info0 != nil && !doubted0 && (ferr == nil || errors.Is(ferr, ErrUnknownTopic)):
 			// A topic known to exist, unknown to this server: its copy
 			// of the metadata may lag. Keep what was known once, ask
@@ -356,6 +358,19 @@ func (m *metadataCache) created(info TopicInfo) {
 	e.fetchedAt, e.stale, e.doubted = time.Now(), true, false
 }
 
+// replicaAddrs returns the addresses of info's replicas.
+func replicaAddrs(info *TopicInfo) []string {
+	var out []string
+	for _, p := range info.Partitions {
+		for _, s := range p.Replicas {
+			if !slices.Contains(out, s.RPCAddr) {
+				out = append(out, s.RPCAddr)
+			}
+		}
+	}
+	return out
+}
+
 // hint records a NOT_LEADER answer's leader for key and marks the topic
 // stale.
 func (m *metadataCache) hint(key partKey, leader string) {
@@ -392,6 +407,16 @@ func (m *metadataCache) leader() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.metaLeader
+}
+
+// forgetLeader drops addr as the metadata leader (when it still is the
+// one remembered): admin calls then go to any server.
+func (m *metadataCache) forgetLeader(addr string) {
+	m.mu.Lock()
+	if m.metaLeader == addr {
+		m.metaLeader = ""
+	}
+	m.mu.Unlock()
 }
 
 // setLeader records addr as the metadata leader (ignored if empty).
@@ -509,10 +534,28 @@ func (c *Client) DeleteTopic(ctx context.Context, name string) error {
 // known one (any server when none is known), and to the one a NOT_LEADER
 // answer names; a server whose answer only the leader gives (success, a
 // topic that exists or does not) is where the next one goes (names and
-// settings are checked, and refused, on any server).
+// settings are checked, and refused, on any server). A remembered leader
+// that answers UNAVAILABLE, or NOT_LEADER without naming another, is
+// forgotten: the next attempt goes to another server.
 func (c *Client) admin(ctx context.Context, attempt func(context.Context) error) error {
+	return c.adminEach(ctx, 0, attempt)
+}
+
+// adminEach is admin with each attempt bounded by each (0: by ctx only):
+// an attempt that its bound ends (a server that does not answer) counts
+// as UNAVAILABLE, so it is retried at another server.
+func (c *Client) adminEach(ctx context.Context, each time.Duration, attempt func(context.Context) error) error {
 	return c.do(ctx, opAdmin, nil, func(ctx context.Context) error {
-		err := attempt(ctx)
+		actx := ctx
+		if each > 0 {
+			var cancel context.CancelFunc
+			actx, cancel = context.WithTimeout(ctx, each)
+			defer cancel()
+		}
+		err := attempt(actx)
+		if err != nil && ctx.Err() == nil && actx.Err() != nil {
+			err = status.Errorf(codes.Unavailable, "no answer within %v: %v", each, err)
+		}
 		switch status.Code(err) {
 		case codes.OK, codes.AlreadyExists, codes.NotFound:
 			if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
