@@ -32,6 +32,10 @@ const (
 	// defaultSessionTimeout is the servers' default (log.proto), used to
 	// bound the consumer's own calls when it names none.
 	defaultSessionTimeout = 10 * time.Second
+	// minHeartbeatAttempt bounds a heartbeat attempt from below when the
+	// heartbeat interval is shorter (a test's), so that a loaded machine
+	// does not time out answers on their way.
+	minHeartbeatAttempt = 100 * time.Millisecond
 	// maxCommitOffsets is the most positions of one CommitOffsets
 	// (log.proto); more are committed in several.
 	maxCommitOffsets = 4096
@@ -516,16 +520,16 @@ func (c *Consumer) join(ctx context.Context) error {
 
 // heartbeatLocked heartbeats, naming the generation the member follows,
 // and applies the answer. c.calls is held. Each attempt is bounded by the
-// heartbeat interval, so that a metadata leader that stopped answering
+// heartbeat interval (at least minHeartbeatAttempt), so that a metadata leader that stopped answering
 // costs one interval, after which the heartbeat goes to another server
 // (which names the current leader) well within the session.
 func (c *Consumer) heartbeatLocked(ctx context.Context) error {
 	c.mu.Lock()
 	req := &logv1.HeartbeatRequest{Group: c.group, MemberId: c.memberID, Generation: c.following}
-	interval := c.interval
+	each := max(c.interval, minHeartbeatAttempt)
 	c.mu.Unlock()
 	var a *logv1.Assignment
-	err := c.c.adminEach(ctx, interval, func(ctx context.Context) error {
+	err := c.c.adminEach(ctx, each, func(ctx context.Context) error {
 		resp, err := c.c.log.Heartbeat(ctx, req)
 		a = resp.GetAssignment()
 		if err != nil {

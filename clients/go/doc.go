@@ -96,7 +96,7 @@
 // naming none, is forgotten and the next attempt goes to another server,
 // which names the current leader (this holds for every call to the
 // metadata leader). Each heartbeat attempt is bounded by the heartbeat
-// interval: a leader that stopped answering costs one interval, so after
+// interval (at least 100ms): a leader that stopped answering costs one interval, so after
 // a leader change the member's heartbeats reach the new leader within
 // about two intervals, well inside its session (three). A failed member
 // call is logged at warn through WithLogger, each failed heartbeat
