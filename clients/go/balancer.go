@@ -42,6 +42,9 @@ type callInfo struct {
 	// part, when set, is the partition's own route (its leader and
 	// replicas), taken before route when the picker knows its servers.
 	part *partRoute
+	// avoid is a server that just failed the call: routeAny picks
+	// another when there is one.
+	avoid string
 
 	mu     sync.Mutex
 	picked bool
@@ -340,6 +343,9 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		}
 	case len(p.all) > 0:
 		t = roundRobin(p.all, &p.rrAll)
+		if ci != nil && t.addr == ci.avoid && len(p.all) > 1 {
+			t = roundRobin(p.all, &p.rrAll)
+		}
 	}
 	if t == nil {
 		return balancer.PickResult{}, balancer.ErrNoSubConnAvailable

@@ -231,7 +231,7 @@ func (c *Client) do(ctx context.Context, o op, key *partKey, attempt func(contex
 	}
 	r := retrier{c: c, op: o, key: key, route: c.routeFor(o)}
 	for {
-		ci := &callInfo{route: r.route, part: r.partRoute(ctx)}
+		ci := &callInfo{route: r.route, part: r.partRoute(ctx), avoid: r.avoid}
 		err := attempt(withCallInfo(ctx, ci))
 		if err == nil {
 			return nil
@@ -250,6 +250,7 @@ type retrier struct {
 	key       *partKey // the partition of the call, nil for none
 	route     route
 	admin     string // opAdmin: the metadata leader a NOT_LEADER named
+	avoid     string // opAdmin: a metadata leader that failed, not picked next
 	notFound  bool   // an unknown topic or partition was retried once
 	retries   int    // retries made
 	ambiguous int    // produce retries that may duplicate
@@ -279,14 +280,24 @@ func (r *retrier) next(ctx context.Context, err error, ci *callInfo) error {
 		case r.op == opAdmin:
 			r.admin = nl.LeaderAddr
 			c.meta.setLeader(nl.LeaderAddr)
+			if nl.LeaderAddr == "" {
+				// No leader known to the server that was thought to
+				// lead: ask the others next.
+				r.forgetAdmin(ci, addr)
+			}
 			hinted = closedChan
+			if nl.LeaderAddr != "" {
+				// Reachable even if discovery does not list it.
+				hinted = c.rb.learn(nl.LeaderAddr)
+			}
 		case r.key != nil && c.meta.routed(r.key.topic):
 			// The partition's leader, not the cluster's: only this
-			// partition's route changes; discovery learns a new server.
+			// partition's route changes; discovery learns a new server
+			// (and routes to it even when GetServers is refused).
 			c.meta.hint(*r.key, nl.LeaderAddr)
 			c.rb.refresh()
 			if nl.LeaderAddr != "" {
-				hinted = closedChan
+				hinted = c.rb.learn(nl.LeaderAddr)
 			}
 		default:
 			hinted = c.rb.hint(nl.LeaderAddr)
@@ -302,6 +313,11 @@ func (r *retrier) next(ctx context.Context, err error, ci *callInfo) error {
 		r.notFound = true
 		c.meta.invalidate(r.key.topic)
 	case st.Code() == codes.Unavailable:
+		if r.op == opAdmin {
+			// The metadata leader it went to may be dead or cut off:
+			// the others answer NOT_LEADER naming the current one.
+			r.forgetAdmin(ci, addr)
+		}
 		c.rb.refresh()
 		if r.key != nil {
 			c.meta.invalidate(r.key.topic)
@@ -330,6 +346,20 @@ func (r *retrier) next(ctx context.Context, err error, ci *callInfo) error {
 		return errFromStatus(ctx, st.Err())
 	}
 	return nil
+}
+
+// forgetAdmin drops the metadata leader an opAdmin attempt was sent to
+// (ci's route; addr is the server picked, empty when none was: it waited
+// for that leader's connection) when the attempt failed there, so that
+// the next attempt goes to another server, which names the current
+// leader.
+func (r *retrier) forgetAdmin(ci *callInfo, addr string) {
+	if ci.part == nil || (addr != "" && addr != ci.part.leader) {
+		return
+	}
+	r.admin = ""
+	r.c.meta.forgetLeader(ci.part.leader)
+	r.avoid = ci.part.leader
 }
 
 // closedChan is a hint already in effect: retry at once.

@@ -32,6 +32,10 @@ const (
 	// defaultSessionTimeout is the servers' default (log.proto), used to
 	// bound the consumer's own calls when it names none.
 	defaultSessionTimeout = 10 * time.Second
+	// minHeartbeatAttempt bounds a heartbeat attempt from below when the
+	// heartbeat interval is shorter (a test's), so that a loaded machine
+	// does not time out answers on their way.
+	minHeartbeatAttempt = 100 * time.Millisecond
 	// maxCommitOffsets is the most positions of one CommitOffsets
 	// (log.proto); more are committed in several.
 	maxCommitOffsets = 4096
@@ -515,15 +519,22 @@ func (c *Consumer) join(ctx context.Context) error {
 }
 
 // heartbeatLocked heartbeats, naming the generation the member follows,
-// and applies the answer. c.calls is held.
+// and applies the answer. c.calls is held. Each attempt is bounded by the
+// heartbeat interval (at least minHeartbeatAttempt), so that a metadata leader that stopped answering
+// costs one interval, after which the heartbeat goes to another server
+// (which names the current leader) well within the session.
 func (c *Consumer) heartbeatLocked(ctx context.Context) error {
 	c.mu.Lock()
 	req := &logv1.HeartbeatRequest{Group: c.group, MemberId: c.memberID, Generation: c.following}
+	each := max(c.interval, minHeartbeatAttempt)
 	c.mu.Unlock()
 	var a *logv1.Assignment
-	err := c.c.admin(ctx, func(ctx context.Context) error {
+	err := c.c.adminEach(ctx, each, func(ctx context.Context) error {
 		resp, err := c.c.log.Heartbeat(ctx, req)
 		a = resp.GetAssignment()
+		if err != nil {
+			c.c.cfg.logger.Debug("proglog: heartbeat failed", "group", c.group, "member", req.MemberId, "error", err)
+		}
 		return err
 	})
 	if err != nil {
@@ -664,7 +675,7 @@ func (c *Consumer) loop() {
 			return
 		default:
 			retries++
-			c.c.cfg.logger.Debug("proglog: consumer group call failed; retrying", "group", c.group, "error", err)
+			c.c.cfg.logger.Warn("proglog: consumer group call failed; retrying", "group", c.group, "attempt", retries, "error", err)
 			if c.c.pause(c.ctx, retries, nil) != nil {
 				return
 			}

@@ -548,3 +548,45 @@ func TestGroupQueries(t *testing.T) {
 		t.Fatalf("FetchOffsets: %+v, %v", offs, err)
 	}
 }
+
+// heartbeatsOf counts the Heartbeat calls server i received from index
+// from on (of member; a hung server records no member: any).
+func heartbeatsOf(tc *clienttest.Cluster, i, from int, member string) int {
+	k := 0
+	for _, c := range tc.Calls(i)[from:] {
+		if c.Method == "Heartbeat" && (member == "" || c.MemberID == member) {
+			k++
+		}
+	}
+	return k
+}
+
+// The metadata leader moves while the previous one stops answering (a
+// quorum outage's survivor, a stopped process): the member's heartbeat to
+// it ends after one heartbeat interval, the dead address is forgotten and
+// another server's NOT_LEADER names the new leader, so the member's
+// heartbeats reach it after at most two unanswered ones — within its
+// session of many intervals — and it stays the same member.
+func TestHeartbeatsFollowAMetadataLeaderThatStopsAnswering(t *testing.T) {
+	tc, cl := topicCluster(t, 3)
+	tc.CreateTopic("t", 1, 1)
+	tc.SetHeartbeatInterval(50 * time.Millisecond)
+	cons := consumer(t, cl, "g", client.WithAutoCommit(0), client.WithSessionTimeout(time.Second))
+	member := cons.MemberID()
+	waitHeartbeats(t, tc, member, 2)
+
+	from0, from1 := len(tc.Calls(0)), len(tc.Calls(1))
+	tc.Hang(0, true)
+	t.Cleanup(func() { tc.Hang(0, false) })
+	tc.SetMetadataLeader(1)
+	eventually(t, "3 heartbeats on the new metadata leader", 10*time.Second, func() bool {
+		return heartbeatsOf(tc, 1, from1, member) >= 3
+	})
+	// One heartbeat may have been answered just before the hang.
+	if n := heartbeatsOf(tc, 0, from0, ""); n > 2 {
+		t.Errorf("%d heartbeats went to the metadata leader that stopped answering, want at most 2", n)
+	}
+	if got := cons.MemberID(); got != member {
+		t.Errorf("member %s joined again as %s", member, got)
+	}
+}

@@ -63,8 +63,11 @@
 // answers that it is unknown twice in a row (a refresh apart), and a call
 // to a partition the client knows is retried while a server answers
 // NOT_FOUND. Servers that answer no metadata (older servers, or an
-// ACL without "describe") leave DefaultTopic routed by discovery's roles
-// as before topics, asked again every WithDiscoveryInterval. Metadata
+// ACL without "describe", "produce" or "consume" on the topic) leave
+// DefaultTopic routed by discovery's roles as before topics, asked again
+// every WithDiscoveryInterval; a keyed or keyless produce to another
+// topic then fails with ErrPermissionDenied (refused) or ErrUnavailable
+// (older servers). Metadata
 // older than WithMetadataMaxAge (default 5 minutes, Kafka's
 // metadata.max.age.ms) is asked again on the topic's next call though
 // nothing failed, so replicas added meanwhile (a replacement, a
@@ -88,7 +91,16 @@
 // the automatic commit commits processed records only, Commit and Close
 // every record returned. The member calls go to the metadata leader,
 // following NOT_LEADER answers and retrying UNAVAILABLE as other calls
-// do; the reads stream from the partitions' replicas like Records.
+// do; the reads stream from the partitions' replicas like Records. A
+// remembered metadata leader that answers UNAVAILABLE, or NOT_LEADER
+// naming none, is forgotten and the next attempt goes to another server,
+// which names the current leader (this holds for every call to the
+// metadata leader). Each heartbeat attempt is bounded by the heartbeat
+// interval (at least 100ms): a leader that stopped answering costs one interval, so after
+// a leader change the member's heartbeats reach the new leader within
+// about two intervals, well inside its session (three). A failed member
+// call is logged at warn through WithLogger, each failed heartbeat
+// attempt at debug.
 //
 // When the group moves a partition away (another member joined), the
 // Consumer stops reading it, drops the records of it read ahead, waits
@@ -155,8 +167,12 @@
 // management: one connection per server, reconnection with backoff.
 //
 // If the servers refuse GetServers (an ACL that grants produce or consume
-// but not "servers"), the client routes to the seeds and learns the leader
-// from NOT_LEADER answers.
+// but not "servers"), the client routes to the seeds and to the servers
+// the cluster's answers name: the leader a NOT_LEADER answer names (a
+// partition's, or the metadata leader for topic, ACL and group member
+// calls), and the replicas and metadata leader GetMetadata gives. It
+// connects to at most 32 such servers besides the seeds; past that the
+// least recently named one is dropped (and learnt again when named).
 //
 // # Routing
 //

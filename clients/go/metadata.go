@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -132,6 +133,7 @@ type partRoute struct {
 type topicEntry struct {
 	info      *TopicInfo // nil: not known (never fetched, or fallback)
 	fallback  bool       // the servers gave no metadata: route by discovery
+	refusal   error      // fallback: the servers' answer (UNIMPLEMENTED, PERMISSION_DENIED)
 	fetchedAt time.Time
 	stale     bool
 	// leaders are NOT_LEADER hints received since the last fetch.
@@ -222,12 +224,13 @@ func (m *metadataCache) get(ctx context.Context, topic string) (info *TopicInfo,
 		}
 		info0, fallback0, leaders0, doubted0 := e.info, e.fallback, e.leaders, e.doubted
 		e.fetchedAt, e.stale, e.leaders = time.Now(), false, nil
-		e.info, e.fallback, e.doubted = nil, false, false
+		e.info, e.fallback, e.doubted, e.refusal = nil, false, false, nil
 		found := ferr == nil && len(infos) == 1 && infos[0].Name == topic
 		switch {
 		case found:
 			e.info = &infos[0]
 			m.metaLeader = leaderOf(servers)
+			m.c.rb.learn(append(replicaAddrs(e.info), m.metaLeader)...)
 		case info0 != nil && !doubted0 && (ferr == nil || errors.Is(ferr, ErrUnknownTopic)):
 			// A topic known to exist, unknown to this server: its copy
 			// of the metadata may lag. Keep what was known once, ask
@@ -247,7 +250,7 @@ func (m *metadataCache) get(ctx context.Context, topic string) (info *TopicInfo,
 			return nil, false, ferr
 		case noMetadata(ferr):
 			// No metadata from these servers: route as before topics.
-			e.fallback = true
+			e.fallback, e.refusal = true, ferr
 			m.c.cfg.logger.Debug("proglog: no topic metadata; routing by discovery", "topic", topic, "error", ferr)
 		default:
 			// No answer (UNAVAILABLE, ...): keep what was known, ask again
@@ -320,6 +323,17 @@ func (m *metadataCache) partitions(ctx context.Context, topic string) (int, erro
 	return len(info.Partitions), nil
 }
 
+// refusal returns the servers' refusal to give topic's metadata (nil
+// when they gave it, or were not asked); it never asks the cluster.
+func (m *metadataCache) refusal(topic string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e := m.topics[topic]; e != nil {
+		return e.refusal
+	}
+	return nil
+}
+
 // cachedPartitions returns topic's number of partitions as cached, 0 if
 // not known; it never asks the cluster.
 func (m *metadataCache) cachedPartitions(topic string) int {
@@ -342,6 +356,19 @@ func (m *metadataCache) created(info TopicInfo) {
 	e := m.entry(info.Name)
 	e.info, e.fallback, e.leaders = &info, false, nil
 	e.fetchedAt, e.stale, e.doubted = time.Now(), true, false
+}
+
+// replicaAddrs returns the addresses of info's replicas.
+func replicaAddrs(info *TopicInfo) []string {
+	var out []string
+	for _, p := range info.Partitions {
+		for _, s := range p.Replicas {
+			if !slices.Contains(out, s.RPCAddr) {
+				out = append(out, s.RPCAddr)
+			}
+		}
+	}
+	return out
 }
 
 // hint records a NOT_LEADER answer's leader for key and marks the topic
@@ -380,6 +407,16 @@ func (m *metadataCache) leader() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.metaLeader
+}
+
+// forgetLeader drops addr as the metadata leader (when it still is the
+// one remembered): admin calls then go to any server.
+func (m *metadataCache) forgetLeader(addr string) {
+	m.mu.Lock()
+	if m.metaLeader == addr {
+		m.metaLeader = ""
+	}
+	m.mu.Unlock()
 }
 
 // setLeader records addr as the metadata leader (ignored if empty).
@@ -497,10 +534,28 @@ func (c *Client) DeleteTopic(ctx context.Context, name string) error {
 // known one (any server when none is known), and to the one a NOT_LEADER
 // answer names; a server whose answer only the leader gives (success, a
 // topic that exists or does not) is where the next one goes (names and
-// settings are checked, and refused, on any server).
+// settings are checked, and refused, on any server). A remembered leader
+// that answers UNAVAILABLE, or NOT_LEADER without naming another, is
+// forgotten: the next attempt goes to another server.
 func (c *Client) admin(ctx context.Context, attempt func(context.Context) error) error {
+	return c.adminEach(ctx, 0, attempt)
+}
+
+// adminEach is admin with each attempt bounded by each (0: by ctx only):
+// an attempt that its bound ends (a server that does not answer) counts
+// as UNAVAILABLE, so it is retried at another server.
+func (c *Client) adminEach(ctx context.Context, each time.Duration, attempt func(context.Context) error) error {
 	return c.do(ctx, opAdmin, nil, func(ctx context.Context) error {
-		err := attempt(ctx)
+		actx := ctx
+		if each > 0 {
+			var cancel context.CancelFunc
+			actx, cancel = context.WithTimeout(ctx, each)
+			defer cancel()
+		}
+		err := attempt(actx)
+		if err != nil && ctx.Err() == nil && actx.Err() != nil {
+			err = status.Errorf(codes.Unavailable, "no answer within %v: %v", each, err)
+		}
 		switch status.Code(err) {
 		case codes.OK, codes.AlreadyExists, codes.NotFound:
 			if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {

@@ -200,6 +200,22 @@ func (b *resolverBuilder) hint(leaderAddr string) <-chan struct{} {
 	return r.hint(leaderAddr)
 }
 
+// learn tells the live resolver of servers the cluster's answers named
+// (a NOT_LEADER leader, a partition's replicas, the metadata leader), so
+// that calls can reach them while GetServers is refused and discovery
+// knows only the seeds; a server it did not know yet also starts a
+// discovery. The returned channel is closed once the resolver's state has
+// them (at once when it had).
+func (b *resolverBuilder) learn(addrs ...string) <-chan struct{} {
+	b.mu.Lock()
+	r := b.current
+	b.mu.Unlock()
+	if r == nil {
+		return closedChan
+	}
+	return r.learn(addrs)
+}
+
 // refresh asks the live resolver to re-discover soon.
 func (b *resolverBuilder) refresh() {
 	b.mu.Lock()
@@ -227,6 +243,10 @@ type discoveryResolver struct {
 	mu      sync.Mutex
 	pending string          // leader hint not yet applied
 	waiters []chan struct{} // closed when the pending hint is applied
+	// learnt are the servers learn was told of, least recently told
+	// first, at most maxLearnt; routed to while static.
+	learnt       []string
+	learnWaiters []chan struct{} // closed when learnt is applied
 
 	// Owned by run.
 	conns   map[string]*grpc.ClientConn
@@ -246,10 +266,10 @@ func (r *discoveryResolver) Close() {
 	r.cancel()
 	<-r.done
 	r.mu.Lock()
-	for _, w := range r.waiters {
+	for _, w := range append(r.waiters, r.learnWaiters...) {
 		close(w)
 	}
-	r.waiters = nil
+	r.waiters, r.learnWaiters = nil, nil
 	r.mu.Unlock()
 }
 
@@ -265,6 +285,43 @@ func (r *discoveryResolver) hint(leaderAddr string) <-chan struct{} {
 		r.pending = leaderAddr
 	}
 	r.waiters = append(r.waiters, ch)
+	r.mu.Unlock()
+	r.ResolveNow(resolver.ResolveNowOptions{})
+	return ch
+}
+
+// maxLearnt bounds the servers learnt from the cluster's answers that a
+// client routes to while GetServers is refused (so connects to), beside
+// the seeds: past it the least recently named one is dropped.
+const maxLearnt = 32
+
+func (r *discoveryResolver) learn(addrs []string) <-chan struct{} {
+	r.mu.Lock()
+	if r.ctx.Err() != nil {
+		r.mu.Unlock()
+		return closedChan
+	}
+	added := false
+	for _, a := range addrs {
+		if a == "" || slices.Contains(r.seeds, a) {
+			continue
+		}
+		if i := slices.Index(r.learnt, a); i >= 0 {
+			r.learnt = slices.Delete(r.learnt, i, i+1)
+		} else {
+			added = true
+		}
+		r.learnt = append(r.learnt, a)
+	}
+	if n := len(r.learnt) - maxLearnt; n > 0 {
+		r.learnt = slices.Delete(r.learnt, 0, n)
+	}
+	if !added {
+		r.mu.Unlock()
+		return closedChan
+	}
+	ch := make(chan struct{})
+	r.learnWaiters = append(r.learnWaiters, ch)
 	r.mu.Unlock()
 	r.ResolveNow(resolver.ResolveNowOptions{})
 	return ch
@@ -298,10 +355,20 @@ func (r *discoveryResolver) run() {
 		r.mu.Lock()
 		hint := r.pending
 		r.pending = ""
-		waiters := r.waiters
-		r.waiters = nil
+		waiters, learnWaiters := r.waiters, r.learnWaiters
+		r.waiters, r.learnWaiters = nil, nil
 		r.mu.Unlock()
 
+		if len(learnWaiters) > 0 {
+			// New servers learnt: routed to at once while static;
+			// otherwise discovery lists the servers.
+			if r.static {
+				r.setStatic()
+			}
+			for _, w := range learnWaiters {
+				close(w)
+			}
+		}
 		if hint != "" {
 			// The hint takes effect at once; discovery then confirms it.
 			r.applyHint(hint)
@@ -494,14 +561,18 @@ func (r *discoveryResolver) setServers(servers []Server) {
 	r.push()
 }
 
-// setStatic routes to the seeds, keeping a hinted leader.
+// setStatic routes to the seeds and the servers learnt, keeping a hinted
+// leader.
 func (r *discoveryResolver) setStatic() {
 	leader := leaderOf(r.servers)
+	r.mu.Lock()
+	addrs := append(slices.Clone(r.seeds), r.learnt...)
+	r.mu.Unlock()
 	var servers []Server
-	for _, s := range r.seeds {
+	for _, s := range addrs {
 		servers = append(servers, Server{RPCAddr: s, IsLeader: s == leader})
 	}
-	if leader != "" && !slices.Contains(r.seeds, leader) {
+	if leader != "" && !slices.Contains(addrs, leader) {
 		servers = append(servers, Server{RPCAddr: leader, IsLeader: true})
 	}
 	r.servers = sortServers(servers)

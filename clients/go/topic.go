@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"math/rand/v2"
@@ -34,16 +35,22 @@ func (t *Topic) Name() string { return t.name }
 
 // Partitions returns the topic's number of partitions, from the client's
 // metadata (asked of the cluster on first use). A topic that does not
-// exist fails with ErrUnknownTopic.
+// exist fails with ErrUnknownTopic; one the servers do not describe to
+// the caller (it has none of "describe", "produce" or "consume" on it;
+// servers before that rule need "describe") with ErrPermissionDenied;
+// servers that give no metadata (older than topics) with ErrUnavailable.
 func (t *Topic) Partitions(ctx context.Context) (int, error) {
 	n, err := t.c.meta.partitions(ctx, t.name)
-	if err != nil {
+	switch {
+	case err != nil:
 		return 0, err
+	case n > 0:
+		return n, nil
 	}
-	if n == 0 {
-		return 0, fmt.Errorf("%w: the servers give no metadata of topic %q (older servers, or no \"describe\" permission)", ErrUnavailable, t.name)
+	if err := t.c.meta.refusal(t.name); errors.Is(err, ErrPermissionDenied) {
+		return 0, fmt.Errorf("%w (the client needs the metadata of topic %q: \"describe\", \"produce\" or \"consume\" on it)", err, t.name)
 	}
-	return n, nil
+	return 0, fmt.Errorf("%w: the servers give no metadata of topic %q (older servers)", ErrUnavailable, t.name)
 }
 
 // Partition returns the handle of partition p of the topic.
@@ -75,7 +82,7 @@ func (t *Topic) Produce(ctx context.Context, rec *Record) (Position, error) {
 // spread over the partitions. The partitions of a topic are asked of the
 // cluster once and refreshed as the client's metadata is; with servers
 // that give no metadata, records go to partition 0 of DefaultTopic and
-// other topics fail with ErrUnavailable.
+// other topics fail as Partitions says.
 func (t *Topic) ProduceAsync(ctx context.Context, rec *Record) *ProduceFuture {
 	if rec == nil {
 		return failedFuture(fmt.Errorf("%w: ProduceAsync of a nil record", ErrInvalidArgument))

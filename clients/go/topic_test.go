@@ -271,6 +271,27 @@ func TestMetadataOutageIsNotMistakenForOldServers(t *testing.T) {
 	}
 }
 
+// A topic the servers do not describe to the caller (PERMISSION_DENIED on
+// GetMetadata: no "describe", "produce" or "consume" on it) fails a keyed
+// or keyless produce with ErrPermissionDenied naming what it needs, not
+// ErrUnavailable.
+func TestTopicNotDescribedIsPermissionDenied(t *testing.T) {
+	tc, cl := topicCluster(t, 1)
+	tc.CreateTopic("orders", 2, 1)
+	ctx := ctxT(t)
+	denied := status.Error(codes.PermissionDenied, `nobody may not describe on "orders"`)
+	tc.FailMetadata(denied)
+	_, err := cl.Topic("orders").Produce(ctx, &client.Record{Key: []byte("k1"), Value: []byte("a")})
+	if !errors.Is(err, client.ErrPermissionDenied) || errors.Is(err, client.ErrUnavailable) || !strings.Contains(err.Error(), `"produce"`) {
+		t.Fatalf("keyed produce to a topic not described: %v, want ErrPermissionDenied", err)
+	}
+	tc.FailMetadata(denied)
+	_, err = cl.Topic("fresh").Produce(ctx, &client.Record{Value: []byte("b")})
+	if !errors.Is(err, client.ErrPermissionDenied) {
+		t.Fatalf("keyless produce to a topic not described: %v, want ErrPermissionDenied", err)
+	}
+}
+
 // Keyless records stick to a partition until a batch is sent to it, then
 // move to another one (KIP-480).
 func TestKeylessRecordsStickUntilABatchIsSent(t *testing.T) {
@@ -578,5 +599,55 @@ func TestNoLeaderIsRetriedAndNamesTheUnreachable(t *testing.T) {
 	}
 	if n := countCalls(tc, 3, "Produce") + countCalls(tc, 3, "ProduceBatch") - produces; n != 4 {
 		t.Errorf("two of three failed: %d attempts, want 4 (WithRetries(3))", n)
+	}
+}
+
+// A client whose ACL refuses GetServers knows only its seeds, yet reaches
+// every server the cluster's answers name: a partition's replicas from
+// GetMetadata, a partition leader from a NOT_LEADER answer, and the
+// metadata leader from an admin call's NOT_LEADER answer.
+func TestRoutingWithoutGetServers(t *testing.T) {
+	tc, err := clienttest.New(t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	tc.RefuseGetServers(true)
+	tc.CreateTopic("orders", 2, 1) // partition p on server p
+	seed := func() *client.Client {
+		f := tc.Certs
+		cl, err := client.New(ctxT(t), tc.Addrs()[0],
+			client.WithTLSFiles(f.CACert, f.ClientCert("root"), f.ClientKey("root")),
+			client.WithBackoff(time.Millisecond, 20*time.Millisecond),
+			client.WithMetadataRefresh(time.Hour), // only the answers move routes
+			client.WithCallTimeout(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Close() })
+		return cl
+	}
+	cl := seed()
+	ctx := ctxT(t)
+	orders1 := cl.Topic("orders").Partition(1)
+	if _, err := orders1.Produce(ctx, &client.Record{Value: []byte("a")}); err != nil {
+		t.Fatalf("produce to a partition led by a server the metadata names: %v", err)
+	}
+	// The leader moves to a server the client has never heard of; the
+	// metadata still names the old one (and is not asked again).
+	tc.SetLeader("orders", 1, 2, false)
+	if _, err := orders1.Produce(ctx, &client.Record{Value: []byte("b")}); err != nil {
+		t.Fatalf("produce after NOT_LEADER names an unknown server: %v", err)
+	}
+	if got := tc.Records("orders", 1); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("orders/1 holds %q", got)
+	}
+	if n := len(callsOf(tc, 2, "Produce")) + len(callsOf(tc, 2, "ProduceBatch")); n == 0 {
+		t.Errorf("server 2 received no produce")
+	}
+	// Admin calls follow the metadata leader's NOT_LEADER answer.
+	tc.SetMetadataLeader(2)
+	if _, err := seed().CreateTopic(ctx, "billing", client.TopicConfig{Partitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatalf("create a topic through a seed that is not the metadata leader: %v", err)
 	}
 }

@@ -24,10 +24,14 @@ import (
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 )
 
-// methodACL is what admit checks of a call: action on object, or, when
-// object is empty, action on some object (the call's object is the topic
-// or group its message names, which the handler checks once decoded).
-type methodACL struct{ action, object string }
+// methodACL is what admit checks of a call: action (or one of also) on
+// object, or, when object is empty, on some object (the call's object is
+// the topic or group its message names, which the handler checks once
+// decoded).
+type methodACL struct {
+	action, object string
+	also           []string
+}
 
 // methodACLs maps each log.v1.Log method, and gRPC server reflection's, to
 // the check admit makes.
@@ -38,7 +42,7 @@ var methodACLs = map[string]methodACL{
 	logv1.Log_Consume_FullMethodName:       {action: auth.ActionConsume},
 	logv1.Log_ConsumeStream_FullMethodName: {action: auth.ActionConsume},
 	logv1.Log_GetBounds_FullMethodName:     {action: auth.ActionConsume},
-	logv1.Log_GetMetadata_FullMethodName:   {action: auth.ActionDescribe},
+	logv1.Log_GetMetadata_FullMethodName:   {action: describeActions[0], also: describeActions[1:]},
 	logv1.Log_CreateTopic_FullMethodName:   {action: auth.ActionCreate},
 	logv1.Log_DeleteTopic_FullMethodName:   {action: auth.ActionDelete},
 	logv1.Log_GetServers_FullMethodName:    {action: auth.ActionServers, object: auth.DefaultObject},
@@ -81,10 +85,15 @@ func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, er
 	if err != nil {
 		return nil, s.rejected(ctx, info.FullMethodName, rejectUnauthenticated, status.Error(codes.Unauthenticated, err.Error()))
 	}
-	if acl.object == "" {
-		err = s.cfg.Authorizer.AuthorizeAny(subject, acl.action)
-	} else {
-		err = s.cfg.Authorizer.Authorize(subject, acl.object, acl.action)
+	check := func(action string) error {
+		if acl.object == "" {
+			return s.cfg.Authorizer.AuthorizeAny(subject, action)
+		}
+		return s.cfg.Authorizer.Authorize(subject, acl.object, action)
+	}
+	err = check(acl.action)
+	for i := 0; err != nil && i < len(acl.also); i++ {
+		err = check(acl.also[i])
 	}
 	if err != nil {
 		on := fmt.Sprintf("%q", acl.object)

@@ -73,7 +73,8 @@
 //     principal (go/auth). ACL objects are topic names (casbin keyMatch
 //     wildcards: "orders.*"; "*" is everything): "produce" and "consume" on
 //     the request's topic, "describe", "create" and "delete" on the topics
-//     of GetMetadata, CreateTopic and DeleteTopic, "servers" on
+//     of GetMetadata, CreateTopic and DeleteTopic ("produce" or "consume"
+//     on a topic also let GetMetadata describe it), "servers" on
 //     auth.DefaultObject ("log"), "read" on "reflection", "acl" on "*"
 //     (auth.ObjectAll) for CreateACLs and DeleteACLs and "describe" on
 //     "*" for ListACLs. Groups are

@@ -22,8 +22,11 @@ const DefaultReplicationFactor = 3
 
 // GetMetadata implements logv1.LogServer: the named topics, or every topic
 // the caller may describe, ordered by name, and the cluster's servers
-// (Config.Servers, as GetServers). Naming a topic the caller may not
-// describe is PermissionDenied; naming an unknown one NotFound.
+// (Config.Servers, as GetServers). A caller may describe a topic it has
+// "describe", "produce" or "consume" on (Kafka's rule: writing or reading
+// a topic implies describing it, which a client needs to route). Naming a
+// topic the caller may not describe is PermissionDenied; naming an
+// unknown one NotFound.
 func (s *Server) GetMetadata(ctx context.Context, req *logv1.GetMetadataRequest) (*logv1.GetMetadataResponse, error) {
 	names := slices.Clone(req.GetTopics())
 	slices.Sort(names)
@@ -32,7 +35,7 @@ func (s *Server) GetMetadata(ctx context.Context, req *logv1.GetMetadataRequest)
 		if err := commitlog.ValidateTopicName(name); err != nil {
 			return nil, s.statusError(ctx, onTopic(err, name))
 		}
-		if err := s.authorize(ctx, name, auth.ActionDescribe); err != nil {
+		if err := s.authorizeDescribe(ctx, name); err != nil {
 			return nil, err
 		}
 	}
@@ -42,7 +45,7 @@ func (s *Server) GetMetadata(ctx context.Context, req *logv1.GetMetadataRequest)
 	}
 	if len(names) == 0 { // every topic: only those the caller may describe
 		topics = slices.DeleteFunc(topics, func(t commitlog.TopicInfo) bool {
-			return s.authorize(ctx, t.Name, auth.ActionDescribe) != nil
+			return s.authorizeDescribe(ctx, t.Name) != nil
 		})
 	}
 	slices.SortFunc(topics, func(a, b commitlog.TopicInfo) int { return strings.Compare(a.Name, b.Name) })
@@ -56,6 +59,26 @@ func (s *Server) GetMetadata(ctx context.Context, req *logv1.GetMetadataRequest)
 		out[i] = topicMetadata(t, states)
 	}
 	return &logv1.GetMetadataResponse{Topics: out, Servers: protoServers(servers)}, nil
+}
+
+// describeActions are the actions that let a caller describe a topic,
+// describe first.
+var describeActions = []string{auth.ActionDescribe, auth.ActionProduce, auth.ActionConsume}
+
+// authorizeDescribe authorizes describing topic: any of describeActions
+// will do; the error is describe's.
+func (s *Server) authorizeDescribe(ctx context.Context, topic string) error {
+	var first error
+	for _, action := range describeActions {
+		err := s.authorize(ctx, topic, action)
+		if err == nil {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // unknownOf marks err, the cluster's answer to Topics(names...), with the

@@ -377,6 +377,35 @@ func TestTopicACL(t *testing.T) {
 	}
 }
 
+// Producing or consuming a topic implies describing it (Kafka's rule): a
+// caller with only produce on one topic and only consume on another gets
+// the metadata of both, listed and named, and none of a topic it has no
+// right on.
+func TestGetMetadataImpliedDescribe(t *testing.T) {
+	authz := writePolicy(t,
+		"p, root, *, *",
+		"p, nobody, orders, produce",
+		"p, nobody, audit, consume",
+	)
+	f := newFixture(t, fixtureOpts{server: func(c *serverConfig) { c.Authorizer = authz }})
+	for _, name := range []string{"orders", "audit", "billing"} {
+		f.cluster.create(name, 1)
+	}
+	c := f.client("nobody")
+	ctx := ctxT(t)
+
+	md, err := c.GetMetadata(ctx, &logv1.GetMetadataRequest{})
+	if err != nil || len(md.Topics) != 2 || md.Topics[0].Name != "audit" || md.Topics[1].Name != "orders" {
+		t.Fatalf("metadata of every topic nobody may produce or consume: %v %v", md, err)
+	}
+	md, err = c.GetMetadata(ctx, &logv1.GetMetadataRequest{Topics: []string{"orders", "audit"}})
+	if err != nil || len(md.Topics) != 2 {
+		t.Fatalf("metadata of orders and audit: %v %v", md, err)
+	}
+	_, err = c.GetMetadata(ctx, &logv1.GetMetadataRequest{Topics: []string{"orders", "billing"}})
+	wantStatus(t, err, codes.PermissionDenied, `nobody may not describe on "billing"`)
+}
+
 // A ProduceStream writes to its first request's topic and partition; a
 // later request naming another ends the stream with INVALID_ARGUMENT after
 // the requests before it are written and acknowledged.

@@ -71,6 +71,12 @@ type Cluster struct {
 	acls       []*logv1.ACLRule // CreateACLs' rules, in order
 	// metadataErrs are the errors the next GetMetadata calls fail with.
 	metadataErrs []error
+	// hung are the servers that do not answer (Hang), by index.
+	hung map[int]bool
+	// unhung is closed and replaced when a server answers again.
+	unhung chan struct{}
+	// refuseServers: GetServers answers PERMISSION_DENIED.
+	refuseServers bool
 	// states are the servers' liveness, by index (alive by default).
 	states  []logv1.ServerState
 	changed chan struct{} // closed and replaced when records are appended
@@ -121,7 +127,7 @@ func New(dir string, n int) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Certs: files, topics: map[string]*topic{}, changed: make(chan struct{}),
+	c := &Cluster{Certs: files, topics: map[string]*topic{}, changed: make(chan struct{}), hung: map[int]bool{}, unhung: make(chan struct{}),
 		groups: map[string]*group{}, groupChange: make(chan struct{}), heartbeatInterval: time.Second, groupErrs: map[string][]error{}}
 	for i := range n {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -129,7 +135,9 @@ func New(dir string, n int) (*Cluster, error) {
 			c.Close()
 			return nil, err
 		}
-		s := &server{c: c, idx: i, addr: lis.Addr().String(), grpc: grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)))}
+		s := &server{c: c, idx: i, addr: lis.Addr().String()}
+		s.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)),
+			grpc.UnaryInterceptor(s.hangUnary), grpc.StreamInterceptor(s.hangStream))
 		logv1.RegisterLogServer(s.grpc, s)
 		c.servers = append(c.servers, s)
 		c.states = append(c.states, logv1.ServerState_SERVER_STATE_ALIVE)
@@ -235,6 +243,64 @@ func (c *Cluster) SetNoLeader(topicName string, p uint32) {
 func (c *Cluster) SetMetadataLeader(server int) {
 	c.mu.Lock()
 	c.metaLeader = server
+	c.mu.Unlock()
+}
+
+// Hang makes server i stop answering (hang true), as a server cut off by
+// the network or stopped mid-call: its calls are recorded (Calls, Method
+// only) and then wait until their context ends or Hang(i, false).
+func (c *Cluster) Hang(i int, hang bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hung[i] = hang
+	if !hang {
+		close(c.unhung)
+		c.unhung = make(chan struct{})
+	}
+}
+
+// hold records a call to a hung server and waits until the server
+// answers again (true) or ctx ends (false); it returns true at once for a
+// server that is not hung.
+func (s *server) hold(ctx context.Context, fullMethod string) bool {
+	for recorded := false; ; recorded = true {
+		s.c.mu.Lock()
+		hung, unhung := s.c.hung[s.idx], s.c.unhung
+		s.c.mu.Unlock()
+		if !hung {
+			return true
+		}
+		if !recorded {
+			s.record(fullMethod[strings.LastIndex(fullMethod, "/")+1:], "", 0)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-unhung:
+		}
+	}
+}
+
+func (s *server) hangUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if !s.hold(ctx, info.FullMethod) {
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	return handler(ctx, req)
+}
+
+func (s *server) hangStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if !s.hold(ss.Context(), info.FullMethod) {
+		return status.FromContextError(ss.Context().Err()).Err()
+	}
+	return handler(srv, ss)
+}
+
+// RefuseGetServers makes GetServers answer PERMISSION_DENIED (refuse
+// true), as servers do to a client whose ACL lacks "servers": the client
+// then knows only its seeds and what the answers name.
+func (c *Cluster) RefuseGetServers(refuse bool) {
+	c.mu.Lock()
+	c.refuseServers = refuse
 	c.mu.Unlock()
 }
 
@@ -471,6 +537,9 @@ func (s *server) GetServers(context.Context, *logv1.GetServersRequest) (*logv1.G
 	s.record("GetServers", "", 0)
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
+	if s.c.refuseServers {
+		return nil, status.Error(codes.PermissionDenied, `client may not servers on "log"`)
+	}
 	return &logv1.GetServersResponse{Servers: s.c.serversLocked(s.c.topics[DefaultTopic].partitions[0].leader)}, nil
 }
 

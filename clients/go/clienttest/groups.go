@@ -469,6 +469,21 @@ func (c *Cluster) dropTopicLocked(name string) {
 	}
 }
 
+// JoinMember joins a member of group subscribed to topics as a client
+// that then stops (killed without leaving): it owns what the group
+// assigns it and never heartbeats, so it keeps its partitions until
+// ExpireMember. It returns the member ID.
+func (c *Cluster) JoinMember(group string, topics ...string) (string, error) {
+	c.mu.Lock()
+	leader := c.servers[c.metaLeader]
+	c.mu.Unlock()
+	resp, err := leader.JoinGroup(context.Background(), &logv1.JoinGroupRequest{Group: group, Topics: topics, ClientId: "stopped"})
+	if err != nil {
+		return "", err
+	}
+	return resp.GetAssignment().GetMemberId(), nil
+}
+
 // ExpireMember removes a member of group as a session timeout does (the
 // member's next call is answered UNKNOWN_MEMBER and its partitions go to
 // the others); it reports whether the member existed.

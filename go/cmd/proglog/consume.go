@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -40,7 +41,10 @@ func newConsumeCmd(stdout io.Writer) *cobra.Command {
 			"group assigns it from the group's committed offsets (from the oldest record where nothing is\n" +
 			"committed) until each is at its end (with --follow: until interrupted) or --max records,\n" +
 			"then commits the position after the last record printed and leaves the group, so the\n" +
-			"next run continues there. With --json a group's records also carry topic and partition.",
+			"next run continues there. With --json a group's records also carry topic and partition.\n" +
+			"A run that read nothing and owned fewer partitions than the topic has warns on standard\n" +
+			"error which members own the others (one stopped without leaving keeps them until its\n" +
+			"session ends) and exits 0.",
 		Example: "  proglog consume --dev ./proglog-data --from 10\n" +
 			"  proglog consume --dev ./proglog-data --follow --json\n" +
 			"  proglog consume --dev ./proglog-data --topic orders --partition 3 --from 0\n" +
@@ -61,7 +65,7 @@ func newConsumeCmd(stdout io.Writer) *cobra.Command {
 			}
 			defer c.Close()
 			if group != "" {
-				return consumeGroup(ctx, c, stdout, group, topic, max, follow, opts)
+				return consumeGroup(ctx, c, stdout, cmd.ErrOrStderr(), group, topic, max, follow, opts)
 			}
 			part := c.Topic(topic).Partition(partition)
 			var ropts []client.RecordsOption
@@ -129,7 +133,9 @@ func checkFrom(ctx context.Context, part *client.Partition, topic string, from u
 // consumeGroup is consume --group: it joins group, prints up to max
 // records (0: no limit) of the partitions of topic it owns until each is
 // at its end (or, with follow, until ctx ends), then commits and leaves.
-func consumeGroup(ctx context.Context, c *client.Client, stdout io.Writer, group, topic string, max int, follow bool, opts *clientOptions) (err error) {
+// A run that read nothing and owned fewer partitions than the topic has
+// tells on stderr which other members own the rest.
+func consumeGroup(ctx context.Context, c *client.Client, stdout, stderr io.Writer, group, topic string, max int, follow bool, opts *clientOptions) (err error) {
 	copts := []client.ConsumerOption{client.WithClientID(clientID())}
 	if !follow {
 		copts = append(copts, client.WithStopAtEnd())
@@ -151,6 +157,9 @@ func consumeGroup(ctx context.Context, c *client.Client, stdout io.Writer, group
 		m, err := cons.Next(ctx)
 		switch {
 		case errors.Is(err, io.EOF):
+			if n == 0 {
+				warnOwnedElsewhere(ctx, c, cons, stderr, group, topic)
+			}
 			return nil // every partition it owns at its end
 		case err != nil && follow && ctx.Err() != nil:
 			return nil // interrupted
@@ -167,6 +176,38 @@ func consumeGroup(ctx context.Context, c *client.Client, stdout io.Writer, group
 		}
 	}
 	return nil
+}
+
+// warnOwnedElsewhere tells on stderr which partitions of topic other
+// members of group own, when cons owns fewer than the topic has: they
+// were not read. A member that stopped without leaving keeps its
+// partitions until its session ends.
+func warnOwnedElsewhere(ctx context.Context, c *client.Client, cons *client.Consumer, stderr io.Writer, group, topic string) {
+	n, err := c.Topic(topic).Partitions(ctx)
+	if err != nil || len(cons.Assignment()) >= n {
+		return
+	}
+	info, err := c.DescribeGroup(ctx, group)
+	if err != nil {
+		fmt.Fprintf(stderr, "proglog: warning: this member owned %d of the %d partitions of %s, and the group could not be described: %s\n",
+			len(cons.Assignment()), n, topic, strings.TrimPrefix(err.Error(), "proglog: "))
+		return
+	}
+	for _, m := range info.Members {
+		if m.MemberID == cons.MemberID() {
+			continue
+		}
+		var owned []string
+		for _, tp := range m.Owned {
+			if tp.Topic == topic {
+				owned = append(owned, fmt.Sprintf("%s/%d", tp.Topic, tp.Partition))
+			}
+		}
+		if len(owned) > 0 {
+			fmt.Fprintf(stderr, "proglog: warning: %s not read: owned by member %s (%s); if it stopped without leaving, the group gives them to the others when its session ends, within %v\n",
+				strings.Join(owned, ", "), m.MemberID, dash(m.ClientID), m.SessionTimeout)
+		}
+	}
 }
 
 // clientID names this process in DescribeGroup: host/pid.

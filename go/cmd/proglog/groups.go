@@ -8,7 +8,9 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -78,16 +80,24 @@ type memberJSON struct {
 }
 
 // groupPartJSON is one partition of a group's topics: its owner (empty:
-// none), committed offset and lag (null when nothing is committed), and
-// end (the partition's next offset).
+// none), committed offset (null when nothing is committed), end (the
+// partition's next offset; null when it could not be read) and lag (null
+// without both).
 type groupPartJSON struct {
 	Topic     string  `json:"topic"`
 	Partition uint32  `json:"partition"`
 	Owner     string  `json:"owner"`
 	Committed *uint64 `json:"committed"`
-	End       uint64  `json:"end"`
+	End       *uint64 `json:"end"`
 	Lag       *uint64 `json:"lag"`
 }
+
+// Reading the partitions' ends in groups describe: at most
+// endsInParallel at once, each waiting at most endWait (and --timeout).
+const (
+	endsInParallel = 16
+	endWait        = 5 * time.Second
+)
 
 func newGroupsDescribeCmd(stdout io.Writer) *cobra.Command {
 	opts := defaultClientOptions()
@@ -98,7 +108,10 @@ func newGroupsDescribeCmd(stdout io.Writer) *cobra.Command {
 			"partitions each owns) and, for every partition of the topics the group subscribes to or has\n" +
 			"committed offsets of: its owner, the committed offset (the next record the group has to\n" +
 			"process), the partition's end (its next offset, asked of its leader) and the lag, end minus\n" +
-			"committed (\"-\" when nothing is committed). With --json one object.",
+			"committed (\"-\" when nothing is committed). The ends are read in parallel, each for at most\n" +
+			"5s (or --timeout): a partition whose end cannot be read (no leader, or no \"consume\" permission\n" +
+			"on its topic: LAG needs it) shows END and LAG \"-\" and a warning on standard error. With --json\n" +
+			"one object (end and lag null where unknown).",
 		Example: "  proglog groups describe billing --dev ./proglog-data --json",
 		Args:    cobra.ExactArgs(1),
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return clientEnv(cmd.Flags()) },
@@ -109,7 +122,7 @@ func newGroupsDescribeCmd(stdout io.Writer) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			j, err := describeGroup(ctx, c, args[0])
+			j, err := describeGroup(ctx, c, args[0], min(opts.timeout, endWait), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -123,8 +136,10 @@ func newGroupsDescribeCmd(stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
-// describeGroup gathers group's description and each partition's end.
-func describeGroup(ctx context.Context, c *client.Client, group string) (groupJSON, error) {
+// describeGroup gathers group's description and each partition's end,
+// read in parallel and each waited for at most wait; the partitions whose
+// end could not be read are warned of on stderr.
+func describeGroup(ctx context.Context, c *client.Client, group string, wait time.Duration, stderr io.Writer) (groupJSON, error) {
 	info, err := c.DescribeGroup(ctx, group)
 	if err != nil {
 		return groupJSON{}, err
@@ -159,16 +174,44 @@ func describeGroup(ctx context.Context, c *client.Client, group string) (groupJS
 		}
 		for _, p := range t.Partitions {
 			tp := client.TopicPartition{Topic: name, Partition: p.Partition}
-			b, err := c.Topic(name).Partition(p.Partition).Bounds(ctx)
-			if err != nil {
-				return groupJSON{}, fmt.Errorf("bounds of %s/%d: %w", name, p.Partition, err)
-			}
-			pj := groupPartJSON{Topic: name, Partition: p.Partition, Owner: owner[tp], End: b.Next}
+			pj := groupPartJSON{Topic: name, Partition: p.Partition, Owner: owner[tp]}
 			if off, ok := committed[tp]; ok {
-				lag := b.Next - min(off, b.Next)
-				pj.Committed, pj.Lag = &off, &lag
+				pj.Committed = &off
 			}
 			j.Partitions = append(j.Partitions, pj)
+		}
+	}
+	errs := make([]error, len(j.Partitions))
+	sem := make(chan struct{}, endsInParallel)
+	var wg sync.WaitGroup
+	for i := range j.Partitions {
+		pj := &j.Partitions[i]
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			wctx, cancel := context.WithTimeout(ctx, wait)
+			defer cancel()
+			b, err := c.Topic(pj.Topic).Partition(pj.Partition).Bounds(wctx)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			end := b.Next
+			pj.End = &end
+			if pj.Committed != nil {
+				lag := end - min(*pj.Committed, end)
+				pj.Lag = &lag
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return groupJSON{}, err
+	}
+	for i, err := range errs {
+		if err != nil {
+			fmt.Fprintf(stderr, "proglog: warning: end of %s/%d unknown (END and LAG shown as -): %s\n",
+				j.Partitions[i].Topic, j.Partitions[i].Partition, strings.TrimPrefix(err.Error(), "proglog: "))
 		}
 	}
 	return j, nil
@@ -198,13 +241,17 @@ func printGroup(w io.Writer, j groupJSON) error {
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tPARTITION\tOWNER\tCOMMITTED\tEND\tLAG")
 	for _, p := range j.Partitions {
-		committed, lag := "-", "-"
-		if p.Committed != nil {
-			committed, lag = fmt.Sprint(*p.Committed), fmt.Sprint(*p.Lag)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\n", p.Topic, p.Partition, dash(p.Owner), committed, p.End, lag)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", p.Topic, p.Partition, dash(p.Owner), orDash(p.Committed), orDash(p.End), orDash(p.Lag))
 	}
 	return tw.Flush()
+}
+
+// orDash is *n, or "-" for nil.
+func orDash(n *uint64) string {
+	if n == nil {
+		return "-"
+	}
+	return fmt.Sprint(*n)
 }
 
 func dash(s string) string {

@@ -195,3 +195,65 @@ func TestConsumeGroupOnARealServer(t *testing.T) {
 		t.Errorf("groups list printed %q", out)
 	}
 }
+
+// groups describe shows what it can when a partition's end cannot be
+// read (no leader here; no consume permission alike): its committed
+// offset, END and LAG "-", and a warning on stderr; it exits 0.
+func TestGroupsDescribeWithAnUnreadableEnd(t *testing.T) {
+	tc, conn := topicDouble(t)
+	tc.CreateTopic("orders", 2, 1)
+	for p := range 2 {
+		mustRun(t, "", append([]string{"produce", "--topic", "orders", "--partition", fmt.Sprint(p), "a", "b"}, conn...)...)
+	}
+	mustRun(t, "", append([]string{"consume", "--topic", "orders", "--group", "billing", "--max", "4"}, conn...)...)
+	tc.SetNoLeader("orders", 1)
+	out, errOut, err := proglogCmd(t, "", append([]string{"groups", "describe", "billing", "--timeout", "1s"}, conn...)...)
+	if err != nil {
+		t.Fatalf("groups describe with orders/1 leaderless: %v\nstderr:\n%s", err, errOut)
+	}
+	for _, want := range []string{"orders  0          -      2          2    0", "orders  1          -      2          -    -"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("groups describe printed\n%s\nwant a line with %q", out, want)
+		}
+	}
+	if !strings.Contains(errOut, "proglog: warning: end of orders/1 unknown") || strings.Contains(errOut, "orders/0") {
+		t.Errorf("stderr %q, want a warning of orders/1 only", errOut)
+	}
+}
+
+// A client error wrapped by the CLI is printed with one "proglog: ".
+func TestErrorLinePrefixedOnce(t *testing.T) {
+	err := fmt.Errorf("commit to group g: %w", fmt.Errorf("%w: nobody may not group on %q", client.ErrPermissionDenied, "g"))
+	if got, want := errorLine(err), `proglog: commit to group g: permission denied: nobody may not group on "g"`; got != want {
+		t.Errorf("errorLine = %q, want %q", got, want)
+	}
+	if got := errorLine(client.ErrUnavailable); got != "proglog: unavailable" {
+		t.Errorf("errorLine of a client error = %q", got)
+	}
+}
+
+// consume --group --max by a member that gets no partition, because a
+// member that stopped without leaving still owns them, exits 0 and tells
+// on stderr which partitions that member owns.
+func TestConsumeGroupTellsOfPartitionsOwnedElsewhere(t *testing.T) {
+	tc, conn := topicDouble(t)
+	tc.CreateTopic("orders", 2, 1)
+	mustRun(t, "", append([]string{"produce", "--topic", "orders", "--partition", "0", "a"}, conn...)...)
+	stopped, err := tc.JoinMember("billing", "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := proglogCmd(t, "", append([]string{"consume", "--topic", "orders", "--group", "billing", "--max", "10"}, conn...)...)
+	if err != nil || out != "" {
+		t.Fatalf("consume while another member owns every partition: %v, printed %q\nstderr:\n%s", err, out, errOut)
+	}
+	if want := "orders/0, orders/1 not read: owned by member " + stopped; !strings.Contains(errOut, want) || !strings.Contains(errOut, "session ends") {
+		t.Errorf("stderr %q, want %q and when they come back", errOut, want)
+	}
+	// Once that member's session ended the next run reads, and says nothing.
+	tc.ExpireMember("billing", stopped)
+	out, errOut, err = proglogCmd(t, "", append([]string{"consume", "--topic", "orders", "--group", "billing", "--max", "10"}, conn...)...)
+	if err != nil || out != "a\n" || errOut != "" {
+		t.Errorf("consume after the member expired: %v, printed %q, stderr %q", err, out, errOut)
+	}
+}

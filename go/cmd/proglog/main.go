@@ -59,10 +59,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // errorLine is err as the command prints it: prefixed with "proglog: "
-// unless its message already is (the client's errors are).
+// once, though the client's errors start with it too, also when wrapped
+// ("proglog: bounds of orders/0: permission denied: ...").
 func errorLine(err error) string {
-	if msg := err.Error(); strings.HasPrefix(msg, "proglog: ") {
+	msg := strings.ReplaceAll(err.Error(), ": proglog: ", ": ")
+	if strings.HasPrefix(msg, "proglog: ") {
 		return msg
 	}
-	return "proglog: " + err.Error()
+	return "proglog: " + msg
 }

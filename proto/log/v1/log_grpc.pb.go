@@ -184,7 +184,9 @@ type LogClient interface {
 	// answers from its copy of the cluster's metadata, which may lag the
 	// metadata leader by a moment; leaders are hints (a request sent to a server
 	// that is no longer the leader is answered NOT_LEADER with the real one).
-	// Needs the "describe" action on each topic returned.
+	// Needs the "describe", "produce" or "consume" action on each topic
+	// returned (producing or consuming a topic implies describing it, as in
+	// Kafka: a client routes with it).
 	GetMetadata(ctx context.Context, in *GetMetadataRequest, opts ...grpc.CallOption) (*GetMetadataResponse, error)
 	// CreateTopic creates a topic and places its partitions' replicas. It
 	// needs the metadata group's leader: another server answers NOT_LEADER
@@ -605,7 +607,9 @@ type LogServer interface {
 	// answers from its copy of the cluster's metadata, which may lag the
 	// metadata leader by a moment; leaders are hints (a request sent to a server
 	// that is no longer the leader is answered NOT_LEADER with the real one).
-	// Needs the "describe" action on each topic returned.
+	// Needs the "describe", "produce" or "consume" action on each topic
+	// returned (producing or consuming a topic implies describing it, as in
+	// Kafka: a client routes with it).
 	GetMetadata(context.Context, *GetMetadataRequest) (*GetMetadataResponse, error)
 	// CreateTopic creates a topic and places its partitions' replicas. It
 	// needs the metadata group's leader: another server answers NOT_LEADER

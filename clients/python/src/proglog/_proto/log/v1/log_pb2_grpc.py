@@ -405,7 +405,9 @@ class LogServicer:
         answers from its copy of the cluster's metadata, which may lag the
         metadata leader by a moment; leaders are hints (a request sent to a server
         that is no longer the leader is answered NOT_LEADER with the real one).
-        Needs the "describe" action on each topic returned.
+        Needs the "describe", "produce" or "consume" action on each topic
+        returned (producing or consuming a topic implies describing it, as in
+        Kafka: a client routes with it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
