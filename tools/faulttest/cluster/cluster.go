@@ -12,6 +12,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -28,6 +29,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 
+	client "github.com/proglog/proglog/clients/go"
 	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
@@ -127,6 +129,7 @@ type Cluster struct {
 	cfg     Config
 	files   certs.DevFiles
 	keyFile string
+	tls     *tls.Config // the root client's
 	creds   credentials.TransportCredentials
 
 	mu     sync.Mutex
@@ -170,7 +173,7 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: client TLS: %w", err)
 	}
 	c := &Cluster{
-		cfg: cfg, files: files, keyFile: keyFile, creds: credentials.NewTLS(tlsCfg),
+		cfg: cfg, files: files, keyFile: keyFile, tls: tlsCfg, creds: credentials.NewTLS(tlsCfg),
 		conns: map[string]*grpc.ClientConn{}, clients: map[string]logv1.LogClient{},
 	}
 	for i := range hosts {
@@ -280,6 +283,22 @@ func (c *Cluster) Client(n *Node) logv1.LogClient {
 	cl := logv1.NewLogClient(conn)
 	c.conns[addr], c.clients[addr] = conn, cl
 	return cl
+}
+
+// GoClient returns a new Go client (clients/go) of the cluster as root,
+// seeded with every member's address and dialing through the lab's
+// network, with opts after those. The caller closes it.
+func (c *Cluster) GoClient(ctx context.Context, opts ...client.Option) (*client.Client, error) {
+	var addrs []string
+	for _, n := range c.Members() {
+		addrs = append(addrs, n.Addr())
+	}
+	all := append([]client.Option{client.WithTLS(c.tls.Clone()), client.WithDialOptions(grpc.WithContextDialer(c.cfg.Lab.GRPCDialer()))}, opts...)
+	cl, err := client.New(ctx, strings.Join(addrs, ","), all...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: Go client: %w", err)
+	}
+	return cl, nil
 }
 
 // Leader asks every running member who leads (each answering for itself)
