@@ -54,6 +54,7 @@ type options struct {
 	rounds               int
 	sync                 string
 	produce              string   // workload.ProduceMode of every run
+	group                bool     // custom mode: the consumer-group workload too
 	notRun               []string // plans left out, and why
 }
 
@@ -81,6 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.nodes, "nodes", 3, "custom mode: cluster size")
 	fs.StringSliceVar(&o.faults, "faults", nemesis.Standard(), "custom mode: faults, in order ("+strings.Join(nemesis.Names(), ", ")+")")
 	fs.IntVar(&o.rounds, "rounds", 1, "custom mode: times through --faults")
+	fs.BoolVar(&o.group, "group", false, "custom mode (3 nodes or more): add the consumer-group workload (a group of 3 consumers over topic ft.g's 6 partitions, members killed and added)")
 	fs.StringVar(&o.sync, "sync", "", "custom mode: the nodes' --sync (always, interval or never; default proglog's, always)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -244,19 +246,26 @@ func (o *options) plans() ([]plan, error) {
 		c.Workload.Seed, c.Workload.Mode = o.seed, produce
 		return c
 	}
+	group := func() *workload.GroupConfig {
+		g := workload.DefaultGroupConfig()
+		g.Seed = o.seed
+		return &g
+	}
 	var out []plan
 	switch o.mode {
 	case "short":
-		a := base("3 nodes, every fault once", 3, nemesis.Standard())
+		a := base("3 nodes, every fault once, a consumer group", 3, nemesis.Standard())
 		b := base("5 nodes, six faults", 5, shortFaults5)
 		a.Topics, b.Topics = ShortTopics(), ShortTopics()
+		a.Group = group()
 		out = append(out, plan{cfg: a}, plan{cfg: b})
 	case "long":
-		a := base(fmt.Sprintf("3 nodes, random faults for %v", o.duration), 3, nemesis.Standard())
+		a := base(fmt.Sprintf("3 nodes, random faults for %v, a consumer group", o.duration), 3, nemesis.Standard())
 		a.Duration = o.duration
-		b := base(fmt.Sprintf("5 nodes, random faults for %v", o.duration/2), 5, nemesis.Standard())
+		b := base(fmt.Sprintf("5 nodes, random faults for %v, a consumer group", o.duration/2), 5, nemesis.Standard())
 		b.Duration = o.duration / 2
 		a.Topics, b.Topics = ShortTopics(), ShortTopics()
+		a.Group, b.Group = group(), group()
 		out = append(out, plan{cfg: a}, plan{cfg: b})
 	case "disks":
 		// Only the power-loss and disk-full runs (below).
@@ -265,6 +274,9 @@ func (o *options) plans() ([]plan, error) {
 		c.Rounds, c.Sync = o.rounds, o.sync
 		if o.nodes >= 3 {
 			c.Topics = ShortTopics()
+		}
+		if o.group {
+			c.Group = group()
 		}
 		out = append(out, plan{cfg: c})
 	default:
