@@ -185,7 +185,7 @@ type RunResult struct {
 	// has each one's.
 	Check        history.Result
 	Partitions   []PartitionResult
-	FinalRecords int    // records in the default topic's partition 0
+	FinalRecords int // records in the default topic's partition 0
 	// Group is the consumer-group workload's outcome (nil: none).
 	Group *GroupRunResult
 	Err   string // the run could not complete (the check may still have run)

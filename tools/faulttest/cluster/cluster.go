@@ -25,9 +25,12 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
 	client "github.com/proglog/proglog/clients/go"
 	"github.com/proglog/proglog/go/agent"
@@ -323,6 +326,46 @@ func (c *Cluster) Leader(ctx context.Context, timeout time.Duration) (*Node, err
 		case <-time.After(50 * time.Millisecond): // polling interval
 		}
 	}
+}
+
+// MetadataLeader finds the metadata group's leader (where consumer
+// groups are coordinated) until one answers as it, or timeout passes: it
+// sends every running member a heartbeat of a member no group has, which
+// only the metadata leader answers other than NOT_LEADER.
+func (c *Cluster) MetadataLeader(ctx context.Context, timeout time.Duration) (*Node, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, n := range c.Running() {
+			if n.Paused() {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			_, err := c.Client(n).Heartbeat(cctx, &logv1.HeartbeatRequest{Group: "faulttest.probe", MemberId: "faulttest-probe"})
+			cancel()
+			if code := status.Code(err); code != codes.Unavailable && code != codes.DeadlineExceeded && code != codes.Canceled && !notLeader(err) {
+				return n, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("cluster: no metadata leader within %v", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond): // polling interval
+		}
+	}
+}
+
+// notLeader reports whether err is a NOT_LEADER refusal.
+func notLeader(err error) bool {
+	st, _ := status.FromError(err)
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Reason == "NOT_LEADER" {
+			return true
+		}
+	}
+	return false
 }
 
 // isLeader says whether n reports itself the leader.
