@@ -112,6 +112,19 @@ func (c RunConfig) Validate() error {
 	case c.Hold <= 0:
 		return errors.New("faulttest: Hold must be positive")
 	}
+	if c.Group != nil {
+		if c.Nodes < 3 {
+			return fmt.Errorf("faulttest: %d nodes: the group workload needs at least 3", c.Nodes)
+		}
+		if err := c.Group.Validate(); err != nil {
+			return err
+		}
+		for _, t := range c.Topics {
+			if t.Name == c.Group.Topic {
+				return fmt.Errorf("faulttest: topic %q is both in Topics and the group's", t.Name)
+			}
+		}
+	}
 	for _, t := range c.topics() {
 		if t.Name == "" || t.Name == commitlog.DefaultTopic || t.Partitions < 1 || t.ReplicationFactor < 1 || t.ReplicationFactor > c.Nodes {
 			return fmt.Errorf("faulttest: topic %q of %d partitions and %d replicas on %d nodes: need a new name, a partition and 1 to %d replicas",
@@ -128,19 +141,6 @@ func (c RunConfig) Validate() error {
 		}
 		if f.Disk != faults[0].Disk {
 			return fmt.Errorf("faulttest: %s needs %v disks and %s %v disks: run them separately", faults[0].Name, faults[0].Disk, f.Name, f.Disk)
-		}
-	}
-	if c.Group != nil {
-		if c.Nodes < 3 {
-			return fmt.Errorf("faulttest: %d nodes: the group workload needs at least 3", c.Nodes)
-		}
-		if err := c.Group.Validate(); err != nil {
-			return err
-		}
-		for _, t := range c.Topics {
-			if t.Name == c.Group.Topic {
-				return fmt.Errorf("faulttest: topic %q is both in Topics and the group's", t.Name)
-			}
 		}
 	}
 	return c.Workload.Validate()
