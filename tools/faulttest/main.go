@@ -2,7 +2,9 @@
 // crashes, pauses, partitions, damaged and lost disks and membership
 // changes under a recorded workload, and checks the history: no
 // acknowledged record lost or duplicated, no divergence between nodes,
-// consumers in order without gaps, linearizable reads linearizable. It
+// consumers in order without gaps, linearizable reads linearizable, and a
+// consumer group whose members are killed and added processing every
+// record at least once with commits never skipping, regressing or lost. It
 // writes a Markdown report (docs/reliability.md) and exits non-zero if a
 // run fails, or if a negative control is not caught.
 //
@@ -68,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o := options{}
 	fs := pflag.NewFlagSet("faulttest", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.mode, "mode", "short", "short: every fault once on 3 nodes, six on 5 nodes (both writing the default topic and the 3 partitions of topic ft.a), power loss and full disks twice on 1 and 3 nodes, plus the negative controls (a few minutes); long: faults drawn at random for --duration on 3 nodes and half of it on 5 nodes, power loss and full disks five times on 1 and 3 nodes, plus the negative controls; disks: only the power-loss and disk-full runs of long mode and their negative control; custom: only --nodes/--faults/--rounds")
+	fs.StringVar(&o.mode, "mode", "short", "short: every fault once on 3 nodes, six on 5 nodes (both writing the default topic and the 3 partitions of topic ft.a; the 3-node run also a consumer group over topic ft.g), power loss and full disks twice on 1 and 3 nodes, plus the negative controls (a few minutes); long: faults drawn at random for --duration on 3 nodes and half of it on 5 nodes (both with the consumer group), power loss and full disks five times on 1 and 3 nodes, plus the negative controls; disks: only the power-loss and disk-full runs of long mode and their negative control; custom: only --nodes/--faults/--rounds")
 	fs.StringVar(&o.binary, "binary", "", "proglog executable (default: go build ./go/cmd/proglog)")
 	fs.StringVar(&o.unsafeBinary, "unsafe-binary", "", "proglog built with -tags "+unsafeTag+" for the negative control (default: go build with that tag)")
 	fs.StringVar(&o.dir, "dir", "", "where runs keep node data and logs (default: a new temporary directory)")
