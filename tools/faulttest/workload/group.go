@@ -203,8 +203,8 @@ func (g *Group) kill() {
 	m := g.members[i]
 	g.members = append(g.members[:i], g.members[i+1:]...)
 	g.mu.Unlock()
+	m.cancel() // first: its Next ends on the cancellation, not as a failure
 	m.cl.Close()
-	m.cancel()
 	<-m.done
 	g.killed.Add(1)
 }
