@@ -44,8 +44,9 @@ func binaries(t *testing.T) (safe, unsafe string) {
 }
 
 // TestShortMode runs the short mode, as `faulttest --mode short` does: every
-// fault on 3 nodes, six on 5 nodes, and power loss and full disks on 1 and
-// 3 nodes must leave a history the checker passes, each fault followed by
+// fault on 3 nodes (with the consumer group, whose members are killed and
+// added), six on 5 nodes, and power loss and full disks on 1 and 3 nodes
+// must leave a history the checkers pass, each fault followed by
 // acknowledged writes; and the negative controls — lost disks of 2 of 3
 // nodes, a build that acknowledges before Raft commits, a power loss with
 // --sync never — must be caught. The report goes to the test's outputs.
