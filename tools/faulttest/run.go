@@ -53,9 +53,8 @@ type RunConfig struct {
 	// target; the checker checks each partition on its own.
 	Topics []TopicSpec
 	// Group, when set, adds a consumer-group workload: its topic is
-	// created (replicated like ShortTopics), each partition gets
-	// producers of its own (half of Workload's, no readers or
-	// consumers), and the group's members process it while the churn
+	// created (replicated like ShortTopics), each partition gets a
+	// producer of its own (no readers or consumers), and the group's members process it while the churn
 	// kills and adds members; the faults run as usual. At the end the
 	// members drain the topic and history.CheckGroup checks the group.
 	Group *workload.GroupConfig
@@ -290,8 +289,8 @@ func Run(ctx context.Context, cfg RunConfig) (res *RunResult, err error) {
 			wc := cfg.Workload
 			wc.Topic, wc.Partition, wc.Partitions = t.Name, uint32(p), t.Partitions
 			wc.Producers, wc.Readers, wc.Consumers = max(1, wc.Producers/2), wc.Readers/2, wc.Consumers/2
-			if group { // the group's members are its readers
-				wc.Readers, wc.Consumers = 0, 0
+			if group { // one producer each (6 partitions); the group's members are the readers
+				wc.Producers, wc.Readers, wc.Consumers = 1, 0, 0
 			}
 			wc.Seed += uint64(len(streams)) << 32
 			streams = append(streams, &stream{topic: t.Name, partition: uint32(p), cfg: wc, group: group})
