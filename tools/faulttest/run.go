@@ -491,14 +491,21 @@ func longest(finals []history.Final) []string {
 }
 
 // waitAcked waits until every stream has gateAcked more produce calls
-// acknowledged.
+// acknowledged than when it was called: the streams are waited for
+// together, not one after the other (a slow stream does not make the
+// others wait longer).
 func waitAcked(ctx context.Context, streams []*stream) error {
-	for _, st := range streams {
-		if err := st.w.WaitAcked(ctx, gateAcked, 30*time.Second); err != nil {
-			return fmt.Errorf("%s: %w", st, err)
-		}
+	errs := make([]error, len(streams))
+	var wg sync.WaitGroup
+	for i, st := range streams {
+		wg.Go(func() {
+			if err := st.w.WaitAcked(ctx, gateAcked, 30*time.Second); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", st, err)
+			}
+		})
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // createTopics creates topics through the metadata leader, following
@@ -678,13 +685,21 @@ func nextOffset(ctx context.Context, c *cluster.Cluster, n *cluster.Node, st *st
 }
 
 // waitHas waits until n holds the record at offset of st's partition (a
-// follower read).
+// follower read). A node still opening its replica (a restarted one)
+// answers UNAVAILABLE: it is asked again until timeout.
 func waitHas(ctx context.Context, c *cluster.Cluster, n *cluster.Node, st *stream, offset uint64, timeout time.Duration) error {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	stream, err := c.Client(n).ConsumeStream(cctx, &logv1.ConsumeRequest{Offset: offset, Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER, Topic: st.topic, Partition: st.partition}, grpc.WaitForReady(true))
-	if err == nil {
-		_, err = stream.Recv()
+	var err error
+	for {
+		var stream grpc.ServerStreamingClient[logv1.ConsumeResponse]
+		stream, err = c.Client(n).ConsumeStream(cctx, &logv1.ConsumeRequest{Offset: offset, Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER, Topic: st.topic, Partition: st.partition}, grpc.WaitForReady(true))
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		if status.Code(err) != codes.Unavailable || sleepCtx(cctx, 100*time.Millisecond) != nil { // let it open the replica
+			break
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("faulttest: %s did not catch up to offset %d of %s within %v: %w", n.Name, offset, st, timeout, err)
