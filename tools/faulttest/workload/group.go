@@ -89,7 +89,6 @@ type member struct {
 	cons   *client.Consumer
 	cancel context.CancelFunc
 	done   chan struct{}
-	err    error // why its loop ended, once done is closed
 }
 
 // StartGroup starts cfg.Members members and the churn; Drain and Close end
@@ -161,7 +160,6 @@ func (g *Group) process(ctx context.Context, m *member) {
 		before := m.cons.MemberID()
 		msg, err := m.cons.Next(ctx)
 		if err != nil {
-			m.err = err
 			if ctx.Err() == nil && !errors.Is(err, client.ErrClosed) {
 				g.mu.Lock()
 				g.failures = append(g.failures, fmt.Errorf("member %d: %w", m.k, err))
