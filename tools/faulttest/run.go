@@ -53,10 +53,11 @@ type RunConfig struct {
 	// target; the checker checks each partition on its own.
 	Topics []TopicSpec
 	// Group, when set, adds a consumer-group workload: its topic is
-	// created (replicated like ShortTopics), each partition gets a
-	// producer of its own (no readers or consumers), and the group's members process it while the churn
-	// kills and adds members; the faults run as usual. At the end the
-	// members drain the topic and history.CheckGroup checks the group.
+	// created (3 replicas, like ShortTopics), each partition gets a
+	// producer of its own (no readers or consumers), and the group's
+	// members process it while the churn kills and adds members; the
+	// faults run as usual. At the end the members drain the topic and
+	// history.CheckGroup checks the group.
 	Group *workload.GroupConfig
 	Seed  uint64
 	// Sync is the nodes' --sync (empty: proglog's default, always).
@@ -195,7 +196,7 @@ type RunResult struct {
 type GroupRunResult struct {
 	Killed, Added int // members, after the first ones
 	// Failures are the members that ended on their own (their consumer
-	// gave up): each must be 0.
+	// gave up); must be empty.
 	Failures []string
 	// Final are the group's committed offsets at the end, by partition.
 	Final []uint64
