@@ -44,8 +44,9 @@ func binaries(t *testing.T) (safe, unsafe string) {
 }
 
 // TestShortMode runs the short mode, as `faulttest --mode short` does: every
-// fault on 3 nodes, six on 5 nodes, and power loss and full disks on 1 and
-// 3 nodes must leave a history the checker passes, each fault followed by
+// fault on 3 nodes (with the consumer group, whose members are killed and
+// added), six on 5 nodes, and power loss and full disks on 1 and 3 nodes
+// must leave a history the checkers pass, each fault followed by
 // acknowledged writes; and the negative controls — lost disks of 2 of 3
 // nodes, a build that acknowledges before Raft commits, a power loss with
 // --sync never — must be caught. The report goes to the test's outputs.
@@ -106,6 +107,20 @@ func TestShortMode(t *testing.T) {
 		if want := gateAcked * (1 + len(res.Faults)); c.AckedOps < want {
 			t.Errorf("%s: the history holds %d acknowledged produce calls, the run's gates saw at least %d", cfg.Name, c.AckedOps, want)
 		}
+		if cfg.Group != nil {
+			g := res.Group
+			if g == nil {
+				t.Errorf("%s: no consumer-group result", cfg.Name)
+				continue
+			}
+			t.Logf("%s: group: %d members killed, %d added; %s", cfg.Name, g.Killed, g.Added, g.Check)
+			if !g.OK() {
+				t.Errorf("%s: group: %s; members that gave up: %q\n%s", cfg.Name, g.Check, g.Failures, strings.Join(g.Check.Problems, "\n"))
+			}
+			if g.Killed == 0 || g.Added == 0 || g.Check.Commits == 0 {
+				t.Errorf("%s: group: %d members killed, %d added, %d commits: the churn did not run", cfg.Name, g.Killed, g.Added, g.Check.Commits)
+			}
+		}
 	}
 	var report strings.Builder
 	writeReport(&report, "proglog reliability: fault tests (short mode)", "go test ./tools/faulttest", runs)
@@ -137,9 +152,13 @@ func TestPlans(t *testing.T) {
 	}
 	// Every standard fault runs in short mode; the destructive one only in
 	// the negative control, against the safe binary; the unsafe binary only
-	// in its own control.
+	// in its own control. One run has the consumer group.
 	seen := map[string]bool{}
+	groups := 0
 	for _, pl := range plans {
+		if pl.cfg.Group != nil {
+			groups++
+		}
 		pl.cfg.Dir = "/run-dir" // set per run by the caller
 		if err := pl.cfg.Validate(); err != nil {
 			t.Errorf("%s: %v", pl.cfg.Name, err)
@@ -161,6 +180,9 @@ func TestPlans(t *testing.T) {
 		if !seen[f.Name] && f.Disk.Available() == nil {
 			t.Errorf("fault %s is not in short mode", f.Name)
 		}
+	}
+	if groups != 1 {
+		t.Errorf("%d short-mode runs with a consumer group, want 1", groups)
 	}
 	o.produce = "retry-without-id"
 	if plans, err = o.plans(); err != nil || plans[0].cfg.Workload.Mode != workload.RetryWithoutID {
@@ -212,26 +234,31 @@ func TestNegativeControlNeedsAViolation(t *testing.T) {
 // Runs of one node take only the faults that work there; a run's faults
 // must agree on the disks they need.
 func TestRunConfigValidate(t *testing.T) {
+	group := workload.DefaultGroupConfig()
 	for _, tc := range []struct {
 		nodes  int
 		faults []string
 		want   string
 		topics []TopicSpec
+		group  *workload.GroupConfig
 	}{
-		{1, []string{"power-loss"}, "", nil},
-		{1, []string{"disk-full"}, "", nil},
-		{0, []string{"power-loss"}, "faulttest: 0 nodes: need at least 1", nil},
-		{1, []string{"kill-follower"}, "faulttest: 1 nodes: kill-follower needs at least 3", nil},
-		{3, []string{"power-loss", "disk-full"}, "faulttest: power-loss needs powercut disks and disk-full tmpfs disks: run them separately", nil},
-		{3, []string{"kill-leader", "power-loss"}, "faulttest: kill-leader needs dir disks and power-loss powercut disks: run them separately", nil},
-		{3, []string{"kill-leader"}, "", []TopicSpec{{"ft.a", 3, 3}}},
-		{3, []string{"kill-leader"}, `faulttest: topic "ft.a" of 3 partitions and 5 replicas on 3 nodes: need a new name, a partition and 1 to 3 replicas`, []TopicSpec{{"ft.a", 3, 5}}},
-		{3, []string{"kill-leader"}, `faulttest: topic "log" of 1 partitions and 3 replicas on 3 nodes: need a new name, a partition and 1 to 3 replicas`, []TopicSpec{{"log", 1, 3}}},
-		{3, []string{"kill-leader"}, `faulttest: topic "ft.a" of 0 partitions and 3 replicas on 3 nodes: need a new name, a partition and 1 to 3 replicas`, []TopicSpec{{"ft.a", 0, 3}}},
+		{1, []string{"power-loss"}, "", nil, nil},
+		{1, []string{"disk-full"}, "", nil, nil},
+		{0, []string{"power-loss"}, "faulttest: 0 nodes: need at least 1", nil, nil},
+		{1, []string{"kill-follower"}, "faulttest: 1 nodes: kill-follower needs at least 3", nil, nil},
+		{3, []string{"power-loss", "disk-full"}, "faulttest: power-loss needs powercut disks and disk-full tmpfs disks: run them separately", nil, nil},
+		{3, []string{"kill-leader", "power-loss"}, "faulttest: kill-leader needs dir disks and power-loss powercut disks: run them separately", nil, nil},
+		{3, []string{"kill-leader"}, "", []TopicSpec{{"ft.a", 3, 3}}, nil},
+		{3, []string{"kill-leader"}, `faulttest: topic "ft.a" of 3 partitions and 5 replicas on 3 nodes: need a new name, a partition and 1 to 3 replicas`, []TopicSpec{{"ft.a", 3, 5}}, nil},
+		{3, []string{"kill-leader"}, `faulttest: topic "log" of 1 partitions and 3 replicas on 3 nodes: need a new name, a partition and 1 to 3 replicas`, []TopicSpec{{"log", 1, 3}}, nil},
+		{3, []string{"kill-leader"}, `faulttest: topic "ft.a" of 0 partitions and 3 replicas on 3 nodes: need a new name, a partition and 1 to 3 replicas`, []TopicSpec{{"ft.a", 0, 3}}, nil},
+		{3, []string{"kill-leader"}, "", []TopicSpec{{"ft.a", 3, 3}}, &group},
+		{1, []string{"power-loss"}, "faulttest: 1 nodes: the group workload needs at least 3", nil, &group},
+		{3, []string{"kill-leader"}, `faulttest: topic "ft.g" is both in Topics and the group's`, []TopicSpec{{"ft.g", 3, 3}}, &group},
 	} {
 		c := DefaultRunConfig()
 		c.Binary, c.Dir, c.Nodes, c.Faults = "/bin/proglog", "/run-dir", tc.nodes, tc.faults
-		c.Topics = tc.topics
+		c.Topics, c.Group = tc.topics, tc.group
 		err := c.Validate()
 		if got := fmt.Sprint(err); (tc.want == "" && err != nil) || (tc.want != "" && got != tc.want) {
 			t.Errorf("%d nodes, %v: %v, want %q", tc.nodes, tc.faults, err, tc.want)

@@ -2,7 +2,9 @@
 // crashes, pauses, partitions, damaged and lost disks and membership
 // changes under a recorded workload, and checks the history: no
 // acknowledged record lost or duplicated, no divergence between nodes,
-// consumers in order without gaps, linearizable reads linearizable. It
+// consumers in order without gaps, linearizable reads linearizable, and a
+// consumer group whose members are killed and added processing every
+// record at least once with commits never skipping, regressing or lost. It
 // writes a Markdown report (docs/reliability.md) and exits non-zero if a
 // run fails, or if a negative control is not caught.
 //
@@ -54,6 +56,7 @@ type options struct {
 	rounds               int
 	sync                 string
 	produce              string   // workload.ProduceMode of every run
+	group                bool     // custom mode: the consumer-group workload too
 	notRun               []string // plans left out, and why
 }
 
@@ -67,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o := options{}
 	fs := pflag.NewFlagSet("faulttest", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.mode, "mode", "short", "short: every fault once on 3 nodes, six on 5 nodes (both writing the default topic and the 3 partitions of topic ft.a), power loss and full disks twice on 1 and 3 nodes, plus the negative controls (a few minutes); long: faults drawn at random for --duration on 3 nodes and half of it on 5 nodes, power loss and full disks five times on 1 and 3 nodes, plus the negative controls; disks: only the power-loss and disk-full runs of long mode and their negative control; custom: only --nodes/--faults/--rounds")
+	fs.StringVar(&o.mode, "mode", "short", "short: every fault once on 3 nodes, six on 5 nodes (both writing the default topic and the 3 partitions of topic ft.a; the 3-node run also a consumer group over topic ft.g), power loss and full disks twice on 1 and 3 nodes, plus the negative controls (a few minutes); long: faults drawn at random for --duration on 3 nodes and half of it on 5 nodes (both with the consumer group), power loss and full disks five times on 1 and 3 nodes, plus the negative controls; disks: only the power-loss and disk-full runs of long mode and their negative control; custom: only --nodes/--faults/--rounds")
 	fs.StringVar(&o.binary, "binary", "", "proglog executable (default: go build ./go/cmd/proglog)")
 	fs.StringVar(&o.unsafeBinary, "unsafe-binary", "", "proglog built with -tags "+unsafeTag+" for the negative control (default: go build with that tag)")
 	fs.StringVar(&o.dir, "dir", "", "where runs keep node data and logs (default: a new temporary directory)")
@@ -81,6 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.nodes, "nodes", 3, "custom mode: cluster size")
 	fs.StringSliceVar(&o.faults, "faults", nemesis.Standard(), "custom mode: faults, in order ("+strings.Join(nemesis.Names(), ", ")+")")
 	fs.IntVar(&o.rounds, "rounds", 1, "custom mode: times through --faults")
+	fs.BoolVar(&o.group, "group", false, "custom mode (3 nodes or more): add the consumer-group workload (a group of 3 consumers over topic ft.g's 6 partitions, members killed and added)")
 	fs.StringVar(&o.sync, "sync", "", "custom mode: the nodes' --sync (always, interval or never; default proglog's, always)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -244,19 +248,26 @@ func (o *options) plans() ([]plan, error) {
 		c.Workload.Seed, c.Workload.Mode = o.seed, produce
 		return c
 	}
+	group := func() *workload.GroupConfig {
+		g := workload.DefaultGroupConfig()
+		g.Seed = o.seed
+		return &g
+	}
 	var out []plan
 	switch o.mode {
 	case "short":
-		a := base("3 nodes, every fault once", 3, nemesis.Standard())
+		a := base("3 nodes, every fault once, a consumer group", 3, nemesis.Standard())
 		b := base("5 nodes, six faults", 5, shortFaults5)
 		a.Topics, b.Topics = ShortTopics(), ShortTopics()
+		a.Group = group()
 		out = append(out, plan{cfg: a}, plan{cfg: b})
 	case "long":
-		a := base(fmt.Sprintf("3 nodes, random faults for %v", o.duration), 3, nemesis.Standard())
+		a := base(fmt.Sprintf("3 nodes, random faults for %v, a consumer group", o.duration), 3, nemesis.Standard())
 		a.Duration = o.duration
-		b := base(fmt.Sprintf("5 nodes, random faults for %v", o.duration/2), 5, nemesis.Standard())
+		b := base(fmt.Sprintf("5 nodes, random faults for %v, a consumer group", o.duration/2), 5, nemesis.Standard())
 		b.Duration = o.duration / 2
 		a.Topics, b.Topics = ShortTopics(), ShortTopics()
+		a.Group, b.Group = group(), group()
 		out = append(out, plan{cfg: a}, plan{cfg: b})
 	case "disks":
 		// Only the power-loss and disk-full runs (below).
@@ -265,6 +276,9 @@ func (o *options) plans() ([]plan, error) {
 		c.Rounds, c.Sync = o.rounds, o.sync
 		if o.nodes >= 3 {
 			c.Topics = ShortTopics()
+		}
+		if o.group {
+			c.Group = group()
 		}
 		out = append(out, plan{cfg: c})
 	default:

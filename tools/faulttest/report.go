@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -130,6 +131,28 @@ func writeRun(w io.Writer, r *RunResult) {
 	if len(c.Problems) > 0 {
 		p("\nProblems found (first %d):\n\n", min(len(c.Problems), 20))
 		for _, pr := range c.Problems[:min(len(c.Problems), 20)] {
+			p("- %s\n", oneLine(pr))
+		}
+	}
+	if g := r.Group; g != nil {
+		writeGroup(w, *cfg.Group, g)
+	}
+}
+
+// writeGroup writes the consumer-group workload's section of a run.
+func writeGroup(w io.Writer, cfg workload.GroupConfig, g *GroupRunResult) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	gc := g.Check
+	p("\nConsumer group %s over topic %s (%d partitions of 3 replicas, their producers above): %d members, session timeout %v, automatic commits every %v; "+
+		"%d members killed (client closed under the consumer: no commit, no leave) and %d added; %d records processed, %d of them re-deliveries; %d commits acknowledged; final committed offsets %v.\n\n",
+		cfg.Group, cfg.Topic, cfg.Partitions, cfg.Members, cfg.SessionTimeout, cfg.AutoCommit,
+		g.Killed, g.Added, gc.Processed, gc.Redelivered, gc.Commits, g.Final)
+	p("| unprocessed acknowledged | skipped offsets | commits ahead of processing | commits regressed | commits lost | order | dirty | members that gave up |\n|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	p("| %d | %d | %d | %d | %d | %d | %d | %d |\n", gc.Unprocessed, gc.Skipped, gc.CommitAhead, gc.CommitRegressed, gc.CommitLost, gc.Order, gc.Dirty, len(g.Failures))
+	problems := append(slices.Clone(g.Failures), gc.Problems...)
+	if len(problems) > 0 {
+		p("\nGroup problems (first %d):\n\n", min(len(problems), 20))
+		for _, pr := range problems[:min(len(problems), 20)] {
 			p("- %s\n", oneLine(pr))
 		}
 	}

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,7 +52,14 @@ type RunConfig struct {
 	// partition 0, which runs Workload and whose leader the faults
 	// target; the checker checks each partition on its own.
 	Topics []TopicSpec
-	Seed   uint64
+	// Group, when set, adds a consumer-group workload: its topic is
+	// created (3 replicas, like ShortTopics), each partition gets a
+	// producer of its own (no readers or consumers), and the group's
+	// members process it while the churn kills and adds members; the
+	// faults run as usual. At the end the members drain the topic and
+	// history.CheckGroup checks the group.
+	Group *workload.GroupConfig
+	Seed  uint64
 	// Sync is the nodes' --sync (empty: proglog's default, always).
 	Sync string
 	// DiskBytes and MinFreeBytes size the nodes' tmpfs disks and their
@@ -103,7 +112,20 @@ func (c RunConfig) Validate() error {
 	case c.Hold <= 0:
 		return errors.New("faulttest: Hold must be positive")
 	}
-	for _, t := range c.Topics {
+	if c.Group != nil {
+		if c.Nodes < 3 {
+			return fmt.Errorf("faulttest: %d nodes: the group workload needs at least 3", c.Nodes)
+		}
+		if err := c.Group.Validate(); err != nil {
+			return err
+		}
+		for _, t := range c.Topics {
+			if t.Name == c.Group.Topic {
+				return fmt.Errorf("faulttest: topic %q is both in Topics and the group's", t.Name)
+			}
+		}
+	}
+	for _, t := range c.topics() {
 		if t.Name == "" || t.Name == commitlog.DefaultTopic || t.Partitions < 1 || t.ReplicationFactor < 1 || t.ReplicationFactor > c.Nodes {
 			return fmt.Errorf("faulttest: topic %q of %d partitions and %d replicas on %d nodes: need a new name, a partition and 1 to %d replicas",
 				t.Name, t.Partitions, t.ReplicationFactor, c.Nodes, c.Nodes)
@@ -122,6 +144,15 @@ func (c RunConfig) Validate() error {
 		}
 	}
 	return c.Workload.Validate()
+}
+
+// topics are the topics the run creates: Topics and the group's.
+func (c RunConfig) topics() []TopicSpec {
+	ts := slices.Clone(c.Topics)
+	if c.Group != nil {
+		ts = append(ts, TopicSpec{Name: c.Group.Topic, Partitions: c.Group.Partitions, ReplicationFactor: 3})
+	}
+	return ts
 }
 
 // FaultResult is an injected fault and how long the cluster took to take
@@ -154,9 +185,26 @@ type RunResult struct {
 	// has each one's.
 	Check        history.Result
 	Partitions   []PartitionResult
-	FinalRecords int    // records in the default topic's partition 0
-	Err          string // the run could not complete (the check may still have run)
+	FinalRecords int // records in the default topic's partition 0
+	// Group is the consumer-group workload's outcome (nil: none).
+	Group *GroupRunResult
+	Err   string // the run could not complete (the check may still have run)
 }
+
+// GroupRunResult is what the consumer-group workload did and what
+// history.CheckGroup found.
+type GroupRunResult struct {
+	Killed, Added int // members, after the first ones
+	// Failures are the members that ended on their own (their consumer
+	// gave up); must be empty.
+	Failures []string
+	// Final are the group's committed offsets at the end, by partition.
+	Final []uint64
+	Check history.GroupResult
+}
+
+// OK reports whether no member gave up and the check found nothing.
+func (g *GroupRunResult) OK() bool { return len(g.Failures) == 0 && g.Check.OK() }
 
 // PartitionResult is what the checker found in one partition.
 type PartitionResult struct {
@@ -173,7 +221,7 @@ func (r *RunResult) Passed() bool {
 	if r.Config.NegativeControl {
 		return r.Err == "" && r.Check.Violated()
 	}
-	return r.Err == "" && r.Check.OK()
+	return r.Err == "" && r.Check.OK() && (r.Group == nil || r.Group.OK())
 }
 
 // Run runs one fault test. The returned result is filled as far as the run
@@ -232,17 +280,21 @@ func Run(ctx context.Context, cfg RunConfig) (res *RunResult, err error) {
 	}
 	logf("cluster of %d up in %v (%s network)", cfg.Nodes, time.Since(res.Started).Round(time.Millisecond), lab.Mode())
 
-	if err := createTopics(ctx, c, cfg.Topics); err != nil {
+	if err := createTopics(ctx, c, cfg.topics()); err != nil {
 		return res, err
 	}
 	streams := []*stream{{topic: commitlog.DefaultTopic, cfg: cfg.Workload}}
-	for _, t := range cfg.Topics {
+	for _, t := range cfg.topics() {
+		group := cfg.Group != nil && t.Name == cfg.Group.Topic
 		for p := range t.Partitions {
 			wc := cfg.Workload
 			wc.Topic, wc.Partition, wc.Partitions = t.Name, uint32(p), t.Partitions
 			wc.Producers, wc.Readers, wc.Consumers = max(1, wc.Producers/2), wc.Readers/2, wc.Consumers/2
+			if group { // one producer each (6 partitions); the group's members are the readers
+				wc.Producers, wc.Readers, wc.Consumers = 1, 0, 0
+			}
 			wc.Seed += uint64(len(streams)) << 32
-			streams = append(streams, &stream{topic: t.Name, partition: uint32(p), cfg: wc})
+			streams = append(streams, &stream{topic: t.Name, partition: uint32(p), cfg: wc, group: group})
 		}
 	}
 	for _, st := range streams {
@@ -259,6 +311,16 @@ func Run(ctx context.Context, cfg RunConfig) (res *RunResult, err error) {
 		}
 	}
 	defer stopWorkload()
+	var (
+		grp  *workload.Group
+		grec history.GroupRecorder
+	)
+	if cfg.Group != nil {
+		if grp, err = workload.StartGroup(ctx, c, &grec, *cfg.Group); err != nil {
+			return res, err
+		}
+		defer grp.Close(ctx)
+	}
 	leaders := watchLeaders(ctx, c)
 	defer leaders.stop()
 
@@ -271,11 +333,15 @@ func Run(ctx context.Context, cfg RunConfig) (res *RunResult, err error) {
 	// each partition, and each replica's whole log read back (follower
 	// reads wait until it caught up).
 	ferr := restartAll(ctx, c)
+	var groupParts []history.GroupPartition
 	for i, st := range streams {
 		finals, err := collectFinals(ctx, c, st, logf)
 		ferr = errors.Join(ferr, err)
 		if len(finals) > 0 && i == 0 {
 			res.FinalRecords = len(finals[0].Values)
+		}
+		if st.group {
+			groupParts = append(groupParts, history.GroupPartition{Partition: st.partition, Log: longest(finals), Acked: st.rec.Ops()})
 		}
 		ops := st.rec.Ops()
 		if err := writeHistory(filepath.Join(cfg.Dir, st.file("history", ".jsonl")), ops, st.rec.Sessions()); err != nil {
@@ -291,6 +357,10 @@ func Run(ctx context.Context, cfg RunConfig) (res *RunResult, err error) {
 		res.Partitions = append(res.Partitions, pr)
 	}
 	res.Check = mergeChecks(res.Partitions)
+	if grp != nil {
+		res.Group, err = finishGroup(ctx, c, grp, &grec, *cfg.Group, groupParts, logf)
+		ferr = errors.Join(ferr, err)
+	}
 	// Recovery is read off the partition whose leader the faults target.
 	ops := streams[0].rec.Ops()
 	for i := range res.Faults {
@@ -313,6 +383,7 @@ type stream struct {
 	cfg       workload.Config
 	rec       history.Recorder
 	w         *workload.Workload
+	group     bool // a partition of the group workload's topic
 }
 
 func (st *stream) String() string { return fmt.Sprintf("%s/%d", st.topic, st.partition) }
@@ -335,15 +406,107 @@ func stopAll(streams []*stream) {
 	}
 }
 
-// waitAcked waits until every stream has gateAcked more produce calls
-// acknowledged.
-func waitAcked(ctx context.Context, streams []*stream) error {
-	for _, st := range streams {
-		if err := st.w.WaitAcked(ctx, gateAcked, 30*time.Second); err != nil {
-			return fmt.Errorf("%s: %w", st, err)
+// finishGroup ends the group workload: its members drain every
+// partition (the group's committed offset at the partition's end, as
+// parts' final logs have it), are closed, and the group's final committed
+// offsets, once every running node reports the same, are checked with its
+// history.
+func finishGroup(ctx context.Context, c *cluster.Cluster, g *workload.Group, rec *history.GroupRecorder, cfg workload.GroupConfig, parts []history.GroupPartition, logf func(string, ...any)) (*GroupRunResult, error) {
+	res := &GroupRunResult{}
+	ends := make([]uint64, cfg.Partitions)
+	for _, p := range parts {
+		ends[p.Partition] = uint64(len(p.Log))
+	}
+	err := g.Drain(ctx, ends, 60*time.Second)
+	err = errors.Join(err, g.Close(ctx))
+	res.Killed, res.Added = g.Killed(), g.Added()
+	for _, f := range g.Failures() {
+		res.Failures = append(res.Failures, f.Error())
+	}
+	final, ferr := groupOffsets(ctx, c, cfg, 30*time.Second)
+	err = errors.Join(err, ferr)
+	res.Final = make([]uint64, cfg.Partitions)
+	for i := range parts {
+		if o, ok := final[parts[i].Partition]; ok {
+			parts[i].Final, parts[i].HasFinal = o, true
+			res.Final[parts[i].Partition] = o
 		}
 	}
-	return nil
+	res.Check = history.CheckGroup(rec.Processed(), rec.Commits(), parts)
+	logf("group %s: %d members killed, %d added, %d gave up; %s", cfg.Group, res.Killed, res.Added, len(res.Failures), res.Check)
+	return res, err
+}
+
+// groupOffsets returns the group's committed offsets of its topic, by
+// partition, once every running node's copy of the metadata reports the
+// same (a follower's may lag the leader's by a moment), or fails after
+// timeout.
+func groupOffsets(ctx context.Context, c *cluster.Cluster, cfg workload.GroupConfig, timeout time.Duration) (map[uint32]uint64, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		var (
+			agreed map[uint32]uint64
+			err    error
+		)
+		for i, n := range c.Running() {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			resp, ferr := c.Client(n).FetchOffsets(cctx, &logv1.FetchOffsetsRequest{Group: cfg.Group})
+			cancel()
+			if ferr != nil {
+				err = fmt.Errorf("faulttest: offsets of group %s on %s: %w", cfg.Group, n.Name, ferr)
+				break
+			}
+			got := map[uint32]uint64{}
+			for _, o := range resp.GetOffsets() {
+				if o.GetTopic() == cfg.Topic && o.GetCommitted() {
+					got[o.GetPartition()] = o.GetOffset()
+				}
+			}
+			if i > 0 && !maps.Equal(got, agreed) {
+				err = fmt.Errorf("faulttest: offsets of group %s: %s has %v, %v elsewhere", cfg.Group, n.Name, got, agreed)
+				break
+			}
+			agreed = got
+		}
+		if err == nil {
+			return agreed, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, err
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil { // let the followers apply
+			return nil, err
+		}
+	}
+}
+
+// longest is the longest of finals' logs (the checker's reference).
+func longest(finals []history.Final) []string {
+	var ref []string
+	for _, f := range finals {
+		if len(f.Values) > len(ref) {
+			ref = f.Values
+		}
+	}
+	return ref
+}
+
+// waitAcked waits until every stream has gateAcked more produce calls
+// acknowledged than when it was called: the streams are waited for
+// together, not one after the other (a slow stream does not make the
+// others wait longer).
+func waitAcked(ctx context.Context, streams []*stream) error {
+	errs := make([]error, len(streams))
+	var wg sync.WaitGroup
+	for i, st := range streams {
+		wg.Go(func() {
+			if err := st.w.WaitAcked(ctx, gateAcked, 30*time.Second); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", st, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // createTopics creates topics through the metadata leader, following
@@ -523,13 +686,21 @@ func nextOffset(ctx context.Context, c *cluster.Cluster, n *cluster.Node, st *st
 }
 
 // waitHas waits until n holds the record at offset of st's partition (a
-// follower read).
+// follower read). A node still opening its replica (a restarted one)
+// answers UNAVAILABLE: it is asked again until timeout.
 func waitHas(ctx context.Context, c *cluster.Cluster, n *cluster.Node, st *stream, offset uint64, timeout time.Duration) error {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	stream, err := c.Client(n).ConsumeStream(cctx, &logv1.ConsumeRequest{Offset: offset, Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER, Topic: st.topic, Partition: st.partition}, grpc.WaitForReady(true))
-	if err == nil {
-		_, err = stream.Recv()
+	var err error
+	for {
+		var stream grpc.ServerStreamingClient[logv1.ConsumeResponse]
+		stream, err = c.Client(n).ConsumeStream(cctx, &logv1.ConsumeRequest{Offset: offset, Consistency: logv1.Consistency_CONSISTENCY_FOLLOWER, Topic: st.topic, Partition: st.partition}, grpc.WaitForReady(true))
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		if status.Code(err) != codes.Unavailable || sleepCtx(cctx, 100*time.Millisecond) != nil { // let it open the replica
+			break
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("faulttest: %s did not catch up to offset %d of %s within %v: %w", n.Name, offset, st, timeout, err)

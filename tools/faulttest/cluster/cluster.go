@@ -12,6 +12,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -24,10 +25,14 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
+	client "github.com/proglog/proglog/clients/go"
 	"github.com/proglog/proglog/go/agent"
 	"github.com/proglog/proglog/go/auth"
 	"github.com/proglog/proglog/go/certs"
@@ -127,6 +132,7 @@ type Cluster struct {
 	cfg     Config
 	files   certs.DevFiles
 	keyFile string
+	tls     *tls.Config // the root client's
 	creds   credentials.TransportCredentials
 
 	mu     sync.Mutex
@@ -170,7 +176,7 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: client TLS: %w", err)
 	}
 	c := &Cluster{
-		cfg: cfg, files: files, keyFile: keyFile, creds: credentials.NewTLS(tlsCfg),
+		cfg: cfg, files: files, keyFile: keyFile, tls: tlsCfg, creds: credentials.NewTLS(tlsCfg),
 		conns: map[string]*grpc.ClientConn{}, clients: map[string]logv1.LogClient{},
 	}
 	for i := range hosts {
@@ -282,6 +288,22 @@ func (c *Cluster) Client(n *Node) logv1.LogClient {
 	return cl
 }
 
+// GoClient returns a new Go client (clients/go) of the cluster as root,
+// seeded with every member's address and dialing through the lab's
+// network, with opts after those. The caller closes it.
+func (c *Cluster) GoClient(ctx context.Context, opts ...client.Option) (*client.Client, error) {
+	var addrs []string
+	for _, n := range c.Members() {
+		addrs = append(addrs, n.Addr())
+	}
+	all := append([]client.Option{client.WithTLS(c.tls.Clone()), client.WithDialOptions(grpc.WithContextDialer(c.cfg.Lab.GRPCDialer()))}, opts...)
+	cl, err := client.New(ctx, strings.Join(addrs, ","), all...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: Go client: %w", err)
+	}
+	return cl, nil
+}
+
 // Leader asks every running member who leads (each answering for itself)
 // until one says it does, or timeout passes.
 func (c *Cluster) Leader(ctx context.Context, timeout time.Duration) (*Node, error) {
@@ -304,6 +326,46 @@ func (c *Cluster) Leader(ctx context.Context, timeout time.Duration) (*Node, err
 		case <-time.After(50 * time.Millisecond): // polling interval
 		}
 	}
+}
+
+// MetadataLeader finds the metadata group's leader (where consumer
+// groups are coordinated) until one answers as it, or timeout passes: it
+// sends every running member a heartbeat of a member no group has, which
+// only the metadata leader answers other than NOT_LEADER.
+func (c *Cluster) MetadataLeader(ctx context.Context, timeout time.Duration) (*Node, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, n := range c.Running() {
+			if n.Paused() {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			_, err := c.Client(n).Heartbeat(cctx, &logv1.HeartbeatRequest{Group: "faulttest.probe", MemberId: "faulttest-probe"})
+			cancel()
+			if code := status.Code(err); code != codes.Unavailable && code != codes.DeadlineExceeded && code != codes.Canceled && !notLeader(err) {
+				return n, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("cluster: no metadata leader within %v", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond): // polling interval
+		}
+	}
+}
+
+// notLeader reports whether err is a NOT_LEADER refusal.
+func notLeader(err error) bool {
+	st, _ := status.FromError(err)
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Reason == "NOT_LEADER" {
+			return true
+		}
+	}
+	return false
 }
 
 // isLeader says whether n reports itself the leader.

@@ -74,6 +74,8 @@ var All = []Fault{
 	{Name: "kill-leader", Doc: "SIGKILL the leader; restart it after the hold", run: kill(leader)},
 	{Name: "kill-follower", Doc: "SIGKILL a follower; restart it after the hold", run: kill(follower)},
 	{Name: "kill-random", Doc: "SIGKILL a random member; restart it after the hold", run: kill(anyMember)},
+	{Name: "kill-meta-leader", Doc: "SIGKILL the metadata group's leader (the consumer groups' coordinator); restart it after the hold", run: kill(metaLeader)},
+	{Name: "pause-meta-leader", Doc: "SIGSTOP the metadata group's leader for the hold, then SIGCONT", run: pause(metaLeader)},
 	{Name: "pause-leader", Doc: "SIGSTOP the leader for the hold (longer than the election timeout), then SIGCONT", run: pause(leader)},
 	{Name: "pause-random", Doc: "SIGSTOP a random member for the hold, then SIGCONT", run: pause(anyMember)},
 	{Name: "partition-leader", Doc: "cut the leader off from every other node (clients still reach it)", NeedsPartitions: true, run: isolate(leader)},
@@ -130,6 +132,11 @@ func leader(ctx context.Context, env *Env) (*cluster.Node, error) {
 		env.OnLeader(n)
 	}
 	return n, err
+}
+
+// metaLeader picks the metadata group's leader.
+func metaLeader(ctx context.Context, env *Env) (*cluster.Node, error) {
+	return env.Cluster.MetadataLeader(ctx, 20*time.Second)
 }
 
 // follower picks a running follower of the log: a replica of the default

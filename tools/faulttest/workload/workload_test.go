@@ -6,11 +6,13 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	client "github.com/proglog/proglog/clients/go"
 	logv1 "github.com/proglog/proglog/proto/log/v1"
 	"github.com/proglog/proglog/tools/faulttest/history"
 )
@@ -112,5 +114,49 @@ func TestResolveResendsAmbiguousAppends(t *testing.T) {
 				t.Errorf("acknowledged op: offset %d duplicate %v err %q, want 7, true, none", op.Offset, op.Duplicate, op.Err)
 			}
 		})
+	}
+}
+
+func TestGroupConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		change func(*GroupConfig)
+		want   string
+	}{
+		{func(*GroupConfig) {}, ""},
+		{func(c *GroupConfig) { c.Topic = "" }, "workload: a group needs a Group and a Topic name"},
+		{func(c *GroupConfig) { c.Partitions = 0 }, "workload: group topic of 0 partitions, want at least 1"},
+		{func(c *GroupConfig) { c.Members = 0 }, "workload: group of 0 members, want at least 1"},
+		{func(c *GroupConfig) { c.SessionTimeout = 500 * time.Millisecond }, "workload: group SessionTimeout 500ms, want 1s to 5m0s"},
+		{func(c *GroupConfig) { c.AutoCommit = 0 }, "workload: group AutoCommit 0s, want > 0"},
+		{func(c *GroupConfig) { c.ChurnInterval = -time.Second }, "workload: group ChurnInterval -1s, must not be negative"},
+	} {
+		c := DefaultGroupConfig()
+		tc.change(&c)
+		if err := c.Validate(); fmt.Sprint(err) != tc.want && !(err == nil && tc.want == "") {
+			t.Errorf("%+v: %v, want %q", c, err, tc.want)
+		}
+	}
+}
+
+// The group is drained when every partition of its topic is committed at
+// its end: not before, and not by another topic's offsets.
+func TestGroupDrained(t *testing.T) {
+	tp := func(topic string, p uint32, off uint64) client.PartitionOffset {
+		return client.PartitionOffset{TopicPartition: client.TopicPartition{Topic: topic, Partition: p}, Offset: off, Committed: true}
+	}
+	ends := []uint64{5, 7}
+	for _, tc := range []struct {
+		offs []client.PartitionOffset
+		want bool
+	}{
+		{[]client.PartitionOffset{tp("g", 0, 5), tp("g", 1, 7)}, true},
+		{[]client.PartitionOffset{tp("g", 0, 5), tp("g", 1, 6)}, false},
+		{[]client.PartitionOffset{tp("g", 0, 5), tp("h", 1, 7)}, false},
+		{[]client.PartitionOffset{tp("g", 0, 5)}, false},
+		{[]client.PartitionOffset{tp("g", 0, 5), {TopicPartition: client.TopicPartition{Topic: "g", Partition: 1}, Offset: 7}}, false},
+	} {
+		if got := drained(tc.offs, "g", ends); got != tc.want {
+			t.Errorf("drained(%v) = %v, want %v", tc.offs, got, tc.want)
+		}
 	}
 }
