@@ -611,7 +611,7 @@ func checkServers(t *testing.T, out string, n int) string {
 	var ids, leaders []string
 	for line := range strings.Lines(out) {
 		f := strings.Fields(line)
-		if len(f) != 3 || f[0] == "ID" {
+		if len(f) < 3 || f[0] == "ID" { // ID ADDRESS ROLE, then STATE METADATA
 			continue
 		}
 		ids = append(ids, f[0])

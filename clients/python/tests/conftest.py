@@ -90,10 +90,13 @@ def _health_check(server: ServerProcess) -> bool:
             return False
 
 
-def start_server(binary: str, data_dir: Path, *extra: str, dev: bool = True, certs: Path | None = None) -> ServerProcess:
+def start_server(
+    binary: str, data_dir: Path, *extra: str, dev: bool = True, certs: Path | None = None,
+    started: Callable[[ServerProcess], None] | None = None,
+) -> ServerProcess:
     """Starts `proglog serve` (with --dev unless dev=False; then `extra` must give TLS and gossip
-    settings and `certs` the directory with the client certificates) on free loopback ports, and
-    waits until its health check passes."""
+    settings and `certs` the directory with the client certificates) on free loopback ports, calls
+    `started` once it prints its addresses, and waits until its health check passes."""
     args = [binary, "serve", "--data-dir", str(data_dir), "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--log-level", "warn"]
     process = subprocess.Popen([*args, *(["--dev"] if dev else []), *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str | None] = queue.Queue()
@@ -123,6 +126,8 @@ def start_server(binary: str, data_dir: Path, *extra: str, dev: bool = True, cer
     if server is None:
         process.kill()
         raise RuntimeError("proglog did not start:\n" + "".join(seen))
+    if started is not None:
+        started(server)
     while not _health_check(server):
         if time.monotonic() > deadline or process.poll() is not None:
             server.stop()
