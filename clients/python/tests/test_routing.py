@@ -529,6 +529,20 @@ def test_partition_reads_skip_replicas_discovery_no_longer_lists() -> None:
     assert {r.pick("follower", PartRoute("x:1", ("x:1", "y:1", "z:1"))) for _ in range(6)} == {("y:1", "follower"), ("z:1", "follower")}
 
 
+def test_follower_reads_alternate_whatever_else_is_picked() -> None:
+    # Each read may make one other call in between (a metadata refresh, discovery): with one
+    # round-robin for every route, that made every read land on the same follower (a cluster test
+    # saw all 20 of its reads on one).
+    r = Router(["l:1"], interval=60)
+    r.update(_servers("l:1", "f:1", "f:2"))
+    part = PartRoute("l:1", ("l:1", "f:1", "f:2"))
+    reads = []
+    for _ in range(10):
+        reads.append(r.pick("follower", part))
+        r.pick("any")
+    assert Counter(reads) == Counter({("f:1", "follower"): 5, ("f:2", "follower"): 5})
+
+
 def test_metadata_cache_doubts_one_unknown_topic_answer() -> None:
     # A server whose copy of the metadata lags says a topic just created is unknown: the cache
     # keeps a topic it knows through one such answer and drops it at the second.

@@ -275,7 +275,9 @@ class Router:
         self.static = False
         self.refreshed_at = float("-inf")
         self.stale = True
-        self._rr = itertools.count()
+        # One round-robin counter per route, so that calls of one route (follower reads) alternate
+        # whatever other calls (metadata refreshes, produces) pick in between.
+        self._rr: dict[Route, itertools.count[int]] = {}
         self._lock = threading.Lock()
 
     def leader(self) -> str | None:
@@ -353,7 +355,7 @@ class Router:
         discovery no longer lists (a server that stopped, until the metadata replaces it) are
         chosen only when no listed one is left."""
         with self._lock:
-            n = next(self._rr)
+            n = next(self._rr.setdefault(route, itertools.count()))
             if part is not None:
                 listed = {s.rpc_addr for s in self.servers}
                 replicas = [a for a in part.replicas if self.static or not listed or a in listed] or list(part.replicas)
