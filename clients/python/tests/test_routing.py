@@ -718,6 +718,21 @@ def test_close_fails_queued_records(cluster: FakeCluster, server: ServerProcess)
         cluster.gate.set()
 
 
+def test_call_on_a_channel_closed_under_it_is_client_closed(cluster: FakeCluster, server: ServerProcess) -> None:
+    # close() may close a channel between a call getting its stub and invoking it (a batch's sender
+    # thread); grpc then raises ValueError("Cannot invoke RPC: Channel closed!"), which the caller
+    # must see as ClientClosedError (once seen under Bazel in test_close_with_produces_in_flight).
+    c = Client(cluster.addrs[0], **server.tls())
+    assert c.produce(b"a") == 0
+
+    def close_then_call(stub: Any, timeout: float | None, metadata: Any) -> int:
+        c.close()
+        return int(stub.consume(log_pb2.ConsumeRequest(offset=0), timeout=timeout, metadata=metadata).record.offset)
+
+    with pytest.raises(proglog.ClientClosedError):
+        c._call("read", 10, close_then_call)
+
+
 def test_batching_settings_are_validated(server: ServerProcess) -> None:
     for kwargs, message in (
         ({"linger": -1}, "linger"),

@@ -699,6 +699,9 @@ class Client:
                 raise UnavailableError("the stream ended", grpc.StatusCode.UNAVAILABLE)
             except grpc.RpcError as rpc_err:
                 err = self._error(rpc_err, addr)
+            except ValueError:
+                self._raise_if_closed()
+                raise
             except ProglogError as perr:
                 err = perr
             finally:
@@ -773,6 +776,13 @@ class Client:
         for n, item in enumerate(batch):
             item.future.set_result(first + n)
 
+    def _raise_if_closed(self) -> None:
+        """Raises ClientClosedError if the client is closed: grpc raises ValueError ("Cannot invoke
+        RPC: Channel closed!") for a call started on a channel close() closed after the call got
+        its stub."""
+        if self._closed:
+            raise ClientClosedError("the client is closed") from None
+
     def _error(self, err: grpc.RpcError, addr: str) -> ProglogError:
         if self._closed:
             return ClientClosedError("the client is closed")
@@ -799,6 +809,9 @@ class Client:
                     resp = self._stub(addr).get_servers(
                         log_pb2.GetServersRequest(), timeout=_core.discovery_timeout(deadline_at), metadata=_core.call_metadata()
                     )
+                except ValueError:
+                    self._raise_if_closed()
+                    raise
                 except grpc.RpcError as rpc_err:
                     err = self._error(rpc_err, addr)
                     if isinstance(err, ClientClosedError):
@@ -864,6 +877,9 @@ class Client:
                 return result
             except grpc.RpcError as rpc_err:
                 err = self._error(rpc_err, addr)
+            except ValueError:
+                self._raise_if_closed()
+                raise
             except (UnavailableError, UnknownTopicError) as unsent:  # discovery or metadata failed, or no leader yet
                 err, role = unsent, None
             if req is not None:
