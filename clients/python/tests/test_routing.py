@@ -572,6 +572,22 @@ def test_metadata_cache_doubts_one_unknown_topic_answer() -> None:
     assert b.on_error(unknown, "follower") is None
 
 
+def test_metadata_older_than_max_age_is_fetched_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Replicas added later (a replacement, a top-up) are learnt once the topic's metadata is
+    # max_age old, not only after a call fails (the Go client's WithMetadataMaxAge).
+    now = [1000.0]
+    monkeypatch.setattr(_core.time, "monotonic", lambda: now[0])
+    cache = MetadataCache(refresh=0.1, fallback_interval=60, max_age=300)
+    cache.store("t", TopicInfo("t", TopicConfig(1, 1), (PartitionInfo(0, None, "", (), 0),)))
+    now[0] += 299
+    assert not cache.due("t")
+    now[0] += 1
+    assert cache.due("t")
+    with pytest.raises(ValueError, match="metadata_max_age"):
+        Settings(timeout=None, retries=None, produce_retries=None, backoff=(0.01, 0.1), consistency="follower",
+                 discovery_interval=60, metadata_max_age=0)  # fmt: skip
+
+
 def test_router_static_when_discovery_is_refused() -> None:
     r = Router(["a:1", "b:1"], interval=60)
     r.set_static()

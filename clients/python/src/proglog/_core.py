@@ -218,10 +218,13 @@ class Settings:
     consistency: Consistency
     discovery_interval: float
     metadata_refresh: float = 0.1
+    metadata_max_age: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.metadata_refresh > 0:
             raise ValueError(f"metadata_refresh must be positive seconds, not {self.metadata_refresh}")
+        if not self.metadata_max_age > 0:
+            raise ValueError(f"metadata_max_age must be positive seconds, not {self.metadata_max_age}")
         low, high = self.backoff
         if not 0 < low <= high:
             raise ValueError(f"backoff {self.backoff}: need 0 < initial <= maximum")
@@ -404,11 +407,14 @@ class MetadataCache:
     leave the topic routed by the servers' roles, as before topics, asked again every
     ``fallback_interval`` seconds. An unknown topic is not kept: asked again on next use; but a
     topic the cache knows (fetched, or created by this client) is dropped only when a server says
-    it is unknown twice in a row, since a server's copy of the metadata may lag."""
+    it is unknown twice in a row, since a server's copy of the metadata may lag. A topic's metadata
+    older than ``max_age`` seconds is fetched again on next use, so that replicas added later (a
+    replacement, a top-up) are learnt without waiting for a call to fail."""
 
-    def __init__(self, refresh: float, fallback_interval: float) -> None:
+    def __init__(self, refresh: float, fallback_interval: float, max_age: float = 300.0) -> None:
         self.refresh = refresh
         self.fallback_interval = fallback_interval
+        self.max_age = max_age
         self.meta_leader: str | None = None  # where create_topic and delete_topic go first
         self._topics: dict[str, _TopicEntry] = {}
         self._lock = threading.Lock()
@@ -424,7 +430,7 @@ class MetadataCache:
             age = time.monotonic() - e.fetched_at
             if e.fallback:
                 return age >= self.fallback_interval
-            return e.stale and age >= self.refresh
+            return age >= self.max_age or (e.stale and age >= self.refresh)
 
     def store(self, topic: str, info: TopicInfo | None, meta_leader: str | None = None) -> None:
         """Records a fetch's outcome: the topic's metadata, or None for servers that give none."""

@@ -159,8 +159,11 @@ class AsyncClient:
         max_batch_bytes: int = _batch.DEFAULT_MAX_BATCH_BYTES,
         idempotent: bool = True,
         metadata_refresh: float = 0.1,
+        metadata_max_age: float = 300.0,
     ) -> None:
-        self._settings = Settings(timeout, retries, produce_retries, backoff, consistency, discovery_interval, metadata_refresh)
+        self._settings = Settings(
+            timeout, retries, produce_retries, backoff, consistency, discovery_interval, metadata_refresh, metadata_max_age
+        )
         self._idempotent = idempotent
         self._producers: dict[PartKey, _producer.Producers] = {}
         self._limits = _batch.Limits(linger, max_batch_records, max_batch_bytes)
@@ -171,7 +174,7 @@ class AsyncClient:
         self._placers: dict[str, asyncio.Task[None]] = {}
         self._sticky = _core.Sticky()
         self._router = Router(_core.parse_target(target), discovery_interval)
-        self._cache = MetadataCache(metadata_refresh, discovery_interval)
+        self._cache = MetadataCache(metadata_refresh, discovery_interval, metadata_max_age)
         self._metadata: asyncio.Lock | None = None
         self._credentials = _core.credentials(ca, cert, key)
         self._has_cert = cert is not None

@@ -173,6 +173,9 @@ class Client:
             server's 4 MiB message limit); a larger record is sent alone.
         metadata_refresh: the least seconds between two GetMetadata of one topic after calls found
             its metadata stale (default 0.1).
+        metadata_max_age: a topic's metadata older than this many seconds is fetched again on the
+            topic's next call (default 300, as Kafka's metadata.max.age.ms and the Go client's
+            WithMetadataMaxAge), so that replicas added later are learnt before a call fails.
 
     Topics: every call reading or writing records takes ``topic`` (default: the topic "log") and
     ``partition`` (default 0; for produces, default: the partition of the record's key, or the
@@ -198,8 +201,11 @@ class Client:
         max_batch_bytes: int = _batch.DEFAULT_MAX_BATCH_BYTES,
         idempotent: bool = True,
         metadata_refresh: float = 0.1,
+        metadata_max_age: float = 300.0,
     ) -> None:
-        self._settings = Settings(timeout, retries, produce_retries, backoff, consistency, discovery_interval, metadata_refresh)
+        self._settings = Settings(
+            timeout, retries, produce_retries, backoff, consistency, discovery_interval, metadata_refresh, metadata_max_age
+        )
         self._idempotent = idempotent
         self._producers: dict[PartKey, _producer.Producers] = {}
         self._limits = _batch.Limits(linger, max_batch_records, max_batch_bytes)
@@ -207,7 +213,7 @@ class Client:
         self._lanes: dict[PartKey, _Lane] = {}
         self._sticky = _core.Sticky()
         self._router = Router(_core.parse_target(target), discovery_interval)
-        self._cache = MetadataCache(metadata_refresh, discovery_interval)
+        self._cache = MetadataCache(metadata_refresh, discovery_interval, metadata_max_age)
         self._credentials = _core.credentials(ca, cert, key)
         self._has_cert = cert is not None
         self._options = _core.channel_options(server_name)
