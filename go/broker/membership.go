@@ -34,15 +34,7 @@ func (b *Broker) membershipLoop() {
 // leads.
 func (b *Broker) reconcileMembership() {
 	v := b.view()
-	b.mu.RLock()
-	var lead []*replica
-	for _, r := range b.replicas {
-		if r.log.IsLeader() {
-			lead = append(lead, r)
-		}
-	}
-	b.mu.RUnlock()
-	for _, r := range lead {
+	for _, r := range b.leading() {
 		if a, ok := v.want[r.key]; ok {
 			b.reconcileGroup(r, a.servers)
 		}
@@ -156,4 +148,17 @@ func missingVoters(cur, want []replication.Server) []replication.Server {
 		}
 	}
 	return out
+}
+
+// leading returns the replicas this node leads now.
+func (b *Broker) leading() []*replica {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var lead []*replica
+	for _, r := range b.replicas {
+		if r.log.IsLeader() {
+			lead = append(lead, r)
+		}
+	}
+	return lead
 }

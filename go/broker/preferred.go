@@ -80,16 +80,8 @@ func (b *Broker) preferredReplicas() map[key]preferredReplica {
 // states carries what a pass remembers to the next.
 func (b *Broker) balance(states map[key]*preferredState) {
 	pref := b.preferredReplicas()
-	b.mu.RLock()
-	var lead []*replica
-	for _, r := range b.replicas {
-		if r.log.IsLeader() {
-			lead = append(lead, r)
-		}
-	}
-	b.mu.RUnlock()
 	seen := map[key]bool{}
-	for _, r := range lead {
+	for _, r := range b.leading() {
 		pr, ok := pref[r.key]
 		if !ok || pr.leaving || pr.server.ID == b.cfg.NodeID || !r.log.Reachable(pr.server.ID) || !b.isVoter(r, pr.server) {
 			continue

@@ -166,21 +166,7 @@ func (s *Server) noLeader(ctx context.Context, te *topicError) error {
 		ids = append(ids, r.ID)
 	}
 	q := quorumOf(ids, serverStates(servers))
-	md := te.metadata()
-	q.describe(md)
-	name := fmt.Sprintf("partition %s/%d", te.topic, te.partition)
-	var msg string
-	switch {
-	case len(q.unreachable) == 0:
-		msg = name + " has no leader yet (an election is under way); retry shortly"
-	case q.lost():
-		msg = fmt.Sprintf("%s has no leader: %d of its %d replicas are unreachable (%s); a leader needs %d of them, so none can be elected until enough are back",
-			name, len(q.unreachable), q.members, q.why(), q.needed())
-	default:
-		msg = fmt.Sprintf("%s has no leader yet (an election is under way; %d of its %d replicas unreachable: %s); retry shortly",
-			name, len(q.unreachable), q.members, q.why())
-	}
-	return withDetails(status.New(codes.Unavailable, msg), &errdetails.ErrorInfo{Reason: reasonNoLeader, Domain: ErrorDomain, Metadata: md})
+	return q.noLeader(fmt.Sprintf("partition %s/%d has no leader", te.topic, te.partition), "yet", "replicas", "", te.metadata())
 }
 
 // metadataNoLeader builds the UNAVAILABLE status of a call the metadata
@@ -202,18 +188,27 @@ func (s *Server) metadataNoLeader(ctx context.Context) error {
 		}
 		q = quorumOf(voters, serverStates(servers))
 	}
+	return q.noLeader("the metadata group has no leader", "elected yet", "voters",
+		"; until then topics, consumer groups and ACLs cannot change", md)
+}
+
+// noLeader is the NO_LEADER status of a group without a leader as q sees
+// it: subject ("partition t/0 has no leader") is followed by yet while an
+// election may still succeed, members names the group's members in the
+// message, and lost is added when a majority of them is unreachable. md
+// is the ErrorInfo metadata, which describe completes.
+func (q quorum) noLeader(subject, yet, members, lost string, md map[string]string) error {
 	q.describe(md)
-	const name = "the metadata group"
 	var msg string
 	switch {
 	case len(q.unreachable) == 0:
-		msg = name + " has no leader elected yet (an election is under way); retry shortly"
+		msg = fmt.Sprintf("%s %s (an election is under way); retry shortly", subject, yet)
 	case q.lost():
-		msg = fmt.Sprintf("%s has no leader: %d of its %d voters are unreachable (%s); a leader needs %d of them, so none can be elected until enough are back; until then topics, consumer groups and ACLs cannot change",
-			name, len(q.unreachable), q.members, q.why(), q.needed())
+		msg = fmt.Sprintf("%s: %d of its %d %s are unreachable (%s); a leader needs %d of them, so none can be elected until enough are back%s",
+			subject, len(q.unreachable), q.members, members, q.why(), q.needed(), lost)
 	default:
-		msg = fmt.Sprintf("%s has no leader elected yet (an election is under way; %d of its %d voters unreachable: %s); retry shortly",
-			name, len(q.unreachable), q.members, q.why())
+		msg = fmt.Sprintf("%s %s (an election is under way; %d of its %d %s unreachable: %s); retry shortly",
+			subject, yet, len(q.unreachable), q.members, members, q.why())
 	}
 	return withDetails(status.New(codes.Unavailable, msg), &errdetails.ErrorInfo{Reason: reasonNoLeader, Domain: ErrorDomain, Metadata: md})
 }

@@ -294,16 +294,9 @@ func (s *server) Heartbeat(_ context.Context, req *logv1.HeartbeatRequest) (*log
 	}
 	c := s.c
 	defer c.mu.Unlock()
-	g := c.groupLocked(req.GetGroup(), false)
-	var m *member
-	if g != nil {
-		m = g.members[req.GetMemberId()]
-	}
-	if m == nil {
-		return nil, unknownMember(req.GetGroup(), req.GetMemberId())
-	}
-	if gen := req.GetGeneration(); gen < m.acked || gen > g.generation {
-		return nil, staleGeneration(req.GetGroup(), m.id, gen, g.generation)
+	g, m, err := c.memberAtLocked(req.GetGroup(), req.GetMemberId(), req.GetGeneration())
+	if err != nil {
+		return nil, err
 	}
 	m.acked = req.GetGeneration()
 	c.settleLocked(g)
@@ -317,6 +310,24 @@ func (s *server) LeaveGroup(_ context.Context, req *logv1.LeaveGroupRequest) (*l
 	defer s.c.mu.Unlock()
 	s.c.removeMemberLocked(req.GetGroup(), req.GetMemberId())
 	return &logv1.LeaveGroupResponse{}, nil
+}
+
+// memberAtLocked returns group name's member id if it exists and generation is
+// neither below what it acknowledged nor above the group's: otherwise the
+// UNKNOWN_MEMBER or STALE_GENERATION status.
+func (c *Cluster) memberAtLocked(name, id string, generation uint64) (*group, *member, error) {
+	g := c.groupLocked(name, false)
+	var m *member
+	if g != nil {
+		m = g.members[id]
+	}
+	if m == nil {
+		return nil, nil, unknownMember(name, id)
+	}
+	if generation < m.acked || generation > g.generation {
+		return nil, nil, staleGeneration(name, m.id, generation, g.generation)
+	}
+	return g, m, nil
 }
 
 // removeMemberLocked removes a member (leave or expiry); its partitions
@@ -340,16 +351,9 @@ func (s *server) CommitOffsets(_ context.Context, req *logv1.CommitOffsetsReques
 	if len(req.GetOffsets()) == 0 {
 		return nil, groupErr(codes.InvalidArgument, "INVALID_GROUP", map[string]string{"group": req.GetGroup()})
 	}
-	g := c.groupLocked(req.GetGroup(), false)
-	var m *member
-	if g != nil {
-		m = g.members[req.GetMemberId()]
-	}
-	if m == nil {
-		return nil, unknownMember(req.GetGroup(), req.GetMemberId())
-	}
-	if gen := req.GetGeneration(); gen < m.acked || gen > g.generation {
-		return nil, staleGeneration(req.GetGroup(), m.id, gen, g.generation)
+	g, m, err := c.memberAtLocked(req.GetGroup(), req.GetMemberId(), req.GetGeneration())
+	if err != nil {
+		return nil, err
 	}
 	for _, o := range req.GetOffsets() {
 		if !m.owned[tp{o.GetTopic(), o.GetPartition()}] {

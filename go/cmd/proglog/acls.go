@@ -74,38 +74,26 @@ func newACLsListCmd(stdout io.Writer) *cobra.Command {
 // newACLChangeCmd makes acls create or acls delete (verb) of the rule its
 // flags name.
 func newACLChangeCmd(stdout io.Writer, verb string) *cobra.Command {
-	opts := defaultClientOptions()
 	var r client.ACLRule
 	short := "Create an ACL rule in the cluster's metadata"
 	if verb == "delete" {
 		short = "Delete an ACL rule from the cluster's metadata"
 	}
-	cmd := &cobra.Command{
-		Use:     verb,
-		Short:   short,
-		Example: fmt.Sprintf("  proglog acls %s --subject orders-app --object 'orders-*' --action produce --dev ./proglog-data", verb),
-		Args:    cobra.NoArgs,
-		PreRunE: func(cmd *cobra.Command, _ []string) error { return clientEnv(cmd.Flags()) },
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := opts.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			change := c.CreateACLs
-			if verb == "delete" {
-				change = c.DeleteACLs
-			}
-			if err := change(cmd.Context(), []client.ACLRule{r}); err != nil {
-				return err
-			}
-			if opts.json {
-				return writeJSON(stdout, aclJSON{Subject: r.Subject, Object: r.Object, Action: r.Action})
-			}
-			_, err = fmt.Fprintf(stdout, "%sd rule: %s\n", verb, describeRule(r))
+	example := fmt.Sprintf("  proglog acls %s --subject orders-app --object 'orders-*' --action produce --dev ./proglog-data", verb)
+	cmd := newQueryCmd(verb, short, example, func(ctx context.Context, c *client.Client, asJSON bool) error {
+		change := c.CreateACLs
+		if verb == "delete" {
+			change = c.DeleteACLs
+		}
+		if err := change(ctx, []client.ACLRule{r}); err != nil {
 			return err
-		},
-	}
+		}
+		if asJSON {
+			return writeJSON(stdout, aclJSON{Subject: r.Subject, Object: r.Object, Action: r.Action})
+		}
+		_, err := fmt.Fprintf(stdout, "%sd rule: %s\n", verb, describeRule(r))
+		return err
+	})
 	fs := cmd.Flags()
 	fs.StringVar(&r.Subject, "subject", "", "whom the rule allows: a client certificate's common name (proglog certs --client NAME), or a role of the policy file")
 	fs.StringVar(&r.Object, "object", "", "what it allows it on: a topic or group name, with * wildcards (orders-*), or * for everything")
@@ -113,6 +101,5 @@ func newACLChangeCmd(stdout io.Writer, verb string) *cobra.Command {
 	for _, f := range []string{"subject", "object", "action"} {
 		_ = cmd.MarkFlagRequired(f)
 	}
-	opts.addFlags(fs)
 	return cmd
 }
